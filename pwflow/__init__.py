@@ -1,0 +1,32 @@
+"""pwflow: exact gradient-flow trajectories of two-layer (leaky) ReLU networks.
+
+See ``docs/`` and Boursier & Flammarion, *Early alignment in two-layer networks training is a
+two-edged sword*, for the notation (equation numbers in docstrings refer to that paper).
+"""
+
+from .data import Dataset, assumption3, get_dataset, load_dataset, stewart, three_points, with_bias
+from .init import Init, balanced, dominated, from_arrays, make_init, unbalanced
+from .model import Loss, get_loss, logistic_loss, make_loss, square_loss
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Dataset",
+    "Init",
+    "Loss",
+    "assumption3",
+    "balanced",
+    "dominated",
+    "from_arrays",
+    "get_dataset",
+    "get_loss",
+    "load_dataset",
+    "logistic_loss",
+    "make_init",
+    "make_loss",
+    "square_loss",
+    "stewart",
+    "three_points",
+    "unbalanced",
+    "with_bias",
+]

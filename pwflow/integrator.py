@@ -1,0 +1,817 @@
+"""The hybrid integrator for the subgradient flow of Eq. (2)/(6).
+
+Inside a mode (every neuron's face fixed) the flow is smooth and linear per face
+(:mod:`pwflow.vector_field`); it is integrated with scipy's DOP853 (order 8, dense output of
+order 7) on the per-face propagators, whose size does not grow with the width ``m``.  After each
+step, one vectorised check over all pairs ``(j, k)`` finds the neurons that changed side
+(:mod:`pwflow.events`); their event times are located on the dense output to rounding, events
+are processed in time order, and the step is cut at the last event that may be applied without
+restarting (see :func:`HybridFlow._choose_cut` and ``docs/integrator.md`` for the error
+control).  At each event the one-sided fields and the minimal-norm subgradient decide between
+crossing, sliding and bouncing back; faces with free slopes (sliding faces) are watched for their
+slopes reaching ``γ`` or ``1``.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.integrate import DOP853
+
+from .data import Dataset
+from .events import (
+    EventKind,
+    _nested,
+    _nested_derivative,
+    classify,
+    detect_crossings,
+    detect_zero_crossings,
+    locate_roots,
+)
+from .init import Init
+from .model import Loss, check_gamma, get_loss
+from .patterns import PatternTable
+from .vector_field import CollectiveField, lorentz_inverse, lorentz_project, moments
+
+__all__ = ["FlowOptions", "Status", "HybridFlow", "simulate", "ZenoError"]
+
+Array = NDArray[np.float64]
+
+
+class Status(enum.IntEnum):
+    """Outcome of a run; ``str(status)`` is the message."""
+
+    RUNNING = 1
+    FINISHED = 0
+    FAILED = -1
+    ZENO = -2
+    INTERRUPTED = -3
+
+    def __str__(self) -> str:
+        return {
+            Status.RUNNING: "running",
+            Status.FINISHED: "the integration reached t_max",
+            Status.FAILED: "the step-size controller failed",
+            Status.ZENO: "stopped: too many events in too short a time (Zeno / chattering)",
+            Status.INTERRUPTED: "interrupted by the user; the trajectory so far is kept",
+        }[self]
+
+
+class ZenoError(RuntimeError):
+    """Raised inside the integrator when events accumulate (chattering)."""
+
+
+@dataclass(frozen=True)
+class FlowOptions:
+    """Tolerances and guards of the hybrid integrator.
+
+    Attributes
+    ----------
+    rtol, atol : float
+        DOP853 tolerances on the per-face propagators (each step starts from ``Φ = I``, so these
+        bound the relative error of every neuron's one-step map).
+    batch_tol : float or None
+        Budget for the error of applying an event at the end of a step instead of restarting at
+        it (an explicit bound, see ``docs/integrator.md``); ``None`` uses ``rtol``; ``0`` restarts
+        at every event (the reference "strict" mode).
+    max_step : float
+        Largest step.
+    frozen_output : bool
+        Integrate Eq. (8)'s idealised dynamics (``h ≡ 0``).
+    zeno_events : int
+        A run stops when this many consecutive events involve one neuron within ``zeno_window``
+        (relative to ``1 + t``) — chattering — or when this many consecutive steps are shorter
+        than ``zeno_window``.
+    zeno_window : float
+        See ``zeno_events``.
+    """
+
+    rtol: float = 1e-10
+    atol: float = 1e-12
+    batch_tol: float | None = None
+    max_step: float = np.inf
+    frozen_output: bool = False
+    zeno_events: int = 200
+    zeno_window: float = 1e-10
+
+    def validated(self) -> "FlowOptions":
+        for name in ("rtol", "atol"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be positive and finite, got {v!r}")
+        if self.rtol < 1e-14:
+            raise ValueError(f"rtol must be >= 1e-14 (DOP853 in double precision), got {self.rtol!r}")
+        if self.batch_tol is not None and not (self.batch_tol >= 0 and np.isfinite(self.batch_tol)):
+            raise ValueError(f"batch_tol must be >= 0 and finite, got {self.batch_tol!r}")
+        if not self.max_step > 0:
+            raise ValueError(f"max_step must be positive, got {self.max_step!r}")
+        if int(self.zeno_events) < 2:
+            raise ValueError(f"zeno_events must be >= 2, got {self.zeno_events!r}")
+        return self
+
+    @property
+    def batch_budget(self) -> float:
+        return self.rtol if self.batch_tol is None else self.batch_tol
+
+
+@dataclass
+class EventLog:
+    """Growing event log (columns as numpy arrays after :meth:`arrays`)."""
+
+    t: list = field(default_factory=list)
+    neuron: list = field(default_factory=list)
+    k: list = field(default_factory=list)
+    kind: list = field(default_factory=list)
+    residual: list = field(default_factory=list)
+    from_pattern: list = field(default_factory=list)
+    to_pattern: list = field(default_factory=list)
+
+    def add(self, t, neuron, k, kind, residual, frm, to) -> None:
+        self.t.append(t)
+        self.neuron.append(neuron)
+        self.k.append(k)
+        self.kind.append(int(kind))
+        self.residual.append(residual)
+        self.from_pattern.append(frm)
+        self.to_pattern.append(to)
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "t": np.asarray(self.t, float),
+            "neuron": np.asarray(self.neuron, np.int64),
+            "k": np.asarray(self.k, np.int64),
+            "kind": np.asarray(self.kind, np.int8),
+            "residual": np.asarray(self.residual, float),
+            "from_pattern": np.asarray(self.from_pattern, np.int64),
+            "to_pattern": np.asarray(self.to_pattern, np.int64),
+        }
+
+
+@dataclass
+class _Pending:
+    """One neuron event located inside the current step."""
+
+    t: float
+    x: float
+    neuron: int
+    ks: list
+    rate: float  # |a ds/dt| summed over the ks (kink of the outputs, for the batch estimate)
+    zero: bool = False
+    poly_residual: float = 0.0  # |<w, x_k>| of the dense output at the located time
+
+
+class HybridFlow:
+    """Event-driven integrator of the subgradient flow (Eq. (6)) for one network.
+
+    Use :func:`simulate` for whole runs; this class exposes :meth:`step` for custom drivers.
+
+    Parameters
+    ----------
+    X, y : arrays
+        Data (validated by :class:`pwflow.data.Dataset`).
+    W0, a0 : arrays
+        Initial neurons.
+    t0 : float
+        Initial time.
+    loss : Loss
+    gamma : float
+    options : FlowOptions
+    """
+
+    def __init__(
+        self,
+        X: Array,
+        y: Array,
+        W0: Array,
+        a0: Array,
+        loss: Loss,
+        gamma: float,
+        options: FlowOptions,
+        t0: float = 0.0,
+        patterns: NDArray[np.int8] | None = None,
+        table: PatternTable | None = None,
+    ) -> None:
+        self.X = np.asarray(X, float)
+        self.y = np.asarray(y, float)
+        self.n, self.d = self.X.shape
+        self.q = self.d + 1
+        self.loss = loss
+        self.gamma = gamma
+        self.opt = options
+        self.t = float(t0)
+        self.Z = np.hstack([np.asarray(W0, float), np.asarray(a0, float)[:, None]])
+        self.m = self.Z.shape[0]
+        self.table = table if table is not None else PatternTable(self.X, gamma)
+        self.xnorm = np.linalg.norm(self.X, axis=1)
+        self.xhat = np.hstack([self.X, np.zeros((self.n, 1))])
+        self.events = EventLog()
+        self.h_next = None
+        self.nfev = 0
+        self.n_steps = 0
+        self.n_cut = 0
+        self._tiny_steps = 0
+        self._recent: list[tuple[float, int, int]] = []
+        self._later: dict[int, float] = {}
+        self._t_face = np.inf
+        self._solver = None
+        self.n_restarts = 0
+        if patterns is None:
+            self.pat = self._initial_patterns()
+        else:
+            self.pat = self.table.index_many(patterns)
+
+    # ------------------------------------------------------------------ set-up
+    def _residuals_direct(self) -> Array:
+        if self.opt.frozen_output:
+            return self.loss.derivative(np.zeros_like(self.y), self.y)
+        W, a = self.Z[:, : self.d], self.Z[:, self.d]
+        S = W @ self.X.T
+        h = np.where(S > 0, S, self.gamma * S).T @ a
+        return self.loss.derivative(h, self.y)
+
+    def _initial_patterns(self) -> NDArray[np.intp]:
+        W = self.Z[:, : self.d]
+        U = np.sign(W @ self.X.T).astype(np.int8)
+        on_face = np.flatnonzero(np.any(U == 0, axis=1))
+        if on_face.size:
+            r = self._residuals_direct()
+            for j in on_face:
+                u = U[j].copy()
+                if np.all(W[j] == 0):
+                    self.events.add(self.t, int(j), -1, EventKind.REACH_ZERO, 0.0, -1, -1)
+                    continue
+                c = classify(self.Z[j, self.d], u, u, self.X, r, self.gamma)
+                K = np.flatnonzero(u == 0)
+                U[j, K] = c.signs
+                if np.all(c.signs == 0):
+                    self.Z[j, : self.d] = self._project_face(W[j], K)
+                self.events.add(self.t, int(j), int(K[0]), c.kind, 0.0, -1, -1)
+        pat = self.table.index_many(U)
+        ev = self.events
+        for i in range(len(ev)):
+            ev.to_pattern[i] = int(pat[ev.neuron[i]])
+        return pat
+
+    def _project_face(self, w: Array, K: NDArray) -> Array:
+        XK = self.X[K]
+        coef, *_ = np.linalg.lstsq(XK @ XK.T, XK @ w, rcond=None)
+        return w - coef @ XK
+
+    # ------------------------------------------------------------------ one step
+    def _start_solver(self, t_bound: float) -> None:
+        """(Re)start DOP853 at the current state: new moments, ``Φ = I``."""
+        tab = self.table.arrays()
+        self._project_sliding(self.Z, self.pat)
+        P = len(tab)
+        C = moments(self.Z, self.pat, P)
+        self._field = CollectiveField(tab, C, self.X, self.y, self.loss, self.opt.frozen_output)
+        self._P = P
+        self._Zs = self.Z.copy()
+        y0 = np.tile(np.eye(self.q).reshape(-1), P)
+        h0 = None if self.h_next is None else min(self.h_next, t_bound - self.t)
+        self._solver = DOP853(
+            self._field, self.t, y0, t_bound, rtol=self.opt.rtol, atol=self.opt.atol,
+            max_step=self.opt.max_step, first_step=h0,
+        )
+        self._nfev_base = self.nfev
+        self._regime = self._face_regime_at(np.eye(self.q)[None].repeat(P, 0))
+        self.n_restarts += 1
+
+    def step(self, t_bound: float) -> None:
+        """Advance to the next accepted point (at most ``t_bound``), applying events.
+
+        Between events one DOP853 instance runs on the propagators ``Φ_p`` (from its start,
+        where ``Φ = I``); an applied event, a face event, reaching ``t_bound`` or a propagator
+        growing past ``1e3`` (conditioning of ``Φ^{-1}``) restarts it from the current neurons.
+        """
+        if self._solver is None or self._solver.t_bound != t_bound or self._solver.status != "running":
+            self._start_solver(t_bound)
+        solver, field_, P, q = self._solver, self._field, self._P, self.q
+        fev0 = field_.nfev
+        msg = solver.step()
+        self.nfev += field_.nfev - fev0
+        if solver.status == "failed":
+            raise RuntimeError(f"DOP853 failed at t = {self.t!r}: {msg}")
+        self.n_steps += 1
+        t0, t1 = self.t, solver.t
+        self.h_next = solver.h_abs
+        Phi1 = lorentz_project(solver.y.reshape(P, q, q))
+        Z1 = np.einsum("jab,jb->ja", Phi1[self.pat], self._Zs)
+        dense = None
+        F = None
+        cand = self._detect(Z1)
+        regime1 = self._face_regime_at(Phi1)
+        face_change = bool(np.any(regime1 != self._regime))
+        if cand is not None or face_change:
+            dense = solver.dense_output()
+            F = np.concatenate([dense.y_old[None], dense.F], axis=0).reshape(-1, P, q, q)
+        pending = [] if cand is None else self._locate_neuron_events(cand, F, t0, t1)
+        t_face, faces = (np.inf, []) if not face_change else self._face_events(dense, t0, t1, P)
+        self._t_face = t_face
+        if not pending and not faces:
+            self.Z, self.t = Z1, float(t1)
+            self._regime = regime1
+            if np.max(np.abs(Phi1)) > 1e3:
+                self._solver = None
+            self._zeno_guard(t0, t1)
+            return
+        t_cut = self._choose_cut(pending, t_face, t0, t1)
+        t_cut = self._advance(t_cut, t1, Phi1, Z1, F, field_, pending, faces, P)
+        if t_cut < t1:
+            self.n_cut += 1
+        self._solver = None
+        self._zeno_guard(t0, t_cut)
+
+    # ------------------------------------------------------------------ events
+    def _poly(self, F: Array, pats: NDArray, left: Array, right: Array) -> Array:
+        """Coefficients of ``left_c · Φ_{p_c}(t) · right_c`` in the nested dense form."""
+        return np.einsum("icab,ca,cb->ci", F[:, pats], left, right)
+
+    def _detect(self, Z1: Array):
+        """Candidate pairs (neuron, data index or −1 for ``w = 0``) at the end of a step."""
+        tab = self.table
+        d = self.d
+        jj, kk = detect_crossings(Z1[:, :d], self.X, tab.U[self.pat])
+        on_ray = tab.dim[self.pat] == 1
+        zz = detect_zero_crossings(Z1[:, :d], tab.ray[self.pat[on_ray]], on_ray)
+        if jj.size == 0 and zz.size == 0:
+            return None
+        return jj, kk, zz
+
+    def _locate_neuron_events(self, cand, F: Array, t0: float, t1: float) -> list[_Pending]:
+        tab = self.table
+        d = self.d
+        jj, kk, zz = cand
+        self._later = {}
+        neurons = np.concatenate([jj, zz])
+        left = np.concatenate(
+            [self.xhat[kk], np.hstack([tab.ray[self.pat[zz]], np.zeros((zz.size, 1))])]
+        )
+        coef = self._poly(F, self.pat[neurons], left, self._Zs[neurons])
+        x, res = locate_roots(coef)
+        # a candidate already past its hyperplane at t0 (no bracket) happens only when the
+        # previous cut left it exactly on it with the rounding on the wrong side: event at t0
+        x[np.sign(coef[:, 0]) * np.sign(_nested(coef, np.ones(len(x)))) > 0] = 0.0
+        ds = _nested_derivative(coef, x) / (t1 - t0)
+        tt = t0 + x * (t1 - t0)
+        a = np.abs(self.Z[neurons, d])
+        kinds = np.concatenate([kk, np.full(zz.size, -1)])
+        # group candidates per neuron: earliest time first; coincident ones merged
+        order = np.lexsort((tt, neurons))
+        out: list[_Pending] = []
+        later: dict[int, float] = {}
+        i = 0
+        while i < order.size:
+            c = order[i]
+            j = int(neurons[c])
+            ev = _Pending(
+                float(tt[c]), float(x[c]), j, [int(kinds[c])],
+                float(a[c] * abs(ds[c]) * self.xnorm[kinds[c]]) if kinds[c] >= 0 else 0.0,
+                bool(kinds[c] < 0), float(abs(res[c])),
+            )
+            i += 1
+            while i < order.size and neurons[order[i]] == j:
+                c2 = order[i]
+                if tt[c2] - ev.t <= 64 * np.spacing(max(abs(ev.t), 1.0)):
+                    if kinds[c2] >= 0:
+                        ev.ks.append(int(kinds[c2]))
+                        ev.rate += float(a[c2] * abs(ds[c2]) * self.xnorm[kinds[c2]])
+                        ev.poly_residual = max(ev.poly_residual, float(abs(res[c2])))
+                    else:
+                        ev.zero = True
+                else:
+                    later[j] = min(later.get(j, np.inf), float(tt[c2]))
+                i += 1
+            out.append(ev)
+        self._later = later
+        out.sort(key=lambda e: e.t)
+        return out
+
+    def _face_regime_at(self, Phi: Array) -> NDArray:
+        """Regime code of every face: 0 while its free slopes are interior to ``[γ, 1]``.
+
+        For faces with one free slope the code is the side of ``[γ, 1]`` where the unclipped
+        minimiser ``η*`` lies; with several, the active set of the box problem.  Only occupied
+        faces with free slopes count (others get 0).
+        """
+        tab = self.table
+        P = self._P
+        codes = np.zeros(P, dtype=np.int64)
+        occupied = np.bincount(self.pat, minlength=P)[:P] > 0
+        faces = np.flatnonzero(occupied & (np.sum(tab.U[:P] == 0, axis=1) > 0) & (tab.dim[:P] > 0))
+        if faces.size == 0:
+            return codes
+        r = self._field.residuals(Phi)
+        _, eta_star = tab.fields(r)
+        for p in faces:
+            if not np.isnan(eta_star[p]):
+                codes[p] = -1 if eta_star[p] < self.gamma else (1 if eta_star[p] > 1 else 0)
+            elif np.sum(tab.U[p] == 0) > 1:
+                e = tab.free_slopes(p, r)[tab.U[p] == 0]
+                w = 3 ** np.arange(e.size)
+                codes[p] = int(np.sum(w * np.where(e <= self.gamma, 1, np.where(e >= 1.0, 2, 0))))
+        return codes
+
+    def _face_events(self, dense, t0, t1, P):
+        """Earliest time in (t0, t1] where an occupied sliding face changes regime (bisection)."""
+        q = self.q
+
+        def regime(t):
+            return self._face_regime_at(dense(t).reshape(P, q, q))
+
+        r0 = self._regime
+        lo, hi = t0, t1
+        while hi - lo > 4 * np.spacing(max(abs(hi), 1.0)):
+            mid = 0.5 * (lo + hi)
+            if mid <= lo or mid >= hi:
+                break
+            if np.any(regime(mid) != r0):
+                hi = mid
+            else:
+                lo = mid
+        rh = regime(hi)
+        return hi, [int(p) for p in np.flatnonzero(rh != r0)]
+
+    def _choose_cut(self, pending, t_face, t0, t1):
+        """Latest admissible cut time for the batch of located events.
+
+        An event of neuron ``j`` at ``t*`` applied at the cut ``t_c > t*`` leaves the outputs
+        wrong on ``(t*, t_c]`` by at most ``(1 − γ) |a_j ds/dt| (t − t*)`` to first order (the
+        neuron's term ``a_j σ(<w_j, x_k>)`` changes slope there), which perturbs every
+        propagator by at most ``c_l (1 − γ) |a_j ṡ| ‖x_k‖ max_i ‖x_i‖ (t_c − t*)² / (2 n)``
+        (``c_l`` the Lipschitz constant of ``∂_1 l``, 1 by Assumption 1).  The cut is the latest
+        event time (or ``t1``) at which the sum of these bounds stays below ``batch_tol``.  It
+        never goes past a face event or a second event of a neuron switched in this step.
+        """
+        limit = min(t1, t_face)
+        for tl in self._later.values():
+            limit = min(limit, tl)
+        if not pending:
+            return limit
+        times = np.array([e.t for e in pending])
+        if t_face <= times[0]:
+            return t_face
+        coeff = np.array([e.rate for e in pending])
+        coeff *= (1.0 - self.gamma) * self.loss.curvature_bound * np.max(self.xnorm) / (2 * self.n)
+        budget = self.opt.batch_budget
+        best = times[0]
+        later_limit = min(self._later.values(), default=np.inf)
+        for tc in np.append(times, limit):
+            if tc > limit or tc < times[0] or tc >= later_limit:
+                continue
+            sel = times <= tc
+            if np.sum(coeff[sel] * (tc - times[sel]) ** 2) <= budget:
+                best = max(best, tc)
+        return float(best)
+
+    # ------------------------------------------------------------------ apply
+    def _phi_at(self, F: Array, P: int, x: float) -> Array:
+        coef = F.reshape(F.shape[0], -1).T  # (P q q, 8)
+        return _nested(coef, np.full(coef.shape[0], x)).reshape(P, self.q, self.q)
+
+    def _classify_event(self, ev: _Pending, F: Array, field_: CollectiveField, P: int) -> None:
+        """Fill ``ev`` with the state at its time and where the neuron goes (no side effects)."""
+        d = self.d
+        tab = self.table
+        j = ev.neuron
+        p = int(self.pat[j])
+        Phis = lorentz_project(self._phi_at(F, P, ev.x))
+        zs = Phis[p] @ self._Zs[j]
+        u_prev = tab.U[p]
+        if ev.zero:
+            u_new = np.zeros(self.n, dtype=np.int8)
+            zs[:d] = 0.0
+            ev.kind, ev.k_log, ev.resid = EventKind.REACH_ZERO, -1, 0.0
+        else:
+            r = field_.residuals(Phis)
+            u_face = u_prev.copy()
+            u_face[ev.ks] = 0
+            c = classify(zs[d], u_face, u_prev, self.X, r, self.gamma)
+            K = np.flatnonzero(u_face == 0)
+            u_new = u_face.copy()
+            u_new[K] = c.signs
+            w = zs[:d]
+            wn = max(float(np.linalg.norm(w)), 1e-300)
+            ev.resid = ev.poly_residual / (float(np.max(self.xnorm[ev.ks])) * wn)
+            ev.kind, ev.k_log = c.kind, ev.ks[0]
+            # place the neuron exactly on the hyperplanes it reached (changes ‖w‖² only at
+            # second order in the located residual, so Lemma 1 is unaffected)
+            zs[:d] = self._project_face(w, K[c.signs == 0] if np.any(c.signs == 0) else np.asarray(ev.ks))
+        ev.Phis = Phis
+        ev.zs = zs
+        ev.p_from = p
+        ev.p_new = tab.index(u_new)
+
+    def _advance(self, t_cut, t1, Phi1, Z1, F, field_, pending, faces, P):
+        d = self.d
+        tab = self.table
+        h = t1 - self.t
+        todo = [e for e in pending if e.t <= t_cut]
+        applied: list[_Pending] = []
+        for ev in todo:  # time order
+            if ev.t > t_cut:
+                break
+            self._classify_event(ev, F, field_, P)
+            applied.append(ev)
+            if ev.p_new >= P:  # a face not integrated in this step: cut here
+                t_cut = ev.t
+        applied = [e for e in applied if e.t <= t_cut]
+        if t_cut < min(t1, np.inf) and faces and t_cut < self._t_face:
+            faces = []
+        tab.arrays()
+        while True:
+            xc = (t_cut - self.t) / h if h > 0 else 1.0
+            Phic = Phi1 if t_cut == t1 else lorentz_project(self._phi_at(F, P, xc))
+            Zc = Z1.copy() if t_cut == t1 else np.einsum("jab,jb->ja", Phic[self.pat], self._Zs)
+            bad_t = np.inf
+            for ev in applied:
+                j = ev.neuron
+                if ev.p_new >= P or ev.t == t_cut:
+                    Zc[j] = ev.zs
+                else:
+                    Zc[j] = Phic[ev.p_new] @ (lorentz_inverse(ev.Phis[ev.p_new]) @ ev.zs)
+                    u = tab.U[ev.p_new]
+                    s = np.sign(self.X @ Zc[j, :d])
+                    if np.any((u != 0) & (s != u)):
+                        bad_t = min(bad_t, ev.t)
+            if bad_t == np.inf:
+                break
+            t_cut = bad_t  # the neuron changed side again before the cut: cut at its event
+            applied = [e for e in applied if e.t <= t_cut]
+            faces = []
+        new_pat = self.pat.copy()
+        for ev in applied:
+            new_pat[ev.neuron] = ev.p_new
+            self.events.add(ev.t, ev.neuron, ev.k_log, ev.kind, ev.resid, ev.p_from, ev.p_new)
+            self._recent.append((ev.t, ev.neuron, ev.k_log))
+        if faces:
+            r = field_.residuals(Phic)
+            for p in faces:
+                members = np.flatnonzero(new_pat == p)
+                u_face = tab.U[p].copy()
+                K = np.flatnonzero(u_face == 0)
+                for j in members:
+                    c = classify(Zc[j, d], u_face, u_face, self.X, r, self.gamma)
+                    u_new = u_face.copy()
+                    u_new[K] = c.signs
+                    p_new = tab.index(u_new)
+                    if p_new != p:
+                        new_pat[j] = p_new
+                        self.events.add(t_cut, int(j), int(K[0]), EventKind.LEAVE_SLIDING, 0.0, p, p_new)
+        tab.arrays()
+        self.Z = Zc
+        self.pat = new_pat
+        self.t = float(t_cut)
+        return t_cut
+
+    def _project_sliding(self, Z: Array, pat: NDArray) -> None:
+        """Keep neurons of lower-dimensional faces exactly on their hyperplanes."""
+        tab = self.table
+        d = self.d
+        sliding = np.flatnonzero(np.any(tab.U[pat] == 0, axis=1) & (tab.dim[pat] > 0))
+        for p in np.unique(pat[sliding]):
+            idx = sliding[pat[sliding] == p]
+            XK = self.X[tab.U[p] == 0]
+            Pm = np.linalg.pinv(XK) @ XK
+            Z[idx, :d] -= Z[idx, :d] @ Pm.T
+
+    def _zeno_guard(self, t0: float, t1: float) -> None:
+        win = self.opt.zeno_window * (1 + abs(t1))
+        if t1 - t0 <= win:
+            self._tiny_steps += 1
+        else:
+            self._tiny_steps = 0
+        N = int(self.opt.zeno_events)
+        if len(self._recent) > N:
+            self._recent = self._recent[-N:]
+        if len(self._recent) == N:
+            ts = [e[0] for e in self._recent]
+            js = {e[1] for e in self._recent}
+            if len(js) == 1 and ts[-1] - ts[0] <= win:
+                _, j, k = self._recent[-1]
+                raise ZenoError(
+                    f"neuron {j} had {N} events at data point {k} within {ts[-1] - ts[0]:.3g} "
+                    f"time units ending at t = {ts[-1]:.17g} (chattering)"
+                )
+        if self._tiny_steps >= N:
+            j, k = (self._recent[-1][1], self._recent[-1][2]) if self._recent else (-1, -1)
+            raise ZenoError(
+                f"{N} consecutive steps shorter than {win:.3g} ending at t = {t1:.17g}; last event: "
+                f"neuron {j}, data point {k}"
+            )
+
+
+
+
+def _snapshot_times(t_max: float, m: int, q: int, t_eval: ArrayLike | None, n_snapshots: int | None) -> Array:
+    if t_eval is not None:
+        te = np.asarray(t_eval, float).ravel()
+        if not np.all(np.isfinite(te)) or np.any(te < 0) or np.any(te > t_max):
+            raise ValueError(f"t_eval must lie in [0, t_max] = [0, {t_max}]")
+        return np.unique(np.concatenate([[0.0], te, [t_max]]))
+    if n_snapshots is None:
+        # keep the stored snapshots under ~400 MB
+        n_snapshots = int(np.clip(4e8 / (8 * m * q), 8, 100))
+    if int(n_snapshots) != n_snapshots or n_snapshots < 2:
+        raise ValueError(f"n_snapshots must be an integer >= 2, got {n_snapshots!r}")
+    if t_max == 0:
+        return np.array([0.0])
+    first = min(1e-2, t_max / 10)
+    return np.unique(np.concatenate([[0.0], np.geomspace(first, t_max, int(n_snapshots) - 1)]))
+
+
+class _Progress:
+    def __init__(self, enabled: bool, t_max: float) -> None:
+        import sys
+
+        self.enabled = enabled and t_max > 0
+        self.t_max = t_max
+        self.stream = sys.stderr
+        self.last = 0.0
+        self.start = time.perf_counter()
+
+    def update(self, flow: "HybridFlow", force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if not force and now - self.last < 0.5:
+            return
+        self.last = now
+        frac = flow.t / self.t_max
+        bar = "#" * int(30 * frac)
+        self.stream.write(
+            f"\r[{bar:<30}] t = {flow.t:.4g}/{self.t_max:.4g}  steps {flow.n_steps}  "
+            f"events {len(flow.events)}  {now - self.start:.1f}s"
+        )
+        if force:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def simulate(
+    data: Dataset,
+    init: Init,
+    t_max: float,
+    *,
+    gamma: float = 0.0,
+    loss: str | Loss = "square",
+    rtol: float = 1e-10,
+    atol: float = 1e-12,
+    batch_tol: float | None = None,
+    frozen_output: bool = False,
+    t_eval: ArrayLike | None = None,
+    n_snapshots: int | None = None,
+    max_step: float = np.inf,
+    progress: bool = False,
+    callback: Callable[[HybridFlow], None] | None = None,
+    options: FlowOptions | None = None,
+) -> "Trajectory":
+    """Compute the trajectory of the subgradient flow (Eq. (2)/(6)) exactly, cone by cone.
+
+    Parameters
+    ----------
+    data : Dataset
+        Training data ``(x_k, y_k)``.
+    init : Init
+        Initial neurons ``(w_j^0, a_j^0)`` (Eq. (3)).
+    t_max : float
+        Final time (``>= 0``).
+    gamma : float
+        Leaky-ReLU slope in ``[0, 1]``.
+    loss : str or Loss
+        ``'square'`` (``½(ŷ − y)²``), ``'logistic'`` or a :class:`pwflow.model.Loss`.
+    rtol, atol, batch_tol, frozen_output, max_step
+        See :class:`FlowOptions`; ``options`` overrides them all.
+    t_eval : array, optional
+        Times at which to store the neurons (plus 0 and ``t_max``); default geometric.
+    n_snapshots : int, optional
+        Number of geometric snapshot times when ``t_eval`` is not given.
+    progress : bool
+        Print a progress bar to stderr.
+    callback : callable, optional
+        Called with the integrator after every step.
+
+    Returns
+    -------
+    Trajectory
+        With ``status`` 0 on success; a run stopped by the Zeno guard, a solver failure or
+        Ctrl-C returns what was computed, with ``status`` and ``message`` saying why.
+
+    Raises
+    ------
+    ValueError
+        For invalid input (the message names the argument).
+    """
+    from .trajectory import Trajectory, versions
+
+    if not isinstance(data, Dataset):
+        raise ValueError(f"data must be a pwflow.Dataset, got {type(data).__name__}")
+    if not isinstance(init, Init):
+        raise ValueError(f"init must be a pwflow.Init, got {type(init).__name__}")
+    if init.d != data.d:
+        raise ValueError(f"init has neurons in dimension {init.d} but the data has d = {data.d}")
+    try:
+        t_max = float(t_max)
+    except (TypeError, ValueError):
+        raise ValueError(f"t_max must be a number >= 0, got {t_max!r}") from None
+    if not np.isfinite(t_max) or t_max < 0:
+        raise ValueError(f"t_max must be finite and >= 0, got {t_max!r}")
+    gamma = check_gamma(gamma)
+    loss_fn = get_loss(loss)
+    if options is None:
+        options = FlowOptions(rtol, atol, batch_tol, max_step, frozen_output)
+    options = options.validated()
+    q = data.d + 1
+    snaps = _snapshot_times(t_max, init.m, q, t_eval, n_snapshots)
+
+    start = time.perf_counter()
+    flow = HybridFlow(data.X, data.y, init.W, init.a, loss_fn, gamma, options)
+    snap_t, snap_Z, snap_pat = [], [], []
+    step_t, step_h = [], []
+
+    def record_step() -> None:
+        W, a = flow.Z[:, : flow.d], flow.Z[:, flow.d]
+        S = W @ flow.X.T
+        step_t.append(flow.t)
+        step_h.append(np.where(S > 0, S, gamma * S).T @ a)
+
+    def snapshot() -> None:
+        snap_t.append(flow.t)
+        snap_Z.append(flow.Z.copy())
+        snap_pat.append(flow.pat.copy())
+
+    status, message = Status.FINISHED, str(Status.FINISHED)
+    bar = _Progress(progress, t_max)
+    record_step()
+    snapshot()
+    i_snap = 1
+    try:
+        while flow.t < t_max:
+            target = snaps[i_snap]
+            flow.step(target)
+            record_step()
+            if flow.t >= target:
+                snapshot()
+                i_snap += 1
+            if callback is not None:
+                callback(flow)
+            bar.update(flow)
+    except ZenoError as err:
+        status, message = Status.ZENO, f"{Status.ZENO}: {err}"
+    except RuntimeError as err:
+        status, message = Status.FAILED, f"{Status.FAILED}: {err}"
+    except KeyboardInterrupt:
+        status, message = Status.INTERRUPTED, str(Status.INTERRUPTED)
+    if snap_t[-1] != flow.t:
+        snapshot()
+    bar.update(flow, force=True)
+    wall = time.perf_counter() - start
+
+    Z = np.array(snap_Z)
+    hs = np.array(step_h)
+    tab = flow.table.arrays()
+    meta = {
+        "method": "flow",
+        "dataset": {"name": data.name, **{k: v for k, v in data.meta.items() if _plain(v)}},
+        "init": {"kind": init.kind, "scale": init.scale, "seed": init.seed, "m": init.m},
+        "options": {
+            "rtol": options.rtol, "atol": options.atol, "batch_tol": options.batch_tol,
+            "max_step": float(options.max_step) if np.isfinite(options.max_step) else None,
+            "frozen_output": options.frozen_output, "zeno_events": options.zeno_events,
+            "zeno_window": options.zeno_window,
+        },
+        "t_max": t_max,
+        "versions": versions(),
+    }
+    if meta["options"]["max_step"] is None:
+        meta["options"]["max_step"] = float("inf")
+    stats = {
+        "n_steps": flow.n_steps,
+        "nfev": flow.nfev,
+        "n_events": len(flow.events),
+        "n_cut_steps": flow.n_cut,
+        "n_restarts": flow.n_restarts,
+        "n_patterns": len(tab),
+        "wall_time": wall,
+    }
+    return Trajectory(
+        t=np.array(snap_t), W=Z[:, :, : data.d], a=Z[:, :, data.d],
+        pattern=np.array(snap_pat, dtype=np.int64), patterns=tab.U.copy(),
+        step_t=np.array(step_t), step_outputs=hs,
+        step_loss=np.mean(loss_fn(hs, data.y[None, :]), axis=1),
+        events=flow.events.arrays(), X=data.X.copy(), y=data.y.copy(), gamma=gamma,
+        loss_name=loss_fn.name, status=int(status), message=message, stats=stats, meta=meta,
+        loss_fn=loss_fn,
+    )
+
+
+def _plain(v) -> bool:
+    return isinstance(v, (int, float, str, bool)) or v is None

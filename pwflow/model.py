@@ -1,0 +1,218 @@
+"""The two-layer network of Eq. (1), its activation and the losses of Assumption 1.
+
+Everything here is a pure function of arrays; no state.
+
+Notation (Section 2 of the paper): ``W`` has shape ``(m, d)`` (rows ``w_j``), ``a`` has
+shape ``(m,)``, ``X`` has shape ``(n, d)`` (rows ``x_k``), ``y`` has shape ``(n,)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "Loss",
+    "square_loss",
+    "logistic_loss",
+    "make_loss",
+    "get_loss",
+    "LOSSES",
+    "check_gamma",
+    "activation",
+    "slopes",
+    "network_output",
+    "empirical_loss",
+    "gradient",
+]
+
+Array = NDArray[np.float64]
+
+
+def check_gamma(gamma: float) -> float:
+    """Validate the leaky-ReLU slope ``gamma`` (``sigma(z) = max(z, gamma z)``)."""
+    try:
+        g = float(gamma)
+    except (TypeError, ValueError):
+        raise ValueError(f"gamma must be a number in [0, 1], got {gamma!r}") from None
+    if not np.isfinite(g) or g < 0.0 or g > 1.0:
+        raise ValueError(f"gamma must be in [0, 1] (0 is ReLU, 1 is linear), got {gamma!r}")
+    return g
+
+
+def activation(z: ArrayLike, gamma: float = 0.0) -> Array:
+    """Leaky ReLU ``sigma(z) = max(z, gamma z)`` for ``gamma in [0, 1]`` (Eq. (1))."""
+    z = np.asarray(z, dtype=float)
+    return np.where(z > 0, z, gamma * z)
+
+
+def slopes(z: ArrayLike, gamma: float = 0.0, at_zero: float | None = None) -> Array:
+    """Slope ``eta`` of the activation: 1 where ``z > 0``, ``gamma`` where ``z < 0``.
+
+    ``at_zero`` is the value used where ``z == 0`` (default ``gamma``, i.e. the convention
+    ``sigma'(0) = gamma`` of common implementations; ``sigma'(0) = 0`` for ReLU).
+    """
+    z = np.asarray(z, dtype=float)
+    eta = np.where(z > 0, 1.0, gamma)
+    if at_zero is not None:
+        eta = np.where(z == 0, at_zero, eta)
+    return eta
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A loss ``l(y_hat, y)`` with its derivative in the first argument.
+
+    Parameters
+    ----------
+    name : str
+        Identifier stored in trajectory metadata.
+    value : callable
+        ``value(y_hat, y) -> array``, vectorised.
+    derivative : callable
+        ``derivative(y_hat, y) -> array``, the derivative ``∂_1 l`` (Assumption 1).
+    curvature_bound : float
+        A bound on the Lipschitz constant of ``∂_1 l``; Assumption 1 asks for 1.
+        Used by the integrator's error estimate for batched events.
+    """
+
+    name: str
+    value: Callable[[Array, Array], Array] = field(repr=False)
+    derivative: Callable[[Array, Array], Array] = field(repr=False)
+    curvature_bound: float = 1.0
+
+    def __call__(self, y_hat: ArrayLike, y: ArrayLike) -> Array:
+        return self.value(np.asarray(y_hat, float), np.asarray(y, float))
+
+    def check_assumption1(
+        self, y: ArrayLike, span: float = 10.0, num: int = 2001
+    ) -> "Assumption1Report":
+        """Check Assumption 1 for the labels ``y`` on a grid of predictions.
+
+        Checks that ``∂_1 l(., y_k)`` is 1-Lipschitz on ``[-span, span]`` (finite differences on
+        ``num`` points; a grid check, not a proof) and that ``∂_1 l(0, y_k) != 0`` when
+        ``y_k != 0``.  Returns the measured Lipschitz constant and the smallest ``|∂_1 l(0, y_k)|``
+        over nonzero labels, with the verdict.
+        """
+        y = np.atleast_1d(np.asarray(y, float))
+        grid = np.linspace(-span, span, num)
+        der = self.derivative(grid[:, None], y[None, :])
+        if not np.all(np.isfinite(der)):
+            return Assumption1Report(False, np.inf, 0.0, "derivative is not finite on the grid")
+        lip = float(np.max(np.abs(np.diff(der, axis=0)) / np.diff(grid)[:, None]))
+        at0 = np.abs(self.derivative(np.zeros_like(y), y))
+        nonzero = y != 0
+        min_at0 = float(np.min(at0[nonzero])) if np.any(nonzero) else np.inf
+        ok_lip = lip <= 1.0 + 1e-9
+        ok_zero = min_at0 > 0
+        why = []
+        if not ok_lip:
+            why.append(f"∂_1 l is not 1-Lipschitz: measured constant {lip:.6g} > 1")
+        if not ok_zero:
+            why.append("∂_1 l(0, y) = 0 for some label y != 0")
+        return Assumption1Report(ok_lip and ok_zero, lip, min_at0, "; ".join(why) or "holds")
+
+
+@dataclass(frozen=True)
+class Assumption1Report:
+    """Verdict of :meth:`Loss.check_assumption1` with its two margins."""
+
+    holds: bool
+    lipschitz: float
+    min_abs_derivative_at_zero: float
+    message: str
+
+
+def _square_value(p: Array, y: Array) -> Array:
+    return 0.5 * (p - y) ** 2
+
+
+def _square_derivative(p: Array, y: Array) -> Array:
+    return p - y
+
+
+def _logistic_value(p: Array, y: Array) -> Array:
+    return np.logaddexp(0.0, -p * y)
+
+
+def _logistic_derivative(p: Array, y: Array) -> Array:
+    # d/dp ln(1 + e^{-p y}) = -y / (1 + e^{p y}), written stably with expit.
+    from scipy.special import expit
+
+    return -y * expit(-p * y)
+
+
+#: The square loss ``½ (y_hat − y)²`` of Eq. (10) (note the ½: the paper's L, not the MSE).
+square_loss = Loss("square", _square_value, _square_derivative, 1.0)
+#: The logistic loss ``ln(1 + exp(−y_hat y))`` for labels ``y ∈ {−1, +1}`` (Section 2).
+logistic_loss = Loss("logistic", _logistic_value, _logistic_derivative, 0.25)
+
+LOSSES: dict[str, Loss] = {"square": square_loss, "logistic": logistic_loss}
+
+
+def make_loss(
+    value: Callable[[Array, Array], Array],
+    derivative: Callable[[Array, Array], Array],
+    name: str = "custom",
+    curvature_bound: float = 1.0,
+) -> Loss:
+    """Build a user-supplied loss from its value and derivative ``∂_1 l``."""
+    if not callable(value) or not callable(derivative):
+        raise ValueError("make_loss: value and derivative must be callables f(y_hat, y)")
+    if not (np.isfinite(curvature_bound) and curvature_bound > 0):
+        raise ValueError(f"curvature_bound must be positive and finite, got {curvature_bound!r}")
+    return Loss(str(name), value, derivative, float(curvature_bound))
+
+
+def get_loss(loss: str | Loss) -> Loss:
+    """Resolve a loss given by name (``'square'``, ``'logistic'``) or as a :class:`Loss`."""
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, str) and loss in LOSSES:
+        return LOSSES[loss]
+    raise ValueError(f"unknown loss {loss!r}; allowed: {sorted(LOSSES)} or a pwflow.Loss")
+
+
+def network_output(W: ArrayLike, a: ArrayLike, X: ArrayLike, gamma: float = 0.0) -> Array:
+    """``h_theta(x_k) = sum_j a_j sigma(<w_j, x_k>)`` for every row of ``X`` (Eq. (1))."""
+    W = np.asarray(W, float)
+    a = np.asarray(a, float)
+    X = np.atleast_2d(np.asarray(X, float))
+    return activation(X @ W.T, gamma) @ a
+
+
+def empirical_loss(
+    W: ArrayLike, a: ArrayLike, X: ArrayLike, y: ArrayLike, loss: Loss, gamma: float = 0.0
+) -> float:
+    """``L(theta) = (1/n) sum_k l(h_theta(x_k), y_k)`` (Section 2)."""
+    return float(np.mean(loss(network_output(W, a, X, gamma), np.asarray(y, float))))
+
+
+def gradient(
+    W: ArrayLike,
+    a: ArrayLike,
+    X: ArrayLike,
+    y: ArrayLike,
+    loss: Loss,
+    gamma: float = 0.0,
+    slope_at_zero: float | None = None,
+) -> tuple[Array, Array]:
+    """Gradient of ``L`` with the convention ``sigma'(0) = slope_at_zero`` (default ``gamma``).
+
+    This is the element of the Clarke subdifferential used by gradient descent in practice
+    (``sigma'(0) = 0`` for ReLU, as in the paper's Remark 2).  Returns ``(dL/dW, dL/da)``.
+    """
+    W = np.asarray(W, float)
+    a = np.asarray(a, float)
+    X = np.asarray(X, float)
+    n = X.shape[0]
+    Z = X @ W.T  # (n, m)
+    h = activation(Z, gamma) @ a
+    r = loss.derivative(h, np.asarray(y, float)) / n  # (n,)
+    eta = slopes(Z, gamma, at_zero=slope_at_zero)  # (n, m)
+    grad_a = activation(Z, gamma).T @ r
+    grad_W = ((eta * r[:, None]).T @ X) * a[:, None]
+    return grad_W, grad_a

@@ -1,0 +1,169 @@
+"""Activation patterns (faces of the arrangement {x_k^⊥}) and their vector fields.
+
+A neuron ``w`` lies on the face ``A^{-1}(u)`` with ``u = A(w) ∈ {−1, 0, 1}^n`` (Section 3).
+All neurons on one face share one linear vector field (Eq. (6) with the minimal-norm selection):
+
+    d/dt (w, a) = M_u(t) (w, a),     M_u = [[0, D_u^θ], [D_u^θᵀ, 0]],
+
+where ``D_u^θ = −(1/n) Σ_k η_k^u r_k x_k`` with ``r_k = ∂_1 l(h_θ(x_k), y_k)``, ``η_k^u = 1`` if
+``u_k = 1``, ``γ`` if ``u_k = −1`` and, for ``u_k = 0``, the slopes of the minimal-norm element
+(:mod:`pwflow.subgradient`).  On a face with free slopes in ``(γ, 1)`` the minimal-norm element
+is orthogonal to the free ``x_k`` — the Filippov sliding field that keeps the neuron on the
+hyperplanes.  The face ``{0}`` is frozen (Condition 1, point 2).
+
+:class:`PatternTable` registers the faces met during a run and evaluates ``D_u^θ`` for all of
+them at once (vectorised over faces with one free slope, the common case).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .subgradient import box_least_squares
+
+__all__ = ["PatternTable"]
+
+Array = NDArray[np.float64]
+
+
+class PatternTable:
+    """Registry of activation patterns with vectorised face fields.
+
+    Parameters
+    ----------
+    X : array, shape (n, d)
+        Data.
+    gamma : float
+        Leaky-ReLU slope.
+    """
+
+    def __init__(self, X: Array, gamma: float) -> None:
+        self.X = np.asarray(X, float)
+        self.n, self.d = self.X.shape
+        self.gamma = float(gamma)
+        self._index: dict[bytes, int] = {}
+        self._U: list[NDArray[np.int8]] = []
+        self._ray: list[Array] = []
+        self._dim: list[int] = []
+        self._arrays_for = -1
+
+    # ------------------------------------------------------------------ registry
+    def __len__(self) -> int:
+        return len(self._U)
+
+    def index(self, u: NDArray) -> int:
+        """Index of pattern ``u`` (registered on first use)."""
+        u = np.asarray(u, dtype=np.int8)
+        key = u.tobytes()
+        idx = self._index.get(key)
+        if idx is None:
+            idx = len(self._U)
+            self._index[key] = idx
+            self._U.append(u.copy())
+            dim, ray = self._face_geometry(u)
+            self._dim.append(dim)
+            self._ray.append(ray)
+        return idx
+
+    def has(self, u: NDArray) -> bool:
+        return np.asarray(u, dtype=np.int8).tobytes() in self._index
+
+    def index_many(self, U: NDArray) -> NDArray[np.intp]:
+        """Indices of the rows of ``U`` (registering new ones)."""
+        U = np.ascontiguousarray(U, dtype=np.int8)
+        uniq, inverse = np.unique(U, axis=0, return_inverse=True)
+        ids = np.array([self.index(row) for row in uniq], dtype=np.intp)
+        return ids[np.ravel(inverse)]
+
+    def _face_geometry(self, u: NDArray[np.int8]) -> tuple[int, Array]:
+        """Dimension of the face and, for 1-dimensional faces, its unit direction."""
+        K = np.flatnonzero(u == 0)
+        if K.size == 0:
+            return self.d, np.full(self.d, np.nan)
+        XK = self.X[K]
+        _, s, vt = np.linalg.svd(XK)
+        rank = int(np.sum(s > 1e-12 * s[0]))
+        dim = self.d - rank
+        ray = np.full(self.d, np.nan)
+        if dim == 1:
+            e = vt[-1]
+            signs = np.sign(self.X @ e)
+            nz = u != 0
+            if np.any(nz) and np.all(signs[nz] == -u[nz]):
+                e = -e
+            ray = e / np.linalg.norm(e)
+        return dim, ray
+
+    # ------------------------------------------------------------------ arrays
+    def _refresh(self) -> None:
+        if self._arrays_for == len(self._U):
+            return
+        U = np.array(self._U, dtype=np.int8).reshape(-1, self.n)
+        self.U = U
+        self.eta0 = np.where(U > 0, 1.0, np.where(U < 0, self.gamma, 0.0))
+        self.dim = np.array(self._dim, dtype=np.intp)
+        self.ray = np.array(self._ray, dtype=float).reshape(-1, self.d)
+        nfree = np.sum(U == 0, axis=1)
+        self.frozen = self.dim == 0
+        one = (nfree == 1) & ~self.frozen
+        self.single = np.flatnonzero(one)
+        self.single_k = np.argmax(U[self.single] == 0, axis=1) if self.single.size else np.zeros(0, int)
+        self.multi = np.flatnonzero((nfree > 1) & ~self.frozen)
+        self._single_x = self.X[self.single_k]
+        self._arrays_for = len(self._U)
+
+    def arrays(self) -> "PatternTable":
+        """Refresh and return ``self`` (attributes ``U``, ``eta0``, ``dim``, ``ray``, ...)."""
+        self._refresh()
+        return self
+
+    # ------------------------------------------------------------------ fields
+    def fields(self, r: Array) -> tuple[Array, Array]:
+        """``D_u^θ`` for every registered face, and the unclipped free slopes.
+
+        Parameters
+        ----------
+        r : array, shape (n,)
+            ``∂_1 l(h_θ(x_k), y_k)``.
+
+        Returns
+        -------
+        G : array, shape (P, d)
+            The minimal-norm subgradient of each face.
+        eta_star : array, shape (P,)
+            For faces with one free slope: the unconstrained minimiser ``η*`` (the face
+            is a sliding face while ``γ <= η* <= 1``); ``nan`` elsewhere.
+        """
+        self._refresh()
+        X, n, g = self.X, self.n, self.gamma
+        G = (self.eta0 * r) @ X
+        G *= -1.0 / n
+        eta_star = np.full(len(self._U), np.nan)
+        if self.single.size:
+            z = self._single_x * (r[self.single_k] * (-1.0 / n))[:, None]
+            zz = (z * z).sum(axis=1)
+            bz = (G[self.single] * z).sum(axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                est = -bz / zz
+            eta = np.where(zz > 0, np.minimum(np.maximum(est, g), 1.0), 0.5 * (1 + g))
+            G[self.single] += eta[:, None] * z
+            eta_star[self.single] = np.where(zz > 0, est, np.nan)
+        for p in self.multi:
+            K = np.flatnonzero(self.U[p] == 0)
+            Z = (-(r[K, None] * X[K]) / n).T
+            G[p] = G[p] + Z @ box_least_squares(G[p], Z, g, 1.0)
+        G[self.frozen] = 0.0
+        return G, eta_star
+
+    def free_slopes(self, p: int, r: Array) -> Array:
+        """Minimal-norm slopes ``η`` (length n) of face ``p`` for residual derivatives ``r``."""
+        self._refresh()
+        u = self.U[p]
+        eta = self.eta0[p].copy()
+        K = np.flatnonzero(u == 0)
+        if K.size:
+            b = -((self.eta0[p] * r) @ self.X) / self.n
+            Z = (-(r[K, None] * self.X[K]) / self.n).T
+            eta[K] = box_least_squares(b, Z, self.gamma, 1.0)
+        return eta

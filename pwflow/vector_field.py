@@ -1,0 +1,136 @@
+"""The collective vector field: per-face propagators driven by the n network outputs.
+
+Inside a step every neuron ``z_j = (w_j, a_j)`` on face ``p`` moves as ``z_j(t) = Φ_p(t) z_j(t_0)``
+with ``dΦ_p/dt = M_p(t) Φ_p``, ``Φ_p(t_0) = I`` and ``M_p = [[0, D_p], [D_pᵀ, 0]]``
+(:mod:`pwflow.patterns`).  The neurons enter the vector field only through the outputs
+
+    h_θ(x_k) = Σ_p η⁰_{p,k} <x_k, S_p>,   S_p = Σ_{j∈p} a_j w_j = [Φ_p C_p Φ_pᵀ]_{w,a},
+
+with ``C_p = Σ_{j∈p} z_j z_jᵀ`` the second moments at ``t_0`` (``η⁰`` is the slope, 0 on the
+face's own hyperplanes where ``<w, x_k> = 0``).  The state of the ODE is the stack of ``Φ_p``
+— its size depends on the number of faces, not on the width ``m``.
+
+``M_p`` is in the Lie algebra of the Lorentz group O(d, 1): ``M_pᵀ J + J M_p = 0`` with
+``J = diag(−I_d, 1)``; hence ``Φ_pᵀ J Φ_p = J``, which is Lemma 1 (``a² − ‖w‖²`` is conserved).
+:func:`lorentz_project` restores this identity after each step (a projection method that keeps
+the order of the integrator and makes the invariant hold to rounding).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .model import Loss
+from .patterns import PatternTable
+
+__all__ = ["moments", "outputs_from_moments", "CollectiveField", "lorentz_project", "lorentz_inverse"]
+
+Array = NDArray[np.float64]
+
+
+def moments(Z: Array, pat: NDArray[np.intp], P: int) -> Array:
+    """``C_p = Σ_{j: pat_j = p} z_j z_jᵀ`` for ``p < P``; shape ``(P, q, q)``, ``q = d + 1``."""
+    q = Z.shape[1]
+    C = np.empty((P, q, q))
+    for i in range(q):
+        for k in range(i, q):
+            col = np.bincount(pat, weights=Z[:, i] * Z[:, k], minlength=P)
+            C[:, i, k] = col
+            C[:, k, i] = col
+    return C
+
+
+def outputs_from_moments(S: Array, eta0: Array, X: Array) -> Array:
+    """``h_k = Σ_p η⁰_{p,k} <x_k, S_p>`` with ``S`` of shape ``(P, d)``."""
+    return np.einsum("pk,pk->k", eta0, S @ X.T)
+
+
+def lorentz_project(Phi: Array) -> Array:
+    """One Newton correction of ``Φ`` towards O(d, 1): ``Φ (I − ½ (J Φᵀ J Φ − I))``."""
+    q = Phi.shape[-1]
+    sgn = np.ones(q)
+    sgn[:-1] = -1.0
+    JtJ = sgn[:, None] * np.swapaxes(Phi, -1, -2) * sgn[None, :]  # J Φᵀ J
+    E = JtJ @ Phi
+    E[..., np.arange(q), np.arange(q)] -= 1.0
+    return Phi - 0.5 * (Phi @ E)
+
+
+def lorentz_inverse(Phi: Array) -> Array:
+    """``Φ^{-1} = J Φᵀ J`` for ``Φ`` in O(d, 1)."""
+    q = Phi.shape[-1]
+    sgn = np.ones(q)
+    sgn[:-1] = -1.0
+    return sgn[:, None] * np.swapaxes(Phi, -1, -2) * sgn[None, :]
+
+
+class CollectiveField:
+    """Right-hand side ``dΦ/dt`` for one step, given the moments at the step start.
+
+    Parameters
+    ----------
+    table : PatternTable
+        Registered faces (their number ``P`` is frozen for the step).
+    C : array, shape (P, q, q)
+        Second moments at the start of the step.
+    X, y : arrays
+        Data.
+    loss : Loss
+        The loss.
+    frozen_output : bool
+        If true, ``h ≡ 0`` (Eq. (8)'s idealised dynamics): the fields are constant.
+    """
+
+    def __init__(
+        self,
+        table: PatternTable,
+        C: Array,
+        X: Array,
+        y: Array,
+        loss: Loss,
+        frozen_output: bool = False,
+    ) -> None:
+        self.table = table.arrays()
+        self.P = C.shape[0]
+        self.q = C.shape[1]
+        self.d = self.q - 1
+        self.C = C
+        self.X = X
+        self.y = y
+        self.loss = loss
+        self.eta0 = table.eta0[: self.P]
+        self.frozen_output = frozen_output
+        self.nfev = 0
+        if frozen_output:
+            r0 = loss.derivative(np.zeros_like(y), y)
+            self._G_frozen = table.fields(r0)[0][: self.P]
+
+    def outputs(self, Phi: Array) -> Array:
+        """``h_θ(x_k)`` for propagators ``Phi`` (shape ``(P, q, q)`` or ``(T, P, q, q)``)."""
+        d = self.d
+        # S_p = Φ_w C Φ_aᵀ  (row block of w, row of a)
+        S = np.einsum("...pij,pjk,...pk->...pi", Phi[..., :d, :], self.C, Phi[..., d, :])
+        return np.einsum("pk,...pk->...k", self.eta0, S @ self.X.T)
+
+    def residuals(self, Phi: Array) -> Array:
+        """``r_k = ∂_1 l(h_θ(x_k), y_k)``."""
+        if self.frozen_output:
+            return self.loss.derivative(np.zeros_like(self.y), self.y)
+        return self.loss.derivative(self.outputs(Phi), self.y)
+
+    def face_fields(self, Phi: Array) -> Array:
+        """``D_p^θ`` for every face, shape ``(P, d)``."""
+        if self.frozen_output:
+            return self._G_frozen
+        return self.table.fields(self.residuals(Phi))[0][: self.P]
+
+    def __call__(self, t: float, yflat: Array) -> Array:
+        self.nfev += 1
+        P, q, d = self.P, self.q, self.d
+        Phi = yflat.reshape(P, q, q)
+        G = self.face_fields(Phi)
+        dPhi = np.empty_like(Phi)
+        dPhi[:, :d, :] = G[:, :, None] * Phi[:, d, None, :]
+        dPhi[:, d, :] = np.einsum("pi,pij->pj", G, Phi[:, :d, :])
+        return dPhi.reshape(-1)
