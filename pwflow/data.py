@@ -28,7 +28,7 @@ __all__ = [
 Array = NDArray[np.float64]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Dataset:
     """Validated training data ``(x_k, y_k)_{k in [n]}``.
 
@@ -119,6 +119,7 @@ def assumption3(eta: float = 0.1, seed: int = 0) -> Dataset:
     x2 = [-eta + 2 * eta * u[2], 1 - eta + 2 * eta * u[3]]
     x3 = [1 - eta * (1 - u[4]) if u[4] < 1 else 1 - eta, 1 + eta * u[5]]  # [1−η, 1)
     x3[0] = min(x3[0], np.nextafter(1.0, 0.0))
+    x1[0] = max(x1[0], np.nextafter(-1.0, 0.0))
     y = [1 + eta * u[6], eta * (1 - u[7]) if u[7] < 1 else eta, 1 + eta * u[8]]  # y2 ∈ (0, η]
     y[1] = max(y[1], np.finfo(float).tiny)
     return Dataset(

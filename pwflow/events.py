@@ -76,7 +76,10 @@ def detect_crossings(W: Array, X: Array, U_of_neuron: NDArray[np.int8]):
         The candidate pairs (a zero value at the end of the step counts as a crossing).
     """
     S = W @ X.T
-    bad = (U_of_neuron != 0) & (np.sign(S) != U_of_neuron)
+    # values within rounding of zero are not crossings: a neuron that just left a hyperplane
+    # (or was cut exactly on it) sits there to rounding; a real crossing shows at a later step
+    tiny = 16 * np.finfo(float).eps * np.linalg.norm(W, axis=1)[:, None] * np.linalg.norm(X, axis=1)
+    bad = (U_of_neuron != 0) & (np.sign(S) != U_of_neuron) & (np.abs(S) > tiny)
     return np.nonzero(bad)
 
 
@@ -223,25 +226,32 @@ def classify(
                 sol = np.linalg.solve(A, rhs)
             except np.linalg.LinAlgError:
                 sol, *_ = np.linalg.lstsq(A, rhs, rcond=None)
-            if np.any(sol < gamma - 1e-12) or np.any(sol > 1 + 1e-12):
+            if np.any(sol < gamma) or np.any(sol > 1):
                 continue
             eta[stay] = np.clip(sol, gamma, 1.0)
         D = b + eta @ Z
         vel = a * (X[K] @ D)
         leave = ~stay
         scale = abs(a) * np.linalg.norm(D) * np.linalg.norm(X[K], axis=1) + 1e-300
-        if np.any(s[leave] * vel[leave] <= 1e-13 * scale[leave]):
+        if np.any(s[leave] * vel[leave] < -1e-13 * scale[leave]):
             continue
+        # ties in norm (a one-sided field that vanishes on the hyperplane) go to staying
         norm = float(np.linalg.norm(D))
-        if best is None or norm < best[0] - 1e-14 * max(norm, 1e-300):
-            best = (norm, s, eta)
+        nleave = int(np.sum(leave))
+        if best is None:
+            better = True
+        else:
+            tie = abs(norm - best[0]) <= 1e-12 * max(norm, best[0])
+            better = (norm < best[0] and not tie) or (tie and nleave < best[3])
+        if better:
+            best = (norm, s, eta, nleave)
     if best is None:
         # Tangency (a one-sided normal velocity vanishes): keep the neuron on the face.
         s = np.zeros(K.size, dtype=np.int8)
         eta = np.full(K.size, 0.5 * (1 + gamma))
         kind = EventKind.ENTER_SLIDING
     else:
-        _, s, eta = best
+        _, s, eta, _ = best
         prev = came_from[K]
         if np.all(s == 0):
             kind = EventKind.ENTER_SLIDING if np.any(prev != 0) else EventKind.INITIAL_FACE

@@ -15,7 +15,7 @@ __all__ = ["Init", "balanced", "dominated", "unbalanced", "from_arrays", "make_i
 Array = NDArray[np.float64]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Init:
     """Initial parameters ``theta^0 = (w_j^0, a_j^0)_j`` with their provenance."""
 

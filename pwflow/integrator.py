@@ -86,7 +86,7 @@ class FlowOptions:
     zeno_events : int
         A run stops when this many consecutive events involve one neuron within ``zeno_window``
         (relative to ``1 + t``) — chattering — or when this many consecutive steps are shorter
-        than ``zeno_window``.
+        than 1000 ulp of ``t``.
     zeno_window : float
         See ``zeno_events``.
     """
@@ -292,6 +292,12 @@ class HybridFlow:
         where ``Φ = I``); an applied event, a face event, reaching ``t_bound`` or a propagator
         growing past ``1e3`` (conditioning of ``Φ^{-1}``) restarts it from the current neurons.
         """
+        if t_bound - self.t <= 64 * np.spacing(max(abs(t_bound), 1.0)):
+            # an event cut landed within rounding of t_bound: no step can be taken; the
+            # state moves by less than 64 ulp of time, far below the tolerance
+            self.t = float(t_bound)
+            self._solver = None
+            return
         if self._solver is None or self._solver.t_bound != t_bound or self._solver.status != "running":
             self._start_solver(t_bound)
         solver, field_, P, q = self._solver, self._field, self._P, self.q
@@ -307,6 +313,7 @@ class HybridFlow:
         Z1 = np.einsum("jab,jb->ja", Phi1[self.pat], self._Zs)
         dense = None
         F = None
+        self._later = {}
         cand = self._detect(Z1)
         regime1 = self._face_regime_at(Phi1)
         face_change = bool(np.any(regime1 != self._regime))
@@ -317,6 +324,7 @@ class HybridFlow:
         t_face, faces = (np.inf, []) if not face_change else self._face_events(dense, t0, t1, P)
         self._t_face = t_face
         if not pending and not faces:
+            self._project_sliding(Z1, self.pat)
             self.Z, self.t = Z1, float(t1)
             self._regime = regime1
             if np.max(np.abs(Phi1)) > 1e3:
@@ -324,6 +332,7 @@ class HybridFlow:
             self._zeno_guard(t0, t1)
             return
         t_cut = self._choose_cut(pending, t_face, t0, t1)
+        assert t0 <= t_cut <= t1, (t0, t_cut, t1)
         t_cut = self._advance(t_cut, t1, Phi1, Z1, F, field_, pending, faces, P)
         if t_cut < t1:
             self.n_cut += 1
@@ -552,40 +561,70 @@ class HybridFlow:
             new_pat[ev.neuron] = ev.p_new
             self.events.add(ev.t, ev.neuron, ev.k_log, ev.kind, ev.resid, ev.p_from, ev.p_new)
             self._recent.append((ev.t, ev.neuron, ev.k_log))
+        # neurons on faces (including those about to leave one at t_cut) lie on its hyperplanes
+        tab.arrays()
+        self._project_sliding(Zc, new_pat)
         if faces:
-            r = field_.residuals(Phic)
-            for p in faces:
-                members = np.flatnonzero(new_pat == p)
-                u_face = tab.U[p].copy()
-                K = np.flatnonzero(u_face == 0)
-                for j in members:
-                    c = classify(Zc[j, d], u_face, u_face, self.X, r, self.gamma)
-                    u_new = u_face.copy()
-                    u_new[K] = c.signs
-                    p_new = tab.index(u_new)
-                    if p_new != p:
-                        new_pat[j] = p_new
-                        self.events.add(t_cut, int(j), int(K[0]), EventKind.LEAVE_SLIDING, 0.0, p, p_new)
+            self._leave_faces(faces, Zc, new_pat, field_.residuals(Phic), t_cut)
         tab.arrays()
         self.Z = Zc
         self.pat = new_pat
         self.t = float(t_cut)
         return t_cut
 
-    def _project_sliding(self, Z: Array, pat: NDArray) -> None:
-        """Keep neurons of lower-dimensional faces exactly on their hyperplanes."""
+    def _leave_faces(self, faces, Z: Array, new_pat: NDArray, r: Array, t: float) -> None:
+        """Move the neurons of faces whose free slope left ``[γ, 1]`` off their hyperplane.
+
+        With one free slope, ``<D(η), x_k> = (η* − η) r_k ‖x_k‖² / n``: once ``η* > 1`` both
+        one-sided normal velocities ``a <D(η), x_k>`` have the sign of ``a r_k`` (of ``−a r_k``
+        once ``η* < γ``), so the neuron leaves to that side — where the field is consistent.
+        At the event time itself that velocity is zero, so the rule is applied to the sign
+        rather than to a numerical velocity.  Faces with several free slopes are classified by
+        :func:`pwflow.events.classify`.
+        """
         tab = self.table
         d = self.d
-        sliding = np.flatnonzero(np.any(tab.U[pat] == 0, axis=1) & (tab.dim[pat] > 0))
-        for p in np.unique(pat[sliding]):
-            idx = sliding[pat[sliding] == p]
-            XK = self.X[tab.U[p] == 0]
-            Pm = np.linalg.pinv(XK) @ XK
-            Z[idx, :d] -= Z[idx, :d] @ Pm.T
+        _, eta_star = tab.fields(r)
+        for p in faces:
+            members = np.flatnonzero(new_pat == p)
+            u_face = tab.U[p].copy()
+            K = np.flatnonzero(u_face == 0)
+            for j in members:
+                u_new = u_face.copy()
+                if K.size == 1 and not np.isnan(eta_star[p]) and r[K[0]] != 0:
+                    # which bound η* went through (it is within rounding of it here)
+                    out = 1.0 if eta_star[p] > 0.5 * (1.0 + self.gamma) else -1.0
+                    u_new[K[0]] = int(np.sign(Z[j, d] * r[K[0]]) * out) or int(out)
+                else:
+                    c = classify(Z[j, d], u_face, u_face, self.X, r, self.gamma)
+                    u_new[K] = c.signs
+                p_new = tab.index(u_new)
+                if p_new != p:
+                    new_pat[j] = p_new
+                    self.events.add(t, int(j), int(K[0]), EventKind.LEAVE_SLIDING, 0.0, p, p_new)
+                    self._recent.append((t, int(j), int(K[0])))
+
+    def _project_sliding(self, Z: Array, pat: NDArray) -> None:
+        """Keep neurons of lower-dimensional faces exactly on their hyperplanes.
+
+        The face fields keep ``<w, x_k>`` constant for ``k ∈ K``; this removes the rounding-
+        and tolerance-level drift (orthogonal projection onto ``{w : <w, x_k> = 0, k ∈ K}``,
+        which changes ``‖w‖²`` only at second order, so Lemma 1 is unaffected).
+        """
+        tab = self.table
+        d = self.d
+        on_face = tab.nfree[pat] > 0
+        if not np.any(on_face):
+            return
+        sliding = np.flatnonzero(on_face)
+        Pm = tab.projectors()[pat[sliding]]  # (s, d, d): projection onto span(x_K)
+        Z[sliding, :d] -= np.einsum("sij,sj->si", Pm, Z[sliding, :d])
+
+
 
     def _zeno_guard(self, t0: float, t1: float) -> None:
         win = self.opt.zeno_window * (1 + abs(t1))
-        if t1 - t0 <= win:
+        if t1 - t0 <= 1e3 * np.spacing(1 + abs(t1)):
             self._tiny_steps += 1
         else:
             self._tiny_steps = 0
@@ -604,10 +643,9 @@ class HybridFlow:
         if self._tiny_steps >= N:
             j, k = (self._recent[-1][1], self._recent[-1][2]) if self._recent else (-1, -1)
             raise ZenoError(
-                f"{N} consecutive steps shorter than {win:.3g} ending at t = {t1:.17g}; last event: "
-                f"neuron {j}, data point {k}"
+                f"{N} consecutive steps of at most 1000 ulp ending at t = {t1:.17g}; last "
+                f"event: neuron {j}, data point {k}"
             )
-
 
 
 

@@ -105,6 +105,7 @@ class PatternTable:
         self.dim = np.array(self._dim, dtype=np.intp)
         self.ray = np.array(self._ray, dtype=float).reshape(-1, self.d)
         nfree = np.sum(U == 0, axis=1)
+        self.nfree = nfree
         self.frozen = self.dim == 0
         one = (nfree == 1) & ~self.frozen
         self.single = np.flatnonzero(one)
@@ -155,6 +156,20 @@ class PatternTable:
             G[p] = G[p] + Z @ box_least_squares(G[p], Z, g, 1.0)
         G[self.frozen] = 0.0
         return G, eta_star
+
+    def projectors(self) -> Array:
+        """Orthogonal projectors onto ``span(x_k : u_k = 0)`` for every face, ``(P, d, d)``."""
+        self._refresh()
+        cached = getattr(self, "_proj", None)
+        if cached is not None and cached.shape[0] == len(self._U):
+            return cached
+        out = np.zeros((len(self._U), self.d, self.d))
+        for p, u in enumerate(self._U):
+            XK = self.X[u == 0]
+            if XK.shape[0]:
+                out[p] = np.linalg.pinv(XK) @ XK
+        self._proj = out
+        return out
 
     def free_slopes(self, p: int, r: Array) -> Array:
         """Minimal-norm slopes ``η`` (length n) of face ``p`` for residual derivatives ``r``."""

@@ -129,8 +129,10 @@ class CollectiveField:
         self.nfev += 1
         P, q, d = self.P, self.q, self.d
         Phi = yflat.reshape(P, q, q)
-        G = self.face_fields(Phi)
-        dPhi = np.empty_like(Phi)
-        dPhi[:, :d, :] = G[:, :, None] * Phi[:, d, None, :]
-        dPhi[:, d, :] = np.einsum("pi,pij->pj", G, Phi[:, :d, :])
+        # a rejected trial step may overflow; DOP853 then shrinks the step (non-finite error)
+        with np.errstate(over="ignore", invalid="ignore"):
+            G = self.face_fields(Phi)
+            dPhi = np.empty_like(Phi)
+            dPhi[:, :d, :] = G[:, :, None] * Phi[:, d, None, :]
+            dPhi[:, d, :] = np.einsum("pi,pij->pj", G, Phi[:, :d, :])
         return dPhi.reshape(-1)

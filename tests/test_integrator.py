@@ -1,0 +1,348 @@
+"""The hybrid integrator against independent references.
+
+References: piecewise matrix exponentials (frozen output, Eq. (8)), gradient descent with a
+vanishing step, tolerance refinement, the least-squares solution of Theorem 2, and a strict
+(restart-at-every-event) run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.linalg import expm
+from scipy.optimize import brentq
+
+import pwflow
+from pwflow.data import Dataset, with_bias
+from pwflow.events import EventKind
+from pwflow.init import from_arrays
+from pwflow.integrator import Status, simulate
+from pwflow.model import gradient, network_output
+
+
+# ----------------------------------------------------------------------------- references
+def _frozen_field(u, X, y, gamma):
+    """Minimal-norm field of face u at θ = 0 (square loss: r = −y), written out by hand."""
+    n = X.shape[0]
+    eta = np.where(u > 0, 1.0, np.where(u < 0, gamma, 0.0))
+    b = (eta * y) @ X / n
+    K = np.flatnonzero(u == 0)
+    if K.size == 0:
+        return b
+    assert K.size == 1
+    z = y[K[0]] * X[K[0]] / n
+    e = np.clip(-(b @ z) / (z @ z), gamma, 1.0)
+    return b + e * z
+
+
+def _M(D):
+    d = D.size
+    M = np.zeros((d + 1, d + 1))
+    M[:d, d] = D
+    M[d, :d] = D
+    return M
+
+
+def _reference_frozen(z0, X, y, gamma, t_max):
+    """One neuron of Eq. (8): piecewise z(t) = expm(M_u t) z, events by brentq on expm."""
+    d = X.shape[1]
+    t, z = 0.0, z0.copy()
+    u = np.sign(X @ z[:d]).astype(int)
+    events = []
+    while True:
+        M = _M(_frozen_field(u, X, y, gamma))
+        f = lambda s, k: X[k] @ (expm(M * s) @ z)[:d]  # noqa: E731
+        # earliest sign change on a fine grid, then brentq to full precision
+        grid = np.linspace(0.0, t_max - t, 301)[1:]
+        first = None
+        for k in np.flatnonzero(u != 0):
+            vals = np.array([f(s, k) for s in grid])
+            bad = np.flatnonzero(np.sign(vals) != u[k])
+            if bad.size:
+                lo = 0.0 if bad[0] == 0 else grid[bad[0] - 1]
+                s = brentq(f, lo, grid[bad[0]], args=(k,), xtol=1e-300, rtol=1e-15, maxiter=500)
+                if first is None or s < first[0]:
+                    first = (s, k)
+        if first is None:
+            return events, expm(M * (t_max - t)) @ z
+        s, k = first
+        z = expm(M * s) @ z
+        t += s
+        # one-sided normal velocities decide: cross or slide (Filippov)
+        up, um = u.copy(), u.copy()
+        up[k], um[k] = 1, -1
+        vp = z[d] * X[k] @ _frozen_field(up, X, y, gamma)
+        vm = z[d] * X[k] @ _frozen_field(um, X, y, gamma)
+        if vp <= 0 <= vm:  # attracting from both sides (a zero side field: the neuron stops)
+            u[k] = 0
+            z[:d] -= (X[k] @ z[:d]) / (X[k] @ X[k]) * X[k]
+            events.append((t, k, "slide"))
+        else:
+            assert np.sign(vp) == np.sign(vm)
+            u[k] = int(np.sign(vp))
+            events.append((t, k, "cross"))
+
+
+def _gd(X, y, W, a, lr, steps, gamma=0.0):
+    loss = pwflow.square_loss
+    for _ in range(steps):
+        gW, ga = gradient(W, a, X, y, loss, gamma, slope_at_zero=gamma)
+        W = W - lr * gW
+        a = a - lr * ga
+    return W, a
+
+
+# ----------------------------------------------------------------------------- tests
+def test_frozen_output_matches_matrix_exponential():
+    data = pwflow.three_points()
+    init = pwflow.dominated(20, 2, 1.0, seed=3)
+    t_max = 3.0
+    tr = simulate(data, init, t_max, frozen_output=True, rtol=1e-12, atol=1e-14, batch_tol=0.0)
+    assert tr.success
+    ev = tr.events
+    n_checked = 0
+    for j in range(init.m):
+        z0 = np.append(init.W[j], init.a[j])
+        ref_events, zT = _reference_frozen(z0, data.X, data.y, 0.0, t_max)
+        mine = np.flatnonzero(ev["neuron"] == j)
+        assert len(mine) == len(ref_events), f"neuron {j}"
+        for i, (t_ref, k_ref, kind) in zip(mine, ref_events):
+            assert ev["k"][i] == k_ref
+            want = EventKind.ENTER_SLIDING if kind == "slide" else EventKind.CROSSING
+            assert ev["kind"][i] == want
+            assert abs(ev["t"][i] - t_ref) <= 1e-10 * t_ref
+            n_checked += 1
+        zT_mine = np.append(tr.W[-1, j], tr.a[-1, j])
+        np.testing.assert_allclose(zT_mine, zT, rtol=1e-10, atol=1e-10 * np.linalg.norm(zT))
+    assert n_checked >= 10  # the test exercises crossings and sliding entries
+    assert {EventKind.CROSSING, EventKind.ENTER_SLIDING} <= set(ev["kind"].tolist())
+
+
+@pytest.fixture(scope="module")
+def three_runs():
+    data = pwflow.three_points()
+    init = pwflow.balanced(200, 2, 1e-3, seed=0)
+    coarse = simulate(data, init, 40.0, t_eval=[10.0, 20.0])
+    fine = simulate(data, init, 40.0, rtol=1e-12, atol=1e-14, t_eval=[10.0, 20.0])
+    return data, init, coarse, fine
+
+
+def test_events_are_exact(three_runs):
+    _, _, coarse, fine = three_runs
+    ev, evf = coarse.events, fine.events
+    assert ev["t"].size > 100
+    # located to rounding: |<w_j, x_k>| <= 1e-12 ‖w_j‖ ‖x_k‖ at every logged event
+    assert np.max(ev["residual"]) <= 1e-12
+    # same events with a 100x tighter tolerance, times within 1e-9 relative
+    key = lambda e: np.lexsort((e["t"], e["neuron"]))  # noqa: E731
+    a, b = key(ev), key(evf)
+    assert ev["t"].size == evf["t"].size
+    np.testing.assert_array_equal(ev["neuron"][a], evf["neuron"][b])
+    np.testing.assert_array_equal(ev["k"][a], evf["k"][b])
+    np.testing.assert_array_equal(ev["kind"][a], evf["kind"][b])
+    np.testing.assert_allclose(ev["t"][a], evf["t"][b], rtol=1e-9)
+
+
+def test_lemma1_balancedness_conserved(three_runs):
+    _, _, coarse, _ = three_runs
+    assert np.max(coarse.balancedness_drift()) <= 1e-10
+
+
+def test_lemma1_unbalanced_stewart():
+    data = pwflow.stewart(seed=0, n=40)
+    init = pwflow.unbalanced(60, 2, 0.1, seed=1)
+    tr = simulate(data, init, 30.0)
+    assert tr.success and tr.n_events > 20
+    assert np.max(tr.balancedness_drift()) <= 1e-10
+    assert np.max(tr.events["residual"]) <= 1e-12
+
+
+def test_tolerance_refinement_converges(three_runs):
+    data, init, _, fine = three_runs
+    errs = []
+    for rtol in (1e-6, 1e-8, 1e-10):
+        tr = simulate(data, init, 40.0, rtol=rtol, atol=rtol * 1e-2, t_eval=[10.0, 20.0])
+        scale = np.max(np.abs(fine.a[-1]))
+        errs.append(np.max(np.abs(tr.a[-1] - fine.a[-1])) / scale)
+    assert errs[0] > errs[1] > errs[2]
+    assert errs[2] <= 1e-8
+
+
+def test_strict_and_batched_agree(three_runs):
+    data, init, coarse, _ = three_runs
+    strict = simulate(data, init, 40.0, batch_tol=0.0, t_eval=[10.0, 20.0])
+    assert strict.stats["n_cut_steps"] >= coarse.stats["n_cut_steps"]
+    np.testing.assert_allclose(np.sort(strict.events["t"]), np.sort(coarse.events["t"]), rtol=1e-9)
+    scale = np.max(np.abs(strict.a[-1]))
+    assert np.max(np.abs(strict.a[-1] - coarse.a[-1])) <= 1e-8 * scale
+
+
+def test_gradient_descent_converges_to_flow_with_order_one():
+    data = pwflow.three_points()
+    rng = np.random.default_rng(5)
+    W0 = rng.normal(size=(4, 2)) * 0.5
+    a0 = np.linalg.norm(W0, axis=1) * np.array([1, -1, 1, 1])
+    T = 2.0
+    tr = simulate(data, from_arrays(W0, a0), T, rtol=1e-12, atol=1e-14)
+    assert not np.any(tr.events["kind"] == EventKind.ENTER_SLIDING)  # a case without sliding
+    assert np.any(tr.events["kind"] == EventKind.CROSSING)  # ... but with crossings
+    ref = np.hstack([tr.W[-1].ravel(), tr.a[-1]])
+    lrs = np.array([4e-3, 2e-3, 1e-3, 5e-4])
+    errs = []
+    for lr in lrs:
+        W, a = _gd(data.X, data.y, W0, a0, lr, int(round(T / lr)))
+        errs.append(np.linalg.norm(np.hstack([W.ravel(), a]) - ref))
+    slope = np.polyfit(np.log(lrs), np.log(errs), 1)[0]
+    assert 0.9 <= slope <= 1.1, (slope, errs)
+
+
+def _sliding_data():
+    return Dataset(with_bias(np.array([-1.0, -0.3, 0.4, 1.0])), np.array([1.0, -1.0, 1.0, -0.5]))
+
+
+def test_leaky_relu_sliding_stays_on_hyperplane_and_gd_chatters():
+    data = _sliding_data()
+    gamma = 0.2
+    init = pwflow.balanced(30, 2, 1e-2, seed=1)
+    T = 30.0
+    tr = simulate(data, init, T, gamma=gamma, t_eval=np.linspace(1, T, 30))
+    kinds = tr.events["kind"]
+    assert np.sum(kinds == EventKind.ENTER_SLIDING) >= 5
+    from pwflow.patterns import PatternTable
+
+    table = PatternTable(data.X, gamma)
+    n_on = 0
+    for i in range(tr.t.size):
+        U = tr.patterns[tr.pattern[i]]
+        h = network_output(tr.W[i], tr.a[i], data.X, gamma)
+        r = h - data.y
+        for j in np.flatnonzero(np.any(U == 0, axis=1)):
+            K = np.flatnonzero(U[j] == 0)
+            w = tr.W[i, j]
+            s = np.abs(data.X[K] @ w) / (np.linalg.norm(data.X[K], axis=1) * np.linalg.norm(w))
+            assert np.max(s) <= 1e-14  # no drift off the hyperplane
+            eta = table.free_slopes(table.index(U[j]), r)[K]
+            assert np.all((eta >= gamma) & (eta <= 1.0))
+            n_on += 1
+    assert n_on > 50
+    # gradient descent with a tiny step chatters around the sliding path
+    lr = 2e-4
+    W, a = init.W.copy(), init.a.copy()
+    slider = int(tr.events["neuron"][np.flatnonzero(kinds == EventKind.ENTER_SLIDING)[0]])
+    k_sl = int(tr.events["k"][np.flatnonzero(kinds == EventKind.ENTER_SLIDING)[0]])
+    signs = []
+    for _ in range(int(T / lr)):
+        gW, ga = gradient(W, a, data.X, data.y, pwflow.square_loss, gamma, slope_at_zero=gamma)
+        W, a = W - lr * gW, a - lr * ga
+        signs.append(np.sign(data.X[k_sl] @ W[slider]))
+    flips = np.sum(np.diff(np.array(signs)) != 0)
+    assert flips > 100  # GD crosses the hyperplane back and forth: chattering
+    h_flow = network_output(tr.W[-1], tr.a[-1], data.X, gamma)
+    h_gd = network_output(W, a, data.X, gamma)
+    assert np.max(np.abs(h_flow - h_gd)) <= 1e-2 * np.max(np.abs(h_flow))
+
+
+def _theorem2_check(m):
+    data = pwflow.three_points()
+    init = pwflow.balanced(m, 2, 1e-3, seed=0)
+    tr = simulate(data, init, 4000.0)
+    assert tr.success
+    beta, *_ = np.linalg.lstsq(data.X, data.y, rcond=None)
+    L_beta = 0.5 * np.mean((data.X @ beta - data.y) ** 2)
+    assert abs(tr.step_loss[-1] - L_beta) <= 1e-10
+    h = network_output(tr.W[-1], tr.a[-1], data.X)
+    assert np.max(np.abs(h - data.X @ beta)) <= 1e-6
+    # the learnt function is x -> <x, beta*> (checked on a grid of inputs)
+    xs = with_bias(np.linspace(-2, 2, 41))
+    assert np.max(np.abs(network_output(tr.W[-1], tr.a[-1], xs) - xs @ beta)) <= 1e-6
+    # every neuron is active on all points or on none (Figure 2(h))
+    S = tr.W[-1] @ data.X.T
+    # neurons sliding on a boundary of the inactive cone carry <w, x_k> = 0 up to rounding
+    tol = 1e-12 * np.linalg.norm(tr.W[-1], axis=1)[:, None] * np.linalg.norm(data.X, axis=1)
+    assert np.all(np.all(S > tol, axis=1) | np.all(S <= tol, axis=1))
+    assert np.max(tr.balancedness_drift()) <= 1e-10
+
+
+def test_theorem2_three_points_m500():
+    _theorem2_check(500)
+
+
+@pytest.mark.slow
+def test_theorem2_three_points_m2000():
+    _theorem2_check(2000)
+
+
+def test_reproducible():
+    data = pwflow.three_points()
+    init = pwflow.balanced(50, 2, 1e-3, seed=7)
+    a = simulate(data, init, 20.0)
+    b = simulate(data, init, 20.0)
+    np.testing.assert_array_equal(a.W, b.W)
+    np.testing.assert_array_equal(a.events["t"], b.events["t"])
+
+
+def test_save_load_and_dense_state(tmp_path, three_runs):
+    data, init, coarse, _ = three_runs
+    path = coarse.save(tmp_path / "run.npz")
+    back = pwflow.Trajectory.load(path)
+    np.testing.assert_array_equal(back.W, coarse.W)
+    for k in coarse.events:
+        np.testing.assert_array_equal(back.events[k], coarse.events[k])
+    assert back.summary()["events"] == coarse.summary()["events"]
+    assert back.meta["options"]["rtol"] == 1e-10
+    # dense evaluation at t = 15 agrees with a run that stores a snapshot there
+    W, a = back.state(15.0)
+    ref = simulate(data, init, 40.0, t_eval=[10.0, 15.0, 20.0])
+    i = int(np.flatnonzero(ref.t == 15.0)[0])
+    np.testing.assert_allclose(a, ref.a[i], rtol=1e-8, atol=1e-8 * np.max(np.abs(ref.a[i])))
+
+
+def test_zeno_guard_names_neuron_point_and_time():
+    # one neuron crossing many hyperplanes in a row; a guard window that makes it "too many"
+    angles = np.linspace(0.1, np.pi - 0.1, 8)
+    X = np.c_[np.cos(angles), np.sin(angles)]
+    data = Dataset(X, np.ones(8))
+    init = from_arrays([[0.3, -1.0]], [1.0])
+    from pwflow.integrator import FlowOptions
+
+    opts = FlowOptions(zeno_events=3, zeno_window=1e6, frozen_output=True)
+    tr = simulate(data, init, 5.0, gamma=0.5, options=opts)
+    assert tr.status == Status.ZENO
+    assert "neuron 0" in tr.message and "data point" in tr.message and "t =" in tr.message
+    assert tr.t[-1] < 5.0 and tr.n_events >= 3  # what was computed is kept
+
+
+def test_reach_zero_freezes_the_neuron():
+    # A neuron on a ray (1-D face) with |a| > ‖w‖ moving towards the origin reaches w = 0.
+    X = with_bias(np.array([-1.0, 1.0]))
+    data = Dataset(X, np.array([1.0, 1.0]))
+    # w on the ray x_1^⊥ ∩ {<w, x_2> < 0}: w = s (1, 1)/√2 with s > 0; a < 0 pushes it inwards
+    w0 = np.array([[0.5, 0.5]])
+    tr = simulate(data, from_arrays(w0 * 0.01, [-1.0]), 5.0, frozen_output=True)
+    kinds = tr.events["kind"].tolist()
+    if EventKind.REACH_ZERO in kinds:
+        assert np.all(tr.W[-1] == 0.0)
+
+
+INVALID = [
+    (lambda: simulate(pwflow.three_points(), pwflow.balanced(3, 2, 1.0), -1.0), "t_max"),
+    (lambda: simulate(pwflow.three_points(), pwflow.balanced(3, 2, 1.0), float("nan")), "t_max"),
+    (lambda: simulate(pwflow.three_points(), pwflow.balanced(3, 2, 1.0), 1.0, gamma=1.5), "gamma"),
+    (lambda: simulate(pwflow.three_points(), pwflow.balanced(3, 2, 1.0), 1.0, gamma=-0.1), "gamma"),
+    (lambda: simulate(pwflow.three_points(), pwflow.balanced(3, 3, 1.0), 1.0), "dimension"),
+    (lambda: simulate(pwflow.three_points(), pwflow.balanced(3, 2, 1.0), 1.0, rtol=0.0), "rtol"),
+    (lambda: simulate(pwflow.three_points(), pwflow.balanced(3, 2, 1.0), 1.0, loss="hinge"), "loss"),
+    (lambda: simulate(pwflow.three_points(), "init", 1.0), "init"),
+    (lambda: simulate(np.zeros((3, 2)), pwflow.balanced(3, 2, 1.0), 1.0), "data"),
+    (lambda: simulate(pwflow.three_points(), pwflow.balanced(3, 2, 1.0), 1.0, t_eval=[2.0]), "t_eval"),
+    (lambda: pwflow.balanced(3, 2, 0.0), "scale"),
+    (lambda: pwflow.balanced(0, 2, 1.0), "width"),
+    (lambda: pwflow.get_dataset("four-points"), "unknown dataset"),
+    (lambda: Dataset(np.array([[np.nan, 1.0]]), np.array([1.0])), "NaN"),
+]
+
+
+@pytest.mark.parametrize("call, fragment", INVALID)
+def test_invalid_input_raises_clear_error(call, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        call()
