@@ -207,8 +207,9 @@ class HybridFlow:
         self.gamma = gamma
         self.opt = options
         self.t = float(t0)
-        self.Z = np.hstack([np.asarray(W0, float), np.asarray(a0, float)[:, None]])
-        self.m = self.Z.shape[0]
+        self._Zcur = np.hstack([np.asarray(W0, float), np.asarray(a0, float)[:, None]])
+        self._Phi = None
+        self.m = self._Zcur.shape[0]
         self.table = table if table is not None else PatternTable(self.X, gamma)
         self.xnorm = np.linalg.norm(self.X, axis=1)
         self.xhat = np.hstack([self.X, np.zeros((self.n, 1))])
@@ -227,6 +228,32 @@ class HybridFlow:
             self.pat = self._initial_patterns()
         else:
             self.pat = self.table.index_many(patterns)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def Z(self) -> Array:
+        """Neuron states ``(w_j, a_j)`` at the current time, shape ``(m, d + 1)``.
+
+        Between events only the propagators are advanced; the neurons are materialised on
+        demand (``Φ_{u_j} z_j`` from the last solver start), then kept on their faces.
+        """
+        if self._Zcur is None:
+            Z = np.einsum("jab,jb->ja", self._Phi[self.pat], self._Zs)
+            self._project_sliding(Z, self.pat)
+            self._Zcur = Z
+        return self._Zcur
+
+    @Z.setter
+    def Z(self, value: Array) -> None:
+        self._Zcur = value
+
+    def outputs(self) -> Array:
+        """``h_θ(x_k)`` at the current time (from the moments: O(number of faces))."""
+        if self._Zcur is None:
+            return self._field.outputs(self._Phi)
+        W, a = self._Zcur[:, : self.d], self._Zcur[:, self.d]
+        S = W @ self.X.T
+        return np.where(S > 0, S, self.gamma * S).T @ a
 
     # ------------------------------------------------------------------ set-up
     def _residuals_direct(self) -> Array:
@@ -275,6 +302,8 @@ class HybridFlow:
         self._field = CollectiveField(tab, C, self.X, self.y, self.loss, self.opt.frozen_output)
         self._P = P
         self._Zs = self.Z.copy()
+        self._Phi = np.tile(np.eye(self.q), (P, 1, 1))
+        self._margins()
         y0 = np.tile(np.eye(self.q).reshape(-1), P)
         h0 = None if self.h_next is None else min(self.h_next, t_bound - self.t)
         self._solver = DOP853(
@@ -284,6 +313,23 @@ class HybridFlow:
         self._nfev_base = self.nfev
         self._regime = self._face_regime_at(np.eye(self.q)[None].repeat(P, 0))
         self.n_restarts += 1
+
+    def _margins(self) -> None:
+        """Distance of each neuron to the hyperplanes that bound its face (and to 0 on rays).
+
+        A neuron can change side during the solver's life only once ``‖Φ_u − I‖ ‖z_j‖``
+        reaches this distance; the others are not materialised (see :meth:`_detect`).
+        """
+        tab = self.table.arrays()
+        W = self._Zs[:, : self.d]
+        dist = np.abs(W @ self.X.T) / self.xnorm
+        U = tab.U[self.pat]
+        dist[U == 0] = np.inf
+        mu = np.min(dist, axis=1)
+        on_ray = tab.dim[self.pat] == 1
+        mu[on_ray] = np.minimum(mu[on_ray], np.linalg.norm(W[on_ray], axis=1))
+        self._mu = mu
+        self._znorm = np.linalg.norm(self._Zs, axis=1)
 
     def step(self, t_bound: float) -> None:
         """Advance to the next accepted point (at most ``t_bound``), applying events.
@@ -310,11 +356,14 @@ class HybridFlow:
         t0, t1 = self.t, solver.t
         self.h_next = solver.h_abs
         Phi1 = lorentz_project(solver.y.reshape(P, q, q))
-        Z1 = np.einsum("jab,jb->ja", Phi1[self.pat], self._Zs)
         dense = None
         F = None
         self._later = {}
-        cand = self._detect(Z1)
+        # only neurons whose face propagator moved them by their margin can have changed side
+        move = np.sqrt(np.sum((Phi1 - np.eye(q)) ** 2, axis=(1, 2)))
+        near = np.flatnonzero(move[self.pat] * self._znorm >= 0.9 * self._mu)
+        Z1n = np.einsum("jab,jb->ja", Phi1[self.pat[near]], self._Zs[near])
+        cand = self._detect(Z1n, near)
         regime1 = self._face_regime_at(Phi1)
         face_change = bool(np.any(regime1 != self._regime))
         if cand is not None or face_change:
@@ -324,13 +373,13 @@ class HybridFlow:
         t_face, faces = (np.inf, []) if not face_change else self._face_events(dense, t0, t1, P)
         self._t_face = t_face
         if not pending and not faces:
-            self._project_sliding(Z1, self.pat)
-            self.Z, self.t = Z1, float(t1)
+            self._Phi, self._Zcur, self.t = Phi1, None, float(t1)
             self._regime = regime1
             if np.max(np.abs(Phi1)) > 1e3:
                 self._solver = None
             self._zeno_guard(t0, t1)
             return
+        Z1 = np.einsum("jab,jb->ja", Phi1[self.pat], self._Zs)
         t_cut = self._choose_cut(pending, t_face, t0, t1)
         assert t0 <= t_cut <= t1, (t0, t_cut, t1)
         t_cut = self._advance(t_cut, t1, Phi1, Z1, F, field_, pending, faces, P)
@@ -344,21 +393,29 @@ class HybridFlow:
         """Coefficients of ``left_c · Φ_{p_c}(t) · right_c`` in the nested dense form."""
         return np.einsum("icab,ca,cb->ci", F[:, pats], left, right)
 
-    def _detect(self, Z1: Array):
-        """Candidate pairs (neuron, data index or −1 for ``w = 0``) at the end of a step."""
+    def _detect(self, Zn: Array, idx: NDArray):
+        """Candidate pairs among the neurons ``idx`` (states ``Zn``) at the end of a step.
+
+        Returns global neuron indices ``jj``, data indices ``kk``, the neurons ``zz`` of
+        1-dimensional faces that reached ``w = 0``, and their states ``(a_j)`` at step end.
+        """
+        if idx.size == 0:
+            return None
         tab = self.table
         d = self.d
-        jj, kk = detect_crossings(Z1[:, :d], self.X, tab.U[self.pat])
-        on_ray = tab.dim[self.pat] == 1
-        zz = detect_zero_crossings(Z1[:, :d], tab.ray[self.pat[on_ray]], on_ray)
+        pat = self.pat[idx]
+        jj, kk = detect_crossings(Zn[:, :d], self.X, tab.U[pat])
+        on_ray = tab.dim[pat] == 1
+        zz = detect_zero_crossings(Zn[:, :d], tab.ray[pat[on_ray]], on_ray)
         if jj.size == 0 and zz.size == 0:
             return None
-        return jj, kk, zz
+        a_end = np.concatenate([Zn[jj, d], Zn[zz, d]])
+        return idx[jj], kk, idx[zz], a_end
 
     def _locate_neuron_events(self, cand, F: Array, t0: float, t1: float) -> list[_Pending]:
         tab = self.table
         d = self.d
-        jj, kk, zz = cand
+        jj, kk, zz, a_end = cand
         self._later = {}
         neurons = np.concatenate([jj, zz])
         left = np.concatenate(
@@ -371,7 +428,7 @@ class HybridFlow:
         x[np.sign(coef[:, 0]) * np.sign(_nested(coef, np.ones(len(x)))) > 0] = 0.0
         ds = _nested_derivative(coef, x) / (t1 - t0)
         tt = t0 + x * (t1 - t0)
-        a = np.abs(self.Z[neurons, d])
+        a = np.abs(a_end)
         kinds = np.concatenate([kk, np.full(zz.size, -1)])
         # group candidates per neuron: earliest time first; coincident ones merged
         order = np.lexsort((tt, neurons))
@@ -486,81 +543,143 @@ class HybridFlow:
         coef = F.reshape(F.shape[0], -1).T  # (P q q, 8)
         return _nested(coef, np.full(coef.shape[0], x)).reshape(P, self.q, self.q)
 
-    def _classify_event(self, ev: _Pending, F: Array, field_: CollectiveField, P: int) -> None:
-        """Fill ``ev`` with the state at its time and where the neuron goes (no side effects)."""
-        d = self.d
+    def _classify_batch(self, evs: list[_Pending], F: Array, field_: CollectiveField, P: int) -> dict:
+        """States at the event times and where each neuron goes, for a batch of events.
+
+        The common case — one hyperplane reached from an open cell — is decided in one
+        vectorised pass by the one-sided normal velocities ``v± = a <D±, x_k>`` (the rule of
+        :func:`pwflow.events.classify` for one hyperplane); events on lower-dimensional faces,
+        several hyperplanes at once, tangencies (``|v±|`` at rounding level) and ``w = 0`` go
+        through :func:`pwflow.events.classify` one by one.  No side effects except registering
+        new faces.
+        """
+        d, n, q, g = self.d, self.n, self.q, self.gamma
         tab = self.table
-        j = ev.neuron
-        p = int(self.pat[j])
-        Phis = lorentz_project(self._phi_at(F, P, ev.x))
-        zs = Phis[p] @ self._Zs[j]
-        u_prev = tab.U[p]
-        if ev.zero:
-            u_new = np.zeros(self.n, dtype=np.int8)
-            zs[:d] = 0.0
-            ev.kind, ev.k_log, ev.resid = EventKind.REACH_ZERO, -1, 0.0
-        else:
-            r = field_.residuals(Phis)
-            u_face = u_prev.copy()
+        E = len(evs)
+        js = np.array([e.neuron for e in evs])
+        xs = np.array([e.x for e in evs])
+        ps = self.pat[js]
+        coef = F.reshape(F.shape[0], -1).T  # (P q q, 8)
+        Phis = np.empty((E, P, q, q))
+        for s in range(0, E, 256):  # chunks keep the temporaries small
+            xx = xs[s : s + 256]
+            vals = _nested(np.repeat(coef[None], xx.size, 0).reshape(-1, coef.shape[1]),
+                           np.repeat(xx, coef.shape[0]))
+            Phis[s : s + 256] = vals.reshape(xx.size, P, q, q)
+        Phis = lorentz_project(Phis)
+        zs = np.einsum("eab,eb->ea", Phis[np.arange(E), ps], self._Zs[js])
+        R = field_.residuals(Phis)  # (E, n)
+        if R.ndim == 1:
+            R = np.broadcast_to(R, (E, n))
+        U_prev = tab.U[ps]
+        U_new = U_prev.copy()
+        kinds = np.zeros(E, dtype=np.int8)
+        k_log = np.array([e.ks[0] if not e.zero else -1 for e in evs])
+        resid = np.zeros(E)
+        simple = np.array([(not e.zero) and len(e.ks) == 1 for e in evs]) & np.all(U_prev != 0, axis=1)
+        if np.any(simple):
+            i = np.flatnonzero(simple)
+            k = k_log[i]
+            xk = self.X[k]
+            eta = np.where(U_prev[i] > 0, 1.0, g)
+            eta[np.arange(i.size), k] = 0.0
+            b = -np.einsum("en,en,nd->ed", eta, R[i], self.X) / n
+            z = -(R[i, k] / n)[:, None] * xk
+            a = zs[i, d]
+            Dp, Dm = b + z, b + g * z
+            vp = a * np.einsum("ed,ed->e", Dp, xk)
+            vm = a * np.einsum("ed,ed->e", Dm, xk)
+            # staying is consistent iff the slope making <D, x_k> = 0 lies in [γ, 1], i.e.
+            # v+ v− <= 0; it is then the minimal-norm choice. Otherwise both one-sided
+            # velocities agree and the neuron leaves to their side.
+            side = np.where(vp * vm <= 0, 0, np.sign(vp)).astype(np.int8)
+            prev = U_prev[i, k]
+            kd = np.where(side == 0, EventKind.ENTER_SLIDING,
+                          np.where(side == -prev, EventKind.CROSSING, EventKind.GRAZING))
+            U_new[i, k] = side
+            kinds[i] = kd
+        for e in np.flatnonzero(~simple):
+            ev = evs[e]
+            if ev.zero:
+                U_new[e] = 0
+                kinds[e] = EventKind.REACH_ZERO
+                continue
+            u_face = U_prev[e].copy()
             u_face[ev.ks] = 0
-            c = classify(zs[d], u_face, u_prev, self.X, r, self.gamma)
-            K = np.flatnonzero(u_face == 0)
-            u_new = u_face.copy()
-            u_new[K] = c.signs
-            w = zs[:d]
+            c = classify(zs[e, d], u_face, U_prev[e], self.X, R[e], g)
+            U_new[e] = u_face
+            U_new[e, u_face == 0] = c.signs
+            kinds[e] = c.kind
+        # place each neuron exactly on the hyperplanes it reached (changes ‖w‖² only at second
+        # order in the located residual, so Lemma 1 is unaffected); w = 0 events: w := 0
+        for e in range(E):
+            ev = evs[e]
+            if ev.zero:
+                zs[e, :d] = 0.0
+                continue
+            w = zs[e, :d]
             wn = max(float(np.linalg.norm(w)), 1e-300)
-            ev.resid = ev.poly_residual / (float(np.max(self.xnorm[ev.ks])) * wn)
-            ev.kind, ev.k_log = c.kind, ev.ks[0]
-            # place the neuron exactly on the hyperplanes it reached (changes ‖w‖² only at
-            # second order in the located residual, so Lemma 1 is unaffected)
-            zs[:d] = self._project_face(w, K[c.signs == 0] if np.any(c.signs == 0) else np.asarray(ev.ks))
-        ev.Phis = Phis
-        ev.zs = zs
-        ev.p_from = p
-        ev.p_new = tab.index(u_new)
+            resid[e] = ev.poly_residual / (float(np.max(self.xnorm[ev.ks])) * wn)
+        reach = np.zeros((E, n), dtype=bool)
+        for e, ev in enumerate(evs):
+            if not ev.zero:
+                reach[e, ev.ks] = True
+        reach |= (U_new == 0) & ~np.array([ev.zero for ev in evs])[:, None]
+        one = np.sum(reach, axis=1) == 1
+        if np.any(one):
+            i = np.flatnonzero(one)
+            k = np.argmax(reach[i], axis=1)
+            xk = self.X[k]
+            zs[i, :d] -= (np.einsum("ed,ed->e", zs[i, :d], xk) / self.xnorm[k] ** 2)[:, None] * xk
+        for e in np.flatnonzero(np.sum(reach, axis=1) > 1):
+            zs[e, :d] = self._project_face(zs[e, :d], np.flatnonzero(reach[e]))
+        p_new = tab.index_many(U_new)
+        tab.arrays()
+        return {"js": js, "ts": np.array([e.t for e in evs]), "ps": ps, "p_new": p_new,
+                "zs": zs, "Phis": Phis, "kinds": kinds, "k_log": k_log, "resid": resid}
 
     def _advance(self, t_cut, t1, Phi1, Z1, F, field_, pending, faces, P):
-        d = self.d
         tab = self.table
         h = t1 - self.t
         todo = [e for e in pending if e.t <= t_cut]
-        applied: list[_Pending] = []
-        for ev in todo:  # time order
-            if ev.t > t_cut:
-                break
-            self._classify_event(ev, F, field_, P)
-            applied.append(ev)
-            if ev.p_new >= P:  # a face not integrated in this step: cut here
-                t_cut = ev.t
-        applied = [e for e in applied if e.t <= t_cut]
-        if t_cut < min(t1, np.inf) and faces and t_cut < self._t_face:
+        B = self._classify_batch(todo, F, field_, P) if todo else None
+        if B is not None and np.any(B["p_new"] >= P):
+            # an event entering a face not integrated in this step: cut there
+            t_cut = min(t_cut, float(np.min(B["ts"][B["p_new"] >= P])))
+        if t_cut < t1 and faces and t_cut < self._t_face:
             faces = []
-        tab.arrays()
         while True:
             xc = (t_cut - self.t) / h if h > 0 else 1.0
             Phic = Phi1 if t_cut == t1 else lorentz_project(self._phi_at(F, P, xc))
             Zc = Z1.copy() if t_cut == t1 else np.einsum("jab,jb->ja", Phic[self.pat], self._Zs)
-            bad_t = np.inf
-            for ev in applied:
-                j = ev.neuron
-                if ev.p_new >= P or ev.t == t_cut:
-                    Zc[j] = ev.zs
-                else:
-                    Zc[j] = Phic[ev.p_new] @ (lorentz_inverse(ev.Phis[ev.p_new]) @ ev.zs)
-                    u = tab.U[ev.p_new]
-                    s = np.sign(self.X @ Zc[j, :d])
-                    if np.any((u != 0) & (s != u)):
-                        bad_t = min(bad_t, ev.t)
-            if bad_t == np.inf:
+            if B is None:
+                sel = np.zeros(0, dtype=np.intp)
                 break
-            t_cut = bad_t  # the neuron changed side again before the cut: cut at its event
-            applied = [e for e in applied if e.t <= t_cut]
+            sel = np.flatnonzero(B["ts"] <= t_cut)
+            js, pn, zs = B["js"][sel], B["p_new"][sel], B["zs"][sel]
+            move = (pn < P) & (B["ts"][sel] < t_cut)
+            Zc[js] = zs
+            if not np.any(move):
+                break
+            i = np.flatnonzero(move)
+            Phis_new = B["Phis"][sel[i], pn[i]]
+            Zc[js[i]] = np.einsum("eab,ebc,ec->ea", Phic[pn[i]], lorentz_inverse(Phis_new), zs[i])
+            U = tab.U[pn[i]]
+            s = np.sign(Zc[js[i], : self.d] @ self.X.T)
+            bad = np.any((U != 0) & (s != U), axis=1)
+            if not np.any(bad):
+                break
+            # a switched neuron changed side again before the cut: cut at its event
+            t_cut = float(np.min(B["ts"][sel[i[bad]]]))
             faces = []
         new_pat = self.pat.copy()
-        for ev in applied:
-            new_pat[ev.neuron] = ev.p_new
-            self.events.add(ev.t, ev.neuron, ev.k_log, ev.kind, ev.resid, ev.p_from, ev.p_new)
-            self._recent.append((ev.t, ev.neuron, ev.k_log))
+        if B is not None:
+            new_pat[B["js"][sel]] = B["p_new"][sel]
+            for e in sel:
+                self.events.add(float(B["ts"][e]), int(B["js"][e]), int(B["k_log"][e]),
+                                int(B["kinds"][e]), float(B["resid"][e]), int(B["ps"][e]),
+                                int(B["p_new"][e]))
+                self._recent.append((float(B["ts"][e]), int(B["js"][e]), int(B["k_log"][e])))
         # neurons on faces (including those about to leave one at t_cut) lie on its hyperplanes
         tab.arrays()
         self._project_sliding(Zc, new_pat)
@@ -776,10 +895,8 @@ def simulate(
     step_t, step_h = [], []
 
     def record_step() -> None:
-        W, a = flow.Z[:, : flow.d], flow.Z[:, flow.d]
-        S = W @ flow.X.T
         step_t.append(flow.t)
-        step_h.append(np.where(S > 0, S, gamma * S).T @ a)
+        step_h.append(flow.outputs())
 
     def snapshot() -> None:
         snap_t.append(flow.t)
