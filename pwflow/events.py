@@ -57,7 +57,9 @@ _MESSAGES = {
 }
 
 
-def detect_crossings(W: Array, X: Array, U_of_neuron: NDArray[np.int8]):
+def detect_crossings(
+    W: Array, X: Array, U_of_neuron: NDArray[np.int8], slack: Array | None = None
+):
     """Pairs ``(j, k)`` whose sign of ``<w_j, x_k>`` disagrees with ``u_k`` of the neuron's face.
 
     Parameters
@@ -69,6 +71,9 @@ def detect_crossings(W: Array, X: Array, U_of_neuron: NDArray[np.int8]):
     U_of_neuron : array, shape (m, n)
         The pattern of each neuron at the start of the step (0 entries are skipped: those
         constraints are held by the face field).
+    slack : array, shape (m,), optional
+        Per-neuron absolute uncertainty of ``w`` (e.g. how far the Lorentz projection moved
+        it); a wrong sign smaller than ``slack ‖x_k‖`` is not trusted as a crossing.
 
     Returns
     -------
@@ -78,7 +83,10 @@ def detect_crossings(W: Array, X: Array, U_of_neuron: NDArray[np.int8]):
     S = W @ X.T
     # values within rounding of zero are not crossings: a neuron that just left a hyperplane
     # (or was cut exactly on it) sits there to rounding; a real crossing shows at a later step
-    tiny = 16 * np.finfo(float).eps * np.linalg.norm(W, axis=1)[:, None] * np.linalg.norm(X, axis=1)
+    unc = 16 * np.finfo(float).eps * np.linalg.norm(W, axis=1)
+    if slack is not None:
+        unc = unc + slack
+    tiny = unc[:, None] * np.linalg.norm(X, axis=1)
     bad = (U_of_neuron != 0) & (np.sign(S) != U_of_neuron) & (np.abs(S) > tiny)
     return np.nonzero(bad)
 

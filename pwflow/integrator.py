@@ -355,7 +355,9 @@ class HybridFlow:
         self.n_steps += 1
         t0, t1 = self.t, solver.t
         self.h_next = solver.h_abs
-        Phi1 = lorentz_project(solver.y.reshape(P, q, q))
+        Phi1_raw = solver.y.reshape(P, q, q)
+        Phi1 = lorentz_project(Phi1_raw)
+        self._proj_move = np.sqrt(np.sum((Phi1 - Phi1_raw) ** 2, axis=(1, 2)))
         dense = None
         F = None
         self._later = {}
@@ -404,7 +406,10 @@ class HybridFlow:
         tab = self.table
         d = self.d
         pat = self.pat[idx]
-        jj, kk = detect_crossings(Zn[:, :d], self.X, tab.U[pat])
+        # sign changes smaller than what the Lorentz projection moved the neuron are not
+        # trusted (the located root lives on the unprojected dense output)
+        slack = 2 * self._proj_move[pat] * self._znorm[idx]
+        jj, kk = detect_crossings(Zn[:, :d], self.X, tab.U[pat], slack)
         on_ray = tab.dim[pat] == 1
         zz = detect_zero_crossings(Zn[:, :d], tab.ray[pat[on_ray]], on_ray)
         if jj.size == 0 and zz.size == 0:

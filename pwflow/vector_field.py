@@ -110,8 +110,9 @@ class CollectiveField:
         """``h_θ(x_k)`` for propagators ``Phi`` (shape ``(P, q, q)`` or ``(T, P, q, q)``)."""
         d = self.d
         # S_p = Φ_w C Φ_aᵀ  (row block of w, row of a)
-        S = np.einsum("...pij,pjk,...pk->...pi", Phi[..., :d, :], self.C, Phi[..., d, :])
-        return np.einsum("pk,...pk->...k", self.eta0, S @ self.X.T)
+        T = self.C @ Phi[..., d, :, None]
+        S = (Phi[..., :d, :] @ T)[..., 0]
+        return ((S @ self.X.T) * self.eta0).sum(axis=-2)
 
     def residuals(self, Phi: Array) -> Array:
         """``r_k = ∂_1 l(h_θ(x_k), y_k)``."""
@@ -134,5 +135,5 @@ class CollectiveField:
             G = self.face_fields(Phi)
             dPhi = np.empty_like(Phi)
             dPhi[:, :d, :] = G[:, :, None] * Phi[:, d, None, :]
-            dPhi[:, d, :] = np.einsum("pi,pij->pj", G, Phi[:, :d, :])
+            dPhi[:, d, :] = (G[:, None, :] @ Phi[:, :d, :])[:, 0, :]
         return dPhi.reshape(-1)

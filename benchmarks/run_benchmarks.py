@@ -1,0 +1,167 @@
+"""Benchmarks of the exact flow against gradient descent and a naive event-restarting solver.
+
+Usage::
+
+    python benchmarks/run_benchmarks.py                 # three_points and stewart, m = 2e3, 2e4, 2e5
+    python benchmarks/run_benchmarks.py --quick         # m = 2e3 only
+    python benchmarks/run_benchmarks.py --sizes 2000 20000 --datasets three-points
+
+Each case runs in a fresh process (peak memory = that process's max RSS). Printed columns:
+
+* ``wall``: wall time of :func:`pwflow.simulate` (s);
+* ``events``, ``steps``;
+* ``peak MB``: max RSS of the process;
+* ``loss err``: ``|L(θ^T) − L_ref|`` where ``L_ref`` is ``L_β*`` (three points: Theorem 2's
+  limit) or the final loss of a strict run at tolerance 1e-12 (Stewart, m = 2e3 only);
+* ``GD time``: numpy gradient descent with the paper's step (lr = 2e-3 on L, i.e. 1e-3 on the
+  authors' MSE), time per step measured in the same process and scaled to the paper's 2·10⁶
+  steps; ``ratio GD`` = GD time / wall;
+* ``naive``: scipy ``solve_ivp`` (DOP853, same tolerance) on the full state with one event
+  function per (neuron, point) pair, restarted at every event — measured only where it finishes
+  in ``--naive-budget`` seconds (otherwise ``>budget``); ``ratio naive`` = naive / wall.
+
+Machines are shared and noisy: compare ratios, not seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import time
+
+import numpy as np
+
+
+def _dataset(name: str):
+    import pwflow
+
+    return pwflow.three_points() if name == "three-points" else pwflow.stewart(seed=0, n=40)
+
+
+def _init(name: str, m: int):
+    import pwflow
+
+    if name == "three-points":
+        return pwflow.balanced(m, 2, 1e-3, seed=0)
+    return pwflow.unbalanced(m, 2, 1e-3, seed=0)
+
+
+def _flow_case(name: str, m: int, t_max: float, q: mp.Queue) -> None:
+    import pwflow
+    from pwflow.gd import time_per_step
+
+    data, init = _dataset(name), _init(name, m)
+    t0 = time.perf_counter()
+    tr = pwflow.simulate(data, init, t_max, n_snapshots=8)
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    gd_step = time_per_step(data, init, lr=2e-3, n_steps=20 if m >= 100000 else 100)
+    q.put({
+        "wall": wall, "events": tr.n_events, "steps": tr.stats["n_steps"], "peak": peak,
+        "final_loss": float(tr.step_loss[-1]), "status": tr.status, "gd": gd_step * 2e6,
+        "drift": float(np.max(tr.balancedness_drift())),
+    })
+
+
+def _naive_full_state(data, init, t_max, rtol, atol, budget):
+    """solve_ivp on (W, a) with one event per (j, k) pair, restarted at every event."""
+    from scipy.integrate import solve_ivp
+
+    X, y = data.X, data.y
+    n, d = X.shape
+    m = init.m
+    z = np.hstack([init.W, init.a[:, None]]).ravel()
+    t = 0.0
+    start = time.perf_counter()
+    n_events = 0
+    while t < t_max:
+        W = z.reshape(m, d + 1)[:, :d]
+        eta = (W @ X.T > 0).astype(float)  # ReLU pattern, fixed until the next event
+
+        def rhs(_t, zz, eta=eta):
+            Z = zz.reshape(m, d + 1)
+            Wc, a = Z[:, :d], Z[:, d]
+            h = ((Wc @ X.T) * eta).T @ a
+            g = -((eta * (h - y)) @ X) / n  # (m, d): D_j
+            out = np.empty_like(Z)
+            out[:, :d] = a[:, None] * g
+            out[:, d] = np.einsum("ij,ij->i", Wc, g)
+            return out.ravel()
+
+        events = []
+        for j in range(m):
+            for k in range(n):
+                def ev(_t, zz, j=j, k=k):
+                    return zz[j * (d + 1): j * (d + 1) + d] @ X[k]
+                ev.terminal = True
+                events.append(ev)
+        sol = solve_ivp(rhs, (t, t_max), z, method="DOP853", rtol=rtol, atol=atol, events=events)
+        z, t = sol.y[:, -1], sol.t[-1]
+        if sol.status == 1:
+            n_events += 1
+            t = np.nextafter(t, np.inf)
+        if time.perf_counter() - start > budget:
+            return None, n_events
+    return time.perf_counter() - start, n_events
+
+
+def _naive_case(name: str, m: int, t_max: float, budget: float, q: mp.Queue) -> None:
+    data, init = _dataset(name), _init(name, m)
+    wall, nev = _naive_full_state(data, init, t_max, 1e-10, 1e-12, budget)
+    q.put({"naive": wall, "naive_events": nev})
+
+
+def _run(target, *args):
+    q: mp.Queue = mp.Queue()
+    p = mp.Process(target=target, args=(*args, q))
+    p.start()
+    out = q.get()
+    p.join()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[2000, 20000, 200000])
+    ap.add_argument("--datasets", nargs="+", default=["three-points", "stewart"])
+    ap.add_argument("--quick", action="store_true", help="m = 2000 only")
+    ap.add_argument("--t-max", type=float, default=4000.0)
+    ap.add_argument("--naive-budget", type=float, default=120.0)
+    args = ap.parse_args()
+    sizes = [2000] if args.quick else args.sizes
+    header = (f"{'dataset':<13}{'m':>8}{'wall s':>9}{'events':>9}{'steps':>7}{'peak MB':>9}"
+              f"{'loss err':>11}{'drift':>9}{'GD s':>10}{'ratio GD':>10}{'naive s':>9}{'ratio naive':>12}")
+    print(header)
+    print("-" * len(header))
+    import pwflow
+
+    for name in args.datasets:
+        data = _dataset(name)
+        if name == "three-points":
+            beta, *_ = np.linalg.lstsq(data.X, data.y, rcond=None)
+            L_ref = 0.5 * np.mean((data.X @ beta - data.y) ** 2)
+        else:
+            ref = pwflow.simulate(data, _init(name, 2000), args.t_max, rtol=1e-12, atol=1e-14,
+                                  batch_tol=0.0, n_snapshots=4)
+            L_ref = float(ref.step_loss[-1])
+        for m in sizes:
+            r = _run(_flow_case, name, m, args.t_max)
+            naive = "-"
+            ratio_n = "-"
+            if m <= 2000:
+                nv = _run(_naive_case, name, min(m, 200), args.t_max, args.naive_budget)
+                if nv["naive"] is None:
+                    naive = f">{args.naive_budget:.0f}"
+                    ratio_n = f">{args.naive_budget / r['wall']:.0f}x (m={min(m, 200)})"
+                else:
+                    naive = f"{nv['naive']:.1f}"
+                    ratio_n = f"{nv['naive'] / r['wall']:.1f}x (m={min(m, 200)})"
+            err = abs(r["final_loss"] - L_ref) if (name == "three-points" or m == 2000) else float("nan")
+            print(f"{name:<13}{m:>8}{r['wall']:>9.2f}{r['events']:>9}{r['steps']:>7}{r['peak']:>9.0f}"
+                  f"{err:>11.2e}{r['drift']:>9.1e}{r['gd']:>10.0f}{r['gd'] / r['wall']:>9.0f}x"
+                  f"{naive:>9}{ratio_n:>12}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
