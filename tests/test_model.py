@@ -1,0 +1,209 @@
+"""Tests of pwflow.model: activation, losses (Assumption 1), network output Eq. (1), gradient."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from pwflow import model
+from pwflow.model import (
+    activation,
+    check_gamma,
+    empirical_loss,
+    get_loss,
+    gradient,
+    logistic_loss,
+    make_loss,
+    network_output,
+    slopes,
+    square_loss,
+)
+
+GAMMAS = [0.0, 0.1, 0.5, 1.0]
+
+
+@pytest.mark.parametrize("gamma", GAMMAS)
+def test_activation_is_max_z_gamma_z(gamma):
+    z = np.linspace(-3, 3, 61)
+    expected = [max(v, gamma * v) for v in z]
+    np.testing.assert_array_equal(activation(z, gamma), expected)
+
+
+@pytest.mark.parametrize("gamma", GAMMAS)
+def test_slopes_away_from_zero_and_at_zero(gamma):
+    z = np.array([-2.0, -1e-300, 0.0, 1e-300, 3.0])
+    np.testing.assert_array_equal(slopes(z, gamma), [gamma, gamma, gamma, 1.0, 1.0])
+    np.testing.assert_array_equal(slopes(z, gamma, at_zero=0.7), [gamma, gamma, 0.7, 1.0, 1.0])
+    # away from 0 the slope is the derivative of the activation (central differences)
+    zz = np.array([-2.0, -0.3, 0.4, 2.5])
+    h = 1e-6
+    fd = (activation(zz + h, gamma) - activation(zz - h, gamma)) / (2 * h)
+    np.testing.assert_allclose(slopes(zz, gamma), fd, rtol=1e-8)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), "x", None])
+def test_check_gamma_rejects(bad):
+    with pytest.raises(ValueError, match="gamma"):
+        check_gamma(bad)
+
+
+def test_square_loss_closed_form_and_derivative():
+    p = np.linspace(-4, 4, 33)[:, None]
+    y = np.array([-1.0, 0.0, 0.3, 2.0])[None, :]
+    np.testing.assert_allclose(square_loss(p, y), 0.5 * (p - y) ** 2, rtol=1e-15)
+    np.testing.assert_allclose(square_loss.derivative(p, y), p - y, rtol=1e-15, atol=0)
+    h = 1e-5
+    fd = (square_loss(p + h, y) - square_loss(p - h, y)) / (2 * h)
+    np.testing.assert_allclose(square_loss.derivative(p, y), fd, rtol=1e-8, atol=1e-9)
+
+
+def test_logistic_loss_closed_form_and_derivative():
+    p = np.linspace(-6, 6, 49)[:, None]
+    y = np.array([-1.0, 1.0])[None, :]
+    closed = np.vectorize(lambda u, v: math.log1p(math.exp(-u * v)))(p, y)
+    np.testing.assert_allclose(logistic_loss(p, y), closed, rtol=1e-14)
+    closed_der = np.vectorize(lambda u, v: -v / (1 + math.exp(u * v)))(p, y)
+    np.testing.assert_allclose(logistic_loss.derivative(p, y), closed_der, rtol=1e-14)
+    h = 1e-5
+    fd = (logistic_loss(p + h, y) - logistic_loss(p - h, y)) / (2 * h)
+    np.testing.assert_allclose(logistic_loss.derivative(p, y), fd, rtol=1e-8, atol=1e-10)
+
+
+def test_logistic_loss_is_stable_for_large_margins():
+    # filterwarnings = error: an overflow in exp would fail this test
+    p = np.array([-1e4, 1e4])
+    y = np.array([1.0, 1.0])
+    np.testing.assert_allclose(logistic_loss(p, y), [1e4, 0.0], atol=1e-300)
+    np.testing.assert_allclose(logistic_loss.derivative(p, y), [-1.0, 0.0], atol=1e-300)
+
+
+def _brute_output(W, a, X, gamma):
+    out = []
+    for x in X:
+        s = 0.0
+        for wj, aj in zip(W, a):
+            z = sum(wi * xi for wi, xi in zip(wj, x))
+            s += aj * (z if z > 0 else gamma * z)
+        out.append(s)
+    return np.array(out)
+
+
+@given(seed=st.integers(0, 2**32 - 1), gamma=st.sampled_from(GAMMAS))
+def test_network_output_matches_brute_force(seed, gamma):
+    rng = np.random.default_rng(seed)
+    m, d, n = rng.integers(1, 8), rng.integers(1, 4), rng.integers(1, 6)
+    W, a, X = rng.standard_normal((m, d)), rng.standard_normal(m), rng.standard_normal((n, d))
+    np.testing.assert_allclose(
+        network_output(W, a, X, gamma), _brute_output(W, a, X, gamma), rtol=1e-12, atol=1e-14
+    )
+
+
+def test_empirical_loss_is_mean_of_losses(three):
+    W, a = np.array([[0.3, 0.2], [-0.1, 0.4]]), np.array([1.0, -0.5])
+    h = _brute_output(W, a, three.X, 0.0)
+    expected = np.mean(0.5 * (h - three.y) ** 2)
+    assert empirical_loss(W, a, three.X, three.y, square_loss) == pytest.approx(expected, 1e-14)
+
+
+def _fd_gradient(W, a, X, y, loss, gamma, h=1e-6):
+    def L(Wv, av):
+        return empirical_loss(Wv, av, X, y, loss, gamma)
+
+    gW, ga = np.zeros_like(W), np.zeros_like(a)
+    for idx in np.ndindex(W.shape):
+        E = np.zeros_like(W)
+        E[idx] = h
+        gW[idx] = (L(W + E, a) - L(W - E, a)) / (2 * h)
+    for j in range(a.size):
+        e = np.zeros_like(a)
+        e[j] = h
+        ga[j] = (L(W, a + e) - L(W, a - e)) / (2 * h)
+    return gW, ga
+
+
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    gamma=st.sampled_from(GAMMAS),
+    loss=st.sampled_from(["square", "logistic"]),
+)
+def test_gradient_matches_central_differences(seed, gamma, loss):
+    rng = np.random.default_rng(seed)
+    m, d, n = 4, 3, 5
+    W, a, X = rng.standard_normal((m, d)), rng.standard_normal(m), rng.standard_normal((n, d))
+    y = np.sign(rng.standard_normal(n)) if loss == "logistic" else rng.standard_normal(n)
+    # L is smooth near theta only if no <w_j, x_k> is near 0 (the FD step moves it by ~1e-6)
+    assume(np.min(np.abs(X @ W.T)) > 1e-3)
+    lo = get_loss(loss)
+    gW, ga = gradient(W, a, X, y, lo, gamma)
+    fW, fa = _fd_gradient(W, a, X, y, lo, gamma)
+    np.testing.assert_allclose(gW, fW, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(ga, fa, rtol=1e-6, atol=1e-8)
+
+
+def test_gradient_uses_slope_at_zero_on_the_kink():
+    # x = (1, 0), w = (0, 1): <w, x> = 0 exactly, so only the sigma'(0) convention matters
+    X, y = np.array([[1.0, 0.0]]), np.array([1.0])
+    W, a = np.array([[0.0, 1.0]]), np.array([2.0])
+    g0, _ = gradient(W, a, X, y, square_loss, 0.0, slope_at_zero=0.0)
+    g1, _ = gradient(W, a, X, y, square_loss, 0.0, slope_at_zero=1.0)
+    np.testing.assert_array_equal(g0, [[0.0, 0.0]])
+    np.testing.assert_array_equal(g1, [[-2.0, 0.0]])  # a * r * x = 2 * (0 − 1) * (1, 0)
+
+
+def test_assumption1_holds_for_square_and_logistic():
+    rep = square_loss.check_assumption1([-1.0, 0.5, 2.0])
+    assert rep.holds and rep.lipschitz == pytest.approx(1.0) and rep.message == "holds"
+    rep = logistic_loss.check_assumption1([-1.0, 1.0])
+    assert rep.holds and rep.lipschitz == pytest.approx(0.25, rel=1e-3)
+
+
+def test_assumption1_fails_for_2_lipschitz_derivative():
+    # the paper's "(ŷ − y)²" without the ½: derivative 2(ŷ − y) is 2-Lipschitz
+    mse = make_loss(lambda p, y: (p - y) ** 2, lambda p, y: 2 * (p - y), "mse", 2.0)
+    rep = mse.check_assumption1([1.0, 2.0])
+    assert not rep.holds and rep.lipschitz == pytest.approx(2.0)
+    assert "not 1-Lipschitz" in rep.message
+
+
+def test_assumption1_fails_when_derivative_vanishes_at_zero():
+    # l(ŷ, y) = ½ ŷ² ignores y: ∂_1 l(0, y) = 0 for y != 0
+    flat = make_loss(lambda p, y: 0.5 * p**2 + 0 * y, lambda p, y: p + 0 * y, "flat")
+    rep = flat.check_assumption1([1.0, -2.0])
+    assert not rep.holds and rep.min_abs_derivative_at_zero == 0.0
+    assert "∂_1 l(0, y) = 0" in rep.message
+
+
+def test_make_loss_builds_a_working_loss():
+    lo = make_loss(lambda p, y: np.abs(p - y), lambda p, y: np.sign(p - y), "abs", 1.0)
+    assert lo.name == "abs" and lo(np.array([3.0]), np.array([1.0]))[0] == 2.0
+    assert get_loss(lo) is lo
+    assert get_loss("square") is square_loss and get_loss("logistic") is logistic_loss
+
+
+@pytest.mark.parametrize(
+    "kwargs,fragment",
+    [
+        (dict(value=1.0, derivative=lambda p, y: p), "callables"),
+        (dict(value=lambda p, y: p, derivative=None), "callables"),
+        (dict(value=lambda p, y: p, derivative=lambda p, y: p, curvature_bound=0.0), "curvature"),
+        (dict(value=lambda p, y: p, derivative=lambda p, y: p, curvature_bound=-1), "curvature"),
+        (dict(value=lambda p, y: p, derivative=lambda p, y: p, curvature_bound=np.inf), "curv"),
+    ],
+)
+def test_make_loss_rejects(kwargs, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        make_loss(**kwargs)
+
+
+@pytest.mark.parametrize("bad", ["hinge", "Square", 3, None])
+def test_get_loss_rejects(bad):
+    with pytest.raises(ValueError, match="unknown loss"):
+        get_loss(bad)
+
+
+def test_losses_registry():
+    assert set(model.LOSSES) == {"square", "logistic"}
