@@ -126,25 +126,27 @@ def _nested_derivative(coef: Array, x: Array) -> Array:
     return dy
 
 
-def locate_roots(coef: Array, max_iter: int = 100) -> tuple[Array, Array]:
-    """Roots in ``[0, 1]`` of scalar dense-output polynomials, one per row of ``coef``.
+def locate_roots(
+    coef: Array, lo: Array | None = None, hi: Array | None = None, max_iter: int = 100
+) -> tuple[Array, Array]:
+    """Roots in ``[lo, hi] ⊂ [0, 1]`` of scalar dense-output polynomials, one per row of ``coef``.
 
     Each row holds ``(s(0), F_1, ..., F_7)`` of a function ``s(x)`` in scipy's nested DOP853
-    form with ``s(0) * s(1) <= 0``.  Newton steps are kept inside a shrinking bracket (bisection
-    when Newton leaves it); iterations stop when the bracket is below 4 ulp.  Returns the roots
-    ``x*`` and the residuals ``s(x*)``.
+    form with ``s(lo) * s(hi) <= 0`` (default bracket ``[0, 1]``).  Newton steps are kept inside
+    a shrinking bracket (bisection when Newton leaves it); iterations stop when the bracket is
+    below 4 ulp.  Returns the roots ``x*`` and the residuals ``s(x*)``.
     """
     coef = np.asarray(coef, float)
     c = coef.shape[0]
-    lo = np.zeros(c)
-    hi = np.ones(c)
-    slo = coef[:, 0].copy()
+    lo = np.zeros(c) if lo is None else np.array(lo, float)
+    hi = np.ones(c) if hi is None else np.array(hi, float)
+    slo = _nested(coef, lo)
     x = np.full(c, 0.5)
     # initial guess: secant through the end values
     shi = _nested(coef, hi)
     with np.errstate(divide="ignore", invalid="ignore"):
-        sec = slo / (slo - shi)
-    x = np.where(np.isfinite(sec) & (sec >= 0) & (sec <= 1), sec, 0.5)
+        sec = lo + (hi - lo) * slo / (slo - shi)
+    x = np.where(np.isfinite(sec) & (sec >= lo) & (sec <= hi), sec, 0.5 * (lo + hi))
     active = np.ones(c, dtype=bool)
     for _ in range(max_iter):
         if not np.any(active):

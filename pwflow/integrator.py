@@ -166,6 +166,7 @@ class _Pending:
     rate: float  # |a ds/dt| summed over the ks (kink of the outputs, for the batch estimate)
     zero: bool = False
     poly_residual: float = 0.0  # |<w, x_k>| of the dense output at the located time
+    observed: int = 0  # side the neuron was seen to go to at once (tangency), else 0
 
 
 class HybridFlow:
@@ -417,6 +418,42 @@ class HybridFlow:
         a_end = np.concatenate([Zn[jj, d], Zn[zz, d]])
         return idx[jj], kk, idx[zz], a_end
 
+    @staticmethod
+    def _brackets(coef: Array, side: NDArray) -> tuple[Array, Array, Array]:
+        """Brackets of the first exit from the pattern's side ``side`` (±1) on ``[0, 1]``.
+
+        A neuron that starts the step on its hyperplane (placed there by a previous event) may
+        first move into its side and come back within the step: the event is then that
+        return, not ``x = 0``.  Such rows are scanned on a grid; a row that never shows its
+        side leaves it at once — ``observed`` is then the side it goes to (else 0).
+        """
+        c = coef.shape[0]
+        lo, hi = np.zeros(c), np.ones(c)
+        observed = np.zeros(c, dtype=np.int8)
+        s0 = coef[:, 0]
+        scale = np.max(np.abs(coef), axis=1)
+        start_on = np.abs(s0) <= 64 * np.finfo(float).eps * scale
+        on_wrong = np.sign(s0) == -side
+        rows = np.flatnonzero(start_on | on_wrong)
+        if rows.size == 0:
+            return lo, hi, observed
+        grid = np.linspace(0.0, 1.0, 65)[1:]
+        vals = _nested(np.repeat(coef[rows], grid.size, 0), np.tile(grid, rows.size)).reshape(rows.size, -1)
+        ok = np.sign(vals) == side[rows, None]
+        for i, row in enumerate(rows):
+            first = np.flatnonzero(ok[i])
+            if first.size == 0:
+                observed[row] = -side[row]
+                hi[row] = 0.0
+                continue
+            after = np.flatnonzero(~ok[i, first[0]:])
+            if after.size == 0:  # back on its side at x = 1 (rounding): no event in this step
+                lo[row] = hi[row] = np.nan
+                continue
+            i1 = first[0] + after[0]
+            lo[row], hi[row] = grid[i1 - 1], grid[i1]
+        return lo, hi, observed
+
     def _locate_neuron_events(self, cand, F: Array, t0: float, t1: float) -> list[_Pending]:
         tab = self.table
         d = self.d
@@ -427,14 +464,19 @@ class HybridFlow:
             [self.xhat[kk], np.hstack([tab.ray[self.pat[zz]], np.zeros((zz.size, 1))])]
         )
         coef = self._poly(F, self.pat[neurons], left, self._Zs[neurons])
-        x, res = locate_roots(coef)
-        # a candidate already past its hyperplane at t0 (no bracket) happens only when the
-        # previous cut left it exactly on it with the rounding on the wrong side: event at t0
-        x[np.sign(coef[:, 0]) * np.sign(_nested(coef, np.ones(len(x)))) > 0] = 0.0
+        lo, hi, observed = self._brackets(
+            coef, np.concatenate([tab.U[self.pat[jj], kk], np.ones(zz.size, np.int8)]))
+        keep = ~np.isnan(lo)
+        if not np.any(keep):
+            return []
+        coef, lo, hi, observed = coef[keep], lo[keep], hi[keep], observed[keep]
+        neurons, a_end = neurons[keep], a_end[keep]
+        kk_all = np.concatenate([kk, np.full(zz.size, -1)])[keep]
+        x, res = locate_roots(coef, lo, hi)
         ds = _nested_derivative(coef, x) / (t1 - t0)
         tt = t0 + x * (t1 - t0)
         a = np.abs(a_end)
-        kinds = np.concatenate([kk, np.full(zz.size, -1)])
+        kinds = kk_all
         # group candidates per neuron: earliest time first; coincident ones merged
         order = np.lexsort((tt, neurons))
         out: list[_Pending] = []
@@ -446,7 +488,7 @@ class HybridFlow:
             ev = _Pending(
                 float(tt[c]), float(x[c]), j, [int(kinds[c])],
                 float(a[c] * abs(ds[c]) * self.xnorm[kinds[c]]) if kinds[c] >= 0 else 0.0,
-                bool(kinds[c] < 0), float(abs(res[c])),
+                bool(kinds[c] < 0), float(abs(res[c])), int(observed[c]),
             )
             i += 1
             while i < order.size and neurons[order[i]] == j:
@@ -601,6 +643,12 @@ class HybridFlow:
             prev = U_prev[i, k]
             kd = np.where(side == 0, EventKind.ENTER_SLIDING,
                           np.where(side == -prev, EventKind.CROSSING, EventKind.GRAZING))
+            # at a tangency the first-order rule can say "back to the previous side" while the
+            # step showed the neuron leaving to the other side at once: follow the motion
+            obs = np.array([evs[e].observed for e in i], dtype=np.int8)
+            override = (obs != 0) & (side == prev)
+            side[override] = obs[override]
+            kd[override] = EventKind.CROSSING
             U_new[i, k] = side
             kinds[i] = kd
         for e in np.flatnonzero(~simple):
