@@ -160,7 +160,7 @@ def main() -> None:
             err = abs(r["final_loss"] - L_ref) if (name == "three-points" or m == 2000) else float("nan")
             print(f"{name:<13}{m:>8}{r['wall']:>9.2f}{r['events']:>9}{r['steps']:>7}{r['peak']:>9.0f}"
                   f"{err:>11.2e}{r['drift']:>9.1e}{r['gd']:>10.0f}{r['gd'] / r['wall']:>9.0f}x"
-                  f"{naive:>9}{ratio_n:>12}", flush=True)
+                  f"{naive:>9} {ratio_n:>18}", flush=True)
 
 
 if __name__ == "__main__":

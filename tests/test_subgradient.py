@@ -1,0 +1,134 @@
+"""The minimal-norm subgradient D(w, θ) (Section 3) against brute force, and event primitives."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pwflow.events import EventKind, _nested, classify, locate_roots
+from pwflow.subgradient import (
+    activation_pattern,
+    box_least_squares,
+    minimal_norm_on_face,
+    minimal_norm_subgradient,
+)
+from pwflow.vector_field import lorentz_inverse, lorentz_project
+
+
+@given(
+    seed=st.integers(0, 10_000),
+    p=st.integers(1, 4),
+    d=st.integers(1, 4),
+    lo=st.sampled_from([0.0, 0.2, 0.5]),
+)
+def test_box_least_squares_beats_dense_grid(seed, p, d, lo):
+    rng = np.random.default_rng(seed)
+    b = rng.normal(size=d)
+    Z = rng.normal(size=(d, p))
+    eta = box_least_squares(b, Z, lo, 1.0)
+    assert np.all((eta >= lo) & (eta <= 1.0))
+    val = np.linalg.norm(b + Z @ eta)
+    # a grid of 11^p points of the box: the exact minimum is never above the best grid value
+    grid = np.linspace(lo, 1.0, 11)
+    best = min(np.linalg.norm(b + Z @ np.array(c)) for c in itertools.product(grid, repeat=p))
+    assert val <= best + 1e-12
+    # KKT: the gradient Zᵀ(b + Zη) is ≥ 0 at the lower bound, ≤ 0 at the upper, 0 inside
+    g = Z.T @ (b + Z @ eta)
+    tol = 1e-9 * max(1.0, np.linalg.norm(Z) ** 2)
+    assert np.all(g[eta == lo] >= -tol) and np.all(g[eta == 1.0] <= tol)
+    inside = (eta > lo) & (eta < 1.0)
+    assert np.all(np.abs(g[inside]) <= tol)
+
+
+def test_box_least_squares_large_uses_bvls_and_passes_kkt():
+    rng = np.random.default_rng(1)
+    b, Z = rng.normal(size=12), rng.normal(size=(12, 9))
+    eta = box_least_squares(b, Z, 0.0, 1.0)
+    from scipy.optimize import lsq_linear
+
+    ref = lsq_linear(Z, -b, bounds=(0.0, 1.0), method="trf", tol=1e-14)
+    assert np.linalg.norm(b + Z @ eta) <= np.linalg.norm(b + Z @ ref.x) + 1e-10
+
+
+def test_minimal_norm_subgradient_on_a_hyperplane_is_orthogonal_when_interior():
+    X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    r = np.array([-1.0, -0.5, 0.3])
+    w = np.array([0.0, 1.0])  # on x_1^⊥, active on x_2 and x_3
+    res = minimal_norm_subgradient(w, X, r, gamma=0.0)
+    np.testing.assert_array_equal(res.free, [0])
+    # brute force over η_1 ∈ [0, 1]
+    etas = np.linspace(0, 1, 100001)
+    D = -(etas[:, None] * r[0] * X[0] + r[1] * X[1] + r[2] * X[2]) / 3
+    i = np.argmin(np.linalg.norm(D, axis=1))
+    np.testing.assert_allclose(res.D, D[i], atol=1e-5)
+    if 0 < res.eta[0] < 1:
+        assert abs(res.D @ X[0]) <= 1e-14  # Filippov: the neuron stays on the hyperplane
+
+
+def test_activation_pattern_and_face_agree():
+    X = np.array([[1.0, 0.0], [0.0, 1.0]])
+    u = activation_pattern([1.0, 0.0], X)
+    np.testing.assert_array_equal(u, [1, 0])
+    a = minimal_norm_on_face(u, X, np.array([-1.0, -1.0]), 0.3)
+    b = minimal_norm_subgradient([2.0, 0.0], X, np.array([-1.0, -1.0]), 0.3)
+    np.testing.assert_allclose(a.D, b.D)
+
+
+def test_locate_roots_of_known_polynomials():
+    # s(x) = (x − c) in nested form: coefficients chosen so that only the linear part remains
+    rng = np.random.default_rng(0)
+    roots = rng.uniform(0.05, 0.95, size=50)
+    # nested form with F_7 = ... = 0: y = ((F1 x)) ... build s(x) = −c + x via F1 = 1 at i = 6
+    coef = np.zeros((50, 8))
+    coef[:, 0] = -roots
+    coef[:, 1] = 1.0  # the last F multiplies x once (i = 6 is even → times x)
+    vals = _nested(coef, np.full(50, 0.3))
+    np.testing.assert_allclose(vals, 0.3 - roots)
+    x, res = locate_roots(coef)
+    np.testing.assert_allclose(x, roots, rtol=0, atol=4e-16)
+    assert np.all(np.abs(res) <= 4e-16)
+
+
+def test_lorentz_projection_restores_the_invariant():
+    rng = np.random.default_rng(2)
+    g = rng.normal(size=2)
+    M = np.zeros((3, 3))
+    M[:2, 2] = g
+    M[2, :2] = g
+    from scipy.linalg import expm
+
+    Phi = expm(M * 0.7)
+    J = np.diag([-1.0, -1.0, 1.0])
+    noisy = Phi + 1e-9 * rng.normal(size=(3, 3))
+    fixed = lorentz_project(noisy)
+    assert np.max(np.abs(noisy.T @ J @ noisy - J)) > 1e-10
+    assert np.max(np.abs(fixed.T @ J @ fixed - J)) < 1e-15 * 1e3
+    np.testing.assert_allclose(lorentz_inverse(Phi) @ Phi, np.eye(3), atol=1e-13)
+
+
+@pytest.mark.parametrize(
+    "r, a, came, want",
+    [
+        # both one-sided normal velocities positive: from − it crosses, from + it bounces back
+        (np.array([-1.0, -1.0]), 1.0, -1, EventKind.CROSSING),
+        (np.array([-1.0, -1.0]), 1.0, 1, EventKind.GRAZING),
+        (np.array([-1.0, -1.0]), -1.0, 1, EventKind.CROSSING),
+        # attracting from both sides → slide (Filippov)
+        (np.array([1.0, -1.0]), 1.0, 1, EventKind.ENTER_SLIDING),
+    ],
+)
+def test_classify_one_hyperplane(r, a, came, want):
+    X = np.array([[1.0, 0.0], [1.0, 1.0]])
+    u_face = np.array([0, 1], dtype=np.int8)
+    prev = np.array([came, 1], dtype=np.int8)
+    c = classify(a, u_face, prev, X, r, 0.0)
+    # independent check from the one-sided fields
+    D = lambda eta: -(eta * r[0] * X[0] + r[1] * X[1]) / 2  # noqa: E731
+    vp, vm = a * D(1.0) @ X[0], a * D(0.0) @ X[0]
+    expect = 0 if vp * vm <= 0 else int(np.sign(vp))
+    assert c.signs[0] == expect
+    assert c.kind == want
