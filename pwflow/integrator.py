@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import enum
 import time
-from dataclasses import dataclass, field, replace
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -37,6 +37,9 @@ from .init import Init
 from .model import Loss, check_gamma, get_loss
 from .patterns import PatternTable
 from .vector_field import CollectiveField, lorentz_inverse, lorentz_project, moments
+
+if TYPE_CHECKING:
+    from .trajectory import Trajectory
 
 __all__ = ["FlowOptions", "Status", "HybridFlow", "simulate", "ZenoError"]
 
@@ -105,7 +108,8 @@ class FlowOptions:
             if not (np.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be positive and finite, got {v!r}")
         if self.rtol < 1e-14:
-            raise ValueError(f"rtol must be >= 1e-14 (DOP853 in double precision), got {self.rtol!r}")
+            raise ValueError(
+                f"rtol must be >= 1e-14 (DOP853 in double precision), got {self.rtol!r}")
         if self.batch_tol is not None and not (self.batch_tol >= 0 and np.isfinite(self.batch_tol)):
             raise ValueError(f"batch_tol must be >= 0 and finite, got {self.batch_tol!r}")
         if not self.max_step > 0:
@@ -345,7 +349,8 @@ class HybridFlow:
             self.t = float(t_bound)
             self._solver = None
             return
-        if self._solver is None or self._solver.t_bound != t_bound or self._solver.status != "running":
+        s = self._solver
+        if s is None or s.t_bound != t_bound or s.status != "running":
             self._start_solver(t_bound)
         solver, field_, P, q = self._solver, self._field, self._P, self.q
         fev0 = field_.nfev
@@ -438,7 +443,8 @@ class HybridFlow:
         if rows.size == 0:
             return lo, hi, observed
         grid = np.linspace(0.0, 1.0, 65)[1:]
-        vals = _nested(np.repeat(coef[rows], grid.size, 0), np.tile(grid, rows.size)).reshape(rows.size, -1)
+        vals = _nested(np.repeat(coef[rows], grid.size, 0), np.tile(grid, rows.size))
+        vals = vals.reshape(rows.size, -1)
         ok = np.sign(vals) == side[rows, None]
         for i, row in enumerate(rows):
             first = np.flatnonzero(ok[i])
@@ -456,7 +462,6 @@ class HybridFlow:
 
     def _locate_neuron_events(self, cand, F: Array, t0: float, t1: float) -> list[_Pending]:
         tab = self.table
-        d = self.d
         jj, kk, zz, a_end = cand
         self._later = {}
         neurons = np.concatenate([jj, zz])
@@ -590,7 +595,9 @@ class HybridFlow:
         coef = F.reshape(F.shape[0], -1).T  # (P q q, 8)
         return _nested(coef, np.full(coef.shape[0], x)).reshape(P, self.q, self.q)
 
-    def _classify_batch(self, evs: list[_Pending], F: Array, field_: CollectiveField, P: int) -> dict:
+    def _classify_batch(
+        self, evs: list[_Pending], F: Array, field_: CollectiveField, P: int
+    ) -> dict:
         """States at the event times and where each neuron goes, for a batch of events.
 
         The common case — one hyperplane reached from an open cell — is decided in one
@@ -623,7 +630,8 @@ class HybridFlow:
         kinds = np.zeros(E, dtype=np.int8)
         k_log = np.array([e.ks[0] if not e.zero else -1 for e in evs])
         resid = np.zeros(E)
-        simple = np.array([(not e.zero) and len(e.ks) == 1 for e in evs]) & np.all(U_prev != 0, axis=1)
+        simple = np.array([(not e.zero) and len(e.ks) == 1 for e in evs])
+        simple &= np.all(U_prev != 0, axis=1)
         if np.any(simple):
             i = np.flatnonzero(simple)
             k = k_log[i]
@@ -821,7 +829,9 @@ class HybridFlow:
 
 
 
-def _snapshot_times(t_max: float, m: int, q: int, t_eval: ArrayLike | None, n_snapshots: int | None) -> Array:
+def _snapshot_times(
+    t_max: float, m: int, q: int, t_eval: ArrayLike | None, n_snapshots: int | None
+) -> Array:
     if t_eval is not None:
         te = np.asarray(t_eval, float).ravel()
         if not np.all(np.isfinite(te)) or np.any(te < 0) or np.any(te > t_max):

@@ -112,6 +112,8 @@ class PatternTable:
         self.single_k = np.argmax(U[self.single] == 0, axis=1) if self.single.size else np.zeros(0, int)
         self.multi = np.flatnonzero((nfree > 1) & ~self.frozen)
         self._single_x = self.X[self.single_k]
+        self._frozen_idx = np.flatnonzero(self.frozen)
+        self._nan = np.full(len(self._U), np.nan)
         self._arrays_for = len(self._U)
 
     def arrays(self) -> "PatternTable":
@@ -140,21 +142,22 @@ class PatternTable:
         X, n, g = self.X, self.n, self.gamma
         G = (self.eta0 * r) @ X
         G *= -1.0 / n
-        eta_star = np.full(len(self._U), np.nan)
+        eta_star = self._nan.copy()
         if self.single.size:
             z = self._single_x * (r[self.single_k] * (-1.0 / n))[:, None]
             zz = (z * z).sum(axis=1)
             bz = (G[self.single] * z).sum(axis=1)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                est = -bz / zz
-            eta = np.where(zz > 0, np.minimum(np.maximum(est, g), 1.0), 0.5 * (1 + g))
+            pos = zz > 0
+            est = -bz / np.where(pos, zz, 1.0)
+            eta = np.where(pos, np.minimum(np.maximum(est, g), 1.0), 0.5 * (1 + g))
             G[self.single] += eta[:, None] * z
-            eta_star[self.single] = np.where(zz > 0, est, np.nan)
+            eta_star[self.single] = np.where(pos, est, np.nan)
         for p in self.multi:
             K = np.flatnonzero(self.U[p] == 0)
             Z = (-(r[K, None] * X[K]) / n).T
             G[p] = G[p] + Z @ box_least_squares(G[p], Z, g, 1.0)
-        G[self.frozen] = 0.0
+        if self._frozen_idx.size:
+            G[self._frozen_idx] = 0.0
         return G, eta_star
 
     def projectors(self) -> Array:
