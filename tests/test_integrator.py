@@ -312,16 +312,29 @@ def test_zeno_guard_names_neuron_point_and_time():
     assert tr.t[-1] < 5.0 and tr.n_events >= 3  # what was computed is kept
 
 
-def test_reach_zero_freezes_the_neuron():
-    # A neuron on a ray (1-D face) with |a| > ‖w‖ moving towards the origin reaches w = 0.
-    X = with_bias(np.array([-1.0, 1.0]))
-    data = Dataset(X, np.array([1.0, 1.0]))
-    # w on the ray x_1^⊥ ∩ {<w, x_2> < 0}: w = s (1, 1)/√2 with s > 0; a < 0 pushes it inwards
-    w0 = np.array([[0.5, 0.5]])
-    tr = simulate(data, from_arrays(w0 * 0.01, [-1.0]), 5.0, frozen_output=True)
+def test_reach_zero_on_a_ray_matches_closed_form_and_freezes():
+    """A neuron sliding on a ray (1-D face) with |a| > ‖w‖ shrinking towards the origin.
+
+    x_1 = (−0.5, 1), x_2 = (1, 1), y = (−1, 1), frozen output (h ≡ 0): on the ray x_1^⊥ ∩
+    {<w, x_2> > 0}, spanned by e = (1, 0.5)/‖·‖, the minimal-norm slope is η_1 = 0.4 and
+    D = (0.6, 0.3) ∥ e, so ρ = <w, e> and a follow ρ' = c a, a' = c ρ with c = ‖D‖:
+    ρ(t) = ρ₀ cosh(ct) + a₀ sinh(ct) vanishes at t* = artanh(−ρ₀/a₀)/c.
+    """
+    X = np.array([[-0.5, 1.0], [1.0, 1.0]])
+    data = Dataset(X, np.array([-1.0, 1.0]))
+    e = np.array([1.0, 0.5]) / np.linalg.norm([1.0, 0.5])
+    rho0, a0 = 0.3, -1.0
+    tr = simulate(data, from_arrays([rho0 * e], [a0]), 2.0, frozen_output=True, rtol=1e-12,
+                  atol=1e-14)
     kinds = tr.events["kind"].tolist()
-    if EventKind.REACH_ZERO in kinds:
-        assert np.all(tr.W[-1] == 0.0)
+    assert kinds[0] == EventKind.INITIAL_FACE and EventKind.REACH_ZERO in kinds
+    c = np.linalg.norm([0.6, 0.3])
+    t_star = np.arctanh(-rho0 / a0) / c
+    i = kinds.index(EventKind.REACH_ZERO)
+    assert abs(tr.events["t"][i] - t_star) <= 1e-10 * t_star
+    assert np.all(tr.W[-1] == 0.0)  # frozen at w = 0 (Condition 1, point 2) ...
+    a_star = a0 * np.cosh(c * t_star) + rho0 * np.sinh(c * t_star)
+    np.testing.assert_allclose(tr.a[-1, 0], a_star, rtol=1e-10)  # ... with a constant after
 
 
 INVALID = [
