@@ -1,0 +1,164 @@
+"""``proofs-checks``: command-line entry point of the verification package.
+
+Subcommands are registered in :data:`SUBCOMMANDS` as ``name -> (add_arguments, run, help)``;
+another module adds one by inserting its pair (``lemmas`` is picked up from
+:mod:`proofs_checks.lemmas_cli` when that module exists).
+
+Example::
+
+    proofs-checks constants --dataset three-points --epsilon 0.25 --alpha0 0.5 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Callable
+
+import numpy as np
+
+from pwflow.data import Dataset, get_dataset, load_dataset
+
+from .assumptions import check_all
+from .constants import Undefined, compute_constants
+from .faces import geometry
+
+__all__ = ["main", "SUBCOMMANDS"]
+
+
+class _ArgError(Exception):
+    pass
+
+
+def _float_in(
+    lo: float, hi: float, name: str, open_lo=True, open_hi=True
+) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        ok = (v > lo if open_lo else v >= lo) and (v < hi if open_hi else v <= hi)
+        if not (math.isfinite(v) and ok):
+            raise argparse.ArgumentTypeError(
+                f"{name} must be in {'(' if open_lo else '['}{lo}, "
+                f"{hi}{')' if open_hi else ']'}, got {text!r}"
+            )
+        return v
+
+    return parse
+
+
+def _load(name: str, seed: int, eta: float | None) -> Dataset:
+    key = name.replace("-", "_")
+    if key in ("three_points", "stewart"):
+        return get_dataset(key, seed=seed)
+    if key == "assumption3":
+        from pwflow.data import assumption3
+
+        return assumption3(eta if eta is not None else 0.1, seed)
+    try:
+        return load_dataset(name)
+    except (OSError, ValueError) as e:
+        raise _ArgError(
+            f"--dataset: cannot load {name!r} (expected three-points, stewart, "
+            f"assumption3 or a data file): {e}"
+        ) from None
+
+
+def add_constants_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``proofs-checks constants``."""
+    p.add_argument(
+        "--dataset", default="three-points", help="three-points | stewart | assumption3 | PATH"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--eta",
+        type=_float_in(0, 1, "--eta"),
+        default=None,
+        help="η of Assumption 3 (dataset assumption3 and the Assumption 3 check)",
+    )
+    p.add_argument("--epsilon", type=_float_in(0, 1 / 3, "--epsilon"), default=0.25)
+    p.add_argument("--alpha0", type=_float_in(0, math.inf, "--alpha0"), default=0.5)
+    p.add_argument("--gamma", type=_float_in(0, 1, "--gamma", False, False), default=0.0)
+    p.add_argument("--loss", choices=("square", "logistic"), default="square")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def _fmt(v) -> str:
+    if isinstance(v, Undefined):
+        return f"undefined ({v.reason})"
+    if isinstance(v, np.ndarray):
+        return np.array2string(v, precision=6)
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def run_constants(args: argparse.Namespace) -> int:
+    """Print every constant, the extremal vectors with their type and the assumption verdicts."""
+    data = _load(args.dataset, args.seed, args.eta)
+    geo = geometry(data, args.loss, args.gamma)
+    c = compute_constants(data, args.loss, args.gamma, args.epsilon, args.alpha0, geo=geo)
+    eta = args.eta if args.eta is not None else (0.1 if args.dataset == "assumption3" else None)
+    verdicts = check_all(data, args.loss, args.gamma, eta=eta, geo=geo)
+    if args.json:
+        out = c.to_dict()
+        out["dataset"] = data.name
+        out["assumptions"] = [json.loads(json.dumps(r.to_dict(), default=str)) for r in verdicts]
+        print(json.dumps(out, indent=2, default=str))
+        return 0
+    print(
+        f"dataset {data.name}: n={data.n}, d={data.d}, loss={args.loss}, γ={args.gamma}, "
+        f"{c.n_faces} faces"
+    )
+    for k, v in c.values.items():
+        print(f"  {k:22s} {_fmt(v)}")
+    print("extremal vectors:")
+    for e in c.extremal:
+        print(f"  u={e.face.u.tolist()} D={_fmt(e.D)} sign={e.sign:+d} G={e.value:.6g} {e.kind}")
+    print("assumptions:")
+    for r in verdicts:
+        print(f"  {r.name}: {'holds' if r.holds else 'FAILS'} (margin {r.margin:.4g})")
+    return 0
+
+
+SUBCOMMANDS: dict[str, tuple[Callable, Callable, str]] = {
+    "constants": (add_constants_arguments, run_constants, "data-dependent constants of the paper"),
+}
+
+try:  # the lemma checks of a later issue, when present
+    from . import lemmas_cli as _lemmas
+
+    SUBCOMMANDS["lemmas"] = (_lemmas.add_arguments, _lemmas.run, "statement checks on a trajectory")
+except ImportError:  # pragma: no cover
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # no usage dump + SystemExit(2) handled in main
+        raise _ArgError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="proofs-checks", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, (add, _run, help_) in SUBCOMMANDS.items():
+        add(sub.add_parser(name, help=help_))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (2 on bad input, message on stderr, no traceback)."""
+    try:
+        args = build_parser().parse_args(argv)
+        return int(SUBCOMMANDS[args.command][1](args))
+    except (_ArgError, ValueError) as e:
+        print(f"proofs-checks: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proofs_checks.arrangement import cover_count, enumerate_faces, face_generators, zaslavsky_count
+from pwflow.data import stewart
+
+
+def _patterns(X, W):
+    s = W @ X.T
+    return {tuple(int(v) for v in row) for row in np.sign(s).astype(int)}
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(1, 6), st.integers(2, 3), st.integers(0, 10_000))
+def test_counts_and_sampled_patterns(n, d, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    arr = enumerate_faces(X)
+    assert len(arr) == zaslavsky_count(n, d)
+    assert sum(f.dim == d for f in arr.faces) == cover_count(n, d)
+    # every sampled full-dimensional pattern is enumerated
+    W = rng.normal(size=(2000, d))
+    assert _patterns(X, W) <= {tuple(int(v) for v in f.u) for f in arr.faces}
+    # representatives realise their pattern
+    for f in arr.faces:
+        s = X @ f.point
+        assert np.all(np.sign(np.where(np.abs(s) < 1e-9, 0, s)) == f.u)
+
+
+@pytest.mark.slow
+@settings(max_examples=6, deadline=None)
+@given(st.integers(1, 8), st.integers(2, 4), st.integers(0, 10_000))
+def test_counts_large(n, d, seed):
+    X = np.random.default_rng(seed).normal(size=(n, d))
+    assert len(enumerate_faces(X)) == zaslavsky_count(n, d)
+
+
+def test_lower_dim_faces_sampled_on_hyperplanes():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(5, 3))
+    arr = enumerate_faces(X)
+    pats = {tuple(int(v) for v in f.u) for f in arr.faces}
+    for k in range(5):
+        W = rng.normal(size=(500, 3))
+        W -= np.outer(W @ X[k], X[k]) / (X[k] @ X[k])
+        s = W @ X.T
+        P = np.where(np.abs(s) < 1e-9, 0, np.sign(s)).astype(int)
+        assert {tuple(r) for r in P} <= pats
+
+
+def test_stewart_fast():
+    import time
+
+    t = time.time()
+    arr = enumerate_faces(stewart().X)
+    assert time.time() - t < 2
+    assert len(arr) == 161
+
+
+def test_generators_of_full_cone_2d():
+    X = np.array([[1.0, 0.0], [0.0, 1.0]])
+    arr = enumerate_faces(X)
+    G = face_generators(arr, arr.find([1, 1]))
+    assert G.shape == (2, 2) and np.all(G >= -1e-12)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="X"):
+        enumerate_faces(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="X"):
+        enumerate_faces(np.zeros(3))
