@@ -125,8 +125,34 @@ def run_constants(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_lemma8_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--eta", type=_float_in(0.0, 1.0, "--eta"), default=0.1,
+                   help="box parameter of Assumption 3 (default 0.1)")
+    p.add_argument("--max-boxes", type=int, default=200_000, help="subdivision budget")
+    p.add_argument("--threshold", action="store_true",
+                   help="also bisect for the largest η at which Assumptions 4-6 are certified")
+
+
+def run_lemma8(args: argparse.Namespace) -> int:
+    """Certify Lemma 8's obligations over the whole box (interval arithmetic, subdivision)."""
+    from .lemma8 import certify_lemma8, find_eta_threshold
+
+    if args.max_boxes < 1:
+        raise ValueError(f"--max-boxes must be >= 1, got {args.max_boxes}")
+    cert = certify_lemma8(args.eta, max_boxes=args.max_boxes)
+    print(cert.table())
+    print(f"Assumptions 4, 5, 6 over the whole box: {cert.verdict(('A4', 'A5', 'A6'))}")
+    if args.threshold:
+        th = find_eta_threshold(max_boxes=min(args.max_boxes, 100_000))
+        print(f"certified up to eta = {th.eta_certified:.6g}; fails at {th.eta_failed:.6g} "
+              f"({th.binding})")
+    return 0
+
+
 SUBCOMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "constants": (add_constants_arguments, run_constants, "data-dependent constants of the paper"),
+    "lemma8": (add_lemma8_arguments, run_lemma8,
+               "certify Lemma 8 over the boxes of Assumption 3 (interval arithmetic)"),
 }
 
 try:  # the lemma checks of a later issue, when present
