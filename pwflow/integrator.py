@@ -484,31 +484,31 @@ class HybridFlow:
         kinds = kk_all
         # group candidates per neuron: earliest time first; coincident ones merged
         order = np.lexsort((tt, neurons))
+        ns, ts = neurons[order], tt[order]
+        head = np.r_[True, ns[1:] != ns[:-1]]
+        rate = np.where(kinds >= 0, a * np.abs(ds) * self.xnorm[np.maximum(kinds, 0)], 0.0)
         out: list[_Pending] = []
-        later: dict[int, float] = {}
-        i = 0
-        while i < order.size:
-            c = order[i]
-            j = int(neurons[c])
-            ev = _Pending(
-                float(tt[c]), float(x[c]), j, [int(kinds[c])],
-                float(a[c] * abs(ds[c]) * self.xnorm[kinds[c]]) if kinds[c] >= 0 else 0.0,
+        for c in order[head]:  # one event per neuron (its earliest candidate)
+            out.append(_Pending(
+                float(tt[c]), float(x[c]), int(neurons[c]), [int(kinds[c])], float(rate[c]),
                 bool(kinds[c] < 0), float(abs(res[c])), int(observed[c]),
-            )
-            i += 1
-            while i < order.size and neurons[order[i]] == j:
-                c2 = order[i]
-                if tt[c2] - ev.t <= 64 * np.spacing(max(abs(ev.t), 1.0)):
-                    if kinds[c2] >= 0:
-                        ev.ks.append(int(kinds[c2]))
-                        ev.rate += float(a[c2] * abs(ds[c2]) * self.xnorm[kinds[c2]])
-                        ev.poly_residual = max(ev.poly_residual, float(abs(res[c2])))
+            ))
+        later: dict[int, float] = {}
+        extra = np.flatnonzero(~head)
+        if extra.size:  # rare: a neuron with several candidates in one step
+            first_of = np.maximum.accumulate(np.where(head, np.arange(ns.size), 0))
+            by_neuron = {e.neuron: e for e in out}
+            for i in extra:
+                c, ev = order[i], by_neuron[int(ns[i])]
+                if ts[i] - ts[first_of[i]] <= 64 * np.spacing(max(abs(ev.t), 1.0)):
+                    if kinds[c] >= 0:
+                        ev.ks.append(int(kinds[c]))
+                        ev.rate += float(rate[c])
+                        ev.poly_residual = max(ev.poly_residual, float(abs(res[c])))
                     else:
                         ev.zero = True
                 else:
-                    later[j] = min(later.get(j, np.inf), float(tt[c2]))
-                i += 1
-            out.append(ev)
+                    later[ev.neuron] = min(later.get(ev.neuron, np.inf), float(ts[i]))
         self._later = later
         out.sort(key=lambda e: e.t)
         return out
@@ -673,19 +673,17 @@ class HybridFlow:
             kinds[e] = c.kind
         # place each neuron exactly on the hyperplanes it reached (changes ‖w‖² only at second
         # order in the located residual, so Lemma 1 is unaffected); w = 0 events: w := 0
-        for e in range(E):
-            ev = evs[e]
-            if ev.zero:
-                zs[e, :d] = 0.0
-                continue
-            w = zs[e, :d]
-            wn = max(float(np.linalg.norm(w)), 1e-300)
-            resid[e] = ev.poly_residual / (float(np.max(self.xnorm[ev.ks])) * wn)
+        zero = np.array([ev.zero for ev in evs])
+        zs[zero, :d] = 0.0
+        xk_max = np.array([np.max(self.xnorm[ev.ks]) if not ev.zero else 1.0 for ev in evs])
+        poly = np.array([ev.poly_residual for ev in evs])
+        wn = np.maximum(np.linalg.norm(zs[:, :d], axis=1), 1e-300)
+        resid = np.where(zero, 0.0, poly / (xk_max * wn))
         reach = np.zeros((E, n), dtype=bool)
-        for e, ev in enumerate(evs):
-            if not ev.zero:
-                reach[e, ev.ks] = True
-        reach |= (U_new == 0) & ~np.array([ev.zero for ev in evs])[:, None]
+        reach[np.arange(E)[~zero], k_log[~zero]] = True
+        for e in np.flatnonzero(np.array([len(ev.ks) > 1 for ev in evs]) & ~zero):
+            reach[e, evs[e].ks] = True
+        reach |= (U_new == 0) & ~zero[:, None]
         one = np.sum(reach, axis=1) == 1
         if np.any(one):
             i = np.flatnonzero(one)

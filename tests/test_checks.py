@@ -1,0 +1,317 @@
+"""Tests of proofs_checks.checks: the geometry against brute force, every check on correct
+inputs (three_points, an assumption3 draw) and on wrong inputs (never ``holds``), and
+hypothesis property tests on random generic datasets."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+import pwflow.data as D
+import pwflow.init as I
+from proofs_checks import checks as C
+from proofs_checks import report as R
+from pwflow.data import Dataset
+from pwflow.integrator import simulate
+from pwflow.model import get_loss
+from pwflow.subgradient import minimal_norm_subgradient
+
+EPS, ALPHA0 = 0.25, 0.5
+OK = {"holds", "hypotheses unmet", "not applicable", "not checked"}
+
+
+# --------------------------------------------------------------------------------- fixtures
+def _run(data, m, lam, t_max, seed=0, kind="balanced", gamma=0.0, loss="square", n_grid=60):
+    geo = C.geometry(data, loss, gamma)
+    cfg = R.Config(epsilon=EPS, alpha0=ALPHA0, t_max=t_max, n_grid=n_grid, gamma=gamma, loss=loss)
+    init = I.make_init(kind, m, data.d, lam, seed)
+    return geo, R.run_trajectory(data, init, geo, cfg), cfg
+
+
+@pytest.fixture(scope="module")
+def three_run():
+    data = D.three_points()
+    geo, traj, cfg = _run(data, 20, 1e-3, 200.0, n_grid=40)
+    return data, geo, traj, cfg, 1e-3
+
+
+@pytest.fixture(scope="module")
+def a3_run():
+    data = D.assumption3(0.1, seed=0)
+    geo, traj, cfg = _run(data, 16, 1e-8, 200.0, n_grid=40)
+    return data, geo, traj, cfg, 1e-8
+
+
+@pytest.fixture(scope="module")
+def a3_cases(a3_run):
+    return _wrong_cases(a3_run, _phases(a3_run))
+
+
+def _phases(run):
+    data, geo, traj, cfg, lam = run
+    return C.locate_phases(traj, geo, lam, EPS, cfg.eps2, cfg.eps3, cfg.delta_prime)
+
+
+# --------------------------------------------------------------------------------- geometry
+@pytest.mark.parametrize("data", [D.three_points(), D.assumption3(0.1, seed=0)],
+                         ids=["three", "a3"])
+def test_geometry_against_dense_sampling(data):
+    """D_max, D_min and α_min,+ of Eqs. (23)–(24) against D(w, 0) on 4000 sampled angles."""
+    geo = C.geometry(data)
+    r0 = get_loss("square").derivative(np.zeros(3), data.y)
+    phis = np.linspace(0, 2 * np.pi, 4000, endpoint=False) + 1e-4
+    W = np.stack([np.cos(phis), np.sin(phis)], 1)
+    Ds = np.array([minimal_norm_subgradient(w, data.X, r0).D for w in W])
+    norms = np.linalg.norm(Ds, axis=1)
+    assert math.isclose(norms.max(), geo.D_max, rel_tol=1e-12)
+    assert norms[norms > 1e-12].min() >= geo.D_min * (1 - 1e-12)
+    cos = np.einsum("kd,kd->k", W, Ds) / np.where(norms > 0, norms, 1)
+    # on sampled points of non-(+extremal) arcs, cos(w, D_u) ≤ max cos = sqrt(1 − α_min,+²)
+    faces = [geo.face_of(w) for w in W]
+    nonext = np.array([f.extremal != 1 and np.linalg.norm(f.D) > 0 for f in faces])
+    cmax = math.sqrt(1 - geo.alpha_min_plus**2)
+    assert cos[nonext].max() <= cmax + 1e-12
+    assert cos[nonext].max() >= cmax - 1e-3  # attained at a face boundary
+
+
+def test_three_points_single_extremal_is_D_star():
+    """Section 4.1: the only extremal vector is D* = (1/n) Σ y_k x_k, a local max of G."""
+    data = D.three_points()
+    geo = C.geometry(data)
+    (f,) = geo.extremal_faces
+    np.testing.assert_allclose(f.D, data.y @ data.X / 3, rtol=1e-14)
+    assert f.kind == "max" and f.extremal == 1
+
+
+def test_geometry_rejects_bad_input():
+    with pytest.raises(ValueError, match="non-collinear"):
+        C.geometry(Dataset(np.array([[1.0, 1.0], [2.0, 2.0], [1.0, -1.0]]), np.ones(3),
+                           name="collinear"))
+    assert C.check_lemma2(Dataset(np.array([[1.0, 1.0], [2.0, 2.0], [1.0, -1.0]]), np.ones(3),
+                                  name="collinear")).verdict == "violated"
+    with pytest.raises(ValueError, match="epsilon"):
+        C.tau_of(1e-3, 0.5, 1.0)
+
+
+# --------------------------------------------------------------------------------- correct inputs
+HOLD_THREE = ("Lemma 1", "Lemma 2", "Lemma 3", "Lemma 9", "Lemma 10", "Lemma 11", "Lemma 12",
+              "Lemma 13", "Lemma 14", "Lemma 4", "Theorem 1 (i)", "Theorem 3 (i)",
+              "Theorem 1 (ii) alignment", "Theorem 3 (ii) alignment")
+HOLD_A3 = HOLD_THREE + ("Lemma 5", "Lemma 6", "Lemma 7", "Lemma 8", "Lemma 17", "Lemma 18",
+                        "Lemma 21", "Lemma 22", "Theorem 2", "Theorem 4")
+
+
+@pytest.mark.parametrize("which,expected", [("three_run", HOLD_THREE), ("a3_run", HOLD_A3)])
+def test_all_checks_on_paper_data(which, expected, request, capsys):
+    """With λ below λ*, every statement whose hypotheses hold reports ``holds``."""
+    data, geo, traj, cfg, lam = request.getfixturevalue(which)
+    res = R.dataset_checks(data, cfg, geo) + R.trajectory_checks(traj, data, geo, lam, cfg)
+    with capsys.disabled():
+        print("\n" + R.render_table(res))
+    by = {r.statement: r for r in res}
+    assert all(r.verdict in OK for r in res), [r for r in res if r.verdict not in OK]
+    for s in expected:
+        assert by[s].verdict == "holds", by[s]
+    assert by["Lemma 1"].measured < 1e-12
+
+
+def test_three_points_is_outside_assumption3(three_run):
+    data = three_run[0]
+    assert not C.in_assumption3(data)
+    assert C.check_lemma8(data).verdict == "hypotheses unmet"
+    assert C.assumptions456(data)["Assumption 5"] is False  # Lemma 5–7 need it
+
+
+# --------------------------------------------------------------------------------- wrong inputs
+def _perturbed(traj, **arrays):
+    return dataclasses.replace(traj, **arrays)
+
+
+def _broken_a(traj):
+    a = traj.a.copy()
+    a[len(a) // 3, :] *= 0.5  # breaks balancedness and ‖w‖ ≤ |a| of Theorem 1 (i)
+    return _perturbed(traj, a=a)
+
+
+def _inflated_w(traj):
+    W = traj.W.copy()
+    W *= 2.0  # ‖w‖ > |a|: breaks Theorem 1 (i) and the upper bound of (ii)
+    return _perturbed(traj, W=W)
+
+
+def _wrong_cases(run, ph):
+    data, geo, traj, cfg, lam = run
+    args = (traj, data, geo, ph, lam, EPS, ALPHA0)
+    bad_geo_alpha = dataclasses.replace(geo, alpha_min=0.0, D_min=0.0)
+    bad_geo_delta = dataclasses.replace(geo, delta0=0.0)
+    flipped = dataclasses.replace(geo, faces=[dataclasses.replace(
+        f, kind={"max": "min", "min": "max"}.get(f.kind, f.kind)) for f in geo.faces])
+    no_ext = dataclasses.replace(geo, faces=[dataclasses.replace(f, extremal=0)
+                                             for f in geo.faces])
+    wrong_beta = dataclasses.replace(ph, beta_star=ph.beta_star + 0.1)
+    pattern = traj.pattern.copy()
+    tau_i = C._index_at(traj, ph.tau)
+    pattern[tau_i, :] = int(np.argmax(np.all(traj.patterns == 0, axis=1))) if np.any(
+        np.all(traj.patterns == 0, axis=1)) else (pattern[tau_i, :] + 1) % len(traj.patterns)
+    jumped = _perturbed(traj, pattern=pattern)
+    a_pos = traj.a.copy()
+    a_pos[tau_i, ph.N] = -a_pos[tau_i, ph.N]  # negative neurons turned positive at τ
+    flipped_a = _perturbed(traj, a=a_pos)
+    zero_y = Dataset(data.X, np.array([data.y[0], 0.0, data.y[2]]), name="y2=0")
+    strong = dataclasses.replace(ph, delta_prime=0.999)
+    return {
+        "Lemma 1": lambda: C.check_lemma1(_broken_a(traj)),
+        "Lemma 2": lambda: C.check_lemma2(zero_y),
+        "Lemma 3": lambda: C.check_lemma3(data, geo=no_ext),
+        "Lemma 9": lambda: C.check_lemma9(data, geo=bad_geo_alpha),
+        "Lemma 10": lambda: C.check_lemma10(data, geo=bad_geo_delta),
+        "Lemma 11": lambda: C.check_lemma11(traj, geo, delta0=1e3),
+        "Lemma 13": lambda: C.check_lemma13(jumped, geo, lam, EPS),
+        "Lemma 14": lambda: C.check_lemma14(flipped),
+        "Theorem 1 (i)": lambda: C.check_theorem1_i(_inflated_w(traj), geo, lam, EPS, ALPHA0),
+        "Theorem 1 (i) a": lambda: C.check_theorem1_i(_broken_a(traj), geo, lam, EPS, ALPHA0),
+        "Theorem 1 (ii)": lambda: C.check_theorem1_ii(_inflated_w(traj), geo, lam, EPS, ALPHA0),
+        "Theorem 1 (ii) flipped G": lambda: C.check_theorem1_ii(traj, flipped, lam, EPS, ALPHA0)[1],
+        "Lemma 4": lambda: C.check_lemma4(flipped_a, *args[1:]),
+        "Lemma 6": lambda: C.check_lemma6(*args[:3], wrong_beta, *args[4:]),
+        "Lemma 7": lambda: C.check_lemma7(*args[:3], wrong_beta, *args[4:]),
+        "Theorem 2": lambda: C.check_lemma7(*args[:3], wrong_beta, *args[4:],
+                                             statement="Theorem 2"),
+        "Lemma 17": lambda: C.check_lemma17_18(*args[:3], strong, *args[4:])[0],
+        "Lemma 18": lambda: C.check_lemma17_18(*args[:3], dataclasses.replace(
+            ph, eps2=2 * ph.eps2), *args[4:])[1],
+        "Lemma 8": lambda: C.check_lemma8(D.three_points()),
+        "Lemma 12 saddle": lambda: C.check_lemma12(traj, dataclasses.replace(
+            geo, faces=[dataclasses.replace(f, kind="saddle") for f in geo.faces]), lam, EPS),
+        "λ too large": lambda: C.check_theorem1_i(traj, geo, 0.9, EPS, ALPHA0),
+    }
+
+
+@pytest.mark.parametrize("case", [
+    "Lemma 1", "Lemma 2", "Lemma 3", "Lemma 9", "Lemma 10", "Lemma 11", "Lemma 13", "Lemma 14",
+    "Theorem 1 (i)", "Theorem 1 (i) a", "Theorem 1 (ii)", "Theorem 1 (ii) flipped G", "Lemma 4",
+    "Lemma 6", "Lemma 7", "Theorem 2", "Lemma 17", "Lemma 18", "Lemma 8", "Lemma 12 saddle",
+    "λ too large"])
+def test_wrong_input_never_holds(case, a3_cases):
+    """Each check fed a wrong input reports ``violated`` or ``hypotheses unmet``."""
+    out = a3_cases[case]()
+    results = out if isinstance(out, list) else [out]
+    verdicts = {r.verdict for r in results}
+    assert "holds" not in verdicts, results
+    assert verdicts & {"violated", "hypotheses unmet"}, results
+
+
+def test_wrong_inputs_that_must_be_violated(a3_cases):
+    """Where all hypotheses still hold, the wrong input is reported ``violated``."""
+    cases = a3_cases
+    for name in ("Lemma 1", "Lemma 3", "Lemma 9", "Lemma 10", "Lemma 11", "Lemma 13", "Lemma 14",
+                 "Theorem 1 (i) a", "Lemma 4", "Lemma 6", "Lemma 7", "Lemma 17", "Lemma 18"):
+        r = cases[name]()
+        assert r.verdict == "violated", (name, r)
+    assert cases["Theorem 1 (ii)"]()[0].verdict in {"violated", "hypotheses unmet"}
+
+
+def test_condition_margins(three_run):
+    """Condition 1 is looser than Condition 2 point 1; both give per-neuron margins."""
+    traj = three_run[2]
+    ok1, m1 = C.condition1(traj, ALPHA0)
+    ok2, g = C.condition2_point1(traj)
+    assert np.all(ok1[ok2])  # g > 0 implies Condition 1 (balanced init: w never 0)
+    assert np.all((m1 > 0) == ok1)
+    with pytest.raises(ValueError, match="alpha0"):
+        C.condition1(traj, 0.0)
+
+
+def test_alpha_min_reading_on_two_points():
+    """Two points with ``<x_1, x_2> < 0``: all faces with ``D_u ≠ 0`` are extremal, so the set
+    of Eq. (24) is empty and α_min,+ = 1 (reading; the literal formula would give 0 and
+    λ* = 0)."""
+    data = _generic_dataset(0, 2)
+    geo = C.geometry(data)
+    assert all(f.extremal for f in geo.faces if np.linalg.norm(f.D) > 0)
+    assert geo.alpha_min_plus == 1.0 and geo.lambda_star(ALPHA0, EPS) > 0
+
+
+def test_condition1_point2_can_fail(three_run):
+    """A neuron that is 0 at one snapshot and nonzero later fails Condition 1 (point 2)."""
+    traj = three_run[2]
+    ok, _ = C.condition1(traj, ALPHA0)
+    j = int(np.argmax(ok))
+    W = traj.W.copy()
+    W[3, j] = 0.0
+    ok2, _ = C.condition1(dataclasses.replace(traj, W=W), ALPHA0)
+    assert ok[j] and not ok2[j]
+    assert np.array_equal(np.delete(ok, j), np.delete(ok2, j))
+
+
+def test_result_validates_verdict():
+    with pytest.raises(ValueError, match="verdict"):
+        C.CheckResult("Lemma 1", {}, "fine")
+
+
+# --------------------------------------------------------------------------------- properties
+def _generic_dataset(seed: int, n: int) -> Dataset:
+    """Gaussian features, labels with ``0.2 ≤ |y| ≤ 1.9`` (Assumption 1 for the logistic loss
+    needs ``y²/4 ≤ 1``)."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice([-1.0, 1.0], n) * rng.uniform(0.2, 1.9, n)
+    return Dataset(rng.standard_normal((n, 2)), y, name=f"generic{seed}")
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(2, 4), gamma=st.sampled_from([0.0, 0.3]),
+       loss=st.sampled_from(["square", "logistic"]),
+       kind=st.sampled_from(["balanced", "dominated"]))
+@example(seed=0, n=4, gamma=0.0, loss="square", kind="balanced")
+# regression: every face with D ≠ 0 is +extremal, the max of Eq. (24) is over ∅ → α_min,+ = 1
+@example(seed=0, n=2, gamma=0.0, loss="square", kind="balanced")
+@example(seed=3, n=4, gamma=0.3, loss="logistic", kind="dominated")
+def test_generic_data_properties(seed, n, gamma, loss, kind):
+    """Lemmas 1, 2, 3, 9, 10, 11, Theorem 1 (i) and (ii) (alignment, λ < λ*) on generic data."""
+    data = _generic_dataset(seed, n)
+    geo = C.geometry(data, loss, gamma)
+    lam_star = geo.lambda_star(ALPHA0, EPS)
+    lam = min(1e-3, 0.5 * lam_star)
+    tau = C.tau_of(lam, EPS, geo.D_max)
+    init = I.make_init(kind, 6, 2, lam, seed)
+    assert init.satisfies_eq4
+    traj = simulate(data, init, tau, gamma=gamma, loss=loss, t_eval=np.linspace(0, tau, 40))
+    for r in (C.check_lemma1(traj), C.check_lemma2(data, loss, gamma),
+              C.check_lemma3(data, loss, gamma), C.check_lemma9(data, loss, gamma, geo),
+              C.check_lemma10(data, loss, gamma, geo), C.check_lemma11(traj, geo),
+              C.check_theorem1_i(traj, geo, lam, EPS, ALPHA0)):
+        assert r.verdict in {"holds", "not applicable"}, r
+    al = C.check_theorem1_ii(traj, geo, lam, EPS, ALPHA0)[0]
+    expected = {"holds", "not applicable"} if not geo.has_saddle else {"hypotheses unmet",
+                                                                        "not applicable"}
+    assert al.verdict in expected, al
+
+
+
+@pytest.mark.slow
+def test_lemma8_box_counterexample_is_a_real_dataset():
+    """The certified check finds Assumption 5 failing inside the η = 0.1 box (so Lemma 8 is
+    reported ``violated``); the counterexample, rebuilt as a dataset, fails Assumption 5 at the
+    point too (independent float check) while lying in the box; η = 0.02 is certified."""
+    r = C.check_lemma8_box(0.1)
+    assert r.verdict == "violated" and "A5" in r.where and r.margin < 0
+    from proofs_checks.lemma8 import certify_lemma8
+
+    bad = next(x for x in certify_lemma8(0.1, groups=("A5",)).results
+               if x.verdict == "counterexample")
+    p = np.array(bad.point, float)
+    data = Dataset(p[:6].reshape(3, 2), p[6:], name="counterexample")
+    assert C.in_assumption3(data, eta=0.1 + 1e-12)
+    assert C.assumptions456(data)["Assumption 5"] is False
+    # Assumption 5 straight from its definition (𝒦 = {1, 3} in the Assumption 3 boxes)
+    X, y = data.X, data.y
+    G = X @ X.T
+    lhs = y * np.diag(G)
+    rhs = np.array([np.linalg.norm(y) * np.linalg.norm(np.delete(G[k], k)) for k in range(3)])
+    assert np.any(lhs[[0, 2]] <= rhs[[0, 2]])
+    assert C.check_lemma8_box(0.02).verdict == "holds"

@@ -1,0 +1,117 @@
+"""Tests of proofs_checks.report (rendering, exit status, run_all), proofs_checks.sweeps
+(exponent fit) and the ``lemmas`` subcommand (argparse + run)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+import pwflow.data as D
+import pwflow.init as I
+from proofs_checks import lemmas_cli as L
+from proofs_checks import report as R
+from proofs_checks import sweeps as S
+from proofs_checks.checks import CheckResult
+
+RES = [CheckResult("Lemma 10", {"a": True}, "holds", 0.5, 0.0, 0.5, "x", "n | pipe"),
+       CheckResult("Lemma 2", {"a": False}, "hypotheses unmet", None, None, None, "y", ""),
+       CheckResult("Theorem 1 (i)", {}, "not checked", float("inf"), 1.0, -1.0, "z", "")]
+
+
+def test_sort_and_render():
+    s = R.sort_results(RES)
+    assert [r.statement for r in s] == ["Lemma 2", "Lemma 10", "Theorem 1 (i)"]
+    table = R.render_table(s)
+    assert table.splitlines()[0].split()[:5] == ["statement", "verdict", "measured", "bound",
+                                                 "margin"]
+    assert "inf" in table and "—" in table
+    md = R.render_markdown(s)
+    assert md.count("\n") == 4 and "n \\| pipe" in md
+    doc = json.loads(R.render_json(s, {"k": 1}))
+    assert doc["meta"] == {"k": 1} and doc["results"][2]["measured"] == "inf"
+    assert doc["results"][0]["hypotheses"] == {"a": False}
+
+
+def test_exit_status():
+    assert R.exit_status(RES) == 0
+    bad = RES + [CheckResult("Lemma 1", {}, "violated", 1.0, 0.0, -1.0)]
+    assert R.exit_status(bad) == 1
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="epsilon"):
+        R.Config(epsilon=0.4)
+    with pytest.raises(ValueError, match="alpha0"):
+        R.Config(alpha0=0.0)
+    with pytest.raises(ValueError, match="tau"):
+        R.time_grid(5.0, 1.0, 10)
+
+
+def test_fit_exponent_recovers_power_law():
+    lams = np.geomspace(1e-8, 1e-3, 6)
+    rng = np.random.default_rng(1)
+    fit = S.fit_exponent(lams, 3.0 * lams**0.4 * np.exp(0.01 * rng.standard_normal(6)))
+    assert abs(fit.p - 0.4) < 3 * fit.se + 1e-3 and fit.se < 0.01
+    with pytest.raises(ValueError, match="at least 3"):
+        S.fit_exponent([1e-3, 1e-4], [1.0, 2.0])
+
+
+def _parse(*argv):
+    p = argparse.ArgumentParser()
+    L.add_arguments(p)
+    return p.parse_args(list(argv))
+
+
+def test_cli_three_points_json_and_markdown(tmp_path, capsys):
+    md = tmp_path / "out.md"
+    args = _parse("--dataset", "three-points", "--width", "12", "--scale", "1e-3", "--init",
+                  "balanced", "--t-max", "150", "--grid", "30", "--json", "--markdown", str(md))
+    assert L.run(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    verdicts = {r["statement"]: r["verdict"] for r in doc["results"]}
+    assert verdicts["Lemma 1"] == "holds" and verdicts["Theorem 1 (i)"] == "holds"
+    assert "violated" not in verdicts.values()
+    assert md.read_text().startswith("| statement | verdict |")
+    assert doc["meta"]["width"] == 12
+
+
+def test_cli_rejects_bad_arguments():
+    with pytest.raises(SystemExit):
+        _parse("--epsilon", "0.5")
+    with pytest.raises(SystemExit):
+        _parse("--sweep-scales", "1e-3,2")
+
+
+def test_run_all_reports_violation_as_exit_status(monkeypatch):
+    """A broken trajectory (balancedness destroyed after the run) gives exit status 1."""
+    data = D.three_points()
+    init = I.balanced(8, 2, 1e-3, seed=2)
+    real = R.run_trajectory
+
+    def broken(*a, **k):
+        traj = real(*a, **k)
+        traj.a[len(traj.t) // 4:] *= 0.5
+        return traj
+
+    monkeypatch.setattr(R, "run_trajectory", broken)
+    res, _ = R.run_all(data, init, R.Config(t_max=100.0, n_grid=20))
+    by = {r.statement: r.verdict for r in res}
+    assert by["Lemma 1"] == "violated" and R.exit_status(res) == 1
+
+
+@pytest.mark.slow
+def test_sweep_rates_assumption3():
+    """Lemma 4, Theorem 1 (ii), Lemma 5 rates: fitted exponents not below the claims."""
+    res = S.sweep(D.assumption3(0.1, seed=0), [1e-5, 1e-6, 1e-7, 1e-8, 1e-9], width=30)
+    assert {r.statement: r.verdict for r in res} == {
+        "Lemma 4 rate": "holds", "Theorem 1 (ii) rate": "holds", "Lemma 5 rate": "holds"}
+
+
+@pytest.mark.slow
+def test_cli_full_three_points_width_2000(capsys):
+    args = _parse("--dataset", "three-points", "--width", "2000", "--scale", "1e-3",
+                  "--init", "balanced", "--no-progress")
+    assert L.run(args) == 0
