@@ -109,26 +109,24 @@ def unit_interval(text: str) -> float:
     return v
 
 
-def positive_int(text: str) -> int:
-    """An integer ``>= 1``."""
+def _int_at_least(text: str, lo: int) -> int:
     try:
         v = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected an integer >= {lo}, got {text!r}") from None
+    if v < lo:
+        raise argparse.ArgumentTypeError(f"must be an integer >= {lo}, got {text!r}")
     return v
+
+
+def positive_int(text: str) -> int:
+    """An integer ``>= 1``."""
+    return _int_at_least(text, 1)
 
 
 def seed_int(text: str) -> int:
     """A non-negative integer seed (numpy's ``default_rng`` rejects negative seeds)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return v
+    return _int_at_least(text, 0)
 
 
 def time_list(text: str) -> list[float]:

@@ -21,7 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .data import Dataset
 from .init import Init
-from .model import Loss, check_gamma, get_loss
+from .model import Loss, check_gamma, check_time, get_loss
 
 __all__ = ["GDResult", "gradient_descent", "time_per_step", "default_save_times"]
 
@@ -81,12 +81,7 @@ def _n_steps(lr: float, t_max: float | None, steps: int | None) -> int:
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
             raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
         return int(steps)
-    try:
-        tm = float(t_max)
-    except (TypeError, ValueError):
-        raise ValueError(f"t_max must be a finite number >= 0, got {t_max!r}") from None
-    if not np.isfinite(tm) or tm < 0:
-        raise ValueError(f"t_max must be a finite number >= 0, got {t_max!r}")
+    tm = check_time(t_max, "t_max")
     # floor with a relative tolerance so that t_max = k·lr up to rounding gives k steps
     return int(np.floor(tm / lr * (1 + 1e-12)))
 

@@ -34,7 +34,7 @@ from .events import (
     locate_roots,
 )
 from .init import Init
-from .model import Loss, check_gamma, get_loss
+from .model import Loss, check_gamma, check_time, get_loss
 from .patterns import PatternTable
 from .vector_field import CollectiveField, lorentz_inverse, lorentz_project, moments
 
@@ -936,12 +936,7 @@ def simulate(
         raise ValueError(f"init must be a pwflow.Init, got {type(init).__name__}")
     if init.d != data.d:
         raise ValueError(f"init has neurons in dimension {init.d} but the data has d = {data.d}")
-    try:
-        t_max = float(t_max)
-    except (TypeError, ValueError):
-        raise ValueError(f"t_max must be a number >= 0, got {t_max!r}") from None
-    if not np.isfinite(t_max) or t_max < 0:
-        raise ValueError(f"t_max must be finite and >= 0, got {t_max!r}")
+    t_max = check_time(t_max, "t_max")
     gamma = check_gamma(gamma)
     loss_fn = get_loss(loss)
     if options is None:

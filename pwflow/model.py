@@ -22,6 +22,7 @@ __all__ = [
     "get_loss",
     "LOSSES",
     "check_gamma",
+    "check_time",
     "activation",
     "slopes",
     "network_output",
@@ -41,6 +42,17 @@ def check_gamma(gamma: float) -> float:
     if not np.isfinite(g) or g < 0.0 or g > 1.0:
         raise ValueError(f"gamma must be in [0, 1] (0 is ReLU, 1 is linear), got {gamma!r}")
     return g
+
+
+def check_time(value: float, name: str = "t_max") -> float:
+    """Validate a time horizon: a finite number ``>= 0``; ``ValueError`` names ``name``."""
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}") from None
+    if not np.isfinite(t) or t < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return t
 
 
 def activation(z: ArrayLike, gamma: float = 0.0) -> Array:
