@@ -307,6 +307,15 @@ def test_interrupt_saves_partial_run_and_exits_130(capsys, tmp_path, monkeypatch
 
 @pytest.mark.skipif(os.name != "posix", reason="SIGINT delivery")
 def test_second_ctrl_c_while_saving_does_not_lose_the_run(capsys, tmp_path, monkeypatch):
+    # CI may start us with SIGINT ignored (background job): install Python's handler for the test
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _second_ctrl_c(capsys, tmp_path, monkeypatch)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _second_ctrl_c(capsys, tmp_path, monkeypatch):
     _raise_on_call(monkeypatch, 20, KeyboardInterrupt())
     real_save = Trajectory.save
 
@@ -508,6 +517,8 @@ def test_real_ctrl_c_saves_partial_run(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "pwflow", "simulate", "--width", "2000", "--t-max", "4000",
          "--out", "r.npz"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # a background CI job may ignore SIGINT; the child must see the default disposition
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
     buf = b""
