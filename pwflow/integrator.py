@@ -843,7 +843,8 @@ def _snapshot_times(
     if t_max == 0:
         return np.array([0.0])
     first = min(1e-2, t_max / 10)
-    return np.unique(np.concatenate([[0.0], np.geomspace(first, t_max, int(n_snapshots) - 1)]))
+    grid = np.geomspace(first, t_max, max(int(n_snapshots) - 1, 1))
+    return np.unique(np.concatenate([[0.0], grid, [t_max]]))
 
 
 class _Progress:

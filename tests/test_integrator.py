@@ -391,3 +391,10 @@ def test_batched_equals_strict_on_random_problems(seed, n, gamma, scale):
     np.testing.assert_allclose(fast.events["t"][ka], ref.events["t"][kb], rtol=1e-8)
     scale_a = np.max(np.abs(ref.a[-1]))
     np.testing.assert_allclose(fast.a[-1], ref.a[-1], rtol=0, atol=1e-7 * scale_a)
+
+
+@pytest.mark.parametrize("n_snapshots", [2, 3, 17])
+def test_snapshot_grid_always_ends_at_t_max(n_snapshots):
+    tr = simulate(pwflow.three_points(), pwflow.balanced(5, 2, 1e-2, seed=0), 3.0,
+                  n_snapshots=n_snapshots)
+    assert tr.t[0] == 0.0 and tr.t[-1] == 3.0 and tr.success
