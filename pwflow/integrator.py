@@ -306,6 +306,7 @@ class HybridFlow:
         C = moments(self.Z, self.pat, P)
         self._field = CollectiveField(tab, C, self.X, self.y, self.loss, self.opt.frozen_output)
         self._P = P
+        self._occupied = np.flatnonzero(np.bincount(self.pat, minlength=P)[:P] > 0)
         self._Zs = self.Z.copy()
         self._Phi = np.tile(np.eye(self.q), (P, 1, 1))
         self._margins()
@@ -383,7 +384,9 @@ class HybridFlow:
         if not pending and not faces:
             self._Phi, self._Zcur, self.t = Phi1, None, float(t1)
             self._regime = regime1
-            if np.max(np.abs(Phi1)) > 1e3:
+            # conditioning of Φ^{-1} matters only where neurons are (or arrive by an event,
+            # which restarts the solver anyway)
+            if np.max(np.abs(Phi1[self._occupied])) > 1e3:
                 self._solver = None
             self._zeno_guard(t0, t1)
             return
