@@ -384,9 +384,10 @@ class HybridFlow:
         if not pending and not faces:
             self._Phi, self._Zcur, self.t = Phi1, None, float(t1)
             self._regime = regime1
-            # conditioning of Φ^{-1} matters only where neurons are (or arrive by an event,
-            # which restarts the solver anyway)
-            if np.max(np.abs(Phi1[self._occupied])) > 1e3:
+            # conditioning of Φ^{-1} matters where neurons are (1e3); the propagators of empty
+            # faces (needed when an event brings a neuron in) may grow: keep them finite (1e100)
+            big = np.max(np.abs(Phi1[self._occupied]), initial=0.0) > 1e3
+            if big or np.max(np.abs(Phi1)) > 1e100:
                 self._solver = None
             self._zeno_guard(t0, t1)
             return

@@ -398,3 +398,13 @@ def test_snapshot_grid_always_ends_at_t_max(n_snapshots):
     tr = simulate(pwflow.three_points(), pwflow.balanced(5, 2, 1e-2, seed=0), 3.0,
                   n_snapshots=n_snapshots)
     assert tr.t[0] == 0.0 and tr.t[-1] == 3.0 and tr.success
+
+
+def test_long_run_with_few_snapshots_stays_finite():
+    """Few restarts: empty faces' propagators grow (e^{‖D‖t}) but must not overflow into h."""
+    data = pwflow.three_points()
+    tr = simulate(data, pwflow.balanced(100, 2, 1e-3, seed=0), 4000.0, n_snapshots=2)
+    beta, *_ = np.linalg.lstsq(data.X, data.y, rcond=None)
+    L_beta = 0.5 * np.mean((data.X @ beta - data.y) ** 2)
+    assert tr.success and np.all(np.isfinite(tr.step_loss))
+    assert abs(tr.step_loss[-1] - L_beta) <= 1e-10
