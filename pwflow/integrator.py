@@ -92,6 +92,11 @@ class FlowOptions:
         than 1000 ulp of ``t``.
     zeno_window : float
         See ``zeno_events``.
+    face_memory : float or None
+        Faces that held no neuron for this long are not integrated (speed only: an event
+        entering such a face cuts the step at its time, so the result does not depend on it).
+        ``None`` (default): 50 time units below 10 000 neurons, never above (there a cut and
+        restart costs O(m), more than the steps it saves; see ``docs/benchmarks.md``).
     """
 
     rtol: float = 1e-10
@@ -101,6 +106,7 @@ class FlowOptions:
     frozen_output: bool = False
     zeno_events: int = 200
     zeno_window: float = 1e-10
+    face_memory: float | None = None
 
     def validated(self) -> "FlowOptions":
         for name in ("rtol", "atol"):
@@ -114,6 +120,8 @@ class FlowOptions:
             raise ValueError(f"batch_tol must be >= 0 and finite, got {self.batch_tol!r}")
         if not self.max_step > 0:
             raise ValueError(f"max_step must be positive, got {self.max_step!r}")
+        if self.face_memory is not None and not self.face_memory >= 0:
+            raise ValueError(f"face_memory must be >= 0 or None, got {self.face_memory!r}")
         if int(self.zeno_events) < 2:
             raise ValueError(f"zeno_events must be >= 2, got {self.zeno_events!r}")
         return self
@@ -229,6 +237,7 @@ class HybridFlow:
         self._t_face = np.inf
         self._solver = None
         self.n_restarts = 0
+        self._seen = np.zeros(0)
         if patterns is None:
             self.pat = self._initial_patterns()
         else:
@@ -304,7 +313,21 @@ class HybridFlow:
         self._project_sliding(self.Z, self.pat)
         P = len(tab)
         C = moments(self.Z, self.pat, P)
-        self._field = CollectiveField(tab, C, self.X, self.y, self.loss, self.opt.frozen_output)
+        # Faces integrated: those holding neurons now or within the last ``face_memory`` time
+        # units. A face empty for long is dropped: its propagator is not needed unless an event
+        # brings a neuron in (that event then cuts the step), and integrating it costs
+        # accuracy-limited steps (measured: twice as many steps near convergence).
+        counts = np.bincount(self.pat, minlength=P)[:P]
+        seen = np.full(P, self.t)  # a face met since the last start counts as just seen
+        seen[: self._seen.size] = self._seen
+        seen[counts > 0] = self.t
+        self._seen = seen
+        memory = self.opt.face_memory
+        if memory is None:
+            memory = 50.0 if self.m < 10_000 else np.inf
+        self._integrated = seen >= self.t - memory
+        self._field = CollectiveField(tab, C, self.X, self.y, self.loss, self.opt.frozen_output,
+                                      active=self._integrated)
         self._P = P
         self._occupied = np.flatnonzero(np.bincount(self.pat, minlength=P)[:P] > 0)
         self._Zs = self.Z.copy()
@@ -319,6 +342,14 @@ class HybridFlow:
         self._nfev_base = self.nfev
         self._regime = self._face_regime_at(np.eye(self.q)[None].repeat(P, 0))
         self.n_restarts += 1
+
+    def _integrated_at(self, p: NDArray) -> NDArray:
+        """Whether the faces ``p`` were integrated since the last solver start."""
+        p = np.asarray(p)
+        ok = p < self._P
+        out = np.zeros(p.shape, dtype=bool)
+        out[ok] = self._integrated[p[ok]]
+        return out
 
     def _margins(self) -> None:
         """Distance of each neuron to the hyperplanes that bound its face (and to 0 on rays).
@@ -706,9 +737,9 @@ class HybridFlow:
         h = t1 - self.t
         todo = [e for e in pending if e.t <= t_cut]
         B = self._classify_batch(todo, F, field_, P) if todo else None
-        if B is not None and np.any(B["p_new"] >= P):
+        if B is not None and np.any(~self._integrated_at(B["p_new"])):
             # an event entering a face not integrated in this step: cut there
-            t_cut = min(t_cut, float(np.min(B["ts"][B["p_new"] >= P])))
+            t_cut = min(t_cut, float(np.min(B["ts"][~self._integrated_at(B["p_new"])])))
         if t_cut < t1 and faces and t_cut < self._t_face:
             faces = []
         while True:
@@ -720,7 +751,7 @@ class HybridFlow:
                 break
             sel = np.flatnonzero(B["ts"] <= t_cut)
             js, pn, zs = B["js"][sel], B["p_new"][sel], B["zs"][sel]
-            move = (pn < P) & (B["ts"][sel] < t_cut)
+            move = self._integrated_at(pn) & (B["ts"][sel] < t_cut)
             Zc[js] = zs
             if not np.any(move):
                 break
@@ -1002,7 +1033,7 @@ def simulate(
             "rtol": options.rtol, "atol": options.atol, "batch_tol": options.batch_tol,
             "max_step": float(options.max_step) if np.isfinite(options.max_step) else None,
             "frozen_output": options.frozen_output, "zeno_events": options.zeno_events,
-            "zeno_window": options.zeno_window,
+            "zeno_window": options.zeno_window, "face_memory": options.face_memory,
         },
         "t_max": t_max,
         "versions": versions(),

@@ -80,6 +80,8 @@ class CollectiveField:
         The loss.
     frozen_output : bool
         If true, ``h ≡ 0`` (Eq. (8)'s idealised dynamics): the fields are constant.
+    active : bool array, shape (P,), optional
+        Faces whose propagators are integrated; the others keep ``Φ = I``.
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class CollectiveField:
         y: Array,
         loss: Loss,
         frozen_output: bool = False,
+        active: NDArray[np.bool_] | None = None,
     ) -> None:
         self.table = table.arrays()
         self.P = C.shape[0]
@@ -102,9 +105,10 @@ class CollectiveField:
         self.eta0 = table.eta0[: self.P]
         self.frozen_output = frozen_output
         self.nfev = 0
+        self.inactive = None if active is None else np.flatnonzero(~np.asarray(active))
         if frozen_output:
             r0 = loss.derivative(np.zeros_like(y), y)
-            self._G_frozen = table.fields(r0)[0][: self.P]
+            self._G_frozen = self._mask(table.fields(r0)[0][: self.P])
 
     def outputs(self, Phi: Array) -> Array:
         """``h_θ(x_k)`` for propagators ``Phi`` (shape ``(P, q, q)`` or ``(T, P, q, q)``)."""
@@ -120,11 +124,16 @@ class CollectiveField:
             return self.loss.derivative(np.zeros_like(self.y), self.y)
         return self.loss.derivative(self.outputs(Phi), self.y)
 
+    def _mask(self, G: Array) -> Array:
+        if self.inactive is not None and self.inactive.size:
+            G[self.inactive] = 0.0
+        return G
+
     def face_fields(self, Phi: Array) -> Array:
-        """``D_p^θ`` for every face, shape ``(P, d)``."""
+        """``D_p^θ`` for every integrated face (0 for the others), shape ``(P, d)``."""
         if self.frozen_output:
             return self._G_frozen
-        return self.table.fields(self.residuals(Phi))[0][: self.P]
+        return self._mask(self.table.fields(self.residuals(Phi))[0][: self.P])
 
     def __call__(self, t: float, yflat: Array) -> Array:
         self.nfev += 1
