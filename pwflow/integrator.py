@@ -927,6 +927,7 @@ def simulate(
     progress: bool = False,
     callback: Callable[[HybridFlow], None] | None = None,
     options: FlowOptions | None = None,
+    store: str | None = None,
 ) -> "Trajectory":
     """Compute the trajectory of the subgradient flow (Eq. (2)/(6)) exactly, cone by cone.
 
@@ -952,6 +953,10 @@ def simulate(
         Print a progress bar to stderr.
     callback : callable, optional
         Called with the integrator after every step.
+    store : path, optional
+        A directory: snapshots are streamed there as they are taken (memory-mapped ``.npy``
+        files, never held in memory) and the rest of the run is written at the end
+        (``run.npz``); :meth:`Trajectory.load` reads the directory back.
 
     Returns
     -------
@@ -984,6 +989,7 @@ def simulate(
     start = time.perf_counter()
     flow = HybridFlow(data.X, data.y, init.W, init.a, loss_fn, gamma, options)
     snap_t, snap_Z, snap_pat = [], [], []
+    sink = _SnapshotSink(store, len(snaps) + 1, init.m, q) if store is not None else None
     step_t, step_h = [], []
 
     def record_step() -> None:
@@ -992,8 +998,11 @@ def simulate(
 
     def snapshot() -> None:
         snap_t.append(flow.t)
-        snap_Z.append(flow.Z.copy())
-        snap_pat.append(flow.pat.copy())
+        if sink is not None:
+            sink.write(len(snap_t) - 1, flow.Z, flow.pat)
+        else:
+            snap_Z.append(flow.Z.copy())
+            snap_pat.append(flow.pat.copy())
 
     status, message = Status.FINISHED, str(Status.FINISHED)
     bar = _Progress(progress, t_max)
@@ -1022,7 +1031,10 @@ def simulate(
     bar.update(flow, force=True)
     wall = time.perf_counter() - start
 
-    Z = np.array(snap_Z)
+    if sink is not None:
+        Z, pat_arr = sink.views(len(snap_t))
+    else:
+        Z, pat_arr = np.array(snap_Z), np.array(snap_pat, dtype=np.int64)
     hs = np.array(step_h)
     tab = flow.table.arrays()
     meta = {
@@ -1049,15 +1061,47 @@ def simulate(
         "n_patterns": len(tab),
         "wall_time": wall,
     }
-    return Trajectory(
+    traj = Trajectory(
         t=np.array(snap_t), W=Z[:, :, : data.d], a=Z[:, :, data.d],
-        pattern=np.array(snap_pat, dtype=np.int64), patterns=tab.U.copy(),
+        pattern=pat_arr, patterns=tab.U.copy(),
         step_t=np.array(step_t), step_outputs=hs,
         step_loss=np.mean(loss_fn(hs, data.y[None, :]), axis=1),
         events=flow.events.arrays(), X=data.X.copy(), y=data.y.copy(), gamma=gamma,
         loss_name=loss_fn.name, status=int(status), message=message, stats=stats, meta=meta,
         loss_fn=loss_fn,
     )
+    if sink is not None:
+        traj.save_store(store)
+    return traj
+
+
+class _SnapshotSink:
+    """Snapshots written to disk as they are taken (``simulate(store=DIR)``).
+
+    Two ``.npy`` files in ``DIR`` (memory-mapped, so a run with many snapshots of many neurons
+    never holds them in memory): ``snapshots.npy`` (states, shape ``(k, m, d + 1)``) and
+    ``snapshot_patterns.npy`` (face of each neuron, ``(k, m)``).
+    """
+
+    def __init__(self, store, n_max: int, m: int, q: int) -> None:
+        from pathlib import Path
+
+        self.dir = Path(store)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fmt = np.lib.format
+        self.Z = fmt.open_memmap(self.dir / "snapshots.npy", mode="w+", dtype=float,
+                                 shape=(n_max, m, q))
+        self.P = fmt.open_memmap(self.dir / "snapshot_patterns.npy", mode="w+", dtype=np.int64,
+                                 shape=(n_max, m))
+
+    def write(self, i: int, Z: Array, pat: NDArray) -> None:
+        self.Z[i] = Z
+        self.P[i] = pat
+        self.Z.flush()
+        self.P.flush()
+
+    def views(self, k: int):
+        return self.Z[:k], self.P[:k]
 
 
 def _plain(v) -> bool:

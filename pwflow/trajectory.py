@@ -218,13 +218,56 @@ class Trajectory:
         )
         return path
 
+    def save_store(self, directory: str | Path) -> Path:
+        """Write everything but the snapshots to ``directory/run.npz``.
+
+        Used by ``simulate(store=directory)``, whose snapshots already stream to
+        ``directory/snapshots.npy`` and ``directory/snapshot_patterns.npy``.
+        """
+        directory = Path(directory)
+        record = {
+            "format_version": FORMAT_VERSION, "gamma": self.gamma, "loss_name": self.loss_name,
+            "status": int(self.status), "message": self.message, "stats": self.stats,
+            "meta": self.meta, "n_snapshots": int(self.t.size),
+        }
+        arrays = {f"events_{k}": v for k, v in self.events.items()}
+        np.savez_compressed(
+            directory / "run.npz", t=self.t, patterns=self.patterns, step_t=self.step_t,
+            step_outputs=self.step_outputs, step_loss=self.step_loss, X=self.X, y=self.y,
+            record=np.array(json.dumps(record, default=_json_default)), **arrays,
+        )
+        return directory
+
+    @classmethod
+    def _load_store(cls, directory: Path, loss: Loss | None) -> "Trajectory":
+        with np.load(directory / "run.npz", allow_pickle=False) as f:
+            data = {k: f[k] for k in f.files}
+        rec = json.loads(str(data["record"]))
+        k = int(rec["n_snapshots"])
+        Z = np.load(directory / "snapshots.npy", mmap_mode="r")[:k]
+        pat = np.load(directory / "snapshot_patterns.npy", mmap_mode="r")[:k]
+        d = data["X"].shape[1]
+        events = {key[len("events_"):]: v for key, v in data.items() if key.startswith("events_")}
+        return cls(
+            t=data["t"], W=Z[:, :, :d], a=Z[:, :, d], pattern=pat, patterns=data["patterns"],
+            step_t=data["step_t"], step_outputs=data["step_outputs"],
+            step_loss=data["step_loss"], events=events, X=data["X"], y=data["y"],
+            gamma=float(rec["gamma"]), loss_name=rec["loss_name"], status=int(rec["status"]),
+            message=rec["message"], stats=rec["stats"], meta=rec["meta"], loss_fn=loss,
+        )
+
     @classmethod
     def load(cls, path: str | Path, loss: Loss | None = None) -> "Trajectory":
-        """Read a trajectory written by :meth:`save`.
+        """Read a trajectory written by :meth:`save`, or a ``simulate(store=...)`` directory.
 
-        A custom loss cannot be stored; pass it as ``loss`` for dense evaluation.
+        A custom loss cannot be stored; pass it as ``loss`` for dense evaluation.  Snapshots
+        of a store directory are memory-mapped, not read into memory.
         """
         path = Path(path)
+        if path.is_dir():
+            if not (path / "run.npz").exists():
+                raise ValueError(f"{path} is not a pwflow run directory (no run.npz)")
+            return cls._load_store(path, loss)
         if not path.exists():
             raise ValueError(f"no trajectory file at {str(path)!r}")
         try:

@@ -408,3 +408,21 @@ def test_long_run_with_few_snapshots_stays_finite():
     L_beta = 0.5 * np.mean((data.X @ beta - data.y) ** 2)
     assert tr.success and np.all(np.isfinite(tr.step_loss))
     assert abs(tr.step_loss[-1] - L_beta) <= 1e-10
+
+
+def test_store_streams_snapshots_to_disk_and_loads_back(tmp_path):
+    data = pwflow.three_points()
+    init = pwflow.balanced(60, 2, 1e-3, seed=3)
+    mem = simulate(data, init, 30.0, n_snapshots=12)
+    disk = simulate(data, init, 30.0, n_snapshots=12, store=tmp_path / "run")
+    assert isinstance(disk.W.base, np.memmap) or isinstance(disk.W, np.memmap)
+    np.testing.assert_array_equal(disk.W, mem.W)
+    np.testing.assert_array_equal(disk.pattern, mem.pattern)
+    back = pwflow.Trajectory.load(tmp_path / "run")
+    np.testing.assert_array_equal(np.asarray(back.a), mem.a)
+    np.testing.assert_array_equal(back.events["t"], mem.events["t"])
+    assert back.summary()["events"] == mem.summary()["events"]
+    W, a = back.state(12.5)  # dense evaluation works from the memory-mapped snapshots
+    np.testing.assert_allclose(a, mem.state(12.5)[1], rtol=1e-12, atol=1e-18)
+    with pytest.raises(ValueError, match="run directory"):
+        pwflow.Trajectory.load(tmp_path)
