@@ -339,7 +339,6 @@ class HybridFlow:
             self._field, self.t, y0, t_bound, rtol=self.opt.rtol, atol=self.opt.atol,
             max_step=self.opt.max_step, first_step=h0,
         )
-        self._nfev_base = self.nfev
         self._regime = self._face_regime_at(np.eye(self.q)[None].repeat(P, 0))
         self.n_restarts += 1
 

@@ -66,9 +66,6 @@ class PatternTable:
             self._ray.append(ray)
         return idx
 
-    def has(self, u: NDArray) -> bool:
-        return np.asarray(u, dtype=np.int8).tobytes() in self._index
-
     def index_many(self, U: NDArray) -> NDArray[np.intp]:
         """Indices of the rows of ``U`` (registering new ones)."""
         U = np.ascontiguousarray(U, dtype=np.int8)
