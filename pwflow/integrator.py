@@ -625,9 +625,17 @@ class HybridFlow:
         return float(best)
 
     # ------------------------------------------------------------------ apply
-    def _phi_at(self, F: Array, P: int, x: float) -> Array:
+    def _phi_at(self, F: Array, P: int, x: float | Array) -> Array:
+        """Propagators of all faces at step fraction ``x`` (scalar: ``(P, q, q)``; array of
+        ``E`` fractions: ``(E, P, q, q)``, evaluated in chunks to keep temporaries small)."""
         coef = F.reshape(F.shape[0], -1).T  # (P q q, 8)
-        return _nested(coef, np.full(coef.shape[0], x)).reshape(P, self.q, self.q)
+        xs = np.atleast_1d(np.asarray(x, float))
+        out = np.empty((xs.size, P, self.q, self.q))
+        for s in range(0, xs.size, 256):
+            xx = xs[s : s + 256]
+            vals = _nested(np.tile(coef, (xx.size, 1)), np.repeat(xx, coef.shape[0]))
+            out[s : s + 256] = vals.reshape(xx.size, P, self.q, self.q)
+        return out[0] if np.ndim(x) == 0 else out
 
     def _classify_batch(
         self, evs: list[_Pending], F: Array, field_: CollectiveField, P: int
@@ -647,14 +655,7 @@ class HybridFlow:
         js = np.array([e.neuron for e in evs])
         xs = np.array([e.x for e in evs])
         ps = self.pat[js]
-        coef = F.reshape(F.shape[0], -1).T  # (P q q, 8)
-        Phis = np.empty((E, P, q, q))
-        for s in range(0, E, 256):  # chunks keep the temporaries small
-            xx = xs[s : s + 256]
-            vals = _nested(np.repeat(coef[None], xx.size, 0).reshape(-1, coef.shape[1]),
-                           np.repeat(xx, coef.shape[0]))
-            Phis[s : s + 256] = vals.reshape(xx.size, P, q, q)
-        Phis = lorentz_project(Phis)
+        Phis = lorentz_project(self._phi_at(F, P, xs))
         zs = np.einsum("eab,eb->ea", Phis[np.arange(E), ps], self._Zs[js])
         R = field_.residuals(Phis)  # (E, n)
         if R.ndim == 1:
