@@ -250,14 +250,15 @@ def _error_line(message: str) -> None:
 
 # ---------------------------------------------------------------------------- shared helpers
 def load_run(path: str | Path):
-    """Load a trajectory file, turning every failure into :class:`CLIError`."""
+    """Load a trajectory file or ``--store`` folder, turning every failure into :class:`CLIError`."""
     from .trajectory import Trajectory
 
     path = Path(path)
     if not path.exists():
         raise CLIError(f"run file {str(path)!r} does not exist")
-    if path.is_dir():
-        raise CLIError(f"run file {str(path)!r} is a directory")
+    if path.is_dir() and not (path / "run.npz").is_file():
+        raise CLIError(f"run file {str(path)!r} is a directory but not a pwflow store "
+                       "(no run.npz in it)")
     try:
         return Trajectory.load(path)
     except ValueError as err:  # Trajectory.load names the file and the reason
@@ -277,6 +278,22 @@ def _check_writable(path: Path) -> Path:
         raise CLIError(f"cannot create the folder of --out {str(path)!r}: {err}") from None
     if not os.access(parent, os.W_OK):
         raise CLIError(f"cannot write to the folder {str(parent)!r} of --out")
+    return path
+
+
+def _check_store(path: Path) -> Path:
+    """Create the ``--store`` folder (it must be new or empty) and check it is writable."""
+    if path.exists() and not path.is_dir():
+        raise CLIError(f"--store {str(path)!r} is a file; give a new or empty folder")
+    if path.is_dir() and any(path.iterdir()):
+        raise CLIError(f"--store {str(path)!r} is not empty; give a new or empty folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".pwflow-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise CLIError(f"cannot write to --store {str(path)!r}: {err.strerror or err}") from None
     return path
 
 
@@ -419,8 +436,15 @@ def _add_simulate(p: argparse.ArgumentParser) -> None:
                    help="absolute tolerance of the flow integrator (default: 1e-12)")
     r.add_argument("--frozen-output", action="store_true",
                    help="integrate the idealised dynamics of Eq. (8) (h ≡ 0; flow only)")
-    r.add_argument("--out", required=True, type=Path, metavar="RUN.npz",
+    r.add_argument("--snapshots", type=positive_int, default=None, metavar="N",
+                   help="number of stored states, at geometric times (flow only; default: "
+                        "up to 100, fewer for wide networks)")
+    o = r.add_mutually_exclusive_group(required=True)
+    o.add_argument("--out", type=Path, metavar="RUN.npz",
                    help="where to write the trajectory (.npz appended if missing)")
+    o.add_argument("--store", type=Path, metavar="DIR",
+                   help="stream the stored states to memory-mapped files in this new or empty "
+                        "folder as they are computed (flow only; for wide or long runs)")
     r.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
 
 
@@ -471,13 +495,21 @@ def _run_simulate(args: argparse.Namespace) -> int:
                 raise CLIError(f"{opt} applies only to --method flow")
         if args.frozen_output:
             raise CLIError("--frozen-output applies only to --method flow")
+        for opt, val in (("--store", args.store), ("--snapshots", args.snapshots)):
+            if val is not None:
+                raise CLIError(f"{opt} applies only to --method flow")
     elif args.lr is not None:
         raise CLIError("--lr applies only to --method gd")
+    if args.snapshots is not None and args.snapshots < 2:
+        raise CLIError(f"argument --snapshots: must be >= 2, got {args.snapshots}")
     data = _dataset_from_args(args)
     init = make_init(args.init, args.width, data.d, args.scale, args.seed)
-    if args.out.is_dir():
-        raise CLIError(f"--out {str(args.out)!r} is a directory; give a file name")
-    out = _check_writable(_npz_path(args.out))
+    if args.store is not None:
+        store = _check_store(args.store)
+    else:
+        if args.out.is_dir():
+            raise CLIError(f"--out {str(args.out)!r} is a directory; give a file name")
+        out = _check_writable(_npz_path(args.out))
     progress = not args.quiet
     if args.method == "flow":
         from .integrator import simulate
@@ -487,10 +519,11 @@ def _run_simulate(args: argparse.Namespace) -> int:
             rtol=1e-10 if args.rtol is None else args.rtol,
             atol=1e-12 if args.atol is None else args.atol,
             frozen_output=args.frozen_output, progress=progress,
+            n_snapshots=args.snapshots, store=None if args.store is None else str(store),
         )
     else:
         traj = _gd_trajectory(data, init, args, progress)
-    path = _save_atomically(traj, out)
+    path = store if args.store is not None else _save_atomically(traj, out)
     s = summary_dict(traj, path)
     print(format_summary(s))
     sys.stdout.flush()
@@ -561,7 +594,8 @@ def _gd_trajectory(data, init, args: argparse.Namespace, progress: bool):
 
 # ---------------------------------------------------------------------------- summary
 def _add_summary(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", type=Path, metavar="RUN", help="a trajectory file written by simulate")
+    p.add_argument("run", type=Path, metavar="RUN",
+                   help="a trajectory file or --store folder written by simulate")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -603,7 +637,8 @@ def _check_times(times: list[float] | None, traj) -> list[float] | None:
 
 
 def _add_plot(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", type=Path, metavar="RUN", help="a trajectory file written by simulate")
+    p.add_argument("run", type=Path, metavar="RUN",
+                   help="a trajectory file or --store folder written by simulate")
     p.add_argument("--kind", choices=("function", "neurons", "loss", "all"), default="all",
                    help="what to plot (default: all)")
     p.add_argument("--times", type=time_list, default=None, metavar="t1,t2,...",
@@ -623,7 +658,8 @@ def _run_plot(args: argparse.Namespace) -> int:
 
 
 def _add_animate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", type=Path, metavar="RUN", help="a trajectory file written by simulate")
+    p.add_argument("run", type=Path, metavar="RUN",
+                   help="a trajectory file or --store folder written by simulate")
     p.add_argument("--kind", choices=("neurons", "function"), default="neurons",
                    help="what to animate (default: neurons)")
     p.add_argument("--out", type=Path, required=True, metavar="FILE.gif|FILE.mp4",

@@ -117,6 +117,24 @@ def test_simulate_appends_npz_suffix(capsys, tmp_path):
     assert (tmp_path / "noext.npz").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
+def test_simulate_store_streams_to_a_folder_that_summary_reads(capsys, tmp_path):
+    """``--store DIR`` equals the in-memory run (same snapshots) and other commands read it."""
+    store = tmp_path / "run"
+    rc, out, _ = run_cli(capsys, ["simulate", *SMALL, "--snapshots", "4", "--store", store])
+    assert rc == 0 and str(store) in out
+    assert sorted(p.name for p in store.iterdir()) == [
+        "run.npz", "snapshot_patterns.npy", "snapshots.npy"]
+    ref = pwflow.simulate(pwflow.three_points(), pwflow.balanced(20, 2, 1e-3, 0), 5.0,
+                          n_snapshots=4)
+    got = Trajectory.load(store)
+    assert isinstance(got.W, np.memmap) or isinstance(got.W.base, np.memmap)
+    np.testing.assert_array_equal(got.t, ref.t)
+    np.testing.assert_array_equal(got.W, ref.W)
+    np.testing.assert_array_equal(got.events["t"], ref.events["t"])
+    rc, out, _ = run_cli(capsys, ["summary", store, "--json"])
+    assert rc == 0 and json.loads(out)["events"] == ref.n_events
+
+
 def test_simulate_frozen_output_and_csv_with_bias(capsys, tmp_path):
     csv = tmp_path / "d.csv"
     csv.write_text("x,y\n-0.5,1.0\n0.25,0.3\n0.75,0.9\n")
@@ -197,6 +215,8 @@ def _bad_files(tmp: Path) -> dict[str, Path]:
     (tmp / "dup.csv").write_text("1,2\n1,3\n")
     (tmp / "afile").write_text("x")
     (tmp / "adir").mkdir()
+    (tmp / "full").mkdir()
+    (tmp / "full" / "x").write_text("x")
     return {}
 
 
@@ -238,7 +258,12 @@ BAD = [
     (["summary", "{tmp}/missing.npz"], "does not exist"),
     (["summary", "{tmp}/garbage.npz"], "not a pwflow trajectory file"),
     (["summary", "{tmp}/dataset.npz"], "no metadata record"),
-    (["summary", "{tmp}/adir"], "is a directory"),
+    (["summary", "{tmp}/adir"], "is a directory but not a pwflow store"),
+    (["simulate", "--store", "{tmp}/afile"], "is a file"),
+    (["simulate", "--store", "{tmp}/full"], "is not empty"),
+    (["simulate", "--store", "{tmp}/s", "--out", "{tmp}/r.npz"], "not allowed with"),
+    (["simulate", "--method", "gd", "--lr", "0.1", "--store", "{tmp}/s"], "--store applies only"),
+    (["simulate", "--snapshots", "1", "--out", "{tmp}/r.npz"], "--snapshots: must be >= 2"),
     (["summary"], "required: RUN"),
     (["plot", "{tmp}/missing.npz", "--times", "1,-2", "--out", "{tmp}/p.png"],
      "--times: must be >= 0"),
