@@ -15,13 +15,14 @@ slopes reaching ``γ`` or ``1``.
 from __future__ import annotations
 
 import enum
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.integrate import DOP853
+from scipy.integrate import DOP853, Radau
 
 from .data import Dataset
 from .events import (
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
 __all__ = ["FlowOptions", "Status", "HybridFlow", "simulate", "ZenoError"]
 
 Array = NDArray[np.float64]
+
+_STIFF_SOLVERS = {None: None, "Radau": Radau}
 
 
 class Status(enum.IntEnum):
@@ -97,6 +100,16 @@ class FlowOptions:
         entering such a face cuts the step at its time, so the result does not depend on it).
         ``None`` (default): 50 time units below 10 000 neurons, never above (there a cut and
         restart costs O(m), more than the steps it saves; see ``docs/benchmarks.md``).
+    stiff_solver : {'Radau', None}
+        Implicit solver for quiet stretches (speed only). After ``stiff_after`` consecutive
+        DOP853 steps without any event, the propagators are integrated by this solver (near
+        convergence the flow is stiff and DOP853's step is limited by stability, not by
+        accuracy). Any implicit step that would contain an event is discarded and redone by
+        DOP853, so every event is still located on DOP853's dense output; the implicit solver
+        is also left when it costs more evaluations per time unit than DOP853 did (see
+        ``docs/integrator.md``). ``None``: DOP853 only.
+    stiff_after : int
+        See ``stiff_solver``; doubled after each return to DOP853.
     """
 
     rtol: float = 1e-10
@@ -107,6 +120,8 @@ class FlowOptions:
     zeno_events: int = 200
     zeno_window: float = 1e-10
     face_memory: float | None = None
+    stiff_solver: str | None = "Radau"
+    stiff_after: int = 20
 
     def validated(self) -> "FlowOptions":
         for name in ("rtol", "atol"):
@@ -122,6 +137,11 @@ class FlowOptions:
             raise ValueError(f"max_step must be positive, got {self.max_step!r}")
         if self.face_memory is not None and not self.face_memory >= 0:
             raise ValueError(f"face_memory must be >= 0 or None, got {self.face_memory!r}")
+        if self.stiff_solver not in _STIFF_SOLVERS:
+            allowed = ", ".join(repr(k) for k in _STIFF_SOLVERS)
+            raise ValueError(f"stiff_solver must be one of {allowed}, got {self.stiff_solver!r}")
+        if int(self.stiff_after) != self.stiff_after or self.stiff_after < 1:
+            raise ValueError(f"stiff_after must be an integer >= 1, got {self.stiff_after!r}")
         if int(self.zeno_events) < 2:
             raise ValueError(f"zeno_events must be >= 2, got {self.zeno_events!r}")
         return self
@@ -181,6 +201,99 @@ class _Pending:
     observed: int = 0  # side the neuron was seen to go to at once (tangency), else 0
 
 
+@functools.lru_cache(maxsize=4)
+def _excursion_grid(n_coef: int) -> tuple[Array, Array]:
+    """65 points of ``[0, 1]`` and the nested dense-output basis there: ``s(grid) = coef @ B``."""
+    grid = np.linspace(0.0, 1.0, 65)
+    eye = np.eye(n_coef)
+    basis = np.stack([_nested(np.repeat(eye[i:i + 1], grid.size, 0), grid) for i in range(n_coef)])
+    return grid, basis
+
+
+class _Restricted:
+    """The collective field on the propagators of the faces ``keep`` only (the others: ``I``)."""
+
+    def __init__(self, field_: CollectiveField, keep: NDArray[np.bool_]) -> None:
+        self.field = field_
+        self.keep = np.flatnonzero(keep)
+        self.P = self.keep.size
+        q = field_.q
+        self._full = np.tile(np.eye(q), (field_.P, 1, 1))
+
+    def expand(self, y: Array) -> Array:
+        full = self._full.copy()
+        full[self.keep] = y.reshape(self.P, self.field.q, self.field.q)
+        return full
+
+    def __call__(self, t: float, y: Array) -> Array:
+        q = self.field.q
+        out = self.field(t, self.expand(y).reshape(-1)).reshape(-1, q, q)
+        return out[self.keep].reshape(-1)
+
+    def jac(self, t: float, y: Array) -> Array:
+        """Forward-difference Jacobian (scipy's adaptive ``num_jac`` diverges on the exactly
+        zero columns this field has at convergence; the implicit solver only needs an
+        approximation for its Newton iterations)."""
+        f0 = self(t, y)
+        J = np.empty((y.size, y.size))
+        for c in range(y.size):
+            dy = np.sqrt(np.finfo(float).eps) * max(1.0, abs(y[c]))
+            yc = y.copy()
+            yc[c] += dy
+            J[:, c] = (self(t, yc) - f0) / dy
+        return J
+
+
+@dataclass
+class _Phase:
+    """Which solver runs the propagators: DOP853 (events) or an implicit one (quiet stretches).
+
+    DOP853 hands over after ``after`` consecutive event-free steps; the implicit solver hands
+    back when a step would contain an event (the step is redone), or when, after at least
+    ``window`` steps, it has used more than twice the field evaluations per time unit that
+    DOP853 used over its quiet stretch (evaluations, not wall time, so that the trajectory is
+    reproducible; those of its finite-difference Jacobians are counted; twice, because its
+    start-up is counted too). ``after`` doubles at each hand-back, so a wrong
+    guess costs a bounded share of the work.
+    """
+
+    after: int
+    window: int = 10
+    stiff: bool = False
+    count: int = 0
+    cost: float = 0.0
+    dt: float = 0.0
+    rate_explicit: float = np.inf
+    h_explicit: float | None = None
+
+    def eventful(self) -> None:
+        self.count, self.cost, self.dt = 0, 0.0, 0.0
+
+    def quiet(self, cost: float, dt: float, h: float | None) -> bool:
+        """Record an event-free step (``cost`` field evaluations); True when the solver must
+        change."""
+        self.count += 1
+        self.cost += cost
+        self.dt += dt
+        if not self.stiff:
+            self.h_explicit = h
+            if self.count >= self.after and self.dt > 0:
+                self.rate_explicit = self.cost / self.dt
+                self.stiff = True
+                self.eventful()
+                return True
+            return False
+        if self.count >= self.window and self.cost > 2.0 * self.rate_explicit * self.dt:
+            self.leave()
+            return True
+        return False
+
+    def leave(self) -> None:
+        self.stiff = False
+        self.after *= 2
+        self.eventful()
+
+
 class HybridFlow:
     """Event-driven integrator of the subgradient flow (Eq. (6)) for one network.
 
@@ -237,7 +350,10 @@ class HybridFlow:
         self._t_face = np.inf
         self._solver = None
         self.n_restarts = 0
+        self.n_rollbacks = 0
+        self.n_excursions = 0
         self._seen = np.zeros(0)
+        self._phase = _Phase(options.stiff_after)
         if patterns is None:
             self.pat = self._initial_patterns()
         else:
@@ -326,6 +442,11 @@ class HybridFlow:
         if memory is None:
             memory = 50.0 if self.m < 10_000 else np.inf
         self._integrated = seen >= self.t - memory
+        if self._phase.stiff:
+            # an implicit step never applies events (it is redone by DOP853 if one occurs), so
+            # only the occupied faces' propagators are needed; the empty ones may grow
+            # exponentially and would only cost accuracy-limited steps
+            self._integrated = counts > 0
         self._field = CollectiveField(tab, C, self.X, self.y, self.loss, self.opt.frozen_output,
                                       active=self._integrated)
         self._P = P
@@ -333,11 +454,17 @@ class HybridFlow:
         self._Zs = self.Z.copy()
         self._Phi = np.tile(np.eye(self.q), (P, 1, 1))
         self._margins()
-        y0 = np.tile(np.eye(self.q).reshape(-1), P)
         h0 = None if self.h_next is None else min(self.h_next, t_bound - self.t)
-        self._solver = DOP853(
-            self._field, self.t, y0, t_bound, rtol=self.opt.rtol, atol=self.opt.atol,
-            max_step=self.opt.max_step, first_step=h0,
+        if self._phase.stiff:
+            method, fun = _STIFF_SOLVERS[self.opt.stiff_solver], _Restricted(self._field, counts > 0)
+        else:
+            method, fun = DOP853, self._field
+        self._fun = fun
+        y0 = np.tile(np.eye(self.q).reshape(-1), fun.P if fun is not self._field else P)
+        extra = {"jac": fun.jac} if self._phase.stiff else {}
+        self._solver = method(
+            fun, self.t, y0, t_bound, rtol=self.opt.rtol, atol=self.opt.atol,
+            max_step=self.opt.max_step, first_step=h0, **extra,
         )
         self._regime = self._face_regime_at(np.eye(self.q)[None].repeat(P, 0))
         self.n_restarts += 1
@@ -385,29 +512,50 @@ class HybridFlow:
             self._start_solver(t_bound)
         solver, field_, P, q = self._solver, self._field, self._P, self.q
         fev0 = field_.nfev
-        msg = solver.step()
+        try:
+            msg = solver.step()
+        except (ValueError, np.linalg.LinAlgError) as err:
+            if not self._phase.stiff:
+                raise
+            msg, solver.status = str(err), "failed"
         self.nfev += field_.nfev - fev0
         if solver.status == "failed":
+            if self._phase.stiff:
+                return self._leave_stiff(t_bound, rollback=True)
             raise RuntimeError(f"DOP853 failed at t = {self.t!r}: {msg}")
-        self.n_steps += 1
         t0, t1 = self.t, solver.t
-        self.h_next = solver.h_abs
-        Phi1_raw = solver.y.reshape(P, q, q)
+        Phi1_raw = self._fun.expand(solver.y) if self._phase.stiff else solver.y.reshape(P, q, q)
         Phi1 = lorentz_project(Phi1_raw)
         self._proj_move = np.sqrt(np.sum((Phi1 - Phi1_raw) ** 2, axis=(1, 2)))
         dense = None
         F = None
         self._later = {}
+        # ‖dΦ_p/dt‖ within the step: the largest stage derivative (DOP853), or the mean rate
+        # (Radau), with a safety factor 2; it bounds how far a neuron moved *inside* the step
+        if self._phase.stiff:
+            speed = np.sqrt(np.sum((Phi1 - self._Phi) ** 2, axis=(1, 2))) / (t1 - t0)
+        else:
+            Kst = solver.K.reshape(-1, P, q, q)
+            speed = np.sqrt(np.max(np.sum(Kst**2, axis=(2, 3)), axis=0))
+        sweep = 2.0 * (t1 - t0) * speed
         # only neurons whose face propagator moved them by their margin can have changed side
         move = np.sqrt(np.sum((Phi1 - np.eye(q)) ** 2, axis=(1, 2)))
-        near = np.flatnonzero(move[self.pat] * self._znorm >= 0.9 * self._mu)
+        near = np.flatnonzero((move + sweep)[self.pat] * self._znorm >= 0.9 * self._mu)
         Z1n = np.einsum("jab,jb->ja", Phi1[self.pat[near]], self._Zs[near])
         cand = self._detect(Z1n, near)
+        excursion = self._suspect_excursions(near, Z1n, sweep)
         regime1 = self._face_regime_at(Phi1)
         face_change = bool(np.any(regime1 != self._regime))
-        if cand is not None or face_change:
+        if self._phase.stiff and (cand is not None or face_change or excursion[0].size):
+            # events are located on DOP853's dense output only: redo this step there
+            return self._leave_stiff(t_bound, rollback=True)
+        self.n_steps += 1
+        self.h_next = solver.h_abs
+        if cand is not None or face_change or excursion[0].size:
             dense = solver.dense_output()
             F = np.concatenate([dense.y_old[None], dense.F], axis=0).reshape(-1, P, q, q)
+        if excursion[0].size:
+            cand = self._excursions(cand, excursion, Z1n, near, F)
         pending = [] if cand is None else self._locate_neuron_events(cand, F, t0, t1)
         t_face, faces = (np.inf, []) if not face_change else self._face_events(dense, t0, t1, P)
         self._t_face = t_face
@@ -420,6 +568,7 @@ class HybridFlow:
             if big or np.max(np.abs(Phi1)) > 1e100:
                 self._solver = None
             self._zeno_guard(t0, t1)
+            self._quiet_step(field_.nfev - fev0, t1 - t0)
             return
         Z1 = np.einsum("jab,jb->ja", Phi1[self.pat], self._Zs)
         t_cut = self._choose_cut(pending, t_face, t0, t1)
@@ -428,7 +577,27 @@ class HybridFlow:
         if t_cut < t1:
             self.n_cut += 1
         self._solver = None
+        self._phase.eventful()
         self._zeno_guard(t0, t_cut)
+
+    # ------------------------------------------------------------------ stiff phase
+    def _quiet_step(self, nfev: int, dt: float) -> None:
+        """Book-keeping after an event-free step: switch between DOP853 and the stiff solver."""
+        if self.opt.stiff_solver is None:
+            return
+        switch = self._phase.quiet(nfev, dt, self.h_next)
+        if switch:
+            self._solver = None
+            if not self._phase.stiff:
+                self.h_next = self._phase.h_explicit
+
+    def _leave_stiff(self, t_bound: float, rollback: bool) -> None:
+        """Discard the implicit solver's last step and redo it with DOP853 (from ``self.t``)."""
+        self._phase.leave()
+        self.n_rollbacks += rollback
+        self._solver = None
+        self.h_next = self._phase.h_explicit
+        self.step(t_bound)
 
     # ------------------------------------------------------------------ events
     def _poly(self, F: Array, pats: NDArray, left: Array, right: Array) -> Array:
@@ -456,6 +625,57 @@ class HybridFlow:
             return None
         a_end = np.concatenate([Zn[jj, d], Zn[zz, d]])
         return idx[jj], kk, idx[zz], a_end
+
+    def _suspect_excursions(self, near: NDArray, Z1n: Array, sweep: Array):
+        """Pairs ``(j, k)`` on their side at both ends of the step that may have left it inside.
+
+        A neuron can cross a hyperplane and come back within one step (no sign change at the
+        step end). That needs ``|<w_j, x̂_k>|`` at both ends below how far the step moved it,
+        ``sweep_p ‖z_j‖`` (``sweep_p`` bounds ``‖Φ_p(t) − Φ_p(t_0)‖`` on the step). Returns the
+        positions in ``near`` and the data indices of those pairs.
+        """
+        if near.size == 0:
+            return np.zeros(0, np.intp), np.zeros(0, np.intp)
+        d = self.d
+        pat = self.pat[near]
+        Z0n = np.einsum("jab,jb->ja", self._Phi[pat], self._Zs[near])
+        s0 = (Z0n[:, :d] @ self.X.T) / self.xnorm
+        s1 = (Z1n[:, :d] @ self.X.T) / self.xnorm
+        reach = (sweep[pat] * self._znorm[near])[:, None]
+        U = self.table.U[pat]
+        susp = (U != 0) & (np.sign(s1) == U) & (np.abs(s0) <= reach) & (np.abs(s1) <= reach)
+        return np.nonzero(susp)
+
+    def _excursions(self, cand, excursion, Z1n: Array, near: NDArray, F: Array):
+        """Add to ``cand`` the suspect pairs whose dense output does leave their side.
+
+        Each suspect polynomial ``s(x) = <x_k, w_j(x)>`` is evaluated on 65 points of the step
+        (``x = 0, 1/64, ..., 1``); a point on the wrong side by more than the dense output's
+        accuracy (``rtol ‖z_j‖ ‖x_k‖``) brackets the first exit, located then like any event.
+        """
+        rows, kk = excursion
+        js = near[rows]
+        side = self.table.U[self.pat[js], kk].astype(float)
+        coef = self._poly(F, self.pat[js], self.xhat[kk], self._Zs[js])
+        grid, basis = _excursion_grid(coef.shape[1])
+        vals = coef @ basis
+        # the dense output is accurate to about rtol: shallower dips (e.g. a neuron released
+        # from a hyperplane with zero normal velocity) are not resolved and not events
+        tol = np.maximum(64 * np.finfo(float).eps * np.max(np.abs(coef), axis=1),
+                         self.opt.rtol * self._znorm[js] * self.xnorm[kk])
+        wrong = side[:, None] * vals < -tol[:, None]
+        hit = np.flatnonzero(np.any(wrong, axis=1))
+        self.n_excursions += hit.size
+        if hit.size == 0:
+            return cand
+        first = np.maximum(np.argmax(wrong[hit], axis=1), 1)
+        lo, hi = grid[first - 1], grid[first]
+        jx, kx = js[hit], kk[hit]
+        a_x = Z1n[rows[hit], self.d]
+        if cand is None:
+            cand = (np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0))
+        jj, kc, zz, a_end = cand[:4]
+        return (jj, kc, zz, a_end, (jx, kx, lo, hi, a_x))
 
     @staticmethod
     def _brackets(coef: Array, side: NDArray) -> tuple[Array, Array, Array]:
@@ -496,7 +716,7 @@ class HybridFlow:
 
     def _locate_neuron_events(self, cand, F: Array, t0: float, t1: float) -> list[_Pending]:
         tab = self.table
-        jj, kk, zz, a_end = cand
+        jj, kk, zz, a_end = cand[:4]
         self._later = {}
         neurons = np.concatenate([jj, zz])
         left = np.concatenate(
@@ -505,12 +725,21 @@ class HybridFlow:
         coef = self._poly(F, self.pat[neurons], left, self._Zs[neurons])
         lo, hi, observed = self._brackets(
             coef, np.concatenate([tab.U[self.pat[jj], kk], np.ones(zz.size, np.int8)]))
+        kk_all = np.concatenate([kk, np.full(zz.size, -1)])
+        if len(cand) > 4:  # excursions inside the step, with their brackets (:meth:`_excursions`)
+            jx, kx, lox, hix, a_x = cand[4]
+            neurons = np.concatenate([neurons, jx])
+            coef = np.concatenate([coef, self._poly(F, self.pat[jx], self.xhat[kx], self._Zs[jx])])
+            lo, hi = np.concatenate([lo, lox]), np.concatenate([hi, hix])
+            observed = np.concatenate([observed, np.zeros(jx.size, np.int8)])
+            a_end = np.concatenate([a_end, a_x])
+            kk_all = np.concatenate([kk_all, kx])
         keep = ~np.isnan(lo)
         if not np.any(keep):
             return []
         coef, lo, hi, observed = coef[keep], lo[keep], hi[keep], observed[keep]
         neurons, a_end = neurons[keep], a_end[keep]
-        kk_all = np.concatenate([kk, np.full(zz.size, -1)])[keep]
+        kk_all = kk_all[keep]
         x, res = locate_roots(coef, lo, hi)
         ds = _nested_derivative(coef, x) / (t1 - t0)
         tt = t0 + x * (t1 - t0)
@@ -1046,6 +1275,7 @@ def simulate(
             "max_step": float(options.max_step) if np.isfinite(options.max_step) else None,
             "frozen_output": options.frozen_output, "zeno_events": options.zeno_events,
             "zeno_window": options.zeno_window, "face_memory": options.face_memory,
+            "stiff_solver": options.stiff_solver, "stiff_after": options.stiff_after,
         },
         "t_max": t_max,
         "versions": versions(),
@@ -1058,6 +1288,8 @@ def simulate(
         "n_events": len(flow.events),
         "n_cut_steps": flow.n_cut,
         "n_restarts": flow.n_restarts,
+        "n_stiff_rollbacks": flow.n_rollbacks,
+        "n_excursions": flow.n_excursions,
         "n_patterns": len(tab),
         "wall_time": wall,
     }
