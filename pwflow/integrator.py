@@ -250,15 +250,16 @@ class _Phase:
 
     DOP853 hands over after ``after`` consecutive event-free steps; the implicit solver hands
     back when a step would contain an event (the step is redone), or when, after at least
-    ``window`` steps, it has used more than twice the field evaluations per time unit that
-    DOP853 used over its quiet stretch (evaluations, not wall time, so that the trajectory is
-    reproducible; those of its finite-difference Jacobians are counted; twice, because its
-    start-up is counted too). ``after`` doubles at each hand-back, so a wrong
-    guess costs a bounded share of the work.
+    ``window`` steps, it has used more than ``factor`` times the field evaluations per time
+    unit that DOP853 used over its quiet stretch (evaluations, not wall time, so that the
+    trajectory is reproducible; its finite-difference Jacobians and its start-up count too,
+    hence ``factor`` > 1: 3 gave the fewest evaluations on three_points among 2, 3, 4, 8).
+    ``after`` doubles at each hand-back, so a wrong guess costs a bounded share of the work.
     """
 
     after: int
     window: int = 10
+    factor: float = 3.0
     stiff: bool = False
     count: int = 0
     cost: float = 0.0
@@ -283,7 +284,7 @@ class _Phase:
                 self.eventful()
                 return True
             return False
-        if self.count >= self.window and self.cost > 2.0 * self.rate_explicit * self.dt:
+        if self.count >= self.window and self.cost > self.factor * self.rate_explicit * self.dt:
             self.leave()
             return True
         return False
@@ -537,20 +538,24 @@ class HybridFlow:
         else:
             Kst = solver.K.reshape(-1, P, q, q)
             speed = np.sqrt(np.max(np.sum(Kst**2, axis=(2, 3)), axis=0))
-        sweep = 2.0 * (t1 - t0) * speed
+        h = t1 - t0
+        sweep = 2.0 * h * speed
         # only neurons whose face propagator moved them by their margin can have changed side
         move = np.sqrt(np.sum((Phi1 - np.eye(q)) ** 2, axis=(1, 2)))
         near = np.flatnonzero((move + sweep)[self.pat] * self._znorm >= 0.9 * self._mu)
         Z1n = np.einsum("jab,jb->ja", Phi1[self.pat[near]], self._Zs[near])
         cand = self._detect(Z1n, near)
-        excursion = self._suspect_excursions(near, Z1n, sweep)
+        excursion = self._suspect_excursions(near, Z1n, sweep, self._bend(Phi1, speed, h))
         regime1 = self._face_regime_at(Phi1)
         face_change = bool(np.any(regime1 != self._regime))
-        if self._phase.stiff and (cand is not None or face_change or excursion[0].size):
+        if self._phase.stiff and (cand is not None or face_change
+                                  or self._implicit_excursion(excursion, near, solver)):
             # events are located on DOP853's dense output only: redo this step there
             return self._leave_stiff(t_bound, rollback=True)
         self.n_steps += 1
         self.h_next = solver.h_abs
+        if self._phase.stiff:  # cleared above on the implicit solver's dense output
+            excursion = (excursion[0][:0], excursion[1][:0])
         if cand is not None or face_change or excursion[0].size:
             dense = solver.dense_output()
             F = np.concatenate([dense.y_old[None], dense.F], axis=0).reshape(-1, P, q, q)
@@ -626,13 +631,30 @@ class HybridFlow:
         a_end = np.concatenate([Zn[jj, d], Zn[zz, d]])
         return idx[jj], kk, idx[zz], a_end
 
-    def _suspect_excursions(self, near: NDArray, Z1n: Array, sweep: Array):
+    def _bend(self, Phi1: Array, speed: Array, h: float) -> Array:
+        """``h²/8 · sup ‖d²Φ_p/dt²‖`` on the step (with a safety factor 2), per face.
+
+        ``Φ'' = M' Φ + M Φ'``: ``‖M'‖`` from the face fields at both ends, ``‖M‖ ≤ ‖D_p‖``
+        and ``‖Φ'‖ <=`` the largest stage derivative. A smooth ``s(t)`` stays within this of
+        its chord, so it cannot reach the other side of a hyperplane when both ends are
+        farther than that on the right side.
+        """
+        G0 = self._field.face_fields(self._Phi).copy()
+        G1 = self._field.face_fields(Phi1)
+        g0, g1 = np.linalg.norm(G0, axis=1), np.linalg.norm(G1, axis=1)
+        dG = np.linalg.norm(G1 - G0, axis=1) / h
+        size = np.maximum(np.sqrt(np.sum(self._Phi**2, axis=(1, 2))),
+                          np.sqrt(np.sum(Phi1**2, axis=(1, 2))))
+        return 2.0 * h * h / 8.0 * (dG * size + np.maximum(g0, g1) * speed)
+
+    def _suspect_excursions(self, near: NDArray, Z1n: Array, sweep: Array, bend: Array):
         """Pairs ``(j, k)`` on their side at both ends of the step that may have left it inside.
 
         A neuron can cross a hyperplane and come back within one step (no sign change at the
         step end). That needs ``|<w_j, x̂_k>|`` at both ends below how far the step moved it,
-        ``sweep_p ‖z_j‖`` (``sweep_p`` bounds ``‖Φ_p(t) − Φ_p(t_0)‖`` on the step). Returns the
-        positions in ``near`` and the data indices of those pairs.
+        ``sweep_p ‖z_j‖`` (``sweep_p`` bounds ``‖Φ_p(t) − Φ_p(t_0)‖`` on the step), and at
+        one end at least below how far ``s`` can bend away from its chord, ``bend_p ‖z_j‖``
+        (:meth:`_bend`). Returns the positions in ``near`` and the data indices of the pairs.
         """
         if near.size == 0:
             return np.zeros(0, np.intp), np.zeros(0, np.intp)
@@ -641,10 +663,39 @@ class HybridFlow:
         Z0n = np.einsum("jab,jb->ja", self._Phi[pat], self._Zs[near])
         s0 = (Z0n[:, :d] @ self.X.T) / self.xnorm
         s1 = (Z1n[:, :d] @ self.X.T) / self.xnorm
-        reach = (sweep[pat] * self._znorm[near])[:, None]
+        zn = self._znorm[near]
+        reach = (sweep[pat] * zn)[:, None]
         U = self.table.U[pat]
-        susp = (U != 0) & (np.sign(s1) == U) & (np.abs(s0) <= reach) & (np.abs(s1) <= reach)
+        a0, a1 = np.abs(s0), np.abs(s1)
+        susp = (U != 0) & (np.sign(s1) == U) & (a0 <= reach) & (a1 <= reach)
+        susp &= np.minimum(a0, a1) <= (bend[pat] * zn)[:, None]
         return np.nonzero(susp)
+
+    def _implicit_excursion(self, excursion, near: NDArray, solver) -> bool:
+        """Whether an implicit step may hide an excursion (then DOP853 redoes it).
+
+        The suspect pairs are scanned on 65 points of the implicit solver's dense output, with
+        the tolerance of :meth:`_excursions`; more than 4096 suspects are not scanned.
+        """
+        rows, kk = excursion
+        if rows.size == 0:
+            return False
+        if rows.size > 4096:
+            return True
+        fun = self._fun
+        js = near[rows]
+        where = np.full(self._P, -1)
+        where[fun.keep] = np.arange(fun.P)
+        p = where[self.pat[js]]
+        if np.any(p < 0):
+            return True
+        q = self.q
+        tg = np.linspace(solver.t_old, solver.t, 65)
+        Phi = solver.dense_output()(tg).T.reshape(tg.size, fun.P, q, q)
+        vals = np.einsum("gsab,sa,sb->sg", Phi[:, p], self.xhat[kk], self._Zs[js])
+        side = self.table.U[self.pat[js], kk].astype(float)
+        tol = self.opt.rtol * self._znorm[js] * self.xnorm[kk]
+        return bool(np.any(side[:, None] * vals < -tol[:, None]))
 
     def _excursions(self, cand, excursion, Z1n: Array, near: NDArray, F: Array):
         """Add to ``cand`` the suspect pairs whose dense output does leave their side.
@@ -843,15 +894,24 @@ class HybridFlow:
         coeff = np.array([e.rate for e in pending])
         coeff *= (1.0 - self.gamma) * self.loss.curvature_bound * np.max(self.xnorm) / (2 * self.n)
         budget = self.opt.batch_budget
-        best = times[0]
         later_limit = min(self._later.values(), default=np.inf)
-        for tc in np.append(times, limit):
-            if tc > limit or tc < times[0] or tc >= later_limit:
-                continue
-            sel = times <= tc
-            if np.sum(coeff[sel] * (tc - times[sel]) ** 2) <= budget:
-                best = max(best, tc)
-        return float(best)
+        cands = np.append(times, limit)
+        cands = cands[(cands <= limit) & (cands >= times[0]) & (cands < later_limit)]
+        if cands.size == 0:
+            return float(times[0])
+        # B(t_c) = Σ_{t_i <= t_c} c_i (t_c − t_i)², by prefix sums (times sorted, shifted to t0
+        # against cancellation); B is non-decreasing in t_c, so the admissible cuts are a prefix
+        cands = np.sort(cands)
+        tau, tc = times - t0, cands - t0
+        c0, c1, c2 = np.cumsum(coeff), np.cumsum(coeff * tau), np.cumsum(coeff * tau * tau)
+        i = np.searchsorted(tau, tc, side="right") - 1
+        bound = tc * tc * c0[i] - 2 * tc * c1[i] + c2[i]
+        ok = np.flatnonzero(bound <= budget)
+        for j in ok[::-1]:  # confirm with the direct sum (rounding of the prefix sums)
+            sel = tau <= tc[j]
+            if np.sum(coeff[sel] * (tc[j] - tau[sel]) ** 2) <= budget:
+                return float(cands[j])
+        return float(times[0])
 
     # ------------------------------------------------------------------ apply
     def _phi_at(self, F: Array, P: int, x: float | Array) -> Array:

@@ -109,6 +109,7 @@ class PatternTable:
         self.single_k = np.argmax(U[self.single] == 0, axis=1) if self.single.size else np.zeros(0, int)
         self.multi = np.flatnonzero((nfree > 1) & ~self.frozen)
         self._single_x = self.X[self.single_k]
+        self._single_xx = np.einsum("ij,ij->i", self._single_x, self._single_x)
         self._frozen_idx = np.flatnonzero(self.frozen)
         self._nan = np.full(len(self._U), np.nan)
         self._arrays_for = len(self._U)
@@ -141,14 +142,16 @@ class PatternTable:
         G *= -1.0 / n
         eta_star = self._nan.copy()
         if self.single.size:
-            z = self._single_x * (r[self.single_k] * (-1.0 / n))[:, None]
-            zz = (z * z).sum(axis=1)
-            bz = (G[self.single] * z).sum(axis=1)
-            pos = zz > 0
-            est = -bz / np.where(pos, zz, 1.0)
+            # free direction z = r_k x_k (−1/n): η* = −<G, z>/‖z‖² = −<G, x_k>/(ρ ‖x_k‖²)
+            rho = r[self.single_k] * (-1.0 / n)
+            Gs = G[self.single]
+            den = rho * self._single_xx
+            pos = den != 0
+            est = np.divide(-np.einsum("ij,ij->i", Gs, self._single_x), den,
+                            out=np.full(den.shape, np.nan), where=pos)
             eta = np.where(pos, np.minimum(np.maximum(est, g), 1.0), 0.5 * (1 + g))
-            G[self.single] += eta[:, None] * z
-            eta_star[self.single] = np.where(pos, est, np.nan)
+            G[self.single] = Gs + (eta * rho)[:, None] * self._single_x
+            eta_star[self.single] = est
         for p in self.multi:
             K = np.flatnonzero(self.U[p] == 0)
             Z = (-(r[K, None] * X[K]) / n).T
