@@ -220,8 +220,10 @@ class _Restricted:
         q = field_.q
         self._full = np.tile(np.eye(q), (field_.P, 1, 1))
 
-    def expand(self, y: Array) -> Array:
-        full = self._full.copy()
+    def expand(self, y: Array, fill: Array | None = None) -> Array:
+        """The full ``(P, q, q)`` stack: ``y`` on the kept faces, ``fill`` (default ``I``)
+        elsewhere."""
+        full = (self._full if fill is None else fill).copy()
         full[self.keep] = y.reshape(self.P, self.field.q, self.field.q)
         return full
 
@@ -531,10 +533,13 @@ class HybridFlow:
         dense = None
         F = None
         self._later = {}
-        # ‖dΦ_p/dt‖ within the step: the largest stage derivative (DOP853), or the mean rate
-        # (Radau), with a safety factor 2; it bounds how far a neuron moved *inside* the step
+        # ‖dΦ_p/dt‖ within the step: the largest stage derivative (DOP853), or the larger of
+        # the mean rate and the end derivative (Radau); with a safety factor 2 (``sweep``) it
+        # bounds how far a neuron moved *inside* the step
         if self._phase.stiff:
             speed = np.sqrt(np.sum((Phi1 - self._Phi) ** 2, axis=(1, 2))) / (t1 - t0)
+            f_end = self._fun.expand(solver.f, fill=np.zeros_like(Phi1))
+            speed = np.maximum(speed, np.sqrt(np.sum(f_end**2, axis=(1, 2))))
         else:
             Kst = solver.K.reshape(-1, P, q, q)
             speed = np.sqrt(np.max(np.sum(Kst**2, axis=(2, 3)), axis=0))
@@ -545,7 +550,7 @@ class HybridFlow:
         near = np.flatnonzero((move + sweep)[self.pat] * self._znorm >= 0.9 * self._mu)
         Z1n = np.einsum("jab,jb->ja", Phi1[self.pat[near]], self._Zs[near])
         cand = self._detect(Z1n, near)
-        excursion = self._suspect_excursions(near, Z1n, sweep, self._bend(Phi1, speed, h))
+        excursion = self._suspect_excursions(near, Z1n, sweep, lambda: self._bend(Phi1, speed, h))
         regime1 = self._face_regime_at(Phi1)
         face_change = bool(np.any(regime1 != self._regime))
         if self._phase.stiff and (cand is not None or face_change
@@ -647,14 +652,16 @@ class HybridFlow:
                           np.sqrt(np.sum(Phi1**2, axis=(1, 2))))
         return 2.0 * h * h / 8.0 * (dG * size + np.maximum(g0, g1) * speed)
 
-    def _suspect_excursions(self, near: NDArray, Z1n: Array, sweep: Array, bend: Array):
+    def _suspect_excursions(self, near: NDArray, Z1n: Array, sweep: Array,
+                            bend: Callable[[], Array]):
         """Pairs ``(j, k)`` on their side at both ends of the step that may have left it inside.
 
         A neuron can cross a hyperplane and come back within one step (no sign change at the
         step end). That needs ``|<w_j, x̂_k>|`` at both ends below how far the step moved it,
         ``sweep_p ‖z_j‖`` (``sweep_p`` bounds ``‖Φ_p(t) − Φ_p(t_0)‖`` on the step), and at
         one end at least below how far ``s`` can bend away from its chord, ``bend_p ‖z_j‖``
-        (:meth:`_bend`). Returns the positions in ``near`` and the data indices of the pairs.
+        (``bend()``, :meth:`_bend`). Returns the positions in ``near`` and the data indices of
+        the pairs.
         """
         if near.size == 0:
             return np.zeros(0, np.intp), np.zeros(0, np.intp)
@@ -668,7 +675,8 @@ class HybridFlow:
         U = self.table.U[pat]
         a0, a1 = np.abs(s0), np.abs(s1)
         susp = (U != 0) & (np.sign(s1) == U) & (a0 <= reach) & (a1 <= reach)
-        susp &= np.minimum(a0, a1) <= (bend[pat] * zn)[:, None]
+        if np.any(susp):
+            susp &= np.minimum(a0, a1) <= (bend()[pat] * zn)[:, None]
         return np.nonzero(susp)
 
     def _implicit_excursion(self, excursion, near: NDArray, solver) -> bool:
@@ -938,7 +946,7 @@ class HybridFlow:
         through :func:`pwflow.events.classify` one by one.  No side effects except registering
         new faces.
         """
-        d, n, q, g = self.d, self.n, self.q, self.gamma
+        d, n, g = self.d, self.n, self.gamma
         tab = self.table
         E = len(evs)
         js = np.array([e.neuron for e in evs])

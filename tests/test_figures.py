@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import matplotlib.colors as mcolors
 import numpy as np
 import pytest

@@ -51,7 +51,7 @@ def _reference_frozen(z0, X, y, gamma, t_max):
     events = []
     while True:
         M = _M(_frozen_field(u, X, y, gamma))
-        f = lambda s, k: X[k] @ (expm(M * s) @ z)[:d]  # noqa: E731
+        f = lambda s, k, M=M, z=z: X[k] @ (expm(M * s) @ z)[:d]  # noqa: E731
         # earliest sign change on a fine grid, then brentq to full precision
         grid = np.linspace(0.0, t_max - t, 301)[1:]
         first = None
