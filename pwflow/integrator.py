@@ -201,6 +201,69 @@ class _Pending:
     observed: int = 0  # side the neuron was seen to go to at once (tangency), else 0
 
 
+@dataclass
+class _Located:
+    """Neuron events located in one step: one per neuron (its earliest), sorted by time.
+
+    Arrays are per event; ``more_ks`` maps an event's row to the further hyperplanes it
+    reaches at the same time (rare). :meth:`upto` makes the :class:`_Pending` records of the
+    events up to the cut only (most located events of a step are beyond it).
+    """
+
+    t: Array
+    x: Array
+    neuron: NDArray[np.intp]
+    k: NDArray[np.intp]
+    rate: Array
+    zero: NDArray[np.bool_]
+    residual: Array
+    observed: NDArray[np.int8]
+    more_ks: dict
+
+    @classmethod
+    def group(cls, neurons, tt, x, kinds, rate, res, observed) -> "tuple[_Located, dict]":
+        """Group candidates per neuron: the earliest is the event, candidates within 64 ulp
+        of it are merged into it, the next later one goes to the returned ``later`` map."""
+        order = np.lexsort((tt, neurons))
+        ns, ts, ko = neurons[order], tt[order], kinds[order]
+        head = np.r_[True, ns[1:] != ns[:-1]]
+        rank = np.cumsum(head) - 1
+        first = np.flatnonzero(head)[rank]
+        t_first = ts[first]
+        coinc = ~head & (ts - t_first <= 64 * np.spacing(np.maximum(np.abs(t_first), 1.0)))
+        h_rate, h_res = rate[order][head], res[order][head]
+        h_zero = ko[head] < 0
+        merge_k = np.flatnonzero(coinc & (ko >= 0))
+        np.add.at(h_rate, rank[merge_k], rate[order][merge_k])
+        np.maximum.at(h_res, rank[merge_k], res[order][merge_k])
+        h_zero[rank[coinc & (ko < 0)]] = True
+        rest = np.flatnonzero(~head & ~coinc)
+        uniq, idx = np.unique(ns[rest], return_index=True)
+        later = dict(zip(uniq.tolist(), ts[rest][idx].tolist()))
+        hsel = order[head]
+        by_t = np.argsort(tt[hsel], kind="stable")
+        row_of = np.empty_like(by_t)
+        row_of[by_t] = np.arange(by_t.size)
+        more: dict = {}
+        for i in merge_k:
+            more.setdefault(int(row_of[rank[i]]), []).append(int(ko[i]))
+        located = cls(
+            t=tt[hsel][by_t], x=x[hsel][by_t], neuron=neurons[hsel][by_t], k=kinds[hsel][by_t],
+            rate=h_rate[by_t], zero=h_zero[by_t], residual=h_res[by_t],
+            observed=observed[hsel][by_t], more_ks=more,
+        )
+        return located, later
+
+    def upto(self, t_cut: float) -> list[_Pending]:
+        rows = np.flatnonzero(self.t <= t_cut)
+        return [
+            _Pending(float(self.t[i]), float(self.x[i]), int(self.neuron[i]),
+                     [int(self.k[i])] + self.more_ks.get(int(i), []), float(self.rate[i]),
+                     bool(self.zero[i]), float(self.residual[i]), int(self.observed[i]))
+            for i in rows
+        ]
+
+
 @functools.lru_cache(maxsize=4)
 def _excursion_grid(n_coef: int) -> tuple[Array, Array]:
     """65 points of ``[0, 1]`` and the nested dense-output basis there: ``s(grid) = coef @ B``."""
@@ -566,10 +629,10 @@ class HybridFlow:
             F = np.concatenate([dense.y_old[None], dense.F], axis=0).reshape(-1, P, q, q)
         if excursion[0].size:
             cand = self._excursions(cand, excursion, Z1n, near, F)
-        pending = [] if cand is None else self._locate_neuron_events(cand, F, t0, t1)
+        located = None if cand is None else self._locate_neuron_events(cand, F, t0, t1)
         t_face, faces = (np.inf, []) if not face_change else self._face_events(dense, t0, t1, P)
         self._t_face = t_face
-        if not pending and not faces:
+        if located is None and not faces:
             self._Phi, self._Zcur, self.t = Phi1, None, float(t1)
             self._regime = regime1
             # conditioning of Φ^{-1} matters where neurons are (1e3); the propagators of empty
@@ -581,8 +644,9 @@ class HybridFlow:
             self._quiet_step(field_.nfev - fev0, t1 - t0)
             return
         Z1 = np.einsum("jab,jb->ja", Phi1[self.pat], self._Zs)
-        t_cut = self._choose_cut(pending, t_face, t0, t1)
+        t_cut = self._choose_cut(located, t_face, t0, t1)
         assert t0 <= t_cut <= t1, (t0, t_cut, t1)
+        pending = [] if located is None else located.upto(t_cut)
         t_cut = self._advance(t_cut, t1, Phi1, Z1, F, field_, pending, faces, P)
         if t_cut < t1:
             self.n_cut += 1
@@ -773,7 +837,9 @@ class HybridFlow:
             lo[row], hi[row] = grid[i1 - 1], grid[i1]
         return lo, hi, observed
 
-    def _locate_neuron_events(self, cand, F: Array, t0: float, t1: float) -> list[_Pending]:
+    def _locate_neuron_events(self, cand, F: Array, t0: float, t1: float) -> "_Located | None":
+        """Locate the candidates' first crossings in the step; one event per neuron (its
+        earliest; simultaneous ones merged), the neuron's next one noted in ``self._later``."""
         tab = self.table
         jj, kk, zz, a_end = cand[:4]
         self._later = {}
@@ -795,7 +861,7 @@ class HybridFlow:
             kk_all = np.concatenate([kk_all, kx])
         keep = ~np.isnan(lo)
         if not np.any(keep):
-            return []
+            return None
         coef, lo, hi, observed = coef[keep], lo[keep], hi[keep], observed[keep]
         neurons, a_end = neurons[keep], a_end[keep]
         kk_all = kk_all[keep]
@@ -804,36 +870,9 @@ class HybridFlow:
         tt = t0 + x * (t1 - t0)
         a = np.abs(a_end)
         kinds = kk_all
-        # group candidates per neuron: earliest time first; coincident ones merged
-        order = np.lexsort((tt, neurons))
-        ns, ts = neurons[order], tt[order]
-        head = np.r_[True, ns[1:] != ns[:-1]]
         rate = np.where(kinds >= 0, a * np.abs(ds) * self.xnorm[np.maximum(kinds, 0)], 0.0)
-        out: list[_Pending] = []
-        for c in order[head]:  # one event per neuron (its earliest candidate)
-            out.append(_Pending(
-                float(tt[c]), float(x[c]), int(neurons[c]), [int(kinds[c])], float(rate[c]),
-                bool(kinds[c] < 0), float(abs(res[c])), int(observed[c]),
-            ))
-        later: dict[int, float] = {}
-        extra = np.flatnonzero(~head)
-        if extra.size:  # rare: a neuron with several candidates in one step
-            first_of = np.maximum.accumulate(np.where(head, np.arange(ns.size), 0))
-            by_neuron = {e.neuron: e for e in out}
-            for i in extra:
-                c, ev = order[i], by_neuron[int(ns[i])]
-                if ts[i] - ts[first_of[i]] <= 64 * np.spacing(max(abs(ev.t), 1.0)):
-                    if kinds[c] >= 0:
-                        ev.ks.append(int(kinds[c]))
-                        ev.rate += float(rate[c])
-                        ev.poly_residual = max(ev.poly_residual, float(abs(res[c])))
-                    else:
-                        ev.zero = True
-                else:
-                    later[ev.neuron] = min(later.get(ev.neuron, np.inf), float(ts[i]))
-        self._later = later
-        out.sort(key=lambda e: e.t)
-        return out
+        located, self._later = _Located.group(neurons, tt, x, kinds, rate, np.abs(res), observed)
+        return located
 
     def _face_regime_at(self, Phi: Array) -> NDArray:
         """Regime code of every face: 0 while its free slopes are interior to ``[γ, 1]``.
@@ -880,7 +919,7 @@ class HybridFlow:
         rh = regime(hi)
         return hi, [int(p) for p in np.flatnonzero(rh != r0)]
 
-    def _choose_cut(self, pending, t_face, t0, t1):
+    def _choose_cut(self, located: "_Located | None", t_face, t0, t1):
         """Latest admissible cut time for the batch of located events.
 
         An event of neuron ``j`` at ``t*`` applied at the cut ``t_c > t*`` leaves the outputs
@@ -894,12 +933,12 @@ class HybridFlow:
         limit = min(t1, t_face)
         for tl in self._later.values():
             limit = min(limit, tl)
-        if not pending:
+        if located is None:
             return limit
-        times = np.array([e.t for e in pending])
+        times = located.t
         if t_face <= times[0]:
             return t_face
-        coeff = np.array([e.rate for e in pending])
+        coeff = located.rate.copy()
         coeff *= (1.0 - self.gamma) * self.loss.curvature_bound * np.max(self.xnorm) / (2 * self.n)
         budget = self.opt.batch_budget
         later_limit = min(self._later.values(), default=np.inf)
