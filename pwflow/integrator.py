@@ -533,6 +533,7 @@ class HybridFlow:
             max_step=self.opt.max_step, first_step=h0, **extra,
         )
         self._regime = self._face_regime_at(np.eye(self.q)[None].repeat(P, 0))
+        self._fresh = True
         self.n_restarts += 1
 
     def _integrated_at(self, p: NDArray) -> NDArray:
@@ -551,7 +552,8 @@ class HybridFlow:
         """
         tab = self.table.arrays()
         W = self._Zs[:, : self.d]
-        dist = np.abs(W @ self.X.T) / self.xnorm
+        self._s_start = (W @ self.X.T) / self.xnorm  # <w_j, x̂_k> at the solver start
+        dist = np.abs(self._s_start)
         U = tab.U[self.pat]
         dist[U == 0] = np.inf
         mu = np.min(dist, axis=1)
@@ -634,6 +636,7 @@ class HybridFlow:
         self._t_face = t_face
         if located is None and not faces:
             self._Phi, self._Zcur, self.t = Phi1, None, float(t1)
+            self._fresh = False
             self._regime = regime1
             # conditioning of Φ^{-1} matters where neurons are (1e3); the propagators of empty
             # faces (needed when an event brings a neuron in) may grow: keep them finite (1e100)
@@ -650,6 +653,9 @@ class HybridFlow:
         t_cut = self._advance(t_cut, t1, Phi1, Z1, F, field_, pending, faces, P)
         if t_cut < t1:
             self.n_cut += 1
+            # the next step restarts here: most of a step much longer than the events applied
+            # would be located again and cut again, so it starts at twice this span
+            self.h_next = min(self.h_next, max(2.0 * (t_cut - t0), 1e-3 * self.h_next))
         self._solver = None
         self._phase.eventful()
         self._zeno_guard(t0, t_cut)
@@ -731,17 +737,28 @@ class HybridFlow:
             return np.zeros(0, np.intp), np.zeros(0, np.intp)
         d = self.d
         pat = self.pat[near]
-        Z0n = np.einsum("jab,jb->ja", self._Phi[pat], self._Zs[near])
-        s0 = (Z0n[:, :d] @ self.X.T) / self.xnorm
-        s1 = (Z1n[:, :d] @ self.X.T) / self.xnorm
         zn = self._znorm[near]
         reach = (sweep[pat] * zn)[:, None]
-        U = self.table.U[pat]
-        a0, a1 = np.abs(s0), np.abs(s1)
-        susp = (U != 0) & (np.sign(s1) == U) & (a0 <= reach) & (a1 <= reach)
-        if np.any(susp):
-            susp &= np.minimum(a0, a1) <= (bend()[pat] * zn)[:, None]
-        return np.nonzero(susp)
+        s1 = (Z1n[:, :d] @ self.X.T) / self.xnorm
+        a1 = np.abs(s1)
+        rows, kk = np.nonzero(a1 <= reach)  # few: both ends must be close
+        U = self.table.U[pat[rows], kk]
+        keep = (U != 0) & (np.sign(s1[rows, kk]) == U)
+        rows, kk = rows[keep], kk[keep]
+        if rows.size == 0:
+            return rows, kk
+        if self._fresh:  # the step starts at the solver start: Φ = I
+            s0 = self._s_start[near[rows], kk]
+        else:
+            Z0 = np.einsum("jab,jb->ja", self._Phi[pat[rows]], self._Zs[near[rows]])
+            s0 = np.einsum("jd,jd->j", Z0[:, :d], self.X[kk]) / self.xnorm[kk]
+        a0 = np.abs(s0)
+        keep = a0 <= reach[rows, 0]
+        rows, kk, a0 = rows[keep], kk[keep], a0[keep]
+        if rows.size:
+            keep = np.minimum(a0, a1[rows, kk]) <= bend()[pat[rows]] * zn[rows]
+            rows, kk = rows[keep], kk[keep]
+        return rows, kk
 
     def _implicit_excursion(self, excursion, near: NDArray, solver) -> bool:
         """Whether an implicit step may hide an excursion (then DOP853 redoes it).
