@@ -106,8 +106,9 @@ class FlowOptions:
         convergence the flow is stiff and DOP853's step is limited by stability, not by
         accuracy). Any implicit step that would contain an event is discarded and redone by
         DOP853, so every event is still located on DOP853's dense output; the implicit solver
-        is also left when it costs more evaluations per time unit than DOP853 did (see
-        ``docs/integrator.md``). ``None``: DOP853 only.
+        is also left when it costs more than 3 times the field evaluations per time unit that
+        DOP853 did (see ``docs/integrator.md``). ``None``: DOP853 only (the reference path,
+        with ``batch_tol=0``).
     stiff_after : int
         See ``stiff_solver``; doubled after each return to DOP853.
     """
