@@ -266,8 +266,9 @@ class _Located:
 
 
 @functools.lru_cache(maxsize=4)
-def _excursion_grid(n_coef: int) -> tuple[Array, Array]:
-    """65 points of ``[0, 1]`` and the nested dense-output basis there: ``s(grid) = coef @ B``."""
+def _scan_grid(n_coef: int) -> tuple[Array, Array]:
+    """65 points of ``[0, 1]`` and the nested dense-output basis there: ``s(grid) = coef @ B``
+    (the grid on which steps are scanned for a first exit or an excursion)."""
     grid = np.linspace(0.0, 1.0, 65)
     eye = np.eye(n_coef)
     basis = np.stack([_nested(np.repeat(eye[i:i + 1], grid.size, 0), grid) for i in range(n_coef)])
@@ -761,11 +762,22 @@ class HybridFlow:
             rows, kk = rows[keep], kk[keep]
         return rows, kk
 
+    def _beyond(self, vals: Array, js: NDArray, kk: NDArray, scale: Array | None = None):
+        """Where ``vals`` (``<x_k, w_j>`` on a grid, one row per pair) are on the wrong side of
+        the pair's hyperplane by more than the dense output resolves (``rtol ‖z_j‖ ‖x_k‖``,
+        and 64 ulp of the polynomial's ``scale``): shallower dips, e.g. of a neuron released
+        from a hyperplane with zero normal velocity, are not events."""
+        side = self.table.U[self.pat[js], kk].astype(float)
+        tol = self.opt.rtol * self._znorm[js] * self.xnorm[kk]
+        if scale is not None:
+            tol = np.maximum(tol, 64 * np.finfo(float).eps * scale)
+        return side[:, None] * vals < -tol[:, None]
+
     def _implicit_excursion(self, excursion, near: NDArray, solver) -> bool:
         """Whether an implicit step may hide an excursion (then DOP853 redoes it).
 
-        The suspect pairs are scanned on 65 points of the implicit solver's dense output, with
-        the tolerance of :meth:`_excursions`; more than 4096 suspects are not scanned.
+        The suspect pairs are scanned on 65 points of the implicit solver's dense output
+        (tolerance: :meth:`_beyond`); more than 4096 suspects are not scanned.
         """
         rows, kk = excursion
         if rows.size == 0:
@@ -783,28 +795,20 @@ class HybridFlow:
         tg = np.linspace(solver.t_old, solver.t, 65)
         Phi = solver.dense_output()(tg).T.reshape(tg.size, fun.P, q, q)
         vals = np.einsum("gsab,sa,sb->sg", Phi[:, p], self.xhat[kk], self._Zs[js])
-        side = self.table.U[self.pat[js], kk].astype(float)
-        tol = self.opt.rtol * self._znorm[js] * self.xnorm[kk]
-        return bool(np.any(side[:, None] * vals < -tol[:, None]))
+        return bool(np.any(self._beyond(vals, js, kk)))
 
     def _excursions(self, cand, excursion, Z1n: Array, near: NDArray, F: Array):
         """Add to ``cand`` the suspect pairs whose dense output does leave their side.
 
         Each suspect polynomial ``s(x) = <x_k, w_j(x)>`` is evaluated on 65 points of the step
-        (``x = 0, 1/64, ..., 1``); a point on the wrong side by more than the dense output's
-        accuracy (``rtol ‖z_j‖ ‖x_k‖``) brackets the first exit, located then like any event.
+        (``x = 0, 1/64, ..., 1``); a point on the wrong side beyond the dense output's accuracy
+        (:meth:`_beyond`) brackets the first exit, located then like any event.
         """
         rows, kk = excursion
         js = near[rows]
-        side = self.table.U[self.pat[js], kk].astype(float)
         coef = self._poly(F, self.pat[js], self.xhat[kk], self._Zs[js])
-        grid, basis = _excursion_grid(coef.shape[1])
-        vals = coef @ basis
-        # the dense output is accurate to about rtol: shallower dips (e.g. a neuron released
-        # from a hyperplane with zero normal velocity) are not resolved and not events
-        tol = np.maximum(64 * np.finfo(float).eps * np.max(np.abs(coef), axis=1),
-                         self.opt.rtol * self._znorm[js] * self.xnorm[kk])
-        wrong = side[:, None] * vals < -tol[:, None]
+        grid, basis = _scan_grid(coef.shape[1])
+        wrong = self._beyond(coef @ basis, js, kk, np.max(np.abs(coef), axis=1))
         hit = np.flatnonzero(np.any(wrong, axis=1))
         self.n_excursions += hit.size
         if hit.size == 0:
@@ -837,9 +841,8 @@ class HybridFlow:
         rows = np.flatnonzero(start_on | on_wrong)
         if rows.size == 0:
             return lo, hi, observed
-        grid = np.linspace(0.0, 1.0, 65)[1:]
-        vals = _nested(np.repeat(coef[rows], grid.size, 0), np.tile(grid, rows.size))
-        vals = vals.reshape(rows.size, -1)
+        grid, basis = _scan_grid(coef.shape[1])
+        grid, vals = grid[1:], coef[rows] @ basis[:, 1:]
         ok = np.sign(vals) == side[rows, None]
         for i, row in enumerate(rows):
             first = np.flatnonzero(ok[i])
