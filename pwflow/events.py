@@ -1,33 +1,41 @@
 """Events of the hybrid flow: detect, locate, classify.
 
-Three small pure functions, as in scipy's ``integrate/_ivp``:
+Small pure functions, as in scipy's ``integrate/_ivp``:
 
 * :func:`detect_crossings` — after a step, the neuron/data pairs whose sign of
   ``<w_j, x_k>`` disagrees with the neuron's activation pattern (one array-valued check over all
-  ``(j, k)``), and the neurons of 1-dimensional faces that went through ``w = 0``;
-* :func:`locate_roots` — the event times, by safeguarded Newton iterations on the polynomial
-  dense output of the step, vectorised over all candidates;
-* :func:`classify` — at ``<w, x_k> = 0``, the one-sided fields and the minimal-norm subgradient
-  decide what happens: crossing, entering sliding (Filippov), bouncing back (grazing).
+  ``(j, k)``); :func:`detect_zero_crossings` — the neurons of 1-dimensional faces that went
+  through ``w = 0``; :func:`detect_sign_flips` — sliding neurons whose ``a_j`` changed sign
+  (a possible branch point, :mod:`pwflow.filippov`);
+* :func:`first_exit_brackets` and :func:`locate_roots` — the event times, bracketed on a grid
+  where needed and located by safeguarded Newton iterations on the polynomial dense output of
+  the step (:mod:`pwflow.dense`), vectorised over all candidates;
+* :class:`Located` — the located events of a step, one per neuron (its earliest).
 
-The event kinds are an enumeration whose values are the messages written in logs.
+What happens at an event is decided in :mod:`pwflow.filippov`.  The event kinds are an
+enumeration whose ``str`` is the message written in logs; :class:`EventLog` is the run's log.
 """
 
 from __future__ import annotations
 
 import enum
-import itertools
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
+from .dense import nested, nested_derivative, scan_grid
+
 __all__ = [
     "EventKind",
+    "EventLog",
+    "Located",
+    "Pending",
     "detect_crossings",
     "detect_zero_crossings",
+    "detect_sign_flips",
+    "first_exit_brackets",
     "locate_roots",
-    "classify",
-    "Classification",
 ]
 
 Array = NDArray[np.float64]
@@ -42,6 +50,7 @@ class EventKind(enum.IntEnum):
     GRAZING = 3
     REACH_ZERO = 4
     INITIAL_FACE = 5
+    BRANCH = 6
 
     def __str__(self) -> str:
         return _MESSAGES[self]
@@ -54,6 +63,8 @@ _MESSAGES = {
     EventKind.GRAZING: "grazing: the neuron touches <w, x_k> = 0 and turns back",
     EventKind.REACH_ZERO: "reaching zero: w = 0, the neuron stays there (Condition 1, point 2)",
     EventKind.INITIAL_FACE: "initial face: the neuron starts on a hyperplane",
+    EventKind.BRANCH: ("branch point: sliding on <w, x_k> = 0 turned repulsive; the flow is not "
+                       "unique from here and the branch policy chose the continuation"),
 }
 
 
@@ -100,30 +111,14 @@ def detect_zero_crossings(W: Array, rays: Array, on_ray: NDArray[np.bool_]):
     return idx[rho <= 0]
 
 
-def _nested(coef: Array, x: Array) -> Array:
-    """Evaluate scipy's DOP853 nested dense-output form (``coef[:, 0] = y_old``)."""
-    y = np.zeros_like(x)
-    nF = coef.shape[1] - 1
-    for i in range(nF):
-        y += coef[:, nF - i]
-        y *= x if i % 2 == 0 else (1.0 - x)
-    return y + coef[:, 0]
+def detect_sign_flips(a_start: Array, a_end: Array, sliding: NDArray[np.bool_]):
+    """Sliding neurons whose output weight ``a_j`` changed sign during the step.
 
-
-def _nested_derivative(coef: Array, x: Array) -> Array:
-    """Derivative in ``x`` of :func:`_nested` (forward-mode, same recursion)."""
-    y = np.zeros_like(x)
-    dy = np.zeros_like(x)
-    nF = coef.shape[1] - 1
-    for i in range(nF):
-        y += coef[:, nF - i]
-        if i % 2 == 0:
-            dy = dy * x + y
-            y *= x
-        else:
-            dy = dy * (1.0 - x) - y
-            y *= 1.0 - x
-    return dy
+    On a sliding face the normal velocities ``a_j <D±, x_k>`` all change sign with ``a_j``:
+    an attractive sliding mode turns repulsive there (a branch point of Eq. (2)).
+    """
+    flip = sliding & (np.sign(a_end) != np.sign(a_start)) & (a_start != 0)
+    return np.flatnonzero(flip)
 
 
 def locate_roots(
@@ -140,10 +135,10 @@ def locate_roots(
     c = coef.shape[0]
     lo = np.zeros(c) if lo is None else np.array(lo, float)
     hi = np.ones(c) if hi is None else np.array(hi, float)
-    slo = _nested(coef, lo)
+    slo = nested(coef, lo)
     x = np.full(c, 0.5)
     # initial guess: secant through the end values
-    shi = _nested(coef, hi)
+    shi = nested(coef, hi)
     with np.errstate(divide="ignore", invalid="ignore"):
         sec = lo + (hi - lo) * slo / (slo - shi)
     x = np.where(np.isfinite(sec) & (sec >= lo) & (sec <= hi), sec, 0.5 * (lo + hi))
@@ -153,8 +148,8 @@ def locate_roots(
             break
         ia = np.flatnonzero(active)
         xa = x[ia]
-        s = _nested(coef[ia], xa)
-        ds = _nested_derivative(coef[ia], xa)
+        s = nested(coef[ia], xa)
+        ds = nested_derivative(coef[ia], xa)
         same = np.sign(s) == np.sign(slo[ia])
         lo[ia] = np.where(same, xa, lo[ia])
         slo[ia] = np.where(same, s, slo[ia])
@@ -169,108 +164,165 @@ def locate_roots(
         done |= np.abs(xn - xa) <= 2 * np.finfo(float).eps
         x[ia] = np.where(s == 0, xa, xn)
         active[ia[done]] = False
-    res = _nested(coef, x)
+    res = nested(coef, x)
     return x, res
 
 
-class Classification:
-    """Outcome of :func:`classify`: the new pattern entries on ``K`` and the event kind."""
+def first_exit_brackets(coef: Array, side: NDArray) -> tuple[Array, Array, Array]:
+    """Brackets of the first exit from the pattern's side ``side`` (±1) on ``[0, 1]``.
 
-    __slots__ = ("signs", "kind", "eta")
-
-    def __init__(self, signs: NDArray[np.int8], kind: EventKind, eta: Array) -> None:
-        self.signs = signs
-        self.kind = kind
-        self.eta = eta
-
-    def __repr__(self) -> str:
-        return f"Classification(signs={self.signs.tolist()}, kind={self.kind.name})"
-
-
-def classify(
-    a: float,
-    u_face: NDArray[np.int8],
-    came_from: NDArray[np.int8],
-    X: Array,
-    r: Array,
-    gamma: float,
-) -> Classification:
-    """Decide where a neuron on the face ``u_face`` goes next (Filippov / minimal norm).
-
-    For each zero coordinate ``k ∈ K`` of ``u_face`` choose ``s_k ∈ {−1, 0, +1}``: ``±1`` leaves
-    the hyperplane to that side with slope ``1`` or ``γ``, ``0`` stays on it with the slope that
-    makes ``<D, x_k> = 0``.  An assignment is *consistent* when every leaving coordinate moves
-    to its side (``s_k a <D, x_k> > 0``) and every staying slope lies in ``[γ, 1]``.  Among
-    consistent assignments the one with minimal ``‖D‖`` is chosen; when the paper's minimal-norm
-    subgradient ``D(w, θ)`` is itself consistent, it is this one.  For one hyperplane this is the
-    classical rule: both one-sided normal velocities of the same sign → cross (or bounce back),
-    attracting from both sides → slide.
-
-    Parameters
-    ----------
-    a : float
-        Output weight of the neuron (its sign orients the motion: ``dw/dt = a D``).
-    u_face : array of int8, shape (n,)
-        Pattern at the event (zeros on the hyperplanes the neuron lies on).
-    came_from : array of int8, shape (n,)
-        Pattern before the event, used to name the kind (crossing vs grazing).
-    X, r, gamma
-        Data, residual derivatives ``∂_1 l(h(x_k), y_k)`` at the event, slope.
+    A neuron that starts the step on its hyperplane (placed there by a previous event) may
+    first move into its side and come back within the step: the event is then that
+    return, not ``x = 0``.  Such rows are scanned on a grid; a row that never shows its
+    side leaves it at once — ``observed`` is then the side it goes to (else 0).
     """
-    n = X.shape[0]
-    K = np.flatnonzero(u_face == 0)
-    eta_fixed = np.where(u_face > 0, 1.0, np.where(u_face < 0, gamma, 0.0))
-    b = -((eta_fixed * r) @ X) / n
-    Z = -(r[K, None] * X[K]) / n  # rows z_k
-    best = None
-    for assign in itertools.product((-1, 0, 1), repeat=K.size):
-        s = np.array(assign, dtype=np.int8)
-        eta = np.where(s > 0, 1.0, gamma).astype(float)
-        stay = s == 0
-        if np.any(stay):
-            # <b + Σ_{leave} eta z + Σ_{stay} eta z, x_k> = 0 for k staying
-            XS = X[K[stay]]
-            A = XS @ Z[stay].T
-            rhs = -(XS @ (b + eta[~stay] @ Z[~stay]))
-            try:
-                sol = np.linalg.solve(A, rhs)
-            except np.linalg.LinAlgError:
-                sol, *_ = np.linalg.lstsq(A, rhs, rcond=None)
-            if np.any(sol < gamma) or np.any(sol > 1):
-                continue
-            eta[stay] = np.clip(sol, gamma, 1.0)
-        D = b + eta @ Z
-        vel = a * (X[K] @ D)
-        leave = ~stay
-        scale = abs(a) * np.linalg.norm(D) * np.linalg.norm(X[K], axis=1) + 1e-300
-        if np.any(s[leave] * vel[leave] < -1e-13 * scale[leave]):
+    c = coef.shape[0]
+    lo, hi = np.zeros(c), np.ones(c)
+    observed = np.zeros(c, dtype=np.int8)
+    s0 = coef[:, 0]
+    scale = np.max(np.abs(coef), axis=1)
+    start_on = np.abs(s0) <= 64 * np.finfo(float).eps * scale
+    on_wrong = np.sign(s0) == -side
+    rows = np.flatnonzero(start_on | on_wrong)
+    if rows.size == 0:
+        return lo, hi, observed
+    grid, basis = scan_grid(coef.shape[1])
+    grid, vals = grid[1:], coef[rows] @ basis[:, 1:]
+    ok = np.sign(vals) == side[rows, None]
+    for i, row in enumerate(rows):
+        first = np.flatnonzero(ok[i])
+        if first.size == 0:
+            observed[row] = -side[row]
+            hi[row] = 0.0
             continue
-        # ties in norm (a one-sided field that vanishes on the hyperplane) go to staying
-        norm = float(np.linalg.norm(D))
-        nleave = int(np.sum(leave))
-        if best is None:
-            better = True
-        else:
-            tie = abs(norm - best[0]) <= 1e-12 * max(norm, best[0])
-            better = (norm < best[0] and not tie) or (tie and nleave < best[3])
-        if better:
-            best = (norm, s, eta, nleave)
-    if best is None:
-        # Tangency (a one-sided normal velocity vanishes): keep the neuron on the face.
-        s = np.zeros(K.size, dtype=np.int8)
-        eta = np.full(K.size, 0.5 * (1 + gamma))
-        kind = EventKind.ENTER_SLIDING
-    else:
-        _, s, eta, _ = best
-        prev = came_from[K]
-        if np.all(s == 0):
-            kind = EventKind.ENTER_SLIDING if np.any(prev != 0) else EventKind.INITIAL_FACE
-        elif np.any((s != 0) & (prev != 0) & (s != prev)):
-            kind = EventKind.CROSSING
-        elif np.all(prev == 0):
-            kind = EventKind.LEAVE_SLIDING
-        else:
-            kind = EventKind.GRAZING
-    full_eta = eta_fixed.copy()
-    full_eta[K] = eta
-    return Classification(s, kind, full_eta)
+        after = np.flatnonzero(~ok[i, first[0]:])
+        if after.size == 0:  # back on its side at x = 1 (rounding): no event in this step
+            lo[row] = hi[row] = np.nan
+            continue
+        i1 = first[0] + after[0]
+        lo[row], hi[row] = grid[i1 - 1], grid[i1]
+    return lo, hi, observed
+
+
+@dataclass
+class EventLog:
+    """Growing event log (columns as numpy arrays after :meth:`arrays`)."""
+
+    t: list = field(default_factory=list)
+    neuron: list = field(default_factory=list)
+    k: list = field(default_factory=list)
+    kind: list = field(default_factory=list)
+    residual: list = field(default_factory=list)
+    from_pattern: list = field(default_factory=list)
+    to_pattern: list = field(default_factory=list)
+
+    def add(self, t: float, neuron: int, k: int, kind: int, residual: float, frm: int, to: int) -> None:
+        self.t.append(t)
+        self.neuron.append(neuron)
+        self.k.append(k)
+        self.kind.append(int(kind))
+        self.residual.append(residual)
+        self.from_pattern.append(frm)
+        self.to_pattern.append(to)
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "t": np.asarray(self.t, float),
+            "neuron": np.asarray(self.neuron, np.int64),
+            "k": np.asarray(self.k, np.int64),
+            "kind": np.asarray(self.kind, np.int8),
+            "residual": np.asarray(self.residual, float),
+            "from_pattern": np.asarray(self.from_pattern, np.int64),
+            "to_pattern": np.asarray(self.to_pattern, np.int64),
+        }
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One neuron event located inside the current step.
+
+    ``ks`` are the hyperplanes it reaches (empty for a pure ``w = 0`` or branch candidate),
+    ``zero`` marks ``w = 0`` on a ray, ``flip`` a sliding neuron's ``a_j`` reaching 0 (then
+    ``a_after`` is the sign it takes), ``rate`` is ``|a ds/dt| ‖x_k‖`` summed over ``ks`` (the
+    kink of the outputs, for the batch bound), ``poly_residual`` the dense output's
+    ``|<w, x_k>|`` at the located time and ``observed`` the side the neuron was seen to go to at
+    once (a tangency), else 0.
+    """
+
+    t: float
+    x: float
+    neuron: int
+    ks: tuple
+    rate: float
+    zero: bool = False
+    flip: bool = False
+    a_after: float = 0.0
+    poly_residual: float = 0.0
+    observed: int = 0
+
+
+@dataclass(frozen=True)
+class Located:
+    """Neuron events located in one step: one per neuron (its earliest), sorted by time.
+
+    Arrays are per event; ``code`` is the data index reached, or −1 (``w = 0``) / −2 (``a_j =
+    0`` while sliding); ``more`` maps an event's row to the further codes reached at the same
+    time (rare).  :meth:`upto` makes the :class:`Pending` records of the events up to the cut
+    only (most located events of a step are beyond it).
+    """
+
+    t: Array
+    x: Array
+    neuron: NDArray[np.intp]
+    code: NDArray[np.intp]
+    rate: Array
+    residual: Array
+    observed: NDArray[np.int8]
+    a_sign: Array
+    more: dict
+
+    @classmethod
+    def group(cls, neurons, tt, x, codes, rate, res, observed, a_sign) -> "tuple[Located, dict]":
+        """Group candidates per neuron: the earliest is the event, candidates within 64 ulp
+        of it are merged into it, the next later one goes to the returned ``later`` map."""
+        order = np.lexsort((tt, neurons))
+        ns, ts, ko = neurons[order], tt[order], codes[order]
+        head = np.r_[True, ns[1:] != ns[:-1]]
+        rank = np.cumsum(head) - 1
+        first = np.flatnonzero(head)[rank]
+        t_first = ts[first]
+        coinc = ~head & (ts - t_first <= 64 * np.spacing(np.maximum(np.abs(t_first), 1.0)))
+        h_rate, h_res = rate[order][head], res[order][head]
+        merge = np.flatnonzero(coinc)
+        np.add.at(h_rate, rank[merge], rate[order][merge])
+        np.maximum.at(h_res, rank[merge], np.where(ko[merge] >= 0, res[order][merge], 0.0))
+        rest = np.flatnonzero(~head & ~coinc)
+        uniq, idx = np.unique(ns[rest], return_index=True)
+        later = dict(zip(uniq.tolist(), ts[rest][idx].tolist()))
+        hsel = order[head]
+        by_t = np.argsort(tt[hsel], kind="stable")
+        row_of = np.empty_like(by_t)
+        row_of[by_t] = np.arange(by_t.size)
+        more: dict = {}
+        for i in merge:
+            more.setdefault(int(row_of[rank[i]]), []).append(int(ko[i]))
+        located = cls(
+            t=tt[hsel][by_t], x=x[hsel][by_t], neuron=neurons[hsel][by_t],
+            code=codes[hsel][by_t], rate=h_rate[by_t], residual=h_res[by_t],
+            observed=observed[hsel][by_t], a_sign=a_sign[hsel][by_t], more=more,
+        )
+        return located, later
+
+    def upto(self, t_cut: float) -> list[Pending]:
+        out = []
+        for i in np.flatnonzero(self.t <= t_cut):
+            codes = [int(self.code[i])] + self.more.get(int(i), [])
+            out.append(Pending(
+                float(self.t[i]), float(self.x[i]), int(self.neuron[i]),
+                tuple(sorted({c for c in codes if c >= 0})), float(self.rate[i]),
+                zero=-1 in codes, flip=-2 in codes, a_after=float(self.a_sign[i]),
+                poly_residual=float(self.residual[i]), observed=int(self.observed[i])))
+        return out

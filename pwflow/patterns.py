@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from .subgradient import box_least_squares
+from .subgradient import box_least_squares, face_slopes, single_slope
 
 __all__ = ["PatternTable"]
 
@@ -47,6 +47,7 @@ class PatternTable:
         self._ray: list[Array] = []
         self._dim: list[int] = []
         self._arrays_for = -1
+        self._warm: dict[int, Array] = {}
 
     # ------------------------------------------------------------------ registry
     def __len__(self) -> int:
@@ -98,7 +99,7 @@ class PatternTable:
             return
         U = np.array(self._U, dtype=np.int8).reshape(-1, self.n)
         self.U = U
-        self.eta0 = np.where(U > 0, 1.0, np.where(U < 0, self.gamma, 0.0))
+        self.eta0 = face_slopes(U, self.gamma)
         self.dim = np.array(self._dim, dtype=np.intp)
         self.ray = np.array(self._ray, dtype=float).reshape(-1, self.d)
         nfree = np.sum(U == 0, axis=1)
@@ -107,11 +108,7 @@ class PatternTable:
         one = (nfree == 1) & ~self.frozen
         self.single = np.flatnonzero(one)
         self.single_k = np.argmax(U[self.single] == 0, axis=1) if self.single.size else np.zeros(0, int)
-        self.multi = np.flatnonzero((nfree > 1) & ~self.frozen)
         self._single_x = self.X[self.single_k]
-        self._single_xx = np.einsum("ij,ij->i", self._single_x, self._single_x)
-        self._frozen_idx = np.flatnonzero(self.frozen)
-        self._nan = np.full(len(self._U), np.nan)
         self._arrays_for = len(self._U)
 
     def arrays(self) -> "PatternTable":
@@ -120,6 +117,46 @@ class PatternTable:
         return self
 
     # ------------------------------------------------------------------ fields
+    def _minimal_norm(self, r: Array, faces: NDArray[np.intp] | None) -> tuple[Array, Array, Array]:
+        """``D_u^θ``, the slopes and (one free slope) the unclipped ``η*`` of the given faces.
+
+        The only place where the faces' minimal-norm problems are solved: vectorised closed
+        form for faces with one free slope, :func:`~pwflow.subgradient.box_least_squares`
+        (warm-started from the last solution of the same face) for several; frozen faces
+        (``{0}``) get ``D = 0``.  ``faces=None``: all registered faces (the hot path of the
+        vector field, on precomputed index arrays).
+        """
+        X, n, g = self.X, self.n, self.gamma
+        if faces is None:
+            faces = np.arange(len(self._U))
+            eta = self.eta0.copy()
+            one, k, xk = self.single, self.single_k, self._single_x
+        else:
+            eta = self.eta0[faces].copy()
+            one = np.flatnonzero((self.nfree[faces] == 1) & ~self.frozen[faces])
+            k = np.argmax(self.U[faces[one]] == 0, axis=1)
+            xk = X[k]
+        G = -((eta * r) @ X) / n
+        eta_star = np.full(faces.size, np.nan)
+        nfree = self.nfree[faces]
+        if one.size:
+            z = -(r[k] / n)[:, None] * xk
+            e, est = single_slope(np.einsum("ij,ij->i", G[one], z), np.einsum("ij,ij->i", z, z),
+                                  g, 1.0)
+            G[one] += e[:, None] * z
+            eta[one, k] = e
+            eta_star[one] = est
+        for i in np.flatnonzero((nfree > 1) & ~self.frozen[faces]):
+            p = int(faces[i])
+            K = np.flatnonzero(self.U[p] == 0)
+            Z = (-(r[K, None] * X[K]) / n).T
+            e = box_least_squares(G[i], Z, g, 1.0, self._warm.get(p))
+            self._warm[p] = e
+            G[i] += Z @ e
+            eta[i, K] = e
+        G[self.frozen[faces]] = 0.0
+        return G, eta, eta_star
+
     def fields(self, r: Array) -> tuple[Array, Array]:
         """``D_u^θ`` for every registered face, and the unclipped free slopes.
 
@@ -137,28 +174,15 @@ class PatternTable:
             is a sliding face while ``γ <= η* <= 1``); ``nan`` elsewhere.
         """
         self._refresh()
-        X, n, g = self.X, self.n, self.gamma
-        G = (self.eta0 * r) @ X
-        G *= -1.0 / n
-        eta_star = self._nan.copy()
-        if self.single.size:
-            # free direction z = r_k x_k (−1/n): η* = −<G, z>/‖z‖² = −<G, x_k>/(ρ ‖x_k‖²)
-            rho = r[self.single_k] * (-1.0 / n)
-            Gs = G[self.single]
-            den = rho * self._single_xx
-            pos = den != 0
-            est = np.divide(-np.einsum("ij,ij->i", Gs, self._single_x), den,
-                            out=np.full(den.shape, np.nan), where=pos)
-            eta = np.where(pos, np.minimum(np.maximum(est, g), 1.0), 0.5 * (1 + g))
-            G[self.single] = Gs + (eta * rho)[:, None] * self._single_x
-            eta_star[self.single] = est
-        for p in self.multi:
-            K = np.flatnonzero(self.U[p] == 0)
-            Z = (-(r[K, None] * X[K]) / n).T
-            G[p] = G[p] + Z @ box_least_squares(G[p], Z, g, 1.0)
-        if self._frozen_idx.size:
-            G[self._frozen_idx] = 0.0
+        G, _, eta_star = self._minimal_norm(r, None)
         return G, eta_star
+
+    def slopes_of(self, faces: NDArray[np.intp], r: Array) -> tuple[Array, Array]:
+        """Minimal-norm slopes ``η`` (shape ``(len(faces), n)``) of the given faces, and the
+        unclipped ``η*`` of those with one free slope (``nan`` elsewhere)."""
+        self._refresh()
+        _, eta, eta_star = self._minimal_norm(r, np.asarray(faces, dtype=np.intp))
+        return eta, eta_star
 
     def projectors(self) -> Array:
         """Orthogonal projectors onto ``span(x_k : u_k = 0)`` for every face, ``(P, d, d)``."""
@@ -173,15 +197,3 @@ class PatternTable:
                 out[p] = np.linalg.pinv(XK) @ XK
         self._proj = out
         return out
-
-    def free_slopes(self, p: int, r: Array) -> Array:
-        """Minimal-norm slopes ``η`` (length n) of face ``p`` for residual derivatives ``r``."""
-        self._refresh()
-        u = self.U[p]
-        eta = self.eta0[p].copy()
-        K = np.flatnonzero(u == 0)
-        if K.size:
-            b = -((self.eta0[p] * r) @ self.X) / self.n
-            Z = (-(r[K, None] * self.X[K]) / self.n).T
-            eta[K] = box_least_squares(b, Z, self.gamma, 1.0)
-        return eta

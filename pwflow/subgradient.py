@@ -12,31 +12,39 @@ the minimal-norm element solves the box-constrained least-squares problem
     min_{η_K ∈ [γ, 1]^K} ‖b + Σ_{k∈K} η_k z_k‖² .
 
 ``D`` is unique (strict convexity of the norm); ``η_K`` is unique when the ``z_k`` are linearly
-independent.  The problem is solved exactly: closed form for ``|K| = 1``, enumeration of the
-active sets for small ``|K|`` and a bounded-variable least-squares solve (scipy's BVLS) polished
-by an exact least-squares solve on its free set and verified by the KKT conditions otherwise.
+independent.  This module is the only place where that problem is solved:
+
+* :func:`face_slopes` — the fixed slopes ``η(u, γ)`` of a pattern ``u`` (1, γ, and 0 on ``K``);
+* :func:`single_slope` — the closed form for ``|K| = 1``, vectorised over many problems;
+* :func:`box_least_squares` — any ``|K|``: a bounded-variable active-set method (Stark & Parker's
+  BVLS; polynomial in ``|K|``, warm-started from a previous solution), verified by the KKT
+  conditions, with scipy's BVLS as a fallback.
+
+:mod:`pwflow.filippov` decides from this element where a neuron goes at an event.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .model import slopes
+
 __all__ = [
     "MinNormResult",
     "activation_pattern",
     "box_least_squares",
+    "face_slopes",
+    "kkt_violation",
+    "single_slope",
     "minimal_norm_subgradient",
     "minimal_norm_on_face",
     "subgradient_parts",
 ]
 
 Array = NDArray[np.float64]
-
-_ENUMERATE_UP_TO = 6
 
 
 @dataclass(frozen=True)
@@ -78,39 +86,123 @@ def subgradient_parts(
     X = np.asarray(X, float)
     r = np.asarray(r, float)
     n = X.shape[0]
-    eta_fixed = np.where(u > 0, 1.0, np.where(u < 0, gamma, 0.0))
-    b = -(eta_fixed * r) @ X / n
+    b = -(face_slopes(u, gamma) * r) @ X / n
     K = np.flatnonzero(u == 0)
     Z = (-(r[K, None] * X[K]) / n).T
     return b, Z, K
 
 
-def _kkt_ok(b: Array, Z: Array, eta: Array, lo: float, hi: float, tol: float) -> bool:
-    D = b + Z @ eta
-    g = Z.T @ D  # gradient of ½‖D‖² in η
-    scale = tol * max(1.0, float(np.linalg.norm(Z)) * max(float(np.linalg.norm(D)), 1e-300))
-    at_lo = eta <= lo
-    at_hi = eta >= hi
-    free = ~(at_lo | at_hi)
-    return bool(
-        np.all(g[at_lo] >= -scale) and np.all(g[at_hi] <= scale) and np.all(np.abs(g[free]) <= scale)
-    )
+def face_slopes(U: ArrayLike, gamma: float) -> Array:
+    """``η(u, γ)``: 1 where ``u_k > 0``, ``γ`` where ``u_k < 0``, 0 on the face's hyperplanes.
+
+    The fixed part of the slopes of Eq. (6) for a pattern (or a stack of patterns) ``U``; the
+    free slopes on ``K = {k : u_k = 0}`` come from :func:`box_least_squares`.
+    """
+    return slopes(U, gamma, at_zero=0.0)
 
 
-def _solve_free(b: Array, Z: Array, eta: Array, free: NDArray[np.bool_]) -> Array:
-    eta = eta.copy()
-    if np.any(free):
-        rhs = -(b + Z[:, ~free] @ eta[~free])
-        sol, *_ = np.linalg.lstsq(Z[:, free], rhs, rcond=None)
-        eta[free] = sol
-    return eta
+def single_slope(bz: ArrayLike, zz: ArrayLike, lo: float, hi: float) -> tuple[Array, Array]:
+    """Closed-form minimiser of ``‖b + η z‖`` over ``η ∈ [lo, hi]``, vectorised.
+
+    Parameters
+    ----------
+    bz, zz : arrays
+        ``<b, z>`` and ``‖z‖²`` of each problem.
+
+    Returns
+    -------
+    eta : array
+        The minimiser (``(lo + hi) / 2`` where ``z = 0``: every ``η`` is optimal then).
+    eta_star : array
+        The unconstrained minimiser ``η* = −<b, z>/‖z‖²`` (``nan`` where ``z = 0``).
+    """
+    bz = np.asarray(bz, float)
+    zz = np.asarray(zz, float)
+    pos = zz > 0
+    eta_star = np.divide(-bz, zz, out=np.full(np.shape(bz), np.nan), where=pos)
+    eta = np.where(pos, np.clip(np.nan_to_num(eta_star), lo, hi), 0.5 * (lo + hi))
+    return eta, eta_star
 
 
-def box_least_squares(b: ArrayLike, Z: ArrayLike, lo: float, hi: float) -> Array:
+def kkt_violation(b: Array, Z: Array, eta: Array, lo: float, hi: float) -> float:
+    """Largest violation of the KKT conditions of :func:`box_least_squares` at ``eta``.
+
+    The gradient ``g = Zᵀ(b + Zη)`` of ``½‖b + Zη‖²`` must be ``>= 0`` where ``η = lo``,
+    ``<= 0`` where ``η = hi`` and 0 in between; returns the largest departure (0 at the
+    minimiser, in units of ``g``).
+    """
+    g = Z.T @ (b + Z @ eta)
+    viol = np.where(eta <= lo, -g, np.where(eta >= hi, g, np.abs(g)))
+    return float(np.max(viol, initial=0.0))
+
+
+def _free_solve(b: Array, Z: Array, x: Array, free: NDArray[np.bool_]) -> Array:
+    """Unconstrained least-squares values of the free variables, the others held at ``x``."""
+    rhs = -(b + Z[:, ~free] @ x[~free])
+    sol, *_ = np.linalg.lstsq(Z[:, free], rhs, rcond=None)
+    return sol
+
+
+def _bvls(b: Array, Z: Array, lo: float, hi: float, x: Array, tol: float) -> Array | None:
+    """Stark–Parker bounded-variable least squares from the feasible point ``x``.
+
+    ``state`` is −1 (held at ``lo``), +1 (held at ``hi``) or 0 (free).  The inner loop
+    minimises over the free variables, stepping back to the first bound met when the
+    unconstrained minimiser leaves the box; the outer loop frees the bound variable whose KKT
+    multiplier is most violated.  Each outer iteration lowers the objective, so it ends in at
+    most a few ``p`` iterations in practice; ``None`` after ``10 p + 20`` (then the caller falls
+    back to scipy).
+    """
+    p = x.size
+    state = np.where(x <= lo, -1, np.where(x >= hi, 1, 0))
+    last_freed = -1
+    for _ in range(10 * p + 20):
+        for _inner in range(p + 1):
+            free = state == 0
+            if not np.any(free):
+                break
+            z = _free_solve(b, Z, x, free)
+            if np.all((z > lo) & (z < hi)):
+                x[free] = z
+                break
+            xf = x[free]
+            dz = z - xf
+            with np.errstate(divide="ignore", invalid="ignore"):
+                alpha = np.where(z <= lo, (lo - xf) / dz, np.where(z >= hi, (hi - xf) / dz, np.inf))
+            alpha = np.where(np.isfinite(alpha), np.clip(alpha, 0.0, 1.0), np.inf)
+            step = float(np.min(alpha))
+            idx = np.flatnonzero(free)
+            x[idx] = np.clip(xf + step * dz, lo, hi)
+            hit = idx[alpha <= step]
+            state[hit] = np.where(z[alpha <= step] <= lo, -1, 1)
+            x[hit] = np.where(state[hit] < 0, lo, hi)
+        g = Z.T @ (b + Z @ x)
+        viol = np.where(state < 0, -g, np.where(state > 0, g, -np.inf))
+        i = int(np.argmax(viol))
+        if viol[i] <= tol:
+            return x
+        if i == last_freed:  # freeing it again makes no progress (degenerate rounding)
+            return x if kkt_violation(b, Z, x, lo, hi) <= 10 * tol else None
+        state[i] = 0
+        last_freed = i
+    return None
+
+
+def box_least_squares(
+    b: ArrayLike, Z: ArrayLike, lo: float, hi: float, start: ArrayLike | None = None
+) -> Array:
     """Exact minimiser ``η ∈ [lo, hi]^p`` of ``‖b + Z η‖`` (``Z`` has shape ``(d, p)``).
 
-    Returns one minimiser (the minimal-norm ``b + Z η`` is unique).  Raises ``RuntimeError``
-    if no candidate passes the KKT check (never observed; it would signal a degenerate input).
+    Closed form for ``p = 1`` (:func:`single_slope`); otherwise the active-set method
+    :func:`_bvls` (cost polynomial in ``p``; ``start``, e.g. the previous event's slopes,
+    warm-starts it), checked against the KKT conditions, with scipy's BVLS as the fallback.
+    Returns one minimiser (the minimal-norm ``b + Z η`` is unique).
+
+    Raises
+    ------
+    RuntimeError
+        If no method reaches the KKT conditions (never observed; it would signal a
+        non-finite input).
     """
     b = np.asarray(b, float)
     Z = np.asarray(Z, float)
@@ -119,37 +211,24 @@ def box_least_squares(b: ArrayLike, Z: ArrayLike, lo: float, hi: float) -> Array
         return np.zeros(0)
     if p == 1:
         z = Z[:, 0]
-        zz = float(z @ z)
-        if zz == 0.0:
-            return np.array([0.5 * (lo + hi)])
-        return np.array([min(max(-float(b @ z) / zz, lo), hi)])
-    if p <= _ENUMERATE_UP_TO:
-        best, best_val = None, np.inf
-        for assign in itertools.product((0, 1, 2), repeat=p):  # lo, hi, free
-            a = np.array(assign)
-            eta = np.where(a == 0, lo, hi).astype(float)
-            free = a == 2
-            eta = _solve_free(b, Z, eta, free)
-            if np.any(eta < lo - 1e-12) or np.any(eta > hi + 1e-12):
-                continue
-            eta = np.clip(eta, lo, hi)
-            val = float(np.linalg.norm(b + Z @ eta))
-            if val < best_val - 1e-15 * max(1.0, val):
-                best, best_val = eta, val
-        assert best is not None  # the all-bounds assignments are always feasible
-        return best
+        return single_slope(b @ z, z @ z, lo, hi)[0].reshape(1)
+    zn = float(np.linalg.norm(Z))
+    tol = 64 * np.finfo(float).eps * zn * (float(np.linalg.norm(b)) + zn * max(abs(lo), abs(hi)))
+    tol += 1e-300
+    if start is None:
+        x0 = np.clip(np.linalg.lstsq(Z, -b, rcond=None)[0], lo, hi)
+    else:
+        x0 = np.clip(np.asarray(start, float).copy(), lo, hi)
+    x = _bvls(b, Z, lo, hi, x0, tol)
+    if x is not None:
+        return x
     from scipy.optimize import lsq_linear
 
     res = lsq_linear(Z, -b, bounds=(lo, hi), method="bvls", tol=1e-14)
-    eta = np.clip(res.x, lo, hi)
-    span = hi - lo
-    free = (eta > lo + 1e-9 * span) & (eta < hi - 1e-9 * span)
-    eta = np.where(free, eta, np.where(eta - lo < hi - eta, lo, hi))
-    polished = np.clip(_solve_free(b, Z, eta, free), lo, hi)
-    for cand in (polished, eta, np.clip(res.x, lo, hi)):
-        if _kkt_ok(b, Z, cand, lo, hi, 1e-10):
-            return cand
-    raise RuntimeError("box_least_squares: no KKT point found (degenerate problem?)")
+    x = np.clip(res.x, lo, hi)
+    if kkt_violation(b, Z, x, lo, hi) <= 1e3 * tol:
+        return x
+    raise RuntimeError("box_least_squares: no KKT point found (non-finite input?)")
 
 
 def minimal_norm_on_face(
@@ -159,7 +238,7 @@ def minimal_norm_on_face(
     u = np.asarray(u)
     b, Z, K = subgradient_parts(u, X, r, gamma)
     etaK = box_least_squares(b, Z, gamma, 1.0)
-    eta = np.where(u > 0, 1.0, np.where(u < 0, gamma, 0.0))
+    eta = face_slopes(u, gamma)
     eta[K] = etaK
     return MinNormResult(b + Z @ etaK, eta, K)
 

@@ -24,6 +24,18 @@ Array = NDArray[np.float64]
 FORMAT_VERSION = 1
 
 
+#: ``f(trajectory, i, t) -> (W, a)``: restart the flow at snapshot ``i`` and run it to ``t``.
+#: Attached by the driver (:mod:`pwflow.integrator`), so that this module, plain data, does not
+#: import the integrator.
+_DENSE_EVALUATOR = None
+
+
+def set_dense_evaluator(fn) -> None:
+    """Attach the dense evaluator used by :meth:`Trajectory.state` (done by the driver)."""
+    global _DENSE_EVALUATOR
+    _DENSE_EVALUATOR = fn
+
+
 def versions() -> dict[str, str]:
     """Versions recorded in metadata."""
     import scipy
@@ -154,16 +166,9 @@ class Trajectory:
             return self.W[i].copy(), self.a[i].copy()
         if self.meta.get("method", "flow") != "flow":
             raise ValueError("dense evaluation needs a flow trajectory; this one is " + self.meta["method"])
-        from .integrator import FlowOptions, HybridFlow
-
-        opt = FlowOptions(**self.meta["options"])
-        flow = HybridFlow(
-            self.X, self.y, self.W[i], self.a[i], self._loss(), self.gamma, opt,
-            t0=float(self.t[i]), patterns=self.patterns[self.pattern[i]],
-        )
-        while flow.t < t:
-            flow.step(t)
-        return flow.Z[:, :-1].copy(), flow.Z[:, -1].copy()
+        if _DENSE_EVALUATOR is None:
+            raise RuntimeError("no dense evaluator attached: import pwflow (pwflow.integrator)")
+        return _DENSE_EVALUATOR(self, i, t)
 
     def outputs(self, t: float) -> Array:
         """``h_θ(x_k)`` at time ``t`` (dense)."""

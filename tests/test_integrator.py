@@ -285,7 +285,7 @@ def test_leaky_relu_sliding_stays_on_hyperplane_and_gd_chatters():
             w = tr.W[i, j]
             s = np.abs(data.X[K] @ w) / (np.linalg.norm(data.X[K], axis=1) * np.linalg.norm(w))
             assert np.max(s) <= 1e-14  # no drift off the hyperplane
-            eta = table.free_slopes(table.index(U[j]), r)[K]
+            eta = table.slopes_of(np.array([table.index(U[j])]), r)[0][0][K]
             assert np.all((eta >= gamma) & (eta <= 1.0))
             n_on += 1
     assert n_on > 50
@@ -416,7 +416,10 @@ def test_reach_zero_on_a_ray_matches_closed_form_and_freezes():
     tr = simulate(data, from_arrays([rho0 * e], [a0]), 2.0, frozen_output=True, rtol=1e-12,
                   atol=1e-14)
     kinds = tr.events["kind"].tolist()
-    assert kinds[0] == EventKind.INITIAL_FACE and EventKind.REACH_ZERO in kinds
+    # a r_1 < 0: the sliding mode is repulsive (leaving to either side is also a solution of
+    # Eq. (2)); the minimal-norm policy stays on the ray and logs the branch point
+    assert kinds[0] == EventKind.BRANCH and EventKind.REACH_ZERO in kinds
+    assert tr.stats["n_branch_points"] == 1 and tr.stats["t_first_branch"] == 0.0
     c = np.linalg.norm([0.6, 0.3])
     t_star = np.arctanh(-rho0 / a0) / c
     i = kinds.index(EventKind.REACH_ZERO)

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pwflow.events import EventKind, _nested, classify, locate_roots
+from pwflow.dense import nested as _nested
+from pwflow.events import locate_roots
 from pwflow.subgradient import (
     activation_pattern,
     box_least_squares,
@@ -108,27 +109,3 @@ def test_lorentz_projection_restores_the_invariant():
     assert np.max(np.abs(noisy.T @ J @ noisy - J)) > 1e-10
     assert np.max(np.abs(fixed.T @ J @ fixed - J)) < 1e-15 * 1e3
     np.testing.assert_allclose(lorentz_inverse(Phi) @ Phi, np.eye(3), atol=1e-13)
-
-
-@pytest.mark.parametrize(
-    "r, a, came, want",
-    [
-        # both one-sided normal velocities positive: from − it crosses, from + it bounces back
-        (np.array([-1.0, -1.0]), 1.0, -1, EventKind.CROSSING),
-        (np.array([-1.0, -1.0]), 1.0, 1, EventKind.GRAZING),
-        (np.array([-1.0, -1.0]), -1.0, 1, EventKind.CROSSING),
-        # attracting from both sides → slide (Filippov)
-        (np.array([1.0, -1.0]), 1.0, 1, EventKind.ENTER_SLIDING),
-    ],
-)
-def test_classify_one_hyperplane(r, a, came, want):
-    X = np.array([[1.0, 0.0], [1.0, 1.0]])
-    u_face = np.array([0, 1], dtype=np.int8)
-    prev = np.array([came, 1], dtype=np.int8)
-    c = classify(a, u_face, prev, X, r, 0.0)
-    # independent check from the one-sided fields
-    D = lambda eta: -(eta * r[0] * X[0] + r[1] * X[1]) / 2  # noqa: E731
-    vp, vm = a * D(1.0) @ X[0], a * D(0.0) @ X[0]
-    expect = 0 if vp * vm <= 0 else int(np.sign(vp))
-    assert c.signs[0] == expect
-    assert c.kind == want

@@ -1,0 +1,89 @@
+"""Dense output of a DOP853 step on the face propagators, and the polynomials read from it.
+
+scipy's DOP853 represents its order-7 dense output in a nested form (``coef[:, 0] = y_old``,
+then ``F_1 … F_7``, alternately multiplied by ``x`` and ``1 − x`` for the step fraction
+``x ∈ [0, 1]``).  Everything the integrator reads inside a step goes through here:
+
+* :func:`nested` / :func:`nested_derivative` — evaluate such polynomials (and their
+  derivative in ``x``), vectorised over rows;
+* :func:`scan_grid` — the 65-point grid and the basis on which steps are scanned for a first
+  exit or an excursion;
+* :func:`propagators_at` — every face's ``Φ_p`` at given step fractions;
+* :func:`pair_polynomials` — coefficients of ``ℓ_c · Φ_{p_c}(x) · z_c`` (e.g. ``<x_k, w_j(x)>``,
+  ``a_j(x)`` or a coordinate along a ray) for many pairs at once.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["nested", "nested_derivative", "scan_grid", "propagators_at", "pair_polynomials",
+           "stack_coefficients"]
+
+Array = NDArray[np.float64]
+
+
+def nested(coef: Array, x: Array) -> Array:
+    """Evaluate scipy's DOP853 nested dense-output form (``coef[:, 0] = y_old``) at ``x``."""
+    y = np.zeros_like(x)
+    nF = coef.shape[1] - 1
+    for i in range(nF):
+        y += coef[:, nF - i]
+        y *= x if i % 2 == 0 else (1.0 - x)
+    return y + coef[:, 0]
+
+
+def nested_derivative(coef: Array, x: Array) -> Array:
+    """Derivative in ``x`` of :func:`nested` (forward mode, same recursion)."""
+    y = np.zeros_like(x)
+    dy = np.zeros_like(x)
+    nF = coef.shape[1] - 1
+    for i in range(nF):
+        y += coef[:, nF - i]
+        if i % 2 == 0:
+            dy = dy * x + y
+            y *= x
+        else:
+            dy = dy * (1.0 - x) - y
+            y *= 1.0 - x
+    return dy
+
+
+@functools.lru_cache(maxsize=4)
+def scan_grid(n_coef: int) -> tuple[Array, Array]:
+    """65 points of ``[0, 1]`` and the nested basis there: ``s(grid) = coef @ basis``."""
+    grid = np.linspace(0.0, 1.0, 65)
+    eye = np.eye(n_coef)
+    basis = np.stack([nested(np.repeat(eye[i:i + 1], grid.size, 0), grid) for i in range(n_coef)])
+    return grid, basis
+
+
+def stack_coefficients(dense, P: int, q: int) -> Array:
+    """The dense output of one DOP853 step as an array ``(8, P, q, q)`` (``y_old``, ``F``)."""
+    return np.concatenate([dense.y_old[None], dense.F], axis=0).reshape(-1, P, q, q)
+
+
+def propagators_at(F: Array, x: float | Array) -> Array:
+    """Propagators of all faces at step fraction ``x``.
+
+    ``F`` has shape ``(8, P, q, q)`` (:func:`stack_coefficients`).  Scalar ``x`` gives
+    ``(P, q, q)``; an array of ``E`` fractions gives ``(E, P, q, q)``, evaluated in chunks to keep
+    temporaries small.
+    """
+    P, q = F.shape[1], F.shape[2]
+    coef = F.reshape(F.shape[0], -1).T  # (P q q, 8)
+    xs = np.atleast_1d(np.asarray(x, float))
+    out = np.empty((xs.size, P, q, q))
+    for s in range(0, xs.size, 256):
+        xx = xs[s : s + 256]
+        vals = nested(np.tile(coef, (xx.size, 1)), np.repeat(xx, coef.shape[0]))
+        out[s : s + 256] = vals.reshape(xx.size, P, q, q)
+    return out[0] if np.ndim(x) == 0 else out
+
+
+def pair_polynomials(F: Array, pats: NDArray, left: Array, right: Array) -> Array:
+    """Coefficients of ``left_c · Φ_{p_c}(x) · right_c`` in the nested form, one row per pair."""
+    return np.einsum("icab,ca,cb->ci", F[:, pats], left, right)

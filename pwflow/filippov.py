@@ -1,0 +1,282 @@
+"""The Filippov selection rule: where a neuron goes when it lies on hyperplanes ``<w, x_k> = 0``.
+
+This module is the only place where that decision is taken; the integrator calls it for
+neurons starting on a face, for events of one neuron reaching hyperplanes, for sliding
+slopes reaching a bound and for branch points.  For a neuron on the intersection of the
+hyperplanes ``K = {k : <w, x_k> = 0}`` (``|K| <= d − 1`` while ``w ≠ 0``), the minimal-norm
+element ``D`` of 𝔇(w, θ) (Eq. (6), :func:`pwflow.subgradient.box_least_squares`) gives the
+velocity ``dw/dt = a D`` and decides, for every ``k ∈ K``:
+
+* **stay** — ``η_k`` inside ``[γ, 1]``: by the KKT conditions ``<D, x_k> = 0`` (``D`` is
+  tangent: the neuron slides, Filippov's convex combination of the two one-sided fields);
+* **leave** — ``η_k`` at a bound and the normal velocity ``v_k = a <D, x_k>`` not zero: the
+  neuron goes to the side ``sign(v_k)``.  If that side's slope (1 for ``+``, ``γ`` for ``−``)
+  is not the bound ``η_k`` sits at, ``η_k`` is fixed to it and the problem is solved again on
+  the remaining hyperplanes (at most ``|K|`` rounds; each removes one hyperplane);
+* **exit** — at the time a sliding slope ``η_k`` reaches a bound, ``v_k`` is zero to first
+  order; just after it the KKT multiplier of the bound gives ``sign(v_k) = sign(a r_k)`` at
+  ``η_k = 1`` and ``−sign(a r_k)`` at ``η_k = γ``.
+
+For one hyperplane this is the classical rule: the neuron stays iff the one-sided normal
+velocities ``v± = a <D±, x_k>`` satisfy ``v+ v− <= 0`` (the free slope ``η*`` lies in
+``[γ, 1]``), and otherwise goes to the side of their common sign.
+
+**Branch points (non-uniqueness).**  The minimal-norm continuation is one solution of Eq. (2)
+among possibly several: staying on a hyperplane is *repulsive* when leaving it to a side is
+also consistent (``a⟨D₊, x_k⟩ > 0`` with ``η_k = 1``, or ``a⟨D₋, x_k⟩ < 0`` with ``η_k = γ``;
+for one hyperplane: ``a r_k < 0``).  :func:`select` reports those hyperplanes, and the
+:class:`BranchPolicy` chooses: ``MIN_NORM`` stays (Condition 2 (ii)); ``GRADIENT_DESCENT``
+leaves to the side whose field gradient descent uses at ``<w, x_k> = 0`` (``σ'(0) = γ``, the
+``−`` side) when that side is consistent, else to ``+``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .subgradient import box_least_squares, face_slopes, single_slope
+
+__all__ = [
+    "BranchPolicy",
+    "Selection",
+    "select",
+    "select_single",
+    "side_slope",
+    "exit_side",
+    "transition",
+]
+
+Array = NDArray[np.float64]
+
+#: relative size below which a normal velocity ``<D, x_k>`` counts as zero (in units of the
+#: magnitude of the terms of ``D`` times ``‖x_k‖``: rounding of the sum, with margin)
+VELOCITY_RTOL = 1e-11
+
+
+class BranchPolicy(str, enum.Enum):
+    """Which continuation to follow where the flow is not unique (a repulsive sliding mode)."""
+
+    MIN_NORM = "min_norm"
+    GRADIENT_DESCENT = "gd"
+
+    @classmethod
+    def parse(cls, value: "str | BranchPolicy") -> "BranchPolicy":
+        try:
+            return cls(value)
+        except ValueError:
+            allowed = ", ".join(repr(p.value) for p in cls)
+            raise ValueError(f"branch_policy must be one of {allowed}, got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Outcome of :func:`select` for one neuron.
+
+    Attributes
+    ----------
+    K : ndarray of int
+        The hyperplanes the neuron lies on at the event.
+    signs : ndarray of int8, shape (|K|,)
+        New pattern entries on ``K``: 0 stays on the hyperplane, ±1 leaves to that side.
+    eta : ndarray, shape (n,)
+        Slopes of the subgradient followed after the event (``D = −(1/n) Σ η_k r_k x_k``).
+    D : ndarray, shape (d,)
+        That subgradient (``dw/dt = a D``).
+    branch : ndarray of bool, shape (|K|,)
+        Hyperplanes where staying was one continuation among several (repulsive sliding);
+        the policy decided there.
+    """
+
+    K: NDArray[np.intp]
+    signs: NDArray[np.int8]
+    eta: Array
+    D: Array
+    branch: NDArray[np.bool_]
+
+
+def side_slope(side: ArrayLike, gamma: float) -> Array:
+    """Slope of the side ``±1`` of a hyperplane: 1 on the active side, ``γ`` on the other."""
+    return np.where(np.asarray(side) > 0, 1.0, gamma)
+
+
+def exit_side(a_sign: ArrayLike, r_k: ArrayLike, upper: ArrayLike) -> NDArray[np.int8]:
+    """Side a neuron leaves to when its sliding slope ``η_k`` reaches a bound.
+
+    Just after ``η_k`` reaches ``1`` (``upper``) the KKT multiplier ``−(r_k/n) <x_k, D> <= 0``
+    gives ``sign(a <D, x_k>) = sign(a r_k)``; at ``γ`` the opposite.  Where ``a r_k = 0`` the
+    neuron goes to the bound's own side.
+    """
+    bound = np.where(np.asarray(upper, bool), 1, -1)
+    s = np.sign(np.asarray(a_sign, float) * np.asarray(r_k, float)).astype(np.int8) * bound
+    return np.where(s == 0, bound, s).astype(np.int8)
+
+
+def transition(prev: ArrayLike, new: ArrayLike) -> NDArray[np.int8]:
+    """Event kind code of a pattern entry going from ``prev`` to ``new`` (−1 if no event).
+
+    Codes are :class:`pwflow.events.EventKind` values: from a side to 0 enters sliding, to the
+    other side crosses, back to the same side grazes; from 0 to a side leaves sliding.
+    """
+    from .events import EventKind
+
+    prev = np.asarray(prev)
+    new = np.asarray(new)
+    out = np.full(np.broadcast(prev, new).shape, -1, dtype=np.int8)
+    out[(prev != 0) & (new == 0)] = EventKind.ENTER_SLIDING
+    out[(prev != 0) & (new == -prev)] = EventKind.CROSSING
+    out[(prev != 0) & (new == prev)] = EventKind.GRAZING
+    out[(prev == 0) & (new != 0)] = EventKind.LEAVE_SLIDING
+    return out
+
+
+def _zero_tol(b: Array, Zrows: Array, xK: Array) -> Array:
+    """Per hyperplane of ``K``: the size below which ``<D, x_k>`` is rounding."""
+    mag = float(np.linalg.norm(b)) + float(np.sum(np.linalg.norm(Zrows, axis=1)))
+    return VELOCITY_RTOL * mag * np.linalg.norm(xK, axis=1) + 1e-300
+
+
+def _min_norm(b: Array, Zrows: Array, stay: NDArray[np.bool_], eta: Array, gamma: float,
+              start: Array | None) -> tuple[Array, Array]:
+    """Minimal-norm slopes on the staying hyperplanes, the others held at ``eta``."""
+    eta = eta.copy()
+    base = b + eta[~stay] @ Zrows[~stay]
+    if np.any(stay):
+        eta[stay] = box_least_squares(base, Zrows[stay].T, gamma, 1.0,
+                                      None if start is None else start[stay])
+    return eta, base + eta[stay] @ Zrows[stay]
+
+
+def select_single(
+    a_sign: ArrayLike, b: Array, x: Array, r_k: ArrayLike, n: int, gamma: float,
+    policy: BranchPolicy = BranchPolicy.MIN_NORM,
+) -> tuple[NDArray[np.int8], Array, NDArray[np.bool_]]:
+    """:func:`select` for neurons on one hyperplane each, vectorised.
+
+    Parameters
+    ----------
+    a_sign : array, shape (E,)
+        Sign of each neuron's output weight after the event.
+    b : array, shape (E, d)
+        Fixed part of the subgradient (slopes ``η(u, γ)`` off the hyperplane).
+    x : array, shape (E, d)
+        The hyperplane's data point ``x_k``.
+    r_k : array, shape (E,)
+        ``∂_1 l(h(x_k), y_k)``.
+
+    Returns
+    -------
+    signs : int8 array
+        0 (stay), ±1 (leave to that side).
+    eta : array
+        The slope ``η_k`` followed after the event.
+    branch : bool array
+        Staying was repulsive (``a r_k < 0``; the policy decided).
+    """
+    a_sign = np.sign(np.asarray(a_sign, float))
+    r_k = np.asarray(r_k, float)
+    z = -(r_k / n)[:, None] * x
+    eta, eta_star = single_slope(np.einsum("ed,ed->e", b, z), np.einsum("ed,ed->e", z, z),
+                                 gamma, 1.0)
+    D = b + eta[:, None] * z
+    v = a_sign * np.einsum("ed,ed->e", D, x)
+    tol = VELOCITY_RTOL * (np.linalg.norm(b, axis=1) + np.linalg.norm(z, axis=1))
+    tol = tol * np.linalg.norm(x, axis=1) + 1e-300
+    signs = np.where(np.abs(v) > tol, np.sign(v), 0).astype(np.int8)
+    # a leaving neuron follows its side's slope; with one hyperplane both one-sided velocities
+    # then share the sign of v (η* outside [γ, 1]), so no second round is needed
+    eta = np.where(signs != 0, side_slope(signs, gamma), eta)
+    branch = (signs == 0) & (a_sign * r_k < 0) & np.isfinite(eta_star)
+    if policy is BranchPolicy.GRADIENT_DESCENT and np.any(branch):
+        signs[branch] = -1
+        eta[branch] = gamma
+    return signs, eta, branch
+
+
+def select(
+    a: float,
+    u_face: ArrayLike,
+    X: Array,
+    r: Array,
+    gamma: float,
+    *,
+    exits: dict[int, bool] | None = None,
+    policy: BranchPolicy = BranchPolicy.MIN_NORM,
+    start: Array | None = None,
+) -> Selection:
+    """Where a neuron on the face ``u_face`` goes next (the module's rule, any ``|K|``).
+
+    Parameters
+    ----------
+    a : float
+        Output weight of the neuron; only its sign matters (``dw/dt = a D``).  At a branch
+        point where ``a`` passes through 0, pass a number of the sign it takes after.
+    u_face : array of int8, shape (n,)
+        Pattern at the event (zeros on the hyperplanes the neuron lies on).
+    X, r, gamma
+        Data, residual derivatives ``∂_1 l(h(x_k), y_k)`` at the event, slope.
+    exits : dict, optional
+        Hyperplanes (data indices) whose sliding slope reaches a bound at this event, mapped
+        to ``True`` for the bound 1 and ``False`` for ``γ``: the neuron leaves them to the side
+        of :func:`exit_side` (its normal velocity is zero at the event itself).
+    policy : BranchPolicy
+        Continuation at a repulsive sliding mode.
+    start : array, optional
+        Slopes on ``K`` to warm-start the least-squares solve.
+    """
+    u_face = np.asarray(u_face)
+    n = X.shape[0]
+    K = np.flatnonzero(u_face == 0)
+    b = -((face_slopes(u_face, gamma) * r) @ X) / n
+    Zrows = -(r[K, None] * X[K]) / n
+    s_a = float(np.sign(a)) or 1.0
+    signs = np.zeros(K.size, dtype=np.int8)
+    if exits:
+        for i, k in enumerate(K):
+            if int(k) in exits:
+                signs[i] = exit_side(s_a, r[k], exits[int(k)])
+    tol = _zero_tol(b, Zrows, X[K])
+    eta = side_slope(signs, gamma)
+    for _ in range(K.size + 1):
+        stay = signs == 0
+        eta, D = _min_norm(b, Zrows, stay, eta, gamma, start)
+        v = s_a * (X[K] @ D)
+        leave = stay & (np.abs(v) > tol)
+        if not np.any(leave):
+            break
+        signs[leave] = np.sign(v[leave]).astype(np.int8)
+        consistent = np.isclose(eta[leave], side_slope(signs[leave], gamma), rtol=0, atol=1e-12)
+        eta[leave] = side_slope(signs[leave], gamma)
+        if np.all(consistent):  # the slopes were already at those bounds: D is unchanged
+            break
+    branch = np.zeros(K.size, dtype=bool)
+    for i in np.flatnonzero(signs == 0):
+        alt = _alternatives(i, s_a, b, Zrows, X[K], signs, eta, gamma, tol)
+        if alt:
+            branch[i] = True
+            if policy is BranchPolicy.GRADIENT_DESCENT:
+                signs[i] = -1 if -1 in alt else 1
+    if np.any(branch) and policy is BranchPolicy.GRADIENT_DESCENT:
+        eta[signs != 0] = side_slope(signs[signs != 0], gamma)
+        eta, D = _min_norm(b, Zrows, signs == 0, eta, gamma, start)
+    full = face_slopes(u_face, gamma)
+    full[K] = eta
+    return Selection(K, signs, full, D, branch)
+
+
+def _alternatives(i: int, s_a: float, b: Array, Zrows: Array, XK: Array,
+                  signs: NDArray[np.int8], eta: Array, gamma: float, tol: Array) -> list[int]:
+    """Sides to which leaving hyperplane ``K[i]`` would also be a consistent continuation."""
+    out = []
+    for side in (-1, 1):
+        trial = signs.copy()
+        trial[i] = side
+        e = eta.copy()
+        e[i] = side_slope(side, gamma)
+        e, D = _min_norm(b, Zrows, trial == 0, e, gamma, None)
+        if side * s_a * float(XK[i] @ D) > tol[i]:
+            out.append(side)
+    return out

@@ -1,0 +1,1028 @@
+"""The stepper: one accepted step of the hybrid flow, with its events (:class:`HybridFlow`).
+
+Inside a mode (every neuron's face fixed) the flow is smooth and linear per face
+(:mod:`pwflow.vector_field`); it is integrated with scipy's DOP853 (order 8, dense output of
+order 7, :mod:`pwflow.dense`) on the per-face propagators, whose size does not grow with the
+width ``m``.  One step:
+
+1. advance the propagators (DOP853, or Radau on quiet stretches);
+2. detect the neurons that changed side, the excursions inside the step, the sliding neurons
+   whose ``a_j`` changed sign and the sliding faces whose slopes reached a bound
+   (:mod:`pwflow.events`);
+3. locate those events on the dense output to rounding;
+4. choose how many of them to apply before restarting (:mod:`pwflow.batch`);
+5. decide at each event where the neuron goes (:mod:`pwflow.filippov`) and apply it;
+6. keep sliding neurons on their hyperplanes and check the run's invariants (a violation
+   raises :class:`pwflow.options.InvariantError`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .batch import choose_cut, cut_coefficients
+from .dense import nested_derivative, pair_polynomials, propagators_at, scan_grid, stack_coefficients
+from .events import (
+    EventKind,
+    EventLog,
+    Located,
+    Pending,
+    detect_crossings,
+    detect_sign_flips,
+    detect_zero_crossings,
+    first_exit_brackets,
+    locate_roots,
+)
+from .filippov import BranchPolicy, select, select_single, transition
+from .model import Loss
+from .options import FlowOptions, InvariantError, ZenoError
+from .patterns import PatternTable
+from .vector_field import CollectiveField, lorentz_inverse, lorentz_project, moments
+
+__all__ = ["HybridFlow"]
+
+Array = NDArray[np.float64]
+
+#: event code of a located candidate that is not a hyperplane (``k >= 0``)
+ZERO, FLIP = -1, -2
+
+
+def _solver_class(name: str):
+    """scipy's solver class by name (scipy.integrate is imported on first use only)."""
+    return getattr(importlib.import_module("scipy.integrate"), name)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Events suspected in one step: the neuron, what it reaches (a data index ``k``,
+    :data:`ZERO` for ``w = 0`` on a ray, :data:`FLIP` for ``a_j = 0`` while sliding), the
+    vector ``ℓ`` with ``s(t) = ℓ · z_j(t)``, the side it leaves, ``a_j`` at the step end, and
+    optional brackets of the first exit (``nan``: scan for it)."""
+
+    neuron: NDArray[np.intp]
+    code: NDArray[np.intp]
+    left: Array
+    side: NDArray[np.int8]
+    a_end: Array
+    lo: Array
+    hi: Array
+
+    @staticmethod
+    def concat(parts: "list[Candidates]") -> "Candidates | None":
+        parts = [c for c in parts if c is not None and c.neuron.size]
+        if not parts:
+            return None
+        return Candidates(*(np.concatenate([getattr(c, f) for c in parts])
+                            for f in ("neuron", "code", "left", "side", "a_end", "lo", "hi")))
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Events applied together at one cut: per event its time, neuron, faces before and after,
+    the neuron's state at the event and the propagators there; ``log`` holds one row
+    ``(event, k, kind)`` per hyperplane whose entry changed (and per branch point)."""
+
+    ts: Array
+    js: NDArray[np.intp]
+    ps: NDArray[np.intp]
+    p_new: NDArray[np.intp]
+    zs: Array
+    Phis: Array
+    resid: Array
+    log: list
+
+
+class _Restricted:
+    """The collective field on the propagators of the faces ``keep`` only (the others: ``I``)."""
+
+    def __init__(self, field_: CollectiveField, keep: NDArray[np.bool_]) -> None:
+        self.field = field_
+        self.keep = np.flatnonzero(keep)
+        self.P = self.keep.size
+        q = field_.q
+        self._full = np.tile(np.eye(q), (field_.P, 1, 1))
+
+    def expand(self, y: Array, fill: Array | None = None) -> Array:
+        """The full ``(P, q, q)`` stack: ``y`` on the kept faces, ``fill`` (default ``I``)
+        elsewhere."""
+        full = (self._full if fill is None else fill).copy()
+        full[self.keep] = y.reshape(self.P, self.field.q, self.field.q)
+        return full
+
+    def __call__(self, t: float, y: Array) -> Array:
+        q = self.field.q
+        out = self.field(t, self.expand(y).reshape(-1)).reshape(-1, q, q)
+        return out[self.keep].reshape(-1)
+
+    def jac(self, t: float, y: Array) -> Array:
+        """Forward-difference Jacobian (scipy's adaptive ``num_jac`` diverges on the exactly
+        zero columns this field has at convergence; the implicit solver only needs an
+        approximation for its Newton iterations)."""
+        f0 = self(t, y)
+        J = np.empty((y.size, y.size))
+        for c in range(y.size):
+            dy = np.sqrt(np.finfo(float).eps) * max(1.0, abs(y[c]))
+            yc = y.copy()
+            yc[c] += dy
+            J[:, c] = (self(t, yc) - f0) / dy
+        return J
+
+
+@dataclass
+class _Phase:
+    """Which solver runs the propagators: DOP853 (events) or an implicit one (quiet stretches).
+
+    DOP853 hands over after ``after`` consecutive event-free steps; the implicit solver hands
+    back when a step would contain an event (the step is redone), or when, after at least
+    ``window`` steps, it has used more than ``factor`` times the field evaluations per time
+    unit that DOP853 used over its quiet stretch (evaluations, not wall time, so that the
+    trajectory is reproducible; its finite-difference Jacobians and its start-up count too,
+    hence ``factor`` > 1: 3 gave the fewest evaluations on three_points among 2, 3, 4, 8).
+    ``after`` doubles at each hand-back, so a wrong guess costs a bounded share of the work.
+    """
+
+    after: int
+    window: int = 10
+    factor: float = 3.0
+    stiff: bool = False
+    count: int = 0
+    cost: float = 0.0
+    dt: float = 0.0
+    rate_explicit: float = np.inf
+    h_explicit: float | None = None
+
+    def eventful(self) -> None:
+        self.count, self.cost, self.dt = 0, 0.0, 0.0
+
+    def quiet(self, cost: float, dt: float, h: float | None) -> bool:
+        """Record an event-free step (``cost`` field evaluations); True when the solver must
+        change."""
+        self.count += 1
+        self.cost += cost
+        self.dt += dt
+        if not self.stiff:
+            self.h_explicit = h
+            if self.count >= self.after and self.dt > 0:
+                self.rate_explicit = self.cost / self.dt
+                self.stiff = True
+                self.eventful()
+                return True
+            return False
+        if self.count >= self.window and self.cost > self.factor * self.rate_explicit * self.dt:
+            self.leave()
+            return True
+        return False
+
+    def leave(self) -> None:
+        self.stiff = False
+        self.after *= 2
+        self.eventful()
+
+
+
+class HybridFlow:
+    """Event-driven integrator of the subgradient flow (Eq. (6)) for one network.
+
+    Use :func:`simulate` for whole runs; this class exposes :meth:`step` for custom drivers.
+
+    Parameters
+    ----------
+    X, y : arrays
+        Data (validated by :class:`pwflow.data.Dataset`).
+    W0, a0 : arrays
+        Initial neurons.
+    t0 : float
+        Initial time.
+    loss : Loss
+    gamma : float
+    options : FlowOptions
+    """
+
+    def __init__(
+        self,
+        X: Array,
+        y: Array,
+        W0: Array,
+        a0: Array,
+        loss: Loss,
+        gamma: float,
+        options: FlowOptions,
+        t0: float = 0.0,
+        patterns: NDArray[np.int8] | None = None,
+        table: PatternTable | None = None,
+    ) -> None:
+        self.X = np.asarray(X, float)
+        self.y = np.asarray(y, float)
+        self.n, self.d = self.X.shape
+        self.q = self.d + 1
+        self.loss = loss
+        self.gamma = gamma
+        self.opt = options
+        self.t = float(t0)
+        self._Zcur = np.hstack([np.asarray(W0, float), np.asarray(a0, float)[:, None]])
+        self._Phi = None
+        self.m = self._Zcur.shape[0]
+        self.table = table if table is not None else PatternTable(self.X, gamma)
+        self.xnorm = np.linalg.norm(self.X, axis=1)
+        self.xhat = np.hstack([self.X, np.zeros((self.n, 1))])
+        self.events = EventLog()
+        self.h_next = None
+        self.nfev = 0
+        self.n_steps = 0
+        self.n_cut = 0
+        self._tiny_steps = 0
+        self._recent: list[tuple[float, int, int]] = []
+        self._later: dict[int, float] = {}
+        self._t_face = np.inf
+        self._solver = None
+        self.n_restarts = 0
+        self.n_rollbacks = 0
+        self.n_excursions = 0
+        self._seen = np.zeros(0)
+        self._phase = _Phase(options.stiff_after)
+        self.policy = BranchPolicy.parse(options.branch_policy)
+        self.max_sliding_residual = 0.0
+        self.max_lorentz_correction = 0.0
+        self.n_branch = 0
+        self.t_first_branch = np.inf
+        if patterns is None:
+            self.pat = self._initial_patterns()
+        else:
+            self.pat = self.table.index_many(patterns)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def Z(self) -> Array:
+        """Neuron states ``(w_j, a_j)`` at the current time, shape ``(m, d + 1)``.
+
+        Between events only the propagators are advanced; the neurons are materialised on
+        demand (``Φ_{u_j} z_j`` from the last solver start), then kept on their faces.
+        """
+        if self._Zcur is None:
+            Z = np.einsum("jab,jb->ja", self._Phi[self.pat], self._Zs)
+            self._project_sliding(Z, self.pat)
+            self._Zcur = Z
+        return self._Zcur
+
+    @Z.setter
+    def Z(self, value: Array) -> None:
+        self._Zcur = value
+
+    def outputs(self) -> Array:
+        """``h_θ(x_k)`` at the current time (from the moments: O(number of faces))."""
+        if self._Zcur is None:
+            return self._field.outputs(self._Phi)
+        W, a = self._Zcur[:, : self.d], self._Zcur[:, self.d]
+        S = W @ self.X.T
+        return np.where(S > 0, S, self.gamma * S).T @ a
+
+    # ------------------------------------------------------------------ set-up
+    def _residuals_direct(self) -> Array:
+        if self.opt.frozen_output:
+            return self.loss.derivative(np.zeros_like(self.y), self.y)
+        W, a = self.Z[:, : self.d], self.Z[:, self.d]
+        S = W @ self.X.T
+        h = np.where(S > 0, S, self.gamma * S).T @ a
+        return self.loss.derivative(h, self.y)
+
+    def _initial_patterns(self) -> NDArray[np.intp]:
+        """Faces of the initial neurons; a neuron starting on hyperplanes is decided by
+        :func:`pwflow.filippov.select` (logged as ``INITIAL_FACE`` where it stays)."""
+        W = self.Z[:, : self.d]
+        U = np.sign(W @ self.X.T).astype(np.int8)
+        on_face = np.flatnonzero(np.any(U == 0, axis=1))
+        rows = []
+        if on_face.size:
+            r = self._residuals_direct()
+            for j in on_face:
+                if np.all(W[j] == 0):
+                    U[j] = 0
+                    rows.append((int(j), -1, EventKind.REACH_ZERO))
+                    continue
+                sel = select(self.Z[j, self.d], U[j], self.X, r, self.gamma, policy=self.policy)
+                U[j, sel.K] = sel.signs
+                if np.any(sel.signs == 0):
+                    self.Z[j, : self.d] = self._project_face(W[j], sel.K[sel.signs == 0])
+                for k, s, br in zip(sel.K, sel.signs, sel.branch):
+                    rows.append((int(j), int(k), EventKind.BRANCH if br
+                                 else EventKind.INITIAL_FACE if s == 0 else EventKind.LEAVE_SLIDING))
+        pat = self.table.index_many(U)
+        for j, k, kind in rows:
+            self._log(self.t, j, k, kind, 0.0, -1, int(pat[j]))
+        return pat
+
+    def _log(self, t: float, j: int, k: int, kind: int, resid: float, frm: int, to: int) -> None:
+        self.events.add(t, j, k, kind, resid, frm, to)
+        self._recent.append((t, j, k))
+        if kind == EventKind.BRANCH:
+            self.n_branch += 1
+            self.t_first_branch = min(self.t_first_branch, t)
+
+    def _project_face(self, w: Array, K: NDArray) -> Array:
+        XK = self.X[K]
+        coef, *_ = np.linalg.lstsq(XK @ XK.T, XK @ w, rcond=None)
+        return w - coef @ XK
+
+    # ------------------------------------------------------------------ one step
+    def _start_solver(self, t_bound: float) -> None:
+        """(Re)start DOP853 at the current state: new moments, ``Φ = I``."""
+        tab = self.table.arrays()
+        self._project_sliding(self.Z, self.pat)
+        P = len(tab)
+        C = moments(self.Z, self.pat, P)
+        # Faces integrated: those holding neurons now or within the last ``face_memory`` time
+        # units. A face empty for long is dropped: its propagator is not needed unless an event
+        # brings a neuron in (that event then cuts the step), and integrating it costs
+        # accuracy-limited steps (measured: twice as many steps near convergence).
+        counts = np.bincount(self.pat, minlength=P)[:P]
+        seen = np.full(P, self.t)  # a face met since the last start counts as just seen
+        seen[: self._seen.size] = self._seen
+        seen[counts > 0] = self.t
+        self._seen = seen
+        memory = self.opt.face_memory
+        if memory is None:
+            memory = 50.0 if self.m < 10_000 else np.inf
+        self._integrated = seen >= self.t - memory
+        if self._phase.stiff:
+            # an implicit step never applies events (it is redone by DOP853 if one occurs), so
+            # only the occupied faces' propagators are needed; the empty ones may grow
+            # exponentially and would only cost accuracy-limited steps
+            self._integrated = counts > 0
+        self._field = CollectiveField(tab, C, self.X, self.y, self.loss, self.opt.frozen_output,
+                                      active=self._integrated)
+        self._P = P
+        self._occupied = np.flatnonzero(np.bincount(self.pat, minlength=P)[:P] > 0)
+        self._Zs = self.Z.copy()
+        self._Phi = np.tile(np.eye(self.q), (P, 1, 1))
+        self._margins()
+        h0 = None if self.h_next is None else min(self.h_next, t_bound - self.t)
+        if self._phase.stiff:
+            method = _solver_class(self.opt.stiff_solver)
+            fun = _Restricted(self._field, counts > 0)
+        else:
+            method, fun = _solver_class("DOP853"), self._field
+        self._fun = fun
+        y0 = np.tile(np.eye(self.q).reshape(-1), fun.P if fun is not self._field else P)
+        extra = {"jac": fun.jac} if self._phase.stiff else {}
+        self._solver = method(
+            fun, self.t, y0, t_bound, rtol=self.opt.rtol, atol=self.opt.atol,
+            max_step=self.opt.max_step, first_step=h0, **extra,
+        )
+        self._regime = self._face_regime_at(np.eye(self.q)[None].repeat(P, 0))
+        self._fresh = True
+        self.n_restarts += 1
+
+    def _integrated_at(self, p: NDArray) -> NDArray:
+        """Whether the faces ``p`` were integrated since the last solver start."""
+        p = np.asarray(p)
+        ok = p < self._P
+        out = np.zeros(p.shape, dtype=bool)
+        out[ok] = self._integrated[p[ok]]
+        return out
+
+    def _margins(self) -> None:
+        """Distance of each neuron to the hyperplanes that bound its face (and to 0 on rays).
+
+        A neuron can change side during the solver's life only once ``‖Φ_u − I‖ ‖z_j‖``
+        reaches this distance; the others are not materialised (see :meth:`_detect`).
+        """
+        tab = self.table.arrays()
+        W = self._Zs[:, : self.d]
+        self._s_start = (W @ self.X.T) / self.xnorm  # <w_j, x̂_k> at the solver start
+        dist = np.abs(self._s_start)
+        U = tab.U[self.pat]
+        dist[U == 0] = np.inf
+        mu = np.min(dist, axis=1)
+        on_ray = tab.dim[self.pat] == 1
+        mu[on_ray] = np.minimum(mu[on_ray], np.linalg.norm(W[on_ray], axis=1))
+        self._mu = mu
+        self._znorm = np.linalg.norm(self._Zs, axis=1)
+
+    def step(self, t_bound: float) -> None:
+        """Advance to the next accepted point (at most ``t_bound``), applying events.
+
+        Between events one DOP853 instance runs on the propagators ``Φ_p`` (from its start,
+        where ``Φ = I``); an applied event, a face event, reaching ``t_bound`` or a propagator
+        growing past ``1e3`` (conditioning of ``Φ^{-1}``) restarts it from the current neurons.
+        """
+        if t_bound - self.t <= 64 * np.spacing(max(abs(t_bound), 1.0)):
+            # an event cut landed within rounding of t_bound: no step can be taken; the
+            # state moves by less than 64 ulp of time, far below the tolerance
+            self.t = float(t_bound)
+            self._solver = None
+            return
+        s = self._solver
+        if s is None or s.t_bound != t_bound or s.status != "running":
+            self._start_solver(t_bound)
+        solver, field_, P, q = self._solver, self._field, self._P, self.q
+        fev0 = field_.nfev
+        try:
+            msg = solver.step()
+        except (ValueError, np.linalg.LinAlgError) as err:
+            if not self._phase.stiff:
+                raise
+            msg, solver.status = str(err), "failed"
+        self.nfev += field_.nfev - fev0
+        if solver.status == "failed":
+            if self._phase.stiff:
+                return self._leave_stiff(t_bound, rollback=True)
+            raise RuntimeError(f"DOP853 failed at t = {self.t!r}: {msg}")
+        t0, t1 = self.t, solver.t
+        Phi1_raw = self._fun.expand(solver.y) if self._phase.stiff else solver.y.reshape(P, q, q)
+        Phi1 = lorentz_project(Phi1_raw)
+        self._proj_move = np.sqrt(np.sum((Phi1 - Phi1_raw) ** 2, axis=(1, 2)))
+        self._Phi1_size = np.sqrt(np.sum(Phi1**2, axis=(1, 2)))
+        self._check_lorentz(t1)
+        self._later = {}
+        # ‖dΦ_p/dt‖ within the step: the largest stage derivative (DOP853), or the larger of
+        # the mean rate and the end derivative (Radau); with a safety factor 2 (``sweep``) it
+        # bounds how far a neuron moved *inside* the step
+        if self._phase.stiff:
+            speed = np.sqrt(np.sum((Phi1 - self._Phi) ** 2, axis=(1, 2))) / (t1 - t0)
+            f_end = self._fun.expand(solver.f, fill=np.zeros_like(Phi1))
+            speed = np.maximum(speed, np.sqrt(np.sum(f_end**2, axis=(1, 2))))
+        else:
+            Kst = solver.K.reshape(-1, P, q, q)
+            speed = np.sqrt(np.max(np.sum(Kst**2, axis=(2, 3)), axis=0))
+        h = t1 - t0
+        sweep = 2.0 * h * speed
+        # only neurons whose face propagator moved them by their margin can have changed side
+        move = np.sqrt(np.sum((Phi1 - np.eye(q)) ** 2, axis=(1, 2)))
+        near = np.flatnonzero((move + sweep)[self.pat] * self._znorm >= 0.9 * self._mu)
+        Z1n = np.einsum("jab,jb->ja", Phi1[self.pat[near]], self._Zs[near])
+        cand = Candidates.concat([self._detect(Z1n, near), self._flips(Phi1)])
+        excursion = self._suspect_excursions(near, Z1n, sweep, lambda: self._bend(Phi1, speed, h))
+        regime1 = self._face_regime_at(Phi1)
+        face_change = self._regime_changed(self._regime, regime1)
+        if self._phase.stiff and (cand is not None or face_change
+                                  or self._implicit_excursion(excursion, near, solver)):
+            # events are located on DOP853's dense output only: redo this step there
+            return self._leave_stiff(t_bound, rollback=True)
+        self.n_steps += 1
+        self.h_next = solver.h_abs
+        if self._phase.stiff:  # cleared above on the implicit solver's dense output
+            excursion = (excursion[0][:0], excursion[1][:0])
+        F = None
+        if cand is not None or face_change or excursion[0].size:
+            F = stack_coefficients(solver.dense_output(), P, q)
+        if excursion[0].size:
+            cand = Candidates.concat([cand, self._excursions(excursion, Z1n, near, F)])
+        located = None if cand is None else self._locate_neuron_events(cand, F, t0, t1)
+        t_face, exits = (np.inf, {}) if not face_change else self._face_events(F, t0, t1)
+        self._t_face = t_face
+        if located is None and not exits:
+            self._Phi, self._Zcur, self.t = Phi1, None, float(t1)
+            self._fresh = False
+            self._regime = regime1
+            # conditioning of Φ^{-1} matters where neurons are (1e3); the propagators of empty
+            # faces (needed when an event brings a neuron in) may grow: keep them finite (1e100)
+            big = np.max(np.abs(Phi1[self._occupied]), initial=0.0) > 1e3
+            if big or np.max(np.abs(Phi1)) > 1e100:
+                self._solver = None
+            self._zeno_guard(t0, t1)
+            self._quiet_step(field_.nfev - fev0, t1 - t0)
+            return
+        Z1 = np.einsum("jab,jb->ja", Phi1[self.pat], self._Zs)
+        t_cut = self._choose_cut(located, t_face, t0, t1)
+        if not t0 <= t_cut <= t1:
+            raise InvariantError(f"batch cut {t_cut!r} outside the step [{t0!r}, {t1!r}]")
+        pending = [] if located is None else located.upto(t_cut)
+        t_cut = self._advance(t_cut, t1, Phi1, Z1, F, field_, pending, exits, P)
+        if t_cut < t1:
+            self.n_cut += 1
+            # the next step restarts here: most of a step much longer than the events applied
+            # would be located again and cut again, so it starts at twice this span
+            self.h_next = min(self.h_next, max(2.0 * (t_cut - t0), 1e-3 * self.h_next))
+        self._solver = None
+        self._phase.eventful()
+        self._zeno_guard(t0, t_cut)
+
+    # ------------------------------------------------------------------ stiff phase
+    def _quiet_step(self, nfev: int, dt: float) -> None:
+        """Book-keeping after an event-free step: switch between DOP853 and the stiff solver."""
+        if self.opt.stiff_solver is None:
+            return
+        switch = self._phase.quiet(nfev, dt, self.h_next)
+        if switch:
+            self._solver = None
+            if not self._phase.stiff:
+                self.h_next = self._phase.h_explicit
+
+    def _leave_stiff(self, t_bound: float, rollback: bool) -> None:
+        """Discard the implicit solver's last step and redo it with DOP853 (from ``self.t``)."""
+        self._phase.leave()
+        self.n_rollbacks += rollback
+        self._solver = None
+        self.h_next = self._phase.h_explicit
+        self.step(t_bound)
+
+    # ------------------------------------------------------------------ invariants
+    def _check_lorentz(self, t: float) -> None:
+        """How far the Lorentz projection moved the occupied propagators (it enforces Lemma 1
+        by construction, so its size is what the integrator got wrong): bounded by the
+        tolerance, else :class:`InvariantError`."""
+        occ = self._occupied
+        if occ.size == 0:
+            return
+        rel = self._proj_move[occ] / np.maximum(self._Phi1_size[occ], 1.0)
+        i = int(np.argmax(rel))
+        self.max_lorentz_correction = max(self.max_lorentz_correction, float(rel[i]))
+        if rel[i] > self._tol_lorentz:
+            raise InvariantError(
+                f"Lemma 1: the Lorentz projection of face {int(occ[i])}'s propagator moved it by "
+                f"{rel[i]:.3g} (relative) at t = {t:.17g}, beyond {self._tol_lorentz:.3g}")
+
+    @property
+    def _tol_lorentz(self) -> float:
+        return max(1e4 * self.opt.rtol, self.opt.invariant_tol)
+
+    # ------------------------------------------------------------------ events
+    def _detect(self, Zn: Array, idx: NDArray) -> "Candidates | None":
+        """Candidates among the neurons ``idx`` (states ``Zn``) at the end of a step: pairs
+        ``(j, k)`` that changed side, and neurons of 1-dimensional faces that reached ``w = 0``.
+        """
+        if idx.size == 0:
+            return None
+        tab = self.table
+        d = self.d
+        pat = self.pat[idx]
+        # sign changes smaller than what the Lorentz projection moved the neuron are not
+        # trusted (the located root lives on the unprojected dense output)
+        slack = 2 * self._proj_move[pat] * self._znorm[idx]
+        jj, kk = detect_crossings(Zn[:, :d], self.X, tab.U[pat], slack)
+        on_ray = tab.dim[pat] == 1
+        zz = detect_zero_crossings(Zn[:, :d], tab.ray[pat[on_ray]], on_ray)
+        if jj.size == 0 and zz.size == 0:
+            return None
+        nan = np.full(jj.size + zz.size, np.nan)
+        return Candidates(
+            neuron=np.concatenate([idx[jj], idx[zz]]),
+            code=np.concatenate([kk, np.full(zz.size, ZERO)]),
+            left=np.concatenate([self.xhat[kk],
+                                 np.hstack([tab.ray[pat[zz]], np.zeros((zz.size, 1))])]),
+            side=np.concatenate([tab.U[pat[jj], kk], np.ones(zz.size, np.int8)]).astype(np.int8),
+            a_end=np.concatenate([Zn[jj, d], Zn[zz, d]]), lo=nan, hi=nan)
+
+    def _flips(self, Phi1: Array) -> "Candidates | None":
+        """Sliding neurons whose ``a_j`` changed sign in the step (possible branch points)."""
+        sliding = self.table.nfree[self.pat] > 0
+        if not np.any(sliding):
+            return None
+        js = np.flatnonzero(sliding)
+        d = self.d
+        a1 = np.einsum("jb,jb->j", Phi1[self.pat[js], d, :], self._Zs[js])
+        if self._fresh:
+            a0 = self._Zs[js, d]
+        else:
+            a0 = np.einsum("jb,jb->j", self._Phi[self.pat[js], d, :], self._Zs[js])
+        hit = detect_sign_flips(a0, a1, np.ones(js.size, bool))
+        if hit.size == 0:
+            return None
+        e = np.zeros((hit.size, self.q))
+        e[:, d] = 1.0
+        nan = np.full(hit.size, np.nan)
+        return Candidates(neuron=js[hit], code=np.full(hit.size, FLIP), left=e,
+                          side=np.sign(a0[hit]).astype(np.int8), a_end=a1[hit], lo=nan, hi=nan)
+
+    def _bend(self, Phi1: Array, speed: Array, h: float) -> Array:
+        """``h²/8 · sup ‖d²Φ_p/dt²‖`` on the step (with a safety factor 2), per face.
+
+        ``Φ'' = M' Φ + M Φ'``: ``‖M'‖`` from the face fields at both ends, ``‖M‖ ≤ ‖D_p‖``
+        and ``‖Φ'‖ <=`` the largest stage derivative. A smooth ``s(t)`` stays within this of
+        its chord, so it cannot reach the other side of a hyperplane when both ends are
+        farther than that on the right side.
+        """
+        G0 = self._field.face_fields(self._Phi).copy()
+        G1 = self._field.face_fields(Phi1)
+        g0, g1 = np.linalg.norm(G0, axis=1), np.linalg.norm(G1, axis=1)
+        dG = np.linalg.norm(G1 - G0, axis=1) / h
+        size = np.maximum(np.sqrt(np.sum(self._Phi**2, axis=(1, 2))),
+                          np.sqrt(np.sum(Phi1**2, axis=(1, 2))))
+        return 2.0 * h * h / 8.0 * (dG * size + np.maximum(g0, g1) * speed)
+
+    def _suspect_excursions(self, near: NDArray, Z1n: Array, sweep: Array,
+                            bend: Callable[[], Array]):
+        """Pairs ``(j, k)`` on their side at both ends of the step that may have left it inside.
+
+        A neuron can cross a hyperplane and come back within one step (no sign change at the
+        step end). That needs ``|<w_j, x̂_k>|`` at both ends below how far the step moved it,
+        ``sweep_p ‖z_j‖`` (``sweep_p`` bounds ``‖Φ_p(t) − Φ_p(t_0)‖`` on the step), and at
+        one end at least below how far ``s`` can bend away from its chord, ``bend_p ‖z_j‖``
+        (``bend()``, :meth:`_bend`). Returns the positions in ``near`` and the data indices of
+        the pairs.
+        """
+        if near.size == 0:
+            return np.zeros(0, np.intp), np.zeros(0, np.intp)
+        d = self.d
+        pat = self.pat[near]
+        zn = self._znorm[near]
+        reach = (sweep[pat] * zn)[:, None]
+        s1 = (Z1n[:, :d] @ self.X.T) / self.xnorm
+        a1 = np.abs(s1)
+        rows, kk = np.nonzero(a1 <= reach)  # few: both ends must be close
+        U = self.table.U[pat[rows], kk]
+        keep = (U != 0) & (np.sign(s1[rows, kk]) == U)
+        rows, kk = rows[keep], kk[keep]
+        if rows.size == 0:
+            return rows, kk
+        if self._fresh:  # the step starts at the solver start: Φ = I
+            s0 = self._s_start[near[rows], kk]
+        else:
+            Z0 = np.einsum("jab,jb->ja", self._Phi[pat[rows]], self._Zs[near[rows]])
+            s0 = np.einsum("jd,jd->j", Z0[:, :d], self.X[kk]) / self.xnorm[kk]
+        a0 = np.abs(s0)
+        keep = a0 <= reach[rows, 0]
+        rows, kk, a0 = rows[keep], kk[keep], a0[keep]
+        if rows.size:
+            keep = np.minimum(a0, a1[rows, kk]) <= bend()[pat[rows]] * zn[rows]
+            rows, kk = rows[keep], kk[keep]
+        return rows, kk
+
+    def _beyond(self, vals: Array, js: NDArray, kk: NDArray, scale: Array | None = None):
+        """Where ``vals`` (``<x_k, w_j>`` on a grid, one row per pair) are on the wrong side of
+        the pair's hyperplane by more than the dense output resolves (``rtol ‖z_j‖ ‖x_k‖``,
+        and 64 ulp of the polynomial's ``scale``): shallower dips, e.g. of a neuron released
+        from a hyperplane with zero normal velocity, are not events."""
+        side = self.table.U[self.pat[js], kk].astype(float)
+        tol = self.opt.rtol * self._znorm[js] * self.xnorm[kk]
+        if scale is not None:
+            tol = np.maximum(tol, 64 * np.finfo(float).eps * scale)
+        return side[:, None] * vals < -tol[:, None]
+
+    def _implicit_excursion(self, excursion, near: NDArray, solver) -> bool:
+        """Whether an implicit step may hide an excursion (then DOP853 redoes it).
+
+        The suspect pairs are scanned on 65 points of the implicit solver's dense output
+        (tolerance: :meth:`_beyond`); more than 4096 suspects are not scanned.
+        """
+        rows, kk = excursion
+        if rows.size == 0:
+            return False
+        if rows.size > 4096:
+            return True
+        fun = self._fun
+        js = near[rows]
+        where = np.full(self._P, -1)
+        where[fun.keep] = np.arange(fun.P)
+        p = where[self.pat[js]]
+        if np.any(p < 0):
+            return True
+        q = self.q
+        tg = np.linspace(solver.t_old, solver.t, 65)
+        Phi = solver.dense_output()(tg).T.reshape(tg.size, fun.P, q, q)
+        vals = np.einsum("gsab,sa,sb->sg", Phi[:, p], self.xhat[kk], self._Zs[js])
+        return bool(np.any(self._beyond(vals, js, kk)))
+
+    def _excursions(self, excursion, Z1n: Array, near: NDArray, F: Array) -> "Candidates | None":
+        """The suspect pairs whose dense output does leave their side inside the step.
+
+        Each suspect polynomial ``s(x) = <x_k, w_j(x)>`` is evaluated on 65 points of the step
+        (``x = 0, 1/64, ..., 1``); a point on the wrong side beyond the dense output's accuracy
+        (:meth:`_beyond`) brackets the first exit, located then like any event.
+        """
+        rows, kk = excursion
+        js = near[rows]
+        coef = pair_polynomials(F, self.pat[js], self.xhat[kk], self._Zs[js])
+        grid, basis = scan_grid(coef.shape[1])
+        wrong = self._beyond(coef @ basis, js, kk, np.max(np.abs(coef), axis=1))
+        hit = np.flatnonzero(np.any(wrong, axis=1))
+        self.n_excursions += hit.size
+        if hit.size == 0:
+            return None
+        first = np.maximum(np.argmax(wrong[hit], axis=1), 1)
+        return Candidates(neuron=js[hit], code=kk[hit], left=self.xhat[kk[hit]],
+                          side=self.table.U[self.pat[js[hit]], kk[hit]].astype(np.int8),
+                          a_end=Z1n[rows[hit], self.d], lo=grid[first - 1], hi=grid[first])
+
+    def _locate_neuron_events(self, cand: Candidates, F: Array, t0: float,
+                              t1: float) -> "Located | None":
+        """Locate the candidates' first events in the step; one event per neuron (its
+        earliest; simultaneous ones merged), the neuron's next one noted in ``self._later``."""
+        self._later = {}
+        coef = pair_polynomials(F, self.pat[cand.neuron], cand.left, self._Zs[cand.neuron])
+        lo, hi = cand.lo.copy(), cand.hi.copy()
+        observed = np.zeros(cand.neuron.size, np.int8)
+        scan = np.isnan(lo)
+        if np.any(scan):
+            lo[scan], hi[scan], observed[scan] = first_exit_brackets(coef[scan], cand.side[scan])
+        keep = ~np.isnan(lo)
+        if not np.any(keep):
+            return None
+        coef, lo, hi, observed = coef[keep], lo[keep], hi[keep], observed[keep]
+        neurons, a_end, code = cand.neuron[keep], cand.a_end[keep], cand.code[keep]
+        x, res = locate_roots(coef, lo, hi)
+        ds = nested_derivative(coef, x) / (t1 - t0)
+        tt = t0 + x * (t1 - t0)
+        rate = np.where(code >= 0, np.abs(a_end * ds) * self.xnorm[np.maximum(code, 0)], 0.0)
+        located, self._later = Located.group(neurons, tt, x, code, rate, np.abs(res), observed,
+                                             np.sign(a_end))
+        return located
+
+    def _face_regime_at(self, Phi: Array) -> NDArray[np.int8]:
+        """Regime of every sliding slope: ``(P, n)`` codes, 0 where ``η_k`` is inside
+        ``[γ, 1]`` (or ``k`` is not free), ±1 where it sits at (or, for one free slope, the
+        unclipped ``η*`` is beyond) the upper / lower bound; and the signs of ``r_k``.
+
+        Only occupied faces with free slopes count.  A change of either between two times is
+        a face event (:meth:`_face_events`).
+        """
+        tab = self.table
+        P = self._P
+        codes = np.zeros((P, self.n), dtype=np.int8)
+        occupied = np.bincount(self.pat, minlength=P)[:P] > 0
+        faces = np.flatnonzero(occupied & (tab.nfree[:P] > 0) & (tab.dim[:P] > 0))
+        r = self._field.residuals(Phi)
+        if faces.size == 0:
+            return codes, np.zeros(0, np.int8)
+        etas, eta_star = tab.slopes_of(faces, r)
+        free = tab.U[faces] == 0
+        one = ~np.isnan(eta_star)
+        est = np.where(one[:, None], eta_star[:, None], etas)
+        code = np.where(est >= 1.0, 1, np.where(est <= self.gamma, -1, 0)).astype(np.int8)
+        codes[faces] = np.where(free, code, 0)
+        watched = np.any(free, axis=0)
+        return codes, np.where(watched, np.sign(r), 0).astype(np.int8)
+
+    @staticmethod
+    def _regime_changed(a, b) -> bool:
+        return bool(np.any(a[0] != b[0]) or np.any(a[1] != b[1]))
+
+    def _face_events(self, F: Array, t0: float, t1: float) -> tuple[float, dict]:
+        """Earliest time in ``(t0, t1]`` where an occupied sliding face changes regime
+        (bisection on the dense output, to 4 ulp), and what changed: ``{face: {k: upper}}``
+        for slopes reaching a bound (``upper``: the bound 1), ``{face: {}}`` for a face where
+        only a sign of ``r_k`` changed (a possible branch point)."""
+        h = t1 - t0
+
+        def regime(t):
+            return self._face_regime_at(propagators_at(F, (t - t0) / h))
+
+        r0 = self._regime
+        lo, hi = t0, t1
+        while hi - lo > 4 * np.spacing(max(abs(hi), 1.0)):
+            mid = 0.5 * (lo + hi)
+            if mid <= lo or mid >= hi:
+                break
+            if self._regime_changed(regime(mid), r0):
+                hi = mid
+            else:
+                lo = mid
+        codes, rsign = regime(hi)
+        exits: dict = {}
+        for p, k in zip(*np.nonzero((codes != r0[0]) & (codes != 0))):
+            exits.setdefault(int(p), {})[int(k)] = bool(codes[p, k] > 0)
+        if rsign.shape == r0[1].shape and np.any(rsign != r0[1]):
+            ks = np.flatnonzero(rsign != r0[1])
+            for p in np.flatnonzero(np.any(self.table.U[: self._P][:, ks] == 0, axis=1)):
+                if np.any(self.pat == p):
+                    exits.setdefault(int(p), {})
+        return hi, exits
+
+    def _choose_cut(self, located: "Located | None", t_face: float, t0: float, t1: float) -> float:
+        """Latest admissible cut for the located events (:func:`pwflow.batch.choose_cut`);
+        never past a face event or a second event of a neuron switched in this step."""
+        limit = min(t1, t_face, min(self._later.values(), default=np.inf))
+        if located is None:
+            return limit
+        if t_face <= located.t[0]:
+            return t_face
+        coeff = cut_coefficients(located.rate, self.gamma, self.loss.curvature_bound,
+                                 float(np.max(self.xnorm)), self.n)
+        return choose_cut(located.t, coeff, t0, limit, min(self._later.values(), default=np.inf),
+                          self.opt.batch_budget)
+
+    # ------------------------------------------------------------------ apply
+    def _classify_batch(self, evs: list[Pending], F: Array, field_: CollectiveField) -> Batch:
+        """States at the event times and where each neuron goes, for a batch of events.
+
+        Every decision is :mod:`pwflow.filippov`'s: one hyperplane reached from an open cell
+        goes through :func:`~pwflow.filippov.select_single` in one vectorised pass; events on
+        lower-dimensional faces, several hyperplanes at once and branch points go through
+        :func:`~pwflow.filippov.select` one by one.  No side effects except registering new
+        faces.
+        """
+        d, n, g = self.d, self.n, self.gamma
+        tab = self.table
+        E = len(evs)
+        js = np.array([e.neuron for e in evs])
+        xs = np.array([e.x for e in evs])
+        ps = self.pat[js]
+        Phis = lorentz_project(propagators_at(F, xs))
+        zs = np.einsum("eab,eb->ea", Phis[np.arange(E), ps], self._Zs[js])
+        R = field_.residuals(Phis)  # (E, n)
+        if R.ndim == 1:
+            R = np.broadcast_to(R, (E, n))
+        U_prev = tab.U[ps]
+        U_new = U_prev.copy()
+        zero = np.array([e.zero for e in evs], dtype=bool)
+        flip = np.array([e.flip for e in evs], dtype=bool)
+        a_sign = np.where(flip, [e.a_after for e in evs], np.sign(zs[:, d]))
+        branch = np.zeros((E, n), dtype=bool)
+        simple = ~zero & ~flip & np.array([len(e.ks) == 1 for e in evs])
+        simple &= np.all(U_prev != 0, axis=1)
+        if np.any(simple):
+            i = np.flatnonzero(simple)
+            k = np.array([evs[e].ks[0] for e in i])
+            eta = tab.eta0[ps[i]].copy()
+            eta[np.arange(i.size), k] = 0.0
+            b = -np.einsum("en,en,nd->ed", eta, R[i], self.X) / n
+            side, _, br = select_single(a_sign[i], b, self.X[k], R[i, k], n, g, self.policy)
+            # at a tangency the first-order rule can say "back to the previous side" while the
+            # step showed the neuron leaving to the other side at once: follow the motion
+            obs = np.array([evs[e].observed for e in i], dtype=np.int8)
+            override = (obs != 0) & (side == U_prev[i, k])
+            side[override] = obs[override]
+            U_new[i, k] = side
+            branch[i, k] = br
+        for e in np.flatnonzero(~simple):
+            ev = evs[e]
+            if ev.zero:
+                U_new[e] = 0
+                continue
+            u_face = U_prev[e].copy()
+            u_face[list(ev.ks)] = 0
+            sel = select(a_sign[e], u_face, self.X, R[e], g, policy=self.policy)
+            U_new[e] = u_face
+            U_new[e, sel.K] = sel.signs
+            branch[e, sel.K] = sel.branch
+        # place each neuron exactly on the hyperplanes it reached or stays on (changes ‖w‖²
+        # only at second order in the located residual, so Lemma 1 is unaffected); w = 0: w := 0
+        zs[zero, :d] = 0.0
+        xk_max = np.array([np.max(self.xnorm[list(ev.ks)]) if ev.ks else 1.0 for ev in evs])
+        poly = np.array([ev.poly_residual for ev in evs])
+        zn = np.maximum(np.linalg.norm(zs, axis=1), 1e-300)
+        resid = np.where(zero | flip, 0.0, poly / (xk_max * zn))
+        reach = np.zeros((E, n), dtype=bool)
+        for e in np.flatnonzero(~zero & ~flip):
+            reach[e, list(evs[e].ks)] = True
+        reach |= (U_new == 0) & ~zero[:, None]
+        for e in np.flatnonzero(np.any(reach, axis=1)):
+            zs[e, :d] = self._project_face(zs[e, :d], np.flatnonzero(reach[e]))
+        p_new = tab.index_many(U_new)
+        tab.arrays()
+        log = []
+        for e in range(E):
+            if zero[e]:
+                log.append((e, -1, int(EventKind.REACH_ZERO)))
+                continue
+            K = np.union1d(evs[e].ks, np.flatnonzero(U_prev[e] == 0)).astype(np.intp)
+            codes = np.full(n, -1, dtype=np.int8)
+            codes[K] = transition(U_prev[e, K], U_new[e, K])
+            for k in np.flatnonzero((codes >= 0) | branch[e]):
+                log.append((e, int(k), int(EventKind.BRANCH if branch[e, k] else codes[k])))
+        return Batch(ts=np.array([e.t for e in evs]), js=js, ps=ps, p_new=p_new, zs=zs,
+                     Phis=Phis, resid=resid, log=log)
+
+    def _advance(self, t_cut, t1, Phi1, Z1, F, field_, pending, exits, P):
+        tab = self.table
+        h = t1 - self.t
+        todo = [e for e in pending if e.t <= t_cut]
+        B = self._classify_batch(todo, F, field_) if todo else None
+        if B is not None and np.any(~self._integrated_at(B.p_new)):
+            # an event entering a face not integrated in this step: cut there
+            t_cut = min(t_cut, float(np.min(B.ts[~self._integrated_at(B.p_new)])))
+        if t_cut < t1 and exits and t_cut < self._t_face:
+            exits = {}
+        while True:
+            xc = (t_cut - self.t) / h if h > 0 else 1.0
+            Phic = Phi1 if t_cut == t1 else lorentz_project(propagators_at(F, xc))
+            Zc = Z1.copy() if t_cut == t1 else np.einsum("jab,jb->ja", Phic[self.pat], self._Zs)
+            if B is None:
+                sel = np.zeros(0, dtype=np.intp)
+                break
+            sel = np.flatnonzero(B.ts <= t_cut)
+            js, pn, zs = B.js[sel], B.p_new[sel], B.zs[sel]
+            move = self._integrated_at(pn) & (B.ts[sel] < t_cut)
+            Zc[js] = zs
+            if not np.any(move):
+                break
+            i = np.flatnonzero(move)
+            Phis_new = B.Phis[sel[i], pn[i]]
+            Zc[js[i]] = np.einsum("eab,ebc,ec->ea", Phic[pn[i]], lorentz_inverse(Phis_new), zs[i])
+            U = tab.U[pn[i]]
+            s = np.sign(Zc[js[i], : self.d] @ self.X.T)
+            bad = np.any((U != 0) & (s != U), axis=1)
+            if not np.any(bad):
+                break
+            # a switched neuron changed side again before the cut: cut at its event
+            t_cut = float(np.min(B.ts[sel[i[bad]]]))
+            exits = {}
+        new_pat = self.pat.copy()
+        if B is not None:
+            new_pat[B.js[sel]] = B.p_new[sel]
+            chosen = set(sel.tolist())
+            for e, k, kind in B.log:
+                if e in chosen:
+                    self._check_event_residual(float(B.ts[e]), int(B.js[e]), k, float(B.resid[e]))
+                    self._log(float(B.ts[e]), int(B.js[e]), k, kind, float(B.resid[e]),
+                              int(B.ps[e]), int(B.p_new[e]))
+        tab.arrays()
+        if exits:
+            self._leave_faces(exits, Zc, new_pat, field_.residuals(Phic), t_cut)
+        # neurons on faces lie on its hyperplanes
+        tab.arrays()
+        self.t = float(t_cut)
+        self._project_sliding(Zc, new_pat)
+        self.Z = Zc
+        self.pat = new_pat
+        return t_cut
+
+    def _leave_faces(self, exits: dict, Z: Array, new_pat: NDArray, r: Array, t: float) -> None:
+        """Neurons of faces whose sliding slopes reached a bound, or whose ``r_k`` changed sign.
+
+        Each neuron is decided by :func:`pwflow.filippov.select` with ``exits`` (the
+        hyperplanes whose slope reached a bound, left to the side of
+        :func:`~pwflow.filippov.exit_side`); the others stay unless the rule says otherwise.
+        """
+        tab = self.table
+        d = self.d
+        for p, ex in exits.items():
+            u_face = tab.U[p]
+            for j in np.flatnonzero(new_pat == p):
+                sel = select(Z[j, d], u_face, self.X, r, self.gamma, exits=ex, policy=self.policy)
+                u_new = u_face.copy()
+                u_new[sel.K] = sel.signs
+                p_new = tab.index(u_new)
+                new_pat[j] = p_new
+                codes = transition(u_face, u_new)
+                for i, k in enumerate(sel.K):
+                    if sel.branch[i]:
+                        self._log(t, int(j), int(k), EventKind.BRANCH, 0.0, p, p_new)
+                    elif codes[k] >= 0:
+                        self._log(t, int(j), int(k), int(codes[k]), 0.0, p, p_new)
+
+    def _check_event_residual(self, t: float, j: int, k: int, resid: float) -> None:
+        if resid > self._tol_event:
+            raise InvariantError(
+                f"event residual: neuron {j} at data point {k}, t = {t:.17g}: the located "
+                f"|<w, x_k>| is {resid:.3g} relative to ‖z‖‖x_k‖, beyond {self._tol_event:.3g}")
+
+    @property
+    def _tol_event(self) -> float:
+        return max(1e3 * self.opt.rtol, self.opt.invariant_tol)
+
+    def _project_sliding(self, Z: Array, pat: NDArray) -> None:
+        """Keep neurons of lower-dimensional faces exactly on their hyperplanes.
+
+        The face fields keep ``<w, x_k>`` constant for ``k ∈ K`` (the minimal-norm element is
+        tangent while the slopes are inside ``[γ, 1]``); the orthogonal projection onto
+        ``{w : <w, x_k> = 0, k ∈ K}`` removes the tolerance-level drift and changes ``‖w‖²``
+        only at second order.  The distance it removes is measured first: beyond the
+        tolerance the field was not tangent (a neuron held on a hyperplane it should have
+        left), and :class:`InvariantError` says so.
+        """
+        tab = self.table
+        d = self.d
+        on_face = tab.nfree[pat] > 0
+        if not np.any(on_face):
+            return
+        sliding = np.flatnonzero(on_face)
+        Pm = tab.projectors()[pat[sliding]]  # (s, d, d): projection onto span(x_K)
+        off = np.einsum("sij,sj->si", Pm, Z[sliding, :d])
+        dist = np.linalg.norm(off, axis=1) / np.maximum(np.linalg.norm(Z[sliding], axis=1), 1e-300)
+        i = int(np.argmax(dist))
+        self.max_sliding_residual = max(self.max_sliding_residual, float(dist[i]))
+        if dist[i] > self._tol_sliding:
+            K = np.flatnonzero(tab.U[pat[sliding[i]]] == 0).tolist()
+            raise InvariantError(
+                f"sliding residual: neuron {int(sliding[i])} on the hyperplanes {K} drifted off "
+                f"them by {dist[i]:.3g} (relative to ‖z‖) by t = {self.t:.17g}, beyond "
+                f"{self._tol_sliding:.3g}")
+        Z[sliding, :d] -= off
+
+    @property
+    def _tol_sliding(self) -> float:
+        return max(1e3 * self.opt.rtol, self.opt.invariant_tol)
+
+
+    def _zeno_guard(self, t0: float, t1: float) -> None:
+        win = self.opt.zeno_window * (1 + abs(t1))
+        if t1 - t0 <= 1e3 * np.spacing(1 + abs(t1)):
+            self._tiny_steps += 1
+        else:
+            self._tiny_steps = 0
+        N = int(self.opt.zeno_events)
+        if len(self._recent) > N:
+            self._recent = self._recent[-N:]
+        if len(self._recent) == N:
+            ts = [e[0] for e in self._recent]
+            js = {e[1] for e in self._recent}
+            if len(js) == 1 and ts[-1] - ts[0] <= win:
+                _, j, k = self._recent[-1]
+                raise ZenoError(
+                    f"neuron {j} had {N} events at data point {k} within {ts[-1] - ts[0]:.3g} "
+                    f"time units ending at t = {ts[-1]:.17g} (chattering)"
+                )
+        if self._tiny_steps >= N:
+            j, k = (self._recent[-1][1], self._recent[-1][2]) if self._recent else (-1, -1)
+            raise ZenoError(
+                f"{N} consecutive steps of at most 1000 ulp ending at t = {t1:.17g}; last "
+                f"event: neuron {j}, data point {k}"
+            )
+
+

@@ -1,0 +1,169 @@
+"""The Filippov selection rule (:mod:`pwflow.filippov`) against brute force.
+
+The reference enumerates every assignment ``s ∈ {−1, 0, +1}^K`` (leave to a side / stay) and
+solves each by plain least squares: independent of the active-set solver and of the rule's
+rounds.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from pwflow.events import EventKind
+from pwflow.filippov import BranchPolicy, exit_side, select, transition
+
+finite = st.floats(-2.0, 2.0, allow_nan=False, allow_infinity=False)
+
+
+def _brute_force(a, u_face, X, r, gamma):
+    """All consistent assignments with their ``D`` (stays tangent with η in the box, leaves
+    moving to their side), by enumeration and dense least squares."""
+    n = X.shape[0]
+    K = np.flatnonzero(u_face == 0)
+    base = np.where(u_face > 0, 1.0, np.where(u_face < 0, gamma, 0.0))
+    out = []
+    for s in itertools.product((-1, 0, 1), repeat=K.size):
+        s = np.array(s)
+        eta = np.where(s > 0, 1.0, gamma)
+        stay = s == 0
+        b = -((base * r) @ X) / n - (eta[~stay] * r[K[~stay]]) @ X[K[~stay]] / n
+        Zs = -(r[K[stay], None] * X[K[stay]]).T / n
+        if stay.any():
+            A = X[K[stay]] @ Zs
+            sol, *_ = np.linalg.lstsq(A, -X[K[stay]] @ b, rcond=None)
+            if np.any(sol < gamma - 1e-9) or np.any(sol > 1 + 1e-9):
+                continue
+            D = b + Zs @ sol
+            if np.any(np.abs(X[K[stay]] @ D) > 1e-9 * (1 + np.linalg.norm(b))):
+                continue
+        else:
+            D = b
+        v = np.sign(a) * (X[K] @ D)
+        if np.any(s[~stay] * v[~stay] <= 0):
+            continue
+        out.append((s, D))
+    return out
+
+
+@st.composite
+def face_problems(draw):
+    d = draw(st.integers(2, 5))
+    p = draw(st.integers(1, max(1, min(d - 1, 3))))
+    n = draw(st.integers(p, p + 4))
+    X = draw(arrays(float, (n, d), elements=finite))
+    assume(np.all(np.linalg.norm(X, axis=1) > 0.1))
+    assume(np.linalg.matrix_rank(X[:p], tol=1e-3) == p)
+    r = draw(arrays(float, (n,), elements=finite))
+    assume(np.all(np.abs(r[:p]) > 1e-3))
+    u = draw(arrays(np.int8, (n,), elements=st.sampled_from([-1, 1])))
+    u[:p] = 0
+    a = draw(st.sampled_from([-1.0, 1.0])) * draw(st.floats(0.1, 2.0))
+    gamma = draw(st.sampled_from([0.0, 0.1, 0.5]))
+    return a, u, X, r, gamma
+
+
+@given(face_problems())
+def test_selection_is_a_consistent_continuation(prob):
+    a, u, X, r, gamma = prob
+    sel = select(a, u, X, r, gamma)
+    n = X.shape[0]
+    D = -((sel.eta * r) @ X) / n
+    np.testing.assert_allclose(D, sel.D, atol=1e-12)
+    v = np.sign(a) * (X[sel.K] @ sel.D)
+    scale = 1e-9 * (1 + np.linalg.norm(D)) * np.linalg.norm(X[sel.K], axis=1)
+    stay = sel.signs == 0
+    assert np.all(np.abs(v[stay]) <= scale[stay])          # tangent on the staying hyperplanes
+    assert np.all(sel.signs[~stay] * v[~stay] > 0)          # leaving ones move to their side
+    eta_K = sel.eta[sel.K]
+    assert np.all((eta_K >= gamma - 1e-12) & (eta_K <= 1 + 1e-12))
+    np.testing.assert_allclose(eta_K[~stay], np.where(sel.signs[~stay] > 0, 1.0, gamma))
+    # the brute force finds the same assignment among the consistent ones
+    found = _brute_force(a, u, X, r, gamma)
+    assert any(np.array_equal(s, sel.signs) for s, _ in found)
+
+
+@given(face_problems())
+def test_selection_is_the_minimal_norm_element_when_that_is_consistent(prob):
+    a, u, X, r, gamma = prob
+    sel = select(a, u, X, r, gamma)
+    from scipy.optimize import lsq_linear
+
+    n = X.shape[0]
+    K = sel.K
+    b = -((np.where(u > 0, 1.0, np.where(u < 0, gamma, 0.0)) * r) @ X) / n
+    Z = -(r[K, None] * X[K]).T / n
+    ref = lsq_linear(Z, -b, bounds=(gamma, 1.0), method="trf", tol=1e-15).x
+    D_ref = b + Z @ ref
+    v = np.sign(a) * (X[K] @ D_ref)
+    at_hi, at_lo = ref >= 1 - 1e-9, ref <= gamma + 1e-9
+    leave_ok = np.all(v[at_hi] >= -1e-9) and np.all(v[at_lo] <= 1e-9)
+    if leave_ok:  # min-norm is itself consistent: it is the selection
+        np.testing.assert_allclose(sel.D, D_ref, atol=1e-7 * (1 + np.linalg.norm(D_ref)))
+
+
+@pytest.mark.parametrize(
+    "r, a, came, want",
+    [
+        # both one-sided normal velocities positive: from − it crosses, from + it bounces back
+        (np.array([-1.0, -1.0]), 1.0, -1, EventKind.CROSSING),
+        (np.array([-1.0, -1.0]), 1.0, 1, EventKind.GRAZING),
+        (np.array([-1.0, -1.0]), -1.0, 1, EventKind.CROSSING),
+        # attracting from both sides → slide (Filippov)
+        (np.array([1.0, -1.0]), 1.0, 1, EventKind.ENTER_SLIDING),
+    ],
+)
+def test_one_hyperplane_matches_the_one_sided_velocities(r, a, came, want):
+    X = np.array([[1.0, 0.0], [1.0, 1.0]])
+    u_face = np.array([0, 1], dtype=np.int8)
+    sel = select(a, u_face, X, r, 0.0)
+    D = lambda eta: -(eta * r[0] * X[0] + r[1] * X[1]) / 2  # noqa: E731
+    vp, vm = a * D(1.0) @ X[0], a * D(0.0) @ X[0]
+    expect = 0 if vp * vm <= 0 else int(np.sign(vp))
+    assert sel.signs[0] == expect
+    assert transition(np.int8(came), sel.signs[0]) == want
+
+
+def test_repulsive_sliding_is_a_branch_point_and_the_policy_decides():
+    # one hyperplane, a r_k < 0 with the free slope inside [γ, 1]: repulsive
+    X = np.array([[1.0, 0.0], [0.3, 1.0]])
+    r = np.array([-1.0, 0.2])
+    u = np.array([0, 1], dtype=np.int8)
+    a = 1.0
+    assert a * r[0] < 0
+    sel = select(a, u, X, r, 0.0)
+    assert sel.signs[0] == 0 and sel.branch[0]
+    gd = select(a, u, X, r, 0.0, policy=BranchPolicy.GRADIENT_DESCENT)
+    assert gd.signs[0] == -1 and gd.branch[0]
+    # both one-sided continuations are consistent (the independent enumeration agrees)
+    sides = {int(s[0]) for s, _ in _brute_force(a, u, X, r, 0.0)}
+    assert sides == {-1, 0, 1}
+    # attractive (a r_k > 0): not a branch point
+    assert not select(-a, u, X, r, 0.0).branch[0]
+
+
+@given(face_problems(), st.booleans())
+def test_exit_side_is_the_side_the_velocity_points_to_just_after(prob, upper):
+    """At a slope reaching a bound, the first-order rule agrees with the velocity of the
+    minimal-norm field a moment later (the slope pushed past the bound)."""
+    a, u, X, r, gamma = prob
+    k = int(np.flatnonzero(u == 0)[0])
+    u1 = u.copy()
+    u1[u == 0] = np.where(np.arange(np.sum(u == 0)) == 0, 0, 1)  # one free slope: k
+    n = X.shape[0]
+    eta = np.where(u1 > 0, 1.0, np.where(u1 < 0, gamma, 0.0))
+    b = -((eta * r) @ X) / n
+    z = -(r[k] / n) * X[k]
+    bound = 1.0 if upper else gamma
+    # shift b so that η* sits just beyond the bound (by 1e-3 of the box)
+    target = bound + (1e-3 if upper else -1e-3) * (1 - gamma + 1e-3)
+    b = b - (target + (b @ z) / (z @ z)) * z
+    eta_star = -(b @ z) / (z @ z)
+    assert (eta_star > 1) if upper else (eta_star < gamma)
+    v = np.sign(a) * ((b + bound * z) @ X[k])
+    assert exit_side(np.sign(a), r[k], upper) == np.sign(v)
