@@ -6,14 +6,22 @@ two-edged sword*, for the notation (equation numbers in docstrings refer to that
 
 from .data import Dataset, assumption3, get_dataset, load_dataset, stewart, three_points, with_bias
 from .init import Init, balanced, dominated, from_arrays, make_init, unbalanced
+from .events import EventKind
+from .filippov import BranchPolicy
+from .gd import gradient_descent
 from .integrator import FlowOptions, simulate
+from .options import Status
 from .model import Loss, get_loss, logistic_loss, make_loss, square_loss
 from .trajectory import Trajectory, load_trajectory
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BranchPolicy",
     "Dataset",
+    "EventKind",
+    "Status",
+    "gradient_descent",
     "FlowOptions",
     "Trajectory",
     "load_trajectory",

@@ -374,13 +374,29 @@ def format_summary(s: dict) -> str:
         ("t final", _fmt(s["t_final"])),
         ("final loss", _fmt(s["final_loss"])),
         ("events", f"{s['events']}  ({kinds_txt})"),
-        ("Lemma 1 max drift", _fmt(s["lemma1_max_relative_drift"])),
+        ("Lemma 1 max drift", _fmt(s["lemma1_max_relative_drift"])
+         + ("  (measured on the stored neurons; the Lorentz projection of the propagators "
+            f"enforces it by construction and moved them by at most "
+            f"{_fmt(s['max_lorentz_correction'])})" if "max_lorentz_correction" in s else "")),
+        ("sliding residual", _fmt(s["max_sliding_residual"]) + "  (distance to the hyperplanes "
+         "removed by the projection, relative to ‖z‖)" if "max_sliding_residual" in s else "-"),
+        ("branch points", _branch_text(s)),
         ("max event residual", _fmt(s["max_event_residual"])),
         ("steps", str(s.get("n_steps", "-"))),
         ("wall time", f"{s['wall_time']:.3g} s" if "wall_time" in s else "-"),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _branch_text(s: dict) -> str:
+    nb = s.get("n_branch_points")
+    if not nb:
+        return "none (the trajectory is the unique solution of Eq. (2) from its start)" \
+            if nb == 0 else "-"
+    policy = (s.get("options") or {}).get("branch_policy", "min_norm")
+    return (f"{nb}; from t = {_fmt(s['t_first_branch'])} the trajectory is one branch among "
+            f"several (a sliding mode turned repulsive), chosen by the {policy!r} policy")
 
 
 def _json_safe(obj):
@@ -436,6 +452,11 @@ def _add_simulate(p: argparse.ArgumentParser) -> None:
                    help="absolute tolerance of the flow integrator (default: 1e-12)")
     r.add_argument("--frozen-output", action="store_true",
                    help="integrate the idealised dynamics of Eq. (8) (h ≡ 0; flow only)")
+    r.add_argument("--branch-policy", choices=("min_norm", "gd"), default=None,
+                   help="continuation where a sliding mode turns repulsive and the flow is not "
+                        "unique: stay on the hyperplane (min_norm, the default: the minimal-norm "
+                        "subgradient, Condition 2 (ii)) or leave it like small-step gradient "
+                        "descent (gd); flow only")
     r.add_argument("--snapshots", type=positive_int, default=None, metavar="N",
                    help="number of stored states, at geometric times (flow only; default: "
                         "up to 100, fewer for wide networks)")
@@ -495,6 +516,8 @@ def _run_simulate(args: argparse.Namespace) -> int:
                 raise CLIError(f"{opt} applies only to --method flow")
         if args.frozen_output:
             raise CLIError("--frozen-output applies only to --method flow")
+        if args.branch_policy is not None:
+            raise CLIError("--branch-policy applies only to --method flow")
         for opt, val in (("--store", args.store), ("--snapshots", args.snapshots)):
             if val is not None:
                 raise CLIError(f"{opt} applies only to --method flow")
@@ -519,7 +542,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
             rtol=1e-10 if args.rtol is None else args.rtol,
             atol=1e-12 if args.atol is None else args.atol,
             frozen_output=args.frozen_output, progress=progress,
-            n_snapshots=args.snapshots, store=None if args.store is None else str(store),
+            branch_policy=args.branch_policy or "min_norm", n_snapshots=args.snapshots, store=None if args.store is None else str(store),
         )
     else:
         traj = _gd_trajectory(data, init, args, progress)

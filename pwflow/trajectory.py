@@ -195,6 +195,7 @@ class Trajectory:
             "lemma1_max_relative_drift": float(np.max(drift)) if drift.size else 0.0,
             "max_event_residual": float(np.max(self.events["residual"], initial=0.0)),
             **{k: v for k, v in self.stats.items()},
+            "options": dict((self.meta or {}).get("options", {})),
         }
 
     # ------------------------------------------------------------------ storage
