@@ -265,8 +265,8 @@ class HybridFlow:
         """
         if self._Zcur is None:
             Z = np.einsum("jab,jb->ja", self._Phi[self.pat], self._Zs)
-            self._project_sliding(Z, self.pat)
             self._Zcur = Z
+            self._project_sliding(Z, self.pat)  # in place; may raise after projecting
         return self._Zcur
 
     @Z.setter
@@ -478,7 +478,10 @@ class HybridFlow:
         if located is None and not exits:
             self._Phi, self._Zcur, self.t = Phi1, None, float(t1)
             self._fresh = False
-            self._regime = regime1
+            if not face_change:
+                # a change seen on the step's end state but not on its dense output (rounding
+                # at the very end) is kept pending: it is located in the next step
+                self._regime = regime1
             # conditioning of Φ^{-1} matters where neurons are (1e3); the propagators of empty
             # faces (needed when an event brings a neuron in) may grow: keep them finite (1e100)
             big = np.max(np.abs(Phi1[self._occupied]), initial=0.0) > 1e3
