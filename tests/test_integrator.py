@@ -527,3 +527,49 @@ def test_store_streams_snapshots_to_disk_and_loads_back(tmp_path):
     np.testing.assert_allclose(a, mem.state(12.5)[1], rtol=1e-12, atol=1e-18)
     with pytest.raises(ValueError, match="run directory"):
         pwflow.Trajectory.load(tmp_path)
+
+
+# ---------------------------------------------------------------------------- issue 10
+_X10 = np.array([[1.3597475403099617, 1.2247210785859324, -0.5103070767876675],
+                 [-0.2979695111064471, -0.5273841930334252, 0.5697263575719601],
+                 [-0.05606443904561759, 0.7468856162565439, -1.8473247989741095],
+                 [1.5665487746995206, -0.09643216015562055, 0.6803784532741461]])
+_y10 = np.array([-0.13656633397682774, -0.3790985670748533, 0.46311015859758675,
+                 0.824513527530113])
+_W10 = np.array([[0.00017096383626592, 0.00679873770154981, 0.00612360539292966],
+                 [-0.00255153538393834, -0.00148984755553224, -0.00263692096516713],
+                 [0.0028486317878598, -0.00028032219522809, 0.00373442808128272],
+                 [-0.00923662399487055, 0.0078327438734976, -0.0004821608007781]])
+_a10 = np.array([-0.00915153571681293, 0.00396021852058099, 0.00470523503028443,
+                 -0.01212021363047036])
+
+
+def test_issue10_reproducer_leaves_x4_when_its_slope_reaches_1():
+    """d = 3: neuron 0 slides on x₄ and x₃; when η₄ reaches 1 it must leave x₄ (it was held
+    there until t = 25.78 with status 0 and a Lemma 1 drift of 0.22).  Checked against
+    gradient descent at lr = 1e-3 and 5e-4, Richardson-extrapolated (GD is Euler, order 1)."""
+    from pwflow.gd import gradient_descent
+
+    data = Dataset(_X10, _y10)
+    init = from_arrays(_W10, _a10)
+    tr = simulate(data, init, 60.0, t_eval=[20.0, 60.0])
+    assert tr.status == 0, tr.message
+    ev = tr.events
+    mine = (ev["neuron"] == 0) & (ev["kind"] == EventKind.LEAVE_SLIDING) & (ev["k"] == 3)
+    t_leave = ev["t"][mine]
+    assert t_leave.size >= 1 and 17.7 < t_leave[0] < 17.9
+    assert np.max(tr.balancedness_drift()) <= 1e-10
+    runs = [gradient_descent(data, init, lr=lr, t_max=60.0, save_times=[20.0, 60.0])
+            for lr in (1e-3, 5e-4)]
+    for t in (20.0, 60.0):
+        W, a = tr.state(t)
+        i = [int(np.argmin(np.abs(r.t - t))) for r in runs]
+        Z1 = np.hstack([runs[0].W[i[0]], runs[0].a[i[0], :, None]])
+        Z2 = np.hstack([runs[1].W[i[1]], runs[1].a[i[1], :, None]])
+        extrapolated = 2 * Z2 - Z1
+        gap = np.max(np.abs(Z2 - Z1))
+        err = np.max(np.abs(np.hstack([W, a[:, None]]) - extrapolated))
+        assert err <= gap, (t, err, gap)
+    # <w₀, x₄> has left 0 at t = 20 (GD: +1.2e-3)
+    W20, _ = tr.state(20.0)
+    assert 1.0e-3 < W20[0] @ _X10[3] < 1.4e-3
