@@ -254,7 +254,8 @@ def sliding_checks(traj, i: int, tol_on: float = 1e-10, tol_tangent: float = 1e-
         tang = np.abs(mn.normal) / (max(mn.scale, 1e-300) * xn[K])
         for k, v, e in zip(K, tang, mn.eta):
             if v > tol_tangent:
-                out.append(f"t={traj.t[i]:.6g} neuron {j} on k={k}: min-norm D* not tangent, "
+                out.append(f"t={traj.t[i]:.6g} neuron {j} on K={K.tolist()}, k={k}: "
+                           f"min-norm D* not tangent, "
                            f"|<D*,x_k>|/(scale |x_k|) = {v:.3e}, eta*_k = {e:.6g}, "
                            f"a_j = {a[j]:.3e}")
     return out

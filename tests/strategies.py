@@ -82,9 +82,15 @@ def _floats(lo: float, hi: float):
                      width=64)
 
 
+def _snap(v: np.ndarray, tiny: float = 1e-3) -> np.ndarray:
+    """Well-scaled entries: magnitudes below ``tiny`` become exact zeros (no 1e-300 entries,
+    whose products make a neuron start 1e-70 off a hyperplane: a degenerate case of its own)."""
+    return np.where(np.abs(v) < tiny, 0.0, v)
+
+
 def _matrix(draw, rows: int, cols: int, lo: float, hi: float) -> np.ndarray:
-    return np.array(draw(st.lists(st.lists(_floats(lo, hi), min_size=cols, max_size=cols),
-                                  min_size=rows, max_size=rows)), dtype=float)
+    return _snap(np.array(draw(st.lists(st.lists(_floats(lo, hi), min_size=cols, max_size=cols),
+                                        min_size=rows, max_size=rows)), dtype=float))
 
 
 def _dyadic_matrix(draw, rows: int, cols: int, num: int = 16, den: int = 8) -> np.ndarray:
@@ -97,17 +103,22 @@ def _dyadic_matrix(draw, rows: int, cols: int, num: int = 16, den: int = 8) -> n
 def _labels(draw, n: int, loss: str) -> np.ndarray:
     if loss == "logistic":
         return np.array(draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=n, max_size=n)))
-    return np.array(draw(st.lists(_floats(-1.5, 1.5), min_size=n, max_size=n)))
+    return _snap(np.array(draw(st.lists(_floats(-1.5, 1.5), min_size=n, max_size=n))))
 
 
-def _output_weights(draw, W: np.ndarray, balanced: bool) -> np.ndarray:
+def _output_weights(draw, W: np.ndarray, balanced: bool, min_abs: float = 0.05) -> np.ndarray:
+    """``a_j = ±‖w_j‖`` (balanced) or ``a_j = s_j · c_j · max‖w‖`` with ``|c_j| ∈ [min_abs, 1]``.
+
+    ``min_abs = 0`` allows ``a_j = 0`` (a neuron whose hidden weights start at rest).
+    """
     m = W.shape[0]
     norms = np.linalg.norm(W, axis=1)
     if balanced:
         s = np.array(draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=m, max_size=m)))
         return s * norms
-    return np.array(draw(st.lists(_floats(-1.0, 1.0), min_size=m, max_size=m))) * max(
-        float(np.max(norms)), 1e-3)
+    c = _snap(np.array(draw(st.lists(_floats(-1.0, 1.0), min_size=m, max_size=m))), 1e-3)
+    c = np.where(np.abs(c) < min_abs, np.where(c < 0, -min_abs, min_abs), c) if min_abs else c
+    return c * max(float(np.max(norms)), 1e-3)
 
 
 def _well_separated(X: np.ndarray, min_norm: float = 0.25, max_cos: float = 0.99) -> bool:
@@ -175,7 +186,7 @@ def multi_active_problems(draw, t_max: float = 5.0) -> Problem:
     assume(np.all(norms > 0))
     # rescale by powers of two (exact) to a norm near `scale`
     W = W * (2.0 ** np.round(np.log2(scale / norms)))[:, None]
-    a = _output_weights(draw, W, balanced)
+    a = _output_weights(draw, W, balanced, min_abs=0.0)  # a_j = 0 deliberately possible
     return Problem(X, y, W, a, gamma, loss, t_max,
                    ("balanced" if balanced else "unbalanced") + "/multi-active")
 

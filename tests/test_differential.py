@@ -12,6 +12,10 @@ the references are independent of pwflow's own maths (``reference.py``):
     bounded least squares with a KKT certificate (not pwflow's code), is tangent to them;
 (e) ``status == 0`` unless the message says why.
 
+(b)–(e) are checked on one run per drawn problem (``test_flow_invariants``, default policy, to
+``T_FLOW``); a failure lists every violated property with its label.  ``*_long`` variants
+(``@pytest.mark.slow``) go to t = 20 (GD) and t = 60 (invariants).
+
 Where a run meets a non-uniqueness (a repulsive sliding mode, issue 10 point 6) the flow and
 gradient descent may part legitimately: (a) runs under ``FlowOptions(branch_policy='gd')`` as
 soon as the integrator has that option.
@@ -40,8 +44,8 @@ ATOL_GD = 1e-7
 LR = 1e-3
 GD_TIMES = (1.0, 2.5, 5.0)
 #: horizon of the flow-only properties (b)–(e)
-T_FLOW = 20.0
-N_SNAP = 41
+T_FLOW = 10.0
+N_SNAP = 21
 
 STRATEGIES = {
     "generic": problems,
@@ -66,16 +70,8 @@ def _simulate(prob, t_max, t_eval, policy=None):
                            t_eval=t_eval, options=_options(policy))
 
 
-def _flow_run(prob):
-    t_eval = np.linspace(0.0, T_FLOW, N_SNAP)
-    tr = _simulate(prob, T_FLOW, t_eval)
-    note(f"status={tr.status} message={tr.message!r} events={tr.n_events} "
-         f"by kind={tr.events_by_kind()}")
-    return tr
-
-
-def _draw(data, name):
-    prob = data.draw(STRATEGIES[name](t_max=T_FLOW))
+def _draw(data, name, t_max=T_FLOW):
+    prob = data.draw(STRATEGIES[name](t_max=t_max))
     note(prob.describe())
     return prob
 
@@ -114,64 +110,67 @@ def test_agrees_with_extrapolated_gradient_descent(name, data):
     assert not bad, "\n".join(bad)
 
 
-# ---------------------------------------------------------------------------- (b)
-@pytest.mark.parametrize("name", ["generic", "multi_active", "collinear"])
-@_settings
-@given(data=st.data())
-def test_loss_non_increasing(name, data):
-    prob = _draw(data, name)
-    tr = _flow_run(prob)
+# ---------------------------------------------------------------------------- (b)–(e)
+def _loss_non_increasing(tr) -> list[str]:
+    """(b) ``L`` non-increasing along the accepted steps, to rounding."""
     L = np.asarray(tr.step_loss)
     inc = np.diff(L)
+    if inc.size == 0:
+        return []
     tol = 1e-12 * max(float(np.max(np.abs(L))), 1e-300) + 1e-15
-    i = int(np.argmax(inc)) if inc.size else 0
-    assert inc.size == 0 or inc[i] <= tol, (
-        f"loss increases by {inc[i]:.3e} between t = {tr.step_t[i]:.9g} and "
-        f"{tr.step_t[i + 1]:.9g} (L = {L[i]:.12g} -> {L[i + 1]:.12g})")
+    i = int(np.argmax(inc))
+    if inc[i] <= tol:
+        return []
+    return [f"(b) loss increases by {inc[i]:.3e} between t = {tr.step_t[i]:.9g} and "
+            f"{tr.step_t[i + 1]:.9g} (L = {L[i]:.12g} -> {L[i + 1]:.12g})"]
 
 
-# ---------------------------------------------------------------------------- (c)
-@pytest.mark.parametrize("name", ["generic", "multi_active", "collinear"])
-@_settings
-@given(data=st.data())
-def test_lemma1_balancedness_conserved(name, data):
-    prob = _draw(data, name)
-    tr = _flow_run(prob)
-    # measured here, not through Trajectory.balancedness_drift
+def _lemma1(tr) -> list[str]:
+    """(c) ``a_j² − ‖w_j‖²`` constant to 1e-10 relative (measured here, not by pwflow)."""
     wn2 = np.sum(tr.W**2, axis=2)
     c = tr.a**2 - wn2
     scale = np.maximum(np.max(tr.a**2 + wn2, axis=0), np.finfo(float).tiny)
     drift = np.max(np.abs(c - c[0]), axis=0) / scale
     j = int(np.argmax(drift))
-    assert drift[j] <= 1e-10, (
-        f"Lemma 1 drift {drift[j]:.3e} for neuron {j} (status {tr.status}, {tr.message!r})")
+    if drift[j] <= 1e-10:
+        return []
+    i = int(np.argmax(np.abs(c[:, j] - c[0, j]) / scale[j] > 1e-10))
+    return [f"(c) Lemma 1 drift {drift[j]:.3e} for neuron {j} (first above 1e-10 at "
+            f"t = {tr.t[i]:.6g})"]
 
 
-# ---------------------------------------------------------------------------- (d)
+def _sliding(tr) -> list[str]:
+    """(d) sliding neurons on their hyperplanes; minimal-norm ``D*`` tangent (reference.py)."""
+    bad = [msg for i in range(tr.t.size) for msg in sliding_checks(tr, i)]
+    return ["(d) " + msg for msg in bad[:5]] + (
+        [f"(d) ... {len(bad) - 5} more"] if len(bad) > 5 else [])
+
+
+def _status(tr, t_max) -> list[str]:
+    """(e) status 0 and ``t_max`` reached, or a non-zero status with a message saying why."""
+    if tr.status == 0:
+        if tr.t[-1] != pytest.approx(t_max):
+            return [f"(e) status 0 but the run ended at t = {tr.t[-1]} < {t_max}"]
+        return []
+    if not tr.message or "reached t_max" in tr.message:
+        return [f"(e) status {tr.status} without a reason: {tr.message!r}"]
+    return []
+
+
+def _invariants(prob, t_max, n_snap):
+    tr = _simulate(prob, t_max, np.linspace(0.0, t_max, n_snap))
+    note(f"status={tr.status} message={tr.message!r} events={tr.n_events} "
+         f"by kind={tr.events_by_kind()}")
+    bad = _loss_non_increasing(tr) + _lemma1(tr) + _sliding(tr) + _status(tr, t_max)
+    assert not bad, "\n".join(bad)
+
+
 @pytest.mark.parametrize("name", ["generic", "multi_active", "collinear"])
 @_settings
 @given(data=st.data())
-def test_sliding_neurons_on_hyperplanes_min_norm_tangent(name, data):
-    prob = _draw(data, name)
-    tr = _flow_run(prob)
-    bad = []
-    for i in range(tr.t.size):
-        bad += sliding_checks(tr, i)
-    assert not bad, "\n".join(bad[:10])
-
-
-# ---------------------------------------------------------------------------- (e)
-@pytest.mark.parametrize("name", ["generic", "multi_active", "collinear"])
-@_settings
-@given(data=st.data())
-def test_status_zero_unless_message_says_why(name, data):
-    prob = _draw(data, name)
-    tr = _flow_run(prob)
-    assert tr.t[-1] == pytest.approx(T_FLOW) or tr.status != 0
-    if tr.status != 0:
-        assert tr.message and "reached t_max" not in tr.message, (tr.status, tr.message)
-    else:
-        assert tr.t[-1] == pytest.approx(T_FLOW)
+def test_flow_invariants(name, data):
+    """(b) loss non-increasing, (c) Lemma 1, (d) sliding faces, (e) honest status."""
+    _invariants(_draw(data, name), T_FLOW, N_SNAP)
 
 
 # ---------------------------------------------------------------------------- heavier variants
@@ -196,6 +195,15 @@ def test_agrees_with_extrapolated_gradient_descent_long(name, data):
             bad.append(f"t={t}: |flow − GD_ext| = {err:.3e}, gap {ref.gap[i]:.3e}")
     _log_ratios(prob, ratios)
     assert not bad, "\n".join(bad)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["generic", "multi_active", "collinear"])
+@_settings
+@given(data=st.data())
+def test_flow_invariants_long(name, data):
+    """As :func:`test_flow_invariants` to ``t = 60`` (late multi-hyperplane exits)."""
+    _invariants(_draw(data, name, 60.0), 60.0, 121)
 
 
 def test_duplicate_points_are_rejected_with_one_clear_line():
