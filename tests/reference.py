@@ -231,7 +231,9 @@ def sliding_checks(traj, i: int, tol_on: float = 1e-10, tol_tangent: float = 1e-
     """Violations of the sliding invariants at snapshot ``i`` of a trajectory.
 
     For every neuron whose recorded pattern has zeros ``K`` (and ``w ≠ 0``):
-    ``|<w, x_k>| ≤ tol_on ‖w‖ ‖x_k‖`` for ``k ∈ K``; the minimal-norm slopes lie in
+    ``|<w, x_k>| ≤ tol_on ‖w‖ ‖x_k‖`` for ``k ∈ K``; no other ``x_l`` with
+    ``|<w, x_l>| ≤ tol_on ‖w‖ ‖x_l‖`` (a point parallel to one of ``K``) is missing from the
+    face (it is then added to ``K`` for the next check); the minimal-norm slopes lie in
     ``[γ, 1]`` (by construction) and ``D*`` is tangent: ``|<D*, x_k>| ≤ tol_tangent · scale ·
     ‖x_k‖``.  Returns a list of human-readable violation strings (empty when all hold).
     """
@@ -245,11 +247,19 @@ def sliding_checks(traj, i: int, tol_on: float = 1e-10, tol_tangent: float = 1e-
         wn = np.linalg.norm(W[j])
         if K.size == 0 or wn == 0:
             continue
-        on = np.abs(X[K] @ W[j]) / (wn * xn[K])
-        for k, v in zip(K, on):
-            if v > tol_on:
+        on_all = np.abs(X @ W[j]) / (wn * xn)
+        for k in K:
+            if on_all[k] > tol_on:
                 out.append(f"t={traj.t[i]:.6g} neuron {j} off hyperplane k={k}: "
-                           f"|<w,x>|/(|w||x|) = {v:.3e}")
+                           f"|<w,x>|/(|w||x|) = {on_all[k]:.3e}")
+        # a sliding neuron on a hyperplane its face does not list (e.g. x_l ∥ x_k): the slope
+        # of x_l is free too and the face's field is wrong
+        extra = np.flatnonzero((on_all <= tol_on) & (U[j] != 0))
+        for k in extra:
+            out.append(f"t={traj.t[i]:.6g} neuron {j} on K={K.tolist()} also lies on hyperplane "
+                       f"k={k} (|<w,x>|/(|w||x|) = {on_all[k]:.1e}) but its face has "
+                       f"u_k = {U[j, k]}")
+        K = np.union1d(K, extra)
         mn = min_norm_direction(W[j], X, y, W, a, traj.gamma, traj.loss_name, K)
         tang = np.abs(mn.normal) / (max(mn.scale, 1e-300) * xn[K])
         for k, v, e in zip(K, tang, mn.eta):

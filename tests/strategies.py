@@ -8,7 +8,8 @@ Variants
 --------
 * :func:`problems` — generic, well-scaled: ``d ∈ {2,3,4,5}``, ``n ≤ 10``, ``m ≤ 8``,
   ``γ ∈ {0, 0.1, 0.5}``, square or logistic loss, balanced or unbalanced init; rows of ``X``
-  and ``W`` of norm ≥ 0.25 (resp. ≥ 0.1 · scale), no two data points nearly parallel.
+  and ``W`` of norm ≥ 0.25 (resp. ≥ 0.1 · scale), no two data points nearly parallel, no
+  neuron starting on a hyperplane, entries below 1e-3 in magnitude snapped to 0.
 * :func:`multi_active_problems` — several hyperplanes active at once: data on a dyadic grid
   (so that dot products are exact), a few points in a common ``(d−2)``-dimensional coordinate
   subspace ``S`` (their hyperplanes all contain ``S^⊥``, a codimension-(d−2) set where three or
@@ -130,6 +131,13 @@ def _well_separated(X: np.ndarray, min_norm: float = 0.25, max_cos: float = 0.99
     return bool(np.all(np.abs(C) <= max_cos))
 
 
+def _off_hyperplanes(W: np.ndarray, X: np.ndarray, tol: float = 1e-3) -> bool:
+    """No neuron starts on (or within ``tol`` relative of) a hyperplane: a start on a
+    repulsive face is a non-uniqueness of Eq. (2), drawn deliberately by the other variants."""
+    S = np.abs(W @ X.T) / np.outer(np.linalg.norm(W, axis=1), np.linalg.norm(X, axis=1))
+    return bool(np.all(S > tol))
+
+
 def _common(draw, d_values=(2, 3, 4, 5)):
     d = draw(st.sampled_from(d_values))
     n = draw(st.integers(2, 10))
@@ -151,6 +159,7 @@ def problems(draw, t_max: float = 5.0) -> Problem:
     y = _labels(draw, n, loss)
     W = _matrix(draw, m, d, -1.0, 1.0) * scale
     assume(np.all(np.linalg.norm(W, axis=1) >= 0.1 * scale))
+    assume(_off_hyperplanes(W, X))
     a = _output_weights(draw, W, balanced)
     return Problem(X, y, W, a, gamma, loss, t_max, "balanced" if balanced else "unbalanced")
 
