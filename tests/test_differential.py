@@ -95,6 +95,10 @@ def test_agrees_with_extrapolated_gradient_descent(name, data):
     ref = gd_reference(prob.X, prob.y, prob.W, prob.a, prob.gamma, prob.loss, GD_TIMES, lr=LR)
     ratios, bad = [], []
     for i, t in enumerate(ref.t):
+        if t > tr.t[-1]:
+            bad.append(f"the run stopped at t = {tr.t[-1]} < {t}: status {tr.status}, "
+                       f"{tr.message!r}")
+            break
         W, a = tr.state(t)
         err = ref.error(W, a, i)
         size = float(np.sqrt(np.sum(W**2) + np.sum(a**2)))
@@ -187,6 +191,9 @@ def test_agrees_with_extrapolated_gradient_descent_long(name, data):
     bad = []
     ratios = []
     for i, t in enumerate(ref.t):
+        if t > tr.t[-1]:
+            bad.append(f"the run stopped at t = {tr.t[-1]}: status {tr.status}, {tr.message!r}")
+            break
         W, a = tr.state(t)
         err = ref.error(W, a, i)
         size = float(np.sqrt(np.sum(W**2) + np.sum(a**2)))

@@ -129,7 +129,8 @@ def test_stewart_default_policy_is_the_min_norm_continuation(stewart_default_run
     tr = stewart_default_run
     i37 = int(np.flatnonzero(stewart_ref["t"] == 37.0)[0])
     W, a = tr.state(37.0)
-    err = np.sqrt(np.sum((W - stewart_ref["W"][i37]) ** 2) + np.sum((a - stewart_ref["a"][i37]) ** 2))
+    err = np.sqrt(np.sum((W - stewart_ref["W"][i37]) ** 2)
+                  + np.sum((a - stewart_ref["a"][i37]) ** 2))
     assert err <= C_GAP_STEWART * stewart_ref["gap"][i37]
     W40, _ = tr.state(40.0)
     assert abs(W40[13] @ data.X[34]) <= 1e-10 * np.linalg.norm(W40[13]) * np.linalg.norm(data.X[34])
@@ -146,7 +147,8 @@ def test_stewart_default_policy_logs_the_branch_event(stewart_default_run):
     sel = ev["kind"] == EventKind.BRANCH
     assert np.any(sel), f"no BRANCH event; events by kind: {tr.events_by_kind()}"
     hit = sel & (ev["neuron"] == 13) & (ev["k"] == 34)
-    assert np.any(hit), f"BRANCH events at {list(zip(ev['neuron'][sel], ev['k'][sel], ev['t'][sel]))}"
+    where = list(zip(ev["neuron"][sel], ev["k"][sel], ev["t"][sel]))
+    assert np.any(hit), f"BRANCH events (neuron, k, t) at {where}"
     t_branch = ev["t"][hit]
     assert np.any((t_branch >= 37.0) & (t_branch <= 38.0)), t_branch
     summary = tr.summary()
