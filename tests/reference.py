@@ -1,0 +1,271 @@
+"""Independent references for the differential tests of the flow (issue 10, item 3).
+
+Not a test module: helpers imported by ``test_differential.py`` and the regression tests.
+
+* :func:`gd_reference` — plain gradient descent (the explicit Euler scheme of Eq. (2) with the
+  convention ``σ'(0) = γ``) at two step sizes ``lr`` and ``lr/2``, Richardson-extrapolated
+  (Euler has order 1: ``θ_ext = 2 θ(lr/2) − θ(lr)``), with the gap ``|θ(lr) − θ(lr/2)|`` as
+  the error estimate.  Written as a tight numpy loop of its own (it shares no code with
+  :mod:`pwflow.gd` or the integrator), fast for tiny problems (m ≤ 8, n ≤ 10, d ≤ 5).
+
+  Richardson extrapolation is only valid while the flow is smooth.  Across a crossing or
+  along a sliding mode gradient descent has an ``O(lr)`` error whose coefficient oscillates
+  with the step (it chatters around the hyperplane), so the extrapolated value is only as good
+  as the gap itself there: comparisons are stated as ``|flow − θ_ext| ≤ max(C · gap, atol)``.
+
+* :func:`min_norm_direction` — the minimal-norm element ``D*`` of the set
+  ``{D(η) = b + Z η : η ∈ [γ, 1]^|K|}`` of Eq. (6) for a neuron on the hyperplanes ``K``,
+  computed by scipy's bounded-variable least squares and certified by its KKT conditions
+  (with brute-force enumeration of all ``3^|K|`` lower/upper/free assignments as a fallback
+  and a cross-check for small ``|K|``).  It does not call pwflow's subgradient code.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import lsq_linear
+from scipy.special import expit
+
+__all__ = ["GDReference", "gd_reference", "loss_value", "loss_derivative", "outputs",
+           "min_norm_direction", "MinNorm", "sliding_checks"]
+
+
+# ---------------------------------------------------------------------------- the network
+def outputs(W: np.ndarray, a: np.ndarray, X: np.ndarray, gamma: float) -> np.ndarray:
+    """``h(x_k) = Σ_j a_j σ(<w_j, x_k>)``, ``σ(z) = max(z, γ z)`` (Eq. (1))."""
+    Z = X @ W.T
+    return np.where(Z > 0, Z, gamma * Z) @ a
+
+
+def loss_derivative(h: np.ndarray, y: np.ndarray, loss: str) -> np.ndarray:
+    """``∂_1 ℓ(h, y)``: square ``h − y``; logistic ``−y / (1 + e^{h y})``."""
+    if loss == "square":
+        return h - y
+    return -y * expit(-h * y)
+
+
+def loss_value(W: np.ndarray, a: np.ndarray, X: np.ndarray, y: np.ndarray, gamma: float,
+               loss: str) -> float:
+    """``L(θ) = (1/n) Σ_k ℓ(h(x_k), y_k)`` with ``ℓ = ½(h − y)²`` or ``ln(1 + e^{−h y})``."""
+    h = outputs(W, a, X, gamma)
+    if loss == "square":
+        return float(np.mean(0.5 * (h - y) ** 2))
+    return float(np.mean(np.logaddexp(0.0, -h * y)))
+
+
+# ---------------------------------------------------------------------------- gradient descent
+def _gd_run(X, y, W0, a0, gamma, loss, lr, save_steps):
+    """Gradient descent from ``(W0, a0)``; iterates at the (sorted) ``save_steps``."""
+    n = X.shape[0]
+    Xt = np.ascontiguousarray(X.T)
+    Wt = np.array(W0, dtype=float).T.copy()  # (d, m)
+    a = np.array(a0, dtype=float)
+    logistic = loss == "logistic"
+    out_W, out_a = [], []
+    k = 0
+    for target in save_steps:
+        while k < target:
+            Z = X @ Wt  # (n, m)
+            pos = Z > 0
+            if gamma == 0.0:
+                act = Z * pos
+                eta = pos
+            else:
+                act = np.where(pos, Z, gamma * Z)
+                eta = np.where(pos, 1.0, gamma)
+            h = act @ a
+            r = (-y * expit(-h * y) if logistic else h - y) * (lr / n)
+            ga = r @ act
+            Wt -= (Xt @ (eta * r[:, None])) * a
+            a -= ga
+            k += 1
+        out_W.append(Wt.T.copy())
+        out_a.append(a.copy())
+    return np.array(out_W), np.array(out_a)
+
+
+@dataclass(frozen=True)
+class GDReference:
+    """Richardson-extrapolated gradient descent at the times ``t``.
+
+    Attributes
+    ----------
+    t : (k,) times (multiples of ``lr``)
+    W, a : (k, m, d), (k, m) extrapolated states ``2 θ(lr/2) − θ(lr)``
+    W1, a1, W2, a2 : the two runs at ``lr`` and ``lr/2``
+    loss : (k,) loss at the extrapolated states
+    loss1, loss2 : (k,) losses of the two runs
+    gap : (k,) ``‖θ(lr) − θ(lr/2)‖`` (Euclidean over all of ``W`` and ``a``)
+    gap_loss : (k,) ``|L(θ(lr)) − L(θ(lr/2))|``
+    lr : float
+    """
+
+    t: np.ndarray
+    W: np.ndarray
+    a: np.ndarray
+    W1: np.ndarray
+    a1: np.ndarray
+    W2: np.ndarray
+    a2: np.ndarray
+    loss: np.ndarray
+    loss1: np.ndarray
+    loss2: np.ndarray
+    gap: np.ndarray
+    gap_loss: np.ndarray
+    lr: float
+
+    def error(self, W: np.ndarray, a: np.ndarray, i: int) -> float:
+        """``‖θ − θ_ext‖`` at the ``i``-th time (Euclidean over ``W`` and ``a``)."""
+        return float(np.sqrt(np.sum((W - self.W[i]) ** 2) + np.sum((a - self.a[i]) ** 2)))
+
+
+def gd_reference(X, y, W0, a0, gamma: float, loss: str, times, lr: float = 1e-3) -> GDReference:
+    """Gradient descent at ``lr`` and ``lr/2`` from ``(W0, a0)``, extrapolated at ``times``.
+
+    ``times`` are rounded to multiples of ``lr`` (pass multiples of ``lr``).
+    """
+    X = np.asarray(X, float)
+    y = np.asarray(y, float)
+    times = np.atleast_1d(np.asarray(times, float))
+    steps = np.rint(times / lr).astype(np.int64)
+    if np.any(np.abs(steps * lr - times) > 1e-9 * np.maximum(1.0, times)):
+        raise ValueError(f"times must be multiples of lr = {lr}, got {times}")
+    order = np.argsort(steps)
+    if np.any(order != np.arange(order.size)):
+        raise ValueError("times must be increasing")
+    W1, a1 = _gd_run(X, y, W0, a0, gamma, loss, lr, steps)
+    W2, a2 = _gd_run(X, y, W0, a0, gamma, loss, lr / 2, 2 * steps)
+    We, ae = 2 * W2 - W1, 2 * a2 - a1
+    gap = np.sqrt(np.sum((W1 - W2) ** 2, axis=(1, 2)) + np.sum((a1 - a2) ** 2, axis=1))
+    L1 = np.array([loss_value(W1[i], a1[i], X, y, gamma, loss) for i in range(steps.size)])
+    L2 = np.array([loss_value(W2[i], a2[i], X, y, gamma, loss) for i in range(steps.size)])
+    Le = np.array([loss_value(We[i], ae[i], X, y, gamma, loss) for i in range(steps.size)])
+    return GDReference(times, We, ae, W1, a1, W2, a2, Le, L1, L2, gap, np.abs(L1 - L2), lr)
+
+
+# ---------------------------------------------------------------------------- min-norm element
+@dataclass(frozen=True)
+class MinNorm:
+    """Minimal-norm ``D* = b + Z η*`` over ``η ∈ [γ, 1]^|K|`` for one neuron.
+
+    ``D`` the direction (``dw/dt = a D``), ``eta`` one minimiser (``D`` is unique, ``η`` need
+    not be), ``K`` the hyperplane indices, ``normal`` = ``<D*, x_k>`` for ``k ∈ K``,
+    ``scale`` = ``(1/n) Σ_k |r_k| ‖x_k‖`` (the size of the field's terms).
+    """
+
+    D: np.ndarray
+    eta: np.ndarray
+    K: np.ndarray
+    normal: np.ndarray
+    scale: float
+
+
+def _kkt(b, Z, eta, lo, hi, tol):
+    g = Z.T @ (b + Z @ eta)
+    s = tol * max(np.linalg.norm(Z) * (np.linalg.norm(b) + np.linalg.norm(Z) * (1 + hi)), 1e-300)
+    at_lo = eta <= lo + 1e-12
+    at_hi = eta >= hi - 1e-12
+    free = ~(at_lo | at_hi)
+    return bool(np.all(g[at_lo & ~at_hi] >= -s) and np.all(g[at_hi & ~at_lo] <= s)
+                and np.all(np.abs(g[free]) <= s))
+
+
+def _enumerate(b, Z, lo, hi):
+    """Brute force: every lower/upper/free assignment, the feasible one of least norm."""
+    p = Z.shape[1]
+    best, best_eta = np.inf, None
+    for assign in itertools.product((0, 1, 2), repeat=p):
+        assign = np.array(assign)
+        eta = np.where(assign == 0, lo, hi).astype(float)
+        free = assign == 2
+        if free.any():
+            rhs = -(b + Z[:, ~free] @ eta[~free])
+            eta[free] = np.linalg.lstsq(Z[:, free], rhs, rcond=None)[0]
+            if np.any(eta[free] < lo - 1e-12) or np.any(eta[free] > hi + 1e-12):
+                continue
+            eta = np.clip(eta, lo, hi)
+        v = float(np.linalg.norm(b + Z @ eta))
+        if v < best:
+            best, best_eta = v, eta
+    return best_eta
+
+
+def min_norm_direction(w, X, y, W, a, gamma: float, loss: str, K) -> MinNorm:
+    """Minimal-norm direction of Eq. (6) for a neuron ``w`` on the hyperplanes ``K``.
+
+    The slopes of the other points are fixed by the sign of ``<w, x_k>`` (1 or γ); the network
+    outputs (hence the residuals ``r_k``) are those of the whole state ``(W, a)``.
+    """
+    X = np.asarray(X, float)
+    n = X.shape[0]
+    r = loss_derivative(outputs(W, a, X, gamma), np.asarray(y, float), loss)
+    K = np.asarray(K, dtype=np.int64)
+    s = X @ w
+    eta_fixed = np.where(s > 0, 1.0, gamma)
+    eta_fixed[K] = 0.0
+    b = -(eta_fixed * r) @ X / n
+    Z = (-(r[K, None] * X[K]) / n).T  # (d, |K|)
+    lo, hi = gamma, 1.0
+    if K.size == 0:
+        eta = np.zeros(0)
+    elif gamma == hi:
+        eta = np.ones(K.size)
+    else:
+        res = lsq_linear(Z, -b, bounds=(lo, hi), method="bvls", tol=1e-14, lsmr_tol=None)
+        eta = np.clip(res.x, lo, hi)
+        if K.size <= 5:
+            eta_b = _enumerate(b, Z, lo, hi)
+            if np.linalg.norm(b + Z @ eta_b) < np.linalg.norm(b + Z @ eta):
+                eta = eta_b
+        if not _kkt(b, Z, eta, lo, hi, 1e-8):
+            raise RuntimeError(f"min-norm reference: KKT not satisfied for K = {K.tolist()}")
+    D = b + Z @ eta
+    scale = float(np.sum(np.abs(r) * np.linalg.norm(X, axis=1)) / n)
+    return MinNorm(D, eta, K, X[K] @ D, scale)
+
+
+def sliding_checks(traj, i: int, tol_on: float = 1e-10, tol_tangent: float = 1e-7):
+    """Violations of the sliding invariants at snapshot ``i`` of a trajectory.
+
+    For every neuron whose recorded pattern has zeros ``K`` (and ``w ≠ 0``):
+    ``|<w, x_k>| ≤ tol_on ‖w‖ ‖x_k‖`` for ``k ∈ K``; no other ``x_l`` with
+    ``|<w, x_l>| ≤ tol_on ‖w‖ ‖x_l‖`` (a point parallel to one of ``K``) is missing from the
+    face (it is then added to ``K`` for the next check); the minimal-norm slopes lie in
+    ``[γ, 1]`` (by construction) and ``D*`` is tangent: ``|<D*, x_k>| ≤ tol_tangent · scale ·
+    ‖x_k‖``.  Returns a list of human-readable violation strings (empty when all hold).
+    """
+    X, y = traj.X, traj.y
+    W, a = traj.W[i], traj.a[i]
+    U = traj.patterns[traj.pattern[i]]
+    out = []
+    xn = np.linalg.norm(X, axis=1)
+    for j in range(W.shape[0]):
+        K = np.flatnonzero(U[j] == 0)
+        wn = np.linalg.norm(W[j])
+        if K.size == 0 or wn == 0:
+            continue
+        on_all = np.abs(X @ W[j]) / (wn * xn)
+        for k in K:
+            if on_all[k] > tol_on:
+                out.append(f"t={traj.t[i]:.6g} neuron {j} off hyperplane k={k}: "
+                           f"|<w,x>|/(|w||x|) = {on_all[k]:.3e}")
+        # a sliding neuron on a hyperplane its face does not list (e.g. x_l ∥ x_k): the slope
+        # of x_l is free too and the face's field is wrong
+        extra = np.flatnonzero((on_all <= tol_on) & (U[j] != 0))
+        for k in extra:
+            out.append(f"t={traj.t[i]:.6g} neuron {j} on K={K.tolist()} also lies on hyperplane "
+                       f"k={k} (|<w,x>|/(|w||x|) = {on_all[k]:.1e}) but its face has "
+                       f"u_k = {U[j, k]}")
+        K = np.union1d(K, extra)
+        mn = min_norm_direction(W[j], X, y, W, a, traj.gamma, traj.loss_name, K)
+        tang = np.abs(mn.normal) / (max(mn.scale, 1e-300) * xn[K])
+        for k, v, e in zip(K, tang, mn.eta):
+            if v > tol_tangent:
+                out.append(f"t={traj.t[i]:.6g} neuron {j} on K={K.tolist()}, k={k}: "
+                           f"min-norm D* not tangent, "
+                           f"|<D*,x_k>|/(scale |x_k|) = {v:.3e}, eta*_k = {e:.6g}, "
+                           f"a_j = {a[j]:.3e}")
+    return out

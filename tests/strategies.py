@@ -1,0 +1,236 @@
+"""Hypothesis strategies for the differential tests (issue 10, item 3).
+
+The strategies draw the data and the weights themselves (never a seed), so that hypothesis can
+shrink a failure to a small readable example.  A drawn :class:`Problem` is printed by
+hypothesis as plain lists, which is a reproducer.
+
+Variants
+--------
+* :func:`problems` — generic, well-scaled: ``d ∈ {2,3,4,5}``, ``n ≤ 10``, ``m ≤ 8``,
+  ``γ ∈ {0, 0.1, 0.5}``, square or logistic loss, balanced or unbalanced init; rows of ``X``
+  and ``W`` of norm ≥ 0.25 (resp. ≥ 0.1 · scale), no two data points nearly parallel, no
+  neuron starting on a hyperplane, entries below 1e-3 in magnitude snapped to 0.
+* :func:`multi_active_problems` — several hyperplanes active at once: data on a dyadic grid
+  (so that dot products are exact), a few points in a common ``(d−2)``-dimensional coordinate
+  subspace ``S`` (their hyperplanes all contain ``S^⊥``, a codimension-(d−2) set where three or
+  more hyperplanes meet), and neurons initialised exactly on the intersection of two
+  hyperplanes (or on ``S^⊥``).
+* :func:`collinear_problems` — points that are (signed, power-of-two) multiples of others, so
+  that several data points share one hyperplane exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import assume
+from hypothesis import strategies as st
+
+import pwflow
+
+__all__ = ["Problem", "problems", "multi_active_problems", "collinear_problems"]
+
+GAMMAS = (0.0, 0.1, 0.5)
+LOSSES = ("square", "logistic")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One drawn problem: data, initial weights, slope, loss and a short horizon."""
+
+    X: np.ndarray
+    y: np.ndarray
+    W: np.ndarray
+    a: np.ndarray
+    gamma: float
+    loss: str
+    t_max: float
+    kind: str
+
+    @property
+    def d(self) -> int:
+        return int(self.X.shape[1])
+
+    @property
+    def n(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def m(self) -> int:
+        return int(self.W.shape[0])
+
+    def data(self) -> pwflow.Dataset:
+        return pwflow.Dataset(self.X, self.y)
+
+    def init(self) -> pwflow.Init:
+        return pwflow.from_arrays(self.W, self.a)
+
+    def describe(self) -> str:
+        """A self-contained reproducer (``repr`` of every array)."""
+        return (f"Problem(kind={self.kind!r}, d={self.d}, n={self.n}, m={self.m}, "
+                f"gamma={self.gamma}, loss={self.loss!r}, t_max={self.t_max},\n"
+                f"  X={self.X.tolist()},\n  y={self.y.tolist()},\n"
+                f"  W={self.W.tolist()},\n  a={self.a.tolist()})")
+
+    def __repr__(self) -> str:  # hypothesis prints falsifying examples with repr
+        return self.describe()
+
+
+# ---------------------------------------------------------------------------- pieces
+def _floats(lo: float, hi: float):
+    return st.floats(lo, hi, allow_nan=False, allow_infinity=False, allow_subnormal=False,
+                     width=64)
+
+
+def _snap(v: np.ndarray, tiny: float = 1e-3) -> np.ndarray:
+    """Well-scaled entries: magnitudes below ``tiny`` become exact zeros (no 1e-300 entries,
+    whose products make a neuron start 1e-70 off a hyperplane: a degenerate case of its own)."""
+    return np.where(np.abs(v) < tiny, 0.0, v)
+
+
+def _matrix(draw, rows: int, cols: int, lo: float, hi: float) -> np.ndarray:
+    return _snap(np.array(draw(st.lists(st.lists(_floats(lo, hi), min_size=cols, max_size=cols),
+                                        min_size=rows, max_size=rows)), dtype=float))
+
+
+def _dyadic_matrix(draw, rows: int, cols: int, num: int = 16, den: int = 8) -> np.ndarray:
+    """Entries ``k / den`` with ``|k| ≤ num``: products and sums of a few are exact."""
+    ints = draw(st.lists(st.lists(st.integers(-num, num), min_size=cols, max_size=cols),
+                         min_size=rows, max_size=rows))
+    return np.array(ints, dtype=float) / den
+
+
+def _labels(draw, n: int, loss: str) -> np.ndarray:
+    if loss == "logistic":
+        return np.array(draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=n, max_size=n)))
+    return _snap(np.array(draw(st.lists(_floats(-1.5, 1.5), min_size=n, max_size=n))))
+
+
+def _output_weights(draw, W: np.ndarray, balanced: bool, min_abs: float = 0.05) -> np.ndarray:
+    """``a_j = ±‖w_j‖`` (balanced) or ``a_j = s_j · c_j · max‖w‖`` with ``|c_j| ∈ [min_abs, 1]``.
+
+    ``min_abs = 0`` allows ``a_j = 0`` (a neuron whose hidden weights start at rest).
+    """
+    m = W.shape[0]
+    norms = np.linalg.norm(W, axis=1)
+    if balanced:
+        s = np.array(draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=m, max_size=m)))
+        return s * norms
+    c = _snap(np.array(draw(st.lists(_floats(-1.0, 1.0), min_size=m, max_size=m))), 1e-3)
+    c = np.where(np.abs(c) < min_abs, np.where(c < 0, -min_abs, min_abs), c) if min_abs else c
+    return c * max(float(np.max(norms)), 1e-3)
+
+
+def _well_separated(X: np.ndarray, min_norm: float = 0.25, max_cos: float = 0.99) -> bool:
+    xn = np.linalg.norm(X, axis=1)
+    if np.any(xn < min_norm):
+        return False
+    C = (X @ X.T) / np.outer(xn, xn)
+    np.fill_diagonal(C, 0.0)
+    return bool(np.all(np.abs(C) <= max_cos))
+
+
+def _off_hyperplanes(W: np.ndarray, X: np.ndarray, tol: float = 1e-3) -> bool:
+    """No neuron starts on (or within ``tol`` relative of) a hyperplane: a start on a
+    repulsive face is a non-uniqueness of Eq. (2), drawn deliberately by the other variants."""
+    S = np.abs(W @ X.T) / np.outer(np.linalg.norm(W, axis=1), np.linalg.norm(X, axis=1))
+    return bool(np.all(S > tol))
+
+
+def _common(draw, d_values=(2, 3, 4, 5)):
+    d = draw(st.sampled_from(d_values))
+    n = draw(st.integers(2, 10))
+    m = draw(st.integers(1, 8))
+    gamma = draw(st.sampled_from(GAMMAS))
+    loss = draw(st.sampled_from(LOSSES))
+    balanced = draw(st.booleans())
+    scale = draw(st.sampled_from([0.1, 0.3, 1.0]))
+    return d, n, m, gamma, loss, balanced, scale
+
+
+# ---------------------------------------------------------------------------- strategies
+@st.composite
+def problems(draw, t_max: float = 5.0) -> Problem:
+    """Generic well-scaled problems (see the module docstring)."""
+    d, n, m, gamma, loss, balanced, scale = _common(draw)
+    X = _matrix(draw, n, d, -2.0, 2.0)
+    assume(_well_separated(X))
+    y = _labels(draw, n, loss)
+    W = _matrix(draw, m, d, -1.0, 1.0) * scale
+    assume(np.all(np.linalg.norm(W, axis=1) >= 0.1 * scale))
+    assume(_off_hyperplanes(W, X))
+    a = _output_weights(draw, W, balanced)
+    return Problem(X, y, W, a, gamma, loss, t_max, "balanced" if balanced else "unbalanced")
+
+
+@st.composite
+def multi_active_problems(draw, t_max: float = 5.0) -> Problem:
+    """Several hyperplanes active at once (exactly, in floating point)."""
+    d, n, m, gamma, loss, balanced, scale = _common(draw, (3, 4, 5))
+    n = max(n, 3)
+    X = _dyadic_matrix(draw, n, d)
+    # a few points in the coordinate subspace S = span(e_0 .. e_{d-3}) (dimension d − 2), after
+    # a drawn permutation of the coordinates: their hyperplanes all contain S^⊥
+    perm = np.array(draw(st.permutations(range(d))))
+    p = draw(st.integers(0, min(n, d)))
+    X[:p, perm[d - 2:]] = 0.0
+    assume(np.all(np.linalg.norm(X, axis=1) > 0))
+    assume(np.unique(X, axis=0).shape[0] == n)
+    y = _labels(draw, n, loss)
+    W = _dyadic_matrix(draw, m, d, num=8, den=8)
+    for j in range(m):
+        how = draw(st.sampled_from(["free", "pair", "S_perp"] if p else ["free", "pair"]))
+        if how == "pair":
+            k, l = draw(st.lists(st.integers(0, n - 1), min_size=2, max_size=2, unique=True))
+            c = perm[:3]  # three coordinates: the cross product of the restrictions is exact
+            w = np.zeros(d)
+            w[c] = np.cross(X[k, c], X[l, c])
+            if d > 3 and np.all(X[k, perm[3:]] == 0) and np.all(X[l, perm[3:]] == 0):
+                w[perm[3:]] = W[j, perm[3:]]  # still orthogonal to x_k and x_l
+            W[j] = w
+        elif how == "S_perp":
+            W[j, perm[: d - 2]] = 0.0
+    norms = np.linalg.norm(W, axis=1)
+    assume(np.all(norms > 0))
+    # rescale by powers of two (exact) to a norm near `scale`
+    W = W * (2.0 ** np.round(np.log2(scale / norms)))[:, None]
+    a = _output_weights(draw, W, balanced, min_abs=0.0)  # a_j = 0 deliberately possible
+    return Problem(X, y, W, a, gamma, loss, t_max,
+                   ("balanced" if balanced else "unbalanced") + "/multi-active")
+
+
+@st.composite
+def collinear_problems(draw, t_max: float = 5.0) -> Problem:
+    """Points that are exact multiples (±½, ±2, −1) of other points: shared hyperplanes."""
+    d, n, m, gamma, loss, balanced, scale = _common(draw)
+    n = max(n, 2)
+    base = draw(st.integers(1, n - 1))
+    Xb = _matrix(draw, base, d, -2.0, 2.0)
+    assume(_well_separated(Xb))
+    rows = [Xb]
+    for _ in range(n - base):
+        k = draw(st.integers(0, base - 1))
+        c = draw(st.sampled_from([-2.0, -1.0, -0.5, 0.5, 2.0]))
+        rows.append(c * Xb[k : k + 1])
+    X = np.vstack(rows)
+    assume(np.unique(X, axis=0).shape[0] == n)
+    y = _labels(draw, n, loss)
+    W = _matrix(draw, m, d, -1.0, 1.0) * scale
+    assume(np.all(np.linalg.norm(W, axis=1) >= 0.1 * scale))
+    a = _output_weights(draw, W, balanced)
+    return Problem(X, y, W, a, gamma, loss, t_max,
+                   ("balanced" if balanced else "unbalanced") + "/collinear")
+
+
+@st.composite
+def duplicate_data(draw):
+    """Data with an exactly repeated point (the :class:`pwflow.Dataset` must reject it)."""
+    d = draw(st.sampled_from([2, 3, 4, 5]))
+    n = draw(st.integers(1, 9))
+    X = _matrix(draw, n, d, -2.0, 2.0)
+    assume(_well_separated(X))
+    k = draw(st.integers(0, n - 1))
+    X = np.vstack([X, X[k : k + 1]])
+    y = np.array(draw(st.lists(_floats(-1.0, 1.0), min_size=n + 1, max_size=n + 1)))
+    return X, y

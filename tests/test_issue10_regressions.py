@@ -1,0 +1,180 @@
+"""Regression tests for the two reproducers of issue 10, checked against gradient descent.
+
+(i) d = 3: a neuron sliding on two hyperplanes must leave x₄'s when its free slope reaches 1.
+(ii) Stewart (d = 2): a sliding mode turns repulsive at t ≈ 37–38 (a non-uniqueness of
+     Eq. (2)); the default (minimal-norm) policy stays and logs it, the gradient-descent policy
+     leaves like gradient descent does.
+
+The references are independent of pwflow (``reference.py``): gradient descent at two steps,
+Richardson-extrapolated, with the gap between the two runs as the error estimate.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pwflow
+from reference import gd_reference, loss_value, sliding_checks
+
+DATA = Path(__file__).resolve().parent / "data"
+
+# ---------------------------------------------------------------------------- (i) d = 3
+X3 = np.array([
+    [1.3597475403099617, 1.2247210785859324, -0.5103070767876675],
+    [-0.2979695111064471, -0.5273841930334252, 0.5697263575719601],
+    [-0.05606443904561759, 0.7468856162565439, -1.8473247989741095],
+    [1.5665487746995206, -0.09643216015562055, 0.6803784532741461],
+])
+Y3 = np.array([-0.13656633397682774, -0.3790985670748533, 0.46311015859758675,
+               0.824513527530113])
+W3 = np.array([
+    [0.00017096383626592, 0.00679873770154981, 0.00612360539292966],
+    [-0.00255153538393834, -0.00148984755553224, -0.00263692096516713],
+    [0.0028486317878598, -0.00028032219522809, 0.00373442808128272],
+    [-0.00923662399487055, 0.0078327438734976, -0.0004821608007781],
+])
+A3 = np.array([-0.00915153571681293, 0.00396021852058099, 0.00470523503028443,
+               -0.01212021363047036])
+#: Time at which neuron 0's free slope for x₄ (0-based k = 3) reaches 1 while it slides on
+#: x₃'s and x₄'s hyperplanes: bisection on the unconstrained least-squares slopes of Eq. (6)
+#: along the flow (correct up to that time), computed with ``reference.py`` (17.80456258).
+T_EXIT = 17.80456258
+#: state comparison: |flow − GD_ext| ≤ C · gap
+C_GAP = 5.0
+
+
+@pytest.fixture(scope="module")
+def d3_run():
+    return pwflow.simulate(pwflow.Dataset(X3, Y3), pwflow.from_arrays(W3, A3), 60.0,
+                           t_eval=np.linspace(0.0, 60.0, 121))
+
+
+@pytest.fixture(scope="module")
+def d3_gd():
+    return gd_reference(X3, Y3, W3, A3, 0.0, "square", (17.0, 20.0, 60.0), lr=1e-3)
+
+
+def test_d3_neuron0_leaves_x4_hyperplane_when_its_slope_reaches_one(d3_run):
+    ev = d3_run.events
+    kind = getattr(pwflow, "EventKind", None) or pwflow.events.EventKind
+    sel = (ev["neuron"] == 0) & (ev["k"] == 3) & (ev["kind"] == kind.LEAVE_SLIDING)
+    times = ev["t"][sel]
+    assert times.size >= 1, f"no LEAVE_SLIDING event for neuron 0 on x_4 (events: {ev})"
+    assert np.min(np.abs(times - T_EXIT)) <= 1e-6, (
+        f"neuron 0 leaves x_4 at {times}, expected {T_EXIT}")
+    W, _ = d3_run.state(20.0)
+    # gradient descent has <w_0, x_4> = +1.2e-3 at t = 20 (issue 10)
+    assert W[0] @ X3[3] > 1e-4
+
+
+@pytest.mark.parametrize("t", [17.0, 20.0, 60.0])
+def test_d3_state_agrees_with_extrapolated_gradient_descent(d3_run, d3_gd, t):
+    i = int(np.flatnonzero(d3_gd.t == t)[0])
+    W, a = d3_run.state(t)
+    err = d3_gd.error(W, a, i)
+    assert err <= C_GAP * d3_gd.gap[i], (
+        f"t = {t}: |flow − GD_ext| = {err:.3e}, gap between lr = 1e-3 and 5e-4: "
+        f"{d3_gd.gap[i]:.3e} (ratio {err / d3_gd.gap[i]:.1f}); "
+        f"L flow {loss_value(W, a, X3, Y3, 0.0, 'square'):.6g} vs GD_ext "
+        f"{d3_gd.loss[i]:.6g}")
+
+
+def test_d3_lemma1_drift_and_status(d3_run):
+    wn2 = np.sum(d3_run.W**2, axis=2)
+    c = d3_run.a**2 - wn2
+    drift = np.max(np.abs(c - c[0]), axis=0) / np.max(d3_run.a**2 + wn2, axis=0)
+    assert np.max(drift) <= 1e-10, f"Lemma 1 drift {drift}"
+    assert np.max(d3_run.balancedness_drift()) <= 1e-10
+    assert d3_run.status == 0, d3_run.message
+
+
+def test_d3_sliding_neurons_stay_on_their_hyperplanes_with_tangent_min_norm(d3_run):
+    bad = [s for i in range(d3_run.t.size) for s in sliding_checks(d3_run, i)]
+    assert not bad, "\n".join(bad[:10])
+
+
+# ---------------------------------------------------------------------------- (ii) Stewart
+STEWART_T = 200.0
+C_GAP_STEWART = 5.0
+
+
+def _stewart():
+    return pwflow.stewart(seed=0, n=40), pwflow.unbalanced(50, 2, 0.1, seed=3)
+
+
+@pytest.fixture(scope="module")
+def stewart_ref():
+    with np.load(DATA / "stewart_branch_reference.npz") as f:
+        ref = {k: f[k] for k in f.files}
+    data, init = _stewart()
+    # the stored reference belongs to this problem
+    np.testing.assert_array_equal(ref["X"], data.X)
+    np.testing.assert_array_equal(ref["W0"], init.W)
+    return ref
+
+
+@pytest.fixture(scope="module")
+def stewart_default_run():
+    data, init = _stewart()
+    return pwflow.simulate(data, init, STEWART_T, t_eval=[37.0, 40.0, 60.0, STEWART_T])
+
+
+def test_stewart_default_policy_is_the_min_norm_continuation(stewart_default_run, stewart_ref):
+    """Until the mode turns repulsive the flow follows GD; then it stays on x₃₄'s hyperplane."""
+    data, _ = _stewart()
+    tr = stewart_default_run
+    i37 = int(np.flatnonzero(stewart_ref["t"] == 37.0)[0])
+    W, a = tr.state(37.0)
+    err = np.sqrt(np.sum((W - stewart_ref["W"][i37]) ** 2)
+                  + np.sum((a - stewart_ref["a"][i37]) ** 2))
+    assert err <= C_GAP_STEWART * stewart_ref["gap"][i37]
+    W40, _ = tr.state(40.0)
+    assert abs(W40[13] @ data.X[34]) <= 1e-10 * np.linalg.norm(W40[13]) * np.linalg.norm(data.X[34])
+    assert tr.status == 0, tr.message
+
+
+@pytest.mark.xfail(strict=False, raises=(ImportError, AttributeError),
+                   reason="needs issue 10 integrator (EventKind.BRANCH)")
+def test_stewart_default_policy_logs_the_branch_event(stewart_default_run):
+    from pwflow import EventKind
+
+    tr = stewart_default_run
+    ev = tr.events
+    sel = ev["kind"] == EventKind.BRANCH
+    assert np.any(sel), f"no BRANCH event; events by kind: {tr.events_by_kind()}"
+    hit = sel & (ev["neuron"] == 13) & (ev["k"] == 34)
+    where = list(zip(ev["neuron"][sel], ev["k"][sel], ev["t"][sel]))
+    assert np.any(hit), f"BRANCH events (neuron, k, t) at {where}"
+    t_branch = ev["t"][hit]
+    assert np.any((t_branch >= 37.0) & (t_branch <= 38.0)), t_branch
+    summary = tr.summary()
+    assert summary["events_by_kind"].get("branch", 0) >= 1
+    assert "branch" in str(summary).lower()
+
+
+@functools.cache
+def _stewart_gd_run():
+    data, init = _stewart()
+    opts = pwflow.FlowOptions(branch_policy="gd")
+    return pwflow.simulate(data, init, STEWART_T, options=opts, t_eval=[40.0, 60.0, STEWART_T])
+
+
+@pytest.mark.xfail(strict=False, raises=(TypeError, ImportError, AttributeError),
+                   reason="needs issue 10 integrator (FlowOptions.branch_policy)")
+@pytest.mark.parametrize("t", [40.0, 60.0, STEWART_T])
+def test_stewart_gd_policy_agrees_with_extrapolated_gradient_descent(stewart_ref, t):
+    data, _ = _stewart()
+    tr = _stewart_gd_run()
+    i = int(np.flatnonzero(stewart_ref["t"] == t)[0])
+    W, a = tr.state(t)
+    err = np.sqrt(np.sum((W - stewart_ref["W"][i]) ** 2) + np.sum((a - stewart_ref["a"][i]) ** 2))
+    gap = float(stewart_ref["gap"][i])
+    assert err <= C_GAP_STEWART * gap, (
+        f"t = {t}: |flow − GD_ext| = {err:.3e}, gap {gap:.3e} (ratio {err / gap:.1f})")
+    # neuron 13 left x_34's hyperplane into the inactive side, as gradient descent does
+    assert W[13] @ data.X[34] < 0
+    assert tr.status == 0, tr.message
