@@ -48,6 +48,7 @@ __all__ = [
     "side_slope",
     "exit_side",
     "transition",
+    "parallel_classes",
 ]
 
 Array = NDArray[np.float64]
@@ -233,32 +234,37 @@ def select(
     b = -((face_slopes(u_face, gamma) * r) @ X) / n
     Zrows = -(r[K, None] * X[K]) / n
     s_a = float(np.sign(a)) or 1.0
+    rep, orient = parallel_classes(X[K])
     signs = np.zeros(K.size, dtype=np.int8)
     if exits:
         for i, k in enumerate(K):
             if int(k) in exits:
-                signs[i] = exit_side(s_a, r[k], exits[int(k)])
+                side = orient[i] * exit_side(s_a, r[k], exits[int(k)])  # on the class's rep
+                signs[rep == rep[i]] = orient[rep == rep[i]] * side
     tol = _zero_tol(b, Zrows, X[K])
     eta = side_slope(signs, gamma)
+    heads = np.flatnonzero(rep == np.arange(K.size))
     for _ in range(K.size + 1):
         stay = signs == 0
         eta, D = _min_norm(b, Zrows, stay, eta, gamma, start)
         v = s_a * (X[K] @ D)
-        leave = stay & (np.abs(v) > tol)
-        if not np.any(leave):
+        leave_heads = heads[stay[heads] & (np.abs(v[heads]) > tol[heads])]
+        if leave_heads.size == 0:
             break
-        signs[leave] = np.sign(v[leave]).astype(np.int8)
+        leave = np.isin(rep, leave_heads)
+        signs[leave] = orient[leave] * np.sign(v[rep[leave]]).astype(np.int8)
         consistent = np.isclose(eta[leave], side_slope(signs[leave], gamma), rtol=0, atol=1e-12)
         eta[leave] = side_slope(signs[leave], gamma)
         if np.all(consistent):  # the slopes were already at those bounds: D is unchanged
             break
     branch = np.zeros(K.size, dtype=bool)
-    for i in np.flatnonzero(signs == 0):
-        alt = _alternatives(i, s_a, b, Zrows, X[K], signs, eta, gamma, tol)
+    for i in heads[signs[heads] == 0]:
+        alt = _alternatives(rep == i, orient, s_a, b, Zrows, X[K[i]], signs, eta, gamma, tol[i])
         if alt:
-            branch[i] = True
+            branch[rep == i] = True
             if policy is BranchPolicy.GRADIENT_DESCENT:
-                signs[i] = -1 if -1 in alt else 1
+                members = rep == i
+                signs[members] = orient[members] * (-1 if -1 in alt else 1)
     if np.any(branch) and policy is BranchPolicy.GRADIENT_DESCENT:
         eta[signs != 0] = side_slope(signs[signs != 0], gamma)
         eta, D = _min_norm(b, Zrows, signs == 0, eta, gamma, start)
@@ -267,16 +273,41 @@ def select(
     return Selection(K, signs, full, D, branch)
 
 
-def _alternatives(i: int, s_a: float, b: Array, Zrows: Array, XK: Array,
-                  signs: NDArray[np.int8], eta: Array, gamma: float, tol: Array) -> list[int]:
-    """Sides to which leaving hyperplane ``K[i]`` would also be a consistent continuation."""
+def parallel_classes(XK: Array, tol: float = 1e-12) -> tuple[NDArray[np.intp], NDArray[np.int8]]:
+    """Group hyperplanes whose data points are parallel (they are the same hyperplane).
+
+    Returns, per row of ``XK``, the index of its class's first row and its orientation
+    ``sign <x_k, x_first>``: a neuron stays on all of a class or leaves all of it, to the sides
+    ``orientation × side`` (``x_k = c x_l`` with ``c < 0`` puts the two on opposite sides).
+    """
+    p = XK.shape[0]
+    rep = np.arange(p)
+    orient = np.ones(p, dtype=np.int8)
+    if p < 2:
+        return rep, orient
+    U = XK / np.maximum(np.linalg.norm(XK, axis=1), 1e-300)[:, None]
+    G = U @ U.T
+    for i in range(p):
+        if rep[i] != i:
+            continue
+        later = np.flatnonzero((np.abs(G[i]) >= 1.0 - tol) & (np.arange(p) > i) & (rep == np.arange(p)))
+        rep[later] = i
+        orient[later] = np.sign(G[i, later]).astype(np.int8)
+    return rep, orient
+
+
+def _alternatives(members: NDArray[np.bool_], orient: NDArray[np.int8], s_a: float, b: Array,
+                  Zrows: Array, x_rep: Array, signs: NDArray[np.int8], eta: Array, gamma: float,
+                  tol: float) -> list[int]:
+    """Sides (of the class's first hyperplane) to which leaving the class ``members`` would
+    also be a consistent continuation."""
     out = []
     for side in (-1, 1):
         trial = signs.copy()
-        trial[i] = side
+        trial[members] = orient[members] * side
         e = eta.copy()
-        e[i] = side_slope(side, gamma)
+        e[members] = side_slope(trial[members], gamma)
         e, D = _min_norm(b, Zrows, trial == 0, e, gamma, None)
-        if side * s_a * float(XK[i] @ D) > tol[i]:
+        if side * s_a * float(x_rep @ D) > tol:
             out.append(side)
     return out

@@ -177,12 +177,12 @@ class PatternTable:
         G, _, eta_star = self._minimal_norm(r, None)
         return G, eta_star
 
-    def slopes_of(self, faces: NDArray[np.intp], r: Array) -> tuple[Array, Array]:
-        """Minimal-norm slopes ``η`` (shape ``(len(faces), n)``) of the given faces, and the
-        unclipped ``η*`` of those with one free slope (``nan`` elsewhere)."""
+    def minimal_norm(self, faces: NDArray[np.intp], r: Array) -> tuple[Array, Array, Array]:
+        """``D_u^θ`` (shape ``(len(faces), d)``), the minimal-norm slopes ``η`` (``(len(faces),
+        n)``) of the given faces, and the unclipped ``η*`` of those with one free slope (``nan``
+        elsewhere)."""
         self._refresh()
-        _, eta, eta_star = self._minimal_norm(r, np.asarray(faces, dtype=np.intp))
-        return eta, eta_star
+        return self._minimal_norm(r, np.asarray(faces, dtype=np.intp))
 
     def projectors(self) -> Array:
         """Orthogonal projectors onto ``span(x_k : u_k = 0)`` for every face, ``(P, d, d)``."""

@@ -726,13 +726,17 @@ class HybridFlow:
                                              np.sign(a_end))
         return located
 
-    def _face_regime_at(self, Phi: Array) -> NDArray[np.int8]:
-        """Regime of every sliding slope: ``(P, n)`` codes, 0 where ``η_k`` is inside
-        ``[γ, 1]`` (or ``k`` is not free), ±1 where it sits at (or, for one free slope, the
-        unclipped ``η*`` is beyond) the upper / lower bound; and the signs of ``r_k``.
+    def _face_regime_at(self, Phi: Array) -> tuple[NDArray[np.int8], NDArray[np.int8]]:
+        """Regime of every sliding slope: ``(P, n)`` codes, 0 where the neuron stays on the
+        hyperplane ``k`` (or ``k`` is not free), +1 / −1 where the slope is at (beyond) its upper
+        / lower bound; and the signs of the ``r_k`` on the watched hyperplanes.
 
-        Only occupied faces with free slopes count.  A change of either between two times is
-        a face event (:meth:`_face_events`).
+        One free slope: the side of ``[γ, 1]`` where the unclipped ``η*`` lies (exact).
+        Several: from the unique minimal-norm ``D`` — a hyperplane with ``<D, x_k> ≠ 0`` (beyond
+        rounding) has its slope at the bound of side ``sign(<D, x_k> r_k)`` (KKT), which also
+        holds where parallel data points make the slopes themselves non-unique.  Only occupied
+        faces with free slopes count.  A change of either between two times is a face event
+        (:meth:`_face_events`).
         """
         tab = self.table
         P = self._P
@@ -742,11 +746,16 @@ class HybridFlow:
         r = self._field.residuals(Phi)
         if faces.size == 0:
             return codes, np.zeros(0, np.int8)
-        etas, eta_star = tab.slopes_of(faces, r)
+        G, _, eta_star = tab.minimal_norm(faces, r)
         free = tab.U[faces] == 0
         one = ~np.isnan(eta_star)
-        est = np.where(one[:, None], eta_star[:, None], etas)
-        code = np.where(est >= 1.0, 1, np.where(est <= self.gamma, -1, 0)).astype(np.int8)
+        est = np.where(np.isnan(eta_star), 0.5 * (1 + self.gamma), eta_star)
+        code1 = np.where(est > 1.0, 1, np.where(est < self.gamma, -1, 0))[:, None]
+        v = G @ self.X.T  # <D, x_k>
+        mag = (np.linalg.norm(G, axis=1)[:, None] + np.abs(r)[None, :] * self.xnorm / self.n)
+        tol = 1e-12 * mag * self.xnorm[None, :] * np.sqrt(self.n)
+        codem = np.where(np.abs(v) > tol, np.sign(v) * np.sign(r)[None, :], 0)
+        code = np.where(one[:, None], code1, codem).astype(np.int8)
         codes[faces] = np.where(free, code, 0)
         watched = np.any(free, axis=0)
         return codes, np.where(watched, np.sign(r), 0).astype(np.int8)

@@ -285,7 +285,7 @@ def test_leaky_relu_sliding_stays_on_hyperplane_and_gd_chatters():
             w = tr.W[i, j]
             s = np.abs(data.X[K] @ w) / (np.linalg.norm(data.X[K], axis=1) * np.linalg.norm(w))
             assert np.max(s) <= 1e-14  # no drift off the hyperplane
-            eta = table.slopes_of(np.array([table.index(U[j])]), r)[0][0][K]
+            eta = table.minimal_norm(np.array([table.index(U[j])]), r)[1][0][K]
             assert np.all((eta >= gamma) & (eta <= 1.0))
             n_on += 1
     assert n_on > 50
