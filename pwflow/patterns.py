@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from .subgradient import box_least_squares, face_slopes, single_slope
+from .subgradient import box_least_squares, face_slopes, pair_slopes, single_slope
 
 __all__ = ["PatternTable"]
 
@@ -117,14 +117,17 @@ class PatternTable:
         return self
 
     # ------------------------------------------------------------------ fields
-    def _minimal_norm(self, r: Array, faces: NDArray[np.intp] | None) -> tuple[Array, Array, Array]:
+    def _minimal_norm(self, r: Array, faces: NDArray[np.intp] | None,
+                      solve: NDArray[np.bool_] | None = None) -> tuple[Array, Array, Array]:
         """``D_u^θ``, the slopes and (one free slope) the unclipped ``η*`` of the given faces.
 
         The only place where the faces' minimal-norm problems are solved: vectorised closed
         form for faces with one free slope, :func:`~pwflow.subgradient.box_least_squares`
         (warm-started from the last solution of the same face) for several; frozen faces
         (``{0}``) get ``D = 0``.  ``faces=None``: all registered faces (the hot path of the
-        vector field, on precomputed index arrays).
+        vector field, on precomputed index arrays); ``solve`` (a mask over them) limits the
+        faces with several free slopes that are solved (the others keep their fixed part
+        only: the caller does not use them).
         """
         X, n, g = self.X, self.n, self.gamma
         if faces is None:
@@ -146,7 +149,18 @@ class PatternTable:
             G[one] += e[:, None] * z
             eta[one, k] = e
             eta_star[one] = est
-        for i in np.flatnonzero((nfree > 1) & ~self.frozen[faces]):
+        multi = (nfree > 1) & ~self.frozen[faces]
+        if solve is not None:
+            multi &= solve[faces]
+        two = np.flatnonzero(multi & (nfree == 2))
+        if two.size:
+            Ks = np.nonzero(self.U[faces[two]] == 0)[1].reshape(-1, 2)
+            z1 = -(r[Ks[:, 0]] / n)[:, None] * X[Ks[:, 0]]
+            z2 = -(r[Ks[:, 1]] / n)[:, None] * X[Ks[:, 1]]
+            e = pair_slopes(G[two], z1, z2, g, 1.0)
+            G[two] += e[:, :1] * z1 + e[:, 1:] * z2
+            eta[two[:, None], Ks] = e
+        for i in np.flatnonzero(multi & (nfree > 2)):
             p = int(faces[i])
             K = np.flatnonzero(self.U[p] == 0)
             Z = (-(r[K, None] * X[K]) / n).T
@@ -157,13 +171,16 @@ class PatternTable:
         G[self.frozen[faces]] = 0.0
         return G, eta, eta_star
 
-    def fields(self, r: Array) -> tuple[Array, Array]:
+    def fields(self, r: Array, solve: NDArray[np.bool_] | None = None) -> tuple[Array, Array]:
         """``D_u^θ`` for every registered face, and the unclipped free slopes.
 
         Parameters
         ----------
         r : array, shape (n,)
             ``∂_1 l(h_θ(x_k), y_k)``.
+        solve : bool array, optional
+            Faces whose field is needed (default: all); faces with several free slopes
+            outside it are not solved (their row is then meaningless).
 
         Returns
         -------
@@ -174,7 +191,7 @@ class PatternTable:
             is a sliding face while ``γ <= η* <= 1``); ``nan`` elsewhere.
         """
         self._refresh()
-        G, _, eta_star = self._minimal_norm(r, None)
+        G, _, eta_star = self._minimal_norm(r, None, solve)
         return G, eta_star
 
     def minimal_norm(self, faces: NDArray[np.intp], r: Array) -> tuple[Array, Array, Array]:

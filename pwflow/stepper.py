@@ -733,8 +733,8 @@ class HybridFlow:
 
         One free slope: the side of ``[γ, 1]`` where the unclipped ``η*`` lies (exact).
         Several: from the unique minimal-norm ``D`` — a hyperplane with ``<D, x_k> ≠ 0`` (beyond
-        rounding) has its slope at the bound of side ``sign(<D, x_k> r_k)`` (KKT), which also
-        holds where parallel data points make the slopes themselves non-unique.  Only occupied
+        rounding) has its slope at a bound (KKT), the one its slope is nearer to; reading the
+        departure from ``D`` also holds where parallel data points make the slopes non-unique.  Only occupied
         faces with free slopes count.  A change of either between two times is a face event
         (:meth:`_face_events`).
         """
@@ -746,15 +746,16 @@ class HybridFlow:
         r = self._field.residuals(Phi)
         if faces.size == 0:
             return codes, np.zeros(0, np.int8)
-        G, _, eta_star = tab.minimal_norm(faces, r)
+        G, eta, eta_star = tab.minimal_norm(faces, r)
         free = tab.U[faces] == 0
         one = ~np.isnan(eta_star)
         est = np.where(np.isnan(eta_star), 0.5 * (1 + self.gamma), eta_star)
         code1 = np.where(est > 1.0, 1, np.where(est < self.gamma, -1, 0))[:, None]
         v = G @ self.X.T  # <D, x_k>
-        mag = (np.linalg.norm(G, axis=1)[:, None] + np.abs(r)[None, :] * self.xnorm / self.n)
-        tol = 1e-12 * mag * self.xnorm[None, :] * np.sqrt(self.n)
-        codem = np.where(np.abs(v) > tol, np.sign(v) * np.sign(r)[None, :], 0)
+        mag = float(np.sum(np.abs(r) * self.xnorm)) / self.n  # bounds every term of D
+        tol = 1e-12 * mag * self.xnorm[None, :]
+        upper = np.abs(eta - 1.0) <= np.abs(eta - self.gamma)  # which bound (not sign(v): noise)
+        codem = np.where(np.abs(v) > tol, np.where(upper, 1, -1), 0)
         code = np.where(one[:, None], code1, codem).astype(np.int8)
         codes[faces] = np.where(free, code, 0)
         watched = np.any(free, axis=0)

@@ -16,6 +16,7 @@ independent.  This module is the only place where that problem is solved:
 
 * :func:`face_slopes` — the fixed slopes ``η(u, γ)`` of a pattern ``u`` (1, γ, and 0 on ``K``);
 * :func:`single_slope` — the closed form for ``|K| = 1``, vectorised over many problems;
+  :func:`pair_slopes` — the closed form for ``|K| = 2`` (interior or one of four edges);
 * :func:`box_least_squares` — any ``|K|``: a bounded-variable active-set method (Stark & Parker's
   BVLS; polynomial in ``|K|``, warm-started from a previous solution), verified by the KKT
   conditions, with scipy's BVLS as a fallback.
@@ -38,6 +39,7 @@ __all__ = [
     "box_least_squares",
     "face_slopes",
     "kkt_violation",
+    "pair_slopes",
     "single_slope",
     "minimal_norm_subgradient",
     "minimal_norm_on_face",
@@ -122,6 +124,45 @@ def single_slope(bz: ArrayLike, zz: ArrayLike, lo: float, hi: float) -> tuple[Ar
     eta_star = np.divide(-bz, zz, out=np.full(np.shape(bz), np.nan), where=pos)
     eta = np.where(pos, np.clip(np.nan_to_num(eta_star), lo, hi), 0.5 * (lo + hi))
     return eta, eta_star
+
+
+def pair_slopes(b: Array, z1: Array, z2: Array, lo: float, hi: float) -> Array:
+    """Closed-form minimiser of ``‖b + η₁ z₁ + η₂ z₂‖`` over ``[lo, hi]²``, vectorised over rows.
+
+    The problem is convex: its minimum is the unconstrained one where that lies inside the box
+    (and is unique), else on one of the four edges, each a one-slope problem
+    (:func:`single_slope`).  Where ``z₁, z₂`` are parallel a line of minimisers that meets the
+    box also meets its boundary, so the edges suffice.  Returns ``(rows, 2)``.
+    """
+    g11 = np.einsum("ij,ij->i", z1, z1)
+    g22 = np.einsum("ij,ij->i", z2, z2)
+    g12 = np.einsum("ij,ij->i", z1, z2)
+    c1 = np.einsum("ij,ij->i", b, z1)
+    c2 = np.einsum("ij,ij->i", b, z2)
+    det = g11 * g22 - g12 * g12
+    ok = det > 1e-14 * np.maximum(g11 * g22, 1e-300)
+    safe = np.where(ok, det, 1.0)
+    e1 = (-c1 * g22 + c2 * g12) / safe
+    e2 = (-c2 * g11 + c1 * g12) / safe
+    # one step of iterative refinement on the residual (the normal equations square the
+    # condition number; the refined D is tangent to rounding, which the regime test needs)
+    res = b + e1[:, None] * z1 + e2[:, None] * z2
+    r1 = np.einsum("ij,ij->i", res, z1)
+    r2 = np.einsum("ij,ij->i", res, z2)
+    e1 = e1 - (r1 * g22 - r2 * g12) / safe
+    e2 = e2 - (r2 * g11 - r1 * g12) / safe
+    inside = ok & (e1 >= lo) & (e1 <= hi) & (e2 >= lo) & (e2 <= hi)
+    cands = [np.stack([e1, e2], axis=1)]
+    for fixed in (lo, hi):  # η₁ fixed, η₂ free; then η₂ fixed, η₁ free
+        cands.append(np.stack([np.full_like(c1, fixed),
+                               single_slope(c2 + fixed * g12, g22, lo, hi)[0]], axis=1))
+        cands.append(np.stack([single_slope(c1 + fixed * g12, g11, lo, hi)[0],
+                               np.full_like(c1, fixed)], axis=1))
+    E = np.stack(cands, axis=1)  # (rows, 5, 2)
+    val = np.linalg.norm(b[:, None, :] + E[..., :1] * z1[:, None, :] + E[..., 1:] * z2[:, None, :],
+                         axis=2)
+    val[:, 0] = np.where(inside, val[:, 0], np.inf)
+    return E[np.arange(E.shape[0]), np.argmin(val, axis=1)]
 
 
 def kkt_violation(b: Array, Z: Array, eta: Array, lo: float, hi: float) -> float:
@@ -212,6 +253,8 @@ def box_least_squares(
     if p == 1:
         z = Z[:, 0]
         return single_slope(b @ z, z @ z, lo, hi)[0].reshape(1)
+    if p == 2:
+        return pair_slopes(b[None], Z[None, :, 0], Z[None, :, 1], lo, hi)[0]
     zn = float(np.linalg.norm(Z))
     tol = 64 * np.finfo(float).eps * zn * (float(np.linalg.norm(b)) + zn * max(abs(lo), abs(hi)))
     tol += 1e-300

@@ -106,6 +106,10 @@ class CollectiveField:
         self.frozen_output = frozen_output
         self.nfev = 0
         self.inactive = None if active is None else np.flatnonzero(~np.asarray(active))
+        self._solve = None
+        if active is not None:
+            self._solve = np.zeros(len(table), dtype=bool)
+            self._solve[: self.P] = np.asarray(active)
         if frozen_output:
             r0 = loss.derivative(np.zeros_like(y), y)
             self._G_frozen = self._mask(table.fields(r0)[0][: self.P])
@@ -133,7 +137,7 @@ class CollectiveField:
         """``D_p^θ`` for every integrated face (0 for the others), shape ``(P, d)``."""
         if self.frozen_output:
             return self._G_frozen
-        return self._mask(self.table.fields(self.residuals(Phi))[0][: self.P])
+        return self._mask(self.table.fields(self.residuals(Phi), self._solve)[0][: self.P])
 
     def __call__(self, t: float, yflat: Array) -> Array:
         self.nfev += 1
