@@ -153,7 +153,7 @@ def _min_norm(b: Array, Zrows: Array, stay: NDArray[np.bool_], eta: Array, gamma
 
 def select_single(
     a_sign: ArrayLike, b: Array, x: Array, r_k: ArrayLike, n: int, gamma: float,
-    policy: BranchPolicy = BranchPolicy.MIN_NORM,
+    policy: BranchPolicy = BranchPolicy.MIN_NORM, w: Array | None = None,
 ) -> tuple[NDArray[np.int8], Array, NDArray[np.bool_]]:
     """:func:`select` for neurons on one hyperplane each, vectorised.
 
@@ -167,6 +167,8 @@ def select_single(
         The hyperplane's data point ``x_k``.
     r_k : array, shape (E,)
         ``∂_1 l(h(x_k), y_k)``.
+    w : array, shape (E, d), optional
+        The neurons (orient the motion where ``a = 0``, as in :func:`select`).
 
     Returns
     -------
@@ -178,6 +180,9 @@ def select_single(
         Staying was repulsive (``a r_k < 0``; the policy decided).
     """
     a_sign = np.sign(np.asarray(a_sign, float))
+    if w is not None:  # a = 0: the sign a takes next, that of <w, D> = <w, b>
+        a_sign = np.where(a_sign == 0, np.sign(np.einsum("ed,ed->e", w, b)), a_sign)
+    a_sign = np.where(a_sign == 0, 1.0, a_sign)
     r_k = np.asarray(r_k, float)
     z = -(r_k / n)[:, None] * x
     eta, eta_star = single_slope(np.einsum("ed,ed->e", b, z), np.einsum("ed,ed->e", z, z),
@@ -207,6 +212,7 @@ def select(
     exits: dict[int, bool] | None = None,
     policy: BranchPolicy = BranchPolicy.MIN_NORM,
     start: Array | None = None,
+    w: Array | None = None,
 ) -> Selection:
     """Where a neuron on the face ``u_face`` goes next (the module's rule, any ``|K|``).
 
@@ -227,13 +233,19 @@ def select(
         Continuation at a repulsive sliding mode.
     start : array, optional
         Slopes on ``K`` to warm-start the least-squares solve.
+    w : array, optional
+        The neuron; where ``a = 0`` the sign ``a`` takes next is that of ``da/dt = <w, D>``
+        (``= <w, b>``: the free part is orthogonal to ``w``), which then orients the motion.
     """
     u_face = np.asarray(u_face)
     n = X.shape[0]
     K = np.flatnonzero(u_face == 0)
     b = -((face_slopes(u_face, gamma) * r) @ X) / n
     Zrows = -(r[K, None] * X[K]) / n
-    s_a = float(np.sign(a)) or 1.0
+    s_a = float(np.sign(a))
+    if s_a == 0.0 and w is not None:
+        s_a = float(np.sign(np.asarray(w, float) @ b))
+    s_a = s_a or 1.0
     rep, orient = parallel_classes(X[K])
     signs = np.zeros(K.size, dtype=np.int8)
     if exits:

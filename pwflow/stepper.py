@@ -304,7 +304,8 @@ class HybridFlow:
                     U[j] = 0
                     rows.append((int(j), -1, EventKind.REACH_ZERO))
                     continue
-                sel = select(self.Z[j, self.d], U[j], self.X, r, self.gamma, policy=self.policy)
+                sel = select(self.Z[j, self.d], U[j], self.X, r, self.gamma, policy=self.policy,
+                             w=W[j])
                 U[j, sel.K] = sel.signs
                 if np.any(sel.signs == 0):
                     self.Z[j, : self.d] = self._project_face(W[j], sel.K[sel.signs == 0])
@@ -844,7 +845,8 @@ class HybridFlow:
             eta = tab.eta0[ps[i]].copy()
             eta[np.arange(i.size), k] = 0.0
             b = -np.einsum("en,en,nd->ed", eta, R[i], self.X) / n
-            side, _, br = select_single(a_sign[i], b, self.X[k], R[i, k], n, g, self.policy)
+            side, _, br = select_single(a_sign[i], b, self.X[k], R[i, k], n, g, self.policy,
+                                        w=zs[i, :d])
             # at a tangency the first-order rule can say "back to the previous side" while the
             # step showed the neuron leaving to the other side at once: follow the motion
             obs = np.array([evs[e].observed for e in i], dtype=np.int8)
@@ -859,7 +861,7 @@ class HybridFlow:
                 continue
             u_face = U_prev[e].copy()
             u_face[list(ev.ks)] = 0
-            sel = select(a_sign[e], u_face, self.X, R[e], g, policy=self.policy)
+            sel = select(a_sign[e], u_face, self.X, R[e], g, policy=self.policy, w=zs[e, :d])
             U_new[e] = u_face
             U_new[e, sel.K] = sel.signs
             branch[e, sel.K] = sel.branch
@@ -957,7 +959,8 @@ class HybridFlow:
         for p, ex in exits.items():
             u_face = tab.U[p]
             for j in np.flatnonzero(new_pat == p):
-                sel = select(Z[j, d], u_face, self.X, r, self.gamma, exits=ex, policy=self.policy)
+                sel = select(Z[j, d], u_face, self.X, r, self.gamma, exits=ex, policy=self.policy,
+                             w=Z[j, :d])
                 u_new = u_face.copy()
                 u_new[sel.K] = sel.signs
                 p_new = tab.index(u_new)
