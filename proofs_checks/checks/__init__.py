@@ -1,0 +1,63 @@
+"""One numerical check per statement of Boursier & Flammarion (Lemmas 1–24, Theorems 1–4,
+Conditions 1–2), on exact trajectories of :func:`pwflow.simulate` (and, for the independent
+Lemma 1 check, :func:`pwflow.gd.gradient_descent`), split by the paper's sections:
+
+* :mod:`.results` — :class:`CheckResult`, :class:`Verdict`, :class:`Kind`, header counts;
+* :mod:`.geometry` — the activation-cone geometry of ``D(w, 0)`` (Appendix D.1) and
+  trajectory helpers, Conditions 1 and 2;
+* :mod:`.dataset` — statements on the data alone: Lemmas 2, 3, 8, 9, 10, 14;
+* :mod:`.early` — the early phase (Section 3, Appendices C–E): Lemma 1, Theorems 1 and 3,
+  Lemmas 11–13;
+* :mod:`.phases` — Section 4.1 phases 1–2 (Appendix F.1–F.3): ``τ_2``, ``τ_3``, Lemmas 4–6,
+  15–18;
+* :mod:`.late` — phase 3 (Appendix F.4): Lemma 7, Theorems 2 and 4, Lemmas 19–24.
+
+The formulas shared with ``pwflow`` (``τ``, ``β*``, ``D_max``, ``𝒦``, Assumption 3's ``η``)
+live in :mod:`pwflow.theory`.  Readings of the paper: ``docs/paper-readings.md``.
+"""
+
+from .results import (  # noqa: F401
+    VERDICTS,
+    ZERO_TOL,
+    CheckResult,
+    Kind,
+    Verdict,
+    _result,
+    _verdict,
+    header_counts,
+    render_header,
+)
+from .geometry import (  # noqa: F401
+    Face,
+    Geometry,
+    _check_eps,
+    _D_by_pattern,
+    _index_at,
+    _outputs,
+    _pattern_of,
+    _r0,
+    _residual,
+    condition1,
+    condition2_point1,
+    geometry,
+    tau_of,
+)
+from .dataset import (  # noqa: F401
+    assumption1,
+    assumptions456,
+    check_lemma2,
+    check_lemma3,
+    check_lemma8,
+    check_lemma8_box,
+    check_lemma9,
+    check_lemma10,
+    check_lemma14,
+    in_assumption3,
+    lemma12_margin,
+)
+from .early import *  # noqa: F401,F403
+from .early import _alignment_at_tau, _eq4, _theorem1_hyp  # noqa: F401
+from .phases import *  # noqa: F401,F403
+from .phases import _first_time, _sec4_hyp, _tau3_trigger, _window  # noqa: F401
+from .late import *  # noqa: F401,F403
+from .late import _fit_rate  # noqa: F401
