@@ -111,7 +111,7 @@ def trajectory_checks(traj: Trajectory, data: Dataset, geo: C.Geometry, lam: flo
             out.append(CheckResult(s, {}, "not applicable", note="the set 𝓘 is empty"))
         return out
     args = (traj, data, geo, ph, lam, e, a0)
-    out += [C.check_lemma4(*args), *C.check_lemma15_16(*args), C.check_lemma5(*args),
+    out += [*C.check_lemma4(*args), *C.check_lemma15_16(*args), C.check_lemma5(*args),
             C.check_lemma6(*args), *C.check_lemma17_18(*args), *C.check_phase3(*args),
             C.check_lemma7(*args, conv_tol=cfg.conv_tol),
             C.check_lemma7(*args, conv_tol=cfg.conv_tol, statement="Theorem 2"),

@@ -19,7 +19,7 @@ from pwflow.trajectory import Trajectory
 
 Array = NDArray[np.float64]
 
-from .results import ZERO_TOL, CheckResult, _result, _verdict  # noqa: F401
+from .results import ZERO_TOL, CheckResult, Kind, Verdict, _result, _verdict  # noqa: F401
 from .geometry import *  # noqa: F401,F403
 from .geometry import _D_by_pattern, _index_at, _outputs, _pattern_of, _r0, _residual, _check_eps  # noqa: F401
 from .dataset import assumption1, lemma12_margin  # noqa: F401
@@ -31,16 +31,90 @@ from .dataset import assumption1, lemma12_margin  # noqa: F401
 
 
 def check_lemma1(traj: Trajectory, tol: float = 1e-8) -> CheckResult:
-    """Lemma 1 (balancedness): ``a_j² − ‖w_j‖²`` is constant.
+    """Lemma 1 (balancedness, Appendix C.1): ``a_j² − ‖w_j‖²`` is constant — on the package's
+    trajectory.
 
+    ``by construction`` when the drift is below ``tol``: the integrator propagates each face
+    with the exact (Lorentz) solution and projects on the balancedness invariant, so this
+    measures the projection, not the flow; the independent row is :func:`check_lemma1_gd`.
+    ``violated`` when the drift exceeds ``tol`` (the construction is broken).
     Measured: ``max_j`` of :meth:`Trajectory.balancedness_drift` (relative to the neuron's
-    largest size) over the snapshots; bound: ``tol``.
+    largest size) over the snapshots.
     """
     drift = traj.balancedness_drift()
     j = int(np.argmax(drift))
-    return _result("Lemma 1", {"trajectory computed to the end": traj.success},
-                   drift[j] <= tol, drift[j], tol, tol - drift[j], f"neuron {j}",
-                   "max_t |c_j(t) − c_j(0)| / max_t(a_j² + ‖w_j‖²), c = a² − ‖w‖²")
+    hyp = {"trajectory computed to the end": traj.success}
+    where = f"neuron {j}"
+    note = "max_t |c_j(t) − c_j(0)| / max_t(a_j² + ‖w_j‖²), c = a² − ‖w‖²"
+    if all(hyp.values()) and drift[j] <= tol:
+        return CheckResult("Lemma 1", hyp, Verdict.BY_CONSTRUCTION, drift[j], tol,
+                           tol - drift[j], where, note,
+                           detail="the integrator's face propagators conserve a² − ‖w‖² "
+                                  "(Lorentz projection); independent row: Lemma 1 (GD drift "
+                                  "order)")
+    return _result("Lemma 1", hyp, drift[j] <= tol, drift[j], tol, tol - drift[j], where, note)
+
+
+def balancedness_drift(W: Array, a: Array) -> Array:
+    """Per neuron: ``max_t |c_j(t) − c_j(0)| / max_t (a_j² + ‖w_j‖²)`` with
+    ``c_j = a_j² − ‖w_j‖²`` (Lemma 1) over snapshots ``W`` (k, m, d), ``a`` (k, m); 0 for a
+    neuron that is 0 throughout."""
+    W = np.asarray(W, float)
+    a = np.asarray(a, float)
+    nw2 = np.einsum("kmd,kmd->km", W, W)
+    c = a**2 - nw2
+    size = np.max(a**2 + nw2, axis=0)
+    dev = np.max(np.abs(c - c[0]), axis=0)
+    return np.where(size > 0, dev / np.where(size > 0, size, 1.0), 0.0)
+
+
+#: Drift below this (relative) is round-off: no order can be fitted from it.
+GD_ROUNDOFF = 1e-12
+
+
+def lemma1_gd_runs(data: Dataset, init, t_max: float, lrs=(2e-2, 1e-2, 5e-3),
+                   gamma: float = 0.0, loss: str = "square") -> list:
+    """Plain gradient descent (:func:`pwflow.gd.gradient_descent`) from ``init`` on
+    ``[0, t_max]`` at each step size of ``lrs`` (same 50 save times), for
+    :func:`check_lemma1_gd`.  Independent of the integrator."""
+    from pwflow.gd import gradient_descent
+
+    if len(lrs) < 2 or any(not lr > 0 for lr in lrs):
+        raise ValueError(f"lrs must hold at least 2 positive step sizes, got {lrs!r}")
+    save = np.linspace(0.0, t_max, 50)
+    return [gradient_descent(data, init, lr=float(lr), t_max=t_max, gamma=gamma, loss=loss,
+                             save_times=save) for lr in lrs]
+
+
+def check_lemma1_gd(runs, min_order: float = 0.75) -> CheckResult:
+    """Lemma 1 measured on a path no projection touches: gradient descent (the explicit Euler
+    scheme of Eq. (2)) at several step sizes ``lr``.  Per step ``c_j = a_j² − ‖w_j‖²`` changes by
+    ``lr² (<w_j, D>² − a_j²‖D‖²)``, so if the flow conserves ``c_j`` the drift over a fixed
+    horizon is ``O(lr)``: the fitted order ``p`` of ``drift ≈ C lr^p`` must be ``≥ min_order``
+    (a flow that does not conserve ``c_j`` leaves an ``O(1)`` drift, ``p ≈ 0``).
+
+    ``runs``: :class:`pwflow.gd.GDResult` objects (``t``, ``W``, ``a``, ``lr``) at ≥ 2 step
+    sizes over the same horizon.  ``not applicable`` when the largest drift is round-off
+    (below :data:`GD_ROUNDOFF`: nothing moved).
+    """
+    runs = sorted(runs, key=lambda r: -r.lr)
+    if len(runs) < 2:
+        raise ValueError(f"runs must hold GD results at >= 2 step sizes, got {len(runs)}")
+    lrs = np.array([r.lr for r in runs])
+    drifts = np.array([float(np.max(balancedness_drift(r.W, r.a))) for r in runs])
+    name = "Lemma 1 (GD drift order)"
+    hyp = {"same horizon": bool(np.ptp([r.t[-1] for r in runs]) <= 1.01 * lrs.max())}
+    where = ", ".join(f"lr={lr:g}: {d:.3g}" for lr, d in zip(lrs, drifts, strict=True))
+    if drifts[0] <= GD_ROUNDOFF:
+        return CheckResult(name, hyp, Verdict.NOT_APPLICABLE, drifts[0], GD_ROUNDOFF, None,
+                           where, "GD drift at round-off: no neuron moved enough to fit an order")
+    with np.errstate(divide="ignore"):
+        ld = np.log(np.maximum(drifts, 1e-300))
+    p = float(np.polyfit(np.log(lrs), ld, 1)[0])
+    return _result(name, hyp, p >= min_order, p, min_order, p - min_order,
+                   where + f" (t ≤ {runs[0].t[-1]:.4g})",
+                   "fitted order p of max_j drift ≈ C lr^p; the flow conserves a² − ‖w‖² iff "
+                   "the GD drift → 0 (p ≈ 1)")
 
 
 def _eq4(traj: Trajectory) -> bool:
@@ -100,76 +174,126 @@ def _alignment_at_tau(traj: Trajectory, geo: Geometry, i: int) -> tuple[Array, A
     return nD, g, 1 + cos
 
 
-def t2_bound(geo: Geometry, alpha0: float) -> float:
-    """``4 D_max / (D_min² min(α_min, α_0)²)``: the proof's bound on the time ``t_2`` after which
-    a neuron sits in a critical face (Appendix D.7); the extremality claim of Theorem 1 (ii) is
-    proved only when ``t_2 ≤ τ``."""
+def t2_bound(geo: Geometry, alpha0: float, theorem3: bool = False) -> float:
+    """The proof's bound on the time ``t_2`` after which a neuron sits in a critical face:
+    ``4 D_max / (D_min² min(α_min, α_0)²)`` (Appendix D.7), ``2 D_max / (D_min² α_min²)`` for
+    Theorem 3 (Appendix E.2).  Reported, not a hypothesis: the statement claims extremality
+    for every ``λ < λ*`` (see docs/paper-readings.md, "Theorem 1 (ii) extremality")."""
+    if theorem3:
+        return 2 * geo.D_max / (geo.D_min**2 * geo.alpha_min**2)
     return 4 * geo.D_max / (geo.D_min**2 * min(geo.alpha_min, alpha0) ** 2)
+
+
+def vacuity(bound: Array, trivial: Array) -> Array:
+    """Per entry: is the stated bound at least the trivial a-priori bound (so it cannot fail
+    unless the trivial one does)?"""
+    return np.asarray(bound, float) >= np.asarray(trivial, float)
+
+
+def alignment_result(name: str, hyp: dict[str, bool], mis: Array, nD: Array, bound: Array,
+                     sel: Array, where_of, note: str, cname: str) -> CheckResult:
+    """Literal verdict of an alignment inequality ``0 ≤ ‖D‖ − <D, w/a> ≤ bound`` per neuron
+    (Theorem 1 (ii), Theorem 3 (ii), Lemma 4 item 1).
+
+    The trivial bound is ``2‖D‖`` (Cauchy–Schwarz with ``‖w‖ ≤ |a|`` of Theorem 1 (i)).  If the
+    stated bound exceeds it for every neuron in ``sel`` the verdict is ``vacuous`` (or
+    ``violated`` when even ``0 ≤ ‖D‖ − <D, w/a> ≤ 2‖D‖`` fails); otherwise the non-vacuous
+    neurons decide ``holds``/``violated``.  Measured: the **largest** misalignment (worst
+    neuron), bound at that neuron, margin = smallest ``bound − misalignment``.
+    """
+    tol = ZERO_TOL * max(float(np.max(nD)) if nD.size else 0.0, 1e-300)
+    trivial = 2 * nD
+    vac = vacuity(bound, trivial)
+    bad_trivial = sel & ((mis < -tol) | (mis > trivial + tol))
+    live = sel & ~vac
+    bad = bad_trivial | (live & (mis > bound + tol))
+    if not sel.any():
+        return CheckResult(name, hyp, Verdict.NOT_APPLICABLE, note="no neuron to check")
+    pool = live if live.any() else sel
+    j = int(np.flatnonzero(pool)[np.argmax(mis[pool])])
+    if bad.any():
+        j = int(np.flatnonzero(bad)[np.argmax(mis[bad])])
+    marg = np.where(pool, bound - mis, np.inf)
+    jm = int(np.argmin(marg))
+    where = where_of(j) + f"; smallest margin at neuron {jm}"
+    if live.any() or bad_trivial.any():
+        return _result(name, hyp, not bad.any(), mis[j], bound[j], marg[jm], where, note)
+    factor = float(np.min(bound[sel] / np.where(trivial[sel] > 0, trivial[sel], 1e-300)))
+    detail = (f"{cname} ≥ {float(np.min(bound[sel])):.3g} exceeds the trivial bound "
+              f"2‖D‖ ≤ {float(np.max(trivial[sel])):.3g} (Cauchy–Schwarz with ‖w‖ ≤ |a|) by a "
+              f"factor ≥ {factor:.3g} for all {int(sel.sum())} neurons; only the trivial bound "
+              "could fail")
+    verdict = Verdict.VACUOUS if all(hyp.values()) else Verdict.HYPOTHESES_UNMET
+    return CheckResult(name, hyp, verdict, mis[j], bound[j], marg[jm], where, note,
+                       detail=detail)
 
 
 def check_theorem1_ii(traj: Trajectory, geo: Geometry, lam: float, epsilon: float,
                       alpha0: float, theorem3: bool = False) -> list[CheckResult]:
     """Theorem 1 (ii) (or Theorem 3 (ii)) at ``τ`` for every neuron satisfying Condition 1
-    (Condition 2, point 1), split in two results.
+    (Condition 2, point 1), split in two literal results.
 
     * ``… alignment``: ``‖D‖ ≥ <D, w/a> ≥ ‖D‖ − c λ^{‖D‖ε/D_max}`` with ``D = D(w_j^τ, 0)`` and
-      ``c = c_{α_0}`` of Eq. (37) (``c`` of Eq. (40)), or ``w/‖w‖ = −D/‖D‖``, or ``D = 0``.
-      Margin: smallest ``<D, w/a> − (‖D‖ − c λ^{…})``.
-    * ``… extremal``: ``D`` is ``0`` or an extremal vector (Thm 3: extremal) whose direction is
-      a local max (min) of ``G`` for ``a_j^0 > 0`` (``< 0``); extra hypothesis
-      ``τ ≥`` :func:`t2_bound` (the proof's case ``t_2 ≤ τ``; see the catalogue's readings).
-      Measured: number of failing neurons.
+      ``c = c_{α_0}`` of Eq. (37) (``c`` of Eq. (40)), or ``w/‖w‖ = −D/‖D‖``, or ``D = 0``;
+      :func:`alignment_result` (``vacuous`` when ``c λ^{…} ≥ 2‖D‖`` for every neuron).
+    * ``… extremal``: ``D`` is ``0`` or an extremal vector (Theorem 3: extremal) whose direction
+      is a local max (min) of ``G`` for ``a_j^0 > 0`` (``< 0``), **as stated** (for every
+      ``λ < λ*``).  The proof covers only ``τ ≥ t_2`` (:func:`t2_bound`, reported in ``note``),
+      so a violation at larger ``λ`` is a gap of the proof (docs/paper-readings.md).
+      Measured: number of failing neurons; ``where``: the first one and the faces.
     """
     statement = "Theorem 3 (ii)" if theorem3 else "Theorem 1 (ii)"
     tau = tau_of(lam, epsilon, geo.D_max)
     i = _index_at(traj, tau)
     if theorem3:
         sel, _ = condition2_point1(traj)
-        c, a_eff = geo.c_theorem3(), 1.0
+        c, a_eff, cname = geo.c_theorem3(), 1.0, "c λ^{ε‖D‖/D_max} (Eq. (40))"
     else:
         sel, _ = condition1(traj, alpha0)
-        c, a_eff = geo.c_alpha0(alpha0), alpha0
+        c, a_eff, cname = geo.c_alpha0(alpha0), alpha0, "c_{α₀} λ^{ε‖D‖/D_max} (Eq. (37))"
     hyp = _theorem1_hyp(traj, geo, lam, geo.lambda_star(a_eff, epsilon), saddle=not theorem3)
     names = (statement + " alignment", statement + " extremal")
     if not sel.any():
-        return [CheckResult(s, hyp, "not applicable", note="no neuron satisfies the condition")
-                for s in names]
+        return [CheckResult(s, hyp, Verdict.NOT_APPLICABLE,
+                            note="no neuron satisfies the condition") for s in names]
     nD, g, anti = _alignment_at_tau(traj, geo, i)
-    bound = nD - c * lam ** (nD * epsilon / geo.D_max)
-    upper_ok = g <= nD * (1 + ZERO_TOL) + ZERO_TOL * geo.D_max
+    with np.errstate(over="ignore"):
+        bound = c * lam ** (nD * epsilon / geo.D_max)
     anti_ok = anti <= 1e-8
     zeroD = nD <= ZERO_TOL * geo.D_max
-    fail_al = sel & ~zeroD & ~anti_ok & ~((g >= bound) & upper_ok)
-    margin = np.where(sel & ~zeroD & ~anti_ok, g - bound, np.inf)
-    j = int(np.argmin(margin))
-    vac = bool(np.all(c * lam ** (nD[sel] * epsilon / geo.D_max) >= 2 * geo.D_max))
-    res = [_result(names[0], hyp, not fail_al.any(), float(np.min(nD[sel] - g[sel])),
-                   float(c * lam ** (epsilon * np.max(nD[sel]) / geo.D_max)),
-                   float(np.min(margin)) if np.isfinite(margin).any() else math.inf,
-                   f"neuron {j} at τ={tau:.4g}; {int(sel.sum())} neurons, "
-                   f"{int((sel & zeroD).sum())} with D=0, "
-                   f"{int((sel & anti_ok).sum())} anti-aligned",
-                   f"measured = min ‖D‖ − <D, w/a>; c = {c:.4g} "
-                   f"({'Eq. (40)' if theorem3 else 'Eq. (37)'})"
-                   + ("; the bound is vacuous here (c λ^{…} ≥ 2 D_max)" if vac else ""))]
+    chk = sel & ~zeroD & ~anti_ok
+    res = [alignment_result(
+        names[0], hyp, nD - g, nD, bound, chk,
+        lambda j: f"neuron {j} at τ={tau:.4g}",
+        f"measured = max_j ‖D‖ − <D, w_j/a_j> over {int(chk.sum())} neurons "
+        f"({int((sel & zeroD).sum())} with D=0, {int((sel & anti_ok).sum())} anti-aligned "
+        f"excluded: the statement's alternatives)", cname)]
+    u_tau = traj.patterns[traj.pattern[i]]
+    faces = {tuple(int(v) for v in f.u): f for f in geo.faces}
     fail_ex = np.zeros(traj.m, bool)
     for j in np.flatnonzero(sel):
         if zeroD[j] and not theorem3:
             continue
-        u = traj.patterns[traj.pattern[i, j]]
-        f = next((f for f in geo.faces if np.array_equal(f.u, u)), None)
+        f = faces.get(tuple(int(v) for v in u_tau[j]))
         want = "max" if traj.a[0, j] > 0 else "min"
         fail_ex[j] = f is None or f.extremal == 0 or not (f.kind == want or theorem3)
-    hyp2 = dict(hyp)
-    tb = t2_bound(geo, a_eff)
-    hyp2[f"τ ≥ t_2 bound ({tb:.4g})"] = tau >= tb
-    k = int(np.argmax(fail_ex))
-    res.append(_result(names[1], hyp2, not fail_ex.any(), int(fail_ex.sum()), 0,
-                       -int(fail_ex.sum()),
-                       (f"neuron {k}, u={traj.patterns[traj.pattern[i, k]].tolist()}"
-                        if fail_ex.any() else f"{int(sel.sum())} neurons") + f", τ={tau:.4g}",
+    tb = t2_bound(geo, a_eff, theorem3)
+    nfail = int(fail_ex.sum())
+    if nfail:
+        k = int(np.argmax(fail_ex))
+        pats, counts = np.unique(u_tau[fail_ex], axis=0, return_counts=True)
+        pos = int((fail_ex & (traj.a[0] > 0)).sum())
+        where = (f"neuron {k}; {pos} positive, {nfail - pos} negative; faces "
+                 + ", ".join(f"{p.tolist()}×{c}" for p, c in zip(pats, counts, strict=True))
+                 + f"; τ={tau:.4g}")
+    else:
+        where = f"{int(sel.sum())} neurons, τ={tau:.4g}"
+    res.append(_result(names[1], hyp, nfail == 0, nfail, 0, -nfail, where,
                        "measured = number of neurons whose face at τ is neither D=0 nor an "
-                       "extremal face of the right type"))
+                       "extremal face of the right type; the proof needs τ ≥ t_2 bound "
+                       f"{tb:.4g} (τ = {tau:.4g}" + ((", proof gap: see paper-readings)" if nfail
+                                                       else "; holds beyond the proof's case)")
+                                                      if tau < tb else ")")))
     return res
 
 

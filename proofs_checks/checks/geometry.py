@@ -20,7 +20,7 @@ from pwflow.trajectory import Trajectory
 
 Array = NDArray[np.float64]
 
-from .results import ZERO_TOL, CheckResult, _result, _verdict  # noqa: F401
+from .results import ZERO_TOL, CheckResult, Kind, Verdict, _result, _verdict  # noqa: F401
 
 
 # --------------------------------------------------------------------------------------------

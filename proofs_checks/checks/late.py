@@ -18,7 +18,7 @@ from pwflow.trajectory import Trajectory
 
 Array = NDArray[np.float64]
 
-from .results import ZERO_TOL, CheckResult, _result, _verdict  # noqa: F401
+from .results import ZERO_TOL, CheckResult, Kind, Verdict, _result, _verdict  # noqa: F401
 from .geometry import *  # noqa: F401,F403
 from .geometry import _index_at, _outputs  # noqa: F401
 from .dataset import in_assumption3  # noqa: F401

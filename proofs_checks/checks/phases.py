@@ -20,7 +20,7 @@ from pwflow.trajectory import Trajectory
 
 Array = NDArray[np.float64]
 
-from .results import ZERO_TOL, CheckResult, _result, _verdict  # noqa: F401
+from .results import ZERO_TOL, CheckResult, Kind, Verdict, _result, _verdict  # noqa: F401
 from .geometry import *  # noqa: F401,F403
 from .geometry import _D_by_pattern, _index_at, _outputs, _r0, _residual  # noqa: F401
 from .dataset import assumptions456, in_assumption3  # noqa: F401
@@ -132,36 +132,49 @@ def _sec4_hyp(traj: Trajectory, data: Dataset, lam: float, lam_star: float,
 
 
 def check_lemma4(traj: Trajectory, data: Dataset, geo: Geometry, ph: Phases, lam: float,
-                 epsilon: float, alpha0: float) -> CheckResult:
-    """Lemma 4 at ``τ``: (1) for ``i ∈ 𝓘``: ``‖D*‖ − <D*, w_i/a_i> ≤ c_{α_i} λ^ε`` (the
-    ``O(λ^ε)`` made explicit with Theorem 1's Eq. (37), ``α_i`` the neuron's own Condition-1
-    level capped by ``α_0``) and ``a_i^0 ≤ a_i^τ ≤ a_i^0 λ^{−2ε}``; (2) ``i ∈ 𝓝``:
-    ``a_i^0 ≤ a_i^τ ≤ 0``; (3) the other neurons never move (all snapshots)."""
+                 epsilon: float, alpha0: float) -> list[CheckResult]:
+    """Lemma 4 at ``τ``, two literal rows.
+
+    * ``Lemma 4 (1) alignment``: for ``i ∈ 𝓘``: ``‖D*‖ − <D*, w_i/a_i> ≤ c_{α_0} λ^ε`` (the
+      ``O(λ^ε)`` made explicit with Theorem 1's Eq. (37)) — :func:`early.alignment_result`,
+      ``vacuous`` when ``c_{α_0} λ^ε ≥ 2‖D*‖``; the rate is the asymptotic row of the sweep.
+    * ``Lemma 4 (1) norms, (2), (3)``: ``a_i^0 ≤ a_i^τ ≤ a_i^0 λ^{−2ε}`` on 𝓘;
+      ``a_i^0 ≤ a_i^τ ≤ 0`` on 𝓝; the other neurons never move (all snapshots, exactly).
+    """
+    from .early import alignment_result
+
     i = _index_at(traj, ph.tau)
     W, a = traj.W[i], traj.a[i]
     a0 = traj.a[0]
-    mis = np.linalg.norm(ph.D_star) - (W @ ph.D_star) / a
+    nDs = float(np.linalg.norm(ph.D_star))
+    mis = nDs - (W @ ph.D_star) / a
     _, m1 = condition1(traj, alpha0)
-    ok1 = np.ones(traj.m, bool)
-    margins = np.full(traj.m, np.inf)
-    if ph.I.any():
-        c = geo.c_alpha0(alpha0)
-        bound = c * lam**epsilon
-        margins[ph.I] = bound - mis[ph.I]
-        ok1[ph.I] = (mis[ph.I] <= bound) & (a[ph.I] >= a0[ph.I] * (1 - 1e-12)) & (
-            a[ph.I] <= a0[ph.I] * lam ** (-2 * epsilon))
-    ok2 = ~ph.N | ((a >= a0 * (1 + 1e-12)) & (a <= 0))
-    rest = ~(ph.I | ph.N)
-    ok3 = np.all(traj.W[:, rest] == traj.W[0, rest]) and np.all(traj.a[:, rest] == a0[rest])
-    ok = bool(ok1.all() and ok2.all() and ok3)
     hyp = _sec4_hyp(traj, data, lam, geo.lambda_star(alpha0, epsilon), "Lemma 4")
     hyp["every i ∈ 𝓘 satisfies Condition 1(α_0)"] = bool(np.all(m1[ph.I] > 0))
-    j = int(np.argmin(margins)) if ph.I.any() else 0
-    return _result("Lemma 4", hyp, ok, float(np.max(mis[ph.I])) if ph.I.any() else 0.0,
-                   c * lam**epsilon if ph.I.any() else None, float(margins[j]),
-                   f"τ={ph.tau:.4g}, neuron {j}; |𝓘|={int(ph.I.sum())}, |𝓝|={int(ph.N.sum())}",
-                   "measured = max_𝓘 ‖D*‖ − <D*, w/a>; bound c_{α_0} λ^ε (Eq. 37); items 2, 3 "
-                   "explicit; the O(λ^ε) rate itself: --sweep")
+    c = geo.c_alpha0(alpha0)
+    with np.errstate(over="ignore"):
+        bound = np.full(traj.m, c * lam**epsilon)
+    al = alignment_result("Lemma 4 (1) alignment", hyp, mis, np.full(traj.m, nDs), bound, ph.I,
+                          lambda j: f"neuron {j} at τ={ph.tau:.4g}",
+                          f"measured = max_𝓘 ‖D*‖ − <D*, w/a> (|𝓘|={int(ph.I.sum())}); "
+                          "bound c_{α₀} λ^ε (Eq. (37)); the O(λ^ε) rate: asymptotic row",
+                          "c_{α₀} λ^ε (Eq. (37))")
+    lo = np.where(ph.I, a / a0 - 1, np.inf)  # a^τ ≥ a^0 on 𝓘
+    hi = np.where(ph.I, lam ** (-2 * epsilon) - a / a0, np.inf)
+    ok2 = ~ph.N | ((a >= a0 * (1 + 1e-12)) & (a <= 0))
+    rest = ~(ph.I | ph.N)
+    moved = np.any(traj.W[:, rest] != traj.W[0, rest], axis=(0, 2)) | np.any(
+        traj.a[:, rest] != a0[rest], axis=0)
+    marg = np.minimum(lo + 1e-12, hi)
+    j = int(np.argmin(marg))
+    ok = bool(np.all(marg >= 0) and ok2.all() and not moved.any())
+    nbad = int((marg < 0).sum() + (~ok2).sum() + moved.sum())
+    where = (f"neuron {j} (𝓘 norms), {int((~ok2).sum())} 𝓝 neurons out of [a⁰, 0], "
+             f"{int(moved.sum())} other neurons moved; τ={ph.tau:.4g}")
+    return [al, _result("Lemma 4 (1) norms, (2), (3)", hyp, ok, nbad, 0,
+                        float(marg[j]) if ph.I.any() else 0.0, where,
+                        "measured = number of failing neurons; margin = min over 𝓘 of "
+                        "min(a^τ/a⁰ − 1, λ^{−2ε} − a^τ/a⁰)")]
 
 
 def check_lemma5(traj: Trajectory, data: Dataset, geo: Geometry, ph: Phases, lam: float,
