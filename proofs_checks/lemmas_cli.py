@@ -20,6 +20,7 @@ from pwflow.init import INITS
 
 from . import report as R
 from . import sweeps as S
+from . import checks as C
 
 
 def _eps(text: str) -> float:
@@ -107,7 +108,5 @@ def run(args: argparse.Namespace) -> int:
     if args.markdown:
         Path(args.markdown).write_text(R.render_markdown(results) + "\n", encoding="utf-8")
     if not args.json:
-        counts = {v: sum(r.verdict == v for r in results) for v in
-                  ("holds", "violated", "hypotheses unmet", "not applicable", "not checked")}
-        print(", ".join(f"{k}: {v}" for k, v in counts.items()), file=sys.stderr)
+        print(C.render_header(results), file=sys.stderr)
     return R.exit_status(results)

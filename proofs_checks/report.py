@@ -88,11 +88,24 @@ SECTION4 = ("Lemma 4", "Lemma 5", "Lemma 6", "Lemma 7", "Lemma 15", "Lemma 16", 
             "Theorem 2", "Theorem 4")
 
 
+def lemma1_independent(traj: Trajectory, data: Dataset, geo: C.Geometry, lam: float,
+                       cfg: Config) -> CheckResult:
+    """Lemma 1 on gradient descent from the trajectory's initial point at three step sizes on
+    ``[0, min(4τ, T)]`` (:func:`checks.check_lemma1_gd`), independent of the integrator."""
+    from pwflow.init import from_arrays
+
+    t_end = float(min(4 * C.tau_of(lam, cfg.epsilon, geo.D_max), traj.t[-1]))
+    runs = C.lemma1_gd_runs(data, from_arrays(traj.W[0], traj.a[0]), t_end,
+                            gamma=cfg.gamma, loss=cfg.loss)
+    return C.check_lemma1_gd(runs)
+
+
 def trajectory_checks(traj: Trajectory, data: Dataset, geo: C.Geometry, lam: float,
                       cfg: Config) -> list[CheckResult]:
     """Lemma 1, 11–13, Theorems 1 and 3, Conditions 1–2 and the Section 4 phases."""
     e, a0 = cfg.epsilon, cfg.alpha0
-    out = [C.check_lemma1(traj), C.check_condition(traj, a0, 1), C.check_condition(traj, a0, 2),
+    out = [C.check_lemma1(traj), lemma1_independent(traj, data, geo, lam, cfg),
+           C.check_condition(traj, a0, 1), C.check_condition(traj, a0, 2),
            C.check_theorem1_i(traj, geo, lam, e, a0),
            C.check_theorem1_i(traj, geo, lam, e, 1.0, statement="Theorem 3 (i)"),
            *C.check_theorem1_ii(traj, geo, lam, e, a0),
@@ -111,8 +124,8 @@ def trajectory_checks(traj: Trajectory, data: Dataset, geo: C.Geometry, lam: flo
             out.append(CheckResult(s, {}, "not applicable", note="the set 𝓘 is empty"))
         return out
     args = (traj, data, geo, ph, lam, e, a0)
-    out += [*C.check_lemma4(*args), *C.check_lemma15_16(*args), C.check_lemma5(*args),
-            C.check_lemma6(*args), *C.check_lemma17_18(*args), *C.check_phase3(*args),
+    out += [*C.check_lemma4(*args), *C.check_lemma15_16(*args), *C.check_lemma5(*args),
+            *C.check_lemma6(*args), *C.check_lemma17_18(*args), *C.check_phase3(*args),
             C.check_lemma7(*args, conv_tol=cfg.conv_tol),
             C.check_lemma7(*args, conv_tol=cfg.conv_tol, statement="Theorem 2"),
             C.check_lemma7(*args, conv_tol=cfg.conv_tol, statement="Theorem 4")]
@@ -164,32 +177,41 @@ def _num(x: float | None) -> str:
     return f"{x:.4g}"
 
 
-COLUMNS = ("statement", "verdict", "measured", "bound", "margin", "where")
+COLUMNS = ("statement", "kind", "verdict", "measured", "bound", "margin", "where")
 
 
 def rows(results: list[CheckResult]) -> list[list[str]]:
     """Table rows (strings) in :data:`COLUMNS` order."""
-    return [[r.statement, r.verdict, _num(r.measured), _num(r.bound), _num(r.margin), r.where]
-            for r in results]
+    return [[r.statement, r.kind.value, r.verdict.value, _num(r.measured), _num(r.bound),
+             _num(r.margin), r.where] for r in results]
 
 
-def render_table(results: list[CheckResult], width: int = 60) -> str:
-    """Plain-text table for the terminal (``where`` truncated to ``width`` characters)."""
+def render_table(results: list[CheckResult], width: int = 60, header: bool = True) -> str:
+    """Plain-text table for the terminal (``where`` truncated to ``width`` characters),
+    preceded by the header counts (:func:`checks.render_header`) unless ``header=False``;
+    ``vacuous`` and ``by construction`` rows are followed by their ``detail``."""
     rs = [row[:-1] + [row[-1][:width]] for row in rows(results)]
     w = [max(len(c), *(len(r[i]) for r in rs)) if rs else len(c) for i, c in enumerate(COLUMNS)]
     line = "  ".join(c.ljust(w[i]) for i, c in enumerate(COLUMNS))
-    out = [line, "-" * len(line)]
-    out += ["  ".join(r[i].ljust(w[i]) for i in range(len(COLUMNS))) for r in rs]
+    out = ([C.render_header(results), ""] if header else []) + [line, "-" * len(line)]
+    for r, res in zip(rs, results, strict=True):
+        out.append("  ".join(r[i].ljust(w[i]) for i in range(len(COLUMNS))))
+        if res.detail:
+            out.append("    ↳ " + res.detail)
     return "\n".join(out)
 
 
 def render_markdown(results: list[CheckResult]) -> str:
-    """Markdown table with a ``note`` column."""
-    head = "| " + " | ".join(COLUMNS + ("note",)) + " |"
-    sep = "|" + "---|" * (len(COLUMNS) + 1)
-    body = ["| " + " | ".join(c.replace("|", "\\|") for c in row + [r.note]) + " |"
+    """Header counts, then a Markdown table with ``note`` and ``detail`` columns."""
+    counts = C.header_counts(results)
+    top = ["| kind | " + " | ".join(C.VERDICTS) + " |", "|" + "---|" * (len(C.VERDICTS) + 1)]
+    top += ["| " + k + " | " + " | ".join(str(c[v]) for v in C.VERDICTS) + " |"
+            for k, c in counts.items()]
+    head = "| " + " | ".join(COLUMNS + ("note", "detail")) + " |"
+    sep = "|" + "---|" * (len(COLUMNS) + 2)
+    body = ["| " + " | ".join(c.replace("|", "\\|") for c in row + [r.note, r.detail]) + " |"
             for row, r in zip(rows(results), results, strict=True)]
-    return "\n".join([head, sep, *body])
+    return "\n".join([*top, "", head, sep, *body])
 
 
 def render_json(results: list[CheckResult], meta: dict | None = None) -> str:
@@ -200,7 +222,8 @@ def render_json(results: list[CheckResult], meta: dict | None = None) -> str:
         if isinstance(v, dict):
             return {k: clean(x) for k, x in v.items()}
         return v
-    return json.dumps({"meta": meta or {}, "results": [clean(r.to_dict()) for r in results]},
+    return json.dumps({"meta": meta or {}, "counts": C.header_counts(results),
+                       "results": [clean(r.to_dict()) for r in results]},
                       indent=2, ensure_ascii=False)
 
 

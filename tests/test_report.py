@@ -25,13 +25,17 @@ def test_sort_and_render():
     s = R.sort_results(RES)
     assert [r.statement for r in s] == ["Lemma 2", "Lemma 10", "Theorem 1 (i)"]
     table = R.render_table(s)
-    assert table.splitlines()[0].split()[:5] == ["statement", "verdict", "measured", "bound",
-                                                 "margin"]
+    lines = table.splitlines()
+    assert lines[0].startswith("literal") and lines[1].startswith("asymptotic")
+    assert "holds 1" in lines[0] and "hypotheses unmet 1" in lines[0]
+    head = next(x for x in lines if x.startswith("statement"))
+    assert head.split()[:6] == ["statement", "kind", "verdict", "measured", "bound", "margin"]
     assert "inf" in table and "—" in table
     md = R.render_markdown(s)
-    assert md.count("\n") == 4 and "n \\| pipe" in md
+    assert md.count("\n") == 9 and "n \\| pipe" in md and md.startswith("| kind |")
     doc = json.loads(R.render_json(s, {"k": 1}))
     assert doc["meta"] == {"k": 1} and doc["results"][2]["measured"] == "inf"
+    assert doc["counts"]["literal"]["holds"] == 1 and doc["results"][0]["kind"] == "literal"
     assert doc["results"][0]["hypotheses"] == {"a": False}
 
 
@@ -69,12 +73,15 @@ def test_cli_three_points_json_and_markdown(tmp_path, capsys):
     md = tmp_path / "out.md"
     args = _parse("--dataset", "three-points", "--width", "12", "--scale", "1e-3", "--init",
                   "balanced", "--t-max", "150", "--grid", "30", "--json", "--markdown", str(md))
-    assert L.run(args) == 0
+    rc = L.run(args)
     doc = json.loads(capsys.readouterr().out)
     verdicts = {r["statement"]: r["verdict"] for r in doc["results"]}
-    assert verdicts["Lemma 1"] == "holds" and verdicts["Theorem 1 (i)"] == "holds"
-    assert "violated" not in verdicts.values()
-    assert md.read_text().startswith("| statement | verdict |")
+    assert verdicts["Lemma 1"] == "by construction" and verdicts["Theorem 1 (i)"] == "holds"
+    violated = {s for s, v in verdicts.items() if v == "violated"}
+    assert violated <= {"Theorem 1 (ii) extremal", "Theorem 3 (ii) extremal"}  # the proof gap
+    assert rc == int(bool(violated))
+    assert md.read_text().startswith("| kind | holds | violated | vacuous |")
+    assert "| statement | kind | verdict |" in md.read_text()
     assert doc["meta"]["width"] == 12
 
 

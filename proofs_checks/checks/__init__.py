@@ -60,4 +60,4 @@ from .early import _alignment_at_tau, _eq4, _theorem1_hyp  # noqa: F401
 from .phases import *  # noqa: F401,F403
 from .phases import _first_time, _sec4_hyp, _tau3_trigger, _window  # noqa: F401
 from .late import *  # noqa: F401,F403
-from .late import _fit_rate  # noqa: F401
+from .late import _decay_fit, _min_norm_grad2  # noqa: F401

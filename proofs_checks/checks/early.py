@@ -81,7 +81,8 @@ def lemma1_gd_runs(data: Dataset, init, t_max: float, lrs=(2e-2, 1e-2, 5e-3),
 
     if len(lrs) < 2 or any(not lr > 0 for lr in lrs):
         raise ValueError(f"lrs must hold at least 2 positive step sizes, got {lrs!r}")
-    save = np.linspace(0.0, t_max, 50)
+    t_max = float(t_max)
+    save = np.linspace(0.0, t_max - 2 * max(lrs), 50)  # inside every run's last step
     return [gradient_descent(data, init, lr=float(lr), t_max=t_max, gamma=gamma, loss=loss,
                              save_times=save) for lr in lrs]
 

@@ -53,18 +53,33 @@ class Phases:
     delta_prime: float
 
 
-def _tau3_trigger(W, a, ph_I, ph_N, X, beta, lam, eps, eps3, dprime) -> int:
-    """Index (1–4) of the first true condition in the definition of ``τ_3``, 0 if none."""
-    if np.linalg.norm(beta - (a[ph_I | ph_N] @ W[ph_I | ph_N])) <= eps3:
+def _tau3_trigger(W, a, ph_I, ph_N, X, beta, lam, eps, eps3, dprime,
+                  conds: tuple[int, ...] = (1, 2, 3, 4)) -> int:
+    """Index (1–4) of the first true condition (among ``conds``) in the definition of
+    ``τ_3`` (proof of Lemma 6), 0 if none."""
+    if 1 in conds and np.linalg.norm(beta - (a[ph_I | ph_N] @ W[ph_I | ph_N])) <= eps3:
         return 1
     Wn = W[ph_I] / a[ph_I, None]
-    if Wn.shape[0] and np.min(Wn @ Wn.T) <= 1 - lam**eps:
+    if 2 in conds and Wn.shape[0] and np.min(Wn @ Wn.T) <= 1 - lam**eps:
         return 2
-    if Wn.shape[0] and np.any(Wn @ X.T <= dprime * np.linalg.norm(X, axis=1)):
+    if 3 in conds and Wn.shape[0] and np.any(Wn @ X.T <= dprime * np.linalg.norm(X, axis=1)):
         return 3
-    if np.sum(a[ph_N] ** 2) >= lam ** (2 * (1 - eps)):
+    if 4 in conds and np.sum(a[ph_N] ** 2) >= lam ** (2 * (1 - eps)):
         return 4
     return 0
+
+
+def paper_tau2(traj: Trajectory, ph: "Phases", lam: float) -> tuple[float | None, Any, int]:
+    """``τ_2`` by the paper's own definition (proof of Lemma 5):
+    ``inf{t ≥ τ : Σ_𝓘 a² ≥ ε_2 or Σ_𝓝 a² ≥ 2λ²}``; returns ``(τ_2, state, which)`` with
+    ``which`` 1 (the 𝓘 condition) or 2 (the 𝓝 condition), ``(None, None, 0)`` if never."""
+    def pred(W, a):
+        return np.sum(a[ph.I] ** 2) >= ph.eps2 or np.sum(a[ph.N] ** 2) >= 2 * lam**2
+
+    t, st = _first_time(traj, ph.tau, pred)
+    if t is None:
+        return None, None, 0
+    return t, st, 1 if np.sum(st[1][ph.I] ** 2) >= ph.eps2 * (1 - 1e-9) else 2
 
 
 def _first_time(traj: Trajectory, t_from: float, pred) -> tuple[float | None, Any]:
@@ -178,78 +193,154 @@ def check_lemma4(traj: Trajectory, data: Dataset, geo: Geometry, ph: Phases, lam
 
 
 def check_lemma5(traj: Trajectory, data: Dataset, geo: Geometry, ph: Phases, lam: float,
-                 epsilon: float, alpha0: float) -> CheckResult:
-    """Lemma 5 at ``τ_2``: (1) ``τ_2 ∈ (τ, ∞)`` exists with ``Σ_𝓘 a² = ε_2``; (2)
-    ``min_{i∈𝓘,k} <w_i/a_i, x_k> > 0`` (its ``Ω(1)`` size is only measured); (3)
-    ``1 − min <𝗐_i, 𝗐_j>`` measured against ``λ^{1−ε}`` (``O(·)``: rate in the sweep);
-    (4) ``a_i^0 ≤ a_i^{τ_2} ≤ 0`` for ``i ∈ 𝓝``.  The range ``ε_2 ∈ [c'λ^{ε/2}, ε_2*]``
-    involves unspecified constants and is not checked."""
+                 epsilon: float, alpha0: float) -> list[CheckResult]:
+    """Lemma 5 at ``τ_2``, three rows.
+
+    * ``Lemma 5 (1)``: ``Σ_𝓘 a² = ε_2`` at the package's ``τ_2`` — ``by construction`` (that
+      ``τ_2`` is the first ``t ≥ τ`` with ``Σ_𝓘 a² ≥ ε_2``).
+    * ``Lemma 5 (1) paper τ_2`` (independent): ``τ_2`` by the paper's definition,
+      ``inf{t ≥ τ : Σ_𝓘 a² ≥ ε_2 or Σ_𝓝 a² ≥ 2λ²}`` (:func:`paper_tau2`), exists and is ended
+      by the 𝓘 condition (the proof shows the 𝓝 one cannot break first).  Margin:
+      ``1 − Σ_𝓝 a² / (2λ²)`` at that time.
+    * ``Lemma 5 (2), (4)``: ``min_{i∈𝓘,k} <𝗐_i, x_k> > 0`` (its ``Ω(1)`` size measured) and
+      ``a_i^0 ≤ a_i^{τ_2} ≤ 0`` on 𝓝.  Item 3 (``O(λ^{1−ε})``) is the asymptotic row.
+    The range ``ε_2 ∈ [c'λ^{ε/2}, ε_2*]`` involves unspecified constants and is not checked."""
     hyp = _sec4_hyp(traj, data, lam, geo.lambda_star(alpha0, epsilon), "Lemma 5")
+    names = ("Lemma 5 (1)", "Lemma 5 (1) paper τ_2", "Lemma 5 (2), (4)")
     if ph.tau2 is None:
-        return CheckResult("Lemma 5", hyp, "violated" if all(hyp.values()) and traj.success
-                           and traj.t[-1] > 10 * ph.tau else "not applicable",
-                           note=f"Σ_𝓘 a² never reached ε_2={ph.eps2:g} by t={traj.t[-1]:.4g}")
+        long = all(hyp.values()) and traj.success and traj.t[-1] > 10 * ph.tau
+        return [CheckResult(s, hyp, Verdict.VIOLATED if long else Verdict.NOT_APPLICABLE,
+                            note=f"Σ_𝓘 a² never reached ε_2={ph.eps2:g} by t={traj.t[-1]:.4g}")
+                for s in names]
     W, a = ph.state2
+    s1 = float(np.sum(a[ph.I] ** 2))
+    ok1 = ph.tau2 > ph.tau and abs(s1 - ph.eps2) <= 1e-6 * ph.eps2
+    out = []
+    if ok1 and all(hyp.values()):
+        out.append(CheckResult(names[0], hyp, Verdict.BY_CONSTRUCTION, s1, ph.eps2,
+                               ph.eps2 - s1, f"τ_2={ph.tau2:.6g}", "Σ_𝓘 a² at τ_2",
+                               detail="τ_2 is located as the first t ≥ τ with Σ_𝓘 a² ≥ ε_2; "
+                                      "independent row: Lemma 5 (1) paper τ_2"))
+    else:
+        out.append(_result(names[0], hyp, ok1, s1, ph.eps2, ph.eps2 - s1, f"τ_2={ph.tau2:.6g}",
+                           "Σ_𝓘 a² at τ_2"))
+    tp, stp, which = paper_tau2(traj, ph, lam)
+    if tp is None:
+        out.append(_result(names[1], hyp, False, note="the paper's τ_2 is not reached"))
+    else:
+        sn = float(np.sum(stp[1][ph.N] ** 2))
+        out.append(_result(names[1], hyp, which == 1 and tp > ph.tau, sn, 2 * lam**2,
+                           1 - sn / (2 * lam**2),
+                           f"τ_2={tp:.6g} ended by the {'𝓘' if which == 1 else '𝓝'} condition",
+                           "measured = Σ_𝓝 a² at the paper's τ_2 (must stay < 2λ², "
+                           "Σ_𝓘 a² reaching ε_2 first)"))
     Wn = W[ph.I] / a[ph.I, None]
     corr = float(np.min(Wn @ traj.X.T))
     align = float(1 - np.min(Wn @ Wn.T))
     a0 = traj.a[0]
-    ok4 = bool(np.all(~ph.N | ((a >= a0 * (1 + 1e-12)) & (a <= 0))))
-    ok1 = ph.tau2 > ph.tau and abs(np.sum(a[ph.I] ** 2) - ph.eps2) <= 1e-6 * ph.eps2
-    return _result("Lemma 5", hyp, bool(ok1 and corr > 0 and ok4), align, lam ** (1 - epsilon),
-                   corr, f"τ_2={ph.tau2:.6g}",
-                   f"measured = 1 − min<𝗐_i,𝗐_j> (ratio to λ^(1−ε): "
-                   f"{align / lam ** (1 - epsilon):.3g});"
-                   f" margin = min <𝗐_i, x_k>; items 1, 4 explicit")
+    bad4 = ph.N & ~((a >= a0 * (1 + 1e-12)) & (a <= 0))
+    out.append(_result(names[2], hyp, bool(corr > 0 and not bad4.any()), corr, 0.0, corr,
+                       f"τ_2={ph.tau2:.6g}; {int(bad4.sum())} 𝓝 neurons out of [a⁰, 0]",
+                       f"measured = min_{{i∈𝓘,k}} <𝗐_i, x_k>; item 3: 1 − min<𝗐_i,𝗐_j> = "
+                       f"{align:.3g} (ratio to λ^(1−ε): {align / lam ** (1 - epsilon):.3g}), "
+                       "its O(λ^{1−ε}) rate is the asymptotic row"))
+    return out
 
 
 def check_lemma6(traj: Trajectory, data: Dataset, geo: Geometry, ph: Phases, lam: float,
-                 epsilon: float, alpha0: float) -> CheckResult:
-    """Lemma 6 at ``τ_3``: the first condition of the definition triggers, (1)
-    ``‖β* − Σ_𝓘 a w‖ ≤ ε_3``, (2) ``<𝗐_i, x_k> > 0`` (and ``> δ'‖x_k‖``), (3)
-    ``a_i^0 λ^{−ε} < a_i^{τ_3} ≤ 0`` on 𝓝.  ``ε_3 ≥ λ^{c_3 ε ε_2}`` (``c_3`` unspecified) not
-    checked."""
+                 epsilon: float, alpha0: float) -> list[CheckResult]:
+    """Lemma 6 at ``τ_3``, three rows.
+
+    * ``Lemma 6 (1)``: ``‖β* − Σ_𝓘 a w‖ ≤ ε_3`` (+ ``Σ_𝓝 a²``, reading 5) — ``by construction``
+      when the first condition of ``τ_3``'s definition is the one that fired;
+    * ``Lemma 6 (1) first condition fires`` (independent): among the four conditions of the
+      paper's definition of ``τ_3`` the first one fires (the proof shows 2–4 cannot);
+    * ``Lemma 6 (3)``: ``a_i^0 λ^{−ε} < a_i^{τ_3} ≤ 0`` on 𝓝 (item 2, ``> δ'``, is condition 3
+      of the stopping rule: see Lemma 17's independent row).
+    ``ε_3 ≥ λ^{c_3 ε ε_2}`` (``c_3`` unspecified) is not checked."""
     hyp = _sec4_hyp(traj, data, lam, geo.lambda_star(alpha0, epsilon), "Lemma 6")
+    names = ("Lemma 6 (1)", "Lemma 6 (1) first condition fires", "Lemma 6 (3)")
     if ph.tau3 is None:
-        return CheckResult("Lemma 6", hyp, "not applicable",
-                           note="τ_2 or τ_3 not reached within the horizon")
+        return [CheckResult(s, hyp, Verdict.NOT_APPLICABLE,
+                            note="τ_2 or τ_3 not reached within the horizon") for s in names]
     W, a = ph.state3
     err = float(np.linalg.norm(ph.beta_star - a[ph.I] @ W[ph.I]))
-    Wn = W[ph.I] / a[ph.I, None]
-    corr = float(np.min(Wn @ traj.X.T / np.linalg.norm(traj.X, axis=1)))
-    a0 = traj.a[0]
-    ok3 = bool(np.all(~ph.N | ((a > a0 * lam ** (-epsilon)) & (a <= 0))))
     slack = float(np.sum(a[ph.N] ** 2))  # ‖Σ_𝓝 a w‖ ≤ Σ_𝓝 a² (reading: τ_3 uses 𝓘 ∪ 𝓝)
-    ok = (ph.trigger3 == 1 and err <= (ph.eps3 + slack) * (1 + 1e-9) and corr > ph.delta_prime
-          and ok3)
-    return _result("Lemma 6", hyp, bool(ok), err, ph.eps3 + slack, ph.eps3 + slack - err,
-                   f"τ_3={ph.tau3:.6g} (trigger {ph.trigger3})",
-                   f"min <𝗐_i, x_k>/‖x_k‖ = {corr:.4g} vs δ'={ph.delta_prime:g}; item 3 explicit")
+    bound = ph.eps3 + slack
+    ok1 = err <= bound * (1 + 1e-9)
+    where = f"τ_3={ph.tau3:.6g} (trigger {ph.trigger3})"
+    if ok1 and ph.trigger3 == 1 and all(hyp.values()):
+        r1 = CheckResult(names[0], hyp, Verdict.BY_CONSTRUCTION, err, bound, bound - err, where,
+                         "‖β* − Σ_𝓘 a w‖ at τ_3",
+                         detail="condition 1 of τ_3's stopping rule is ‖β* − Σ_{𝓘∪𝓝} a w‖ ≤ "
+                                "ε_3; independent row: Lemma 6 (1) first condition fires")
+    else:
+        r1 = _result(names[0], hyp, ok1, err, bound, bound - err, where, "‖β* − Σ_𝓘 a w‖ at τ_3")
+    r2 = _result(names[1], hyp, ph.trigger3 == 1, ph.trigger3, 1, 1.0 if ph.trigger3 == 1
+                 else -1.0, where, "which of the four conditions of τ_3 fired first (1: ‖β* − "
+                 "Σ a w‖ ≤ ε_3, 2: pairwise alignment ≤ 1 − λ^ε, 3: <𝗐_i, x_k> ≤ δ'‖x_k‖, "
+                 "4: Σ_𝓝 a² ≥ λ^{2(1−ε)})")
+    a0 = traj.a[0]
+    bad3 = ph.N & ~((a > a0 * lam ** (-epsilon)) & (a <= 0))
+    r3 = _result(names[2], hyp, not bad3.any(), int(bad3.sum()), 0, -int(bad3.sum()), where,
+                 "number of 𝓝 neurons outside (a⁰λ^{−ε}, 0]")
+    return [r1, r2, r3]
 
 
 def _window(traj: Trajectory, t0: float, t1: float) -> NDArray[np.intp]:
     return np.flatnonzero((traj.t >= t0) & (traj.t <= t1))
 
 
+def _min_corr(states, I, X) -> tuple[float, int]:
+    nx = np.linalg.norm(X, axis=1)
+    vals = [float(np.min((W[I] / a[I, None]) @ X.T / nx)) for W, a in states]
+    k = int(np.argmin(vals))
+    return vals[k], k
+
+
 def check_lemma17_18(traj: Trajectory, data: Dataset, geo: Geometry, ph: Phases, lam: float,
                      epsilon: float, alpha0: float) -> list[CheckResult]:
     """Lemma 17 (``<𝗐_i, x_k> > δ'‖x_k‖`` on ``[τ_2, τ_3]``) and Lemma 18
-    (``Σ_𝓘 a² ≥ ε_2`` there), at every snapshot in the window and at ``τ_2``, ``τ_3``."""
+    (``Σ_𝓘 a² ≥ ε_2`` there), at every snapshot in the window and at ``τ_2``, ``τ_3``.
+
+    Lemma 17 on ``[τ_2, τ_3]`` is ``by construction``: ``τ_3``'s condition 3 is its negation.
+    Independent row ``Lemma 17 (τ_3 without condition 3)``: ``τ_3'`` = first ``t ≥ τ_2`` at
+    which condition 1, 2 or 4 holds, and the inequality is checked on ``[τ_2, τ_3']``."""
     hyp = _sec4_hyp(traj, data, lam, geo.lambda_star(alpha0, epsilon), "Lemma 17")
+    names = ("Lemma 17", "Lemma 17 (τ_3 without condition 3)", "Lemma 18")
     if ph.tau3 is None:
-        return [CheckResult(s, hyp, "not applicable", note="τ_3 not reached")
-                for s in ("Lemma 17", "Lemma 18")]
+        return [CheckResult(s, hyp, Verdict.NOT_APPLICABLE, note="τ_3 not reached")
+                for s in names]
     states = [ph.state2] + [(traj.W[i], traj.a[i]) for i in _window(traj, ph.tau2, ph.tau3)]
     states.append(ph.state3)
-    nx = np.linalg.norm(traj.X, axis=1)
-    c17 = min(float(np.min((W[ph.I] / a[ph.I, None]) @ traj.X.T / nx)) for W, a in states)
+    c17, _ = _min_corr(states, ph.I, traj.X)
     s18 = min(float(np.sum(a[ph.I] ** 2)) for _, a in states)
-    return [
-        _result("Lemma 17", hyp, c17 > ph.delta_prime, c17, ph.delta_prime, c17 - ph.delta_prime,
-                f"[τ_2, τ_3], {len(states)} points", "min <𝗐_i, x_k>/‖x_k‖ over 𝓘"),
-        _result("Lemma 18", hyp, s18 >= ph.eps2 * (1 - 1e-9), s18, ph.eps2, s18 - ph.eps2,
-                f"[τ_2, τ_3], {len(states)} points", "min Σ_𝓘 a_i²"),
-    ]
+    where = f"[τ_2, τ_3] = [{ph.tau2:.5g}, {ph.tau3:.5g}], {len(states)} points"
+    note17 = "min <𝗐_i, x_k>/‖x_k‖ over 𝓘"
+    if c17 > ph.delta_prime and all(hyp.values()):
+        r17 = CheckResult(names[0], hyp, Verdict.BY_CONSTRUCTION, c17, ph.delta_prime,
+                          c17 - ph.delta_prime, where, note17,
+                          detail="condition 3 of τ_3's stopping rule is <𝗐_i, x_k> ≤ δ'‖x_k‖ "
+                                 "with the same δ'; independent row: Lemma 17 (τ_3 without "
+                                 "condition 3)")
+    else:
+        r17 = _result(names[0], hyp, c17 > ph.delta_prime, c17, ph.delta_prime,
+                      c17 - ph.delta_prime, where, note17)
+    X, y = traj.X, traj.y
+    t3b, s3b = _first_time(traj, ph.tau2, lambda W, a: _tau3_trigger(
+        W, a, ph.I, ph.N, X, ph.beta_star, lam, epsilon, ph.eps3, ph.delta_prime,
+        conds=(1, 2, 4)) > 0)
+    t_end = traj.t[-1] if t3b is None else t3b
+    st = [ph.state2] + [(traj.W[i], traj.a[i]) for i in _window(traj, ph.tau2, t_end)]
+    if s3b is not None:
+        st.append(s3b)
+    cb, _ = _min_corr(st, ph.I, X)
+    r17b = _result(names[1], hyp, cb > ph.delta_prime, cb, ph.delta_prime, cb - ph.delta_prime,
+                   f"[τ_2, τ_3'] = [{ph.tau2:.5g}, {t_end:.5g}], {len(st)} points",
+                   note17 + "; τ_3' stops on conditions 1, 2, 4 only")
+    r18 = _result(names[2], hyp, s18 >= ph.eps2 * (1 - 1e-9), s18, ph.eps2, s18 - ph.eps2,
+                  where, "min Σ_𝓘 a_i²")
+    return [r17, r17b, r18]
 
 
 def check_lemma15_16(traj: Trajectory, data: Dataset, geo: Geometry, ph: Phases, lam: float,
