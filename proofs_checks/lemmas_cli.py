@@ -44,6 +44,13 @@ def _scales(text: str) -> list[float]:
     return vals
 
 
+def _seeds(text: str) -> list[int]:
+    vals = [seed_int(p) for p in text.split(",") if p.strip()]
+    if not vals:
+        raise argparse.ArgumentTypeError(f"need at least one seed, got {text!r}")
+    return vals
+
+
 def _gamma(text: str) -> float:
     v = float(text)
     if not (math.isfinite(v) and 0 <= v < 1):
@@ -77,9 +84,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.add_argument("--markdown", metavar="FILE", default=None, help="also write a Markdown table")
     p.add_argument("--sweep", action="store_true", help="add the λ-sweep rate checks")
-    p.add_argument("--sweep-scales", type=_scales, default=[1e-5, 1e-6, 1e-7, 1e-8, 1e-9],
-                   help="comma-separated λ values of the sweep")
-    p.add_argument("--sweep-width", type=positive_int, default=50)
+    p.add_argument("--sweep-scales", type=_scales,
+                   default=[1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10],
+                   help="comma-separated λ values of the sweep (default: 5 decades)")
+    p.add_argument("--sweep-width", type=positive_int, default=2000, help="m of the sweep runs")
+    p.add_argument("--sweep-seeds", type=_seeds, default=[0, 1, 2],
+                   help="comma-separated initialisation seeds of the sweep (default 0,1,2)")
+    p.add_argument("--sweep-workers", type=positive_int, default=2,
+                   help="processes of the sweep pool (default 2)")
+    p.add_argument("--rate-table", metavar="FILE", default=None,
+                   help="with --sweep: also write the Markdown rate table")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -93,10 +107,15 @@ def run(args: argparse.Namespace) -> int:
     init = R.make_init_for(args.init, args.width, data.d, args.scale, args.seed)
     progress = not args.no_progress and not args.json
     results, _ = R.run_all(data, init, cfg, progress=progress)
+    rates = []
     if args.sweep:
-        results += S.sweep(data, args.sweep_scales, width=args.sweep_width, init_kind=args.init,
-                           seed=args.seed, epsilon=args.epsilon, alpha0=args.alpha0,
-                           eps2=args.eps2, progress=progress)
+        rates = S.sweep(data, args.sweep_scales, seeds=args.sweep_seeds, width=args.sweep_width,
+                        init_kind=args.init, epsilon=args.epsilon, alpha0=args.alpha0,
+                        eps2=args.eps2, eps3=args.eps3, delta_prime=args.delta_prime,
+                        workers=args.sweep_workers, progress=progress)
+        results += rates
+        if args.rate_table:
+            Path(args.rate_table).write_text(S.render_rate_table(rates) + "\n", encoding="utf-8")
     meta = {"dataset": data.name, "width": args.width, "scale": args.scale, "init": args.init,
             "seed": args.seed, "gamma": args.gamma, "loss": args.loss, "epsilon": args.epsilon,
             "alpha0": args.alpha0, "eps2": args.eps2, "eps3": args.eps3,
