@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -16,6 +17,10 @@ from pwflow.trajectory import Trajectory
 
 from . import checks as C
 from .checks import CheckResult
+
+
+#: η₅: below it Assumption 5 holds on the whole Assumption 3 box (docs/lemma8.md, certified).
+ETA5 = 0.0976541304678381
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,9 @@ class Config:
     gamma: float = 0.0
     loss: str = "square"
     certify_lemma8: float | None = None
+    section4_seeds: tuple[int, ...] = (0,)
+    section4_eta: float = 0.05
+    section4_scale: float = 1e-6
 
     def __post_init__(self) -> None:
         C._check_eps(self.epsilon)
@@ -46,6 +54,9 @@ class Config:
             raise ValueError(f"alpha0 must be in (0, 1], got {self.alpha0!r}")
         if self.n_grid < 2:
             raise ValueError(f"n_grid must be >= 2, got {self.n_grid!r}")
+        if not 0 < self.section4_eta < ETA5:
+            raise ValueError(f"section4_eta must be in (0, η₅ = {ETA5}) so that Assumption 5 "
+                             f"holds on the whole box, got {self.section4_eta!r}")
 
 
 def time_grid(tau: float, t_max: float, n_grid: int) -> np.ndarray:
@@ -101,10 +112,12 @@ def lemma1_independent(traj: Trajectory, data: Dataset, geo: C.Geometry, lam: fl
 
 
 def trajectory_checks(traj: Trajectory, data: Dataset, geo: C.Geometry, lam: float,
-                      cfg: Config) -> list[CheckResult]:
-    """Lemma 1, 11–13, Theorems 1 and 3, Conditions 1–2 and the Section 4 phases."""
+                      cfg: Config, section4_only: bool = False) -> list[CheckResult]:
+    """Lemma 1, 11–13, Theorems 1 and 3, Conditions 1–2 and the Section 4 phases (only the
+    latter with ``section4_only``)."""
     e, a0 = cfg.epsilon, cfg.alpha0
-    out = [C.check_lemma1(traj), lemma1_independent(traj, data, geo, lam, cfg),
+    out = [] if section4_only else [
+           C.check_lemma1(traj), lemma1_independent(traj, data, geo, lam, cfg),
            C.check_condition(traj, a0, 1), C.check_condition(traj, a0, 2),
            C.check_theorem1_i(traj, geo, lam, e, a0),
            C.check_theorem1_i(traj, geo, lam, e, 1.0, statement="Theorem 3 (i)"),
@@ -144,7 +157,35 @@ def run_all(data: Dataset, init: Init, cfg: Config = Config(),
         return results, None
     traj = run_trajectory(data, init, geo, cfg, progress)
     results += trajectory_checks(traj, data, geo, init.scale, cfg)
+    if _needs_section4_data(data, cfg):
+        results = [r for r in results if r.statement.split(" (")[0] not in SECTION4]
+        for seed in cfg.section4_seeds:
+            results += section4_on_assumption3(init, cfg, seed)
     return sort_results(results), traj
+
+
+def _needs_section4_data(data: Dataset, cfg: Config) -> bool:
+    """Section 4 rows move to Assumption 3 data when this dataset fails Assumptions 4–6 (in
+    the square-loss ReLU setting of Section 4)."""
+    if cfg.loss != "square" or cfg.gamma != 0.0 or data.X.shape[1] != 2:
+        return False
+    return not all(C.assumptions456(data).values())
+
+
+def section4_on_assumption3(init: Init, cfg: Config, seed: int) -> list[CheckResult]:
+    """The Section 4 / Appendix F rows on ``assumption3(cfg.section4_eta, seed)`` (η < η₅:
+    Assumptions 4–6 hold, checked and listed in each row's hypotheses), same width, init kind
+    and init seed, scale ``cfg.section4_scale``; ``where`` names the data used."""
+    from pwflow.data import assumption3
+
+    data = assumption3(cfg.section4_eta, seed=seed)
+    geo = C.geometry(data, "square", 0.0)
+    lam = cfg.section4_scale
+    init3 = make_init(init.kind, init.m, data.d, lam, init.seed or 0)
+    traj = run_trajectory(data, init3, geo, dataclasses.replace(cfg, t_max=None))
+    tag = f"[assumption3 η={cfg.section4_eta:g} seed {seed}, λ={lam:g}] "
+    rows = trajectory_checks(traj, data, geo, lam, cfg, section4_only=True)
+    return [dataclasses.replace(r, where=tag + r.where) for r in rows]
 
 
 def _key(r: CheckResult) -> tuple:

@@ -326,7 +326,7 @@ def check_lemma17_18(traj: Trajectory, data: Dataset, geo: Geometry, ph: Phases,
     else:
         r17 = _result(names[0], hyp, c17 > ph.delta_prime, c17, ph.delta_prime,
                       c17 - ph.delta_prime, where, note17)
-    X, y = traj.X, traj.y
+    X = traj.X
     t3b, s3b = _first_time(traj, ph.tau2, lambda W, a: _tau3_trigger(
         W, a, ph.I, ph.N, X, ph.beta_star, lam, epsilon, ph.eps3, ph.delta_prime,
         conds=(1, 2, 4)) > 0)
@@ -354,7 +354,9 @@ def check_lemma15_16(traj: Trajectory, data: Dataset, geo: Geometry, ph: Phases,
     deficit = (float(np.max(traj.X @ d - (W[ph.I] / a[ph.I, None]) @ traj.X.T))
                if ph.I.any() else 0.0)
     out = [CheckResult("Lemma 15", hyp, "not checked", deficit, ph.eps2, None, f"τ={ph.tau:.4g}",
-                       "max_{i,k} <D*/‖D*‖ − 𝗐_i^τ, x_k> (Θ(ε_2) slack unspecified)")]
+                       "max_{i,k} <D*/‖D*‖ − 𝗐_i^τ, x_k>; the slack Θ(ε_2) and the constant c' of "
+                       "ε_2 ≥ c'λ^{ε/2} are not given, so no single run can settle it (its "
+                       "consequence, Lemma 5 (2), is checked)")]
     if ph.tau3 is None:
         out.append(CheckResult("Lemma 16", hyp, "not applicable", note="τ_3 not reached"))
     else:
@@ -362,5 +364,7 @@ def check_lemma15_16(traj: Trajectory, data: Dataset, geo: Geometry, ph: Phases,
         sup = max([float(np.sum(ph.state3[1][ph.I] ** 2))]
                   + [float(np.sum(traj.a[i][ph.I] ** 2)) for i in idx])
         out.append(CheckResult("Lemma 16", hyp, "not checked", sup, None, None, "[τ_2, τ_3]",
-                               "sup Σ_𝓘 a² = O(1): λ-independence is seen in the sweep"))
+                               "sup Σ_𝓘 a² = O(1): an O(1) bound with a hidden constant cannot be decided "
+                               "at one λ; its λ-exponent (≥ 0) is the asymptotic row 'Lemma 16' "
+                               "of --sweep"))
     return out
