@@ -81,6 +81,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="snapshots on [0, τ] and on [τ, t_max] each")
     p.add_argument("--certify-lemma8", type=positive_float, default=None, metavar="ETA",
                    help="also certify Lemma 8 over the whole Assumption 3 box of this η (~10 s)")
+    p.add_argument("--section4-seeds", type=_seeds, default=[0],
+                   help="data seeds of the assumption3(η=0.05) draws that carry the Section 4 "
+                        "rows when --dataset fails Assumptions 4–6 (default 0)")
+    p.add_argument("--section4-scale", type=positive_float, default=1e-6,
+                   help="λ of those Section 4 runs (default 1e-6)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.add_argument("--markdown", metavar="FILE", default=None, help="also write a Markdown table")
     p.add_argument("--sweep", action="store_true", help="add the λ-sweep rate checks")
@@ -103,7 +108,9 @@ def run(args: argparse.Namespace) -> int:
     data = get_dataset(args.dataset, seed=args.data_seed, **kw)
     cfg = R.Config(epsilon=args.epsilon, alpha0=args.alpha0, eps2=args.eps2, eps3=args.eps3,
                    delta_prime=args.delta_prime, t_max=args.t_max, n_grid=max(args.grid, 2),
-                   gamma=args.gamma, loss=args.loss, certify_lemma8=args.certify_lemma8)
+                   gamma=args.gamma, loss=args.loss, certify_lemma8=args.certify_lemma8,
+                   section4_seeds=tuple(args.section4_seeds),
+                   section4_scale=args.section4_scale)
     init = R.make_init_for(args.init, args.width, data.d, args.scale, args.seed)
     progress = not args.no_progress and not args.json
     results, _ = R.run_all(data, init, cfg, progress=progress)

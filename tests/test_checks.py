@@ -297,6 +297,13 @@ def test_by_construction_rows_and_their_independent_rows(a3_run):
         "by construction"
     r6 = {r.statement: r for r in C.check_lemma6(traj, data, geo, ph, lam, EPS, ALPHA0)}
     assert r6["Lemma 6 (1) first condition fires"].verdict == "violated"
+    # Lemma 1: the integrator's path is projected (drift at round-off) while GD from the same
+    # point drifts at O(lr): only the GD row measures the flow
+    r1 = C.check_lemma1(traj)
+    gd = C.check_lemma1_gd(C.lemma1_gd_runs(data, I.from_arrays(traj.W[0], traj.a[0]),
+                                            4 * ph.tau))
+    assert r1.verdict == "by construction" and r1.measured < 1e-12
+    assert gd.verdict == "holds" and abs(gd.measured - 1) < 0.1 and "lr=0.02" in gd.where
     ph0 = _phases(a3_run)
     r5 = {r.statement: r for r in C.check_lemma5(traj, data, geo, ph0, 1e-14, EPS, ALPHA0)}
     assert r5["Lemma 5 (1)"].verdict == "by construction"
