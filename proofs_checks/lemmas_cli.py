@@ -18,9 +18,9 @@ from pwflow.cli import positive_float, positive_int, seed_int
 from pwflow.data import get_dataset
 from pwflow.init import INITS
 
+from . import checks as C
 from . import report as R
 from . import sweeps as S
-from . import checks as C
 
 
 def _eps(text: str) -> float:

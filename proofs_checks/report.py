@@ -18,7 +18,6 @@ from pwflow.trajectory import Trajectory
 from . import checks as C
 from .checks import CheckResult
 
-
 #: η₅: below it Assumption 5 holds on the whole Assumption 3 box (docs/lemma8.md, certified).
 ETA5 = 0.0976541304678381
 

@@ -7,18 +7,16 @@ goodness-of-fit test (:mod:`proofs_checks.fits`).  A claim "slope ≥ q" ``holds
 CI is ``≥ q``, is ``violated`` when the whole CI is ``< q`` and is ``not checked``
 (inconclusive, reason given) otherwise or when the data are not a straight line.
 
-=================================  ===========================================  ==============
-row                                quantity (x = ln λ unless stated)              claim
-=================================  ===========================================  ==============
-Lemma 4 (1) rate                   ``max_𝓘 ‖D*‖ − <D*, w/a>`` at ``τ``           slope ≥ ε
-Theorem 1 (ii) rate                ``max_j ‖D‖ − <D, w_j/a_j>`` at ``τ``         slope ≥ ε·min‖D‖/D_max
-Theorem 1 (i) norm growth          ``max_j |a_j^τ|/|a_j^0|``                     slope ≥ −2ε
-Lemma 5 (3) rate                   ``1 − min_{𝓘} <𝗐_i, 𝗐_j>`` at ``τ_2``          slope ≥ 1 − ε
-Eq. (42) escape time               ``τ_2 − τ`` against ``x = −ln λ``             slope ≥ (1−2ε)/‖D*‖
-Lemma 6 (3) rate                   ``max_𝓝 |a_i^{τ_3}|/|a_i^0|``                 slope ≥ −ε
-Lemma 16                           ``sup_{[τ_2, τ_3]} Σ_𝓘 a²``                   slope ≥ 0
-Lemma 22 rate                      per run, decay rate of ``L − L_β*``           ≥ σ_min‖β*‖/2
-=================================  ===========================================  ==============
+* ``Lemma 4 (1) rate``: ``max_𝓘 ‖D*‖ − <D*, w/a>`` at ``τ``; slope ``≥ ε``;
+* ``Theorem 1 (ii) rate``: ``max_j ‖D‖ − <D, w_j/a_j>`` at ``τ``; slope ``≥ ε min‖D‖/D_max``;
+* ``Theorem 1 (i) norm growth``: ``max_j |a_j^τ|/|a_j^0|``; slope ``≥ −2ε``;
+* ``Lemma 5 (3) rate``: ``1 − min_𝓘 <𝗐_i, 𝗐_j>`` at ``τ_2``; slope ``≥ 1 − ε``;
+* ``Eq. (42) escape time``: ``τ_2 − τ`` against ``x = −ln λ``; slope ``≥ (1 − 2ε)/‖D*‖``;
+* ``Lemma 6 (3) rate``: ``max_𝓝 |a_i^{τ_3}|/|a_i^0|``; slope ``≥ −ε``;
+* ``Lemma 16``: ``sup_{[τ_2, τ_3]} Σ_𝓘 a²``; slope ``≥ 0``;
+* ``Lemma 22 rate``: per run, the tail decay rate of ``L − L_β*``; ``≥ σ_min‖β*‖/2``.
+
+(``x = ln λ`` and ``y = ln(quantity)`` unless stated.)
 
 Exclusion rules (applied here, counted in the result's ``where``):
 

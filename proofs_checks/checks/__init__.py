@@ -16,16 +16,37 @@ The formulas shared with ``pwflow`` (``τ``, ``β*``, ``D_max``, ``𝒦``, Assum
 live in :mod:`pwflow.theory`.  Readings of the paper: ``docs/paper-readings.md``.
 """
 
-from .results import (  # noqa: F401
-    VERDICTS,
-    ZERO_TOL,
-    CheckResult,
-    Kind,
-    Verdict,
-    _result,
-    _verdict,
-    header_counts,
-    render_header,
+from .dataset import (  # noqa: F401
+    assumption1,
+    assumptions456,
+    check_lemma2,
+    check_lemma3,
+    check_lemma8,
+    check_lemma8_box,
+    check_lemma9,
+    check_lemma10,
+    check_lemma14,
+    in_assumption3,
+    lemma12_margin,
+)
+from .early import (  # noqa: F401
+    GD_ROUNDOFF,
+    _alignment_at_tau,
+    _eq4,
+    _theorem1_hyp,
+    alignment_result,
+    balancedness_drift,
+    check_condition,
+    check_lemma1,
+    check_lemma1_gd,
+    check_lemma11,
+    check_lemma12,
+    check_lemma13,
+    check_theorem1_i,
+    check_theorem1_ii,
+    lemma1_gd_runs,
+    t2_bound,
+    vacuity,
 )
 from .geometry import (  # noqa: F401
     Face,
@@ -42,22 +63,38 @@ from .geometry import (  # noqa: F401
     geometry,
     tau_of,
 )
-from .dataset import (  # noqa: F401
-    assumption1,
-    assumptions456,
-    check_lemma2,
-    check_lemma3,
-    check_lemma8,
-    check_lemma8_box,
-    check_lemma9,
-    check_lemma10,
-    check_lemma14,
-    in_assumption3,
-    lemma12_margin,
+from .late import (  # noqa: F401
+    O_TERM_FACTOR,
+    _decay_fit,
+    _min_norm_grad2,
+    check_lemma7,
+    check_phase3,
+    lemma21_result,
+    lemma22_result,
+    phase3_series,
 )
-from .early import *  # noqa: F401,F403
-from .early import _alignment_at_tau, _eq4, _theorem1_hyp  # noqa: F401
-from .phases import *  # noqa: F401,F403
-from .phases import _first_time, _sec4_hyp, _tau3_trigger, _window  # noqa: F401
-from .late import *  # noqa: F401,F403
-from .late import _decay_fit, _min_norm_grad2  # noqa: F401
+from .phases import (  # noqa: F401
+    Phases,
+    _first_time,
+    _sec4_hyp,
+    _tau3_trigger,
+    _window,
+    check_lemma4,
+    check_lemma5,
+    check_lemma6,
+    check_lemma15_16,
+    check_lemma17_18,
+    locate_phases,
+    paper_tau2,
+)
+from .results import (  # noqa: F401
+    VERDICTS,
+    ZERO_TOL,
+    CheckResult,
+    Kind,
+    Verdict,
+    _result,
+    _verdict,
+    header_counts,
+    render_header,
+)

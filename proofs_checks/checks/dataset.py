@@ -3,25 +3,21 @@ Lemma 12 margin at a residual, Lemma 8 (Appendix A) and the Assumption 3–6 tes
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from pwflow import theory
 from pwflow.data import Dataset
-from pwflow.model import Loss, activation, get_loss
-from pwflow.subgradient import activation_pattern, minimal_norm_on_face
-from pwflow.trajectory import Trajectory
+from pwflow.model import Loss, get_loss
+from pwflow.subgradient import minimal_norm_on_face
+
+from .geometry import Face, Geometry, geometry
+from .results import ZERO_TOL, CheckResult, _result
 
 Array = NDArray[np.float64]
-
-from .results import ZERO_TOL, CheckResult, Kind, Verdict, _result, _verdict  # noqa: F401
-from .geometry import Face, Geometry, geometry  # noqa: F401
 
 
 # --------------------------------------------------------------------------------------------

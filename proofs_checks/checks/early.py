@@ -3,26 +3,30 @@
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
 import math
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from pwflow.data import Dataset
-from pwflow.model import Loss, activation, get_loss
-from pwflow.subgradient import activation_pattern, minimal_norm_on_face
+from pwflow.subgradient import minimal_norm_on_face
 from pwflow.trajectory import Trajectory
 
-Array = NDArray[np.float64]
+from .dataset import assumption1, lemma12_margin
+from .geometry import (
+    Geometry,
+    _D_by_pattern,
+    _index_at,
+    _outputs,
+    _pattern_of,
+    _residual,
+    condition1,
+    condition2_point1,
+    tau_of,
+)
+from .results import ZERO_TOL, CheckResult, Verdict, _result
 
-from .results import ZERO_TOL, CheckResult, Kind, Verdict, _result, _verdict  # noqa: F401
-from .geometry import *  # noqa: F401,F403
-from .geometry import _D_by_pattern, _index_at, _outputs, _pattern_of, _r0, _residual, _check_eps  # noqa: F401
-from .dataset import assumption1, lemma12_margin  # noqa: F401
+Array = NDArray[np.float64]
 
 
 # --------------------------------------------------------------------------------------------

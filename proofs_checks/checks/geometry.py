@@ -3,7 +3,6 @@ trajectories: snapshot lookup, outputs, residuals, ``D(w, θ)`` per face, Condit
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -14,13 +13,13 @@ from numpy.typing import NDArray
 
 from pwflow import theory
 from pwflow.data import Dataset
-from pwflow.model import Loss, activation, get_loss
+from pwflow.model import Loss, activation
 from pwflow.subgradient import activation_pattern, minimal_norm_on_face
 from pwflow.trajectory import Trajectory
 
-Array = NDArray[np.float64]
+from .results import ZERO_TOL
 
-from .results import ZERO_TOL, CheckResult, Kind, Verdict, _result, _verdict  # noqa: F401
+Array = NDArray[np.float64]
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from pwflow.data import Dataset
-from pwflow.model import Loss, activation, get_loss
-from pwflow.subgradient import activation_pattern, minimal_norm_on_face
 from pwflow.trajectory import Trajectory
 
-Array = NDArray[np.float64]
+from .dataset import in_assumption3
+from .geometry import Geometry, _D_by_pattern, _outputs, _residual
+from .phases import Phases, _sec4_hyp, _window
+from .results import CheckResult, Kind, Verdict, _result
 
-from .results import ZERO_TOL, CheckResult, Kind, Verdict, _result, _verdict  # noqa: F401
-from .geometry import *  # noqa: F401,F403
-from .geometry import _D_by_pattern, _index_at, _outputs, _residual  # noqa: F401
-from .dataset import in_assumption3  # noqa: F401
-from .phases import Phases, _sec4_hyp, _window  # noqa: F401
+Array = NDArray[np.float64]
 
 
 def check_lemma7(traj: Trajectory, data: Dataset, geo: Geometry, ph: Phases, lam: float,

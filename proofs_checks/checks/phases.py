@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,17 +11,19 @@ from numpy.typing import NDArray
 
 from pwflow import theory
 from pwflow.data import Dataset
-from pwflow.model import Loss, activation, get_loss
-from pwflow.subgradient import activation_pattern, minimal_norm_on_face
 from pwflow.trajectory import Trajectory
 
-Array = NDArray[np.float64]
+from .dataset import assumptions456
+from .early import _eq4
+from .geometry import (
+    Geometry,
+    _index_at,
+    condition1,
+    tau_of,
+)
+from .results import CheckResult, Verdict, _result
 
-from .results import ZERO_TOL, CheckResult, Kind, Verdict, _result, _verdict  # noqa: F401
-from .geometry import *  # noqa: F401,F403
-from .geometry import _D_by_pattern, _index_at, _outputs, _r0, _residual  # noqa: F401
-from .dataset import assumptions456, in_assumption3  # noqa: F401
-from .early import _eq4, condition1  # noqa: F401
+Array = NDArray[np.float64]
 
 
 @dataclass
@@ -291,9 +290,10 @@ def _window(traj: Trajectory, t0: float, t1: float) -> NDArray[np.intp]:
     return np.flatnonzero((traj.t >= t0) & (traj.t <= t1))
 
 
-def _min_corr(states, I, X) -> tuple[float, int]:
+def _min_corr(states, sel, X) -> tuple[float, int]:
+    """Smallest ``<𝗐_i, x_k>/‖x_k‖`` over the neurons ``sel`` and the states, and where."""
     nx = np.linalg.norm(X, axis=1)
-    vals = [float(np.min((W[I] / a[I, None]) @ X.T / nx)) for W, a in states]
+    vals = [float(np.min((W[sel] / a[sel, None]) @ X.T / nx)) for W, a in states]
     k = int(np.argmin(vals))
     return vals[k], k
 
@@ -364,7 +364,7 @@ def check_lemma15_16(traj: Trajectory, data: Dataset, geo: Geometry, ph: Phases,
         sup = max([float(np.sum(ph.state3[1][ph.I] ** 2))]
                   + [float(np.sum(traj.a[i][ph.I] ** 2)) for i in idx])
         out.append(CheckResult("Lemma 16", hyp, "not checked", sup, None, None, "[τ_2, τ_3]",
-                               "sup Σ_𝓘 a² = O(1): an O(1) bound with a hidden constant cannot be decided "
-                               "at one λ; its λ-exponent (≥ 0) is the asymptotic row 'Lemma 16' "
-                               "of --sweep"))
+                               "sup Σ_𝓘 a² = O(1): an O(1) bound with a hidden constant cannot be "
+                               "decided at one λ; its λ-exponent (≥ 0) is the asymptotic row "
+                               "'Lemma 16' of --sweep"))
     return out
