@@ -64,13 +64,17 @@ from .geometry import (  # noqa: F401
     tau_of,
 )
 from .late import (  # noqa: F401
+    EPS3_GRID,
     O_TERM_FACTOR,
     _decay_fit,
     _min_norm_grad2,
     check_lemma7,
     check_phase3,
+    eps3_quantities,
+    eps3_sweep_rows,
     lemma21_result,
     lemma22_result,
+    lemma24_result,
     phase3_series,
 )
 from .phases import (  # noqa: F401

@@ -150,7 +150,8 @@ def check_phase3(traj: Trajectory, data: Dataset, geo: Geometry, ph: Phases, lam
     out = [CheckResult("Lemma 19", hyp, NC, float(np.max(s["herr"])), ph.eps3 + eps4, None,
                        f"[τ_3, T], ε_4 := sup‖θ−θ^τ3‖ = {eps4:.3g}",
                        "O(ε_3 + ε_4) with a constant the paper does not give: measured "
-                       "sup |h − Xβ*| (settling it needs an ε_3 sweep)")]
+                       "sup |h − Xβ*|; its dependence on ε_3 is the asymptotic row "
+                       "'Lemma 19 (ε_3 sweep)'")]
     Rmax = float(np.max(s["R"]))
     if Rmax == 0.0:
         out.append(_result("Lemma 20", hyp, True, 0.0, lam ** (2 * (1 - epsilon)), 0.0,
@@ -185,11 +186,10 @@ def check_phase3(traj: Trajectory, data: Dataset, geo: Geometry, ph: Phases, lam
     integral = float(np.trapezoid(s["Dnorm"], s["t"])) if s["t"].size > 1 else 0.0
     out.append(CheckResult("Lemma 23", hyp, NC, integral, ph.eps3, None, "[τ_3, T]",
                            f"∫‖D^t‖dt = O(ε_3), constant not given: ratio "
-                           f"{integral / ph.eps3:.3g} (an ε_3 sweep would settle it)"))
-    out.append(CheckResult("Lemma 24", hyp, NC, float(np.max(s["dw"])), ph.eps3, None,
-                           "[τ_3, T]", f"max_𝓘 ‖𝗐^t − 𝗐^τ3‖ = O(ε_3), constant not given: "
-                           f"ratio {np.max(s['dw']) / ph.eps3:.3g} (an ε_3 sweep would settle "
-                           "it)"))
+                           f"{integral / ph.eps3:.3g}; its ε_3 dependence: asymptotic row "
+                           "'Lemma 23 (ε_3 sweep)'"))
+    out.append(lemma24_result(hyp, eps3_quantities(traj, ph)))
+    out += eps3_sweep_rows(traj, geo, ph, lam, epsilon, hyp)
     return out
 
 
@@ -246,3 +246,94 @@ def lemma22_result(hyp: dict[str, bool], t: Array, gap: Array, kappa: float, c4:
                        f"[τ_3, T], tail: {int(sel.sum())} last points above round-off",
                        f"fitted decay rate of L − L_β*: {f.slope:.4g}, CI [{f.ci[0]:.3g}, "
                        f"{f.ci[1]:.3g}], R² {f.r2:.4f}; {why}", kind=Kind.ASYMPTOTIC)
+
+
+#: ε_3 values of the sweep of Lemmas 19, 23, 24 (one trajectory: only τ_3 moves with ε_3).
+EPS3_GRID = (0.2, 0.1, 0.05, 0.025, 0.0125)
+
+
+def eps3_quantities(traj: Trajectory, ph: Phases) -> dict[str, float]:
+    """On ``[τ_3, T]`` (the state at ``τ_3`` included): ``sup |h − Xβ*|`` (Lemma 19),
+    ``ε_4 := sup ‖θ − θ^{τ_3}‖``, ``∫‖D^t‖dt`` (trapezoid, Lemma 23) and
+    ``max_𝓘 ‖𝗐^t − 𝗐^{τ_3}‖`` (Lemma 24)."""
+    X, y = traj.X, traj.y
+    W3, a3 = ph.state3
+    idx = _window(traj, ph.tau3, traj.t[-1])
+    states = [(ph.tau3, W3, a3)] + [(float(traj.t[i]), traj.W[i], traj.a[i]) for i in idx]
+    t, herr, dth, Dn, dw = [], [], [], [], []
+    w3 = W3[ph.I] / a3[ph.I, None]
+    for ti, W, a in states:
+        h = _outputs(W, a, X, traj.gamma)
+        t.append(ti)
+        herr.append(float(np.max(np.abs(h - X @ ph.beta_star))))
+        dth.append(math.sqrt(float(np.sum((W - W3) ** 2) + np.sum((a - a3) ** 2))))
+        Dn.append(float(np.linalg.norm((y - h) @ X / X.shape[0])))
+        dw.append(float(np.max(np.linalg.norm(W[ph.I] / a[ph.I, None] - w3, axis=1)))
+                  if ph.I.any() else 0.0)
+    integ = np.concatenate([[0.0], np.cumsum(np.diff(t) * (np.array(Dn[1:]) + Dn[:-1]) / 2)])
+    k = 1 + int(np.argmax(np.array(dw[1:]) - integ[1:])) if len(t) > 1 else 0
+    return {"lemma19": max(herr), "eps4": max(dth), "lemma23": float(integ[-1]),
+            "lemma24": max(dw), "lemma24_slack": float(integ[k] - dw[k]), "lemma24_t": t[k]}
+
+
+def lemma24_result(hyp: dict[str, bool], q: dict[str, float], tol: float = 1e-9
+                   ) -> CheckResult:
+    """Lemma 24 (3), ``‖𝗐_i^t − 𝗐_i^{τ_3}‖ = O(ε_3)`` on 𝓘, with the explicit constant of its
+    proof: ``‖d𝗐_i/dt‖ = ‖D^t − <𝗐_i, D^t>𝗐_i‖ ≤ ‖D^t‖`` (``‖𝗐_i‖ ≤ 1``), so
+    ``‖𝗐_i^t − 𝗐_i^{τ_3}‖ ≤ ∫_{τ_3}^t ‖D^s‖ds`` at every snapshot (Lemma 23 then gives
+    ``O(ε_3)``).  ``q`` from :func:`eps3_quantities`; margin = smallest
+    ``∫‖D‖ − ‖Δ𝗐‖`` (trapezoid on the snapshots, ``tol`` for its error)."""
+    ok = q["lemma24_slack"] >= -tol
+    return _result("Lemma 24 (3)", hyp, ok, q["lemma24"], q["lemma23"], q["lemma24_slack"],
+                   f"t={q['lemma24_t']:.5g} (smallest margin)",
+                   "max_𝓘 ‖𝗐^t − 𝗐^τ3‖ vs ∫_{τ_3}^t ‖D‖ (the proof's bound, constant 1); "
+                   "∫‖D‖ = O(ε_3) is the asymptotic row 'Lemma 23 (ε_3 sweep)'")
+
+
+def eps3_sweep_rows(traj: Trajectory, geo: Geometry, ph: Phases, lam: float, epsilon: float,
+                    hyp: dict[str, bool], eps3s=EPS3_GRID) -> list[CheckResult]:
+    """Asymptotic rows of Lemmas 19 and 23 in ``ε_3`` (Lemma 24 (3) follows from Lemma 23 with
+    the proof's explicit constant 1 and is checked literally by :func:`lemma24_result`): on
+    the same trajectory ``τ_3`` is
+    relocated for each ``ε_3`` of ``eps3s`` and the fitted log–log slope of the quantity
+    against ``ε_3`` (Lemma 19: against ``ε_3 + ε_4``) must be ``≥ 1`` (``O(ε_3)``) by the rule
+    of :func:`proofs_checks.fits.rate_verdict`.  Exclusion rules: ``τ_3`` not ended by its first
+    condition (then ``ε_3`` is not what stopped the phase), value at round-off."""
+    from ..fits import fit_line, rate_verdict
+    from .phases import locate_phases
+
+    pts, excl = [], {}
+    for e3 in eps3s:
+        pe = locate_phases(traj, geo, lam, epsilon, ph.eps2, e3, ph.delta_prime)
+        if pe.tau3 is None or pe.trigger3 != 1:
+            excl["τ_3 not ended by condition 1"] = excl.get("τ_3 not ended by condition 1",
+                                                            0) + 1
+            continue
+        pts.append((e3, eps3_quantities(traj, pe)))
+    rows = []
+    for key, name, what in (("lemma19", "Lemma 19 (ε_3 sweep)", "sup |h − Xβ*| = O(ε_3 + ε_4)"),
+                            ("lemma23", "Lemma 23 (ε_3 sweep)", "∫‖D^t‖dt = O(ε_3)")):
+        x = np.array([e + (q["eps4"] if key == "lemma19" else 0.0) for e, q in pts])
+        v = np.array([q[key] for _, q in pts])
+        ok = v > 64 * np.finfo(float).eps
+        ex = dict(excl)
+        if (~ok).any():
+            ex["machine precision"] = int((~ok).sum())
+        where = (f"ε_3 ∈ {{{', '.join(f'{e:g}' for e, _ in pts)}}}; {int(ok.sum())} points, "
+                 "excluded: " + (", ".join(f"{n} {k}" for k, n in ex.items()) or "none"))
+        try:
+            f = fit_line(np.log(x[ok]), np.log(v[ok]))
+        except ValueError as err:
+            rows.append(CheckResult(name, hyp, Verdict.NOT_APPLICABLE, None, 1.0, None, where,
+                                    f"{what}: {err}", kind=Kind.ASYMPTOTIC))
+            continue
+        verdict, why = rate_verdict(f, 1.0)
+        if not all(hyp.values()):
+            verdict = Verdict.HYPOTHESES_UNMET
+        rows.append(CheckResult(name, hyp, verdict, f.slope, 1.0, f.ci[0] - 1.0, where,
+                                f"{what}: fitted exponent in "
+                                f"{'ε_3 + ε_4' if key == 'lemma19' else 'ε_3'}"
+                                f" {f.slope:.4g} CI [{f.ci[0]:.4g}, {f.ci[1]:.4g}], implied "
+                                f"constant {math.exp(f.intercept):.3g}; {why}",
+                                kind=Kind.ASYMPTOTIC))
+    return rows
