@@ -181,7 +181,8 @@ def section4_on_assumption3(init: Init, cfg: Config, seed: int) -> list[CheckRes
     geo = C.geometry(data, "square", 0.0)
     lam = cfg.section4_scale
     init3 = make_init(init.kind, init.m, data.d, lam, init.seed or 0)
-    traj = run_trajectory(data, init3, geo, dataclasses.replace(cfg, t_max=None))
+    t_max = None if cfg.t_max is None else max(cfg.t_max, 200.0)  # phases end near t ≈ 25
+    traj = run_trajectory(data, init3, geo, dataclasses.replace(cfg, t_max=t_max))
     tag = f"[assumption3 η={cfg.section4_eta:g} seed {seed}, λ={lam:g}] "
     rows = trajectory_checks(traj, data, geo, lam, cfg, section4_only=True)
     return [dataclasses.replace(r, where=tag + r.where) for r in rows]

@@ -80,6 +80,11 @@ def test_cli_three_points_json_and_markdown(tmp_path, capsys):
     violated = {s for s, v in verdicts.items() if v == "violated"}
     assert violated <= {"Theorem 1 (ii) extremal", "Theorem 3 (ii) extremal"}  # the proof gap
     assert rc == int(bool(violated))
+    # three_points fails Assumption 5: the Section 4 rows are checked on assumption3(0.05) data
+    sec4 = [r for r in doc["results"] if r["statement"].startswith("Lemma 5")]
+    assert sec4 and all(r["where"].startswith("[assumption3 η=0.05 seed 0") for r in sec4)
+    assert all(r["hypotheses"]["Assumption 5"] for r in sec4)
+    assert doc["counts"]["literal"]["hypotheses unmet"] <= 3
     assert md.read_text().startswith("| kind | holds | violated | vacuous |")
     assert "| statement | kind | verdict |" in md.read_text()
     assert doc["meta"]["width"] == 12
