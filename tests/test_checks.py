@@ -455,3 +455,14 @@ def test_lemma8_box_counterexample_is_a_real_dataset():
     rhs = np.array([np.linalg.norm(y) * np.linalg.norm(np.delete(G[k], k)) for k in range(3)])
     assert np.any(lhs[[0, 2]] <= rhs[[0, 2]])
     assert C.check_lemma8_box(0.02).verdict == "holds"
+
+
+def test_undefined_constant_is_reported_not_zeroed():
+    """α_min is ``Undefined`` (−D_u on the boundary of its cone, Lemma 2 fails) on this data:
+    Lemma 9 says ``violated`` and names the reason; Theorem 1's genericity hypothesis fails."""
+    data = Dataset(np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.2]]), np.array([1.0, 1.0, -1.0]),
+                   name="boundary")
+    geo = C.geometry(data)
+    assert "alpha_min" in geo.undefined
+    r = C.check_lemma9(data, geo=geo)
+    assert r.verdict == "violated" and "Lemma 2 fails" in r.note

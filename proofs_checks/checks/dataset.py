@@ -101,13 +101,20 @@ def check_lemma3(data: Dataset, loss: str | Loss = "square", gamma: float = 0.0,
 
 def check_lemma9(data: Dataset, loss: str | Loss = "square", gamma: float = 0.0,
                  geo: Geometry | None = None) -> CheckResult:
-    """Lemma 9: ``α_min > 0`` and ``D_min > 0`` (Eq. (23)); margin ``min(α_min, D_min)``."""
+    """Lemma 9: ``α_min > 0`` and ``D_min > 0`` (Eq. (23)); margin ``min(α_min, D_min)``.
+
+    An undefined constant (``constants.Undefined``, e.g. ``D_u`` on the boundary of its cone,
+    Lemma 2 failing) is a failure of the claim: ``violated``, with the reason in ``note``."""
     geo = geo or geometry(data, loss, gamma)
+    und = {k: v for k, v in geo.undefined.items() if k in ("alpha_min", "D_min")}
     m = min(geo.alpha_min, geo.D_min)
-    return _result("Lemma 9", {"Assumption 1": assumption1(loss, data.y)}, m > 1e-12, m, 0.0, m,
+    ok = m > 1e-12 and not und
+    note = "Eq. (23)–(24) by exact enumeration of the faces (d = 2)"
+    if und:
+        note += "; undefined: " + "; ".join(f"{k}: {v}" for k, v in und.items())
+    return _result("Lemma 9", {"Assumption 1": assumption1(loss, data.y)}, ok, m, 0.0, m,
                    f"α_min={geo.alpha_min:.4g} (+:{geo.alpha_min_plus:.4g}, "
-                   f"−:{geo.alpha_min_minus:.4g}), D_min={geo.D_min:.4g}",
-                   "Eq. (23)–(24) by exact enumeration of the faces (d = 2)")
+                   f"−:{geo.alpha_min_minus:.4g}), D_min={geo.D_min:.4g}", note)
 
 
 def check_lemma10(data: Dataset, loss: str | Loss = "square", gamma: float = 0.0,

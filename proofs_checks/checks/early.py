@@ -129,7 +129,8 @@ def _eq4(traj: Trajectory) -> bool:
 def _theorem1_hyp(traj: Trajectory, geo: Geometry, lam: float, lam_star: float,
                   saddle: bool = True) -> dict[str, bool]:
     h = {"Assumption 1": assumption1(traj._loss(), traj.y),
-         "Lemmas 2, 9, 10 (genericity)": geo.alpha_min > 0 and geo.D_min > 0 and geo.delta0 > 0,
+         "Lemmas 2, 9, 10 (genericity)": (geo.alpha_min > 0 and geo.D_min > 0
+                                          and geo.delta0 > 0 and not geo.undefined),
          "Eq. (4) at init": _eq4(traj),
          "λ < λ*": lam < lam_star}
     if saddle:
