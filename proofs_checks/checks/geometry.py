@@ -53,6 +53,7 @@ class Geometry:
     """Faces, extremal vectors and the constants of Appendix D.1 (Eqs. (21)–(24)), taken from
     :mod:`proofs_checks.faces`, :mod:`proofs_checks.extremal` and
     :mod:`proofs_checks.constants` (``Undefined`` constants become 0, with ``undefined``
+    — read by Lemma 9 and Theorem 1's genericity hypothesis —
     saying why)."""
 
     faces: list[Face]
