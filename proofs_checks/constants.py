@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import nnls
 
+from pwflow import theory
 from pwflow.data import Dataset
 from pwflow.model import Loss
 
@@ -97,8 +98,8 @@ def _cos_faces(geo: Geometry, sign: int) -> list[tuple[FaceData, float]]:
 
 
 def D_max(geo: Geometry) -> float:
-    """``D_max = max_w ‖D(w, 0)‖ = max_u ‖D_u‖`` (Theorem 1)."""
-    return max(float(np.linalg.norm(f.D)) for f in geo.faces)
+    """``D_max = max_w ‖D(w, 0)‖ = max_u ‖D_u‖`` (Theorem 1), :func:`pwflow.theory.D_max`."""
+    return theory.D_max(f.D for f in geo.faces)
 
 
 def D_min(geo: Geometry) -> Value:
@@ -242,11 +243,8 @@ def c_theorem3(geo: Geometry) -> Value:
     return _c_common(geo, dmax, 2 * dmax**2 / (dm**2 * am**2))
 
 
-def tau(lam: float, epsilon: float, Dmax: float) -> float:
-    """``τ = −ε ln λ / D_max`` (Theorem 1)."""
-    if not 0 < lam < 1:
-        raise ValueError(f"lam must be in (0, 1), got {lam!r}")
-    return -_check_eps(epsilon) * math.log(lam) / Dmax
+#: ``τ = −ε ln λ / D_max`` (Theorem 1): the one implementation is :func:`pwflow.theory.tau`.
+tau = theory.tau
 
 
 # ----- Section 4 / Appendices A and F ---------------------------------------------------------
@@ -259,9 +257,8 @@ def D_star(geo: Geometry) -> Array:
 
 def beta_star(geo: Geometry) -> Value | Array:
     """``β* = (XᵀX)^{-1} Xᵀ y`` (Theorem 2)."""
-    if np.linalg.matrix_rank(geo.X) < geo.X.shape[1]:
-        return Undefined("X is rank deficient: β* is not unique")
-    return np.linalg.solve(geo.X.T @ geo.X, geo.X.T @ geo.y)
+    b = theory.beta_star(geo.X, geo.y)
+    return Undefined("X is rank deficient: β* is not unique") if b is None else b
 
 
 def H_matrix(geo: Geometry) -> Array:
@@ -270,14 +267,10 @@ def H_matrix(geo: Geometry) -> Array:
 
 
 def kappa_set(geo: Geometry) -> list[int]:
-    """``𝒦`` of Assumption 5: ``k`` such that some nonzero face ``u ∈ {0,1}^n`` has ``u_k = 0``."""
-    ks: set[int] = set()
-    for f in geo.faces:
-        if f.face.dim >= 1 and np.all(f.u >= 0):
-            ks.update(int(k) for k in f.K)
-    if np.linalg.matrix_rank(geo.X) < geo.X.shape[1]:
-        ks.update(range(geo.n))  # ker X ≠ 0 lies in every x_k^⊥
-    return sorted(ks)
+    """``𝒦`` of Assumption 5, **0-based** (the paper's ``{1, 3}`` is ``[0, 2]``):
+    :func:`pwflow.theory.kappa_set` on the patterns of the faces of dimension ``≥ 1``."""
+    full = np.linalg.matrix_rank(geo.X) == geo.X.shape[1]
+    return theory.kappa_set((f.u for f in geo.faces if f.face.dim >= 1), geo.n, full)
 
 
 def assumption5_margins(geo: Geometry) -> dict[int, float]:

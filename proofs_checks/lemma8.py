@@ -628,7 +628,8 @@ def _check_dataset(data: Dataset) -> tuple[Array, Array]:
 
 
 def kappa_set(data: Dataset) -> set[int]:
-    """The set 𝒦 of Assumption 5 (1-based), by its definition: ``k ∈ 𝒦`` iff some ``w ≠ 0``
+    """The set 𝒦 of Assumption 5, **0-based** like :func:`pwflow.theory.kappa_set` (the paper's
+    ``{1, 3}`` is ``{0, 2}``), by its definition: ``k ∈ 𝒦`` iff some ``w ≠ 0``
     with ``<w, x_k> = 0`` has ``<w, x_k'> >= 0`` for all ``k'``; in ``d = 2``, ``w = ±J x_k``."""
     X, _ = _check_dataset(data)
     out = set()
@@ -638,7 +639,7 @@ def kappa_set(data: Dataset) -> set[int]:
         dets = X[k, 0] * X[others, 1] - X[k, 1] * X[others, 0]
         for s in (1.0, -1.0):
             if np.all(s * dets >= 0):
-                out.add(k + 1)
+                out.add(k)
     return out
 
 
@@ -695,7 +696,7 @@ def assumption6_patterns(data: Dataset, delta: float = 1e-2, n_angles: int = 20_
     for u in np.unique(U[mixed], axis=0):
         rows = np.all(U == u, axis=1)
         D = ((u == 1) * res) @ X / 3
-        kk = [k - 1 for k in K]
+        kk = K
         sel = rows & np.any(cos[:, kk] >= delta, axis=1) & np.any(cos[:, kk] <= -delta, axis=1)
         if np.any(sel):
             worst = min(worst, float(np.min(W[sel] @ D)))

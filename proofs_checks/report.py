@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ from pwflow.trajectory import Trajectory
 
 from . import checks as C
 from .checks import CheckResult
+
+#: η₅: below it Assumption 5 holds on the whole Assumption 3 box (docs/lemma8.md, certified).
+ETA5 = 0.0976541304678381
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,9 @@ class Config:
     gamma: float = 0.0
     loss: str = "square"
     certify_lemma8: float | None = None
+    section4_seeds: tuple[int, ...] = (0,)
+    section4_eta: float = 0.05
+    section4_scale: float = 1e-6
 
     def __post_init__(self) -> None:
         C._check_eps(self.epsilon)
@@ -46,6 +53,9 @@ class Config:
             raise ValueError(f"alpha0 must be in (0, 1], got {self.alpha0!r}")
         if self.n_grid < 2:
             raise ValueError(f"n_grid must be >= 2, got {self.n_grid!r}")
+        if not 0 < self.section4_eta < ETA5:
+            raise ValueError(f"section4_eta must be in (0, η₅ = {ETA5}) so that Assumption 5 "
+                             f"holds on the whole box, got {self.section4_eta!r}")
 
 
 def time_grid(tau: float, t_max: float, n_grid: int) -> np.ndarray:
@@ -88,11 +98,26 @@ SECTION4 = ("Lemma 4", "Lemma 5", "Lemma 6", "Lemma 7", "Lemma 15", "Lemma 16", 
             "Theorem 2", "Theorem 4")
 
 
+def lemma1_independent(traj: Trajectory, data: Dataset, geo: C.Geometry, lam: float,
+                       cfg: Config) -> CheckResult:
+    """Lemma 1 on gradient descent from the trajectory's initial point at three step sizes on
+    ``[0, min(4τ, T)]`` (:func:`checks.check_lemma1_gd`), independent of the integrator."""
+    from pwflow.init import from_arrays
+
+    t_end = float(min(4 * C.tau_of(lam, cfg.epsilon, geo.D_max), traj.t[-1]))
+    runs = C.lemma1_gd_runs(data, from_arrays(traj.W[0], traj.a[0]), t_end,
+                            gamma=cfg.gamma, loss=cfg.loss)
+    return C.check_lemma1_gd(runs)
+
+
 def trajectory_checks(traj: Trajectory, data: Dataset, geo: C.Geometry, lam: float,
-                      cfg: Config) -> list[CheckResult]:
-    """Lemma 1, 11–13, Theorems 1 and 3, Conditions 1–2 and the Section 4 phases."""
+                      cfg: Config, section4_only: bool = False) -> list[CheckResult]:
+    """Lemma 1, 11–13, Theorems 1 and 3, Conditions 1–2 and the Section 4 phases (only the
+    latter with ``section4_only``)."""
     e, a0 = cfg.epsilon, cfg.alpha0
-    out = [C.check_lemma1(traj), C.check_condition(traj, a0, 1), C.check_condition(traj, a0, 2),
+    out = [] if section4_only else [
+           C.check_lemma1(traj), lemma1_independent(traj, data, geo, lam, cfg),
+           C.check_condition(traj, a0, 1), C.check_condition(traj, a0, 2),
            C.check_theorem1_i(traj, geo, lam, e, a0),
            C.check_theorem1_i(traj, geo, lam, e, 1.0, statement="Theorem 3 (i)"),
            *C.check_theorem1_ii(traj, geo, lam, e, a0),
@@ -111,8 +136,8 @@ def trajectory_checks(traj: Trajectory, data: Dataset, geo: C.Geometry, lam: flo
             out.append(CheckResult(s, {}, "not applicable", note="the set 𝓘 is empty"))
         return out
     args = (traj, data, geo, ph, lam, e, a0)
-    out += [C.check_lemma4(*args), *C.check_lemma15_16(*args), C.check_lemma5(*args),
-            C.check_lemma6(*args), *C.check_lemma17_18(*args), *C.check_phase3(*args),
+    out += [*C.check_lemma4(*args), *C.check_lemma15_16(*args), *C.check_lemma5(*args),
+            *C.check_lemma6(*args), *C.check_lemma17_18(*args), *C.check_phase3(*args),
             C.check_lemma7(*args, conv_tol=cfg.conv_tol),
             C.check_lemma7(*args, conv_tol=cfg.conv_tol, statement="Theorem 2"),
             C.check_lemma7(*args, conv_tol=cfg.conv_tol, statement="Theorem 4")]
@@ -131,7 +156,36 @@ def run_all(data: Dataset, init: Init, cfg: Config = Config(),
         return results, None
     traj = run_trajectory(data, init, geo, cfg, progress)
     results += trajectory_checks(traj, data, geo, init.scale, cfg)
+    if _needs_section4_data(data, cfg):
+        results = [r for r in results if r.statement.split(" (")[0] not in SECTION4]
+        for seed in cfg.section4_seeds:
+            results += section4_on_assumption3(init, cfg, seed)
     return sort_results(results), traj
+
+
+def _needs_section4_data(data: Dataset, cfg: Config) -> bool:
+    """Section 4 rows move to Assumption 3 data when this dataset fails Assumptions 4–6 (in
+    the square-loss ReLU setting of Section 4)."""
+    if cfg.loss != "square" or cfg.gamma != 0.0 or data.X.shape[1] != 2:
+        return False
+    return not all(C.assumptions456(data).values())
+
+
+def section4_on_assumption3(init: Init, cfg: Config, seed: int) -> list[CheckResult]:
+    """The Section 4 / Appendix F rows on ``assumption3(cfg.section4_eta, seed)`` (η < η₅:
+    Assumptions 4–6 hold, checked and listed in each row's hypotheses), same width, init kind
+    and init seed, scale ``cfg.section4_scale``; ``where`` names the data used."""
+    from pwflow.data import assumption3
+
+    data = assumption3(cfg.section4_eta, seed=seed)
+    geo = C.geometry(data, "square", 0.0)
+    lam = cfg.section4_scale
+    init3 = make_init(init.kind, init.m, data.d, lam, init.seed or 0)
+    t_max = None if cfg.t_max is None else max(cfg.t_max, 200.0)  # phases end near t ≈ 25
+    traj = run_trajectory(data, init3, geo, dataclasses.replace(cfg, t_max=t_max))
+    tag = f"[assumption3 η={cfg.section4_eta:g} seed {seed}, λ={lam:g}] "
+    rows = trajectory_checks(traj, data, geo, lam, cfg, section4_only=True)
+    return [dataclasses.replace(r, where=tag + r.where) for r in rows]
 
 
 def _key(r: CheckResult) -> tuple:
@@ -164,32 +218,41 @@ def _num(x: float | None) -> str:
     return f"{x:.4g}"
 
 
-COLUMNS = ("statement", "verdict", "measured", "bound", "margin", "where")
+COLUMNS = ("statement", "kind", "verdict", "measured", "bound", "margin", "where")
 
 
 def rows(results: list[CheckResult]) -> list[list[str]]:
     """Table rows (strings) in :data:`COLUMNS` order."""
-    return [[r.statement, r.verdict, _num(r.measured), _num(r.bound), _num(r.margin), r.where]
-            for r in results]
+    return [[r.statement, r.kind.value, r.verdict.value, _num(r.measured), _num(r.bound),
+             _num(r.margin), r.where] for r in results]
 
 
-def render_table(results: list[CheckResult], width: int = 60) -> str:
-    """Plain-text table for the terminal (``where`` truncated to ``width`` characters)."""
+def render_table(results: list[CheckResult], width: int = 60, header: bool = True) -> str:
+    """Plain-text table for the terminal (``where`` truncated to ``width`` characters),
+    preceded by the header counts (:func:`checks.render_header`) unless ``header=False``;
+    ``vacuous`` and ``by construction`` rows are followed by their ``detail``."""
     rs = [row[:-1] + [row[-1][:width]] for row in rows(results)]
     w = [max(len(c), *(len(r[i]) for r in rs)) if rs else len(c) for i, c in enumerate(COLUMNS)]
     line = "  ".join(c.ljust(w[i]) for i, c in enumerate(COLUMNS))
-    out = [line, "-" * len(line)]
-    out += ["  ".join(r[i].ljust(w[i]) for i in range(len(COLUMNS))) for r in rs]
+    out = ([C.render_header(results), ""] if header else []) + [line, "-" * len(line)]
+    for r, res in zip(rs, results, strict=True):
+        out.append("  ".join(r[i].ljust(w[i]) for i in range(len(COLUMNS))))
+        if res.detail:
+            out.append("    ↳ " + res.detail)
     return "\n".join(out)
 
 
 def render_markdown(results: list[CheckResult]) -> str:
-    """Markdown table with a ``note`` column."""
-    head = "| " + " | ".join(COLUMNS + ("note",)) + " |"
-    sep = "|" + "---|" * (len(COLUMNS) + 1)
-    body = ["| " + " | ".join(c.replace("|", "\\|") for c in row + [r.note]) + " |"
+    """Header counts, then a Markdown table with ``note`` and ``detail`` columns."""
+    counts = C.header_counts(results)
+    top = ["| kind | " + " | ".join(C.VERDICTS) + " |", "|" + "---|" * (len(C.VERDICTS) + 1)]
+    top += ["| " + k + " | " + " | ".join(str(c[v]) for v in C.VERDICTS) + " |"
+            for k, c in counts.items()]
+    head = "| " + " | ".join(COLUMNS + ("note", "detail")) + " |"
+    sep = "|" + "---|" * (len(COLUMNS) + 2)
+    body = ["| " + " | ".join(c.replace("|", "\\|") for c in row + [r.note, r.detail]) + " |"
             for row, r in zip(rows(results), results, strict=True)]
-    return "\n".join([head, sep, *body])
+    return "\n".join([*top, "", head, sep, *body])
 
 
 def render_json(results: list[CheckResult], meta: dict | None = None) -> str:
@@ -200,7 +263,8 @@ def render_json(results: list[CheckResult], meta: dict | None = None) -> str:
         if isinstance(v, dict):
             return {k: clean(x) for k, x in v.items()}
         return v
-    return json.dumps({"meta": meta or {}, "results": [clean(r.to_dict()) for r in results]},
+    return json.dumps({"meta": meta or {}, "counts": C.header_counts(results),
+                       "results": [clean(r.to_dict()) for r in results]},
                       indent=2, ensure_ascii=False)
 
 

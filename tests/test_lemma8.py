@@ -185,7 +185,7 @@ def test_bad_arguments():
 def test_random_assumption3_datasets_satisfy_obligations(eta, seed):
     data = assumption3(eta, seed)
     vals = L.obligation_values(data, eta)
-    assert L.kappa_set(data) == {1, 3}
+    assert L.kappa_set(data) == {0, 2}  # 0-based: the paper's {1, 3}
     assert L.assumption6_patterns(data, delta=0.05, n_angles=2_000) > 0
     for name, v in vals.items():
         if not name.startswith("A5"):
@@ -237,7 +237,7 @@ def test_point_values_match_exact_formulas():
 def test_kappa_and_patterns_detect_violations():
     # x2 outside the cone of x1, x3: 𝒦 = {1, 2}... and 3 not extreme
     bad = Dataset(np.array([[-1.0, 1.0], [1.0, 1.0], [0.0, 1.0]]), np.array([1.0, 0.1, 1.0]))
-    assert L.kappa_set(bad) == {1, 2}
+    assert L.kappa_set(bad) == {0, 1}
     # y2 large: the OLS over-predicts x1 and x3, Assumption 6 fails and so does its pattern form
     high = Dataset(np.array([[-0.95, 1.0], [0.0, 1.0], [0.95, 1.0]]), np.array([1.0, 3.0, 1.0]))
     vals = L.obligation_values(high, 0.1)
