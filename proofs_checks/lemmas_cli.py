@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
                    delta_prime=args.delta_prime, t_max=args.t_max, n_grid=max(args.grid, 2),
                    gamma=args.gamma, loss=args.loss, certify_lemma8=args.certify_lemma8)
     init = R.make_init_for(args.init, args.width, data.d, args.scale, args.seed)
-    progress = not args.no_progress and not args.json
+    progress = False if args.no_progress or args.json else None  # None: on a terminal
     results, _ = R.run_all(data, init, cfg, progress=progress)
     if args.sweep:
         results += S.sweep(data, args.sweep_scales, width=args.sweep_width, init_kind=args.init,

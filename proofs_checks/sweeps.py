@@ -17,6 +17,7 @@ import numpy as np
 from pwflow.data import Dataset
 from pwflow.init import make_init
 from pwflow.integrator import simulate
+from pwflow.progress import make_bar
 
 from . import checks as C
 from .checks import CheckResult
@@ -89,17 +90,22 @@ CLAIMS = {
 
 def sweep(data: Dataset, lams, *, width: int = 50, init_kind: str = "balanced", seed: int = 0,
           epsilon: float = 0.25, alpha0: float = 0.5, eps2: float = 0.05,
-          progress: bool = False) -> list[CheckResult]:
-    """Run the λ sweep and return one :class:`CheckResult` per claimed rate."""
+          progress: bool | None = False) -> list[CheckResult]:
+    """Run the λ sweep and return one :class:`CheckResult` per claimed rate.
+
+    ``progress``: a tqdm bar on stderr (``None``: only when stderr is a terminal).
+    """
     lams = sorted(float(x) for x in lams)
     if len(lams) < 3 or not all(0 < x < 1 for x in lams):
         raise ValueError(f"lams must hold at least 3 values in (0, 1), got {lams}")
     rows = []
-    for k, lam in enumerate(lams):
-        if progress:
-            print(f"sweep {k + 1}/{len(lams)}: λ = {lam:g}", flush=True)
+    bar = make_bar(len(lams), progress, desc="λ sweep", unit="run")
+    for lam in lams:
+        bar.set_postfix_str(f"λ = {lam:g}", refresh=False)
         rows.append(measure(data, lam, width=width, init_kind=init_kind, seed=seed,
                             epsilon=epsilon, alpha0=alpha0, eps2=eps2))
+        bar.update(1)
+    bar.close()
     geo = C.geometry(data)
     lam_star = geo.lambda_star(alpha0, epsilon)
     out = []

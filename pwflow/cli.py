@@ -710,7 +710,7 @@ def _run_reproduce(args: argparse.Namespace) -> int:
     except OSError as err:
         raise CLIError(f"cannot create --out {str(args.out)!r}: {err}") from None
     paths = figures.reproduce(args.figure, args.out, args.width, args.scale, args.t_max,
-                              args.seed, not args.quiet)
+                              args.seed, False if args.quiet else None)  # None: on a terminal
     for path in paths:
         print(path)
     return 0

@@ -504,7 +504,7 @@ def test_plot_animate_reproduce_call_figures(capsys, tmp_path, small_run, fake_f
                                 False)
     assert out.strip() == str(tmp_path / "figs" / "figure1.png")
     rc, out, _ = run_cli(capsys, ["reproduce", "figure2", "--out", tmp_path / "figs"])
-    assert rc == 0 and fake_figures[-1][3:] == (None, None, None, 0, True)
+    assert rc == 0 and fake_figures[-1][3:] == (None, None, None, 0, None)  # bar on a terminal
 
     rc, _, err = run_cli(capsys, ["reproduce", "figure3", "--out", tmp_path / "figs"])
     assert rc == 2 and "pwflow: error: figure3 needs t_max > 0" in err and "Traceback" not in err
