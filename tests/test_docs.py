@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 EXECUTED = sorted([*(DOCS / "tutorial").glob("*.md"), *(DOCS / "howto").glob("*.md"),
-                   DOCS / "api.md"])
+                   DOCS / "api.md", DOCS / "index.md"])
 FENCE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
@@ -54,7 +54,7 @@ def test_page_code_blocks_run(page, tmp_path, monkeypatch):
 
 def _require_sphinx() -> None:
     for module in ("sphinx", "myst_parser", "sphinx_gallery", "numpydoc",
-                   "pydata_sphinx_theme"):
+                   "pydata_sphinx_theme", "pandas"):  # the gallery reads events with pandas
         pytest.importorskip(module)
 
 
