@@ -23,7 +23,8 @@ data = pwflow.three_points()
 init = pwflow.balanced(m=300, d=data.d, scale=1e-3, seed=0)
 traj = pwflow.simulate(data, init, t_max=4000.0)
 print(traj.message)
-print(f"final loss {traj.step_loss[-1]:.6g}; least squares {F.least_squares_loss(data.X, data.y):.6g}")
+print(f"final loss {traj.step_loss[-1]:.6g}; "
+      f"least squares {F.least_squares_loss(data.X, data.y):.6g}")
 print("events:", traj.events_by_kind())
 
 fig = F.make_figure(traj, "all")

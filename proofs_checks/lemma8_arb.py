@@ -99,7 +99,7 @@ def arb_margin(name: str, lo: Array, hi: Array, eta: float, prec: int = 128) -> 
     old = flint.ctx.prec
     flint.ctx.prec = int(prec)
     try:
-        args = [_ball(a, b) for a, b in zip(lo, hi)]
+        args = [_ball(a, b) for a, b in zip(lo, hi, strict=True)]
         return _bounds(f(*args, flint.arb(float(eta))))
     finally:
         flint.ctx.prec = old
@@ -182,7 +182,7 @@ def check_boxes(name: str, lo: Array, hi: Array, lb: Array, eta: float, *,
         pts = _box_points(lo[i], hi[i], rlo[i], rhi[i], rng, n_points)
         E = L8.Interval(np.full(len(pts), eta))
         np_val = L8._as_interval(f_np(*[L8.Interval(pts[:, c]) for c in range(9)], E), len(pts))
-        for p, v_lo, v_hi in zip(pts, np_val.lo, np_val.hi):
+        for p, v_lo, v_hi in zip(pts, np_val.lo, np_val.hi, strict=True):
             a_lo, a_hi = arb_margin(name, p, p, eta, prec)
             n_pts += 1
             worst = max(worst, lb[i] - a_hi)

@@ -220,8 +220,9 @@ def gradient_descent(
         0 and 100 geometrically spaced times in ``(0, steps·lr]``.  Step 0 and the last step
         are always stored.
     progress : bool or None
-        A tqdm progress bar on stderr (``None``: only when stderr is a terminal).  With or without it, ``KeyboardInterrupt`` during
-        the loop returns the partial result with ``meta['interrupted'] = True``.
+        A tqdm progress bar on stderr (``None``: only when stderr is a terminal).  With or
+        without it, ``KeyboardInterrupt`` during the loop returns the partial result with
+        ``meta['interrupted'] = True``.
 
     Returns
     -------

@@ -75,7 +75,8 @@ def test_site_builds_without_warnings(tmp_path):
     assert proc.returncode == 0, proc.stderr[-6000:]
     for page in ("index", "tutorial/first-run", "tutorial/reading-a-trajectory",
                  "howto/resume", "reference/file-formats", "cli", "lemma8",
-                 "reference/generated/pwflow.trajectory", "reference/generated/proofs_checks.lemma8",
+                 "reference/generated/pwflow.trajectory",
+                 "reference/generated/proofs_checks.lemma8",
                  "auto_examples/index", "auto_examples/plot_figure2",
                  "auto_examples/plot_sliding_vs_gd"):
         assert (out / f"{page}.html").is_file(), page
