@@ -14,9 +14,9 @@ pd = pytest.importorskip("pandas")
 
 @pytest.fixture(scope="module")
 def three_run() -> pwflow.Trajectory:
-    """The three-point run of the README at a small width (crossings and sliding occur)."""
+    """The three-point run of the README (m = 2000, λ = 1e-3, seed 0, t = 4000), 30 snapshots."""
     data = pwflow.three_points()
-    init = pwflow.balanced(m=60, d=data.d, scale=1e-3, seed=0)
+    init = pwflow.balanced(m=2000, d=data.d, scale=1e-3, seed=0)
     return pwflow.simulate(data, init, t_max=4000.0, n_snapshots=30)
 
 
@@ -38,7 +38,7 @@ def test_dataset_holds_the_trajectory(three_run):
     # label-based selection works like indexing the arrays
     i = traj.t.size // 2
     np.testing.assert_array_equal(ds["w"].sel(time=traj.t[i], neuron=3).values, traj.W[i, 3])
-    assert ds.attrs["lambda"] == 1e-3 and ds.attrs["m"] == 60 and ds.attrs["gamma"] == 0.0
+    assert ds.attrs["lambda"] == 1e-3 and ds.attrs["m"] == 2000 and ds.attrs["gamma"] == 0.0
     assert ds.attrs["seed"] == 0 and ds.attrs["dataset"] == traj.meta["dataset"]["name"]
     assert ds.attrs["loss"] == "square" and ds.attrs["rtol"] == 1e-10
     assert ds.attrs["atol"] == 1e-12 and ds.attrs["version"] == pwflow.__version__
