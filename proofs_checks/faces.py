@@ -41,7 +41,7 @@ class FaceData:
         Pattern, representative point and dimension.
     D_tilde : ndarray (d,)
         ``D̃_u``.
-    Z : ndarray (d, |K|)
+    Z : ndarray (d, ``|K|``)
         ``Z_u`` of Eq. (20), columns ``r_i x_i / n``.
     D : ndarray (d,)
         ``D_u = argmin_{D ∈ 𝔇_u} ‖D‖``.

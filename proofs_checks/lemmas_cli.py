@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
                    section4_seeds=tuple(args.section4_seeds),
                    section4_scale=args.section4_scale)
     init = R.make_init_for(args.init, args.width, data.d, args.scale, args.seed)
-    progress = not args.no_progress and not args.json
+    progress = False if args.no_progress or args.json else None  # None: on a terminal
     results, _ = R.run_all(data, init, cfg, progress=progress)
     rates = []
     if args.sweep:

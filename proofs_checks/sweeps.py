@@ -44,6 +44,7 @@ import numpy as np
 from pwflow import theory
 from pwflow.data import Dataset
 from pwflow.init import make_init
+from pwflow.progress import make_bar
 
 from . import checks as C
 from .checks import CheckResult, Kind, Verdict
@@ -264,7 +265,7 @@ def _lemma22_row(points: list[Point], a_hi: float) -> CheckResult:
 def sweep(data: Dataset, lams, *, seeds=(0, 1, 2), width: int = 2000,
           init_kind: str = "balanced", epsilon: float = 0.25, alpha0: float = 0.5,
           eps2: float = 0.05, eps3: float = 0.05, delta_prime: float = 0.05,
-          workers: int | None = 2, progress: bool = False) -> list[CheckResult]:
+          workers: int | None = 2, progress: bool | None = False) -> list[CheckResult]:
     """Run the λ × seed sweep in a process pool of ``workers`` (``None``/1: in this process)
     and return one asymptotic :class:`CheckResult` per row of the module table."""
     lams = sorted(float(x) for x in lams)
@@ -277,13 +278,18 @@ def sweep(data: Dataset, lams, *, seeds=(0, 1, 2), width: int = 2000,
                  alpha0=alpha0, eps2=eps2, eps3=eps3, delta_prime=delta_prime)
             for lam in lams for s in seeds]
     t0 = time.perf_counter()
-    if workers is None or workers <= 1:
-        points = [_measure_star(j) for j in jobs]
-    else:
-        with ProcessPoolExecutor(max_workers=min(workers, os.cpu_count() or 1)) as ex:
-            points = list(ex.map(_measure_star, jobs))
-    if progress:
-        print(f"sweep: {len(jobs)} runs in {time.perf_counter() - t0:.1f} s", flush=True)
+    with make_bar(len(jobs), progress, desc="λ sweep", unit="run") as bar:
+        if workers is None or workers <= 1:
+            points = []
+            for j in jobs:
+                points.append(_measure_star(j))
+                bar.update(1)
+        else:
+            with ProcessPoolExecutor(max_workers=min(workers, os.cpu_count() or 1)) as ex:
+                points = []
+                for p in ex.map(_measure_star, jobs):
+                    points.append(p)
+                    bar.update(1)
     geo = C.geometry(data)
     nDs = float(np.linalg.norm(data.y @ data.X / data.X.shape[0]))  # ‖D*‖ (square loss)
     out = [_rate_row(k, points, epsilon, nDs, geo.D_max) for k in RATES]

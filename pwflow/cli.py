@@ -466,7 +466,11 @@ def _add_simulate(p: argparse.ArgumentParser) -> None:
     o.add_argument("--store", type=Path, metavar="DIR",
                    help="stream the stored states to memory-mapped files in this new or empty "
                         "folder as they are computed (flow only; for wide or long runs)")
-    r.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    q = r.add_mutually_exclusive_group()
+    q.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    q.add_argument("--progress", action="store_true",
+                   help="progress bar on stderr even when it is not a terminal (default: only "
+                        "on a terminal)")
 
 
 def _dataset_from_args(args: argparse.Namespace):
@@ -533,7 +537,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
         if args.out.is_dir():
             raise CLIError(f"--out {str(args.out)!r} is a directory; give a file name")
         out = _check_writable(_npz_path(args.out))
-    progress = not args.quiet
+    progress = False if args.quiet else (True if args.progress else None)
     if args.method == "flow":
         from .integrator import simulate
 
@@ -729,7 +733,7 @@ def _run_reproduce(args: argparse.Namespace) -> int:
     except OSError as err:
         raise CLIError(f"cannot create --out {str(args.out)!r}: {err}") from None
     paths = figures.reproduce(args.figure, args.out, args.width, args.scale, args.t_max,
-                              args.seed, not args.quiet)
+                              args.seed, False if args.quiet else None)  # None: on a terminal
     for path in paths:
         print(path)
     return 0

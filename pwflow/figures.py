@@ -40,6 +40,7 @@ from numpy.typing import ArrayLike, NDArray  # noqa: E402
 from .data import STEWART_KNOTS, Dataset, assumption3, stewart, three_points  # noqa: E402
 from .init import balanced, unbalanced  # noqa: E402
 from .model import activation, get_loss  # noqa: E402
+from .progress import show_bar  # noqa: E402
 from .subgradient import minimal_norm_on_face  # noqa: E402
 from .trajectory import Trajectory  # noqa: E402
 
@@ -654,7 +655,7 @@ def _simulated_figure(figure: str, out_dir: Path, width, scale, t_max, seed, pro
     traj = simulate(data, init, float(p["t_max"]), progress=progress)
     if not traj.success:
         _note(f"{figure}: the run stopped early ({traj.message}) at t = {traj.t[-1]:.6g}")
-    if progress:
+    if show_bar(progress):
         print(f"{figure}: simulated in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     out_dir = Path(out_dir)
     paths = [traj.save(out_dir / f"{figure}.npz")]
@@ -663,8 +664,10 @@ def _simulated_figure(figure: str, out_dir: Path, width, scale, t_max, seed, pro
 
 
 def reproduce(figure: str, out_dir: Path, width: int | None, scale: float | None,
-              t_max: float | None, seed: int, progress: bool) -> list[Path]:
+              t_max: float | None, seed: int, progress: bool | None) -> list[Path]:
     """Recompute a figure of the paper; returns the files written.
+
+    ``progress``: the simulation's progress bar (``None``: only when stderr is a terminal).
 
     * ``figure1``: the data of Figure 1 (Assumption 3 with ``η = 1/6``, boxes drawn) with the
       least-squares line and the 2-neuron interpolant: ``figure1.png``.

@@ -22,6 +22,7 @@ from numpy.typing import ArrayLike, NDArray
 from .data import Dataset
 from .init import Init
 from .model import Loss, check_gamma, check_time, get_loss
+from .progress import make_bar, show_bar
 
 __all__ = ["GDResult", "gradient_descent", "time_per_step", "default_save_times"]
 
@@ -178,13 +179,6 @@ def _make_stepper(
                     at_zero)
 
 
-def _progress(k: int, n: int, t0: float, loss: float) -> None:
-    el = time.perf_counter() - t0
-    sys.stderr.write(f"\rgd: step {k}/{n} ({100.0 * k / max(n, 1):5.1f}%), "
-                     f"L = {loss:.6g}, {el:.1f} s")
-    sys.stderr.flush()
-
-
 def gradient_descent(
     data: Dataset,
     init: Init,
@@ -196,7 +190,7 @@ def gradient_descent(
     loss: str | Loss = "square",
     slope_at_zero: float | None = None,
     save_times: ArrayLike | None = None,
-    progress: bool = False,
+    progress: bool | None = False,
 ) -> GDResult:
     """Run ``theta_{k+1} = theta_k − lr · g(theta_k)`` from ``init`` on ``data``.
 
@@ -225,9 +219,10 @@ def gradient_descent(
         Times in ``[0, steps·lr]``; the iterate at the nearest step is stored.  Default:
         0 and 100 geometrically spaced times in ``(0, steps·lr]``.  Step 0 and the last step
         are always stored.
-    progress : bool
-        Print a progress line to stderr.  With or without it, ``KeyboardInterrupt`` during
-        the loop returns the partial result with ``meta['interrupted'] = True``.
+    progress : bool or None
+        A tqdm progress bar on stderr (``None``: only when stderr is a terminal).  With or
+        without it, ``KeyboardInterrupt`` during the loop returns the partial result with
+        ``meta['interrupted'] = True``.
 
     Returns
     -------
@@ -248,6 +243,9 @@ def gradient_descent(
     interrupted = False
     k = 0
     t0 = time.perf_counter()
+    bar = make_bar(n_steps, progress, desc="gd", unit="step",
+                   bar_format="{desc}: step {n_fmt}/{total_fmt} {percentage:3.0f}%|{bar}| "
+                              "[{elapsed}<{remaining}{postfix}]")
     try:
         while True:
             Z, act, h = stepper.forward(Wt, a)
@@ -255,8 +253,9 @@ def gradient_descent(
             if next_i < save.size and save[next_i] == k:
                 saved.append((k, Wt.T.copy(), a.copy(), L))
                 next_i += 1
-            if progress and (k % every == 0 or k == n_steps):
-                _progress(k, n_steps, t0, L)
+            if k % every == 0 or k == n_steps:
+                bar.set_postfix_str(f"L = {L:.6g}", refresh=False)
+                bar.update(k - bar.n)
             if k == n_steps:
                 break
             gW, ga = stepper.grads(Z, act, h, a)
@@ -266,9 +265,9 @@ def gradient_descent(
         if not saved or saved[-1][0] != k:
             saved.append((k, Wt.T.copy(), a.copy(), stepper.value(stepper.forward(Wt, a)[2])))
     wall = time.perf_counter() - t0
-    if progress:
-        sys.stderr.write("\n" + ("gd: interrupted\n" if interrupted else ""))
-        sys.stderr.flush()
+    bar.close()
+    if interrupted and show_bar(progress):
+        sys.stderr.write("gd: interrupted\n")
     ks = np.asarray([s[0] for s in saved], dtype=np.int64)
     meta = {
         "loss": stepper.loss.name,

@@ -31,6 +31,7 @@ from .filippov import BranchPolicy
 from .init import Init
 from .model import Loss, check_gamma, check_time, get_loss
 from .options import FlowOptions, InvariantError, Status, ZenoError
+from .progress import Progress
 from .stepper import HybridFlow
 
 if TYPE_CHECKING:
@@ -86,34 +87,6 @@ def _snapshot_times(
     return np.unique(np.concatenate([[0.0], grid, [t_max]]))
 
 
-class _Progress:
-    def __init__(self, enabled: bool, t_max: float) -> None:
-        import sys
-
-        self.enabled = enabled and t_max > 0
-        self.t_max = t_max
-        self.stream = sys.stderr
-        self.last = 0.0
-        self.start = time.perf_counter()
-
-    def update(self, flow: "HybridFlow", force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if not force and now - self.last < 0.5:
-            return
-        self.last = now
-        frac = flow.t / self.t_max
-        bar = "#" * int(30 * frac)
-        self.stream.write(
-            f"\r[{bar:<30}] t = {flow.t:.4g}/{self.t_max:.4g}  steps {flow.n_steps}  "
-            f"events {len(flow.events)}  {now - self.start:.1f}s"
-        )
-        if force:
-            self.stream.write("\n")
-        self.stream.flush()
-
-
 def simulate(
     data: Dataset,
     init: Init,
@@ -128,7 +101,7 @@ def simulate(
     t_eval: ArrayLike | None = None,
     n_snapshots: int | None = None,
     max_step: float = np.inf,
-    progress: bool = False,
+    progress: bool | None = False,
     callback: Callable[[HybridFlow], None] | None = None,
     options: FlowOptions | None = None,
     store: str | None = None,
@@ -154,8 +127,9 @@ def simulate(
         Times at which to store the neurons (plus 0 and ``t_max``); default geometric.
     n_snapshots : int, optional
         Number of geometric snapshot times when ``t_eval`` is not given.
-    progress : bool
-        Print a progress bar to stderr.
+    progress : bool or None
+        A tqdm progress bar on stderr (:class:`pwflow.progress.Progress`); ``None``: only
+        when stderr is a terminal.
     callback : callable, optional
         Called with the integrator after every step.
     store : path, optional
@@ -215,7 +189,7 @@ def simulate(
             snap_pat.append(flow.pat.copy())
 
     status, message = Status.FINISHED, str(Status.FINISHED)
-    bar = _Progress(progress, t_max)
+    bar = Progress(progress, t_max)
     record_step()
     i_snap = 1
     try:

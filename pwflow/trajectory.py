@@ -10,12 +10,17 @@ import json
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .events import EventKind
 from .model import Loss, activation, get_loss
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import pandas
+    import xarray
 
 __all__ = ["Trajectory", "load_trajectory", "versions"]
 
@@ -133,6 +138,25 @@ class Trajectory:
     def events_by_kind(self) -> dict[str, int]:
         kinds = self.events["kind"]
         return {k.name.lower(): int(np.sum(kinds == k)) for k in EventKind if np.any(kinds == k)}
+
+    def to_xarray(self) -> "xarray.Dataset":
+        """The stored states as an :class:`xarray.Dataset` (``w``, ``a``, ``loss``, events).
+
+        See :func:`pwflow.export.to_xarray`; needs ``pip install 'pwflow[xarray]'``.
+        ``ds.to_netcdf(path)`` writes it to a netCDF file.
+        """
+        from .export import to_xarray
+
+        return to_xarray(self)
+
+    def events_frame(self) -> "pandas.DataFrame":
+        """The event log as a :class:`pandas.DataFrame` (``t``, ``neuron``, ``point``, ``kind``).
+
+        See :func:`pwflow.export.events_frame`; needs ``pip install 'pwflow[xarray]'``.
+        """
+        from .export import events_frame
+
+        return events_frame(self)
 
     def balancedness_drift(self) -> Array:
         """Per neuron: ``max_t |c_j(t) − c_j(0)| / max_t (a_j(t)² + ‖w_j(t)‖²)``, ``c = a² − ‖w‖²``.

@@ -100,11 +100,23 @@ def test_simulate_matches_library_call(capsys, tmp_path, argv, dataset, init_kin
 
 def test_simulate_progress_bar_on_stderr_only(capsys, tmp_path):
     rc, stdout, stderr = run_cli(
-        capsys, ["simulate", "--width", "5", "--t-max", "2", "--out", tmp_path / "r.npz"]
+        capsys, ["simulate", "--width", "5", "--t-max", "2", "--out", tmp_path / "r.npz",
+                 "--progress"]
     )
     assert rc == 0
     assert "t = 2/2" in stderr and "\r" in stderr
     assert "\r" not in stdout and "final loss" in stdout
+
+
+def test_simulate_progress_bar_only_on_a_terminal_by_default(capsys, tmp_path):
+    # pytest's captured stderr is not a terminal: no bar unless --progress asks for it
+    rc, stdout, stderr = run_cli(
+        capsys, ["simulate", "--width", "5", "--t-max", "2", "--out", tmp_path / "r.npz"]
+    )
+    assert rc == 0 and stderr == "" and "final loss" in stdout
+    rc, _, stderr = run_cli(capsys, ["simulate", "--width", "5", "--t-max", "2", "--quiet",
+                                     "--progress", "--out", tmp_path / "r.npz"])
+    assert rc == 2 and "not allowed with argument" in stderr and "Traceback" not in stderr
 
 
 def test_simulate_appends_npz_suffix(capsys, tmp_path):
@@ -492,7 +504,7 @@ def test_plot_animate_reproduce_call_figures(capsys, tmp_path, small_run, fake_f
                                 False)
     assert out.strip() == str(tmp_path / "figs" / "figure1.png")
     rc, out, _ = run_cli(capsys, ["reproduce", "figure2", "--out", tmp_path / "figs"])
-    assert rc == 0 and fake_figures[-1][3:] == (None, None, None, 0, True)
+    assert rc == 0 and fake_figures[-1][3:] == (None, None, None, 0, None)  # bar on a terminal
 
     rc, _, err = run_cli(capsys, ["reproduce", "figure3", "--out", tmp_path / "figs"])
     assert rc == 2 and "pwflow: error: figure3 needs t_max > 0" in err and "Traceback" not in err
@@ -515,7 +527,7 @@ def _python_m(*args, cwd: Path, **kw) -> subprocess.CompletedProcess:
 
 def test_python_m_pwflow_end_to_end(tmp_path):
     p = _python_m("simulate", "--width", "20", "--t-max", "5", "--out", "runs/r.npz",
-                  "--dataset", "stewart", "--n-points", "6", cwd=tmp_path)
+                  "--dataset", "stewart", "--n-points", "6", "--progress", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert "t = 5/5" in p.stderr and "Traceback" not in p.stderr
     traj = Trajectory.load(tmp_path / "runs" / "r.npz")
