@@ -8,6 +8,7 @@ from .data import Dataset, assumption3, get_dataset, load_dataset, stewart, thre
 from .init import Init, balanced, dominated, from_arrays, make_init, unbalanced
 from .integrator import FlowOptions, simulate
 from .model import Loss, get_loss, logistic_loss, make_loss, square_loss
+from .sweeps import sweep
 from .trajectory import Trajectory, load_trajectory
 
 __version__ = "0.1.0"
@@ -32,6 +33,7 @@ __all__ = [
     "make_loss",
     "square_loss",
     "stewart",
+    "sweep",
     "three_points",
     "unbalanced",
     "with_bias",

@@ -35,8 +35,9 @@ def add_sweep(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("spec", type=Path, metavar="SPEC", help="the sweep's TOML file "
                    "(docs/sweeps.md)")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR",
-                   help="sweep folder: runs/<id>/, summary.parquet (reused to resume)")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="sweep folder: runs/<id>/, summary.parquet; reused to resume "
+                        "(default: the SPEC's [sweep] out)")
     p.add_argument("--new", action="store_true",
                    help="accept changed fixed options for an existing DIR")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
@@ -58,11 +59,13 @@ def run_sweep(args: argparse.Namespace) -> int:
     if args.scheduler is not None and args.workers is not None:
         raise CLIError("--workers applies only to the LocalCluster (not with --scheduler)")
     spec = load_spec(args.spec)  # a bad SPEC fails here, before anything starts
+    if args.out is None and spec.out is None:
+        raise CLIError("--out DIR is required (the SPEC has no [sweep] out)")
     _need("dask.distributed", "pyarrow", "tqdm")
     res = sweep(spec, args.out, scheduler=args.scheduler, workers=args.workers, new=args.new,
                 retries=args.retries, progress=not args.quiet)
     counts = Counter(r["outcome"] for r in res.rows)
-    print(f"sweep {args.out}: {res.n_runs} runs ({res.n_skipped} already done, {res.n_done} "
+    print(f"sweep {res.out}: {res.n_runs} runs ({res.n_skipped} already done, {res.n_done} "
           f"run now) in {res.wall_time:.1f} s")
     for outcome, k in sorted(counts.items()):
         print(f"  {outcome:28s}{k}")

@@ -234,7 +234,7 @@ def _client(client, scheduler: str | None, workers: int | None) -> Iterator[Any]
 # ---------------------------------------------------------------------------- sweep
 def sweep(
     spec: SweepSpec | str | Path | dict,
-    out: str | Path,
+    out: str | Path | None = None,
     *,
     client=None,
     scheduler: str | None = None,
@@ -250,8 +250,8 @@ def sweep(
     ----------
     spec : SweepSpec, path of a TOML SPEC, or the SPEC as a dict
         Validated before anything starts (:func:`pwflow.sweeps.load_spec`).
-    out : path
-        The sweep folder.  Finished runs in it are skipped (resume); a folder holding a sweep
+    out : path, optional
+        The sweep folder (default: the SPEC's ``[sweep] out``).  Finished runs in it are skipped (resume); a folder holding a sweep
         with other fixed options is refused unless ``new``.
     client : dask.distributed.Client, optional
         Use this client (not closed).  Otherwise ``scheduler`` (or the environment variable
@@ -277,6 +277,10 @@ def sweep(
     elif not isinstance(spec, SweepSpec):
         raise ValueError(f"spec must be a SweepSpec, a SPEC path or a dict, got "
                          f"{type(spec).__name__}")
+    if out is None:
+        if spec.out is None:
+            raise ValueError("out: give the sweep folder (or out in the SPEC's [sweep] table)")
+        out = spec.out
     out = Path(out)
     points = spec.points()
     _prepare(out, spec, new)

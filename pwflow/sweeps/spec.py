@@ -156,8 +156,16 @@ CLASSIFY: dict[str, tuple[Any, Any, str]] = {
                      "spurious: |L(T) − L_β*| and L(T/2) − L(T) <= spurious_tol · L(0-function)"),
 }
 
+def _folder(v: Any) -> str:
+    if not isinstance(v, str) or not v:
+        raise ValueError(f"expected a folder path, got {v!r}")
+    return v
+
+
 SWEEP: dict[str, tuple[Any, Any, str]] = {
-    "retries": (_int_at_least(0), 2, "retries of a run whose task raised or whose worker died"),
+    "retries": (_int_at_least(0), 2, "retries of a run whose task raised"),
+    "out": (_folder, None, "default sweep folder (relative to the SPEC file) when --out is "
+                           "not given"),
 }
 
 TABLES = ("dataset", "grid", "fixed", "classify", "sweep")
@@ -240,6 +248,7 @@ class SweepSpec:
     classify: ClassifyRule = field(default_factory=ClassifyRule)
     retries: int = 2
     source: str = "<dict>"
+    out: str | None = None
 
     def points(self) -> list[RunPoint]:
         """All grid points, in the order of the axes (the last axis varies fastest)."""
@@ -423,8 +432,11 @@ def parse_spec(raw: Mapping, source: str = "<dict>", base: Path | None = None) -
     _fill_defaults(dataset, axes, fixed, src)
     _check_consistency(dataset, axes, fixed, opts, src)
     options = RunOptions(**opts)
+    out = sw.get("out")
+    if out is not None and base is not None and not Path(out).is_absolute():
+        out = str(base / out)
     spec = SweepSpec(dataset, tuple(axes.items()), tuple(sorted(fixed.items())), options,
-                     ClassifyRule(**cls), sw.get("retries", 2), source)
+                     ClassifyRule(**cls), sw.get("retries", 2), source, out)
     if not spec.points():  # pragma: no cover - every axis has >= 1 value
         raise ValueError(f"{src}: the grid is empty")
     return spec
