@@ -366,3 +366,21 @@ def test_thresholds_from_constants(reference):
     assert th["λ*_α₀"].value == pytest.approx(expect)
     assert th["η₅"].value == ETA5
     assert th["λ̃"].value is None and "not drawn" in th["λ̃"].note
+
+
+@pytest.mark.parametrize("name, n_runs", [("three_points.toml", 64), ("assumption3.toml", 112),
+                                          ("tiny.toml", 12)])
+def test_shipped_example_specs_parse(name, n_runs):
+    spec = load_spec(ROOT / "examples" / "sweeps" / name)
+    assert len(spec.points()) == n_runs
+
+
+def test_cli_lists_sweep_commands_and_stays_import_light():
+    code = ("import sys, pwflow.cli as c; "
+            "assert {'sweep', 'phase-diagram', 'sweep-plot'} <= set(c.COMMANDS); "
+            "heavy = [m for m in sys.modules if m.split('.')[0] in "
+            "('dask', 'distributed', 'pyarrow', 'tqdm', 'matplotlib')]; "
+            "assert not heavy, heavy")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)

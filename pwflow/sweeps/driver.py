@@ -357,11 +357,14 @@ def _run_all(spec, todo, out, rows, client, scheduler, workers, retries, progres
 
 
 def _running(c, token: str) -> int:
+    """Runs executing now: tasks assigned to workers, at most one per worker thread."""
     try:
         proc = c.processing()
+        threads = c.nthreads()
     except Exception:  # noqa: BLE001 - progress only
         return 0
-    return sum(1 for keys in proc.values() for k in keys if token in str(k))
+    return sum(min(threads.get(w, 1), sum(1 for k in keys if token in str(k)))
+               for w, keys in proc.items())
 
 
 def axis_values(rows: list[dict], axis: str) -> list:
