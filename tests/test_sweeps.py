@@ -182,8 +182,10 @@ def client():
 
     from pwflow.sweeps.run import BLAS_ENV
 
+    # dashboard on a free port: with the default 8787 a second cluster on the machine warns
+    # "Port 8787 is already in use", which filterwarnings=error turns into a failure
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, env=dict(BLAS_ENV),
-                      dashboard_address=None, death_timeout=60) as cluster, \
+                      dashboard_address=":0", death_timeout=60) as cluster, \
             Client(cluster, timeout=60) as c:
         c.wait_for_workers(2, timeout=60)
         yield c
@@ -361,7 +363,8 @@ def test_thresholds_from_constants(reference):
     from pwflow.sweeps.plots import ETA5, thresholds
 
     _, _, rows = reference
-    th = {t.label.split(" ")[0]: t for t in thresholds(list(rows), "scale", "eta")}
+    th = {t.label.split(" ")[0].replace("$\\lambda^*_{\\alpha_0}$", "λ*_α₀"): t
+          for t in thresholds(list(rows), "scale", "eta")}
     expect = lambda_star(geometry(pwflow.three_points()), 0.5, 0.25)
     assert th["λ*_α₀"].value == pytest.approx(expect)
     assert th["η₅"].value == ETA5

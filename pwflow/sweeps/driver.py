@@ -226,8 +226,9 @@ def _client(client, scheduler: str | None, workers: int | None) -> Iterator[Any]
     from dask.distributed import LocalCluster
 
     n = workers or os.cpu_count() or 1
+    # the dashboard on a free port: several sweeps on one machine must not collide on 8787
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, env=dict(BLAS_ENV),
-                      dashboard_address=None) as cluster, Client(cluster) as c:
+                      dashboard_address=":0") as cluster, Client(cluster) as c:
         yield c
 
 
@@ -251,7 +252,8 @@ def sweep(
     spec : SweepSpec, path of a TOML SPEC, or the SPEC as a dict
         Validated before anything starts (:func:`pwflow.sweeps.load_spec`).
     out : path, optional
-        The sweep folder (default: the SPEC's ``[sweep] out``).  Finished runs in it are skipped (resume); a folder holding a sweep
+        The sweep folder (default: the SPEC's ``[sweep] out``).  Finished runs in it are
+        skipped (resume); a folder holding a sweep
         with other fixed options is refused unless ``new``.
     client : dask.distributed.Client, optional
         Use this client (not closed).  Otherwise ``scheduler`` (or the environment variable

@@ -48,7 +48,7 @@ def _dataset_of(row: dict) -> DatasetSpec:
 
 
 def lambda_star_of(row: dict, alpha0: float = 0.5, epsilon: float = 0.25) -> float | str:
-    """``λ*_{α₀}`` (Eq. (22)) of a row's dataset from :mod:`proofs_checks.constants`, or why not."""
+    """``λ*_{α₀}`` (Eq. (22)) of a row's dataset (:mod:`proofs_checks.constants`), or why not."""
     from proofs_checks.constants import Undefined, lambda_star
     from proofs_checks.faces import geometry
 
@@ -68,16 +68,19 @@ def thresholds(rows: list[dict], x: str, y: str) -> list[Threshold]:
             vals, reasons = [], set()
             for key in sorted({(r["dataset"], r["seed"], r.get("eta"), r.get("n"), r["gamma"],
                                 r.get("loss")) for r in rows}, key=str):
-                r = dict(zip(("dataset", "seed", "eta", "n", "gamma", "loss"), key))
+                r = dict(zip(("dataset", "seed", "eta", "n", "gamma", "loss"), key, strict=True))
                 v = lambda_star_of(r)
                 (vals.append(v) if isinstance(v, float) else reasons.add(v))
             if vals:
-                label = (f"λ*_α₀ = {np.median(vals):.3g}" if len(set(vals)) == 1 else
-                         f"λ*_α₀ median {np.median(vals):.3g} ({min(vals):.2g}–{max(vals):.2g})")
+                sym = "$\\lambda^*_{\\alpha_0}$"
+                label = (f"{sym} = {np.median(vals):.3g}" if len(set(vals)) == 1
+                         else f"{sym} median {np.median(vals):.3g} "
+                              f"({min(vals):.2g}–{max(vals):.2g})")
                 out.append(Threshold("scale", float(np.median(vals)), label,
                                      "Eq. (22), α₀ = 0.5, ε = 0.25"))
             else:
-                out.append(Threshold("scale", None, "λ*_α₀ undefined", "; ".join(sorted(reasons))))
+                out.append(Threshold("scale", None, "λ*_α₀ undefined",
+                                     "; ".join(sorted(reasons))))
             out.append(Threshold("scale", None, "λ̃ of Theorem 2",
                                  "a Θ(1) constant the paper does not give: not drawn"))
         if axis == "eta":
@@ -145,7 +148,7 @@ def phase_diagram(rows: list[dict], x: str, y: str, out: str | Path,
     ths = thresholds(rows, x, y)
     fig, axes = plt.subplots(1, len(present), figsize=(4.2 * len(present) + 0.8, 3.6),
                              squeeze=False, constrained_layout=True)
-    for ax, outcome in zip(axes[0], present):
+    for ax, outcome in zip(axes[0], present, strict=True):
         frac = np.full((len(ys), len(xs)), np.nan)
         for i, yv in enumerate(ys):
             for j, xv in enumerate(xs):
@@ -171,11 +174,9 @@ def phase_diagram(rows: list[dict], x: str, y: str, out: str | Path,
         ax.set_title(f"fraction: {outcome}", fontsize=10)
         _draw_thresholds(ax, ths, x, y)
     fig.colorbar(mesh, ax=axes[0].tolist(), shrink=0.9, label="fraction of runs")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    notes = [f"{t.label}: {t.note}" for t in ths if t.value is None]
-    if notes:
-        fig.text(0.01, 0.005, "; ".join(notes), fontsize=6, va="bottom")
+    notes = "; ".join(f"{t.label}: {t.note}" for t in ths if t.value is None)
+    if title or notes:
+        fig.suptitle("\n".join(v for v in (title, notes and f"({notes})") if v), fontsize=9)
     out = Path(out)
     fig.savefig(out, dpi=130)
     plt.close(fig)

@@ -58,7 +58,8 @@ def classify(row: dict, rule: ClassifyRule) -> Outcome:
 
     1. ``status ≠ 0`` (Zeno guard, solver failure, an exception): **failed**;
     2. ``L(T) ≤ global_tol · L₀``: **global minimum**;
-    3. ``|L(T) − L_β*| ≤ spurious_tol · L₀`` and ``L(T/2) − L(T) ≤ spurious_tol · L₀``
+    3. ``|L(T) − L_β*| ≤ spurious_tol · L₀`` and
+       ``L(T/2) − L(T) ≤ spurious_tol · L₀``
        (the loss sits at ``L_β*`` and has stopped decreasing): **spurious stationary point**;
     4. otherwise: **not converged** (still decreasing at ``T``, or stalled elsewhere).
 

@@ -153,7 +153,7 @@ OPTIONS: dict[str, tuple[Any, Any, str]] = {
 CLASSIFY: dict[str, tuple[Any, Any, str]] = {
     "global_tol": (_positive, 1e-4, "global minimum: L(T) <= global_tol · L(0-function)"),
     "spurious_tol": (_positive, 1e-3,
-                     "spurious: |L(T) − L_β*| and L(T/2) − L(T) <= spurious_tol · L(0-function)"),
+                     "spurious: |L(T) − L_β*|, L(T/2) − L(T) <= spurious_tol · L(0-function)"),
 }
 
 def _folder(v: Any) -> str:
@@ -256,7 +256,7 @@ class SweepSpec:
         names = [k for k, _ in self.axes]
         out = []
         for combo in itertools.product(*(v for _, v in self.axes)):
-            vals = {**fixed, **dict(zip(names, combo))}
+            vals = {**fixed, **dict(zip(names, combo, strict=True))}
             if vals["method"] == "flow":
                 vals["lr"] = None
             out.append(RunPoint(dataset=self.dataset, options=self.options, **vals))
