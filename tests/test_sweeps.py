@@ -387,3 +387,18 @@ def test_cli_lists_sweep_commands_and_stays_import_light():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT),
                                                         os.environ.get("PYTHONPATH", "")])}
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
+
+
+def test_cli_sweep_on_existing_scheduler(tmp_path, client, monkeypatch, capsys):
+    """``DASK_SCHEDULER_ADDRESS`` (as ``--scheduler``) runs on that cluster; exit 0; summary."""
+    spec = _write(tmp_path, TINY.replace("width = [6, 12]", "width = [6]").replace(
+        "seed = [0, 1]", "seed = [0]"))
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", client.scheduler.address)
+    out = tmp_path / "out"
+    assert cli.main(["sweep", str(spec), "--out", str(out), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "2 runs (0 already done, 2 run now)" in text and "summary.parquet" in text
+    assert len(read_summary(out)) == 2
+    assert cli.main(["sweep", str(spec), "--out", str(out), "--quiet", "--workers", "2",
+                     "--scheduler", client.scheduler.address]) == 2
+    assert "--workers applies only to the LocalCluster" in capsys.readouterr().err
