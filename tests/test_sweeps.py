@@ -402,3 +402,32 @@ def test_cli_sweep_on_existing_scheduler(tmp_path, client, monkeypatch, capsys):
     assert cli.main(["sweep", str(spec), "--out", str(out), "--quiet", "--workers", "2",
                      "--scheduler", client.scheduler.address]) == 2
     assert "--workers applies only to the LocalCluster" in capsys.readouterr().err
+
+
+def test_tau_without_phases(tmp_path):
+    """τ of Theorem 1 always (λ < 1); τ₂, τ₃ only with ``phases = true`` (null otherwise)."""
+    from proofs_checks.constants import D_max, tau
+    from proofs_checks.faces import geometry
+
+    grid = {"dataset": {"name": "assumption3"}, "grid": {"scale": [1e-3]},
+            "fixed": {"width": 6, "t_max": 60, "snapshots": 10}}
+    row = run_point(parse_spec(grid).points()[0], str(tmp_path))
+    data = pwflow.assumption3(eta=0.1, seed=0)
+    assert row["tau"] == pytest.approx(tau(1e-3, 0.25, D_max(geometry(data))), rel=1e-12)
+    assert row["tau2"] is None and row["tau3"] is None
+
+
+@pytest.mark.slow  # ~5 s: the bisections of locate_phases restart the integrator ~60 times
+def test_phase_times_on_assumption3(tmp_path):
+    """``phases = true``: τ ≤ τ₂ ≤ τ₃, the values of locate_phases on the stored run."""
+    from proofs_checks.checks import geometry, locate_phases
+
+    grid = {"dataset": {"name": "assumption3"}, "grid": {"scale": [1e-3]},
+            "fixed": {"width": 6, "t_max": 60, "snapshots": 10, "phases": True}}
+    p = parse_spec(grid).points()[0]
+    row = run_point(p, str(tmp_path / "on"))
+    assert 0 < row["tau"] <= row["tau2"] <= row["tau3"] <= 60
+    traj = pwflow.Trajectory.load(tmp_path / "on" / p.run_id)
+    data = pwflow.assumption3(eta=0.1, seed=0)
+    ph = locate_phases(traj, geometry(data), 1e-3, 0.25, 0.05, 0.05, 0.05)
+    assert (row["tau2"], row["tau3"]) == pytest.approx((ph.tau2, ph.tau3), rel=1e-6)
