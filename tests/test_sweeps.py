@@ -372,7 +372,7 @@ def test_thresholds_from_constants(reference):
 
 
 @pytest.mark.parametrize("name, n_runs", [("three_points.toml", 64), ("assumption3.toml", 112),
-                                          ("tiny.toml", 12)])
+                                          ("three_points_refine.toml", 48), ("tiny.toml", 12)])
 def test_shipped_example_specs_parse(name, n_runs):
     spec = load_spec(ROOT / "examples" / "sweeps" / name)
     assert len(spec.points()) == n_runs
