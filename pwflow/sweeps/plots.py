@@ -174,6 +174,10 @@ def phase_diagram(rows: list[dict], x: str, y: str, out: str | Path,
         ax.set_title(f"fraction: {outcome}", fontsize=10)
         _draw_thresholds(ax, ths, x, y)
     fig.colorbar(mesh, ax=axes[0].tolist(), shrink=0.9, label="fraction of runs")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:  # the thresholds, once, below the panels
+        fig.legend(handles, labels, loc="outside lower center", ncols=len(handles), fontsize=7,
+                   frameon=False)
     notes = "; ".join(f"{t.label}: {t.note}" for t in ths if t.value is None)
     if title or notes:
         fig.suptitle("\n".join(v for v in (title, notes and f"({notes})") if v), fontsize=9)
@@ -204,8 +208,6 @@ def _draw_thresholds(ax, ths: list[Threshold], x: str, y: str) -> None:
                 ax.axhline(t.value, **kw)
             else:
                 ax.plot([], [], **kw)
-    if any(t.value is not None for t in ths):
-        ax.legend(fontsize=6, loc="best")
 
 
 def _label(axis: str) -> str:
