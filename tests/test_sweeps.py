@@ -431,3 +431,14 @@ def test_phase_times_on_assumption3(tmp_path):
     data = pwflow.assumption3(eta=0.1, seed=0)
     ph = locate_phases(traj, geometry(data), 1e-3, 0.25, 0.05, 0.05, 0.05)
     assert (row["tau2"], row["tau3"]) == pytest.approx((ph.tau2, ph.tau3), rel=1e-6)
+
+
+def test_one_driver_per_folder(tmp_path):
+    fcntl = pytest.importorskip("fcntl")
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another driver holds the folder
+        with pytest.raises(ValueError, match=r"another sweep is running in"):
+            sweep(_write(tmp_path, TINY), out, progress=False)
+    assert not (out / "runs").exists()

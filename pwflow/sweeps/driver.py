@@ -67,17 +67,23 @@ class SweepResult:
 
 
 # ---------------------------------------------------------------------------- folder
+def _check_folder(out: Path) -> None:
+    """Refuse a file, or a non-empty folder that is not a sweep folder (nothing is written)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a file; give a folder")
+    if out.is_dir() and not (out / IDENTITY_FILE).is_file() \
+            and any(p.name != ".lock" for p in out.iterdir()):
+        raise ValueError(f"--out {str(out)!r} is not empty and is not a sweep folder "
+                         f"(no {IDENTITY_FILE}); give a new or empty folder")
+
+
 def _prepare(out: Path, spec: SweepSpec, new: bool) -> None:
     """Create ``out`` or check that it holds a sweep with the same identity."""
     from .. import __version__
 
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {str(out)!r} is a file; give a folder")
+    _check_folder(out)
     ident_path = out / IDENTITY_FILE
     identity = spec.identity()
-    if out.is_dir() and any(out.iterdir()) and not ident_path.is_file():
-        raise ValueError(f"--out {str(out)!r} is not empty and is not a sweep folder "
-                         f"(no {IDENTITY_FILE}); give a new or empty folder")
     if ident_path.is_file() and not new:
         try:
             old = json.loads(ident_path.read_text()).get("identity")
@@ -285,8 +291,13 @@ def sweep(
         out = spec.out
     out = Path(out)
     points = spec.points()
-    _prepare(out, spec, new)
+    _check_folder(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create --out {str(out)!r}: {err.strerror or err}") from None
     with _locked(out):
+        _prepare(out, spec, new)
         _clean_tmp(out / "runs")
         rows: dict[str, dict] = {}
         todo = []
