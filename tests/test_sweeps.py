@@ -442,3 +442,22 @@ def test_one_driver_per_folder(tmp_path):
         with pytest.raises(ValueError, match=r"another sweep is running in"):
             sweep(_write(tmp_path, TINY), out, progress=False)
     assert not (out / "runs").exists()
+
+
+def test_gradient_descent_point(tmp_path):
+    """``method = "gd"``: the store has the simulate --store layout and loads back; GD with a
+    small step follows the flow (independent reference) on a short horizon."""
+    spec = parse_spec({"dataset": {"name": "three-points"},
+                       "grid": {"method": ["gd"], "scale": [0.5]},
+                       "fixed": {"width": 6, "t_max": 20, "lr": 1e-3}})
+    p = spec.points()[0]
+    row = run_point(p, str(tmp_path))
+    assert row["method"] == "gd" and row["lr"] == 1e-3 and row["status"] == 0
+    traj = pwflow.Trajectory.load(tmp_path / p.run_id)
+    assert traj.meta["method"] == "gd" and traj.t[-1] == pytest.approx(20)
+    flow = pwflow.simulate(pwflow.three_points(),
+                           pwflow.balanced(6, 2, 0.5, seed=0), 20)
+    assert row["final_loss"] == pytest.approx(flow.summary()["final_loss"], rel=1e-2)
+    flow_spec = parse_spec({"dataset": {"name": "three-points"},
+                            "grid": {"method": ["flow", "gd"]}, "fixed": {"lr": 0.1}})
+    assert [q.lr for q in flow_spec.points()] == [None, 0.1]  # lr is a GD-only parameter
