@@ -254,8 +254,8 @@ def test_interrupted_sweep_resumed_gives_same_table(tmp_path, reference, client)
     with pytest.raises(KeyboardInterrupt):
         sweep(spec, out, client=client, progress=False, callback=stop_after_three)
     partial = read_summary(out)
-    assert 3 <= len(partial) < 8  # what finished is in the table
-    assert not list((out / "runs").glob(".tmp-*")) or True  # cleaned on resume (below)
+    # what finished is in the table (runs the workers were finishing may be stored too)
+    assert 3 <= len(partial) <= 8
     res = sweep(spec, out, client=client, progress=False)
     assert res.n_skipped >= 3 and res.n_skipped + res.n_done == 8
     assert not list((out / "runs").glob(".tmp-*"))
@@ -461,3 +461,40 @@ def test_gradient_descent_point(tmp_path):
     flow_spec = parse_spec({"dataset": {"name": "three-points"},
                             "grid": {"method": ["flow", "gd"]}, "fixed": {"lr": 0.1}})
     assert [q.lr for q in flow_spec.points()] == [None, 0.1]  # lr is a GD-only parameter
+
+
+@pytest.mark.slow  # ~15 s: two LocalClusters in subprocesses
+def test_ctrl_c_in_a_terminal_then_resume(tmp_path):
+    """SIGINT to the whole process group (a terminal's Ctrl-C): exit 130, one line, no worker
+    traceback, finished runs kept; the same command completes the sweep."""
+    spec = _write(tmp_path, TINY.replace("t_max = 150", "t_max = 1500").replace(
+        "width = [6, 12]", "width = [100, 200]"))
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "pwflow", "sweep", str(spec), "--out", str(out), "--workers",
+           "2", "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    import time
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        runs = list((out / "runs").glob("[0-9a-f]*")) if (out / "runs").is_dir() else []
+        if runs:
+            break
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == cli.EXIT_INTERRUPTED, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "pwflow: interrupted"
+    done = len(read_summary(out))
+    assert 1 <= done
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    # runs the workers were finishing when Ctrl-C came may still have been stored
+    import re
+
+    k = int(re.search(r"8 runs \((\d+) already done", res.stdout).group(1))
+    assert done <= k < 8 and f"{8 - k} run now" in res.stdout
+    assert len(read_summary(out)) == 8

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -231,11 +232,35 @@ def _client(client, scheduler: str | None, workers: int | None) -> Iterator[Any]
         return
     from dask.distributed import LocalCluster
 
+    from ._dask import IgnoreSigint
+
     n = workers or os.cpu_count() or 1
-    # the dashboard on a free port: several sweeps on one machine must not collide on 8787
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, env=dict(BLAS_ENV),
-                      dashboard_address=":0") as cluster, Client(cluster) as c:
+    # workers started with SIGINT ignored (inherited), and the plugin keeps it so for
+    # restarted ones: Ctrl-C is the driver's to handle, workers must not print tracebacks
+    with _sigint_ignored():
+        # the dashboard on a free port: several sweeps on one machine must not collide on 8787
+        # silence_logs=ERROR: on Ctrl-C the workers log a WARNING per cancelled run
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                               env=dict(BLAS_ENV), dashboard_address=":0",
+                               silence_logs=logging.ERROR)
+    with cluster, Client(cluster) as c:
+        c.register_plugin(IgnoreSigint())
         yield c
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old if old is not None else signal.SIG_DFL)
 
 
 # ---------------------------------------------------------------------------- sweep
@@ -315,6 +340,11 @@ def sweep(
                                     spec.retries if retries is None else retries, progress,
                                     callback, n_skipped, len(points))
         finally:
+            for p in points:  # the run folders are the record: also runs stored but not
+                if p.run_id not in rows:  # yet reported when the sweep was interrupted
+                    r = _stored_row(out, p)
+                    if r is not None:
+                        rows[p.run_id] = r
             final = [_finish_row(rows[p.run_id], spec) for p in points if p.run_id in rows]
             write_summary(out, final)
     return SweepResult(out, len(points), n_skipped, len(todo), n_failed,
