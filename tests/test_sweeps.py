@@ -312,10 +312,16 @@ def test_changed_fixed_options_refused_unless_new(tmp_path, reference, client):
         "scale = [1e-3, 0.5]", "scale = [1e-3]"))
     with pytest.raises(ValueError, match=r"fixed options differ.*snapshots: was 5, now 6.*--new"):
         sweep(other, out, client=client, progress=False)
+    # an axis fixed now but swept before (or the reverse) extends or restricts the sweep
+    narrow = tmp_path / "narrow.toml"
+    narrow.write_text(TINY.replace("width = [6, 12]\n", "").replace(
+        "[fixed]\n", "[fixed]\nwidth = 6\n"))
     copy = tmp_path / "copy"
     import shutil
 
     shutil.copytree(out, copy)
+    res = sweep(narrow, copy, client=client, progress=False)
+    assert (res.n_runs, res.n_skipped, res.n_done) == (4, 4, 0)
     res = sweep(other, copy, client=client, progress=False, new=True)
     assert res.n_runs == 1 and res.n_done == 1
     assert json.loads((copy / "sweep.json").read_text())["identity"]["options"]["snapshots"] == 6

@@ -90,8 +90,8 @@ def _prepare(out: Path, spec: SweepSpec, new: bool) -> None:
             old = json.loads(ident_path.read_text()).get("identity")
         except (OSError, ValueError) as err:
             raise ValueError(f"cannot read {ident_path}: {err}; pass --new to start over") from None
-        if old != _jsonable(identity):
-            diff = _first_difference(old or {}, _jsonable(identity))
+        diff = _identity_difference(old or {}, _jsonable(identity))
+        if diff:
             raise ValueError(f"the SPEC's fixed options differ from those of the sweep in "
                              f"{str(out)!r} ({diff}); pass --new to accept them (runs of the old "
                              "options stay in runs/ but leave the summary)")
@@ -104,6 +104,21 @@ def _prepare(out: Path, spec: SweepSpec, new: bool) -> None:
         raise ValueError(f"cannot write to --out {str(out)!r}: {err.strerror or err}") from None
     if spec.source not in ("<dict>",) and Path(spec.source).is_file():
         shutil.copyfile(spec.source, out / "spec.toml")
+
+
+def _identity_difference(old: dict, new: dict) -> str:
+    """The first difference of dataset, run options, or a value fixed in both sweeps.
+
+    An axis fixed in one and swept in the other is not a difference: turning a fixed value
+    into a grid axis that contains it extends the sweep, and the runs made stay valid.
+    """
+    of, nf = old.get("fixed", {}), new.get("fixed", {})
+    common = set(of) & set(nf)
+    return _first_difference(
+        {"dataset": old.get("dataset"), "options": old.get("options"),
+         "fixed": {k: of[k] for k in common}},
+        {"dataset": new.get("dataset"), "options": new.get("options"),
+         "fixed": {k: nf[k] for k in common}})
 
 
 def _jsonable(obj: Any) -> Any:

@@ -26,7 +26,7 @@ import itertools
 import json
 import math
 import sys
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -475,18 +475,3 @@ def _check_consistency(dataset: DatasetSpec, axes: dict, fixed: dict, opts: dict
         raise ValueError(f"{src}: [grid] has both method and lr; sweep lr in a gd-only SPEC")
     if "gd" in methods and opts.get("frozen_output"):
         raise ValueError(f"{src}: [fixed] frozen_output applies only to method flow")
-
-
-def with_defaults_documented() -> str:
-    """A Markdown table of every key (for docs/sweeps.md)."""
-    rows = ["| table | key | default | meaning |", "|---|---|---|---|"]
-    for tname, table in (("grid / fixed", AXES), ("fixed", OPTIONS), ("classify", CLASSIFY),
-                         ("sweep", SWEEP)):
-        for k, (_, d, meaning) in table.items():
-            rows.append(f"| {tname} | `{k}` | `{d}` | {meaning} |")
-    return "\n".join(rows)
-
-
-def point_with(point: RunPoint, **changes) -> RunPoint:
-    """A copy of ``point`` with fields replaced (used by tests)."""
-    return replace(point, **changes)
