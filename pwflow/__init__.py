@@ -12,6 +12,7 @@ from .gd import gradient_descent
 from .integrator import FlowOptions, simulate
 from .options import Status
 from .model import Loss, get_loss, logistic_loss, make_loss, square_loss
+from .sweeps import sweep
 from .trajectory import Trajectory, load_trajectory
 
 __version__ = "0.1.0"
@@ -40,6 +41,7 @@ __all__ = [
     "make_loss",
     "square_loss",
     "stewart",
+    "sweep",
     "three_points",
     "unbalanced",
     "with_bias",

@@ -1,4 +1,5 @@
-"""Command-line interface: ``pwflow simulate | summary | plot | animate | reproduce``.
+"""Command-line interface: ``pwflow simulate | summary | plot | animate | reproduce | sweep |
+phase-diagram | sweep-plot``.
 
 Every subcommand is an entry of :data:`COMMANDS`, a registry ``name -> (add_arguments, run)``:
 ``add_arguments(parser)`` declares its options on an :class:`argparse.ArgumentParser` and
@@ -744,3 +745,10 @@ register("summary", _add_summary, _run_summary)
 register("plot", _add_plot, _run_plot)
 register("animate", _add_animate, _run_animate)
 register("reproduce", _add_reproduce, _run_reproduce)
+
+# sweeps (pwflow.sweeps.commands imports no Dask, pyarrow or matplotlib until a command runs)
+from .sweeps import commands as _sweeps  # noqa: E402
+
+register("sweep", _sweeps.add_sweep, _sweeps.run_sweep)
+register("phase-diagram", _sweeps.add_phase_diagram, _sweeps.run_phase_diagram)
+register("sweep-plot", _sweeps.add_sweep_plot, _sweeps.run_sweep_plot)
