@@ -34,12 +34,26 @@ from .events import (
     detect_zero_crossings,
     locate_roots,
 )
+from .guard import (
+    STALL_STEPS,
+    NonFinite,
+    NoProgress,
+    RunGuard,
+    describe_overflow,
+    finite_state,
+    watch,
+)
 from .init import Init
 from .model import Loss, check_gamma, check_time, get_loss
 from .patterns import PatternTable
+from .resume import take_mark
+from .signals import describe as describe_interrupt
+from .signals import exit_status
+from .store import StoreWriter
 from .vector_field import CollectiveField, lorentz_inverse, lorentz_project, moments
 
 if TYPE_CHECKING:
+    from .resume import Checkpoint
     from .trajectory import Trajectory
 
 __all__ = ["FlowOptions", "Status", "HybridFlow", "simulate", "ZenoError"]
@@ -57,6 +71,9 @@ class Status(enum.IntEnum):
     FAILED = -1
     ZENO = -2
     INTERRUPTED = -3
+    NON_FINITE = -4
+    NO_PROGRESS = -5
+    PARTIAL = -6
 
     def __str__(self) -> str:
         return {
@@ -65,6 +82,9 @@ class Status(enum.IntEnum):
             Status.FAILED: "the step-size controller failed",
             Status.ZENO: "stopped: too many events in too short a time (Zeno / chattering)",
             Status.INTERRUPTED: "interrupted by the user; the trajectory so far is kept",
+            Status.NON_FINITE: "stopped: a quantity of the run is infinite or NaN (overflow)",
+            Status.NO_PROGRESS: "stopped: no progress within the step budget",
+            Status.PARTIAL: "partial store: the run was killed; read up to its last snapshot",
         }[self]
 
 
@@ -1285,6 +1305,10 @@ def simulate(
     callback: Callable[[HybridFlow], None] | None = None,
     options: FlowOptions | None = None,
     store: str | None = None,
+    overwrite: bool = False,
+    checkpoint_every: float | None = None,
+    stall_steps: int | None = STALL_STEPS,
+    resume_from: "Checkpoint | None" = None,
 ) -> "Trajectory":
     """Compute the trajectory of the subgradient flow (Eq. (2)/(6)) exactly, cone by cone.
 
@@ -1313,13 +1337,27 @@ def simulate(
     store : path, optional
         A directory: snapshots are streamed there as they are taken (memory-mapped ``.npy``
         files, never held in memory) and the rest of the run is written at the end
-        (``run.npz``); :meth:`Trajectory.load` reads the directory back.
+        (``run.npz``); :meth:`Trajectory.load` reads the directory back.  The store is
+        crash-consistent (:mod:`pwflow.store`); an existing non-empty folder is refused
+        unless ``overwrite``.
+    overwrite : bool
+        Replace an existing store.
+    checkpoint_every : float, optional
+        Seconds between checkpoints of a store (event and step logs and the resume mark, at
+        the next snapshot time); default 60 with ``store``.  See :mod:`pwflow.resume`.
+    stall_steps : int or None
+        Progress budget (:class:`pwflow.guard.RunGuard`): a run whose time advances by less
+        than 1e-4 of the remaining interval in this many steps stops with
+        ``Status.NO_PROGRESS``; ``None`` disables it.
+    resume_from : Checkpoint, optional
+        Continue a run (:func:`pwflow.resume.resume`; used by :meth:`Trajectory.resume`).
 
     Returns
     -------
     Trajectory
-        With ``status`` 0 on success; a run stopped by the Zeno guard, a solver failure or
-        Ctrl-C returns what was computed, with ``status`` and ``message`` saying why.
+        With ``status`` 0 on success; a run stopped by the Zeno guard, a solver failure,
+        overflow (``NON_FINITE``, the last finite state kept), the progress budget or Ctrl-C,
+        SIGTERM or SIGHUP returns what was computed, with ``status`` and ``message`` saying why.
 
     Raises
     ------
@@ -1342,48 +1380,117 @@ def simulate(
     options = options.validated()
     q = data.d + 1
     snaps = _snapshot_times(t_max, init.m, q, t_eval, n_snapshots)
+    guard = RunGuard(t_max, stall_steps)
+    ck = resume_from
+    meta = {
+        "method": "flow",
+        "dataset": {"name": data.name, **{k: v for k, v in data.meta.items() if _plain(v)}},
+        "init": {"kind": init.kind, "scale": init.scale, "seed": init.seed, "m": init.m},
+        "options": {
+            "rtol": options.rtol, "atol": options.atol, "batch_tol": options.batch_tol,
+            "max_step": float(options.max_step),
+            "frozen_output": options.frozen_output, "zeno_events": options.zeno_events,
+            "zeno_window": options.zeno_window, "face_memory": options.face_memory,
+            "stiff_solver": options.stiff_solver, "stiff_after": options.stiff_after,
+        },
+        "t_max": t_max,
+        "versions": versions(),
+    }
 
-    start = time.perf_counter()
-    flow = HybridFlow(data.X, data.y, init.W, init.a, loss_fn, gamma, options)
-    snap_t, snap_Z, snap_pat = [], [], []
-    sink = _SnapshotSink(store, len(snaps) + 1, init.m, q) if store is not None else None
-    step_t, step_h = [], []
+    start = time.perf_counter() - (0.0 if ck is None else ck.mark.wall_time)
+    if ck is None:
+        flow = HybridFlow(data.X, data.y, init.W, init.a, loss_fn, gamma, options)
+    else:
+        flow = ck.make_flow(data.X, data.y, loss_fn, gamma, options)
+    snap_t = [] if ck is None else list(ck.snap_t)
+    snap_Z = [] if ck is None or ck.snap_Z is None else list(ck.snap_Z)
+    snap_pat = [] if ck is None or ck.snap_pat is None else list(ck.snap_pat)
+    sink = None
+    if store is not None:
+        header = {"gamma": gamma, "loss_name": loss_fn.name, "meta": meta}
+        sink = _SnapshotSink(store, len(snaps) + 1, init.m, q, X=data.X, y=data.y,
+                             header=header, resume_rows=None if ck is None else len(snap_t),
+                             overwrite=overwrite)
+        checkpoint_every = 60.0 if checkpoint_every is None else checkpoint_every
+    step_t = [] if ck is None else list(ck.step_t)
+    step_h = [] if ck is None else list(ck.step_h)
+    marks = [ck.mark] if ck is not None else []
+    last_ckpt = [time.perf_counter()]
 
     def record_step() -> None:
+        h = flow.outputs()
+        guard.outputs(h, loss_fn(h, data.y), flow.t)
         step_t.append(flow.t)
-        step_h.append(flow.outputs())
+        step_h.append(h)
 
-    def snapshot() -> None:
-        snap_t.append(flow.t)
+    def snapshot(i_next: int | None = None) -> None:
         if sink is not None:
-            sink.write(len(snap_t) - 1, flow.Z, flow.pat)
+            sink.write(len(snap_t), flow.Z, flow.pat, [*snap_t, flow.t], flow.table.arrays().U)
         else:
             snap_Z.append(flow.Z.copy())
             snap_pat.append(flow.pat.copy())
+        snap_t.append(flow.t)
+        if i_next is not None:  # a grid snapshot: the run can be resumed exactly here
+            marks.append(take_mark(flow, snaps, i_next, len(snap_t), len(step_t),
+                                   time.perf_counter() - start))
+            if sink is not None and (time.perf_counter() - last_ckpt[0] >= checkpoint_every):
+                sink.checkpoint(marks[-1].to_dict(), flow.events.arrays(), step_t, step_h,
+                                flow.table.arrays().U)
+                last_ckpt[0] = time.perf_counter()
 
     status, message = Status.FINISHED, str(Status.FINISHED)
     bar = _Progress(progress, t_max)
-    record_step()
-    snapshot()
-    i_snap = 1
     try:
-        while flow.t < t_max:
-            target = snaps[i_snap]
-            flow.step(target)
-            record_step()
-            if flow.t >= target:
-                snapshot()
-                i_snap += 1
-            if callback is not None:
-                callback(flow)
-            bar.update(flow)
+        with watch():
+            if ck is None:
+                try:
+                    record_step()
+                except (FloatingPointError, NonFinite) as err:
+                    raise ValueError(
+                        f"init: the outputs h(x_k) and the loss of the initial network "
+                        f"overflow ({err}); reduce the initialisation scale or rescale the data"
+                    ) from None
+                snapshot(1)
+                i_snap = 1
+            else:
+                i_snap = ck.mark.i_snap
+                if sink is not None:
+                    sink.checkpoint(ck.mark.to_dict(), flow.events.arrays(), step_t, step_h,
+                                    flow.table.arrays().U)
+            while flow.t < t_max:
+                target = snaps[i_snap]
+                flow.step(target)
+                guard.progress(flow.t)
+                record_step()
+                if flow.t >= target:
+                    i_snap += 1
+                    snapshot(i_snap)
+                if callback is not None:
+                    callback(flow)
+                bar.update(flow)
     except ZenoError as err:
         status, message = Status.ZENO, f"{Status.ZENO}: {err}"
+    except NoProgress as err:
+        status, message = Status.NO_PROGRESS, f"{Status.NO_PROGRESS}: {err}"
+    except NonFinite as err:
+        status, message = Status.NON_FINITE, f"{Status.NON_FINITE}: {err}"
+    except FloatingPointError as err:
+        status = Status.NON_FINITE
+        message = f"{Status.NON_FINITE}: {describe_overflow(err, flow.t, getattr(flow, '_Zs', None), data.X)}"
     except RuntimeError as err:
         status, message = Status.FAILED, f"{Status.FAILED}: {err}"
-    except KeyboardInterrupt:
-        status, message = Status.INTERRUPTED, str(Status.INTERRUPTED)
-    if snap_t[-1] != flow.t:
+    except KeyboardInterrupt as err:
+        status = Status.INTERRUPTED
+        message = f"{describe_interrupt(err)}; the trajectory so far is kept"
+        meta["signal"] = exit_status(err) - 128
+    with np.errstate(all="ignore"):  # the last finite state is kept
+        usable = finite_state(flow.Z) and finite_state(flow.outputs())
+        if usable and step_t[-1] != flow.t:
+            try:
+                record_step()
+            except NonFinite:
+                usable = False
+    if usable and snap_t[-1] != flow.t:
         snapshot()
     bar.update(flow, force=True)
     wall = time.perf_counter() - start
@@ -1394,22 +1501,8 @@ def simulate(
         Z, pat_arr = np.array(snap_Z), np.array(snap_pat, dtype=np.int64)
     hs = np.array(step_h)
     tab = flow.table.arrays()
-    meta = {
-        "method": "flow",
-        "dataset": {"name": data.name, **{k: v for k, v in data.meta.items() if _plain(v)}},
-        "init": {"kind": init.kind, "scale": init.scale, "seed": init.seed, "m": init.m},
-        "options": {
-            "rtol": options.rtol, "atol": options.atol, "batch_tol": options.batch_tol,
-            "max_step": float(options.max_step) if np.isfinite(options.max_step) else None,
-            "frozen_output": options.frozen_output, "zeno_events": options.zeno_events,
-            "zeno_window": options.zeno_window, "face_memory": options.face_memory,
-            "stiff_solver": options.stiff_solver, "stiff_after": options.stiff_after,
-        },
-        "t_max": t_max,
-        "versions": versions(),
-    }
-    if meta["options"]["max_step"] is None:
-        meta["options"]["max_step"] = float("inf")
+    if marks:
+        meta["resume"] = marks[-1].to_dict()
     stats = {
         "n_steps": flow.n_steps,
         "nfev": flow.nfev,
@@ -1435,33 +1528,15 @@ def simulate(
     return traj
 
 
-class _SnapshotSink:
+class _SnapshotSink(StoreWriter):
     """Snapshots written to disk as they are taken (``simulate(store=DIR)``).
 
     Two ``.npy`` files in ``DIR`` (memory-mapped, so a run with many snapshots of many neurons
     never holds them in memory): ``snapshots.npy`` (states, shape ``(k, m, d + 1)``) and
-    ``snapshot_patterns.npy`` (face of each neuron, ``(k, m)``).
+    ``snapshot_patterns.npy`` (face of each neuron, ``(k, m)``); after each snapshot the times
+    and the metadata (``progress.npz``), so that a killed run stays readable
+    (:class:`pwflow.store.StoreWriter`).
     """
-
-    def __init__(self, store, n_max: int, m: int, q: int) -> None:
-        from pathlib import Path
-
-        self.dir = Path(store)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fmt = np.lib.format
-        self.Z = fmt.open_memmap(self.dir / "snapshots.npy", mode="w+", dtype=float,
-                                 shape=(n_max, m, q))
-        self.P = fmt.open_memmap(self.dir / "snapshot_patterns.npy", mode="w+", dtype=np.int64,
-                                 shape=(n_max, m))
-
-    def write(self, i: int, Z: Array, pat: NDArray) -> None:
-        self.Z[i] = Z
-        self.P[i] = pat
-        self.Z.flush()
-        self.P.flush()
-
-    def views(self, k: int):
-        return self.Z[:k], self.P[:k]
 
 
 def _plain(v) -> bool:
