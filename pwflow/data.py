@@ -42,6 +42,9 @@ class Dataset:
     meta: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
+        for name in ("X", "y"):
+            if np.iscomplexobj(getattr(self, name)):
+                raise ValueError(f"{name} is complex; the data must be real numbers")
         X = np.array(self.X, dtype=float, copy=True)
         y = np.array(self.y, dtype=float, copy=True)
         if X.ndim == 1:

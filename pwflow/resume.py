@@ -183,8 +183,12 @@ class Checkpoint:
         return flow
 
 
-def checkpoint_of(traj: "Trajectory") -> Checkpoint:
-    """The :class:`Checkpoint` at the last mark of a saved run (``meta['resume']``)."""
+def checkpoint_of(traj: "Trajectory", in_memory: bool = True) -> Checkpoint:
+    """The :class:`Checkpoint` at the last mark of a saved run (``meta['resume']``).
+
+    ``in_memory``: also copy the snapshots up to the mark (not for a store, whose snapshot
+    files are continued in place).
+    """
     rec = (traj.meta or {}).get("resume")
     if traj.meta.get("method", "flow") != "flow":
         raise ValueError("only runs of the flow can be resumed (this one is "
@@ -213,8 +217,8 @@ def checkpoint_of(traj: "Trajectory") -> Checkpoint:
         step_h=np.asarray(traj.step_outputs[: mark.n_steps_recorded], float),
         snap_t=np.asarray(traj.t[:k], float),
         snap_Z=np.concatenate([np.asarray(traj.W[:k]), np.asarray(traj.a[:k])[:, :, None]],
-                              axis=2),
-        snap_pat=np.asarray(traj.pattern[:k], np.int64),
+                              axis=2) if in_memory else None,
+        snap_pat=np.asarray(traj.pattern[:k], np.int64) if in_memory else None,
     )
 
 
@@ -233,7 +237,7 @@ def resume(traj: "Trajectory", t_max: float | None = None, *, store: str | Path 
     from .model import check_time
 
     meta = traj.meta or {}
-    ck = checkpoint_of(traj)
+    ck = checkpoint_of(traj, in_memory=store is None)
     old_t_max = float(meta.get("t_max", ck.mark.grid[-1]))
     t_max = old_t_max if t_max is None else check_time(t_max, "t_max")
     if t_max < ck.mark.t:
@@ -253,8 +257,6 @@ def resume(traj: "Trajectory", t_max: float | None = None, *, store: str | Path 
     init = Init(np.asarray(traj.W[0]), np.asarray(traj.a[0]), str(ini.get("kind", "explicit")),
                 float("nan") if scale is None else float(scale), ini.get("seed"))
     grid = extend_grid(np.asarray(ck.mark.grid), t_max)
-    if store is not None:
-        ck.snap_Z = ck.snap_pat = None
     return simulate(
         data, init, t_max, gamma=traj.gamma, loss=traj._loss(), options=options,
         t_eval=grid, progress=progress, store=None if store is None else str(store),

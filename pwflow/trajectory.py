@@ -175,7 +175,8 @@ class Trajectory:
 
     # ------------------------------------------------------------------ resume
     def resume(self, t_max: float | None = None, *, store: str | Path | None = None,
-               progress: bool = False) -> "Trajectory":
+               progress: bool = False, checkpoint_every: float | None = None,
+               stall_steps: int | None = None) -> "Trajectory":
         """Continue the run from its last exact state to ``t_max`` (default: its own).
 
         The run is truncated to its last grid snapshot (:class:`pwflow.resume.Mark`: state,
@@ -185,7 +186,8 @@ class Trajectory:
         """
         from .resume import resume
 
-        return resume(self, t_max, store=store, progress=progress)
+        return resume(self, t_max, store=store, progress=progress,
+                      checkpoint_every=checkpoint_every, stall_steps=stall_steps)
 
     # ------------------------------------------------------------------ summary
     def summary(self) -> dict:
