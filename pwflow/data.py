@@ -61,8 +61,9 @@ class Dataset:
             raise ValueError("X contains NaN or infinite values")
         if not np.all(np.isfinite(y)):
             raise ValueError("y contains NaN or infinite values")
-        if np.any(np.linalg.norm(X, axis=1) == 0):
-            k = int(np.flatnonzero(np.linalg.norm(X, axis=1) == 0)[0])
+        zero = np.all(X == 0, axis=1)  # not via the norm, which overflows for |x| > 1e154
+        if np.any(zero):
+            k = int(np.flatnonzero(zero)[0])
             raise ValueError(f"x_{k} is the zero vector: it has no activation hyperplane")
         _, first, counts = np.unique(X, axis=0, return_index=True, return_counts=True)
         if np.any(counts > 1):

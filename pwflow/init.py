@@ -131,7 +131,8 @@ def load_init(path, d: int | None = None) -> Init:
     if not path.is_file():
         raise ValueError(f"--init-from {str(path)!r} does not exist or is not a file")
     try:
-        with np.load(path, allow_pickle=False) as f:
+        with open(path, "rb") as fh:
+            f = np.load(fh, allow_pickle=False)
             if not hasattr(f, "files"):
                 raise ValueError("a single array, not an .npz archive")
             missing = [k for k in ("W", "a") if k not in f.files]

@@ -1398,10 +1398,15 @@ def simulate(
     }
 
     start = time.perf_counter() - (0.0 if ck is None else ck.mark.wall_time)
-    if ck is None:
-        flow = HybridFlow(data.X, data.y, init.W, init.a, loss_fn, gamma, options)
-    else:
-        flow = ck.make_flow(data.X, data.y, loss_fn, gamma, options)
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            if ck is None:
+                flow = HybridFlow(data.X, data.y, init.W, init.a, loss_fn, gamma, options)
+            else:
+                flow = ck.make_flow(data.X, data.y, loss_fn, gamma, options)
+    except FloatingPointError as err:
+        raise ValueError(f"data: the inputs are too large for double precision ({err} in "
+                         f"the norms |x_k| or the initial state); rescale the data") from None
     snap_t = [] if ck is None else list(ck.snap_t)
     snap_Z = [] if ck is None or ck.snap_Z is None else list(ck.snap_Z)
     snap_pat = [] if ck is None or ck.snap_pat is None else list(ck.snap_pat)

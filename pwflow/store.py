@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = ["FORMAT_VERSION", "STORE_FILES", "prepare_store", "write_npz", "StoreWriter",
-           "load_store", "check_format", "is_store"]
+           "load_store", "check_format", "is_store", "check_finite_states"]
 
 #: Version of the files written; readers accept this and older ones.
 FORMAT_VERSION = 2
@@ -173,11 +173,16 @@ class StoreWriter:
 # ---------------------------------------------------------------------------- reading
 def _read_npz(path: Path) -> dict:
     try:
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as err:
-        raise ValueError(f"{path} is corrupted or truncated ({type(err).__name__}: "
-                         f"{err})") from None
+        # our own handle: numpy leaks its file when the archive is truncated
+        with open(path, "rb") as fh:
+            f = np.load(fh, allow_pickle=False)
+            if not hasattr(f, "files"):
+                raise ValueError("a single array, not an .npz archive")
+            with f:
+                return {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, AttributeError) as err:
+        msg = "not an .npz archive" if "pickle" in str(err) else f"{type(err).__name__}: {err}"
+        raise ValueError(f"{path} is corrupted or truncated ({msg})") from None
 
 
 def _read_record(data: dict, path: Path) -> dict:
@@ -215,6 +220,15 @@ def _snapshot_arrays(directory: Path, k: int, m_q: tuple[int | None, int]):
     return Z, P
 
 
+def check_finite_states(W, a, path) -> None:
+    """Refuse stored weights with NaN or infinite entries (no run writes them)."""
+    with np.errstate(all="ignore"):
+        bad = not (np.all(np.isfinite(W)) and np.all(np.isfinite(a)))
+    if bad:
+        raise ValueError(f"{path}: the stored weights W, a contain NaN or infinite values "
+                         f"(corrupted)")
+
+
 def load_store(directory: Path, loss=None):
     """Read a store folder: complete (``run.npz``) or partial (``progress.npz`` only)."""
     from .integrator import Status
@@ -248,6 +262,7 @@ def load_store(directory: Path, loss=None):
         raise ValueError(f"{directory}: snapshot_patterns.npy refers to faces that the pattern "
                          f"table does not hold (corrupted)")
     d = X.shape[1]
+    check_finite_states(Z, Z[:0], directory / "snapshots.npy")
     if not partial:
         events = {key[7:]: v for key, v in data.items() if key.startswith("events_")}
         return Trajectory(

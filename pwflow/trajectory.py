@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from .events import EventKind
 from .model import Loss, activation, get_loss
-from .store import FORMAT_VERSION, check_format, load_store, write_npz
+from .store import FORMAT_VERSION, check_finite_states, check_format, load_store, write_npz
 
 __all__ = ["Trajectory", "load_trajectory", "versions"]
 
@@ -270,10 +270,16 @@ class Trajectory:
         if not path.exists():
             raise ValueError(f"no trajectory file at {str(path)!r}")
         try:
-            with np.load(path, allow_pickle=False) as f:
-                data = {k: f[k] for k in f.files}
+            with open(path, "rb") as fh:  # own handle: numpy leaks it on a truncated archive
+                f = np.load(fh, allow_pickle=False)
+                if not hasattr(f, "files"):
+                    raise ValueError("a single array, not an .npz archive")
+                with f:
+                    data = {k: f[k] for k in f.files}
         except Exception as err:  # noqa: BLE001 - any unreadable file
-            raise ValueError(f"{path} is not a pwflow trajectory file ({err})") from None
+            why = str(err) if "pickle" not in str(err) else "not an .npz archive"
+            raise ValueError(f"{path} is not a pwflow trajectory file ({why}; expected the "
+                             f".npz written by 'pwflow simulate')") from None
         if "record" not in data:
             raise ValueError(f"{path} is not a pwflow trajectory file (no metadata record)")
         try:
@@ -283,6 +289,11 @@ class Trajectory:
         if not isinstance(rec, dict):
             raise ValueError(f"{path}: the metadata record is not a JSON object")
         check_format(rec, path)
+        for key in ("t", "W", "a", "pattern", "patterns", "step_t", "step_outputs", "step_loss",
+                    "X", "y"):
+            if key not in data:
+                raise ValueError(f"{path} is not a complete pwflow trajectory file (no {key!r})")
+        check_finite_states(data["W"], data["a"], path)
         events = {k[len("events_"):]: v for k, v in data.items() if k.startswith("events_")}
         return cls(
             t=data["t"], W=data["W"], a=data["a"], pattern=data["pattern"],
