@@ -8,9 +8,12 @@ Layout of a store folder (``format_version`` 2)::
     checkpoint.npz         (periodic) event and step logs and the resume mark
     run.npz                written when the run ends (finished, stopped or interrupted)
 
-Every flushed snapshot is followed by an atomic rewrite of ``progress.npz`` (temporary file +
-``os.replace``), so after ``kill -9`` the store loads up to its last complete snapshot, with
-status :attr:`~pwflow.integrator.Status.PARTIAL`.  Files are created exclusively (an existing
+Every snapshot written is followed by an atomic rewrite of ``progress.npz`` (temporary file +
+``os.replace``), so after ``kill -9`` (or the out-of-memory killer) the store loads up to its
+last complete snapshot, with status :attr:`~pwflow.integrator.Status.PARTIAL`.  This
+protects against the death of the process (a scheduler's ``kill -9``, the out-of-memory
+killer), not against a power loss of the machine: the memory-mapped snapshots are synced to
+the disk (``msync``) only at each checkpoint and at the end, and nothing is ``fsync``-ed.  Files are created exclusively (an existing
 name, a symlink included, is removed first, never followed) and replaced atomically.
 """
 
@@ -150,16 +153,18 @@ class StoreWriter:
 
     def write(self, i: int, Z, pat, times, table: NDArray) -> None:
         """Snapshot ``i``; then the times so far and the metadata, atomically."""
+        # no msync here (8 ms each): the pages are in the page cache, which outlives a killed
+        # process; they are synced to the disk at each checkpoint and at the end
         self.Z[i] = Z
         self.P[i] = pat
-        self.Z.flush()
-        self.P.flush()
         rec = {"format_version": FORMAT_VERSION, "n_snapshots": int(i + 1), **self.header}
         write_npz(self.dir / "progress.npz", compress=False, t=np.asarray(times, float),
                   patterns=np.asarray(table, np.int8), X=self.X, y=self.y, record=_record(rec))
 
     def checkpoint(self, mark: dict, events: dict, step_t, step_h, table) -> None:
         """Event and step logs up to a mark (:class:`pwflow.resume.Mark`)."""
+        self.Z.flush()
+        self.P.flush()
         rec = {"format_version": FORMAT_VERSION, "resume": mark}
         arrays = {f"events_{k}": np.asarray(v) for k, v in events.items()}
         write_npz(self.dir / "checkpoint.npz", step_t=np.asarray(step_t, float),
@@ -167,6 +172,8 @@ class StoreWriter:
                   patterns=np.asarray(table, np.int8), record=_record(rec), **arrays)
 
     def views(self, k: int):
+        self.Z.flush()
+        self.P.flush()
         return self.Z[:k], self.P[:k]
 
 

@@ -25,6 +25,7 @@ from pwflow.trajectory import Trajectory
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--width", "20", "--t-max", "5", "--quiet"]
+TINY = ["--width", "4", "--t-max", "2", "--quiet"]
 
 
 def run_cli(capsys, argv):
@@ -39,7 +40,13 @@ def one_line_error(err: str) -> bool:
 
 
 def stewart_run(**kw):
-    return simulate(pwflow.stewart(seed=0), pwflow.unbalanced(20, 2, 1e-3, 0), 100.0, **kw)
+    return simulate(pwflow.stewart(seed=0), pwflow.unbalanced(20, 2, 1e-3, 0), 60.0, **kw)
+
+
+@pytest.fixture(scope="module")
+def stewart_ref() -> Trajectory:
+    """The uninterrupted run that the interrupted ones are compared with."""
+    return stewart_run()
 
 
 def assert_same_run(a: Trajectory, b: Trajectory, tol: float = 1e-10) -> None:
@@ -105,9 +112,9 @@ def test_gd_with_a_step_longer_than_t_max_is_refused(capsys, tmp_path):
 
 # ---------------------------------------------------------------------------- signals + resume
 @pytest.mark.parametrize("signum", [None, signal.SIGTERM, signal.SIGHUP])
-def test_interrupted_then_resumed_equals_uninterrupted(signum):
+def test_interrupted_then_resumed_equals_uninterrupted(signum, stewart_ref):
     """Ctrl-C, SIGTERM or SIGHUP (delivered to this process) at a random step, resumed."""
-    ref = stewart_run()
+    ref = stewart_ref
     assert ref.status == 0
     stop = int(np.random.default_rng(14 + (signum or 0)).integers(20, ref.stats["n_steps"] - 20))
 
@@ -140,19 +147,19 @@ def test_resume_to_a_later_t_max_continues_the_run():
         longer.resume(1.0)
 
 
-def test_killed_store_loads_partial_and_resumes_exactly(tmp_path):
+def test_killed_store_loads_partial_and_resumes_exactly(tmp_path, stewart_ref):
     """kill -9 leaves the files as they are on disk: copy the store mid-run (after a checkpoint)
     and treat the copy as the killed run."""
-    ref = stewart_run()
+    ref = stewart_ref
     store, killed = tmp_path / "run", tmp_path / "killed"
     copied = []
 
     def cb(flow):
-        if not copied and (store / "checkpoint.npz").exists() and flow.n_steps > 100:
+        if not copied and (store / "checkpoint.npz").exists() and flow.n_steps > 60:
             shutil.copytree(store, killed)
             copied.append(flow.t)
 
-    full = stewart_run(store=str(store), checkpoint_every=1e-9, callback=cb)
+    full = stewart_run(store=str(store), checkpoint_every=0.2, callback=cb)
     assert copied and full.status == 0
     assert not (killed / "run.npz").exists()
     part = Trajectory.load(killed)
@@ -213,6 +220,7 @@ def test_termination_signal_saves_the_run_and_exits_128_plus_signal(tmp_path, si
     assert tr.status == Status.INTERRUPTED and signal.Signals(sig).name in tr.message
 
 
+@pytest.mark.slow
 def test_kill_9_store_is_partial_then_resumes(capsys, tmp_path):
     store = tmp_path / "run"
     proc = _spawn([*LONG, "--t-max", "60", "--store", str(store), "--checkpoint-every",
@@ -233,15 +241,15 @@ def test_kill_9_store_is_partial_then_resumes(capsys, tmp_path):
 # ---------------------------------------------------------------------------- safe outputs
 def test_existing_out_and_store_are_refused_without_force(capsys, tmp_path):
     out = tmp_path / "r.npz"
-    assert run_cli(capsys, ["simulate", *SMALL, "--out", out])[0] == 0
+    assert run_cli(capsys, ["simulate", *TINY, "--out", out])[0] == 0
     before = out.read_bytes()
-    rc, _, err = run_cli(capsys, ["simulate", *SMALL, "--seed", "3", "--out", out])
+    rc, _, err = run_cli(capsys, ["simulate", *TINY, "--seed", "3", "--out", out])
     assert rc == 2 and "--force" in err and out.read_bytes() == before
-    assert run_cli(capsys, ["simulate", *SMALL, "--seed", "3", "--out", out, "--force"])[0] == 0
+    assert run_cli(capsys, ["simulate", *TINY, "--seed", "3", "--out", out, "--force"])[0] == 0
     assert out.read_bytes() != before
     store = tmp_path / "s"
-    assert run_cli(capsys, ["simulate", *SMALL, "--store", store])[0] == 0
-    rc, _, err = run_cli(capsys, ["simulate", *SMALL, "--store", store])
+    assert run_cli(capsys, ["simulate", *TINY, "--store", store])[0] == 0
+    rc, _, err = run_cli(capsys, ["simulate", *TINY, "--store", store])
     assert rc == 2 and "--force" in err
     with pytest.raises(ValueError, match="overwrite"):
         simulate(pwflow.three_points(), pwflow.balanced(3, 2, 1e-3, 0), 1.0, store=str(store))
@@ -254,16 +262,16 @@ def test_symlinks_are_replaced_not_followed(capsys, tmp_path):
     victim = tmp_path / "other.txt"
     victim.write_text("keep me")
     store = tmp_path / "s"
-    assert run_cli(capsys, ["simulate", *SMALL, "--store", store])[0] == 0
+    assert run_cli(capsys, ["simulate", *TINY, "--store", store])[0] == 0
     (store / "snapshots.npy").unlink()
     (store / "snapshots.npy").symlink_to(victim)
-    assert run_cli(capsys, ["simulate", *SMALL, "--store", store, "--force"])[0] == 0
+    assert run_cli(capsys, ["simulate", *TINY, "--store", store, "--force"])[0] == 0
     assert victim.read_text() == "keep me"
     assert not (store / "snapshots.npy").is_symlink()
     link = tmp_path / "link.npz"
     link.symlink_to(victim)
-    assert run_cli(capsys, ["simulate", *SMALL, "--out", link])[0] == 2
-    assert run_cli(capsys, ["simulate", *SMALL, "--out", link, "--force"])[0] == 0
+    assert run_cli(capsys, ["simulate", *TINY, "--out", link])[0] == 2
+    assert run_cli(capsys, ["simulate", *TINY, "--out", link, "--force"])[0] == 0
     assert victim.read_text() == "keep me" and not link.is_symlink()
 
 
