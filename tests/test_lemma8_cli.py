@@ -18,7 +18,7 @@ def test_lemma8_counterexample_at_eta_0_1(capsys):
 
 
 def test_lemma8_inconclusive_exits_non_zero(capsys):
-    assert main(["lemma8", "--eta", "0.05", "--max-boxes", "1"]) == 1
+    assert main(["lemma8", "--max-boxes", "1"]) == 1
     out, err = capsys.readouterr()
     assert "inconclusive" in out and "inconclusive" in err
 
