@@ -164,13 +164,13 @@ def load_dataset(path: str | Path, bias: bool = False) -> Dataset:
     if not path.exists():
         raise ValueError(f"dataset file {str(path)!r} does not exist")
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as f:
-            if "X" not in f or "y" not in f:
-                raise ValueError(f"{path}: an .npz dataset needs arrays 'X' and 'y'")
-            X, y = f["X"], f["y"]
+        X, y = _read_npz_dataset(path)
     elif path.suffix == ".csv":
-        with path.open(newline="") as fh:
-            rows = [r for r in csv.reader(fh) if r and not r[0].lstrip().startswith("#")]
+        try:
+            with path.open(newline="") as fh:
+                rows = [r for r in csv.reader(fh) if r and not r[0].lstrip().startswith("#")]
+        except (UnicodeDecodeError, csv.Error) as err:
+            raise ValueError(f"{path}: not a readable CSV text file ({err})") from None
         try:
             table = np.array([[float(v) for v in r] for r in rows])
         except ValueError:
@@ -183,9 +183,34 @@ def load_dataset(path: str | Path, bias: bool = False) -> Dataset:
         X, y = table[:, :-1], table[:, -1]
     else:
         raise ValueError(f"{path}: unsupported dataset format {path.suffix!r}; use .npz or .csv")
-    if bias:
-        X = with_bias(X)
-    return Dataset(X, y, name=path.stem, meta={"path": str(path)})
+    try:
+        if bias:
+            X = with_bias(X)
+        return Dataset(X, y, name=path.stem, meta={"path": str(path)})
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def _read_npz_dataset(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Arrays ``X`` and ``y`` of an ``.npz`` dataset; every failure names the file."""
+    import zipfile
+
+    try:
+        with open(path, "rb") as fh:  # own handle: numpy leaks it on a truncated archive
+            f = np.load(fh, allow_pickle=False)
+            if not hasattr(f, "files"):
+                raise ValueError("a single array, not an .npz archive")
+            with f:
+                if "X" not in f.files or "y" not in f.files:
+                    raise ValueError("an .npz dataset needs arrays 'X' and 'y'")
+                X, y = f["X"], f["y"]
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
+        msg = "not an .npz archive" if "pickle" in str(err) else str(err)
+        raise ValueError(f"{path}: {msg}") from None
+    for name, arr in (("X", X), ("y", y)):
+        if arr.dtype.kind not in "biufc":
+            raise ValueError(f"{path}: {name} is not numeric (dtype {arr.dtype})")
+    return X, y
 
 
 DATASETS = ("three-points", "stewart", "assumption3")
