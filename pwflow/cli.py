@@ -269,8 +269,9 @@ def load_run(path: str | Path):
         return Trajectory.load(path)
     except ValueError as err:  # Trajectory.load names the file and the reason
         raise CLIError(str(err)) from None
-    except (KeyError, TypeError, OSError) as err:  # a record with missing or mistyped fields
-        raise CLIError(f"{path} is not a readable pwflow trajectory file ({err!r})") from None
+    except Exception as err:  # noqa: BLE001 - missing or mistyped fields, a damaged archive
+        raise CLIError(f"{path} is not a readable pwflow trajectory file "
+                       f"({type(err).__name__}: {err})") from None
 
 
 def _check_writable(path: Path, force: bool = False) -> Path:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -187,7 +188,8 @@ def _read_npz(path: Path) -> dict:
                 raise ValueError("a single array, not an .npz archive")
             with f:
                 return {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, AttributeError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, AttributeError,
+            zlib.error) as err:
         msg = "not an .npz archive" if "pickle" in str(err) else f"{type(err).__name__}: {err}"
         raise ValueError(f"{path} is corrupted or truncated ({msg})") from None
 
@@ -265,6 +267,8 @@ def load_store(directory: Path, loss=None):
         meta = dict(rec.get("meta", {}))
     except KeyError as err:
         raise ValueError(f"{directory}: the store lacks {err} (corrupted)") from None
+    except (TypeError, AttributeError, IndexError) as err:
+        raise ValueError(f"{directory}: the store's metadata is corrupted ({err})") from None
     if P.size and (int(np.max(P)) >= patterns.shape[0] or int(np.min(P)) < 0):
         raise ValueError(f"{directory}: snapshot_patterns.npy refers to faces that the pattern "
                          f"table does not hold (corrupted)")
