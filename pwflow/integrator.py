@@ -1407,6 +1407,16 @@ def simulate(
     except FloatingPointError as err:
         raise ValueError(f"data: the inputs are too large for double precision ({err} in "
                          f"the norms |x_k| or the initial state); rescale the data") from None
+    if ck is None:  # bad input is refused before any file is touched
+        with np.errstate(over="raise", invalid="raise"):
+            try:
+                h0 = flow.outputs()
+                RunGuard(t_max).outputs(h0, loss_fn(h0, data.y), flow.t)
+            except (FloatingPointError, NonFinite) as err:
+                raise ValueError(
+                    f"init: the outputs h(x_k) and the loss of the initial network overflow "
+                    f"({err}); reduce the initialisation scale or rescale the data"
+                ) from None
     snap_t = [] if ck is None else list(ck.snap_t)
     snap_Z = [] if ck is None or ck.snap_Z is None else list(ck.snap_Z)
     snap_pat = [] if ck is None or ck.snap_pat is None else list(ck.snap_pat)
@@ -1448,13 +1458,7 @@ def simulate(
     try:
         with watch():
             if ck is None:
-                try:
-                    record_step()
-                except (FloatingPointError, NonFinite) as err:
-                    raise ValueError(
-                        f"init: the outputs h(x_k) and the loss of the initial network "
-                        f"overflow ({err}); reduce the initialisation scale or rescale the data"
-                    ) from None
+                record_step()
                 snapshot(1)
                 i_snap = 1
             else:
@@ -1485,6 +1489,8 @@ def simulate(
     except RuntimeError as err:
         status, message = Status.FAILED, f"{Status.FAILED}: {err}"
     except KeyboardInterrupt as err:
+        if not snap_t:  # before the first snapshot: nothing to keep
+            raise
         status = Status.INTERRUPTED
         message = f"{describe_interrupt(err)}; the trajectory so far is kept"
         meta["signal"] = exit_status(err) - 128

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from proofs_checks import cli as pc_cli
 from pwflow import cli
+from pwflow.store import STORE_FILES
 
 ALLOWED = {0, 1, 2, 130, 143}
 FUZZ = settings(suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -98,8 +99,12 @@ def test_fuzz_pwflow_command_lines(workdir, data):
              ["--out", str(d / "run.npz")], ["--store", str(d / "store")], []]))
         argv = ["simulate", "--width", "3", "--t-max", "0.5", "--quiet",
                 *data.draw(simulate_args(d)), *target]
-        # a drawn --t-max or --width must stay tiny: anything else is refused or fails fast
+        # the requested output may change (an existing one only with --force)
         allowed = {str(out), str(d / "fuzz-store")}
+        if target:
+            tgt = Path(target[1])
+            allowed |= {str(tgt), str(tgt.with_suffix(".npz"))}
+            allowed |= {str(tgt / name) for name in STORE_FILES}
     elif cmd in ("summary", "resume", "plot"):
         f = data.draw(st.sampled_from(FILES))
         argv = [cmd, str(d / f) if f else f]
@@ -113,7 +118,7 @@ def test_fuzz_pwflow_command_lines(workdir, data):
                                                ["--t-max", "0.25"]]))
         allowed = {str(d / "fuzz.png")}
         if cmd == "resume":  # a resume writes into the run it continues
-            allowed |= {str(d / "run.npz")} | {str(p) for p in (d / "store").glob("*")}
+            allowed |= {str(d / "run.npz")} | {str(d / "store" / name) for name in STORE_FILES}
     else:
         argv = [cmd] if cmd else []
         allowed = set()
