@@ -1448,7 +1448,9 @@ def simulate(
         if i_next is not None:  # a grid snapshot: the run can be resumed exactly here
             marks.append(take_mark(flow, snaps, i_next, len(snap_t), len(step_t),
                                    time.perf_counter() - start))
-            if sink is not None and (time.perf_counter() - last_ckpt[0] >= checkpoint_every):
+            # the first checkpoint at t0: a run killed before the next one resumes from there
+            if sink is not None and (len(marks) == 1 or time.perf_counter() - last_ckpt[0]
+                                     >= checkpoint_every):
                 sink.checkpoint(marks[-1].to_dict(), flow.events.arrays(), step_t, step_h,
                                 flow.table.arrays().U)
                 last_ckpt[0] = time.perf_counter()

@@ -406,3 +406,35 @@ def test_init_from_conflicts_and_missing_file(capsys, tmp_path):
     rc, _, err = run_cli(capsys, ["simulate", "--init-from", path, "--width", "4", "--out",
                                   tmp_path / "r.npz"])
     assert rc == 2 and "--width" in err
+
+
+# ---------------------------------------------------------------------------- the long one
+@pytest.mark.slow
+def test_stewart_2000_interrupted_three_ways_and_resumed_equals_uninterrupted(capsys, tmp_path):
+    """SIGINT, SIGTERM and kill -9 at random moments of the Stewart m = 2000 run (Appendix B.2,
+    unbalanced), each resumed to t = 4000: the same events and final states within 1e-10."""
+    ref = simulate(pwflow.stewart(seed=0), pwflow.unbalanced(2000, 2, 1e-3, 0), 4000.0)
+    assert ref.status == 0
+    rng = np.random.default_rng(2014)
+    args = ["simulate", "--dataset", "stewart", "--width", "2000", "--init", "unbalanced",
+            "--t-max", "4000", "--quiet", "--checkpoint-every", "1"]
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        store = tmp_path / signal.Signals(sig).name
+        proc = _spawn([*args, "--store", str(store)], tmp_path)
+        _wait_for(store / "progress.npz", proc, timeout=120)
+        time.sleep(float(rng.uniform(1.0, 0.5 * ref.stats["wall_time"])))
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=300)
+        if sig == signal.SIGKILL:
+            assert proc.returncode == -signal.SIGKILL
+            part = Trajectory.load(store)
+            assert part.status == Status.PARTIAL, part.message
+        else:
+            assert proc.returncode == 128 + sig, err
+            part = Trajectory.load(store)
+            assert part.status == Status.INTERRUPTED and part.t[-1] < 4000.0
+        rc, _, err = run_cli(capsys, ["resume", store, "--quiet"])
+        assert rc == 0, err
+        got = Trajectory.load(store)
+        assert got.status == 0 and got.t[-1] == 4000.0
+        assert_same_run(ref, got)
