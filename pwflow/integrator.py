@@ -1487,7 +1487,8 @@ def simulate(
         status, message = Status.NON_FINITE, f"{Status.NON_FINITE}: {err}"
     except FloatingPointError as err:
         status = Status.NON_FINITE
-        message = f"{Status.NON_FINITE}: {describe_overflow(err, flow.t, getattr(flow, '_Zs', None), data.X)}"
+        where = describe_overflow(err, flow.t, getattr(flow, "_Zs", None), data.X)
+        message = f"{Status.NON_FINITE}: {where}"
     except RuntimeError as err:
         status, message = Status.FAILED, f"{Status.FAILED}: {err}"
     except KeyboardInterrupt as err:

@@ -5,7 +5,7 @@ Layout of a store folder (``format_version`` 2)::
     snapshots.npy          states (k_max, m, d + 1), memory-mapped, pre-sized
     snapshot_patterns.npy  face index of each neuron (k_max, m)
     progress.npz           snapshot times so far, pattern table, data, metadata record
-    checkpoint.npz         (periodic) event and step logs and the resume mark
+    checkpoint.npz         event and step logs and the resume mark (at t0, then periodic)
     run.npz                written when the run ends (finished, stopped or interrupted)
 
 Every snapshot written is followed by an atomic rewrite of ``progress.npz`` (temporary file +
@@ -13,8 +13,9 @@ Every snapshot written is followed by an atomic rewrite of ``progress.npz`` (tem
 last complete snapshot, with status :attr:`~pwflow.integrator.Status.PARTIAL`.  This
 protects against the death of the process (a scheduler's ``kill -9``, the out-of-memory
 killer), not against a power loss of the machine: the memory-mapped snapshots are synced to
-the disk (``msync``) only at each checkpoint and at the end, and nothing is ``fsync``-ed.  Files are created exclusively (an existing
-name, a symlink included, is removed first, never followed) and replaced atomically.
+the disk (``msync``) only at each checkpoint and at the end, and nothing is ``fsync``-ed.
+Files are created exclusively (an existing name, a symlink included, is removed first, never
+followed) and replaced atomically.
 """
 
 from __future__ import annotations
