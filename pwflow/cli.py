@@ -591,9 +591,14 @@ def _report(traj, path: Path) -> int:
     from .integrator import Status
 
     if traj.status == int(Status.INTERRUPTED):
-        signum = int((traj.meta or {}).get("signal", 2))
+        from . import signals
+
+        # gradient descent catches the interruption itself: the handler remembers the signal
+        signum = int((traj.meta or {}).get("signal", signals.last_signal or signal.SIGINT))
+        hint = (f" (continue it with '{PROG} resume {path}')"
+                if (traj.meta or {}).get("method", "flow") == "flow" else "")
         sys.stderr.write(f"{PROG}: {traj.message.split(';')[0]}; the partial run is saved in "
-                         f"{path} (continue it with '{PROG} resume {path}')\n")
+                         f"{path}{hint}\n")
         return 128 + signum
     sys.stderr.write(f"{PROG}: run stopped at t = {traj.t[-1]:.6g}: {traj.message}; "
                      f"the partial run is saved in {path}\n")
@@ -639,7 +644,13 @@ def _gd_trajectory(data, init, args: argparse.Namespace, progress: bool):
                         res.a)
     interrupted = bool(res.meta.get("interrupted", False))
     status = Status.INTERRUPTED if interrupted else Status.FINISHED
-    message = str(status) if interrupted else f"gradient descent ran {res.steps} steps"
+    message = f"gradient descent ran {res.steps} steps"
+    if interrupted:
+        from . import signals
+
+        sig = signals.last_signal
+        message = (f"interrupted by {signal.Signals(sig).name}" if sig else
+                   "interrupted by the user (Ctrl-C)") + "; the trajectory so far is kept"
     events = {
         "t": np.zeros(0), "neuron": np.zeros(0, np.int64), "k": np.zeros(0, np.int64),
         "kind": np.zeros(0, np.int8), "residual": np.zeros(0),

@@ -31,7 +31,13 @@ class Terminated(KeyboardInterrupt):
         self.signum = int(signum)
 
 
+#: The last handled termination signal of this process (``None``: none yet).
+last_signal: int | None = None
+
+
 def _raise(signum: int, frame) -> None:  # noqa: ARG001 - signal handler signature
+    global last_signal
+    last_signal = int(signum)
     raise Terminated(signum)
 
 
