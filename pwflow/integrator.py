@@ -1497,8 +1497,11 @@ def simulate(
         status = Status.INTERRUPTED
         message = f"{describe_interrupt(err)}; the trajectory so far is kept"
         meta["signal"] = exit_status(err) - 128
-    with np.errstate(all="ignore"):  # the last finite state is kept
-        usable = finite_state(flow.Z) and finite_state(flow.outputs())
+    # the last finite state is kept: after an overflow inside a step the integrator's state
+    # may be half-updated, so the run ends at its last snapshot and last recorded step
+    with np.errstate(all="ignore"):
+        usable = (status != Status.NON_FINITE and finite_state(flow.Z)
+                  and finite_state(flow.outputs()))
         if usable and step_t[-1] != flow.t:
             try:
                 record_step()
