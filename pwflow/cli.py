@@ -298,7 +298,7 @@ def _check_writable(path: Path, force: bool = False) -> Path:
 
 def _check_store(path: Path, force: bool = False) -> Path:
     """Create the ``--store`` folder (new or empty, or a previous store with ``force``)."""
-    from .store import STORE_FILES
+    from .store import STORE_FILES, _leftover
 
     if path.is_symlink() or (path.exists() and not path.is_dir()):
         raise CLIError(f"--store {str(path)!r} is a file; give a new or empty folder")
@@ -307,7 +307,8 @@ def _check_store(path: Path, force: bool = False) -> Path:
         if entries and not force:
             raise CLIError(f"--store {str(path)!r} is not empty; give a new or empty folder "
                            f"or pass --force to replace the run in it")
-        others = [e for e in entries if e not in STORE_FILES]
+        others = [e for e in entries if e not in STORE_FILES and not _leftover(e)
+                  and e != ".pwflow-write-test"]
         if others:
             raise CLIError(f"--store {str(path)!r} holds files that are not a pwflow store's "
                            f"({others[0]!r}); refusing to replace it even with --force")

@@ -65,15 +65,20 @@ def prepare_store(directory: str | Path, overwrite: bool = False) -> Path:
         if entries and not overwrite:
             raise ValueError(f"store {str(directory)!r} is not empty; give a new or empty folder "
                              f"or pass overwrite=True (--force) to replace a previous run")
-        others = [e for e in entries if e not in STORE_FILES and not e.startswith(".")]
+        others = [e for e in entries if e not in STORE_FILES and not _leftover(e)]
         if others:
             raise ValueError(f"store {str(directory)!r} holds files that are not a pwflow "
                              f"store's ({others[0]!r}); refusing to replace it")
         for e in entries:
-            if e in STORE_FILES:
+            if e in STORE_FILES or _leftover(e):
                 os.unlink(directory / e)
     directory.mkdir(parents=True, exist_ok=True)
     return directory
+
+
+def _leftover(name: str) -> bool:
+    """A temporary file of a killed writer (``.progress.npz.1234.tmp``, ``.snapshots.npy.grow``)."""
+    return name.startswith(".") and any(name.startswith(f".{f}.") for f in STORE_FILES)
 
 
 def _create(path: Path) -> None:
