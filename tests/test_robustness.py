@@ -191,8 +191,13 @@ def test_resume_cli_on_store_and_file(capsys, tmp_path):
 
 def _spawn(args, cwd):
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    def default_signals():  # a background CI job may ignore them; the child must not
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(s, signal.SIG_DFL)
+
     return subprocess.Popen([sys.executable, "-m", "pwflow", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_signals)
 
 
 def _wait_for(path: Path, proc, timeout: float = 60.0) -> None:
