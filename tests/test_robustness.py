@@ -111,8 +111,18 @@ def test_gd_with_a_step_longer_than_t_max_is_refused(capsys, tmp_path):
 
 
 # ---------------------------------------------------------------------------- signals + resume
+@pytest.fixture
+def default_signals():
+    """SIGTERM and SIGHUP at their default disposition (``nohup`` would ignore SIGHUP, and
+    :func:`pwflow.signals.terminations_as_interrupts` respects that)."""
+    old = {s: signal.signal(s, signal.SIG_DFL) for s in (signal.SIGTERM, signal.SIGHUP)}
+    yield
+    for s, h in old.items():
+        signal.signal(s, h)
+
+
 @pytest.mark.parametrize("signum", [None, signal.SIGTERM, signal.SIGHUP])
-def test_interrupted_then_resumed_equals_uninterrupted(signum, stewart_ref):
+def test_interrupted_then_resumed_equals_uninterrupted(signum, stewart_ref, default_signals):
     """Ctrl-C, SIGTERM or SIGHUP (delivered to this process) at a random step, resumed."""
     ref = stewart_ref
     assert ref.status == 0
