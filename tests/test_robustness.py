@@ -453,3 +453,16 @@ def test_stewart_2000_interrupted_three_ways_and_resumed_equals_uninterrupted(ca
         got = Trajectory.load(store)
         assert got.status == 0 and got.t[-1] == 4000.0
         assert_same_run(ref, got)
+
+
+def test_termination_handlers_respect_ignored_signals_and_are_restored(default_signals):
+    from pwflow.signals import Terminated, exit_status, terminations_as_interrupts
+
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under nohup
+    with terminations_as_interrupts():
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        with pytest.raises(Terminated) as info:
+            signal.raise_signal(signal.SIGTERM)
+    assert exit_status(info.value) == 143 and isinstance(info.value, KeyboardInterrupt)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
