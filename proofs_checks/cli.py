@@ -7,6 +7,10 @@ another module adds one by inserting its pair (``lemmas`` is picked up from
 Example::
 
     proofs-checks constants --dataset three-points --epsilon 0.25 --alpha0 0.5 --json
+
+Exit status: 0 every verdict holds or is certified; 1 a verdict failed ("violated",
+"counterexample"), is "inconclusive", or the computation failed; 2 bad input (one line
+naming the option or file, never a traceback unless ``--debug``); 130/143/129 interrupted.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import json
 import math
 import sys
+import traceback
 from typing import Callable
 
 import numpy as np
@@ -60,12 +65,25 @@ def _load(name: str, seed: int, eta: float | None) -> Dataset:
 
         return assumption3(eta if eta is not None else 0.1, seed)
     try:
-        return load_dataset(name)
+        data = load_dataset(name)
     except (OSError, ValueError) as e:
         raise _ArgError(
             f"--dataset: cannot load {name!r} (expected three-points, stewart, "
             f"assumption3 or a data file): {e}"
         ) from None
+    return _check_magnitude(data, name)
+
+
+#: Largest |x_k| accepted: the constants square and multiply inner products of the data.
+MAX_ABS_X = 1e100
+
+
+def _check_magnitude(data: Dataset, name: str) -> Dataset:
+    big = float(np.max(np.abs(data.X)))
+    if big > MAX_ABS_X:
+        raise _ArgError(f"--dataset {name!r}: |x_k| reaches {big:.3g}; the constants need "
+                        f"|x_k| <= {MAX_ABS_X:g} (products of the data overflow): rescale it")
+    return data
 
 
 def add_constants_arguments(p: argparse.ArgumentParser) -> None:
@@ -81,7 +99,7 @@ def add_constants_arguments(p: argparse.ArgumentParser) -> None:
         help="η of Assumption 3 (dataset assumption3 and the Assumption 3 check)",
     )
     p.add_argument("--epsilon", type=_float_in(0, 1 / 3, "--epsilon"), default=0.25)
-    p.add_argument("--alpha0", type=_float_in(0, math.inf, "--alpha0"), default=0.5)
+    p.add_argument("--alpha0", type=_float_in(0, 1e100, "--alpha0", True, False), default=0.5)
     p.add_argument("--gamma", type=_float_in(0, 1, "--gamma", False, False), default=0.0)
     p.add_argument("--loss", choices=("square", "logistic"), default="square")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -141,11 +159,18 @@ def run_lemma8(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-boxes must be >= 1, got {args.max_boxes}")
     cert = certify_lemma8(args.eta, max_boxes=args.max_boxes)
     print(cert.table())
-    print(f"Assumptions 4, 5, 6 over the whole box: {cert.verdict(('A4', 'A5', 'A6'))}")
+    verdict = cert.verdict(("A4", "A5", "A6"))
+    print(f"Assumptions 4, 5, 6 over the whole box: {verdict}")
     if args.threshold:
         th = find_eta_threshold(max_boxes=min(args.max_boxes, 100_000))
         print(f"certified up to eta = {th.eta_certified:.6g}; fails at {th.eta_failed:.6g} "
               f"({th.binding})")
+    failed = [r for r in cert.results if r.verdict != "certified"]
+    if failed:
+        kinds = sorted({r.verdict for r in failed})
+        print(f"proofs-checks: lemma8: {len(failed)} obligation(s) not certified "
+              f"({', '.join(kinds)}; first: {failed[0].name})", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -176,14 +201,49 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _error(message: str) -> None:
+    print(f"proofs-checks: error: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status (2 on bad input, message on stderr, no traceback)."""
+    """Entry point; returns the exit status (2 on bad input, 1 on a failed computation; one
+    line on stderr, a traceback only with ``--debug``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     try:
-        args = build_parser().parse_args(argv)
-        return int(SUBCOMMANDS[args.command][1](args))
+        from pwflow.signals import terminations_as_interrupts
+
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help
+            return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+        with terminations_as_interrupts():
+            return int(SUBCOMMANDS[args.command][1](args))
     except (_ArgError, ValueError) as e:
-        print(f"proofs-checks: error: {e}", file=sys.stderr)
+        if debug:
+            traceback.print_exc()
+        _error(e)
         return 2
+    except KeyboardInterrupt as e:
+        from pwflow.signals import describe, exit_status
+
+        print(f"\nproofs-checks: {describe(e)}", file=sys.stderr)
+        return exit_status(e)
+    except BrokenPipeError:
+        return 1
+    except (ArithmeticError, MemoryError) as e:
+        if debug:
+            traceback.print_exc()
+        where = traceback.extract_tb(e.__traceback__)[-1].name if e.__traceback__ else "?"
+        _error(f"the computation failed ({type(e).__name__} in {where}: {e}); the data may be "
+               f"degenerate for these constants (rerun with --debug for the traceback)")
+        return 1
+    except Exception as e:  # noqa: BLE001 - no traceback unless asked
+        if debug:
+            traceback.print_exc()
+        _error(f"internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)")
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

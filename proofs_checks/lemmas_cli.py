@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -44,11 +45,32 @@ def _scales(text: str) -> list[float]:
     return vals
 
 
+<<<<<<< HEAD
 def _seeds(text: str) -> list[int]:
     vals = [seed_int(p) for p in text.split(",") if p.strip()]
     if not vals:
         raise argparse.ArgumentTypeError(f"need at least one seed, got {text!r}")
     return vals
+=======
+def _scale(text: str) -> float:
+    v = positive_float(text)
+    if not v < 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1) (the small-initialisation regime), "
+                                         f"got {text!r}")
+    return v
+
+
+def _markdown_path(text: str) -> Path:
+    """The ``--markdown`` file, checked before the (long) computation."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory; give a file name")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"the folder {str(path.parent)!r} does not exist")
+    if not os.access(path.parent, os.W_OK):
+        raise argparse.ArgumentTypeError(f"cannot write to the folder {str(path.parent)!r}")
+    return path
+>>>>>>> issue-14
 
 
 def _gamma(text: str) -> float:
@@ -65,7 +87,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eta", type=positive_float, default=0.1, help="η of assumption3")
     p.add_argument("--data-seed", type=seed_int, default=0, help="seed of the dataset draw")
     p.add_argument("--width", type=positive_int, default=200, help="number of neurons m")
-    p.add_argument("--scale", type=positive_float, default=1e-3, help="initialisation scale λ")
+    p.add_argument("--scale", type=_scale, default=1e-3, help="initialisation scale λ, in (0, 1)")
     p.add_argument("--init", choices=sorted(INITS), default="balanced")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the initialisation")
     p.add_argument("--gamma", type=_gamma, default=0.0, help="leaky slope γ")
@@ -87,7 +109,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--section4-scale", type=positive_float, default=1e-6,
                    help="λ of those Section 4 runs (default 1e-6)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
-    p.add_argument("--markdown", metavar="FILE", default=None, help="also write a Markdown table")
+    p.add_argument("--markdown", metavar="FILE", type=_markdown_path, default=None,
+                   help="also write a Markdown table")
     p.add_argument("--sweep", action="store_true", help="add the λ-sweep rate checks")
     p.add_argument("--sweep-scales", type=_scales,
                    default=[1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10],

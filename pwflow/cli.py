@@ -16,8 +16,9 @@ Exit statuses
 2
     Bad input: invalid arguments, unknown dataset, unreadable run file, any ``ValueError``
     raised by the library.  One line ``pwflow: error: ...`` on stderr, never a traceback.
-130
-    Interrupted (Ctrl-C).  ``simulate`` saves what was computed first (status ``-3``).
+130, 143, 129
+    Interrupted by Ctrl-C (SIGINT), SIGTERM or SIGHUP (128 + the signal number).
+    ``simulate`` and ``resume`` save what was computed first (status ``-3``).
 
 ``--debug`` (before or after the subcommand) prints the traceback of any error.
 """
@@ -166,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Exact gradient-flow trajectories of two-layer (leaky) ReLU networks.",
         epilog="Exit status: 0 ok, 1 run stopped early / internal error, 2 bad input, "
-        "130 interrupted.",
+        "130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
@@ -198,7 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise CLIError(
                 f"a subcommand is required: {', '.join(COMMANDS)} (see '{PROG} --help')"
             )
-        return int(args._run(args))
+        from .signals import terminations_as_interrupts
+
+        with terminations_as_interrupts():
+            return int(args._run(args))
     except CLIError as err:
         if debug:
             traceback.print_exc()
@@ -209,11 +213,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         _error_line(str(err))
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
+        from .signals import describe, exit_status
+
         if debug:
             traceback.print_exc()
-        sys.stderr.write(f"\n{PROG}: interrupted\n")
-        return EXIT_INTERRUPTED
+        sys.stderr.write(f"\n{PROG}: {describe(err)}\n")
+        return exit_status(err)
     except BrokenPipeError:  # `pwflow summary RUN | head -1`: the reader left, not an error
         _silence_stdout()
         return EXIT_FAILURE
@@ -257,22 +263,31 @@ def load_run(path: str | Path):
     path = Path(path)
     if not path.exists():
         raise CLIError(f"run file {str(path)!r} does not exist")
-    if path.is_dir() and not (path / "run.npz").is_file():
+    if path.is_dir() and not any((path / f).is_file() for f in ("run.npz", "progress.npz")):
         raise CLIError(f"run file {str(path)!r} is a directory but not a pwflow store "
-                       "(no run.npz in it)")
+                       "(no run.npz or progress.npz in it)")
     try:
         return Trajectory.load(path)
     except ValueError as err:  # Trajectory.load names the file and the reason
         raise CLIError(str(err)) from None
-    except (KeyError, TypeError, OSError) as err:  # a record with missing or mistyped fields
-        raise CLIError(f"{path} is not a readable pwflow trajectory file ({err!r})") from None
+    except Exception as err:  # noqa: BLE001 - missing or mistyped fields, a damaged archive
+        raise CLIError(f"{path} is not a readable pwflow trajectory file "
+                       f"({type(err).__name__}: {err})") from None
 
 
-def _check_writable(path: Path) -> Path:
-    """Create the parent folder of ``path`` and check that a file can be written there."""
+def _check_writable(path: Path, force: bool = False) -> Path:
+    """Create the parent folder of ``path`` and check that a file can be written there.
+
+    An existing ``path`` (a symlink included) is refused unless ``force``; a directory or a
+    special file (``/dev/null``, a FIFO) always.
+    """
     parent = path.parent
     if path.is_dir():
         raise CLIError(f"--out {str(path)!r} is a directory; give a file name")
+    if path.exists() and not path.is_file():
+        raise CLIError(f"--out {str(path)!r} is not a regular file; give a file name")
+    if os.path.lexists(path) and not force:
+        raise CLIError(f"--out {str(path)!r} already exists; pass --force to replace it")
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -282,12 +297,22 @@ def _check_writable(path: Path) -> Path:
     return path
 
 
-def _check_store(path: Path) -> Path:
-    """Create the ``--store`` folder (it must be new or empty) and check it is writable."""
-    if path.exists() and not path.is_dir():
+def _check_store(path: Path, force: bool = False) -> Path:
+    """Create the ``--store`` folder (new or empty, or a previous store with ``force``)."""
+    from .store import STORE_FILES, _leftover
+
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
         raise CLIError(f"--store {str(path)!r} is a file; give a new or empty folder")
-    if path.is_dir() and any(path.iterdir()):
-        raise CLIError(f"--store {str(path)!r} is not empty; give a new or empty folder")
+    if path.is_dir():
+        entries = [p.name for p in path.iterdir()]
+        if entries and not force:
+            raise CLIError(f"--store {str(path)!r} is not empty; give a new or empty folder "
+                           f"or pass --force to replace the run in it")
+        others = [e for e in entries if e not in STORE_FILES and not _leftover(e)
+                  and e != ".pwflow-write-test"]
+        if others:
+            raise CLIError(f"--store {str(path)!r} holds files that are not a pwflow store's "
+                           f"({others[0]!r}); refusing to replace it even with --force")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".pwflow-write-test"
@@ -313,18 +338,21 @@ def _save_atomically(traj, path: Path) -> Path:
     final = _npz_path(path)
     # a plain name (not mkstemp, whose files are private): the run gets the umask's permissions
     tmp = str(final.with_name(f".{final.stem}.{os.getpid()}.tmp.npz"))
+    from .signals import HANDLED
+
     in_main = _is_main_thread()
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+    held = (signal.SIGINT, *HANDLED)
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in held} if in_main else {}
     try:
         traj.save(tmp)
-        os.replace(tmp, final)
+        os.replace(tmp, final)  # replaces a symlink at `final`, never its target
     except OSError as err:
         raise CLIError(f"cannot write {str(final)!r}: {err}") from None
     finally:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):
             os.unlink(tmp)
-        if in_main:  # a handler installed outside Python reads as None: restore the default
-            signal.signal(signal.SIGINT, old if old is not None else signal.SIG_DFL)
+        for s, h in old.items():  # a handler installed outside Python reads as None
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
     return final
 
 
@@ -422,12 +450,15 @@ def _add_simulate(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dataset", default="three-points", metavar="NAME|PATH",
                    help="three-points (Appendix B.1), stewart (Appendix B.2), assumption3 "
                    "(Assumption 3) or a .npz/.csv file (default: three-points)")
-    g.add_argument("--width", type=positive_int, default=2000, metavar="M",
+    g.add_argument("--width", type=positive_int, default=None, metavar="M",
                    help="number of neurons m (default: 2000)")
-    g.add_argument("--scale", type=positive_float, default=1e-3, metavar="λ",
+    g.add_argument("--scale", type=positive_float, default=None, metavar="λ",
                    help="initialisation scale λ of Eq. (3) (default: 1e-3)")
-    g.add_argument("--init", choices=("balanced", "dominated", "unbalanced"), default="balanced",
+    g.add_argument("--init", choices=("balanced", "dominated", "unbalanced"), default=None,
                    help="initialisation (default: balanced)")
+    g.add_argument("--init-from", type=Path, default=None, metavar="FILE.npz",
+                   help="start from the weights in FILE.npz (arrays W of shape (m, d) and a of "
+                        "shape (m,)) instead of --init/--width/--scale")
     g.add_argument("--seed", type=seed_int, default=0, metavar="S",
                    help="seed of the initialisation and of random datasets (default: 0)")
     g.add_argument("--gamma", type=unit_interval, default=0.0, metavar="γ",
@@ -467,11 +498,26 @@ def _add_simulate(p: argparse.ArgumentParser) -> None:
     o.add_argument("--store", type=Path, metavar="DIR",
                    help="stream the stored states to memory-mapped files in this new or empty "
                         "folder as they are computed (flow only; for wide or long runs)")
+    _add_run_control(r)
+    r.add_argument("--force", action="store_true",
+                   help="replace an existing --out file or --store run")
     q = r.add_mutually_exclusive_group()
     q.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     q.add_argument("--progress", action="store_true",
                    help="progress bar on stderr even when it is not a terminal (default: only "
                         "on a terminal)")
+
+
+def _add_run_control(r) -> None:
+    """Options shared by ``simulate`` and ``resume``: checkpoints and the progress budget."""
+    from .guard import STALL_STEPS
+
+    r.add_argument("--checkpoint-every", type=positive_float, default=None, metavar="SECONDS",
+                   help="with --store: write a checkpoint (event and step logs, resume point) "
+                        "at the first snapshot time after this many seconds (default: 60)")
+    r.add_argument("--stall-steps", type=positive_int, default=STALL_STEPS, metavar="N",
+                   help="stop (status -5) when N steps advance t by less than 1e-4 of the "
+                        f"remaining interval (default: {STALL_STEPS})")
 
 
 def _dataset_from_args(args: argparse.Namespace):
@@ -530,14 +576,21 @@ def _run_simulate(args: argparse.Namespace) -> int:
         raise CLIError("--lr applies only to --method gd")
     if args.snapshots is not None and args.snapshots < 2:
         raise CLIError(f"argument --snapshots: must be >= 2, got {args.snapshots}")
+    if args.method == "gd" and 0 < args.t_max < args.lr:
+        raise CLIError(f"argument --lr: {args.lr:g} is larger than --t-max {args.t_max:g}; "
+                       f"gradient descent would take no step")
+    if args.checkpoint_every is not None and args.store is None:
+        raise CLIError("--checkpoint-every applies only to --store runs")
     data = _dataset_from_args(args)
-    init = make_init(args.init, args.width, data.d, args.scale, args.seed)
+    init = _init_from_args(args, data.d, make_init)
     if args.store is not None:
-        store = _check_store(args.store)
+        store = _check_store(args.store, args.force)
     else:
         if args.out.is_dir():
             raise CLIError(f"--out {str(args.out)!r} is a directory; give a file name")
-        out = _check_writable(_npz_path(args.out))
+        if args.out.exists() and not args.out.is_file():
+            raise CLIError(f"--out {str(args.out)!r} is not a regular file; give a file name")
+        out = _check_writable(_npz_path(args.out), args.force)
     progress = False if args.quiet else (True if args.progress else None)
     if args.method == "flow":
         from .integrator import simulate
@@ -547,11 +600,19 @@ def _run_simulate(args: argparse.Namespace) -> int:
             rtol=1e-10 if args.rtol is None else args.rtol,
             atol=1e-12 if args.atol is None else args.atol,
             frozen_output=args.frozen_output, progress=progress,
-            branch_policy=args.branch_policy or "min_norm", n_snapshots=args.snapshots, store=None if args.store is None else str(store),
+            branch_policy=args.branch_policy or "min_norm",
+            n_snapshots=args.snapshots, store=None if args.store is None else str(store),
+            overwrite=args.force, checkpoint_every=args.checkpoint_every,
+            stall_steps=args.stall_steps,
         )
     else:
         traj = _gd_trajectory(data, init, args, progress)
     path = store if args.store is not None else _save_atomically(traj, out)
+    return _report(traj, path)
+
+
+def _report(traj, path: Path) -> int:
+    """Print the summary of a computed run; the exit status from its status."""
     s = summary_dict(traj, path)
     print(format_summary(s))
     sys.stdout.flush()
@@ -560,11 +621,32 @@ def _run_simulate(args: argparse.Namespace) -> int:
     from .integrator import Status
 
     if traj.status == int(Status.INTERRUPTED):
-        sys.stderr.write(f"{PROG}: interrupted; the partial run is saved in {path}\n")
-        return EXIT_INTERRUPTED
+        from . import signals
+
+        # gradient descent catches the interruption itself: the handler remembers the signal
+        signum = int((traj.meta or {}).get("signal", signals.last_signal or signal.SIGINT))
+        hint = (f" (continue it with '{PROG} resume {path}')"
+                if (traj.meta or {}).get("method", "flow") == "flow" else "")
+        sys.stderr.write(f"{PROG}: {traj.message.split(';')[0]}; the partial run is saved in "
+                         f"{path}{hint}\n")
+        return 128 + signum
     sys.stderr.write(f"{PROG}: run stopped at t = {traj.t[-1]:.6g}: {traj.message}; "
                      f"the partial run is saved in {path}\n")
     return EXIT_FAILURE
+
+
+def _init_from_args(args: argparse.Namespace, d: int, make_init):
+    """The initialisation: ``--init-from FILE`` or ``--init/--width/--scale/--seed``."""
+    if args.init_from is None:
+        return make_init(args.init or "balanced", 2000 if args.width is None else args.width,
+                         d, 1e-3 if args.scale is None else args.scale, args.seed)
+    for opt, val in (("--init", args.init), ("--width", args.width), ("--scale", args.scale)):
+        if val is not None:
+            raise CLIError(f"{opt} cannot be combined with --init-from (the file gives the "
+                           f"weights)")
+    from .init import load_init
+
+    return load_init(args.init_from, d)
 
 
 def _gd_trajectory(data, init, args: argparse.Namespace, progress: bool):
@@ -592,7 +674,13 @@ def _gd_trajectory(data, init, args: argparse.Namespace, progress: bool):
                         res.a)
     interrupted = bool(res.meta.get("interrupted", False))
     status = Status.INTERRUPTED if interrupted else Status.FINISHED
-    message = str(status) if interrupted else f"gradient descent ran {res.steps} steps"
+    message = f"gradient descent ran {res.steps} steps"
+    if interrupted:
+        from . import signals
+
+        sig = signals.last_signal
+        message = (f"interrupted by {signal.Signals(sig).name}" if sig else
+                   "interrupted by the user (Ctrl-C)") + "; the trajectory so far is kept"
     events = {
         "t": np.zeros(0), "neuron": np.zeros(0, np.int64), "k": np.zeros(0, np.int64),
         "kind": np.zeros(0, np.int8), "residual": np.zeros(0),
@@ -618,6 +706,31 @@ def _gd_trajectory(data, init, args: argparse.Namespace, progress: bool):
         events=events, X=X, y=y, gamma=float(args.gamma), loss_name=get_loss(args.loss).name,
         status=int(status), message=message, stats=stats, meta=meta,
     )
+
+
+# ---------------------------------------------------------------------------- resume
+def _add_resume(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", type=Path, metavar="RUN",
+                   help="a run file or --store folder written by simulate (partial or finished)")
+    p.add_argument("--t-max", type=nonnegative_float, default=None, metavar="T",
+                   help="final time (default: the run's own)")
+    _add_run_control(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+
+
+def _run_resume(args: argparse.Namespace) -> int:
+    """Continue an interrupted, killed or finished run (to --t-max) in the same file or store."""
+    path = Path(args.run)
+    traj = load_run(path)
+    store = path if path.is_dir() else None
+    if args.checkpoint_every is not None and store is None:
+        raise CLIError("--checkpoint-every applies only to --store runs")
+    if store is None:
+        _check_writable(path, force=True)
+    new = traj.resume(args.t_max, store=store, progress=not args.quiet,
+                      checkpoint_every=args.checkpoint_every, stall_steps=args.stall_steps)
+    out = store if store is not None else _save_atomically(new, path)
+    return _report(new, out)
 
 
 # ---------------------------------------------------------------------------- summary
@@ -664,6 +777,10 @@ def _check_times(times: list[float] | None, traj) -> list[float] | None:
     return times
 
 
+#: Image formats of ``plot --out`` (matplotlib's raster and vector formats).
+_IMAGE_SUFFIXES = ("png", "pdf", "svg", "jpg", "jpeg", "eps", "ps", "tif", "tiff", "webp")
+
+
 def _add_plot(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", type=Path, metavar="RUN",
                    help="a trajectory file or --store folder written by simulate")
@@ -671,15 +788,22 @@ def _add_plot(p: argparse.ArgumentParser) -> None:
                    help="what to plot (default: all)")
     p.add_argument("--times", type=time_list, default=None, metavar="t1,t2,...",
                    help="snapshot times (within the run's interval)")
-    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="image file to write")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE",
+                   help="image file to write, with its format's suffix (.png, .pdf, .svg)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file")
 
 
 def _run_plot(args: argparse.Namespace) -> int:
     """Plot a run: the learnt function, the neurons, the loss, or all three."""
+    if args.out.suffix.lower().lstrip(".") not in _IMAGE_SUFFIXES:
+        raise CLIError(f"argument --out: {str(args.out)!r} needs an image suffix "
+                       f"({', '.join('.' + x for x in _IMAGE_SUFFIXES)})")
     figures = _figures()
     traj = load_run(args.run)
     times = _check_times(args.times, traj)
-    out = _check_writable(args.out)
+    out = _check_writable(args.out, args.force)
+    if os.path.lexists(out):  # --force: replace a symlink itself, never write through it
+        os.unlink(out)
     path = figures.plot_run(traj, args.kind, times, out)
     print(path)
     return 0
@@ -696,6 +820,7 @@ def _add_animate(p: argparse.ArgumentParser) -> None:
                    help="number of frames (default: 60)")
     p.add_argument("--fps", type=positive_int, default=10, metavar="F",
                    help="frames per second (default: 10)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file")
 
 
 def _run_animate(args: argparse.Namespace) -> int:
@@ -704,7 +829,9 @@ def _run_animate(args: argparse.Namespace) -> int:
         raise CLIError(f"argument --out: must end in .gif or .mp4, got {str(args.out)!r}")
     figures = _figures()
     traj = load_run(args.run)
-    out = _check_writable(args.out)
+    out = _check_writable(args.out, args.force)
+    if os.path.lexists(out):  # --force: replace a symlink itself, never write through it
+        os.unlink(out)
     path = figures.animate_run(traj, args.kind, out, frames=args.frames, fps=args.fps)
     print(path)
     return 0
@@ -741,6 +868,7 @@ def _run_reproduce(args: argparse.Namespace) -> int:
 
 
 register("simulate", _add_simulate, _run_simulate)
+register("resume", _add_resume, _run_resume)
 register("summary", _add_summary, _run_summary)
 register("plot", _add_plot, _run_plot)
 register("animate", _add_animate, _run_animate)

@@ -42,6 +42,9 @@ class Dataset:
     meta: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
+        for name in ("X", "y"):
+            if np.iscomplexobj(getattr(self, name)):
+                raise ValueError(f"{name} is complex; the data must be real numbers")
         X = np.array(self.X, dtype=float, copy=True)
         y = np.array(self.y, dtype=float, copy=True)
         if X.ndim == 1:
@@ -58,8 +61,9 @@ class Dataset:
             raise ValueError("X contains NaN or infinite values")
         if not np.all(np.isfinite(y)):
             raise ValueError("y contains NaN or infinite values")
-        if np.any(np.linalg.norm(X, axis=1) == 0):
-            k = int(np.flatnonzero(np.linalg.norm(X, axis=1) == 0)[0])
+        zero = np.all(X == 0, axis=1)  # not via the norm, which overflows for |x| > 1e154
+        if np.any(zero):
+            k = int(np.flatnonzero(zero)[0])
             raise ValueError(f"x_{k} is the zero vector: it has no activation hyperplane")
         _, first, counts = np.unique(X, axis=0, return_index=True, return_counts=True)
         if np.any(counts > 1):
@@ -160,13 +164,13 @@ def load_dataset(path: str | Path, bias: bool = False) -> Dataset:
     if not path.exists():
         raise ValueError(f"dataset file {str(path)!r} does not exist")
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as f:
-            if "X" not in f or "y" not in f:
-                raise ValueError(f"{path}: an .npz dataset needs arrays 'X' and 'y'")
-            X, y = f["X"], f["y"]
+        X, y = _read_npz_dataset(path)
     elif path.suffix == ".csv":
-        with path.open(newline="") as fh:
-            rows = [r for r in csv.reader(fh) if r and not r[0].lstrip().startswith("#")]
+        try:
+            with path.open(newline="") as fh:
+                rows = [r for r in csv.reader(fh) if r and not r[0].lstrip().startswith("#")]
+        except (UnicodeDecodeError, csv.Error) as err:
+            raise ValueError(f"{path}: not a readable CSV text file ({err})") from None
         try:
             table = np.array([[float(v) for v in r] for r in rows])
         except ValueError:
@@ -179,9 +183,34 @@ def load_dataset(path: str | Path, bias: bool = False) -> Dataset:
         X, y = table[:, :-1], table[:, -1]
     else:
         raise ValueError(f"{path}: unsupported dataset format {path.suffix!r}; use .npz or .csv")
-    if bias:
-        X = with_bias(X)
-    return Dataset(X, y, name=path.stem, meta={"path": str(path)})
+    try:
+        if bias:
+            X = with_bias(X)
+        return Dataset(X, y, name=path.stem, meta={"path": str(path)})
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def _read_npz_dataset(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Arrays ``X`` and ``y`` of an ``.npz`` dataset; every failure names the file."""
+    import zipfile
+
+    try:
+        with open(path, "rb") as fh:  # own handle: numpy leaks it on a truncated archive
+            f = np.load(fh, allow_pickle=False)
+            if not hasattr(f, "files"):
+                raise ValueError("a single array, not an .npz archive")
+            with f:
+                if "X" not in f.files or "y" not in f.files:
+                    raise ValueError("an .npz dataset needs arrays 'X' and 'y'")
+                X, y = f["X"], f["y"]
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
+        msg = "not an .npz archive" if "pickle" in str(err) else str(err)
+        raise ValueError(f"{path}: {msg}") from None
+    for name, arr in (("X", X), ("y", y)):
+        if arr.dtype.kind not in "biufc":
+            raise ValueError(f"{path}: {name} is not numeric (dtype {arr.dtype})")
+    return X, y
 
 
 DATASETS = ("three-points", "stewart", "assumption3")

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["Init", "balanced", "dominated", "unbalanced", "from_arrays", "make_init", "INITS"]
+__all__ = [
+    "Init", "balanced", "dominated", "unbalanced", "from_arrays", "load_init", "make_init", "INITS",
+]
 
 Array = NDArray[np.float64]
 
@@ -27,6 +29,9 @@ class Init:
     meta: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
+        for name in ("W", "a"):
+            if np.iscomplexobj(getattr(self, name)):
+                raise ValueError(f"{name} is complex; the initial weights must be real numbers")
         W = np.array(self.W, dtype=float, copy=True)
         a = np.array(self.a, dtype=float, copy=True)
         if W.ndim != 2:
@@ -107,7 +112,54 @@ def unbalanced(m: int, d: int, scale: float, seed: int = 0) -> Init:
 
 def from_arrays(W: ArrayLike, a: ArrayLike) -> Init:
     """Explicit initial weights (validated)."""
+    if np.iscomplexobj(W) or np.iscomplexobj(a):
+        raise ValueError("W and a must be real numbers, got complex arrays")
     return Init(np.asarray(W, float), np.asarray(a, float), "explicit")
+
+
+def load_init(path, d: int | None = None) -> Init:
+    """Initial weights from an ``.npz`` file with arrays ``W`` (m, d) and ``a`` (m,).
+
+    For example a network exported from another framework.  Validated like the other
+    initialisations; ``d``, when given, is the data's input dimension.  ``ValueError`` names
+    the file and the problem (missing array, shape, complex or non-finite entries).
+    """
+    import zipfile
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--init-from {str(path)!r} does not exist or is not a file")
+    try:
+        with open(path, "rb") as fh:
+            f = np.load(fh, allow_pickle=False)
+            if not hasattr(f, "files"):
+                raise ValueError("a single array, not an .npz archive")
+            missing = [k for k in ("W", "a") if k not in f.files]
+            if missing:
+                raise ValueError(f"needs arrays 'W' of shape (m, d) and 'a' of shape (m,); "
+                                 f"missing {', '.join(repr(k) for k in missing)} (it holds "
+                                 f"{', '.join(repr(k) for k in f.files) or 'no arrays'})")
+            W, a = f["W"], f["a"]
+    except ValueError as err:
+        msg = str(err)
+        if "pickle" in msg:
+            msg = "not an .npz archive of arrays"
+        raise ValueError(f"--init-from {str(path)!r}: {msg}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
+        raise ValueError(f"--init-from {str(path)!r}: not a readable .npz file "
+                         f"({type(err).__name__})") from None
+    for name, arr in (("W", W), ("a", a)):
+        if arr.dtype.kind not in "biufc":
+            raise ValueError(f"--init-from {str(path)!r}: {name} is not numeric "
+                             f"(dtype {arr.dtype})")
+    if d is not None and (W.ndim != 2 or W.shape[1] != d):
+        raise ValueError(f"--init-from {str(path)!r}: W must have shape (m, {d}) for this "
+                         f"data (d = {d}), got shape {W.shape}")
+    try:
+        return Init(W, a, "from-file", float("nan"), None, {"path": str(path)})
+    except ValueError as err:
+        raise ValueError(f"--init-from {str(path)!r}: {err}") from None
 
 
 INITS = {"balanced": balanced, "dominated": dominated, "unbalanced": unbalanced}

@@ -30,11 +30,25 @@ from .events import EventKind
 from .filippov import BranchPolicy
 from .init import Init
 from .model import Loss, check_gamma, check_time, get_loss
+from .guard import (
+    STALL_STEPS,
+    NonFinite,
+    NoProgress,
+    RunGuard,
+    describe_overflow,
+    finite_state,
+    watch,
+)
 from .options import FlowOptions, InvariantError, Status, ZenoError
 from .progress import Progress
+from .resume import take_mark
+from .signals import describe as describe_interrupt
+from .signals import exit_status
 from .stepper import HybridFlow
+from .store import StoreWriter
 
 if TYPE_CHECKING:
+    from .resume import Checkpoint
     from .trajectory import Trajectory
 
 __all__ = ["FlowOptions", "Status", "HybridFlow", "simulate", "ZenoError", "InvariantError",
@@ -105,6 +119,10 @@ def simulate(
     callback: Callable[[HybridFlow], None] | None = None,
     options: FlowOptions | None = None,
     store: str | None = None,
+    overwrite: bool = False,
+    checkpoint_every: float | None = None,
+    stall_steps: int | None = STALL_STEPS,
+    resume_from: "Checkpoint | None" = None,
     branch_policy: str | BranchPolicy = BranchPolicy.MIN_NORM,
 ) -> "Trajectory":
     """Compute the trajectory of the subgradient flow (Eq. (2)/(6)) exactly, cone by cone.
@@ -135,15 +153,29 @@ def simulate(
     store : path, optional
         A directory: snapshots are streamed there as they are taken (memory-mapped ``.npy``
         files, never held in memory) and the rest of the run is written at the end
-        (``run.npz``); :meth:`Trajectory.load` reads the directory back.
+        (``run.npz``); :meth:`Trajectory.load` reads the directory back.  The store is
+        crash-consistent (:mod:`pwflow.store`); an existing non-empty folder is refused
+        unless ``overwrite``.
+    overwrite : bool
+        Replace an existing store.
+    checkpoint_every : float, optional
+        Seconds between checkpoints of a store (event and step logs and the resume mark, at
+        the next snapshot time); default 60 with ``store``.  See :mod:`pwflow.resume`.
+    stall_steps : int or None
+        Progress budget (:class:`pwflow.guard.RunGuard`): a run whose time advances by less
+        than 1e-4 of the remaining interval in this many steps stops with
+        ``Status.NO_PROGRESS``; ``None`` disables it.
+    resume_from : Checkpoint, optional
+        Continue a run (:func:`pwflow.resume.resume`; used by :meth:`Trajectory.resume`).
 
     Returns
     -------
     Trajectory
-        With ``status`` 0 on success; a run stopped by the Zeno guard, a solver failure, a
-        violated invariant (:attr:`Status.INVARIANT`: Lemma 1, a sliding neuron off its
-        hyperplanes, an event residual) or Ctrl-C returns what was computed, with ``status``
-        and ``message`` saying why.
+        With ``status`` 0 on success; a run stopped by the Zeno guard, a solver failure,
+        overflow (``NON_FINITE``, the last finite state kept), the progress budget, a violated
+        invariant (``INVARIANT``: Lemma 1, a sliding neuron off its hyperplanes, an event
+        residual) or Ctrl-C, SIGTERM or SIGHUP returns what was computed, with ``status`` and
+        ``message`` saying why.
 
     Raises
     ------
@@ -167,75 +199,15 @@ def simulate(
     options = options.validated()
     q = data.d + 1
     snaps = _snapshot_times(t_max, init.m, q, t_eval, n_snapshots)
-
-    start = time.perf_counter()
-    flow = HybridFlow(data.X, data.y, init.W, init.a, loss_fn, gamma, options)
-    balance = _Balance(flow.Z, options.invariant_tol)
-    snap_t, snap_Z, snap_pat = [], [], []
-    sink = _SnapshotSink(store, len(snaps) + 1, init.m, q) if store is not None else None
-    step_t, step_h = [], []
-
-    def record_step() -> None:
-        step_t.append(flow.t)
-        step_h.append(flow.outputs())
-
-    def snapshot() -> None:
-        balance.check(flow.Z, flow.t)
-        snap_t.append(flow.t)
-        if sink is not None:
-            sink.write(len(snap_t) - 1, flow.Z, flow.pat)
-        else:
-            snap_Z.append(flow.Z.copy())
-            snap_pat.append(flow.pat.copy())
-
-    status, message = Status.FINISHED, str(Status.FINISHED)
-    bar = Progress(progress, t_max)
-    record_step()
-    i_snap = 1
-    try:
-        snapshot()
-        while flow.t < t_max:
-            target = snaps[i_snap]
-            flow.step(target)
-            record_step()
-            if flow.t >= target:
-                snapshot()
-                i_snap += 1
-            if callback is not None:
-                callback(flow)
-            bar.update(flow)
-    except ZenoError as err:
-        status, message = Status.ZENO, f"{Status.ZENO}: {err}"
-    except InvariantError as err:
-        status, message = Status.INVARIANT, f"{Status.INVARIANT}: {err}"
-    except RuntimeError as err:
-        status, message = Status.FAILED, f"{Status.FAILED}: {err}"
-    except KeyboardInterrupt:
-        status, message = Status.INTERRUPTED, str(Status.INTERRUPTED)
-    if not snap_t or snap_t[-1] != flow.t:
-        try:
-            snapshot()
-        except InvariantError as err:  # the last state is kept, the status says why
-            if status == Status.FINISHED:
-                status, message = Status.INVARIANT, f"{Status.INVARIANT}: {err}"
-            if not snap_t or snap_t[-1] != flow.t:
-                _store_anyway(snap_t, snap_Z, snap_pat, sink, flow)
-    bar.update(flow, force=True)
-    wall = time.perf_counter() - start
-
-    if sink is not None:
-        Z, pat_arr = sink.views(len(snap_t))
-    else:
-        Z, pat_arr = np.array(snap_Z), np.array(snap_pat, dtype=np.int64)
-    hs = np.array(step_h)
-    tab = flow.table.arrays()
+    guard = RunGuard(t_max, stall_steps)
+    ck = resume_from
     meta = {
         "method": "flow",
         "dataset": {"name": data.name, **{k: v for k, v in data.meta.items() if _plain(v)}},
         "init": {"kind": init.kind, "scale": init.scale, "seed": init.seed, "m": init.m},
         "options": {
             "rtol": options.rtol, "atol": options.atol, "batch_tol": options.batch_tol,
-            "max_step": float(options.max_step) if np.isfinite(options.max_step) else None,
+            "max_step": float(options.max_step),
             "frozen_output": options.frozen_output, "zeno_events": options.zeno_events,
             "zeno_window": options.zeno_window, "face_memory": options.face_memory,
             "stiff_solver": options.stiff_solver, "stiff_after": options.stiff_after,
@@ -245,8 +217,142 @@ def simulate(
         "t_max": t_max,
         "versions": versions(),
     }
-    if meta["options"]["max_step"] is None:
-        meta["options"]["max_step"] = float("inf")
+
+    start = time.perf_counter() - (0.0 if ck is None else ck.mark.wall_time)
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            if ck is None:
+                flow = HybridFlow(data.X, data.y, init.W, init.a, loss_fn, gamma, options)
+            else:
+                flow = ck.make_flow(data.X, data.y, loss_fn, gamma, options)
+    except FloatingPointError as err:
+        raise ValueError(f"data: the inputs are too large for double precision ({err} in "
+                         f"the norms |x_k| or the initial state); rescale the data") from None
+    if ck is None:  # bad input is refused before any file is touched
+        with np.errstate(over="raise", invalid="raise"):
+            try:
+                h0 = flow.outputs()
+                RunGuard(t_max).outputs(h0, loss_fn(h0, data.y), flow.t)
+            except (FloatingPointError, NonFinite) as err:
+                raise ValueError(
+                    f"init: the outputs h(x_k) and the loss of the initial network overflow "
+                    f"({err}); reduce the initialisation scale or rescale the data"
+                ) from None
+    balance = _Balance(flow.Z if ck is None else np.hstack([init.W, init.a[:, None]]),
+                       options.invariant_tol)
+    snap_t = [] if ck is None else list(ck.snap_t)
+    snap_Z = [] if ck is None or ck.snap_Z is None else list(ck.snap_Z)
+    snap_pat = [] if ck is None or ck.snap_pat is None else list(ck.snap_pat)
+    sink = None
+    if store is not None:
+        header = {"gamma": gamma, "loss_name": loss_fn.name, "meta": meta}
+        sink = _SnapshotSink(store, len(snaps) + 1, init.m, q, X=data.X, y=data.y,
+                             header=header, resume_rows=None if ck is None else len(snap_t),
+                             overwrite=overwrite)
+        checkpoint_every = 60.0 if checkpoint_every is None else checkpoint_every
+    step_t = [] if ck is None else list(ck.step_t)
+    step_h = [] if ck is None else list(ck.step_h)
+    marks = [ck.mark] if ck is not None else []
+    last_ckpt = [time.perf_counter()]
+
+    def record_step() -> None:
+        h = flow.outputs()
+        guard.outputs(h, loss_fn(h, data.y), flow.t)
+        step_t.append(flow.t)
+        step_h.append(h)
+
+    def snapshot(i_next: int | None = None, check: bool = True) -> None:
+        if check:
+            balance.check(flow.Z, flow.t)
+        if sink is not None:
+            sink.write(len(snap_t), flow.Z, flow.pat, [*snap_t, flow.t], flow.table.arrays().U)
+        else:
+            snap_Z.append(flow.Z.copy())
+            snap_pat.append(flow.pat.copy())
+        snap_t.append(flow.t)
+        if i_next is not None:  # a grid snapshot: the run can be resumed exactly here
+            marks.append(take_mark(flow, snaps, i_next, len(snap_t), len(step_t),
+                                   time.perf_counter() - start))
+            # the first checkpoint at t0: a run killed before the next one resumes from there
+            if sink is not None and (len(marks) == 1 or time.perf_counter() - last_ckpt[0]
+                                     >= checkpoint_every):
+                sink.checkpoint(marks[-1].to_dict(), flow.events.arrays(), step_t, step_h,
+                                flow.table.arrays().U)
+                last_ckpt[0] = time.perf_counter()
+
+    status, message = Status.FINISHED, str(Status.FINISHED)
+    bar = Progress(progress, t_max)
+    try:
+        with watch():
+            if ck is None:
+                record_step()
+                snapshot(1)
+                i_snap = 1
+            else:
+                i_snap = ck.mark.i_snap
+                if sink is not None:
+                    sink.checkpoint(ck.mark.to_dict(), flow.events.arrays(), step_t, step_h,
+                                    flow.table.arrays().U)
+            while flow.t < t_max:
+                target = snaps[i_snap]
+                flow.step(target)
+                guard.progress(flow.t)
+                record_step()
+                if flow.t >= target:
+                    i_snap += 1
+                    snapshot(i_snap)
+                if callback is not None:
+                    callback(flow)
+                bar.update(flow)
+    except ZenoError as err:
+        status, message = Status.ZENO, f"{Status.ZENO}: {err}"
+    except InvariantError as err:
+        status, message = Status.INVARIANT, f"{Status.INVARIANT}: {err}"
+    except NoProgress as err:
+        status, message = Status.NO_PROGRESS, f"{Status.NO_PROGRESS}: {err}"
+    except NonFinite as err:
+        status, message = Status.NON_FINITE, f"{Status.NON_FINITE}: {err}"
+    except FloatingPointError as err:
+        status = Status.NON_FINITE
+        where = describe_overflow(err, flow.t, getattr(flow, "_Zs", None), data.X)
+        message = f"{Status.NON_FINITE}: {where}"
+    except RuntimeError as err:
+        status, message = Status.FAILED, f"{Status.FAILED}: {err}"
+    except KeyboardInterrupt as err:
+        if not snap_t:  # before the first snapshot: nothing to keep
+            raise
+        status = Status.INTERRUPTED
+        message = f"{describe_interrupt(err)}; the trajectory so far is kept"
+        meta["signal"] = exit_status(err) - 128
+    # the last finite state is kept: after an overflow inside a step the integrator's state
+    # may be half-updated, so the run ends at its last snapshot and last recorded step
+    with np.errstate(all="ignore"):
+        usable = (status != Status.NON_FINITE and finite_state(flow.Z)
+                  and finite_state(flow.outputs()))
+        if usable and step_t[-1] != flow.t:
+            try:
+                record_step()
+            except NonFinite:
+                usable = False
+    if usable and snap_t[-1] != flow.t:
+        try:
+            snapshot()
+        except InvariantError as err:  # the last state is kept, the status says why
+            if status == Status.FINISHED:
+                status, message = Status.INVARIANT, f"{Status.INVARIANT}: {err}"
+            if snap_t[-1] != flow.t:
+                snapshot(check=False)
+    bar.update(flow, force=True)
+    wall = time.perf_counter() - start
+
+    if sink is not None:
+        Z, pat_arr = sink.views(len(snap_t))
+    else:
+        Z, pat_arr = np.array(snap_Z), np.array(snap_pat, dtype=np.int64)
+    hs = np.array(step_h)
+    tab = flow.table.arrays()
+    if marks:
+        meta["resume"] = marks[-1].to_dict()
     stats = {
         "n_steps": flow.n_steps,
         "nfev": flow.nfev,
@@ -277,47 +383,20 @@ def simulate(
     return traj
 
 
-class _SnapshotSink:
+class _SnapshotSink(StoreWriter):
     """Snapshots written to disk as they are taken (``simulate(store=DIR)``).
 
     Two ``.npy`` files in ``DIR`` (memory-mapped, so a run with many snapshots of many neurons
     never holds them in memory): ``snapshots.npy`` (states, shape ``(k, m, d + 1)``) and
-    ``snapshot_patterns.npy`` (face of each neuron, ``(k, m)``).
+    ``snapshot_patterns.npy`` (face of each neuron, ``(k, m)``); after each snapshot the times
+    and the metadata (``progress.npz``), so that a killed run stays readable
+    (:class:`pwflow.store.StoreWriter`).
     """
 
-    def __init__(self, store, n_max: int, m: int, q: int) -> None:
-        from pathlib import Path
-
-        self.dir = Path(store)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fmt = np.lib.format
-        self.Z = fmt.open_memmap(self.dir / "snapshots.npy", mode="w+", dtype=float,
-                                 shape=(n_max, m, q))
-        self.P = fmt.open_memmap(self.dir / "snapshot_patterns.npy", mode="w+", dtype=np.int64,
-                                 shape=(n_max, m))
-
-    def write(self, i: int, Z: Array, pat: NDArray) -> None:
-        self.Z[i] = Z
-        self.P[i] = pat
-        self.Z.flush()
-        self.P.flush()
-
-    def views(self, k: int):
-        return self.Z[:k], self.P[:k]
 
 
 def _plain(v) -> bool:
     return isinstance(v, (int, float, str, bool)) or v is None
-
-
-def _store_anyway(snap_t, snap_Z, snap_pat, sink, flow) -> None:
-    """Record the final state without the invariant check (it failed; the status says so)."""
-    snap_t.append(flow.t)
-    if sink is not None:
-        sink.write(len(snap_t) - 1, flow.Z, flow.pat)
-    else:
-        snap_Z.append(flow.Z.copy())
-        snap_pat.append(flow.pat.copy())
 
 
 def continue_from(traj: "Trajectory", i: int, t: float) -> tuple[Array, Array]:

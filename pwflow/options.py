@@ -29,7 +29,10 @@ class Status(enum.IntEnum):
     FAILED = -1
     ZENO = -2
     INTERRUPTED = -3
-    INVARIANT = -4
+    NON_FINITE = -4
+    NO_PROGRESS = -5
+    PARTIAL = -6
+    INVARIANT = -7
 
     def __str__(self) -> str:
         return {
@@ -38,6 +41,9 @@ class Status(enum.IntEnum):
             Status.FAILED: "the step-size controller failed",
             Status.ZENO: "stopped: too many events in too short a time (Zeno / chattering)",
             Status.INTERRUPTED: "interrupted by the user; the trajectory so far is kept",
+            Status.NON_FINITE: "stopped: a quantity of the run is infinite or NaN (overflow)",
+            Status.NO_PROGRESS: "stopped: no progress within the step budget",
+            Status.PARTIAL: "partial store: the run was killed; read up to its last snapshot",
             Status.INVARIANT: "stopped: an invariant of the flow was violated beyond its tolerance",
         }[self]
 

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from .events import EventKind
 from .model import Loss, activation, get_loss
+from .store import FORMAT_VERSION, check_finite_states, check_format, load_store, write_npz
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pandas
@@ -25,8 +26,6 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = ["Trajectory", "load_trajectory", "versions"]
 
 Array = NDArray[np.float64]
-
-FORMAT_VERSION = 1
 
 
 #: ``f(trajectory, i, t) -> (W, a)``: restart the flow at snapshot ``i`` and run it to ``t``.
@@ -203,6 +202,22 @@ class Trajectory:
         """``L(θ^t)`` at time ``t`` (dense)."""
         return float(np.mean(self._loss()(self.outputs(t), self.y)))
 
+    # ------------------------------------------------------------------ resume
+    def resume(self, t_max: float | None = None, *, store: str | Path | None = None,
+               progress: bool = False, checkpoint_every: float | None = None,
+               stall_steps: int | None = None) -> "Trajectory":
+        """Continue the run from its last exact state to ``t_max`` (default: its own).
+
+        The run is truncated to its last grid snapshot (:class:`pwflow.resume.Mark`: state,
+        faces, event log, options and the integrator's step-size memory) and continued from
+        there, so that an interrupted run resumed equals the uninterrupted one (same events,
+        same states).  ``store``: the run's store folder, continued in place.
+        """
+        from .resume import resume
+
+        return resume(self, t_max, store=store, progress=progress,
+                      checkpoint_every=checkpoint_every, stall_steps=stall_steps)
+
     # ------------------------------------------------------------------ summary
     def summary(self) -> dict:
         drift = self.balancedness_drift()
@@ -239,7 +254,7 @@ class Trajectory:
             "meta": self.meta,
         }
         arrays = {f"events_{k}": v for k, v in self.events.items()}
-        np.savez_compressed(
+        write_npz(
             path,
             t=self.t, W=self.W, a=self.a, pattern=self.pattern, patterns=self.patterns,
             step_t=self.step_t, step_outputs=self.step_outputs, step_loss=self.step_loss,
@@ -261,7 +276,7 @@ class Trajectory:
             "meta": self.meta, "n_snapshots": int(self.t.size),
         }
         arrays = {f"events_{k}": v for k, v in self.events.items()}
-        np.savez_compressed(
+        write_npz(
             directory / "run.npz", t=self.t, patterns=self.patterns, step_t=self.step_t,
             step_outputs=self.step_outputs, step_loss=self.step_loss, X=self.X, y=self.y,
             record=np.array(json.dumps(record, default=_json_default)), **arrays,
@@ -270,21 +285,7 @@ class Trajectory:
 
     @classmethod
     def _load_store(cls, directory: Path, loss: Loss | None) -> "Trajectory":
-        with np.load(directory / "run.npz", allow_pickle=False) as f:
-            data = {k: f[k] for k in f.files}
-        rec = json.loads(str(data["record"]))
-        k = int(rec["n_snapshots"])
-        Z = np.load(directory / "snapshots.npy", mmap_mode="r")[:k]
-        pat = np.load(directory / "snapshot_patterns.npy", mmap_mode="r")[:k]
-        d = data["X"].shape[1]
-        events = {key[len("events_"):]: v for key, v in data.items() if key.startswith("events_")}
-        return cls(
-            t=data["t"], W=Z[:, :, :d], a=Z[:, :, d], pattern=pat, patterns=data["patterns"],
-            step_t=data["step_t"], step_outputs=data["step_outputs"],
-            step_loss=data["step_loss"], events=events, X=data["X"], y=data["y"],
-            gamma=float(rec["gamma"]), loss_name=rec["loss_name"], status=int(rec["status"]),
-            message=rec["message"], stats=rec["stats"], meta=rec["meta"], loss_fn=loss,
-        )
+        return load_store(directory, loss)
 
     @classmethod
     def load(cls, path: str | Path, loss: Loss | None = None) -> "Trajectory":
@@ -295,19 +296,34 @@ class Trajectory:
         """
         path = Path(path)
         if path.is_dir():
-            if not (path / "run.npz").exists():
-                raise ValueError(f"{path} is not a pwflow run directory (no run.npz)")
             return cls._load_store(path, loss)
         if not path.exists():
             raise ValueError(f"no trajectory file at {str(path)!r}")
         try:
-            with np.load(path, allow_pickle=False) as f:
-                data = {k: f[k] for k in f.files}
+            with open(path, "rb") as fh:  # own handle: numpy leaks it on a truncated archive
+                f = np.load(fh, allow_pickle=False)
+                if not hasattr(f, "files"):
+                    raise ValueError("a single array, not an .npz archive")
+                with f:
+                    data = {k: f[k] for k in f.files}
         except Exception as err:  # noqa: BLE001 - any unreadable file
-            raise ValueError(f"{path} is not a pwflow trajectory file ({err})") from None
+            why = str(err) if "pickle" not in str(err) else "not an .npz archive"
+            raise ValueError(f"{path} is not a pwflow trajectory file ({why}; expected the "
+                             f".npz written by 'pwflow simulate')") from None
         if "record" not in data:
             raise ValueError(f"{path} is not a pwflow trajectory file (no metadata record)")
-        rec = json.loads(str(data["record"]))
+        try:
+            rec = json.loads(str(data["record"]))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: the metadata record is not valid JSON ({err})") from None
+        if not isinstance(rec, dict):
+            raise ValueError(f"{path}: the metadata record is not a JSON object")
+        check_format(rec, path)
+        for key in ("t", "W", "a", "pattern", "patterns", "step_t", "step_outputs", "step_loss",
+                    "X", "y"):
+            if key not in data:
+                raise ValueError(f"{path} is not a complete pwflow trajectory file (no {key!r})")
+        check_finite_states(data["W"], data["a"], path)
         events = {k[len("events_"):]: v for k, v in data.items() if k.startswith("events_")}
         return cls(
             t=data["t"], W=data["W"], a=data["a"], pattern=data["pattern"],

@@ -135,7 +135,7 @@ def test_simulate_store_streams_to_a_folder_that_summary_reads(capsys, tmp_path)
     rc, out, _ = run_cli(capsys, ["simulate", *SMALL, "--snapshots", "4", "--store", store])
     assert rc == 0 and str(store) in out
     assert sorted(p.name for p in store.iterdir()) == [
-        "run.npz", "snapshot_patterns.npy", "snapshots.npy"]
+        "checkpoint.npz", "progress.npz", "run.npz", "snapshot_patterns.npy", "snapshots.npy"]
     ref = pwflow.simulate(pwflow.three_points(), pwflow.balanced(20, 2, 1e-3, 0), 5.0,
                           n_snapshots=4)
     got = Trajectory.load(store)

@@ -525,7 +525,7 @@ def test_store_streams_snapshots_to_disk_and_loads_back(tmp_path):
     assert back.summary()["events"] == mem.summary()["events"]
     W, a = back.state(12.5)  # dense evaluation works from the memory-mapped snapshots
     np.testing.assert_allclose(a, mem.state(12.5)[1], rtol=1e-12, atol=1e-18)
-    with pytest.raises(ValueError, match="run directory"):
+    with pytest.raises(ValueError, match="not a pwflow store"):
         pwflow.Trajectory.load(tmp_path)
 
 

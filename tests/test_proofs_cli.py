@@ -41,3 +41,28 @@ def test_subcommand_registry():
     assert "constants" in SUBCOMMANDS
     add, run, help_ = SUBCOMMANDS["constants"]
     assert callable(add) and callable(run)
+
+
+# ---------------------------------------------------------------------------- issue 14
+def _one_line(err: str) -> bool:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    return len(lines) == 1 and "Traceback" not in err
+
+
+def test_degenerate_or_huge_inputs_give_one_line(capsys, tmp_path):
+    from proofs_checks.cli import main as pc_main
+
+    one = tmp_path / "one.csv"
+    one.write_text("0.5,1\n-0.5,0\n0.25,2\n")
+    big = tmp_path / "big.csv"
+    big.write_text("1e300,1\n-1e300,0\n0.125,1\n")
+    for argv, code, word in (
+        (["constants", "--dataset", str(one)], 1, "computation failed"),
+        (["constants", "--dataset", str(big)], 2, "--dataset"),
+        (["constants", "--alpha0", "1e308"], 2, "--alpha0"),
+        (["lemmas", "--markdown", str(tmp_path / "no" / "x.md")], 2, "--markdown"),
+        (["lemmas", "--scale", "1e200"], 2, "--scale"),
+    ):
+        rc = pc_main(argv)
+        err = capsys.readouterr().err
+        assert rc == code and _one_line(err) and word in err, (argv, rc, err)

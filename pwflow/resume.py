@@ -1,0 +1,267 @@
+"""Checkpoints and resume: continue a run from its last exact state.
+
+The driver of :func:`pwflow.integrator.simulate` restarts the integrator at every snapshot
+time of its grid, so the state there — the neurons ``(w_j, a_j)``, their faces, the pattern
+table, the event log, the time, the options and the integrator's step-size memory (next step,
+solver phase, recently seen faces, Zeno-guard history) — determines the rest of the run.  A
+:class:`Mark` records that memory at each grid snapshot (a few numbers); a run that stops
+(Ctrl-C, SIGTERM, a store's periodic checkpoint) keeps its last mark, and :func:`resume`
+truncates the run to it and continues, so that interrupted + resumed reproduces the
+uninterrupted run: the same event log and the same states (bit for bit on one machine).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from .integrator import HybridFlow
+    from .trajectory import Trajectory
+
+__all__ = ["Mark", "Checkpoint", "resume", "extend_grid", "capture", "restore"]
+
+#: Integrator attributes that carry its memory across a solver restart (scalars).
+_SCALARS = ("h_next", "nfev", "n_steps", "n_cut", "n_restarts", "n_rollbacks", "n_excursions",
+            "_tiny_steps", "n_branch", "t_first_branch", "max_sliding_residual",
+            "max_lorentz_correction")
+
+
+def capture(flow: "HybridFlow") -> dict[str, Any]:
+    """The integrator's memory at a solver restart, as plain JSON-able values."""
+    mem: dict[str, Any] = {k: getattr(flow, k) for k in _SCALARS if hasattr(flow, k)}
+    for k, v in list(mem.items()):
+        mem[k] = None if v is None else (float(v) if isinstance(v, float) else int(v))
+    phase = getattr(flow, "_phase", None)
+    if phase is not None and dataclasses.is_dataclass(phase):
+        mem["_phase"] = {k: _plain(v) for k, v in dataclasses.asdict(phase).items()}
+    mem["_recent"] = [[float(t), int(j), int(k)] for t, j, k in getattr(flow, "_recent", [])]
+    mem["_seen"] = [float(v) for v in np.asarray(getattr(flow, "_seen", np.zeros(0)))]
+    return mem
+
+
+def restore(flow: "HybridFlow", mem: dict[str, Any]) -> None:
+    """Put back the memory recorded by :func:`capture`."""
+    for k in _SCALARS:
+        if k in mem:
+            setattr(flow, k, mem[k])
+    if "_phase" in mem and hasattr(flow, "_phase"):
+        fields = {f.name for f in dataclasses.fields(flow._phase)}
+        for k, v in mem["_phase"].items():
+            if k in fields:
+                setattr(flow._phase, k, v)
+    if "_recent" in mem:
+        flow._recent = [(float(t), int(j), int(k)) for t, j, k in mem["_recent"]]
+    if "_seen" in mem:
+        flow._seen = np.asarray(mem["_seen"], float)
+
+
+def _plain(v):
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return float(v)
+    return v
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Where a run can be resumed exactly: its state at a grid snapshot.
+
+    Attributes
+    ----------
+    t : float
+        Time of the snapshot.
+    n_snapshots : int
+        Snapshots taken up to and including this one.
+    i_snap : int
+        Index in ``grid`` of the next snapshot time.
+    n_steps_recorded : int
+        Accepted points recorded (``step_t``) up to this one.
+    n_events : int
+        Events logged up to this time.
+    n_patterns : int
+        Size of the pattern table.
+    grid : tuple of float
+        The run's snapshot times.
+    memory : dict
+        The integrator's memory (:func:`capture`).
+    wall_time : float
+        Wall time spent so far.
+    """
+
+    t: float
+    n_snapshots: int
+    i_snap: int
+    n_steps_recorded: int
+    n_events: int
+    n_patterns: int
+    grid: tuple
+    memory: dict
+    wall_time: float = 0.0
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["grid"] = [float(v) for v in self.grid]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Mark":
+        try:
+            return cls(t=float(d["t"]), n_snapshots=int(d["n_snapshots"]),
+                       i_snap=int(d["i_snap"]), n_steps_recorded=int(d["n_steps_recorded"]),
+                       n_events=int(d["n_events"]), n_patterns=int(d["n_patterns"]),
+                       grid=tuple(float(v) for v in d["grid"]), memory=dict(d["memory"]),
+                       wall_time=float(d.get("wall_time", 0.0)))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"the run's resume record is unreadable ({err!r})") from None
+
+
+def take_mark(flow: "HybridFlow", grid, i_snap: int, n_snapshots: int, n_steps_recorded: int,
+              wall_time: float) -> Mark:
+    """:class:`Mark` of the driver's state right after a grid snapshot."""
+    return Mark(t=float(flow.t), n_snapshots=int(n_snapshots), i_snap=int(i_snap),
+                n_steps_recorded=int(n_steps_recorded), n_events=len(flow.events),
+                n_patterns=len(flow.table), grid=tuple(float(v) for v in grid),
+                memory=capture(flow), wall_time=float(wall_time))
+
+
+def extend_grid(grid: NDArray, t_max: float) -> NDArray:
+    """The snapshot grid of a run continued to ``t_max``: the old times up to ``t_max`` and,
+    beyond the old end, 20 geometric times per decade."""
+    grid = np.asarray(grid, float)
+    old = float(grid[-1])
+    if t_max <= old:
+        return np.unique(np.concatenate([grid[grid < t_max], [t_max]]))
+    if old > 0:
+        num = max(2, int(math.ceil(20 * math.log10(t_max / old))) + 1)
+        ext = np.geomspace(old, t_max, num)[1:]
+    else:
+        ext = np.array([t_max])
+    ext[-1] = t_max
+    return np.concatenate([grid, ext])
+
+
+@dataclass
+class Checkpoint:
+    """Everything :func:`pwflow.integrator.simulate` needs to continue a run at a mark."""
+
+    mark: Mark
+    Z: NDArray  # (m, d + 1) at the mark
+    pattern_rows: NDArray  # (m, n) int8 patterns of the neurons at the mark
+    table: NDArray  # (P, n) int8 pattern table, in registration order
+    events: dict
+    step_t: NDArray
+    step_h: NDArray
+    snap_t: NDArray  # (k,) snapshot times up to the mark
+    snap_Z: NDArray | None  # (k, m, q) when the snapshots are held in memory
+    snap_pat: NDArray | None
+
+    def make_flow(self, X, y, loss, gamma, options):
+        """A :class:`HybridFlow` at the mark, with its memory, table and event log."""
+        from .integrator import HybridFlow
+        from .patterns import PatternTable
+
+        table = PatternTable(X, gamma)
+        for u in self.table[: self.mark.n_patterns]:
+            table.index(u)
+        d = np.asarray(X).shape[1]
+        flow = HybridFlow(X, y, self.Z[:, :d], self.Z[:, d], loss, gamma, options,
+                          t0=self.mark.t, patterns=self.pattern_rows, table=table)
+        log = flow.events
+        n = self.mark.n_events
+        for key in ("t", "neuron", "k", "kind", "residual", "from_pattern", "to_pattern"):
+            getattr(log, key)[:] = np.asarray(self.events[key])[:n].tolist()
+        restore(flow, self.mark.memory)
+        return flow
+
+
+def checkpoint_of(traj: "Trajectory", in_memory: bool = True) -> Checkpoint:
+    """The :class:`Checkpoint` at the last mark of a saved run (``meta['resume']``).
+
+    ``in_memory``: also copy the snapshots up to the mark (not for a store, whose snapshot
+    files are continued in place).
+    """
+    rec = (traj.meta or {}).get("resume")
+    if traj.meta.get("method", "flow") != "flow":
+        raise ValueError("only runs of the flow can be resumed (this one is "
+                         f"{traj.meta.get('method')!r})")
+    if not rec:
+        raise ValueError("the run has no resume record (written by an older pwflow, or it "
+                         "stopped before its first snapshot)")
+    mark = Mark.from_dict(rec)
+    k = mark.n_snapshots
+    if not (1 <= k <= traj.t.size) or traj.t[k - 1] != mark.t:
+        raise ValueError(f"the run's resume record does not match its snapshots "
+                         f"(snapshot {k} at t = {mark.t})")
+    if mark.n_steps_recorded > traj.step_t.size or mark.n_events > traj.n_events:
+        raise ValueError("the run's resume record does not match its step and event logs")
+    i = k - 1
+    Z = np.hstack([np.asarray(traj.W[i], float), np.asarray(traj.a[i], float)[:, None]])
+    table = np.asarray(traj.patterns, np.int8)
+    pat = np.asarray(traj.pattern[i])
+    if mark.n_patterns > table.shape[0] or np.any(pat >= mark.n_patterns):
+        raise ValueError("the run's resume record does not match its pattern table")
+    n_ev = mark.n_events
+    return Checkpoint(
+        mark=mark, Z=Z, pattern_rows=table[pat], table=table[: mark.n_patterns],
+        events={key: np.asarray(v)[:n_ev] for key, v in traj.events.items()},
+        step_t=np.asarray(traj.step_t[: mark.n_steps_recorded], float),
+        step_h=np.asarray(traj.step_outputs[: mark.n_steps_recorded], float),
+        snap_t=np.asarray(traj.t[:k], float),
+        snap_Z=np.concatenate([np.asarray(traj.W[:k]), np.asarray(traj.a[:k])[:, :, None]],
+                              axis=2) if in_memory else None,
+        snap_pat=np.asarray(traj.pattern[:k], np.int64) if in_memory else None,
+    )
+
+
+def resume(traj: "Trajectory", t_max: float | None = None, *, store: str | Path | None = None,
+           progress: bool = False, checkpoint_every: float | None = None,
+           stall_steps: int | None = None) -> "Trajectory":
+    """Continue ``traj`` from its last mark to ``t_max`` (default: the run's own ``t_max``).
+
+    ``store``: the run's store folder (continued in place); otherwise a new in-memory
+    trajectory is returned.  See :meth:`pwflow.trajectory.Trajectory.resume`.
+    """
+    from .data import Dataset
+    from .guard import STALL_STEPS
+    from .init import Init
+    from .integrator import FlowOptions, simulate
+    from .model import check_time
+
+    meta = traj.meta or {}
+    ck = checkpoint_of(traj, in_memory=store is None)
+    old_t_max = float(meta.get("t_max", ck.mark.grid[-1]))
+    t_max = old_t_max if t_max is None else check_time(t_max, "t_max")
+    if t_max < ck.mark.t:
+        raise ValueError(f"t_max = {t_max:g} is before the run's resume point t = "
+                         f"{ck.mark.t:g}; give a later --t-max")
+    try:
+        opts = dict(meta["options"])
+        opts["max_step"] = float(opts.get("max_step", math.inf))
+        options = FlowOptions(**opts)
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"the run's options are unreadable ({err!r})") from None
+    ds = meta.get("dataset", {}) if isinstance(meta.get("dataset"), dict) else {}
+    data = Dataset(traj.X, traj.y, name=str(ds.get("name", "custom")),
+                   meta={k: v for k, v in ds.items() if k != "name"})
+    ini = meta.get("init", {}) if isinstance(meta.get("init"), dict) else {}
+    scale = ini.get("scale")
+    init = Init(np.asarray(traj.W[0]), np.asarray(traj.a[0]), str(ini.get("kind", "explicit")),
+                float("nan") if scale is None else float(scale), ini.get("seed"))
+    grid = extend_grid(np.asarray(ck.mark.grid), t_max)
+    return simulate(
+        data, init, t_max, gamma=traj.gamma, loss=traj._loss(), options=options,
+        t_eval=grid, progress=progress, store=None if store is None else str(store),
+        checkpoint_every=checkpoint_every,
+        stall_steps=STALL_STEPS if stall_steps is None else stall_steps,
+        resume_from=ck,
+    )

@@ -1,0 +1,334 @@
+"""Crash-consistent run stores (``simulate(store=DIR)``) and safe output files.
+
+Layout of a store folder (``format_version`` 2)::
+
+    snapshots.npy          states (k_max, m, d + 1), memory-mapped, pre-sized
+    snapshot_patterns.npy  face index of each neuron (k_max, m)
+    progress.npz           snapshot times so far, pattern table, data, metadata record
+    checkpoint.npz         event and step logs and the resume mark (at t0, then periodic)
+    run.npz                written when the run ends (finished, stopped or interrupted)
+
+Every snapshot written is followed by an atomic rewrite of ``progress.npz`` (temporary file +
+``os.replace``), so after ``kill -9`` (or the out-of-memory killer) the store loads up to its
+last complete snapshot, with status :attr:`~pwflow.integrator.Status.PARTIAL`.  This
+protects against the death of the process (a scheduler's ``kill -9``, the out-of-memory
+killer), not against a power loss of the machine: the memory-mapped snapshots are synced to
+the disk (``msync``) only at each checkpoint and at the end, and nothing is ``fsync``-ed.
+Files are created exclusively (an existing name, a symlink included, is removed first, never
+followed) and replaced atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["FORMAT_VERSION", "STORE_FILES", "prepare_store", "write_npz", "StoreWriter",
+           "load_store", "check_format", "is_store", "check_finite_states"]
+
+#: Version of the files written; readers accept this and older ones.
+FORMAT_VERSION = 2
+STORE_FILES = ("snapshots.npy", "snapshot_patterns.npy", "progress.npz", "checkpoint.npz",
+               "run.npz")
+
+
+def check_format(rec: dict, path) -> None:
+    """Refuse a record written by a newer (or unknown) format."""
+    v = rec.get("format_version")
+    if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= FORMAT_VERSION:
+        raise ValueError(f"{path}: format_version {v!r} is not supported (this pwflow reads "
+                         f"1 to {FORMAT_VERSION}; upgrade pwflow)")
+
+
+def is_store(directory: Path) -> bool:
+    """Whether ``directory`` holds a (complete or partial) store."""
+    return (directory / "run.npz").is_file() or (directory / "progress.npz").is_file()
+
+
+def prepare_store(directory: str | Path, overwrite: bool = False) -> Path:
+    """Create the store folder; refuse an existing non-empty one unless ``overwrite``.
+
+    With ``overwrite`` only the store's own files are removed (symlinks themselves, not their
+    targets); a folder that holds anything else is still refused.
+    """
+    directory = Path(directory)
+    if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
+        raise ValueError(f"store {str(directory)!r} exists and is not a folder")
+    if directory.is_dir():
+        entries = [p.name for p in directory.iterdir()]
+        if entries and not overwrite:
+            raise ValueError(f"store {str(directory)!r} is not empty; give a new or empty folder "
+                             f"or pass overwrite=True (--force) to replace a previous run")
+        others = [e for e in entries if e not in STORE_FILES and not _leftover(e)]
+        if others:
+            raise ValueError(f"store {str(directory)!r} holds files that are not a pwflow "
+                             f"store's ({others[0]!r}); refusing to replace it")
+        for e in entries:
+            if e in STORE_FILES or _leftover(e):
+                os.unlink(directory / e)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _leftover(name: str) -> bool:
+    """A temporary file of a killed writer (``.progress.npz.1234.tmp``, ``.snapshots.npy.grow``)."""
+    return name.startswith(".") and any(name.startswith(f".{f}.") for f in STORE_FILES)
+
+
+def _create(path: Path) -> None:
+    """Create ``path`` as a new empty file; an existing entry (even a symlink) is removed."""
+    if os.path.lexists(path):
+        os.unlink(path)
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0),
+                 0o666)
+    os.close(fd)
+
+
+def write_npz(path: str | Path, compress: bool = True, **arrays) -> Path:
+    """Write an ``.npz`` to exactly ``path`` atomically (temporary file, then ``os.replace``).
+
+    Never follows a symlink at ``path`` (the link is replaced), never leaves a truncated file.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    _create(tmp)
+    try:
+        with open(tmp, "wb") as fh:  # a file object: numpy appends no suffix
+            (np.savez_compressed if compress else np.savez)(fh, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _record(rec: dict) -> NDArray:
+    from .trajectory import _json_default
+
+    return np.array(json.dumps(rec, default=_json_default))
+
+
+class StoreWriter:
+    """Writes a store as the run goes (see the module docstring).
+
+    ``resume_rows``: continue an existing store whose first ``resume_rows`` snapshots are kept
+    (the files are grown to ``n_max`` rows if needed); otherwise the store is new.
+    """
+
+    def __init__(self, directory, n_max: int, m: int, q: int, *, X, y, header: dict,
+                 resume_rows: int | None = None, overwrite: bool = False) -> None:
+        self.dir = Path(directory)
+        self.X, self.y, self.header = np.asarray(X), np.asarray(y), dict(header)
+        fmt = np.lib.format
+        names = ("snapshots.npy", "snapshot_patterns.npy")
+        if resume_rows is None:
+            prepare_store(self.dir, overwrite)
+            for name in names:
+                _create(self.dir / name)
+            self.Z = fmt.open_memmap(self.dir / names[0], mode="w+", dtype=float,
+                                     shape=(n_max, m, q))
+            self.P = fmt.open_memmap(self.dir / names[1], mode="w+", dtype=np.int64,
+                                     shape=(n_max, m))
+        else:
+            for name in ("run.npz",):
+                if os.path.lexists(self.dir / name):
+                    os.unlink(self.dir / name)
+            self.Z = self._grow(names[0], n_max, (m, q), float, resume_rows)
+            self.P = self._grow(names[1], n_max, (m,), np.int64, resume_rows)
+
+    def _grow(self, name: str, n_max: int, shape: tuple, dtype, keep: int):
+        fmt = np.lib.format
+        path = self.dir / name
+        old = np.load(path, mmap_mode="r")
+        if old.shape[0] >= n_max and old.shape[1:] == shape:
+            del old
+            return fmt.open_memmap(path, mode="r+")
+        tmp = self.dir / f".{name}.grow"
+        _create(tmp)
+        new = fmt.open_memmap(tmp, mode="w+", dtype=dtype, shape=(n_max, *shape))
+        new[:keep] = old[:keep]
+        new.flush()
+        del old, new
+        os.replace(tmp, path)
+        return fmt.open_memmap(path, mode="r+")
+
+    def write(self, i: int, Z, pat, times, table: NDArray) -> None:
+        """Snapshot ``i``; then the times so far and the metadata, atomically."""
+        # no msync here (8 ms each): the pages are in the page cache, which outlives a killed
+        # process; they are synced to the disk at each checkpoint and at the end
+        self.Z[i] = Z
+        self.P[i] = pat
+        rec = {"format_version": FORMAT_VERSION, "n_snapshots": int(i + 1), **self.header}
+        write_npz(self.dir / "progress.npz", compress=False, t=np.asarray(times, float),
+                  patterns=np.asarray(table, np.int8), X=self.X, y=self.y, record=_record(rec))
+
+    def checkpoint(self, mark: dict, events: dict, step_t, step_h, table) -> None:
+        """Event and step logs up to a mark (:class:`pwflow.resume.Mark`)."""
+        self.Z.flush()
+        self.P.flush()
+        rec = {"format_version": FORMAT_VERSION, "resume": mark}
+        arrays = {f"events_{k}": np.asarray(v) for k, v in events.items()}
+        write_npz(self.dir / "checkpoint.npz", step_t=np.asarray(step_t, float),
+                  step_outputs=np.asarray(step_h, float).reshape(len(step_t), -1),
+                  patterns=np.asarray(table, np.int8), record=_record(rec), **arrays)
+
+    def views(self, k: int):
+        self.Z.flush()
+        self.P.flush()
+        return self.Z[:k], self.P[:k]
+
+
+# ---------------------------------------------------------------------------- reading
+def _read_npz(path: Path) -> dict:
+    try:
+        # our own handle: numpy leaks its file when the archive is truncated
+        with open(path, "rb") as fh:
+            f = np.load(fh, allow_pickle=False)
+            if not hasattr(f, "files"):
+                raise ValueError("a single array, not an .npz archive")
+            with f:
+                return {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, AttributeError,
+            zlib.error) as err:
+        msg = "not an .npz archive" if "pickle" in str(err) else f"{type(err).__name__}: {err}"
+        raise ValueError(f"{path} is corrupted or truncated ({msg})") from None
+
+
+def _read_record(data: dict, path: Path) -> dict:
+    if "record" not in data:
+        raise ValueError(f"{path} is not a pwflow file (no metadata record)")
+    try:
+        rec = json.loads(str(data["record"]))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: the metadata record is not valid JSON ({err})") from None
+    if not isinstance(rec, dict):
+        raise ValueError(f"{path}: the metadata record is not a JSON object")
+    check_format(rec, path)
+    return rec
+
+
+def _snapshot_arrays(directory: Path, k: int, m_q: tuple[int | None, int]):
+    out = []
+    for name in ("snapshots.npy", "snapshot_patterns.npy"):
+        path = directory / name
+        if not path.is_file():
+            raise ValueError(f"{path} is missing")
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError, EOFError) as err:
+            raise ValueError(f"{path} is corrupted or truncated ({err})") from None
+        if arr.shape[0] < k:
+            raise ValueError(f"{path} holds {arr.shape[0]} snapshots but the run records {k} "
+                             f"(truncated file)")
+        out.append(arr[:k])
+    Z, P = out
+    q = m_q[1]
+    if Z.ndim != 3 or Z.shape[2] != q or P.shape != Z.shape[:2]:
+        raise ValueError(f"{directory}: snapshot files have shapes {Z.shape} and {P.shape}, "
+                         f"which do not match the data (d + 1 = {q})")
+    return Z, P
+
+
+def check_finite_states(W, a, path) -> None:
+    """Refuse stored weights with NaN or infinite entries (no run writes them)."""
+    with np.errstate(all="ignore"):
+        bad = not (np.all(np.isfinite(W)) and np.all(np.isfinite(a)))
+    if bad:
+        raise ValueError(f"{path}: the stored weights W, a contain NaN or infinite values "
+                         f"(corrupted)")
+
+
+def load_store(directory: Path, loss=None):
+    """Read a store folder: complete (``run.npz``) or partial (``progress.npz`` only)."""
+    from .integrator import Status
+    from .trajectory import Trajectory
+
+    directory = Path(directory)
+    run, progress = directory / "run.npz", directory / "progress.npz"
+    if not run.is_file() and not progress.is_file():
+        raise ValueError(f"{directory} is not a pwflow store (no run.npz or progress.npz in it)")
+    if run.is_file():
+        data = _read_npz(run)
+        rec = _read_record(data, run)
+        partial = False
+    else:
+        data = _read_npz(progress)
+        rec = _read_record(data, progress)
+        partial = True
+    try:
+        X, y = data["X"], data["y"]
+        k = int(rec["n_snapshots"])
+        t = data["t"]
+        if t.shape != (k,):
+            raise ValueError(f"{directory}: {k} snapshots recorded but {t.size} times")
+        Z, P = _snapshot_arrays(directory, k, (None, X.shape[1] + 1))
+        patterns = data["patterns"]
+        gamma, loss_name = float(rec["gamma"]), str(rec["loss_name"])
+        meta = dict(rec.get("meta", {}))
+    except KeyError as err:
+        raise ValueError(f"{directory}: the store lacks {err} (corrupted)") from None
+    except (TypeError, AttributeError, IndexError) as err:
+        raise ValueError(f"{directory}: the store's metadata is corrupted ({err})") from None
+    if P.size and (int(np.max(P)) >= patterns.shape[0] or int(np.min(P)) < 0):
+        raise ValueError(f"{directory}: snapshot_patterns.npy refers to faces that the pattern "
+                         f"table does not hold (corrupted)")
+    d = X.shape[1]
+    check_finite_states(Z, Z[:0], directory / "snapshots.npy")
+    if not partial:
+        events = {key[7:]: v for key, v in data.items() if key.startswith("events_")}
+        return Trajectory(
+            t=t, W=Z[:, :, :d], a=Z[:, :, d], pattern=P, patterns=patterns,
+            step_t=data["step_t"], step_outputs=data["step_outputs"],
+            step_loss=data["step_loss"], events=events, X=X, y=y, gamma=gamma,
+            loss_name=loss_name, status=int(rec["status"]), message=rec["message"],
+            stats=rec["stats"], meta=meta, loss_fn=loss,
+        )
+    return _partial(directory, t, Z, P, patterns, X, y, gamma, loss_name, meta, loss, Status)
+
+
+def _partial(directory, t, Z, P, patterns, X, y, gamma, loss_name, meta, loss, Status):
+    from .model import activation, get_loss
+    from .trajectory import Trajectory
+
+    d = X.shape[1]
+    ck_path = directory / "checkpoint.npz"
+    events = {"t": np.zeros(0), "neuron": np.zeros(0, np.int64), "k": np.zeros(0, np.int64),
+              "kind": np.zeros(0, np.int8), "residual": np.zeros(0),
+              "from_pattern": np.zeros(0, np.int64), "to_pattern": np.zeros(0, np.int64)}
+    note = "no checkpoint: the event log was lost"
+    mark = None
+    if ck_path.is_file():
+        ck = _read_npz(ck_path)
+        crec = _read_record(ck, ck_path)
+        mark = crec.get("resume")
+        if mark and int(mark.get("n_snapshots", 10**18)) <= t.size:
+            events = {key[7:]: v for key, v in ck.items() if key.startswith("events_")}
+            step_t, step_h = ck["step_t"], ck["step_outputs"]
+            if ck["patterns"].shape[0] > patterns.shape[0]:
+                patterns = ck["patterns"]
+            note = f"events and steps up to the checkpoint at t = {float(mark['t']):.6g}"
+        else:
+            mark = None
+    if mark is None:
+        step_t = np.asarray(t, float)
+        step_h = np.stack([activation(X @ np.asarray(Z[i, :, :d]).T, gamma) @ Z[i, :, d]
+                           for i in range(t.size)]) if t.size else np.zeros((0, X.shape[0]))
+    lf = loss if loss is not None else get_loss(loss_name)
+    step_loss = np.mean(lf(step_h, y[None, :]), axis=1) if len(step_t) else np.zeros(0)
+    meta = dict(meta)
+    if mark is not None:
+        meta["resume"] = mark
+    message = (f"{Status.PARTIAL}: {len(t)} snapshots up to t = {float(t[-1]):.6g}; {note}; "
+               f"continue it with `pwflow resume {directory}`")
+    return Trajectory(
+        t=t, W=Z[:, :, :d], a=Z[:, :, d], pattern=P, patterns=patterns, step_t=step_t,
+        step_outputs=step_h, step_loss=step_loss, events=events, X=X, y=y, gamma=gamma,
+        loss_name=loss_name, status=int(Status.PARTIAL), message=message,
+        stats={"n_events": int(events["t"].size)}, meta=meta, loss_fn=loss,
+    )
