@@ -45,13 +45,13 @@ def _scales(text: str) -> list[float]:
     return vals
 
 
-<<<<<<< HEAD
 def _seeds(text: str) -> list[int]:
     vals = [seed_int(p) for p in text.split(",") if p.strip()]
     if not vals:
         raise argparse.ArgumentTypeError(f"need at least one seed, got {text!r}")
     return vals
-=======
+
+
 def _scale(text: str) -> float:
     v = positive_float(text)
     if not v < 1:
@@ -70,7 +70,6 @@ def _markdown_path(text: str) -> Path:
     if not os.access(path.parent, os.W_OK):
         raise argparse.ArgumentTypeError(f"cannot write to the folder {str(path.parent)!r}")
     return path
->>>>>>> issue-14
 
 
 def _gamma(text: str) -> float:
