@@ -334,7 +334,8 @@ def test_run_point_is_idempotent(tmp_path):
     again = run_point(p, str(tmp_path / "runs"))
     assert again == first  # read back, not rerun
     assert sorted(os.listdir(tmp_path / "runs" / p.run_id)) == [
-        "row.json", "run.npz", "snapshot_patterns.npy", "snapshots.npy"]
+        "checkpoint.npz", "progress.npz", "row.json", "run.npz", "snapshot_patterns.npy",
+        "snapshots.npy"]
 
 
 def test_refuses_foreign_folder(tmp_path):
@@ -357,8 +358,11 @@ def test_phase_diagram_and_sweep_plot_cli(reference, tmp_path, capsys):
     assert fig2.stat().st_size > 1000
     capsys.readouterr()
     assert cli.main(["phase-diagram", str(out), "--y", "eta", "--out", str(fig)]) == 2
+    assert "already exists; pass --force" in capsys.readouterr().err  # no silent overwrite
+    assert cli.main(["phase-diagram", str(out), "--y", "eta", "--out", str(fig), "--force"]) == 2
     assert "no values of 'eta'" in capsys.readouterr().err
-    assert cli.main(["sweep-plot", str(out), "--y", "message", "--out", str(fig2)]) == 2
+    assert cli.main(["sweep-plot", str(out), "--y", "message", "--out", str(fig2),
+                     "--force"]) == 2
     assert "not a numeric summary column" in capsys.readouterr().err
     assert cli.main(["phase-diagram", str(tmp_path / "none"), "--out", str(fig)]) == 2
 

@@ -99,6 +99,7 @@ def add_phase_diagram(p: argparse.ArgumentParser) -> None:
                    help=f"y axis: {', '.join(PHASE_Y_AXES)} (default: width)")
     p.add_argument("--out", type=Path, required=True, metavar="FIG.png", help="image to write")
     p.add_argument("--title", default=None, help="figure title")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file")
 
 
 def run_phase_diagram(args: argparse.Namespace) -> int:
@@ -108,7 +109,7 @@ def run_phase_diagram(args: argparse.Namespace) -> int:
 
     rows = _rows(args.dir)
     _need("matplotlib")
-    out = _check_writable(args.out)
+    out = _check_writable(args.out, args.force)
     print(phase_diagram(rows, args.x, args.y, out, args.title))
     return 0
 
@@ -124,6 +125,7 @@ def add_sweep_plot(p: argparse.ArgumentParser) -> None:
     p.add_argument("--linear-y", action="store_true", help="linear y axis (default: log when "
                    "all values are positive)")
     p.add_argument("--out", type=Path, required=True, metavar="FIG.png", help="image to write")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file")
 
 
 def run_sweep_plot(args: argparse.Namespace) -> int:
@@ -133,6 +135,6 @@ def run_sweep_plot(args: argparse.Namespace) -> int:
 
     rows = _rows(args.dir)
     _need("matplotlib")
-    out = _check_writable(args.out)
+    out = _check_writable(args.out, args.force)
     print(sweep_plot(rows, args.y, args.x, out, args.hue, False if args.linear_y else None))
     return 0
