@@ -74,7 +74,7 @@ def _load(name: str, seed: int, eta: float | None) -> Dataset:
     return _check_magnitude(data, name)
 
 
-#: Largest |x_k| accepted: the constants square and multiply inner products of the data.
+#: Largest ``|x_k|`` accepted: the constants square and multiply inner products of the data.
 MAX_ABS_X = 1e100
 
 

@@ -81,13 +81,13 @@ class Selection:
     ----------
     K : ndarray of int
         The hyperplanes the neuron lies on at the event.
-    signs : ndarray of int8, shape (|K|,)
+    signs : ndarray of int8, shape ``(|K|,)``
         New pattern entries on ``K``: 0 stays on the hyperplane, ±1 leaves to that side.
     eta : ndarray, shape (n,)
         Slopes of the subgradient followed after the event (``D = −(1/n) Σ η_k r_k x_k``).
     D : ndarray, shape (d,)
         That subgradient (``dw/dt = a D``).
-    branch : ndarray of bool, shape (|K|,)
+    branch : ndarray of bool, shape ``(|K|,)``
         Hyperplanes where staying was one continuation among several (repulsive sliding);
         the policy decided there.
     """

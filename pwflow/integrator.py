@@ -51,8 +51,9 @@ if TYPE_CHECKING:
     from .resume import Checkpoint
     from .trajectory import Trajectory
 
-__all__ = ["FlowOptions", "Status", "HybridFlow", "simulate", "ZenoError", "InvariantError",
-           "EventKind", "BranchPolicy", "continue_from"]
+# FlowOptions, Status, HybridFlow, ZenoError, InvariantError, EventKind and BranchPolicy are
+# importable from here too (they are defined in their own modules)
+__all__ = ["simulate", "continue_from"]
 
 Array = NDArray[np.float64]
 

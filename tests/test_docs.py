@@ -28,7 +28,7 @@ def _programs(page: Path) -> list[str]:
     """The page's ```python blocks, less the call signatures of docs/api.md (not programs)."""
     blocks = FENCE.findall(page.read_text(encoding="utf-8"))
     return [b for b in blocks if "def add_arguments" not in b
-            and not b.lstrip().startswith(("simulate(", "gradient_descent("))]
+            and not b.lstrip().startswith(("simulate(", "gradient_descent(", "sweep("))]
 
 
 def test_there_are_tutorial_pages_with_code():

@@ -203,6 +203,7 @@ def check_lemma5(traj: Trajectory, data: Dataset, geo: Geometry, ph: Phases, lam
       ``1 − Σ_𝓝 a² / (2λ²)`` at that time.
     * ``Lemma 5 (2), (4)``: ``min_{i∈𝓘,k} <𝗐_i, x_k> > 0`` (its ``Ω(1)`` size measured) and
       ``a_i^0 ≤ a_i^{τ_2} ≤ 0`` on 𝓝.  Item 3 (``O(λ^{1−ε})``) is the asymptotic row.
+
     The range ``ε_2 ∈ [c'λ^{ε/2}, ε_2*]`` involves unspecified constants and is not checked."""
     hyp = _sec4_hyp(traj, data, lam, geo.lambda_star(alpha0, epsilon), "Lemma 5")
     names = ("Lemma 5 (1)", "Lemma 5 (1) paper τ_2", "Lemma 5 (2), (4)")
@@ -256,6 +257,7 @@ def check_lemma6(traj: Trajectory, data: Dataset, geo: Geometry, ph: Phases, lam
       paper's definition of ``τ_3`` the first one fires (the proof shows 2–4 cannot);
     * ``Lemma 6 (3)``: ``a_i^0 λ^{−ε} < a_i^{τ_3} ≤ 0`` on 𝓝 (item 2, ``> δ'``, is condition 3
       of the stopping rule: see Lemma 17's independent row).
+
     ``ε_3 ≥ λ^{c_3 ε ε_2}`` (``c_3`` unspecified) is not checked."""
     hyp = _sec4_hyp(traj, data, lam, geo.lambda_star(alpha0, epsilon), "Lemma 6")
     names = ("Lemma 6 (1)", "Lemma 6 (1) first condition fires", "Lemma 6 (3)")

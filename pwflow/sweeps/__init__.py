@@ -8,11 +8,11 @@ from .driver import COLUMNS, SweepResult, read_summary, sweep, write_summary
 from .run import Outcome, classify, run_point
 from .spec import ClassifyRule, DatasetSpec, RunOptions, RunPoint, SweepSpec, load_spec, parse_spec
 
+# Outcome (importable here) is documented with pwflow.sweeps.run, where it is defined
 __all__ = [
     "COLUMNS",
     "ClassifyRule",
     "DatasetSpec",
-    "Outcome",
     "RunOptions",
     "RunPoint",
     "SweepResult",
