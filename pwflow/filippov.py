@@ -26,8 +26,8 @@ among possibly several: staying on a hyperplane is *repulsive* when leaving it t
 also consistent (``a⟨D₊, x_k⟩ > 0`` with ``η_k = 1``, or ``a⟨D₋, x_k⟩ < 0`` with ``η_k = γ``;
 for one hyperplane: ``a r_k < 0``).  :func:`select` reports those hyperplanes, and the
 :class:`BranchPolicy` chooses: ``MIN_NORM`` stays (Condition 2 (ii)); ``GRADIENT_DESCENT``
-leaves to the side whose field gradient descent uses at ``<w, x_k> = 0`` (``σ'(0) = γ``, the
-``−`` side) when that side is consistent, else to ``+``.
+leaves to the side that small-step gradient descent takes (:func:`gd_side`: ``+`` iff the
+sliding slope is above the middle of ``[γ, 1]``).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ __all__ = [
     "select_single",
     "side_slope",
     "exit_side",
+    "gd_side",
     "transition",
     "parallel_classes",
 ]
@@ -102,6 +103,23 @@ class Selection:
 def side_slope(side: ArrayLike, gamma: float) -> Array:
     """Slope of the side ``±1`` of a hyperplane: 1 on the active side, ``γ`` on the other."""
     return np.where(np.asarray(side) > 0, 1.0, gamma)
+
+
+def gd_side(eta: ArrayLike, gamma: float) -> NDArray[np.int8]:
+    """Side that small-step gradient descent takes at a branch point of a hyperplane whose
+    sliding slope is ``η``.
+
+    Gradient descent chatters across an attractive sliding hyperplane, a fraction
+    ``(η − γ)/(1 − γ)`` of its steps on the active side.  When the mode turns repulsive
+    (``a`` through 0) its normalised offset ``u = s/(lr a)`` follows ``u ↦ (u + c(u)) ρ`` with
+    ``ρ = a_k / a_{k+1} > 1`` growing; it escapes through ``+`` once ``ρ/(ρ − 1) |c₊|`` drops to
+    the chattering range, before it can escape through ``−`` iff ``|c₊| < c₋``, i.e.
+    ``η > (1 + γ)/2`` (``c± ∝ η − 1, η − γ``).  So the limit ``lr → 0`` leaves to ``+`` iff the
+    slope is above the middle of ``[γ, 1]``.  Measured: Stewart's data, four branch points
+    with ``η = 0.247, 0.758, 0.247, 0.760``; gradient descent at lr = 1e-3, 5e-4 and 2.5e-4
+    leaves to ``−, +, −, +`` in every run (``tests/test_issue10_regressions.py``).
+    """
+    return np.where(np.asarray(eta, float) > 0.5 * (1.0 + gamma), 1, -1).astype(np.int8)
 
 
 def exit_side(a_sign: ArrayLike, r_k: ArrayLike, upper: ArrayLike) -> NDArray[np.int8]:
@@ -197,8 +215,8 @@ def select_single(
     eta = np.where(signs != 0, side_slope(signs, gamma), eta)
     branch = (signs == 0) & (a_sign * r_k < 0) & np.isfinite(eta_star)
     if policy is BranchPolicy.GRADIENT_DESCENT and np.any(branch):
-        signs[branch] = -1
-        eta[branch] = gamma
+        signs[branch] = gd_side(eta[branch], gamma)
+        eta[branch] = side_slope(signs[branch], gamma)
     return signs, eta, branch
 
 
@@ -276,7 +294,8 @@ def select(
             branch[rep == i] = True
             if policy is BranchPolicy.GRADIENT_DESCENT:
                 members = rep == i
-                signs[members] = orient[members] * (-1 if -1 in alt else 1)
+                side = int(gd_side(eta[i], gamma))
+                signs[members] = orient[members] * (side if side in alt else alt[0])
     if np.any(branch) and policy is BranchPolicy.GRADIENT_DESCENT:
         eta[signs != 0] = side_slope(signs[signs != 0], gamma)
         eta, D = _min_norm(b, Zrows, signs == 0, eta, gamma, start)

@@ -167,3 +167,15 @@ def test_exit_side_is_the_side_the_velocity_points_to_just_after(prob, upper):
     assert (eta_star > 1) if upper else (eta_star < gamma)
     v = np.sign(a) * ((b + bound * z) @ X[k])
     assert exit_side(np.sign(a), r[k], upper) == np.sign(v)
+
+
+@given(st.floats(0.0, 1.0), st.sampled_from([0.0, 0.1, 0.5]))
+def test_gd_side_is_the_majority_side_of_the_chattering(eta, gamma):
+    """``+`` iff gradient descent spends more than half its chattering steps on the active
+    side, a fraction ``(η − γ)/(1 − γ)`` of them."""
+    from pwflow.filippov import gd_side
+
+    eta = gamma + eta * (1 - gamma)
+    frac = (eta - gamma) / (1 - gamma)
+    assume(abs(frac - 0.5) > 1e-9)
+    assert gd_side(eta, gamma) == (1 if frac > 0.5 else -1)

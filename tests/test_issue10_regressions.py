@@ -137,8 +137,6 @@ def test_stewart_default_policy_is_the_min_norm_continuation(stewart_default_run
     assert tr.status == 0, tr.message
 
 
-@pytest.mark.xfail(strict=False, raises=(ImportError, AttributeError),
-                   reason="needs issue 10 integrator (EventKind.BRANCH)")
 def test_stewart_default_policy_logs_the_branch_event(stewart_default_run):
     from pwflow import EventKind
 
@@ -163,8 +161,6 @@ def _stewart_gd_run():
     return pwflow.simulate(data, init, STEWART_T, options=opts, t_eval=[40.0, 60.0, STEWART_T])
 
 
-@pytest.mark.xfail(strict=False, raises=(TypeError, ImportError, AttributeError),
-                   reason="needs issue 10 integrator (FlowOptions.branch_policy)")
 @pytest.mark.parametrize("t", [40.0, 60.0, STEWART_T])
 def test_stewart_gd_policy_agrees_with_extrapolated_gradient_descent(stewart_ref, t):
     data, _ = _stewart()
