@@ -193,20 +193,12 @@ def load_dataset(path: str | Path, bias: bool = False) -> Dataset:
 
 def _read_npz_dataset(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Arrays ``X`` and ``y`` of an ``.npz`` dataset; every failure names the file."""
-    import zipfile
+    from .store import read_npz
 
-    try:
-        with open(path, "rb") as fh:  # own handle: numpy leaks it on a truncated archive
-            f = np.load(fh, allow_pickle=False)
-            if not hasattr(f, "files"):
-                raise ValueError("a single array, not an .npz archive")
-            with f:
-                if "X" not in f.files or "y" not in f.files:
-                    raise ValueError("an .npz dataset needs arrays 'X' and 'y'")
-                X, y = f["X"], f["y"]
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
-        msg = "not an .npz archive" if "pickle" in str(err) else str(err)
-        raise ValueError(f"{path}: {msg}") from None
+    f = read_npz(path, "an .npz dataset")
+    if "X" not in f or "y" not in f:
+        raise ValueError(f"{path}: an .npz dataset needs arrays 'X' and 'y'")
+    X, y = f["X"], f["y"]
     for name, arr in (("X", X), ("y", y)):
         if arr.dtype.kind not in "biufc":
             raise ValueError(f"{path}: {name} is not numeric (dtype {arr.dtype})")

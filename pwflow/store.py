@@ -185,9 +185,11 @@ class StoreWriter:
 
 
 # ---------------------------------------------------------------------------- reading
-def _read_npz(path: Path) -> dict:
+def read_npz(path: Path, what: str = "", hint: str = "") -> dict:
+    """Every array of the ``.npz`` archive ``path``, never unpickling, on our own file handle
+    (numpy leaks its own when the archive is truncated); any failure is one ``ValueError``
+    naming the file (``what``: what the file should have been, ``hint``: what was expected)."""
     try:
-        # our own handle: numpy leaks its file when the archive is truncated
         with open(path, "rb") as fh:
             f = np.load(fh, allow_pickle=False)
             if not hasattr(f, "files"):
@@ -197,12 +199,18 @@ def _read_npz(path: Path) -> dict:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, AttributeError,
             zlib.error) as err:
         msg = "not an .npz archive" if "pickle" in str(err) else f"{type(err).__name__}: {err}"
+        if what:
+            raise ValueError(f"{path} is not {what} ({msg}{hint})") from None
         raise ValueError(f"{path} is corrupted or truncated ({msg})") from None
 
 
-def _read_record(data: dict, path: Path) -> dict:
+_read_npz = read_npz
+
+
+def read_record(data: dict, path: Path, what: str = "a pwflow file") -> dict:
+    """The JSON metadata record of a pwflow archive, format version checked."""
     if "record" not in data:
-        raise ValueError(f"{path} is not a pwflow file (no metadata record)")
+        raise ValueError(f"{path} is not {what} (no metadata record)")
     try:
         rec = json.loads(str(data["record"]))
     except json.JSONDecodeError as err:
@@ -255,11 +263,11 @@ def load_store(directory: Path, loss=None):
         raise ValueError(f"{directory} is not a pwflow store (no run.npz or progress.npz in it)")
     if run.is_file():
         data = _read_npz(run)
-        rec = _read_record(data, run)
+        rec = read_record(data, run)
         partial = False
     else:
         data = _read_npz(progress)
-        rec = _read_record(data, progress)
+        rec = read_record(data, progress)
         partial = True
     try:
         X, y = data["X"], data["y"]
@@ -305,7 +313,7 @@ def _partial(directory, t, Z, P, patterns, X, y, gamma, loss_name, meta, loss, S
     mark = None
     if ck_path.is_file():
         ck = _read_npz(ck_path)
-        crec = _read_record(ck, ck_path)
+        crec = read_record(ck, ck_path)
         mark = crec.get("resume")
         if mark and int(mark.get("n_snapshots", 10**18)) <= t.size:
             events = {key[7:]: v for key, v in ck.items() if key.startswith("events_")}

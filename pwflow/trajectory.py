@@ -299,26 +299,11 @@ class Trajectory:
             return cls._load_store(path, loss)
         if not path.exists():
             raise ValueError(f"no trajectory file at {str(path)!r}")
-        try:
-            with open(path, "rb") as fh:  # own handle: numpy leaks it on a truncated archive
-                f = np.load(fh, allow_pickle=False)
-                if not hasattr(f, "files"):
-                    raise ValueError("a single array, not an .npz archive")
-                with f:
-                    data = {k: f[k] for k in f.files}
-        except Exception as err:  # noqa: BLE001 - any unreadable file
-            why = str(err) if "pickle" not in str(err) else "not an .npz archive"
-            raise ValueError(f"{path} is not a pwflow trajectory file ({why}; expected the "
-                             f".npz written by 'pwflow simulate')") from None
-        if "record" not in data:
-            raise ValueError(f"{path} is not a pwflow trajectory file (no metadata record)")
-        try:
-            rec = json.loads(str(data["record"]))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: the metadata record is not valid JSON ({err})") from None
-        if not isinstance(rec, dict):
-            raise ValueError(f"{path}: the metadata record is not a JSON object")
-        check_format(rec, path)
+        from .store import read_npz, read_record
+
+        what = "a pwflow trajectory file"
+        data = read_npz(path, what, "; expected the .npz written by 'pwflow simulate'")
+        rec = read_record(data, path, what)
         for key in ("t", "W", "a", "pattern", "patterns", "step_t", "step_outputs", "step_loss",
                     "X", "y"):
             if key not in data:
