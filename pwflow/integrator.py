@@ -26,7 +26,6 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .data import Dataset
-from .events import EventKind
 from .filippov import BranchPolicy
 from .init import Init
 from .model import Loss, check_gamma, check_time, get_loss
@@ -51,7 +50,7 @@ if TYPE_CHECKING:
     from .resume import Checkpoint
     from .trajectory import Trajectory
 
-# FlowOptions, Status, HybridFlow, ZenoError, InvariantError, EventKind and BranchPolicy are
+# FlowOptions, Status, HybridFlow, ZenoError, InvariantError and BranchPolicy are
 # importable from here too (they are defined in their own modules)
 __all__ = ["simulate", "continue_from"]
 

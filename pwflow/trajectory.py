@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from .events import EventKind
 from .model import Loss, activation, get_loss
-from .store import FORMAT_VERSION, check_finite_states, check_format, load_store, write_npz
+from .store import FORMAT_VERSION, check_finite_states, load_store, write_npz
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pandas

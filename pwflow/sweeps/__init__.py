@@ -5,7 +5,8 @@ figure is drawn (``pip install -e '.[sweep]'``).  See ``docs/sweeps.md``.
 """
 
 from .driver import COLUMNS, SweepResult, read_summary, sweep, write_summary
-from .run import Outcome, classify, run_point
+from .run import Outcome as Outcome  # re-exported, documented in pwflow.sweeps.run
+from .run import classify, run_point
 from .spec import ClassifyRule, DatasetSpec, RunOptions, RunPoint, SweepSpec, load_spec, parse_spec
 
 # Outcome (importable here) is documented with pwflow.sweeps.run, where it is defined
