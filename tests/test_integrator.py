@@ -573,3 +573,40 @@ def test_issue10_reproducer_leaves_x4_when_its_slope_reaches_1():
     # <w₀, x₄> has left 0 at t = 20 (GD: +1.2e-3)
     W20, _ = tr.state(20.0)
     assert 1.0e-3 < W20[0] @ _X10[3] < 1.4e-3
+
+
+def test_a_neuron_held_on_a_hyperplane_it_should_leave_is_reported(monkeypatch):
+    """The honest status can fail: with the exit rule switched off (the neuron kept on x₄ when
+    its slope reaches 1, the pre-issue-10 behaviour) the run stops with Status.INVARIANT and a
+    message naming the neuron, the hyperplanes and the time, instead of status 0."""
+    import dataclasses
+
+    import pwflow.stepper as stepper
+
+    real = stepper.select
+
+    def keep_on_exits(*args, **kwargs):
+        sel = real(*args, **kwargs)
+        exits = kwargs.get("exits") or {}
+        signs = sel.signs.copy()
+        signs[np.isin(sel.K, list(exits))] = 0
+        return dataclasses.replace(sel, signs=signs)
+
+    monkeypatch.setattr(stepper, "select", keep_on_exits)
+    tr = simulate(Dataset(_X10, _y10), from_arrays(_W10, _a10), 60.0)
+    assert tr.status == Status.INVARIANT
+    import re
+
+    # the first neuron held past its exit is named (here neuron 2 on x₂, t = 14.498)
+    assert re.search(r"sliding residual: neuron \d+ on the hyperplanes \[[\d, ]+\] drifted off "
+                     r"them by [\d.e-]+ .* by t = [\d.]+", tr.message), tr.message
+    assert tr.t[-1] < 60.0
+    assert np.all(np.isfinite(tr.W))
+
+
+def test_invariant_tolerance_is_an_option_and_is_validated():
+    with pytest.raises(ValueError, match="invariant_tol"):
+        FlowOptions(invariant_tol=0.0).validated()
+    with pytest.raises(ValueError, match="branch_policy"):
+        FlowOptions(branch_policy="random").validated()
+    assert FlowOptions(branch_policy="gd").validated().branch_policy.value == "gd"
