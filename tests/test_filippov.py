@@ -179,3 +179,23 @@ def test_gd_side_is_the_majority_side_of_the_chattering(eta, gamma):
     frac = (eta - gamma) / (1 - gamma)
     assume(abs(frac - 0.5) > 1e-9)
     assert gd_side(eta, gamma) == (1 if frac > 0.5 else -1)
+
+
+@given(face_problems())
+def test_two_slopes_reaching_their_bounds_at_once_leave_both(prob):
+    """Leaving two hyperplanes at once: each goes to its KKT side (exit_side), the others are
+    decided by the rule, and the result is a consistent continuation for the remaining ones."""
+    a, u, X, r, gamma = prob
+    K = np.flatnonzero(u == 0)
+    assume(K.size >= 2)
+    from pwflow.filippov import parallel_classes
+
+    assume(np.all(parallel_classes(X[K])[0] == np.arange(K.size)))  # no parallel pair
+    exits = {int(K[0]): True, int(K[1]): False}
+    sel = select(a, u, X, r, gamma, exits=exits)
+    assert sel.signs[0] == exit_side(np.sign(a), r[K[0]], True)
+    assert sel.signs[1] == exit_side(np.sign(a), r[K[1]], False)
+    stay = sel.signs == 0
+    v = np.sign(a) * (X[sel.K] @ sel.D)
+    scale = 1e-9 * (1 + np.linalg.norm(sel.D)) * np.linalg.norm(X[sel.K], axis=1)
+    assert np.all(np.abs(v[stay]) <= scale[stay])

@@ -610,3 +610,30 @@ def test_invariant_tolerance_is_an_option_and_is_validated():
     with pytest.raises(ValueError, match="branch_policy"):
         FlowOptions(branch_policy="random").validated()
     assert FlowOptions(branch_policy="gd").validated().branch_policy.value == "gd"
+
+
+def test_reach_zero_on_an_intersection_of_two_hyperplanes_in_d3():
+    """d = 3: a neuron on the ray x₁^⊥ ∩ x₃^⊥ (two hyperplanes at once) shrinking to w = 0.
+
+    Frozen output (h ≡ 0, r = −y = (1, −1, 1)): the minimal-norm slopes are η₁ = 0.4 and
+    η₃ = 0.5 (both interior), D = (0.4, 0.2, 0) ∥ e = (1, 0.5, 0)/‖·‖, so ρ = <w, e> and a follow
+    ρ' = c a, a' = c ρ with c = ‖D‖: ρ vanishes at t* = artanh(−ρ₀/a₀)/c.
+    """
+    X = np.array([[-0.5, 1.0, 0.0], [1.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
+    data = Dataset(X, np.array([-1.0, 1.0, -1.0]))
+    e = np.array([1.0, 0.5, 0.0]) / np.linalg.norm([1.0, 0.5])
+    rho0, a0 = 0.3, -1.0
+    tr = simulate(data, from_arrays([rho0 * e], [a0]), 2.0, frozen_output=True, rtol=1e-12,
+                  atol=1e-14)
+    assert tr.status == 0, tr.message
+    ev = tr.events
+    U0 = tr.patterns[tr.pattern[0]][0]
+    np.testing.assert_array_equal(U0, [0, 1, 0])  # starts sliding on both hyperplanes
+    zero = np.flatnonzero(ev["kind"] == EventKind.REACH_ZERO)
+    assert zero.size == 1
+    c = np.linalg.norm([0.4, 0.2, 0.0])
+    t_star = np.arctanh(-rho0 / a0) / c
+    assert abs(ev["t"][zero[0]] - t_star) <= 1e-9 * t_star
+    W, a = tr.state(2.0)
+    assert np.all(W[0] == 0.0)
+    assert np.max(tr.balancedness_drift()) <= 1e-10
