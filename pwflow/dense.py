@@ -20,7 +20,8 @@ import functools
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["nested", "nested_derivative", "scan_grid", "propagators_at", "pair_polynomials",
+__all__ = ["nested", "nested_derivative", "nested_basis", "scan_grid", "propagators_at",
+           "propagator_pairs", "pair_polynomials",
            "stack_coefficients"]
 
 Array = NDArray[np.float64]
@@ -56,9 +57,7 @@ def nested_derivative(coef: Array, x: Array) -> Array:
 def scan_grid(n_coef: int) -> tuple[Array, Array]:
     """65 points of ``[0, 1]`` and the nested basis there: ``s(grid) = coef @ basis``."""
     grid = np.linspace(0.0, 1.0, 65)
-    eye = np.eye(n_coef)
-    basis = np.stack([nested(np.repeat(eye[i:i + 1], grid.size, 0), grid) for i in range(n_coef)])
-    return grid, basis
+    return grid, nested_basis(grid, n_coef).T
 
 
 def stack_coefficients(dense, P: int, q: int) -> Array:
@@ -66,22 +65,34 @@ def stack_coefficients(dense, P: int, q: int) -> Array:
     return np.concatenate([dense.y_old[None], dense.F], axis=0).reshape(-1, P, q, q)
 
 
-def propagators_at(F: Array, x: float | Array) -> Array:
-    """Propagators of all faces at step fraction ``x``.
+def nested_basis(x: Array, n_coef: int) -> Array:
+    """Values at ``x`` of the ``n_coef`` basis polynomials of the nested form: ``s(x) =
+    nested_basis(x) @ coef`` (the dense output is linear in its coefficients)."""
+    x = np.atleast_1d(np.asarray(x, float))
+    eye = np.eye(n_coef)
+    return np.stack([nested(np.repeat(eye[i:i + 1], x.size, 0), x) for i in range(n_coef)],
+                    axis=1)
+
+
+def propagators_at(F: Array, x: float | Array, faces: NDArray | None = None) -> Array:
+    """Propagators at step fraction ``x``: all faces, or the given ``faces``.
 
     ``F`` has shape ``(8, P, q, q)`` (:func:`stack_coefficients`).  Scalar ``x`` gives
-    ``(P, q, q)``; an array of ``E`` fractions gives ``(E, P, q, q)``, evaluated in chunks to keep
-    temporaries small.
+    ``(P', q, q)``; an array of ``E`` fractions gives ``(E, P', q, q)``; one matrix product
+    with the basis values (:func:`nested_basis`).
     """
-    P, q = F.shape[1], F.shape[2]
-    coef = F.reshape(F.shape[0], -1).T  # (P q q, 8)
-    xs = np.atleast_1d(np.asarray(x, float))
-    out = np.empty((xs.size, P, q, q))
-    for s in range(0, xs.size, 256):
-        xx = xs[s : s + 256]
-        vals = nested(np.tile(coef, (xx.size, 1)), np.repeat(xx, coef.shape[0]))
-        out[s : s + 256] = vals.reshape(xx.size, P, q, q)
+    if faces is not None:
+        F = F[:, faces]
+    n_coef, P, q = F.shape[0], F.shape[1], F.shape[2]
+    B = nested_basis(x, n_coef)  # (E, n_coef)
+    out = (B @ F.reshape(n_coef, -1)).reshape(-1, P, q, q)
     return out[0] if np.ndim(x) == 0 else out
+
+
+def propagator_pairs(F: Array, x: Array, faces: NDArray) -> Array:
+    """``Φ_{faces[e]}(x[e])`` for each ``e``: one face per fraction, shape ``(E, q, q)``."""
+    B = nested_basis(x, F.shape[0])  # (E, n_coef)
+    return np.einsum("ec,cepq->epq", B, F[:, faces])
 
 
 def pair_polynomials(F: Array, pats: NDArray, left: Array, right: Array) -> Array:

@@ -231,6 +231,7 @@ def select(
     policy: BranchPolicy = BranchPolicy.MIN_NORM,
     start: Array | None = None,
     w: Array | None = None,
+    at_rest: bool = False,
 ) -> Selection:
     """Where a neuron on the face ``u_face`` goes next (the module's rule, any ``|K|``).
 
@@ -254,6 +255,11 @@ def select(
     w : array, optional
         The neuron; where ``a = 0`` the sign ``a`` takes next is that of ``da/dt = <w, D>``
         (``= <w, b>``: the free part is orthogonal to ``w``), which then orients the motion.
+    at_rest : bool
+        The neuron sits exactly on the hyperplanes from the start (an initial face), not after
+        sliding: gradient descent then does not chatter there but steps with its convention
+        ``σ'(0) = γ`` (every free slope ``γ``), and the ``GRADIENT_DESCENT`` policy follows
+        that step at a branch point (stays where it is tangent).
     """
     u_face = np.asarray(u_face)
     n = X.shape[0]
@@ -294,8 +300,12 @@ def select(
             branch[rep == i] = True
             if policy is BranchPolicy.GRADIENT_DESCENT:
                 members = rep == i
-                side = int(gd_side(eta[i], gamma))
-                signs[members] = orient[members] * (side if side in alt else alt[0])
+                if at_rest:
+                    side = _gd_at_rest_side(s_a, b, Zrows, X[K[i]], gamma, tol[i])
+                else:
+                    side = int(gd_side(eta[i], gamma))
+                if side in alt:
+                    signs[members] = orient[members] * side
     if np.any(branch) and policy is BranchPolicy.GRADIENT_DESCENT:
         eta[signs != 0] = side_slope(signs[signs != 0], gamma)
         eta, D = _min_norm(b, Zrows, signs == 0, eta, gamma, start)
@@ -325,6 +335,14 @@ def parallel_classes(XK: Array, tol: float = 1e-12) -> tuple[NDArray[np.intp], N
         rep[later] = i
         orient[later] = np.sign(G[i, later]).astype(np.int8)
     return rep, orient
+
+
+def _gd_at_rest_side(s_a: float, b: Array, Zrows: Array, x_rep: Array, gamma: float,
+                     tol: float) -> int:
+    """Side gradient descent steps to from exactly on a hyperplane: its field takes every free
+    slope at ``σ'(0) = γ``; 0 where that field is tangent (it stays)."""
+    v = s_a * float(x_rep @ (b + gamma * Zrows.sum(axis=0)))
+    return 0 if abs(v) <= tol else (1 if v > 0 else -1)
 
 
 def _alternatives(members: NDArray[np.bool_], orient: NDArray[np.int8], s_a: float, b: Array,

@@ -204,12 +204,13 @@ class PatternTable:
     def projectors(self) -> Array:
         """Orthogonal projectors onto ``span(x_k : u_k = 0)`` for every face, ``(P, d, d)``."""
         self._refresh()
-        cached = getattr(self, "_proj", None)
-        if cached is not None and cached.shape[0] == len(self._U):
+        cached = getattr(self, "_proj", np.zeros((0, self.d, self.d)))
+        if cached.shape[0] == len(self._U):
             return cached
         out = np.zeros((len(self._U), self.d, self.d))
-        for p, u in enumerate(self._U):
-            XK = self.X[u == 0]
+        out[: cached.shape[0]] = cached  # only the faces registered since are new
+        for p in range(cached.shape[0], len(self._U)):
+            XK = self.X[self._U[p] == 0]
             if XK.shape[0]:
                 out[p] = np.linalg.pinv(XK) @ XK
         self._proj = out

@@ -26,7 +26,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .batch import choose_cut, cut_coefficients
-from .dense import nested_derivative, pair_polynomials, propagators_at, scan_grid, stack_coefficients
+from .dense import (
+    nested_derivative,
+    pair_polynomials,
+    propagator_pairs,
+    propagators_at,
+    scan_grid,
+    stack_coefficients,
+)
 from .events import (
     EventKind,
     EventLog,
@@ -83,11 +90,13 @@ class Candidates:
 
 @dataclass(frozen=True)
 class Batch:
-    """Events applied together at one cut: per event its time, neuron, faces before and after,
-    the neuron's state at the event and the propagators there; ``log`` holds one row
+    """Events applied together at one cut: per event its time (and step fraction), neuron,
+    faces before and after, the neuron's state at the event and the propagators there (of the
+    occupied faces and the events' own); ``log`` holds one row
     ``(event, k, kind)`` per hyperplane whose entry changed (and per branch point)."""
 
     ts: Array
+    xs: Array
     js: NDArray[np.intp]
     ps: NDArray[np.intp]
     p_new: NDArray[np.intp]
@@ -305,7 +314,7 @@ class HybridFlow:
                     rows.append((int(j), -1, EventKind.REACH_ZERO))
                     continue
                 sel = select(self.Z[j, self.d], U[j], self.X, r, self.gamma, policy=self.policy,
-                             w=W[j])
+                             w=W[j], at_rest=True)
                 U[j, sel.K] = sel.signs
                 if np.any(sel.signs == 0):
                     self.Z[j, : self.d] = self._project_face(W[j], sel.K[sel.signs == 0])
@@ -826,7 +835,12 @@ class HybridFlow:
         js = np.array([e.neuron for e in evs])
         xs = np.array([e.x for e in evs])
         ps = self.pat[js]
-        Phis = lorentz_project(propagators_at(F, xs))
+        # only the occupied faces enter the outputs (the others have no moments) and the
+        # events' own faces their states: the rest stay I (cheap where faces are many, d > 2)
+        need = np.union1d(np.flatnonzero(np.bincount(self.pat, minlength=self._P)[: self._P]),
+                          ps)
+        Phis = np.broadcast_to(np.eye(self.q), (E, self._P, self.q, self.q)).copy()
+        Phis[:, need] = lorentz_project(propagators_at(F, xs, need))
         zs = np.einsum("eab,eb->ea", Phis[np.arange(E), ps], self._Zs[js])
         R = field_.residuals(Phis)  # (E, n)
         if R.ndim == 1:
@@ -890,7 +904,7 @@ class HybridFlow:
             codes[K] = transition(U_prev[e, K], U_new[e, K])
             for k in np.flatnonzero((codes >= 0) | branch[e]):
                 log.append((e, int(k), int(EventKind.BRANCH if branch[e, k] else codes[k])))
-        return Batch(ts=np.array([e.t for e in evs]), js=js, ps=ps, p_new=p_new, zs=zs,
+        return Batch(ts=np.array([e.t for e in evs]), xs=xs, js=js, ps=ps, p_new=p_new, zs=zs,
                      Phis=Phis, resid=resid, log=log)
 
     def _advance(self, t_cut, t1, Phi1, Z1, F, field_, pending, exits, P):
@@ -917,7 +931,9 @@ class HybridFlow:
             if not np.any(move):
                 break
             i = np.flatnonzero(move)
-            Phis_new = B.Phis[sel[i], pn[i]]
+            # the new face's propagator at each event time (not among B.Phis' faces, which
+            # are the occupied ones and the events' own)
+            Phis_new = lorentz_project(propagator_pairs(F, B.xs[sel[i]], pn[i]))
             Zc[js[i]] = np.einsum("eab,ebc,ec->ea", Phic[pn[i]], lorentz_inverse(Phis_new), zs[i])
             U = tab.U[pn[i]]
             s = np.sign(Zc[js[i], : self.d] @ self.X.T)

@@ -99,10 +99,13 @@ class CollectiveField:
         self.q = C.shape[1]
         self.d = self.q - 1
         self.C = C
+        self._occ = np.flatnonzero(np.any(C != 0, axis=(1, 2)))
+        self._C_occ = C[self._occ]
         self.X = X
         self.y = y
         self.loss = loss
         self.eta0 = table.eta0[: self.P]
+        self._eta0_occ = self.eta0[self._occ]
         self.frozen_output = frozen_output
         self.nfev = 0
         self.inactive = None if active is None else np.flatnonzero(~np.asarray(active))
@@ -117,10 +120,12 @@ class CollectiveField:
     def outputs(self, Phi: Array) -> Array:
         """``h_θ(x_k)`` for propagators ``Phi`` (shape ``(P, q, q)`` or ``(T, P, q, q)``)."""
         d = self.d
+        occ = self._occ  # faces without neurons have C_p = 0 and add nothing
+        Phi = Phi[..., occ, :, :]
         # S_p = Φ_w C Φ_aᵀ  (row block of w, row of a)
-        T = self.C @ Phi[..., d, :, None]
+        T = self._C_occ @ Phi[..., d, :, None]
         S = (Phi[..., :d, :] @ T)[..., 0]
-        return ((S @ self.X.T) * self.eta0).sum(axis=-2)
+        return ((S @ self.X.T) * self._eta0_occ).sum(axis=-2)
 
     def residuals(self, Phi: Array) -> Array:
         """``r_k = ∂_1 l(h_θ(x_k), y_k)``."""
