@@ -193,17 +193,18 @@ def _enumerate(b, Z, lo, hi):
     return best_eta
 
 
-def min_norm_direction(w, X, y, W, a, gamma: float, loss: str, K) -> MinNorm:
+def min_norm_direction(w, X, y, W, a, gamma: float, loss: str, K, u=None) -> MinNorm:
     """Minimal-norm direction of Eq. (6) for a neuron ``w`` on the hyperplanes ``K``.
 
-    The slopes of the other points are fixed by the sign of ``<w, x_k>`` (1 or γ); the network
-    outputs (hence the residuals ``r_k``) are those of the whole state ``(W, a)``.
+    The slopes of the other points are fixed by ``u`` (the face: 1 where ``u_k = 1``, γ where
+    ``u_k = −1``), by default the sign of ``<w, x_k>``; the network outputs (hence the
+    residuals ``r_k``) are those of the whole state ``(W, a)``.
     """
     X = np.asarray(X, float)
     n = X.shape[0]
     r = loss_derivative(outputs(W, a, X, gamma), np.asarray(y, float), loss)
     K = np.asarray(K, dtype=np.int64)
-    s = X @ w
+    s = X @ w if u is None else np.asarray(u, float)
     eta_fixed = np.where(s > 0, 1.0, gamma)
     eta_fixed[K] = 0.0
     b = -(eta_fixed * r) @ X / n
@@ -254,13 +255,18 @@ def sliding_checks(traj, i: int, tol_on: float = 1e-10, tol_tangent: float = 1e-
                            f"|<w,x>|/(|w||x|) = {on_all[k]:.3e}")
         # a sliding neuron on a hyperplane its face does not list (e.g. x_l ∥ x_k): the slope
         # of x_l is free too and the face's field is wrong
-        extra = np.flatnonzero((on_all <= tol_on) & (U[j] != 0))
+        # (not at the start or at one of the neuron's events: a neuron that leaves a hyperplane
+        # there is still on it, with the face it goes to)
+        ev_t = traj.events["t"][traj.events["neuron"] == j]
+        t_i = float(traj.t[i])
+        at_event = i == 0 or bool(np.any(np.abs(ev_t - t_i) <= 1e-12 * (1 + abs(t_i))))
+        extra = np.flatnonzero((on_all <= tol_on) & (U[j] != 0)) if not at_event else K[:0]
         for k in extra:
             out.append(f"t={traj.t[i]:.6g} neuron {j} on K={K.tolist()} also lies on hyperplane "
                        f"k={k} (|<w,x>|/(|w||x|) = {on_all[k]:.1e}) but its face has "
                        f"u_k = {U[j, k]}")
         K = np.union1d(K, extra)
-        mn = min_norm_direction(W[j], X, y, W, a, traj.gamma, traj.loss_name, K)
+        mn = min_norm_direction(W[j], X, y, W, a, traj.gamma, traj.loss_name, K, U[j])
         tang = np.abs(mn.normal) / (max(mn.scale, 1e-300) * xn[K])
         for k, v, e in zip(K, tang, mn.eta):
             if v > tol_tangent:

@@ -174,3 +174,21 @@ def test_stewart_gd_policy_agrees_with_extrapolated_gradient_descent(stewart_ref
     # neuron 13 left x_34's hyperplane into the inactive side, as gradient descent does
     assert W[13] @ data.X[34] < 0
     assert tr.status == 0, tr.message
+
+
+# ---------------------------------------------------------------------------- (iii) found by
+# test_differential's collinear strategy: a neuron starting on the common hyperplane of two
+# parallel data points (x_1 = 2 x_0, opposite labels) is sent to w = 0 at t = 0 (a REACH_ZERO
+# event for a neuron of norm 0.5, Lemma 1 drift 0.5, status 0).
+@pytest.mark.parametrize("loss", ["square", "logistic"])
+def test_neuron_on_the_hyperplane_of_parallel_points_is_not_sent_to_zero(loss):
+    X = np.array([[-0.5, 0.0], [-1.0, 0.0], [1.0, 0.5]])
+    y = np.array([-1.0, 1.0, 1.0])
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays([[0.0, -0.5]], [-0.5]), 1.0,
+                         gamma=0.5, loss=loss, t_eval=[0.5, 1.0])
+    assert np.linalg.norm(tr.W[1, 0]) > 0.4, f"w(0.5) = {tr.W[1, 0]}, events {tr.events}"
+    assert np.max(tr.balancedness_drift()) <= 1e-10
+    ref = gd_reference(X, y, [[0.0, -0.5]], [-0.5], 0.5, loss, (0.5, 1.0), lr=1e-3)
+    for i, t in enumerate(ref.t):
+        W, a = tr.state(t)
+        assert ref.error(W, a, i) <= 10 * ref.gap[i], (t, W, ref.W[i])
