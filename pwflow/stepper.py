@@ -259,6 +259,9 @@ class HybridFlow:
         self.max_lorentz_correction = 0.0
         self.n_branch = 0
         self.t_first_branch = np.inf
+        # neurons that sit exactly on the hyperplanes of their initial face, never moved off
+        # by an event: gradient descent does not chatter there (the GD branch policy needs it)
+        self._at_rest = np.zeros(self.m, dtype=bool)
         if patterns is None:
             self.pat = self._initial_patterns()
         else:
@@ -316,6 +319,7 @@ class HybridFlow:
                 sel = select(self.Z[j, self.d], U[j], self.X, r, self.gamma, policy=self.policy,
                              w=W[j], at_rest=True)
                 U[j, sel.K] = sel.signs
+                self._at_rest[j] = bool(np.any(sel.signs == 0))
                 if np.any(sel.signs == 0):
                     self.Z[j, : self.d] = self._project_face(W[j], sel.K[sel.signs == 0])
                 for k, s, br in zip(sel.K, sel.signs, sel.branch):
@@ -875,7 +879,8 @@ class HybridFlow:
                 continue
             u_face = U_prev[e].copy()
             u_face[list(ev.ks)] = 0
-            sel = select(a_sign[e], u_face, self.X, R[e], g, policy=self.policy, w=zs[e, :d])
+            sel = select(a_sign[e], u_face, self.X, R[e], g, policy=self.policy, w=zs[e, :d],
+                         at_rest=bool(self._at_rest[ev.neuron]) and ev.flip and not ev.ks)
             U_new[e] = u_face
             U_new[e, sel.K] = sel.signs
             branch[e, sel.K] = sel.branch
@@ -946,6 +951,8 @@ class HybridFlow:
         new_pat = self.pat.copy()
         if B is not None:
             new_pat[B.js[sel]] = B.p_new[sel]
+            moved = B.js[sel][B.p_new[sel] != B.ps[sel]]
+            self._at_rest[moved] = False
             chosen = set(sel.tolist())
             for e, k, kind in B.log:
                 if e in chosen:
@@ -976,7 +983,7 @@ class HybridFlow:
             u_face = tab.U[p]
             for j in np.flatnonzero(new_pat == p):
                 sel = select(Z[j, d], u_face, self.X, r, self.gamma, exits=ex, policy=self.policy,
-                             w=Z[j, :d])
+                             w=Z[j, :d], at_rest=bool(self._at_rest[j]) and not ex)
                 u_new = u_face.copy()
                 u_new[sel.K] = sel.signs
                 p_new = tab.index(u_new)

@@ -189,6 +189,9 @@ def test_neuron_on_the_hyperplane_of_parallel_points_is_not_sent_to_zero(loss):
     assert np.linalg.norm(tr.W[1, 0]) > 0.4, f"w(0.5) = {tr.W[1, 0]}, events {tr.events}"
     assert np.max(tr.balancedness_drift()) <= 1e-10
     ref = gd_reference(X, y, [[0.0, -0.5]], [-0.5], 0.5, loss, (0.5, 1.0), lr=1e-3)
+    # gradient descent chatters across the sliding hyperplane with an offset that does not
+    # extrapolate (w₁(0.5) = −2.6e-6 at lr = 1e-3, +2.7e-6 at lr = 2.5e-4; the flow's is 0):
+    # the comparison allows that band, 1e-5, on top of 10 gaps
     for i, t in enumerate(ref.t):
         W, a = tr.state(t)
-        assert ref.error(W, a, i) <= 10 * ref.gap[i], (t, W, ref.W[i])
+        assert ref.error(W, a, i) <= 10 * ref.gap[i] + 1e-5, (t, W, ref.W[i])
