@@ -293,6 +293,16 @@ def select(
         eta[leave] = side_slope(signs[leave], gamma)
         if np.all(consistent):  # the slopes were already at those bounds: D is unchanged
             break
+    eta, D = _min_norm(b, Zrows, signs == 0, eta, gamma, start)
+    forced = np.zeros(K.size, dtype=bool)
+    if exits:
+        forced[np.isin(K, list(exits))] = True
+    if not _consistent(signs, s_a * (X[K] @ D), tol, forced):
+        # a later round turned an earlier leave back (several hyperplanes interacting): the
+        # minimal-norm continuation among the consistent ones, by enumeration (rare)
+        found = _enumerate(s_a, b, Zrows, X[K], signs, forced, gamma, tol, rep, orient)
+        if found is not None:
+            signs, eta, D = found
     branch = np.zeros(K.size, dtype=bool)
     for i in heads[signs[heads] == 0]:
         alt = _alternatives(rep == i, orient, s_a, b, Zrows, X[K[i]], signs, eta, gamma, tol[i])
@@ -335,6 +345,47 @@ def parallel_classes(XK: Array, tol: float = 1e-12) -> tuple[NDArray[np.intp], N
         rep[later] = i
         orient[later] = np.sign(G[i, later]).astype(np.int8)
     return rep, orient
+
+
+def _consistent(signs: NDArray[np.int8], v: Array, tol: Array,
+                forced: NDArray[np.bool_]) -> bool:
+    """Leaving hyperplanes move to their side, staying ones are tangent (``forced``: exits,
+    whose velocity is zero to first order, are not checked)."""
+    leave = (signs != 0) & ~forced
+    return bool(np.all(signs[leave] * v[leave] > 0)
+                and np.all(np.abs(v[signs == 0]) <= tol[signs == 0] * 1e3))
+
+
+def _enumerate(s_a: float, b: Array, Zrows: Array, XK: Array, signs0: NDArray[np.int8],
+               forced: NDArray[np.bool_], gamma: float, tol: Array, rep: NDArray[np.intp],
+               orient: NDArray[np.int8]):
+    """The consistent assignment with the smallest ``‖D‖`` over the classes of parallel
+    hyperplanes (``3^classes``; used only when the rounds above end inconsistent), or
+    ``None`` if there is none (then the rounds' answer stands)."""
+    import itertools
+
+    heads = np.flatnonzero((rep == np.arange(rep.size)) & ~forced)
+    best = None
+    for choice in itertools.product((0, -1, 1), repeat=heads.size):
+        signs = signs0.copy()
+        for h, c in zip(heads, choice):
+            signs[rep == h] = orient[rep == h] * c
+        eta = side_slope(signs, gamma)
+        eta, D = _min_norm(b, Zrows, signs == 0, eta, gamma, None)
+        stay = signs == 0
+        if np.any(stay) and np.any(_at_box_edge(eta[stay], gamma)
+                                   & (np.abs(s_a * (XK[stay] @ D)) > tol[stay])):
+            continue
+        if not _consistent(signs, s_a * (XK @ D), tol, forced):
+            continue
+        norm = float(np.linalg.norm(D))
+        if best is None or norm < best[0] * (1 - 1e-12):
+            best = (norm, signs, eta, D)
+    return None if best is None else best[1:]
+
+
+def _at_box_edge(eta: Array, gamma: float) -> NDArray[np.bool_]:
+    return (eta <= gamma) | (eta >= 1.0)
 
 
 def _gd_at_rest_side(s_a: float, b: Array, Zrows: Array, x_rep: Array, gamma: float,
