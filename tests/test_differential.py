@@ -38,8 +38,11 @@ import pwflow
 from reference import gd_reference, loss_value, sliding_checks
 from strategies import collinear_problems, multi_active_problems, problems
 
-#: (a): |flow − extrapolated GD| ≤ max(C_GAP · gap, ATOL_GD · (1 + ‖θ‖))
-C_GAP = 10.0
+#: (a): |flow − extrapolated GD| ≤ max(C_GAP · gap, ATOL_GD · (1 + ‖θ‖)).  Near a sliding
+#: hyperplane gradient descent chatters with an O(lr) offset that is not smooth in lr, so
+#: Richardson extrapolation leaves a residue of a few gaps: over the ci and thorough runs the
+#: largest ratio seen on correct runs is 12.3, while every integrator bug met gave ≥ 358.
+C_GAP = 25.0
 ATOL_GD = 1e-7
 LR = 1e-3
 GD_TIMES = (1.0, 2.5, 5.0)
