@@ -311,11 +311,14 @@ def select(
             if policy is BranchPolicy.GRADIENT_DESCENT:
                 members = rep == i
                 if at_rest:
+                    # GD's own step decides: it stays where that step is tangent; a step into
+                    # a side that is not consistent bounces back into the one that is
                     side = _gd_at_rest_side(s_a, b, Zrows, X[K[i]], gamma, tol[i])
+                    side = 0 if side == 0 else (side if side in alt else alt[0])
                 else:
                     side = int(gd_side(eta[i], gamma))
-                if side in alt:
-                    signs[members] = orient[members] * side
+                    side = side if side in alt else alt[0]
+                signs[members] = orient[members] * side
     if np.any(branch) and policy is BranchPolicy.GRADIENT_DESCENT:
         eta[signs != 0] = side_slope(signs[signs != 0], gamma)
         eta, D = _min_norm(b, Zrows, signs == 0, eta, gamma, start)
