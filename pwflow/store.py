@@ -204,8 +204,6 @@ def read_npz(path: Path, what: str = "", hint: str = "") -> dict:
         raise ValueError(f"{path} is corrupted or truncated ({msg})") from None
 
 
-_read_npz = read_npz
-
 
 def read_record(data: dict, path: Path, what: str = "a pwflow file") -> dict:
     """The JSON metadata record of a pwflow archive, format version checked."""
@@ -262,11 +260,11 @@ def load_store(directory: Path, loss=None):
     if not run.is_file() and not progress.is_file():
         raise ValueError(f"{directory} is not a pwflow store (no run.npz or progress.npz in it)")
     if run.is_file():
-        data = _read_npz(run)
+        data = read_npz(run)
         rec = read_record(data, run)
         partial = False
     else:
-        data = _read_npz(progress)
+        data = read_npz(progress)
         rec = read_record(data, progress)
         partial = True
     try:
@@ -312,7 +310,7 @@ def _partial(directory, t, Z, P, patterns, X, y, gamma, loss_name, meta, loss, S
     note = "no checkpoint: the event log was lost"
     mark = None
     if ck_path.is_file():
-        ck = _read_npz(ck_path)
+        ck = read_npz(ck_path)
         crec = read_record(ck, ck_path)
         mark = crec.get("resume")
         if mark and int(mark.get("n_snapshots", 10**18)) <= t.size:
