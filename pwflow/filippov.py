@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .subgradient import box_least_squares, face_slopes, single_slope
+from .subgradient import face_slopes, free_slopes, parallel_classes, single_slope
 
 __all__ = [
     "BranchPolicy",
@@ -159,13 +159,18 @@ def _zero_tol(b: Array, Zrows: Array, xK: Array) -> Array:
 
 
 def _min_norm(b: Array, Zrows: Array, stay: NDArray[np.bool_], eta: Array, gamma: float,
-              start: Array | None) -> tuple[Array, Array]:
-    """Minimal-norm slopes on the staying hyperplanes, the others held at ``eta``."""
+              start: Array | None, classes: tuple[NDArray[np.intp], NDArray[np.int8]]
+              ) -> tuple[Array, Array]:
+    """Minimal-norm slopes on the staying hyperplanes (whole classes of parallel points, their
+    slopes tied: :func:`~pwflow.subgradient.free_slopes`), the others held at ``eta``."""
     eta = eta.copy()
     base = b + eta[~stay] @ Zrows[~stay]
     if np.any(stay):
-        eta[stay] = box_least_squares(base, Zrows[stay].T, gamma, 1.0,
-                                      None if start is None else start[stay])
+        rep, orient = classes
+        idx = np.flatnonzero(stay)
+        sub = (np.searchsorted(idx, rep[idx]), orient[idx] * orient[rep[idx]])
+        eta[stay] = free_slopes(base, Zrows[stay].T, gamma, sub,
+                                None if start is None else start[stay])
     return eta, base + eta[stay] @ Zrows[stay]
 
 
@@ -275,25 +280,17 @@ def select(
     if exits:
         for i, k in enumerate(K):
             if int(k) in exits:
-                side = orient[i] * exit_side(s_a, r[k], exits[int(k)])  # on the class's rep
-                signs[rep == rep[i]] = orient[rep == rep[i]] * side
+                members = rep == rep[i]
+                # the class's slope parameter (its head's slope) reached the bound; its KKT
+                # multiplier is that of the summed column, ∝ −(Σ_members c_k r_k) x_head
+                head_upper = exits[int(k)] if orient[i] > 0 else not exits[int(k)]
+                r_class = -float((orient[members] @ Zrows[members]) @ X[K[rep[i]]])
+                signs[members] = orient[members] * exit_side(s_a, r_class, head_upper)
     tol = _zero_tol(b, Zrows, X[K])
     eta = side_slope(signs, gamma)
     heads = np.flatnonzero(rep == np.arange(K.size))
-    for _ in range(K.size + 1):
-        stay = signs == 0
-        eta, D = _min_norm(b, Zrows, stay, eta, gamma, start)
-        v = s_a * (X[K] @ D)
-        leave_heads = heads[stay[heads] & (np.abs(v[heads]) > tol[heads])]
-        if leave_heads.size == 0:
-            break
-        leave = np.isin(rep, leave_heads)
-        signs[leave] = orient[leave] * np.sign(v[rep[leave]]).astype(np.int8)
-        consistent = np.isclose(eta[leave], side_slope(signs[leave], gamma), rtol=0, atol=1e-12)
-        eta[leave] = side_slope(signs[leave], gamma)
-        if np.all(consistent):  # the slopes were already at those bounds: D is unchanged
-            break
-    eta, D = _min_norm(b, Zrows, signs == 0, eta, gamma, start)
+    classes = (rep, orient)
+    signs, eta, D = _leave_rounds(s_a, b, Zrows, X[K], signs, eta, gamma, start, classes, tol)
     forced = np.zeros(K.size, dtype=bool)
     if exits:
         forced[np.isin(K, list(exits))] = True
@@ -305,7 +302,7 @@ def select(
             signs, eta, D = found
     branch = np.zeros(K.size, dtype=bool)
     for i in heads[signs[heads] == 0]:
-        alt = _alternatives(rep == i, orient, s_a, b, Zrows, X[K[i]], signs, eta, gamma, tol[i])
+        alt = _alternatives(rep == i, rep, orient, s_a, b, Zrows, X[K[i]], signs, eta, gamma, tol[i])
         if alt:
             branch[rep == i] = True
             if policy is BranchPolicy.GRADIENT_DESCENT:
@@ -320,34 +317,45 @@ def select(
                     side = side if side in alt else alt[0]
                 signs[members] = orient[members] * side
     if np.any(branch) and policy is BranchPolicy.GRADIENT_DESCENT:
+        # the policy's leaves change D: the hyperplanes still held may have to leave in turn
         eta[signs != 0] = side_slope(signs[signs != 0], gamma)
-        eta, D = _min_norm(b, Zrows, signs == 0, eta, gamma, start)
+        signs, eta, D = _leave_rounds(s_a, b, Zrows, X[K], signs, eta, gamma, start, classes,
+                                      tol)
+        forced |= branch & (signs != 0)
+        if not _consistent(signs, s_a * (X[K] @ D), tol, forced):
+            found = _enumerate(s_a, b, Zrows, X[K], signs, forced, gamma, tol, rep, orient)
+            if found is not None:
+                signs, eta, D = found
     full = face_slopes(u_face, gamma)
     full[K] = eta
     return Selection(K, signs, full, D, branch)
 
 
-def parallel_classes(XK: Array, tol: float = 1e-12) -> tuple[NDArray[np.intp], NDArray[np.int8]]:
-    """Group hyperplanes whose data points are parallel (they are the same hyperplane).
-
-    Returns, per row of ``XK``, the index of its class's first row and its orientation
-    ``sign <x_k, x_first>``: a neuron stays on all of a class or leaves all of it, to the sides
-    ``orientation × side`` (``x_k = c x_l`` with ``c < 0`` puts the two on opposite sides).
-    """
-    p = XK.shape[0]
-    rep = np.arange(p)
-    orient = np.ones(p, dtype=np.int8)
-    if p < 2:
-        return rep, orient
-    U = XK / np.maximum(np.linalg.norm(XK, axis=1), 1e-300)[:, None]
-    G = U @ U.T
-    for i in range(p):
-        if rep[i] != i:
-            continue
-        later = np.flatnonzero((np.abs(G[i]) >= 1.0 - tol) & (np.arange(p) > i) & (rep == np.arange(p)))
-        rep[later] = i
-        orient[later] = np.sign(G[i, later]).astype(np.int8)
-    return rep, orient
+def _leave_rounds(s_a: float, b: Array, Zrows: Array, XK: Array, signs: NDArray[np.int8],
+                  eta: Array, gamma: float, start: Array | None,
+                  classes: tuple[NDArray[np.intp], NDArray[np.int8]], tol: Array
+                  ) -> tuple[NDArray[np.int8], Array, Array]:
+    """The rounds of :func:`select`: solve on the held hyperplanes, let those whose normal
+    velocity is not zero leave to its side (whole classes of parallel points), repeat (at most
+    ``|K|`` rounds; each removes a class).  Returns the signs, slopes and ``D``."""
+    rep, orient = classes
+    heads = np.flatnonzero(rep == np.arange(rep.size))
+    signs = signs.copy()
+    for _ in range(rep.size + 1):
+        stay = signs == 0
+        eta, D = _min_norm(b, Zrows, stay, eta, gamma, start, classes)
+        v = s_a * (XK @ D)
+        leave_heads = heads[stay[heads] & (np.abs(v[heads]) > tol[heads])]
+        if leave_heads.size == 0:
+            break
+        leave = np.isin(rep, leave_heads)
+        signs[leave] = orient[leave] * np.sign(v[rep[leave]]).astype(np.int8)
+        consistent = np.isclose(eta[leave], side_slope(signs[leave], gamma), rtol=0, atol=1e-12)
+        eta[leave] = side_slope(signs[leave], gamma)
+        if np.all(consistent):  # the slopes were already at those bounds: D is unchanged
+            break
+    eta, D = _min_norm(b, Zrows, signs == 0, eta, gamma, start, classes)
+    return signs, eta, D
 
 
 def _consistent(signs: NDArray[np.int8], v: Array, tol: Array,
@@ -374,7 +382,7 @@ def _enumerate(s_a: float, b: Array, Zrows: Array, XK: Array, signs0: NDArray[np
         for h, c in zip(heads, choice):
             signs[rep == h] = orient[rep == h] * c
         eta = side_slope(signs, gamma)
-        eta, D = _min_norm(b, Zrows, signs == 0, eta, gamma, None)
+        eta, D = _min_norm(b, Zrows, signs == 0, eta, gamma, None, (rep, orient))
         stay = signs == 0
         if np.any(stay) and np.any(_at_box_edge(eta[stay], gamma)
                                    & (np.abs(s_a * (XK[stay] @ D)) > tol[stay])):
@@ -399,7 +407,8 @@ def _gd_at_rest_side(s_a: float, b: Array, Zrows: Array, x_rep: Array, gamma: fl
     return 0 if abs(v) <= tol else (1 if v > 0 else -1)
 
 
-def _alternatives(members: NDArray[np.bool_], orient: NDArray[np.int8], s_a: float, b: Array,
+def _alternatives(members: NDArray[np.bool_], rep: NDArray[np.intp], orient: NDArray[np.int8],
+                  s_a: float, b: Array,
                   Zrows: Array, x_rep: Array, signs: NDArray[np.int8], eta: Array, gamma: float,
                   tol: float) -> list[int]:
     """Sides (of the class's first hyperplane) to which leaving the class ``members`` would
@@ -410,7 +419,7 @@ def _alternatives(members: NDArray[np.bool_], orient: NDArray[np.int8], s_a: flo
         trial[members] = orient[members] * side
         e = eta.copy()
         e[members] = side_slope(trial[members], gamma)
-        e, D = _min_norm(b, Zrows, trial == 0, e, gamma, None)
+        e, D = _min_norm(b, Zrows, trial == 0, e, gamma, None, (rep, orient))
         if side * s_a * float(x_rep @ D) > tol:
             out.append(side)
     return out

@@ -327,7 +327,13 @@ def simulate(
     # the last finite state is kept: after an overflow inside a step the integrator's state
     # may be half-updated, so the run ends at its last snapshot and last recorded step
     with np.errstate(all="ignore"):
-        usable = (status != Status.NON_FINITE and finite_state(flow.Z)
+        try:
+            Z_end = flow.Z  # materialising the neurons measures their sliding residual
+        except InvariantError as err:  # kept (not projected); the status says why
+            if status == Status.FINISHED:
+                status, message = Status.INVARIANT, f"{Status.INVARIANT}: {err}"
+            Z_end = flow.Z
+        usable = (status != Status.NON_FINITE and finite_state(Z_end)
                   and finite_state(flow.outputs()))
         if usable and step_t[-1] != flow.t:
             try:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from .subgradient import box_least_squares, face_slopes, pair_slopes, single_slope
+from .subgradient import face_slopes, free_slopes, pair_slopes, parallel_classes, single_slope
 
 __all__ = ["PatternTable"]
 
@@ -46,6 +46,7 @@ class PatternTable:
         self._U: list[NDArray[np.int8]] = []
         self._ray: list[Array] = []
         self._dim: list[int] = []
+        self._classes: list[tuple[NDArray[np.intp], NDArray[np.int8]] | None] = []
         self._arrays_for = -1
         self._warm: dict[int, Array] = {}
 
@@ -65,6 +66,9 @@ class PatternTable:
             dim, ray = self._face_geometry(u)
             self._dim.append(dim)
             self._ray.append(ray)
+            rep, orient = parallel_classes(self.X[u == 0])
+            coupled = bool(np.any(rep != np.arange(rep.size)))
+            self._classes.append((rep, orient) if coupled else None)
         return idx
 
     def index_many(self, U: NDArray) -> NDArray[np.intp]:
@@ -105,6 +109,8 @@ class PatternTable:
         nfree = np.sum(U == 0, axis=1)
         self.nfree = nfree
         self.frozen = self.dim == 0
+        #: faces on which parallel data points tie free slopes (solved by ``free_slopes``)
+        self.coupled = np.array([c is not None for c in self._classes], dtype=bool)
         one = (nfree == 1) & ~self.frozen
         self.single = np.flatnonzero(one)
         self.single_k = np.argmax(U[self.single] == 0, axis=1) if self.single.size else np.zeros(0, int)
@@ -122,8 +128,9 @@ class PatternTable:
         """``D_u^θ``, the slopes and (one free slope) the unclipped ``η*`` of the given faces.
 
         The only place where the faces' minimal-norm problems are solved: vectorised closed
-        form for faces with one free slope, :func:`~pwflow.subgradient.box_least_squares`
-        (warm-started from the last solution of the same face) for several; frozen faces
+        form for faces with one or two free slopes, :func:`~pwflow.subgradient.free_slopes`
+        (warm-started from the last solution of the same face; parallel data points share a
+        slope parameter) for more, or where points are parallel; frozen faces
         (``{0}``) get ``D = 0``.  ``faces=None``: all registered faces (the hot path of the
         vector field, on precomputed index arrays); ``solve`` (a mask over them) limits the
         faces with several free slopes that are solved (the others keep their fixed part
@@ -152,7 +159,8 @@ class PatternTable:
         multi = (nfree > 1) & ~self.frozen[faces]
         if solve is not None:
             multi &= solve[faces]
-        two = np.flatnonzero(multi & (nfree == 2))
+        coupled = multi & self.coupled[faces]
+        two = np.flatnonzero(multi & (nfree == 2) & ~coupled)
         if two.size:
             Ks = np.nonzero(self.U[faces[two]] == 0)[1].reshape(-1, 2)
             z1 = -(r[Ks[:, 0]] / n)[:, None] * X[Ks[:, 0]]
@@ -160,11 +168,11 @@ class PatternTable:
             e = pair_slopes(G[two], z1, z2, g, 1.0)
             G[two] += e[:, :1] * z1 + e[:, 1:] * z2
             eta[two[:, None], Ks] = e
-        for i in np.flatnonzero(multi & (nfree > 2)):
+        for i in np.flatnonzero(multi & ((nfree > 2) | coupled)):
             p = int(faces[i])
             K = np.flatnonzero(self.U[p] == 0)
             Z = (-(r[K, None] * X[K]) / n).T
-            e = box_least_squares(G[i], Z, g, 1.0, self._warm.get(p))
+            e = free_slopes(G[i], Z, g, self._classes[p], self._warm.get(p))
             self._warm[p] = e
             G[i] += Z @ e
             eta[i, K] = e

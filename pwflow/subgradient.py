@@ -19,7 +19,11 @@ independent.  This module is the only place where that problem is solved:
   :func:`pair_slopes` — the closed form for ``|K| = 2`` (interior or one of four edges);
 * :func:`box_least_squares` — any ``|K|``: a bounded-variable active-set method (Stark & Parker's
   BVLS; polynomial in ``|K|``, warm-started from a previous solution), verified by the KKT
-  conditions, with scipy's BVLS as a fallback.
+  conditions, with scipy's BVLS as a fallback;
+* :func:`free_slopes` — the slopes on ``K`` where some data points are parallel: such points
+  share one hyperplane and, in the Clarke subdifferential of Eq. (2), one slope parameter
+  (:func:`parallel_classes`; ``docs/paper-readings.md``, N3).  Every solve of the problem goes
+  through it.
 
 :mod:`pwflow.filippov` decides from this element where a neuron goes at an event.
 """
@@ -38,8 +42,10 @@ __all__ = [
     "activation_pattern",
     "box_least_squares",
     "face_slopes",
+    "free_slopes",
     "kkt_violation",
     "pair_slopes",
+    "parallel_classes",
     "single_slope",
     "minimal_norm_subgradient",
     "minimal_norm_on_face",
@@ -273,6 +279,91 @@ def box_least_squares(
         return x
     raise RuntimeError("box_least_squares: no KKT point found (non-finite input?)")
 
+#: cosine above which two data points count as parallel (they then span one hyperplane)
+PARALLEL_TOL = 1e-12
+
+
+def parallel_classes(XK: ArrayLike, tol: float = PARALLEL_TOL) -> tuple[NDArray[np.intp], NDArray[np.int8]]:
+    """Group data points that are parallel (their hyperplanes coincide).
+
+    Returns, per row of ``XK``, the index of its class's first row (the class *head*) and its
+    orientation ``sign <x_k, x_head>``: a neuron lies on all of a class or on none, and the
+    side ``s`` of the head's hyperplane is the side ``orientation × s`` of the member's
+    (``x_k = c x_l`` with ``c < 0`` puts the two on opposite sides).
+    """
+    XK = np.asarray(XK, float)
+    p = XK.shape[0]
+    rep = np.arange(p)
+    orient = np.ones(p, dtype=np.int8)
+    if p < 2:
+        return rep, orient
+    U = XK / np.maximum(np.linalg.norm(XK, axis=1), 1e-300)[:, None]
+    G = U @ U.T
+    for i in range(p):
+        if rep[i] != i:
+            continue
+        later = np.flatnonzero((np.abs(G[i]) >= 1.0 - tol) & (np.arange(p) > i)
+                               & (rep == np.arange(p)))
+        rep[later] = i
+        orient[later] = np.sign(G[i, later]).astype(np.int8)
+    return rep, orient
+
+
+def class_columns(b: Array, Z: Array, rep: NDArray[np.intp], orient: NDArray[np.int8],
+                  gamma: float) -> tuple[Array, Array, NDArray[np.intp]]:
+    """The box problem in the class parameters: fixed part, one column per class, heads.
+
+    A class (parallel points, :func:`parallel_classes`) has one parameter ``t ∈ [γ, 1]``, the
+    slope of its head; a member of orientation ``+`` has slope ``t`` and one of orientation
+    ``−`` (on the other side of the common hyperplane) ``1 + γ − t`` (N3).  So
+    ``b + Σ_k η_k z_k = b' + Σ_c t_c z'_c`` with ``b' = b + (1 + γ) Σ_{−} z_k`` and
+    ``z'_c = Σ_{+} z_k − Σ_{−} z_k`` over the class.
+    """
+    heads = np.flatnonzero(rep == np.arange(rep.size))
+    col = np.searchsorted(heads, rep)
+    Zc = np.zeros((Z.shape[0], heads.size))
+    np.add.at(Zc.T, col, (Z * orient).T)
+    neg = orient < 0
+    b2 = b + (1.0 + gamma) * Z[:, neg].sum(axis=1)
+    return b2, Zc, heads
+
+
+def free_slopes(b: ArrayLike, Z: ArrayLike, gamma: float,
+                classes: tuple[NDArray[np.intp], NDArray[np.int8]] | None = None,
+                start: ArrayLike | None = None) -> Array:
+    """Minimal-norm free slopes ``η_K`` of Eq. (6), parallel points coupled (N3).
+
+    Parameters
+    ----------
+    b : array, shape (d,)
+        Fixed part of the subgradient.
+    Z : array, shape (d, p)
+        Free columns ``z_k = −(1/n) r_k x_k``, ``k ∈ K``.
+    gamma : float
+        Lower bound of the slopes.
+    classes : (rep, orient), optional
+        :func:`parallel_classes` of the points ``x_K`` (they cannot be read off ``Z``, whose
+        columns vanish where ``r_k = 0``).  Omitted: no two points of ``K`` are parallel, the
+        slopes are independent.
+    start : array, optional
+        Warm start (slopes on ``K``).
+
+    Returns
+    -------
+    eta : array, shape (p,)
+        Slopes minimising ``‖b + Z η‖`` over ``η ∈ [γ, 1]^p`` with, inside each class, the
+        slopes of parallel points tied as in :func:`class_columns`.
+    """
+    b = np.asarray(b, float)
+    Z = np.asarray(Z, float)
+    if classes is None or np.all(classes[0] == np.arange(Z.shape[1])):
+        return box_least_squares(b, Z, gamma, 1.0, start)
+    rep, orient = classes
+    b2, Zc, heads = class_columns(b, Z, rep, orient, gamma)
+    t0 = None if start is None else np.asarray(start, float)[heads]
+    t = box_least_squares(b2, Zc, gamma, 1.0, t0)[np.searchsorted(heads, rep)]
+    return np.where(orient > 0, t, 1.0 + gamma - t)
+
 
 def minimal_norm_on_face(
     u: ArrayLike, X: ArrayLike, r: ArrayLike, gamma: float
@@ -280,7 +371,7 @@ def minimal_norm_on_face(
     """``D_u^θ`` of Appendix D.1: the minimal-norm element of 𝔇 on the face ``A^{-1}(u)``."""
     u = np.asarray(u)
     b, Z, K = subgradient_parts(u, X, r, gamma)
-    etaK = box_least_squares(b, Z, gamma, 1.0)
+    etaK = free_slopes(b, Z, gamma, parallel_classes(np.asarray(X, float)[K]))
     eta = face_slopes(u, gamma)
     eta[K] = etaK
     return MinNormResult(b + Z @ etaK, eta, K)

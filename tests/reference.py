@@ -89,17 +89,31 @@ def _gd_run(X, y, W0, a0, gamma, loss, lr, save_steps):
 
 @dataclass(frozen=True)
 class GDReference:
-    """Richardson-extrapolated gradient descent at the times ``t``.
+    """Richardson-extrapolated gradient descent at the times ``t``, with an error estimate
+    from three steps.
 
     Attributes
     ----------
     t : (k,) times (multiples of ``lr``)
-    W, a : (k, m, d), (k, m) extrapolated states ``2 θ(lr/2) − θ(lr)``
-    W1, a1, W2, a2 : the two runs at ``lr`` and ``lr/2``
+    W, a : (k, m, d), (k, m) extrapolated states ``2 θ(lr/4) − θ(lr/2)``
+    W1, a1, W2, a2 : the runs at ``lr`` and ``lr/2`` (the one at ``lr/4`` enters ``W, a``)
     loss : (k,) loss at the extrapolated states
-    loss1, loss2 : (k,) losses of the two runs
-    gap : (k,) ``‖θ(lr) − θ(lr/2)‖`` (Euclidean over all of ``W`` and ``a``)
+    loss1, loss2 : (k,) losses of the runs at ``lr`` and ``lr/2``
+    gap : (k,) the error estimate: the largest of ``‖θ(lr) − θ(lr/2)‖``, ``‖θ(lr/2) −
+        θ(lr/4)‖`` and the distance between the two extrapolations (Euclidean over all of
+        ``W`` and ``a``).  Two steps are not enough: where an event falls inside a step, or
+        gradient descent chatters across a sliding hyperplane, its error is a sawtooth in
+        ``lr`` and one pair of steps can agree by chance (a d = 5 crossing: ``6.4e-7`` at
+        ``lr = 1e-3`` against ``2.0e-5`` at ``5e-4``).
     gap_loss : (k,) ``|L(θ(lr)) − L(θ(lr/2))|``
+    band : (k,) the chattering band: gradient descent on a sliding hyperplane jumps across it
+        every few steps, so its iterates sit up to one step off the flow's (which stays on
+        it), by an offset that is not smooth in ``lr`` and that no extrapolation removes.
+        ``sqrt(Σ_j δ_j²)`` over the neurons that lie within one step ``δ_j = lr |a_j| (1/n)
+        Σ_k |r_k| ‖x_k‖`` (a bound on the step of ``w_j``; ``a_j``'s step does not depend on
+        the side, ``w_j`` being orthogonal to the ``x_k`` it chatters across) of a hyperplane
+        in one of the three runs (the residue of ``2 θ(lr/4) − θ(lr/2)`` is at most
+        ``2 δ(lr/4) + δ(lr/2) = δ(lr)``); 0 where none does.
     lr : float
     """
 
@@ -115,7 +129,12 @@ class GDReference:
     loss2: np.ndarray
     gap: np.ndarray
     gap_loss: np.ndarray
+    band: np.ndarray
     lr: float
+
+    def estimate(self, i: int) -> float:
+        """The error estimate at the ``i``-th time: ``gap + 2 band``."""
+        return float(self.gap[i] + 2.0 * self.band[i])
 
     def error(self, W: np.ndarray, a: np.ndarray, i: int) -> float:
         """``‖θ − θ_ext‖`` at the ``i``-th time (Euclidean over ``W`` and ``a``)."""
@@ -123,7 +142,8 @@ class GDReference:
 
 
 def gd_reference(X, y, W0, a0, gamma: float, loss: str, times, lr: float = 1e-3) -> GDReference:
-    """Gradient descent at ``lr`` and ``lr/2`` from ``(W0, a0)``, extrapolated at ``times``.
+    """Gradient descent at ``lr``, ``lr/2`` and ``lr/4`` from ``(W0, a0)``, extrapolated at
+    ``times`` from the two finest (:class:`GDReference`).
 
     ``times`` are rounded to multiples of ``lr`` (pass multiples of ``lr``).
     """
@@ -138,12 +158,34 @@ def gd_reference(X, y, W0, a0, gamma: float, loss: str, times, lr: float = 1e-3)
         raise ValueError("times must be increasing")
     W1, a1 = _gd_run(X, y, W0, a0, gamma, loss, lr, steps)
     W2, a2 = _gd_run(X, y, W0, a0, gamma, loss, lr / 2, 2 * steps)
-    We, ae = 2 * W2 - W1, 2 * a2 - a1
-    gap = np.sqrt(np.sum((W1 - W2) ** 2, axis=(1, 2)) + np.sum((a1 - a2) ** 2, axis=1))
+    W4, a4 = _gd_run(X, y, W0, a0, gamma, loss, lr / 4, 4 * steps)
+    We, ae = 2 * W4 - W2, 2 * a4 - a2
+
+    def dist(Wp, ap, Wq, aq):
+        return np.sqrt(np.sum((Wp - Wq) ** 2, axis=(1, 2)) + np.sum((ap - aq) ** 2, axis=1))
+
+    gap = np.maximum.reduce([dist(W1, a1, W2, a2), dist(W2, a2, W4, a4),
+                             dist(We, ae, 2 * W2 - W1, 2 * a2 - a1)])
+    band = np.array([_chatter_band(X, y, gamma, loss, lr, [(W1[i], a1[i]), (W2[i], a2[i]),
+                                                             (W4[i], a4[i])])
+                     for i in range(steps.size)])
     L1 = np.array([loss_value(W1[i], a1[i], X, y, gamma, loss) for i in range(steps.size)])
     L2 = np.array([loss_value(W2[i], a2[i], X, y, gamma, loss) for i in range(steps.size)])
     Le = np.array([loss_value(We[i], ae[i], X, y, gamma, loss) for i in range(steps.size)])
-    return GDReference(times, We, ae, W1, a1, W2, a2, Le, L1, L2, gap, np.abs(L1 - L2), lr)
+    return GDReference(times, We, ae, W1, a1, W2, a2, Le, L1, L2, gap, np.abs(L1 - L2), band,
+                       lr)
+
+
+def _chatter_band(X, y, gamma, loss, lr, runs) -> float:
+    """:attr:`GDReference.band` at one time, from the states of the three runs."""
+    xn = np.linalg.norm(X, axis=1)
+    W, a = runs[0]
+    r = loss_derivative(outputs(W, a, X, gamma), y, loss)
+    step = lr * np.abs(a) * np.sum(np.abs(r) * xn) / X.shape[0]
+    near = np.zeros(a.size, dtype=bool)
+    for Wr, _ in runs:
+        near |= np.any(np.abs(Wr @ X.T) / xn <= step[:, None], axis=1)
+    return float(np.sqrt(np.sum(step[near] ** 2)))
 
 
 # ---------------------------------------------------------------------------- min-norm element
@@ -193,12 +235,40 @@ def _enumerate(b, Z, lo, hi):
     return best_eta
 
 
-def min_norm_direction(w, X, y, W, a, gamma: float, loss: str, K, u=None) -> MinNorm:
-    """Minimal-norm direction of Eq. (6) for a neuron ``w`` on the hyperplanes ``K``.
+def _tied_columns(XK, b, Z, gamma):
+    """Points of ``K`` that are parallel share one parameter ``θ ∈ [0, 1]`` (the Clarke
+    subdifferential, N3 of docs/paper-readings.md): ``η_k = γ + (1 − γ) θ`` for points along the
+    class's first point, ``1 − (1 − γ) θ`` for points against it.  Returns ``b'``, ``Z'`` (one
+    column per class) and, per point, its class and orientation (written independently of
+    ``pwflow.subgradient``: another parameterisation, classes from the cross-Gram)."""
+    p = XK.shape[0]
+    cls = -np.ones(p, dtype=int)
+    sgn = np.ones(p)
+    c = 0
+    for i in range(p):
+        if cls[i] >= 0:
+            continue
+        for j in range(i, p):
+            if cls[j] < 0:
+                g = XK[i] @ XK[j]
+                if abs(abs(g) - np.linalg.norm(XK[i]) * np.linalg.norm(XK[j])) <= (
+                        1e-10 * np.linalg.norm(XK[i]) * np.linalg.norm(XK[j])):
+                    cls[j], sgn[j] = c, np.sign(g)
+        c += 1
+    b2 = b + Z @ np.where(sgn > 0, gamma, 1.0)
+    Z2 = np.zeros((Z.shape[0], c))
+    for j in range(p):
+        Z2[:, cls[j]] += (1 - gamma) * sgn[j] * Z[:, j]
+    return b2, Z2, cls, sgn
 
-    The slopes of the other points are fixed by ``u`` (the face: 1 where ``u_k = 1``, γ where
-    ``u_k = −1``), by default the sign of ``<w, x_k>``; the network outputs (hence the
-    residuals ``r_k``) are those of the whole state ``(W, a)``.
+
+def min_norm_direction(w, X, y, W, a, gamma: float, loss: str, K, u=None) -> MinNorm:
+    """Minimal-norm direction of Eq. (2) for a neuron ``w`` on the hyperplanes ``K``.
+
+    Eq. (6)'s slopes, with those of parallel points tied (:func:`_tied_columns`).  The slopes
+    of the other points are fixed by ``u`` (the face: 1 where ``u_k = 1``, γ where ``u_k =
+    −1``), by default the sign of ``<w, x_k>``; the network outputs (hence the residuals
+    ``r_k``) are those of the whole state ``(W, a)``.
     """
     X = np.asarray(X, float)
     n = X.shape[0]
@@ -209,32 +279,37 @@ def min_norm_direction(w, X, y, W, a, gamma: float, loss: str, K, u=None) -> Min
     eta_fixed[K] = 0.0
     b = -(eta_fixed * r) @ X / n
     Z = (-(r[K, None] * X[K]) / n).T  # (d, |K|)
-    lo, hi = gamma, 1.0
     if K.size == 0:
         eta = np.zeros(0)
-    elif gamma == hi:
+    elif gamma == 1.0:
         eta = np.ones(K.size)
     else:
-        res = lsq_linear(Z, -b, bounds=(lo, hi), method="bvls", tol=1e-14, lsmr_tol=None)
-        eta = np.clip(res.x, lo, hi)
-        if K.size <= 5:
-            eta_b = _enumerate(b, Z, lo, hi)
-            if np.linalg.norm(b + Z @ eta_b) < np.linalg.norm(b + Z @ eta):
-                eta = eta_b
-        if not _kkt(b, Z, eta, lo, hi, 1e-8):
+        b2, Z2, cls, sgn = _tied_columns(X[K], b, Z, gamma)
+        res = lsq_linear(Z2, -b2, bounds=(0.0, 1.0), method="bvls", tol=1e-14, lsmr_tol=None)
+        theta = np.clip(res.x, 0.0, 1.0)
+        if Z2.shape[1] <= 5:
+            theta_b = _enumerate(b2, Z2, 0.0, 1.0)
+            if np.linalg.norm(b2 + Z2 @ theta_b) < np.linalg.norm(b2 + Z2 @ theta):
+                theta = theta_b
+        if not _kkt(b2, Z2, theta, 0.0, 1.0, 1e-8):
             raise RuntimeError(f"min-norm reference: KKT not satisfied for K = {K.tolist()}")
+        th = theta[cls]
+        eta = np.where(sgn > 0, gamma + (1 - gamma) * th, 1 - (1 - gamma) * th)
     D = b + Z @ eta
     scale = float(np.sum(np.abs(r) * np.linalg.norm(X, axis=1)) / n)
     return MinNorm(D, eta, K, X[K] @ D, scale)
 
 
-def sliding_checks(traj, i: int, tol_on: float = 1e-10, tol_tangent: float = 1e-7):
+def sliding_checks(traj, i: int, tol_on: float = 1e-10, tol_tangent: float = 1e-7,
+                   tol_extra: float = 1e-13):
     """Violations of the sliding invariants at snapshot ``i`` of a trajectory.
 
     For every neuron whose recorded pattern has zeros ``K`` (and ``w ≠ 0``):
     ``|<w, x_k>| ≤ tol_on ‖w‖ ‖x_k‖`` for ``k ∈ K``; no other ``x_l`` with
-    ``|<w, x_l>| ≤ tol_on ‖w‖ ‖x_l‖`` (a point parallel to one of ``K``) is missing from the
-    face (it is then added to ``K`` for the next check); the minimal-norm slopes lie in
+    ``|<w, x_l>| ≤ tol_extra ‖w‖ ‖x_l‖`` (rounding: a point parallel to one of ``K``) or on
+    the wrong side of its pattern entry is missing from the face (it is then added to ``K``
+    for the next check; ``tol_extra`` is far below ``tol_on`` because a neuron may approach a
+    hyperplane exponentially without reaching it); the minimal-norm slopes lie in
     ``[γ, 1]`` (by construction) and ``D*`` is tangent: ``|<D*, x_k>| ≤ tol_tangent · scale ·
     ‖x_k‖``.  Returns a list of human-readable violation strings (empty when all hold).
     """
@@ -260,11 +335,14 @@ def sliding_checks(traj, i: int, tol_on: float = 1e-10, tol_tangent: float = 1e-
         ev_t = traj.events["t"][traj.events["neuron"] == j]
         t_i = float(traj.t[i])
         at_event = i == 0 or bool(np.any(np.abs(ev_t - t_i) <= 1e-12 * (1 + abs(t_i))))
-        extra = np.flatnonzero((on_all <= tol_on) & (U[j] != 0)) if not at_event else K[:0]
+        wrong = (on_all <= tol_extra) | (np.sign(X @ W[j]) != U[j])
+        extra = np.flatnonzero(wrong & (U[j] != 0)) if not at_event else K[:0]
         for k in extra:
-            out.append(f"t={traj.t[i]:.6g} neuron {j} on K={K.tolist()} also lies on hyperplane "
-                       f"k={k} (|<w,x>|/(|w||x|) = {on_all[k]:.1e}) but its face has "
-                       f"u_k = {U[j, k]}")
+            where = ("also lies on hyperplane" if on_all[k] <= tol_extra
+                     else "is on the other side of hyperplane")
+            out.append(f"t={traj.t[i]:.6g} neuron {j} on K={K.tolist()} {where} "
+                       f"k={k} (<w,x>/(|w||x|) = {(X[k] @ W[j]) / (wn * xn[k]):.1e}) but its "
+                       f"face has u_k = {U[j, k]}")
         K = np.union1d(K, extra)
         mn = min_norm_direction(W[j], X, y, W, a, traj.gamma, traj.loss_name, K, U[j])
         tang = np.abs(mn.normal) / (max(mn.scale, 1e-300) * xn[K])

@@ -195,3 +195,34 @@ def test_neuron_on_the_hyperplane_of_parallel_points_is_not_sent_to_zero(loss):
     for i, t in enumerate(ref.t):
         W, a = tr.state(t)
         assert ref.error(W, a, i) <= 10 * ref.gap[i] + 1e-5, (t, W, ref.W[i])
+
+
+# two classes of parallel points in d = 5 (N3 of docs/paper-readings.md): with Eq. (6)'s
+# independent slopes the minimal-norm element left the Clarke subdifferential and the flow
+# parted from gradient descent (found by the collinear strategy under hypothesis 6.170)
+def _parallel_problem():
+    pts = [(-1, -1), (-2, 1), (0.5, 0.5), (4, -2), (2, -1), (-4, 2), (1, 1), (2, 2), (-0.5, -0.5)]
+    X = np.zeros((9, 5))
+    X[:, 2], X[:, 4] = np.array(pts).T
+    y = np.array([1.0, 0.0, 0.0, 0.0, 0.0, -1.0, -0.5, 0.0, 1.0])
+    W = np.zeros((6, 5))
+    W[:5, 4] = 0.1
+    W[5, 2] = -0.1
+    return X, y, W, np.full(6, -0.1)
+
+
+def test_parallel_points_follow_gradient_descent():
+    X, y, W, a = _parallel_problem()
+    rep, _ = pwflow.subgradient.parallel_classes(X)
+    assert np.unique(rep).size == 2  # two classes: (1, 1) and (−2, 1) directions
+    times = (1.0, 2.5, 5.0)
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), times[-1], gamma=0.0,
+                         loss="square", t_eval=np.array(times),
+                         options=pwflow.FlowOptions(branch_policy="gd"))
+    assert tr.status == 0, tr.message
+    assert np.max(tr.balancedness_drift()) <= 1e-10
+    ref = gd_reference(X, y, W, a, 0.0, "square", times, lr=1e-3)
+    for i, t in enumerate(ref.t):
+        Wt, at = tr.state(t)
+        err = ref.error(Wt, at, i)
+        assert err <= 5 * ref.gap[i], (t, err, ref.gap[i])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from pwflow.dense import nested as _nested
@@ -108,3 +108,82 @@ def test_lorentz_projection_restores_the_invariant():
     assert np.max(np.abs(noisy.T @ J @ noisy - J)) > 1e-10
     assert np.max(np.abs(fixed.T @ J @ fixed - J)) < 1e-15 * 1e3
     np.testing.assert_allclose(lorentz_inverse(Phi) @ Phi, np.eye(3), atol=1e-13)
+
+
+# ---------------------------------------------------------------------------- parallel points (N3)
+def test_parallel_points_share_one_slope():
+    """The counterexample of docs/paper-readings.md N3: with x_2 = 2 x_1 and r = (1, −1) the
+    loss on the common hyperplane is −σ(<w, x_1>), whose Clarke subdifferential is −[γ, 1] x_1
+    (times −1/n): its least-norm element is (γ/n) x_1, while Eq. (6)'s independent slopes
+    would reach 0."""
+    from pwflow.subgradient import free_slopes, parallel_classes
+
+    X = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0]])
+    r = np.array([1.0, -1.0, 0.0])
+    gamma, n = 0.5, 3
+    u = np.array([0, 0, 1], dtype=np.int8)  # w = e_2: on the common hyperplane of x_1, x_2
+    res = minimal_norm_on_face(u, X, r, gamma)
+    np.testing.assert_allclose(res.D, [gamma / n, 0.0], atol=1e-15)
+    assert res.eta[0] == res.eta[1] == gamma
+    # the literal reading (independent slopes) is smaller: it is not the Clarke element
+    Z = (-(r[:2, None] * X[:2]) / n).T
+    literal = box_least_squares(np.zeros(2), Z, gamma, 1.0)
+    assert np.linalg.norm(Z @ literal) < 1e-15
+    rep, orient = parallel_classes(X[:2])
+    assert rep.tolist() == [0, 0] and orient.tolist() == [1, 1]
+    np.testing.assert_allclose(free_slopes(np.zeros(2), Z, gamma, (rep, orient)), [gamma, gamma])
+
+
+@st.composite
+def _classes_problem(draw):
+    d = draw(st.integers(2, 5))
+    heads = draw(st.integers(1, d))
+    floats = st.floats(-2.0, 2.0, allow_nan=False).filter(lambda v: abs(v) > 0.05)
+    H = np.array(draw(st.lists(st.lists(floats, min_size=d, max_size=d), min_size=heads,
+                               max_size=heads)))
+    assume(np.linalg.matrix_rank(H) == heads)
+    extra = draw(st.lists(st.tuples(st.integers(0, heads - 1),
+                                    st.sampled_from([-2.0, -1.0, -0.5, 0.5, 3.0])),
+                          min_size=1, max_size=4))
+    XK = np.vstack([H] + [c * H[k:k + 1] for k, c in extra])
+    p = XK.shape[0]
+    r = np.array(draw(st.lists(st.floats(-2.0, 2.0, allow_nan=False), min_size=p, max_size=p)))
+    b = np.array(draw(st.lists(st.floats(-2.0, 2.0, allow_nan=False), min_size=d, max_size=d)))
+    gamma = draw(st.sampled_from([0.0, 0.1, 0.5]))
+    return XK, r, b, gamma
+
+
+@given(_classes_problem())
+def test_free_slopes_against_an_independent_parameterisation(prob):
+    """Random classes of parallel points (both orientations): ``free_slopes`` reaches the
+    least norm of the reference's own parameterisation (θ ∈ [0, 1] per class, scipy BVLS and
+    brute force, tests/reference.py) and its slopes respect the ties."""
+    from reference import _enumerate, _tied_columns
+    from scipy.optimize import lsq_linear
+
+    from pwflow.subgradient import free_slopes, parallel_classes
+
+    XK, r, b, gamma = prob
+    n = XK.shape[0]
+    Z = (-(r[:, None] * XK) / n).T
+    rep, orient = parallel_classes(XK)
+    eta = free_slopes(b, Z, gamma, (rep, orient))
+    assert np.all((eta >= gamma) & (eta <= 1.0))
+    tied = np.where(orient > 0, eta[rep], 1.0 + gamma - eta[rep])
+    np.testing.assert_allclose(eta, tied, atol=1e-12)
+    b2, Z2, cls, sgn = _tied_columns(XK, b, Z, gamma)
+    assert np.array_equal(cls, np.unique(rep, return_inverse=True)[1])
+    theta = np.clip(lsq_linear(Z2, -b2, bounds=(0.0, 1.0), method="bvls", tol=1e-14).x, 0, 1)
+    theta_b = _enumerate(b2, Z2, 0.0, 1.0)
+    ref = min(np.linalg.norm(b2 + Z2 @ theta), np.linalg.norm(b2 + Z2 @ theta_b))
+    got = np.linalg.norm(b + Z @ eta)
+    scale = np.linalg.norm(b) + np.sum(np.linalg.norm(Z, axis=0)) + 1e-300
+    assert got <= ref + 1e-12 * scale
+
+
+def test_free_slopes_without_classes_is_the_box_problem():
+    from pwflow.subgradient import free_slopes
+
+    rng = np.random.default_rng(0)
+    b, Z = rng.normal(size=4), rng.normal(size=(4, 3))
+    np.testing.assert_array_equal(free_slopes(b, Z, 0.1), box_least_squares(b, Z, 0.1, 1.0))
