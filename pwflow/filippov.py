@@ -301,31 +301,34 @@ def select(
         if found is not None:
             signs, eta, D = found
     branch = np.zeros(K.size, dtype=bool)
-    for i in heads[signs[heads] == 0]:
+    follow_gd = policy is BranchPolicy.GRADIENT_DESCENT and not at_rest
+    for i in heads:
+        if signs[i] != 0:  # not held (or left after an earlier branch decision)
+            continue
         alt = _alternatives(rep == i, rep, orient, s_a, b, Zrows, X[K[i]], signs, eta, gamma, tol[i])
-        if alt:
-            branch[rep == i] = True
-            if policy is BranchPolicy.GRADIENT_DESCENT:
-                members = rep == i
-                if at_rest:
-                    # GD's own step decides: it stays where that step is tangent; a step into
-                    # a side that is not consistent bounces back into the one that is
-                    side = _gd_at_rest_side(s_a, b, Zrows, X[K[i]], gamma, tol[i])
-                    side = 0 if side == 0 else (side if side in alt else alt[0])
-                else:
-                    side = int(gd_side(eta[i], gamma))
-                    side = side if side in alt else alt[0]
-                signs[members] = orient[members] * side
-    if np.any(branch) and policy is BranchPolicy.GRADIENT_DESCENT:
-        # the policy's leaves change D: the hyperplanes still held may have to leave in turn
-        eta[signs != 0] = side_slope(signs[signs != 0], gamma)
-        signs, eta, D = _leave_rounds(s_a, b, Zrows, X[K], signs, eta, gamma, start, classes,
-                                      tol)
-        forced |= branch & (signs != 0)
-        if not _consistent(signs, s_a * (X[K] @ D), tol, forced):
-            found = _enumerate(s_a, b, Zrows, X[K], signs, forced, gamma, tol, rep, orient)
-            if found is not None:
-                signs, eta, D = found
+        if not alt:
+            continue
+        branch[rep == i] = True
+        if not follow_gd:
+            continue
+        side = int(gd_side(eta[i], gamma))
+        side = side if side in alt else alt[0]
+        # the policy's leave changes D: the hyperplanes still held may have to leave in turn
+        members = rep == i
+        signs[members] = orient[members] * side
+        eta[members] = side_slope(signs[members], gamma)
+        signs, eta, D = _leave_rounds(s_a, b, Zrows, X[K], signs, eta, gamma, start, classes, tol)
+    if policy is BranchPolicy.GRADIENT_DESCENT and at_rest:
+        # gradient descent does not chatter where it starts exactly on the hyperplanes: its
+        # own step (σ'(0) = γ) decides, wherever that is a consistent continuation
+        g_signs, g_eta, g_D = _gd_at_rest(s_a, b, Zrows, X[K], gamma, start, classes, tol)
+        if _consistent(g_signs, s_a * (X[K] @ g_D), tol, forced):
+            branch |= g_signs != signs
+            signs, eta, D = g_signs, g_eta, g_D
+    if not _consistent(signs, s_a * (X[K] @ D), tol, forced):
+        found = _enumerate(s_a, b, Zrows, X[K], signs, forced, gamma, tol, rep, orient)
+        if found is not None:
+            signs, eta, D = found
     full = face_slopes(u_face, gamma)
     full[K] = eta
     return Selection(K, signs, full, D, branch)
@@ -399,12 +402,29 @@ def _at_box_edge(eta: Array, gamma: float) -> NDArray[np.bool_]:
     return (eta <= gamma) | (eta >= 1.0)
 
 
-def _gd_at_rest_side(s_a: float, b: Array, Zrows: Array, x_rep: Array, gamma: float,
-                     tol: float) -> int:
-    """Side gradient descent steps to from exactly on a hyperplane: its field takes every free
-    slope at ``σ'(0) = γ``; 0 where that field is tangent (it stays)."""
-    v = s_a * float(x_rep @ (b + gamma * Zrows.sum(axis=0)))
-    return 0 if abs(v) <= tol else (1 if v > 0 else -1)
+def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
+               start: Array | None, classes: tuple[NDArray[np.intp], NDArray[np.int8]],
+               tol: Array) -> tuple[NDArray[np.int8], Array, Array]:
+    """Where gradient descent goes from exactly on the hyperplanes ``K``.
+
+    Its first step takes every free slope at ``σ'(0) = γ``: each class goes to the side its
+    normal velocity then points to (stays where it is zero).  A class whose side is not
+    consistent once the others have moved (its own field pushes it back) is held: gradient
+    descent chatters across it.  The held ones are then settled by :func:`_leave_rounds`.
+    """
+    rep, orient = classes
+    heads = np.flatnonzero(rep == np.arange(rep.size))
+    v = s_a * (XK @ (b + gamma * Zrows.sum(axis=0)))
+    side = np.where(np.abs(v) > tol, np.sign(v), 0).astype(np.int8)
+    signs = (orient * side[rep]).astype(np.int8)
+    for _ in range(rep.size + 1):
+        eta, D = _min_norm(b, Zrows, signs == 0, side_slope(signs, gamma), gamma, start, classes)
+        v = s_a * (XK @ D)
+        back = heads[(signs[heads] != 0) & (signs[heads] * v[heads] <= 0)]
+        if back.size == 0:
+            break
+        signs[np.isin(rep, back)] = 0
+    return _leave_rounds(s_a, b, Zrows, XK, signs, eta, gamma, start, classes, tol)
 
 
 def _alternatives(members: NDArray[np.bool_], rep: NDArray[np.intp], orient: NDArray[np.int8],

@@ -98,7 +98,7 @@ def _log_ratios(prob, ratios):
 # not understood yet (issue 10 stays open for it); the invariants (b)–(e) of those runs are
 # checked in the default suite below
 @pytest.mark.parametrize("name", ["generic", "multi_active",
-                                  pytest.param("collinear", marks=pytest.mark.slow)])
+                                  "collinear"])
 @_settings
 @given(data=st.data())
 def test_agrees_with_extrapolated_gradient_descent(name, data):
