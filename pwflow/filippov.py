@@ -408,22 +408,27 @@ def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
     """Where gradient descent goes from exactly on the hyperplanes ``K``.
 
     Its first step takes every free slope at ``σ'(0) = γ``: each class goes to the side its
-    normal velocity then points to (stays where it is zero).  A class whose side is not
-    consistent once the others have moved (its own field pushes it back) is held: gradient
-    descent chatters across it.  The held ones are then settled by :func:`_leave_rounds`.
+    normal velocity then points to (stays where it is zero).  From there it follows the field
+    of the orthant it is in: a class whose velocity points back is carried to the other side
+    (``s ← sign(v(s))``, class by class), until the orthant's field keeps every class on its
+    side.  Where that walk cycles, gradient descent chatters across the classes that change
+    side within the cycle: they are held, and settled by :func:`_leave_rounds`.
     """
     rep, orient = classes
     heads = np.flatnonzero(rep == np.arange(rep.size))
     v = s_a * (XK @ (b + gamma * Zrows.sum(axis=0)))
-    side = np.where(np.abs(v) > tol, np.sign(v), 0).astype(np.int8)
-    signs = (orient * side[rep]).astype(np.int8)
-    for _ in range(rep.size + 1):
+    side = np.where(np.abs(v) > tol, np.sign(v), 0).astype(np.int8)[heads]
+    visited: list[tuple[int, ...]] = []
+    while tuple(side) not in visited:
+        visited.append(tuple(side))
+        signs = (orient * side[np.searchsorted(heads, rep)]).astype(np.int8)
         eta, D = _min_norm(b, Zrows, signs == 0, side_slope(signs, gamma), gamma, start, classes)
-        v = s_a * (XK @ D)
-        back = heads[(signs[heads] != 0) & (signs[heads] * v[heads] <= 0)]
-        if back.size == 0:
-            break
-        signs[np.isin(rep, back)] = 0
+        v = s_a * (XK[heads] @ D)
+        side = np.where((side != 0) & (np.abs(v) > tol[heads]), np.sign(v), side).astype(np.int8)
+    cycle = np.array(visited[visited.index(tuple(side)):])
+    side = np.where(np.all(cycle == cycle[0], axis=0), side, 0).astype(np.int8)
+    signs = (orient * side[np.searchsorted(heads, rep)]).astype(np.int8)
+    eta = side_slope(signs, gamma)
     return _leave_rounds(s_a, b, Zrows, XK, signs, eta, gamma, start, classes, tol)
 
 
