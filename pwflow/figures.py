@@ -42,6 +42,7 @@ from .init import balanced, unbalanced  # noqa: E402
 from .model import activation, get_loss  # noqa: E402
 from .progress import show_bar  # noqa: E402
 from .subgradient import minimal_norm_on_face  # noqa: E402
+from .theory import D_max, beta_star, tau  # noqa: E402
 from .trajectory import Trajectory  # noqa: E402
 
 __all__ = [
@@ -209,8 +210,11 @@ def function_curve(W: ArrayLike, a: ArrayLike, xs: ArrayLike, gamma: float = 0.0
 
 
 def least_squares(X: ArrayLike, y: ArrayLike) -> Array:
-    """``β* = (XᵀX)^{-1} Xᵀ y`` (Theorem 2), by least squares (minimal norm if rank-deficient)."""
-    beta, *_ = np.linalg.lstsq(np.asarray(X, float), np.asarray(y, float), rcond=None)
+    """``β*`` of Theorem 2 (:func:`pwflow.theory.beta_star`); the minimal-norm least-squares
+    solution where ``X`` has rank ``< d`` (``β*`` is then not unique; the fit is)."""
+    beta = beta_star(X, y)
+    if beta is None:
+        beta, *_ = np.linalg.lstsq(np.asarray(X, float), np.asarray(y, float), rcond=None)
     return beta
 
 
@@ -286,17 +290,13 @@ def d_max(X: ArrayLike, y: ArrayLike, loss: str = "square", gamma: float = 0.0) 
     if X.ndim != 2 or X.shape[1] != 2:
         raise ValueError(f"d_max is computed here for d = 2 only; X has shape {X.shape}")
     r = get_loss(loss).derivative(np.zeros_like(y), y)
-    return max(float(np.linalg.norm(minimal_norm_on_face(u, X, r, gamma).D))
-               for u in face_patterns_2d(X))
+    return D_max(minimal_norm_on_face(u, X, r, gamma).D for u in face_patterns_2d(X))
 
 
-def alignment_time(scale: float, dmax: float, epsilon: float = EPSILON) -> float:
-    """``τ = −ε ln(λ) / D_max`` (Theorem 1, Lemma 4)."""
-    if not (0 < scale < 1):
-        raise ValueError(f"scale λ must be in (0, 1) for τ > 0, got {scale!r}")
-    if not dmax > 0:
-        raise ValueError(f"D_max must be positive, got {dmax!r}")
-    return float(-epsilon * np.log(scale) / dmax)
+def alignment_time(lam: float, dmax: float, epsilon: float = EPSILON) -> float:
+    """``τ = −ε ln(λ) / D_max`` (Theorem 1, Lemma 4): :func:`pwflow.theory.tau` with the
+    figures' default ``ε``."""
+    return tau(lam, epsilon, dmax)
 
 
 # ---------------------------------------------------------------------------- phase times

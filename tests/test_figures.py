@@ -130,7 +130,7 @@ def test_face_patterns_include_rays_and_origin():
 
 def test_alignment_time_formula_and_errors():
     assert figures.alignment_time(1e-3, 2.0, 0.25) == pytest.approx(0.25 * np.log(1e3) / 2)
-    with pytest.raises(ValueError, match="scale"):
+    with pytest.raises(ValueError, match="lam"):
         figures.alignment_time(2.0, 1.0)
     with pytest.raises(ValueError, match="D_max"):
         figures.alignment_time(0.1, 0.0)

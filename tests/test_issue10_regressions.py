@@ -5,8 +5,9 @@
      Eq. (2)); the default (minimal-norm) policy stays and logs it, the gradient-descent policy
      leaves like gradient descent does.
 
-The references are independent of pwflow (``reference.py``): gradient descent at two steps,
-Richardson-extrapolated, with the gap between the two runs as the error estimate.
+The references are independent of pwflow (``reference.py``): gradient descent at three steps,
+Richardson-extrapolated from the two finest, with the spread of the runs (plus the chattering
+band where neurons slide) as the error estimate.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def test_d3_state_agrees_with_extrapolated_gradient_descent(d3_run, d3_gd, t):
     W, a = d3_run.state(t)
     err = d3_gd.error(W, a, i)
     assert err <= C_GAP * d3_gd.gap[i], (
-        f"t = {t}: |flow − GD_ext| = {err:.3e}, gap between lr = 1e-3 and 5e-4: "
+        f"t = {t}: |flow − GD_ext| = {err:.3e}, gap (lr = 1e-3, 5e-4, 2.5e-4): "
         f"{d3_gd.gap[i]:.3e} (ratio {err / d3_gd.gap[i]:.1f}); "
         f"L flow {loss_value(W, a, X3, Y3, 0.0, 'square'):.6g} vs GD_ext "
         f"{d3_gd.loss[i]:.6g}")
@@ -191,10 +192,10 @@ def test_neuron_on_the_hyperplane_of_parallel_points_is_not_sent_to_zero(loss):
     ref = gd_reference(X, y, [[0.0, -0.5]], [-0.5], 0.5, loss, (0.5, 1.0), lr=1e-3)
     # gradient descent chatters across the sliding hyperplane with an offset that does not
     # extrapolate (w₁(0.5) = −2.6e-6 at lr = 1e-3, +2.7e-6 at lr = 2.5e-4; the flow's is 0):
-    # the comparison allows that band, 1e-5, on top of 10 gaps
+    # the reference's estimate includes that chattering band
     for i, t in enumerate(ref.t):
         W, a = tr.state(t)
-        assert ref.error(W, a, i) <= 10 * ref.gap[i] + 1e-5, (t, W, ref.W[i])
+        assert ref.error(W, a, i) <= 10 * ref.estimate(i), (t, W, ref.W[i])
 
 
 # two classes of parallel points in d = 5 (N3 of docs/paper-readings.md): with Eq. (6)'s
