@@ -299,23 +299,15 @@ def _check_writable(path: Path, force: bool = False) -> Path:
 
 def _check_store(path: Path, force: bool = False) -> Path:
     """Create the ``--store`` folder (new or empty, or a previous store with ``force``)."""
-    from .store import STORE_FILES, _leftover
+    from .store import WRITE_PROBE, check_store_folder
 
-    if path.is_symlink() or (path.exists() and not path.is_dir()):
-        raise CLIError(f"--store {str(path)!r} is a file; give a new or empty folder")
-    if path.is_dir():
-        entries = [p.name for p in path.iterdir()]
-        if entries and not force:
-            raise CLIError(f"--store {str(path)!r} is not empty; give a new or empty folder "
-                           f"or pass --force to replace the run in it")
-        others = [e for e in entries if e not in STORE_FILES and not _leftover(e)
-                  and e != ".pwflow-write-test"]
-        if others:
-            raise CLIError(f"--store {str(path)!r} holds files that are not a pwflow store's "
-                           f"({others[0]!r}); refusing to replace it even with --force")
+    try:
+        check_store_folder(path, force, name="--store", force_hint="--force")
+    except ValueError as err:
+        raise CLIError(str(err)) from None
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".pwflow-write-test"
+        probe = path / WRITE_PROBE
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:

@@ -51,29 +51,53 @@ def is_store(directory: Path) -> bool:
     return (directory / "run.npz").is_file() or (directory / "progress.npz").is_file()
 
 
+def check_store_folder(directory: str | Path, overwrite: bool = False, name: str = "store",
+                       force_hint: str = "overwrite=True (--force)") -> list[str]:
+    """Refuse a folder that cannot take a store; return the entries a store write replaces.
+
+    A folder is accepted when it does not exist, is empty, or (``overwrite``) holds only a
+    previous store's own files.  ``name`` and ``force_hint`` are how the messages call the
+    folder and the way to overwrite (the CLI says ``--store`` and ``--force``).
+
+    Raises
+    ------
+    ValueError
+        The path is a file (or a symlink), or the folder is not empty (without
+        ``overwrite``), or it holds files that are not a pwflow store's.
+    """
+    directory = Path(directory)
+    if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
+        raise ValueError(f"{name} {str(directory)!r} is a file, not a folder; give a new or "
+                         f"empty folder")
+    if not directory.is_dir():
+        return []
+    entries = [p.name for p in directory.iterdir()]
+    if entries and not overwrite:
+        raise ValueError(f"{name} {str(directory)!r} is not empty; give a new or empty folder "
+                         f"or pass {force_hint} to replace a previous run")
+    others = [e for e in entries if e not in STORE_FILES and not _leftover(e)
+              and e != WRITE_PROBE]
+    if others:
+        raise ValueError(f"{name} {str(directory)!r} holds files that are not a pwflow "
+                         f"store's ({others[0]!r}); refusing to replace it")
+    return [e for e in entries if e in STORE_FILES or _leftover(e)]
+
+
 def prepare_store(directory: str | Path, overwrite: bool = False) -> Path:
     """Create the store folder; refuse an existing non-empty one unless ``overwrite``.
 
     With ``overwrite`` only the store's own files are removed (symlinks themselves, not their
-    targets); a folder that holds anything else is still refused.
+    targets); a folder that holds anything else is still refused (:func:`check_store_folder`).
     """
     directory = Path(directory)
-    if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
-        raise ValueError(f"store {str(directory)!r} exists and is not a folder")
-    if directory.is_dir():
-        entries = [p.name for p in directory.iterdir()]
-        if entries and not overwrite:
-            raise ValueError(f"store {str(directory)!r} is not empty; give a new or empty folder "
-                             f"or pass overwrite=True (--force) to replace a previous run")
-        others = [e for e in entries if e not in STORE_FILES and not _leftover(e)]
-        if others:
-            raise ValueError(f"store {str(directory)!r} holds files that are not a pwflow "
-                             f"store's ({others[0]!r}); refusing to replace it")
-        for e in entries:
-            if e in STORE_FILES or _leftover(e):
-                os.unlink(directory / e)
+    for e in check_store_folder(directory, overwrite):
+        os.unlink(directory / e)
     directory.mkdir(parents=True, exist_ok=True)
     return directory
+
+
+#: file the CLI writes and removes to check that a store folder is writable
+WRITE_PROBE = ".pwflow-write-test"
 
 
 def _leftover(name: str) -> bool:
