@@ -248,6 +248,7 @@ class HybridFlow:
         self._recent: list[tuple[float, int, int]] = []
         self._later: dict[int, float] = {}
         self._t_face = np.inf
+        self._rsign_at: tuple[float, NDArray[np.int8], Array] | None = None
         self._solver = None
         self.n_restarts = 0
         self.n_rollbacks = 0
@@ -388,6 +389,13 @@ class HybridFlow:
             max_step=self.opt.max_step, first_step=h0, **extra,
         )
         self._regime = self._face_regime_at(np.eye(self.q)[None].repeat(P, 0))
+        hint = self._rsign_at
+        if hint is not None and hint[0] == self.t and hint[1].shape == self._regime[1].shape:
+            # restarting at a located sign change of some r_k: r_k is zero there to rounding,
+            # and the recomputed moments may put it back on its old side; keep the side the
+            # location found, or the next step would find the same change again an ulp later
+            rs = self._regime[1]
+            self._regime = (self._regime[0], np.where((rs != 0) & (hint[1] != 0), hint[1], rs))
         self._fresh = True
         self.n_restarts += 1
 
@@ -417,16 +425,26 @@ class HybridFlow:
         self._mu = mu
         self._znorm = np.linalg.norm(self._Zs, axis=1)
 
-    def step(self, t_bound: float) -> None:
+    def step(self, t_bound: float, snap_times: Array | None = None) -> None:
         """Advance to the next accepted point (at most ``t_bound``), applying events.
 
         Between events one DOP853 instance runs on the propagators ``Φ_p`` (from its start,
         where ``Φ = I``); an applied event, a face event, reaching ``t_bound`` or a propagator
         growing past ``1e3`` (conditioning of ``Φ^{-1}``) restarts it from the current neurons.
+
+        ``snap_times`` (sorted, below ``t_bound``) are times at which the caller wants the
+        state without restarting the solver there: those inside the step are evaluated on its
+        dense output (:meth:`_dense_snapshots`) and left in :attr:`dense_snapshots` as
+        ``(t, Z, pat)``; a step whose applied events start before such a time is cut at it,
+        so that every snapshot is the state with exactly the events before it applied.
         """
+        self.dense_snapshots: list[tuple[float, Array, NDArray[np.intp]]] = []
         if t_bound - self.t <= 64 * np.spacing(max(abs(t_bound), 1.0)):
             # an event cut landed within rounding of t_bound: no step can be taken; the
             # state moves by less than 64 ulp of time, far below the tolerance
+            if snap_times is not None:
+                self.dense_snapshots = [(float(T), self.Z.copy(), self.pat)
+                                        for T in snap_times if self.t < T < t_bound]
             self.t = float(t_bound)
             self._solver = None
             return
@@ -444,7 +462,7 @@ class HybridFlow:
         self.nfev += field_.nfev - fev0
         if solver.status == "failed":
             if self._phase.stiff:
-                return self._leave_stiff(t_bound, rollback=True)
+                return self._leave_stiff(t_bound, rollback=True, snap_times=snap_times)
             raise RuntimeError(f"DOP853 failed at t = {self.t!r}: {msg}")
         t0, t1 = self.t, solver.t
         Phi1_raw = self._fun.expand(solver.y) if self._phase.stiff else solver.y.reshape(P, q, q)
@@ -476,7 +494,7 @@ class HybridFlow:
         if self._phase.stiff and (cand is not None or face_change
                                   or self._implicit_excursion(excursion, near, solver)):
             # events are located on DOP853's dense output only: redo this step there
-            return self._leave_stiff(t_bound, rollback=True)
+            return self._leave_stiff(t_bound, rollback=True, snap_times=snap_times)
         self.n_steps += 1
         self.h_next = solver.h_abs
         if self._phase.stiff:  # cleared above on the implicit solver's dense output
@@ -490,6 +508,7 @@ class HybridFlow:
         t_face, exits = (np.inf, {}) if not face_change else self._face_events(F, t0, t1)
         self._t_face = t_face
         if located is None and not exits:
+            self._dense_snapshots(snap_times, t0, t1, F, solver, self.pat)
             self._Phi, self._Zcur, self.t = Phi1, None, float(t1)
             self._fresh = False
             if not face_change:
@@ -509,7 +528,9 @@ class HybridFlow:
         if not t0 <= t_cut <= t1:
             raise InvariantError(f"batch cut {t_cut!r} outside the step [{t0!r}, {t1!r}]")
         pending = [] if located is None else located.upto(t_cut)
+        pat0 = self.pat
         t_cut = self._advance(t_cut, t1, Phi1, Z1, F, field_, pending, exits, P)
+        self._dense_snapshots(snap_times, t0, t_cut, F, solver, pat0, self._applied)
         if t_cut < t1:
             self.n_cut += 1
             # the next step restarts here: most of a step much longer than the events applied
@@ -530,13 +551,58 @@ class HybridFlow:
             if not self._phase.stiff:
                 self.h_next = self._phase.h_explicit
 
-    def _leave_stiff(self, t_bound: float, rollback: bool) -> None:
+    def _leave_stiff(self, t_bound: float, rollback: bool,
+                     snap_times: Array | None = None) -> None:
         """Discard the implicit solver's last step and redo it with DOP853 (from ``self.t``)."""
         self._phase.leave()
         self.n_rollbacks += rollback
         self._solver = None
         self.h_next = self._phase.h_explicit
-        self.step(t_bound)
+        self.step(t_bound, snap_times)
+
+    def _dense_snapshots(self, snap_times: Array | None, t0: float, t_end: float,
+                         F: Array | None, solver, pat: NDArray[np.intp],
+                         applied: tuple | None = None) -> None:
+        """States at the ``snap_times`` strictly inside ``(t0, t_end)`` from the step's dense
+        output: ``Φ_p(t)`` (Lorentz-projected, as at a step end) applied to the neurons at the
+        solver start, sliding neurons kept on their hyperplanes.
+
+        ``applied`` (times, step fractions, neurons, new faces and states of the events of
+        the step's batch, :meth:`_advance`): a neuron whose event precedes ``t`` is on its new
+        face there, carried from its event state by that face's propagator, exactly as the
+        batch carries it to the cut.
+        """
+        if snap_times is None:
+            return
+        times = np.array([T for T in snap_times if t0 < T < t_end], dtype=float)
+        if times.size == 0:
+            return
+        P, q = self._P, self.q
+        if self._phase.stiff:  # the implicit solver's own dense output (restricted faces)
+            flat = np.atleast_2d(solver.dense_output()(times).T)
+            Phis = np.stack([self._fun.expand(row) for row in flat])
+        else:
+            if F is None:
+                F = stack_coefficients(solver.dense_output(), P, q)
+            Phis = propagators_at(F, (times - t0) / (solver.t - t0))
+        inv = None
+        if applied is not None and np.any(applied[0] < times[-1]):
+            # the events before the last time moved to integrated faces (_advance cuts at an
+            # event that enters a face not integrated in the step)
+            e = applied[0] < times[-1]
+            ts, xs, js, pn, zs = (v[e] for v in applied)
+            inv = np.einsum("eab,eb->ea",
+                            lorentz_inverse(lorentz_project(propagator_pairs(F, xs, pn))), zs)
+        for T, Phi in zip(times, lorentz_project(Phis)):
+            Z = np.einsum("jab,jb->ja", Phi[pat], self._Zs)
+            pat_T = pat
+            if inv is not None and np.any(ts < T):
+                e = np.flatnonzero(ts < T)
+                pat_T = pat.copy()
+                pat_T[js[e]] = pn[e]
+                Z[js[e]] = np.einsum("eab,eb->ea", Phi[pn[e]], inv[e])
+            self._project_sliding(Z, pat_T)
+            self.dense_snapshots.append((float(T), Z, pat_T))
 
     # ------------------------------------------------------------------ invariants
     def _check_lorentz(self, t: float) -> None:
@@ -800,6 +866,7 @@ class HybridFlow:
             else:
                 lo = mid
         codes, rsign = regime(hi)
+        self._rsign_at = (hi, rsign, self._field.residuals(propagators_at(F, (hi - t0) / h)))
         exits: dict = {}
         for p, k in zip(*np.nonzero((codes != r0[0]) & (codes != 0))):
             exits.setdefault(int(p), {})[int(k)] = bool(codes[p, k] > 0)
@@ -949,6 +1016,8 @@ class HybridFlow:
             t_cut = float(np.min(B.ts[sel[i[bad]]]))
             exits = {}
         new_pat = self.pat.copy()
+        self._applied = None if B is None else (B.ts[sel], B.xs[sel], B.js[sel], B.p_new[sel],
+                                                B.zs[sel])
         if B is not None:
             new_pat[B.js[sel]] = B.p_new[sel]
             moved = B.js[sel][B.p_new[sel] != B.ps[sel]]
@@ -961,7 +1030,12 @@ class HybridFlow:
                               int(B.ps[e]), int(B.p_new[e]))
         tab.arrays()
         if exits:
-            self._leave_faces(exits, Zc, new_pat, field_.residuals(Phic), t_cut)
+            hint = self._rsign_at
+            # at the located regime change, the residuals the location saw (the same to
+            # rounding, but a r_k that changed sign is zero there to rounding: its side must
+            # be the one the location found)
+            r_cut = hint[2] if hint is not None and hint[0] == t_cut else field_.residuals(Phic)
+            self._leave_faces(exits, Zc, new_pat, r_cut, t_cut)
         # neurons on faces lie on its hyperplanes
         tab.arrays()
         self.t = float(t_cut)
