@@ -160,17 +160,30 @@ class PatternTable:
                           xk=self._single_x[sel], xx=self._single_xx[sel],
                           zero=np.flatnonzero(self.frozen[:P] | ~act))
 
-    def single_fields(self, plan: SinglePlan, r: Array) -> Array:
-        """``D_u^θ`` of the faces of ``plan`` (shape ``(P, d)``): the fast path of
-        :meth:`fields` (same closed form, :meth:`_one_slope`, without the general case's
-        per-call index work)."""
+    def single_plan_for(self, faces: NDArray[np.intp]) -> SinglePlan | None:
+        """:class:`SinglePlan` of the given faces (rows in that order), or ``None`` unless
+        each has exactly one free slope and is not frozen."""
+        self._refresh()
+        faces = np.asarray(faces, dtype=np.intp)
+        if np.any(self.nfree[faces] != 1) or np.any(self.frozen[faces]):
+            return None
+        k = np.argmax(self.U[faces] == 0, axis=1)
+        xk = self.X[k]
+        return SinglePlan(eta0=self.eta0[faces], one=np.arange(faces.size), k=k, xk=xk,
+                          xx=np.einsum("ij,ij->i", xk, xk), zero=np.zeros(0, np.intp))
+
+    def single_fields(self, plan: SinglePlan, r: Array) -> tuple[Array, Array]:
+        """``D_u^θ`` of the faces of ``plan`` (shape ``(P, d)``) and the unclipped ``η*`` of
+        its one-slope faces (``plan.one``): the fast path of :meth:`fields` (same closed form,
+        :meth:`_one_slope`, without the general case's per-call index work)."""
         G = plan.eta0 @ (r[:, None] * self.X)
         G *= -1.0 / self.n
+        est = np.zeros(0)
         if plan.one.size:
-            self._one_slope(G, r, plan.one, plan.k, plan.xk, plan.xx)
+            _, est = self._one_slope(G, r, plan.one, plan.k, plan.xk, plan.xx)
         if plan.zero.size:
             G[plan.zero] = 0.0
-        return G
+        return G, est
 
     def _one_slope(self, G: Array, r: Array, one: NDArray[np.intp], k: NDArray[np.intp],
                    xk: Array, xx: Array) -> tuple[Array, Array]:

@@ -339,9 +339,26 @@ class HybridFlow:
             self.t_first_branch = min(self.t_first_branch, t)
 
     def _project_face(self, w: Array, K: NDArray) -> Array:
+        """Orthogonal projection of ``w`` onto ``{v : <v, x_k> = 0, k ∈ K}``."""
         XK = self.X[K]
         coef, *_ = np.linalg.lstsq(XK @ XK.T, XK @ w, rcond=None)
         return w - coef @ XK
+
+    def _project_faces(self, W: Array, reach: NDArray[np.bool_]) -> Array:
+        """:meth:`_project_face` of each row ``W[e]`` onto the hyperplanes ``reach[e]``
+        (rows without any unchanged); one hyperplane (the common case) in closed form
+        ``w − (<w, x_k>/‖x_k‖²) x_k``, vectorised."""
+        W = W.copy()
+        cnt = np.sum(reach, axis=1)
+        one = np.flatnonzero(cnt == 1)
+        if one.size:
+            k = np.argmax(reach[one], axis=1)
+            xk = self.X[k]
+            c = np.einsum("ed,ed->e", W[one], xk) / np.einsum("ed,ed->e", xk, xk)
+            W[one] -= c[:, None] * xk
+        for e in np.flatnonzero(cnt > 1):
+            W[e] = self._project_face(W[e], np.flatnonzero(reach[e]))
+        return W
 
     # ------------------------------------------------------------------ one step
     def _start_solver(self, t_bound: float) -> None:
@@ -371,7 +388,13 @@ class HybridFlow:
         self._field = CollectiveField(tab, C, self.X, self.y, self.loss, self.opt.frozen_output,
                                       active=self._integrated)
         self._P = P
-        self._occupied = np.flatnonzero(np.bincount(self.pat, minlength=P)[:P] > 0)
+        self._occupied = np.flatnonzero(counts > 0)
+        # occupied faces with free slopes: those whose regime is watched (fixed until the
+        # next start, since the neurons' faces change only at a cut)
+        self._regime_faces = self._occupied[(tab.nfree[self._occupied] > 0)
+                                            & (tab.dim[self._occupied] > 0)]
+        self._regime_free = tab.U[self._regime_faces] == 0
+        self._regime_plan = tab.single_plan_for(self._regime_faces)
         self._Zs = self.Z.copy()
         self._Phi = np.tile(np.eye(self.q), (P, 1, 1))
         self._margins()
@@ -424,6 +447,16 @@ class HybridFlow:
         mu[on_ray] = np.minimum(mu[on_ray], np.linalg.norm(W[on_ray], axis=1))
         self._mu = mu
         self._znorm = np.linalg.norm(self._Zs, axis=1)
+        # sliding neurons by face, sorted by |a_j| / ‖z_j‖ at the start: ``a_j`` can change
+        # sign only once ‖Φ_u − I‖ reaches that ratio (see :meth:`_flips`)
+        sl = np.flatnonzero(tab.nfree[self.pat] > 0)
+        ratio = np.abs(self._Zs[sl, self.d]) / np.maximum(self._znorm[sl], np.finfo(float).tiny)
+        order = np.lexsort((ratio, self.pat[sl]))
+        self._sl_js, self._sl_ratio = sl[order], ratio[order]
+        faces = self.pat[self._sl_js]
+        self._sl_faces = np.unique(faces)
+        self._sl_bounds = (np.searchsorted(faces, self._sl_faces, side="left"),
+                           np.searchsorted(faces, self._sl_faces, side="right"))
 
     def step(self, t_bound: float, snap_times: Array | None = None) -> None:
         """Advance to the next accepted point (at most ``t_bound``), applying events.
@@ -652,11 +685,26 @@ class HybridFlow:
             a_end=np.concatenate([Zn[jj, d], Zn[zz, d]]), lo=nan, hi=nan)
 
     def _flips(self, Phi1: Array) -> "Candidates | None":
-        """Sliding neurons whose ``a_j`` changed sign in the step (possible branch points)."""
-        sliding = self.table.nfree[self.pat] > 0
-        if not np.any(sliding):
+        """Sliding neurons whose ``a_j`` changed sign in the step (possible branch points).
+
+        Only neurons with ``|a_j| <= ‖Φ_u − I‖ ‖z_j‖`` (at the solver start, ``Φ`` at either end
+        of the step; with a factor 2 against rounding) can have changed sign: the others are
+        not evaluated (a prefix of each face's sorted list, :meth:`_margins`).
+        """
+        if self._sl_js.size == 0:
             return None
-        js = np.flatnonzero(sliding)
+        eye = np.eye(self.q)
+        reach = np.sqrt(np.sum((Phi1 - eye) ** 2, axis=(1, 2)))
+        if not self._fresh:
+            reach = np.maximum(reach, np.sqrt(np.sum((self._Phi - eye) ** 2, axis=(1, 2))))
+        parts = []
+        for p, lo, hi in zip(self._sl_faces, *self._sl_bounds):
+            k = np.searchsorted(self._sl_ratio[lo:hi], 2.0 * reach[p], side="right")
+            if k:
+                parts.append(self._sl_js[lo:lo + k])
+        if not parts:
+            return None
+        js = np.sort(np.concatenate(parts))
         d = self.d
         a1 = np.einsum("jb,jb->j", Phi1[self.pat[js], d, :], self._Zs[js])
         if self._fresh:
@@ -821,13 +869,19 @@ class HybridFlow:
         tab = self.table
         P = self._P
         codes = np.zeros((P, self.n), dtype=np.int8)
-        occupied = np.bincount(self.pat, minlength=P)[:P] > 0
-        faces = np.flatnonzero(occupied & (tab.nfree[:P] > 0) & (tab.dim[:P] > 0))
+        faces = self._regime_faces
         r = self._field.residuals(Phi)
         if faces.size == 0:
             return codes, np.zeros(0, np.int8)
+        free = self._regime_free
+        watched = np.any(free, axis=0)
+        if self._regime_plan is not None:  # one free slope each: the side of η* (fast path)
+            est = tab.single_fields(self._regime_plan, r)[1]
+            if not np.any(np.isnan(est)):
+                code1 = np.where(est > 1.0, 1, np.where(est < self.gamma, -1, 0))
+                codes[faces] = np.where(free, code1[:, None], 0)
+                return codes, np.where(watched, np.sign(r), 0).astype(np.int8)
         G, eta, eta_star = tab.minimal_norm(faces, r)
-        free = tab.U[faces] == 0
         one = ~np.isnan(eta_star)
         est = np.where(np.isnan(eta_star), 0.5 * (1 + self.gamma), eta_star)
         code1 = np.where(est > 1.0, 1, np.where(est < self.gamma, -1, 0))[:, None]
@@ -838,7 +892,6 @@ class HybridFlow:
         codem = np.where(np.abs(v) > tol, np.where(upper, 1, -1), 0)
         code = np.where(one[:, None], code1, codem).astype(np.int8)
         codes[faces] = np.where(free, code, 0)
-        watched = np.any(free, axis=0)
         return codes, np.where(watched, np.sign(r), 0).astype(np.int8)
 
     @staticmethod
@@ -954,28 +1007,28 @@ class HybridFlow:
         # place each neuron exactly on the hyperplanes it reached or stays on (changes ‖w‖²
         # only at second order in the located residual, so Lemma 1 is unaffected); w = 0: w := 0
         zs[zero, :d] = 0.0
-        xk_max = np.array([np.max(self.xnorm[list(ev.ks)]) if ev.ks else 1.0 for ev in evs])
+        lens = [len(ev.ks) for ev in evs]
+        ks = np.zeros((E, n), dtype=bool)  # the hyperplanes each event reaches
+        ks[np.repeat(np.arange(E), lens), [k for ev in evs for k in ev.ks]] = True
+        xk_max = np.where(np.any(ks, axis=1),
+                          np.max(np.where(ks, self.xnorm, -np.inf), axis=1), 1.0)
         poly = np.array([ev.poly_residual for ev in evs])
         zn = np.maximum(np.linalg.norm(zs, axis=1), 1e-300)
         resid = np.where(zero | flip, 0.0, poly / (xk_max * zn))
-        reach = np.zeros((E, n), dtype=bool)
-        for e in np.flatnonzero(~zero & ~flip):
-            reach[e, list(evs[e].ks)] = True
-        reach |= (U_new == 0) & ~zero[:, None]
-        for e in np.flatnonzero(np.any(reach, axis=1)):
-            zs[e, :d] = self._project_face(zs[e, :d], np.flatnonzero(reach[e]))
+        reach = (ks & (~zero & ~flip)[:, None]) | ((U_new == 0) & ~zero[:, None])
+        zs[:, :d] = self._project_faces(zs[:, :d], reach)
         p_new = tab.index_many(U_new)
         tab.arrays()
-        log = []
-        for e in range(E):
-            if zero[e]:
-                log.append((e, -1, int(EventKind.REACH_ZERO)))
-                continue
-            K = np.union1d(evs[e].ks, np.flatnonzero(U_prev[e] == 0)).astype(np.intp)
-            codes = np.full(n, -1, dtype=np.int8)
-            codes[K] = transition(U_prev[e, K], U_new[e, K])
-            for k in np.flatnonzero((codes >= 0) | branch[e]):
-                log.append((e, int(k), int(EventKind.BRANCH if branch[e, k] else codes[k])))
+        # the log: per event, every hyperplane reached or free before whose entry changed
+        # (and every branch point), in event order then data order
+        codes = np.where(ks | (U_prev == 0), transition(U_prev, U_new), -1)
+        ee, kk = np.nonzero(((codes >= 0) | branch) & ~zero[:, None])
+        kind = np.where(branch[ee, kk], int(EventKind.BRANCH), codes[ee, kk])
+        ez = np.flatnonzero(zero)
+        ee, kk = np.concatenate([ee, ez]), np.concatenate([kk, np.full(ez.size, -1)])
+        kind = np.concatenate([kind, np.full(ez.size, int(EventKind.REACH_ZERO))])
+        order = np.argsort(ee, kind="stable")
+        log = list(zip(ee[order].tolist(), kk[order].tolist(), kind[order].tolist()))
         return Batch(ts=np.array([e.t for e in evs]), xs=xs, js=js, ps=ps, p_new=p_new, zs=zs,
                      Phis=Phis, resid=resid, log=log)
 

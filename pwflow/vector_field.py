@@ -146,7 +146,7 @@ class CollectiveField:
         if self.frozen_output:
             return self._G_frozen
         if self._plan is not None:
-            return self.table.single_fields(self._plan, self.residuals(Phi))
+            return self.table.single_fields(self._plan, self.residuals(Phi))[0]
         return self._mask(self.table.fields(self.residuals(Phi), self._solve)[0][: self.P])
 
     def __call__(self, t: float, yflat: Array) -> Array:
