@@ -854,6 +854,25 @@ class HybridFlow:
                                              np.sign(a_end))
         return located
 
+    def _resolved_residuals(self, Phi: Array) -> Array:
+        """``r_k`` with those below the integration's resolution set to 0.
+
+        The outputs are known to ``rtol`` relative (the propagators' tolerance, and the
+        Lorentz projection moves them by as much at every step), so ``r_k`` is uncertain by
+        ``curvature_bound · rtol · max(|h_k|, |y_k|)``; below that its sign is noise.  Near a
+        global minimum (zero loss) every ``r_k`` gets there, and reading the regime of the
+        sliding faces from noise made a face event of nearly every step (measured: 20 773
+        BRANCH events between t = 300 and 1000 on three points, m = 200, λ = 0.1, at losses
+        of 1e-23).  A resolved-to-zero ``r_k`` has no sign (no branch point is read from it)
+        and gives its face no free-slope direction.
+        """
+        if self.opt.frozen_output:
+            return self._field.residuals(Phi)
+        h = self._field.outputs(Phi)
+        r = self.loss.derivative(h, self.y)
+        tol = self.loss.curvature_bound * self.opt.rtol * np.maximum(np.abs(h), np.abs(self.y))
+        return np.where(np.abs(r) <= tol, 0.0, r)
+
     def _face_regime_at(self, Phi: Array) -> tuple[NDArray[np.int8], NDArray[np.int8]]:
         """Regime of every sliding slope: ``(P, n)`` codes, 0 where the neuron stays on the
         hyperplane ``k`` (or ``k`` is not free), +1 / −1 where the slope is at (beyond) its upper
@@ -870,7 +889,7 @@ class HybridFlow:
         P = self._P
         codes = np.zeros((P, self.n), dtype=np.int8)
         faces = self._regime_faces
-        r = self._field.residuals(Phi)
+        r = self._resolved_residuals(Phi)
         if faces.size == 0:
             return codes, np.zeros(0, np.int8)
         free = self._regime_free
