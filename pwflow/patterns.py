@@ -176,8 +176,7 @@ class PatternTable:
         """``D_u^θ`` of the faces of ``plan`` (shape ``(P, d)``) and the unclipped ``η*`` of
         its one-slope faces (``plan.one``): the fast path of :meth:`fields` (same closed form,
         :meth:`_one_slope`, without the general case's per-call index work)."""
-        G = plan.eta0 @ (r[:, None] * self.X)
-        G *= -1.0 / self.n
+        G = -((plan.eta0 * r) @ self.X) / self.n  # as in _minimal_norm: the same numbers
         est = np.zeros(0)
         if plan.one.size:
             _, est = self._one_slope(G, r, plan.one, plan.k, plan.xk, plan.xx)
