@@ -447,6 +447,16 @@ class HybridFlow:
         mu[on_ray] = np.minimum(mu[on_ray], np.linalg.norm(W[on_ray], axis=1))
         self._mu = mu
         self._znorm = np.linalg.norm(self._Zs, axis=1)
+        # neurons by face, sorted by 0.9 μ_j / ‖z_j‖: those a step can bring to a hyperplane
+        # are a prefix of each face's list (:meth:`_near`), found without a pass over all m
+        with np.errstate(divide="ignore", invalid="ignore"):
+            reach = np.where(self._znorm > 0, 0.9 * mu / self._znorm, np.inf)
+        order = np.lexsort((reach, self.pat))
+        self._mr_js, self._mr_reach = order, reach[order]
+        faces = self.pat[order]
+        self._mr_faces = np.unique(faces)
+        self._mr_bounds = (np.searchsorted(faces, self._mr_faces, side="left"),
+                           np.searchsorted(faces, self._mr_faces, side="right"))
         # sliding neurons by face, sorted by |a_j| / ‖z_j‖ at the start: ``a_j`` can change
         # sign only once ‖Φ_u − I‖ reaches that ratio (see :meth:`_flips`)
         sl = np.flatnonzero(tab.nfree[self.pat] > 0)
@@ -457,6 +467,22 @@ class HybridFlow:
         self._sl_faces = np.unique(faces)
         self._sl_bounds = (np.searchsorted(faces, self._sl_faces, side="left"),
                            np.searchsorted(faces, self._sl_faces, side="right"))
+
+    def _near(self, bound: Array) -> NDArray[np.intp]:
+        """Neurons with ``bound[u_j] ‖z_j‖ >= 0.9 μ_j``: those whose face propagator moved
+        them (``bound``, per face) as far as their margin (:meth:`_margins`), in index order.
+        Each face's candidates are a prefix of its sorted list (with a relative slack of
+        1e-12); the test itself is then applied to them, so the set is exactly the one of
+        the direct test over all neurons."""
+        parts = []
+        for p, lo, hi in zip(self._mr_faces, *self._mr_bounds):
+            k = np.searchsorted(self._mr_reach[lo:hi], bound[p] * (1 + 1e-12), side="right")
+            if k:
+                parts.append(self._mr_js[lo:lo + k])
+        if not parts:
+            return np.zeros(0, np.intp)
+        js = np.sort(np.concatenate(parts))
+        return js[bound[self.pat[js]] * self._znorm[js] >= 0.9 * self._mu[js]]
 
     def step(self, t_bound: float, snap_times: Array | None = None) -> None:
         """Advance to the next accepted point (at most ``t_bound``), applying events.
@@ -518,7 +544,7 @@ class HybridFlow:
         sweep = 2.0 * h * speed
         # only neurons whose face propagator moved them by their margin can have changed side
         move = np.sqrt(np.sum((Phi1 - np.eye(q)) ** 2, axis=(1, 2)))
-        near = np.flatnonzero((move + sweep)[self.pat] * self._znorm >= 0.9 * self._mu)
+        near = self._near(move + sweep)
         Z1n = np.einsum("jab,jb->ja", Phi1[self.pat[near]], self._Zs[near])
         cand = Candidates.concat([self._detect(Z1n, near), self._flips(Phi1)])
         excursion = self._suspect_excursions(near, Z1n, sweep, lambda: self._bend(Phi1, speed, h))
