@@ -148,14 +148,16 @@ def _startup(repeats: int = 3) -> None:
     import sys
     import tempfile
 
-    def timed(args: list[str]) -> float:
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "pwflow", *args], check=True,
-                       stdout=subprocess.DEVNULL)
-        return time.perf_counter() - t0
-
     helps, sims, sums = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
+        def timed(args: list[str]) -> float:
+            # run from the temporary folder: ``-m`` puts the working directory first on
+            # sys.path, which would shadow the pwflow chosen by PYTHONPATH
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "pwflow", *args], check=True, cwd=tmp,
+                           stdout=subprocess.DEVNULL)
+            return time.perf_counter() - t0
+
         for i in range(repeats):
             out = os.path.join(tmp, f"three{i}.npz")
             helps.append(timed(["--help"]))
