@@ -6,6 +6,8 @@ Usage::
     python benchmarks/run_benchmarks.py --quick         # m = 2e3 only
     python benchmarks/run_benchmarks.py --sizes 2000 20000 --datasets three-points
     python benchmarks/run_benchmarks.py --any-d         # random data, d = 2, 3, 5, m = 1000, t = 300
+    python benchmarks/run_benchmarks.py --global-min    # three points, lambda = 0.3 (zero loss)
+    python benchmarks/run_benchmarks.py --startup       # README's first command, pwflow --help
 
 Each case runs in a fresh process (peak memory = that process's max RSS). Printed columns:
 
@@ -49,21 +51,25 @@ def _dataset(name: str):
     return pwflow.three_points() if name == "three-points" else pwflow.stewart(seed=0, n=40)
 
 
-def _init(name: str, m: int):
+#: initialisation scale of the three points' global-minimum case (``--global-min``)
+GLOBAL_MIN_SCALE = 0.3
+
+
+def _init(name: str, m: int, scale: float | None = None):
     import pwflow
 
     if name in RANDOM:
         return pwflow.balanced(m, RANDOM[name][0], 1e-2, seed=0)
     if name == "three-points":
-        return pwflow.balanced(m, 2, 1e-3, seed=0)
+        return pwflow.balanced(m, 2, 1e-3 if scale is None else scale, seed=0)
     return pwflow.unbalanced(m, 2, 1e-3, seed=0)
 
 
-def _flow_case(name: str, m: int, t_max: float, q: mp.Queue) -> None:
+def _flow_case(name: str, m: int, t_max: float, q: mp.Queue, scale: float | None = None) -> None:
     import pwflow
     from pwflow.gd import time_per_step
 
-    data, init = _dataset(name), _init(name, m)
+    data, init = _dataset(name), _init(name, m, scale)
     t0 = time.perf_counter()
     tr = pwflow.simulate(data, init, t_max, n_snapshots=8)
     wall = time.perf_counter() - t0
@@ -125,6 +131,45 @@ def _naive_case(name: str, m: int, t_max: float, budget: float, q: mp.Queue) -> 
     q.put({"naive": wall, "naive_events": nev})
 
 
+def _global_min_case(name: str, m: int, t_max: float, q: mp.Queue) -> None:
+    _flow_case(name, m, t_max, q, scale=GLOBAL_MIN_SCALE)
+
+
+#: the README's first command (without ``pip install``): simulate, then summary
+README_SIMULATE = ["simulate", "--dataset", "three-points", "--width", "2000", "--scale", "1e-3",
+                   "--init", "balanced", "--seed", "0", "--t-max", "4000", "--out"]
+
+
+def _startup(repeats: int = 3) -> None:
+    """Whole-process wall times (fresh interpreters): ``pwflow --help`` and the README's
+    first command (``simulate`` then ``summary``); the median of ``repeats`` runs."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    helps, sims, sums = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        def timed(args: list[str]) -> float:
+            # run from the temporary folder: ``-m`` puts the working directory first on
+            # sys.path, which would shadow the pwflow chosen by PYTHONPATH
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "pwflow", *args], check=True, cwd=tmp,
+                           stdout=subprocess.DEVNULL)
+            return time.perf_counter() - t0
+
+        for i in range(repeats):
+            out = os.path.join(tmp, f"three{i}.npz")
+            helps.append(timed(["--help"]))
+            sims.append(timed([*README_SIMULATE, out]))
+            sums.append(timed(["summary", out]))
+    med = lambda v: float(np.median(v))  # noqa: E731
+    print(f"pwflow --help            {med(helps):6.2f} s")
+    print(f"README simulate          {med(sims):6.2f} s")
+    print(f"README summary           {med(sums):6.2f} s")
+    print(f"README first command     {med(sims) + med(sums):6.2f} s (simulate + summary)")
+
+
 def _run(target, *args):
     q: mp.Queue = mp.Queue()
     p = mp.Process(target=target, args=(*args, q))
@@ -142,10 +187,23 @@ def main() -> None:
     ap.add_argument("--any-d", action="store_true",
                     help="random data in d = 2, 3, 5 (m = 1000, t = 300): the cost per event "
                          "against d")
+    ap.add_argument("--global-min", action="store_true",
+                    help=f"three points at scale {GLOBAL_MIN_SCALE} (the run reaches zero loss; "
+                         "m = 2000 unless --sizes)")
+    ap.add_argument("--startup", action="store_true",
+                    help="whole-process times of the README's first command and pwflow --help")
     ap.add_argument("--t-max", type=float, default=4000.0)
     ap.add_argument("--naive-budget", type=float, default=120.0)
     args = ap.parse_args()
+    if args.startup:
+        _startup()
+        return
     sizes = [2000] if args.quick else args.sizes
+    case = _flow_case
+    if args.global_min:
+        args.datasets, case = ["three-points"], _global_min_case
+        if args.sizes == ap.get_default("sizes"):
+            sizes = [2000]
     if args.any_d:
         args.datasets, sizes, args.t_max = list(RANDOM), [1000], 300.0
     header = (f"{'dataset':<13}{'m':>8}{'wall s':>9}{'events':>9}{'steps':>7}{'peak MB':>9}"
@@ -158,6 +216,8 @@ def main() -> None:
         data = _dataset(name)
         if name in RANDOM:
             L_ref = float("nan")
+        elif args.global_min:
+            L_ref = 0.0  # the run reaches a global minimum (zero loss)
         elif name == "three-points":
             beta, *_ = np.linalg.lstsq(data.X, data.y, rcond=None)
             L_ref = 0.5 * np.mean((data.X @ beta - data.y) ** 2)
@@ -169,10 +229,10 @@ def main() -> None:
             ref = pwflow.simulate(data, _init(name, 2000), args.t_max, n_snapshots=4, options=opts)
             L_ref = float(ref.step_loss[-1])
         for m in sizes:
-            r = _run(_flow_case, name, m, args.t_max)
+            r = _run(case, name, m, args.t_max)
             naive = "-"
             ratio_n = "-"
-            if m <= 2000 and name not in RANDOM:
+            if m <= 2000 and name not in RANDOM and not args.global_min:
                 nv = _run(_naive_case, name, min(m, 200), args.t_max, args.naive_budget)
                 if nv["naive"] is None:
                     naive = f">{args.naive_budget:.0f}"

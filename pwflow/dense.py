@@ -69,9 +69,9 @@ def nested_basis(x: Array, n_coef: int) -> Array:
     """Values at ``x`` of the ``n_coef`` basis polynomials of the nested form: ``s(x) =
     nested_basis(x) @ coef`` (the dense output is linear in its coefficients)."""
     x = np.atleast_1d(np.asarray(x, float))
-    eye = np.eye(n_coef)
-    return np.stack([nested(np.repeat(eye[i:i + 1], x.size, 0), x) for i in range(n_coef)],
-                    axis=1)
+    # one nested evaluation of the unit coefficient vectors, every (x, basis index) a row
+    vals = nested(np.tile(np.eye(n_coef), (x.size, 1)), np.repeat(x, n_coef))
+    return vals.reshape(x.size, n_coef)
 
 
 def propagators_at(F: Array, x: float | Array, faces: NDArray | None = None) -> Array:

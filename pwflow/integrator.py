@@ -101,6 +101,27 @@ def _snapshot_times(
     return np.unique(np.concatenate([[0.0], grid, [t_max]]))
 
 
+#: number of resume anchors (grid snapshots where the solver restarts) on a default grid
+N_ANCHORS = 8
+
+
+def _anchors(snaps: Array, t_max: float) -> NDArray[np.bool_]:
+    """Which snapshot times are resume anchors: the solver restarts there (and a
+    :class:`~pwflow.resume.Mark` is taken), the other snapshots are read from the dense output
+    of the step that contains them.
+
+    The anchors are the first grid times at or after the :data:`N_ANCHORS` default geometric
+    times of ``[0, t_max]``, plus ``0`` and ``t_max``: they depend on ``t_max`` alone up to the
+    grid's resolution, so the number of stored snapshots barely changes the steps taken.
+    """
+    base = _snapshot_times(t_max, 1, 1, None, N_ANCHORS)
+    mask = np.zeros(snaps.size, dtype=bool)
+    idx = np.searchsorted(snaps, base * (1.0 - 1e-12), side="left")
+    mask[np.minimum(idx, snaps.size - 1)] = True
+    mask[0] = mask[-1] = True
+    return mask
+
+
 def simulate(
     data: Dataset,
     init: Init,
@@ -199,6 +220,7 @@ def simulate(
     options = options.validated()
     q = data.d + 1
     snaps = _snapshot_times(t_max, init.m, q, t_eval, n_snapshots)
+    anchor = _anchors(snaps, t_max)
     guard = RunGuard(t_max, stall_steps)
     ck = resume_from
     meta = {
@@ -261,16 +283,18 @@ def simulate(
         step_t.append(flow.t)
         step_h.append(h)
 
-    def snapshot(i_next: int | None = None, check: bool = True) -> None:
+    def snapshot(i_next: int | None = None, check: bool = True,
+                 state: tuple[float, Array, NDArray] | None = None) -> None:
+        t, Z, pat = (flow.t, flow.Z, flow.pat) if state is None else state
         if check:
-            balance.check(flow.Z, flow.t)
+            balance.check(Z, t)
         if sink is not None:
-            sink.write(len(snap_t), flow.Z, flow.pat, [*snap_t, flow.t], flow.table.arrays().U)
+            sink.write(len(snap_t), Z, pat, [*snap_t, t], flow.table.arrays().U)
         else:
-            snap_Z.append(flow.Z.copy())
-            snap_pat.append(flow.pat.copy())
-        snap_t.append(flow.t)
-        if i_next is not None:  # a grid snapshot: the run can be resumed exactly here
+            snap_Z.append(Z.copy() if state is None else Z)
+            snap_pat.append(pat.copy())
+        snap_t.append(t)
+        if i_next is not None:  # an anchor: the run can be resumed exactly here
             marks.append(take_mark(flow, snaps, i_next, len(snap_t), len(step_t),
                                    time.perf_counter() - start))
             # the first checkpoint at t0: a run killed before the next one resumes from there
@@ -294,13 +318,22 @@ def simulate(
                     sink.checkpoint(ck.mark.to_dict(), flow.events.arrays(), step_t, step_h,
                                     flow.table.arrays().U)
             while flow.t < t_max:
-                target = snaps[i_snap]
-                flow.step(target)
+                i_anchor = i_snap + int(np.argmax(anchor[i_snap:]))
+                flow.step(snaps[i_anchor], snaps[i_snap:i_anchor])
                 guard.progress(flow.t)
                 record_step()
-                if flow.t >= target:
+                for state in flow.dense_snapshots:  # grid times inside the step
+                    if state[0] != snaps[i_snap]:
+                        raise InvariantError(f"snapshot at t = {state[0]!r} out of order "
+                                             f"(expected t = {snaps[i_snap]!r})")
                     i_snap += 1
-                    snapshot(i_snap)
+                    snapshot(state=state)
+                if flow.t > snaps[i_snap]:
+                    raise InvariantError(f"the step to t = {flow.t!r} passed the snapshot time "
+                                         f"{snaps[i_snap]!r}")
+                if flow.t == snaps[i_snap]:
+                    i_snap += 1
+                    snapshot(i_snap if anchor[i_snap - 1] else None)
                 if callback is not None:
                     callback(flow)
                 bar.update(flow)

@@ -17,14 +17,42 @@ them at once (vectorised over faces with one free slope, the common case).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import NDArray
 
 from .subgradient import face_slopes, free_slopes, pair_slopes, parallel_classes, single_slope
 
-__all__ = ["PatternTable"]
+__all__ = ["PatternTable", "SinglePlan"]
 
 Array = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class SinglePlan:
+    """Precomputed index arrays for the fields of faces ``0 … P−1`` when none of the
+    integrated ones has several free slopes (the common case): the fast path of
+    :meth:`PatternTable.single_fields`, built once per solver start.
+
+    Attributes
+    ----------
+    eta0 : array, shape (P, n)
+        Fixed slopes ``η(u, γ)`` of the faces.
+    one, k : int arrays, shape (S,)
+        Faces with one free slope and their free data index.
+    xk : array, shape (S, d)
+        ``x_k`` of those faces; ``xx`` its squared norm.
+    zero : int array
+        Faces whose field is set to 0: frozen (``{0}``) or not integrated.
+    """
+
+    eta0: Array
+    one: NDArray[np.intp]
+    k: NDArray[np.intp]
+    xk: Array
+    xx: Array
+    zero: NDArray[np.intp]
 
 
 class PatternTable:
@@ -115,6 +143,8 @@ class PatternTable:
         self.single = np.flatnonzero(one)
         self.single_k = np.argmax(U[self.single] == 0, axis=1) if self.single.size else np.zeros(0, int)
         self._single_x = self.X[self.single_k]
+        self._single_xx = np.einsum("ij,ij->i", self._single_x, self._single_x)
+        self.multi = (nfree > 1) & ~self.frozen
         self._arrays_for = len(self._U)
 
     def arrays(self) -> "PatternTable":
@@ -123,6 +153,54 @@ class PatternTable:
         return self
 
     # ------------------------------------------------------------------ fields
+    def single_plan(self, P: int, active: NDArray[np.bool_] | None = None) -> SinglePlan | None:
+        """:class:`SinglePlan` of faces ``0 … P−1`` (``active``: those integrated, the others
+        get ``D = 0``), or ``None`` when an integrated face has several free slopes."""
+        self._refresh()
+        act = np.ones(P, bool) if active is None else np.asarray(active, bool)[:P]
+        if np.any(self.multi[:P] & act):
+            return None
+        sel = self.single < P
+        sel[sel] &= act[self.single[sel]]
+        return SinglePlan(eta0=self.eta0[:P], one=self.single[sel], k=self.single_k[sel],
+                          xk=self._single_x[sel], xx=self._single_xx[sel],
+                          zero=np.flatnonzero(self.frozen[:P] | ~act))
+
+    def single_plan_for(self, faces: NDArray[np.intp]) -> SinglePlan | None:
+        """:class:`SinglePlan` of the given faces (rows in that order), or ``None`` unless
+        each has exactly one free slope and is not frozen."""
+        self._refresh()
+        faces = np.asarray(faces, dtype=np.intp)
+        if np.any(self.nfree[faces] != 1) or np.any(self.frozen[faces]):
+            return None
+        k = np.argmax(self.U[faces] == 0, axis=1)
+        xk = self.X[k]
+        return SinglePlan(eta0=self.eta0[faces], one=np.arange(faces.size), k=k, xk=xk,
+                          xx=np.einsum("ij,ij->i", xk, xk), zero=np.zeros(0, np.intp))
+
+    def single_fields(self, plan: SinglePlan, r: Array) -> tuple[Array, Array]:
+        """``D_u^θ`` of the faces of ``plan`` (shape ``(P, d)``) and the unclipped ``η*`` of
+        its one-slope faces (``plan.one``): the fast path of :meth:`fields` (same closed form,
+        :meth:`_one_slope`, without the general case's per-call index work)."""
+        G = -((plan.eta0 * r) @ self.X) / self.n  # as in _minimal_norm: the same numbers
+        est = np.zeros(0)
+        if plan.one.size:
+            _, est = self._one_slope(G, r, plan.one, plan.k, plan.xk, plan.xx)
+        if plan.zero.size:
+            G[plan.zero] = 0.0
+        return G, est
+
+    def _one_slope(self, G: Array, r: Array, one: NDArray[np.intp], k: NDArray[np.intp],
+                   xk: Array, xx: Array) -> tuple[Array, Array]:
+        """Faces ``one`` with the single free slope ``k``: ``G[one] += η z`` in place, with
+        ``z = −(r_k/n) x_k`` and ``η`` the closed form :func:`~pwflow.subgradient.single_slope`;
+        returns ``(η, η*)``."""
+        c = r[k] / self.n  # z = −c x_k
+        gx = np.einsum("ij,ij->i", G[one], xk)
+        e, est = single_slope(-c * gx, c * c * xx, self.gamma, 1.0)
+        G[one] -= (e * c)[:, None] * xk
+        return e, est
+
     def _minimal_norm(self, r: Array, faces: NDArray[np.intp] | None,
                       solve: NDArray[np.bool_] | None = None) -> tuple[Array, Array, Array]:
         """``D_u^θ``, the slopes and (one free slope) the unclipped ``η*`` of the given faces.
@@ -140,20 +218,18 @@ class PatternTable:
         if faces is None:
             faces = np.arange(len(self._U))
             eta = self.eta0.copy()
-            one, k, xk = self.single, self.single_k, self._single_x
+            one, k, xk, xx = self.single, self.single_k, self._single_x, self._single_xx
         else:
             eta = self.eta0[faces].copy()
             one = np.flatnonzero((self.nfree[faces] == 1) & ~self.frozen[faces])
             k = np.argmax(self.U[faces[one]] == 0, axis=1)
             xk = X[k]
+            xx = np.einsum("ij,ij->i", xk, xk)
         G = -((eta * r) @ X) / n
         eta_star = np.full(faces.size, np.nan)
         nfree = self.nfree[faces]
         if one.size:
-            z = -(r[k] / n)[:, None] * xk
-            e, est = single_slope(np.einsum("ij,ij->i", G[one], z), np.einsum("ij,ij->i", z, z),
-                                  g, 1.0)
-            G[one] += e[:, None] * z
+            e, est = self._one_slope(G, r, one, k, xk, xx)
             eta[one, k] = e
             eta_star[one] = est
         multi = (nfree > 1) & ~self.frozen[faces]

@@ -1,7 +1,8 @@
 """Checkpoints and resume: continue a run from its last exact state.
 
-The driver of :func:`pwflow.integrator.simulate` restarts the integrator at every snapshot
-time of its grid, so the state there — the neurons ``(w_j, a_j)``, their faces, the pattern
+The driver of :func:`pwflow.integrator.simulate` restarts the integrator at the resume
+anchors of its grid (about 8 snapshot times chosen from ``t_max``; the other snapshots are
+read from the dense output), so the state there — the neurons ``(w_j, a_j)``, their faces, the pattern
 table, the event log, the time, the options and the integrator's step-size memory (next step,
 solver phase, recently seen faces, Zeno-guard history) — determines the rest of the run.  A
 :class:`Mark` records that memory at each grid snapshot (a few numbers); a run that stops
@@ -74,7 +75,8 @@ def _plain(v):
 
 @dataclass(frozen=True)
 class Mark:
-    """Where a run can be resumed exactly: its state at a grid snapshot.
+    """Where a run can be resumed exactly: its state at a resume anchor (a grid snapshot
+    where the solver restarts).
 
     Attributes
     ----------

@@ -59,6 +59,19 @@ Array = NDArray[np.float64]
 ZERO, FLIP = -1, -2
 
 
+def _by_face(faces: NDArray[np.intp], key: Array):
+    """Order of the items by face, then by ``key`` within a face; the faces present and
+    the ``(start, stop)`` of each one's run in that order (two argsorts and one pass: a
+    lexsort and ``np.unique`` cost several times more at m = 2·10⁵)."""
+    order = np.argsort(key)
+    order = order[np.argsort(faces[order], kind="stable")]
+    f = faces[order]
+    cut = np.flatnonzero(f[1:] != f[:-1]) + 1
+    start = np.concatenate([[0], cut]) if f.size else np.zeros(0, np.intp)
+    stop = np.concatenate([cut, [f.size]]) if f.size else np.zeros(0, np.intp)
+    return order, f[start], (start, stop)
+
+
 def _solver_class(name: str):
     """scipy's solver class by name (scipy.integrate is imported on first use only)."""
     return getattr(importlib.import_module("scipy.integrate"), name)
@@ -248,6 +261,7 @@ class HybridFlow:
         self._recent: list[tuple[float, int, int]] = []
         self._later: dict[int, float] = {}
         self._t_face = np.inf
+        self._rsign_at: tuple[float, NDArray[np.int8], Array] | None = None
         self._solver = None
         self.n_restarts = 0
         self.n_rollbacks = 0
@@ -338,9 +352,26 @@ class HybridFlow:
             self.t_first_branch = min(self.t_first_branch, t)
 
     def _project_face(self, w: Array, K: NDArray) -> Array:
+        """Orthogonal projection of ``w`` onto ``{v : <v, x_k> = 0, k ∈ K}``."""
         XK = self.X[K]
         coef, *_ = np.linalg.lstsq(XK @ XK.T, XK @ w, rcond=None)
         return w - coef @ XK
+
+    def _project_faces(self, W: Array, reach: NDArray[np.bool_]) -> Array:
+        """:meth:`_project_face` of each row ``W[e]`` onto the hyperplanes ``reach[e]``
+        (rows without any unchanged); one hyperplane (the common case) in closed form
+        ``w − (<w, x_k>/‖x_k‖²) x_k``, vectorised."""
+        W = W.copy()
+        cnt = np.sum(reach, axis=1)
+        one = np.flatnonzero(cnt == 1)
+        if one.size:
+            k = np.argmax(reach[one], axis=1)
+            xk = self.X[k]
+            c = np.einsum("ed,ed->e", W[one], xk) / np.einsum("ed,ed->e", xk, xk)
+            W[one] -= c[:, None] * xk
+        for e in np.flatnonzero(cnt > 1):
+            W[e] = self._project_face(W[e], np.flatnonzero(reach[e]))
+        return W
 
     # ------------------------------------------------------------------ one step
     def _start_solver(self, t_bound: float) -> None:
@@ -370,7 +401,13 @@ class HybridFlow:
         self._field = CollectiveField(tab, C, self.X, self.y, self.loss, self.opt.frozen_output,
                                       active=self._integrated)
         self._P = P
-        self._occupied = np.flatnonzero(np.bincount(self.pat, minlength=P)[:P] > 0)
+        self._occupied = np.flatnonzero(counts > 0)
+        # occupied faces with free slopes: those whose regime is watched (fixed until the
+        # next start, since the neurons' faces change only at a cut)
+        self._regime_faces = self._occupied[(tab.nfree[self._occupied] > 0)
+                                            & (tab.dim[self._occupied] > 0)]
+        self._regime_free = tab.U[self._regime_faces] == 0
+        self._regime_plan = tab.single_plan_for(self._regime_faces)
         self._Zs = self.Z.copy()
         self._Phi = np.tile(np.eye(self.q), (P, 1, 1))
         self._margins()
@@ -388,6 +425,13 @@ class HybridFlow:
             max_step=self.opt.max_step, first_step=h0, **extra,
         )
         self._regime = self._face_regime_at(np.eye(self.q)[None].repeat(P, 0))
+        hint = self._rsign_at
+        if hint is not None and hint[0] == self.t and hint[1].shape == self._regime[1].shape:
+            # restarting at a located sign change of some r_k: r_k is zero there to rounding,
+            # and the recomputed moments may put it back on its old side; keep the side the
+            # location found, or the next step would find the same change again an ulp later
+            rs = self._regime[1]
+            self._regime = (self._regime[0], np.where((rs != 0) & (hint[1] != 0), hint[1], rs))
         self._fresh = True
         self.n_restarts += 1
 
@@ -416,17 +460,55 @@ class HybridFlow:
         mu[on_ray] = np.minimum(mu[on_ray], np.linalg.norm(W[on_ray], axis=1))
         self._mu = mu
         self._znorm = np.linalg.norm(self._Zs, axis=1)
+        # neurons by face, sorted by 0.9 μ_j / ‖z_j‖: those a step can bring to a hyperplane
+        # are a prefix of each face's list (:meth:`_near`), found without a pass over all m
+        with np.errstate(divide="ignore", invalid="ignore"):
+            reach = np.where(self._znorm > 0, 0.9 * mu / self._znorm, np.inf)
+        order, self._mr_faces, self._mr_bounds = _by_face(self.pat, reach)
+        self._mr_js, self._mr_reach = order, reach[order]
+        # sliding neurons by face, sorted by |a_j| / ‖z_j‖ at the start: ``a_j`` can change
+        # sign only once ‖Φ_u − I‖ reaches that ratio (see :meth:`_flips`)
+        sl = np.flatnonzero(tab.nfree[self.pat] > 0)
+        ratio = np.abs(self._Zs[sl, self.d]) / np.maximum(self._znorm[sl], np.finfo(float).tiny)
+        order, self._sl_faces, self._sl_bounds = _by_face(self.pat[sl], ratio)
+        self._sl_js, self._sl_ratio = sl[order], ratio[order]
 
-    def step(self, t_bound: float) -> None:
+    def _near(self, bound: Array) -> NDArray[np.intp]:
+        """Neurons with ``bound[u_j] ‖z_j‖ >= 0.9 μ_j``: those whose face propagator moved
+        them (``bound``, per face) as far as their margin (:meth:`_margins`), in index order.
+        Each face's candidates are a prefix of its sorted list (with a relative slack of
+        1e-12); the test itself is then applied to them, so the set is exactly the one of
+        the direct test over all neurons."""
+        parts = []
+        for p, lo, hi in zip(self._mr_faces, *self._mr_bounds):
+            k = np.searchsorted(self._mr_reach[lo:hi], bound[p] * (1 + 1e-12), side="right")
+            if k:
+                parts.append(self._mr_js[lo:lo + k])
+        if not parts:
+            return np.zeros(0, np.intp)
+        js = np.sort(np.concatenate(parts))
+        return js[bound[self.pat[js]] * self._znorm[js] >= 0.9 * self._mu[js]]
+
+    def step(self, t_bound: float, snap_times: Array | None = None) -> None:
         """Advance to the next accepted point (at most ``t_bound``), applying events.
 
         Between events one DOP853 instance runs on the propagators ``Φ_p`` (from its start,
         where ``Φ = I``); an applied event, a face event, reaching ``t_bound`` or a propagator
         growing past ``1e3`` (conditioning of ``Φ^{-1}``) restarts it from the current neurons.
+
+        ``snap_times`` (sorted, below ``t_bound``) are times at which the caller wants the
+        state without restarting the solver there: those inside the step are evaluated on its
+        dense output (:meth:`_dense_snapshots`) and left in :attr:`dense_snapshots` as
+        ``(t, Z, pat)``; a step whose applied events start before such a time is cut at it,
+        so that every snapshot is the state with exactly the events before it applied.
         """
+        self.dense_snapshots: list[tuple[float, Array, NDArray[np.intp]]] = []
         if t_bound - self.t <= 64 * np.spacing(max(abs(t_bound), 1.0)):
             # an event cut landed within rounding of t_bound: no step can be taken; the
             # state moves by less than 64 ulp of time, far below the tolerance
+            if snap_times is not None:
+                self.dense_snapshots = [(float(T), self.Z.copy(), self.pat)
+                                        for T in snap_times if self.t < T < t_bound]
             self.t = float(t_bound)
             self._solver = None
             return
@@ -444,7 +526,7 @@ class HybridFlow:
         self.nfev += field_.nfev - fev0
         if solver.status == "failed":
             if self._phase.stiff:
-                return self._leave_stiff(t_bound, rollback=True)
+                return self._leave_stiff(t_bound, rollback=True, snap_times=snap_times)
             raise RuntimeError(f"DOP853 failed at t = {self.t!r}: {msg}")
         t0, t1 = self.t, solver.t
         Phi1_raw = self._fun.expand(solver.y) if self._phase.stiff else solver.y.reshape(P, q, q)
@@ -467,7 +549,7 @@ class HybridFlow:
         sweep = 2.0 * h * speed
         # only neurons whose face propagator moved them by their margin can have changed side
         move = np.sqrt(np.sum((Phi1 - np.eye(q)) ** 2, axis=(1, 2)))
-        near = np.flatnonzero((move + sweep)[self.pat] * self._znorm >= 0.9 * self._mu)
+        near = self._near(move + sweep)
         Z1n = np.einsum("jab,jb->ja", Phi1[self.pat[near]], self._Zs[near])
         cand = Candidates.concat([self._detect(Z1n, near), self._flips(Phi1)])
         excursion = self._suspect_excursions(near, Z1n, sweep, lambda: self._bend(Phi1, speed, h))
@@ -476,7 +558,7 @@ class HybridFlow:
         if self._phase.stiff and (cand is not None or face_change
                                   or self._implicit_excursion(excursion, near, solver)):
             # events are located on DOP853's dense output only: redo this step there
-            return self._leave_stiff(t_bound, rollback=True)
+            return self._leave_stiff(t_bound, rollback=True, snap_times=snap_times)
         self.n_steps += 1
         self.h_next = solver.h_abs
         if self._phase.stiff:  # cleared above on the implicit solver's dense output
@@ -490,6 +572,7 @@ class HybridFlow:
         t_face, exits = (np.inf, {}) if not face_change else self._face_events(F, t0, t1)
         self._t_face = t_face
         if located is None and not exits:
+            self._dense_snapshots(snap_times, t0, t1, F, solver, self.pat)
             self._Phi, self._Zcur, self.t = Phi1, None, float(t1)
             self._fresh = False
             if not face_change:
@@ -509,7 +592,9 @@ class HybridFlow:
         if not t0 <= t_cut <= t1:
             raise InvariantError(f"batch cut {t_cut!r} outside the step [{t0!r}, {t1!r}]")
         pending = [] if located is None else located.upto(t_cut)
+        pat0 = self.pat
         t_cut = self._advance(t_cut, t1, Phi1, Z1, F, field_, pending, exits, P)
+        self._dense_snapshots(snap_times, t0, t_cut, F, solver, pat0, self._applied)
         if t_cut < t1:
             self.n_cut += 1
             # the next step restarts here: most of a step much longer than the events applied
@@ -530,13 +615,58 @@ class HybridFlow:
             if not self._phase.stiff:
                 self.h_next = self._phase.h_explicit
 
-    def _leave_stiff(self, t_bound: float, rollback: bool) -> None:
+    def _leave_stiff(self, t_bound: float, rollback: bool,
+                     snap_times: Array | None = None) -> None:
         """Discard the implicit solver's last step and redo it with DOP853 (from ``self.t``)."""
         self._phase.leave()
         self.n_rollbacks += rollback
         self._solver = None
         self.h_next = self._phase.h_explicit
-        self.step(t_bound)
+        self.step(t_bound, snap_times)
+
+    def _dense_snapshots(self, snap_times: Array | None, t0: float, t_end: float,
+                         F: Array | None, solver, pat: NDArray[np.intp],
+                         applied: tuple | None = None) -> None:
+        """States at the ``snap_times`` strictly inside ``(t0, t_end)`` from the step's dense
+        output: ``Φ_p(t)`` (Lorentz-projected, as at a step end) applied to the neurons at the
+        solver start, sliding neurons kept on their hyperplanes.
+
+        ``applied`` (times, step fractions, neurons, new faces and states of the events of
+        the step's batch, :meth:`_advance`): a neuron whose event precedes ``t`` is on its new
+        face there, carried from its event state by that face's propagator, exactly as the
+        batch carries it to the cut.
+        """
+        if snap_times is None:
+            return
+        times = np.array([T for T in snap_times if t0 < T < t_end], dtype=float)
+        if times.size == 0:
+            return
+        P, q = self._P, self.q
+        if self._phase.stiff:  # the implicit solver's own dense output (restricted faces)
+            flat = np.atleast_2d(solver.dense_output()(times).T)
+            Phis = np.stack([self._fun.expand(row) for row in flat])
+        else:
+            if F is None:
+                F = stack_coefficients(solver.dense_output(), P, q)
+            Phis = propagators_at(F, (times - t0) / (solver.t - t0))
+        inv = None
+        if applied is not None and np.any(applied[0] < times[-1]):
+            # the events before the last time moved to integrated faces (_advance cuts at an
+            # event that enters a face not integrated in the step)
+            e = applied[0] < times[-1]
+            ts, xs, js, pn, zs = (v[e] for v in applied)
+            inv = np.einsum("eab,eb->ea",
+                            lorentz_inverse(lorentz_project(propagator_pairs(F, xs, pn))), zs)
+        for T, Phi in zip(times, lorentz_project(Phis)):
+            Z = np.einsum("jab,jb->ja", Phi[pat], self._Zs)
+            pat_T = pat
+            if inv is not None and np.any(ts < T):
+                e = np.flatnonzero(ts < T)
+                pat_T = pat.copy()
+                pat_T[js[e]] = pn[e]
+                Z[js[e]] = np.einsum("eab,eb->ea", Phi[pn[e]], inv[e])
+            self._project_sliding(Z, pat_T)
+            self.dense_snapshots.append((float(T), Z, pat_T))
 
     # ------------------------------------------------------------------ invariants
     def _check_lorentz(self, t: float) -> None:
@@ -586,11 +716,26 @@ class HybridFlow:
             a_end=np.concatenate([Zn[jj, d], Zn[zz, d]]), lo=nan, hi=nan)
 
     def _flips(self, Phi1: Array) -> "Candidates | None":
-        """Sliding neurons whose ``a_j`` changed sign in the step (possible branch points)."""
-        sliding = self.table.nfree[self.pat] > 0
-        if not np.any(sliding):
+        """Sliding neurons whose ``a_j`` changed sign in the step (possible branch points).
+
+        Only neurons with ``|a_j| <= ‖Φ_u − I‖ ‖z_j‖`` (at the solver start, ``Φ`` at either end
+        of the step; with a factor 2 against rounding) can have changed sign: the others are
+        not evaluated (a prefix of each face's sorted list, :meth:`_margins`).
+        """
+        if self._sl_js.size == 0:
             return None
-        js = np.flatnonzero(sliding)
+        eye = np.eye(self.q)
+        reach = np.sqrt(np.sum((Phi1 - eye) ** 2, axis=(1, 2)))
+        if not self._fresh:
+            reach = np.maximum(reach, np.sqrt(np.sum((self._Phi - eye) ** 2, axis=(1, 2))))
+        parts = []
+        for p, lo, hi in zip(self._sl_faces, *self._sl_bounds):
+            k = np.searchsorted(self._sl_ratio[lo:hi], 2.0 * reach[p], side="right")
+            if k:
+                parts.append(self._sl_js[lo:lo + k])
+        if not parts:
+            return None
+        js = np.sort(np.concatenate(parts))
         d = self.d
         a1 = np.einsum("jb,jb->j", Phi1[self.pat[js], d, :], self._Zs[js])
         if self._fresh:
@@ -740,6 +885,25 @@ class HybridFlow:
                                              np.sign(a_end))
         return located
 
+    def _resolved_residuals(self, Phi: Array) -> Array:
+        """``r_k`` with those below the integration's resolution set to 0.
+
+        The outputs are known to ``rtol`` relative (the propagators' tolerance, and the
+        Lorentz projection moves them by as much at every step), so ``r_k`` is uncertain by
+        ``curvature_bound · rtol · max(|h_k|, |y_k|)``; below that its sign is noise.  Near a
+        global minimum (zero loss) every ``r_k`` gets there, and reading the regime of the
+        sliding faces from noise made a face event of nearly every step (measured: 20 773
+        BRANCH events between t = 300 and 1000 on three points, m = 200, λ = 0.1, at losses
+        of 1e-23).  A resolved-to-zero ``r_k`` has no sign (no branch point is read from it)
+        and gives its face no free-slope direction.
+        """
+        if self.opt.frozen_output:
+            return self._field.residuals(Phi)
+        h = self._field.outputs(Phi)
+        r = self.loss.derivative(h, self.y)
+        tol = self.loss.curvature_bound * self.opt.rtol * np.maximum(np.abs(h), np.abs(self.y))
+        return np.where(np.abs(r) <= tol, 0.0, r)
+
     def _face_regime_at(self, Phi: Array) -> tuple[NDArray[np.int8], NDArray[np.int8]]:
         """Regime of every sliding slope: ``(P, n)`` codes, 0 where the neuron stays on the
         hyperplane ``k`` (or ``k`` is not free), +1 / −1 where the slope is at (beyond) its upper
@@ -755,13 +919,19 @@ class HybridFlow:
         tab = self.table
         P = self._P
         codes = np.zeros((P, self.n), dtype=np.int8)
-        occupied = np.bincount(self.pat, minlength=P)[:P] > 0
-        faces = np.flatnonzero(occupied & (tab.nfree[:P] > 0) & (tab.dim[:P] > 0))
-        r = self._field.residuals(Phi)
+        faces = self._regime_faces
+        r = self._resolved_residuals(Phi)
         if faces.size == 0:
             return codes, np.zeros(0, np.int8)
+        free = self._regime_free
+        watched = np.any(free, axis=0)
+        if self._regime_plan is not None:  # one free slope each: the side of η* (fast path)
+            est = tab.single_fields(self._regime_plan, r)[1]
+            if not np.any(np.isnan(est)):
+                code1 = np.where(est > 1.0, 1, np.where(est < self.gamma, -1, 0))
+                codes[faces] = np.where(free, code1[:, None], 0)
+                return codes, np.where(watched, np.sign(r), 0).astype(np.int8)
         G, eta, eta_star = tab.minimal_norm(faces, r)
-        free = tab.U[faces] == 0
         one = ~np.isnan(eta_star)
         est = np.where(np.isnan(eta_star), 0.5 * (1 + self.gamma), eta_star)
         code1 = np.where(est > 1.0, 1, np.where(est < self.gamma, -1, 0))[:, None]
@@ -772,7 +942,6 @@ class HybridFlow:
         codem = np.where(np.abs(v) > tol, np.where(upper, 1, -1), 0)
         code = np.where(one[:, None], code1, codem).astype(np.int8)
         codes[faces] = np.where(free, code, 0)
-        watched = np.any(free, axis=0)
         return codes, np.where(watched, np.sign(r), 0).astype(np.int8)
 
     @staticmethod
@@ -800,6 +969,7 @@ class HybridFlow:
             else:
                 lo = mid
         codes, rsign = regime(hi)
+        self._rsign_at = (hi, rsign, self._field.residuals(propagators_at(F, (hi - t0) / h)))
         exits: dict = {}
         for p, k in zip(*np.nonzero((codes != r0[0]) & (codes != 0))):
             exits.setdefault(int(p), {})[int(k)] = bool(codes[p, k] > 0)
@@ -887,28 +1057,28 @@ class HybridFlow:
         # place each neuron exactly on the hyperplanes it reached or stays on (changes ‖w‖²
         # only at second order in the located residual, so Lemma 1 is unaffected); w = 0: w := 0
         zs[zero, :d] = 0.0
-        xk_max = np.array([np.max(self.xnorm[list(ev.ks)]) if ev.ks else 1.0 for ev in evs])
+        lens = [len(ev.ks) for ev in evs]
+        ks = np.zeros((E, n), dtype=bool)  # the hyperplanes each event reaches
+        ks[np.repeat(np.arange(E), lens), [k for ev in evs for k in ev.ks]] = True
+        xk_max = np.where(np.any(ks, axis=1),
+                          np.max(np.where(ks, self.xnorm, -np.inf), axis=1), 1.0)
         poly = np.array([ev.poly_residual for ev in evs])
         zn = np.maximum(np.linalg.norm(zs, axis=1), 1e-300)
         resid = np.where(zero | flip, 0.0, poly / (xk_max * zn))
-        reach = np.zeros((E, n), dtype=bool)
-        for e in np.flatnonzero(~zero & ~flip):
-            reach[e, list(evs[e].ks)] = True
-        reach |= (U_new == 0) & ~zero[:, None]
-        for e in np.flatnonzero(np.any(reach, axis=1)):
-            zs[e, :d] = self._project_face(zs[e, :d], np.flatnonzero(reach[e]))
+        reach = (ks & (~zero & ~flip)[:, None]) | ((U_new == 0) & ~zero[:, None])
+        zs[:, :d] = self._project_faces(zs[:, :d], reach)
         p_new = tab.index_many(U_new)
         tab.arrays()
-        log = []
-        for e in range(E):
-            if zero[e]:
-                log.append((e, -1, int(EventKind.REACH_ZERO)))
-                continue
-            K = np.union1d(evs[e].ks, np.flatnonzero(U_prev[e] == 0)).astype(np.intp)
-            codes = np.full(n, -1, dtype=np.int8)
-            codes[K] = transition(U_prev[e, K], U_new[e, K])
-            for k in np.flatnonzero((codes >= 0) | branch[e]):
-                log.append((e, int(k), int(EventKind.BRANCH if branch[e, k] else codes[k])))
+        # the log: per event, every hyperplane reached or free before whose entry changed
+        # (and every branch point), in event order then data order
+        codes = np.where(ks | (U_prev == 0), transition(U_prev, U_new), -1)
+        ee, kk = np.nonzero(((codes >= 0) | branch) & ~zero[:, None])
+        kind = np.where(branch[ee, kk], int(EventKind.BRANCH), codes[ee, kk])
+        ez = np.flatnonzero(zero)
+        ee, kk = np.concatenate([ee, ez]), np.concatenate([kk, np.full(ez.size, -1)])
+        kind = np.concatenate([kind, np.full(ez.size, int(EventKind.REACH_ZERO))])
+        order = np.argsort(ee, kind="stable")
+        log = list(zip(ee[order].tolist(), kk[order].tolist(), kind[order].tolist()))
         return Batch(ts=np.array([e.t for e in evs]), xs=xs, js=js, ps=ps, p_new=p_new, zs=zs,
                      Phis=Phis, resid=resid, log=log)
 
@@ -949,6 +1119,8 @@ class HybridFlow:
             t_cut = float(np.min(B.ts[sel[i[bad]]]))
             exits = {}
         new_pat = self.pat.copy()
+        self._applied = None if B is None else (B.ts[sel], B.xs[sel], B.js[sel], B.p_new[sel],
+                                                B.zs[sel])
         if B is not None:
             new_pat[B.js[sel]] = B.p_new[sel]
             moved = B.js[sel][B.p_new[sel] != B.ps[sel]]
@@ -961,7 +1133,12 @@ class HybridFlow:
                               int(B.ps[e]), int(B.p_new[e]))
         tab.arrays()
         if exits:
-            self._leave_faces(exits, Zc, new_pat, field_.residuals(Phic), t_cut)
+            hint = self._rsign_at
+            # at the located regime change, the residuals the location saw (the same to
+            # rounding, but a r_k that changed sign is zero there to rounding: its side must
+            # be the one the location found)
+            r_cut = hint[2] if hint is not None and hint[0] == t_cut else field_.residuals(Phic)
+            self._leave_faces(exits, Zc, new_pat, r_cut, t_cut)
         # neurons on faces lie on its hyperplanes
         tab.arrays()
         self.t = float(t_cut)

@@ -128,7 +128,8 @@ def single_slope(bz: ArrayLike, zz: ArrayLike, lo: float, hi: float) -> tuple[Ar
     zz = np.asarray(zz, float)
     pos = zz > 0
     eta_star = np.divide(-bz, zz, out=np.full(np.shape(bz), np.nan), where=pos)
-    eta = np.where(pos, np.clip(np.nan_to_num(eta_star), lo, hi), 0.5 * (lo + hi))
+    # (a NaN η* only where z = 0, replaced there; ±inf clips to the bounds)
+    eta = np.where(pos, np.minimum(np.maximum(eta_star, lo), hi), 0.5 * (lo + hi))
     return eta, eta_star
 
 

@@ -113,6 +113,9 @@ class CollectiveField:
         if active is not None:
             self._solve = np.zeros(len(table), dtype=bool)
             self._solve[: self.P] = np.asarray(active)
+        # the fast path: no integrated face with several free slopes (index arrays built once)
+        self._plan = table.single_plan(self.P, active)
+        self._all_occ = self._occ.size == self.P
         if frozen_output:
             r0 = loss.derivative(np.zeros_like(y), y)
             self._G_frozen = self._mask(table.fields(r0)[0][: self.P])
@@ -120,8 +123,8 @@ class CollectiveField:
     def outputs(self, Phi: Array) -> Array:
         """``h_θ(x_k)`` for propagators ``Phi`` (shape ``(P, q, q)`` or ``(T, P, q, q)``)."""
         d = self.d
-        occ = self._occ  # faces without neurons have C_p = 0 and add nothing
-        Phi = Phi[..., occ, :, :]
+        if not self._all_occ:  # faces without neurons have C_p = 0 and add nothing
+            Phi = Phi[..., self._occ, :, :]
         # S_p = Φ_w C Φ_aᵀ  (row block of w, row of a)
         T = self._C_occ @ Phi[..., d, :, None]
         S = (Phi[..., :d, :] @ T)[..., 0]
@@ -142,6 +145,8 @@ class CollectiveField:
         """``D_p^θ`` for every integrated face (0 for the others), shape ``(P, d)``."""
         if self.frozen_output:
             return self._G_frozen
+        if self._plan is not None:
+            return self.table.single_fields(self._plan, self.residuals(Phi))[0]
         return self._mask(self.table.fields(self.residuals(Phi), self._solve)[0][: self.P])
 
     def __call__(self, t: float, yflat: Array) -> Array:
