@@ -225,6 +225,16 @@ class EventLog:
         self.from_pattern.append(frm)
         self.to_pattern.append(to)
 
+    def extend(self, t, neuron, k, kind, residual, frm, to) -> None:
+        """:meth:`add` for arrays of rows, in order."""
+        self.t.extend(np.asarray(t, float).tolist())
+        self.neuron.extend(np.asarray(neuron).astype(int).tolist())
+        self.k.extend(np.asarray(k).astype(int).tolist())
+        self.kind.extend(np.asarray(kind).astype(int).tolist())
+        self.residual.extend(np.asarray(residual, float).tolist())
+        self.from_pattern.extend(np.asarray(frm).astype(int).tolist())
+        self.to_pattern.extend(np.asarray(to).astype(int).tolist())
+
     def __len__(self) -> int:
         return len(self.t)
 

@@ -49,7 +49,13 @@ from .filippov import BranchPolicy, select, select_single, transition
 from .model import Loss
 from .options import FlowOptions, InvariantError, ZenoError
 from .patterns import PatternTable
-from .vector_field import CollectiveField, lorentz_inverse, lorentz_project, moments
+from .vector_field import (
+    CollectiveField,
+    lorentz_inverse,
+    lorentz_project,
+    moments,
+    outputs_from_moments,
+)
 
 __all__ = ["HybridFlow"]
 
@@ -253,6 +259,7 @@ class HybridFlow:
         self.n_rollbacks = 0
         self.n_excursions = 0
         self._seen = np.zeros(0)
+        self._mu_state = None
         self._phase = _Phase(options.stiff_after)
         self.policy = BranchPolicy.parse(options.branch_policy)
         self.max_sliding_residual = 0.0
@@ -289,9 +296,14 @@ class HybridFlow:
         """``h_θ(x_k)`` at the current time (from the moments: O(number of faces))."""
         if self._Zcur is None:
             return self._field.outputs(self._Phi)
-        W, a = self._Zcur[:, : self.d], self._Zcur[:, self.d]
-        S = W @ self.X.T
-        return np.where(S > 0, S, self.gamma * S).T @ a
+        # S_p = Σ_{j∈p} a_j w_j by face: O(m d) instead of the O(m n) of σ(<w_j, x_k>) (the
+        # slope η⁰ of a face is exact for its neurons; on its own hyperplanes <w, x_k> = 0)
+        tab = self.table.arrays()
+        P = len(tab)
+        Z, pat = self._Zcur, self.pat
+        S = np.stack([np.bincount(pat, weights=Z[:, self.d] * Z[:, i], minlength=P)
+                      for i in range(self.d)], axis=1)
+        return outputs_from_moments(S, tab.eta0, self.X)
 
     # ------------------------------------------------------------------ set-up
     def _residuals_direct(self) -> Array:
@@ -337,10 +349,39 @@ class HybridFlow:
             self.n_branch += 1
             self.t_first_branch = min(self.t_first_branch, t)
 
+    def _log_many(self, t: Array, j: NDArray, k: NDArray, kind: NDArray, resid: Array,
+                  frm: NDArray, to: NDArray) -> None:
+        """:meth:`_log` for many rows at once (the rows of one applied batch, in order)."""
+        if t.size == 0:
+            return
+        self.events.extend(t, j, k, kind, resid, frm, to)
+        self._recent.extend(zip(t.tolist(), j.tolist(), k.tolist()))
+        br = kind == EventKind.BRANCH
+        if np.any(br):
+            self.n_branch += int(np.sum(br))
+            self.t_first_branch = min(self.t_first_branch, float(np.min(t[br])))
+
     def _project_face(self, w: Array, K: NDArray) -> Array:
-        XK = self.X[K]
-        coef, *_ = np.linalg.lstsq(XK @ XK.T, XK @ w, rcond=None)
-        return w - coef @ XK
+        """Orthogonal projection of ``w`` onto ``{v : <v, x_k> = 0, k ∈ K}``.
+
+        ``w`` of shape ``(d,)`` with indices ``K``, or a batch ``(E, d)`` with ``K`` of shape
+        ``(E, c)``: ``w − X_Kᵀ (X_K X_Kᵀ)^+ X_K w``, vectorised over the batch for ``c = 1``
+        (where it is ``w − <w, x_k> x_k / ‖x_k‖²``).
+        """
+        w = np.asarray(w, float)
+        if w.ndim == 1:
+            return self._project_face(w[None], np.asarray(K)[None])[0]
+        K = np.asarray(K, dtype=np.intp)
+        if K.shape[1] == 1:
+            XK = self.X[K[:, 0]]
+            coef = np.einsum("ed,ed->e", XK, w) / np.einsum("ed,ed->e", XK, XK)
+            return w - coef[:, None] * XK
+        out = np.empty_like(w)
+        for e in range(w.shape[0]):
+            XK = self.X[K[e]]
+            coef, *_ = np.linalg.lstsq(XK @ XK.T, XK @ w[e], rcond=None)
+            out[e] = w[e] - coef @ XK
+        return out
 
     # ------------------------------------------------------------------ one step
     def _start_solver(self, t_bound: float) -> None:
@@ -400,22 +441,46 @@ class HybridFlow:
         return out
 
     def _margins(self) -> None:
-        """Distance of each neuron to the hyperplanes that bound its face (and to 0 on rays).
+        """Lower bounds ``μ_j`` of each neuron's distance to the hyperplanes that bound its face
+        (and to 0 on rays), at the solver start.
 
         A neuron can change side during the solver's life only once ``‖Φ_u − I‖ ‖z_j‖``
-        reaches this distance; the others are not materialised (see :meth:`_detect`).
+        reaches this distance; the others are not materialised (see :meth:`step`).  The
+        distance ``|<w, x̂_k>|`` is 1-Lipschitz in ``w``, so a neuron that kept its face since
+        the last solver start keeps ``μ_j − ‖w_j − w_j^{old}‖`` as a valid bound (O(m d) per
+        restart); it is recomputed exactly (O(n d)) where its face changed or the bound fell
+        below half its last exact value.  A smaller bound only selects more neurons for the
+        exact end-of-step check, so the events found are the same.
         """
         tab = self.table.arrays()
         W = self._Zs[:, : self.d]
-        self._s_start = (W @ self.X.T) / self.xnorm  # <w_j, x̂_k> at the solver start
-        dist = np.abs(self._s_start)
-        U = tab.U[self.pat]
-        dist[U == 0] = np.inf
-        mu = np.min(dist, axis=1)
-        on_ray = tab.dim[self.pat] == 1
-        mu[on_ray] = np.minimum(mu[on_ray], np.linalg.norm(W[on_ray], axis=1))
+        prev = self._mu_state
+        if prev is None:
+            stale = np.arange(self.m)
+            mu = np.empty(self.m)
+            exact = np.empty(self.m)
+        else:
+            W_old, pat_old, mu, exact = prev
+            mu = mu - np.sqrt(np.sum((W - W_old) ** 2, axis=1))
+            stale = np.flatnonzero((self.pat != pat_old) | (mu < 0.5 * exact))
+        if stale.size:
+            mu[stale] = self._exact_margins(W[stale], self.pat[stale])
+            exact = exact.copy()
+            exact[stale] = mu[stale]
         self._mu = mu
-        self._znorm = np.linalg.norm(self._Zs, axis=1)
+        self._mu_state = (W.copy(), self.pat.copy(), mu, exact)
+        self._znorm = np.sqrt(np.sum(self._Zs**2, axis=1))
+
+    def _exact_margins(self, W: Array, pat: NDArray[np.intp]) -> Array:
+        """``min_k |<w_j, x̂_k>|`` over the hyperplanes bounding each neuron's face (``u_k ≠ 0``),
+        and ``‖w_j‖`` on 1-dimensional faces (distance to 0)."""
+        tab = self.table
+        dist = np.abs(W @ self.X.T) / self.xnorm
+        dist[tab.U[pat] == 0] = np.inf
+        mu = np.min(dist, axis=1, initial=np.inf)
+        on_ray = tab.dim[pat] == 1
+        mu[on_ray] = np.minimum(mu[on_ray], np.linalg.norm(W[on_ray], axis=1))
+        return mu
 
     def step(self, t_bound: float) -> None:
         """Advance to the next accepted point (at most ``t_bound``), applying events.
@@ -648,7 +713,7 @@ class HybridFlow:
         if rows.size == 0:
             return rows, kk
         if self._fresh:  # the step starts at the solver start: Φ = I
-            s0 = self._s_start[near[rows], kk]
+            s0 = np.einsum("jd,jd->j", self._Zs[near[rows], :d], self.X[kk]) / self.xnorm[kk]
         else:
             Z0 = np.einsum("jab,jb->ja", self._Phi[pat[rows]], self._Zs[near[rows]])
             s0 = np.einsum("jd,jd->j", Z0[:, :d], self.X[kk]) / self.xnorm[kk]
@@ -887,28 +952,44 @@ class HybridFlow:
         # place each neuron exactly on the hyperplanes it reached or stays on (changes ‖w‖²
         # only at second order in the located residual, so Lemma 1 is unaffected); w = 0: w := 0
         zs[zero, :d] = 0.0
-        xk_max = np.array([np.max(self.xnorm[list(ev.ks)]) if ev.ks else 1.0 for ev in evs])
         poly = np.array([ev.poly_residual for ev in evs])
-        zn = np.maximum(np.linalg.norm(zs, axis=1), 1e-300)
-        resid = np.where(zero | flip, 0.0, poly / (xk_max * zn))
-        reach = np.zeros((E, n), dtype=bool)
-        for e in np.flatnonzero(~zero & ~flip):
-            reach[e, list(evs[e].ks)] = True
-        reach |= (U_new == 0) & ~zero[:, None]
-        for e in np.flatnonzero(np.any(reach, axis=1)):
-            zs[e, :d] = self._project_face(zs[e, :d], np.flatnonzero(reach[e]))
-        p_new = tab.index_many(U_new)
-        tab.arrays()
-        log = []
-        for e in range(E):
+        xk_max = np.ones(E)
+        rows_e, rows_k, rows_kind = [], [], []
+        if np.any(simple):
+            # one hyperplane from an open cell: it is the only one reached, one log row each
+            xk_max[i] = self.xnorm[k]
+            zs[i, :d] = self._project_face(zs[i, :d], k[:, None])
+            rows_e.append(i)
+            rows_k.append(k)
+            rows_kind.append(np.where(branch[i, k], int(EventKind.BRANCH),
+                                      transition(U_prev[i, k], U_new[i, k])))
+        for e in np.flatnonzero(~simple):
+            ev = evs[e]
+            if ev.ks:
+                xk_max[e] = np.max(self.xnorm[list(ev.ks)])
             if zero[e]:
-                log.append((e, -1, int(EventKind.REACH_ZERO)))
+                rows_e.append([e]), rows_k.append([-1]), rows_kind.append([int(EventKind.REACH_ZERO)])
                 continue
-            K = np.union1d(evs[e].ks, np.flatnonzero(U_prev[e] == 0)).astype(np.intp)
+            reach = U_new[e] == 0
+            if not flip[e]:
+                reach[list(ev.ks)] = True
+            if np.any(reach):
+                zs[e, :d] = self._project_face(zs[e:e + 1, :d], np.flatnonzero(reach)[None])[0]
+            K = np.union1d(ev.ks, np.flatnonzero(U_prev[e] == 0)).astype(np.intp)
             codes = np.full(n, -1, dtype=np.int8)
             codes[K] = transition(U_prev[e, K], U_new[e, K])
-            for k in np.flatnonzero((codes >= 0) | branch[e]):
-                log.append((e, int(k), int(EventKind.BRANCH if branch[e, k] else codes[k])))
+            ks = np.flatnonzero((codes >= 0) | branch[e])
+            rows_e.append(np.full(ks.size, e))
+            rows_k.append(ks)
+            rows_kind.append(np.where(branch[e, ks], int(EventKind.BRANCH), codes[ks]))
+        zn = np.maximum(np.linalg.norm(zs, axis=1), 1e-300)
+        resid = np.where(zero | flip, 0.0, poly / (xk_max * zn))
+        p_new = tab.index_many(U_new)
+        tab.arrays()
+        le = np.concatenate(rows_e).astype(np.intp)
+        order = np.argsort(le, kind="stable")
+        log = (le[order], np.concatenate(rows_k).astype(np.intp)[order],
+               np.concatenate(rows_kind).astype(np.intp)[order])
         return Batch(ts=np.array([e.t for e in evs]), xs=xs, js=js, ps=ps, p_new=p_new, zs=zs,
                      Phis=Phis, resid=resid, log=log)
 
@@ -953,12 +1034,15 @@ class HybridFlow:
             new_pat[B.js[sel]] = B.p_new[sel]
             moved = B.js[sel][B.p_new[sel] != B.ps[sel]]
             self._at_rest[moved] = False
-            chosen = set(sel.tolist())
-            for e, k, kind in B.log:
-                if e in chosen:
-                    self._check_event_residual(float(B.ts[e]), int(B.js[e]), k, float(B.resid[e]))
-                    self._log(float(B.ts[e]), int(B.js[e]), k, kind, float(B.resid[e]),
-                              int(B.ps[e]), int(B.p_new[e]))
+            le, lk, lkind = B.log
+            keep = np.isin(le, sel)
+            le, lk, lkind = le[keep], lk[keep], lkind[keep]
+            bad = np.flatnonzero(B.resid[le] > self._tol_event)
+            if bad.size:
+                e = le[bad[0]]
+                self._check_event_residual(float(B.ts[e]), int(B.js[e]), int(lk[bad[0]]),
+                                           float(B.resid[e]))
+            self._log_many(B.ts[le], B.js[le], lk, lkind, B.resid[le], B.ps[le], B.p_new[le])
         tab.arrays()
         if exits:
             self._leave_faces(exits, Zc, new_pat, field_.residuals(Phic), t_cut)
