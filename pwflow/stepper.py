@@ -97,9 +97,9 @@ class Candidates:
 @dataclass(frozen=True)
 class Batch:
     """Events applied together at one cut: per event its time (and step fraction), neuron,
-    faces before and after, the neuron's state at the event and the propagators there (of the
-    occupied faces and the events' own); ``log`` holds one row
-    ``(event, k, kind)`` per hyperplane whose entry changed (and per branch point)."""
+    faces before and after, the neuron's state at the event and the located residual;
+    ``log`` holds the rows ``(event, k, kind)`` (arrays, ordered by event), one per hyperplane
+    whose entry changed (and per branch point)."""
 
     ts: Array
     xs: Array
@@ -107,7 +107,6 @@ class Batch:
     ps: NDArray[np.intp]
     p_new: NDArray[np.intp]
     zs: Array
-    Phis: Array
     resid: Array
     log: list
 
@@ -905,13 +904,14 @@ class HybridFlow:
         xs = np.array([e.x for e in evs])
         ps = self.pat[js]
         # only the occupied faces enter the outputs (the others have no moments) and the
-        # events' own faces their states: the rest stay I (cheap where faces are many, d > 2)
-        need = np.union1d(np.flatnonzero(np.bincount(self.pat, minlength=self._P)[: self._P]),
-                          ps)
-        Phis = np.broadcast_to(np.eye(self.q), (E, self._P, self.q, self.q)).copy()
-        Phis[:, need] = lorentz_project(propagators_at(F, xs, need))
-        zs = np.einsum("eab,eb->ea", Phis[np.arange(E), ps], self._Zs[js])
-        R = field_.residuals(Phis)  # (E, n)
+        # events' own faces their states: O(E (|occupied| + E)) propagators, not O(E P) (the
+        # faces met grow with d: 2,545 at d = 5, n = 20 by t = 3)
+        occ = field_.occupied
+        need = np.union1d(occ, ps)
+        Phis = lorentz_project(propagators_at(F, xs, need))  # (E, |need|, q, q)
+        zs = np.einsum("eab,eb->ea", Phis[np.arange(E), np.searchsorted(need, ps)],
+                       self._Zs[js])
+        R = field_.residuals(Phis[:, np.searchsorted(need, occ)])  # (E, n)
         if R.ndim == 1:
             R = np.broadcast_to(R, (E, n))
         U_prev = tab.U[ps]
@@ -991,7 +991,7 @@ class HybridFlow:
         log = (le[order], np.concatenate(rows_k).astype(np.intp)[order],
                np.concatenate(rows_kind).astype(np.intp)[order])
         return Batch(ts=np.array([e.t for e in evs]), xs=xs, js=js, ps=ps, p_new=p_new, zs=zs,
-                     Phis=Phis, resid=resid, log=log)
+                     resid=resid, log=log)
 
     def _advance(self, t_cut, t1, Phi1, Z1, F, field_, pending, exits, P):
         tab = self.table
@@ -1017,8 +1017,7 @@ class HybridFlow:
             if not np.any(move):
                 break
             i = np.flatnonzero(move)
-            # the new face's propagator at each event time (not among B.Phis' faces, which
-            # are the occupied ones and the events' own)
+            # the new face's propagator at each event time
             Phis_new = lorentz_project(propagator_pairs(F, B.xs[sel[i]], pn[i]))
             Zc[js[i]] = np.einsum("eab,ebc,ec->ea", Phic[pn[i]], lorentz_inverse(Phis_new), zs[i])
             U = tab.U[pn[i]]
