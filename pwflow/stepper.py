@@ -460,15 +460,17 @@ class HybridFlow:
             exact = np.empty(self.m)
         else:
             W_old, pat_old, mu, exact = prev
-            mu = mu - np.sqrt(np.sum((W - W_old) ** 2, axis=1))
+            dW = W - W_old
+            mu = mu - np.sqrt(np.einsum("ij,ij->i", dW, dW))
             stale = np.flatnonzero((self.pat != pat_old) | (mu < 0.5 * exact))
         if stale.size:
             mu[stale] = self._exact_margins(W[stale], self.pat[stale])
             exact = exact.copy()
             exact[stale] = mu[stale]
         self._mu = mu
-        self._mu_state = (W.copy(), self.pat.copy(), mu, exact)
-        self._znorm = np.sqrt(np.sum(self._Zs**2, axis=1))
+        # self._Zs is never written to (each start makes a new one): W is kept as a view
+        self._mu_state = (W, self.pat.copy(), mu, exact)
+        self._znorm = np.sqrt(np.einsum("ij,ij->i", self._Zs, self._Zs))
 
     def _exact_margins(self, W: Array, pat: NDArray[np.intp]) -> Array:
         """``min_k |<w_j, x̂_k>|`` over the hyperplanes bounding each neuron's face (``u_k ≠ 0``),
@@ -533,8 +535,10 @@ class HybridFlow:
         move = np.sqrt(np.sum((Phi1 - np.eye(q)) ** 2, axis=(1, 2)))
         near = np.flatnonzero((move + sweep)[self.pat] * self._znorm >= 0.9 * self._mu)
         Z1n = np.einsum("jab,jb->ja", Phi1[self.pat[near]], self._Zs[near])
-        cand = Candidates.concat([self._detect(Z1n, near), self._flips(Phi1)])
-        excursion = self._suspect_excursions(near, Z1n, sweep, lambda: self._bend(Phi1, speed, h))
+        S1n = Z1n[:, : self.d] @ self.X.T  # <w_j, x_k> at the step end, near neurons
+        cand = Candidates.concat([self._detect(Z1n, near, S1n), self._flips(Phi1)])
+        excursion = self._suspect_excursions(near, Z1n, sweep, lambda: self._bend(Phi1, speed, h),
+                                             S1n)
         regime1 = self._face_regime_at(Phi1)
         face_change = self._regime_changed(self._regime, regime1)
         if self._phase.stiff and (cand is not None or face_change
@@ -568,7 +572,7 @@ class HybridFlow:
             self._zeno_guard(t0, t1)
             self._quiet_step(field_.nfev - fev0, t1 - t0)
             return
-        Z1 = np.einsum("jab,jb->ja", Phi1[self.pat], self._Zs)
+        Z1 = None  # the neurons at the step end: materialised in _advance if the cut is t1
         t_cut = self._choose_cut(located, t_face, t0, t1)
         if not t0 <= t_cut <= t1:
             raise InvariantError(f"batch cut {t_cut!r} outside the step [{t0!r}, {t1!r}]")
@@ -623,9 +627,10 @@ class HybridFlow:
         return max(1e4 * self.opt.rtol, self.opt.invariant_tol)
 
     # ------------------------------------------------------------------ events
-    def _detect(self, Zn: Array, idx: NDArray) -> "Candidates | None":
-        """Candidates among the neurons ``idx`` (states ``Zn``) at the end of a step: pairs
-        ``(j, k)`` that changed side, and neurons of 1-dimensional faces that reached ``w = 0``.
+    def _detect(self, Zn: Array, idx: NDArray, S: Array | None = None) -> "Candidates | None":
+        """Candidates among the neurons ``idx`` (states ``Zn``, ``S = W Xᵀ`` if known) at the
+        end of a step: pairs ``(j, k)`` that changed side, and neurons of 1-dimensional faces
+        that reached ``w = 0``.
         """
         if idx.size == 0:
             return None
@@ -635,7 +640,8 @@ class HybridFlow:
         # sign changes smaller than what the Lorentz projection moved the neuron are not
         # trusted (the located root lives on the unprojected dense output)
         slack = 2 * self._proj_move[pat] * self._znorm[idx]
-        jj, kk = detect_crossings(Zn[:, :d], self.X, tab.U[pat], slack)
+        jj, kk = detect_crossings(Zn[:, :d], self.X, tab.U[pat], slack, S=S,
+                                  xnorm=self.xnorm)
         on_ray = tab.dim[pat] == 1
         zz = detect_zero_crossings(Zn[:, :d], tab.ray[pat[on_ray]], on_ray)
         if jj.size == 0 and zz.size == 0:
@@ -687,7 +693,7 @@ class HybridFlow:
         return 2.0 * h * h / 8.0 * (dG * size + np.maximum(g0, g1) * speed)
 
     def _suspect_excursions(self, near: NDArray, Z1n: Array, sweep: Array,
-                            bend: Callable[[], Array]):
+                            bend: Callable[[], Array], S1n: Array | None = None):
         """Pairs ``(j, k)`` on their side at both ends of the step that may have left it inside.
 
         A neuron can cross a hyperplane and come back within one step (no sign change at the
@@ -695,7 +701,7 @@ class HybridFlow:
         ``sweep_p ‖z_j‖`` (``sweep_p`` bounds ``‖Φ_p(t) − Φ_p(t_0)‖`` on the step), and at
         one end at least below how far ``s`` can bend away from its chord, ``bend_p ‖z_j‖``
         (``bend()``, :meth:`_bend`). Returns the positions in ``near`` and the data indices of
-        the pairs.
+        the pairs (``S1n``: ``<w_j, x_k>`` at the step end if known).
         """
         if near.size == 0:
             return np.zeros(0, np.intp), np.zeros(0, np.intp)
@@ -703,7 +709,7 @@ class HybridFlow:
         pat = self.pat[near]
         zn = self._znorm[near]
         reach = (sweep[pat] * zn)[:, None]
-        s1 = (Z1n[:, :d] @ self.X.T) / self.xnorm
+        s1 = (Z1n[:, :d] @ self.X.T if S1n is None else S1n) / self.xnorm
         a1 = np.abs(s1)
         rows, kk = np.nonzero(a1 <= reach)  # few: both ends must be close
         U = self.table.U[pat[rows], kk]
@@ -1006,7 +1012,11 @@ class HybridFlow:
         while True:
             xc = (t_cut - self.t) / h if h > 0 else 1.0
             Phic = Phi1 if t_cut == t1 else lorentz_project(propagators_at(F, xc))
-            Zc = Z1.copy() if t_cut == t1 else np.einsum("jab,jb->ja", Phic[self.pat], self._Zs)
+            if t_cut == t1:
+                Zc = (np.einsum("jab,jb->ja", Phi1[self.pat], self._Zs) if Z1 is None
+                      else Z1.copy())
+            else:
+                Zc = np.einsum("jab,jb->ja", Phic[self.pat], self._Zs)
             if B is None:
                 sel = np.zeros(0, dtype=np.intp)
                 break
