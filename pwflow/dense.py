@@ -69,9 +69,18 @@ def nested_basis(x: Array, n_coef: int) -> Array:
     """Values at ``x`` of the ``n_coef`` basis polynomials of the nested form: ``s(x) =
     nested_basis(x) @ coef`` (the dense output is linear in its coefficients)."""
     x = np.atleast_1d(np.asarray(x, float))
-    eye = np.eye(n_coef)
-    return np.stack([nested(np.repeat(eye[i:i + 1], x.size, 0), x) for i in range(n_coef)],
-                    axis=1)
+    # F_i is multiplied by the factors of the loop passes nF − i, ..., nF − 1 of
+    # :func:`nested` (x on even passes, 1 − x on odd ones), in that order (same rounding)
+    nF = n_coef - 1
+    factor = (x, 1.0 - x)
+    out = np.empty((x.size, n_coef))
+    out[:, 0] = 1.0
+    for i in range(1, n_coef):
+        b = factor[(nF - i) % 2].copy()
+        for p in range(nF - i + 1, nF):
+            b *= factor[p % 2]
+        out[:, i] = b
+    return out
 
 
 def propagators_at(F: Array, x: float | Array, faces: NDArray | None = None) -> Array:
