@@ -69,7 +69,8 @@ _MESSAGES = {
 
 
 def detect_crossings(
-    W: Array, X: Array, U_of_neuron: NDArray[np.int8], slack: Array | None = None
+    W: Array, X: Array, U_of_neuron: NDArray[np.int8], slack: Array | None = None,
+    S: Array | None = None, xnorm: Array | None = None,
 ):
     """Pairs ``(j, k)`` whose sign of ``<w_j, x_k>`` disagrees with ``u_k`` of the neuron's face.
 
@@ -85,19 +86,21 @@ def detect_crossings(
     slack : array, shape (m,), optional
         Per-neuron absolute uncertainty of ``w`` (e.g. how far the Lorentz projection moved
         it); a wrong sign smaller than ``slack ‖x_k‖`` is not trusted as a crossing.
+    S, xnorm : arrays, optional
+        ``W Xᵀ`` and the norms ``‖x_k‖`` where the caller has them already.
 
     Returns
     -------
     j, k : int arrays
         The candidate pairs (a zero value at the end of the step counts as a crossing).
     """
-    S = W @ X.T
+    S = W @ X.T if S is None else S
     # values within rounding of zero are not crossings: a neuron that just left a hyperplane
     # (or was cut exactly on it) sits there to rounding; a real crossing shows at a later step
     unc = 16 * np.finfo(float).eps * np.linalg.norm(W, axis=1)
     if slack is not None:
         unc = unc + slack
-    tiny = unc[:, None] * np.linalg.norm(X, axis=1)
+    tiny = unc[:, None] * (np.linalg.norm(X, axis=1) if xnorm is None else xnorm)
     bad = (U_of_neuron != 0) & (np.sign(S) != U_of_neuron) & (np.abs(S) > tiny)
     return np.nonzero(bad)
 
@@ -224,6 +227,16 @@ class EventLog:
         self.residual.append(residual)
         self.from_pattern.append(frm)
         self.to_pattern.append(to)
+
+    def extend(self, t, neuron, k, kind, residual, frm, to) -> None:
+        """:meth:`add` for arrays of rows, in order."""
+        self.t.extend(np.asarray(t, float).tolist())
+        self.neuron.extend(np.asarray(neuron).astype(int).tolist())
+        self.k.extend(np.asarray(k).astype(int).tolist())
+        self.kind.extend(np.asarray(kind).astype(int).tolist())
+        self.residual.extend(np.asarray(residual, float).tolist())
+        self.from_pattern.extend(np.asarray(frm).astype(int).tolist())
+        self.to_pattern.extend(np.asarray(to).astype(int).tolist())
 
     def __len__(self) -> int:
         return len(self.t)

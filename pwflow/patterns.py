@@ -102,6 +102,10 @@ class PatternTable:
     def index_many(self, U: NDArray) -> NDArray[np.intp]:
         """Indices of the rows of ``U`` (registering new ones)."""
         U = np.ascontiguousarray(U, dtype=np.int8)
+        if U.shape[0] <= 256:  # a batch of events: dictionary look-ups beat a row sort
+            ids = [self._index.get(row.tobytes()) for row in U]
+            if None not in ids:
+                return np.array(ids, dtype=np.intp)
         uniq, inverse = np.unique(U, axis=0, return_inverse=True)
         ids = np.array([self.index(row) for row in uniq], dtype=np.intp)
         return ids[np.ravel(inverse)]

@@ -49,7 +49,13 @@ from .filippov import BranchPolicy, select, select_single, transition
 from .model import Loss
 from .options import FlowOptions, InvariantError, ZenoError
 from .patterns import PatternTable
-from .vector_field import CollectiveField, lorentz_inverse, lorentz_project, moments
+from .vector_field import (
+    CollectiveField,
+    lorentz_inverse,
+    lorentz_project,
+    moments,
+    outputs_from_moments,
+)
 
 __all__ = ["HybridFlow"]
 
@@ -104,9 +110,9 @@ class Candidates:
 @dataclass(frozen=True)
 class Batch:
     """Events applied together at one cut: per event its time (and step fraction), neuron,
-    faces before and after, the neuron's state at the event and the propagators there (of the
-    occupied faces and the events' own); ``log`` holds one row
-    ``(event, k, kind)`` per hyperplane whose entry changed (and per branch point)."""
+    faces before and after, the neuron's state at the event and the located residual;
+    ``log`` holds the rows ``(event, k, kind)`` (arrays, ordered by event), one per hyperplane
+    whose entry changed (and per branch point)."""
 
     ts: Array
     xs: Array
@@ -114,7 +120,6 @@ class Batch:
     ps: NDArray[np.intp]
     p_new: NDArray[np.intp]
     zs: Array
-    Phis: Array
     resid: Array
     log: list
 
@@ -267,6 +272,7 @@ class HybridFlow:
         self.n_rollbacks = 0
         self.n_excursions = 0
         self._seen = np.zeros(0)
+        self._mu_state = None
         self._phase = _Phase(options.stiff_after)
         self.policy = BranchPolicy.parse(options.branch_policy)
         self.max_sliding_residual = 0.0
@@ -282,6 +288,22 @@ class HybridFlow:
             self.pat = self.table.index_many(patterns)
 
     # ------------------------------------------------------------------ state
+    @property
+    def _solver(self):
+        """The running scipy solver (``None`` between a cut and the next start)."""
+        return self.__dict__.get("_solver_obj")
+
+    @_solver.setter
+    def _solver(self, solver) -> None:
+        old = self.__dict__.get("_solver_obj")
+        if old is not None and old is not solver:
+            # scipy's OdeSolver refers to itself through closures (``self.fun``), a cycle that
+            # only the cyclic garbage collector frees, and it runs rarely: the dropped solvers,
+            # each with its stage vectors over the whole propagator state, piled up (d = 5,
+            # n = 20, m = 1000: 26 of them, 209 MB, by t = 1.3).  Emptying it frees them now.
+            old.__dict__.clear()
+        self.__dict__["_solver_obj"] = solver
+
     @property
     def Z(self) -> Array:
         """Neuron states ``(w_j, a_j)`` at the current time, shape ``(m, d + 1)``.
@@ -303,9 +325,14 @@ class HybridFlow:
         """``h_θ(x_k)`` at the current time (from the moments: O(number of faces))."""
         if self._Zcur is None:
             return self._field.outputs(self._Phi)
-        W, a = self._Zcur[:, : self.d], self._Zcur[:, self.d]
-        S = W @ self.X.T
-        return np.where(S > 0, S, self.gamma * S).T @ a
+        # S_p = Σ_{j∈p} a_j w_j by face: O(m d) instead of the O(m n) of σ(<w_j, x_k>) (the
+        # slope η⁰ of a face is exact for its neurons; on its own hyperplanes <w, x_k> = 0)
+        tab = self.table.arrays()
+        P = len(tab)
+        Z, pat = self._Zcur, self.pat
+        S = np.stack([np.bincount(pat, weights=Z[:, self.d] * Z[:, i], minlength=P)
+                      for i in range(self.d)], axis=1)
+        return outputs_from_moments(S, tab.eta0, self.X)
 
     # ------------------------------------------------------------------ set-up
     def _residuals_direct(self) -> Array:
@@ -351,27 +378,39 @@ class HybridFlow:
             self.n_branch += 1
             self.t_first_branch = min(self.t_first_branch, t)
 
-    def _project_face(self, w: Array, K: NDArray) -> Array:
-        """Orthogonal projection of ``w`` onto ``{v : <v, x_k> = 0, k ∈ K}``."""
-        XK = self.X[K]
-        coef, *_ = np.linalg.lstsq(XK @ XK.T, XK @ w, rcond=None)
-        return w - coef @ XK
+    def _log_many(self, t: Array, j: NDArray, k: NDArray, kind: NDArray, resid: Array,
+                  frm: NDArray, to: NDArray) -> None:
+        """:meth:`_log` for many rows at once (the rows of one applied batch, in order)."""
+        if t.size == 0:
+            return
+        self.events.extend(t, j, k, kind, resid, frm, to)
+        self._recent.extend(zip(t.tolist(), j.tolist(), k.tolist()))
+        br = kind == EventKind.BRANCH
+        if np.any(br):
+            self.n_branch += int(np.sum(br))
+            self.t_first_branch = min(self.t_first_branch, float(np.min(t[br])))
 
-    def _project_faces(self, W: Array, reach: NDArray[np.bool_]) -> Array:
-        """:meth:`_project_face` of each row ``W[e]`` onto the hyperplanes ``reach[e]``
-        (rows without any unchanged); one hyperplane (the common case) in closed form
-        ``w − (<w, x_k>/‖x_k‖²) x_k``, vectorised."""
-        W = W.copy()
-        cnt = np.sum(reach, axis=1)
-        one = np.flatnonzero(cnt == 1)
-        if one.size:
-            k = np.argmax(reach[one], axis=1)
-            xk = self.X[k]
-            c = np.einsum("ed,ed->e", W[one], xk) / np.einsum("ed,ed->e", xk, xk)
-            W[one] -= c[:, None] * xk
-        for e in np.flatnonzero(cnt > 1):
-            W[e] = self._project_face(W[e], np.flatnonzero(reach[e]))
-        return W
+    def _project_face(self, w: Array, K: NDArray) -> Array:
+        """Orthogonal projection of ``w`` onto ``{v : <v, x_k> = 0, k ∈ K}``.
+
+        ``w`` of shape ``(d,)`` with indices ``K``, or a batch ``(E, d)`` with ``K`` of shape
+        ``(E, c)``: ``w − X_Kᵀ (X_K X_Kᵀ)^+ X_K w``, vectorised over the batch for ``c = 1``
+        (where it is ``w − <w, x_k> x_k / ‖x_k‖²``).
+        """
+        w = np.asarray(w, float)
+        if w.ndim == 1:
+            return self._project_face(w[None], np.asarray(K)[None])[0]
+        K = np.asarray(K, dtype=np.intp)
+        if K.shape[1] == 1:
+            XK = self.X[K[:, 0]]
+            coef = np.einsum("ed,ed->e", XK, w) / np.einsum("ed,ed->e", XK, XK)
+            return w - coef[:, None] * XK
+        out = np.empty_like(w)
+        for e in range(w.shape[0]):
+            XK = self.X[K[e]]
+            coef, *_ = np.linalg.lstsq(XK @ XK.T, XK @ w[e], rcond=None)
+            out[e] = w[e] - coef @ XK
+        return out
 
     # ------------------------------------------------------------------ one step
     def _start_solver(self, t_bound: float) -> None:
@@ -444,21 +483,36 @@ class HybridFlow:
         return out
 
     def _margins(self) -> None:
-        """Distance of each neuron to the hyperplanes that bound its face (and to 0 on rays).
+        """Lower bounds ``μ_j`` of each neuron's distance to the hyperplanes that bound its face
+        (and to 0 on rays), at the solver start.
 
         A neuron can change side during the solver's life only once ``‖Φ_u − I‖ ‖z_j‖``
-        reaches this distance; the others are not materialised (see :meth:`_detect`).
+        reaches this distance; the others are not materialised (see :meth:`step`).  The
+        distance ``|<w, x̂_k>|`` is 1-Lipschitz in ``w``, so a neuron that kept its face since
+        the last solver start keeps ``μ_j − ‖w_j − w_j^{old}‖`` as a valid bound (O(m d) per
+        restart); it is recomputed exactly (O(n d)) where its face changed or the bound fell
+        below half its last exact value.  A smaller bound only selects more neurons for the
+        exact end-of-step check, so the events found are the same.
         """
         tab = self.table.arrays()
         W = self._Zs[:, : self.d]
-        self._s_start = (W @ self.X.T) / self.xnorm  # <w_j, x̂_k> at the solver start
-        dist = np.abs(self._s_start)
-        U = tab.U[self.pat]
-        dist[U == 0] = np.inf
-        mu = np.min(dist, axis=1)
-        on_ray = tab.dim[self.pat] == 1
-        mu[on_ray] = np.minimum(mu[on_ray], np.linalg.norm(W[on_ray], axis=1))
+        prev = self._mu_state
+        if prev is None:
+            stale = np.arange(self.m)
+            mu = np.empty(self.m)
+            exact = np.empty(self.m)
+        else:
+            W_old, pat_old, mu, exact = prev
+            dW = W - W_old
+            mu = mu - np.sqrt(np.einsum("ij,ij->i", dW, dW))
+            stale = np.flatnonzero((self.pat != pat_old) | (mu < 0.5 * exact))
+        if stale.size:
+            mu[stale] = self._exact_margins(W[stale], self.pat[stale])
+            exact = exact.copy()
+            exact[stale] = mu[stale]
         self._mu = mu
+        # self._Zs is never written to (each start makes a new one): W is kept as a view
+        self._mu_state = (W, self.pat.copy(), mu, exact)
         self._znorm = np.linalg.norm(self._Zs, axis=1)
         # neurons by face, sorted by 0.9 μ_j / ‖z_j‖: those a step can bring to a hyperplane
         # are a prefix of each face's list (:meth:`_near`), found without a pass over all m
@@ -472,6 +526,17 @@ class HybridFlow:
         ratio = np.abs(self._Zs[sl, self.d]) / np.maximum(self._znorm[sl], np.finfo(float).tiny)
         order, self._sl_faces, self._sl_bounds = _by_face(self.pat[sl], ratio)
         self._sl_js, self._sl_ratio = sl[order], ratio[order]
+
+    def _exact_margins(self, W: Array, pat: NDArray[np.intp]) -> Array:
+        """``min_k |<w_j, x̂_k>|`` over the hyperplanes bounding each neuron's face (``u_k ≠ 0``),
+        and ``‖w_j‖`` on 1-dimensional faces (distance to 0)."""
+        tab = self.table
+        dist = np.abs(W @ self.X.T) / self.xnorm
+        dist[tab.U[pat] == 0] = np.inf
+        mu = np.min(dist, axis=1, initial=np.inf)
+        on_ray = tab.dim[pat] == 1
+        mu[on_ray] = np.minimum(mu[on_ray], np.linalg.norm(W[on_ray], axis=1))
+        return mu
 
     def _near(self, bound: Array) -> NDArray[np.intp]:
         """Neurons with ``bound[u_j] ‖z_j‖ >= 0.9 μ_j``: those whose face propagator moved
@@ -551,8 +616,10 @@ class HybridFlow:
         move = np.sqrt(np.sum((Phi1 - np.eye(q)) ** 2, axis=(1, 2)))
         near = self._near(move + sweep)
         Z1n = np.einsum("jab,jb->ja", Phi1[self.pat[near]], self._Zs[near])
-        cand = Candidates.concat([self._detect(Z1n, near), self._flips(Phi1)])
-        excursion = self._suspect_excursions(near, Z1n, sweep, lambda: self._bend(Phi1, speed, h))
+        S1n = Z1n[:, : self.d] @ self.X.T  # <w_j, x_k> at the step end, near neurons
+        cand = Candidates.concat([self._detect(Z1n, near, S1n), self._flips(Phi1)])
+        excursion = self._suspect_excursions(near, Z1n, sweep, lambda: self._bend(Phi1, speed, h),
+                                             S1n)
         regime1 = self._face_regime_at(Phi1)
         face_change = self._regime_changed(self._regime, regime1)
         if self._phase.stiff and (cand is not None or face_change
@@ -587,7 +654,7 @@ class HybridFlow:
             self._zeno_guard(t0, t1)
             self._quiet_step(field_.nfev - fev0, t1 - t0)
             return
-        Z1 = np.einsum("jab,jb->ja", Phi1[self.pat], self._Zs)
+        Z1 = None  # the neurons at the step end: materialised in _advance if the cut is t1
         t_cut = self._choose_cut(located, t_face, t0, t1)
         if not t0 <= t_cut <= t1:
             raise InvariantError(f"batch cut {t_cut!r} outside the step [{t0!r}, {t1!r}]")
@@ -689,9 +756,10 @@ class HybridFlow:
         return max(1e4 * self.opt.rtol, self.opt.invariant_tol)
 
     # ------------------------------------------------------------------ events
-    def _detect(self, Zn: Array, idx: NDArray) -> "Candidates | None":
-        """Candidates among the neurons ``idx`` (states ``Zn``) at the end of a step: pairs
-        ``(j, k)`` that changed side, and neurons of 1-dimensional faces that reached ``w = 0``.
+    def _detect(self, Zn: Array, idx: NDArray, S: Array | None = None) -> "Candidates | None":
+        """Candidates among the neurons ``idx`` (states ``Zn``, ``S = W Xᵀ`` if known) at the
+        end of a step: pairs ``(j, k)`` that changed side, and neurons of 1-dimensional faces
+        that reached ``w = 0``.
         """
         if idx.size == 0:
             return None
@@ -701,7 +769,8 @@ class HybridFlow:
         # sign changes smaller than what the Lorentz projection moved the neuron are not
         # trusted (the located root lives on the unprojected dense output)
         slack = 2 * self._proj_move[pat] * self._znorm[idx]
-        jj, kk = detect_crossings(Zn[:, :d], self.X, tab.U[pat], slack)
+        jj, kk = detect_crossings(Zn[:, :d], self.X, tab.U[pat], slack, S=S,
+                                  xnorm=self.xnorm)
         on_ray = tab.dim[pat] == 1
         zz = detect_zero_crossings(Zn[:, :d], tab.ray[pat[on_ray]], on_ray)
         if jj.size == 0 and zz.size == 0:
@@ -768,7 +837,7 @@ class HybridFlow:
         return 2.0 * h * h / 8.0 * (dG * size + np.maximum(g0, g1) * speed)
 
     def _suspect_excursions(self, near: NDArray, Z1n: Array, sweep: Array,
-                            bend: Callable[[], Array]):
+                            bend: Callable[[], Array], S1n: Array | None = None):
         """Pairs ``(j, k)`` on their side at both ends of the step that may have left it inside.
 
         A neuron can cross a hyperplane and come back within one step (no sign change at the
@@ -776,7 +845,7 @@ class HybridFlow:
         ``sweep_p ‖z_j‖`` (``sweep_p`` bounds ``‖Φ_p(t) − Φ_p(t_0)‖`` on the step), and at
         one end at least below how far ``s`` can bend away from its chord, ``bend_p ‖z_j‖``
         (``bend()``, :meth:`_bend`). Returns the positions in ``near`` and the data indices of
-        the pairs.
+        the pairs (``S1n``: ``<w_j, x_k>`` at the step end if known).
         """
         if near.size == 0:
             return np.zeros(0, np.intp), np.zeros(0, np.intp)
@@ -784,7 +853,7 @@ class HybridFlow:
         pat = self.pat[near]
         zn = self._znorm[near]
         reach = (sweep[pat] * zn)[:, None]
-        s1 = (Z1n[:, :d] @ self.X.T) / self.xnorm
+        s1 = (Z1n[:, :d] @ self.X.T if S1n is None else S1n) / self.xnorm
         a1 = np.abs(s1)
         rows, kk = np.nonzero(a1 <= reach)  # few: both ends must be close
         U = self.table.U[pat[rows], kk]
@@ -793,7 +862,7 @@ class HybridFlow:
         if rows.size == 0:
             return rows, kk
         if self._fresh:  # the step starts at the solver start: Φ = I
-            s0 = self._s_start[near[rows], kk]
+            s0 = np.einsum("jd,jd->j", self._Zs[near[rows], :d], self.X[kk]) / self.xnorm[kk]
         else:
             Z0 = np.einsum("jab,jb->ja", self._Phi[pat[rows]], self._Zs[near[rows]])
             s0 = np.einsum("jd,jd->j", Z0[:, :d], self.X[kk]) / self.xnorm[kk]
@@ -1010,13 +1079,14 @@ class HybridFlow:
         xs = np.array([e.x for e in evs])
         ps = self.pat[js]
         # only the occupied faces enter the outputs (the others have no moments) and the
-        # events' own faces their states: the rest stay I (cheap where faces are many, d > 2)
-        need = np.union1d(np.flatnonzero(np.bincount(self.pat, minlength=self._P)[: self._P]),
-                          ps)
-        Phis = np.broadcast_to(np.eye(self.q), (E, self._P, self.q, self.q)).copy()
-        Phis[:, need] = lorentz_project(propagators_at(F, xs, need))
-        zs = np.einsum("eab,eb->ea", Phis[np.arange(E), ps], self._Zs[js])
-        R = field_.residuals(Phis)  # (E, n)
+        # events' own faces their states: O(E (|occupied| + E)) propagators, not O(E P) (the
+        # faces met grow with d: 2,545 at d = 5, n = 20 by t = 3)
+        occ = field_.occupied
+        need = np.union1d(occ, ps)
+        Phis = lorentz_project(propagators_at(F, xs, need))  # (E, |need|, q, q)
+        zs = np.einsum("eab,eb->ea", Phis[np.arange(E), np.searchsorted(need, ps)],
+                       self._Zs[js])
+        R = field_.residuals(Phis[:, np.searchsorted(need, occ)])  # (E, n)
         if R.ndim == 1:
             R = np.broadcast_to(R, (E, n))
         U_prev = tab.U[ps]
@@ -1057,30 +1127,46 @@ class HybridFlow:
         # place each neuron exactly on the hyperplanes it reached or stays on (changes ‖w‖²
         # only at second order in the located residual, so Lemma 1 is unaffected); w = 0: w := 0
         zs[zero, :d] = 0.0
-        lens = [len(ev.ks) for ev in evs]
-        ks = np.zeros((E, n), dtype=bool)  # the hyperplanes each event reaches
-        ks[np.repeat(np.arange(E), lens), [k for ev in evs for k in ev.ks]] = True
-        xk_max = np.where(np.any(ks, axis=1),
-                          np.max(np.where(ks, self.xnorm, -np.inf), axis=1), 1.0)
         poly = np.array([ev.poly_residual for ev in evs])
+        xk_max = np.ones(E)
+        rows_e, rows_k, rows_kind = [], [], []
+        if np.any(simple):
+            # one hyperplane from an open cell: it is the only one reached, one log row each
+            xk_max[i] = self.xnorm[k]
+            zs[i, :d] = self._project_face(zs[i, :d], k[:, None])
+            rows_e.append(i)
+            rows_k.append(k)
+            rows_kind.append(np.where(branch[i, k], int(EventKind.BRANCH),
+                                      transition(U_prev[i, k], U_new[i, k])))
+        for e in np.flatnonzero(~simple):
+            ev = evs[e]
+            if ev.ks:
+                xk_max[e] = np.max(self.xnorm[list(ev.ks)])
+            if zero[e]:
+                rows_e.append([e]), rows_k.append([-1]), rows_kind.append([int(EventKind.REACH_ZERO)])
+                continue
+            reach = U_new[e] == 0
+            if not flip[e]:
+                reach[list(ev.ks)] = True
+            if np.any(reach):
+                zs[e, :d] = self._project_face(zs[e:e + 1, :d], np.flatnonzero(reach)[None])[0]
+            K = np.union1d(ev.ks, np.flatnonzero(U_prev[e] == 0)).astype(np.intp)
+            codes = np.full(n, -1, dtype=np.int8)
+            codes[K] = transition(U_prev[e, K], U_new[e, K])
+            ks = np.flatnonzero((codes >= 0) | branch[e])
+            rows_e.append(np.full(ks.size, e))
+            rows_k.append(ks)
+            rows_kind.append(np.where(branch[e, ks], int(EventKind.BRANCH), codes[ks]))
         zn = np.maximum(np.linalg.norm(zs, axis=1), 1e-300)
         resid = np.where(zero | flip, 0.0, poly / (xk_max * zn))
-        reach = (ks & (~zero & ~flip)[:, None]) | ((U_new == 0) & ~zero[:, None])
-        zs[:, :d] = self._project_faces(zs[:, :d], reach)
         p_new = tab.index_many(U_new)
         tab.arrays()
-        # the log: per event, every hyperplane reached or free before whose entry changed
-        # (and every branch point), in event order then data order
-        codes = np.where(ks | (U_prev == 0), transition(U_prev, U_new), -1)
-        ee, kk = np.nonzero(((codes >= 0) | branch) & ~zero[:, None])
-        kind = np.where(branch[ee, kk], int(EventKind.BRANCH), codes[ee, kk])
-        ez = np.flatnonzero(zero)
-        ee, kk = np.concatenate([ee, ez]), np.concatenate([kk, np.full(ez.size, -1)])
-        kind = np.concatenate([kind, np.full(ez.size, int(EventKind.REACH_ZERO))])
-        order = np.argsort(ee, kind="stable")
-        log = list(zip(ee[order].tolist(), kk[order].tolist(), kind[order].tolist()))
+        le = np.concatenate(rows_e).astype(np.intp)
+        order = np.argsort(le, kind="stable")
+        log = (le[order], np.concatenate(rows_k).astype(np.intp)[order],
+               np.concatenate(rows_kind).astype(np.intp)[order])
         return Batch(ts=np.array([e.t for e in evs]), xs=xs, js=js, ps=ps, p_new=p_new, zs=zs,
-                     Phis=Phis, resid=resid, log=log)
+                     resid=resid, log=log)
 
     def _advance(self, t_cut, t1, Phi1, Z1, F, field_, pending, exits, P):
         tab = self.table
@@ -1095,7 +1181,11 @@ class HybridFlow:
         while True:
             xc = (t_cut - self.t) / h if h > 0 else 1.0
             Phic = Phi1 if t_cut == t1 else lorentz_project(propagators_at(F, xc))
-            Zc = Z1.copy() if t_cut == t1 else np.einsum("jab,jb->ja", Phic[self.pat], self._Zs)
+            if t_cut == t1:
+                Zc = (np.einsum("jab,jb->ja", Phi1[self.pat], self._Zs) if Z1 is None
+                      else Z1.copy())
+            else:
+                Zc = np.einsum("jab,jb->ja", Phic[self.pat], self._Zs)
             if B is None:
                 sel = np.zeros(0, dtype=np.intp)
                 break
@@ -1106,8 +1196,7 @@ class HybridFlow:
             if not np.any(move):
                 break
             i = np.flatnonzero(move)
-            # the new face's propagator at each event time (not among B.Phis' faces, which
-            # are the occupied ones and the events' own)
+            # the new face's propagator at each event time
             Phis_new = lorentz_project(propagator_pairs(F, B.xs[sel[i]], pn[i]))
             Zc[js[i]] = np.einsum("eab,ebc,ec->ea", Phic[pn[i]], lorentz_inverse(Phis_new), zs[i])
             U = tab.U[pn[i]]
@@ -1125,12 +1214,15 @@ class HybridFlow:
             new_pat[B.js[sel]] = B.p_new[sel]
             moved = B.js[sel][B.p_new[sel] != B.ps[sel]]
             self._at_rest[moved] = False
-            chosen = set(sel.tolist())
-            for e, k, kind in B.log:
-                if e in chosen:
-                    self._check_event_residual(float(B.ts[e]), int(B.js[e]), k, float(B.resid[e]))
-                    self._log(float(B.ts[e]), int(B.js[e]), k, kind, float(B.resid[e]),
-                              int(B.ps[e]), int(B.p_new[e]))
+            le, lk, lkind = B.log
+            keep = np.isin(le, sel)
+            le, lk, lkind = le[keep], lk[keep], lkind[keep]
+            bad = np.flatnonzero(B.resid[le] > self._tol_event)
+            if bad.size:
+                e = le[bad[0]]
+                self._check_event_residual(float(B.ts[e]), int(B.js[e]), int(lk[bad[0]]),
+                                           float(B.resid[e]))
+            self._log_many(B.ts[le], B.js[le], lk, lkind, B.resid[le], B.ps[le], B.p_new[le])
         tab.arrays()
         if exits:
             hint = self._rsign_at

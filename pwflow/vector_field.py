@@ -121,14 +121,23 @@ class CollectiveField:
             self._G_frozen = self._mask(table.fields(r0)[0][: self.P])
 
     def outputs(self, Phi: Array) -> Array:
-        """``h_θ(x_k)`` for propagators ``Phi`` (shape ``(P, q, q)`` or ``(T, P, q, q)``)."""
+        """``h_θ(x_k)`` for propagators ``Phi`` (shape ``(P, q, q)`` or ``(T, P, q, q)``, or
+        the :attr:`occupied` faces' only)."""
         d = self.d
-        if not self._all_occ:  # faces without neurons have C_p = 0 and add nothing
+        # faces without neurons have C_p = 0 and add nothing; a stack of the occupied faces'
+        # propagators only (:attr:`occupied`) is used as it is
+        if Phi.shape[-3] == self.P and not self._all_occ:
             Phi = Phi[..., self._occ, :, :]
         # S_p = Φ_w C Φ_aᵀ  (row block of w, row of a)
         T = self._C_occ @ Phi[..., d, :, None]
         S = (Phi[..., :d, :] @ T)[..., 0]
         return ((S @ self.X.T) * self._eta0_occ).sum(axis=-2)
+
+    @property
+    def occupied(self) -> NDArray[np.intp]:
+        """The faces with non-zero moments (sorted): :meth:`outputs` and :meth:`residuals`
+        also accept propagators of these faces only, shape ``(..., len(occupied), q, q)``."""
+        return self._occ
 
     def residuals(self, Phi: Array) -> Array:
         """``r_k = ∂_1 l(h_θ(x_k), y_k)``."""
