@@ -213,6 +213,7 @@ def main() -> None:
     import pwflow
 
     for name in args.datasets:
+        rows: list[dict] = []
         data = _dataset(name)
         if name in RANDOM:
             L_ref = float("nan")
@@ -248,6 +249,29 @@ def main() -> None:
                 print(f"   ^ {1e3 * r['wall'] / max(r['events'], 1):.2f} ms per event", flush=True)
             if r["status"] != 0:  # a partial run is not a result: say so next to its row
                 print(f"   ^ stopped at t = {r['t_end']:.6g}: {r['message']}", flush=True)
+            else:
+                rows.append(r | {"m": m})
+        _print_scaling(name, rows)
+
+
+def scaling_slopes(m, events, wall) -> tuple[float, float]:
+    """Least-squares slopes of ``log wall`` against ``log m`` and against ``log events``
+    (wall ∝ m^a, wall ∝ events^b): the scaling the issue asks to be shown."""
+    lw = np.log(np.asarray(wall, float))
+    a = float(np.polyfit(np.log(np.asarray(m, float)), lw, 1)[0])
+    b = float(np.polyfit(np.log(np.asarray(events, float)), lw, 1)[0])
+    return a, b
+
+
+def _print_scaling(name: str, rows: list[dict]) -> None:
+    """The fitted slopes of one dataset's finished rows (two widths or more)."""
+    if len(rows) < 2:
+        return
+    a, b = scaling_slopes([r["m"] for r in rows], [r["events"] for r in rows],
+                          [r["wall"] for r in rows])
+    ms = ", ".join(f"{r['m']:g}" for r in rows)
+    print(f"   scaling of {name} over m = {ms}: wall ∝ m^{a:.2f}, wall ∝ events^{b:.2f}",
+          flush=True)
 
 
 if __name__ == "__main__":
