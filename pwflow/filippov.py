@@ -4,7 +4,7 @@ This module is the only place where that decision is taken; the integrator calls
 neurons starting on a face, for events of one neuron reaching hyperplanes, for sliding
 slopes reaching a bound and for branch points.  For a neuron on the intersection of the
 hyperplanes ``K = {k : <w, x_k> = 0}`` (``|K| <= d − 1`` while ``w ≠ 0``), the minimal-norm
-element ``D`` of 𝔇(w, θ) (Eq. (6), :func:`pwflow.subgradient.box_least_squares`) gives the
+element ``D`` of 𝔇(w, θ) (Eq. (6), :func:`pwflow.subgradient.free_slopes`) gives the
 velocity ``dw/dt = a D`` and decides, for every ``k ∈ K``:
 
 * **stay** — ``η_k`` inside ``[γ, 1]``: by the KKT conditions ``<D, x_k> = 0`` (``D`` is
@@ -27,7 +27,12 @@ also consistent (``a⟨D₊, x_k⟩ > 0`` with ``η_k = 1``, or ``a⟨D₋, x_k�
 for one hyperplane: ``a r_k < 0``).  :func:`select` reports those hyperplanes, and the
 :class:`BranchPolicy` chooses: ``MIN_NORM`` stays (Condition 2 (ii)); ``GRADIENT_DESCENT``
 leaves to the side that small-step gradient descent takes (:func:`gd_side`: ``+`` iff the
-sliding slope is above the middle of ``[γ, 1]``).
+sliding slope is above the middle of ``[γ, 1]``); for a neuron that starts exactly on the
+hyperplanes it follows gradient descent's own first step and the orthant fields after it
+(:func:`_gd_at_rest`).
+
+**Parallel data points** share one hyperplane: a neuron holds or leaves all of a class, and
+their slopes are tied as in the Clarke subdifferential (``docs/paper-readings.md``, N3).
 """
 
 from __future__ import annotations
