@@ -121,7 +121,7 @@ class Batch:
     p_new: NDArray[np.intp]
     zs: Array
     resid: Array
-    log: list
+    log: tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]
 
 
 class _Restricted:
