@@ -1250,14 +1250,20 @@ class HybridFlow:
         d = self.d
         for p, ex in exits.items():
             u_face = tab.U[p]
+            # select depends on the neuron only through the sign of a_j (or, at a_j = 0, of
+            # <w_j, D>) and at_rest: one solve per distinct pair, not per neuron
+            decided: dict[tuple[float, bool], tuple] = {}
             for j in np.flatnonzero(new_pat == p):
-                sel = select(Z[j, d], u_face, self.X, r, self.gamma, exits=ex, policy=self.policy,
-                             w=Z[j, :d], at_rest=bool(self._at_rest[j]) and not ex)
-                u_new = u_face.copy()
-                u_new[sel.K] = sel.signs
-                p_new = tab.index(u_new)
+                rest = bool(self._at_rest[j]) and not ex
+                key = (float(np.sign(Z[j, d])), rest)
+                if key[0] == 0.0 or key not in decided:
+                    sel = select(Z[j, d], u_face, self.X, r, self.gamma, exits=ex,
+                                 policy=self.policy, w=Z[j, :d], at_rest=rest)
+                    u_new = u_face.copy()
+                    u_new[sel.K] = sel.signs
+                    decided[key] = (sel, tab.index(u_new), transition(u_face, u_new))
+                sel, p_new, codes = decided[key]
                 new_pat[j] = p_new
-                codes = transition(u_face, u_new)
                 for i, k in enumerate(sel.K):
                     if sel.branch[i]:
                         self._log(t, int(j), int(k), EventKind.BRANCH, 0.0, p, p_new)
