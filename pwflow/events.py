@@ -19,7 +19,7 @@ enumeration whose ``str`` is the message written in logs; :class:`EventLog` is t
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -207,50 +207,76 @@ def first_exit_brackets(coef: Array, side: NDArray) -> tuple[Array, Array, Array
     return lo, hi, observed
 
 
-@dataclass
-class EventLog:
-    """Growing event log (columns as numpy arrays after :meth:`arrays`)."""
+#: the columns of an event log and their dtypes (as saved in a trajectory's ``events``)
+EVENT_COLUMNS = (("t", np.float64), ("neuron", np.int64), ("k", np.int64), ("kind", np.int8),
+                 ("residual", np.float64), ("from_pattern", np.int64), ("to_pattern", np.int64))
+_EVENT_DTYPE = np.dtype(list(EVENT_COLUMNS))
 
-    t: list = field(default_factory=list)
-    neuron: list = field(default_factory=list)
-    k: list = field(default_factory=list)
-    kind: list = field(default_factory=list)
-    residual: list = field(default_factory=list)
-    from_pattern: list = field(default_factory=list)
-    to_pattern: list = field(default_factory=list)
+
+class EventLog:
+    """Growing event log, stored in numpy chunks (49 bytes per event).
+
+    Rows are appended by :meth:`add` (one) or :meth:`extend` (arrays, in order); :meth:`arrays`
+    returns the columns as contiguous arrays.  A log of Python lists took about three times
+    the memory (a float or int object per entry): ~2·10⁶ events are expected on Stewart's
+    data at ``m = 2·10⁵``.
+    """
+
+    _MIN_CHUNK = 1024
+    _MAX_CHUNK = 1 << 20
+
+    def __init__(self) -> None:
+        self._chunks: list[np.ndarray] = []  # full chunks
+        self._buf = np.empty(self._MIN_CHUNK, dtype=_EVENT_DTYPE)
+        self._fill = 0
+        self._done = 0  # rows in the full chunks
+
+    def __len__(self) -> int:
+        return self._done + self._fill
+
+    def _flush(self, need: int) -> None:
+        """Close the current chunk and open one with room for at least ``need`` rows."""
+        if self._fill:
+            self._chunks.append(self._buf[: self._fill])
+            self._done += self._fill
+        size = max(need, min(max(self._MIN_CHUNK, len(self) // 2), self._MAX_CHUNK))
+        self._buf = np.empty(size, dtype=_EVENT_DTYPE)
+        self._fill = 0
 
     def add(self, t: float, neuron: int, k: int, kind: int, residual: float, frm: int, to: int) -> None:
-        self.t.append(t)
-        self.neuron.append(neuron)
-        self.k.append(k)
-        self.kind.append(int(kind))
-        self.residual.append(residual)
-        self.from_pattern.append(frm)
-        self.to_pattern.append(to)
+        """Append one row."""
+        if self._fill == self._buf.size:
+            self._flush(1)
+        self._buf[self._fill] = (t, neuron, k, int(kind), residual, frm, to)
+        self._fill += 1
 
     def extend(self, t, neuron, k, kind, residual, frm, to) -> None:
         """:meth:`add` for arrays of rows, in order."""
-        self.t.extend(np.asarray(t, float).tolist())
-        self.neuron.extend(np.asarray(neuron).astype(int).tolist())
-        self.k.extend(np.asarray(k).astype(int).tolist())
-        self.kind.extend(np.asarray(kind).astype(int).tolist())
-        self.residual.extend(np.asarray(residual, float).tolist())
-        self.from_pattern.extend(np.asarray(frm).astype(int).tolist())
-        self.to_pattern.extend(np.asarray(to).astype(int).tolist())
-
-    def __len__(self) -> int:
-        return len(self.t)
+        t = np.asarray(t, float)
+        E = t.size
+        if E == 0:
+            return
+        if self._fill + E > self._buf.size:
+            self._flush(E)
+        rows = self._buf[self._fill: self._fill + E]
+        for (name, _), col in zip(EVENT_COLUMNS, (t, neuron, k, kind, residual, frm, to)):
+            rows[name] = np.asarray(col).reshape(E)
+        self._fill += E
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {
-            "t": np.asarray(self.t, float),
-            "neuron": np.asarray(self.neuron, np.int64),
-            "k": np.asarray(self.k, np.int64),
-            "kind": np.asarray(self.kind, np.int8),
-            "residual": np.asarray(self.residual, float),
-            "from_pattern": np.asarray(self.from_pattern, np.int64),
-            "to_pattern": np.asarray(self.to_pattern, np.int64),
-        }
+        """The columns (``t``, ``neuron``, ``k``, ``kind``, ``residual``, ``from_pattern``,
+        ``to_pattern``) as contiguous arrays of the dtypes of :data:`EVENT_COLUMNS`."""
+        parts = self._chunks + [self._buf[: self._fill]]
+        rows = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        return {name: np.ascontiguousarray(rows[name]) for name, _ in EVENT_COLUMNS}
+
+    @classmethod
+    def from_arrays(cls, columns: dict, n: int) -> "EventLog":
+        """A log holding the first ``n`` rows of saved columns (``arrays()``'s keys)."""
+        log = cls()
+        if n:
+            log.extend(*(np.asarray(columns[name])[:n] for name, _ in EVENT_COLUMNS))
+        return log
 
 
 @dataclass(frozen=True)

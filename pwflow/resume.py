@@ -169,6 +169,7 @@ class Checkpoint:
 
     def make_flow(self, X, y, loss, gamma, options):
         """A :class:`HybridFlow` at the mark, with its memory, table and event log."""
+        from .events import EventLog
         from .integrator import HybridFlow
         from .patterns import PatternTable
 
@@ -178,10 +179,7 @@ class Checkpoint:
         d = np.asarray(X).shape[1]
         flow = HybridFlow(X, y, self.Z[:, :d], self.Z[:, d], loss, gamma, options,
                           t0=self.mark.t, patterns=self.pattern_rows, table=table)
-        log = flow.events
-        n = self.mark.n_events
-        for key in ("t", "neuron", "k", "kind", "residual", "from_pattern", "to_pattern"):
-            getattr(log, key)[:] = np.asarray(self.events[key])[:n].tolist()
+        flow.events = EventLog.from_arrays(self.events, self.mark.n_events)
         restore(flow, self.mark.memory)
         return flow
 

@@ -1,0 +1,64 @@
+"""The event log (:class:`pwflow.events.EventLog`): numpy chunks against a list reference."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pwflow.events import EVENT_COLUMNS, EventLog
+
+row = st.tuples(
+    st.floats(-1e6, 1e6, allow_nan=False),
+    st.integers(0, 2**40),
+    st.integers(-1, 2**31),
+    st.integers(0, 9),
+    st.floats(0, 1, allow_nan=False),
+    st.integers(-1, 2**40),
+    st.integers(0, 2**40),
+)
+
+# a batch of rows appended by one call: a single row (add) or a block (extend)
+call = st.one_of(
+    st.tuples(st.just("add"), st.lists(row, min_size=1, max_size=1)),
+    st.tuples(st.just("extend"), st.lists(row, min_size=0, max_size=3000)),
+)
+
+
+@given(st.lists(call, max_size=12))
+def test_log_keeps_every_row_in_order(calls):
+    log, reference = EventLog(), []
+    for how, rows in calls:
+        if how == "add":
+            log.add(*rows[0])
+        else:
+            cols = list(zip(*rows)) if rows else [[]] * len(EVENT_COLUMNS)
+            log.extend(*(np.asarray(c) for c in cols))
+        reference.extend(rows)
+    assert len(log) == len(reference)
+    out = log.arrays()
+    for i, (name, dtype) in enumerate(EVENT_COLUMNS):
+        assert out[name].dtype == dtype and out[name].flags.c_contiguous
+        expected = np.asarray([r[i] for r in reference], dtype=dtype)
+        np.testing.assert_array_equal(out[name], expected)
+    # a resumed run starts from a prefix of the saved columns
+    n = len(reference) // 2
+    again = EventLog.from_arrays(out, n).arrays()
+    for name, _ in EVENT_COLUMNS:
+        np.testing.assert_array_equal(again[name], out[name][:n])
+
+
+def test_log_crosses_chunk_boundaries_and_stays_compact():
+    log = EventLog()
+    E = 3 * EventLog._MIN_CHUNK + 17
+    for i in range(E):
+        log.add(float(i), i, i % 5, i % 7, 0.5, i - 1, i + 1)
+    log.extend(np.arange(5000.0), np.arange(5000), np.zeros(5000, int), np.ones(5000, int),
+               np.zeros(5000), np.arange(5000), np.arange(5000))
+    out = log.arrays()
+    assert len(log) == E + 5000 == out["t"].size
+    np.testing.assert_array_equal(out["neuron"][:E], np.arange(E))
+    np.testing.assert_array_equal(out["t"][E:], np.arange(5000.0))
+    # the chunks hold the rows plus at most half as many spare slots (geometric growth)
+    held = sum(c.size for c in log._chunks) + log._buf.size
+    assert held <= 1.5 * len(log) + EventLog._MIN_CHUNK
