@@ -101,8 +101,9 @@ def detect_crossings(
     if slack is not None:
         unc = unc + slack
     tiny = unc[:, None] * (np.linalg.norm(X, axis=1) if xnorm is None else xnorm)
-    bad = (U_of_neuron != 0) & (np.sign(S) != U_of_neuron) & (np.abs(S) > tiny)
-    return np.nonzero(bad)
+    # u_k ∈ {−1, 1}: u_k S < −tiny says "opposite sign and |S| > tiny" in one pass (u_k = 0
+    # gives 0, never below −tiny <= 0; nan compares false)
+    return np.nonzero(U_of_neuron * S < -tiny)
 
 
 def detect_zero_crossings(W: Array, rays: Array, on_ray: NDArray[np.bool_]):

@@ -62,3 +62,36 @@ def test_log_crosses_chunk_boundaries_and_stays_compact():
     # the chunks hold the rows plus at most half as many spare slots (geometric growth)
     held = sum(c.size for c in log._chunks) + log._buf.size
     assert held <= 1.5 * len(log) + EventLog._MIN_CHUNK
+
+
+@st.composite
+def crossing_case(draw):
+    """Neurons, data, face patterns and slacks; some products exactly 0 or at rounding."""
+    m, n, d = draw(st.integers(1, 12)), draw(st.integers(1, 8)), draw(st.integers(1, 4))
+    fl = st.floats(-3, 3, allow_nan=False, allow_subnormal=False)
+    W = np.array(draw(st.lists(st.lists(fl, min_size=d, max_size=d), min_size=m, max_size=m)))
+    X = np.array(draw(st.lists(st.lists(fl, min_size=d, max_size=d), min_size=n, max_size=n)))
+    U = np.array(draw(st.lists(st.lists(st.sampled_from([-1, 0, 1]), min_size=n, max_size=n),
+                               min_size=m, max_size=m)), dtype=np.int8)
+    slack = np.array(draw(st.lists(st.sampled_from([0.0, 1e-14, 1e-3]), min_size=m, max_size=m)))
+    S = W @ X.T
+    S *= np.array(draw(st.lists(st.lists(st.sampled_from([1.0, 0.0, 1e-18]), min_size=n,
+                                         max_size=n), min_size=m, max_size=m)))
+    return W, X, U, slack, S
+
+
+@given(crossing_case())
+def test_detect_crossings_matches_the_pairwise_rule(case):
+    from pwflow.events import detect_crossings
+
+    W, X, U, slack, S = case
+    expected = []
+    for j in range(W.shape[0]):
+        unc = 16 * np.finfo(float).eps * np.linalg.norm(W[j]) + slack[j]
+        for k in range(X.shape[0]):
+            tiny = unc * np.linalg.norm(X[k])
+            wrong_side = U[j, k] != 0 and np.sign(S[j, k]) != U[j, k]
+            if wrong_side and abs(S[j, k]) > tiny:
+                expected.append((j, k))
+    jj, kk = detect_crossings(W, X, U, slack, S=S)
+    assert list(zip(jj.tolist(), kk.tolist())) == expected
