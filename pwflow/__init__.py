@@ -12,10 +12,19 @@ from .gd import gradient_descent
 from .integrator import FlowOptions, simulate
 from .options import Status
 from .model import Loss, get_loss, logistic_loss, make_loss, square_loss
-from .sweeps import sweep
 from .trajectory import Trajectory, load_trajectory
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # pwflow.sweep is loaded on first use (the sweep machinery is not needed to simulate)
+    if name == "sweep":
+        from .sweeps import sweep
+
+        globals()["sweep"] = sweep
+        return sweep
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "BranchPolicy",

@@ -4,10 +4,29 @@ Import-light: Dask, pyarrow, tqdm and matplotlib are imported only when a sweep 
 figure is drawn (``pip install -e '.[sweep]'``).  See ``docs/sweeps.md``.
 """
 
-from .driver import COLUMNS, SweepResult, read_summary, sweep, write_summary
-from .run import Outcome as Outcome  # re-exported, documented in pwflow.sweeps.run
-from .run import classify, run_point
-from .spec import ClassifyRule, DatasetSpec, RunOptions, RunPoint, SweepSpec, load_spec, parse_spec
+import importlib
+
+#: public name -> submodule that defines it; loaded on first access (PEP 562), so that
+#: ``pwflow`` and its command line do not pay for the sweep machinery unless it is used
+_WHERE = {
+    "COLUMNS": "driver", "SweepResult": "driver", "read_summary": "driver", "sweep": "driver",
+    "write_summary": "driver", "Outcome": "run", "classify": "run", "run_point": "run",
+    "ClassifyRule": "spec", "DatasetSpec": "spec", "RunOptions": "spec", "RunPoint": "spec",
+    "SweepSpec": "spec", "load_spec": "spec", "parse_spec": "spec",
+}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
+
 
 # Outcome (importable here) is documented with pwflow.sweeps.run, where it is defined
 __all__ = [
