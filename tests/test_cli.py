@@ -308,6 +308,33 @@ def test_help_and_version(capsys):
     assert rc == 0 and pwflow.__version__ in out
 
 
+def _modules_loaded_by(argv: list[str], cwd: Path) -> set[str]:
+    """Top-level and pwflow modules imported by ``python -m pwflow ARGV`` (a subprocess)."""
+    probe = ("import atexit, runpy, sys\n"
+             "atexit.register(lambda: print('MODULES', ' '.join(sorted(sys.modules))))\n"
+             f"sys.argv = ['pwflow', *{argv!r}]\n"
+             "runpy.run_module('pwflow', run_name='__main__', alter_sys=True)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(Path(pwflow.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         cwd=cwd, env=env, timeout=300)
+    line = [ln for ln in res.stdout.splitlines() if ln.startswith("MODULES ")]
+    assert line, res.stdout + res.stderr
+    return set(line[-1].split()[1:])
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["simulate", *SMALL, "--out", "r.npz"]])
+def test_command_line_start_up_stays_light(argv, tmp_path):
+    # start-up is most of a short run (issue 13): the heavy optional stacks load only in
+    # the subcommands that need them
+    loaded = _modules_loaded_by(argv, tmp_path)
+    heavy = {"sympy", "matplotlib", "dask", "distributed", "pyarrow", "xarray", "flint",
+             "pwflow.sweeps.driver", "pwflow.figures"}
+    assert not heavy & loaded, sorted(heavy & loaded)
+    if argv == ["--help"]:
+        assert "scipy" not in loaded
+
+
 # ---------------------------------------------------------------------------- interrupts, stops
 def _raise_on_call(monkeypatch, n: int, exc: BaseException) -> None:
     """Make the ``n``-th call of ``HybridFlow.step`` raise ``exc`` (as Ctrl-C would)."""
