@@ -8,6 +8,7 @@ Usage::
     python benchmarks/run_benchmarks.py --any-d         # random data, d = 2, 3, 5, m = 1000, t = 300
     python benchmarks/run_benchmarks.py --global-min    # three points, lambda = 0.3 (zero loss)
     python benchmarks/run_benchmarks.py --startup       # README's first command, pwflow --help
+    python benchmarks/run_benchmarks.py --quick --base /tmp/base   # also the base version: before / after
 
 Each case runs in a fresh process (peak memory = that process's max RSS). Printed columns:
 
@@ -41,9 +42,18 @@ import numpy as np
 RANDOM = {"random-d2": (2, 8), "random-d3": (3, 8), "random-d5": (5, 20)}
 
 
-def _dataset(name: str):
-    import pwflow
+#: package under test: ``pwflow`` (the working tree) or ``pwflow_base`` (``--base``)
+PACKAGE = "pwflow"
 
+
+def _pk():
+    import importlib
+
+    return importlib.import_module(PACKAGE)
+
+
+def _dataset(name: str):
+    pwflow = _pk()
     if name in RANDOM:
         d, n = RANDOM[name]
         rng = np.random.default_rng(0)
@@ -56,8 +66,7 @@ GLOBAL_MIN_SCALE = 0.3
 
 
 def _init(name: str, m: int, scale: float | None = None):
-    import pwflow
-
+    pwflow = _pk()
     if name in RANDOM:
         return pwflow.balanced(m, RANDOM[name][0], 1e-2, seed=0)
     if name == "three-points":
@@ -65,10 +74,12 @@ def _init(name: str, m: int, scale: float | None = None):
     return pwflow.unbalanced(m, 2, 1e-3, seed=0)
 
 
-def _flow_case(name: str, m: int, t_max: float, q: mp.Queue, scale: float | None = None) -> None:
-    import pwflow
-    from pwflow.gd import time_per_step
-
+def _flow_case(name: str, m: int, t_max: float, q: mp.Queue, scale: float | None = None,
+               package: str = "pwflow") -> None:
+    global PACKAGE
+    PACKAGE = package
+    pwflow = _pk()
+    time_per_step = pwflow.gd.time_per_step
     data, init = _dataset(name), _init(name, m, scale)
     t0 = time.perf_counter()
     tr = pwflow.simulate(data, init, t_max, n_snapshots=8)
@@ -131,8 +142,8 @@ def _naive_case(name: str, m: int, t_max: float, budget: float, q: mp.Queue) -> 
     q.put({"naive": wall, "naive_events": nev})
 
 
-def _global_min_case(name: str, m: int, t_max: float, q: mp.Queue) -> None:
-    _flow_case(name, m, t_max, q, scale=GLOBAL_MIN_SCALE)
+def _global_min_case(name: str, m: int, t_max: float, q: mp.Queue, package: str = "pwflow") -> None:
+    _flow_case(name, m, t_max, q, scale=GLOBAL_MIN_SCALE, package=package)
 
 
 #: the README's first command (without ``pip install``): simulate, then summary
@@ -140,39 +151,64 @@ README_SIMULATE = ["simulate", "--dataset", "three-points", "--width", "2000", "
                    "--init", "balanced", "--seed", "0", "--t-max", "4000", "--out"]
 
 
-def _startup(repeats: int = 3) -> None:
+def _startup(repeats: int = 3, base: str | None = None) -> None:
     """Whole-process wall times (fresh interpreters): ``pwflow --help`` and the README's
-    first command (``simulate`` then ``summary``); the median of ``repeats`` runs."""
+    first command (``simulate`` then ``summary``); the median of ``repeats`` runs.  With
+    ``base`` (a folder holding the base version as ``pwflow/``), the base's times too."""
+    import os
+    import sys
+
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    roots = [here] + ([base] if base else [])
+    times = _startup_times(repeats, roots)
+    now, before = times[0], (times[1] if base else None)
+    for label, key in (("pwflow --help", 0), ("README simulate", 1), ("README summary", 2),
+                       ("README first command", 3)):
+        line = f"{label:<24} {now[key]:6.2f} s"
+        if before:
+            line += f"   (base {before[key]:6.2f} s, base / now {before[key] / now[key]:.2f})"
+        print(line, flush=True)
+    sys.stdout.flush()
+
+
+def _startup_times(repeats: int, roots: list[str]) -> list[tuple[float, float, float, float]]:
+    """Median whole-process times of ``--help``, simulate, summary, and simulate + summary,
+    for the ``pwflow`` found in each of ``roots`` (the versions alternate run by run)."""
     import os
     import subprocess
     import sys
     import tempfile
 
-    helps, sims, sums = [], [], []
+    runs = {root: ([], [], []) for root in roots}
     with tempfile.TemporaryDirectory() as tmp:
-        def timed(args: list[str]) -> float:
+        def timed(args: list[str], root: str) -> float:
             # run from the temporary folder: ``-m`` puts the working directory first on
             # sys.path, which would shadow the pwflow chosen by PYTHONPATH
+            env = {**os.environ, "PYTHONPATH": os.path.abspath(root)}
             t0 = time.perf_counter()
             subprocess.run([sys.executable, "-m", "pwflow", *args], check=True, cwd=tmp,
-                           stdout=subprocess.DEVNULL)
+                           stdout=subprocess.DEVNULL, env=env)
             return time.perf_counter() - t0
 
         for i in range(repeats):
-            out = os.path.join(tmp, f"three{i}.npz")
-            helps.append(timed(["--help"]))
-            sims.append(timed([*README_SIMULATE, out]))
-            sums.append(timed(["summary", out]))
+            for v, root in enumerate(roots):
+                helps, sims, sums = runs[root]
+                out = os.path.join(tmp, f"three{i}-{v}.npz")
+                helps.append(timed(["--help"], root))
+                sims.append(timed([*README_SIMULATE, out], root))
+                sums.append(timed(["summary", out], root))
     med = lambda v: float(np.median(v))  # noqa: E731
-    print(f"pwflow --help            {med(helps):6.2f} s")
-    print(f"README simulate          {med(sims):6.2f} s")
-    print(f"README summary           {med(sums):6.2f} s")
-    print(f"README first command     {med(sims) + med(sums):6.2f} s (simulate + summary)")
+    return [(med(h), med(a), med(b), med(a) + med(b)) for h, a, b in runs.values()]
 
 
 def _run(target, *args):
+    """``target(*args, queue)`` in a fresh process (its own peak memory); a trailing package
+    name in ``args`` is passed as ``package``."""
     q: mp.Queue = mp.Queue()
-    p = mp.Process(target=target, args=(*args, q))
+    kw = {}
+    if args and args[-1] in ("pwflow", "pwflow_base"):
+        args, kw = args[:-1], {"package": args[-1]}
+    p = mp.Process(target=target, args=(*args, q), kwargs=kw)
     p.start()
     out = q.get()
     p.join()
@@ -194,9 +230,16 @@ def main() -> None:
                     help="whole-process times of the README's first command and pwflow --help")
     ap.add_argument("--t-max", type=float, default=4000.0)
     ap.add_argument("--naive-budget", type=float, default=120.0)
+    ap.add_argument("--base", metavar="DIR", default=None,
+                    help="also run every case with a base version (DIR holds it as pwflow/ and "
+                         "pwflow_base/, as for ab_compare.py): a 'before' row and the ratio")
     args = ap.parse_args()
+    if args.base:
+        import sys
+
+        sys.path.insert(0, args.base)
     if args.startup:
-        _startup()
+        _startup(base=args.base)
         return
     sizes = [2000] if args.quick else args.sizes
     case = _flow_case
@@ -230,6 +273,7 @@ def main() -> None:
             ref = pwflow.simulate(data, _init(name, 2000), args.t_max, n_snapshots=4, options=opts)
             L_ref = float(ref.step_loss[-1])
         for m in sizes:
+            before = _run(case, name, m, args.t_max, "pwflow_base") if args.base else None
             r = _run(case, name, m, args.t_max)
             naive = "-"
             ratio_n = "-"
@@ -245,6 +289,11 @@ def main() -> None:
             print(f"{name:<13}{m:>8}{r['wall']:>9.2f}{r['events']:>9}{r['steps']:>7}{r['peak']:>9.0f}"
                   f"{err:>11.2e}{r['drift']:>9.1e}{r['gd']:>10.0f}{r['gd'] / r['wall']:>9.0f}x"
                   f"{naive:>9} {ratio_n:>18}", flush=True)
+            if before is not None:
+                print(f"   ^ before (base): {before['wall']:.2f} s, {before['events']} events, "
+                      f"{before['steps']} steps, {before['peak']:.0f} MB, status "
+                      f"{before['status']}; before / after {before['wall'] / r['wall']:.2f}",
+                      flush=True)
             if name in RANDOM:
                 print(f"   ^ {1e3 * r['wall'] / max(r['events'], 1):.2f} ms per event", flush=True)
             if r["status"] != 0:  # a partial run is not a result: say so next to its row
