@@ -40,6 +40,7 @@ from .guard import (
 )
 from .options import FlowOptions, InvariantError, Status, ZenoError
 from .progress import Progress
+from .rest import describe_rest
 from .resume import take_mark
 from .signals import describe as describe_interrupt
 from .signals import exit_status
@@ -322,6 +323,8 @@ def simulate(
                 flow.step(snaps[i_anchor], snaps[i_snap:i_anchor])
                 guard.progress(flow.t)
                 record_step()
+                if flow.rest is None and flow.t < t_max:
+                    flow.check_rest(t_max)
                 for state in flow.dense_snapshots:  # grid times inside the step
                     if state[0] != snaps[i_snap]:
                         raise InvariantError(f"snapshot at t = {state[0]!r} out of order "
@@ -383,6 +386,8 @@ def simulate(
                 snapshot(check=False)
     bar.update(flow, force=True)
     wall = time.perf_counter() - start
+    if flow.rest is not None and status == Status.FINISHED:
+        message = f"{message}; {describe_rest(flow.rest)}"
 
     if sink is not None:
         Z, pat_arr = sink.views(len(snap_t))
@@ -407,6 +412,8 @@ def simulate(
         "lemma1_max_drift_checked": balance.max,
         "max_sliding_residual": flow.max_sliding_residual,
         "max_lorentz_correction": flow.max_lorentz_correction,
+        "t_rest": None if flow.rest is None else flow.rest.t,
+        "rest_bound": None if flow.rest is None else flow.rest.relative,
     }
     traj = Trajectory(
         t=np.array(snap_t), W=Z[:, :, : data.d], a=Z[:, :, data.d],
