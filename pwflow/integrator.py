@@ -324,7 +324,7 @@ def simulate(
                 guard.progress(flow.t)
                 record_step()
                 if flow.rest is None and flow.t < t_max:
-                    flow.check_rest(t_max)
+                    flow.check_rest(t_max, outputs=step_h[-1])
                 for state in flow.dense_snapshots:  # grid times inside the step
                     if state[0] != snaps[i_snap]:
                         raise InvariantError(f"snapshot at t = {state[0]!r} out of order "

@@ -675,14 +675,15 @@ class HybridFlow:
         self._phase.eventful()
         self._zeno_guard(t0, t_cut)
 
-    def check_rest(self, t_end: float) -> bool:
+    def check_rest(self, t_end: float, outputs: Array | None = None) -> bool:
         """Whether the run is at rest until ``t_end``; sets :attr:`rest` when it gets there.
 
         At rest means: the bound of :func:`pwflow.rest.rest_bound` on how far the exact flow
         from the current neurons can move by ``t_end`` (every solution of Eq. (2)) is at most
         ``FlowOptions.rest_budget`` times the largest neuron.  From then on :meth:`step` keeps
         the neurons as they are.  A cheap test on the outputs of the moments (``O(P)``, with a
-        factor 4 of slack) comes first; the bound itself is evaluated on the neurons.
+        factor 4 of slack; ``outputs``: :meth:`outputs`, if the caller has them) comes first;
+        the bound itself is evaluated on the neurons.
         """
         tol = self.opt.rest_budget
         if self.rest is not None:
@@ -690,7 +691,8 @@ class HybridFlow:
         if tol == 0 or self.loss.floor is None or self.opt.frozen_output or t_end <= self.t:
             return False
         span = t_end - self.t
-        excess = float(np.mean(self.loss(self.outputs(), self.y))) - self.loss.floor
+        h = self.outputs() if outputs is None else outputs
+        excess = float(np.mean(self.loss(h, self.y))) - self.loss.floor
         rho = float(np.sqrt(np.sum(self.X**2) * 2 * self.loss.curvature_bound
                             * max(excess, 0.0) / self.n))
         hint = 2.0 * float(np.max(getattr(self, "_znorm", np.zeros(0)), initial=0.0))
