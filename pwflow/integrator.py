@@ -235,7 +235,7 @@ def simulate(
             "zeno_window": options.zeno_window, "face_memory": options.face_memory,
             "stiff_solver": options.stiff_solver, "stiff_after": options.stiff_after,
             "branch_policy": BranchPolicy.parse(options.branch_policy).value,
-            "invariant_tol": options.invariant_tol,
+            "invariant_tol": options.invariant_tol, "rest_tol": options.rest_tol,
         },
         "t_max": t_max,
         "versions": versions(),
@@ -248,6 +248,8 @@ def simulate(
                 flow = HybridFlow(data.X, data.y, init.W, init.a, loss_fn, gamma, options)
             else:
                 flow = ck.make_flow(data.X, data.y, loss_fn, gamma, options)
+                if flow.rest is not None and flow.rest.t_end < t_max:
+                    flow.rest = None  # its bound was for a shorter horizon: checked again
     except FloatingPointError as err:
         raise ValueError(f"data: the inputs are too large for double precision ({err} in "
                          f"the norms |x_k| or the initial state); rescale the data") from None

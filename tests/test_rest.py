@@ -115,3 +115,35 @@ def test_not_at_a_global_minimum_is_not_stopped():
 def test_rest_tol_is_validated(bad):
     with pytest.raises(ValueError, match="rest_tol"):
         FlowOptions(rest_tol=bad).validated()
+
+
+def test_a_run_at_rest_resumes_exactly_and_a_longer_horizon_is_checked_again():
+    """Interrupted at rest, after a resume anchor (t = 1000; at rest from t ≈ 620): resumed
+    from that mark, which holds the rest, it is the same run bit for bit.  Resumed to a later
+    ``t_max``: the bound, which was for the shorter horizon, is evaluated again, and holds for
+    the new one."""
+    data, init = pwflow.three_points(), pwflow.balanced(40, 2, 0.3, seed=0)
+    t_max = 10000.0
+    ref = simulate(data, init, t_max, n_snapshots=8)
+    t_rest = ref.stats["t_rest"]
+    assert t_rest is not None and t_rest < 1000.0
+
+    def stop_at_rest(flow):
+        if flow.rest is not None and flow.t >= 1000.0:
+            raise KeyboardInterrupt
+
+    part = simulate(data, init, t_max, n_snapshots=8, callback=stop_at_rest)
+    assert part.status == Status.INTERRUPTED and part.t[-1] == 1000.0
+    assert part.meta["resume"]["memory"]["rest"]["t"] == t_rest
+    full = part.resume()
+    assert full.status == Status.FINISHED and full.stats["t_rest"] == t_rest
+    for key in ref.events:
+        np.testing.assert_array_equal(full.events[key], ref.events[key])
+    np.testing.assert_array_equal(full.t, ref.t)
+    np.testing.assert_array_equal(full.W, ref.W)
+    np.testing.assert_array_equal(full.a, ref.a)
+    longer = ref.resume(10 * t_max)
+    assert longer.status == Status.FINISHED and longer.t[-1] == 10 * t_max
+    assert longer.stats["t_rest"] is None or longer.stats["t_rest"] > t_rest
+    if longer.stats["t_rest"] is not None:
+        assert longer.stats["rest_bound"] <= 1e-10
