@@ -1074,7 +1074,7 @@ class HybridFlow:
             else:
                 lo = mid
         codes, rsign = regime(hi)
-        self._rsign_at = (hi, rsign, self._resolved_residuals(propagators_at(F, (hi - t0) / h)))
+        self._rsign_at = (hi, rsign, self._field.residuals(propagators_at(F, (hi - t0) / h)))
         exits: dict = {}
         for p, k in zip(*np.nonzero((codes != r0[0]) & (codes != 0))):
             exits.setdefault(int(p), {})[int(k)] = bool(codes[p, k] > 0)
