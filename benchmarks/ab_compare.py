@@ -5,6 +5,7 @@ Usage::
     git archive BASE pwflow | tar -x -C /tmp/base && cp -r /tmp/base/pwflow /tmp/base/pwflow_base
     python benchmarks/ab_compare.py /tmp/base stewart 20000 2      # dataset, m, t_max
     python benchmarks/ab_compare.py /tmp/base d3 1000 300 --n 8    # random data, d = 3
+    python benchmarks/ab_compare.py /tmp/base three-points 2000 4000 --scale 0.3  # zero loss
 
 The base version is imported as ``pwflow_base`` from the given directory (the package only
 uses relative imports), the working tree as ``pwflow``; the two runs alternate ``--reps``
@@ -22,14 +23,15 @@ import time
 import numpy as np
 
 
-def _case(pk, kind: str, m: int, n: int):
+def _case(pk, kind: str, m: int, n: int, scale: float | None = None):
     if kind == "stewart":
-        return pk.stewart(seed=0, n=40), pk.unbalanced(m, 2, 1e-3, seed=0)
+        return pk.stewart(seed=0, n=40), pk.unbalanced(m, 2, scale or 1e-3, seed=0)
     if kind == "three-points":
-        return pk.three_points(), pk.balanced(m, 2, 1e-3, seed=0)
+        return pk.three_points(), pk.balanced(m, 2, scale or 1e-3, seed=0)
     d = int(kind[1:])
     rng = np.random.default_rng(0)
-    return pk.Dataset(rng.normal(size=(n, d)), rng.normal(size=n)), pk.balanced(m, d, 1e-2, seed=0)
+    return (pk.Dataset(rng.normal(size=(n, d)), rng.normal(size=n)),
+            pk.balanced(m, d, scale or 1e-2, seed=0))
 
 
 def main() -> None:
@@ -40,6 +42,8 @@ def main() -> None:
     ap.add_argument("t_max", type=float)
     ap.add_argument("--n", type=int, default=8, help="data points of the random data")
     ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--scale", type=float, default=None,
+                    help="initialisation scale λ (default 1e-3; 1e-2 for random data)")
     args = ap.parse_args()
     sys.path.insert(0, args.base_dir)
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -50,7 +54,7 @@ def main() -> None:
     runs = {}
     for _ in range(args.reps):
         for name, pk in (("base", pwflow_base), ("new", pwflow)):
-            data, init = _case(pk, args.case, args.m, args.n)
+            data, init = _case(pk, args.case, args.m, args.n, args.scale)
             t0 = time.perf_counter()
             tr = pk.simulate(data, init, args.t_max, n_snapshots=8)
             walls[name].append(time.perf_counter() - t0)
@@ -66,6 +70,14 @@ def main() -> None:
           else float("nan"))
     print(f"base / new = {min(walls['base']) / min(walls['new']):.2f}; identical log: {same}; "
           f"max |dt| {dt:.3g}; final state difference {dz:.3g} (relative)")
+    t_rest = n.stats.get("t_rest")
+    if t_rest is not None:  # the new run stopped at rest: the logs up to there, the bound
+        cut = np.asarray(b.events["t"]) <= t_rest
+        prefix = n.n_events == int(np.sum(cut)) and all(
+            np.array_equal(np.asarray(b.events[k])[cut], n.events[k])
+            for k in ("t", "neuron", "k", "kind"))
+        print(f"new: at rest from t = {t_rest:.6g} (bound {n.stats['rest_bound']:.3g}); base "
+              f"events after it: {int(np.sum(~cut))}; identical log up to it: {prefix}")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from .guard import (
 )
 from .options import FlowOptions, InvariantError, Status, ZenoError
 from .progress import Progress
+from .rest import describe_rest
 from .resume import take_mark
 from .signals import describe as describe_interrupt
 from .signals import exit_status
@@ -234,7 +235,7 @@ def simulate(
             "zeno_window": options.zeno_window, "face_memory": options.face_memory,
             "stiff_solver": options.stiff_solver, "stiff_after": options.stiff_after,
             "branch_policy": BranchPolicy.parse(options.branch_policy).value,
-            "invariant_tol": options.invariant_tol,
+            "invariant_tol": options.invariant_tol, "rest_tol": options.rest_tol,
         },
         "t_max": t_max,
         "versions": versions(),
@@ -247,6 +248,8 @@ def simulate(
                 flow = HybridFlow(data.X, data.y, init.W, init.a, loss_fn, gamma, options)
             else:
                 flow = ck.make_flow(data.X, data.y, loss_fn, gamma, options)
+                if flow.rest is not None and flow.rest.t_end < t_max:
+                    flow.rest = None  # its bound was for a shorter horizon: checked again
     except FloatingPointError as err:
         raise ValueError(f"data: the inputs are too large for double precision ({err} in "
                          f"the norms |x_k| or the initial state); rescale the data") from None
@@ -322,6 +325,8 @@ def simulate(
                 flow.step(snaps[i_anchor], snaps[i_snap:i_anchor])
                 guard.progress(flow.t)
                 record_step()
+                if flow.rest is None and flow.t < t_max:
+                    flow.check_rest(t_max, outputs=step_h[-1])
                 for state in flow.dense_snapshots:  # grid times inside the step
                     if state[0] != snaps[i_snap]:
                         raise InvariantError(f"snapshot at t = {state[0]!r} out of order "
@@ -383,6 +388,8 @@ def simulate(
                 snapshot(check=False)
     bar.update(flow, force=True)
     wall = time.perf_counter() - start
+    if flow.rest is not None and status == Status.FINISHED:
+        message = f"{message}; {describe_rest(flow.rest)}"
 
     if sink is not None:
         Z, pat_arr = sink.views(len(snap_t))
@@ -407,6 +414,8 @@ def simulate(
         "lemma1_max_drift_checked": balance.max,
         "max_sliding_residual": flow.max_sliding_residual,
         "max_lorentz_correction": flow.max_lorentz_correction,
+        "t_rest": None if flow.rest is None else flow.rest.t,
+        "rest_bound": None if flow.rest is None else flow.rest.relative,
     }
     traj = Trajectory(
         t=np.array(snap_t), W=Z[:, :, : data.d], a=Z[:, :, data.d],

@@ -89,12 +89,17 @@ class Loss:
     curvature_bound : float
         A bound on the Lipschitz constant of ``∂_1 l``; Assumption 1 asks for 1.
         Used by the integrator's error estimate for batched events.
+    floor : float or None
+        A lower bound of ``l(., y)`` for every label ``y`` (0 for the square and logistic
+        losses); ``None``: unknown.  The integrator's stop "at rest" needs it
+        (:mod:`pwflow.rest`).
     """
 
     name: str
     value: Callable[[Array, Array], Array] = field(repr=False)
     derivative: Callable[[Array, Array], Array] = field(repr=False)
     curvature_bound: float = 1.0
+    floor: float | None = None
 
     def __call__(self, y_hat: ArrayLike, y: ArrayLike) -> Array:
         return self.value(np.asarray(y_hat, float), np.asarray(y, float))
@@ -158,9 +163,9 @@ def _logistic_derivative(p: Array, y: Array) -> Array:
 
 
 #: The square loss ``½ (y_hat − y)²`` of Eq. (10) (note the ½: the paper's L, not the MSE).
-square_loss = Loss("square", _square_value, _square_derivative, 1.0)
+square_loss = Loss("square", _square_value, _square_derivative, 1.0, floor=0.0)
 #: The logistic loss ``ln(1 + exp(−y_hat y))`` for labels ``y ∈ {−1, +1}`` (Section 2).
-logistic_loss = Loss("logistic", _logistic_value, _logistic_derivative, 0.25)
+logistic_loss = Loss("logistic", _logistic_value, _logistic_derivative, 0.25, floor=0.0)
 
 LOSSES: dict[str, Loss] = {"square": square_loss, "logistic": logistic_loss}
 
@@ -170,13 +175,18 @@ def make_loss(
     derivative: Callable[[Array, Array], Array],
     name: str = "custom",
     curvature_bound: float = 1.0,
+    floor: float | None = None,
 ) -> Loss:
-    """Build a user-supplied loss from its value and derivative ``∂_1 l``."""
+    """Build a user-supplied loss from its value and derivative ``∂_1 l``; ``floor``: a lower
+    bound of the loss, if known (see :class:`Loss`)."""
     if not callable(value) or not callable(derivative):
         raise ValueError("make_loss: value and derivative must be callables f(y_hat, y)")
     if not (np.isfinite(curvature_bound) and curvature_bound > 0):
         raise ValueError(f"curvature_bound must be positive and finite, got {curvature_bound!r}")
-    return Loss(str(name), value, derivative, float(curvature_bound))
+    if floor is not None and not np.isfinite(floor):
+        raise ValueError(f"floor must be finite or None, got {floor!r}")
+    return Loss(str(name), value, derivative, float(curvature_bound),
+                None if floor is None else float(floor))
 
 
 def get_loss(loss: str | Loss) -> Loss:

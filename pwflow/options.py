@@ -108,6 +108,15 @@ class FlowOptions:
         a sliding neuron's distance to its hyperplanes before it is projected back, and the
         residual of located events.  A run that exceeds it stops with
         :attr:`Status.INVARIANT` and a message naming the neuron, the time and the quantity.
+    rest_tol : float or None
+        Stop "at rest": once a bound on how far the *exact* flow can still move until
+        ``t_max`` (:mod:`pwflow.rest`: ``min(√((t_max − t) E), ‖z‖ (e^{ρ (t_max − t)} − 1))``
+        with ``E`` the loss above its floor) is at most ``rest_tol`` times the largest
+        neuron, the neurons are kept as they are up to ``t_max`` (near a global minimum the
+        remaining motion is below the integration's own error, and integrating it costs
+        thousands of steps of rounding-level dynamics).  ``None`` (default): ``rtol``;
+        ``0``: never (the reference path).  The time and the bound are in
+        ``Trajectory.stats`` (``t_rest``, ``rest_bound``) and in the message.
     """
 
     rtol: float = 1e-10
@@ -122,6 +131,7 @@ class FlowOptions:
     stiff_after: int = 20
     branch_policy: BranchPolicy | str = BranchPolicy.MIN_NORM
     invariant_tol: float = 1e-10
+    rest_tol: float | None = None
 
     def validated(self) -> "FlowOptions":
         for name in ("rtol", "atol"):
@@ -146,10 +156,17 @@ class FlowOptions:
             raise ValueError(f"zeno_events must be >= 2, got {self.zeno_events!r}")
         if not (np.isfinite(self.invariant_tol) and self.invariant_tol > 0):
             raise ValueError(f"invariant_tol must be positive and finite, got {self.invariant_tol!r}")
+        if self.rest_tol is not None and not (np.isfinite(self.rest_tol) and self.rest_tol >= 0):
+            raise ValueError(f"rest_tol must be >= 0 and finite or None, got {self.rest_tol!r}")
         policy = BranchPolicy.parse(self.branch_policy)
         if policy is not self.branch_policy:
             return dataclasses.replace(self, branch_policy=policy)
         return self
+
+    @property
+    def rest_budget(self) -> float:
+        """Relative bound under which a run stops at rest (0: never)."""
+        return self.rtol if self.rest_tol is None else self.rest_tol
 
     @property
     def batch_budget(self) -> float:

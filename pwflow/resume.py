@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .rest import RestBound
+
 if TYPE_CHECKING:
     from .integrator import HybridFlow
     from .trajectory import Trajectory
@@ -44,6 +46,9 @@ def capture(flow: "HybridFlow") -> dict[str, Any]:
         mem["_phase"] = {k: _plain(v) for k, v in dataclasses.asdict(phase).items()}
     mem["_recent"] = [[float(t), int(j), int(k)] for t, j, k in getattr(flow, "_recent", [])]
     mem["_seen"] = [float(v) for v in np.asarray(getattr(flow, "_seen", np.zeros(0)))]
+    rest = getattr(flow, "rest", None)  # at rest (pwflow.rest): kept so that a resume is exact
+    mem["rest"] = None if rest is None else {k: float(v) for k, v in
+                                             dataclasses.asdict(rest).items()}
     return mem
 
 
@@ -61,6 +66,8 @@ def restore(flow: "HybridFlow", mem: dict[str, Any]) -> None:
         flow._recent = [(float(t), int(j), int(k)) for t, j, k in mem["_recent"]]
     if "_seen" in mem:
         flow._seen = np.asarray(mem["_seen"], float)
+    if mem.get("rest") is not None:
+        flow.rest = RestBound(**mem["rest"])
 
 
 def _plain(v):

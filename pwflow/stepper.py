@@ -49,6 +49,7 @@ from .filippov import BranchPolicy, select, select_single, transition
 from .model import Loss
 from .options import FlowOptions, InvariantError, ZenoError
 from .patterns import PatternTable
+from .rest import RestBound, rest_bound
 from .vector_field import (
     CollectiveField,
     lorentz_inverse,
@@ -282,6 +283,8 @@ class HybridFlow:
         # neurons that sit exactly on the hyperplanes of their initial face, never moved off
         # by an event: gradient descent does not chatter there (the GD branch policy needs it)
         self._at_rest = np.zeros(self.m, dtype=bool)
+        #: set by :meth:`check_rest`: the bound under which the neurons are kept as they are
+        self.rest: RestBound | None = None
         if patterns is None:
             self.pat = self._initial_patterns()
         else:
@@ -568,9 +571,10 @@ class HybridFlow:
         so that every snapshot is the state with exactly the events before it applied.
         """
         self.dense_snapshots: list[tuple[float, Array, NDArray[np.intp]]] = []
-        if t_bound - self.t <= 64 * np.spacing(max(abs(t_bound), 1.0)):
-            # an event cut landed within rounding of t_bound: no step can be taken; the
-            # state moves by less than 64 ulp of time, far below the tolerance
+        if self.rest is not None or t_bound - self.t <= 64 * np.spacing(max(abs(t_bound), 1.0)):
+            # at rest (:meth:`check_rest`: the exact flow moves by less than the bound), or an
+            # event cut landed within rounding of t_bound (no step can be taken; the state
+            # moves by less than 64 ulp of time, far below the tolerance): the neurons stay
             if snap_times is not None:
                 self.dense_snapshots = [(float(T), self.Z.copy(), self.pat)
                                         for T in snap_times if self.t < T < t_bound]
@@ -670,6 +674,40 @@ class HybridFlow:
         self._solver = None
         self._phase.eventful()
         self._zeno_guard(t0, t_cut)
+
+    def check_rest(self, t_end: float, outputs: Array | None = None) -> bool:
+        """Whether the run is at rest until ``t_end``; sets :attr:`rest` when it gets there.
+
+        At rest means: the bound of :func:`pwflow.rest.rest_bound` on how far the exact flow
+        from the current neurons can move by ``t_end`` (every solution of Eq. (2)) is at most
+        ``FlowOptions.rest_budget`` times the largest neuron.  From then on :meth:`step` keeps
+        the neurons as they are.  A cheap test on the outputs of the moments (``O(P)``, with a
+        factor 2 of slack; ``outputs``: :meth:`outputs`, if the caller has them) comes first:
+        it only spares the exact test, which alone decides; the bound itself is evaluated on
+        the neurons.
+        """
+        tol = self.opt.rest_budget
+        if self.rest is not None:
+            return True
+        if tol == 0 or self.loss.floor is None or self.opt.frozen_output or t_end <= self.t:
+            return False
+        span = t_end - self.t
+        h = self.outputs() if outputs is None else outputs
+        excess = float(np.mean(self.loss(h, self.y))) - self.loss.floor
+        rho = float(np.sqrt(np.sum(self.X**2) * 2 * self.loss.curvature_bound
+                            * max(excess, 0.0) / self.n))
+        # the largest neuron at the solver start (it moves by less than 1% within a step here)
+        hint = 1.01 * float(np.max(getattr(self, "_znorm", np.zeros(0)), initial=0.0))
+        if np.expm1(min(rho * span, 700.0)) > 2 * tol and span * excess > (2 * tol * hint) ** 2:
+            return False
+        Z = self.Z
+        bound = rest_bound(Z[:, : self.d], Z[:, self.d], self.X, self.y, self.loss, self.gamma,
+                           self.t, t_end)
+        if bound is None or bound.relative > tol:
+            return False
+        self.rest = bound
+        self._solver = None
+        return True
 
     # ------------------------------------------------------------------ stiff phase
     def _quiet_step(self, nfev: int, dt: float) -> None:
