@@ -78,6 +78,42 @@ def _by_face(faces: NDArray[np.intp], key: Array):
     return order, f[start], (start, stop)
 
 
+def _bisect(lo: float, hi: float, changed: Callable[[float], bool], bracket: list) -> float:
+    """Bisection of ``[lo, hi]`` to 4 ulp for the first ``t`` with ``changed(t)`` (``changed(hi)``
+    is assumed); ``bracket`` is kept equal to the current ``[lo, hi]`` (for a caller that
+    evaluates ahead, :func:`_bisection_nodes`).  Returns the final ``hi``."""
+    while hi - lo > 4 * np.spacing(max(abs(hi), 1.0)):
+        mid = 0.5 * (lo + hi)
+        if mid <= lo or mid >= hi:
+            break
+        if changed(mid):
+            hi = mid
+        else:
+            lo = mid
+        bracket[:] = [lo, hi]
+    return hi
+
+
+def _bisection_nodes(lo: float, hi: float, levels: int) -> list[float]:
+    """Every midpoint :func:`_bisect` may evaluate in its next ``levels`` levels from
+    ``[lo, hi]`` (at most ``2^levels − 1``; computed by the same arithmetic, so they are
+    the bisection's own points)."""
+    out: list[float] = []
+    level = [(lo, hi)]
+    for _ in range(levels):
+        nxt = []
+        for a, b in level:
+            if not b - a > 4 * np.spacing(max(abs(b), 1.0)):
+                continue
+            mid = 0.5 * (a + b)
+            if mid <= a or mid >= b:
+                continue
+            out.append(mid)
+            nxt += [(a, mid), (mid, b)]
+        level = nxt
+    return out
+
+
 def _solver_class(name: str):
     """scipy's solver class by name (scipy.integrate is imported on first use only)."""
     return getattr(importlib.import_module("scipy.integrate"), name)
@@ -446,6 +482,7 @@ class HybridFlow:
         self._regime_faces = self._occupied[(tab.nfree[self._occupied] > 0)
                                             & (tab.dim[self._occupied] > 0)]
         self._regime_free = tab.U[self._regime_faces] == 0
+        self._regime_watched = np.any(self._regime_free, axis=0)
         self._regime_plan = tab.single_plan_for(self._regime_faces)
         self._Zs = self.Z.copy()
         self._Phi = np.tile(np.eye(self.q), (P, 1, 1))
@@ -964,10 +1001,12 @@ class HybridFlow:
         sliding faces from noise made a face event of nearly every step (measured: 20 773
         BRANCH events between t = 300 and 1000 on three points, m = 200, λ = 0.1, at losses
         of 1e-23).  A resolved-to-zero ``r_k`` has no sign (no branch point is read from it)
-        and gives its face no free-slope direction.
+        and gives its face no free-slope direction.  ``Phi`` may be a stack ``(T, P, q, q)``
+        (then the result is ``(T, n)``).
         """
         if self.opt.frozen_output:
-            return self._field.residuals(Phi)
+            r = self._field.residuals(Phi)
+            return np.broadcast_to(r, Phi.shape[:-3] + r.shape)
         h = self._field.outputs(Phi)
         r = self.loss.derivative(h, self.y)
         tol = self.loss.curvature_bound * self.opt.rtol * np.maximum(np.abs(h), np.abs(self.y))
@@ -979,28 +1018,41 @@ class HybridFlow:
         / lower bound; and the signs of the ``r_k`` on the watched hyperplanes.
 
         One free slope: the side of ``[γ, 1]`` where the unclipped ``η*`` lies (exact).
-        Several: from the unique minimal-norm ``D`` — a hyperplane with ``<D, x_k> ≠ 0`` (beyond
-        rounding) has its slope at a bound (KKT), the one its slope is nearer to; reading the
-        departure from ``D`` also holds where parallel data points make the slopes non-unique.  Only occupied
-        faces with free slopes count.  A change of either between two times is a face event
-        (:meth:`_face_events`).
+        Several: from the unique minimal-norm ``D`` (:meth:`_several_slopes_regime`).  Only
+        occupied faces with free slopes count.  A change of either between two times is a
+        face event (:meth:`_face_events`).
+
+        ``Phi`` may be a stack ``(T, P, q, q)`` of propagators at ``T`` times: the codes are
+        then ``(T, P, n)`` and the signs ``(T, n)``, each row the same numbers as a call with
+        that row alone (the one-slope case in one vectorised pass, the general one row by row).
         """
         tab = self.table
-        P = self._P
-        codes = np.zeros((P, self.n), dtype=np.int8)
         faces = self._regime_faces
         r = self._resolved_residuals(Phi)
+        lead = r.shape[:-1]
+        codes = np.zeros(lead + (self._P, self.n), dtype=np.int8)
         if faces.size == 0:
-            return codes, np.zeros(0, np.int8)
-        free = self._regime_free
-        watched = np.any(free, axis=0)
+            return codes, np.zeros(lead + (0,), np.int8)
+        free, watched = self._regime_free, self._regime_watched
+        general = np.ones(lead, dtype=bool)
         if self._regime_plan is not None:  # one free slope each: the side of η* (fast path)
             est = tab.single_fields(self._regime_plan, r)[1]
-            if not np.any(np.isnan(est)):
-                code1 = np.where(est > 1.0, 1, np.where(est < self.gamma, -1, 0))
-                codes[faces] = np.where(free, code1[:, None], 0)
-                return codes, np.where(watched, np.sign(r), 0).astype(np.int8)
-        G, eta, eta_star = tab.minimal_norm(faces, r)
+            general = np.any(np.isnan(est), axis=-1)
+            code1 = np.where(est > 1.0, 1, np.where(est < self.gamma, -1, 0))
+            codes[..., faces, :] = np.where(free, code1[..., :, None], 0)
+        for i in (np.ndindex(*lead) if np.any(general) else ()):
+            if not general[i]:
+                continue
+            codes[i + (faces,)] = np.where(free, self._several_slopes_regime(r[i]), 0)
+        return codes, np.where(watched, np.sign(r), 0).astype(np.int8)
+
+    def _several_slopes_regime(self, r: Array) -> NDArray[np.int8]:
+        """Regime codes ``(len(faces), n)`` of the watched faces for one ``r``, in general:
+        one free slope by ``η*``; several from the unique minimal-norm ``D`` — a hyperplane
+        with ``<D, x_k> ≠ 0`` (beyond rounding) has its slope at a bound (KKT), the one its
+        slope is nearer to; reading the departure from ``D`` also holds where parallel data
+        points make the slopes non-unique."""
+        G, eta, eta_star = self.table.minimal_norm(self._regime_faces, r)
         one = ~np.isnan(eta_star)
         est = np.where(np.isnan(eta_star), 0.5 * (1 + self.gamma), eta_star)
         code1 = np.where(est > 1.0, 1, np.where(est < self.gamma, -1, 0))[:, None]
@@ -1009,35 +1061,50 @@ class HybridFlow:
         tol = 1e-12 * mag * self.xnorm[None, :]
         upper = np.abs(eta - 1.0) <= np.abs(eta - self.gamma)  # which bound (not sign(v): noise)
         codem = np.where(np.abs(v) > tol, np.where(upper, 1, -1), 0)
-        code = np.where(one[:, None], code1, codem).astype(np.int8)
-        codes[faces] = np.where(free, code, 0)
-        return codes, np.where(watched, np.sign(r), 0).astype(np.int8)
+        return np.where(one[:, None], code1, codem).astype(np.int8)
 
     @staticmethod
     def _regime_changed(a, b) -> bool:
         return bool(np.any(a[0] != b[0]) or np.any(a[1] != b[1]))
 
+    #: levels of the bisection evaluated at once by :meth:`_face_events` (2⁴ − 1 times; on
+    #: three points, m = 2·10⁵, 3, 4, 5, 6 and 7 took 3.9, 3.3, 3.6, 4.1 and 5.2 s for its 645
+    #: searches, one level at a time 8.2 s)
+    FACE_SEARCH_LEVELS = 4
+
     def _face_events(self, F: Array, t0: float, t1: float) -> tuple[float, dict]:
         """Earliest time in ``(t0, t1]`` where an occupied sliding face changes regime
         (bisection on the dense output, to 4 ulp), and what changed: ``{face: {k: upper}}``
         for slopes reaching a bound (``upper``: the bound 1), ``{face: {}}`` for a face where
-        only a sign of ``r_k`` changed (a possible branch point)."""
+        only a sign of ``r_k`` changed (a possible branch point).
+
+        The bisection is the sequential one (:func:`_bisect`); its midpoints are evaluated
+        :attr:`FACE_SEARCH_LEVELS` levels at a time, every midpoint it may visit in those
+        levels in one vectorised call of :meth:`_face_regime_at` (about 11 calls instead of
+        42), so the time found is the sequential bisection's, bit for bit.
+        """
         h = t1 - t0
-
-        def regime(t):
-            return self._face_regime_at(propagators_at(F, (t - t0) / h))
-
         r0 = self._regime
-        lo, hi = t0, t1
-        while hi - lo > 4 * np.spacing(max(abs(hi), 1.0)):
-            mid = 0.5 * (lo + hi)
-            if mid <= lo or mid >= hi:
-                break
-            if self._regime_changed(regime(mid), r0):
-                hi = mid
-            else:
-                lo = mid
-        codes, rsign = regime(hi)
+        changed: dict[float, bool] = {}
+        bracket = [t0, t1]
+
+        def regime(ts: list[float]):
+            return self._face_regime_at(propagators_at(F, (np.array(ts) - t0) / h, rowwise=True))
+
+        def is_changed(t: float) -> bool:
+            if t not in changed:  # every midpoint of the next levels, in one call
+                ts = _bisection_nodes(bracket[0], bracket[1], self.FACE_SEARCH_LEVELS) or [t]
+                codes, rsign = regime(ts)
+                new = np.any(codes != r0[0], axis=(1, 2))
+                if rsign.shape[1:] == r0[1].shape:
+                    new |= np.any(rsign != r0[1], axis=1)
+                else:
+                    new[:] = True
+                changed.update(zip(ts, new.tolist()))
+            return changed[t]
+
+        hi = _bisect(t0, t1, is_changed, bracket)
+        codes, rsign = (v[0] for v in regime([hi]))
         self._rsign_at = (hi, rsign, self._field.residuals(propagators_at(F, (hi - t0) / h)))
         exits: dict = {}
         for p, k in zip(*np.nonzero((codes != r0[0]) & (codes != 0))):
