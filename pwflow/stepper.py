@@ -695,7 +695,7 @@ class HybridFlow:
         t_cut = self._choose_cut(located, t_face, t0, t1)
         if not t0 <= t_cut <= t1:
             raise InvariantError(f"batch cut {t_cut!r} outside the step [{t0!r}, {t1!r}]")
-        pending = [] if located is None else located.upto(t_cut)
+        pending = None if located is None else located.upto(t_cut)
         pat0 = self.pat
         t_cut = self._advance(t_cut, t1, Phi1, Z1, F, field_, pending, exits, P)
         self._dense_snapshots(snap_times, t0, t_cut, F, solver, pat0, self._applied)
@@ -1130,7 +1130,7 @@ class HybridFlow:
                           self.opt.batch_budget)
 
     # ------------------------------------------------------------------ apply
-    def _classify_batch(self, evs: list[Pending], F: Array, field_: CollectiveField) -> Batch:
+    def _classify_batch(self, evs: Pending, F: Array, field_: CollectiveField) -> Batch:
         """States at the event times and where each neuron goes, for a batch of events.
 
         Every decision is :mod:`pwflow.filippov`'s: one hyperplane reached from an open cell
@@ -1142,8 +1142,7 @@ class HybridFlow:
         d, n, g = self.d, self.n, self.gamma
         tab = self.table
         E = len(evs)
-        js = np.array([e.neuron for e in evs])
-        xs = np.array([e.x for e in evs])
+        js, xs = evs.neuron, evs.x
         ps = self.pat[js]
         # only the occupied faces enter the outputs (the others have no moments) and the
         # events' own faces their states: O(E (|occupied| + E)) propagators, not O(E P) (the
@@ -1158,15 +1157,14 @@ class HybridFlow:
             R = np.broadcast_to(R, (E, n))
         U_prev = tab.U[ps]
         U_new = U_prev.copy()
-        zero = np.array([e.zero for e in evs], dtype=bool)
-        flip = np.array([e.flip for e in evs], dtype=bool)
-        a_sign = np.where(flip, [e.a_after for e in evs], np.sign(zs[:, d]))
+        zero, flip = evs.zero, evs.flip
+        a_sign = np.where(flip, evs.a_after, np.sign(zs[:, d]))
         branch = np.zeros((E, n), dtype=bool)
-        simple = ~zero & ~flip & np.array([len(e.ks) == 1 for e in evs])
+        simple = ~zero & ~flip & (evs.n_ks == 1)
         simple &= np.all(U_prev != 0, axis=1)
         if np.any(simple):
             i = np.flatnonzero(simple)
-            k = np.array([evs[e].ks[0] for e in i])
+            k = evs.code[i]  # the one hyperplane reached (no further codes: not zero or flip)
             eta = tab.eta0[ps[i]].copy()
             eta[np.arange(i.size), k] = 0.0
             b = -np.einsum("en,en,nd->ed", eta, R[i], self.X) / n
@@ -1174,27 +1172,27 @@ class HybridFlow:
                                         w=zs[i, :d])
             # at a tangency the first-order rule can say "back to the previous side" while the
             # step showed the neuron leaving to the other side at once: follow the motion
-            obs = np.array([evs[e].observed for e in i], dtype=np.int8)
+            obs = evs.observed[i]
             override = (obs != 0) & (side == U_prev[i, k])
             side[override] = obs[override]
             U_new[i, k] = side
             branch[i, k] = br
         for e in np.flatnonzero(~simple):
-            ev = evs[e]
-            if ev.zero:
+            ks = evs.ks(e)
+            if zero[e]:
                 U_new[e] = 0
                 continue
             u_face = U_prev[e].copy()
-            u_face[list(ev.ks)] = 0
+            u_face[list(ks)] = 0
             sel = select(a_sign[e], u_face, self.X, R[e], g, policy=self.policy, w=zs[e, :d],
-                         at_rest=bool(self._at_rest[ev.neuron]) and ev.flip and not ev.ks)
+                         at_rest=bool(self._at_rest[js[e]]) and bool(flip[e]) and not ks)
             U_new[e] = u_face
             U_new[e, sel.K] = sel.signs
             branch[e, sel.K] = sel.branch
         # place each neuron exactly on the hyperplanes it reached or stays on (changes ‖w‖²
         # only at second order in the located residual, so Lemma 1 is unaffected); w = 0: w := 0
         zs[zero, :d] = 0.0
-        poly = np.array([ev.poly_residual for ev in evs])
+        poly = evs.poly_residual
         xk_max = np.ones(E)
         rows_e, rows_k, rows_kind = [], [], []
         if np.any(simple):
@@ -1206,18 +1204,18 @@ class HybridFlow:
             rows_kind.append(np.where(branch[i, k], int(EventKind.BRANCH),
                                       transition(U_prev[i, k], U_new[i, k])))
         for e in np.flatnonzero(~simple):
-            ev = evs[e]
-            if ev.ks:
-                xk_max[e] = np.max(self.xnorm[list(ev.ks)])
+            ks = evs.ks(e)
+            if ks:
+                xk_max[e] = np.max(self.xnorm[list(ks)])
             if zero[e]:
                 rows_e.append([e]), rows_k.append([-1]), rows_kind.append([int(EventKind.REACH_ZERO)])
                 continue
             reach = U_new[e] == 0
             if not flip[e]:
-                reach[list(ev.ks)] = True
+                reach[list(ks)] = True
             if np.any(reach):
                 zs[e, :d] = self._project_face(zs[e:e + 1, :d], np.flatnonzero(reach)[None])[0]
-            K = np.union1d(ev.ks, np.flatnonzero(U_prev[e] == 0)).astype(np.intp)
+            K = np.union1d(ks, np.flatnonzero(U_prev[e] == 0)).astype(np.intp)
             codes = np.full(n, -1, dtype=np.int8)
             codes[K] = transition(U_prev[e, K], U_new[e, K])
             ks = np.flatnonzero((codes >= 0) | branch[e])
@@ -1232,14 +1230,14 @@ class HybridFlow:
         order = np.argsort(le, kind="stable")
         log = (le[order], np.concatenate(rows_k).astype(np.intp)[order],
                np.concatenate(rows_kind).astype(np.intp)[order])
-        return Batch(ts=np.array([e.t for e in evs]), xs=xs, js=js, ps=ps, p_new=p_new, zs=zs,
+        return Batch(ts=evs.t.copy(), xs=xs, js=js, ps=ps, p_new=p_new, zs=zs,
                      resid=resid, log=log)
 
     def _advance(self, t_cut, t1, Phi1, Z1, F, field_, pending, exits, P):
         tab = self.table
         h = t1 - self.t
-        todo = [e for e in pending if e.t <= t_cut]
-        B = self._classify_batch(todo, F, field_) if todo else None
+        todo = None if pending is None else pending.upto(t_cut)
+        B = self._classify_batch(todo, F, field_) if todo is not None and len(todo) else None
         if B is not None and np.any(~self._integrated_at(B.p_new)):
             # an event entering a face not integrated in this step: cut there
             t_cut = min(t_cut, float(np.min(B.ts[~self._integrated_at(B.p_new)])))
