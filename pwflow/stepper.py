@@ -65,17 +65,52 @@ Array = NDArray[np.float64]
 ZERO, FLIP = -1, -2
 
 
-def _by_face(faces: NDArray[np.intp], key: Array):
-    """Order of the items by face, then by ``key`` within a face; the faces present and
-    the ``(start, stop)`` of each one's run in that order (two argsorts and one pass: a
-    lexsort and ``np.unique`` cost several times more at m = 2·10⁵)."""
-    order = np.argsort(key)
-    order = order[np.argsort(faces[order], kind="stable")]
-    f = faces[order]
-    cut = np.flatnonzero(f[1:] != f[:-1]) + 1
-    start = np.concatenate([[0], cut]) if f.size else np.zeros(0, np.intp)
-    stop = np.concatenate([cut, [f.size]]) if f.size else np.zeros(0, np.intp)
-    return order, f[start], (start, stop)
+def _row_norms(A: Array) -> Array:
+    """``np.linalg.norm(A, axis=1)``, bit for bit, without its copies: numpy sums rows
+    shorter than 8 in order, as the column loop here does (longer rows: numpy itself)."""
+    if A.shape[1] >= 8:
+        return np.linalg.norm(A, axis=1)
+    s = A[:, 0] * A[:, 0]
+    for i in range(1, A.shape[1]):
+        s += A[:, i] * A[:, i]
+    return np.sqrt(s)
+
+
+class _BelowLimit:
+    """The items whose key is at most a limit of their face, found without sorting them.
+
+    Items with ``key <= cap`` are kept apart (in index order, one pass); a query whose limit
+    exceeds the cap on a face in ``faces_present`` widens it to twice that limit (one more
+    pass), so the answer is always the direct test over all items.  The largest limit asked
+    (:attr:`asked`) sets the next start's cap: over a solver's life the limits
+    (``‖Φ_p − I‖`` and the like) only grow from 0, and most items stay far beyond them.
+    """
+
+    def __init__(self, key: Array, faces: NDArray[np.intp], idx: NDArray[np.intp],
+                 faces_present: NDArray[np.intp], cap: float) -> None:
+        self._all = (key, faces, idx)
+        self.present = faces_present
+        self.asked = 0.0
+        self._widen(cap)
+
+    @property
+    def empty(self) -> bool:
+        return self._all[0].size == 0
+
+    def _widen(self, cap: float) -> None:
+        key, faces, idx = self._all
+        self.cap = cap
+        sel = np.flatnonzero(key <= cap)
+        self.key, self.face, self.idx = key[sel], faces[sel], idx[sel]
+
+    def below(self, limit: Array) -> NDArray[np.intp]:
+        """``idx`` of the items with ``key <= limit[face]``, in index order."""
+        if self.present.size:
+            need = float(np.max(limit[self.present]))
+            self.asked = max(self.asked, need)
+            if need > self.cap:
+                self._widen(2.0 * need)
+        return self.idx[self.key <= limit[self.face]]
 
 
 def _bisect(lo: float, hi: float, changed: Callable[[float], bool], bracket: list) -> float:
@@ -540,8 +575,7 @@ class HybridFlow:
             exact = np.empty(self.m)
         else:
             W_old, pat_old, mu, exact = prev
-            dW = W - W_old
-            mu = mu - np.sqrt(np.einsum("ij,ij->i", dW, dW))
+            mu = mu - _row_norms(W - W_old)
             stale = np.flatnonzero((self.pat != pat_old) | (mu < 0.5 * exact))
         if stale.size:
             mu[stale] = self._exact_margins(W[stale], self.pat[stale])
@@ -550,19 +584,25 @@ class HybridFlow:
         self._mu = mu
         # self._Zs is never written to (each start makes a new one): W is kept as a view
         self._mu_state = (W, self.pat.copy(), mu, exact)
-        self._znorm = np.linalg.norm(self._Zs, axis=1)
-        # neurons by face, sorted by 0.9 μ_j / ‖z_j‖: those a step can bring to a hyperplane
-        # are a prefix of each face's list (:meth:`_near`), found without a pass over all m
+        self._znorm = _row_norms(self._Zs)
+        # the neurons a step can bring to a hyperplane: 0.9 μ_j / ‖z_j‖ below the step's
+        # bound (:meth:`_near`), found without a pass over all m
         with np.errstate(divide="ignore", invalid="ignore"):
             reach = np.where(self._znorm > 0, 0.9 * mu / self._znorm, np.inf)
-        order, self._mr_faces, self._mr_bounds = _by_face(self.pat, reach)
-        self._mr_js, self._mr_reach = order, reach[order]
-        # sliding neurons by face, sorted by |a_j| / ‖z_j‖ at the start: ``a_j`` can change
-        # sign only once ‖Φ_u − I‖ reaches that ratio (see :meth:`_flips`)
+        caps = self._caps()
+        self._mr = _BelowLimit(reach, self.pat, np.arange(self.m), self._occupied, caps[0])
+        # sliding neurons, by |a_j| / ‖z_j‖ at the start: ``a_j`` can change sign only once
+        # ‖Φ_u − I‖ reaches that ratio (see :meth:`_flips`)
         sl = np.flatnonzero(tab.nfree[self.pat] > 0)
         ratio = np.abs(self._Zs[sl, self.d]) / np.maximum(self._znorm[sl], np.finfo(float).tiny)
-        order, self._sl_faces, self._sl_bounds = _by_face(self.pat[sl], ratio)
-        self._sl_js, self._sl_ratio = sl[order], ratio[order]
+        occ = self._occupied
+        self._sl = _BelowLimit(ratio, self.pat[sl], sl, occ[tab.nfree[occ] > 0], caps[1])
+
+    def _caps(self) -> tuple[float, float]:
+        """Starting caps of :meth:`_margins`' selections: twice the largest limit the last
+        solver asked for (0 at the first start)."""
+        old = self.__dict__.get("_mr"), self.__dict__.get("_sl")
+        return tuple(0.0 if o is None else 2.0 * o.asked for o in old)
 
     def _exact_margins(self, W: Array, pat: NDArray[np.intp]) -> Array:
         """``min_k |<w_j, x̂_k>|`` over the hyperplanes bounding each neuron's face (``u_k ≠ 0``),
@@ -578,17 +618,10 @@ class HybridFlow:
     def _near(self, bound: Array) -> NDArray[np.intp]:
         """Neurons with ``bound[u_j] ‖z_j‖ >= 0.9 μ_j``: those whose face propagator moved
         them (``bound``, per face) as far as their margin (:meth:`_margins`), in index order.
-        Each face's candidates are a prefix of its sorted list (with a relative slack of
-        1e-12); the test itself is then applied to them, so the set is exactly the one of
-        the direct test over all neurons."""
-        parts = []
-        for p, lo, hi in zip(self._mr_faces, *self._mr_bounds):
-            k = np.searchsorted(self._mr_reach[lo:hi], bound[p] * (1 + 1e-12), side="right")
-            if k:
-                parts.append(self._mr_js[lo:lo + k])
-        if not parts:
-            return np.zeros(0, np.intp)
-        js = np.sort(np.concatenate(parts))
+        The candidates are those with ``0.9 μ_j / ‖z_j‖`` below the bound (with a relative
+        slack of 1e-12, :class:`_BelowLimit`); the test itself is then applied to them, so
+        the set is exactly the one of the direct test over all neurons."""
+        js = self._mr.below(bound * (1 + 1e-12))
         return js[bound[self.pat[js]] * self._znorm[js] >= 0.9 * self._mu[js]]
 
     def step(self, t_bound: float, snap_times: Array | None = None) -> None:
@@ -826,22 +859,17 @@ class HybridFlow:
 
         Only neurons with ``|a_j| <= ‖Φ_u − I‖ ‖z_j‖`` (at the solver start, ``Φ`` at either end
         of the step; with a factor 2 against rounding) can have changed sign: the others are
-        not evaluated (a prefix of each face's sorted list, :meth:`_margins`).
+        not evaluated (:class:`_BelowLimit`, :meth:`_margins`).
         """
-        if self._sl_js.size == 0:
+        if self._sl.empty:
             return None
         eye = np.eye(self.q)
         reach = np.sqrt(np.sum((Phi1 - eye) ** 2, axis=(1, 2)))
         if not self._fresh:
             reach = np.maximum(reach, np.sqrt(np.sum((self._Phi - eye) ** 2, axis=(1, 2))))
-        parts = []
-        for p, lo, hi in zip(self._sl_faces, *self._sl_bounds):
-            k = np.searchsorted(self._sl_ratio[lo:hi], 2.0 * reach[p], side="right")
-            if k:
-                parts.append(self._sl_js[lo:lo + k])
-        if not parts:
+        js = self._sl.below(2.0 * reach)
+        if js.size == 0:
             return None
-        js = np.sort(np.concatenate(parts))
         d = self.d
         a1 = np.einsum("jb,jb->j", Phi1[self.pat[js], d, :], self._Zs[js])
         if self._fresh:
@@ -1357,7 +1385,7 @@ class HybridFlow:
         sliding = np.flatnonzero(on_face)
         Pm = tab.projectors()[pat[sliding]]  # (s, d, d): projection onto span(x_K)
         off = np.einsum("sij,sj->si", Pm, Z[sliding, :d])
-        dist = np.linalg.norm(off, axis=1) / np.maximum(np.linalg.norm(Z[sliding], axis=1), 1e-300)
+        dist = _row_norms(off) / np.maximum(_row_norms(Z[sliding]), 1e-300)
         i = int(np.argmax(dist))
         self.max_sliding_residual = max(self.max_sliding_residual, float(dist[i]))
         if dist[i] > self._tol_sliding:
