@@ -129,6 +129,23 @@ def _bisect(lo: float, hi: float, changed: Callable[[float], bool], bracket: lis
     return hi
 
 
+def _bisect_batched(lo: float, hi: float,
+                    changed_at: Callable[[list[float]], NDArray[np.bool_]], levels: int) -> float:
+    """:func:`_bisect` with ``changed`` evaluated ahead: every midpoint the bisection may visit
+    in its next ``levels`` levels at once (``changed_at`` takes a list of times), so the
+    result is the sequential bisection's, bit for bit, in about ``1/levels`` as many calls."""
+    seen: dict[float, bool] = {}
+    bracket = [lo, hi]
+
+    def changed(t: float) -> bool:
+        if t not in seen:
+            ts = _bisection_nodes(bracket[0], bracket[1], levels) or [t]
+            seen.update(zip(ts, np.asarray(changed_at(ts), dtype=bool).tolist()))
+        return seen[t]
+
+    return _bisect(lo, hi, changed, bracket)
+
+
 def _bisection_nodes(lo: float, hi: float, levels: int) -> list[float]:
     """Every midpoint :func:`_bisect` may evaluate in its next ``levels`` levels from
     ``[lo, hi]`` (at most ``2^levels − 1``; computed by the same arithmetic, so they are
@@ -1113,25 +1130,18 @@ class HybridFlow:
         """
         h = t1 - t0
         r0 = self._regime
-        changed: dict[float, bool] = {}
-        bracket = [t0, t1]
 
         def regime(ts: list[float]):
             return self._face_regime_at(propagators_at(F, (np.array(ts) - t0) / h, rowwise=True))
 
-        def is_changed(t: float) -> bool:
-            if t not in changed:  # every midpoint of the next levels, in one call
-                ts = _bisection_nodes(bracket[0], bracket[1], self.FACE_SEARCH_LEVELS) or [t]
-                codes, rsign = regime(ts)
-                new = np.any(codes != r0[0], axis=(1, 2))
-                if rsign.shape[1:] == r0[1].shape:
-                    new |= np.any(rsign != r0[1], axis=1)
-                else:
-                    new[:] = True
-                changed.update(zip(ts, new.tolist()))
-            return changed[t]
+        def changed_at(ts: list[float]) -> NDArray[np.bool_]:
+            codes, rsign = regime(ts)
+            new = np.any(codes != r0[0], axis=(1, 2))
+            if rsign.shape[1:] == r0[1].shape:
+                new |= np.any(rsign != r0[1], axis=1)
+            return new
 
-        hi = _bisect(t0, t1, is_changed, bracket)
+        hi = _bisect_batched(t0, t1, changed_at, self.FACE_SEARCH_LEVELS)
         codes, rsign = (v[0] for v in regime([hi]))
         self._rsign_at = (hi, rsign, self._field.residuals(propagators_at(F, (hi - t0) / h)))
         exits: dict = {}
