@@ -610,7 +610,7 @@ class HybridFlow:
         self._mr = _BelowLimit(reach, self.pat, np.arange(self.m), self._occupied, caps[0])
         # sliding neurons, by |a_j| / ‖z_j‖ at the start: ``a_j`` can change sign only once
         # ‖Φ_u − I‖ reaches that ratio (see :meth:`_flips`)
-        sl = np.flatnonzero(tab.nfree[self.pat] > 0)
+        sl = self._sliding_of(self.pat)[0]
         ratio = np.abs(self._Zs[sl, self.d]) / np.maximum(self._znorm[sl], np.finfo(float).tiny)
         occ = self._occupied
         self._sl = _BelowLimit(ratio, self.pat[sl], sl, occ[tab.nfree[occ] > 0], caps[1])
@@ -1141,7 +1141,9 @@ class HybridFlow:
                 new |= np.any(rsign != r0[1], axis=1)
             return new
 
-        hi = _bisect_batched(t0, t1, changed_at, self.FACE_SEARCH_LEVELS)
+        # several free slopes are solved one time at a time: evaluating ahead would only add work
+        levels = self.FACE_SEARCH_LEVELS if self._regime_plan is not None else 1
+        hi = _bisect_batched(t0, t1, changed_at, levels)
         codes, rsign = (v[0] for v in regime([hi]))
         self._rsign_at = (hi, rsign, self._field.residuals(propagators_at(F, (hi - t0) / h)))
         exits: dict = {}
@@ -1389,11 +1391,9 @@ class HybridFlow:
         """
         tab = self.table
         d = self.d
-        on_face = tab.nfree[pat] > 0
-        if not np.any(on_face):
+        sliding, Pm = self._sliding_of(pat)
+        if sliding.size == 0:
             return
-        sliding = np.flatnonzero(on_face)
-        Pm = tab.projectors()[pat[sliding]]  # (s, d, d): projection onto span(x_K)
         off = np.einsum("sij,sj->si", Pm, Z[sliding, :d])
         dist = _row_norms(off) / np.maximum(_row_norms(Z[sliding]), 1e-300)
         i = int(np.argmax(dist))
@@ -1405,6 +1405,20 @@ class HybridFlow:
                 f"them by {dist[i]:.3g} (relative to ‖z‖) by t = {self.t:.17g}, beyond "
                 f"{self._tol_sliding:.3g}")
         Z[sliding, :d] -= off
+
+    def _sliding_of(self, pat: NDArray[np.intp]) -> tuple[NDArray[np.intp], Array]:
+        """The neurons of lower-dimensional faces under ``pat`` and the projectors onto the
+        spans of their faces' ``x_K``, ``(s, d, d)``.  The last answer is kept: a cut's new
+        faces are projected at the cut and again at the solver start (the same array, never
+        written to once installed as :attr:`pat`)."""
+        tab = self.table
+        cached = self.__dict__.get("_sliding_cache")
+        if cached is not None and cached[0] is pat and cached[1] == len(tab):
+            return cached[2], cached[3]
+        sliding = np.flatnonzero(tab.nfree[pat] > 0)
+        Pm = tab.projectors()[pat[sliding]]  # (s, d, d): projection onto span(x_K)
+        self._sliding_cache = (pat, len(tab), sliding, Pm)
+        return sliding, Pm
 
     @property
     def _tol_sliding(self) -> float:
