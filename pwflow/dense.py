@@ -74,18 +74,25 @@ def nested_basis(x: Array, n_coef: int) -> Array:
     return vals.reshape(x.size, n_coef)
 
 
-def propagators_at(F: Array, x: float | Array, faces: NDArray | None = None) -> Array:
+def propagators_at(F: Array, x: float | Array, faces: NDArray | None = None,
+                   rowwise: bool = False) -> Array:
     """Propagators at step fraction ``x``: all faces, or the given ``faces``.
 
     ``F`` has shape ``(8, P, q, q)`` (:func:`stack_coefficients`).  Scalar ``x`` gives
     ``(P', q, q)``; an array of ``E`` fractions gives ``(E, P', q, q)``; one matrix product
-    with the basis values (:func:`nested_basis`).
+    with the basis values (:func:`nested_basis`).  ``rowwise``: one product per fraction
+    instead, so that each row is bit for bit the scalar call's (BLAS rounds a one-row product
+    and a stacked one differently, in the last bit).
     """
     if faces is not None:
         F = F[:, faces]
     n_coef, P, q = F.shape[0], F.shape[1], F.shape[2]
     B = nested_basis(x, n_coef)  # (E, n_coef)
-    out = (B @ F.reshape(n_coef, -1)).reshape(-1, P, q, q)
+    flat = F.reshape(n_coef, -1)
+    if rowwise and np.ndim(x):
+        out = np.stack([B[i:i + 1] @ flat for i in range(B.shape[0])]).reshape(-1, P, q, q)
+    else:
+        out = (B @ flat).reshape(-1, P, q, q)
     return out[0] if np.ndim(x) == 0 else out
 
 

@@ -282,26 +282,69 @@ class EventLog:
 
 @dataclass(frozen=True)
 class Pending:
-    """One neuron event located inside the current step.
+    """The neuron events located inside the current step up to the cut, as arrays (one row
+    per event, sorted by time).
 
-    ``ks`` are the hyperplanes it reaches (empty for a pure ``w = 0`` or branch candidate),
-    ``zero`` marks ``w = 0`` on a ray, ``flip`` a sliding neuron's ``a_j`` reaching 0 (then
-    ``a_after`` is the sign it takes), ``rate`` is ``|a ds/dt| ‖x_k‖`` summed over ``ks`` (the
-    kink of the outputs, for the batch bound), ``poly_residual`` the dense output's
-    ``|<w, x_k>|`` at the located time and ``observed`` the side the neuron was seen to go to at
-    once (a tangency), else 0.
+    ``code`` is the first data index reached (−1: ``w = 0`` on a ray, −2: a sliding neuron's
+    ``a_j`` reaching 0) and ``more`` maps a row to the further codes reached at the same time
+    (rare); :meth:`ks` gives the hyperplanes a row reaches, :attr:`zero` / :attr:`flip` mark
+    ``w = 0`` and ``a_j = 0`` (then ``a_after`` is the sign ``a_j`` takes).  ``rate`` is ``|a
+    ds/dt| ‖x_k‖`` summed over the hyperplanes (the kink of the outputs, for the batch bound),
+    ``poly_residual`` the dense output's ``|<w, x_k>|`` at the located time and ``observed``
+    the side the neuron was seen to go to at once (a tangency), else 0.
     """
 
-    t: float
-    x: float
-    neuron: int
-    ks: tuple
-    rate: float
-    zero: bool = False
-    flip: bool = False
-    a_after: float = 0.0
-    poly_residual: float = 0.0
-    observed: int = 0
+    t: Array
+    x: Array
+    neuron: NDArray[np.intp]
+    code: NDArray[np.intp]
+    rate: Array
+    a_after: Array
+    poly_residual: Array
+    observed: NDArray[np.int8]
+    more: dict
+
+    def __len__(self) -> int:
+        return self.t.size
+
+    def _codes(self, i: int) -> list[int]:
+        return [int(self.code[i])] + self.more.get(i, [])
+
+    def ks(self, i: int) -> tuple:
+        """The hyperplanes (data indices, sorted) that row ``i`` reaches (empty for a pure
+        ``w = 0`` or branch candidate)."""
+        return tuple(sorted({c for c in self._codes(i) if c >= 0}))
+
+    @property
+    def n_ks(self) -> NDArray[np.intp]:
+        """How many hyperplanes each row reaches."""
+        n = (self.code >= 0).astype(np.intp)
+        for i in self.more:
+            n[i] = len(self.ks(i))
+        return n
+
+    def _has(self, c: int) -> NDArray[np.bool_]:
+        out = self.code == c
+        for i in self.more:
+            out[i] = c in self._codes(i)
+        return out
+
+    @property
+    def zero(self) -> NDArray[np.bool_]:
+        return self._has(-1)
+
+    @property
+    def flip(self) -> NDArray[np.bool_]:
+        return self._has(-2)
+
+    def upto(self, t_cut: float) -> "Pending":
+        """The rows at or before ``t_cut`` (a prefix: the rows are sorted by time)."""
+        k = int(np.searchsorted(self.t, t_cut, side="right"))
+        if k == self.t.size:
+            return self
+        return Pending(self.t[:k], self.x[:k], self.neuron[:k], self.code[:k], self.rate[:k],
+                       self.a_after[:k], self.poly_residual[:k], self.observed[:k],
+                       {i: c for i, c in self.more.items() if i < k})
 
 
 @dataclass(frozen=True)
@@ -356,13 +399,8 @@ class Located:
         )
         return located, later
 
-    def upto(self, t_cut: float) -> list[Pending]:
-        out = []
-        for i in np.flatnonzero(self.t <= t_cut):
-            codes = [int(self.code[i])] + self.more.get(int(i), [])
-            out.append(Pending(
-                float(self.t[i]), float(self.x[i]), int(self.neuron[i]),
-                tuple(sorted({c for c in codes if c >= 0})), float(self.rate[i]),
-                zero=-1 in codes, flip=-2 in codes, a_after=float(self.a_sign[i]),
-                poly_residual=float(self.residual[i]), observed=int(self.observed[i])))
-        return out
+    def upto(self, t_cut: float) -> Pending:
+        """The events at or before ``t_cut`` (rows of the arrays, a prefix since they are
+        sorted by time: no per-event objects)."""
+        return Pending(self.t, self.x, self.neuron, self.code, self.rate, self.a_sign,
+                       self.residual, self.observed, self.more).upto(t_cut)

@@ -185,24 +185,30 @@ class PatternTable:
     def single_fields(self, plan: SinglePlan, r: Array) -> tuple[Array, Array]:
         """``D_u^θ`` of the faces of ``plan`` (shape ``(P, d)``) and the unclipped ``η*`` of
         its one-slope faces (``plan.one``): the fast path of :meth:`fields` (same closed form,
-        :meth:`_one_slope`, without the general case's per-call index work)."""
-        G = -((plan.eta0 * r) @ self.X) / self.n  # as in _minimal_norm: the same numbers
-        est = np.zeros(0)
+        :meth:`_one_slope`, without the general case's per-call index work).
+
+        ``r`` may carry leading axes (shape ``(..., n)``, e.g. the residuals at ``T`` times):
+        the results then have them too (``(..., P, d)`` and ``(..., S)``), each row computed
+        with the same operations as a single ``r``.
+        """
+        G = -((plan.eta0 * r[..., None, :]) @ self.X) / self.n  # as in _minimal_norm
+        est = np.zeros(r.shape[:-1] + (0,))
         if plan.one.size:
             _, est = self._one_slope(G, r, plan.one, plan.k, plan.xk, plan.xx)
         if plan.zero.size:
-            G[plan.zero] = 0.0
+            G[..., plan.zero, :] = 0.0
         return G, est
 
     def _one_slope(self, G: Array, r: Array, one: NDArray[np.intp], k: NDArray[np.intp],
                    xk: Array, xx: Array) -> tuple[Array, Array]:
         """Faces ``one`` with the single free slope ``k``: ``G[one] += η z`` in place, with
         ``z = −(r_k/n) x_k`` and ``η`` the closed form :func:`~pwflow.subgradient.single_slope`;
-        returns ``(η, η*)``."""
-        c = r[k] / self.n  # z = −c x_k
-        gx = np.einsum("ij,ij->i", G[one], xk)
+        returns ``(η, η*)``.  ``G`` of shape ``(..., P, d)`` and ``r`` of shape ``(..., n)``
+        with the same leading axes (none, or e.g. one per time)."""
+        c = r[..., k] / self.n  # z = −c x_k
+        gx = np.einsum("...ij,ij->...i", G[..., one, :], xk)
         e, est = single_slope(-c * gx, c * c * xx, self.gamma, 1.0)
-        G[one] -= (e * c)[:, None] * xk
+        G[..., one, :] -= (e * c)[..., None] * xk
         return e, est
 
     def _minimal_norm(self, r: Array, faces: NDArray[np.intp] | None,

@@ -66,17 +66,105 @@ Array = NDArray[np.float64]
 ZERO, FLIP = -1, -2
 
 
-def _by_face(faces: NDArray[np.intp], key: Array):
-    """Order of the items by face, then by ``key`` within a face; the faces present and
-    the ``(start, stop)`` of each one's run in that order (two argsorts and one pass: a
-    lexsort and ``np.unique`` cost several times more at m = 2·10⁵)."""
-    order = np.argsort(key)
-    order = order[np.argsort(faces[order], kind="stable")]
-    f = faces[order]
-    cut = np.flatnonzero(f[1:] != f[:-1]) + 1
-    start = np.concatenate([[0], cut]) if f.size else np.zeros(0, np.intp)
-    stop = np.concatenate([cut, [f.size]]) if f.size else np.zeros(0, np.intp)
-    return order, f[start], (start, stop)
+def _row_norms(A: Array) -> Array:
+    """``np.linalg.norm(A, axis=1)``, bit for bit, without its copies: numpy sums rows
+    shorter than 8 in order, as the column loop here does (longer rows: numpy itself)."""
+    if A.shape[1] >= 8:
+        return np.linalg.norm(A, axis=1)
+    s = A[:, 0] * A[:, 0]
+    for i in range(1, A.shape[1]):
+        s += A[:, i] * A[:, i]
+    return np.sqrt(s)
+
+
+class _BelowLimit:
+    """The items whose key is at most a limit of their face, found without sorting them.
+
+    Items with ``key <= cap`` are kept apart (in index order, one pass); a query whose limit
+    exceeds the cap on a face in ``faces_present`` widens it to twice that limit (one more
+    pass), so the answer is always the direct test over all items.  The largest limit asked
+    (:attr:`asked`) sets the next start's cap: over a solver's life the limits
+    (``‖Φ_p − I‖`` and the like) only grow from 0, and most items stay far beyond them.
+    """
+
+    def __init__(self, key: Array, faces: NDArray[np.intp], idx: NDArray[np.intp],
+                 faces_present: NDArray[np.intp], cap: float) -> None:
+        self._all = (key, faces, idx)
+        self.present = faces_present
+        self.asked = 0.0
+        self._widen(cap)
+
+    @property
+    def empty(self) -> bool:
+        return self._all[0].size == 0
+
+    def _widen(self, cap: float) -> None:
+        key, faces, idx = self._all
+        self.cap = cap
+        sel = np.flatnonzero(key <= cap)
+        self.key, self.face, self.idx = key[sel], faces[sel], idx[sel]
+
+    def below(self, limit: Array) -> NDArray[np.intp]:
+        """``idx`` of the items with ``key <= limit[face]``, in index order."""
+        if self.present.size:
+            need = float(np.max(limit[self.present]))
+            self.asked = max(self.asked, need)
+            if need > self.cap:
+                self._widen(2.0 * need)
+        return self.idx[self.key <= limit[self.face]]
+
+
+def _bisect(lo: float, hi: float, changed: Callable[[float], bool], bracket: list) -> float:
+    """Bisection of ``[lo, hi]`` to 4 ulp for the first ``t`` with ``changed(t)`` (``changed(hi)``
+    is assumed); ``bracket`` is kept equal to the current ``[lo, hi]`` (for a caller that
+    evaluates ahead, :func:`_bisection_nodes`).  Returns the final ``hi``."""
+    while hi - lo > 4 * np.spacing(max(abs(hi), 1.0)):
+        mid = 0.5 * (lo + hi)
+        if mid <= lo or mid >= hi:
+            break
+        if changed(mid):
+            hi = mid
+        else:
+            lo = mid
+        bracket[:] = [lo, hi]
+    return hi
+
+
+def _bisect_batched(lo: float, hi: float,
+                    changed_at: Callable[[list[float]], NDArray[np.bool_]], levels: int) -> float:
+    """:func:`_bisect` with ``changed`` evaluated ahead: every midpoint the bisection may visit
+    in its next ``levels`` levels at once (``changed_at`` takes a list of times), so the
+    result is the sequential bisection's, bit for bit, in about ``1/levels`` as many calls."""
+    seen: dict[float, bool] = {}
+    bracket = [lo, hi]
+
+    def changed(t: float) -> bool:
+        if t not in seen:
+            ts = _bisection_nodes(bracket[0], bracket[1], levels) or [t]
+            seen.update(zip(ts, np.asarray(changed_at(ts), dtype=bool).tolist()))
+        return seen[t]
+
+    return _bisect(lo, hi, changed, bracket)
+
+
+def _bisection_nodes(lo: float, hi: float, levels: int) -> list[float]:
+    """Every midpoint :func:`_bisect` may evaluate in its next ``levels`` levels from
+    ``[lo, hi]`` (at most ``2^levels − 1``; computed by the same arithmetic, so they are
+    the bisection's own points)."""
+    out: list[float] = []
+    level = [(lo, hi)]
+    for _ in range(levels):
+        nxt = []
+        for a, b in level:
+            if not b - a > 4 * np.spacing(max(abs(b), 1.0)):
+                continue
+            mid = 0.5 * (a + b)
+            if mid <= a or mid >= b:
+                continue
+            out.append(mid)
+            nxt += [(a, mid), (mid, b)]
+        level = nxt
+    return out
 
 
 def _solver_class(name: str):
@@ -449,6 +537,7 @@ class HybridFlow:
         self._regime_faces = self._occupied[(tab.nfree[self._occupied] > 0)
                                             & (tab.dim[self._occupied] > 0)]
         self._regime_free = tab.U[self._regime_faces] == 0
+        self._regime_watched = np.any(self._regime_free, axis=0)
         self._regime_plan = tab.single_plan_for(self._regime_faces)
         self._Zs = self.Z.copy()
         self._Phi = np.tile(np.eye(self.q), (P, 1, 1))
@@ -506,8 +595,7 @@ class HybridFlow:
             exact = np.empty(self.m)
         else:
             W_old, pat_old, mu, exact = prev
-            dW = W - W_old
-            mu = mu - np.sqrt(np.einsum("ij,ij->i", dW, dW))
+            mu = mu - _row_norms(W - W_old)
             stale = np.flatnonzero((self.pat != pat_old) | (mu < 0.5 * exact))
         if stale.size:
             mu[stale] = self._exact_margins(W[stale], self.pat[stale])
@@ -516,19 +604,25 @@ class HybridFlow:
         self._mu = mu
         # self._Zs is never written to (each start makes a new one): W is kept as a view
         self._mu_state = (W, self.pat.copy(), mu, exact)
-        self._znorm = np.linalg.norm(self._Zs, axis=1)
-        # neurons by face, sorted by 0.9 μ_j / ‖z_j‖: those a step can bring to a hyperplane
-        # are a prefix of each face's list (:meth:`_near`), found without a pass over all m
+        self._znorm = _row_norms(self._Zs)
+        # the neurons a step can bring to a hyperplane: 0.9 μ_j / ‖z_j‖ below the step's
+        # bound (:meth:`_near`), found without a pass over all m
         with np.errstate(divide="ignore", invalid="ignore"):
             reach = np.where(self._znorm > 0, 0.9 * mu / self._znorm, np.inf)
-        order, self._mr_faces, self._mr_bounds = _by_face(self.pat, reach)
-        self._mr_js, self._mr_reach = order, reach[order]
-        # sliding neurons by face, sorted by |a_j| / ‖z_j‖ at the start: ``a_j`` can change
-        # sign only once ‖Φ_u − I‖ reaches that ratio (see :meth:`_flips`)
-        sl = np.flatnonzero(tab.nfree[self.pat] > 0)
+        caps = self._caps()
+        self._mr = _BelowLimit(reach, self.pat, np.arange(self.m), self._occupied, caps[0])
+        # sliding neurons, by |a_j| / ‖z_j‖ at the start: ``a_j`` can change sign only once
+        # ‖Φ_u − I‖ reaches that ratio (see :meth:`_flips`)
+        sl = self._sliding_of(self.pat)[0]
         ratio = np.abs(self._Zs[sl, self.d]) / np.maximum(self._znorm[sl], np.finfo(float).tiny)
-        order, self._sl_faces, self._sl_bounds = _by_face(self.pat[sl], ratio)
-        self._sl_js, self._sl_ratio = sl[order], ratio[order]
+        occ = self._occupied
+        self._sl = _BelowLimit(ratio, self.pat[sl], sl, occ[tab.nfree[occ] > 0], caps[1])
+
+    def _caps(self) -> tuple[float, float]:
+        """Starting caps of :meth:`_margins`' selections: twice the largest limit the last
+        solver asked for (0 at the first start)."""
+        old = self.__dict__.get("_mr"), self.__dict__.get("_sl")
+        return tuple(0.0 if o is None else 2.0 * o.asked for o in old)
 
     def _exact_margins(self, W: Array, pat: NDArray[np.intp]) -> Array:
         """``min_k |<w_j, x̂_k>|`` over the hyperplanes bounding each neuron's face (``u_k ≠ 0``),
@@ -544,17 +638,10 @@ class HybridFlow:
     def _near(self, bound: Array) -> NDArray[np.intp]:
         """Neurons with ``bound[u_j] ‖z_j‖ >= 0.9 μ_j``: those whose face propagator moved
         them (``bound``, per face) as far as their margin (:meth:`_margins`), in index order.
-        Each face's candidates are a prefix of its sorted list (with a relative slack of
-        1e-12); the test itself is then applied to them, so the set is exactly the one of
-        the direct test over all neurons."""
-        parts = []
-        for p, lo, hi in zip(self._mr_faces, *self._mr_bounds):
-            k = np.searchsorted(self._mr_reach[lo:hi], bound[p] * (1 + 1e-12), side="right")
-            if k:
-                parts.append(self._mr_js[lo:lo + k])
-        if not parts:
-            return np.zeros(0, np.intp)
-        js = np.sort(np.concatenate(parts))
+        The candidates are those with ``0.9 μ_j / ‖z_j‖`` below the bound (with a relative
+        slack of 1e-12, :class:`_BelowLimit`); the test itself is then applied to them, so
+        the set is exactly the one of the direct test over all neurons."""
+        js = self._mr.below(bound * (1 + 1e-12))
         return js[bound[self.pat[js]] * self._znorm[js] >= 0.9 * self._mu[js]]
 
     def step(self, t_bound: float, snap_times: Array | None = None) -> None:
@@ -662,7 +749,7 @@ class HybridFlow:
         t_cut = self._choose_cut(located, t_face, t0, t1)
         if not t0 <= t_cut <= t1:
             raise InvariantError(f"batch cut {t_cut!r} outside the step [{t0!r}, {t1!r}]")
-        pending = [] if located is None else located.upto(t_cut)
+        pending = None if located is None else located.upto(t_cut)
         pat0 = self.pat
         t_cut = self._advance(t_cut, t1, Phi1, Z1, F, field_, pending, exits, P)
         self._dense_snapshots(snap_times, t0, t_cut, F, solver, pat0, self._applied)
@@ -827,22 +914,17 @@ class HybridFlow:
 
         Only neurons with ``|a_j| <= ‖Φ_u − I‖ ‖z_j‖`` (at the solver start, ``Φ`` at either end
         of the step; with a factor 2 against rounding) can have changed sign: the others are
-        not evaluated (a prefix of each face's sorted list, :meth:`_margins`).
+        not evaluated (:class:`_BelowLimit`, :meth:`_margins`).
         """
-        if self._sl_js.size == 0:
+        if self._sl.empty:
             return None
         eye = np.eye(self.q)
         reach = np.sqrt(np.sum((Phi1 - eye) ** 2, axis=(1, 2)))
         if not self._fresh:
             reach = np.maximum(reach, np.sqrt(np.sum((self._Phi - eye) ** 2, axis=(1, 2))))
-        parts = []
-        for p, lo, hi in zip(self._sl_faces, *self._sl_bounds):
-            k = np.searchsorted(self._sl_ratio[lo:hi], 2.0 * reach[p], side="right")
-            if k:
-                parts.append(self._sl_js[lo:lo + k])
-        if not parts:
+        js = self._sl.below(2.0 * reach)
+        if js.size == 0:
             return None
-        js = np.sort(np.concatenate(parts))
         d = self.d
         a1 = np.einsum("jb,jb->j", Phi1[self.pat[js], d, :], self._Zs[js])
         if self._fresh:
@@ -1002,10 +1084,12 @@ class HybridFlow:
         sliding faces from noise made a face event of nearly every step (measured: 20 773
         BRANCH events between t = 300 and 1000 on three points, m = 200, λ = 0.1, at losses
         of 1e-23).  A resolved-to-zero ``r_k`` has no sign (no branch point is read from it)
-        and gives its face no free-slope direction.
+        and gives its face no free-slope direction.  ``Phi`` may be a stack ``(T, P, q, q)``
+        (then the result is ``(T, n)``).
         """
         if self.opt.frozen_output:
-            return self._field.residuals(Phi)
+            r = self._field.residuals(Phi)
+            return np.broadcast_to(r, Phi.shape[:-3] + r.shape)
         h = self._field.outputs(Phi)
         r = self.loss.derivative(h, self.y)
         tol = self.loss.curvature_bound * self.opt.rtol * np.maximum(np.abs(h), np.abs(self.y))
@@ -1017,28 +1101,41 @@ class HybridFlow:
         / lower bound; and the signs of the ``r_k`` on the watched hyperplanes.
 
         One free slope: the side of ``[γ, 1]`` where the unclipped ``η*`` lies (exact).
-        Several: from the unique minimal-norm ``D`` — a hyperplane with ``<D, x_k> ≠ 0`` (beyond
-        rounding) has its slope at a bound (KKT), the one its slope is nearer to; reading the
-        departure from ``D`` also holds where parallel data points make the slopes non-unique.  Only occupied
-        faces with free slopes count.  A change of either between two times is a face event
-        (:meth:`_face_events`).
+        Several: from the unique minimal-norm ``D`` (:meth:`_several_slopes_regime`).  Only
+        occupied faces with free slopes count.  A change of either between two times is a
+        face event (:meth:`_face_events`).
+
+        ``Phi`` may be a stack ``(T, P, q, q)`` of propagators at ``T`` times: the codes are
+        then ``(T, P, n)`` and the signs ``(T, n)``, each row the same numbers as a call with
+        that row alone (the one-slope case in one vectorised pass, the general one row by row).
         """
         tab = self.table
-        P = self._P
-        codes = np.zeros((P, self.n), dtype=np.int8)
         faces = self._regime_faces
         r = self._resolved_residuals(Phi)
+        lead = r.shape[:-1]
+        codes = np.zeros(lead + (self._P, self.n), dtype=np.int8)
         if faces.size == 0:
-            return codes, np.zeros(0, np.int8)
-        free = self._regime_free
-        watched = np.any(free, axis=0)
+            return codes, np.zeros(lead + (0,), np.int8)
+        free, watched = self._regime_free, self._regime_watched
+        general = np.ones(lead, dtype=bool)
         if self._regime_plan is not None:  # one free slope each: the side of η* (fast path)
             est = tab.single_fields(self._regime_plan, r)[1]
-            if not np.any(np.isnan(est)):
-                code1 = np.where(est > 1.0, 1, np.where(est < self.gamma, -1, 0))
-                codes[faces] = np.where(free, code1[:, None], 0)
-                return codes, np.where(watched, np.sign(r), 0).astype(np.int8)
-        G, eta, eta_star = tab.minimal_norm(faces, r)
+            general = np.any(np.isnan(est), axis=-1)
+            code1 = np.where(est > 1.0, 1, np.where(est < self.gamma, -1, 0))
+            codes[..., faces, :] = np.where(free, code1[..., :, None], 0)
+        for i in (np.ndindex(*lead) if np.any(general) else ()):
+            if not general[i]:
+                continue
+            codes[i + (faces,)] = np.where(free, self._several_slopes_regime(r[i]), 0)
+        return codes, np.where(watched, np.sign(r), 0).astype(np.int8)
+
+    def _several_slopes_regime(self, r: Array) -> NDArray[np.int8]:
+        """Regime codes ``(len(faces), n)`` of the watched faces for one ``r``, in general:
+        one free slope by ``η*``; several from the unique minimal-norm ``D`` — a hyperplane
+        with ``<D, x_k> ≠ 0`` (beyond rounding) has its slope at a bound (KKT), the one its
+        slope is nearer to; reading the departure from ``D`` also holds where parallel data
+        points make the slopes non-unique."""
+        G, eta, eta_star = self.table.minimal_norm(self._regime_faces, r)
         one = ~np.isnan(eta_star)
         est = np.where(np.isnan(eta_star), 0.5 * (1 + self.gamma), eta_star)
         code1 = np.where(est > 1.0, 1, np.where(est < self.gamma, -1, 0))[:, None]
@@ -1047,35 +1144,45 @@ class HybridFlow:
         tol = 1e-12 * mag * self.xnorm[None, :]
         upper = np.abs(eta - 1.0) <= np.abs(eta - self.gamma)  # which bound (not sign(v): noise)
         codem = np.where(np.abs(v) > tol, np.where(upper, 1, -1), 0)
-        code = np.where(one[:, None], code1, codem).astype(np.int8)
-        codes[faces] = np.where(free, code, 0)
-        return codes, np.where(watched, np.sign(r), 0).astype(np.int8)
+        return np.where(one[:, None], code1, codem).astype(np.int8)
 
     @staticmethod
     def _regime_changed(a, b) -> bool:
         return bool(np.any(a[0] != b[0]) or np.any(a[1] != b[1]))
 
+    #: levels of the bisection evaluated at once by :meth:`_face_events` (2⁴ − 1 times; on
+    #: three points, m = 2·10⁵, 3, 4, 5, 6 and 7 took 3.9, 3.3, 3.6, 4.1 and 5.2 s for its 645
+    #: searches, one level at a time 8.2 s)
+    FACE_SEARCH_LEVELS = 4
+
     def _face_events(self, F: Array, t0: float, t1: float) -> tuple[float, dict]:
         """Earliest time in ``(t0, t1]`` where an occupied sliding face changes regime
         (bisection on the dense output, to 4 ulp), and what changed: ``{face: {k: upper}}``
         for slopes reaching a bound (``upper``: the bound 1), ``{face: {}}`` for a face where
-        only a sign of ``r_k`` changed (a possible branch point)."""
+        only a sign of ``r_k`` changed (a possible branch point).
+
+        The bisection is the sequential one (:func:`_bisect`); its midpoints are evaluated
+        :attr:`FACE_SEARCH_LEVELS` levels at a time, every midpoint it may visit in those
+        levels in one vectorised call of :meth:`_face_regime_at` (about 11 calls instead of
+        42), so the time found is the sequential bisection's, bit for bit.
+        """
         h = t1 - t0
-
-        def regime(t):
-            return self._face_regime_at(propagators_at(F, (t - t0) / h))
-
         r0 = self._regime
-        lo, hi = t0, t1
-        while hi - lo > 4 * np.spacing(max(abs(hi), 1.0)):
-            mid = 0.5 * (lo + hi)
-            if mid <= lo or mid >= hi:
-                break
-            if self._regime_changed(regime(mid), r0):
-                hi = mid
-            else:
-                lo = mid
-        codes, rsign = regime(hi)
+
+        def regime(ts: list[float]):
+            return self._face_regime_at(propagators_at(F, (np.array(ts) - t0) / h, rowwise=True))
+
+        def changed_at(ts: list[float]) -> NDArray[np.bool_]:
+            codes, rsign = regime(ts)
+            new = np.any(codes != r0[0], axis=(1, 2))
+            if rsign.shape[1:] == r0[1].shape:
+                new |= np.any(rsign != r0[1], axis=1)
+            return new
+
+        # several free slopes are solved one time at a time: evaluating ahead would only add work
+        levels = self.FACE_SEARCH_LEVELS if self._regime_plan is not None else 1
+        hi = _bisect_batched(t0, t1, changed_at, levels)
+        codes, rsign = (v[0] for v in regime([hi]))
         self._rsign_at = (hi, rsign, self._field.residuals(propagators_at(F, (hi - t0) / h)))
         exits: dict = {}
         for p, k in zip(*np.nonzero((codes != r0[0]) & (codes != 0))):
@@ -1101,7 +1208,7 @@ class HybridFlow:
                           self.opt.batch_budget)
 
     # ------------------------------------------------------------------ apply
-    def _classify_batch(self, evs: list[Pending], F: Array, field_: CollectiveField) -> Batch:
+    def _classify_batch(self, evs: Pending, F: Array, field_: CollectiveField) -> Batch:
         """States at the event times and where each neuron goes, for a batch of events.
 
         Every decision is :mod:`pwflow.filippov`'s: one hyperplane reached from an open cell
@@ -1113,8 +1220,7 @@ class HybridFlow:
         d, n, g = self.d, self.n, self.gamma
         tab = self.table
         E = len(evs)
-        js = np.array([e.neuron for e in evs])
-        xs = np.array([e.x for e in evs])
+        js, xs = evs.neuron, evs.x
         ps = self.pat[js]
         # only the occupied faces enter the outputs (the others have no moments) and the
         # events' own faces their states: O(E (|occupied| + E)) propagators, not O(E P) (the
@@ -1129,15 +1235,14 @@ class HybridFlow:
             R = np.broadcast_to(R, (E, n))
         U_prev = tab.U[ps]
         U_new = U_prev.copy()
-        zero = np.array([e.zero for e in evs], dtype=bool)
-        flip = np.array([e.flip for e in evs], dtype=bool)
-        a_sign = np.where(flip, [e.a_after for e in evs], np.sign(zs[:, d]))
+        zero, flip = evs.zero, evs.flip
+        a_sign = np.where(flip, evs.a_after, np.sign(zs[:, d]))
         branch = np.zeros((E, n), dtype=bool)
-        simple = ~zero & ~flip & np.array([len(e.ks) == 1 for e in evs])
+        simple = ~zero & ~flip & (evs.n_ks == 1)
         simple &= np.all(U_prev != 0, axis=1)
         if np.any(simple):
             i = np.flatnonzero(simple)
-            k = np.array([evs[e].ks[0] for e in i])
+            k = evs.code[i]  # the one hyperplane reached (no further codes: not zero or flip)
             eta = tab.eta0[ps[i]].copy()
             eta[np.arange(i.size), k] = 0.0
             b = -np.einsum("en,en,nd->ed", eta, R[i], self.X) / n
@@ -1145,27 +1250,27 @@ class HybridFlow:
                                         w=zs[i, :d])
             # at a tangency the first-order rule can say "back to the previous side" while the
             # step showed the neuron leaving to the other side at once: follow the motion
-            obs = np.array([evs[e].observed for e in i], dtype=np.int8)
+            obs = evs.observed[i]
             override = (obs != 0) & (side == U_prev[i, k])
             side[override] = obs[override]
             U_new[i, k] = side
             branch[i, k] = br
         for e in np.flatnonzero(~simple):
-            ev = evs[e]
-            if ev.zero:
+            ks = evs.ks(e)
+            if zero[e]:
                 U_new[e] = 0
                 continue
             u_face = U_prev[e].copy()
-            u_face[list(ev.ks)] = 0
+            u_face[list(ks)] = 0
             sel = select(a_sign[e], u_face, self.X, R[e], g, policy=self.policy, w=zs[e, :d],
-                         at_rest=bool(self._at_rest[ev.neuron]) and ev.flip and not ev.ks)
+                         at_rest=bool(self._at_rest[js[e]]) and bool(flip[e]) and not ks)
             U_new[e] = u_face
             U_new[e, sel.K] = sel.signs
             branch[e, sel.K] = sel.branch
         # place each neuron exactly on the hyperplanes it reached or stays on (changes ‖w‖²
         # only at second order in the located residual, so Lemma 1 is unaffected); w = 0: w := 0
         zs[zero, :d] = 0.0
-        poly = np.array([ev.poly_residual for ev in evs])
+        poly = evs.poly_residual
         xk_max = np.ones(E)
         rows_e, rows_k, rows_kind = [], [], []
         if np.any(simple):
@@ -1177,18 +1282,18 @@ class HybridFlow:
             rows_kind.append(np.where(branch[i, k], int(EventKind.BRANCH),
                                       transition(U_prev[i, k], U_new[i, k])))
         for e in np.flatnonzero(~simple):
-            ev = evs[e]
-            if ev.ks:
-                xk_max[e] = np.max(self.xnorm[list(ev.ks)])
+            ks = evs.ks(e)
+            if ks:
+                xk_max[e] = np.max(self.xnorm[list(ks)])
             if zero[e]:
                 rows_e.append([e]), rows_k.append([-1]), rows_kind.append([int(EventKind.REACH_ZERO)])
                 continue
             reach = U_new[e] == 0
             if not flip[e]:
-                reach[list(ev.ks)] = True
+                reach[list(ks)] = True
             if np.any(reach):
                 zs[e, :d] = self._project_face(zs[e:e + 1, :d], np.flatnonzero(reach)[None])[0]
-            K = np.union1d(ev.ks, np.flatnonzero(U_prev[e] == 0)).astype(np.intp)
+            K = np.union1d(ks, np.flatnonzero(U_prev[e] == 0)).astype(np.intp)
             codes = np.full(n, -1, dtype=np.int8)
             codes[K] = transition(U_prev[e, K], U_new[e, K])
             ks = np.flatnonzero((codes >= 0) | branch[e])
@@ -1203,14 +1308,14 @@ class HybridFlow:
         order = np.argsort(le, kind="stable")
         log = (le[order], np.concatenate(rows_k).astype(np.intp)[order],
                np.concatenate(rows_kind).astype(np.intp)[order])
-        return Batch(ts=np.array([e.t for e in evs]), xs=xs, js=js, ps=ps, p_new=p_new, zs=zs,
+        return Batch(ts=evs.t.copy(), xs=xs, js=js, ps=ps, p_new=p_new, zs=zs,
                      resid=resid, log=log)
 
     def _advance(self, t_cut, t1, Phi1, Z1, F, field_, pending, exits, P):
         tab = self.table
         h = t1 - self.t
-        todo = [e for e in pending if e.t <= t_cut]
-        B = self._classify_batch(todo, F, field_) if todo else None
+        todo = None if pending is None else pending.upto(t_cut)
+        B = self._classify_batch(todo, F, field_) if todo is not None and len(todo) else None
         if B is not None and np.any(~self._integrated_at(B.p_new)):
             # an event entering a face not integrated in this step: cut there
             t_cut = min(t_cut, float(np.min(B.ts[~self._integrated_at(B.p_new)])))
@@ -1330,13 +1435,11 @@ class HybridFlow:
         """
         tab = self.table
         d = self.d
-        on_face = tab.nfree[pat] > 0
-        if not np.any(on_face):
+        sliding, Pm = self._sliding_of(pat)
+        if sliding.size == 0:
             return
-        sliding = np.flatnonzero(on_face)
-        Pm = tab.projectors()[pat[sliding]]  # (s, d, d): projection onto span(x_K)
         off = np.einsum("sij,sj->si", Pm, Z[sliding, :d])
-        dist = np.linalg.norm(off, axis=1) / np.maximum(np.linalg.norm(Z[sliding], axis=1), 1e-300)
+        dist = _row_norms(off) / np.maximum(_row_norms(Z[sliding]), 1e-300)
         i = int(np.argmax(dist))
         self.max_sliding_residual = max(self.max_sliding_residual, float(dist[i]))
         if dist[i] > self._tol_sliding:
@@ -1346,6 +1449,20 @@ class HybridFlow:
                 f"them by {dist[i]:.3g} (relative to ‖z‖) by t = {self.t:.17g}, beyond "
                 f"{self._tol_sliding:.3g}")
         Z[sliding, :d] -= off
+
+    def _sliding_of(self, pat: NDArray[np.intp]) -> tuple[NDArray[np.intp], Array]:
+        """The neurons of lower-dimensional faces under ``pat`` and the projectors onto the
+        spans of their faces' ``x_K``, ``(s, d, d)``.  The last answer is kept: a cut's new
+        faces are projected at the cut and again at the solver start (the same array, never
+        written to once installed as :attr:`pat`)."""
+        tab = self.table
+        cached = self.__dict__.get("_sliding_cache")
+        if cached is not None and cached[0] is pat and cached[1] == len(tab):
+            return cached[2], cached[3]
+        sliding = np.flatnonzero(tab.nfree[pat] > 0)
+        Pm = tab.projectors()[pat[sliding]]  # (s, d, d): projection onto span(x_K)
+        self._sliding_cache = (pat, len(tab), sliding, Pm)
+        return sliding, Pm
 
     @property
     def _tol_sliding(self) -> float:

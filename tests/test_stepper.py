@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import pwflow
+from pwflow.dense import propagators_at
 from pwflow.integrator import simulate
 from pwflow.model import get_loss, network_output
-from pwflow.stepper import HybridFlow
+from pwflow.stepper import HybridFlow, _BelowLimit, _bisect, _bisect_batched, _row_norms
 
 
 def _case(name: str):
@@ -116,3 +120,87 @@ def test_batch_projection_onto_hyperplanes_matches_least_squares():
     two = flow._project_face(W[:5], np.array([[0, 1]] * 5))
     assert np.max(np.abs(two @ X[:2].T)) <= 1e-14 * np.max(np.abs(W))
     np.testing.assert_allclose(flow._project_face(W[0], np.array([0, 1])), two[0], rtol=1e-15)
+
+
+# ---------------------------------------------------------------- vectorised restart pieces
+_finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False, allow_subnormal=False)
+
+
+@given(hnp.arrays(float, st.tuples(st.integers(0, 50), st.integers(1, 10)), elements=_finite))
+def test_row_norms_are_linalg_norm_bit_for_bit(A):
+    np.testing.assert_array_equal(_row_norms(A), np.linalg.norm(A, axis=1))
+
+
+@given(st.data())
+def test_below_limit_is_the_direct_test_over_all_items(data):
+    m = data.draw(st.integers(0, 60))
+    P = data.draw(st.integers(1, 5))
+    key = data.draw(hnp.arrays(float, m, elements=st.floats(0.0, 10.0) | st.just(np.inf)))
+    faces = data.draw(hnp.arrays(np.intp, m, elements=st.integers(0, P - 1)))
+    idx = np.arange(m) * 3  # item ids other than positions
+    cap = data.draw(st.floats(0.0, 5.0))
+    sel = _BelowLimit(key, faces, idx, np.unique(faces), cap)
+    for _ in range(data.draw(st.integers(1, 6))):  # limits that grow, as over a solver's life
+        limit = data.draw(hnp.arrays(float, P, elements=st.floats(0.0, 12.0)))
+        np.testing.assert_array_equal(sel.below(limit), idx[key <= limit[faces]])
+    assert sel.asked <= max(sel.cap, 0.0) or m == 0
+
+
+@given(st.floats(0.0, 1e4), st.floats(1e-9, 10.0),
+       st.lists(st.floats(0.0, 1.0), min_size=1, max_size=6), st.integers(1, 7))
+def test_batched_bisection_is_the_sequential_one(t0, h, switches, levels):
+    # a regime that may change and change back (not monotone): the batched search must
+    # follow the very path of the sequential bisection, not find "a" change
+    t1 = t0 + h
+    cuts = np.sort(t0 + h * np.asarray(switches))
+
+    def changed(t: float) -> bool:
+        return bool(np.searchsorted(cuts, t, side="right") % 2)
+
+    calls = []
+
+    def changed_at(ts):
+        calls.append(len(ts))
+        return [changed(t) for t in ts]
+
+    seq = _bisect(t0, t1, changed, [t0, t1])
+    assert _bisect_batched(t0, t1, changed_at, levels) == seq
+    assert max(calls) <= 2**levels - 1
+
+
+def _sequential_face_events(flow: HybridFlow, F, t0, t1):
+    """The face-event search before issue 13: one scalar regime evaluation per midpoint."""
+    h = t1 - t0
+    r0 = flow._regime
+    hi = _bisect(t0, t1, lambda t: flow._regime_changed(
+        flow._face_regime_at(propagators_at(F, (t - t0) / h)), r0), [t0, t1])
+    return hi, flow._face_regime_at(propagators_at(F, (hi - t0) / h))
+
+
+@pytest.mark.parametrize("lam, seed, m, t_max", [(1e-3, 0, 40, 100.0), (0.1, 3, 50, 60.0)])
+def test_face_events_and_stacked_regimes_equal_the_sequential_search(lam, seed, m, t_max,
+                                                                   monkeypatch):
+    # Stewart's data: 4 face events by t = 100 (λ = 1e-3), and 9 with branch points (λ = 0.1)
+    data, init = pwflow.stewart(seed=0, n=40), pwflow.unbalanced(m, 2, lam, seed=seed)
+    batched = HybridFlow._face_events
+    seen = {"searches": 0, "rows": 0}
+
+    def both(self, F, t0, t1):
+        hi_seq, (codes, rsign) = _sequential_face_events(self, F, t0, t1)
+        hi, exits = batched(self, F, t0, t1)
+        assert hi == hi_seq
+        np.testing.assert_array_equal(self._rsign_at[1], rsign)
+        # the regime on a stack of times: each row that of the scalar call
+        xs = np.linspace(0.0, 1.0, 9)
+        c, r = self._face_regime_at(propagators_at(F, xs, rowwise=True))
+        for i, x in enumerate(xs):
+            c1, r1 = self._face_regime_at(propagators_at(F, float(x)))
+            np.testing.assert_array_equal(c[i], c1)
+            np.testing.assert_array_equal(r[i], r1)
+        seen["searches"] += 1
+        return hi, exits
+
+    monkeypatch.setattr(HybridFlow, "_face_events", both)
+    tr = simulate(data, init, t_max, n_snapshots=4)
+    assert tr.status == 0
+    assert seen["searches"] >= 4
