@@ -18,7 +18,6 @@ width ``m``.  One step:
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -47,8 +46,11 @@ from .events import (
 )
 from .filippov import BranchPolicy, select, select_single, transition
 from .model import Loss
+from .ode_base import OdeSolver
 from .options import FlowOptions, InvariantError, ZenoError
 from .patterns import PatternTable
+from .radau import Radau
+from .rk import DOP853
 from .vector_field import (
     CollectiveField,
     lorentz_inverse,
@@ -78,9 +80,10 @@ def _by_face(faces: NDArray[np.intp], key: Array):
     return order, f[start], (start, stop)
 
 
-def _solver_class(name: str):
-    """scipy's solver class by name (scipy.integrate is imported on first use only)."""
-    return getattr(importlib.import_module("scipy.integrate"), name)
+def _solver_class(name: str) -> type[OdeSolver]:
+    """The one-step solver by name: pwflow's ports of scipy's DOP853 (bit-identical) and
+    Radau (:mod:`pwflow.rk`, :mod:`pwflow.radau`; scipy.integrate is not imported)."""
+    return {"DOP853": DOP853, "Radau": Radau}[name]
 
 
 @dataclass(frozen=True)
