@@ -1,9 +1,9 @@
 """The stepper: one accepted step of the hybrid flow, with its events (:class:`HybridFlow`).
 
 Inside a mode (every neuron's face fixed) the flow is smooth and linear per face
-(:mod:`pwflow.vector_field`); it is integrated with scipy's DOP853 (order 8, dense output of
-order 7, :mod:`pwflow.dense`) on the per-face propagators, whose size does not grow with the
-width ``m``.  One step:
+(:mod:`pwflow.vector_field`); it is integrated with DOP853 (:mod:`pwflow.rk`, order 8, dense
+output of order 7, :mod:`pwflow.dense`) on the per-face propagators, whose size does not
+grow with the width ``m``.  One step:
 
 1. advance the propagators (DOP853, or Radau on quiet stretches);
 2. detect the neurons that changed side, the excursions inside the step, the sliding neurons
