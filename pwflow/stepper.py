@@ -1,9 +1,9 @@
 """The stepper: one accepted step of the hybrid flow, with its events (:class:`HybridFlow`).
 
 Inside a mode (every neuron's face fixed) the flow is smooth and linear per face
-(:mod:`pwflow.vector_field`); it is integrated with scipy's DOP853 (order 8, dense output of
-order 7, :mod:`pwflow.dense`) on the per-face propagators, whose size does not grow with the
-width ``m``.  One step:
+(:mod:`pwflow.vector_field`); it is integrated with DOP853 (:mod:`pwflow.rk`, order 8, dense
+output of order 7, :mod:`pwflow.dense`) on the per-face propagators, whose size does not
+grow with the width ``m``.  One step:
 
 1. advance the propagators (DOP853, or Radau on quiet stretches);
 2. detect the neurons that changed side, the excursions inside the step, the sliding neurons
@@ -18,7 +18,6 @@ width ``m``.  One step:
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -47,9 +46,12 @@ from .events import (
 )
 from .filippov import BranchPolicy, select, select_single, transition
 from .model import Loss
+from .ode_base import OdeSolver
 from .options import FlowOptions, InvariantError, ZenoError
 from .patterns import PatternTable
+from .radau import Radau
 from .rest import RestBound, rest_bound
+from .rk import DOP853
 from .vector_field import (
     CollectiveField,
     lorentz_inverse,
@@ -167,9 +169,10 @@ def _bisection_nodes(lo: float, hi: float, levels: int) -> list[float]:
     return out
 
 
-def _solver_class(name: str):
-    """scipy's solver class by name (scipy.integrate is imported on first use only)."""
-    return getattr(importlib.import_module("scipy.integrate"), name)
+def _solver_class(name: str) -> type[OdeSolver]:
+    """The one-step solver by name: pwflow's ports of scipy's DOP853 (bit-identical) and
+    Radau (:mod:`pwflow.rk`, :mod:`pwflow.radau`; scipy.integrate is not imported)."""
+    return {"DOP853": DOP853, "Radau": Radau}[name]
 
 
 @dataclass(frozen=True)

@@ -245,8 +245,12 @@ def test_implicit_step_containing_an_event_is_redone_by_dop853():
     # 1e-9 for all but near-tangential contacts: one ENTER_SLIDING at t = 8.727 moved by
     # 4.2e-9 relative when the summation order of the outputs changed (rounding), and since
     # snapshots no longer restart the solver one at t = 4.445 moves by 5.6e-9 (different
-    # steps), their normal speed being small; the states agree to 1e-8 (below)
-    np.testing.assert_allclose(tr.events["t"][ka], ref.events["t"][kb], rtol=1e-8)
+    # steps), their normal speed being small; the states agree to 1e-8 (below).  The one at
+    # t = 8.727 is that sensitive to rounding in the implicit steps: against a run at
+    # rtol 1e-13 it is off by 1e-11 with scipy's Radau, by -2e-11 to 1.3e-9 with pwflow's
+    # when h is perturbed by 1e-15 to 1e-14 in its Newton matrices, and by 1.2e-8 without
+    # perturbation (pwflow.radau inverts what scipy LU-factorises: rounding differs)
+    np.testing.assert_allclose(tr.events["t"][ka], ref.events["t"][kb], rtol=2e-8)
     close = np.isclose(tr.events["t"][ka], ref.events["t"][kb], rtol=1e-9, atol=0)
     assert np.mean(close) >= 0.99
     assert np.max(np.abs(tr.a[-1] - ref.a[-1])) <= 1e-8 * np.max(np.abs(ref.a[-1]))

@@ -1,0 +1,60 @@
+"""Hypothesis strategies for the one-step ODE solvers (``tests/test_rk.py``,
+``tests/test_radau.py``): linear systems ``y' = A y + b sin(ω t)`` whose matrix, initial state
+and forcing hypothesis draws itself (entries, not seeds), so that a failure shrinks to a
+small readable system."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import assume
+from hypothesis import strategies as st
+
+__all__ = ["LinearSystem", "linear_systems"]
+
+
+@dataclass(frozen=True)
+class LinearSystem:
+    """``y' = A y + b sin(ω t)``, ``y(0) = y0``."""
+
+    A: np.ndarray
+    y0: np.ndarray
+    b: np.ndarray
+    omega: float
+
+    @property
+    def n(self) -> int:
+        return int(self.y0.size)
+
+    def fun(self, t: float, y: np.ndarray) -> np.ndarray:
+        return self.A @ y + self.b * np.sin(self.omega * t)
+
+    def jac(self, t: float, y: np.ndarray) -> np.ndarray:
+        return self.A
+
+
+def _entries(draw, size: int) -> np.ndarray:
+    vals = draw(st.lists(st.floats(-1.0, 1.0, allow_nan=False, allow_subnormal=False),
+                         min_size=size, max_size=size))
+    return np.array(vals, dtype=float)
+
+
+@st.composite
+def linear_systems(draw, n_max: int = 8, norm: float = 2.0, shift: float = 0.0,
+                   forced: bool = True, symmetric: bool = False) -> LinearSystem:
+    """A drawn system with ``‖A − shift I‖_2 = norm`` (the matrix is rescaled) and
+    ``‖y0‖ ≥ 0.1``; ``shift < 0`` makes it stiff (eigenvalues around ``shift``);
+    ``symmetric``: ``A`` symmetric, so that its largest eigenvalue has modulus ``norm``
+    (no nilpotent matrix, on which a method of any order is exact)."""
+    n = draw(st.integers(1, n_max))
+    M = _entries(draw, n * n).reshape(n, n)
+    if symmetric:
+        M = M + M.T
+    size = np.linalg.norm(M, 2)
+    assume(size > 0.1)
+    y0 = _entries(draw, n)
+    assume(np.linalg.norm(y0) > 0.1)
+    b = _entries(draw, n) if forced else np.zeros(n)
+    omega = draw(st.floats(0.5, 3.0)) if forced else 0.0
+    return LinearSystem(M * (norm / size) + shift * np.eye(n), y0, b, omega)

@@ -1,0 +1,195 @@
+"""pwflow's DOP853 (:mod:`pwflow.rk`) against scipy's and against closed forms.
+
+The port must be bit-identical to ``scipy.integrate.DOP853`` step by step (times, states, step
+sizes, stages, dense coefficients), on drawn linear systems and on the propagator field of a
+real run; it must converge with order 8 to ``expm``, interpolate to its tolerance, end exactly
+at ``t_bound``, fail (status, not an exception) on a non-finite field, and reject bad input
+with a ValueError naming the argument.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.integrate
+import scipy.linalg
+from hypothesis import given
+from hypothesis import strategies as st
+from ode_strategies import LinearSystem, linear_systems
+
+import pwflow
+import pwflow.stepper
+from pwflow.rk import DOP853
+
+
+def _assert_same_step(ours: DOP853, ref, nfev: bool = True) -> None:
+    assert ours.t == ref.t and ours.t_old == ref.t_old and ours.status == ref.status
+    assert np.array_equal(ours.y, ref.y) and np.array_equal(ours.f, ref.f)
+    assert ours.h_abs == ref.h_abs
+    assert np.array_equal(ours.K, ref.K)
+    assert not nfev or ours.nfev == ref.nfev
+
+
+@given(system=linear_systems(n_max=12, norm=3.0),
+       first_step=st.sampled_from([None, 1e-3, 0.1]),
+       rtol=st.sampled_from([1e-4, 1e-10, 1e-13]),
+       t_bound=st.floats(0.5, 6.0))
+def test_steps_are_bit_identical_to_scipy(system: LinearSystem, first_step, rtol, t_bound):
+    kw = dict(rtol=rtol, atol=rtol * 1e-2, first_step=first_step)
+    ours = DOP853(system.fun, 0.0, system.y0, t_bound, **kw)
+    ref = scipy.integrate.DOP853(system.fun, 0.0, system.y0, t_bound, **kw)
+    assert ours.h_abs == ref.h_abs and ours.nfev == ref.nfev
+    while ref.status == "running":
+        assert ours.step() == ref.step()
+        _assert_same_step(ours, ref)
+        d_ours, d_ref = ours.dense_output(), ref.dense_output()
+        assert np.array_equal(d_ours.y_old, d_ref.y_old) and np.array_equal(d_ours.F, d_ref.F)
+        tt = np.linspace(ref.t_old, ref.t, 5)
+        assert np.array_equal(d_ours(tt), d_ref(tt))
+        assert np.array_equal(d_ours(tt[2]), d_ref(tt[2]))
+    assert ours.status == "finished" and ours.t == t_bound
+
+
+class _Twin(DOP853):
+    """pwflow's DOP853 stepping a scipy DOP853 alongside, recording every mismatch."""
+
+    mismatches: list = []
+    steps: list = []
+
+    def __init__(self, fun, t0, y0, t_bound, **kw):
+        super().__init__(fun, t0, y0, t_bound, **kw)
+        self.ref = scipy.integrate.DOP853(fun, t0, y0, t_bound, **kw)
+        if self.h_abs != self.ref.h_abs:
+            self.mismatches.append(("start", t0))
+
+    def step(self):
+        msg = super().step()
+        self.ref.step()
+        self.steps.append(self.t)
+        try:
+            # (the stepper also asks this solver for dense output: nfev differs)
+            _assert_same_step(self, self.ref, nfev=False)
+            F, F_ref = self.dense_output().F, self.ref.dense_output().F
+            assert np.array_equal(F, F_ref)
+        except AssertionError:
+            self.mismatches.append(("step", self.t))
+        return msg
+
+
+def test_bit_identical_on_the_propagator_field(monkeypatch):
+    """A real run (Stewart's data, unbalanced, events, restarts with a given first step): every
+    DOP853 step equals scipy's bitwise."""
+    _Twin.mismatches, _Twin.steps = [], []
+    monkeypatch.setattr(pwflow.stepper, "_solver_class", lambda name: _Twin)
+    tr = pwflow.simulate(pwflow.stewart(seed=0, n=40), pwflow.unbalanced(30, 2, 1e-3, seed=0),
+                         20.0, options=pwflow.FlowOptions(stiff_solver=None))
+    assert tr.status == 0 and tr.n_events > 10
+    assert len(_Twin.steps) > 50
+    assert _Twin.mismatches == []
+
+
+def _fixed_step_error(system: LinearSystem, h: float, T: float = 1.0) -> float:
+    """Error at ``T`` of DOP853 with the constant step ``h`` (loose tolerances: no
+    rejection) on the propagator ``Φ' = A Φ``, ``Φ(0) = I``, against ``expm``."""
+    n = system.n
+    fun = lambda t, y: (system.A @ y.reshape(n, n)).reshape(-1)  # noqa: E731
+    s = DOP853(fun, 0.0, np.eye(n).reshape(-1), T, rtol=1.0, atol=1.0, first_step=h,
+               max_step=h)
+    steps = 0
+    while s.status == "running":
+        s.step()
+        steps += 1
+        assert s.t_old == pytest.approx(s.t - h, rel=1e-12)
+    assert steps == round(T / h)
+    return np.linalg.norm(s.y.reshape(n, n) - scipy.linalg.expm(system.A * T))
+
+
+@given(system=linear_systems(n_max=4, norm=4.0, forced=False, symmetric=True))
+def test_fitted_order_is_8(system: LinearSystem):
+    hs = np.array([1 / 4, 1 / 8, 1 / 16])
+    errs = np.array([_fixed_step_error(system, h) for h in hs])
+    slope = np.polyfit(np.log(hs), np.log(errs), 1)[0]
+    assert 7.5 <= slope <= 8.8, (errs, slope)
+
+
+@given(system=linear_systems(n_max=6, norm=2.0, forced=False))
+def test_dense_output_accuracy(system: LinearSystem):
+    """Inside every step the interpolant agrees with ``expm(A t) y0`` to the tolerance."""
+    s = DOP853(system.fun, 0.0, system.y0, 5.0, rtol=1e-10, atol=1e-12)
+    worst = 0.0
+    while s.status == "running":
+        s.step()
+        dense = s.dense_output()
+        assert np.array_equal(dense(s.t_old), s.y_old)
+        tt = np.linspace(s.t_old, s.t, 9)
+        exact = np.stack([scipy.linalg.expm(system.A * t) @ system.y0 for t in tt], axis=1)
+        worst = max(worst, np.max(np.abs(dense(tt) - exact)))
+    # global error at rtol 1e-10 over ~10 time constants, relative to the largest state
+    assert worst < 1e-8 * max(np.max(np.abs(system.y0)), np.max(np.abs(s.y)))
+
+
+@given(t_bound=st.floats(1e-6, 1e3), first_step=st.sampled_from([None, 1e-4]))
+def test_t_bound_is_reached_exactly(t_bound, first_step):
+    s = DOP853(lambda t, y: -y, 0.0, np.ones(2), t_bound, rtol=1e-8, atol=1e-10,
+               first_step=None if first_step is None else min(first_step, t_bound))
+    while s.status == "running":
+        assert s.step() is None
+        assert s.t <= t_bound
+    assert s.status == "finished" and s.t == t_bound
+    assert s.y == pytest.approx(np.exp(-t_bound) * np.ones(2), rel=1e-6, abs=1e-10)
+    with pytest.raises(RuntimeError, match="finished"):
+        s.step()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_field_fails_with_a_status(bad):
+    def fun(t, y):
+        return -y if t < 0.5 else np.full_like(y, bad)
+
+    s = DOP853(fun, 0.0, np.ones(3), 2.0, rtol=1e-8, atol=1e-10)
+    msg = None
+    with np.errstate(invalid="ignore", over="ignore"):
+        while s.status == "running":
+            msg = s.step()
+    assert s.status == "failed" and s.t < 0.5 + 1e-6
+    assert "step size" in msg
+
+
+def _good():
+    return dict(fun=lambda t, y: -y, t0=0.0, y0=np.ones(2), t_bound=1.0)
+
+
+@pytest.mark.parametrize("change, name", [
+    (dict(fun=3.0), "fun"),
+    (dict(fun=lambda t, y: np.ones(3)), "fun"),
+    (dict(fun=lambda t, y: [1.0, 1.0]), "fun"),
+    (dict(t0=np.nan), "t0"),
+    (dict(t_bound=-1.0), "t_bound"),
+    (dict(t_bound="x"), "t_bound"),
+    (dict(y0=np.ones((2, 2))), "y0"),
+    (dict(y0=np.zeros(0)), "y0"),
+    (dict(y0=np.array([1.0, np.inf])), "y0"),
+    (dict(y0=np.array([1j, 1.0])), "y0"),
+    (dict(rtol=-1.0), "rtol"),
+    (dict(atol=np.ones(3)), "atol"),
+    (dict(atol=-1.0), "atol"),
+    (dict(max_step=0.0), "max_step"),
+    (dict(first_step=0.0), "first_step"),
+    (dict(first_step=2.0), "first_step"),
+])
+def test_invalid_input_names_the_argument(change, name):
+    kw = {**_good(), **change}
+    with pytest.raises(ValueError, match=name):
+        DOP853(kw.pop("fun"), kw.pop("t0"), kw.pop("y0"), kw.pop("t_bound"), **kw)
+
+
+def test_too_small_rtol_is_raised_with_a_warning():
+    with pytest.warns(UserWarning, match="rtol"):
+        s = DOP853(lambda t, y: -y, 0.0, np.ones(2), 1.0, rtol=1e-16)
+    assert s.rtol == 100 * np.finfo(float).eps
+
+
+def test_dense_output_before_a_step_raises():
+    s = DOP853(lambda t, y: -y, 0.0, np.ones(2), 1.0)
+    with pytest.raises(RuntimeError, match="step"):
+        s.dense_output()
