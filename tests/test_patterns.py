@@ -1,0 +1,63 @@
+"""The vector field's fast path (:meth:`PatternTable.plan_fields`) against the general one."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pwflow.patterns import PatternTable
+
+
+@st.composite
+def _faces(draw):
+    """Data (some points parallel, so that faces are coupled), patterns with 0–4 free slopes,
+    which of the first ``P`` are integrated, and residuals."""
+    d = draw(st.integers(2, 5))
+    n = draw(st.integers(2, 8))
+    coords = st.floats(-2.0, 2.0, allow_nan=False, allow_subnormal=False)
+    X = np.array(draw(st.lists(st.lists(coords, min_size=d, max_size=d), min_size=n, max_size=n)))
+    for k in range(1, n):
+        if draw(st.booleans()) and draw(st.booleans()):  # x_k a multiple of an earlier point
+            X[k] = draw(st.sampled_from([-2.0, -0.5, 0.5, 3.0])) * X[draw(st.integers(0, k - 1))]
+    X[np.all(np.abs(X) < 1e-3, axis=1), 0] = 1.0  # no zero data point
+    free = st.integers(0, min(4, n))
+    rows = []
+    for _ in range(draw(st.integers(1, 12))):
+        u = np.array(draw(st.lists(st.sampled_from([-1, 1]), min_size=n, max_size=n)), np.int8)
+        u[draw(st.permutations(range(n)))[: draw(free)]] = 0
+        if not any(np.array_equal(u, v) for v in rows):  # each face registered once
+            rows.append(u)
+    P = draw(st.integers(1, len(rows)))
+    active = np.array(draw(st.lists(st.booleans(), min_size=P, max_size=P)))
+    r = np.array(draw(st.lists(coords, min_size=n, max_size=n)))
+    gamma = draw(st.sampled_from([0.0, 0.1, 0.5]))
+    return X, np.array(rows), P, active, r, gamma
+
+
+def _table(X, U, gamma):
+    tab = PatternTable(X, gamma)
+    for u in U:
+        tab.index(u)
+    return tab.arrays()
+
+
+@given(_faces())
+def test_plan_fields_are_the_general_fields_bitwise(case):
+    """Faces with one, two and more free slopes, coupled (parallel points) or not, frozen or
+    not integrated: the plan gives the general path's numbers exactly (both fed the same
+    warm starts: two tables)."""
+    X, U, P, active, r, gamma = case
+    fast, general = _table(X, U, gamma), _table(X, U, gamma)
+    G = fast.plan_fields(fast.face_plan(P, active), r)
+    solve = np.zeros(len(general), bool)
+    solve[:P] = active
+    ref = general.fields(r, solve)[0][:P]
+    ref[~active] = 0.0
+    assert G.shape == ref.shape
+    np.testing.assert_array_equal(G, ref)
+    plan = fast.face_plan(P, active)
+    cases = np.concatenate([plan.single.one, plan.two, plan.many, plan.single.zero])
+    assert np.unique(cases).size == cases.size  # each face in one case at most
+    none = np.setdiff1d(np.arange(P), cases)
+    assert np.all(fast.nfree[none] == 0)  # the others have no free slope: η⁰ is their field
