@@ -146,14 +146,18 @@ class CollectiveField:
             return self._G_frozen
         return self.table.plan_fields(self._plan, self.residuals(Phi))
 
+    def rates(self, Phi: Array, G: Array) -> Array:
+        """``dΦ_p/dt = M_p Φ_p`` for propagators ``Phi`` (shape ``(R, q, q)``) and their faces'
+        fields ``G`` (the same rows, shape ``(R, d)``)."""
+        d = self.d
+        dPhi = np.empty_like(Phi)
+        dPhi[:, :d, :] = G[:, :, None] * Phi[:, d, None, :]
+        dPhi[:, d, :] = (G[:, None, :] @ Phi[:, :d, :])[:, 0, :]
+        return dPhi
+
     def __call__(self, t: float, yflat: Array) -> Array:
         self.nfev += 1
-        P, q, d = self.P, self.q, self.d
-        Phi = yflat.reshape(P, q, q)
+        Phi = yflat.reshape(self.P, self.q, self.q)
         # a rejected trial step may overflow; DOP853 then shrinks the step (non-finite error)
         with np.errstate(over="ignore", invalid="ignore"):
-            G = self.face_fields(Phi)
-            dPhi = np.empty_like(Phi)
-            dPhi[:, :d, :] = G[:, :, None] * Phi[:, d, None, :]
-            dPhi[:, d, :] = (G[:, None, :] @ Phi[:, :d, :])[:, 0, :]
-        return dPhi.reshape(-1)
+            return self.rates(Phi, self.face_fields(Phi)).reshape(-1)
