@@ -146,16 +146,6 @@ class _Restricted:
         full[self.keep] = y.reshape(self.P, self.field.q, self.field.q)
         return full
 
-    def coefficients(self, dense) -> Array:
-        """DOP853's dense output of the kept faces as the full ``(8, P, q, q)`` stack
-        (:func:`~pwflow.dense.stack_coefficients`): the others constant, ``Φ = I``."""
-        q = self.field.q
-        Fk = stack_coefficients(dense, self.P, q)
-        F = np.zeros((Fk.shape[0], self.field.P, q, q))
-        F[0] = self._full
-        F[:, self.keep] = Fk
-        return F
-
     def __call__(self, t: float, y: Array) -> Array:
         f = self.field
         f.nfev += 1
@@ -472,9 +462,6 @@ class HybridFlow:
         if self._phase.stiff:
             method = _solver_class(self.opt.stiff_solver)
             fun = _Restricted(self._field, counts > 0)
-        elif not np.all(self._integrated):
-            # the faces left out have D = 0 and Φ = I: not handed to DOP853 at all
-            method, fun = _solver_class("DOP853"), _Restricted(self._field, self._integrated)
         else:
             method, fun = _solver_class("DOP853"), self._field
         self._fun = fun
@@ -494,12 +481,6 @@ class HybridFlow:
             self._regime = (self._regime[0], np.where((rs != 0) & (hint[1] != 0), hint[1], rs))
         self._fresh = True
         self.n_restarts += 1
-
-    def _coefficients(self, solver) -> Array:
-        """The DOP853 step's dense output, ``(8, P, q, q)`` (every face)."""
-        if self._fun is self._field:
-            return stack_coefficients(solver.dense_output(), self._P, self.q)
-        return self._fun.coefficients(solver.dense_output())
 
     def _integrated_at(self, p: NDArray) -> NDArray:
         """Whether the faces ``p`` were integrated since the last solver start."""
@@ -621,8 +602,7 @@ class HybridFlow:
                 return self._leave_stiff(t_bound, rollback=True, snap_times=snap_times)
             raise RuntimeError(f"DOP853 failed at t = {self.t!r}: {msg}")
         t0, t1 = self.t, solver.t
-        restricted = self._fun is not self._field
-        Phi1_raw = self._fun.expand(solver.y) if restricted else solver.y.reshape(P, q, q)
+        Phi1_raw = self._fun.expand(solver.y) if self._phase.stiff else solver.y.reshape(P, q, q)
         Phi1 = lorentz_project(Phi1_raw)
         self._proj_move = np.sqrt(np.sum((Phi1 - Phi1_raw) ** 2, axis=(1, 2)))
         self._Phi1_size = np.sqrt(np.sum(Phi1**2, axis=(1, 2)))
@@ -636,10 +616,8 @@ class HybridFlow:
             f_end = self._fun.expand(solver.f, fill=np.zeros_like(Phi1))
             speed = np.maximum(speed, np.sqrt(np.sum(f_end**2, axis=(1, 2))))
         else:
-            Kst = solver.K.reshape(solver.K.shape[0], -1, q, q)
-            speed = np.zeros(P)
-            speed[self._fun.keep if restricted else slice(None)] = np.sqrt(
-                np.max(np.sum(Kst**2, axis=(2, 3)), axis=0))
+            Kst = solver.K.reshape(-1, P, q, q)
+            speed = np.sqrt(np.max(np.sum(Kst**2, axis=(2, 3)), axis=0))
         h = t1 - t0
         sweep = 2.0 * h * speed
         # only neurons whose face propagator moved them by their margin can have changed side
@@ -662,7 +640,7 @@ class HybridFlow:
             excursion = (excursion[0][:0], excursion[1][:0])
         F = None
         if cand is not None or face_change or excursion[0].size:
-            F = self._coefficients(solver)
+            F = stack_coefficients(solver.dense_output(), P, q)
         if excursion[0].size:
             cand = Candidates.concat([cand, self._excursions(excursion, Z1n, near, F)])
         located = None if cand is None else self._locate_neuron_events(cand, F, t0, t1)
@@ -744,7 +722,7 @@ class HybridFlow:
             Phis = np.stack([self._fun.expand(row) for row in flat])
         else:
             if F is None:
-                F = self._coefficients(solver)
+                F = stack_coefficients(solver.dense_output(), P, q)
             Phis = propagators_at(F, (times - t0) / (solver.t - t0))
         inv = None
         if applied is not None and np.any(applied[0] < times[-1]):
