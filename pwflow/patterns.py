@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from .subgradient import face_slopes, free_slopes, pair_slopes, parallel_classes, single_slope
 
-__all__ = ["PatternTable", "SinglePlan"]
+__all__ = ["FacePlan", "PatternTable", "SinglePlan"]
 
 Array = NDArray[np.float64]
 
@@ -53,6 +53,34 @@ class SinglePlan:
     xk: Array
     xx: Array
     zero: NDArray[np.intp]
+
+
+@dataclass(frozen=True)
+class FacePlan:
+    """Precomputed index arrays for the fields of faces ``0 … P−1``, any number of free
+    slopes: the fast path of :meth:`PatternTable.plan_fields` (the vector field's), built once
+    per solver start.
+
+    Attributes
+    ----------
+    single : SinglePlan
+        The fixed slopes, the one-free-slope faces and the faces set to 0.
+    two : int array, shape (T,)
+        Integrated faces with two free slopes (and no parallel data points among them).
+    k1, k2 : int arrays, shape (T,)
+        Their free data indices (increasing); ``x1``, ``x2`` (shape ``(T, d)``) those ``x_k``.
+    many : int array
+        Integrated faces with more free slopes, or with parallel free data points: solved one
+        by one (:func:`~pwflow.subgradient.free_slopes`).
+    """
+
+    single: SinglePlan
+    two: NDArray[np.intp]
+    k1: NDArray[np.intp]
+    k2: NDArray[np.intp]
+    x1: Array
+    x2: Array
+    many: NDArray[np.intp]
 
 
 class PatternTable:
@@ -157,18 +185,34 @@ class PatternTable:
         return self
 
     # ------------------------------------------------------------------ fields
-    def single_plan(self, P: int, active: NDArray[np.bool_] | None = None) -> SinglePlan | None:
-        """:class:`SinglePlan` of faces ``0 … P−1`` (``active``: those integrated, the others
-        get ``D = 0``), or ``None`` when an integrated face has several free slopes."""
+    def face_plan(self, P: int, active: NDArray[np.bool_] | None = None) -> FacePlan:
+        """:class:`FacePlan` of faces ``0 … P−1`` (``active``: those integrated, the others
+        get ``D = 0``): the faces of :meth:`_minimal_norm`'s cases, sorted once."""
         self._refresh()
         act = np.ones(P, bool) if active is None else np.asarray(active, bool)[:P]
-        if np.any(self.multi[:P] & act):
-            return None
         sel = self.single < P
         sel[sel] &= act[self.single[sel]]
-        return SinglePlan(eta0=self.eta0[:P], one=self.single[sel], k=self.single_k[sel],
-                          xk=self._single_x[sel], xx=self._single_xx[sel],
-                          zero=np.flatnonzero(self.frozen[:P] | ~act))
+        single = SinglePlan(eta0=self.eta0[:P], one=self.single[sel], k=self.single_k[sel],
+                            xk=self._single_x[sel], xx=self._single_xx[sel],
+                            zero=np.flatnonzero(self.frozen[:P] | ~act))
+        multi = self.multi[:P] & act
+        coupled = multi & self.coupled[:P]
+        two = np.flatnonzero(multi & (self.nfree[:P] == 2) & ~coupled)
+        Ks = np.nonzero(self.U[two] == 0)[1].reshape(-1, 2)
+        return FacePlan(single=single, two=two, k1=Ks[:, 0], k2=Ks[:, 1], x1=self.X[Ks[:, 0]],
+                        x2=self.X[Ks[:, 1]],
+                        many=np.flatnonzero(multi & ((self.nfree[:P] > 2) | coupled)))
+
+    def plan_fields(self, plan: FacePlan, r: Array) -> Array:
+        """``D_u^θ`` of the faces of ``plan`` (shape ``(P, d)``): the fast path of
+        :meth:`fields` (the same closed forms, :meth:`_one_slope`, :meth:`_two_slopes` and
+        :meth:`_many_slopes`, on the plan's index arrays: the same numbers)."""
+        G = self.single_fields(plan.single, r)[0]
+        if plan.two.size:
+            self._two_slopes(G, r, plan.two, plan.k1, plan.k2, plan.x1, plan.x2)
+        for p in plan.many:
+            self._many_slopes(G, r, int(p), int(p))
+        return G
 
     def single_plan_for(self, faces: NDArray[np.intp]) -> SinglePlan | None:
         """:class:`SinglePlan` of the given faces (rows in that order), or ``None`` unless
@@ -211,6 +255,29 @@ class PatternTable:
         G[..., one, :] -= (e * c)[..., None] * xk
         return e, est
 
+    def _two_slopes(self, G: Array, r: Array, two: NDArray[np.intp], k1: NDArray[np.intp],
+                    k2: NDArray[np.intp], x1: Array, x2: Array) -> Array:
+        """Faces ``two`` with the free slopes ``k1 < k2`` (``x1``, ``x2`` their ``x_k``):
+        ``G[two] += η₁ z₁ + η₂ z₂`` in place, with ``z_i = −(r_{k_i}/n) x_{k_i}`` and ``η`` the
+        closed form :func:`~pwflow.subgradient.pair_slopes`; returns ``η``, shape ``(T, 2)``."""
+        n = self.n
+        z1 = -(r[k1] / n)[:, None] * x1
+        z2 = -(r[k2] / n)[:, None] * x2
+        e = pair_slopes(G[two], z1, z2, self.gamma, 1.0)
+        G[two] += e[:, :1] * z1 + e[:, 1:] * z2
+        return e
+
+    def _many_slopes(self, G: Array, r: Array, i: int, p: int) -> tuple[NDArray[np.intp], Array]:
+        """Row ``i`` of ``G``, face ``p`` (several free slopes, or parallel free points):
+        ``G[i] += Z η`` in place, ``η`` from :func:`~pwflow.subgradient.free_slopes`
+        warm-started from the face's last solution; returns the free indices and ``η``."""
+        K = np.flatnonzero(self.U[p] == 0)
+        Z = (-(r[K, None] * self.X[K]) / self.n).T
+        e = free_slopes(G[i], Z, self.gamma, self._classes[p], self._warm.get(p))
+        self._warm[p] = e
+        G[i] += Z @ e
+        return K, e
+
     def _minimal_norm(self, r: Array, faces: NDArray[np.intp] | None,
                       solve: NDArray[np.bool_] | None = None) -> tuple[Array, Array, Array]:
         """``D_u^θ``, the slopes and (one free slope) the unclipped ``η*`` of the given faces.
@@ -224,7 +291,7 @@ class PatternTable:
         faces with several free slopes that are solved (the others keep their fixed part
         only: the caller does not use them).
         """
-        X, n, g = self.X, self.n, self.gamma
+        X, n = self.X, self.n
         if faces is None:
             faces = np.arange(len(self._U))
             eta = self.eta0.copy()
@@ -249,18 +316,10 @@ class PatternTable:
         two = np.flatnonzero(multi & (nfree == 2) & ~coupled)
         if two.size:
             Ks = np.nonzero(self.U[faces[two]] == 0)[1].reshape(-1, 2)
-            z1 = -(r[Ks[:, 0]] / n)[:, None] * X[Ks[:, 0]]
-            z2 = -(r[Ks[:, 1]] / n)[:, None] * X[Ks[:, 1]]
-            e = pair_slopes(G[two], z1, z2, g, 1.0)
-            G[two] += e[:, :1] * z1 + e[:, 1:] * z2
+            e = self._two_slopes(G, r, two, Ks[:, 0], Ks[:, 1], X[Ks[:, 0]], X[Ks[:, 1]])
             eta[two[:, None], Ks] = e
         for i in np.flatnonzero(multi & ((nfree > 2) | coupled)):
-            p = int(faces[i])
-            K = np.flatnonzero(self.U[p] == 0)
-            Z = (-(r[K, None] * X[K]) / n).T
-            e = free_slopes(G[i], Z, g, self._classes[p], self._warm.get(p))
-            self._warm[p] = e
-            G[i] += Z @ e
+            K, e = self._many_slopes(G, r, int(i), int(faces[i]))
             eta[i, K] = e
         G[self.frozen[faces]] = 0.0
         return G, eta, eta_star

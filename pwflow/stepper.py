@@ -217,7 +217,8 @@ class Batch:
 
 
 class _Restricted:
-    """The collective field on the propagators of the faces ``keep`` only (the others: ``I``)."""
+    """The collective field on the propagators of the faces ``keep`` only (the others: ``I``,
+    their field being 0); ``keep`` holds every occupied face."""
 
     def __init__(self, field_: CollectiveField, keep: NDArray[np.bool_]) -> None:
         self.field = field_
@@ -225,6 +226,10 @@ class _Restricted:
         self.P = self.keep.size
         q = field_.q
         self._full = np.tile(np.eye(q), (field_.P, 1, 1))
+        # rows of the occupied faces among the kept ones (the outputs need only those)
+        self._occ = np.searchsorted(self.keep, field_.occupied)
+        if not np.array_equal(self.keep[np.minimum(self._occ, self.P - 1)], field_.occupied):
+            raise InvariantError("an occupied face is not integrated")
 
     def expand(self, y: Array, fill: Array | None = None) -> Array:
         """The full ``(P, q, q)`` stack: ``y`` on the kept faces, ``fill`` (default ``I``)
@@ -234,9 +239,12 @@ class _Restricted:
         return full
 
     def __call__(self, t: float, y: Array) -> Array:
-        q = self.field.q
-        out = self.field(t, self.expand(y).reshape(-1)).reshape(-1, q, q)
-        return out[self.keep].reshape(-1)
+        f = self.field
+        f.nfev += 1
+        Phi = y.reshape(self.P, f.q, f.q)
+        with np.errstate(over="ignore", invalid="ignore"):  # as CollectiveField.__call__
+            G = f.face_fields(Phi[self._occ])[self.keep]
+            return f.rates(Phi, G).reshape(-1)
 
     def jac(self, t: float, y: Array) -> Array:
         """Forward-difference Jacobian (scipy's adaptive ``num_jac`` diverges on the exactly

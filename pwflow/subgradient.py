@@ -159,17 +159,21 @@ def pair_slopes(b: Array, z1: Array, z2: Array, lo: float, hi: float) -> Array:
     e1 = e1 - (r1 * g22 - r2 * g12) / safe
     e2 = e2 - (r2 * g11 - r1 * g12) / safe
     inside = ok & (e1 >= lo) & (e1 <= hi) & (e2 >= lo) & (e2 <= hi)
-    cands = [np.stack([e1, e2], axis=1)]
-    for fixed in (lo, hi):  # η₁ fixed, η₂ free; then η₂ fixed, η₁ free
-        cands.append(np.stack([np.full_like(c1, fixed),
-                               single_slope(c2 + fixed * g12, g22, lo, hi)[0]], axis=1))
-        cands.append(np.stack([single_slope(c1 + fixed * g12, g11, lo, hi)[0],
-                               np.full_like(c1, fixed)], axis=1))
-    E = np.stack(cands, axis=1)  # (rows, 5, 2)
+    # candidates (rows, 5, 2): the interior point, then the edges η₁ = lo, η₂ = lo, η₁ = hi,
+    # η₂ = hi, each with the other slope from the one-slope closed form (one call for all four)
+    rows = c1.size
+    edge = single_slope(np.concatenate([c2 + lo * g12, c1 + lo * g12, c2 + hi * g12, c1 + hi * g12]),
+                        np.concatenate([g22, g11, g22, g11]), lo, hi)[0].reshape(4, rows)
+    E = np.empty((rows, 5, 2))
+    E[:, 0, 0], E[:, 0, 1] = e1, e2
+    E[:, 1, 0], E[:, 1, 1] = lo, edge[0]
+    E[:, 2, 0], E[:, 2, 1] = edge[1], lo
+    E[:, 3, 0], E[:, 3, 1] = hi, edge[2]
+    E[:, 4, 0], E[:, 4, 1] = edge[3], hi
     val = np.linalg.norm(b[:, None, :] + E[..., :1] * z1[:, None, :] + E[..., 1:] * z2[:, None, :],
                          axis=2)
-    val[:, 0] = np.where(inside, val[:, 0], np.inf)
-    return E[np.arange(E.shape[0]), np.argmin(val, axis=1)]
+    val[~inside, 0] = np.inf
+    return E[np.arange(rows), np.argmin(val, axis=1)]
 
 
 def kkt_violation(b: Array, Z: Array, eta: Array, lo: float, hi: float) -> float:

@@ -108,17 +108,12 @@ class CollectiveField:
         self._eta0_occ = self.eta0[self._occ]
         self.frozen_output = frozen_output
         self.nfev = 0
-        self.inactive = None if active is None else np.flatnonzero(~np.asarray(active))
-        self._solve = None
-        if active is not None:
-            self._solve = np.zeros(len(table), dtype=bool)
-            self._solve[: self.P] = np.asarray(active)
-        # the fast path: no integrated face with several free slopes (index arrays built once)
-        self._plan = table.single_plan(self.P, active)
+        # the fast path: the faces' cases (one, two, more free slopes) sorted once
+        self._plan = table.face_plan(self.P, active)
         self._all_occ = self._occ.size == self.P
         if frozen_output:
             r0 = loss.derivative(np.zeros_like(y), y)
-            self._G_frozen = self._mask(table.fields(r0)[0][: self.P])
+            self._G_frozen = table.plan_fields(self._plan, r0)
 
     def outputs(self, Phi: Array) -> Array:
         """``h_θ(x_k)`` for propagators ``Phi`` (shape ``(P, q, q)`` or ``(T, P, q, q)``, or
@@ -145,27 +140,24 @@ class CollectiveField:
             return self.loss.derivative(np.zeros_like(self.y), self.y)
         return self.loss.derivative(self.outputs(Phi), self.y)
 
-    def _mask(self, G: Array) -> Array:
-        if self.inactive is not None and self.inactive.size:
-            G[self.inactive] = 0.0
-        return G
-
     def face_fields(self, Phi: Array) -> Array:
         """``D_p^θ`` for every integrated face (0 for the others), shape ``(P, d)``."""
         if self.frozen_output:
             return self._G_frozen
-        if self._plan is not None:
-            return self.table.single_fields(self._plan, self.residuals(Phi))[0]
-        return self._mask(self.table.fields(self.residuals(Phi), self._solve)[0][: self.P])
+        return self.table.plan_fields(self._plan, self.residuals(Phi))
+
+    def rates(self, Phi: Array, G: Array) -> Array:
+        """``dΦ_p/dt = M_p Φ_p`` for propagators ``Phi`` (shape ``(R, q, q)``) and their faces'
+        fields ``G`` (the same rows, shape ``(R, d)``)."""
+        d = self.d
+        dPhi = np.empty_like(Phi)
+        dPhi[:, :d, :] = G[:, :, None] * Phi[:, d, None, :]
+        dPhi[:, d, :] = (G[:, None, :] @ Phi[:, :d, :])[:, 0, :]
+        return dPhi
 
     def __call__(self, t: float, yflat: Array) -> Array:
         self.nfev += 1
-        P, q, d = self.P, self.q, self.d
-        Phi = yflat.reshape(P, q, q)
+        Phi = yflat.reshape(self.P, self.q, self.q)
         # a rejected trial step may overflow; DOP853 then shrinks the step (non-finite error)
         with np.errstate(over="ignore", invalid="ignore"):
-            G = self.face_fields(Phi)
-            dPhi = np.empty_like(Phi)
-            dPhi[:, :d, :] = G[:, :, None] * Phi[:, d, None, :]
-            dPhi[:, d, :] = (G[:, None, :] @ Phi[:, :d, :])[:, 0, :]
-        return dPhi.reshape(-1)
+            return self.rates(Phi, self.face_fields(Phi)).reshape(-1)

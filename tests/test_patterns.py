@@ -1,9 +1,11 @@
-"""The face table's one-free-slope fast path on a stack of residuals (issue 13).
+"""The face table's fast paths against the general minimal-norm solver (issues 10 and 13).
 
-:meth:`PatternTable.single_fields` takes residuals with a leading time axis, so that the face
-events' search evaluates the regime at many times in one call.  Each row must be the very
-numbers of a call with that row alone, and of the general minimal-norm solver
-(:meth:`PatternTable.fields`), since the event log depends on them to the last bit.
+* :meth:`PatternTable.plan_fields` (the vector field's :class:`FacePlan`: one, two and more
+  free slopes sorted once per solver start) against :meth:`PatternTable.fields`, bitwise;
+* :meth:`PatternTable.single_fields` on a stack of residuals (a leading time axis, so that the
+  face events' search evaluates the regime at many times in one call): each row must be the
+  very numbers of a call with that row alone, and of the general solver, since the event log
+  depends on them to the last bit.
 """
 
 from __future__ import annotations
@@ -45,8 +47,7 @@ def test_single_fields_on_a_stack_of_residuals_equal_row_by_row_calls(problem):
     table = PatternTable(X, gamma)
     for u in U:
         table.index(u)
-    plan = table.single_plan(len(table))
-    assert plan is not None
+    plan = table.face_plan(len(table)).single  # at most one free slope per face
     G, est = table.single_fields(plan, R)
     assert G.shape == (R.shape[0], len(table), X.shape[1])
     assert est.shape == (R.shape[0], plan.one.size)
@@ -58,3 +59,57 @@ def test_single_fields_on_a_stack_of_residuals_equal_row_by_row_calls(problem):
         Gf, eta_star = table.fields(r)
         np.testing.assert_array_equal(G1, Gf)
         np.testing.assert_array_equal(est1, eta_star[plan.one])
+
+
+@st.composite
+def _faces(draw):
+    """Data (some points parallel, so that faces are coupled), patterns with 0–4 free slopes,
+    which of the first ``P`` are integrated, and residuals."""
+    d = draw(st.integers(2, 5))
+    n = draw(st.integers(2, 8))
+    coords = st.floats(-2.0, 2.0, allow_nan=False, allow_subnormal=False)
+    X = np.array(draw(st.lists(st.lists(coords, min_size=d, max_size=d), min_size=n, max_size=n)))
+    for k in range(1, n):
+        if draw(st.booleans()) and draw(st.booleans()):  # x_k a multiple of an earlier point
+            X[k] = draw(st.sampled_from([-2.0, -0.5, 0.5, 3.0])) * X[draw(st.integers(0, k - 1))]
+    X[np.all(np.abs(X) < 1e-3, axis=1), 0] = 1.0  # no zero data point
+    free = st.integers(0, min(4, n))
+    rows = []
+    for _ in range(draw(st.integers(1, 12))):
+        u = np.array(draw(st.lists(st.sampled_from([-1, 1]), min_size=n, max_size=n)), np.int8)
+        u[draw(st.permutations(range(n)))[: draw(free)]] = 0
+        if not any(np.array_equal(u, v) for v in rows):  # each face registered once
+            rows.append(u)
+    P = draw(st.integers(1, len(rows)))
+    active = np.array(draw(st.lists(st.booleans(), min_size=P, max_size=P)))
+    r = np.array(draw(st.lists(coords, min_size=n, max_size=n)))
+    gamma = draw(st.sampled_from([0.0, 0.1, 0.5]))
+    return X, np.array(rows), P, active, r, gamma
+
+
+def _table(X, U, gamma):
+    tab = PatternTable(X, gamma)
+    for u in U:
+        tab.index(u)
+    return tab.arrays()
+
+
+@given(_faces())
+def test_plan_fields_are_the_general_fields_bitwise(case):
+    """Faces with one, two and more free slopes, coupled (parallel points) or not, frozen or
+    not integrated: the plan gives the general path's numbers exactly (both fed the same
+    warm starts: two tables)."""
+    X, U, P, active, r, gamma = case
+    fast, general = _table(X, U, gamma), _table(X, U, gamma)
+    G = fast.plan_fields(fast.face_plan(P, active), r)
+    solve = np.zeros(len(general), bool)
+    solve[:P] = active
+    ref = general.fields(r, solve)[0][:P]
+    ref[~active] = 0.0
+    assert G.shape == ref.shape
+    np.testing.assert_array_equal(G, ref)
+    plan = fast.face_plan(P, active)
+    cases = np.concatenate([plan.single.one, plan.two, plan.many, plan.single.zero])
+    assert np.unique(cases).size == cases.size  # each face in one case at most
+    none = np.setdiff1d(np.arange(P), cases)
+    assert np.all(fast.nfree[none] == 0)  # the others have no free slope: η⁰ is their field
