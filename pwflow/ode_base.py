@@ -190,6 +190,15 @@ class OdeSolver:
                 self.status = "finished"
         return message
 
+    def trial(self, t: float, h_abs: float) -> tuple[float, float, float]:
+        """The next trial step from ``t`` of size ``h_abs``, not past ``t_bound``:
+        ``(t_new, h, |h|)`` (scipy's rule, shared by the one-step methods)."""
+        t_new = t + h_abs
+        if t_new - self.t_bound > 0:
+            t_new = self.t_bound
+        h = t_new - t
+        return t_new, h, np.abs(h)
+
     def min_step(self) -> float:
         """The smallest step allowed at ``t`` (10 ulp of time, as SciPy)."""
         t = self.t

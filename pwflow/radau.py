@@ -187,11 +187,7 @@ class Radau(OdeSolver):
         while True:
             if h_abs < min_step:
                 return False, self.TOO_SMALL_STEP
-            t_new = t + h_abs
-            if t_new - self.t_bound > 0:
-                t_new = self.t_bound
-            h = t_new - t
-            h_abs = np.abs(h)
+            t_new, h, h_abs = self.trial(t, h_abs)
             Z0 = np.zeros((3, y.shape[0])) if self.sol is None else self.sol(t + h * C).T - y
             scale = atol + np.abs(y) * rtol
             converged = False

@@ -106,11 +106,7 @@ class DOP853(OdeSolver):
         while True:
             if h_abs < min_step:
                 return False, self.TOO_SMALL_STEP
-            t_new = t + h_abs
-            if t_new - self.t_bound > 0:
-                t_new = self.t_bound
-            h = t_new - t
-            h_abs = np.abs(h)
+            t_new, h, h_abs = self.trial(t, h_abs)
             y_new, f_new = self._rk_step(t, y, h)
             scale = atol + np.maximum(np.abs(y), np.abs(y_new)) * rtol
             error_norm = self._error_norm(h, scale)
