@@ -186,7 +186,7 @@ def test_lemma1_unbalanced_stewart():
     tr = simulate(data, init, 30.0)
     assert tr.success and tr.n_events > 20
     assert np.max(tr.balancedness_drift()) <= 1e-10
-    assert np.max(ev_tr["residual"]) <= 1e-12
+    assert np.max(tr.events["residual"]) <= 1e-12
 
 
 def test_tolerance_refinement_converges(three_runs):
