@@ -31,6 +31,7 @@ Machines are shared and noisy: compare ratios, not seconds.
 from __future__ import annotations
 
 import argparse
+import os
 import multiprocessing as mp
 import resource
 import time
@@ -234,10 +235,13 @@ def main() -> None:
                     help="also run every case with a base version (DIR holds it as pwflow/ and "
                          "pwflow_base/, as for ab_compare.py): a 'before' row and the ratio")
     args = ap.parse_args()
-    if args.base:
-        import sys
+    import sys
 
-        sys.path.insert(0, args.base)
+    # the working tree's pwflow first (the script may run without an installed pwflow); the
+    # base version (``--base``) is imported by its own name, pwflow_base, from the end
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    if args.base:
+        sys.path.append(args.base)
     if args.startup:
         _startup(base=args.base)
         return
