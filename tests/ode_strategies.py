@@ -58,3 +58,22 @@ def linear_systems(draw, n_max: int = 8, norm: float = 2.0, shift: float = 0.0,
     b = _entries(draw, n) if forced else np.zeros(n)
     omega = draw(st.floats(0.5, 3.0)) if forced else 0.0
     return LinearSystem(M * (norm / size) + shift * np.eye(n), y0, b, omega)
+
+
+def fixed_step_error(solver_cls, system: LinearSystem, h: float, T: float = 1.0, **kw) -> float:
+    """Error at ``T`` of ``solver_cls`` with the constant step ``h`` (loose tolerances: no
+    rejection) on the propagator ``Φ' = A Φ``, ``Φ(0) = I``, against ``expm``; every step
+    must be ``h`` (``kw``: e.g. the implicit solver's ``jac``)."""
+    import scipy.linalg
+
+    n = system.n
+    fun = lambda t, y: (system.A @ y.reshape(n, n)).reshape(-1)  # noqa: E731
+    s = solver_cls(fun, 0.0, np.eye(n).reshape(-1), T, rtol=1.0, atol=1.0, first_step=h,
+                   max_step=h, **kw)
+    steps = 0
+    while s.status == "running":
+        s.step()
+        steps += 1
+        assert abs(s.t - s.t_old - h) <= 1e-12 * max(h, abs(s.t))
+    assert steps == round(T / h)
+    return float(np.linalg.norm(s.y.reshape(n, n) - scipy.linalg.expm(system.A * T)))

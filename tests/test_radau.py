@@ -17,7 +17,7 @@ import scipy.integrate
 import scipy.linalg
 from hypothesis import given
 from hypothesis import strategies as st
-from ode_strategies import LinearSystem, linear_systems
+from ode_strategies import LinearSystem, fixed_step_error, linear_systems
 
 import pwflow
 import pwflow.stepper
@@ -102,24 +102,11 @@ def test_adaptive_run_agrees_with_scipy(system: LinearSystem):
     assert np.max(np.abs(ours.y - ref.y)) <= 1e-10 * scale
 
 
-def _fixed_step_error(system: LinearSystem, h: float, T: float = 1.0) -> float:
-    n = system.n
-    fun = lambda t, y: (system.A @ y.reshape(n, n)).reshape(-1)  # noqa: E731
-    big = np.kron(system.A, np.eye(n))
-    s = Radau(fun, 0.0, np.eye(n).reshape(-1), T, rtol=1.0, atol=1.0, first_step=h,
-              max_step=h, jac=lambda t, y: big)
-    steps = 0
-    while s.status == "running":
-        s.step()
-        steps += 1
-    assert steps == round(T / h)
-    return np.linalg.norm(s.y.reshape(n, n) - scipy.linalg.expm(system.A * T))
-
-
 @given(system=linear_systems(n_max=4, norm=4.0, forced=False, symmetric=True))
 def test_fitted_order_is_5(system: LinearSystem):
     hs = np.array([1 / 8, 1 / 16, 1 / 32])
-    errs = np.array([_fixed_step_error(system, h) for h in hs])
+    big = np.kron(system.A, np.eye(system.n))
+    errs = np.array([fixed_step_error(Radau, system, h, jac=lambda t, y: big) for h in hs])
     slope = np.polyfit(np.log(hs), np.log(errs), 1)[0]
     assert 4.5 <= slope <= 5.8, (errs, slope)
 

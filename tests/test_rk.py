@@ -15,7 +15,7 @@ import scipy.integrate
 import scipy.linalg
 from hypothesis import given
 from hypothesis import strategies as st
-from ode_strategies import LinearSystem, linear_systems
+from ode_strategies import LinearSystem, fixed_step_error, linear_systems
 
 import pwflow
 import pwflow.stepper
@@ -88,26 +88,10 @@ def test_bit_identical_on_the_propagator_field(monkeypatch):
     assert _Twin.mismatches == []
 
 
-def _fixed_step_error(system: LinearSystem, h: float, T: float = 1.0) -> float:
-    """Error at ``T`` of DOP853 with the constant step ``h`` (loose tolerances: no
-    rejection) on the propagator ``Φ' = A Φ``, ``Φ(0) = I``, against ``expm``."""
-    n = system.n
-    fun = lambda t, y: (system.A @ y.reshape(n, n)).reshape(-1)  # noqa: E731
-    s = DOP853(fun, 0.0, np.eye(n).reshape(-1), T, rtol=1.0, atol=1.0, first_step=h,
-               max_step=h)
-    steps = 0
-    while s.status == "running":
-        s.step()
-        steps += 1
-        assert s.t_old == pytest.approx(s.t - h, rel=1e-12)
-    assert steps == round(T / h)
-    return np.linalg.norm(s.y.reshape(n, n) - scipy.linalg.expm(system.A * T))
-
-
 @given(system=linear_systems(n_max=4, norm=4.0, forced=False, symmetric=True))
 def test_fitted_order_is_8(system: LinearSystem):
     hs = np.array([1 / 4, 1 / 8, 1 / 16])
-    errs = np.array([_fixed_step_error(system, h) for h in hs])
+    errs = np.array([fixed_step_error(DOP853, system, h) for h in hs])
     slope = np.polyfit(np.log(hs), np.log(errs), 1)[0]
     assert 7.5 <= slope <= 8.8, (errs, slope)
 
