@@ -407,22 +407,6 @@ class HybridFlow:
 
     # ------------------------------------------------------------------ state
     @property
-    def _solver(self):
-        """The running scipy solver (``None`` between a cut and the next start)."""
-        return self.__dict__.get("_solver_obj")
-
-    @_solver.setter
-    def _solver(self, solver) -> None:
-        old = self.__dict__.get("_solver_obj")
-        if old is not None and old is not solver:
-            # scipy's OdeSolver refers to itself through closures (``self.fun``), a cycle that
-            # only the cyclic garbage collector frees, and it runs rarely: the dropped solvers,
-            # each with its stage vectors over the whole propagator state, piled up (d = 5,
-            # n = 20, m = 1000: 26 of them, 209 MB, by t = 1.3).  Emptying it frees them now.
-            old.__dict__.clear()
-        self.__dict__["_solver_obj"] = solver
-
-    @property
     def Z(self) -> Array:
         """Neuron states ``(w_j, a_j)`` at the current time, shape ``(m, d + 1)``.
 
