@@ -1411,11 +1411,11 @@ class HybridFlow:
             # <w_j, D>) and at_rest: one solve per distinct pair, not per neuron
             decided: dict[tuple[float, bool], tuple] = {}
             for j in np.flatnonzero(new_pat == p):
-                rest = bool(self._at_rest[j]) and not ex
-                key = (float(np.sign(Z[j, d])), rest)
+                at_rest = bool(self._at_rest[j]) and not ex
+                key = (float(np.sign(Z[j, d])), at_rest)
                 if key[0] == 0.0 or key not in decided:
                     sel = select(Z[j, d], u_face, self.X, r, self.gamma, exits=ex,
-                                 policy=self.policy, w=Z[j, :d], at_rest=rest)
+                                 policy=self.policy, w=Z[j, :d], at_rest=at_rest)
                     u_new = u_face.copy()
                     u_new[sel.K] = sel.signs
                     decided[key] = (sel, tab.index(u_new), transition(u_face, u_new))
