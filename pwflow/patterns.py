@@ -138,6 +138,31 @@ class PatternTable:
         ids = np.array([self.index(row) for row in uniq], dtype=np.intp)
         return ids[np.ravel(inverse)]
 
+    def index_changed(self, U: NDArray, p_prev: NDArray[np.intp], rows: NDArray[np.intp],
+                      k: NDArray[np.intp]) -> NDArray[np.intp]:
+        """Indices of the rows of ``U`` (as :meth:`index_many`), where each row ``rows[i]``
+        is face ``p_prev[rows[i]]`` with entry ``k[i]`` changed (one hyperplane crossed,
+        entered or left): those are looked up by ``(face, k, new sign)`` in a table kept
+        across calls, O(1) each.  The others, and the first sight of each change, go through
+        :meth:`index_many` together, so new faces are registered in the same order."""
+        U = np.asarray(U)
+        out = np.full(U.shape[0], -1, dtype=np.intp)
+        if rows.size:
+            key = (p_prev[rows] * self.n + k) * 3 + (U[rows, k].astype(np.intp) + 1)
+            table = self.__dict__.get("_changed")
+            if table is None or table.size <= int(key.max()):
+                grown = np.full(max(2 * int(key.max()) + 1, 3 * self.n * 64), -1, np.intp)
+                if table is not None:
+                    grown[: table.size] = table
+                table = self._changed = grown
+            out[rows] = table[key]
+        miss = np.flatnonzero(out < 0)
+        if miss.size:
+            out[miss] = self.index_many(U[miss])
+            if rows.size:
+                table[key] = out[rows]
+        return out
+
     def _face_geometry(self, u: NDArray[np.int8]) -> tuple[int, Array]:
         """Dimension of the face and, for 1-dimensional faces, its unit direction."""
         K = np.flatnonzero(u == 0)

@@ -430,11 +430,20 @@ class HybridFlow:
         # S_p = Σ_{j∈p} a_j w_j by face: O(m d) instead of the O(m n) of σ(<w_j, x_k>) (the
         # slope η⁰ of a face is exact for its neurons; on its own hyperplanes <w, x_k> = 0)
         tab = self.table.arrays()
-        P = len(tab)
-        Z, pat = self._Zcur, self.pat
-        S = np.stack([np.bincount(pat, weights=Z[:, self.d] * Z[:, i], minlength=P)
-                      for i in range(self.d)], axis=1)
-        return outputs_from_moments(S, tab.eta0, self.X)
+        C = self._moments()
+        return outputs_from_moments(C[:, : self.d, self.d], tab.eta0, self.X)
+
+    def _moments(self) -> Array:
+        """:func:`moments` of the current neurons over the registered faces, kept until the
+        neurons, their faces or the table change (:meth:`outputs` after a cut and the next
+        solver start need the same ones: ``S_p = C_p[:d, d]``)."""
+        Z, pat, P = self.Z, self.pat, len(self.table)
+        cached = self.__dict__.get("_moments_cache")
+        if cached is not None and cached[0] is Z and cached[1] is pat and cached[2] == P:
+            return cached[3]
+        C = moments(Z, pat, P)
+        self._moments_cache = (Z, pat, P, C)
+        return C
 
     # ------------------------------------------------------------------ set-up
     def _residuals_direct(self) -> Array:
@@ -518,9 +527,11 @@ class HybridFlow:
     def _start_solver(self, t_bound: float) -> None:
         """(Re)start DOP853 at the current state: new moments, ``Φ = I``."""
         tab = self.table.arrays()
-        self._project_sliding(self.Z, self.pat)
+        done = self.__dict__.get("_projected")
+        if done is None or done[0] is not self.Z or done[1] is not self.pat:
+            self._project_sliding(self.Z, self.pat)
         P = len(tab)
-        C = moments(self.Z, self.pat, P)
+        C = self._moments()
         # Faces integrated: those holding neurons now or within the last ``face_memory`` time
         # units. A face empty for long is dropped: its propagator is not needed unless an event
         # brings a neuron in (that event then cuts the step), and integrating it costs
@@ -1316,7 +1327,8 @@ class HybridFlow:
             rows_kind.append(np.where(branch[e, ks], int(EventKind.BRANCH), codes[ks]))
         zn = np.maximum(np.linalg.norm(zs, axis=1), 1e-300)
         resid = np.where(zero | flip, 0.0, poly / (xk_max * zn))
-        p_new = tab.index_many(U_new)
+        one = np.flatnonzero(simple)
+        p_new = tab.index_changed(U_new, ps, one, evs.code[one])
         tab.arrays()
         le = np.concatenate(rows_e).astype(np.intp)
         order = np.argsort(le, kind="stable")
@@ -1335,35 +1347,41 @@ class HybridFlow:
             t_cut = min(t_cut, float(np.min(B.ts[~self._integrated_at(B.p_new)])))
         if t_cut < t1 and exits and t_cut < self._t_face:
             exits = {}
+        # the cut is settled on the switched neurons alone; all m are materialised once, at it
+        zi = i = None
         while True:
             xc = (t_cut - self.t) / h if h > 0 else 1.0
             Phic = Phi1 if t_cut == t1 else lorentz_project(propagators_at(F, xc))
-            if t_cut == t1:
-                Zc = (np.einsum("jab,jb->ja", Phi1[self.pat], self._Zs) if Z1 is None
-                      else Z1.copy())
-            else:
-                Zc = np.einsum("jab,jb->ja", Phic[self.pat], self._Zs)
             if B is None:
                 sel = np.zeros(0, dtype=np.intp)
                 break
             sel = np.flatnonzero(B.ts <= t_cut)
-            js, pn, zs = B.js[sel], B.p_new[sel], B.zs[sel]
+            pn = B.p_new[sel]
             move = self._integrated_at(pn) & (B.ts[sel] < t_cut)
-            Zc[js] = zs
             if not np.any(move):
+                zi = None
                 break
             i = np.flatnonzero(move)
             # the new face's propagator at each event time
             Phis_new = lorentz_project(propagator_pairs(F, B.xs[sel[i]], pn[i]))
-            Zc[js[i]] = np.einsum("eab,ebc,ec->ea", Phic[pn[i]], lorentz_inverse(Phis_new), zs[i])
+            zi = np.einsum("eab,ebc,ec->ea", Phic[pn[i]], lorentz_inverse(Phis_new),
+                           B.zs[sel[i]])
             U = tab.U[pn[i]]
-            s = np.sign(Zc[js[i], : self.d] @ self.X.T)
+            s = np.sign(zi[:, : self.d] @ self.X.T)
             bad = np.any((U != 0) & (s != U), axis=1)
             if not np.any(bad):
                 break
             # a switched neuron changed side again before the cut: cut at its event
             t_cut = float(np.min(B.ts[sel[i[bad]]]))
             exits = {}
+        if t_cut == t1:
+            Zc = np.einsum("jab,jb->ja", Phi1[self.pat], self._Zs) if Z1 is None else Z1.copy()
+        else:
+            Zc = np.einsum("jab,jb->ja", Phic[self.pat], self._Zs)
+        if sel.size:
+            Zc[B.js[sel]] = B.zs[sel]
+        if zi is not None:
+            Zc[B.js[sel[i]]] = zi
         new_pat = self.pat.copy()
         self._applied = None if B is None else (B.ts[sel], B.xs[sel], B.js[sel], B.p_new[sel],
                                                 B.zs[sel])
@@ -1463,6 +1481,9 @@ class HybridFlow:
                 f"them by {dist[i]:.3g} (relative to ‖z‖) by t = {self.t:.17g}, beyond "
                 f"{self._tol_sliding:.3g}")
         Z[sliding, :d] -= off
+        self._moments_cache = None
+        # the neurons just projected (a solver start after a cut need not project them again)
+        self._projected = (Z, pat)
 
     def _sliding_of(self, pat: NDArray[np.intp]) -> tuple[NDArray[np.intp], Array]:
         """The neurons of lower-dimensional faces under ``pat`` and the projectors onto the

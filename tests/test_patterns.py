@@ -113,3 +113,42 @@ def test_plan_fields_are_the_general_fields_bitwise(case):
     assert np.unique(cases).size == cases.size  # each face in one case at most
     none = np.setdiff1d(np.arange(P), cases)
     assert np.all(fast.nfree[none] == 0)  # the others have no free slope: η⁰ is their field
+
+
+
+@st.composite
+def pattern_changes(draw):
+    """Faces already met, then batches of rows: most of them a face with one entry changed
+    (the face, the entry), the others any row, as events on several hyperplanes."""
+    n = draw(st.integers(1, 6))
+    P = draw(st.integers(1, 5))
+    U0 = draw(hnp.arrays(np.int8, (P, n), elements=st.sampled_from([-1, 0, 1])))
+    batches = []
+    for _ in range(draw(st.integers(1, 3))):
+        E = draw(st.integers(1, 30))
+        p_prev = draw(hnp.arrays(np.intp, E, elements=st.integers(0, P - 1)))
+        k = draw(hnp.arrays(np.intp, E, elements=st.integers(0, n - 1)))
+        v = draw(hnp.arrays(np.int8, E, elements=st.sampled_from([-1, 0, 1])))
+        U = U0[p_prev].copy()
+        U[np.arange(E), k] = v
+        one = draw(hnp.arrays(bool, E))
+        other = draw(hnp.arrays(np.int8, (E, n), elements=st.sampled_from([-1, 0, 1])))
+        U[~one] = other[~one]
+        batches.append((p_prev, U, np.flatnonzero(one), k[one]))
+    return U0, batches
+
+
+@given(pattern_changes())
+def test_index_changed_is_index_many_with_the_same_registration_order(case):
+    # the face numbers enter the solver's state vector: a new face must get the number that
+    # index_many would give it, in every batch, whether the change was looked up or not
+    U0, batches = case
+    n = U0.shape[1]
+    X = np.eye(max(n, 2))[:n]
+    X[:, 0] += 0.5
+    lookup, direct = PatternTable(X, 0.0), PatternTable(X, 0.0)
+    face = [t.index_many(U0) for t in (lookup, direct)][0]  # U0's rows as face numbers
+    for row, U, rows, k in batches:  # later batches meet the lookups the earlier ones made
+        got = lookup.index_changed(U, face[row], rows, k)
+        np.testing.assert_array_equal(got, direct.index_many(U))
+        np.testing.assert_array_equal(lookup.arrays().U, direct.arrays().U)
