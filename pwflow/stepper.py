@@ -68,15 +68,27 @@ Array = NDArray[np.float64]
 ZERO, FLIP = -1, -2
 
 
-def _row_norms(A: Array) -> Array:
-    """``np.linalg.norm(A, axis=1)``, bit for bit, without its copies: numpy sums rows
-    shorter than 8 in order, as the column loop here does (longer rows: numpy itself)."""
+def _row_norms(A: Array, B: Array | None = None) -> Array:
+    """``np.linalg.norm(A, axis=1)`` (or of ``A − B``), bit for bit, without its copies:
+    numpy sums rows shorter than 8 in order, as the column loop here does (longer rows:
+    numpy itself)."""
     if A.shape[1] >= 8:
-        return np.linalg.norm(A, axis=1)
-    s = A[:, 0] * A[:, 0]
+        return np.linalg.norm(A if B is None else A - B, axis=1)
+
+    def col(i: int) -> Array:
+        c = A[:, i] if B is None else A[:, i] - B[:, i]
+        return c * c
+
+    s = col(0)
     for i in range(1, A.shape[1]):
-        s += A[:, i] * A[:, i]
-    return np.sqrt(s)
+        s += col(i)
+    return np.sqrt(s, out=s)
+
+
+def _propagate(Phi: Array, pat: NDArray[np.intp], Z: Array) -> Array:
+    """``Φ_{u_j} z_j`` for every row: the propagators ``Phi`` (by face) applied to the neurons
+    ``Z`` on faces ``pat`` (``np.take`` gathers the ``q × q`` blocks faster than indexing)."""
+    return np.einsum("jab,jb->ja", np.take(Phi, pat, axis=0), Z)
 
 
 class _BelowLimit:
@@ -414,7 +426,7 @@ class HybridFlow:
         demand (``Φ_{u_j} z_j`` from the last solver start), then kept on their faces.
         """
         if self._Zcur is None:
-            Z = np.einsum("jab,jb->ja", self._Phi[self.pat], self._Zs)
+            Z = _propagate(self._Phi, self.pat, self._Zs)
             self._Zcur = Z
             self._project_sliding(Z, self.pat)  # in place; may raise after projecting
         return self._Zcur
@@ -617,7 +629,7 @@ class HybridFlow:
             exact = np.empty(self.m)
         else:
             W_old, pat_old, mu, exact = prev
-            mu = mu - _row_norms(W - W_old)
+            mu = mu - _row_norms(W, W_old)
             stale = np.flatnonzero((self.pat != pat_old) | (mu < 0.5 * exact))
         if stale.size:
             mu[stale] = self._exact_margins(W[stale], self.pat[stale])
@@ -729,7 +741,7 @@ class HybridFlow:
         # only neurons whose face propagator moved them by their margin can have changed side
         move = np.sqrt(np.sum((Phi1 - np.eye(q)) ** 2, axis=(1, 2)))
         near = self._near(move + sweep)
-        Z1n = np.einsum("jab,jb->ja", Phi1[self.pat[near]], self._Zs[near])
+        Z1n = _propagate(Phi1, self.pat[near], self._Zs[near])
         S1n = Z1n[:, : self.d] @ self.X.T  # <w_j, x_k> at the step end, near neurons
         cand = Candidates.concat([self._detect(Z1n, near, S1n), self._flips(Phi1)])
         excursion = self._suspect_excursions(near, Z1n, sweep, lambda: self._bend(Phi1, speed, h),
@@ -875,7 +887,7 @@ class HybridFlow:
             inv = np.einsum("eab,eb->ea",
                             lorentz_inverse(lorentz_project(propagator_pairs(F, xs, pn))), zs)
         for T, Phi in zip(times, lorentz_project(Phis)):
-            Z = np.einsum("jab,jb->ja", Phi[pat], self._Zs)
+            Z = _propagate(Phi, pat, self._Zs)
             pat_T = pat
             if inv is not None and np.any(ts < T):
                 e = np.flatnonzero(ts < T)
@@ -1009,7 +1021,7 @@ class HybridFlow:
         if self._fresh:  # the step starts at the solver start: Φ = I
             s0 = np.einsum("jd,jd->j", self._Zs[near[rows], :d], self.X[kk]) / self.xnorm[kk]
         else:
-            Z0 = np.einsum("jab,jb->ja", self._Phi[pat[rows]], self._Zs[near[rows]])
+            Z0 = _propagate(self._Phi, pat[rows], self._Zs[near[rows]])
             s0 = np.einsum("jd,jd->j", Z0[:, :d], self.X[kk]) / self.xnorm[kk]
         a0 = np.abs(s0)
         keep = a0 <= reach[rows, 0]
@@ -1375,9 +1387,9 @@ class HybridFlow:
             t_cut = float(np.min(B.ts[sel[i[bad]]]))
             exits = {}
         if t_cut == t1:
-            Zc = np.einsum("jab,jb->ja", Phi1[self.pat], self._Zs) if Z1 is None else Z1.copy()
+            Zc = _propagate(Phi1, self.pat, self._Zs) if Z1 is None else Z1.copy()
         else:
-            Zc = np.einsum("jab,jb->ja", Phic[self.pat], self._Zs)
+            Zc = _propagate(Phic, self.pat, self._Zs)
         if sel.size:
             Zc[B.js[sel]] = B.zs[sel]
         if zi is not None:

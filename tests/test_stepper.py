@@ -20,7 +20,8 @@ import pwflow
 from pwflow.dense import propagators_at
 from pwflow.integrator import simulate
 from pwflow.model import get_loss, network_output
-from pwflow.stepper import HybridFlow, _BelowLimit, _bisect, _bisect_batched, _row_norms
+from pwflow.stepper import (HybridFlow, _BelowLimit, _bisect, _bisect_batched, _propagate,
+                             _row_norms)
 
 
 def _case(name: str):
@@ -129,6 +130,21 @@ _finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False, allow_subn
 @given(hnp.arrays(float, st.tuples(st.integers(0, 50), st.integers(1, 10)), elements=_finite))
 def test_row_norms_are_linalg_norm_bit_for_bit(A):
     np.testing.assert_array_equal(_row_norms(A), np.linalg.norm(A, axis=1))
+    B = A[::-1].copy()  # and of a difference, without forming it
+    np.testing.assert_array_equal(_row_norms(A, B), np.linalg.norm(A - B, axis=1))
+
+
+@given(st.data())
+def test_propagate_applies_each_neurons_face_propagator(data):
+    P, q = data.draw(st.integers(1, 6)), data.draw(st.integers(2, 6))
+    m = data.draw(st.integers(0, 40))
+    Phi = data.draw(hnp.arrays(float, (P, q, q), elements=_finite))
+    Z = data.draw(hnp.arrays(float, (m, q), elements=_finite))
+    pat = data.draw(hnp.arrays(np.intp, m, elements=st.integers(0, P - 1)))
+    expect = np.array([Phi[p] @ z for p, z in zip(pat, Z)]).reshape(m, q)
+    np.testing.assert_allclose(_propagate(Phi, pat, Z), expect, rtol=1e-12,
+                               atol=1e-12 * max(1.0, np.max(np.abs(Phi), initial=0.0)
+                                                * np.max(np.abs(Z), initial=0.0)))
 
 
 @given(st.data())
