@@ -1507,7 +1507,7 @@ class HybridFlow:
         if cached is not None and cached[0] is pat and cached[1] == len(tab):
             return cached[2], cached[3]
         sliding = np.flatnonzero(tab.nfree[pat] > 0)
-        Pm = tab.projectors()[pat[sliding]]  # (s, d, d): projection onto span(x_K)
+        Pm = np.take(tab.projectors(), pat[sliding], axis=0)  # (s, d, d): onto span(x_K)
         self._sliding_cache = (pat, len(tab), sliding, Pm)
         return sliding, Pm
 

@@ -18,6 +18,8 @@ the order of the integrator and makes the invariant hold to rounding).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -49,20 +51,27 @@ def outputs_from_moments(S: Array, eta0: Array, X: Array) -> Array:
 def lorentz_project(Phi: Array) -> Array:
     """One Newton correction of ``Φ`` towards O(d, 1): ``Φ (I − ½ (J Φᵀ J Φ − I))``."""
     q = Phi.shape[-1]
-    sgn = np.ones(q)
-    sgn[:-1] = -1.0
-    JtJ = sgn[:, None] * np.swapaxes(Phi, -1, -2) * sgn[None, :]  # J Φᵀ J
-    E = JtJ @ Phi
-    E[..., np.arange(q), np.arange(q)] -= 1.0
-    return Phi - 0.5 * (Phi @ E)
+    E = lorentz_inverse(Phi) @ Phi  # J Φᵀ J Φ
+    E.reshape(E.shape[:-2] + (q * q,))[..., :: q + 1] -= 1.0  # − I, on a view of the diagonal
+    out = Phi @ E
+    out *= 0.5
+    return np.subtract(Phi, out, out=out)
 
 
 def lorentz_inverse(Phi: Array) -> Array:
     """``Φ^{-1} = J Φᵀ J`` for ``Φ`` in O(d, 1)."""
-    q = Phi.shape[-1]
+    return np.swapaxes(Phi * _lorentz_signs(Phi.shape[-1]), -1, -2)
+
+
+@functools.lru_cache(maxsize=8)
+def _lorentz_signs(q: int) -> Array:
+    """``s_a s_b`` with ``J = diag(s) = diag(−1, …, −1, 1)``: ``(J Φᵀ J)_{ab} = s_a s_b Φ_{ba}``
+    (products by ±1 are exact, so one multiplication gives the two of ``J Φᵀ J``)."""
     sgn = np.ones(q)
     sgn[:-1] = -1.0
-    return sgn[:, None] * np.swapaxes(Phi, -1, -2) * sgn[None, :]
+    S = np.outer(sgn, sgn)
+    S.flags.writeable = False
+    return S
 
 
 class CollectiveField:
