@@ -317,7 +317,11 @@ def select(
         if not follow_gd:
             continue
         side = int(gd_side(eta[i], gamma))
-        side = side if side in alt else alt[0]
+        if side not in alt:
+            # gradient descent's side has no outward normal velocity (its D is tangent there,
+            # e.g. the inactive side of a neuron with no other active point: D = 0): its
+            # iterates stay on that side of the hyperplane, held there, which is staying
+            continue
         # the policy's leave changes D: the hyperplanes still held may have to leave in turn
         members = rep == i
         signs[members] = orient[members] * side

@@ -152,6 +152,21 @@ def test_repulsive_sliding_is_a_branch_point_and_the_policy_decides():
     assert not select(-a, u, X, r, 0.0).branch[0]
 
 
+def test_gd_policy_stays_where_gradient_descents_side_has_no_normal_velocity():
+    # repulsive (a r_0 < 0), but the inactive side's field is D = 0 (the neuron is inactive on
+    # every other point, γ = 0): gradient descent's side (η = 0 < 1/2: "−") does not move it
+    # off the hyperplane, so its iterates stay there, frozen.  Found by the thorough profile
+    # of test_differential (d = 4); the policy used to take the other side ("+") instead.
+    X = np.array([[1.0, 0.0], [0.3, 1.0]])
+    r = np.array([-1.0, 0.2])
+    u = np.array([0, -1], dtype=np.int8)
+    a = 1.0
+    gd = select(a, u, X, r, 0.0, policy=BranchPolicy.GRADIENT_DESCENT)
+    assert gd.branch[0]  # "+" is a consistent continuation as well
+    assert gd.signs[0] == 0 and np.array_equal(gd.D, np.zeros(2))
+    assert {int(s[0]) for s, _ in _brute_force(a, u, X, r, 0.0)} == {0, 1}
+
+
 @given(face_problems(), st.booleans())
 def test_exit_side_is_the_side_the_velocity_points_to_just_after(prob, upper):
     """At a slope reaching a bound, the first-order rule agrees with the velocity of the

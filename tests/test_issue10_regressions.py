@@ -227,3 +227,37 @@ def test_parallel_points_follow_gradient_descent():
         Wt, at = tr.state(t)
         err = ref.error(Wt, at, i)
         assert err <= 5 * ref.gap[i], (t, err, ref.gap[i])
+
+
+# ---------------------------------------------------------------------------- (iii) d = 4
+def test_gd_policy_stays_frozen_where_gradient_descent_does():
+    """Found by the thorough hypothesis profile of ``test_differential`` (d = 4, degenerate:
+    two zero coordinates).  Neuron 0 slides on x_0's hyperplane with η = 0 and is inactive on
+    the other points, so D = 0; at t = 2.87 the mode turns repulsive.  Gradient descent stays
+    frozen on the inactive side; the 'gd' policy used to send the neuron to the active side
+    (|flow − GD_ext| = 2.6e-2 at t = 5, 221 gaps)."""
+    X = np.array([[-1.45527083785462, 0.0, 1.9415953736099087, 0.0],
+                  [0.6241109587160757, 0.0, 1.9999999999999998, 0.0],
+                  [0.3572816358664723, 0.0, 0.0, 0.0]])
+    y = np.array([0.4514306755216042, 1.3515952784736607, 0.0])
+    W = np.array([[-0.050738727796109974, 0.0, 0.0, 0.0],
+                  [-0.07353958288365439, 0.0, 0.04362753488408588, 0.0],
+                  [-0.032612565446174184, 0.0, 0.0, 0.0]])
+    a = np.array([-0.07142820492437296, 0.004275345614907643, 0.004275345614907643])
+    times = (1.0, 2.5, 5.0)
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 5.0, gamma=0.0,
+                         loss="square", t_eval=np.array(times),
+                         options=pwflow.FlowOptions(branch_policy="gd"))
+    assert tr.status == 0
+    kind = pwflow.events.EventKind
+    ev = tr.events
+    assert np.any((ev["neuron"] == 0) & (ev["kind"] == kind.BRANCH))
+    ref = gd_reference(X, y, W, a, 0.0, "square", times, lr=1e-3)
+    for i, t in enumerate(ref.t):
+        Wt, at = tr.state(t)
+        err = ref.error(Wt, at, i)
+        assert err <= C_GAP * (ref.gap[i] + 2 * ref.band[i]), (
+            f"t = {t}: |flow − GD_ext| = {err:.3e}, gap {ref.gap[i]:.3e}")
+    W5, a5 = tr.state(5.0)
+    W25, a25 = tr.state(2.5)
+    np.testing.assert_array_equal(W5[0], W25[0])  # frozen after the branch point
