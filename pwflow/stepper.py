@@ -1151,10 +1151,13 @@ class HybridFlow:
         free, watched = self._regime_free, self._regime_watched
         general = np.ones(lead, dtype=bool)
         if self._regime_plan is not None:  # one free slope each: the side of η* (fast path)
-            est = tab.single_fields(self._regime_plan, r)[1]
-            general = np.any(np.isnan(est), axis=-1)
+            G, est = tab.single_fields(self._regime_plan, r)
+            undecided = np.isnan(est)  # r_k = 0 (resolved): no η*, read from D
             code1 = np.where(est > 1.0, 1, np.where(est < self.gamma, -1, 0))
+            if np.any(undecided):
+                code1 = np.where(undecided, self._departures(G, r), code1)
             codes[..., faces, :] = np.where(free, code1[..., :, None], 0)
+            general[...] = False
         for i in (np.ndindex(*lead) if np.any(general) else ()):
             if not general[i]:
                 continue
@@ -1177,6 +1180,21 @@ class HybridFlow:
         upper = np.abs(eta - 1.0) <= np.abs(eta - self.gamma)  # which bound (not sign(v): noise)
         codem = np.where(np.abs(v) > tol, np.where(upper, 1, -1), 0)
         return np.where(one[:, None], code1, codem).astype(np.int8)
+
+    def _departures(self, G: Array, r: Array) -> NDArray[np.int8]:
+        """:meth:`_several_slopes_regime`'s code of the free slope of each one-slope face
+        whose ``r_k`` is 0 (no ``η*``), for the fields ``G`` (``(..., F, d)``, from
+        :meth:`PatternTable.single_fields`) and residuals ``r`` (``(..., n)``), every time at
+        once: ``z = 0`` there, so ``η`` is the middle of ``[γ, 1]`` and the code is whether
+        ``<D, x_k>`` is beyond rounding (the same operations, row by row, as that method)."""
+        plan = self._regime_plan
+        k = plan.k
+        v = (G @ self.X.T)[..., np.arange(k.size), k]  # <D, x_k> on each face's free k
+        mag = np.sum(np.abs(r) * self.xnorm, axis=-1) / self.n  # bounds every term of D
+        tol = (1e-12 * mag)[..., None] * self.xnorm[k]
+        mid = 0.5 * (self.gamma + 1.0)  # single_slope's η where z = 0
+        upper = abs(mid - 1.0) <= abs(mid - self.gamma)
+        return np.where(np.abs(v) > tol, 1 if upper else -1, 0)
 
     @staticmethod
     def _regime_changed(a, b) -> bool:
