@@ -1408,7 +1408,9 @@ class HybridFlow:
             moved = B.js[sel][B.p_new[sel] != B.ps[sel]]
             self._at_rest[moved] = False
             le, lk, lkind = B.log
-            keep = np.isin(le, sel)
+            chosen = np.zeros(B.ts.size, dtype=bool)
+            chosen[sel] = True
+            keep = chosen[le]  # the log rows of the applied events (np.isin, without its sort)
             le, lk, lkind = le[keep], lk[keep], lkind[keep]
             bad = np.flatnonzero(B.resid[le] > self._tol_event)
             if bad.size:
