@@ -1532,7 +1532,8 @@ class HybridFlow:
         N = int(self.opt.zeno_events)
         if len(self._recent) > N:
             self._recent = self._recent[-N:]
-        if len(self._recent) == N:
+        if len(self._recent) == N and self._recent[0][1] == self._recent[-1][1]:
+            # (two neurons at the ends: not one neuron's events, no need to look further)
             ts = [e[0] for e in self._recent]
             js = {e[1] for e in self._recent}
             if len(js) == 1 and ts[-1] - ts[0] <= win:
