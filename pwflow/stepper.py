@@ -768,30 +768,12 @@ class HybridFlow:
         self._dense_snapshots(snap_times, t0, t_cut, F, solver, pat0, self._applied)
         if t_cut < t1:
             self.n_cut += 1
-            self.h_next = min(self.h_next, max(self._span_after_cut(located, t0, t_cut),
-                                               1e-3 * self.h_next))
+            # the next step restarts here: most of a step much longer than the events applied
+            # would be located again and cut again, so it starts at twice this span
+            self.h_next = min(self.h_next, max(2.0 * (t_cut - t0), 1e-3 * self.h_next))
         self._solver = None
         self._phase.eventful()
         self._zeno_guard(t0, t_cut)
-
-    #: after a cut, the next step reaches this many times the distance to the next event
-    #: located beyond the cut (three points, m = 2000, λ = 0.3, t = 300: 1.1, 1.5 and 3 took
-    #: 1 909, 1 887 and 2 050 steps; twice the applied span alone, 2 124)
-    AHEAD = 1.5
-
-    def _span_after_cut(self, located: "Located | None", t0: float, t_cut: float) -> float:
-        """First step of the solver restarted at a cut ``t_cut`` (the controller's proposal
-        still caps it).  Twice the span of the events just applied: most of a step much longer
-        would be located again and cut again.  But at least :attr:`AHEAD` times the distance
-        to the next event already located beyond the cut: a step that ends before that event
-        (events spaced more widely than the batch budget admits, one cut each) only adds a
-        step without events before the one that meets it."""
-        span = 2.0 * (t_cut - t0)
-        if located is not None:
-            ahead = located.t[located.t > t_cut]
-            if ahead.size:
-                span = max(span, self.AHEAD * (float(ahead[0]) - t_cut))
-        return span
 
     def check_rest(self, t_end: float, outputs: Array | None = None) -> bool:
         """Whether the run is at rest until ``t_end``; sets :attr:`rest` when it gets there.
