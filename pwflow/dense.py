@@ -20,9 +20,8 @@ import functools
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["nested", "nested_derivative", "nested_with_derivative", "nested_basis", "scan_grid", "propagators_at",
-           "propagator_pairs", "pair_polynomials",
-           "stack_coefficients"]
+__all__ = ["nested", "nested_derivative", "nested_with_derivative", "nested_basis", "scan_grid",
+           "propagators_at", "propagator_pairs", "pair_polynomials", "stack_coefficients"]
 
 Array = NDArray[np.float64]
 

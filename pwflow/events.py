@@ -145,32 +145,34 @@ def locate_roots(
     eps = np.finfo(float).eps
     with np.errstate(divide="ignore", invalid="ignore"):
         sec = lo + (hi - lo) * slo / (slo - shi)
-        x = np.where(np.isfinite(sec) & (sec >= lo) & (sec <= hi), sec, 0.5 * (lo + hi))
-        # the rows still iterating, compacted (each row's arithmetic is independent of the
-        # others: the same numbers as iterating on all rows with a mask)
-        ia = np.arange(c)
-        ca, xa, la, ha, sla = coef, x.copy(), lo, hi, slo
-        for _ in range(max_iter):
-            if ia.size == 0:
-                break
-            s, ds = nested_with_derivative(ca, xa)
-            same = np.sign(s) == np.sign(sla)
-            la = np.where(same, xa, la)
-            sla = np.where(same, s, sla)
-            ha = np.where(same, ha, xa)
+    x = np.where(np.isfinite(sec) & (sec >= lo) & (sec <= hi), sec, 0.5 * (lo + hi))
+    # the rows still iterating, compacted (each row's arithmetic is independent of the others:
+    # the same numbers as iterating on all rows with a mask)
+    ia = np.arange(c)
+    ca, xa, la, ha, sla = coef, x.copy(), lo, hi, slo
+    for _ in range(max_iter):
+        if ia.size == 0:
+            break
+        s, ds = nested_with_derivative(ca, xa)
+        same = np.sign(s) == np.sign(sla)
+        la = np.where(same, xa, la)
+        sla = np.where(same, s, sla)
+        ha = np.where(same, ha, xa)
+        with np.errstate(divide="ignore", invalid="ignore"):
             xn = xa - s / ds
-            mid = 0.5 * (la + ha)
-            ok = np.isfinite(xn) & (xn > la) & (xn < ha)
-            xn = np.where(ok, xn, mid)
-            width = ha - la
-            zero = s == 0
-            done = zero | (width <= 4 * eps * np.maximum(np.abs(xa), 1e-300))
-            done |= np.abs(xn - xa) <= 2 * eps
-            xa = np.where(zero, xa, xn)
-            x[ia] = xa
-            if np.any(done):
-                keep = ~done
-                ia, ca, xa, la, ha, sla = ia[keep], ca[keep], xa[keep], la[keep], ha[keep], sla[keep]
+        mid = 0.5 * (la + ha)
+        ok = np.isfinite(xn) & (xn > la) & (xn < ha)
+        xn = np.where(ok, xn, mid)
+        width = ha - la
+        zero = s == 0
+        done = zero | (width <= 4 * eps * np.maximum(np.abs(xa), 1e-300))
+        done |= np.abs(xn - xa) <= 2 * eps
+        xa = np.where(zero, xa, xn)
+        x[ia] = xa
+        if np.any(done):
+            keep = ~done
+            ia, ca, xa = ia[keep], ca[keep], xa[keep]
+            la, ha, sla = la[keep], ha[keep], sla[keep]
     res = nested(coef, x)
     return x, res
 
