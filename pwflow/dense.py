@@ -20,9 +20,8 @@ import functools
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["nested", "nested_derivative", "nested_basis", "scan_grid", "propagators_at",
-           "propagator_pairs", "pair_polynomials",
-           "stack_coefficients"]
+__all__ = ["nested", "nested_derivative", "nested_with_derivative", "nested_basis", "scan_grid",
+           "propagators_at", "propagator_pairs", "pair_polynomials", "stack_coefficients"]
 
 Array = NDArray[np.float64]
 
@@ -39,18 +38,25 @@ def nested(coef: Array, x: Array) -> Array:
 
 def nested_derivative(coef: Array, x: Array) -> Array:
     """Derivative in ``x`` of :func:`nested` (forward mode, same recursion)."""
+    return nested_with_derivative(coef, x)[1]
+
+
+def nested_with_derivative(coef: Array, x: Array) -> tuple[Array, Array]:
+    """:func:`nested` and :func:`nested_derivative` from one recursion (the same operations
+    as each, so the same numbers bit for bit)."""
     y = np.zeros_like(x)
     dy = np.zeros_like(x)
     nF = coef.shape[1] - 1
+    omx = 1.0 - x
     for i in range(nF):
         y += coef[:, nF - i]
         if i % 2 == 0:
             dy = dy * x + y
             y *= x
         else:
-            dy = dy * (1.0 - x) - y
-            y *= 1.0 - x
-    return dy
+            dy = dy * omx - y
+            y *= omx
+    return y + coef[:, 0], dy
 
 
 @functools.lru_cache(maxsize=4)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from .dense import nested, nested_derivative, scan_grid
+from .dense import nested, nested_with_derivative, scan_grid
 
 __all__ = [
     "EventKind",
@@ -140,34 +140,39 @@ def locate_roots(
     lo = np.zeros(c) if lo is None else np.array(lo, float)
     hi = np.ones(c) if hi is None else np.array(hi, float)
     slo = nested(coef, lo)
-    x = np.full(c, 0.5)
     # initial guess: secant through the end values
     shi = nested(coef, hi)
+    eps = np.finfo(float).eps
     with np.errstate(divide="ignore", invalid="ignore"):
         sec = lo + (hi - lo) * slo / (slo - shi)
     x = np.where(np.isfinite(sec) & (sec >= lo) & (sec <= hi), sec, 0.5 * (lo + hi))
-    active = np.ones(c, dtype=bool)
+    # the rows still iterating, compacted (each row's arithmetic is independent of the others:
+    # the same numbers as iterating on all rows with a mask)
+    ia = np.arange(c)
+    ca, xa, la, ha, sla = coef, x.copy(), lo, hi, slo
     for _ in range(max_iter):
-        if not np.any(active):
+        if ia.size == 0:
             break
-        ia = np.flatnonzero(active)
-        xa = x[ia]
-        s = nested(coef[ia], xa)
-        ds = nested_derivative(coef[ia], xa)
-        same = np.sign(s) == np.sign(slo[ia])
-        lo[ia] = np.where(same, xa, lo[ia])
-        slo[ia] = np.where(same, s, slo[ia])
-        hi[ia] = np.where(same, hi[ia], xa)
+        s, ds = nested_with_derivative(ca, xa)
+        same = np.sign(s) == np.sign(sla)
+        la = np.where(same, xa, la)
+        sla = np.where(same, s, sla)
+        ha = np.where(same, ha, xa)
         with np.errstate(divide="ignore", invalid="ignore"):
             xn = xa - s / ds
-        mid = 0.5 * (lo[ia] + hi[ia])
-        ok = np.isfinite(xn) & (xn > lo[ia]) & (xn < hi[ia])
+        mid = 0.5 * (la + ha)
+        ok = np.isfinite(xn) & (xn > la) & (xn < ha)
         xn = np.where(ok, xn, mid)
-        width = hi[ia] - lo[ia]
-        done = (s == 0) | (width <= 4 * np.finfo(float).eps * np.maximum(np.abs(xa), 1e-300))
-        done |= np.abs(xn - xa) <= 2 * np.finfo(float).eps
-        x[ia] = np.where(s == 0, xa, xn)
-        active[ia[done]] = False
+        width = ha - la
+        zero = s == 0
+        done = zero | (width <= 4 * eps * np.maximum(np.abs(xa), 1e-300))
+        done |= np.abs(xn - xa) <= 2 * eps
+        xa = np.where(zero, xa, xn)
+        x[ia] = xa
+        if np.any(done):
+            keep = ~done
+            ia, ca, xa = ia[keep], ca[keep], xa[keep]
+            la, ha, sla = la[keep], ha[keep], sla[keep]
     res = nested(coef, x)
     return x, res
 

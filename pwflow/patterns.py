@@ -105,6 +105,9 @@ class PatternTable:
         self._classes: list[tuple[NDArray[np.intp], NDArray[np.int8]] | None] = []
         self._arrays_for = -1
         self._warm: dict[int, Array] = {}
+        # plans already built for the registered faces (a run restarts its solver thousands
+        # of times on the same few face sets); emptied when a face is registered
+        self._plans: dict[tuple, FacePlan | SinglePlan | None] = {}
 
     # ------------------------------------------------------------------ registry
     def __len__(self) -> int:
@@ -202,6 +205,7 @@ class PatternTable:
         self._single_x = self.X[self.single_k]
         self._single_xx = np.einsum("ij,ij->i", self._single_x, self._single_x)
         self.multi = (nfree > 1) & ~self.frozen
+        self._plans = {}
         self._arrays_for = len(self._U)
 
     def arrays(self) -> "PatternTable":
@@ -215,6 +219,19 @@ class PatternTable:
         get ``D = 0``): the faces of :meth:`_minimal_norm`'s cases, sorted once."""
         self._refresh()
         act = np.ones(P, bool) if active is None else np.asarray(active, bool)[:P]
+        key = ("face", P, act.tobytes())
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._remember(key, self._face_plan(P, act))
+        return plan
+
+    def _remember(self, key: tuple, plan):
+        if len(self._plans) >= 64:  # bounded: a long run may meet many face sets
+            self._plans.clear()
+        self._plans[key] = plan
+        return plan
+
+    def _face_plan(self, P: int, act: NDArray[np.bool_]) -> FacePlan:
         sel = self.single < P
         sel[sel] &= act[self.single[sel]]
         single = SinglePlan(eta0=self.eta0[:P], one=self.single[sel], k=self.single_k[sel],
@@ -244,6 +261,12 @@ class PatternTable:
         each has exactly one free slope and is not frozen."""
         self._refresh()
         faces = np.asarray(faces, dtype=np.intp)
+        key = ("single", faces.tobytes())
+        if key not in self._plans:
+            return self._remember(key, self._single_plan_for(faces))
+        return self._plans[key]
+
+    def _single_plan_for(self, faces: NDArray[np.intp]) -> SinglePlan | None:
         if np.any(self.nfree[faces] != 1) or np.any(self.frozen[faces]):
             return None
         k = np.argmax(self.U[faces] == 0, axis=1)
@@ -275,9 +298,11 @@ class PatternTable:
         returns ``(η, η*)``.  ``G`` of shape ``(..., P, d)`` and ``r`` of shape ``(..., n)``
         with the same leading axes (none, or e.g. one per time)."""
         c = r[..., k] / self.n  # z = −c x_k
-        gx = np.einsum("...ij,ij->...i", G[..., one, :], xk)
+        Gone = G[..., one, :]
+        gx = np.einsum("...ij,ij->...i", Gone, xk)
         e, est = single_slope(-c * gx, c * c * xx, self.gamma, 1.0)
-        G[..., one, :] -= (e * c)[..., None] * xk
+        Gone -= (e * c)[..., None] * xk
+        G[..., one, :] = Gone
         return e, est
 
     def _two_slopes(self, G: Array, r: Array, two: NDArray[np.intp], k1: NDArray[np.intp],

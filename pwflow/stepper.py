@@ -985,13 +985,31 @@ class HybridFlow:
         its chord, so it cannot reach the other side of a hyperplane when both ends are
         farther than that on the right side.
         """
-        G0 = self._field.face_fields(self._Phi).copy()
+        G0 = self._fields_at_start()
         G1 = self._field.face_fields(Phi1)
+        self._fields_end = (Phi1, G1)
         g0, g1 = np.linalg.norm(G0, axis=1), np.linalg.norm(G1, axis=1)
         dG = np.linalg.norm(G1 - G0, axis=1) / h
         size = np.maximum(np.sqrt(np.sum(self._Phi**2, axis=(1, 2))),
                           np.sqrt(np.sum(Phi1**2, axis=(1, 2))))
         return 2.0 * h * h / 8.0 * (dG * size + np.maximum(g0, g1) * speed)
+
+    def _fields_at_start(self) -> Array:
+        """The face fields at the step start, ``face_fields(self._Phi)``, without evaluating
+        them again where they are known bit for bit: the previous step's end (the same
+        propagators), or, at a DOP853 start (``Φ = I``), the field's first evaluation, whose
+        rates hold ``D_p`` as they are (``dΦ_p/dt = M_p`` at ``Φ = I``).  Only where every
+        integrated face has a closed-form field (warm-started solves may round differently
+        from one call to the next)."""
+        field_ = self._field
+        if field_.closed_form:
+            end = self.__dict__.get("_fields_end")
+            if end is not None and end[0] is self._Phi:
+                return end[1]
+            if self._fresh and not self._phase.stiff:
+                d = self.d
+                return self._solver.K[0].reshape(self._P, self.q, self.q)[:, :d, d].copy()
+        return field_.face_fields(self._Phi).copy()
 
     def _suspect_excursions(self, near: NDArray, Z1n: Array, sweep: Array,
                             bend: Callable[[], Array], S1n: Array | None = None):
@@ -1156,10 +1174,13 @@ class HybridFlow:
         free, watched = self._regime_free, self._regime_watched
         general = np.ones(lead, dtype=bool)
         if self._regime_plan is not None:  # one free slope each: the side of η* (fast path)
-            est = tab.single_fields(self._regime_plan, r)[1]
-            general = np.any(np.isnan(est), axis=-1)
+            G, est = tab.single_fields(self._regime_plan, r)
+            undecided = np.isnan(est)  # r_k = 0 (resolved): no η*, read from D
             code1 = np.where(est > 1.0, 1, np.where(est < self.gamma, -1, 0))
+            if np.any(undecided):
+                code1 = np.where(undecided, self._departures(G, r), code1)
             codes[..., faces, :] = np.where(free, code1[..., :, None], 0)
+            general[...] = False
         for i in (np.ndindex(*lead) if np.any(general) else ()):
             if not general[i]:
                 continue
@@ -1182,6 +1203,21 @@ class HybridFlow:
         upper = np.abs(eta - 1.0) <= np.abs(eta - self.gamma)  # which bound (not sign(v): noise)
         codem = np.where(np.abs(v) > tol, np.where(upper, 1, -1), 0)
         return np.where(one[:, None], code1, codem).astype(np.int8)
+
+    def _departures(self, G: Array, r: Array) -> NDArray[np.int8]:
+        """:meth:`_several_slopes_regime`'s code of the free slope of each one-slope face
+        whose ``r_k`` is 0 (no ``η*``), for the fields ``G`` (``(..., F, d)``, from
+        :meth:`PatternTable.single_fields`) and residuals ``r`` (``(..., n)``), every time at
+        once: ``z = 0`` there, so ``η`` is the middle of ``[γ, 1]`` and the code is whether
+        ``<D, x_k>`` is beyond rounding (the same operations, row by row, as that method)."""
+        plan = self._regime_plan
+        k = plan.k
+        v = (G @ self.X.T)[..., np.arange(k.size), k]  # <D, x_k> on each face's free k
+        mag = np.sum(np.abs(r) * self.xnorm, axis=-1) / self.n  # bounds every term of D
+        tol = (1e-12 * mag)[..., None] * self.xnorm[k]
+        mid = 0.5 * (self.gamma + 1.0)  # single_slope's η where z = 0
+        upper = abs(mid - 1.0) <= abs(mid - self.gamma)
+        return np.where(np.abs(v) > tol, 1 if upper else -1, 0)
 
     @staticmethod
     def _regime_changed(a, b) -> bool:
@@ -1402,7 +1438,9 @@ class HybridFlow:
             moved = B.js[sel][B.p_new[sel] != B.ps[sel]]
             self._at_rest[moved] = False
             le, lk, lkind = B.log
-            keep = np.isin(le, sel)
+            chosen = np.zeros(B.ts.size, dtype=bool)
+            chosen[sel] = True
+            keep = chosen[le]  # the log rows of the applied events (np.isin, without its sort)
             le, lk, lkind = le[keep], lk[keep], lkind[keep]
             bad = np.flatnonzero(B.resid[le] > self._tol_event)
             if bad.size:
@@ -1527,7 +1565,8 @@ class HybridFlow:
         N = int(self.opt.zeno_events)
         if len(self._recent) > N:
             self._recent = self._recent[-N:]
-        if len(self._recent) == N:
+        if len(self._recent) == N and self._recent[0][1] == self._recent[-1][1]:
+            # (two neurons at the ends: not one neuron's events, no need to look further)
             ts = [e[0] for e in self._recent]
             js = {e[1] for e in self._recent}
             if len(js) == 1 and ts[-1] - ts[0] <= win:

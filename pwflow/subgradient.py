@@ -127,6 +127,9 @@ def single_slope(bz: ArrayLike, zz: ArrayLike, lo: float, hi: float) -> tuple[Ar
     bz = np.asarray(bz, float)
     zz = np.asarray(zz, float)
     pos = zz > 0
+    if bz.ndim and pos.all():  # the common case (the same numbers, fewer calls: hot path)
+        eta_star = -bz / zz
+        return np.minimum(np.maximum(eta_star, lo), hi), eta_star
     eta_star = np.divide(-bz, zz, out=np.full(np.shape(bz), np.nan), where=pos)
     # (a NaN η* only where z = 0, replaced there; ±inf clips to the bounds)
     eta = np.where(pos, np.minimum(np.maximum(eta_star, lo), hi), 0.5 * (lo + hi))

@@ -120,6 +120,9 @@ class CollectiveField:
         # the fast path: the faces' cases (one, two, more free slopes) sorted once
         self._plan = table.face_plan(self.P, active)
         self._all_occ = self._occ.size == self.P
+        #: every integrated face's field is a closed form (no warm-started solve): the same
+        #: propagators always give the same fields, bit for bit
+        self.closed_form = frozen_output or self._plan.many.size == 0
         if frozen_output:
             r0 = loss.derivative(np.zeros_like(y), y)
             self._G_frozen = table.plan_fields(self._plan, r0)

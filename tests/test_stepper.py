@@ -220,3 +220,33 @@ def test_face_events_and_stacked_regimes_equal_the_sequential_search(lam, seed, 
     tr = simulate(data, init, t_max, n_snapshots=4)
     assert tr.status == 0
     assert seen["searches"] >= 4
+
+
+@pytest.fixture(scope="module")
+def sliding_flow() -> HybridFlow:
+    """A run at a global minimum (three points, λ = 0.3) whose last solver start watches
+    one-slope sliding faces (the regime's fast path)."""
+    flows = []
+    simulate(pwflow.three_points(), pwflow.balanced(60, 2, 0.3, seed=0), 150.0, n_snapshots=2,
+             callback=lambda f: flows.append(f) if not flows else None)
+    flow = flows[0]
+    assert flow._regime_plan is not None and flow._regime_faces.size >= 2
+    return flow
+
+
+@given(hnp.arrays(float, st.tuples(st.integers(1, 6), st.just(3)),
+                  elements=st.one_of(st.just(0.0), st.floats(-1.0, 1.0, allow_subnormal=False))))
+def test_undecided_one_slope_regimes_equal_the_general_rule(sliding_flow, R):
+    # where r_k = 0 a one-slope face has no η*: its regime comes from D (the general rule,
+    # row by row); the fast path reads it for every time at once, with the same numbers
+    flow = sliding_flow
+    plan = flow._regime_plan
+    G, est = flow.table.single_fields(plan, R)
+    fast = flow._departures(G, R)
+    assert fast.shape == est.shape
+    free = flow._regime_free
+    for t, r in enumerate(R):
+        general = flow._several_slopes_regime(r)  # (faces, n)
+        undecided = np.flatnonzero(np.isnan(est[t]))
+        np.testing.assert_array_equal(fast[t, undecided], general[undecided, plan.k[undecided]])
+        assert np.all(free[undecided, plan.k[undecided]])
