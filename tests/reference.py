@@ -176,6 +176,24 @@ def gd_reference(X, y, W0, a0, gamma: float, loss: str, times, lr: float = 1e-3)
                        lr)
 
 
+def starts_on_antiparallel_hyperplane(X, W, gamma: float) -> bool:
+    """Whether a neuron starts exactly on the hyperplane of two opposite data points
+    (``x_l = c x_k``, ``c < 0``) with ``γ < 1``: gradient descent's ``σ'(0) = γ`` gives both
+    points the slope ``γ`` there, outside the tied slopes ``η_l = 1 + γ − η_k`` of Clarke's
+    subdifferential (``docs/paper-readings.md``, N3), so its iterates need not approximate any
+    solution of Eq. (2) (they can stay on the hyperplane where the loss is differentiable
+    across it with a non-zero slope).  Checked on the arrays, not with pwflow's code."""
+    X = np.asarray(X, float)
+    W = np.asarray(W, float)
+    if gamma >= 1:
+        return False
+    norms = np.linalg.norm(X, axis=1)
+    G = X @ X.T
+    opposite = G <= -(1 - 1e-12) * np.outer(norms, norms)
+    ks = np.flatnonzero(np.any(opposite, axis=1))
+    return bool(ks.size and np.any(W @ X[ks].T == 0.0))
+
+
 def _chatter_band(X, y, gamma, loss, lr, runs) -> float:
     """:attr:`GDReference.band` at one time, from the states of the three runs."""
     xn = np.linalg.norm(X, axis=1)

@@ -261,3 +261,32 @@ def test_gd_policy_stays_frozen_where_gradient_descent_does():
     W5, a5 = tr.state(5.0)
     W25, a25 = tr.state(2.5)
     np.testing.assert_array_equal(W5[0], W25[0])  # frozen after the branch point
+
+
+def test_gd_started_on_opposite_points_hyperplane_is_not_eq2():
+    """Reading N3 against gradient descent (found by the thorough profile of
+    ``test_differential``, multi-active strategy).  x_1 = −x_3 share a hyperplane; neurons 0
+    and 1 start exactly on it with a = 0.  Across it the loss is differentiable in
+    ``s = <w, x_1>`` (r_1 σ(s) + r_3 σ(−s) = s/2 here, γ = 0), so every solution of Eq. (2)
+    moves off it once a ≠ 0.  Gradient descent's σ'(0) = γ gives both points the slope 0 and
+    stays exactly on it; started 1e-9 to either side it follows the flow."""
+    X = np.array([[0.0, 0.125, 0.0], [0.0, 0.0, 0.125], [0.125, 0.0, 0.0], [0.0, 0.0, -0.125]])
+    y = np.array([-1.0, -1.0, -1.0, 1.0])
+    W = np.array([[0.125, 0.0, 0.0], [0.125, 0.0, 0.0], [0.0, 0.0, 0.125]])
+    a = np.zeros(3)
+    times = (1.0, 5.0)
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 5.0, gamma=0.0,
+                         loss="logistic", t_eval=np.array(times),
+                         options=pwflow.FlowOptions(branch_policy="gd"))
+    assert tr.status == 0
+    W5, _ = tr.state(5.0)
+    assert W5[0, 2] > 1e-4  # the flow leaves the hyperplane
+    stuck = gd_reference(X, y, W, a, 0.0, "logistic", times)
+    assert np.all(stuck.W[:, :2, 2] == 0.0)  # gradient descent does not
+    for eps in (1e-9, -1e-9):
+        Wp = W.copy()
+        Wp[:2, 2] = eps
+        ref = gd_reference(X, y, Wp, a, 0.0, "logistic", times)
+        for i, t in enumerate(times):
+            Wt, at = tr.state(t)
+            assert ref.error(Wt, at, i) <= 10 * abs(eps) + C_GAP * ref.gap[i]
