@@ -127,6 +127,9 @@ def single_slope(bz: ArrayLike, zz: ArrayLike, lo: float, hi: float) -> tuple[Ar
     bz = np.asarray(bz, float)
     zz = np.asarray(zz, float)
     pos = zz > 0
+    if bz.ndim and pos.all():  # the common case: the same numbers without the masks
+        eta_star = -bz / zz
+        return np.minimum(np.maximum(eta_star, lo), hi), eta_star
     eta_star = np.divide(-bz, zz, out=np.full(np.shape(bz), np.nan), where=pos)
     # (a NaN η* only where z = 0, replaced there; ±inf clips to the bounds)
     eta = np.where(pos, np.minimum(np.maximum(eta_star, lo), hi), 0.5 * (lo + hi))
@@ -159,6 +162,16 @@ def pair_slopes(b: Array, z1: Array, z2: Array, lo: float, hi: float) -> Array:
     e1 = e1 - (r1 * g22 - r2 * g12) / safe
     e2 = e2 - (r2 * g11 - r1 * g12) / safe
     inside = ok & (e1 >= lo) & (e1 <= hi) & (e2 >= lo) & (e2 <= hi)
+    # rows where the interior point beats every edge candidate by far more than the rounding
+    # of the norms compared below keep it without that comparison (which would choose it):
+    # an edge point is at least ``dist`` from it, and the objective grows there by at least
+    # λ_min dist² ≥ det / (g11 + g22) · dist², against rounding of order eps ‖residual‖²
+    dist = np.minimum(np.minimum(e1 - lo, hi - e1), np.minimum(e2 - lo, hi - e2))
+    size = (np.sqrt(np.einsum("ij,ij->i", b, b))
+            + max(abs(lo), abs(hi)) * (np.sqrt(g11) + np.sqrt(g22)))
+    clear = inside & (det / np.where(ok, g11 + g22, 1.0) * dist * dist > 1e-8 * size * size)
+    if np.all(clear):
+        return np.stack([e1, e2], axis=1)
     # candidates (rows, 5, 2): the interior point, then the edges η₁ = lo, η₂ = lo, η₁ = hi,
     # η₂ = hi, each with the other slope from the one-slope closed form (one call for all four)
     rows = c1.size
