@@ -166,12 +166,12 @@ def pair_slopes(b: Array, z1: Array, z2: Array, lo: float, hi: float) -> Array:
     # of the norms compared below keep it without that comparison (which would choose it):
     # an edge point is at least ``dist`` from it, and the objective grows there by at least
     # λ_min dist² ≥ det / (g11 + g22) · dist², against rounding of order eps ‖residual‖²
-    dist = np.minimum(np.minimum(e1 - lo, hi - e1), np.minimum(e2 - lo, hi - e2))
-    size = (np.sqrt(np.einsum("ij,ij->i", b, b))
-            + max(abs(lo), abs(hi)) * (np.sqrt(g11) + np.sqrt(g22)))
-    clear = inside & (det / np.where(ok, g11 + g22, 1.0) * dist * dist > 1e-8 * size * size)
-    if np.all(clear):
-        return np.stack([e1, e2], axis=1)
+    if np.all(inside):
+        dist = np.minimum(np.minimum(e1 - lo, hi - e1), np.minimum(e2 - lo, hi - e2))
+        size = (np.sqrt(np.einsum("ij,ij->i", b, b))
+                + max(abs(lo), abs(hi)) * (np.sqrt(g11) + np.sqrt(g22)))
+        if np.all(det / (g11 + g22) * dist * dist > 1e-8 * size * size):
+            return np.stack([e1, e2], axis=1)
     # candidates (rows, 5, 2): the interior point, then the edges η₁ = lo, η₂ = lo, η₁ = hi,
     # η₂ = hi, each with the other slope from the one-slope closed form (one call for all four)
     rows = c1.size
