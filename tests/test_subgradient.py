@@ -223,3 +223,21 @@ def test_pair_slopes_never_beaten_by_an_edge(prob, lo):
                              lo, 1.0)[0]
         edge = np.linalg.norm(bf + other[:, None] * zo, axis=1)
         assert np.all(val <= edge * (1 + 1e-12) + 1e-15)
+
+
+@given(prob=_pair_problems(), lo=st.sampled_from([0.0, 0.1, 0.5]))
+def test_pair_slopes_scalar_rows_match_the_array_path(prob, lo):
+    """The few-row path in Python floats gives the array path's numbers bit for bit (where
+    ``_scalar_order_ok`` says numpy's short sums are reproduced; always on this machine)."""
+    from pwflow import subgradient
+
+    b, z1, z2 = prob
+    rows = subgradient._SCALAR_ROWS
+    try:
+        subgradient._SCALAR_ROWS = -1  # the array path for every size
+        array = subgradient.pair_slopes(b, z1, z2, lo, 1.0)
+    finally:
+        subgradient._SCALAR_ROWS = rows
+    if subgradient._scalar_order_ok(b.shape[1]):
+        assert np.array_equal(subgradient._pair_slopes_rows(b, z1, z2, lo, 1.0), array)
+    assert np.array_equal(subgradient.pair_slopes(b, z1, z2, lo, 1.0), array)
