@@ -179,7 +179,7 @@ def pair_slopes(b: Array, z1: Array, z2: Array, lo: float, hi: float) -> Array:
         dist = np.minimum(np.minimum(e1 - lo, hi - e1), np.minimum(e2 - lo, hi - e2))
         size = (np.sqrt(np.einsum("ij,ij->i", b, b))
                 + max(abs(lo), abs(hi)) * (np.sqrt(g11) + np.sqrt(g22)))
-        if np.all(det / (g11 + g22) * dist * dist > 1e-8 * size * size):
+        if np.all(_clearly_interior(det, g11 + g22, dist, size)):
             return np.stack([e1, e2], axis=1)
     # candidates (rows, 5, 2): the interior point, then the edges η₁ = lo, η₂ = lo, η₁ = hi,
     # η₂ = hi, each with the other slope from the one-slope closed form (one call for all four)
@@ -231,6 +231,15 @@ def _scalar_order_ok(d: int) -> bool:
                for a, c, x, y in zip(u.tolist(), v.tolist(), dots.tolist(), norms.tolist()))
 
 
+def _clearly_interior(det, trace, dist, size):
+    """Whether an interior minimiser at distance ``dist`` from the box's edges beats every edge
+    point by far more than the rounding of the norms :func:`pair_slopes` compares: the
+    objective grows towards an edge by at least ``λ_min dist² ≥ det / trace · dist²``, against
+    rounding of order ``eps · size²`` (``size`` bounds every candidate's residual).  Floats or
+    arrays."""
+    return det / trace * dist * dist > 1e-8 * size * size
+
+
 def _sum_squares(u: list) -> float:
     """``Σ u_i²`` left to right (numpy's ``add.reduce`` of a few terms, as in
     ``np.linalg.norm``)."""
@@ -265,6 +274,13 @@ def _pair_slopes_rows(b: Array, z1: Array, z2: Array, lo: float, hi: float) -> A
         e1 = e1 - (r1 * g22 - r2 * g12) / safe
         e2 = e2 - (r2 * g11 - r1 * g12) / safe
         inside = ok and lo <= e1 <= hi and lo <= e2 <= hi
+        if inside:  # as the array path: the edges only where the interior may not win
+            dist = min(e1 - lo, hi - e1, e2 - lo, hi - e2)
+            size = math.sqrt(_dot(bb, bb)) + max(abs(lo), abs(hi)) * (math.sqrt(g11)
+                                                                       + math.sqrt(g22))
+            if _clearly_interior(det, g11 + g22, dist, size):
+                out[i] = e1, e2
+                continue
         mid = 0.5 * (lo + hi)
         edge = [_clip(-c / g, lo, hi) if g > 0 else mid
                 for c, g in ((c2 + lo * g12, g22), (c1 + lo * g12, g11),
