@@ -128,6 +128,20 @@ class _BelowLimit:
         return self.idx[self.key <= limit[self.face]]
 
 
+def _project_rows(Phi: Array, rows: NDArray[np.intp], done: NDArray[np.intp] | None = None
+                  ) -> Array:
+    """A copy of the stack ``Phi`` with the propagators ``rows`` Lorentz-projected
+    (:func:`~pwflow.vector_field.lorentz_project`, row by row the same numbers as projecting
+    the whole stack); the other rows as they are.  ``done``: rows already projected."""
+    rows = np.asarray(rows, dtype=np.intp)
+    if done is not None:
+        rows = np.setdiff1d(rows, done, assume_unique=True)
+    out = Phi.copy()
+    if rows.size:
+        out[rows] = lorentz_project(Phi[rows])
+    return out
+
+
 def _bisect(lo: float, hi: float, changed: Callable[[float], bool], bracket: list) -> float:
     """Bisection of ``[lo, hi]`` to 4 ulp for the first ``t`` with ``changed(t)`` (``changed(hi)``
     is assumed); ``bracket`` is kept equal to the current ``[lo, hi]`` (for a caller that
@@ -721,9 +735,15 @@ class HybridFlow:
             raise RuntimeError(f"DOP853 failed at t = {self.t!r}: {msg}")
         t0, t1 = self.t, solver.t
         Phi1_raw = self._fun.expand(solver.y) if self._phase.stiff else solver.y.reshape(P, q, q)
-        Phi1 = lorentz_project(Phi1_raw)
-        self._proj_move = np.sqrt(np.sum((Phi1 - Phi1_raw) ** 2, axis=(1, 2)))
-        self._Phi1_size = np.sqrt(np.sum(Phi1**2, axis=(1, 2)))
+        # the occupied faces' propagators are projected now; the others only where an event
+        # brings a neuron in (:meth:`_advance`): nothing else reads them (O(|occupied|), not
+        # O(P), where most faces met are empty: P ≈ 2,000 against ~600 occupied at d = 5)
+        Phi1 = _project_rows(Phi1_raw, self._occupied)
+        self._proj_move = np.zeros(P)
+        self._Phi1_size = np.zeros(P)
+        occ = self._occupied
+        self._proj_move[occ] = np.sqrt(np.sum((Phi1[occ] - Phi1_raw[occ]) ** 2, axis=(1, 2)))
+        self._Phi1_size[occ] = np.sqrt(np.sum(Phi1[occ] ** 2, axis=(1, 2)))
         self._check_lorentz(t1)
         self._later = {}
         # ‖dΦ_p/dt‖ within the step: the largest stage derivative (DOP853), or the larger of
@@ -1399,7 +1419,11 @@ class HybridFlow:
         zi = i = None
         while True:
             xc = (t_cut - self.t) / h if h > 0 else 1.0
-            Phic = Phi1 if t_cut == t1 else lorentz_project(propagators_at(F, xc))
+            # projected: the occupied faces (Phi1: already) and those the events enter
+            rows = self._occupied if B is None else np.union1d(self._occupied,
+                                                                B.p_new[B.p_new < P])
+            Phic = _project_rows(Phi1 if t_cut == t1 else propagators_at(F, xc), rows,
+                                 done=self._occupied if t_cut == t1 else None)
             if B is None:
                 sel = np.zeros(0, dtype=np.intp)
                 break

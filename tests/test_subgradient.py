@@ -187,3 +187,57 @@ def test_free_slopes_without_classes_is_the_box_problem():
     rng = np.random.default_rng(0)
     b, Z = rng.normal(size=4), rng.normal(size=(4, 3))
     np.testing.assert_array_equal(free_slopes(b, Z, 0.1), box_least_squares(b, Z, 0.1, 1.0))
+
+
+@st.composite
+def _pair_problems(draw):
+    """Rows of two-slope problems ``(b, z1, z2)``: minimisers drawn inside the box, near its
+    edges or outside it, ``b`` built from them (plus noise), nearly parallel ``z`` at times."""
+    rows, d = draw(st.integers(1, 5)), draw(st.integers(2, 5))
+    fl = st.floats(-3, 3, allow_nan=False, allow_subnormal=False)
+    z1 = np.array(draw(st.lists(fl, min_size=rows * d, max_size=rows * d))).reshape(rows, d)
+    z2 = np.array(draw(st.lists(fl, min_size=rows * d, max_size=rows * d))).reshape(rows, d)
+    if draw(st.booleans()):
+        z2 = draw(st.floats(-2, 2)) * z1 + draw(st.sampled_from([0.0, 1e-9, 1e-4])) * z2
+    eta = np.array(draw(st.lists(st.sampled_from([0.0, 0.1, 0.5, 0.9, 1.0, 1.0 + 1e-9,
+                                                  -0.3, 1.4, 1e-9, 0.5 + 1e-7]),
+                                 min_size=2 * rows, max_size=2 * rows))).reshape(rows, 2)
+    noise = draw(st.sampled_from([0.0, 1e-12, 1e-3]))
+    b = -(eta[:, :1] * z1 + eta[:, 1:] * z2) + noise * z1[:, ::-1]
+    return b, z1, z2
+
+
+@given(prob=_pair_problems(), lo=st.sampled_from([0.0, 0.1, 0.5]))
+def test_pair_slopes_never_beaten_by_an_edge(prob, lo):
+    """``pair_slopes`` (which keeps the interior point without comparing it to the edges where
+    it clearly wins) is no worse than any edge's minimiser, row by row, and feasible."""
+    from pwflow.subgradient import pair_slopes, single_slope
+
+    b, z1, z2 = prob
+    eta = pair_slopes(b, z1, z2, lo, 1.0)
+    assert np.all((eta >= lo) & (eta <= 1.0))
+    val = np.linalg.norm(b + eta[:, :1] * z1 + eta[:, 1:] * z2, axis=1)
+    for fixed, (zf, zo) in itertools.product([lo, 1.0], [(z1, z2), (z2, z1)]):
+        bf = b + fixed * zf
+        other = single_slope(np.einsum("ij,ij->i", bf, zo), np.einsum("ij,ij->i", zo, zo),
+                             lo, 1.0)[0]
+        edge = np.linalg.norm(bf + other[:, None] * zo, axis=1)
+        assert np.all(val <= edge * (1 + 1e-12) + 1e-15)
+
+
+@given(prob=_pair_problems(), lo=st.sampled_from([0.0, 0.1, 0.5]))
+def test_pair_slopes_scalar_rows_match_the_array_path(prob, lo):
+    """The few-row path in Python floats gives the array path's numbers bit for bit (where
+    ``_scalar_order_ok`` says numpy's short sums are reproduced; always on this machine)."""
+    from pwflow import subgradient
+
+    b, z1, z2 = prob
+    rows = subgradient._SCALAR_ROWS
+    try:
+        subgradient._SCALAR_ROWS = -1  # the array path for every size
+        array = subgradient.pair_slopes(b, z1, z2, lo, 1.0)
+    finally:
+        subgradient._SCALAR_ROWS = rows
+    if subgradient._scalar_order_ok(b.shape[1]):
+        assert np.array_equal(subgradient._pair_slopes_rows(b, z1, z2, lo, 1.0), array)
+    assert np.array_equal(subgradient.pair_slopes(b, z1, z2, lo, 1.0), array)
