@@ -69,10 +69,8 @@ class FlowOptions:
         bound the relative error of every neuron's one-step map).
     batch_tol : float or None
         Budget for the error of applying an event at the end of a step instead of restarting at
-        it (an explicit bound, see ``docs/integrator.md``); ``None`` uses ``rtol / 100``
-        (batches of chained events use their budget: at ``rtol`` the event times on Stewart's
-        data moved by up to 1e-6 relative from the reference path's, at ``rtol / 100`` by
-        4e-8, most below 1e-9); ``0`` restarts at every event (the reference "strict" mode).
+        it (an explicit bound, see ``docs/integrator.md``); ``None`` uses ``rtol``; ``0`` restarts
+        at every event (the reference "strict" mode).
     max_step : float
         Largest step.
     frozen_output : bool
@@ -172,6 +170,6 @@ class FlowOptions:
 
     @property
     def batch_budget(self) -> float:
-        return 0.01 * self.rtol if self.batch_tol is None else self.batch_tol
+        return self.rtol if self.batch_tol is None else self.batch_tol
 
 
