@@ -21,7 +21,9 @@ Array = NDArray[np.float64]
 
 def cut_coefficients(rate: Array, gamma: float, curvature: float, xmax: float, n: int) -> Array:
     """``c_i = c_l (1 − γ) |a ṡ|_i max_k ‖x_k‖ / (2 n)``: the bound per event is
-    ``c_i (t_c − t_i)²`` (``rate`` is ``|a ds/dt| ‖x_k‖`` summed over the event's hyperplanes)."""
+    ``c_i (t_c − t_i)²`` (``rate`` is ``|a ds/dt| ‖x_k‖`` summed over the event's hyperplanes,
+    plus the neuron's own field change, ``a² |r_k| Σ_i |<x_i, x_k>| ‖x_i‖ / n``:
+    ``HybridFlow._kink_rate``)."""
     return rate * ((1.0 - gamma) * curvature * xmax / (2 * n))
 
 

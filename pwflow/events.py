@@ -294,7 +294,8 @@ class Pending:
     ``a_j`` reaching 0) and ``more`` maps a row to the further codes reached at the same time
     (rare); :meth:`ks` gives the hyperplanes a row reaches, :attr:`zero` / :attr:`flip` mark
     ``w = 0`` and ``a_j = 0`` (then ``a_after`` is the sign ``a_j`` takes).  ``rate`` is ``|a
-    ds/dt| ‖x_k‖`` summed over the hyperplanes (the kink of the outputs, for the batch bound),
+    ds/dt| ‖x_k‖`` summed over the hyperplanes, plus the neuron's own field change (the kink of
+    the outputs, for the batch bound: ``HybridFlow._kink_rate``),
     ``poly_residual`` the dense output's ``|<w, x_k>|`` at the located time and ``observed``
     the side the neuron was seen to go to at once (a tangency), else 0.
     """

@@ -17,11 +17,20 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import pwflow
-from pwflow.dense import propagators_at
+from pwflow.dense import propagators_at, stack_coefficients
+from pwflow.events import EventKind
 from pwflow.integrator import simulate
 from pwflow.model import get_loss, network_output
-from pwflow.stepper import (HybridFlow, _BelowLimit, _bisect, _bisect_batched, _propagate,
-                             _row_norms)
+from pwflow.stepper import (
+    HybridFlow,
+    _BelowLimit,
+    _bisect,
+    _bisect_batched,
+    _last_per_neuron,
+    _propagate,
+    _row_norms,
+)
+from pwflow.vector_field import lorentz_project
 
 
 def _case(name: str):
@@ -103,6 +112,65 @@ def test_batched_run_agrees_with_the_strict_reference(name):
     scale = max(np.max(np.abs(strict.a[-1])), np.max(np.abs(strict.W[-1])))
     assert np.max(np.abs(strict.a[-1] - batched.a[-1])) <= 1e-9 * scale
     assert np.max(np.abs(strict.W[-1] - batched.W[-1])) <= 1e-9 * scale
+
+
+def _event_multiset(tr) -> dict:
+    out: dict = {}
+    for t, j, k, kind in zip(tr.events["t"], tr.events["neuron"], tr.events["k"],
+                             tr.events["kind"]):
+        out.setdefault((int(j), int(k), int(kind)), []).append(float(t))
+    return {key: np.sort(v) for key, v in out.items()}
+
+
+def test_chained_events_agree_with_the_strict_reference_in_fewer_steps(monkeypatch):
+    # Stewart's data, unbalanced: in the alignment phase neurons cross hyperplanes in quick
+    # succession.  Without chaining a batch ends before any switched neuron's next event;
+    # with it that event is located on the neuron's new cell and applied in the same batch.
+    # Measured (m = 100, t = 3): 609 events, the reference's one by one; 93 steps chained,
+    # 207 unchained (913 strict); event times within 6.9e-11 of max(1, t), final states 5.8e-12
+    data, init = pwflow.stewart(seed=0, n=40), pwflow.unbalanced(100, 2, 1e-3, seed=0)
+    chained = simulate(data, init, 3.0, n_snapshots=4)
+    monkeypatch.setattr(HybridFlow, "CHAIN_EVENTS", False)
+    unchained = simulate(data, init, 3.0, n_snapshots=4)
+    monkeypatch.undo()
+    strict = simulate(data, init, 3.0, n_snapshots=4,
+                      options=pwflow.FlowOptions(batch_tol=0.0, stiff_solver=None))
+    assert chained.status == unchained.status == strict.status == 0
+    assert 2 * chained.stats["n_steps"] < unchained.stats["n_steps"]
+    ref, got = _event_multiset(strict), _event_multiset(chained)
+    assert ref.keys() == got.keys() and strict.n_events == chained.n_events > 500
+    assert EventKind.CROSSING in {key[2] for key in ref}
+    for key, ts in ref.items():
+        assert got[key].size == ts.size
+        assert np.max(np.abs(got[key] - ts) / np.maximum(1.0, ts)) <= 1e-8
+    scale = max(np.max(np.abs(strict.a[-1])), np.max(np.abs(strict.W[-1])))
+    assert np.max(np.abs(strict.W[-1] - chained.W[-1])) <= 1e-9 * scale
+    assert np.max(np.abs(strict.a[-1] - chained.a[-1])) <= 1e-9 * scale
+
+
+def test_interpolated_residuals_equal_the_face_by_face_ones():
+    # the outputs on a step are a polynomial of degree 42 in the step fraction: its values at
+    # 43 Chebyshev points give it at any event time, to rounding
+    data, init, _ = _case("stewart")
+    flow = HybridFlow(data.X, data.y, init.W, init.a, get_loss("square"), 0.0,
+                      pwflow.FlowOptions())
+    for _ in range(3):
+        flow.step(5.0)
+    flow._start_solver(5.0)
+    flow._solver.step()
+    F = stack_coefficients(flow._solver.dense_output(), flow._P, flow.q)
+    xs = np.r_[0.0, 1.0, np.random.default_rng(1).uniform(0, 1, 200)]
+    field_ = flow._field
+    direct = field_.residuals(lorentz_project(propagators_at(F, xs, field_.occupied)))
+    interp = flow._residuals_at(F, field_, xs)
+    h = field_.outputs(lorentz_project(propagators_at(F, xs, field_.occupied)))
+    assert np.max(np.abs(interp - direct)) <= 1e-13 * max(np.max(np.abs(h)), 1e-300)
+
+
+def test_last_event_per_neuron():
+    js = np.array([4, 2, 4, 7, 2, 4])
+    np.testing.assert_array_equal(_last_per_neuron(js, np.arange(6)), [3, 4, 5])
+    np.testing.assert_array_equal(_last_per_neuron(js, np.array([0, 1, 2])), [1, 2])
 
 
 def test_batch_projection_onto_hyperplanes_matches_least_squares():
