@@ -210,8 +210,6 @@ def select_single(
     a_sign = np.sign(np.asarray(a_sign, float))
     if w is not None:  # a = 0: the sign a takes next, that of <w, D> = <w, b>
         a_sign = np.where(a_sign == 0, np.sign(np.einsum("ed,ed->e", w, b)), a_sign)
-    # still 0 (with w): an equilibrium (dw/dt = a D = 0, da/dt = <w, b> = 0), it stays
-    rest = (a_sign == 0) if w is not None else np.zeros(a_sign.shape, bool)
     a_sign = np.where(a_sign == 0, 1.0, a_sign)
     r_k = np.asarray(r_k, float)
     z = -(r_k / n)[:, None] * x
@@ -221,11 +219,11 @@ def select_single(
     v = a_sign * np.einsum("ed,ed->e", D, x)
     tol = VELOCITY_RTOL * (np.linalg.norm(b, axis=1) + np.linalg.norm(z, axis=1))
     tol = tol * np.linalg.norm(x, axis=1) + 1e-300
-    signs = np.where((np.abs(v) > tol) & ~rest, np.sign(v), 0).astype(np.int8)
+    signs = np.where(np.abs(v) > tol, np.sign(v), 0).astype(np.int8)
     # a leaving neuron follows its side's slope; with one hyperplane both one-sided velocities
     # then share the sign of v (η* outside [γ, 1]), so no second round is needed
     eta = np.where(signs != 0, side_slope(signs, gamma), eta)
-    branch = (signs == 0) & (a_sign * r_k < 0) & np.isfinite(eta_star) & ~rest
+    branch = (signs == 0) & (a_sign * r_k < 0) & np.isfinite(eta_star)
     if policy is BranchPolicy.GRADIENT_DESCENT and np.any(branch):
         signs[branch] = gd_side(eta[branch], gamma)
         eta[branch] = side_slope(signs[branch], gamma)
@@ -281,17 +279,8 @@ def select(
     s_a = float(np.sign(a))
     if s_a == 0.0 and w is not None:
         s_a = float(np.sign(np.asarray(w, float) @ b))
-    rep, orient = parallel_classes(X[K])
-    if s_a == 0.0 and w is not None:
-        # a = 0 and <w, D> = <w, b> = 0 for every slope (w ⟂ x_K): dw/dt = a D = 0 and
-        # da/dt = 0, an equilibrium whatever the slopes; it stays on every hyperplane of K
-        stay = np.ones(K.size, dtype=bool)
-        eta, D = _min_norm(b, Zrows, stay, side_slope(np.zeros(K.size), gamma), gamma, start,
-                           (rep, orient))
-        full = face_slopes(u_face, gamma)
-        full[K] = eta
-        return Selection(K, np.zeros(K.size, np.int8), full, D, np.zeros(K.size, bool))
     s_a = s_a or 1.0
+    rep, orient = parallel_classes(X[K])
     signs = np.zeros(K.size, dtype=np.int8)
     if exits:
         for i, k in enumerate(K):

@@ -329,8 +329,7 @@ def sliding_checks(traj, i: int, tol_on: float = 1e-10, tol_tangent: float = 1e-
     for the next check; ``tol_extra`` is far below ``tol_on`` because a neuron may approach a
     hyperplane exponentially without reaching it); the minimal-norm slopes lie in
     ``[γ, 1]`` (by construction) and ``D*`` is tangent: ``|<D*, x_k>| ≤ tol_tangent · scale ·
-    ‖x_k‖`` (not asked of a neuron at an equilibrium, ``a_j = 0`` and ``<w_j, D*> = 0``: its
-    velocity is 0 whatever ``D``).  Returns a list of human-readable violation strings (empty when all hold).
+    ‖x_k‖``.  Returns a list of human-readable violation strings (empty when all hold).
     """
     X, y = traj.X, traj.y
     W, a = traj.W[i], traj.a[i]
@@ -364,9 +363,6 @@ def sliding_checks(traj, i: int, tol_on: float = 1e-10, tol_tangent: float = 1e-
                        f"face has u_k = {U[j, k]}")
         K = np.union1d(K, extra)
         mn = min_norm_direction(W[j], X, y, W, a, traj.gamma, traj.loss_name, K, U[j])
-        if a[j] == 0.0 and abs(W[j] @ mn.D) <= 1e-14 * wn * max(mn.scale, 1e-300):
-            # an equilibrium: dw/dt = a D = 0 and da/dt = <w, D> = 0 (w ⟂ x_K), whatever D
-            continue
         tang = np.abs(mn.normal) / (max(mn.scale, 1e-300) * xn[K])
         for k, v, e in zip(K, tang, mn.eta):
             if v > tol_tangent:

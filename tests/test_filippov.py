@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from pwflow.events import EventKind
-from pwflow.filippov import BranchPolicy, exit_side, select, select_single, transition
+from pwflow.filippov import BranchPolicy, exit_side, select, transition
 
 finite = st.floats(-2.0, 2.0, allow_nan=False, allow_infinity=False)
 
@@ -165,22 +165,6 @@ def test_gd_policy_stays_where_gradient_descents_side_has_no_normal_velocity():
     assert gd.branch[0]  # "+" is a consistent continuation as well
     assert gd.signs[0] == 0 and np.array_equal(gd.D, np.zeros(2))
     assert {int(s[0]) for s, _ in _brute_force(a, u, X, r, 0.0)} == {0, 1}
-
-
-@pytest.mark.parametrize("policy", list(BranchPolicy))
-def test_a_neuron_at_an_equilibrium_stays_on_every_hyperplane(policy):
-    # a = 0 and w ⟂ every x_k of the face and <w, b> = 0: its velocity is 0 for every slope
-    X = np.array([[0.0, 0.0, 1.0, 0.0], [0.0, 0.0, -1.0, 0.0], [0.0, 1.0, 0.0, 0.0],
-                  [1.0, 0.0, 0.0, 0.0]])
-    r = np.array([0.5, 0.5, 0.5, -0.3])
-    w = np.array([0.0, 0.0, 0.0, 1.0])
-    u = np.array([0, 0, 0, 1], dtype=np.int8)  # active on x_3, and <w, x_3> = 0 too: b ⟂ w
-    sel = select(0.0, u, X, r, 0.1, w=w, policy=policy)
-    assert np.all(sel.signs == 0) and not np.any(sel.branch)
-    # one hyperplane at a time (the vectorised path) says the same
-    b = -((np.array([0.1, 0.1, 1.0, 1.0]) * r) @ X) / 4  # x_0 free, x_1 (−1 side), x_2, x_3
-    signs, _, branch = select_single([0.0], b[None], X[:1], [r[0]], 4, 0.1, policy, w=w[None])
-    assert signs[0] == 0 and not branch[0]
 
 
 @given(face_problems(), st.booleans())

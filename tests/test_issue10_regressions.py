@@ -290,22 +290,3 @@ def test_gd_started_on_opposite_points_hyperplane_is_not_eq2():
         for i, t in enumerate(times):
             Wt, at = tr.state(t)
             assert ref.error(Wt, at, i) <= 10 * abs(eps) + C_GAP * ref.gap[i]
-
-
-def test_neuron_at_an_equilibrium_keeps_every_hyperplane_it_lies_on():
-    """Found by the thorough profile of ``test_differential`` (multi-active, d = 5): a = 0 and
-    w ⟂ every x_k, so dw/dt = a D = 0 and da/dt = <w, D> = 0 whatever the slopes.  The neuron
-    used to be labelled as leaving x_2's hyperplane (u_2 = −1) while lying on it."""
-    X = np.array([[0.0, 0.0, 0.0, 0.125, 0.0], [0.0, 0.0, 0.0, -0.125, 0.0],
-                  [0.0, 0.0, 0.125, 0.0, 0.0]])
-    y = np.array([-1.0, -1.0, -1.0])
-    W = np.array([[0.0, 0.0, 0.0, 0.0, 0.125]])
-    a = np.array([0.0])
-    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 10.0, gamma=0.1,
-                         loss="logistic", n_snapshots=5)
-    assert tr.status == 0
-    np.testing.assert_array_equal(tr.W[-1], W)
-    np.testing.assert_array_equal(tr.a[-1], a)
-    for i in range(len(tr.t)):
-        assert np.all(tr.patterns[tr.pattern[i]][0] == 0)
-        assert sliding_checks(tr, i) == []
