@@ -34,7 +34,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, note, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 import pwflow
@@ -83,15 +83,18 @@ def _draw(data, name, t_max=T_FLOW):
     return prob
 
 
-def _draw_for_gd(data, name, t_max=T_FLOW):
-    """A problem whose gradient descent approximates a solution of Eq. (2): not one where a
-    neuron starts exactly on two opposite points' hyperplane, where GD's ``σ'(0) = γ`` for both
-    is outside Clarke's subdifferential (``reference.starts_on_antiparallel_hyperplane``;
+def _gd_is_a_reference(prob) -> bool:
+    """Whether gradient descent approximates a solution of Eq. (2) from this start: not where
+    a neuron starts exactly on two opposite points' hyperplane, where GD's ``σ'(0) = γ`` for
+    both is outside Clarke's subdifferential (``reference.starts_on_antiparallel_hyperplane``;
     ``test_issue10_regressions.py::test_gd_started_on_opposite_points_hyperplane_is_not_eq2``
-    shows such a start: GD stays, a 1e-9 perturbation of either sign follows the flow)."""
-    prob = _draw(data, name, t_max)
-    assume(not starts_on_antiparallel_hyperplane(prob.X, prob.W, prob.gamma))
-    return prob
+    shows such a start: GD stays, a 1e-9 perturbation of either sign follows the flow).  Such
+    draws are noted and not compared (the invariants tests still run them); they are not
+    rejected with ``assume``, which would change every later draw of the profile."""
+    if starts_on_antiparallel_hyperplane(prob.X, prob.W, prob.gamma):
+        note("not compared: a neuron starts on two opposite points' hyperplane (N3)")
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------- (a)
@@ -114,7 +117,9 @@ def _log_ratios(prob, ratios):
 @_settings
 @given(data=st.data())
 def test_agrees_with_extrapolated_gradient_descent(name, data):
-    prob = _draw_for_gd(data, name)
+    prob = _draw(data, name)
+    if not _gd_is_a_reference(prob):
+        return
     tr = _simulate(prob, GD_TIMES[-1], np.array(GD_TIMES), policy="gd")
     ref = gd_reference(prob.X, prob.y, prob.W, prob.a, prob.gamma, prob.loss, GD_TIMES, lr=LR)
     ratios, bad = [], []
@@ -210,7 +215,9 @@ def test_flow_invariants(name, data):
 @given(data=st.data())
 def test_agrees_with_extrapolated_gradient_descent_long(name, data):
     """As (a) to ``t = 20`` (issue 10's reproducer leaves its hyperplane at ``t ≈ 17.85``)."""
-    prob = _draw_for_gd(data, name)
+    prob = _draw(data, name)
+    if not _gd_is_a_reference(prob):
+        return
     times = (5.0, 10.0, 20.0)
     tr = _simulate(prob, times[-1], np.array(times), policy="gd")
     ref = gd_reference(prob.X, prob.y, prob.W, prob.a, prob.gamma, prob.loss, times, lr=LR)
