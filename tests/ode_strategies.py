@@ -77,3 +77,19 @@ def fixed_step_error(solver_cls, system: LinearSystem, h: float, T: float = 1.0,
         assert abs(s.t - s.t_old - h) <= 1e-12 * max(h, abs(s.t))
     assert steps == round(T / h)
     return float(np.linalg.norm(s.y.reshape(n, n) - scipy.linalg.expm(system.A * T)))
+
+
+def check_fails_on_non_finite_field(solver_cls, bad: float, **kw) -> None:
+    """A field that turns ``bad`` (NaN or inf) at t = 0.5 stops the solver with status
+    ``'failed'`` and a step-size message, at that time, not with an exception."""
+
+    def fun(t, y):
+        return -y if t < 0.5 else np.full_like(y, bad)
+
+    s = solver_cls(fun, 0.0, np.ones(3), 2.0, rtol=1e-8, atol=1e-10, **kw)
+    msg = None
+    with np.errstate(invalid="ignore", over="ignore"):
+        while s.status == "running":
+            msg = s.step()
+    assert s.status == "failed" and s.t < 0.5 + 1e-6
+    assert "step size" in msg
