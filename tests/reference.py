@@ -354,13 +354,6 @@ def sliding_checks(traj, i: int, tol_on: float = 1e-10, tol_tangent: float = 1e-
         t_i = float(traj.t[i])
         at_event = i == 0 or bool(np.any(np.abs(ev_t - t_i) <= 1e-12 * (1 + abs(t_i))))
         wrong = (on_all <= tol_extra) | (np.sign(X @ W[j]) != U[j])
-        if not at_event and np.any(wrong & (U[j] != 0)):
-            # within rounding of x_l's hyperplane but moving off it to its recorded side (a
-            # neuron that left at a = 0 moves off at second order only): not a missing one
-            D = min_norm_direction(W[j], X, y, W, a, traj.gamma, traj.loss_name, K, U[j]).D
-            leaving = (on_all <= tol_extra) & (np.sign(X @ W[j]) == U[j]) & (
-                U[j] * a[j] * (X @ D) > 0)
-            wrong &= ~leaving
         extra = np.flatnonzero(wrong & (U[j] != 0)) if not at_event else K[:0]
         for k in extra:
             where = ("also lies on hyperplane" if on_all[k] <= tol_extra

@@ -290,3 +290,16 @@ def test_gd_started_on_opposite_points_hyperplane_is_not_eq2():
         for i, t in enumerate(times):
             Wt, at = tr.state(t)
             assert ref.error(Wt, at, i) <= 10 * abs(eps) + C_GAP * ref.gap[i]
+
+
+def test_starts_on_antiparallel_hyperplane_flags_only_exact_starts_on_opposite_points():
+    from reference import starts_on_antiparallel_hyperplane
+
+    X = np.array([[0.0, 0.0, 0.125], [1.0, 0.0, 0.0], [0.0, 0.0, -0.25]])
+    on = np.array([[1.0, 0.0, 0.0]])  # <w, x_0> = <w, x_2> = 0, x_2 = −2 x_0
+    assert starts_on_antiparallel_hyperplane(X, on, 0.0)
+    assert not starts_on_antiparallel_hyperplane(X, on + [[0.0, 0.0, 1e-9]], 0.0)
+    assert not starts_on_antiparallel_hyperplane(X, on, 1.0)  # σ linear: nothing tied
+    Xpar = X.copy()
+    Xpar[2] = [0.0, 0.0, 0.25]  # parallel, same side: GD's (γ, γ) is in the tied set
+    assert not starts_on_antiparallel_hyperplane(Xpar, on, 0.0)
