@@ -26,9 +26,10 @@ among possibly several: staying on a hyperplane is *repulsive* when leaving it t
 also consistent (``a⟨D₊, x_k⟩ > 0`` with ``η_k = 1``, or ``a⟨D₋, x_k⟩ < 0`` with ``η_k = γ``;
 for one hyperplane: ``a r_k < 0``).  :func:`select` reports those hyperplanes, and the
 :class:`BranchPolicy` chooses: ``MIN_NORM`` stays (Condition 2 (ii)); ``GRADIENT_DESCENT``
-leaves to the side that small-step gradient descent takes (:func:`gd_side`: ``+`` iff the
-sliding slope is above the middle of ``[γ, 1]``); for a neuron that starts exactly on the
-hyperplanes it follows gradient descent's own first step and the orthant fields after it
+leaves to the side that small-step gradient descent takes for most steps (:func:`gd_side`:
+``+`` iff the sliding slope is above the middle of ``[γ, 1]``; gradient descent itself has no
+vanishing-step limit there); for a neuron that starts exactly on the
+hyperplanes it follows gradient descent's own map at the scale of its step
 (:func:`_gd_at_rest`).
 
 **Parallel data points** share one hyperplane: a neuron holds or leaves all of a class, and
@@ -62,6 +63,10 @@ Array = NDArray[np.float64]
 #: relative size below which a normal velocity ``<D, x_k>`` counts as zero (in units of the
 #: magnitude of the terms of ``D`` times ``‖x_k‖``: rounding of the sum, with margin)
 VELOCITY_RTOL = 1e-11
+
+#: steps of gradient descent's own map at the scale of its step, from exactly on hyperplanes
+#: (:func:`_gd_at_rest`); the last quarter is read
+GD_MAP_STEPS = 400
 
 
 class BranchPolicy(str, enum.Enum):
@@ -111,18 +116,22 @@ def side_slope(side: ArrayLike, gamma: float) -> Array:
 
 
 def gd_side(eta: ArrayLike, gamma: float) -> NDArray[np.int8]:
-    """Side that small-step gradient descent takes at a branch point of a hyperplane whose
-    sliding slope is ``η``.
+    """Side that small-step gradient descent takes, for most steps, at a branch point of a
+    hyperplane whose sliding slope is ``η``: ``+`` iff ``η > (1 + γ)/2``.
 
     Gradient descent chatters across an attractive sliding hyperplane, a fraction
-    ``(η − γ)/(1 − γ)`` of its steps on the active side.  When the mode turns repulsive
-    (``a`` through 0) its normalised offset ``u = s/(lr a)`` follows ``u ↦ (u + c(u)) ρ`` with
-    ``ρ = a_k / a_{k+1} > 1`` growing; it escapes through ``+`` once ``ρ/(ρ − 1) |c₊|`` drops to
-    the chattering range, before it can escape through ``−`` iff ``|c₊| < c₋``, i.e.
-    ``η > (1 + γ)/2`` (``c± ∝ η − 1, η − γ``).  So the limit ``lr → 0`` leaves to ``+`` iff the
-    slope is above the middle of ``[γ, 1]``.  Measured: Stewart's data, four branch points
-    with ``η = 0.247, 0.758, 0.247, 0.760``; gradient descent at lr = 1e-3, 5e-4 and 2.5e-4
-    leaves to ``−, +, −, +`` in every run (``tests/test_issue10_regressions.py``).
+    ``(η − γ)/(1 − γ)`` of its steps on the active side; its one-sided normal steps are
+    ``∝ 1 − η`` on ``+`` and ``∝ η − γ`` on ``−``.  When the mode turns repulsive (``a``
+    through 0) it leaves to the side it is on when its steps change sign, and the slower
+    side, where it spends more steps, is the likelier one.  Which side it takes depends on
+    where the step grid falls (the phase of ``t*/lr``), not only on ``η``: gradient descent has
+    **no** vanishing-step limit at a branch point (``docs/paper-readings.md``, N5).  Measured:
+    Stewart's data, four branch points with ``η = 0.247, 0.758, 0.247, 0.760``: gradient
+    descent at lr = 1e-3, 5e-4 and 2.5e-4 leaves to ``−, +, −, +`` in every run
+    (``tests/test_issue10_regressions.py``), and at the first to ``−`` at each of eight
+    steps from 1e-3 to 3.7e-4 (measured once); a d = 3 branch point with ``η = 0.447``: ``+``
+    at five of nine steps from 1e-3 to 3e-4, ``−`` at four
+    (``test_gd_side_at_a_branch_point_depends_on_the_step``).
     """
     return np.where(np.asarray(eta, float) > 0.5 * (1.0 + gamma), 1, -1).astype(np.int8)
 
@@ -330,7 +339,8 @@ def select(
     if policy is BranchPolicy.GRADIENT_DESCENT and at_rest:
         # gradient descent does not chatter where it starts exactly on the hyperplanes: its
         # own step (σ'(0) = γ) decides, wherever that is a consistent continuation
-        g_signs, g_eta, g_D = _gd_at_rest(s_a, b, Zrows, X[K], gamma, start, classes, tol)
+        g_signs, g_eta, g_D = _gd_at_rest(s_a, b, Zrows, X[K], gamma, start, classes, tol,
+                                          ramp=float(a) == 0.0)
         if _consistent(g_signs, s_a * (X[K] @ g_D), tol, forced):
             branch |= g_signs != signs
             signs, eta, D = g_signs, g_eta, g_D
@@ -413,30 +423,40 @@ def _at_box_edge(eta: Array, gamma: float) -> NDArray[np.bool_]:
 
 def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
                start: Array | None, classes: tuple[NDArray[np.intp], NDArray[np.int8]],
-               tol: Array) -> tuple[NDArray[np.int8], Array, Array]:
+               tol: Array, ramp: bool = False) -> tuple[NDArray[np.int8], Array, Array]:
     """Where gradient descent goes from exactly on the hyperplanes ``K``.
 
-    Its first step takes every free slope at ``σ'(0) = γ``: each class goes to the side its
-    normal velocity then points to (stays where it is zero).  From there it follows the field
-    of the orthant it is in: a class whose velocity points back is carried to the other side
-    (``s ← sign(v(s))``, class by class), until the orthant's field keeps every class on its
-    side.  Where that walk cycles, gradient descent chatters across the classes that change
-    side within the cycle: they are held, and settled by :func:`_leave_rounds`.
+    While ``w`` is within a few steps of the intersection the residuals and the fixed part
+    ``b`` of the subgradient do not change to leading order, so the offsets ``z_k = <w, x_k>``
+    of gradient descent follow its own map at that scale, exactly, for every small step:
+    ``z ← z + h_i s_a X_K (b + Σ_k η_k Z_k)`` with ``η_k = 1`` for ``z_k > 0`` and
+    ``σ'(0) = γ`` otherwise (the first step, from ``z = 0``, takes every slope at ``γ``), and
+    ``h_i = i`` where ``a`` starts at 0 (``ramp``: ``a`` grows linearly) or 1 otherwise.  The
+    map is iterated (:data:`GD_MAP_STEPS` steps; a few hundred vector operations of size
+    ``|K|``) and read on its last quarter: a class that stays on one side leaves to it, one
+    that changes side (gradient descent chatters across it) or stays at 0 is held, and the
+    held classes are settled by :func:`_leave_rounds` (minimal norm, Filippov).  The previous
+    rule, a walk over the orthant fields that held every class changing side within a cycle,
+    held classes that gradient descent carries across while it chatters on another one
+    (d = 4, five hyperplanes, ``a = 0``: ``tests/test_issue10_regressions.py``).
     """
     rep, orient = classes
     heads = np.flatnonzero(rep == np.arange(rep.size))
-    v = s_a * (XK @ (b + gamma * Zrows.sum(axis=0)))
-    side = np.where(np.abs(v) > tol, np.sign(v), 0).astype(np.int8)[heads]
-    visited: list[tuple[int, ...]] = []
-    while tuple(side) not in visited:
-        visited.append(tuple(side))
-        signs = (orient * side[np.searchsorted(heads, rep)]).astype(np.int8)
-        eta, D = _min_norm(b, Zrows, signs == 0, side_slope(signs, gamma), gamma, start, classes)
-        v = s_a * (XK[heads] @ D)
-        side = np.where((side != 0) & (np.abs(v) > tol[heads]), np.sign(v), side).astype(np.int8)
-    cycle = np.array(visited[visited.index(tuple(side)):])
-    side = np.where(np.all(cycle == cycle[0], axis=0), side, 0).astype(np.int8)
-    signs = (orient * side[np.searchsorted(heads, rep)]).astype(np.int8)
+    c0 = XK[heads] @ b
+    G = XK[heads] @ Zrows.T  # velocity of head i per unit slope of hyperplane k
+    member_head = np.searchsorted(heads, rep)
+    z = np.zeros(heads.size)
+    last = np.zeros((GD_MAP_STEPS // 4, heads.size), dtype=np.int8)
+    for i in range(GD_MAP_STEPS):
+        side = np.sign(z).astype(np.int8)
+        eta = np.where(orient * side[member_head] > 0, 1.0, gamma)
+        v = s_a * (c0 + G @ eta)
+        v[np.abs(v) <= tol[heads]] = 0.0
+        z = z + (i + 1 if ramp else 1) * v
+        if i >= GD_MAP_STEPS - last.shape[0]:
+            last[i - GD_MAP_STEPS + last.shape[0]] = np.sign(z)
+    side = np.where(np.all(last == last[0], axis=0), last[0], 0).astype(np.int8)
+    signs = (orient * side[member_head]).astype(np.int8)
     eta = side_slope(signs, gamma)
     return _leave_rounds(s_a, b, Zrows, XK, signs, eta, gamma, start, classes, tol)
 

@@ -303,3 +303,103 @@ def test_starts_on_antiparallel_hyperplane_flags_only_exact_starts_on_opposite_p
     Xpar = X.copy()
     Xpar[2] = [0.0, 0.0, 0.25]  # parallel, same side: GD's (γ, γ) is in the tied set
     assert not starts_on_antiparallel_hyperplane(Xpar, on, 0.0)
+
+
+# ---------------------------------------------------------------------------- (iv) the thorough
+# profile's multi-active draws with a = 0 (exact dyadic data, several hyperplanes at once)
+XA = np.array([[0.0, -0.75, -0.5], [0.125, 0.0, 0.0], [0.0, 0.0, 0.25], [0.0, 0.0, -0.125],
+               [0.0, 0.0, 0.75], [0.0, 0.0, 0.125]])
+YA = np.array([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+WA = np.array([[0.0, 0.0, 0.125], [0.0, 0.0, 0.125], [0.0, -0.0625, 0.09375],
+               [0.0, 0.0, 0.125], [0.0, -0.0625, 0.09375], [0.0, 0.0, 0.125],
+               [0.0, 0.0, 0.125], [0.0, 0.0, 0.125]])
+AA = np.array([0.0, 0.0, 0.0, 0.0, -0.03125, 0.0, 0.0, 0.0])
+
+
+def _gd_state(lr: float, t: float):
+    from reference import _gd_run
+
+    W, a = _gd_run(XA, YA, WA, AA, 0.0, "square", lr, np.array([int(round(t / lr))]))
+    return W[0], a[0]
+
+
+def test_gd_side_at_a_branch_point_depends_on_the_step():
+    """Reading N5: gradient descent has no vanishing-step limit at a branch point.  Neuron 4
+    slides on x_0's hyperplane (η = 0.447) until its a passes 0 at t = 2.7786; the mode turns
+    repulsive and gradient descent, chattering across the hyperplane until then, leaves to the
+    side its step grid puts it on: + at lr = 1e-3 and 3.7e-4, − at 8e-4 and 4.5e-4 (of nine
+    step sizes measured, five +, four −).  The 'gd' policy takes the side most step sizes take
+    (:func:`pwflow.filippov.gd_side`: − for η below the middle of [γ, 1]) and agrees with
+    gradient descent at the steps that take it, Richardson-extrapolated; the default stays."""
+    side = {lr: np.sign(_gd_state(lr, 3.1)[0][4] @ XA[0]) for lr in (1e-3, 8e-4, 4.5e-4, 3.7e-4)}
+    assert side == {1e-3: 1.0, 8e-4: -1.0, 4.5e-4: -1.0, 3.7e-4: 1.0}, side
+    data, init = pwflow.Dataset(XA, YA), pwflow.from_arrays(WA, AA)
+    tr = pwflow.simulate(data, init, 5.0, gamma=0.0, loss="square", t_eval=[5.0],
+                         options=pwflow.FlowOptions(branch_policy="gd"))
+    assert tr.status == 0, tr.message
+    ev = tr.events
+    hit = (ev["kind"] == pwflow.EventKind.BRANCH) & (ev["neuron"] == 4) & (ev["k"] == 0)
+    assert np.any(hit & (ev["t"] > 2.77) & (ev["t"] < 2.79)), tr.events_by_kind()
+    W, a = tr.state(5.0)
+    assert W[4] @ XA[0] < -1e-3  # the side of gd_side(0.447, 0)
+    (W2, a2), (W1, a1) = _gd_state(2e-4, 5.0), _gd_state(1e-4, 5.0)
+    assert W1[4] @ XA[0] < 0 and W2[4] @ XA[0] < 0  # these two steps take that side
+    gap = np.sqrt(np.sum((W1 - W2) ** 2) + np.sum((a1 - a2) ** 2))
+    err = np.sqrt(np.sum((2 * W1 - W2 - W) ** 2) + np.sum((2 * a1 - a2 - a) ** 2))
+    assert err <= C_GAP * gap, (err, gap)  # measured: 1.1e-8 against a gap of 1.4e-6
+    stay = pwflow.simulate(data, init, 5.0, gamma=0.0, loss="square", t_eval=[5.0])
+    Ws, _ = stay.state(5.0)
+    assert abs(Ws[4] @ XA[0]) <= 1e-10 * np.linalg.norm(Ws[4]) * np.linalg.norm(XA[0])
+
+
+def test_gd_policy_from_rest_follows_gradient_descents_own_map():
+    """Found by the thorough profile (d = 4, γ = 0.5, logistic, every a = 0).  Neuron 5 starts
+    on five hyperplanes at once (x_0, x_1, x_3, x_4, x_5 span a 3-D subspace orthogonal to
+    it).  Gradient descent's first step sends x_0 to + and x_1 to −; it then chatters across
+    x_0's hyperplane and keeps x_1 on its side.  The former rule (a walk over the orthant
+    fields) held every class that changed side within a cycle of the walk and let x_1 leave
+    to + (|flow − GD_ext| = 17, 42 and 76 gaps at t = 1, 2.5, 5)."""
+    X = np.array([[0.0, 0.0, 1.125, -1.375], [0.0, 0.0, -1.75, -0.375],
+                  [1.125, 0.0, 2.0, -0.75], [0.0, 0.625, -0.625, -1.125],
+                  [0.0, 1.375, 0.75, 0.25], [0.0, 1.875, 0.125, 0.875]])
+    y = np.array([1.0, -1.0, -1.0, 1.0, 1.0, 1.0])
+    W = np.zeros((6, 4))
+    W[:5, 3] = [0.125, -0.125, 0.078125, -0.09375, 0.109375]
+    W[5, 0] = 0.125
+    a = np.zeros(6)
+    times = (1.0, 2.5, 5.0)
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 5.0, gamma=0.5,
+                         loss="logistic", t_eval=np.array(times),
+                         options=pwflow.FlowOptions(branch_policy="gd"))
+    assert tr.status == 0, tr.message
+    ref = gd_reference(X, y, W, a, 0.5, "logistic", times, lr=1e-3)
+    for i, t in enumerate(ref.t):
+        Wt, at = tr.state(t)
+        err = ref.error(Wt, at, i)
+        assert err <= C_GAP * (ref.gap[i] + 2 * ref.band[i]), (
+            f"t = {t}: |flow − GD_ext| = {err:.3e}, gap {ref.gap[i]:.3e}")
+    W1, _ = tr.state(1.0)
+    assert W1[5] @ X[1] < 0 and abs(W1[5] @ X[0]) <= 1e-10
+
+
+def test_gd_at_rest_reads_gradient_descents_own_map():
+    """:func:`pwflow.filippov.select` at rest against plain gradient descent's first steps
+    (independent code): the sides of the offsets ``<w, x_k>`` after 200 steps of lr = 1e-7 from
+    the d = 4 start above; a class gradient descent chatters across is held by the rule."""
+    from pwflow.filippov import BranchPolicy, select
+    from reference import _gd_run, loss_derivative, outputs
+
+    X = np.array([[0.0, 0.0, 1.125, -1.375], [0.0, 0.0, -1.75, -0.375],
+                  [1.125, 0.0, 2.0, -0.75], [0.0, 0.625, -0.625, -1.125],
+                  [0.0, 1.375, 0.75, 0.25], [0.0, 1.875, 0.125, 0.875]])
+    y = np.array([1.0, -1.0, -1.0, 1.0, 1.0, 1.0])
+    w, a = np.array([[0.125, 0.0, 0.0, 0.0]]), np.zeros(1)
+    steps = np.arange(150, 201)
+    Ws, _ = _gd_run(X, y, w, a, 0.5, "logistic", 1e-7, steps)
+    z = Ws[:, 0, :] @ X.T  # (51, n)
+    gd = np.where(np.all(z > 0, axis=0), 1, np.where(np.all(z < 0, axis=0), -1, 0))
+    r = loss_derivative(outputs(w, a, X, 0.5), y, "logistic")
+    u = np.sign(w[0] @ X.T).astype(np.int8)
+    sel = select(0.0, u, X, r, 0.5, policy=BranchPolicy.GRADIENT_DESCENT, w=w[0],
+                 at_rest=True)
+    np.testing.assert_array_equal(sel.signs, gd[sel.K])
