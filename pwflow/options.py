@@ -101,7 +101,8 @@ class FlowOptions:
         Continuation at a branch point (a sliding mode that turns repulsive, where Eq. (2) has
         several solutions; see :mod:`pwflow.filippov`): ``'min_norm'`` keeps the neuron on the
         hyperplane (the minimal-norm selection, Condition 2 (ii)); ``'gd'`` leaves to the side
-        that small-step gradient descent takes.  Both log a ``BRANCH`` event.
+        that small-step gradient descent takes for most step sizes (it has no vanishing-step
+        limit there: ``docs/paper-readings.md``, N5).  Both log a ``BRANCH`` event.
     invariant_tol : float
         Tolerance of the run's invariant checks (relative): Lemma 1's ``a_j² − ‖w_j‖²``
         (measured on the neurons themselves at every snapshot, see ``docs/integrator.md``),
