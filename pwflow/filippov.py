@@ -65,8 +65,10 @@ Array = NDArray[np.float64]
 VELOCITY_RTOL = 1e-11
 
 #: steps of gradient descent's own map at the scale of its step, from exactly on hyperplanes
-#: (:func:`_gd_at_rest`); the last quarter is read
+#: (:func:`_gd_at_rest`): at most ``GD_MAP_STEPS``, read in chunks of ``GD_MAP_CHUNK`` until two
+#: chunks after the first agree
 GD_MAP_STEPS = 400
+GD_MAP_CHUNK = 50
 
 
 class BranchPolicy(str, enum.Enum):
@@ -432,9 +434,10 @@ def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
     ``z ← z + h_i s_a X_K (b + Σ_k η_k Z_k)`` with ``η_k = 1`` for ``z_k > 0`` and
     ``σ'(0) = γ`` otherwise (the first step, from ``z = 0``, takes every slope at ``γ``), and
     ``h_i = i`` where ``a`` starts at 0 (``ramp``: ``a`` grows linearly) or 1 otherwise.  The
-    map is iterated (:data:`GD_MAP_STEPS` steps; a few hundred vector operations of size
-    ``|K|``) and read on its last quarter: a class that stays on one side leaves to it, one
-    that changes side (gradient descent chatters across it) or stays at 0 is held, and the
+    map is iterated and read in chunks of :data:`GD_MAP_CHUNK` steps until two chunks after
+    the first read the same (at most :data:`GD_MAP_STEPS` steps, vector operations of size
+    ``|K|``): a class that stays on one side leaves to it, one that changes side (gradient
+    descent chatters across it) or stays at 0 is held, and the
     held classes are settled by :func:`_leave_rounds` (minimal norm, Filippov).  The previous
     rule, a walk over the orthant fields that held every class changing side within a cycle,
     held classes that gradient descent carries across while it chatters on another one
@@ -446,16 +449,21 @@ def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
     G = XK[heads] @ Zrows.T  # velocity of head i per unit slope of hyperplane k
     member_head = np.searchsorted(heads, rep)
     z = np.zeros(heads.size)
-    last = np.zeros((GD_MAP_STEPS // 4, heads.size), dtype=np.int8)
+    seen = np.empty((GD_MAP_CHUNK, heads.size), dtype=np.int8)
+    side = prev = None
     for i in range(GD_MAP_STEPS):
-        side = np.sign(z).astype(np.int8)
-        eta = np.where(orient * side[member_head] > 0, 1.0, gamma)
+        eta = np.where(orient * np.sign(z)[member_head] > 0, 1.0, gamma)
         v = s_a * (c0 + G @ eta)
         v[np.abs(v) <= tol[heads]] = 0.0
         z = z + (i + 1 if ramp else 1) * v
-        if i >= GD_MAP_STEPS - last.shape[0]:
-            last[i - GD_MAP_STEPS + last.shape[0]] = np.sign(z)
-    side = np.where(np.all(last == last[0], axis=0), last[0], 0).astype(np.int8)
+        seen[i % GD_MAP_CHUNK] = np.sign(z)
+        if i % GD_MAP_CHUNK == GD_MAP_CHUNK - 1:
+            # a chunk's reading: its constant sign, or 0 where the class changed side in it;
+            # two equal readings in a row after the first chunk end the map early
+            side = np.where(np.all(seen == seen[0], axis=0), seen[0], 0).astype(np.int8)
+            if prev is not None and np.array_equal(side, prev):
+                break
+            prev = None if i < GD_MAP_CHUNK else side
     signs = (orient * side[member_head]).astype(np.int8)
     eta = side_slope(signs, gamma)
     return _leave_rounds(s_a, b, Zrows, XK, signs, eta, gamma, start, classes, tol)

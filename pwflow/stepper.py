@@ -45,7 +45,7 @@ from .events import (
     first_exit_brackets,
     locate_roots,
 )
-from .filippov import BranchPolicy, select, select_single, transition
+from .filippov import BranchPolicy, Selection, select, select_single, transition
 from .model import Loss
 from .ode_base import OdeSolver
 from .options import FlowOptions, InvariantError, ZenoError
@@ -517,13 +517,20 @@ class HybridFlow:
         rows = []
         if on_face.size:
             r = self._residuals_direct()
+            # with a_j ≠ 0 the rule depends on the neuron only through its face and sign(a_j)
+            # (w orients the motion only where a_j = 0): one solve per distinct pair
+            decided: dict[tuple[bytes, float], Selection] = {}
             for j in on_face:
                 if np.all(W[j] == 0):
                     U[j] = 0
                     rows.append((int(j), -1, EventKind.REACH_ZERO))
                     continue
-                sel = select(self.Z[j, self.d], U[j], self.X, r, self.gamma, policy=self.policy,
-                             w=W[j], at_rest=True)
+                key = (U[j].tobytes(), float(np.sign(self.Z[j, self.d])))
+                sel = decided.get(key) if key[1] != 0.0 else None
+                if sel is None:
+                    sel = select(self.Z[j, self.d], U[j], self.X, r, self.gamma,
+                                 policy=self.policy, w=W[j], at_rest=True)
+                    decided[key] = sel
                 U[j, sel.K] = sel.signs
                 self._at_rest[j] = bool(np.any(sel.signs == 0))
                 if np.any(sel.signs == 0):
