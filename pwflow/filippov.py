@@ -54,6 +54,7 @@ __all__ = [
     "side_slope",
     "exit_side",
     "gd_side",
+    "implied_hyperplanes",
     "transition",
     "parallel_classes",
 ]
@@ -69,6 +70,11 @@ VELOCITY_RTOL = 1e-11
 #: chunks after the first agree
 GD_MAP_STEPS = 400
 GD_MAP_CHUNK = 50
+
+#: relative distance of ``x_l`` to ``span{x_k : k ∈ K}`` below which a neuron on the
+#: hyperplanes ``K`` lies on ``x_l``'s too (:func:`implied_hyperplanes`): then
+#: ``|<w, x_l>| <= 1e-10 ‖w‖ ‖x_l‖``, the distance at which a neuron counts as on a hyperplane
+SPAN_RTOL = 1e-10
 
 
 class BranchPolicy(str, enum.Enum):
@@ -168,6 +174,31 @@ def transition(prev: ArrayLike, new: ArrayLike) -> NDArray[np.int8]:
     return out
 
 
+def implied_hyperplanes(X: Array, u_face: ArrayLike) -> NDArray[np.intp]:
+    """Data points off the face ``u_face`` (``u_l ≠ 0``) whose hyperplane contains the face:
+    ``x_l ∈ span{x_k : u_k = 0}`` (to :data:`SPAN_RTOL`), so that every ``w`` on the
+    hyperplanes ``K`` lies on ``x_l``'s as well.
+
+    In general position this needs ``|K| >= d``, i.e. ``w = 0``; it happens on degenerate data
+    (points in a common lower-dimensional subspace, parallel points) where a neuron reaching
+    the intersection of ``K`` reaches ``x_l``'s hyperplane at the same instant.  Its slope
+    ``η_l`` is then free in ``[γ, 1]`` (Eq. (6)), not the side's: :func:`select` decides it with
+    the others.  (A neuron sliding on three hyperplanes of points spanning a plane in d = 4
+    was recorded on two of them, the third held at slope 1 by its side.)
+    """
+    u_face = np.asarray(u_face)
+    K = np.flatnonzero(u_face == 0)
+    if K.size == 0:
+        return K
+    _, S, Vt = np.linalg.svd(X[K], full_matrices=False)
+    B = Vt[S > S[0] * 1e-12] if S[0] > 0 else Vt[:0]
+    off = np.flatnonzero(u_face != 0)
+    Xo = X[off]
+    res = Xo - (Xo @ B.T) @ B
+    near = np.linalg.norm(res, axis=1) <= SPAN_RTOL * np.linalg.norm(Xo, axis=1)
+    return off[near]
+
+
 def _zero_tol(b: Array, Zrows: Array, xK: Array) -> Array:
     """Per hyperplane of ``K``: the size below which ``<D, x_k>`` is rounding."""
     mag = float(np.linalg.norm(b)) + float(np.sum(np.linalg.norm(Zrows, axis=1)))
@@ -262,7 +293,8 @@ def select(
         Output weight of the neuron; only its sign matters (``dw/dt = a D``).  At a branch
         point where ``a`` passes through 0, pass a number of the sign it takes after.
     u_face : array of int8, shape (n,)
-        Pattern at the event (zeros on the hyperplanes the neuron lies on).
+        Pattern at the event (zeros on the hyperplanes the neuron lies on); the hyperplanes
+        that contain their intersection (:func:`implied_hyperplanes`) are added to ``K``.
     X, r, gamma
         Data, residual derivatives ``∂_1 l(h(x_k), y_k)`` at the event, slope.
     exits : dict, optional
@@ -283,6 +315,10 @@ def select(
         that step at a branch point (stays where it is tangent).
     """
     u_face = np.asarray(u_face)
+    implied = implied_hyperplanes(X, u_face)
+    if implied.size:
+        u_face = u_face.copy()
+        u_face[implied] = 0
     n = X.shape[0]
     K = np.flatnonzero(u_face == 0)
     b = -((face_slopes(u_face, gamma) * r) @ X) / n

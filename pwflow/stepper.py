@@ -1423,6 +1423,7 @@ class HybridFlow:
             side[override] = obs[override]
             U_new[i, k] = side
             branch[i, k] = br
+        on_K: dict[int, NDArray[np.intp]] = {}  # hyperplanes select decided (implied ones too)
         for e in np.flatnonzero(~simple):
             ks = evs.ks(e)
             if zero[e]:
@@ -1435,6 +1436,7 @@ class HybridFlow:
             U_new[e] = u_face
             U_new[e, sel.K] = sel.signs
             branch[e, sel.K] = sel.branch
+            on_K[int(e)] = sel.K
         # place each neuron exactly on the hyperplanes it reached or stays on (changes ‖w‖²
         # only at second order in the located residual, so Lemma 1 is unaffected); w = 0: w := 0
         zs[zero, :d] = 0.0
@@ -1461,7 +1463,8 @@ class HybridFlow:
                 reach[list(ks)] = True
             if np.any(reach):
                 zs[e, :d] = self._project_face(zs[e:e + 1, :d], np.flatnonzero(reach)[None])[0]
-            K = np.union1d(ks, np.flatnonzero(U_prev[e] == 0)).astype(np.intp)
+            K = np.union1d(np.union1d(ks, np.flatnonzero(U_prev[e] == 0)), on_K[int(e)])
+            K = K.astype(np.intp)
             codes = np.full(n, -1, dtype=np.int8)
             codes[K] = transition(U_prev[e, K], U_new[e, K])
             ks = np.flatnonzero((codes >= 0) | branch[e])

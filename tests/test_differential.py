@@ -36,10 +36,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
-
-import pwflow
 from reference import gd_reference, loss_value, sliding_checks, starts_on_antiparallel_hyperplane
 from strategies import collinear_problems, multi_active_problems, problems
+
+import pwflow
 
 #: (a): |flow − extrapolated GD| ≤ max(C_GAP · (gap + 2 band), ATOL_GD · (1 + ‖θ‖)).  With the
 #: two-step gap, correct runs reached 25 gaps (an event inside a step, or chattering, makes

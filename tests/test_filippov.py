@@ -63,6 +63,12 @@ def face_problems(draw, min_p: int = 1):
     assume(np.all(np.abs(r[:p]) > 1e-3))
     u = draw(arrays(np.int8, (n,), elements=st.sampled_from([-1, 1])))
     u[:p] = 0
+    # a point in the span of the face's points would lie on the face's hyperplanes too (e.g. a
+    # duplicate of one), so a side for it is not a face (least squares, not pwflow's test);
+    # such faces are test_select_decides_every_implied_hyperplane's
+    coef, *_ = np.linalg.lstsq(X[:p].T, X[p:].T, rcond=None)
+    assume(np.all(np.linalg.norm(X[p:].T - X[:p].T @ coef, axis=0)
+                  > 1e-10 * np.linalg.norm(X[p:], axis=1)))
     a = draw(st.sampled_from([-1.0, 1.0])) * draw(st.floats(0.1, 2.0))
     gamma = draw(st.sampled_from([0.0, 0.1, 0.5]))
     return a, u, X, r, gamma
@@ -263,3 +269,47 @@ def test_every_policy_gives_a_consistent_continuation(prob, policy, at_rest):
         assert sel.signs[j] == o * sel.signs[i]
         tied = eta_K[i] if o > 0 else 1 + gamma - eta_K[i]
         assert abs(eta_K[j] - tied) <= 1e-9
+
+
+# ---------------------------------------------------------------------------- implied hyperplanes
+def test_implied_hyperplanes_are_those_containing_the_face():
+    """x_4 lies in the plane of x_2 and x_3 (d = 4): a neuron on both their hyperplanes is on
+    x_4's.  Points in general position imply nothing; a parallel point is implied."""
+    from pwflow.filippov import implied_hyperplanes
+
+    X = np.array([[0.0, 0.0, -0.375, -0.625], [0.0, -0.375, -0.75, -1.5],
+                  [-0.625, -0.625, 0.0, 0.0], [1.375, 1.0, 0.0, 0.0], [1.75, -1.25, 0.0, 0.0]])
+    u = np.array([-1, -1, 0, 0, 1], dtype=np.int8)
+    assert implied_hyperplanes(X, u).tolist() == [4]
+    assert implied_hyperplanes(X, np.array([-1, -1, 0, 1, 1], dtype=np.int8)).size == 0
+    Xp = np.vstack([X, -2.5 * X[2]])
+    assert implied_hyperplanes(Xp, np.array([-1, -1, 0, 1, 1, 1], dtype=np.int8)).tolist() == [5]
+    assert implied_hyperplanes(X, np.ones(5, dtype=np.int8)).size == 0
+
+
+@given(st.integers(3, 6), st.integers(1, 3), st.integers(0, 2**32 - 1))
+def test_select_decides_every_implied_hyperplane(d, k, seed):
+    """Random data with one point in the span of the face's points: :func:`select` puts it in
+    ``K`` and the continuation keeps it consistent (staying on the face's hyperplanes keeps
+    the neuron on the implied one); a point off the span is left out."""
+    from pwflow.filippov import implied_hyperplanes
+
+    k = min(k, d - 1)
+    rng = np.random.default_rng(seed)
+    XK = rng.normal(size=(k, d))
+    inside = rng.normal(size=k) @ XK
+    X = np.vstack([XK, inside, rng.normal(size=(2, d))])
+    n = X.shape[0]
+    w = rng.normal(size=d)
+    w -= XK.T @ np.linalg.lstsq(XK.T, w, rcond=None)[0]  # onto the face's hyperplanes
+    u = np.sign(X @ w).astype(np.int8)
+    u[:k] = 0
+    u[k] = 1
+    assert k in implied_hyperplanes(X, u).tolist()
+    assert implied_hyperplanes(X, u).tolist() == [k]
+    r = rng.normal(size=n)
+    sel = select(float(rng.choice([-1.0, 1.0])), u, X, r, 0.0)
+    assert k in sel.K.tolist()
+    stays = sel.signs[: k] == 0
+    if np.all(stays):
+        assert sel.signs[list(sel.K).index(k)] == 0

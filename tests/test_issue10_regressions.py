@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reference import gd_reference, loss_value, sliding_checks
 
 import pwflow
-from reference import gd_reference, loss_value, sliding_checks
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -386,8 +386,9 @@ def test_gd_at_rest_reads_gradient_descents_own_map():
     """:func:`pwflow.filippov.select` at rest against plain gradient descent's first steps
     (independent code): the sides of the offsets ``<w, x_k>`` after 200 steps of lr = 1e-7 from
     the d = 4 start above; a class gradient descent chatters across is held by the rule."""
-    from pwflow.filippov import BranchPolicy, select
     from reference import _gd_run, loss_derivative, outputs
+
+    from pwflow.filippov import BranchPolicy, select
 
     X = np.array([[0.0, 0.0, 1.125, -1.375], [0.0, 0.0, -1.75, -0.375],
                   [1.125, 0.0, 2.0, -0.75], [0.0, 0.625, -0.625, -1.125],
@@ -403,3 +404,29 @@ def test_gd_at_rest_reads_gradient_descents_own_map():
     sel = select(0.0, u, X, r, 0.5, policy=BranchPolicy.GRADIENT_DESCENT, w=w[0],
                  at_rest=True)
     np.testing.assert_array_equal(sel.signs, gd[sel.K])
+
+
+def test_neuron_reaching_an_intersection_is_on_every_hyperplane_containing_it():
+    """Found by the thorough profile (invariants, d = 4, n = 5): x_2, x_3, x_4 span one plane,
+    so a neuron on x_2's and x_3's hyperplanes is on x_4's.  Neuron 4 slides on x_2's and
+    reaches x_3's at t = 3.2592; it used to be recorded on K = {2, 3} with x_4 on its active
+    side (slope 1 where Eq. (6) leaves it free), which the sliding check flagged at every
+    later snapshot.  Now the event logs x_4 too and every snapshot passes the check."""
+    X = np.array([[0.0, 0.0, -0.375, -0.625], [0.0, -0.375, -0.75, -1.5],
+                  [-0.625, -0.625, 0.0, 0.0], [1.375, 1.0, 0.0, 0.0], [1.75, -1.25, 0.0, 0.0]])
+    W = np.zeros((8, 4))
+    W[:3, 3] = [-0.75, -1.0, -1.0]
+    W[3, 2:] = -0.625
+    W[4, 1], W[4, 3] = -0.125, 1.0
+    W[5:, 0] = -1.0
+    a = np.array([-0.75, -1.0, -1.0, -0.8838834764831844, -1.0077822185373186, -1.0, -1.0,
+                  -1.0])
+    tr = pwflow.simulate(pwflow.Dataset(X, np.zeros(5)), pwflow.from_arrays(W, a), 10.0,
+                         gamma=0.0, loss="square", t_eval=np.linspace(0.0, 10.0, 21))
+    assert tr.status == 0, tr.message
+    ev = tr.events
+    at = (ev["neuron"] == 4) & (np.abs(ev["t"] - 3.2592) < 1e-3)
+    assert sorted(ev["k"][at].tolist()) == [3, 4], ev["k"][at]
+    assert np.all(ev["kind"][at] == pwflow.EventKind.ENTER_SLIDING)
+    bad = [msg for i in range(tr.t.size) for msg in sliding_checks(tr, i)]
+    assert not bad, bad[:3]
