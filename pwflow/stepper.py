@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 from numpy.typing import NDArray
 
+from . import blas
 from .batch import choose_cut, cut_coefficients
 from .dense import (
     nested,
@@ -720,6 +721,7 @@ class HybridFlow:
         js = self._mr.below(bound * (1 + 1e-12))
         return js[bound[self.pat[js]] * self._znorm[js] >= 0.9 * self._mu[js]]
 
+    @blas.limited()
     def step(self, t_bound: float, snap_times: Array | None = None) -> None:
         """Advance to the next accepted point (at most ``t_bound``), applying events.
 
@@ -732,6 +734,10 @@ class HybridFlow:
         dense output (:meth:`_dense_snapshots`) and left in :attr:`dense_snapshots` as
         ``(t, Z, pat)``; a step whose applied events start before such a time is cut at it,
         so that every snapshot is the state with exactly the events before it applied.
+
+        BLAS runs on :data:`pwflow.blas.THREADS` threads (one) during the step
+        (:func:`pwflow.blas.limited`: threaded reductions wait for busy cores and round by
+        their number of threads).
         """
         self.dense_snapshots: list[tuple[float, Array, NDArray[np.intp]]] = []
         if self.rest is not None or t_bound - self.t <= 64 * np.spacing(max(abs(t_bound), 1.0)):
