@@ -160,3 +160,43 @@ def test_replaying_run_agrees_with_integrating_every_face(monkeypatch, seed):
     cut = _run(4, 10, 60, 2.0, seed)
     _agree(full, cut, 1e-8, 1e-9)
     assert cut.stats["n_steps"] > replayed.stats["n_steps"]
+
+
+def _non_grazing(tr) -> dict:
+    """The log without grazing contacts (the kind that differs between any two step
+    sequences), sorted by neuron, hyperplane, kind and time."""
+    keep = np.asarray(tr.events["kind"]) != int(pwflow.EventKind.GRAZING)
+    ev = {k: np.asarray(tr.events[k])[keep] for k in ("t", "neuron", "k", "kind")}
+    order = np.lexsort((ev["t"], ev["kind"], ev["k"], ev["neuron"]))
+    return {k: v[order] for k, v in ev.items()}
+
+
+def test_replay_through_quiet_stretches_agrees_with_the_reference(monkeypatch):
+    """d = 4 to t = 100: the replaying solver hands over to Radau and back (its passive faces
+    dropped and rebuilt); the events other than grazing contacts are the reference path's
+    (``batch_tol = 0``, DOP853 on every face), at their times to the batching's accuracy."""
+    rng = np.random.default_rng(0)
+    data = pwflow.Dataset(rng.normal(size=(8, 4)), rng.normal(size=8))
+    init = pwflow.balanced(20, 4, 1e-2, seed=0)
+    monkeypatch.setattr(HybridFlow, "REPLAY_PASSIVE", None)
+    ref = pwflow.simulate(data, init, 100.0, n_snapshots=4,
+                          options=pwflow.FlowOptions(batch_tol=0, stiff_solver=None))
+    monkeypatch.setattr(HybridFlow, "REPLAY_PASSIVE", 0)
+    stiff = []
+    start = HybridFlow._start_solver
+
+    def spy(self, t_bound):
+        start(self, t_bound)
+        stiff.append((self._phase.stiff, self._passive is not None))
+
+    monkeypatch.setattr(HybridFlow, "_start_solver", spy)
+    new = pwflow.simulate(data, init, 100.0, n_snapshots=4)
+    assert (True, False) in stiff and (False, True) in stiff  # both phases ran
+    a, b = _non_grazing(ref), _non_grazing(new)
+    assert a["t"].size == b["t"].size > 50
+    for key in ("neuron", "k", "kind"):
+        np.testing.assert_array_equal(a[key], b[key])
+    np.testing.assert_allclose(a["t"], b["t"], rtol=1e-7)
+    scale = max(np.max(np.abs(ref.W[-1])), np.max(np.abs(ref.a[-1])))
+    assert np.max(np.abs(ref.W[-1] - new.W[-1])) <= 1e-9 * scale
+    assert abs(ref.loss[-1] - new.loss[-1]) <= 1e-12
