@@ -113,9 +113,7 @@ class PassiveFaces:
         q, k = self.q, group.size
         eye = np.eye(q)
         y = np.concatenate([self._state.get(int(p), eye)[None] for p in group]).reshape(-1)
-        mask = np.zeros(self.P, dtype=bool)
-        mask[group] = True
-        plan = self.table.face_plan(self.P, mask)
+        plan = self.table.rows_plan(group)  # these faces' fields only
         ok = np.ones(k, dtype=bool)
         last = len(self.steps) - 1
         F = None
@@ -148,11 +146,12 @@ class PassiveFaces:
         return group[~ok]
 
     def _rate(self, group: NDArray[np.intp], plan):
-        """``dΦ/dt`` of the faces ``group`` (flat rows) for stored residuals ``r``."""
+        """``dΦ/dt`` of the faces ``group`` (flat rows, fields from ``plan``:
+        :meth:`PatternTable.rows_plan`) for stored residuals ``r``."""
         field_, q, k = self.field, self.q, group.size
 
         def rate(r: Array, y: Array) -> Array:
-            G = field_.fields_of(r, plan)[group]
+            G = field_.fields_of(r, plan)
             with np.errstate(over="ignore", invalid="ignore"):
                 return field_.rates(y.reshape(k, q, q), G).reshape(-1)
 

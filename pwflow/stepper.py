@@ -321,9 +321,11 @@ class _Recording(_Restricted):
     the residuals of every evaluation (:meth:`take`), from which the faces left out are
     replayed.  The same operations as the field on the kept rows."""
 
-    def __init__(self, field_: CollectiveField, keep: NDArray[np.bool_]) -> None:
+    def __init__(self, field_: CollectiveField, keep: NDArray[np.bool_],
+                 table: PatternTable) -> None:
         super().__init__(field_, keep)
         self._record: list[Array] = []
+        self._plan = table.rows_plan(self.keep)  # the kept faces' fields only
 
     def __call__(self, t: float, y: Array) -> Array:
         f = self.field
@@ -332,7 +334,7 @@ class _Recording(_Restricted):
         with np.errstate(over="ignore", invalid="ignore"):  # as CollectiveField.__call__
             r = f.residuals(Phi[self._occ])
             self._record.append(r)
-            return f.rates(Phi, f.fields_of(r)[self.keep]).reshape(-1)
+            return f.rates(Phi, f.fields_of(r, self._plan)).reshape(-1)
 
     def take(self) -> list[Array]:
         """The residuals recorded since the last call, in evaluation order."""
@@ -653,7 +655,7 @@ class HybridFlow:
             method = _solver_class(self.opt.stiff_solver)
             fun = _Restricted(self._field, counts > 0)
         elif replay:  # DOP853 on the occupied faces; the passive ones replayed on demand
-            method, fun = _solver_class("DOP853"), _Recording(self._field, counts > 0)
+            method, fun = _solver_class("DOP853"), _Recording(self._field, counts > 0, tab)
         else:
             method, fun = _solver_class("DOP853"), self._field
         self._fun = fun
