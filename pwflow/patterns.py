@@ -72,6 +72,9 @@ class FacePlan:
     many : int array
         Integrated faces with more free slopes, or with parallel free data points: solved one
         by one (:func:`~pwflow.subgradient.free_slopes`).
+    faces : int array or None
+        The face of each row (:meth:`PatternTable.rows_plan`; the indices above are then
+        rows); ``None``: row ``p`` is face ``p``.
     """
 
     single: SinglePlan
@@ -81,6 +84,7 @@ class FacePlan:
     x1: Array
     x2: Array
     many: NDArray[np.intp]
+    faces: NDArray[np.intp] | None = None
 
 
 class PatternTable:
@@ -246,15 +250,45 @@ class PatternTable:
                         many=np.flatnonzero(multi & ((self.nfree[:P] > 2) | coupled)))
 
     def plan_fields(self, plan: FacePlan, r: Array) -> Array:
-        """``D_u^θ`` of the faces of ``plan`` (shape ``(P, d)``): the fast path of
-        :meth:`fields` (the same closed forms, :meth:`_one_slope`, :meth:`_two_slopes` and
-        :meth:`_many_slopes`, on the plan's index arrays: the same numbers)."""
+        """``D_u^θ`` of the faces of ``plan`` (shape ``(P, d)``, or one row per face of a
+        :meth:`rows_plan`): the fast path of :meth:`fields` (the same closed forms,
+        :meth:`_one_slope`, :meth:`_two_slopes` and :meth:`_many_slopes`, on the plan's index
+        arrays: the same numbers)."""
         G = self.single_fields(plan.single, r)[0]
         if plan.two.size:
             self._two_slopes(G, r, plan.two, plan.k1, plan.k2, plan.x1, plan.x2)
-        for p in plan.many:
-            self._many_slopes(G, r, int(p), int(p))
+        for i in plan.many:
+            p = i if plan.faces is None else plan.faces[i]
+            self._many_slopes(G, r, int(i), int(p))
         return G
+
+    def rows_plan(self, faces: NDArray[np.intp]) -> FacePlan:
+        """:class:`FacePlan` of the given faces only, row ``i`` for face ``faces[i]``: the
+        fields of a few faces without the others' rows (:mod:`pwflow.replay`; the same
+        closed forms as :meth:`face_plan`, to rounding)."""
+        self._refresh()
+        faces = np.asarray(faces, dtype=np.intp)
+        key = ("rows", faces.tobytes())
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._remember(key, self._rows_plan(faces))
+        return plan
+
+    def _rows_plan(self, faces: NDArray[np.intp]) -> FacePlan:
+        row = np.full(len(self), -1, dtype=np.intp)
+        row[faces] = np.arange(faces.size)
+        sel = row[self.single] >= 0
+        single = SinglePlan(eta0=self.eta0[faces], one=row[self.single[sel]],
+                            k=self.single_k[sel], xk=self._single_x[sel],
+                            xx=self._single_xx[sel], zero=np.flatnonzero(self.frozen[faces]))
+        multi = self.multi[faces]
+        coupled = multi & self.coupled[faces]
+        two = np.flatnonzero(multi & (self.nfree[faces] == 2) & ~coupled)
+        Ks = np.nonzero(self.U[faces[two]] == 0)[1].reshape(-1, 2)
+        return FacePlan(single=single, two=two, k1=Ks[:, 0], k2=Ks[:, 1], x1=self.X[Ks[:, 0]],
+                        x2=self.X[Ks[:, 1]],
+                        many=np.flatnonzero(multi & ((self.nfree[faces] > 2) | coupled)),
+                        faces=faces)
 
     def single_plan_for(self, faces: NDArray[np.intp]) -> SinglePlan | None:
         """:class:`SinglePlan` of the given faces (rows in that order), or ``None`` unless

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from . import dop853_coefficients as coef
 from .ode_base import DenseOutput, OdeSolver
 
-__all__ = ["DOP853", "Dop853DenseOutput"]
+__all__ = ["DOP853", "Dop853DenseOutput", "combined_error"]
 
 Array = NDArray[np.float64]
 
@@ -36,6 +36,13 @@ def _stages(A: Array, C: Array, first: int) -> tuple[tuple[int, Array, float], .
     """Per stage ``s = first, first + 1, …`` (row ``s − first`` of ``A`` and ``C``): ``s``,
     the row restricted to the ``s`` previous stages, the node."""
     return tuple((first + i, A[i, : first + i], C[i]) for i in range(len(C)))
+
+
+def combined_error(h: float, err5_norm_2, err3_norm_2, size: int):
+    """Hairer's combination of the 5th- and 3rd-order estimates (squared norms, relative to
+    the scale) of ``size`` components: ``|h| e5² / √((e5² + 0.01 e3²) size)``."""
+    denom = err5_norm_2 + 0.01 * err3_norm_2
+    return np.abs(h) * err5_norm_2 / np.sqrt(denom * size)
 
 
 class DOP853(OdeSolver):
@@ -74,15 +81,23 @@ class DOP853(OdeSolver):
     def _rk_step(self, t: float, y: Array, h: float) -> tuple[Array, Array]:
         """One trial step (SciPy's ``rk_step``): fills ``K``, returns ``y_new`` and
         ``f_new``."""
-        fun, K = self.fun, self.K
+        K = self.K
         K[0] = self.f
-        for s, a, c in self._STAGES:
+        y_new, f_new = self.stages(self.fun, t, y, h, K)
+        self.nfev += self.n_stages
+        return y_new, f_new
+
+    @classmethod
+    def stages(cls, fun, t: float, y: Array, h: float, K: Array) -> tuple[Array, Array]:
+        """The stages of one step from ``(t, y)`` of size ``h`` (``K[0]``: ``fun(t, y)``,
+        given): fills ``K[1:]`` and returns the end state and ``fun`` there (``K[-1]``).
+        Also what :mod:`pwflow.replay` runs on the rows of faces left out of the solver."""
+        for s, a, c in cls._STAGES:
             dy = np.dot(K[:s].T, a) * h
             K[s] = fun(t + c * h, y + dy)
-        y_new = y + h * np.dot(K[:-1].T, self.B)
+        y_new = y + h * np.dot(K[:-1].T, cls.B)
         f_new = fun(t + h, y_new)
         K[-1] = f_new
-        self.nfev += self.n_stages
         return y_new, f_new
 
     def _error_norm(self, h: float, scale: Array) -> float:
@@ -94,8 +109,20 @@ class DOP853(OdeSolver):
         err3_norm_2 = np.linalg.norm(err3) ** 2
         if err5_norm_2 == 0 and err3_norm_2 == 0:
             return 0.0
-        denom = err5_norm_2 + 0.01 * err3_norm_2
-        return np.abs(h) * err5_norm_2 / np.sqrt(denom * len(scale))
+        return combined_error(h, err5_norm_2, err3_norm_2, len(scale))
+
+    @classmethod
+    def error_norms(cls, K: Array, h: float, scale: Array, size: int) -> Array:
+        """:meth:`_error_norm` of each block of ``size`` consecutive components (``K`` of
+        shape ``(13, B * size)``): the error estimate of each block alone (0 where both
+        estimators vanish)."""
+        err5 = (np.dot(K.T, cls.E5) / scale).reshape(-1, size)
+        err3 = (np.dot(K.T, cls.E3) / scale).reshape(-1, size)
+        e5 = np.einsum("bi,bi->b", err5, err5)
+        e3 = np.einsum("bi,bi->b", err3, err3)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = combined_error(h, e5, e3, size)
+        return np.where((e5 == 0) & (e3 == 0), 0.0, out)
 
     def _step_impl(self) -> tuple[bool, str | None]:
         t, y = self.t, self.y
@@ -130,18 +157,27 @@ class DOP853(OdeSolver):
         if h is None or self.t == t_old:  # no step was taken (t0 == t_bound)
             return Dop853DenseOutput(t_old, self.t, self.y,
                                      np.zeros((coef.INTERPOLATOR_POWER, self.n)))
-        for s, a, c in self._EXTRA:
+        self.nfev += len(self._EXTRA)
+        F = self.dense_coefficients(fun, t_old, y_old, self.y, h, K)
+        return Dop853DenseOutput(t_old, self.t, y_old, F)
+
+    @classmethod
+    def dense_coefficients(cls, fun, t_old: float, y_old: Array, y: Array, h: float,
+                           K: Array) -> Array:
+        """The interpolant's ``F`` (shape ``(7, n)``) of the step ``y_old → y`` of size ``h``
+        whose stages are ``K[:13]`` (``K[12]``: the field at the end): fills the 3 extra
+        stages ``K[13:]`` (``K`` of shape ``(16, n)``)."""
+        for s, a, c in cls._EXTRA:
             dy = np.dot(K[:s].T, a) * h
             K[s] = fun(t_old + c * h, y_old + dy)
-        self.nfev += len(self._EXTRA)
-        F = np.empty((coef.INTERPOLATOR_POWER, self.n))
+        F = np.empty((coef.INTERPOLATOR_POWER, y.size))
         f_old = K[0]
-        delta_y = self.y - y_old
+        delta_y = y - y_old
         F[0] = delta_y
         F[1] = h * f_old - delta_y
-        F[2] = 2 * delta_y - h * (self.f + f_old)
-        F[3:] = h * np.dot(self.D, K)
-        return Dop853DenseOutput(t_old, self.t, y_old, F)
+        F[2] = 2 * delta_y - h * (K[cls.n_stages] + f_old)
+        F[3:] = h * np.dot(cls.D, K)
+        return F
 
 
 class Dop853DenseOutput(DenseOutput):

@@ -156,7 +156,14 @@ class CollectiveField:
         """``D_p^θ`` for every integrated face (0 for the others), shape ``(P, d)``."""
         if self.frozen_output:
             return self._G_frozen
-        return self.table.plan_fields(self._plan, self.residuals(Phi))
+        return self.fields_of(self.residuals(Phi))
+
+    def fields_of(self, r: Array, plan=None) -> Array:
+        """``D_p^θ`` for the residuals ``r`` (:meth:`residuals`): of every integrated face, or
+        of the faces of ``plan`` (:meth:`PatternTable.face_plan`); 0 for the others."""
+        if self.frozen_output:
+            return self._G_frozen if plan is None else self.table.plan_fields(plan, r)
+        return self.table.plan_fields(self._plan if plan is None else plan, r)
 
     def rates(self, Phi: Array, G: Array) -> Array:
         """``dΦ_p/dt = M_p Φ_p`` for propagators ``Phi`` (shape ``(R, q, q)``) and their faces'

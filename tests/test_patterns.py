@@ -152,3 +152,17 @@ def test_index_changed_is_index_many_with_the_same_registration_order(case):
         got = lookup.index_changed(U, face[row], rows, k)
         np.testing.assert_array_equal(got, direct.index_many(U))
         np.testing.assert_array_equal(lookup.arrays().U, direct.arrays().U)
+
+
+@given(_faces())
+def test_rows_plan_gives_those_faces_fields(case):
+    """A plan of some faces only (one row each, :meth:`PatternTable.rows_plan`, used by the
+    replay of passive faces): the full plan's rows of those faces (both fed the same warm
+    starts: two tables)."""
+    X, U, P, active, r, gamma = case
+    rows, full = _table(X, U, gamma), _table(X, U, gamma)
+    faces = np.flatnonzero(active)
+    G = rows.plan_fields(rows.rows_plan(faces), r)
+    ref = full.plan_fields(full.face_plan(P), r)[faces]
+    assert G.shape == ref.shape == (faces.size, X.shape[1])
+    np.testing.assert_array_equal(G, ref)

@@ -1,0 +1,202 @@
+"""Passive faces replayed on demand (:mod:`pwflow.replay`): a replayed face is the face
+integrated with the others, and a run that replays agrees with one that integrates every
+face."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import pwflow
+from pwflow import replay
+from pwflow.dense import stack_coefficients
+from pwflow.model import get_loss
+from pwflow.patterns import PatternTable
+from pwflow.replay import PassiveFaces
+from pwflow.rk import DOP853
+from pwflow.stepper import HybridFlow
+from pwflow.vector_field import CollectiveField, moments
+
+
+def _problem(seed: int, d: int = 4, n: int = 8, m: int = 12, empty: int = 30):
+    """Random data, neurons on their faces, and ``empty`` more faces holding no neuron (some
+    on one or two hyperplanes, so that every case of the field's plan is replayed)."""
+    rng = np.random.default_rng(seed)
+    X, y = rng.normal(size=(n, d)), rng.normal(size=n)
+    Z = rng.normal(size=(m, d + 1))
+    table = PatternTable(X, 0.1)
+    pat = table.index_many(np.sign(Z[:, :d] @ X.T).astype(np.int8))
+    U = np.sign(rng.normal(size=(empty, d)) @ X.T).astype(np.int8)
+    for i, u in enumerate(U):
+        u[rng.permutation(n)[: i % 3]] = 0  # 0, 1 or 2 free slopes
+    faces = np.setdiff1d(table.index_many(U), pat)
+    P = len(table)
+    C = moments(Z, pat, P)
+    field_ = CollectiveField(table.arrays(), C, X, y, get_loss("square"))
+    return field_, table, faces
+
+
+def _integrate_all(field_, steps: int, rtol: float, atol: float):
+    """DOP853 on every face's propagator, the residuals of each evaluation recorded."""
+    rec: list = []
+    P, q = field_.P, field_.q
+
+    def fun(t, yv):
+        Phi = yv.reshape(P, q, q)
+        r = field_.residuals(Phi)
+        rec.append(r)
+        return field_.rates(Phi, field_.fields_of(r)).reshape(-1)
+
+    solver = DOP853(fun, 0.0, np.tile(np.eye(q).reshape(-1), P), 10.0, rtol=rtol, atol=atol)
+    out = []
+    for _ in range(steps):
+        start = len(rec)
+        solver.step()
+        out.append((solver.t_old, solver.t - solver.t_old, rec[start:]))
+    return solver, rec, out
+
+
+@settings(deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), steps=st.integers(1, 4), split=st.integers(0, 3))
+def test_a_replayed_face_is_the_face_integrated_with_the_others(seed, steps, split):
+    """Every empty face replayed from the stored stage residuals of a run that integrated all
+    faces: its end propagator and dense coefficients are that run's, to rounding.  Some faces
+    are replayed at an earlier step (``split``), the others from the start at the last step
+    (a face continued from its stored state, and a face replayed in one go)."""
+    field_, table, faces = _problem(seed)
+    rtol, atol = 1e-10, 1e-12
+    P, q = field_.P, field_.q
+    solver, rec, steps_taken = _integrate_all(field_, steps, rtol, atol)
+    passive = PassiveFaces(field_, table, faces, rtol, atol, rec[0])
+    early = faces[: faces.size // 2]
+    for i, (t_old, h, stage_r) in enumerate(steps_taken):
+        passive.add_step(t_old, h, stage_r)
+        if i == min(split, steps - 1) and i < steps - 1:
+            # an earlier step's dense output and end, for the early faces only
+            F_i, Phi_i = np.zeros((8, P, q, q)), np.zeros((P, q, q))
+            passive.bind(F_i, Phi_i, [rec[-1]] * 3)  # extra stages unused: ends compared
+            assert passive.fill(early).size == 0
+    start = len(rec)
+    F_all = stack_coefficients(solver.dense_output(), P, q)
+    F, Phi1 = np.zeros((8, P, q, q)), np.zeros((P, q, q))
+    passive.bind(F, Phi1, rec[start:])
+    assert passive.fill(faces).size == 0
+    scale = np.max(np.abs(F_all[:, faces]))
+    np.testing.assert_allclose(Phi1[faces], solver.y.reshape(P, q, q)[faces], rtol=1e-13,
+                               atol=1e-15 * scale)
+    np.testing.assert_allclose(F[:, faces], F_all[:, faces], rtol=1e-12, atol=1e-15 * scale)
+
+
+def test_a_replay_that_fails_its_error_estimate_is_reported_and_not_written():
+    field_, table, faces = _problem(3)
+    P, q = field_.P, field_.q
+    solver, rec, steps_taken = _integrate_all(field_, 2, 1e-10, 1e-12)
+    # the same stages judged against a tolerance they cannot meet
+    passive = PassiveFaces(field_, table, faces, 1e-15, 1e-30, rec[0])
+    for t_old, h, stage_r in steps_taken:
+        passive.add_step(t_old, h, stage_r)
+    start = len(rec)
+    solver.dense_output()
+    F, Phi1 = np.zeros((8, P, q, q)), np.zeros((P, q, q))
+    passive.bind(F, Phi1, rec[start:])
+    failed = passive.fill(faces)
+    assert failed.size > 0
+    assert np.all(Phi1[failed] == 0) and np.all(F[:, failed] == 0)
+    assert passive.fill(failed).size == 0  # not replayed again
+    assert np.all(passive.failed[failed])
+
+
+def test_replay_arithmetic_is_dop853s():
+    """The per-block error estimate of one block is DOP853's own error norm."""
+    rng = np.random.default_rng(0)
+    K = rng.normal(size=(13, 36))
+    scale = 1e-12 + np.abs(rng.normal(size=36)) * 1e-10
+    solver = DOP853(lambda t, y: -y, 0.0, np.ones(36), 1.0)
+    solver.K[:] = K
+    np.testing.assert_allclose(DOP853.error_norms(K, 0.1, scale, 36)[0],
+                               solver._error_norm(0.1, scale), rtol=1e-14)
+
+
+def _run(d: int, n: int, m: int, t_max: float, seed: int):
+    rng = np.random.default_rng(seed)
+    data = pwflow.Dataset(rng.normal(size=(n, d)), rng.normal(size=n))
+    return pwflow.simulate(data, pwflow.balanced(m, d, 1e-2, seed=seed), t_max, n_snapshots=4)
+
+
+def _agree(a, b, t_rel: float, z_rel: float) -> None:
+    assert a.status == b.status == 0
+    assert a.n_events == b.n_events
+    for key in ("neuron", "k", "kind"):
+        np.testing.assert_array_equal(a.events[key], b.events[key])
+    np.testing.assert_allclose(a.events["t"], b.events["t"], rtol=t_rel)
+    scale = max(np.max(np.abs(a.W[-1])), np.max(np.abs(a.a[-1])))
+    assert np.max(np.abs(a.W[-1] - b.W[-1])) <= z_rel * scale
+    assert np.max(np.abs(a.a[-1] - b.a[-1])) <= z_rel * scale
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_replaying_run_agrees_with_integrating_every_face(monkeypatch, seed):
+    """d = 4: the same events (kinds, neurons, hyperplanes) as a run with every face in the
+    solver's state, times and final neurons to the integration's accuracy; and with every
+    replay failing (each event entering a passive face then cuts the step) too."""
+    monkeypatch.setattr(HybridFlow, "REPLAY_PASSIVE", None)
+    full = _run(4, 10, 60, 2.0, seed)
+    monkeypatch.setattr(HybridFlow, "REPLAY_PASSIVE", 0)
+    counted = []
+    fill = PassiveFaces.fill
+
+    def counting(self, faces):
+        out = fill(self, faces)
+        counted.append(self.n_replayed)
+        return out
+
+    monkeypatch.setattr(PassiveFaces, "fill", counting)
+    replayed = _run(4, 10, 60, 2.0, seed)
+    assert counted and max(counted) > 0  # faces were replayed
+    _agree(full, replayed, 1e-8, 1e-9)
+    monkeypatch.setattr(replay, "GROWTH_LIMIT", -1.0)  # every replay fails
+    cut = _run(4, 10, 60, 2.0, seed)
+    _agree(full, cut, 1e-8, 1e-9)
+    assert cut.stats["n_steps"] > replayed.stats["n_steps"]
+
+
+def _non_grazing(tr) -> dict:
+    """The log without grazing contacts (the kind that differs between any two step
+    sequences), sorted by neuron, hyperplane, kind and time."""
+    keep = np.asarray(tr.events["kind"]) != int(pwflow.EventKind.GRAZING)
+    ev = {k: np.asarray(tr.events[k])[keep] for k in ("t", "neuron", "k", "kind")}
+    order = np.lexsort((ev["t"], ev["kind"], ev["k"], ev["neuron"]))
+    return {k: v[order] for k, v in ev.items()}
+
+
+def test_replay_through_quiet_stretches_agrees_with_the_reference(monkeypatch):
+    """d = 4 to t = 100: the replaying solver hands over to Radau and back (its passive faces
+    dropped and rebuilt); the events other than grazing contacts are the reference path's
+    (``batch_tol = 0``, DOP853 on every face), at their times to the batching's accuracy."""
+    rng = np.random.default_rng(0)
+    data = pwflow.Dataset(rng.normal(size=(8, 4)), rng.normal(size=8))
+    init = pwflow.balanced(20, 4, 1e-2, seed=0)
+    monkeypatch.setattr(HybridFlow, "REPLAY_PASSIVE", None)
+    ref = pwflow.simulate(data, init, 100.0, n_snapshots=4,
+                          options=pwflow.FlowOptions(batch_tol=0, stiff_solver=None))
+    monkeypatch.setattr(HybridFlow, "REPLAY_PASSIVE", 0)
+    stiff = []
+    start = HybridFlow._start_solver
+
+    def spy(self, t_bound):
+        start(self, t_bound)
+        stiff.append((self._phase.stiff, self._passive is not None))
+
+    monkeypatch.setattr(HybridFlow, "_start_solver", spy)
+    new = pwflow.simulate(data, init, 100.0, n_snapshots=4)
+    assert (True, False) in stiff and (False, True) in stiff  # both phases ran
+    a, b = _non_grazing(ref), _non_grazing(new)
+    assert a["t"].size == b["t"].size > 50
+    for key in ("neuron", "k", "kind"):
+        np.testing.assert_array_equal(a[key], b[key])
+    np.testing.assert_allclose(a["t"], b["t"], rtol=1e-7)
+    scale = max(np.max(np.abs(ref.W[-1])), np.max(np.abs(ref.a[-1])))
+    assert np.max(np.abs(ref.W[-1] - new.W[-1])) <= 1e-9 * scale
+    assert abs(ref.loss[-1] - new.loss[-1]) <= 1e-12
