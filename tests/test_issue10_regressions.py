@@ -229,6 +229,16 @@ def test_parallel_points_follow_gradient_descent():
         assert err <= 5 * ref.gap[i], (t, err, ref.gap[i])
 
 
+def _assert_within_gaps(tr, ref) -> None:
+    """The run within ``C_GAP`` error estimates (gap and chattering band) of extrapolated
+    gradient descent at each of the reference's times."""
+    for i, t in enumerate(ref.t):
+        Wt, at = tr.state(t)
+        err = ref.error(Wt, at, i)
+        assert err <= C_GAP * (ref.gap[i] + 2 * ref.band[i]), (
+            f"t = {t}: |flow − GD_ext| = {err:.3e}, gap {ref.gap[i]:.3e}")
+
+
 # ---------------------------------------------------------------------------- (iii) d = 4
 def test_gd_policy_stays_frozen_where_gradient_descent_does():
     """Found by the thorough hypothesis profile of ``test_differential`` (d = 4, degenerate:
@@ -253,11 +263,7 @@ def test_gd_policy_stays_frozen_where_gradient_descent_does():
     ev = tr.events
     assert np.any((ev["neuron"] == 0) & (ev["kind"] == kind.BRANCH))
     ref = gd_reference(X, y, W, a, 0.0, "square", times, lr=1e-3)
-    for i, t in enumerate(ref.t):
-        Wt, at = tr.state(t)
-        err = ref.error(Wt, at, i)
-        assert err <= C_GAP * (ref.gap[i] + 2 * ref.band[i]), (
-            f"t = {t}: |flow − GD_ext| = {err:.3e}, gap {ref.gap[i]:.3e}")
+    _assert_within_gaps(tr, ref)
     W5, a5 = tr.state(5.0)
     W25, a25 = tr.state(2.5)
     np.testing.assert_array_equal(W5[0], W25[0])  # frozen after the branch point
@@ -373,11 +379,7 @@ def test_gd_policy_from_rest_follows_gradient_descents_own_map():
                          options=pwflow.FlowOptions(branch_policy="gd"))
     assert tr.status == 0, tr.message
     ref = gd_reference(X, y, W, a, 0.5, "logistic", times, lr=1e-3)
-    for i, t in enumerate(ref.t):
-        Wt, at = tr.state(t)
-        err = ref.error(Wt, at, i)
-        assert err <= C_GAP * (ref.gap[i] + 2 * ref.band[i]), (
-            f"t = {t}: |flow − GD_ext| = {err:.3e}, gap {ref.gap[i]:.3e}")
+    _assert_within_gaps(tr, ref)
     W1, _ = tr.state(1.0)
     assert W1[5] @ X[1] < 0 and abs(W1[5] @ X[0]) <= 1e-10
 
