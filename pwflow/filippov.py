@@ -500,6 +500,16 @@ def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
             if prev is not None and np.array_equal(side, prev):
                 break
             prev = None if i < GD_MAP_CHUNK else side
+    # a class read on a side whose velocity points back (given the others) returns and
+    # chatters: the map only had not run long enough (a near-tangent side; d = 5, where the
+    # return takes ~10⁶ steps at constant residuals and a few hundred as they change): held
+    for _ in range(heads.size):
+        signs = (orient * side[member_head]).astype(np.int8)
+        _, D = _min_norm(b, Zrows, signs == 0, side_slope(signs, gamma), gamma, start, classes)
+        back = (side != 0) & (side * s_a * (XK[heads] @ D) < -tol[heads])
+        if not np.any(back):
+            break
+        side = np.where(back, 0, side).astype(np.int8)
     signs = (orient * side[member_head]).astype(np.int8)
     eta = side_slope(signs, gamma)
     return _leave_rounds(s_a, b, Zrows, XK, signs, eta, gamma, start, classes, tol)

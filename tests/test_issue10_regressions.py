@@ -454,3 +454,26 @@ def test_gd_reference_gap_sees_an_event_just_before_a_common_grid_point():
     assert err > 5e-6  # the three nested runs' common error (measured 5.7e-6)
     assert ref.band[0] == 0.0  # no chattering at t = 2.5: the gap alone must hold it
     assert err <= ref.estimate(0), (err, ref.gap[0])
+
+
+def test_gd_policy_from_rest_holds_a_class_whose_side_points_back():
+    """Found by the thorough profile (d = 5, n = 3): neurons 0, 2, 3 start on x_0's and x_1's
+    hyperplanes (neuron 2 with a = 1/8).  Gradient descent's first steps throw x_1 far to its
+    inactive side, whose velocity points back only by 6e-5 of the field: at constant residuals
+    it returns after ~10⁶ steps, and gradient descent (whose residuals change) chatters across
+    it within t = 1, while x_0 leaves to +.  Read on the map alone, x_1 "left" to −, which is
+    not a consistent continuation, and the rule fell back to holding both (162–512 gaps)."""
+    X = np.array([[-0.125, -1.125, 0.125, 0.0, 0.0], [0.0, -0.125, -1.5, 0.0, 0.0],
+                  [0.0, 0.0, 0.125, 0.0, 0.0]])
+    y = np.array([1.0, -1.0, -0.25])
+    w0 = [0.1064453125, -0.01171875, 0.0009765625, 0.0, 0.0]
+    W = np.array([w0, [0, 0, 0, 0, 0.125], w0, w0, [0, 0, 0, 0, 0.125], [0, 0, 0.125, 0, 0]])
+    a = np.array([0.0, 0.0, 0.125, 0.0, 0.0, 0.0])
+    times = (1.0, 2.5, 5.0)
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 5.0, gamma=0.0,
+                         loss="square", t_eval=np.array(times),
+                         options=pwflow.FlowOptions(branch_policy="gd"))
+    assert tr.status == 0, tr.message
+    _assert_within_gaps(tr, gd_reference(X, y, W, a, 0.0, "square", times, lr=1e-3))
+    W1, _ = tr.state(1.0)
+    assert W1[2] @ X[0] > 1e-2 and abs(W1[2] @ X[1]) <= 1e-10
