@@ -188,6 +188,11 @@ class Checkpoint:
                           t0=self.mark.t, patterns=self.pattern_rows, table=table)
         flow.events = EventLog.from_arrays(self.events, self.mark.n_events)
         restore(flow, self.mark.memory)
+        # the state of a mark is already on its faces (materialised or cut, then projected):
+        # the uninterrupted run does not project it again at the restart, and projecting twice
+        # is not the identity in floating point (a resumed Stewart m = 2000 run logged 197
+        # more grazing contacts and ended 7.5e-12 from the uninterrupted one)
+        flow.mark_projected()
         return flow
 
 

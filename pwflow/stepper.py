@@ -505,6 +505,12 @@ class HybridFlow:
     def Z(self, value: Array) -> None:
         self._Zcur = value
 
+    def mark_projected(self) -> None:
+        """Record the current neurons as already on their faces' hyperplanes (a resumed
+        state, :meth:`pwflow.resume.Checkpoint.make_flow`): the next solver start does not
+        project them again, as the uninterrupted run does not."""
+        self._projected = (self.Z, self.pat)
+
     def outputs(self) -> Array:
         """``h_θ(x_k)`` at the current time (from the moments: O(number of faces))."""
         if self._Zcur is None:

@@ -580,8 +580,11 @@ def test_python_m_pwflow_bad_input_has_no_traceback(tmp_path):
 def test_real_ctrl_c_saves_partial_run(tmp_path):
     """A real SIGINT during a long run: exit 130 and a loadable partial trajectory."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pwflow", "simulate", "--width", "2000", "--t-max", "4000",
-         "--out", "r.npz"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # Stewart's data (~20 s): the default three points finish in 0.5 s, before the signal
+        [sys.executable, "-m", "pwflow", "simulate", "--dataset", "stewart", "--init",
+         "unbalanced", "--width", "2000", "--t-max", "4000", "--out", "r.npz", "--progress"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         # a background CI job may ignore SIGINT; the child must see the default disposition
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )

@@ -497,7 +497,8 @@ def test_ctrl_c_in_a_terminal_then_resume(tmp_path):
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == cli.EXIT_INTERRUPTED, err
-    assert "Traceback" not in err and err.strip().splitlines()[-1] == "pwflow: interrupted"
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "pwflow: interrupted by the user (Ctrl-C)"
     done = len(read_summary(out))
     assert 1 <= done
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
