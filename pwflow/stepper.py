@@ -507,7 +507,7 @@ class HybridFlow:
 
     def mark_projected(self) -> None:
         """Record the current neurons as already on their faces' hyperplanes (a resumed
-        state, :meth:`pwflow.resume.Checkpoint.make_flow`): the next solver start does not
+        state whose mark says so, :func:`pwflow.resume.restore`): the next solver start does not
         project them again, as the uninterrupted run does not."""
         self._projected = (self.Z, self.pat)
 
