@@ -51,6 +51,9 @@ def capture(flow: "HybridFlow") -> dict[str, Any]:
     done = flow.__dict__.get("_projected")
     mem["projected"] = bool(done is not None and done[0] is flow.__dict__.get("_Zcur")
                             and done[1] is flow.pat)
+    # the faces the exit rule decided at the mark's time (a restart there keeps their regime)
+    t_left, left = getattr(flow, "_left_at", (np.nan, np.zeros(0)))
+    mem["left_at"] = [None if np.isnan(t_left) else float(t_left), [int(p) for p in left]]
     rest = getattr(flow, "rest", None)  # at rest (pwflow.rest): kept so that a resume is exact
     mem["rest"] = None if rest is None else {k: float(v) for k, v in
                                              dataclasses.asdict(rest).items()}
@@ -75,6 +78,9 @@ def restore(flow: "HybridFlow", mem: dict[str, Any]) -> None:
         flow.rest = RestBound(**mem["rest"])
     if mem.get("projected"):
         flow.mark_projected()
+    if mem.get("left_at") is not None:
+        t_left, left = mem["left_at"]
+        flow._left_at = (np.nan if t_left is None else float(t_left), np.asarray(left, np.intp))
 
 
 def _plain(v):

@@ -465,6 +465,8 @@ class HybridFlow:
         self._later: dict[int, float] = {}
         self._t_face = np.inf
         self._rsign_at: tuple[float, NDArray[np.int8], Array] | None = None
+        #: the time and faces :meth:`_leave_faces` last decided (a restart there keeps them)
+        self._left_at: tuple[float, NDArray[np.intp]] = (np.nan, np.zeros(0, np.intp))
         self._solver = None
         self.n_restarts = 0
         self.n_rollbacks = 0
@@ -682,7 +684,17 @@ class HybridFlow:
         if replay:
             self._passive = PassiveFaces(self._field, tab, np.flatnonzero(passive),
                                          self.opt.rtol, self.opt.atol, fun.take()[0])
-        self._regime = self._face_regime_at(np.eye(self.q)[None].repeat(P, 0))
+        codes, rsign = self._face_regime_at(np.eye(self.q)[None].repeat(P, 0))
+        # a sliding slope already beyond its bound where the solver starts (a neuron held on
+        # a hyperplane at a bound to rounding, e.g. re-entering the instant after its exit) is
+        # an exit due now: counted as inside, its code is a change at the first time the face
+        # events look at, located there and left by the exit rule, not missed for good.  Not
+        # the faces the exit rule has just decided at this time: it held them
+        t_left, left = self._left_at
+        due = np.ones(P, dtype=bool)
+        if t_left == self.t:
+            due[left[left < P]] = False
+        self._regime = (np.where(due[:, None], 0, codes).astype(codes.dtype), rsign)
         hint = self._rsign_at
         if hint is not None and hint[0] == self.t and hint[1].shape == self._regime[1].shape:
             # restarting at a located sign change of some r_k: r_k is zero there to rounding,
@@ -1824,12 +1836,15 @@ class HybridFlow:
         """
         tab = self.table
         d = self.d
+        self._left_at = (t, np.fromiter(exits, dtype=np.intp, count=len(exits)))
+        self._project_leaving(exits, Z, new_pat, t)
         for p, ex in exits.items():
             u_face = tab.U[p]
+            js = np.flatnonzero(new_pat == p)
             # select depends on the neuron only through the sign of a_j (or, at a_j = 0, of
             # <w_j, D>) and at_rest: one solve per distinct pair, not per neuron
             decided: dict[tuple[float, bool], tuple] = {}
-            for j in np.flatnonzero(new_pat == p):
+            for j in js:
                 at_rest = bool(self._at_rest[j]) and not ex
                 key = (float(np.sign(Z[j, d])), at_rest)
                 if key[0] == 0.0 or key not in decided:
@@ -1845,6 +1860,18 @@ class HybridFlow:
                         self._log(t, int(j), int(k), EventKind.BRANCH, 0.0, p, p_new)
                     elif codes[k] >= 0:
                         self._log(t, int(j), int(k), int(codes[k]), 0.0, p, p_new)
+
+    def _project_leaving(self, exits: dict, Z: Array, pat: NDArray, t: float) -> None:
+        """Project the neurons of the faces in ``exits`` onto all of their hyperplanes.
+
+        At the exit they are on them; those that leave depart at second order,
+        ``<w, x_k> ∝ (t − t_e)²``, so a drift of the integration left in ``<w, x_k>`` would be
+        read as a crossing back an instant later (an entry with the slope beyond its bound).
+        """
+        tab = self.table
+        js = np.flatnonzero(np.isin(pat, np.fromiter(exits, dtype=np.intp, count=len(exits))))
+        if js.size:
+            self._project_onto(Z, js, np.take(tab.projectors(), pat[js], axis=0), pat[js], t)
 
     def _check_event_residual(self, t: float, j: int, k: int, resid: float) -> None:
         if resid > self._tol_event:
@@ -1866,25 +1893,31 @@ class HybridFlow:
         tolerance the field was not tangent (a neuron held on a hyperplane it should have
         left), and :class:`InvariantError` says so.
         """
-        tab = self.table
-        d = self.d
         sliding, Pm = self._sliding_of(pat)
         if sliding.size == 0:
             return
-        off = np.einsum("sij,sj->si", Pm, Z[sliding, :d])
-        dist = _row_norms(off) / np.maximum(_row_norms(Z[sliding]), 1e-300)
+        self._project_onto(Z, sliding, Pm, pat[sliding], self.t)
+        # the neurons just projected (a solver start after a cut need not project them again)
+        self._projected = (Z, pat)
+
+    def _project_onto(self, Z: Array, js: NDArray[np.intp], Pm: Array, faces: NDArray[np.intp],
+                      t: float) -> None:
+        """Project the neurons ``js`` onto their faces' hyperplanes (``Pm``: the projectors onto
+        the spans of the faces' ``x_K``, ``(s, d, d)``), measuring the distance removed first:
+        beyond the sliding tolerance, :class:`InvariantError` names the neuron and ``t``."""
+        d = self.d
+        off = np.einsum("sij,sj->si", Pm, Z[js, :d])
+        dist = _row_norms(off) / np.maximum(_row_norms(Z[js]), 1e-300)
         i = int(np.argmax(dist))
         self.max_sliding_residual = max(self.max_sliding_residual, float(dist[i]))
         if dist[i] > self._tol_sliding:
-            K = np.flatnonzero(tab.U[pat[sliding[i]]] == 0).tolist()
+            K = np.flatnonzero(self.table.U[faces[i]] == 0).tolist()
             raise InvariantError(
-                f"sliding residual: neuron {int(sliding[i])} on the hyperplanes {K} drifted off "
-                f"them by {dist[i]:.3g} (relative to ‖z‖) by t = {self.t:.17g}, beyond "
+                f"sliding residual: neuron {int(js[i])} on the hyperplanes {K} drifted off "
+                f"them by {dist[i]:.3g} (relative to ‖z‖) by t = {t:.17g}, beyond "
                 f"{self._tol_sliding:.3g}")
-        Z[sliding, :d] -= off
+        Z[js, :d] -= off
         self._moments_cache = None
-        # the neurons just projected (a solver start after a cut need not project them again)
-        self._projected = (Z, pat)
 
     def _sliding_of(self, pat: NDArray[np.intp]) -> tuple[NDArray[np.intp], Array]:
         """The neurons of lower-dimensional faces under ``pat`` and the projectors onto the

@@ -227,7 +227,9 @@ class MinNorm:
 
     ``D`` the direction (``dw/dt = a D``), ``eta`` one minimiser (``D`` is unique, ``η`` need
     not be), ``K`` the hyperplane indices, ``normal`` = ``<D*, x_k>`` for ``k ∈ K``,
-    ``scale`` = ``(1/n) Σ_k |r_k| ‖x_k‖`` (the size of the field's terms).
+    ``scale`` = ``(1/n) Σ_k |r_k| ‖x_k‖`` (the size of the field's terms), ``noise`` =
+    ``(1/n) Σ_l δ_l |<x_l, x_k>|`` for ``k ∈ K``: what ``<D, x_k>`` may be off by when each
+    ``r_l`` is known to ``δ_l`` only (:func:`output_resolution`; 0 unless given).
     """
 
     D: np.ndarray
@@ -235,6 +237,7 @@ class MinNorm:
     K: np.ndarray
     normal: np.ndarray
     scale: float
+    noise: np.ndarray | float = 0.0
 
 
 def _kkt(b, Z, eta, lo, hi, tol):
@@ -294,13 +297,25 @@ def _tied_columns(XK, b, Z, gamma):
     return b2, Z2, cls, sgn
 
 
-def min_norm_direction(w, X, y, W, a, gamma: float, loss: str, K, u=None) -> MinNorm:
+def output_resolution(W, a, X, gamma: float, rtol: float) -> np.ndarray:
+    """How well the outputs of a state integrated to ``rtol`` are known: ``10 rtol`` times
+    the size of their terms, ``Σ_j |a_j σ(<w_j, x_l>)|`` per data point (the propagators carry
+    each neuron to ``rtol`` relative; near a zero of the loss the outputs are small
+    differences of such terms).  ``∂_1 l`` is 1-Lipschitz for both losses, so ``r_l`` is known
+    to the same."""
+    S = np.asarray(X, float) @ np.asarray(W, float).T
+    return 10.0 * rtol * (np.abs(np.asarray(a, float)) @ np.abs(np.maximum(S, gamma * S)).T)
+
+
+def min_norm_direction(w, X, y, W, a, gamma: float, loss: str, K, u=None,
+                       resolution: np.ndarray | None = None) -> MinNorm:
     """Minimal-norm direction of Eq. (2) for a neuron ``w`` on the hyperplanes ``K``.
 
     Eq. (6)'s slopes, with those of parallel points tied (:func:`_tied_columns`).  The slopes
     of the other points are fixed by ``u`` (the face: 1 where ``u_k = 1``, γ where ``u_k =
     −1``), by default the sign of ``<w, x_k>``; the network outputs (hence the residuals
-    ``r_k``) are those of the whole state ``(W, a)``.
+    ``r_k``) are those of the whole state ``(W, a)``; ``resolution`` (per data point, e.g.
+    :func:`output_resolution`) sets :attr:`MinNorm.noise`.
     """
     X = np.asarray(X, float)
     n = X.shape[0]
@@ -329,7 +344,8 @@ def min_norm_direction(w, X, y, W, a, gamma: float, loss: str, K, u=None) -> Min
         eta = np.where(sgn > 0, gamma + (1 - gamma) * th, 1 - (1 - gamma) * th)
     D = b + Z @ eta
     scale = float(np.sum(np.abs(r) * np.linalg.norm(X, axis=1)) / n)
-    return MinNorm(D, eta, K, X[K] @ D, scale)
+    noise = 0.0 if resolution is None else np.abs(X[K] @ X.T) @ resolution / n
+    return MinNorm(D, eta, K, X[K] @ D, scale, noise)
 
 
 def sliding_checks(traj, i: int, tol_on: float = 1e-10, tol_tangent: float = 1e-7,
@@ -343,11 +359,16 @@ def sliding_checks(traj, i: int, tol_on: float = 1e-10, tol_tangent: float = 1e-
     for the next check; ``tol_extra`` is far below ``tol_on`` because a neuron may approach a
     hyperplane exponentially without reaching it); the minimal-norm slopes lie in
     ``[γ, 1]`` (by construction) and ``D*`` is tangent: ``|<D*, x_k>| ≤ tol_tangent · scale ·
-    ‖x_k‖``.  Returns a list of human-readable violation strings (empty when all hold).
+    ‖x_k‖ + noise_k``, where ``noise_k`` is what the outputs' resolution at the run's ``rtol``
+    allows (:func:`output_resolution`; it matters only near a zero of the loss, where the
+    ``r_l`` are small differences of the outputs' terms).  Returns a list of human-readable
+    violation strings (empty when all hold).
     """
     X, y = traj.X, traj.y
     W, a = traj.W[i], traj.a[i]
     U = traj.patterns[traj.pattern[i]]
+    rtol = float(((traj.meta or {}).get("options") or {}).get("rtol", 1e-10))
+    resolution = output_resolution(W, a, X, traj.gamma, rtol)
     out = []
     xn = np.linalg.norm(X, axis=1)
     for j in range(W.shape[0]):
@@ -376,8 +397,9 @@ def sliding_checks(traj, i: int, tol_on: float = 1e-10, tol_tangent: float = 1e-
                        f"k={k} (<w,x>/(|w||x|) = {(X[k] @ W[j]) / (wn * xn[k]):.1e}) but its "
                        f"face has u_k = {U[j, k]}")
         K = np.union1d(K, extra)
-        mn = min_norm_direction(W[j], X, y, W, a, traj.gamma, traj.loss_name, K, U[j])
-        tang = np.abs(mn.normal) / (max(mn.scale, 1e-300) * xn[K])
+        mn = min_norm_direction(W[j], X, y, W, a, traj.gamma, traj.loss_name, K, U[j],
+                                resolution)
+        tang = np.maximum(np.abs(mn.normal) - mn.noise, 0.0) / (max(mn.scale, 1e-300) * xn[K])
         for k, v, e in zip(K, tang, mn.eta):
             if v > tol_tangent:
                 out.append(f"t={traj.t[i]:.6g} neuron {j} on K={K.tolist()}, k={k}: "

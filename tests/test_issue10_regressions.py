@@ -477,3 +477,62 @@ def test_gd_policy_from_rest_holds_a_class_whose_side_points_back():
     _assert_within_gaps(tr, gd_reference(X, y, W, a, 0.0, "square", times, lr=1e-3))
     W1, _ = tr.state(1.0)
     assert W1[2] @ X[0] > 1e-2 and abs(W1[2] @ X[1]) <= 1e-10
+
+
+def _four_points_case():
+    X = np.array([[0.0, 0.0, 0.0, -0.75], [0.0, 0.0, 0.0, 1.375], [0.0, 1.375, 0.0, 1.875],
+                  [-0.625, 0.0, 0.0, 0.0], [1.25, -0.625, 0.0, 0.0]])
+    W = np.zeros((8, 4))
+    W[:5, 3] = [-1.0, -0.75, 1.25, -0.875, -1.0]
+    W[5, 1], W[6, 0], W[7, 0] = -0.875, -0.875, -1.0
+    a = np.array([-1.0, -0.75, -1.25, -0.875, -1.0, -0.875, -0.875, -1.0])
+    return X, W, a
+
+
+def test_neuron_leaving_at_its_exit_does_not_reenter_at_once():
+    """Found by the thorough profile (invariants, d = 4, n = 5): neurons 2 and 5 slide on
+    x_3's hyperplane and their free slopes reach 1 together at t = 0.144569 (the same formula
+    on both faces, located 3e-11 apart).  Neuron 2 left to +, starting from the integration's
+    drift (-2.3e-12 relative) off the hyperplane; against its second-order departure that read
+    as a crossing back at neuron 5's exit, an entry with the slope already beyond 1, whose exit
+    was then never seen: held on the hyperplane, it drifted off by 2.2e-3 (status -7).  Now
+    a leaving neuron starts on the hyperplanes of its exit, and a slope beyond its bound where
+    the solver starts is an exit due at once."""
+    X, W, a = _four_points_case()
+    y = np.zeros(5)
+    times = (0.5, 1.0, 5.0, 10.0)
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 10.0, gamma=0.0,
+                         loss="square", t_eval=np.linspace(0.0, 10.0, 21))
+    assert tr.status == 0, tr.message
+    ev = tr.events
+    mine = (ev["neuron"] == 2) & (ev["k"] == 3) & (ev["t"] > 0)
+    assert ev["kind"][mine].tolist() == [pwflow.EventKind.LEAVE_SLIDING], ev["kind"][mine]
+    ref_tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 1.0, gamma=0.0,
+                             loss="square", options=pwflow.FlowOptions(batch_tol=0.0,
+                                                                       stiff_solver=None))
+    rev = ref_tr.events
+    t_ref = rev["t"][(rev["neuron"] == 2) & (rev["k"] == 3) & (rev["t"] > 0)]
+    assert abs(ev["t"][mine][0] - t_ref[0]) <= 1e-9 * t_ref[0]
+    bad = [msg for i in range(tr.t.size) for msg in sliding_checks(tr, i)]
+    assert not bad, bad[:3]
+    _assert_within_gaps(tr, gd_reference(X, y, W, a, 0.0, "square", times, lr=1e-3))
+
+
+def test_exit_due_where_the_solver_starts_is_taken_there(monkeypatch):
+    """The second guard of the case above, alone: without the projection at the exit, neuron 2
+    re-enters x_3's hyperplane with its slope already beyond 1 (the false crossing back).  The
+    exit is then due where the solver next starts and is taken there, within a step of the
+    first (before: never, status -7)."""
+    monkeypatch.setattr(pwflow.stepper.HybridFlow, "_project_leaving",
+                        lambda self, exits, Z, pat, t: None)
+    X, W, a = _four_points_case()
+    tr = pwflow.simulate(pwflow.Dataset(X, np.zeros(5)), pwflow.from_arrays(W, a), 1.0,
+                         gamma=0.0, loss="square", t_eval=np.linspace(0.0, 1.0, 3))
+    assert tr.status == 0, tr.message
+    ev = tr.events
+    mine = (ev["neuron"] == 2) & (ev["k"] == 3) & (ev["t"] > 0)
+    kinds = ev["kind"][mine].tolist()
+    assert kinds[0] == pwflow.EventKind.LEAVE_SLIDING and kinds[-1] == kinds[0], kinds
+    assert np.ptp(ev["t"][mine]) < 1e-4, ev["t"][mine]
+    bad = [msg for i in range(tr.t.size) for msg in sliding_checks(tr, i)]
+    assert not bad, bad[:3]

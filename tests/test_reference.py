@@ -1,0 +1,49 @@
+"""The independent references of ``reference.py`` must themselves be able to fail.
+
+:func:`reference.sliding_checks` is the check the differential tests trust for sliding
+neurons: fed a state where a neuron is recorded on a hyperplane its minimal-norm field
+leaves, it must say so, and its allowance for the outputs' resolution must not hide it.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+from reference import min_norm_direction, output_resolution, sliding_checks
+
+X = np.array([[1.0, 0.0], [1.0, 1.0]])
+
+
+def _snapshot(W, a, y, U, rtol=1e-10):
+    """A one-snapshot trajectory record with the fields ``sliding_checks`` reads."""
+    events = {"t": np.zeros(0), "neuron": np.zeros(0, int)}
+    return SimpleNamespace(X=X, y=np.asarray(y, float), W=W[None], a=a[None], t=np.array([1.0]),
+                           patterns=U[None], pattern=np.array([0]), events=events, gamma=0.0,
+                           loss_name="square", meta={"options": {"rtol": rtol}})
+
+
+def test_sliding_check_flags_a_neuron_held_where_its_field_leaves():
+    # neuron 0 on x_0's hyperplane (w ⟂ x_0), x_1 active; with y_0 = h(x_0) = 0 the slope of
+    # x_0 has no effect (r_0 = 0), so <D, x_0> = −r_1 <x_1, x_0> / n ≠ 0 for every η_0
+    W = np.array([[0.0, 1.0], [1.0, 1.0]])
+    a = np.array([1.0, 0.5])
+    h = np.maximum(X @ W.T, 0) @ a
+    y = np.array([h[0], h[1] - 1.0])
+    U = np.array([[0, 1], [1, 1]], dtype=np.int8)
+    bad = sliding_checks(_snapshot(W, a, y, U), 0)
+    assert any("not tangent" in msg and "neuron 0" in msg for msg in bad), bad
+    # with the residual of x_1 at the resolution of the outputs' terms, the same state passes
+    res = output_resolution(W, a, X, 0.0, 1e-10)
+    y_tiny = np.array([h[0], h[1] - 0.5 * res[1]])
+    assert not any("not tangent" in m for m in sliding_checks(_snapshot(W, a, y_tiny, U), 0))
+
+
+def test_min_norm_noise_is_the_normal_velocity_the_resolution_allows():
+    W = np.array([[0.0, 1.0], [1.0, 1.0]])
+    a = np.array([1.0, -2.0])
+    res = output_resolution(W, a, X, 0.0, 1e-10)
+    # |a_j| |<w_j, x_l>| summed: x_0: 0 + 2·1, x_1: 1·1 + 2·2
+    assert np.allclose(res, 10 * 1e-10 * np.array([2.0, 5.0]))
+    mn = min_norm_direction(W[0], X, np.zeros(2), W, a, 0.0, "square", [0], [0, 1], res)
+    assert np.allclose(mn.noise, (np.abs(X[[0]] @ X.T) @ res) / 2)
