@@ -199,6 +199,13 @@ def implied_hyperplanes(X: Array, u_face: ArrayLike) -> NDArray[np.intp]:
     return off[near]
 
 
+def _stationary(w: Array, b: Array, Zrows: Array) -> bool:
+    """Whether a neuron with ``a = 0`` stays so: ``da/dt = <w, b>`` (the free part of ``D`` is
+    orthogonal to ``w``) is zero to rounding, relative to ``‖w‖`` times the terms of ``D``."""
+    mag = float(np.linalg.norm(b)) + float(np.sum(np.linalg.norm(Zrows, axis=1)))
+    return abs(float(w @ b)) <= VELOCITY_RTOL * float(np.linalg.norm(w)) * mag
+
+
 def _zero_tol(b: Array, Zrows: Array, xK: Array) -> Array:
     """Per hyperplane of ``K``: the size below which ``<D, x_k>`` is rounding."""
     mag = float(np.linalg.norm(b)) + float(np.sum(np.linalg.norm(Zrows, axis=1)))
@@ -307,7 +314,9 @@ def select(
         Slopes on ``K`` to warm-start the least-squares solve.
     w : array, optional
         The neuron; where ``a = 0`` the sign ``a`` takes next is that of ``da/dt = <w, D>``
-        (``= <w, b>``: the free part is orthogonal to ``w``), which then orients the motion.
+        (``= <w, b>``: the free part is orthogonal to ``w``), which then orients the motion;
+        where that is zero too (to rounding) the neuron is a fixed point and stays on all of
+        ``K``, with no branch.
     at_rest : bool
         The neuron sits exactly on the hyperplanes from the start (an initial face), not after
         sliding: gradient descent then does not chatter there but steps with its convention
@@ -324,10 +333,18 @@ def select(
     b = -((face_slopes(u_face, gamma) * r) @ X) / n
     Zrows = -(r[K, None] * X[K]) / n
     s_a = float(np.sign(a))
+    rep, orient = parallel_classes(X[K])
     if s_a == 0.0 and w is not None:
+        if _stationary(np.asarray(w, float), b, Zrows):
+            # a = 0 and da/dt = <w, D> = <w, b> = 0 for every slope on K (w ⟂ x_K): the
+            # neuron is a fixed point (dw/dt = a D = 0), on all its hyperplanes for good
+            stay = np.ones(K.size, dtype=bool)
+            eta, D = _min_norm(b, Zrows, stay, np.zeros(K.size), gamma, start, (rep, orient))
+            full = face_slopes(u_face, gamma)
+            full[K] = eta
+            return Selection(K, np.zeros(K.size, np.int8), full, D, np.zeros(K.size, bool))
         s_a = float(np.sign(np.asarray(w, float) @ b))
     s_a = s_a or 1.0
-    rep, orient = parallel_classes(X[K])
     signs = np.zeros(K.size, dtype=np.int8)
     if exits:
         for i, k in enumerate(K):

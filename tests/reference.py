@@ -400,6 +400,10 @@ def sliding_checks(traj, i: int, tol_on: float = 1e-10, tol_tangent: float = 1e-
         mn = min_norm_direction(W[j], X, y, W, a, traj.gamma, traj.loss_name, K, U[j],
                                 resolution)
         tang = np.maximum(np.abs(mn.normal) - mn.noise, 0.0) / (max(mn.scale, 1e-300) * xn[K])
+        if a[j] == 0.0 and abs(W[j] @ mn.D) <= tol_tangent * mn.scale * wn:
+            # a fixed point: dw/dt = a D = 0 and da/dt = <w, D> = 0 (for every slope on K,
+            # since w ⟂ x_K): nothing moves it off its hyperplanes, tangent or not
+            tang = np.zeros_like(tang)
         for k, v, e in zip(K, tang, mn.eta):
             if v > tol_tangent:
                 out.append(f"t={traj.t[i]:.6g} neuron {j} on K={K.tolist()}, k={k}: "

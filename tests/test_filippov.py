@@ -15,6 +15,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+import pwflow
 from pwflow.events import EventKind
 from pwflow.filippov import BranchPolicy, exit_side, select, transition
 
@@ -313,3 +314,24 @@ def test_select_decides_every_implied_hyperplane(d, k, seed):
     stays = sel.signs[: k] == 0
     if np.all(stays):
         assert sel.signs[list(sel.K).index(k)] == 0
+
+
+def test_a_neuron_with_a_zero_that_cannot_move_stays_on_all_its_hyperplanes():
+    """``a = 0`` and ``w ⟂ span(x_1, x_2, x_3)``: ``dw/dt = a D = 0`` and ``da/dt = <w, D> = 0``
+    for every slope, a fixed point.  It was read as moving with the default sign ``a > 0``,
+    leaving a hyperplane it lies on for good, and logged as a branch point."""
+    X = np.array([[1.0, 0.0, 0.0], [0.5, 1.0, 0.0], [-1.0, 0.3, 0.0]])
+    r = np.array([0.7, -1.1, 0.4])
+    w = np.array([0.0, 0.0, 1.0])
+    for gamma in (0.0, 0.3):
+        for policy in BranchPolicy:
+            sel = select(0.0, np.zeros(3, np.int8), X, r, gamma, w=w, policy=policy, at_rest=True)
+            assert sel.signs.tolist() == [0, 0, 0] and not np.any(sel.branch)
+            assert abs(w @ sel.D) == 0.0
+    tr = pwflow.simulate(pwflow.Dataset(X, np.array([1.0, -1.0, 0.5])),
+                         pwflow.from_arrays(np.array([w, [0.3, 0.2, 0.1]]), np.array([0.0, 0.4])),
+                         5.0, gamma=0.0)
+    assert tr.status == 0, tr.message
+    mine = tr.events["neuron"] == 0
+    assert np.all(tr.events["kind"][mine] == pwflow.EventKind.INITIAL_FACE)
+    assert np.array_equal(tr.W[-1][0], w) and tr.a[-1][0] == 0.0

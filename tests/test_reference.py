@@ -47,3 +47,18 @@ def test_min_norm_noise_is_the_normal_velocity_the_resolution_allows():
     assert np.allclose(res, 10 * 1e-10 * np.array([2.0, 5.0]))
     mn = min_norm_direction(W[0], X, np.zeros(2), W, a, 0.0, "square", [0], [0, 1], res)
     assert np.allclose(mn.noise, (np.abs(X[[0]] @ X.T) @ res) / 2)
+
+
+def test_sliding_check_accepts_a_fixed_point_and_flags_it_once_it_moves():
+    # a = 0, w on the hyperplane of x_0 = −x_1 (slopes tied: D is never tangent) with its
+    # only active point at zero residual: da/dt = <w, D> = 0, a fixed point
+    Xp = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]])
+    W = np.array([[0.0, 0.0, 1.0]])
+    U = np.array([[1, 0, 0]], dtype=np.int8)
+    snap = _snapshot(W, np.array([0.0]), np.array([0.0, 1.0, -1.0]), U)
+    snap.X = Xp
+    assert sliding_checks(snap, 0) == []
+    # with a ≠ 0 the same state moves off the hyperplane: flagged
+    snap_a = _snapshot(W, np.array([0.5]), np.array([0.5, 1.0, -1.0]), U)
+    snap_a.X = Xp
+    assert any("not tangent" in m for m in sliding_checks(snap_a, 0))
