@@ -190,6 +190,25 @@ def gd_reference(X, y, W0, a0, gamma: float, loss: str, times, lr: float = 1e-3)
                        lr)
 
 
+def gd_refined(X, y, W0, a0, gamma: float, loss: str, t: float, lrs) -> GDReference:
+    """Gradient descent at two small steps ``lrs = (lr1, lr2)`` (``lr2 = lr1 / 2``) up to one
+    time ``t``, extrapolated ``2 θ(lr2) − θ(lr1)``; ``gap`` is ``‖θ(lr1) − θ(lr2)‖`` (no band:
+    the chattering is ``O(lr)``, inside the gap at these steps).  For the rare checks of a
+    reference at a coarser step (the cost is ``3 t / lr1`` steps)."""
+    X = np.asarray(X, float)
+    y = np.asarray(y, float)
+    runs = [_gd_run(X, y, W0, a0, gamma, loss, lr, np.array([int(round(t / lr))]))
+            for lr in lrs]
+    (W1, a1), (W2, a2) = [(Wr[0], ar[0]) for Wr, ar in runs]
+    We, ae = 2 * W2 - W1, 2 * a2 - a1
+    gap = np.array([np.sqrt(np.sum((W1 - W2) ** 2) + np.sum((a1 - a2) ** 2))])
+    L = [np.array([loss_value(Wv, av, X, y, gamma, loss)]) for Wv, av in
+         ((We, ae), (W1, a1), (W2, a2))]
+    return GDReference(np.array([t]), We[None], ae[None], W1[None], a1[None], W2[None],
+                       a2[None], L[0], L[1], L[2], gap, np.abs(L[1] - L[2]), np.zeros(1),
+                       float(lrs[0]))
+
+
 def starts_on_antiparallel_hyperplane(X, W, gamma: float) -> bool:
     """Whether a neuron starts exactly on the hyperplane of two opposite data points
     (``x_l = c x_k``, ``c < 0``) with ``γ < 1``: gradient descent's ``σ'(0) = γ`` gives both
