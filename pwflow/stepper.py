@@ -1684,7 +1684,7 @@ class HybridFlow:
     def _residuals_at(self, F: Array, field_: CollectiveField, xs: Array) -> Array:
         """``r_k`` at the step fractions ``xs``, ``(E, n)``, from the outputs' quadratic form
         on the step (:meth:`CollectiveField.output_polynomial`, computed once per step and
-        field: O(64 |occupied|) products of ``q × q`` blocks, then O(64 n) per event time).
+        field: products of ``q × q`` blocks, 64 per occupied face, then O(64 n) per event time).
 
         The propagators are not Lorentz-projected there: on the dense output the projection
         moves the outputs by rounding only (2.5e-15 relative at most on random d = 5 data),
