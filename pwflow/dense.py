@@ -21,7 +21,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = ["nested", "nested_derivative", "nested_with_derivative", "nested_basis", "scan_grid",
-           "propagators_at", "propagator_pairs", "pair_polynomials", "stack_coefficients"]
+           "propagators_at", "propagator_pairs", "pair_polynomials", "stack_coefficients",
+           "quadratic_form_at"]
 
 Array = NDArray[np.float64]
 
@@ -106,6 +107,17 @@ def propagator_pairs(F: Array, x: Array, faces: NDArray) -> Array:
     """``Φ_{faces[e]}(x[e])`` for each ``e``: one face per fraction, shape ``(E, q, q)``."""
     B = nested_basis(x, F.shape[0])  # (E, n_coef)
     return np.einsum("ec,cepq->epq", B, F[:, faces])
+
+
+def quadratic_form_at(G: Array, x: Array) -> Array:
+    """``Σ_{c,c'} b_c(x) b_{c'}(x) G[c, c']`` at the step fractions ``x`` (``b``: the nested
+    basis, :func:`nested_basis`), shape ``(len(x),) + G.shape[2:]``: a quantity quadratic in
+    the dense output, e.g. the outputs of
+    :meth:`pwflow.vector_field.CollectiveField.output_polynomial`."""
+    nc = G.shape[0]
+    B = nested_basis(x, nc)
+    Q = (B[:, :, None] * B[:, None, :]).reshape(B.shape[0], nc * nc)
+    return (Q @ G.reshape(nc * nc, -1)).reshape((B.shape[0],) + G.shape[2:])
 
 
 def pair_polynomials(F: Array, pats: NDArray, left: Array, right: Array) -> Array:

@@ -17,10 +17,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import pwflow
-from pwflow.dense import propagators_at, stack_coefficients
+from pwflow.dense import propagators_at, quadratic_form_at
 from pwflow.events import EventKind
 from pwflow.integrator import simulate
 from pwflow.model import get_loss, network_output
+from pwflow.patterns import PatternTable
 from pwflow.stepper import (
     HybridFlow,
     _BelowLimit,
@@ -30,7 +31,7 @@ from pwflow.stepper import (
     _propagate,
     _row_norms,
 )
-from pwflow.vector_field import lorentz_project
+from pwflow.vector_field import CollectiveField, lorentz_project, moments
 
 
 def _case(name: str):
@@ -175,23 +176,63 @@ def test_chained_events_agree_with_the_strict_reference_in_fewer_steps(monkeypat
     assert np.max(np.abs(strict.a[-1] - chained.a[-1])) <= 1e-9 * scale
 
 
-def test_interpolated_residuals_equal_the_face_by_face_ones():
-    # the outputs on a step are a polynomial of degree 42 in the step fraction: its values at
-    # 43 Chebyshev points give it at any event time, to rounding
-    data, init, _ = _case("stewart")
+@pytest.mark.parametrize("name", ["stewart", "random-d5"])
+def test_residuals_from_the_output_polynomial_equal_the_face_by_face_ones(name):
+    # the outputs on a step are a quadratic form in the dense output's basis: at any event
+    # time they are the outputs of the Lorentz-projected propagators, to rounding
+    if name == "stewart":
+        data, init, _ = _case("stewart")
+    else:  # d = 5: passive faces replayed, the dense output holds the occupied faces' rows
+        rng = np.random.default_rng(0)
+        data = pwflow.Dataset(rng.normal(size=(20, 5)), rng.normal(size=20))
+        init = pwflow.balanced(300, 5, 1e-2, seed=0)
     flow = HybridFlow(data.X, data.y, init.W, init.a, get_loss("square"), 0.0,
                       pwflow.FlowOptions())
-    for _ in range(3):
+    for _ in range(3 if name == "stewart" else 80):
         flow.step(5.0)
+        if flow.__dict__.get("_passive") is not None:  # d = 5: once faces are replayed
+            break
     flow._start_solver(5.0)
+    assert (name == "stewart") == (flow.__dict__.get("_passive") is None)
     flow._solver.step()
-    F = stack_coefficients(flow._solver.dense_output(), flow._P, flow.q)
+    F = flow._dense_coefficients(flow._solver)
     xs = np.r_[0.0, 1.0, np.random.default_rng(1).uniform(0, 1, 200)]
     field_ = flow._field
     direct = field_.residuals(lorentz_project(propagators_at(F, xs, field_.occupied)))
-    interp = flow._residuals_at(F, field_, xs)
+    poly = flow._residuals_at(F, field_, xs)
     h = field_.outputs(lorentz_project(propagators_at(F, xs, field_.occupied)))
-    assert np.max(np.abs(interp - direct)) <= 1e-13 * max(np.max(np.abs(h)), 1e-300)
+    # (r = h − y: plus the rounding of that difference)
+    tol = 1e-13 * np.max(np.abs(h)) + 4 * np.finfo(float).eps * np.max(np.abs(direct))
+    assert np.max(np.abs(poly - direct)) <= tol
+
+
+@settings(deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), d=st.integers(1, 5), n=st.integers(1, 9),
+       m=st.integers(1, 30), empty=st.integers(0, 10), occupied_only=st.booleans())
+def test_output_polynomial_equals_the_outputs_of_the_dense_output(seed, d, n, m, empty,
+                                                                   occupied_only):
+    # h(x) = Σ b_c b_c' G[c, c'] against CollectiveField.outputs on Φ(x) = Σ b_c F_c, at
+    # random fractions: every face (empty ones too) and the occupied faces' rows alone
+    rng = np.random.default_rng(seed)
+    X, y = rng.normal(size=(n, d)), rng.normal(size=n)
+    table = PatternTable(X, 0.1)
+    Z = rng.normal(size=(m, d + 1))
+    pat = table.index_many(np.sign(Z[:, :d] @ X.T).astype(np.int8))
+    table.index_many(np.sign(rng.normal(size=(empty, d)) @ X.T).astype(np.int8))
+    P, q = len(table), d + 1
+    field_ = CollectiveField(table.arrays(), moments(Z, pat, P), X, y, get_loss("square"))
+    F = rng.normal(size=(8, P, q, q)) * (0.5 ** np.arange(8))[:, None, None, None]
+    F[0] += np.eye(q)
+    if occupied_only:
+        F = F[:, field_.occupied]
+    xs = rng.uniform(0, 1, 20)
+    h = quadratic_form_at(field_.output_polynomial(F), xs)
+    direct = field_.outputs(propagators_at(F, xs))
+    # the rounding scale: the same sums on absolute values
+    absf = CollectiveField(table.arrays(), np.abs(moments(Z, pat, P)), np.abs(X), y,
+                           get_loss("square"))
+    scale = absf.outputs(np.abs(propagators_at(np.abs(F), xs)))
+    np.testing.assert_array_less(np.abs(h - direct), 1e-13 * scale + 1e-300)
 
 
 def test_last_event_per_neuron():
