@@ -1458,8 +1458,7 @@ class HybridFlow:
     def _cut_coefficients(self, rate: Array) -> Array:
         """The batch bound's coefficients of events with kink rates ``rate``
         (:func:`pwflow.batch.cut_coefficients`)."""
-        return cut_coefficients(rate, self.gamma, self.loss.curvature_bound,
-                                float(np.max(self.xnorm)), self.n)
+        return cut_coefficients(rate, self.gamma, self.loss.curvature_bound, self.n)
 
     # ------------------------------------------------------------------ apply
     def _classify_batch(self, evs: Pending, F: Array, field_: CollectiveField,
