@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import pwflow
+from pwflow.batch import cut_coefficients
 from pwflow.dense import propagators_at, stack_coefficients
 from pwflow.events import EventKind
 from pwflow.integrator import simulate
@@ -212,9 +213,10 @@ def _batch_error_and_bound(flow: HybridFlow) -> tuple[float, float]:
 def test_batch_bound_holds_on_data_scaled_down():
     # The batch bound (pwflow.batch) bounds the first-order error of applying a step's events
     # late on every propagator, ‖δΦ_p‖ <= Σ c_l (1 − γ) rate (t_c − t*)² / (2n).  It is
-    # invariant under (x, y) -> (c x, c y), t -> t / c²; a factor max_k ‖x_k‖ it had was not,
-    # and on three points scaled by 1/8 the measured error exceeded it (bound / error 0.51 and
-    # 0.38 at t = 1 and 11; now 3.3 and 2.4).  Errors ~1e-9 to 1e-6, far above the rtol noise
+    # invariant under (x, y) -> (c x, c y), t -> t / c²; the factor max_k ‖x_k‖ the cut used
+    # was not, and on three points scaled by 1/8 the measured error exceeded it (bound / error
+    # 0.51 and 0.38 at t = 1 and 11; with the margin max(1, max_k ‖x_k‖): 3.3 and 2.4).
+    # Errors ~1e-9 to 1e-6, far above the rtol noise
     c = 0.125
     data, init = pwflow.three_points(), pwflow.balanced(200, 2, 0.3, seed=0)
     flow = HybridFlow(c * data.X, c * data.y, init.W, init.a, get_loss("square"), 0.0,
@@ -227,6 +229,12 @@ def test_batch_bound_holds_on_data_scaled_down():
         assert err <= bound, f"t = {flow.t * c * c}: error {err:.3g}, bound {bound:.3g}"
         checked += bound >= 1e-9
     assert checked == 2
+
+
+def test_cut_margin_below_one_is_refused():
+    with pytest.raises(ValueError, match="margin"):
+        cut_coefficients(np.ones(3), 0.0, 1.0, 3, margin=0.5)
+    np.testing.assert_allclose(cut_coefficients(np.ones(2), 0.5, 1.0, 4, margin=2.0), 0.125)
 
 
 def test_interpolated_residuals_equal_the_face_by_face_ones():
