@@ -1470,9 +1470,9 @@ class HybridFlow:
 
     def _cut_coefficients(self, rate: Array) -> Array:
         """The batch bound's coefficients of events with kink rates ``rate``
-        (:func:`pwflow.batch.cut_coefficients`)."""
-        return cut_coefficients(rate, self.gamma, self.loss.curvature_bound,
-                                float(np.max(self.xnorm)), self.n)
+        (:func:`pwflow.batch.cut_coefficients`), with the margin ``max(1, max_k ‖x_k‖)``."""
+        return cut_coefficients(rate, self.gamma, self.loss.curvature_bound, self.n,
+                                max(1.0, float(np.max(self.xnorm))))
 
     # ------------------------------------------------------------------ apply
     def _classify_batch(self, evs: Pending, F: Array, field_: CollectiveField,

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import pwflow
+from pwflow.batch import cut_coefficients
 from pwflow.dense import propagators_at, quadratic_form_at
 from pwflow.events import EventKind
 from pwflow.integrator import simulate
@@ -174,6 +175,67 @@ def test_chained_events_agree_with_the_strict_reference_in_fewer_steps(monkeypat
     scale = max(np.max(np.abs(strict.a[-1])), np.max(np.abs(strict.W[-1])))
     assert np.max(np.abs(strict.W[-1] - chained.W[-1])) <= 1e-9 * scale
     assert np.max(np.abs(strict.a[-1] - chained.a[-1])) <= 1e-9 * scale
+
+
+def _batch_error_and_bound(flow: HybridFlow) -> tuple[float, float]:
+    """One step of ``flow`` with every located event applied at the step end (an unlimited
+    budget) against the strict path (a restart at every event) to the same time: the
+    largest error of a neuron relative to its norm, and the batch bound of that step."""
+    import copy
+    import dataclasses
+
+    from pwflow import stepper
+
+    bounds: list[float] = []
+
+    def spy(times, coeff, t0, limit, later, budget):
+        tc = choose_cut(times, coeff, t0, limit, later, budget)
+        sel = times <= tc
+        bounds.append(float(np.sum(coeff[sel] * (tc - times[sel]) ** 2)))
+        return tc
+
+    batched = copy.deepcopy(flow)
+    batched.opt = dataclasses.replace(flow.opt, batch_tol=1e300)
+    choose_cut = stepper.choose_cut
+    stepper.choose_cut = spy
+    try:
+        batched.step(1e9)
+    finally:
+        stepper.choose_cut = choose_cut
+    strict = copy.deepcopy(flow)
+    strict.opt = dataclasses.replace(flow.opt, batch_tol=0.0)
+    while strict.t < batched.t:
+        strict.step(batched.t)
+    assert len(strict.events) == len(batched.events)
+    err = np.linalg.norm(batched.Z - strict.Z, axis=1) / np.linalg.norm(strict.Z, axis=1)
+    return float(np.max(err)), max(bounds, default=0.0)
+
+
+def test_batch_bound_holds_on_data_scaled_down():
+    # The batch bound (pwflow.batch) bounds the first-order error of applying a step's events
+    # late on every propagator, ‖δΦ_p‖ <= Σ c_l (1 − γ) rate (t_c − t*)² / (2n).  It is
+    # invariant under (x, y) -> (c x, c y), t -> t / c²; the factor max_k ‖x_k‖ the cut used
+    # was not, and on three points scaled by 1/8 the measured error exceeded it (bound / error
+    # 0.51 and 0.38 at t = 1 and 11; with the margin max(1, max_k ‖x_k‖): 3.3 and 2.4).
+    # Errors ~1e-9 to 1e-6, far above the rtol noise
+    c = 0.125
+    data, init = pwflow.three_points(), pwflow.balanced(200, 2, 0.3, seed=0)
+    flow = HybridFlow(c * data.X, c * data.y, init.W, init.a, get_loss("square"), 0.0,
+                      pwflow.FlowOptions(stiff_solver=None))
+    checked = 0
+    for t_start in (1.0, 10.9):
+        while flow.t < t_start / c**2 or flow._solver is not None:
+            flow.step(1e9)
+        err, bound = _batch_error_and_bound(flow)
+        assert err <= bound, f"t = {flow.t * c * c}: error {err:.3g}, bound {bound:.3g}"
+        checked += bound >= 1e-9
+    assert checked == 2
+
+
+def test_cut_margin_below_one_is_refused():
+    with pytest.raises(ValueError, match="margin"):
+        cut_coefficients(np.ones(3), 0.0, 1.0, 3, margin=0.5)
+    np.testing.assert_allclose(cut_coefficients(np.ones(2), 0.5, 1.0, 4, margin=2.0), 0.125)
 
 
 @pytest.mark.parametrize("name", ["stewart", "random-d5"])
