@@ -36,9 +36,15 @@ __all__ = [
     "detect_sign_flips",
     "first_exit_brackets",
     "locate_roots",
+    "within_rounding",
+    "ROUNDING_ULPS",
 ]
 
 Array = NDArray[np.float64]
+
+#: ``|<w, x_k>|`` up to ``ROUNDING_ULPS · eps · ‖w‖ ‖x_k‖`` is the rounding of the product
+#: itself: zero, its sign meaningless (:func:`within_rounding`, :func:`detect_crossings`)
+ROUNDING_ULPS = 16
 
 
 class EventKind(enum.IntEnum):
@@ -97,7 +103,7 @@ def detect_crossings(
     S = W @ X.T if S is None else S
     # values within rounding of zero are not crossings: a neuron that just left a hyperplane
     # (or was cut exactly on it) sits there to rounding; a real crossing shows at a later step
-    unc = 16 * np.finfo(float).eps * np.linalg.norm(W, axis=1)
+    unc = ROUNDING_ULPS * np.finfo(float).eps * np.linalg.norm(W, axis=1)
     if slack is not None:
         unc = unc + slack
     tiny = unc[:, None] * (np.linalg.norm(X, axis=1) if xnorm is None else xnorm)
@@ -175,6 +181,15 @@ def locate_roots(
             la, ha, sla = la[keep], ha[keep], sla[keep]
     res = nested(coef, x)
     return x, res
+
+
+def within_rounding(S: Array, W: Array, X: Array) -> NDArray[np.bool_]:
+    """Entries of ``S = W Xᵀ`` that are zero to rounding: ``|<w_j, x_k>| <= ROUNDING_ULPS · eps
+    · ‖w_j‖ ‖x_k‖``, the size of the rounding error of the floating-point product itself (its
+    sign says nothing about the side of the hyperplane)."""
+    tiny = ROUNDING_ULPS * np.finfo(float).eps * np.outer(np.linalg.norm(W, axis=1),
+                                                          np.linalg.norm(X, axis=1))
+    return np.abs(S) <= tiny
 
 
 def first_exit_brackets(coef: Array, side: NDArray) -> tuple[Array, Array, Array]:

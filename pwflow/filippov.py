@@ -403,9 +403,50 @@ def select(
         found = _enumerate(s_a, b, Zrows, X[K], signs, forced, gamma, tol, rep, orient)
         if found is not None:
             signs, eta, D = found
+    if not _closed(X, u_face, K, signs):
+        # a hyperplane left while the held ones imply it (linearly dependent x_K, e.g. a
+        # neuron on a ray in d = 4 held by four hyperplanes of rank 3): no w can do that.
+        # Those held at a bound of their slope go with it, to the side of the departure
+        signs = _depart_together(X[K], signs, eta, gamma)
+        eta = side_slope(signs, gamma)
+        eta, D = _min_norm(b, Zrows, signs == 0, eta, gamma, start, classes)
+        branch &= signs == 0
     full = face_slopes(u_face, gamma)
     full[K] = eta
     return Selection(K, signs, full, D, branch)
+
+
+def _depart_together(XK: Array, signs: NDArray[np.int8], eta: Array,
+                     gamma: float) -> NDArray[np.int8]:
+    """Signs on ``K`` when the hyperplanes left are implied by the held ones.
+
+    The departure ``δv = X_K δD`` must lie in the range of ``X_K`` (``<w, x_k>`` are tied by
+    the linear dependencies of the ``x_k``): the minimal-norm ``δD`` with ``<x_k, δD> =
+    signs_k`` on the hyperplanes left and ``0`` on those held with their slope inside
+    ``[γ, 1]`` gives it; those held at a bound of their slope leave to the side of their
+    ``δv`` where it is not zero (``x_3 = −4 x_2 − x_0``, ``x_2`` left to ``−``, ``x_0``
+    held inside: ``x_3`` leaves to ``+``)."""
+    held = signs == 0
+    free = held & ~_at_box_edge(eta, gamma)
+    rows = (~held) | free
+    target = np.where(held, 0.0, signs.astype(float))[rows]
+    dD, *_ = np.linalg.lstsq(XK[rows], target, rcond=None)
+    dv = XK @ dD
+    scale = np.linalg.norm(XK, axis=1) * float(np.linalg.norm(dD))
+    out = signs.copy()
+    go = held & ~free & (np.abs(dv) > 1e-9 * scale)
+    out[go] = np.sign(dv[go]).astype(np.int8)
+    return out
+
+
+def _closed(X: Array, u_face: NDArray, K: NDArray[np.intp], signs: NDArray[np.int8]) -> bool:
+    """Whether the hyperplanes held (``signs == 0``) imply none of those left
+    (:func:`implied_hyperplanes` of the face after the event)."""
+    if np.all(signs == 0) or not np.any(signs == 0):
+        return True
+    u_new = np.array(u_face, copy=True)
+    u_new[K] = signs
+    return not np.any(np.isin(implied_hyperplanes(X, u_new), K))
 
 
 def _leave_rounds(s_a: float, b: Array, Zrows: Array, XK: Array, signs: NDArray[np.int8],

@@ -46,6 +46,7 @@ from .events import (
     detect_zero_crossings,
     first_exit_brackets,
     locate_roots,
+    within_rounding,
 )
 from .filippov import BranchPolicy, Selection, select, select_single, transition
 from .model import Loss
@@ -549,7 +550,11 @@ class HybridFlow:
         """Faces of the initial neurons; a neuron starting on hyperplanes is decided by
         :func:`pwflow.filippov.select` (logged as ``INITIAL_FACE`` where it stays)."""
         W = self.Z[:, : self.d]
-        U = np.sign(W @ self.X.T).astype(np.int8)
+        S = W @ self.X.T
+        # a value within the rounding of the product is zero: its sign says nothing of the
+        # side (a neuron placed on hyperplanes by a floating-point projection lands 1e-16 off
+        # them, on sides that the rounding picked)
+        U = np.where(within_rounding(S, W, self.X), 0, np.sign(S)).astype(np.int8)
         on_face = np.flatnonzero(np.any(U == 0, axis=1))
         rows = []
         if on_face.size:

@@ -335,3 +335,21 @@ def test_a_neuron_with_a_zero_that_cannot_move_stays_on_all_its_hyperplanes():
     mine = tr.events["neuron"] == 0
     assert np.all(tr.events["kind"][mine] == pwflow.EventKind.INITIAL_FACE)
     assert np.array_equal(tr.W[-1][0], w) and tr.a[-1][0] == 0.0
+
+
+def test_hyperplanes_held_imply_none_of_those_left():
+    """A neuron on four hyperplanes of rank 3 (x_3 = −4 x_2 − x_0) whose exit is read on x_2
+    (r_2 = 0): leaving x_2 alone while x_0 and x_3 are held is no motion of w at all."""
+    from pwflow.filippov import implied_hyperplanes
+
+    X = np.array([[0.0, 0.0, 0.0, 0.125], [0.0, 0.0, 0.125, 0.0], [0.125, 0.0, 0.0, 0.0],
+                  [-0.5, 0.0, 0.0, -0.125], [0.75, -0.25, 0.0, 0.0]])
+    r = np.array([-0.6315789473684, 0.0, 0.0, -1.0 / 3.0, -2.0 / 9.0])
+    u = np.array([0, 0, 0, 0, 1], dtype=np.int8)
+    w = np.array([0.0, -0.94, 0.0, 0.0])
+    sel = select(-0.94, u, X, r, 0.0, exits={2: False}, w=w)
+    u_new = u.copy()
+    u_new[sel.K] = sel.signs
+    # x_2 leaves to −, so <w, x_3> = −4 <w, x_2> − <w, x_0> grows: x_3 leaves to + with it
+    assert sel.signs.tolist() == [0, 0, -1, 1]
+    assert not np.any(np.isin(implied_hyperplanes(X, u_new), sel.K)), u_new

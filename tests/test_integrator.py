@@ -763,3 +763,30 @@ def test_global_minimum_residuals_below_resolution_make_no_face_events():
     assert tr.step_loss[-1] < 1e-20 and ref.step_loss[-1] < 1e-20
     scale = np.max(np.abs(ref.a[-1]))
     assert np.max(np.abs(tr.a[-1] - ref.a[-1])) <= 1e-9 * scale
+
+
+@pytest.mark.parametrize("offset", [2.0**-56, -(2.0**-56)])
+def test_a_neuron_within_rounding_of_a_hyperplane_starts_on_it(offset):
+    """``<w, x_0> = ±2^-56`` for ``‖w‖ ≈ 0.6``: below the rounding of the product (the size a
+    floating-point projection onto the hyperplane leaves), so its sign says nothing of the
+    side.  The neuron starts on x_0's hyperplane and the rule decides (before: the sign of
+    the rounding picked its side, and a branch point there went unseen)."""
+    from pwflow.events import within_rounding
+
+    X = np.array([[1.0, 0.0, 0.0], [0.5, 1.0, 0.0], [-0.25, 0.5, 1.0]])
+    y = np.array([1.0, -0.5, 0.25])
+    W = np.array([[offset, 0.5, 0.25], [0.3, -0.2, 0.4]])
+    a = np.array([-0.6, 0.5])
+    assert within_rounding(W @ X.T, W, X)[0].tolist() == [True, False, False]
+    tr = simulate(Dataset(X, y), from_arrays(W, a), 1.0, gamma=0.0)
+    assert tr.status == 0, tr.message
+    ev = tr.events
+    at0 = (ev["t"] == 0.0) & (ev["neuron"] == 0) & (ev["k"] == 0)
+    assert np.count_nonzero(at0) == 1, ev
+    kind = ev["kind"][at0][0]
+    assert kind in (EventKind.INITIAL_FACE, EventKind.LEAVE_SLIDING, EventKind.BRANCH)
+    if kind == EventKind.INITIAL_FACE:  # held: put on the hyperplane exactly
+        assert tr.W[0][0] @ X[0] == 0.0
+    # both offsets are the same start to the arithmetic's resolution: the same decision
+    other = simulate(Dataset(X, y), from_arrays(W * [[-1, 1, 1], [1, 1, 1]], a), 1.0, gamma=0.0)
+    assert other.events_by_kind() == tr.events_by_kind()

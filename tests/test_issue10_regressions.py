@@ -568,3 +568,29 @@ def test_gd_at_usual_steps_takes_a_marginal_branch_the_flow_does_not():
     # gap of 4.4e-7; by t = 1 the flow is 9.4e-4 from them, beyond gap and band)
     assert coarse.error(Wt, at, 0) > 10 * coarse.gap[0]
     assert coarse.W[0][3] @ X[0] > 1e-6  # gradient descent at lr = 1e-3 left x_0 to +
+
+
+def test_a_neuron_leaving_a_ray_leaves_every_hyperplane_its_motion_implies():
+    """Thorough profile (invariants, d = 4, n = 5): neuron 6 starts on the ray w ∝ −e_2, on
+    the hyperplanes of x_0, …, x_3 (rank 3: x_3 = −4 x_2 − x_0).  At t = 5 the slope of x_3
+    reaches 1; the exit rule, reading the departure on x_2 (whose r_2 = 0), let x_2 alone
+    leave while x_0 and x_3 held it: a face no w lies in.  Its ray was read as w reaching 0,
+    w was set to 0, and Lemma 1 drifted by 0.44 (status −7).  Now the held hyperplanes must
+    imply none of those left (filippov._closed): x_2 and x_3 leave together, as gradient
+    descent does."""
+    X = np.array([[0.0, 0.0, 0.0, 0.125], [0.0, 0.0, 0.125, 0.0], [0.125, 0.0, 0.0, 0.0],
+                  [-0.5, 0.0, 0.0, -0.125], [0.75, -0.25, 0.0, 0.0]])
+    W = np.zeros((8, 4))
+    W[:6, 3], W[6, 1], W[7, 0] = 1.0, -1.0, -1.0
+    a = -np.ones(8)
+    y = np.zeros(5)
+    times = (2.5, 5.0, 7.5, 10.0)
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 10.0, gamma=0.0,
+                         loss="square", t_eval=np.linspace(0.0, 10.0, 21))
+    assert tr.status == 0, tr.message
+    ev = tr.events
+    mine = (ev["neuron"] == 6) & (ev["t"] > 0)
+    assert sorted(ev["k"][mine].tolist()) == [2, 3]
+    assert np.all(ev["kind"][mine] == pwflow.EventKind.LEAVE_SLIDING)
+    assert not [msg for i in range(tr.t.size) for msg in sliding_checks(tr, i)]
+    _assert_within_gaps(tr, gd_reference(X, y, W, a, 0.0, "square", times, lr=1e-3))

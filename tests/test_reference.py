@@ -43,8 +43,8 @@ def test_min_norm_noise_is_the_normal_velocity_the_resolution_allows():
     W = np.array([[0.0, 1.0], [1.0, 1.0]])
     a = np.array([1.0, -2.0])
     res = output_resolution(W, a, X, 0.0, 1e-10)
-    # |a_j| |<w_j, x_l>| summed: x_0: 0 + 2·1, x_1: 1·1 + 2·2
-    assert np.allclose(res, 10 * 1e-10 * np.array([2.0, 5.0]))
+    # Σ_j |a_j| ‖w_j‖ = 1 + 2 √2, times ‖x_l‖ = 1, √2
+    assert np.allclose(res, 10 * 1e-10 * (1 + 2 * np.sqrt(2)) * np.array([1.0, np.sqrt(2)]))
     mn = min_norm_direction(W[0], X, np.zeros(2), W, a, 0.0, "square", [0], [0, 1], res)
     assert np.allclose(mn.noise, (np.abs(X[[0]] @ X.T) @ res) / 2)
 
@@ -62,3 +62,24 @@ def test_sliding_check_accepts_a_fixed_point_and_flags_it_once_it_moves():
     snap_a = _snapshot(W, np.array([0.5]), np.array([0.5, 1.0, -1.0]), U)
     snap_a.X = Xp
     assert any("not tangent" in m for m in sliding_checks(snap_a, 0))
+
+
+def test_sliding_check_tells_a_hyperplane_just_left_from_one_held_wrongly():
+    # neuron 0 slides on x_1's hyperplane and lies on x_0's too (x_0 not in span x_1),
+    # recorded on the + side of x_0: fine if its field there moves it into + (an instant
+    # after its exit), flagged if the field points back
+    X3 = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+    W = np.array([[0.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
+    U = np.array([[1, 0, 1], [1, 1, 1]], dtype=np.int8)
+    for a0, verdict in ((-1.0, False), (1.0, True)):
+        a = np.array([a0, 0.5])
+        h = np.maximum(X3 @ W.T, 0) @ a
+        # r = (1, r_1, 1): <D, x_0> = −(r_0 + r_2)/3 = −2/3 for every slope of x_1 (x_1 ⟂ x_0),
+        # so a_0 <D, x_0> points into + for a_0 < 0 and back for a_0 > 0
+        y = h - np.array([1.0, 0.5, 1.0])
+        snap = _snapshot(W, a, y, U)
+        # at a later snapshot (the first one is the start, where leaving is not checked)
+        snap.X, snap.t, snap.pattern = X3, np.array([0.0, 1.0]), np.array([0, 0])
+        snap.W, snap.a = np.repeat(snap.W, 2, axis=0), np.repeat(snap.a, 2, axis=0)
+        bad = sliding_checks(snap, 1)
+        assert any("points back" in m for m in bad) is verdict, (a0, bad)
