@@ -479,6 +479,14 @@ def test_gd_policy_from_rest_holds_a_class_whose_side_points_back():
     assert W1[2] @ X[0] > 1e-2 and abs(W1[2] @ X[1]) <= 1e-10
 
 
+def _run_to_ten(X, y, W, a):
+    """The thorough profile's runs: square loss, γ = 0, t = 10, 21 snapshots; status 0."""
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 10.0, gamma=0.0,
+                         loss="square", t_eval=np.linspace(0.0, 10.0, 21))
+    assert tr.status == 0, tr.message
+    return tr
+
+
 def _four_points_case():
     X = np.array([[0.0, 0.0, 0.0, -0.75], [0.0, 0.0, 0.0, 1.375], [0.0, 1.375, 0.0, 1.875],
                   [-0.625, 0.0, 0.0, 0.0], [1.25, -0.625, 0.0, 0.0]])
@@ -501,9 +509,7 @@ def test_neuron_leaving_at_its_exit_does_not_reenter_at_once():
     X, W, a = _four_points_case()
     y = np.zeros(5)
     times = (0.5, 1.0, 5.0, 10.0)
-    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 10.0, gamma=0.0,
-                         loss="square", t_eval=np.linspace(0.0, 10.0, 21))
-    assert tr.status == 0, tr.message
+    tr = _run_to_ten(X, y, W, a)
     ev = tr.events
     mine = (ev["neuron"] == 2) & (ev["k"] == 3) & (ev["t"] > 0)
     assert ev["kind"][mine].tolist() == [pwflow.EventKind.LEAVE_SLIDING], ev["kind"][mine]
@@ -585,9 +591,7 @@ def test_a_neuron_leaving_a_ray_leaves_every_hyperplane_its_motion_implies():
     a = -np.ones(8)
     y = np.zeros(5)
     times = (2.5, 5.0, 7.5, 10.0)
-    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 10.0, gamma=0.0,
-                         loss="square", t_eval=np.linspace(0.0, 10.0, 21))
-    assert tr.status == 0, tr.message
+    tr = _run_to_ten(X, y, W, a)
     ev = tr.events
     mine = (ev["neuron"] == 6) & (ev["t"] > 0)
     assert sorted(ev["k"][mine].tolist()) == [2, 3]
