@@ -187,9 +187,15 @@ def within_rounding(S: Array, W: Array, X: Array) -> NDArray[np.bool_]:
     """Entries of ``S = W Xᵀ`` that are zero to rounding: ``|<w_j, x_k>| <= ROUNDING_ULPS · eps
     · ‖w_j‖ ‖x_k‖``, the size of the rounding error of the floating-point product itself (its
     sign says nothing about the side of the hyperplane)."""
-    tiny = ROUNDING_ULPS * np.finfo(float).eps * np.outer(np.linalg.norm(W, axis=1),
-                                                          np.linalg.norm(X, axis=1))
+    tiny = ROUNDING_ULPS * np.finfo(float).eps * np.outer(_scaled_norms(W), _scaled_norms(X))
     return np.abs(S) <= tiny
+
+
+def _scaled_norms(A: Array) -> Array:
+    """Row norms without overflow for huge entries (``‖a‖ = max|a_i| ‖a / max|a_i|‖``)."""
+    big = np.max(np.abs(A), axis=1)
+    safe = np.where(big > 0, big, 1.0)
+    return big * np.linalg.norm(A / safe[:, None], axis=1)
 
 
 def first_exit_brackets(coef: Array, side: NDArray) -> tuple[Array, Array, Array]:
