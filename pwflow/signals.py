@@ -11,11 +11,13 @@ status of the command line is ``128 + signal number`` (130 SIGINT, 143 SIGTERM, 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from typing import Iterator
 
-__all__ = ["Terminated", "terminations_as_interrupts", "exit_status", "describe", "HANDLED"]
+__all__ = ["Terminated", "terminations_as_interrupts", "deferred", "exit_status", "describe",
+           "HANDLED"]
 
 #: Signals handled like Ctrl-C (those that exist on this platform).
 HANDLED: tuple[int, ...] = tuple(
@@ -63,6 +65,34 @@ def terminations_as_interrupts() -> Iterator[None]:
     finally:
         for s, h in old.items():
             signal.signal(s, h if h is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Hold Ctrl-C and the termination signals until the block ends, then act on the first
+    one as the handler in force would have (a file being written is finished first: a
+    signal raised inside ``zipfile`` left it unclosable and replaced the interruption by an
+    error).  Outside the main thread this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    old = {}
+    for s in (signal.SIGINT, *HANDLED):
+        old[s] = signal.getsignal(s)
+        signal.signal(s, lambda signum, frame: got.append(int(signum)))
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+    if not got:
+        return
+    signum, handler = got[0], old.get(got[0])
+    if callable(handler):
+        handler(signum, None)  # raises Terminated / KeyboardInterrupt
+    elif handler == signal.SIG_DFL:
+        os.kill(os.getpid(), signum)  # the default action, now that the file is whole
 
 
 def exit_status(err: BaseException) -> int:

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from .signals import deferred
+
 __all__ = ["FORMAT_VERSION", "STORE_FILES", "prepare_store", "write_npz", "StoreWriter",
            "load_store", "check_format", "is_store", "check_finite_states"]
 
@@ -123,9 +125,10 @@ def write_npz(path: str | Path, compress: bool = True, **arrays) -> Path:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     _create(tmp)
     try:
-        with open(tmp, "wb") as fh:  # a file object: numpy appends no suffix
-            (np.savez_compressed if compress else np.savez)(fh, **arrays)
-        os.replace(tmp, path)
+        with deferred():  # a signal acts once the file is whole (or not written at all)
+            with open(tmp, "wb") as fh:  # a file object: numpy appends no suffix
+                (np.savez_compressed if compress else np.savez)(fh, **arrays)
+            os.replace(tmp, path)
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)
