@@ -199,16 +199,21 @@ def implied_hyperplanes(X: Array, u_face: ArrayLike) -> NDArray[np.intp]:
     return off[near]
 
 
+def _field_magnitude(b: Array, Zrows: Array) -> float:
+    """``‖b‖ + Σ_k ‖z_k‖``: bounds every term of ``D`` (the scale of its rounding)."""
+    return float(np.linalg.norm(b)) + float(np.sum(np.linalg.norm(Zrows, axis=1)))
+
+
 def _stationary(w: Array, b: Array, Zrows: Array) -> bool:
     """Whether a neuron with ``a = 0`` stays so: ``da/dt = <w, b>`` (the free part of ``D`` is
     orthogonal to ``w``) is zero to rounding, relative to ``‖w‖`` times the terms of ``D``."""
-    mag = float(np.linalg.norm(b)) + float(np.sum(np.linalg.norm(Zrows, axis=1)))
+    mag = _field_magnitude(b, Zrows)
     return abs(float(w @ b)) <= VELOCITY_RTOL * float(np.linalg.norm(w)) * mag
 
 
 def _zero_tol(b: Array, Zrows: Array, xK: Array) -> Array:
     """Per hyperplane of ``K``: the size below which ``<D, x_k>`` is rounding."""
-    mag = float(np.linalg.norm(b)) + float(np.sum(np.linalg.norm(Zrows, axis=1)))
+    mag = _field_magnitude(b, Zrows)
     return VELOCITY_RTOL * mag * np.linalg.norm(xK, axis=1) + 1e-300
 
 

@@ -1829,7 +1829,7 @@ class HybridFlow:
         tab = self.table
         d = self.d
         self._left_at = (t, np.fromiter(exits, dtype=np.intp, count=len(exits)))
-        self._project_leaving(exits, Z, new_pat, t)
+        self._project_leaving(self._left_at[1], Z, new_pat, t)
         for p, ex in exits.items():
             u_face = tab.U[p]
             js = np.flatnonzero(new_pat == p)
@@ -1853,15 +1853,15 @@ class HybridFlow:
                     elif codes[k] >= 0:
                         self._log(t, int(j), int(k), int(codes[k]), 0.0, p, p_new)
 
-    def _project_leaving(self, exits: dict, Z: Array, pat: NDArray, t: float) -> None:
-        """Project the neurons of the faces in ``exits`` onto all of their hyperplanes.
+    def _project_leaving(self, faces: NDArray[np.intp], Z: Array, pat: NDArray, t: float) -> None:
+        """Project the neurons of ``faces`` (those with exits) onto all of their hyperplanes.
 
         At the exit they are on them; those that leave depart at second order,
         ``<w, x_k> ∝ (t − t_e)²``, so a drift of the integration left in ``<w, x_k>`` would be
         read as a crossing back an instant later (an entry with the slope beyond its bound).
         """
         tab = self.table
-        js = np.flatnonzero(np.isin(pat, np.fromiter(exits, dtype=np.intp, count=len(exits))))
+        js = np.flatnonzero(np.isin(pat, faces))
         if js.size:
             self._project_onto(Z, js, np.take(tab.projectors(), pat[js], axis=0), pat[js], t)
 

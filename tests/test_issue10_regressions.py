@@ -530,7 +530,7 @@ def test_exit_due_where_the_solver_starts_is_taken_there(monkeypatch):
     exit is then due where the solver next starts and is taken there, within a step of the
     first (before: never, status -7)."""
     monkeypatch.setattr(pwflow.stepper.HybridFlow, "_project_leaving",
-                        lambda self, exits, Z, pat, t: None)
+                        lambda self, faces, Z, pat, t: None)
     X, W, a = _four_points_case()
     tr = pwflow.simulate(pwflow.Dataset(X, np.zeros(5)), pwflow.from_arrays(W, a), 1.0,
                          gamma=0.0, loss="square", t_eval=np.linspace(0.0, 1.0, 3))
