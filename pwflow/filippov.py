@@ -76,6 +76,13 @@ GD_MAP_CHUNK = 50
 #: ``|<w, x_l>| <= 1e-10 ‖w‖ ‖x_l‖``, the distance at which a neuron counts as on a hyperplane
 SPAN_RTOL = 1e-10
 
+#: fraction of :func:`_zero_tol` above which the normal velocity of the minimal-norm ``D``
+#: gives the side of an exit whose slope has no KKT multiplier (``r_k = 0``,
+#: :func:`_exit_signs`): the face events find an exit where ``|<D, x_k>|`` passes
+#: ``1e-12`` of the terms' magnitude, a tenth of :func:`_zero_tol`'s scale; its sign is read
+#: down to a thousandth of that scale (``1e-14``, still ~100 ulp of the terms)
+EXIT_READ_RTOL = 1e-3
+
 
 class BranchPolicy(str, enum.Enum):
     """Which continuation to follow where the flow is not unique (a repulsive sliding mode)."""
@@ -351,16 +358,9 @@ def select(
         s_a = float(np.sign(np.asarray(w, float) @ b))
     s_a = s_a or 1.0
     signs = np.zeros(K.size, dtype=np.int8)
-    if exits:
-        for i, k in enumerate(K):
-            if int(k) in exits:
-                members = rep == rep[i]
-                # the class's slope parameter (its head's slope) reached the bound; its KKT
-                # multiplier is that of the summed column, ∝ −(Σ_members c_k r_k) x_head
-                head_upper = exits[int(k)] if orient[i] > 0 else not exits[int(k)]
-                r_class = -float((orient[members] @ Zrows[members]) @ X[K[rep[i]]])
-                signs[members] = orient[members] * exit_side(s_a, r_class, head_upper)
     tol = _zero_tol(b, Zrows, X[K])
+    if exits:
+        signs = _exit_signs(exits, K, s_a, b, Zrows, X[K], gamma, start, (rep, orient), tol)
     eta = side_slope(signs, gamma)
     heads = np.flatnonzero(rep == np.arange(K.size))
     classes = (rep, orient)
@@ -419,6 +419,42 @@ def select(
     full = face_slopes(u_face, gamma)
     full[K] = eta
     return Selection(K, signs, full, D, branch)
+
+
+def _exit_signs(exits: dict[int, bool], K: NDArray[np.intp], s_a: float, b: Array,
+                Zrows: Array, XK: Array, gamma: float, start: Array | None,
+                classes: tuple[NDArray[np.intp], NDArray[np.int8]], tol: Array
+                ) -> NDArray[np.int8]:
+    """Signs on ``K`` of the hyperplanes whose sliding slope reached a bound (``exits``).
+
+    A class's slope parameter (its head's slope) reached the bound; its KKT multiplier is
+    that of the summed column, ``∝ −(Σ_members c_k r_k) x_head``, and gives the side
+    (:func:`exit_side`).  Where that column is zero (``r_k = 0``: the slope is free and has no
+    multiplier; ``D`` does not depend on it) the side is that of the normal velocity of the
+    minimal-norm ``D`` over the whole box, read just past the exit where it is not zero: the
+    hyperplane is one of linearly dependent ones (d = 4: ``x_1`` in the span of ``x_0, x_2``,
+    ``r_1 = 0``), and leaves with them to the side they go (its bound's side, as before, only
+    where that velocity is rounding)."""
+    rep, orient = classes
+    signs = np.zeros(K.size, dtype=np.int8)
+    v_star = None
+    for i, k in enumerate(K):
+        if int(k) not in exits:
+            continue
+        members = rep == rep[i]
+        head = rep[i]
+        head_upper = exits[int(k)] if orient[i] > 0 else not exits[int(k)]
+        r_class = -float((orient[members] @ Zrows[members]) @ XK[head])
+        side = exit_side(s_a, r_class, head_upper)
+        if r_class == 0.0:
+            if v_star is None:
+                _, D = _min_norm(b, Zrows, np.ones(K.size, dtype=bool), np.zeros(K.size),
+                                 gamma, start, classes)
+                v_star = s_a * (XK @ D)
+            if abs(v_star[head]) > EXIT_READ_RTOL * tol[head]:
+                side = np.int8(np.sign(v_star[head]))
+        signs[members] = orient[members] * side
+    return signs
 
 
 def _depart_together(XK: Array, signs: NDArray[np.int8], eta: Array,

@@ -11,7 +11,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -352,4 +352,48 @@ def test_hyperplanes_held_imply_none_of_those_left():
     u_new[sel.K] = sel.signs
     # x_2 leaves to −, so <w, x_3> = −4 <w, x_2> − <w, x_0> grows: x_3 leaves to + with it
     assert sel.signs.tolist() == [0, 0, -1, 1]
+    assert not np.any(np.isin(implied_hyperplanes(X, u_new), sel.K)), u_new
+
+
+@st.composite
+def dependent_zero_residual_exits(draw):
+    """:func:`face_problems` with one more point on the face, in the span of its points and
+    with ``r = 0`` (its slope has no KKT multiplier), flagged as an exit at a drawn bound."""
+    a, u, X, r, gamma = draw(face_problems(min_p=2))
+    K = np.flatnonzero(u == 0)
+    c = draw(arrays(float, (K.size,), elements=st.floats(-2.0, 2.0).filter(lambda v: abs(v) > 0.1)))
+    x_dep = c @ X[K]
+    assume(np.linalg.norm(x_dep) > 0.1)
+    X = np.vstack([X, x_dep])
+    r = np.append(r, 0.0)
+    u = np.append(u, np.int8(0))
+    return a, u, X, r, gamma, draw(st.booleans())
+
+
+@settings(suppress_health_check=[HealthCheck.filter_too_much])
+@given(dependent_zero_residual_exits())
+def test_exit_without_multiplier_goes_where_the_motion_goes(prob):
+    """An exit read on a hyperplane whose ``r_k = 0`` (its slope has no KKT multiplier, so the
+    bound it is said to reach tells nothing) goes to the side of the minimal-norm motion (brute
+    force, :func:`_brute_force`'s least squares), not to the bound's side; the face reached
+    must be one that some ``w`` lies on.  (Thorough profile, d = 4: the exit was read on
+    ``x_1`` with ``r_1 = 0``, dependent on ``x_0, x_2``; it went to its bound's side while the
+    motion went to the other, re-entered at once, and drifted off by 1.4e-5.)"""
+    from scipy.optimize import lsq_linear
+
+    from pwflow.filippov import implied_hyperplanes
+
+    a, u, X, r, gamma, upper = prob
+    n = X.shape[0]
+    K = np.flatnonzero(u == 0)
+    b = -((np.where(u > 0, 1.0, np.where(u < 0, gamma, 0.0)) * r) @ X) / n
+    Z = -(r[K, None] * X[K]).T / n
+    D_star = b + Z @ lsq_linear(Z, -b, bounds=(gamma, 1.0), method="bvls", tol=1e-15).x
+    v = np.sign(a) * float(X[-1] @ D_star)
+    scale = np.sum(np.abs(r) * np.linalg.norm(X, axis=1)) / n * np.linalg.norm(X[-1])
+    assume(abs(v) > 1e-9 * scale)  # a clear motion (else the bound's side is the convention)
+    sel = select(a, u, X, r, gamma, exits={n - 1: upper})
+    assert sel.signs[-1] == np.sign(v)
+    u_new = u.copy()
+    u_new[sel.K] = sel.signs
     assert not np.any(np.isin(implied_hyperplanes(X, u_new), sel.K)), u_new

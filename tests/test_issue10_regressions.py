@@ -598,3 +598,30 @@ def test_a_neuron_leaving_a_ray_leaves_every_hyperplane_its_motion_implies():
     assert np.all(ev["kind"][mine] == pwflow.EventKind.LEAVE_SLIDING)
     assert not [msg for i in range(tr.t.size) for msg in sliding_checks(tr, i)]
     _assert_within_gaps(tr, gd_reference(X, y, W, a, 0.0, "square", times, lr=1e-3))
+
+
+def test_a_dependent_exit_without_multiplier_leaves_with_the_motion():
+    """Thorough profile (invariants, d = 4, n = 5): neuron 3 slides on the hyperplanes of
+    x_0, x_1, x_2, which span a plane (rank 2), and r_1 = 0 from t = 0.079 on (x_1's output is
+    exactly its target).  At t = 0.48072 the slope of x_0 reaches 1; the face events read the
+    departure first on x_1, whose slope has no multiplier, and the exit rule sent it to its
+    bound's side (−) while the neuron moved to +: it re-entered both hyperplanes at once,
+    held there it drifted off by 1.4e-5 (status −7).  Now that exit goes to the side of the
+    minimal-norm motion, x_0 and x_1 leave together to +, once."""
+    X = np.array([[1.375, 0.0, 1.875, 0.0], [1.75, 0.0, 1.375, 0.0], [-0.625, 0.0, 0.625, 0.0],
+                  [0.0, -0.5, -0.75, -1.5], [0.0, -0.625, 0.0, 0.0]])
+    y = np.array([0.0, 0.0, 0.0, 0.0, 1.5])
+    W = np.array([[-0.875, -0.875, 0.5, 0.375], [-0.625, -0.625, 0.625, 0.0],
+                  [-0.375, -0.4375, 0.5, 0.5], [0.0, 1.0, 0.0, -0.75], [0.0, 0.0, -0.875, 0.0],
+                  [-1.0, 0.0, 0.0, 0.0], [-1.0, 0.0, 0.0, 0.0], [-1.0, 0.0, 0.0, 0.0]])
+    a = np.array([-1.3863170633011772, -1.0825317547305484, -0.9121574699579015, -1.25,
+                  -0.875, -1.0, -1.0, -1.0])
+    tr = _run_to_ten(X, y, W, a)
+    ev = tr.events
+    first = (ev["neuron"] == 3) & (ev["t"] > 0) & (ev["t"] < 1.0)
+    assert sorted(ev["k"][first].tolist()) == [0, 1]
+    assert np.all(ev["kind"][first] == pwflow.EventKind.LEAVE_SLIDING)
+    i = int(np.searchsorted(tr.t, 1.0))
+    assert np.all(tr.W[i, 3] @ X[:2].T > 0)  # on the active side of both
+    assert not [msg for i in range(tr.t.size) for msg in sliding_checks(tr, i)]
+    _assert_within_gaps(tr, gd_reference(X, y, W, a, 0.0, "square", (1.0, 2.5, 5.0), lr=1e-3))
