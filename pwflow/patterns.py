@@ -87,6 +87,17 @@ class FacePlan:
     faces: NDArray[np.intp] | None = None
 
 
+def _unique_rows(U: NDArray[np.int8]) -> tuple[NDArray[np.int8], NDArray[np.intp]]:
+    """``np.unique(U, axis=0, return_inverse=True)`` for sign patterns (entries −1, 0, 1), the
+    same rows in the same (lexicographic) order, each row read as one opaque key: ``u + 1``
+    viewed as ``n`` bytes, whose byte-wise order is the signed row order.  numpy's row
+    sort compares structured fields one by one (m = 2·10⁵: 0.17 s at n = 3, 1.6 s at
+    n = 40; this: 0.03 and 0.04 s)."""
+    V = np.ascontiguousarray(U + np.int8(1)).view(np.dtype((np.void, U.shape[1])))[:, 0]
+    _, first, inverse = np.unique(V, return_index=True, return_inverse=True)
+    return U[first], np.ravel(inverse)
+
+
 class PatternTable:
     """Registry of activation patterns with vectorised face fields.
 
@@ -141,9 +152,9 @@ class PatternTable:
             ids = [self._index.get(row.tobytes()) for row in U]
             if None not in ids:
                 return np.array(ids, dtype=np.intp)
-        uniq, inverse = np.unique(U, axis=0, return_inverse=True)
+        uniq, inverse = _unique_rows(U)
         ids = np.array([self.index(row) for row in uniq], dtype=np.intp)
-        return ids[np.ravel(inverse)]
+        return ids[inverse]
 
     def index_changed(self, U: NDArray, p_prev: NDArray[np.intp], rows: NDArray[np.intp],
                       k: NDArray[np.intp]) -> NDArray[np.intp]:

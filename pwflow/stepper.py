@@ -81,8 +81,10 @@ def _row_norms(A: Array, B: Array | None = None) -> Array:
         return np.linalg.norm(A if B is None else A - B, axis=1)
 
     def col(i: int) -> Array:
-        c = A[:, i] if B is None else A[:, i] - B[:, i]
-        return c * c
+        if B is None:
+            return A[:, i] * A[:, i]
+        c = A[:, i] - B[:, i]
+        return np.multiply(c, c, out=c)  # in place: one temporary per column, not two
 
     s = col(0)
     for i in range(1, A.shape[1]):
@@ -739,21 +741,23 @@ class HybridFlow:
             mu = np.empty(self.m)
             exact = np.empty(self.m)
         else:
-            W_old, pat_old, mu, exact = prev
-            mu = mu - _row_norms(W, W_old)
+            W_old, pat_old, mu, exact = prev  # owned by the state alone: updated in place
+            mu -= _row_norms(W, W_old)
             stale = np.flatnonzero((self.pat != pat_old) | (mu < 0.5 * exact))
         if stale.size:
             mu[stale] = self._exact_margins(W[stale], self.pat[stale])
-            exact = exact.copy()
             exact[stale] = mu[stale]
         self._mu = mu
-        # self._Zs is never written to (each start makes a new one): W is kept as a view
-        self._mu_state = (W, self.pat.copy(), mu, exact)
+        # self._Zs and self.pat are never written to (each start makes a new Z, each cut a
+        # new pattern array): both are kept as they are
+        self._mu_state = (W, self.pat, mu, exact)
         self._znorm = _row_norms(self._Zs)
         # the neurons a step can bring to a hyperplane: 0.9 μ_j / ‖z_j‖ below the step's
         # bound (:meth:`_near`), found without a pass over all m
+        reach = np.multiply(mu, 0.9)
         with np.errstate(divide="ignore", invalid="ignore"):
-            reach = np.where(self._znorm > 0, 0.9 * mu / self._znorm, np.inf)
+            np.divide(reach, self._znorm, out=reach)
+        reach[~(self._znorm > 0)] = np.inf
         caps = self._caps()
         self._mr = _BelowLimit(reach, self.pat, np.arange(self.m), self._occupied, caps[0])
         # sliding neurons, by |a_j| / ‖z_j‖ at the start: ``a_j`` can change sign only once
@@ -1741,8 +1745,9 @@ class HybridFlow:
             parts.append(B)
             chain = (np.all(tab.U[B.p_new] != 0, axis=1) & self._integrated_at(B.p_new)
                      & (B.ts < t_cut) & ~evs.zero & ~evs.flip)
-            for j in B.js[~chain].tolist():
-                hold = min(hold, later.get(j, np.inf))
+            if later:  # the earliest next event of the neurons not chained
+                held = set(B.js[~chain].tolist()).intersection(later)
+                hold = min([hold] + [later[j] for j in held])
             nxt, later, start, hold_new = self._next_on_face(B, np.flatnonzero(chain), F, h)
             hold = min(hold, hold_new)
             if nxt is not None:
@@ -1898,8 +1903,10 @@ class HybridFlow:
         the spans of the faces' ``x_K``, ``(s, d, d)``), measuring the distance removed first:
         beyond the sliding tolerance, :class:`InvariantError` names the neuron and ``t``."""
         d = self.d
-        off = np.einsum("sij,sj->si", Pm, Z[js, :d])
-        dist = _row_norms(off) / np.maximum(_row_norms(Z[js]), 1e-300)
+        Zj = Z[js]  # gathered once (the rows' norms and their w)
+        w = np.ascontiguousarray(Zj[:, :d])
+        off = np.einsum("sij,sj->si", Pm, w)
+        dist = _row_norms(off) / np.maximum(_row_norms(Zj), 1e-300)
         i = int(np.argmax(dist))
         self.max_sliding_residual = max(self.max_sliding_residual, float(dist[i]))
         if dist[i] > self._tol_sliding:
@@ -1908,7 +1915,8 @@ class HybridFlow:
                 f"sliding residual: neuron {int(js[i])} on the hyperplanes {K} drifted off "
                 f"them by {dist[i]:.3g} (relative to ‖z‖) by t = {t:.17g}, beyond "
                 f"{self._tol_sliding:.3g}")
-        Z[js, :d] -= off
+        w -= off
+        Z[js, :d] = w
         self._moments_cache = None
 
     def _sliding_of(self, pat: NDArray[np.intp]) -> tuple[NDArray[np.intp], Array]:

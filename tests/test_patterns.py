@@ -166,3 +166,18 @@ def test_rows_plan_gives_those_faces_fields(case):
     ref = full.plan_fields(full.face_plan(P), r)[faces]
     assert G.shape == ref.shape == (faces.size, X.shape[1])
     np.testing.assert_array_equal(G, ref)
+
+
+@given(st.integers(1, 45).flatmap(lambda n: hnp.arrays(
+    np.int8, st.tuples(st.integers(257, 600), st.just(n)),
+    elements=st.sampled_from([-1, 0, 1]))))
+def test_index_many_registers_the_rows_in_numpys_row_order(U):
+    # index_many keys each row as bytes (_unique_rows); the faces must be numbered as
+    # np.unique(axis=0) orders the rows (that order fixes the face numbers of a run), and
+    # each row must get its own face (more than 256 rows: the sorting path)
+    U[: U.shape[0] // 2, U.shape[1] // 2:] = 1  # repeated rows too
+    table = PatternTable(np.ones((U.shape[1], 2)), 0.25)
+    ids = table.index_many(U)
+    uniq, inverse = np.unique(U, axis=0, return_inverse=True)
+    np.testing.assert_array_equal(table.arrays().U, uniq)
+    np.testing.assert_array_equal(ids, np.ravel(inverse))
