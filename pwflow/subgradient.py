@@ -346,7 +346,11 @@ def _bvls(b: Array, Z: Array, lo: float, hi: float, x: Array, tol: float) -> Arr
             dz = z - xf
             with np.errstate(divide="ignore", invalid="ignore"):
                 alpha = np.where(z <= lo, (lo - xf) / dz, np.where(z >= hi, (hi - xf) / dz, np.inf))
-            alpha = np.where(np.isfinite(alpha), np.clip(alpha, 0.0, 1.0), np.inf)
+            # a variable whose unconstrained value is the bound it sits on (dz = 0, 0/0: e.g.
+            # a zero column, r_k = 0) meets that bound at once; the others inside never do
+            stuck = ((z <= lo) | (z >= hi)) & (dz == 0)
+            alpha = np.where(np.isfinite(alpha), np.clip(alpha, 0.0, 1.0),
+                             np.where(stuck, 0.0, np.inf))
             step = float(np.min(alpha))
             idx = np.flatnonzero(free)
             x[idx] = np.clip(xf + step * dz, lo, hi)

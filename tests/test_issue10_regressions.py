@@ -625,3 +625,36 @@ def test_a_dependent_exit_without_multiplier_leaves_with_the_motion():
     assert np.all(tr.W[i, 3] @ X[:2].T > 0)  # on the active side of both
     assert not [msg for i in range(tr.t.size) for msg in sliding_checks(tr, i)]
     _assert_within_gaps(tr, gd_reference(X, y, W, a, 0.0, "square", (1.0, 2.5, 5.0), lr=1e-3))
+
+
+# ---------------------------------------------------------------------------- degenerate campaign
+def test_a_neuron_orthogonal_to_rank_deficient_data_is_not_at_zero():
+    """Degenerate campaign (camp9): the data span a hyperplane of R^5 (their third coordinate
+    is 0), so the face ``u = 0`` is the line ``R e_2``, not a half-line, and the field never
+    moves a neuron along it (``D ∈ span X``).  Its direction came out of the SVD with one sign
+    and neuron 5 (``w = e_2 / 8``, ``a = 0``: a fixed point) lay on the other half: its
+    ``<w, ray> < 0`` read as reaching ``w = 0`` at t = 6.24, ``w := 0``, and Lemma 1 broke
+    (status −7, drift 1 relative)."""
+    X = np.array([[0.5, -0.25, 0.0, 0.0, -0.625], [0.25, 0.0, 0.0, 0.0, -0.125],
+                  [-0.5, 0.5, 0.0, -0.25, -0.25], [0.0, 0.25, 0.0, 0.25, -0.125],
+                  [0.5, -0.5, 0.0, -0.25, -0.5]])
+    y = np.array([-1.0, -0.25, -0.5, 0.75, -1.0])
+    e2 = np.array([0.0, 0.0, 0.125, 0.0, 0.0])
+    W = np.array([e2, [-0.09375, -0.09375, -0.03125, 0.0625, -0.0625],
+                  [0.03125, 0.015625, -0.0625, -0.09375, 0.0625], -e2,
+                  [0.0625, 0.125, -0.078125, 0.0, 0.03125], e2, -e2,
+                  [0.015625, -0.046875, -0.0625, 0.0625, 0.03125],
+                  [-0.03125, 0.03125, 0.0, -0.0625, -0.0625], e2,
+                  [-0.015625, -0.0625, -0.0625, 0.0234375, -0.046875],
+                  [0.0625, -0.015625, -0.015625, -0.125, 0.09375], e2,
+                  [0.015625, -0.046875, -0.03125, 0.0625, 0.03125], -e2])
+    a = np.array([-0.109375, 0.03125, -0.015625, 0.0625, 0.0, 0.0, 0.0, 0.0, -0.03125,
+                  -0.015625, -0.015625, 0.015625, 0.0, -0.046875, 0.0])
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 10.0, gamma=0.5,
+                         loss="square", t_eval=np.linspace(0.0, 10.0, 21))
+    assert tr.status == 0, tr.message
+    assert not np.any(tr.events["kind"] == pwflow.EventKind.REACH_ZERO)
+    fixed = [5, 6, 12, 14]  # a = 0 on the line: fixed points
+    assert np.all(tr.W[:, fixed] == W[fixed]) and np.all(tr.a[:, fixed] == 0.0)
+    c = tr.a**2 - np.sum(tr.W**2, axis=2)
+    assert np.max(np.abs(c - c[0])) <= 1e-12
