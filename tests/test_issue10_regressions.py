@@ -658,3 +658,30 @@ def test_a_neuron_orthogonal_to_rank_deficient_data_is_not_at_zero():
     assert np.all(tr.W[:, fixed] == W[fixed]) and np.all(tr.a[:, fixed] == 0.0)
     c = tr.a**2 - np.sum(tr.W**2, axis=2)
     assert np.max(np.abs(c - c[0])) <= 1e-12
+
+
+def test_an_output_exactly_zero_is_no_source_of_branch_points():
+    """Degenerate campaign (camp9): y_4 = 0 and every neuron inactive (γ = 0) or on x_4's
+    hyperplane, so h(x_4) = 0 and r_4 = 0 exactly; the integrated output is ±1e-17 noise.
+    The residuals' resolution was relative to |h_4| and |y_4| (both 0), so the noise's sign
+    changed the regime of the faces on x_4 at nearly every step: 1 000 BRANCH events by
+    t = 5e-12 and status −2 (Zeno) on both paths.  The resolution is now at least the
+    rounding of the outputs' terms."""
+    X = np.array([[0.0, -0.75, -0.25, 0.25, 0.25], [0.0, 0.5, -0.5, -0.5, 0.25],
+                  [0.0, 0.0, 0.25, 0.0, -0.25], [0.0, 0.0, -0.5, 0.0, 0.5],
+                  [0.0, 0.25, 0.5, 0.25, -0.25]])
+    y = np.array([0.75, -0.75, 0.25, 1.0, 0.0])
+    W = np.array([[-0.015625, -0.09375, 0.03125, 0.03125, 0.046875],
+                  [0.0625, 0.015625, -0.0625, 0.046875, -0.0625],
+                  [-0.0625, 0.03125, 0.03125, -0.0625, 0.03125],
+                  [-0.046875, -0.0625, -0.0625, 0.0, -0.09375],
+                  [0.0, -0.03125, 0.09375, -0.078125, 0.078125],
+                  [0.125, 0.0, 0.0, 0.0, 0.0], [-0.125, 0.0, 0.0, 0.0, 0.0],
+                  [0.0, -0.015625, 0.0625, -0.046875, 0.0625]])
+    a = np.array([0.03125, -0.125, -0.046875, -0.109375, 0.078125, -0.03125, 0.0, 0.015625])
+    for opt in (pwflow.FlowOptions(), pwflow.FlowOptions(batch_tol=0.0, stiff_solver=None)):
+        tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 10.0, gamma=0.0,
+                             loss="square", t_eval=np.linspace(0.0, 10.0, 7), options=opt)
+        assert tr.status == 0, tr.message
+        assert tr.n_events < 100
+        assert not [msg for i in range(tr.t.size) for msg in sliding_checks(tr, i)]
