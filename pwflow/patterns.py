@@ -171,13 +171,7 @@ class PatternTable:
         return out
 
     def _face_geometry(self, u: NDArray[np.int8]) -> tuple[int, Array]:
-        """Dimension of the face and, for 1-dimensional faces, its unit direction.
-
-        The direction is the half-line's, oriented by the data off the face.  Where no data
-        point is off it (``u = 0`` with ``rank X = d − 1``: every neuron orthogonal to all the
-        data) the face is a whole line through 0, and no field moves a neuron along it
-        (``D ∈ span X`` is orthogonal to it): the neuron never reaches ``w = 0`` there, and the
-        direction is left ``nan`` (no zero crossing is read from it)."""
+        """Dimension of the face and, for 1-dimensional faces, its unit direction."""
         K = np.flatnonzero(u == 0)
         if K.size == 0:
             return self.d, np.full(self.d, np.nan)
@@ -186,7 +180,7 @@ class PatternTable:
         rank = int(np.sum(s > 1e-12 * s[0]))
         dim = self.d - rank
         ray = np.full(self.d, np.nan)
-        if dim == 1 and np.any(u != 0):
+        if dim == 1:
             e = vt[-1]
             signs = np.sign(self.X @ e)
             nz = u != 0

@@ -39,6 +39,7 @@ from .dense import (
 from .events import (
     EventKind,
     EventLog,
+    ROUNDING_ULPS,
     Located,
     Pending,
     detect_crossings,
@@ -1098,7 +1099,9 @@ class HybridFlow:
         jj, kk = detect_crossings(Zn[:, :d], self.X, tab.U[pat], slack, S=S,
                                   xnorm=self.xnorm)
         on_ray = tab.dim[pat] == 1
-        zz = detect_zero_crossings(Zn[:, :d], tab.ray[pat[on_ray]], on_ray)
+        line = ~np.any(tab.U[pat[on_ray]] != 0, axis=1)  # u = 0: a line, not a half-line
+        tiny = (ROUNDING_ULPS * np.finfo(float).eps * self._znorm[idx] + slack)[on_ray]
+        zz = detect_zero_crossings(Zn[:, :d], tab.ray[pat[on_ray]], on_ray, line, tiny)
         if jj.size == 0 and zz.size == 0:
             return None
         nan = np.full(jj.size + zz.size, np.nan)

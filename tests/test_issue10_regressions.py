@@ -685,3 +685,41 @@ def test_an_output_exactly_zero_is_no_source_of_branch_points():
         assert tr.status == 0, tr.message
         assert tr.n_events < 100
         assert not [msg for i in range(tr.t.size) for msg in sliding_checks(tr, i)]
+
+
+def test_a_start_with_two_consistent_departures_is_logged_as_a_branch():
+    """Degenerate campaign (camp9): neurons 3, 6, 11, 14 (a < 0) start orthogonal to all six
+    data points (rank 4 in d = 5).  Two departures into open orthants are consistent; the
+    minimal-norm run took one and logged no branch, so nothing said that extrapolated gradient
+    descent (which takes the other) ends 2.1e-2 away at t = 3 (estimate 2.7e-4).  Now both
+    policies log the branch at t = 0, and the gradient-descent policy follows GD."""
+    X = np.array([[-0.625, 0.0, 0.5, 0.625, 0.75], [0.25, 0.0, -0.25, -0.5, -0.25],
+                  [0.25, 0.75, -0.25, 0.25, -0.25], [-0.375, -1.0, 0.75, 0.75, -0.125],
+                  [0.25, 0.25, -0.5, 0.25, 0.25], [0.5, 0.5, -0.5, -0.5, -0.5]])
+    y = np.array([-1.0, 1.0, -1.0, 1.0, 1.0, -1.0])
+    c = [0.1328125, 0.0078125, 0.09375, -0.0078125, 0.0546875]  # orthogonal to every x_k
+    W = np.array([[0.0546875, 0.046875, 0.0546875, -0.0078125, 0.015625],
+                  [0.125, -0.03125, 0.0625, 0.03125, 0.0],
+                  [0.109375, 0.00390625, 0.03125, 0.03125, 0.015625], c,
+                  [0.0625, 0.046875, 0.03125, 0.015625, 0.0625],
+                  [-0.109375, 0.05078125, 0.0, 0.01953125, 0.0390625], c,
+                  [0.109375, 0.015625, -0.03125, 0.0, 0.0], [0.125, -0.03125, 0.0625, 0.03125, 0.0],
+                  [0.015625, 0.015625, -0.015625, -0.03125, 0.109375],
+                  [0.015625, 0.0234375, 0.078125, -0.0390625, 0.0], c,
+                  [0.0625, 0.01171875, 0.0625, -0.01171875, 0.0234375],
+                  [0.109375, 0.046875, 0.078125, -0.03125, -0.0625], c])
+    a = np.array([0.078125, -0.078125, 0.0, -0.015625, 0.0625, 0.03125, -0.109375, -0.046875,
+                  0.015625, 0.046875, 0.046875, -0.03125, 0.09375, 0.03125, -0.0625])
+    runs = {}
+    for policy in ("min_norm", "gd"):
+        tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 3.0, gamma=0.1,
+                             loss="logistic", t_eval=np.linspace(0.0, 3.0, 7),
+                             options=pwflow.FlowOptions(branch_policy=policy))
+        assert tr.status == 0, tr.message
+        ev = tr.events
+        br = ev["kind"] == pwflow.EventKind.BRANCH
+        assert np.all(ev["t"][br] == 0.0)
+        assert sorted(set(ev["neuron"][br].tolist())) == [3, 6, 11, 14]
+        runs[policy] = tr
+    _assert_within_gaps(runs["gd"], gd_reference(X, y, W, a, 0.1, "logistic", (1.0, 3.0),
+                                                 lr=1e-3))
