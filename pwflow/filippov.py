@@ -591,19 +591,26 @@ def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
     z = np.zeros(heads.size)
     seen = np.empty((GD_MAP_CHUNK, heads.size), dtype=np.int8)
     side = prev = None
+    moved = np.zeros(heads.size, dtype=bool)  # a nonzero velocity in the chunk
     for i in range(GD_MAP_STEPS):
         eta = np.where(orient * np.sign(z)[member_head] > 0, 1.0, gamma)
         v = s_a * (c0 + G @ eta)
         v[np.abs(v) <= tol[heads]] = 0.0
         z = z + (i + 1 if ramp else 1) * v
         seen[i % GD_MAP_CHUNK] = np.sign(z)
+        moved |= v != 0.0
         if i % GD_MAP_CHUNK == GD_MAP_CHUNK - 1:
             # a chunk's reading: its constant sign, or 0 where the class changed side in it;
             # two equal readings in a row after the first chunk end the map early
             side = np.where(np.all(seen == seen[0], axis=0), seen[0], 0).astype(np.int8)
+            # a class that no longer moves sits at the offset of the first steps, O(step),
+            # on a side whose velocity is zero: in the limit of small steps it stays on the
+            # hyperplane (d = 5, six hyperplanes: held, not left to that side)
+            side = np.where(moved, side, 0).astype(np.int8)
             if prev is not None and np.array_equal(side, prev):
                 break
             prev = None if i < GD_MAP_CHUNK else side
+            moved[:] = False
     # a class read on a side whose velocity points back (given the others) returns and
     # chatters: the map only had not run long enough (a near-tangent side; d = 5, where the
     # return takes ~10⁶ steps at constant residuals and a few hundred as they change): held

@@ -723,3 +723,34 @@ def test_a_start_with_two_consistent_departures_is_logged_as_a_branch():
         runs[policy] = tr
     _assert_within_gaps(runs["gd"], gd_reference(X, y, W, a, 0.1, "logistic", (1.0, 3.0),
                                                  lr=1e-3))
+
+
+def test_gd_policy_holds_a_hyperplane_gradient_descent_only_sits_next_to():
+    """Degenerate campaign (camp9, d = 5, logistic, γ = 0): neuron 3 starts on six
+    hyperplanes.  Gradient descent's first step puts it O(step) below x_0's hyperplane, where
+    its normal velocity is 0 (slope γ = 0): it sits there, at an offset that vanishes with
+    the step, i.e. it stays on x_0, and leaves x_5 to +.  The at-rest map read x_0's constant
+    side as a departure to −, which is no consistent continuation, and fell back on holding
+    both: 1.4e-3 from extrapolated gradient descent at t = 1 (estimate 4.9e-5)."""
+    X = np.array([[0.0, 0.0, 0.0, 0.25, 0.0], [0.25, 0.0, 0.0, 0.0, 0.0],
+                  [0.0, -0.25, 0.25, 0.25, 0.0], [0.0, 0.5, 0.0, 0.25, 0.0],
+                  [-0.5, 0.0, 0.0, 0.0, -0.25], [0.5, 0.25, 0.0, 0.0, 0.25], [0.0, 0.0, 0.5, 0.0, 0.0],
+                  [0.0, 0.0, -0.5, 0.25, 0.25], [0.0, -0.25, -0.5, 0.0, 0.25]])
+    y = np.array([-1.0, -1.0, -1.0, 1.0, 1.0, -1.0, -1.0, 1.0, -1.0])
+    W = np.array([[0.03125, 0.015625, 0.078125, 0.0625, 0.125],
+                  [0.0546875, -0.0546875, 0.0234375, 0.0390625, 0.046875],
+                  [0.0, 0.0, 0.0, 0.0, 0.125], [-0.0625, 0.0, 0.0, 0.0, 0.125],
+                  [0.015625, -0.0625, -0.0625, -0.03125, 0.03125], [0.0, 0.0, 0.0625, 0.0, 0.125],
+                  [0.0, 0.0625, 0.0625, 0.0625, 0.0625],
+                  [-0.046875, -0.015625, 0.046875, 0.046875, 0.0390625],
+                  [-0.046875, 0.03125, -0.0625, 0.0, 0.0625], [-0.03125, 0.03125, -0.0625, 0.0, 0.0625],
+                  [-0.046875, 0.0625, 0.125, 0.0, 0.0625]])
+    a = np.array([-0.078125, 0.09375, -0.046875, -0.0625, -0.03125, -0.046875, 0.109375,
+                  0.03125, 0.0625, 0.0, -0.0625])
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 1.0, gamma=0.0,
+                         loss="logistic", t_eval=np.linspace(0.0, 1.0, 5),
+                         options=pwflow.FlowOptions(branch_policy="gd"))
+    assert tr.status == 0, tr.message
+    ev = tr.events
+    assert not np.any((ev["kind"] == pwflow.EventKind.BRANCH) & (ev["t"] > 0))
+    _assert_within_gaps(tr, gd_reference(X, y, W, a, 0.0, "logistic", (0.5, 1.0), lr=1e-3))
