@@ -112,13 +112,24 @@ def detect_crossings(
     return np.nonzero(U_of_neuron * S < -tiny)
 
 
-def detect_zero_crossings(W: Array, rays: Array, on_ray: NDArray[np.bool_]):
-    """Neurons of 1-dimensional faces whose coordinate ``<w, e_u>`` became ``<= 0``."""
+def detect_zero_crossings(W: Array, rays: Array, on_ray: NDArray[np.bool_],
+                          line: NDArray[np.bool_] | None = None, tiny: Array | None = None):
+    """Neurons of 1-dimensional faces whose coordinate ``<w, e_u>`` became ``<= 0``.
+
+    ``line`` (per row of ``rays``): the face is a whole line, ``u = 0`` with ``rank X =
+    d − 1`` (no data point orients ``e_u``).  No field moves a neuron along it (``D ∈ span X``),
+    so ``<w, e_u>`` is constant there: a neuron on it is at ``w = 0`` only where that
+    coordinate is zero to ``tiny`` (it arrived at the origin), not on the half-line that
+    ``e_u``'s sign happens to leave out (a fixed neuron ``w = −e_u/8``, ``a = 0`` was set to
+    0 there, breaking Lemma 1)."""
     idx = np.flatnonzero(on_ray)
     if idx.size == 0:
         return idx
     rho = np.einsum("ij,ij->i", W[idx], rays)
-    return idx[rho <= 0]
+    hit = rho <= 0
+    if line is not None and np.any(line):
+        hit &= ~line | (np.abs(rho) <= tiny)
+    return idx[hit]
 
 
 def detect_sign_flips(a_start: Array, a_end: Array, sliding: NDArray[np.bool_]):

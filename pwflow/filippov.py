@@ -333,7 +333,9 @@ def select(
         The neuron sits exactly on the hyperplanes from the start (an initial face), not after
         sliding: gradient descent then does not chatter there but steps with its convention
         ``σ'(0) = γ`` (every free slope ``γ``), and the ``GRADIENT_DESCENT`` policy follows
-        that step at a branch point (stays where it is tangent).
+        that step at a branch point (stays where it is tangent).  Under either policy, where
+        that step is a consistent continuation other than the one chosen, the hyperplanes on
+        which they differ are flagged ``branch`` (the flow is not unique from there).
     """
     u_face = np.asarray(u_face)
     implied = implied_hyperplanes(X, u_face)
@@ -396,14 +398,17 @@ def select(
         signs[members] = orient[members] * side
         eta[members] = side_slope(signs[members], gamma)
         signs, eta, D = _leave_rounds(s_a, b, Zrows, X[K], signs, eta, gamma, start, classes, tol)
-    if policy is BranchPolicy.GRADIENT_DESCENT and at_rest:
+    if at_rest:
         # gradient descent does not chatter where it starts exactly on the hyperplanes: its
-        # own step (σ'(0) = γ) decides, wherever that is a consistent continuation
+        # own step (σ'(0) = γ) decides, wherever that is a consistent continuation.  Where it
+        # is one and differs, the flow is not unique here whatever the policy (e.g. two
+        # orthants both left into, d = 5, a neuron on six hyperplanes of rank 4): a branch
         g_signs, g_eta, g_D = _gd_at_rest(s_a, b, Zrows, X[K], gamma, start, classes, tol,
                                           ramp=float(a) == 0.0)
         if _consistent(g_signs, s_a * (X[K] @ g_D), tol, forced):
             branch |= g_signs != signs
-            signs, eta, D = g_signs, g_eta, g_D
+            if policy is BranchPolicy.GRADIENT_DESCENT:
+                signs, eta, D = g_signs, g_eta, g_D
     if not _consistent(signs, s_a * (X[K] @ D), tol, forced):
         found = _enumerate(s_a, b, Zrows, X[K], signs, forced, gamma, tol, rep, orient)
         if found is not None:
@@ -586,19 +591,26 @@ def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
     z = np.zeros(heads.size)
     seen = np.empty((GD_MAP_CHUNK, heads.size), dtype=np.int8)
     side = prev = None
+    moved = np.zeros(heads.size, dtype=bool)  # a nonzero velocity in the chunk
     for i in range(GD_MAP_STEPS):
         eta = np.where(orient * np.sign(z)[member_head] > 0, 1.0, gamma)
         v = s_a * (c0 + G @ eta)
         v[np.abs(v) <= tol[heads]] = 0.0
         z = z + (i + 1 if ramp else 1) * v
         seen[i % GD_MAP_CHUNK] = np.sign(z)
+        moved |= v != 0.0
         if i % GD_MAP_CHUNK == GD_MAP_CHUNK - 1:
             # a chunk's reading: its constant sign, or 0 where the class changed side in it;
             # two equal readings in a row after the first chunk end the map early
             side = np.where(np.all(seen == seen[0], axis=0), seen[0], 0).astype(np.int8)
+            # a class that no longer moves sits at the offset of the first steps, O(step),
+            # on a side whose velocity is zero: in the limit of small steps it stays on the
+            # hyperplane (d = 5, six hyperplanes: held, not left to that side)
+            side = np.where(moved, side, 0).astype(np.int8)
             if prev is not None and np.array_equal(side, prev):
                 break
             prev = None if i < GD_MAP_CHUNK else side
+            moved[:] = False
     # a class read on a side whose velocity points back (given the others) returns and
     # chatters: the map only had not run long enough (a near-tangent side; d = 5, where the
     # return takes ~10⁶ steps at constant residuals and a few hundred as they change): held

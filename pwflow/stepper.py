@@ -39,6 +39,7 @@ from .dense import (
 from .events import (
     EventKind,
     EventLog,
+    ROUNDING_ULPS,
     Located,
     Pending,
     detect_crossings,
@@ -68,6 +69,11 @@ from .vector_field import (
 __all__ = ["HybridFlow"]
 
 Array = NDArray[np.float64]
+
+#: rounding of the outputs relative to the size of their terms (``Σ_j |a_j| ‖w_j‖ ‖x_k‖``):
+#: ~20 ulp measured on an output exactly 0 (degenerate campaign camp9), with a margin of 20;
+#: far below ``rtol`` so that it decides only where ``h_k`` and ``y_k`` are both ~0
+OUTPUT_ROUNDING = 1e-13
 
 #: event code of a located candidate that is not a hyperplane (``k >= 0``)
 ZERO, FLIP = -1, -2
@@ -1097,7 +1103,9 @@ class HybridFlow:
         jj, kk = detect_crossings(Zn[:, :d], self.X, tab.U[pat], slack, S=S,
                                   xnorm=self.xnorm)
         on_ray = tab.dim[pat] == 1
-        zz = detect_zero_crossings(Zn[:, :d], tab.ray[pat[on_ray]], on_ray)
+        line = ~np.any(tab.U[pat[on_ray]] != 0, axis=1)  # u = 0: a line, not a half-line
+        tiny = (ROUNDING_ULPS * np.finfo(float).eps * self._znorm[idx] + slack)[on_ray]
+        zz = detect_zero_crossings(Zn[:, :d], tab.ray[pat[on_ray]], on_ray, line, tiny)
         if jj.size == 0 and zz.size == 0:
             return None
         nan = np.full(jj.size + zz.size, np.nan)
@@ -1301,7 +1309,8 @@ class HybridFlow:
 
         The outputs are known to ``rtol`` relative (the propagators' tolerance, and the
         Lorentz projection moves them by as much at every step), so ``r_k`` is uncertain by
-        ``curvature_bound · rtol · max(|h_k|, |y_k|)``; below that its sign is noise.  Near a
+        ``curvature_bound · rtol · max(|h_k|, |y_k|)``, and at least by the rounding of the
+        outputs' terms (:meth:`_output_terms`); below that its sign is noise.  Near a
         global minimum (zero loss) every ``r_k`` gets there, and reading the regime of the
         sliding faces from noise made a face event of nearly every step (measured: 20 773
         BRANCH events between t = 300 and 1000 on three points, m = 200, λ = 0.1, at losses
@@ -1314,8 +1323,24 @@ class HybridFlow:
             return np.broadcast_to(r, Phi.shape[:-3] + r.shape)
         h = self._field.outputs(Phi)
         r = self.loss.derivative(h, self.y)
-        tol = self.loss.curvature_bound * self.opt.rtol * np.maximum(np.abs(h), np.abs(self.y))
+        c = self.loss.curvature_bound
+        tol = c * self.opt.rtol * np.maximum(np.abs(h), np.abs(self.y))
+        # and never below the rounding of the outputs' terms (an output exactly 0 in exact
+        # arithmetic, every neuron inactive or on the hyperplane, with y_k = 0: its noise,
+        # ~20 ulp of the terms, read as signs of r_k made a branch point of every step, Zeno
+        # at t ~ 1e-12)
+        tol = np.maximum(tol, c * OUTPUT_ROUNDING * self._output_terms())
         return np.where(np.abs(r) <= tol, 0.0, r)
+
+    def _output_terms(self) -> Array:
+        """Per data point, ``½ Σ_j ‖z_j‖² ‖x_k‖ ≥ Σ_j |a_j| ‖w_j‖ ‖x_k‖`` at the solver start:
+        the size of the terms the outputs are sums of, which their rounding scales with (an
+        output exactly 0 carries that rounding, not one relative to itself)."""
+        cached = self.__dict__.get("_terms_for")
+        if cached is None or cached[0] is not self._Zs:
+            size = 0.5 * float(np.sum(self._znorm ** 2)) * self.xnorm
+            cached = self._terms_for = (self._Zs, size)
+        return cached[1]
 
     def _face_regime_at(self, Phi: Array) -> tuple[NDArray[np.int8], NDArray[np.int8]]:
         """Regime of every sliding slope: ``(P, n)`` codes, 0 where the neuron stays on the

@@ -344,9 +344,13 @@ def _bvls(b: Array, Z: Array, lo: float, hi: float, x: Array, tol: float) -> Arr
                 break
             xf = x[free]
             dz = z - xf
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 alpha = np.where(z <= lo, (lo - xf) / dz, np.where(z >= hi, (hi - xf) / dz, np.inf))
-            alpha = np.where(np.isfinite(alpha), np.clip(alpha, 0.0, 1.0), np.inf)
+            # a variable whose unconstrained value is the bound it sits on (dz = 0, 0/0: e.g.
+            # a zero column, r_k = 0) meets that bound at once; the others inside never do
+            stuck = ((z <= lo) | (z >= hi)) & (dz == 0)
+            alpha = np.where(np.isfinite(alpha), np.clip(alpha, 0.0, 1.0),
+                             np.where(stuck, 0.0, np.inf))
             step = float(np.min(alpha))
             idx = np.flatnonzero(free)
             x[idx] = np.clip(xf + step * dz, lo, hi)
@@ -391,6 +395,10 @@ def box_least_squares(
         return single_slope(b @ z, z @ z, lo, hi)[0].reshape(1)
     if p == 2:
         return pair_slopes(b[None], Z[None, :, 0], Z[None, :, 1], lo, hi)[0]
+    # a column of subnormal entries (r_k subnormal) changes ‖b + Zη‖ by less than the
+    # smallest normal number: zero, or least squares would divide by it (an infinite free
+    # solve, then NaN)
+    Z = np.where(np.max(np.abs(Z), axis=0) < np.finfo(float).tiny, 0.0, Z)
     zn = float(np.linalg.norm(Z))
     tol = 64 * np.finfo(float).eps * zn * (float(np.linalg.norm(b)) + zn * max(abs(lo), abs(hi)))
     tol += 1e-300

@@ -397,3 +397,35 @@ def test_exit_without_multiplier_goes_where_the_motion_goes(prob):
     u_new = u.copy()
     u_new[sel.K] = sel.signs
     assert not np.any(np.isin(implied_hyperplanes(X, u_new), sel.K)), u_new
+
+
+def test_two_orthants_left_into_from_rest_are_a_branch_under_either_policy():
+    """Degenerate campaign (camp9): d = 5, six data points of rank 4 and a neuron (a < 0)
+    orthogonal to all of them.  Leaving every hyperplane is consistent into two orthants
+    (x_0, x_1 to (+, −) or to (−, +)); the minimal-norm rule took the first and logged no
+    branch, gradient descent (σ'(0) = γ) takes the second.  Both policies now flag x_0 and x_1
+    (the minimal-norm one keeps its continuation)."""
+    X = np.array([[-0.625, 0.0, 0.5, 0.625, 0.75], [0.25, 0.0, -0.25, -0.5, -0.25],
+                  [0.25, 0.75, -0.25, 0.25, -0.25], [-0.375, -1.0, 0.75, 0.75, -0.125],
+                  [0.25, 0.25, -0.5, 0.25, 0.25], [0.5, 0.5, -0.5, -0.5, -0.5]])
+    y = np.array([-1.0, 1.0, -1.0, 1.0, 1.0, -1.0])
+    W = np.array([[0.0546875, 0.046875, 0.0546875, -0.0078125, 0.015625],
+                  [0.125, -0.03125, 0.0625, 0.03125, 0.0],
+                  [0.109375, 0.00390625, 0.03125, 0.03125, 0.015625],
+                  [0.1328125, 0.0078125, 0.09375, -0.0078125, 0.0546875]])
+    a = np.array([0.078125, -0.078125, 0.0, -0.109375])
+    gamma = 0.1
+    S = X @ W.T
+    h = np.where(S > 0, S, gamma * S) @ a
+    r = pwflow.model.LOSSES["logistic"].derivative(h, y)
+    assert np.all(S[:, 3] == 0.0)
+    u = np.zeros(6, dtype=np.int8)
+    mn = select(a[3], u, X, r, gamma, w=W[3], at_rest=True)
+    gd = select(a[3], u, X, r, gamma, w=W[3], at_rest=True,
+                policy=BranchPolicy.GRADIENT_DESCENT)
+    for sel in (mn, gd):  # both consistent: every hyperplane left, to the side of its motion
+        assert np.all(sel.signs != 0)
+        assert np.all(sel.signs * np.sign(a[3] * (X @ sel.D)) > 0)
+    assert mn.signs.tolist() == [1, -1, 1, -1, 1, 1]
+    assert gd.signs.tolist() == [-1, 1, 1, -1, 1, 1]
+    assert mn.branch.tolist() == gd.branch.tolist() == [True, True, False, False, False, False]

@@ -625,3 +625,132 @@ def test_a_dependent_exit_without_multiplier_leaves_with_the_motion():
     assert np.all(tr.W[i, 3] @ X[:2].T > 0)  # on the active side of both
     assert not [msg for i in range(tr.t.size) for msg in sliding_checks(tr, i)]
     _assert_within_gaps(tr, gd_reference(X, y, W, a, 0.0, "square", (1.0, 2.5, 5.0), lr=1e-3))
+
+
+# ---------------------------------------------------------------------------- degenerate campaign
+def test_a_neuron_orthogonal_to_rank_deficient_data_is_not_at_zero():
+    """Degenerate campaign (camp9): the data span a hyperplane of R^5 (their third coordinate
+    is 0), so the face ``u = 0`` is the line ``R e_2``, not a half-line, and the field never
+    moves a neuron along it (``D ∈ span X``).  Its direction came out of the SVD with one sign
+    and neuron 5 (``w = e_2 / 8``, ``a = 0``: a fixed point) lay on the other half: its
+    ``<w, ray> < 0`` read as reaching ``w = 0`` at t = 6.24, ``w := 0``, and Lemma 1 broke
+    (status −7, drift 1 relative)."""
+    X = np.array([[0.5, -0.25, 0.0, 0.0, -0.625], [0.25, 0.0, 0.0, 0.0, -0.125],
+                  [-0.5, 0.5, 0.0, -0.25, -0.25], [0.0, 0.25, 0.0, 0.25, -0.125],
+                  [0.5, -0.5, 0.0, -0.25, -0.5]])
+    y = np.array([-1.0, -0.25, -0.5, 0.75, -1.0])
+    e2 = np.array([0.0, 0.0, 0.125, 0.0, 0.0])
+    W = np.array([e2, [-0.09375, -0.09375, -0.03125, 0.0625, -0.0625],
+                  [0.03125, 0.015625, -0.0625, -0.09375, 0.0625], -e2,
+                  [0.0625, 0.125, -0.078125, 0.0, 0.03125], e2, -e2,
+                  [0.015625, -0.046875, -0.0625, 0.0625, 0.03125],
+                  [-0.03125, 0.03125, 0.0, -0.0625, -0.0625], e2,
+                  [-0.015625, -0.0625, -0.0625, 0.0234375, -0.046875],
+                  [0.0625, -0.015625, -0.015625, -0.125, 0.09375], e2,
+                  [0.015625, -0.046875, -0.03125, 0.0625, 0.03125], -e2])
+    a = np.array([-0.109375, 0.03125, -0.015625, 0.0625, 0.0, 0.0, 0.0, 0.0, -0.03125,
+                  -0.015625, -0.015625, 0.015625, 0.0, -0.046875, 0.0])
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 10.0, gamma=0.5,
+                         loss="square", t_eval=np.linspace(0.0, 10.0, 21))
+    assert tr.status == 0, tr.message
+    assert not np.any(tr.events["kind"] == pwflow.EventKind.REACH_ZERO)
+    fixed = [5, 6, 12, 14]  # a = 0 on the line: fixed points
+    assert np.all(tr.W[:, fixed] == W[fixed]) and np.all(tr.a[:, fixed] == 0.0)
+    c = tr.a**2 - np.sum(tr.W**2, axis=2)
+    assert np.max(np.abs(c - c[0])) <= 1e-12
+
+
+def test_an_output_exactly_zero_is_no_source_of_branch_points():
+    """Degenerate campaign (camp9): y_4 = 0 and every neuron inactive (γ = 0) or on x_4's
+    hyperplane, so h(x_4) = 0 and r_4 = 0 exactly; the integrated output is ±1e-17 noise.
+    The residuals' resolution was relative to |h_4| and |y_4| (both 0), so the noise's sign
+    changed the regime of the faces on x_4 at nearly every step: 1 000 BRANCH events by
+    t = 5e-12 and status −2 (Zeno) on both paths.  The resolution is now at least the
+    rounding of the outputs' terms."""
+    X = np.array([[0.0, -0.75, -0.25, 0.25, 0.25], [0.0, 0.5, -0.5, -0.5, 0.25],
+                  [0.0, 0.0, 0.25, 0.0, -0.25], [0.0, 0.0, -0.5, 0.0, 0.5],
+                  [0.0, 0.25, 0.5, 0.25, -0.25]])
+    y = np.array([0.75, -0.75, 0.25, 1.0, 0.0])
+    W = np.array([[-0.015625, -0.09375, 0.03125, 0.03125, 0.046875],
+                  [0.0625, 0.015625, -0.0625, 0.046875, -0.0625],
+                  [-0.0625, 0.03125, 0.03125, -0.0625, 0.03125],
+                  [-0.046875, -0.0625, -0.0625, 0.0, -0.09375],
+                  [0.0, -0.03125, 0.09375, -0.078125, 0.078125],
+                  [0.125, 0.0, 0.0, 0.0, 0.0], [-0.125, 0.0, 0.0, 0.0, 0.0],
+                  [0.0, -0.015625, 0.0625, -0.046875, 0.0625]])
+    a = np.array([0.03125, -0.125, -0.046875, -0.109375, 0.078125, -0.03125, 0.0, 0.015625])
+    for opt in (pwflow.FlowOptions(), pwflow.FlowOptions(batch_tol=0.0, stiff_solver=None)):
+        tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 10.0, gamma=0.0,
+                             loss="square", t_eval=np.linspace(0.0, 10.0, 7), options=opt)
+        assert tr.status == 0, tr.message
+        assert tr.n_events < 100
+        assert not [msg for i in range(tr.t.size) for msg in sliding_checks(tr, i)]
+
+
+def test_a_start_with_two_consistent_departures_is_logged_as_a_branch():
+    """Degenerate campaign (camp9): neurons 3, 6, 11, 14 (a < 0) start orthogonal to all six
+    data points (rank 4 in d = 5).  Two departures into open orthants are consistent; the
+    minimal-norm run took one and logged no branch, so nothing said that extrapolated gradient
+    descent (which takes the other) ends 2.1e-2 away at t = 3 (estimate 2.7e-4).  Now both
+    policies log the branch at t = 0, and the gradient-descent policy follows GD."""
+    X = np.array([[-0.625, 0.0, 0.5, 0.625, 0.75], [0.25, 0.0, -0.25, -0.5, -0.25],
+                  [0.25, 0.75, -0.25, 0.25, -0.25], [-0.375, -1.0, 0.75, 0.75, -0.125],
+                  [0.25, 0.25, -0.5, 0.25, 0.25], [0.5, 0.5, -0.5, -0.5, -0.5]])
+    y = np.array([-1.0, 1.0, -1.0, 1.0, 1.0, -1.0])
+    c = [0.1328125, 0.0078125, 0.09375, -0.0078125, 0.0546875]  # orthogonal to every x_k
+    W = np.array([[0.0546875, 0.046875, 0.0546875, -0.0078125, 0.015625],
+                  [0.125, -0.03125, 0.0625, 0.03125, 0.0],
+                  [0.109375, 0.00390625, 0.03125, 0.03125, 0.015625], c,
+                  [0.0625, 0.046875, 0.03125, 0.015625, 0.0625],
+                  [-0.109375, 0.05078125, 0.0, 0.01953125, 0.0390625], c,
+                  [0.109375, 0.015625, -0.03125, 0.0, 0.0], [0.125, -0.03125, 0.0625, 0.03125, 0.0],
+                  [0.015625, 0.015625, -0.015625, -0.03125, 0.109375],
+                  [0.015625, 0.0234375, 0.078125, -0.0390625, 0.0], c,
+                  [0.0625, 0.01171875, 0.0625, -0.01171875, 0.0234375],
+                  [0.109375, 0.046875, 0.078125, -0.03125, -0.0625], c])
+    a = np.array([0.078125, -0.078125, 0.0, -0.015625, 0.0625, 0.03125, -0.109375, -0.046875,
+                  0.015625, 0.046875, 0.046875, -0.03125, 0.09375, 0.03125, -0.0625])
+    runs = {}
+    for policy in ("min_norm", "gd"):
+        tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 3.0, gamma=0.1,
+                             loss="logistic", t_eval=np.linspace(0.0, 3.0, 7),
+                             options=pwflow.FlowOptions(branch_policy=policy))
+        assert tr.status == 0, tr.message
+        ev = tr.events
+        br = ev["kind"] == pwflow.EventKind.BRANCH
+        assert np.all(ev["t"][br] == 0.0)
+        assert sorted(set(ev["neuron"][br].tolist())) == [3, 6, 11, 14]
+        runs[policy] = tr
+    _assert_within_gaps(runs["gd"], gd_reference(X, y, W, a, 0.1, "logistic", (1.0, 3.0),
+                                                 lr=1e-3))
+
+
+def test_gd_policy_holds_a_hyperplane_gradient_descent_only_sits_next_to():
+    """Degenerate campaign (camp9, d = 5, logistic, γ = 0): neuron 3 starts on six
+    hyperplanes.  Gradient descent's first step puts it O(step) below x_0's hyperplane, where
+    its normal velocity is 0 (slope γ = 0): it sits there, at an offset that vanishes with
+    the step, i.e. it stays on x_0, and leaves x_5 to +.  The at-rest map read x_0's constant
+    side as a departure to −, which is no consistent continuation, and fell back on holding
+    both: 1.4e-3 from extrapolated gradient descent at t = 1 (estimate 4.9e-5)."""
+    X = np.array([[0.0, 0.0, 0.0, 0.25, 0.0], [0.25, 0.0, 0.0, 0.0, 0.0],
+                  [0.0, -0.25, 0.25, 0.25, 0.0], [0.0, 0.5, 0.0, 0.25, 0.0],
+                  [-0.5, 0.0, 0.0, 0.0, -0.25], [0.5, 0.25, 0.0, 0.0, 0.25], [0.0, 0.0, 0.5, 0.0, 0.0],
+                  [0.0, 0.0, -0.5, 0.25, 0.25], [0.0, -0.25, -0.5, 0.0, 0.25]])
+    y = np.array([-1.0, -1.0, -1.0, 1.0, 1.0, -1.0, -1.0, 1.0, -1.0])
+    W = np.array([[0.03125, 0.015625, 0.078125, 0.0625, 0.125],
+                  [0.0546875, -0.0546875, 0.0234375, 0.0390625, 0.046875],
+                  [0.0, 0.0, 0.0, 0.0, 0.125], [-0.0625, 0.0, 0.0, 0.0, 0.125],
+                  [0.015625, -0.0625, -0.0625, -0.03125, 0.03125], [0.0, 0.0, 0.0625, 0.0, 0.125],
+                  [0.0, 0.0625, 0.0625, 0.0625, 0.0625],
+                  [-0.046875, -0.015625, 0.046875, 0.046875, 0.0390625],
+                  [-0.046875, 0.03125, -0.0625, 0.0, 0.0625], [-0.03125, 0.03125, -0.0625, 0.0, 0.0625],
+                  [-0.046875, 0.0625, 0.125, 0.0, 0.0625]])
+    a = np.array([-0.078125, 0.09375, -0.046875, -0.0625, -0.03125, -0.046875, 0.109375,
+                  0.03125, 0.0625, 0.0, -0.0625])
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 1.0, gamma=0.0,
+                         loss="logistic", t_eval=np.linspace(0.0, 1.0, 5),
+                         options=pwflow.FlowOptions(branch_policy="gd"))
+    assert tr.status == 0, tr.message
+    ev = tr.events
+    assert not np.any((ev["kind"] == pwflow.EventKind.BRANCH) & (ev["t"] > 0))
+    _assert_within_gaps(tr, gd_reference(X, y, W, a, 0.0, "logistic", (0.5, 1.0), lr=1e-3))

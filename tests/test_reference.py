@@ -62,6 +62,12 @@ def test_sliding_check_accepts_a_fixed_point_and_flags_it_once_it_moves():
     snap_a = _snapshot(W, np.array([0.5]), np.array([0.5, 1.0, -1.0]), U)
     snap_a.X = Xp
     assert any("not tangent" in m for m in sliding_checks(snap_a, 0))
+    # a = 0 to rounding (1e-19, what integrating da/dt = <w, D> = 0 leaves) is still a fixed
+    # point; a = 1e-9 is not
+    for a0, flagged in ((1e-19, False), (1e-9, True)):
+        snap_r = _snapshot(W, np.array([a0]), np.array([0.0, 1.0, -1.0]), U)
+        snap_r.X = Xp
+        assert any("not tangent" in m for m in sliding_checks(snap_r, 0)) == flagged
 
 
 def test_sliding_check_tells_a_hyperplane_just_left_from_one_held_wrongly():

@@ -241,3 +241,25 @@ def test_pair_slopes_scalar_rows_match_the_array_path(prob, lo):
     if subgradient._scalar_order_ok(b.shape[1]):
         assert np.array_equal(subgradient._pair_slopes_rows(b, z1, z2, lo, 1.0), array)
     assert np.array_equal(subgradient.pair_slopes(b, z1, z2, lo, 1.0), array)
+
+
+def test_box_least_squares_with_a_zero_column_on_its_bound():
+    """Degenerate campaign (camp9, seed 46 of its second family): ``r_k = 0`` makes zero
+    columns of ``Z``; from this warm start the free solve put one at the bound it sat on
+    (``dz = 0``), the step length came out ``0/0`` and ``inf · 0`` gave NaN — under
+    ``simulate``'s ``errstate(invalid='raise')`` the run refused the data as "too large"."""
+    b = np.array([-0.00775146484375, 0.00775146484375, -0.00775146484375, 0.0])
+    Z = np.array([[0, 0, -0.015594482421875, -0.061767578125, 0, 0],
+                  [0, 0, 0, 0.007720947265625, 0, 0],
+                  [0, 0, 0.015594482421875, 0.023162841796875, 0, 0],
+                  [0, 0, -0.015594482421875, -0.0308837890625, 0, 0]])
+    start = np.array([7.494005416219807e-16, 0.0, 9.941291585127197e-01, 0.0, 0.0, 0.0])
+    with np.errstate(invalid="raise", over="raise"):
+        x = box_least_squares(b, Z, 0.0, 1.0, start)
+    assert np.all((x >= 0.0) & (x <= 1.0))
+    # the minimum over the box, independently (scipy's BVLS)
+    from scipy.optimize import lsq_linear
+
+    ref = lsq_linear(Z, -b, bounds=(0.0, 1.0), method="bvls", tol=1e-15).x
+    assert np.linalg.norm(b + Z @ x) <= np.linalg.norm(b + Z @ ref) * (1 + 1e-12)
+
