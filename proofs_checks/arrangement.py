@@ -6,8 +6,9 @@ Every activation pattern ``u ∈ A(ℝ^d) ⊂ {−1, 0, 1}^n`` is the sign vecto
 
 * ``d = 2``: exact angular sweep (the rays ``x_k^⊥`` sorted by angle, the open sectors between).
 * ``d ≥ 3``: incremental construction: the faces for ``x_1..x_j`` are refined by ``x_{j+1}``,
-  each candidate child tested by a Chebyshev-type LP (``scipy.optimize.linprog``) in the null
-  space of the face's equalities; the LP optimum is a well-centred representative point.
+  each candidate child tested by a least-distance programme in the null space of the face's
+  equalities (:func:`pwflow.cones.face_point`, shared with the Filippov rule); its solution,
+  the direction of largest margin, is a well-centred representative point.
 
 For generic data (every ``min(n, d)`` vectors independent) the number of faces is
 Zaslavsky's count ``Σ_j f_j`` with ``f_j`` the number of ``j``-dimensional faces
@@ -23,7 +24,8 @@ from math import comb
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.linalg import null_space
-from scipy.optimize import linprog
+
+from pwflow.cones import face_point
 
 __all__ = [
     "Face",
@@ -106,28 +108,9 @@ def _pattern(X: Array, w: Array) -> NDArray[np.int8]:
 
 
 def _interior_point(X: Array, u: NDArray) -> Array | None:
-    """Chebyshev-type LP: a point of the face ``u`` of the arrangement of ``X`` or ``None``."""
-    d = X.shape[1]
-    XK = X[u == 0]
-    N = null_space(XK) if len(XK) else np.eye(d)
-    act = u != 0
-    if not np.any(act):
-        return np.zeros(d)
-    if N.shape[1] == 0:
-        return None
-    A = (u[act, None] * X[act] / np.linalg.norm(X[act], axis=1)[:, None]) @ N
-    p = N.shape[1]
-    # max t  s.t.  A z >= t,  -1 <= z <= 1,  t <= 1
-    c = np.zeros(p + 1)
-    c[-1] = -1.0
-    A_ub = np.hstack([-A, np.ones((A.shape[0], 1))])
-    res = linprog(
-        c, A_ub=A_ub, b_ub=np.zeros(A.shape[0]), bounds=[(-1, 1)] * p + [(None, 1)], method="highs"
-    )
-    if res.status != 0 or -res.fun <= _TOL:
-        return None
-    w = N @ res.x[:p]
-    return w / np.linalg.norm(w)
+    """A unit point of the face ``u`` of the arrangement of ``X`` (zero for ``u = 0``) or
+    ``None``: :func:`pwflow.cones.face_point` (least-distance programme), margin ``_TOL``."""
+    return face_point(X, u, margin=_TOL)
 
 
 def _cross2(a: Array, b: Array) -> float:

@@ -234,3 +234,21 @@ def duplicate_data(draw):
     X = np.vstack([X, X[k : k + 1]])
     y = np.array(draw(st.lists(_floats(-1.0, 1.0), min_size=n + 1, max_size=n + 1)))
     return X, y
+
+
+@st.composite
+def low_rank_rows(draw, max_rows: int = 6, d=st.integers(2, 6)) -> np.ndarray:
+    """Rows ``C B`` with ``B`` (dyadic) of rank ``r <= d`` and small integer ``C``: exactly
+    dependent directions, as in rank-deficient data where several hyperplanes ``x_k^⊥`` meet
+    in more than a codimension-``|K|`` set."""
+    d = draw(d)
+    rank = draw(st.integers(1, d))
+    p = draw(st.integers(1, max_rows))
+    B = np.array(draw(st.lists(st.integers(-4, 4), min_size=rank * d, max_size=rank * d)),
+                 dtype=float).reshape(rank, d) / 4
+    assume(np.linalg.matrix_rank(B) == rank)
+    C = np.array(draw(st.lists(st.integers(-2, 2), min_size=p * rank, max_size=p * rank)),
+                 dtype=float).reshape(p, rank)
+    rows = C @ B
+    assume(np.all(np.linalg.norm(rows, axis=1) > 0))
+    return rows

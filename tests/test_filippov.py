@@ -17,7 +17,8 @@ from hypothesis.extra.numpy import arrays
 
 import pwflow
 from pwflow.events import EventKind
-from pwflow.filippov import BranchPolicy, exit_side, select, transition
+from pwflow.filippov import BranchPolicy, exit_side, parallel_classes, select, transition
+from strategies import low_rank_rows
 
 finite = st.floats(-2.0, 2.0, allow_nan=False, allow_infinity=False)
 
@@ -429,3 +430,78 @@ def test_two_orthants_left_into_from_rest_are_a_branch_under_either_policy():
     assert mn.signs.tolist() == [1, -1, 1, -1, 1, 1]
     assert gd.signs.tolist() == [-1, 1, 1, -1, 1, 1]
     assert mn.branch.tolist() == gd.branch.tolist() == [True, True, False, False, False, False]
+
+
+# ------------------------------------------------------------ enumeration over realisable patterns
+@st.composite
+def enumeration_problems(draw):
+    """Inputs of :func:`pwflow.filippov._enumerate` on low-rank hyperplanes ``K``."""
+    from pwflow.filippov import _zero_tol
+
+    XK = draw(low_rank_rows(d=st.integers(2, 6)))
+    p, d = XK.shape
+    n = p + draw(st.integers(0, 3))
+    rK = draw(arrays(float, (p,), elements=finite))
+    b = draw(arrays(float, (d,), elements=finite)) / n
+    Zrows = -(rK[:, None] * XK) / n
+    gamma = draw(st.sampled_from([0.0, 0.1, 0.5]))
+    s_a = draw(st.sampled_from([-1.0, 1.0]))
+    tol = _zero_tol(b, Zrows, XK)
+    return s_a, b, Zrows, XK, gamma, tol
+
+
+@given(enumeration_problems())
+def test_pruned_enumeration_finds_the_minimum_of_the_plain_one(prob):
+    """The depth-first search over realisable sign patterns returns what the plain ``3^classes``
+    enumeration returns (the consistent assignment of least ``‖D‖``, the first one on ties), and
+    every consistent assignment's pattern is a face of the arrangement (the fact the pruning
+    stands on)."""
+    from pwflow.cones import face_point
+    from pwflow.filippov import _assignment, _enumerate
+
+    s_a, b, Zrows, XK, gamma, tol = prob
+    p = XK.shape[0]
+    rep, orient = parallel_classes(XK)
+    signs0 = np.zeros(p, dtype=np.int8)
+    forced = np.zeros(p, dtype=bool)
+    heads = np.flatnonzero(rep == np.arange(p))
+    best = None
+    for choice in itertools.product((0, -1, 1), repeat=heads.size):
+        choice = np.array(choice, dtype=np.int8)
+        found = _assignment(s_a, b, Zrows, XK, signs0, forced, gamma, tol, rep, orient, heads,
+                            choice)
+        if found is None:
+            continue
+        assert face_point(XK[heads], choice) is not None, (choice, s_a * (XK @ found[3]))
+        if best is None or found[0] < best[0] * (1 - 1e-12):
+            best = found
+    got = _enumerate(s_a, b, Zrows, XK, signs0, forced, gamma, tol, rep, orient)
+    if best is None:
+        assert got is None
+    else:
+        assert got is not None
+        np.testing.assert_array_equal(got[0], best[1])
+        np.testing.assert_allclose(got[2], best[3], atol=1e-12)
+
+
+def test_enumeration_grows_with_the_faces_not_with_three_to_the_classes(monkeypatch):
+    """Twelve hyperplanes of rank 3 (a neuron ⟂ all twelve points, camp9 family 1, seed 10 had
+    rank 4 in d = 7): 3¹² = 531 441 assignments before; the faces of the arrangement now."""
+    import pwflow.filippov as fl
+
+    rng = np.random.default_rng(10)
+    XK = rng.integers(-2, 3, size=(12, 3)).astype(float) @ rng.normal(size=(3, 5))
+    r = rng.normal(size=12)
+    Zrows = -(r[:, None] * XK) / 12
+    b = rng.normal(size=5) / 12
+    rep, orient = parallel_classes(XK)
+    heads = int(np.sum(rep == np.arange(12)))
+    calls = []
+    real = fl._assignment
+    monkeypatch.setattr(fl, "_assignment", lambda *args: calls.append(1) or real(*args))
+    fl._enumerate(1.0, b, Zrows, XK, np.zeros(12, np.int8), np.zeros(12, bool), 0.1,
+                  fl._zero_tol(b, Zrows, XK), rep, orient)
+    # one solve per face of the central arrangement of h planes of rank 3: the origin, at most
+    # h (h − 1) rays, 2 h (h − 1) planar sectors and h² − h + 2 regions
+    assert heads >= 8
+    assert 0 < len(calls) <= 4 * heads**2 - 4 * heads + 3 < 3**heads

@@ -754,3 +754,58 @@ def test_gd_policy_holds_a_hyperplane_gradient_descent_only_sits_next_to():
     ev = tr.events
     assert not np.any((ev["kind"] == pwflow.EventKind.BRANCH) & (ev["t"] > 0))
     _assert_within_gaps(tr, gd_reference(X, y, W, a, 0.0, "logistic", (0.5, 1.0), lr=1e-3))
+
+
+def test_a_neuron_orthogonal_to_twelve_points_of_rank_four_is_decided_in_polynomial_time():
+    """Degenerate campaign (camp9, family 1, seed 10): d = 7, twelve points of rank 4, and five
+    neurons orthogonal to all of them at t = 0.  Where the selection's rounds end inconsistent
+    the minimal-norm consistent assignment was sought over all 3¹² = 531 441 sign patterns per
+    neuron: the run did not finish in 10 minutes.  It now searches the patterns the arrangement
+    realises (about 2 500 faces) and ends in seconds, with status 0, its sliding neurons on
+    their hyperplanes with tangent minimal-norm fields, and within 1e-7 of the strict path."""
+    X = np.array([[0.0, -0.25, -0.25, 0.5, 0.125, 0.625, -0.5],
+                  [0.0, 0.0, 0.25, 0.0, -0.125, 1.125, 0.25],
+                  [0.0, 0.25, 0.25, 0.625, 1.0, -0.25, -0.25],
+                  [0.0, -0.5, 0.25, 0.875, 1.0, 0.0, -1.0],
+                  [0.0, 0.0, 0.0, -0.125, 0.0, -0.5, 0.0],
+                  [0.0, 0.0, 0.25, 0.0, 0.25, -0.25, 0.0],
+                  [0.0, 0.25, -0.25, -0.625, -0.625, -0.625, 0.5],
+                  [0.0, -0.25, 1.0, -0.375, 0.25, 0.0, 0.25],
+                  [0.0, 0.5, 0.0, 0.25, 0.75, -1.25, 0.0],
+                  [0.0, 0.0, -0.5, 0.5, 0.25, -0.25, -0.5],
+                  [0.0, 0.5, -0.5, -0.5, -0.5, -1.0, 0.5],
+                  [0.0, -0.25, 0.5, -0.375, -0.25, 0.5, 0.25]])
+    y = np.array([0.0, 0.0, -1.0, 0.25, 0.5, 1.0, 1.0, 1.0, -0.5, -0.25, -0.5, -0.25])
+    W = np.array([[0.25, 0.125, 0.0, 0.25, -0.125, 0.125, 0.125],
+                  [0.1875, -0.03125, 0.25, 0.1875, -0.03125, 0.25, -0.0625],
+                  [0.0, -0.046875, -0.21875, -0.375, 0.3125, 0.09375, -0.046875],
+                  [0.09375, 0.1875, 0.0, 0.0, 0.1875, 0.1875, 0.1875],
+                  [0.0, 0.4375, -0.46875, -0.0625, -0.0625, 0.125, -0.125],
+                  [0.0625, 0.09375, 0.1875, 0.25, -0.25, -0.0625, -0.03125],
+                  [-0.0625, -0.125, 0.40625, 0.0625, 0.0625, 0.0, -0.0625],
+                  [-0.125, 0.0625, -0.3125, -0.125, -0.375, 0.0, 0.3125],
+                  [0.0, 0.21875, -0.125, 0.1875, 0.0, 0.1875, 0.375],
+                  [0.0625, 0.0, -0.25, -0.5, 0.375, 0.125, -0.125],
+                  [-0.0625, 0.125, -0.34375, 0.3125, -0.125, 0.0625, 0.0],
+                  [-0.125, -0.21875, -0.03125, -0.09375, -0.0625, -0.1875, -0.21875],
+                  [-0.1875, -0.375, -0.25, 0.0, 0.25, 0.0, 0.375],
+                  [-0.03125, -0.34375, -0.03125, 0.125, 0.0625, -0.03125, 0.03125],
+                  [0.1875, 0.1875, 0.3125, 0.375, -0.40625, -0.09375, -0.09375]])
+    a = np.array([-0.4330127018922193, 0.0, 0.5470981687503624, 0.0, -0.6709659547994965, 0.0,
+                  -0.44304521496118204, 0.0, -0.5238454566950066, 0.0, 0.5048592006688597,
+                  -0.40019526483955303, -0.6643841132959156, 0.0, 0.7008644216251814])
+    assert np.linalg.matrix_rank(X) == 4
+    assert np.all(X @ W[[2, 5, 9, 12, 14]].T == 0.0)
+
+    def run(**kw):
+        return pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 10.0, gamma=0.5,
+                               t_eval=np.linspace(0.0, 10.0, 7), **kw)
+
+    tr = run()
+    assert tr.status == 0, tr.message
+    assert np.max(tr.balancedness_drift()) <= 1e-10
+    assert not [msg for i in range(tr.t.size) for msg in sliding_checks(tr, i)]
+    ref = run(options=pwflow.FlowOptions(batch_tol=0.0, stiff_solver=None))
+    assert ref.status == 0, ref.message
+    gap = np.sqrt(np.sum((tr.W[-1] - ref.W[-1]) ** 2) + np.sum((tr.a[-1] - ref.a[-1]) ** 2))
+    assert gap <= 1e-7 * np.sqrt(np.sum(ref.W[-1] ** 2) + np.sum(ref.a[-1] ** 2))

@@ -1,0 +1,99 @@
+"""Faces of the central arrangement of the hyperplanes ``x_k^⊥`` (the activation cones).
+
+A sign vector ``s ∈ {−1, 0, +1}^p`` is a face of the arrangement of the rows ``x_1..x_p`` when
+some ``w`` has ``sign <x_k, w> = s_k`` for every ``k``.  :func:`face_point` decides it and
+returns a point of the face: the selection rule (:mod:`pwflow.filippov`) uses it to search
+only the sign patterns a departure can have, and ``proofs_checks.arrangement`` to enumerate
+the faces ``A(ℝ^d)``.
+
+The test is Lawson and Hanson's least-distance programme (*Solving Least Squares Problems*,
+1974, ch. 23).  In the null space ``N`` of the rows with ``s_k = 0`` the face is
+``{z : g_k·z > 0}`` with ``g_k = s_k P_N x_k / ‖x_k‖``, which is not empty iff the origin is
+not in the convex hull of the ``g_k`` (Gordan).  The non-negative least squares
+``min_{u >= 0} ‖E u − e‖``, ``E = [G^T; 1^T]``, ``e = (0, …, 0, 1)``, has residual ``ρ = 0``
+exactly when ``G z >= 1`` has no solution; otherwise ``z = −r_{:-1} / r_{-1}`` (``r`` the
+residual vector) is its minimal-norm solution and ``ρ = μ / sqrt(1 + μ²)``, ``μ = max_{‖z‖ = 1} min_k g_k·z`` (the
+face's margin: the angle, in radians for small ``μ``, by which the point clears the nearest
+of the face's hyperplanes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = ["face_point", "FACE_MARGIN"]
+
+Array = NDArray[np.float64]
+
+#: smallest margin ``μ`` (see the module docstring) of a face that counts as one: a smaller one
+#: is the rounding of the rows (``x_l`` within 1e-10 of the span of others is on their
+#: intersection, as :data:`pwflow.filippov.SPAN_RTOL` has it)
+FACE_MARGIN = 1e-10
+
+
+def face_point(X: ArrayLike, signs: ArrayLike, margin: float = FACE_MARGIN,
+               rank_rtol: float = FACE_MARGIN) -> Array | None:
+    """A unit point of the face with sign vector ``signs`` of the rows ``X``, or ``None``.
+
+    Parameters
+    ----------
+    X : array, shape (p, d)
+        Nonzero rows ``x_k`` (normals of the hyperplanes through the origin).
+    signs : array of int, shape (p,)
+        The sign ``sign <x_k, w>`` asked for each row.
+    margin : float
+        Faces whose margin ``μ`` is at most this are taken as empty (rounding).
+    rank_rtol : float
+        Singular values of the zero rows below ``rank_rtol`` times the largest count as zero
+        (the null space ``N`` in which the point is sought).
+
+    Returns
+    -------
+    ndarray of shape (d,) or None
+        A point ``w`` with ``‖w‖ = 1`` in the relative interior of the face (the zero vector
+        for the all-zero pattern, the face ``{w : X w = 0}`` then containing the origin), or
+        ``None`` where no ``w`` has these signs.
+    """
+    X = np.asarray(X, dtype=float)
+    signs = np.asarray(signs)
+    units = X / np.linalg.norm(X, axis=1)[:, None]
+    signed = signs != 0
+    if not np.any(signed):
+        return np.zeros(X.shape[1])
+    basis = np.eye(X.shape[1])
+    zero = units[~signed]
+    if zero.shape[0]:
+        _, sv, vt = np.linalg.svd(zero)
+        rank = int(np.sum(sv > rank_rtol * sv[0]))
+        basis = vt[rank:].T
+    if basis.shape[1] == 0:
+        return None
+    G = signs[signed, None] * (units[signed] @ basis)
+    z = _least_distance(G, margin)
+    if z is None:
+        return None
+    w = basis @ z
+    return w / np.linalg.norm(w)
+
+
+def _least_distance(G: Array, margin: float) -> Array | None:
+    """The direction of the minimal-norm ``z`` with ``G z >= 1`` by non-negative least
+    squares (Lawson–Hanson), or ``None`` where the residual ``ρ`` says the margin is at most
+    ``margin``."""
+    from scipy.optimize import nnls
+
+    E = np.vstack([G.T, np.ones(G.shape[0])])
+    e = np.zeros(E.shape[0])
+    e[-1] = 1.0
+    u, rho = nnls(E, e)
+    if not rho > margin / np.sqrt(1.0 + margin**2):
+        return None
+    # z = −r_{:-1} / r_{-1} = G^T u / (1 − Σu) loses its digits on a thin face (ρ = 1e-8:
+    # 1 − Σu = ρ² is rounding); it is also the minimal-norm solution of g_k·z = 1 on the
+    # constraints active at the solution (u_k > 0), which keeps them
+    active = u > 0
+    z = np.linalg.lstsq(G[active], np.ones(int(active.sum())), rcond=None)[0]
+    if not np.min(G @ z) > 0.0:
+        return None
+    return z
