@@ -121,12 +121,13 @@ def detect_zero_crossings(W: Array, rays: Array, on_ray: NDArray[np.bool_],
     so ``<w, e_u>`` is constant there: a neuron on it is at ``w = 0`` only where that
     coordinate is zero to ``tiny`` (it arrived at the origin), not on the half-line that
     ``e_u``'s sign happens to leave out (a fixed neuron ``w = −e_u/8``, ``a = 0`` was set to
-    0 there, breaking Lemma 1)."""
+    0 there, breaking Lemma 1).  A neuron already at ``w = 0`` (placed there by an earlier
+    event) reaches nothing: on a line it would be found again at every step."""
     idx = np.flatnonzero(on_ray)
     if idx.size == 0:
         return idx
     rho = np.einsum("ij,ij->i", W[idx], rays)
-    hit = rho <= 0
+    hit = (rho <= 0) & np.any(W[idx] != 0, axis=1)
     if line is not None and np.any(line):
         hit &= ~line | (np.abs(rho) <= tiny)
     return idx[hit]

@@ -525,10 +525,11 @@ def _leave_rounds(s_a: float, b: Array, Zrows: Array, XK: Array, signs: NDArray[
 
 def _consistent(signs: NDArray[np.int8], v: Array, tol: Array,
                 forced: NDArray[np.bool_]) -> bool:
-    """Leaving hyperplanes move to their side, staying ones are tangent (``forced``: exits,
-    whose velocity is zero to first order, are not checked)."""
+    """Leaving hyperplanes move to their side by more than rounding (``tol``, as the rounds
+    ask of a departure), staying ones are tangent (``forced``: exits, whose velocity is zero
+    to first order, are not checked)."""
     leave = (signs != 0) & ~forced
-    return bool(np.all(signs[leave] * v[leave] > 0)
+    return bool(np.all(signs[leave] * v[leave] > tol[leave])
                 and np.all(np.abs(v[signs == 0]) <= tol[signs == 0] * 1e3))
 
 

@@ -211,7 +211,10 @@ class PatternTable:
         self.ray = np.array(self._ray, dtype=float).reshape(-1, self.d)
         nfree = np.sum(U == 0, axis=1)
         self.nfree = nfree
-        self.frozen = self.dim == 0
+        # {0}, and for γ = 0 the face u = 0 whatever its dimension (the null space of X where
+        # rank X < d): every point is on its hyperplane, so η = 0 ∈ [γ, 1]^n gives D = 0, the
+        # minimal-norm element, exactly (integrated, its slopes left rounding that moved w = 0)
+        self.frozen = (self.dim == 0) | ((nfree == self.n) & (self.gamma == 0.0))
         #: faces on which parallel data points tie free slopes (solved by ``free_slopes``)
         self.coupled = np.array([c is not None for c in self._classes], dtype=bool)
         one = (nfree == 1) & ~self.frozen

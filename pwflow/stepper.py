@@ -612,6 +612,23 @@ class HybridFlow:
             self.n_branch += int(np.sum(br))
             self.t_first_branch = min(self.t_first_branch, float(np.min(t[br])))
 
+    def _at_origin(self, z: Array, u: NDArray[np.int8]) -> bool:
+        """Whether a neuron ``z = (w, a)`` that arrives on the face ``u`` by a hyperplane event
+        is at ``w = 0``.
+
+        Only the face ``u = 0`` contains the origin; where ``rank X < d`` it is the null space
+        of ``X``, not ``{0}``.  No field moves a neuron along that space (``D ∈ span X``), so a
+        neuron arrives there at its own null-space component: at ``w = 0`` where that is zero
+        to rounding of ``z`` (d = 3, rank 2: a neuron with ``w ∈ span X`` shrinking onto the
+        face was logged as sliding there at ``w ~ 1e-65``, its direction noise), elsewhere on
+        the face with ``w ≠ 0``.
+        """
+        if np.any(u != 0):
+            return False
+        w = self._project_face(z[: self.d], np.arange(self.n))
+        tiny = ROUNDING_ULPS * np.finfo(float).eps * float(np.linalg.norm(z))
+        return bool(np.linalg.norm(w) <= tiny)
+
     def _project_face(self, w: Array, K: NDArray) -> Array:
         """Orthogonal projection of ``w`` onto ``{v : <v, x_k> = 0, k ∈ K}``.
 
@@ -1545,7 +1562,7 @@ class HybridFlow:
             R = np.broadcast_to(R, (E, n))
         U_prev = tab.U[ps]
         U_new = U_prev.copy()
-        zero, flip = evs.zero, evs.flip
+        zero, flip = evs.zero.copy(), evs.flip
         a_sign = np.where(flip, evs.a_after, np.sign(zs[:, d]))
         branch = np.zeros((E, n), dtype=bool)
         simple = ~zero & ~flip & (evs.n_ks == 1)
@@ -1579,6 +1596,7 @@ class HybridFlow:
             U_new[e, sel.K] = sel.signs
             branch[e, sel.K] = sel.branch
             on_K[int(e)] = sel.K
+            zero[e] = self._at_origin(zs[e], U_new[e])
         # place each neuron exactly on the hyperplanes it reached or stays on (changes ‖w‖²
         # only at second order in the located residual, so Lemma 1 is unaffected); w = 0: w := 0
         zs[zero, :d] = 0.0

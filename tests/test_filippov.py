@@ -11,7 +11,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -450,6 +450,20 @@ def enumeration_problems(draw):
     return s_a, b, Zrows, XK, gamma, tol
 
 
+def _rounding_leave_case():
+    """Hypothesis 6.170: residuals ~1e-229 make every normal velocity ~1e-232; holding
+    ``x_0`` and ``x_2`` while "leaving" ``x_5 = x_0 + x_2`` passed as consistent (``v > 0``),
+    though no ``w`` does that; a departure must now exceed the rounding."""
+    from pwflow.filippov import _zero_tol
+
+    XK = np.array([[0.25, 0, 0], [0.25, 0, 0], [0, 0, 0.25], [0.25, 0, 0], [0.25, 0, 0],
+                   [0.25, 0, 0.25]])
+    Zrows = -4.4e-232 * (XK > 0)
+    b = np.array([0.0, 1 / 6, 0.0])
+    return -1.0, b, Zrows, XK, 0.0, _zero_tol(b, Zrows, XK)
+
+
+@example(_rounding_leave_case())
 @given(enumeration_problems())
 def test_pruned_enumeration_finds_the_minimum_of_the_plain_one(prob):
     """The depth-first search over realisable sign patterns returns what the plain ``3^classes``

@@ -809,3 +809,45 @@ def test_a_neuron_orthogonal_to_twelve_points_of_rank_four_is_decided_in_polynom
     assert ref.status == 0, ref.message
     gap = np.sqrt(np.sum((tr.W[-1] - ref.W[-1]) ** 2) + np.sum((tr.a[-1] - ref.a[-1]) ** 2))
     assert gap <= 1e-7 * np.sqrt(np.sum(ref.W[-1] ** 2) + np.sum(ref.a[-1] ** 2))
+
+
+def test_a_neuron_shrinking_onto_the_null_line_of_rank_deficient_data_reaches_zero():
+    """A test_differential draw (multi-active family): d = 3, data of rank 2 (no point has a
+    first coordinate), γ = 0.  Neuron 2, ``w = (0, −1/8, 0)``, sits on the hyperplanes of
+    ``x_0, x_2, x_3`` and shrinks along ``x_1`` until ``<w, x_1> = 0`` at t = 7.668: there it
+    is on every hyperplane, the face ``u = 0``, which is the line ``span e_1`` and not ``{0}``.
+    Its component along that line is zero (``D ∈ span X`` never changes it), so it reached
+    ``w = 0``: one REACH_ZERO, ``w := 0`` exactly (it was logged ENTER_SLIDING at
+    ``w ~ 1e-65``, whose direction is noise, and failed the sliding checks 20 times)."""
+    X = np.array([[0.0, 0, 0.25], [0, -0.75, 0], [0, 0, 0.125], [0, 0, -0.125]])
+    y = np.array([0.0, -1, 0, 0])
+    W = np.array([[0, 0, 0.125], [0, 0.0625, 0.125], [0, -0.125, 0], [0, 0, 0.125],
+                  [0.09375, 0, 0.0], [0, 0, 0.125], [0.09375, 0, 0.0]])
+    a = np.array([0.0, 0, 0.13975424859373686, 0, 0, 0, 0])
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 10.0, gamma=0.0,
+                         t_eval=np.linspace(0.0, 10.0, 21))
+    assert tr.status == 0, tr.message
+    ev = tr.events
+    mine = (ev["neuron"] == 2) & (ev["t"] > 0)
+    assert ev["kind"][mine].tolist() == [pwflow.EventKind.REACH_ZERO]
+    assert abs(float(ev["t"][mine][0]) - 7.66836) < 1e-4
+    assert np.all(tr.W[tr.t > 7.67, 2] == 0.0)
+    np.testing.assert_allclose(tr.a[-1, 2], np.sqrt(a[2] ** 2 - 0.125**2), rtol=1e-12)  # Lemma 1
+    assert not [msg for i in range(tr.t.size) for msg in sliding_checks(tr, i)]
+
+
+def test_a_neuron_at_zero_in_rank_deficient_data_stays_there_for_relu():
+    """γ = 0, data of rank 2 in d = 3, a neuron starting at ``w = 0``: the face ``u = 0`` is
+    the line ``span e_1``, where ``η = 0`` gives ``D = 0``, the minimal-norm element; the face
+    is frozen.  Integrated, the rounding of its slopes moved ``w`` to ~1e-34 and the neuron was
+    found reaching zero again and again (8 REACH_ZERO rows for one neuron)."""
+    X = np.array([[0.0, 0, 0.25], [0, -0.75, 0], [0, 0.5, 0.125], [0, 0, -0.125]])
+    y = np.array([0.5, -1, 0.3, 0.2])
+    W = np.array([[0, 0.1, 0.125], [0, 0, 0.0], [0.05, -0.125, 0.1]])
+    a = np.array([0.2, 0.5, -0.3])
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 5.0, gamma=0.0,
+                         t_eval=np.linspace(0.0, 5.0, 6))
+    assert tr.status == 0, tr.message
+    assert np.all(tr.W[:, 1] == 0.0) and np.all(tr.a[:, 1] == 0.5)
+    zero = tr.events["kind"] == pwflow.EventKind.REACH_ZERO
+    assert tr.events["neuron"][zero].tolist() == [1]
