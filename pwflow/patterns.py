@@ -212,9 +212,12 @@ class PatternTable:
         nfree = np.sum(U == 0, axis=1)
         self.nfree = nfree
         # {0}, and for γ = 0 the face u = 0 whatever its dimension (the null space of X where
-        # rank X < d): every point is on its hyperplane, so η = 0 ∈ [γ, 1]^n gives D = 0, the
-        # minimal-norm element, exactly (integrated, its slopes left rounding that moved w = 0)
-        self.frozen = (self.dim == 0) | ((nfree == self.n) & (self.gamma == 0.0))
+        # rank X < d) unless two of its points are opposite: every point is on its hyperplane,
+        # so η = 0 ∈ [γ, 1]^n gives D = 0, the minimal-norm element, exactly (integrated, its
+        # slopes left rounding that moved w = 0).  Opposite points tie their slopes to
+        # η_l = 1 + γ − η_k (N3), so 0 need not be reachable (camp9 family 2, seed 95)
+        same_side = np.array([c is None or bool(np.all(c[1] > 0)) for c in self._classes])
+        self.frozen = (self.dim == 0) | ((nfree == self.n) & (self.gamma == 0.0) & same_side)
         #: faces on which parallel data points tie free slopes (solved by ``free_slopes``)
         self.coupled = np.array([c is not None for c in self._classes], dtype=bool)
         one = (nfree == 1) & ~self.frozen

@@ -837,11 +837,12 @@ def test_a_neuron_shrinking_onto_the_null_line_of_rank_deficient_data_reaches_ze
 
 
 def test_a_neuron_at_zero_in_rank_deficient_data_stays_there_for_relu():
-    """γ = 0, data of rank 2 in d = 3, a neuron starting at ``w = 0``: the face ``u = 0`` is
-    the line ``span e_1``, where ``η = 0`` gives ``D = 0``, the minimal-norm element; the face
-    is frozen.  Integrated, the rounding of its slopes moved ``w`` to ~1e-34 and the neuron was
-    found reaching zero again and again (8 REACH_ZERO rows for one neuron)."""
-    X = np.array([[0.0, 0, 0.25], [0, -0.75, 0], [0, 0.5, 0.125], [0, 0, -0.125]])
+    """γ = 0, data of rank 2 in d = 3 (no two points opposite), a neuron starting at
+    ``w = 0``: the face ``u = 0`` is the line ``span e_1``, where ``η = 0`` gives ``D = 0``,
+    the minimal-norm element; the face is frozen.  Integrated, the rounding of its slopes moved
+    ``w`` to ~1e-34 and the neuron was found reaching zero again and again (8 REACH_ZERO rows
+    for one neuron)."""
+    X = np.array([[0.0, 0, 0.25], [0, -0.75, 0], [0, 0.5, 0.125], [0, 0.25, -0.125]])
     y = np.array([0.5, -1, 0.3, 0.2])
     W = np.array([[0, 0.1, 0.125], [0, 0, 0.0], [0.05, -0.125, 0.1]])
     a = np.array([0.2, 0.5, -0.3])
@@ -851,3 +852,29 @@ def test_a_neuron_at_zero_in_rank_deficient_data_stays_there_for_relu():
     assert np.all(tr.W[:, 1] == 0.0) and np.all(tr.a[:, 1] == 0.5)
     zero = tr.events["kind"] == pwflow.EventKind.REACH_ZERO
     assert tr.events["neuron"][zero].tolist() == [1]
+
+
+def test_the_null_face_with_opposite_points_is_not_frozen():
+    """Degenerate campaign (family 2, seed 95): d = 6, seven points of rank 3 with
+    ``x_6 = −x_4``, γ = 0, neuron 0 orthogonal to all of them.  Opposite points tie their
+    slopes (``η_6 = 1 − η_4``, N3), so ``η = 0`` is not in the set and the minimal-norm ``D``
+    of the face ``u = 0`` need not vanish: freezing that face (as for data without opposite
+    points) failed the sliding checks 50 times (``<D*, x_2>`` 1.6e-5 of the field's scale)."""
+    X = np.array([[0.0, -0.25, 0.0, -0.25, -0.5, 0.25], [0.25, 0.0, -0.25, 0.375, 0.25, 0.5],
+                  [0.0, -0.25, 0.5, 0.0, 0.5, -0.75], [0.125, -0.25, 0.0, 0.0, -0.125, 0.25],
+                  [-0.125, 0.125, 0.0, -0.125, -0.125, -0.125],
+                  [-0.25, -0.375, 0.5, -0.625, -0.5, -0.625],
+                  [0.125, -0.125, 0.0, 0.125, 0.125, 0.125]])
+    y = np.array([0.0, 0.75, 0.0, 0.0, 0.25, -1.0, 0.0])
+    W = np.array([[1.0, 0.5, 0.375, 0.25, -0.5, -0.25],
+                  [0.625, 0.25, 0.0625, -0.125, -0.125, -0.125],
+                  [0.0625, -0.25, 0.125, -0.4375, -0.25, -0.4375],
+                  [0.5, -0.25, -0.875, -0.25, 0.0, -0.5], [0.0, 0.5, 1.0, 0.0, 0.0, 0.5],
+                  [-0.5, 0.0, 0.5, 1.0, -0.5, 0.0], [-0.125, -0.3125, 0.5, 0.0625, -0.25, -0.375]])
+    a = np.array([-0.5, -0.75, 0.875, 0.5, -0.25, -0.375, 0.625])
+    assert np.all(X @ W[0] == 0.0) and np.array_equal(X[6], -X[4])
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 3.0, gamma=0.0,
+                         t_eval=np.linspace(0.0, 3.0, 7))
+    assert tr.status == 0, tr.message
+    assert not [msg for i in range(tr.t.size) for msg in sliding_checks(tr, i)]
+    assert np.max(tr.balancedness_drift()) <= 1e-10
