@@ -29,8 +29,8 @@ for one hyperplane: ``a r_k < 0``).  :func:`select` reports those hyperplanes, a
 leaves to the side that small-step gradient descent takes for most steps (:func:`gd_side`:
 ``+`` iff the sliding slope is above the middle of ``[γ, 1]``; gradient descent itself has no
 vanishing-step limit there); for a neuron that starts exactly on the
-hyperplanes it follows gradient descent's own map at the scale of its step
-(:func:`_gd_at_rest`).
+hyperplanes, or arrives on linearly dependent ones, it follows gradient descent's own map at
+the scale of its step (:func:`_gd_at_rest`).
 
 **Parallel data points** share one hyperplane: a neuron holds or leaves all of a class, and
 their slopes are tied as in the Clarke subdifferential (``docs/paper-readings.md``, N3).
@@ -198,13 +198,26 @@ def implied_hyperplanes(X: Array, u_face: ArrayLike) -> NDArray[np.intp]:
     K = np.flatnonzero(u_face == 0)
     if K.size == 0:
         return K
-    _, S, Vt = np.linalg.svd(X[K], full_matrices=False)
-    B = Vt[S > S[0] * 1e-12] if S[0] > 0 else Vt[:0]
+    B = _span_basis(X[K])
     off = np.flatnonzero(u_face != 0)
     Xo = X[off]
     res = Xo - (Xo @ B.T) @ B
     near = np.linalg.norm(res, axis=1) <= SPAN_RTOL * np.linalg.norm(Xo, axis=1)
     return off[near]
+
+
+def _span_basis(XK: Array) -> Array:
+    """Orthonormal rows spanning ``span{x_k : k ∈ K}`` (singular values above ``1e-12`` of
+    the largest)."""
+    _, S, Vt = np.linalg.svd(XK, full_matrices=False)
+    return Vt[S > S[0] * 1e-12] if S[0] > 0 else Vt[:0]
+
+
+def _dependent(XK: Array, heads: NDArray[np.intp]) -> bool:
+    """Whether the classes of ``K`` (their first points, ``heads``) are linearly dependent:
+    a class in the span of the others cannot leave them alone (its offset ``<w, x_k>`` is
+    theirs, combined)."""
+    return heads.size > 1 and _span_basis(XK[heads]).shape[0] < heads.size
 
 
 def _field_magnitude(b: Array, Zrows: Array) -> float:
@@ -336,7 +349,11 @@ def select(
         ``σ'(0) = γ`` (every free slope ``γ``), and the ``GRADIENT_DESCENT`` policy follows
         that step at a branch point (stays where it is tangent).  Under either policy, where
         that step is a consistent continuation other than the one chosen, the hyperplanes on
-        which they differ are flagged ``branch`` (the flow is not unique from there).
+        which they differ are flagged ``branch`` (the flow is not unique from there).  A
+        neuron arriving (not ``exits``) on hyperplanes whose classes are linearly dependent
+        is treated the same way: a class in the span of the others cannot leave alone, and
+        gradient descent passes the intersection in a few steps by the same map
+        (:func:`_gd_at_rest`).
     """
     u_face = np.asarray(u_face)
     implied = implied_hyperplanes(X, u_face)
@@ -399,14 +416,23 @@ def select(
         signs[members] = orient[members] * side
         eta[members] = side_slope(signs[members], gamma)
         signs, eta, D = _leave_rounds(s_a, b, Zrows, X[K], signs, eta, gamma, start, classes, tol)
-    if at_rest:
+    if at_rest or (not exits and _dependent(X[K], heads)):
         # gradient descent does not chatter where it starts exactly on the hyperplanes: its
         # own step (σ'(0) = γ) decides, wherever that is a consistent continuation.  Where it
         # is one and differs, the flow is not unique here whatever the policy (e.g. two
-        # orthants both left into, d = 5, a neuron on six hyperplanes of rank 4): a branch
+        # orthants both left into, d = 5, a neuron on six hyperplanes of rank 4): a branch.
+        # Likewise where the neuron arrives on linearly dependent hyperplanes: a class in the
+        # span of the others cannot leave alone, so the single-class departures above miss
+        # those that several classes make together, and gradient descent, passing the
+        # intersection in a few steps at a field constant to leading order, follows the same
+        # map (d = 4, five hyperplanes of rank 2: it leaves four of them and slides on the
+        # fifth, where the minimal-norm element stays on all)
         g_signs, g_eta, g_D = _gd_at_rest(s_a, b, Zrows, X[K], gamma, start, classes, tol,
                                           ramp=float(a) == 0.0)
-        if _consistent(g_signs, s_a * (X[K] @ g_D), tol, forced):
+        # (and a continuation at all: a class left while the held ones imply it has an
+        # offset of rounding, not a departure; d = 6, rank 4, arriving on five hyperplanes)
+        if (_consistent(g_signs, s_a * (X[K] @ g_D), tol, forced)
+                and _closed(X, u_face, K, g_signs)):
             branch |= g_signs != signs
             if policy is BranchPolicy.GRADIENT_DESCENT:
                 signs, eta, D = g_signs, g_eta, g_D

@@ -878,3 +878,39 @@ def test_the_null_face_with_opposite_points_is_not_frozen():
     assert tr.status == 0, tr.message
     assert not [msg for i in range(tr.t.size) for msg in sliding_checks(tr, i)]
     assert np.max(tr.balancedness_drift()) <= 1e-10
+
+
+def test_gd_policy_leaves_dependent_hyperplanes_it_arrives_on_like_gradient_descent():
+    """Degenerate campaign (camp9 seed 227, reduced to 12 of its 31 neurons; d = 4, rank 3,
+    γ = 0, square loss).  Neuron 8 starts on the hyperplanes of x_0, x_1, x_3, x_5, x_6
+    (rank 2: x_3 = (x_0 + x_1)/4, x_5 = (x_1 − x_0)/2, x_6 = (x_1 − 3 x_0)/2); gradient descent
+    leaves four of them and slides on x_1's, and comes back to the intersection at t ≈ 0.666.
+    There it leaves x_1, x_3, x_5, x_6 to − and slides on x_0's, at every step from 1e-3 to
+    1.25e-4.  Staying on all five is consistent too (the minimal-norm element, η_1 = γ), but
+    no class of dependent hyperplanes can leave alone, so the single-class departures found no
+    branch and the gd policy stayed: 1.7e-3 from extrapolated gradient descent at t = 1 and
+    1.6e-2 at t = 3 (estimates 4.9e-4, 6.9e-4).  Now the arrival is a branch, decided by
+    gradient descent's own map as at rest: 9.5e-6 and 1.7e-5."""
+    X = np.array([[-0.25, 0.5, 0.75, 0.25], [0.25, 0.0, 0.25, 0.75], [-0.25, -0.125, 0.25, 0.0],
+                  [0.0, 0.125, 0.25, 0.25], [-0.5, 0.5, 0.875, 0.0], [0.25, -0.25, -0.25, 0.25],
+                  [0.5, -0.75, -1.0, 0.0]])
+    y = np.array([-1.0, -0.75, -0.25, 0.25, 0.0, 1.0, 0.0])
+    W = np.array([[0.0625, -0.375, -0.375, 0.0], [-0.4375, 0.3125, 0.0, -0.25],
+                  [-0.375, 0.125, 0.1875, 0.375], [0.21875, 0.0625, -0.15625, 0.25],
+                  [-0.125, -0.125, -0.25, 0.3125], [-0.0625, -0.3125, 0.5, -0.0625],
+                  [0.21875, -0.21875, -0.25, 0.0625], [0.125, -0.125, 0.5, -0.25],
+                  [-0.5, 0.0, -0.25, 0.25], [0.1875, 0.25, -0.375, 0.3125],
+                  [-0.25, -0.1875, 0.375, -0.5], [0.1875, -0.3125, 0.375, -0.4375]])
+    a = np.array([0.5340002340823456, -0.5929270612815711, -0.5762215285808054,
+                  0.37238672774415577, 0.4375, 0.596212000885591, -0.4026280852101602,
+                  -0.5863019699779287, 0.6123724356957945, -0.5796011559684815,
+                  0.6987712429686843, 0.6817945071647321])
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 3.0, gamma=0.0,
+                         loss="square", t_eval=np.linspace(0.0, 3.0, 7),
+                         options=pwflow.FlowOptions(branch_policy="gd"))
+    assert tr.status == 0, tr.message
+    ev = tr.events
+    late = (ev["kind"] == pwflow.EventKind.BRANCH) & (ev["t"] > 0)
+    assert set(ev["neuron"][late].tolist()) == {8}
+    assert sorted(ev["k"][late].tolist()) == [1, 3, 5, 6]
+    _assert_within_gaps(tr, gd_reference(X, y, W, a, 0.0, "square", (1.0, 3.0), lr=1e-3))
