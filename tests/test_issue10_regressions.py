@@ -930,3 +930,24 @@ def test_span_projector_has_the_rank_of_span_split(delta):
         assert np.all(np.abs(X @ (w - P @ w))
                       <= SPAN_RTOL * np.linalg.norm(w) * np.linalg.norm(X, axis=1))
     assert np.array_equal(span_projector(B), np.linalg.pinv(B) @ B)
+
+
+def test_a_neuron_reaching_one_of_two_antiparallel_points_crosses_both():
+    """d = 3, ``x_1 = −x_0`` up to an angle of 1.7e-11 (labels +1 and −1), one neuron, γ = 0.
+    It reaches x_1's hyperplane at t = 5.3724 from an open cell; x_0's lies 1e-12 beyond.
+    The one-hyperplane rule held x_0 at its side's slope, so the neuron slid on x_1 in that
+    sliver (where no point is active, D = 0) and ended 0.31 from extrapolated gradient
+    descent (estimate 2.4e-5).  Points parallel to ``SPAN_RTOL`` share a hyperplane for the
+    selection rule (``implied_hyperplanes``): the event now goes there, and the neuron crosses
+    both (two CROSSING rows at one time), within 1e-9 of gradient descent."""
+    X = np.array([[-5.7708248687170635e-12, 2.3569963831703275e-12, -5.0000000000646472e-01],
+                  [-2.0155208570421839e-12, 1.0408344951582933e-12, 4.9999999999960121e-01]])
+    y = np.array([1.0, -1.0])
+    W, a = np.array([[0.5, 0.0625, 0.375]]), np.array([0.6281172263200556])
+    tr = _near_degenerate_run(X, y, W, a, 0.0, "logistic", 10.0)
+    ev = tr.events
+    assert ev["kind"].tolist() == [pwflow.EventKind.CROSSING] * 2
+    assert sorted(ev["k"].tolist()) == [0, 1] and ev["t"][0] == ev["t"][1]
+    assert abs(float(ev["t"][0]) - 5.3724) < 1e-4
+    ref = gd_reference(X, y, W, a, 0.0, "logistic", (10.0,), lr=1e-3)
+    assert ref.error(tr.W[-1], tr.a[-1], 0) <= 5 * ref.estimate(0)
