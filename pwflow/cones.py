@@ -22,18 +22,54 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["face_point", "FACE_MARGIN"]
+__all__ = ["face_point", "span_split", "span_projector", "FACE_MARGIN", "SPAN_RTOL"]
 
 Array = NDArray[np.float64]
 
 #: smallest margin ``μ`` (see the module docstring) of a face that counts as one: a smaller one
 #: is the rounding of the rows (``x_l`` within 1e-10 of the span of others is on their
-#: intersection, as :data:`pwflow.filippov.SPAN_RTOL` has it)
+#: intersection, as :data:`SPAN_RTOL` has it)
 FACE_MARGIN = 1e-10
+
+#: relative distance of ``x_l`` to ``span{x_k : k ∈ K}`` below which a neuron on the
+#: hyperplanes ``K`` lies on ``x_l``'s too (:func:`pwflow.filippov.implied_hyperplanes`): then
+#: ``|<w, x_l>| <= 1e-10 ‖w‖ ‖x_l‖``, the distance at which a neuron counts as on a hyperplane.
+#: The numerical rank of ``x_K`` (:func:`span_split`) uses the same scale, so that the span a
+#: neuron is projected off is the one the selection rule and the implied hyperplanes saw
+SPAN_RTOL = 1e-10
+
+
+def span_split(X: ArrayLike, rtol: float = SPAN_RTOL) -> tuple[int, Array]:
+    """Numerical rank of the rows ``X`` and their right singular vectors.
+
+    Parameters
+    ----------
+    X : array, shape (p, d), p >= 1
+        Nonzero rows ``x_k``.
+    rtol : float
+        Singular values at most ``rtol`` times the largest count as zero (a row within about
+        ``rtol`` of the span of the others adds no rank); :func:`span_projector` has the same
+        rank.
+
+    Returns
+    -------
+    rank : int
+    vt : ndarray of shape (d, d)
+        Orthonormal rows: ``vt[:rank]`` spans the rows, ``vt[rank:]`` their null space.
+    """
+    _, sv, vt = np.linalg.svd(np.asarray(X, dtype=float))
+    return int(np.sum(sv > rtol * sv[0])), vt
+
+
+def span_projector(X: ArrayLike, rtol: float = SPAN_RTOL) -> Array:
+    """Orthogonal projector ``X⁺ X`` onto the numerical span of the rows ``X``, ``(d, d)``: the
+    pseudo-inverse drops the singular values :func:`span_split` counts as zero."""
+    X = np.asarray(X, dtype=float)
+    return np.linalg.pinv(X, rcond=rtol) @ X
 
 
 def face_point(X: ArrayLike, signs: ArrayLike, margin: float = FACE_MARGIN,
-               rank_rtol: float = FACE_MARGIN) -> Array | None:
+               rank_rtol: float = SPAN_RTOL) -> Array | None:
     """A unit point of the face with sign vector ``signs`` of the rows ``X``, or ``None``.
 
     Parameters
@@ -62,10 +98,8 @@ def face_point(X: ArrayLike, signs: ArrayLike, margin: float = FACE_MARGIN,
     if not np.any(signed):
         return np.zeros(X.shape[1])
     basis = np.eye(X.shape[1])
-    zero = units[~signed]
-    if zero.shape[0]:
-        _, sv, vt = np.linalg.svd(zero)
-        rank = int(np.sum(sv > rank_rtol * sv[0]))
+    if not np.all(signed):
+        rank, vt = span_split(units[~signed], rank_rtol)
         basis = vt[rank:].T
     if basis.shape[1] == 0:
         return None

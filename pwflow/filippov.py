@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .cones import face_point
+from .cones import SPAN_RTOL, face_point, span_split  # SPAN_RTOL: see pwflow.cones
 from .subgradient import face_slopes, free_slopes, parallel_classes, single_slope
 
 __all__ = [
@@ -71,11 +71,6 @@ VELOCITY_RTOL = 1e-11
 #: chunks after the first agree
 GD_MAP_STEPS = 400
 GD_MAP_CHUNK = 50
-
-#: relative distance of ``x_l`` to ``span{x_k : k ∈ K}`` below which a neuron on the
-#: hyperplanes ``K`` lies on ``x_l``'s too (:func:`implied_hyperplanes`): then
-#: ``|<w, x_l>| <= 1e-10 ‖w‖ ‖x_l‖``, the distance at which a neuron counts as on a hyperplane
-SPAN_RTOL = 1e-10
 
 #: fraction of :func:`_zero_tol` above which the normal velocity of the minimal-norm ``D``
 #: gives the side of an exit whose slope has no KKT multiplier (``r_k = 0``,
@@ -198,7 +193,7 @@ def implied_hyperplanes(X: Array, u_face: ArrayLike) -> NDArray[np.intp]:
     K = np.flatnonzero(u_face == 0)
     if K.size == 0:
         return K
-    B = _span_basis(X[K])
+    B = _span_basis(X[K])  # the rank the selection and the projectors use
     off = np.flatnonzero(u_face != 0)
     Xo = X[off]
     res = Xo - (Xo @ B.T) @ B
@@ -207,10 +202,10 @@ def implied_hyperplanes(X: Array, u_face: ArrayLike) -> NDArray[np.intp]:
 
 
 def _span_basis(XK: Array) -> Array:
-    """Orthonormal rows spanning ``span{x_k : k ∈ K}`` (singular values above ``1e-12`` of
-    the largest)."""
-    _, S, Vt = np.linalg.svd(XK, full_matrices=False)
-    return Vt[S > S[0] * 1e-12] if S[0] > 0 else Vt[:0]
+    """Orthonormal rows spanning ``span{x_k : k ∈ K}`` at the numerical rank of
+    :func:`pwflow.cones.span_split` (:data:`SPAN_RTOL`)."""
+    rank, Vt = span_split(XK)
+    return Vt[:rank]
 
 
 def _dependent(XK: Array, heads: NDArray[np.intp]) -> bool:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from .cones import span_projector, span_split
 from .subgradient import face_slopes, free_slopes, pair_slopes, parallel_classes, single_slope
 
 __all__ = ["FacePlan", "PatternTable", "SinglePlan"]
@@ -186,9 +187,7 @@ class PatternTable:
         K = np.flatnonzero(u == 0)
         if K.size == 0:
             return self.d, np.full(self.d, np.nan)
-        XK = self.X[K]
-        _, s, vt = np.linalg.svd(XK)
-        rank = int(np.sum(s > 1e-12 * s[0]))
+        rank, vt = span_split(self.X[K])
         dim = self.d - rank
         ray = np.full(self.d, np.nan)
         if dim == 1:
@@ -456,7 +455,10 @@ class PatternTable:
         return self._minimal_norm(r, np.asarray(faces, dtype=np.intp))
 
     def projectors(self) -> Array:
-        """Orthogonal projectors onto ``span(x_k : u_k = 0)`` for every face, ``(P, d, d)``."""
+        """Orthogonal projectors onto ``span(x_k : u_k = 0)`` for every face, ``(P, d, d)``: its
+        numerical span (:func:`pwflow.cones.span_split`), the one the selection rule saw (a
+        point within 1e-13 of the span of the others counted as rank one more in a plain
+        pseudo-inverse, and a neuron on the face was projected to 0: status -7)."""
         self._refresh()
         cached = getattr(self, "_proj", np.zeros((0, self.d, self.d)))
         if cached.shape[0] == len(self._U):
@@ -466,6 +468,6 @@ class PatternTable:
         for p in range(cached.shape[0], len(self._U)):
             XK = self.X[self._U[p] == 0]
             if XK.shape[0]:
-                out[p] = np.linalg.pinv(XK) @ XK
+                out[p] = span_projector(XK)
         self._proj = out
         return out

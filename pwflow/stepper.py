@@ -49,7 +49,8 @@ from .events import (
     locate_roots,
     within_rounding,
 )
-from .filippov import BranchPolicy, Selection, select, select_single, transition
+from .filippov import (BranchPolicy, Selection, implied_hyperplanes, select, select_single,
+                       transition)
 from .model import Loss
 from .ode_base import OdeSolver
 from .options import FlowOptions, InvariantError, ZenoError
@@ -492,6 +493,8 @@ class HybridFlow:
         # neurons that sit exactly on the hyperplanes of their initial face, never moved off
         # by an event: gradient descent does not chatter there (the GD branch policy needs it)
         self._at_rest = np.zeros(self.m, dtype=bool)
+        #: per data point, whether another one is parallel to it (:meth:`_has_parallel`; -1 unknown)
+        self._parallel = np.full(self.n, -1, dtype=np.int8)
         #: set by :meth:`check_rest`: the bound under which the neurons are kept as they are
         self.rest: RestBound | None = None
         if patterns is None:
@@ -611,6 +614,24 @@ class HybridFlow:
         if np.any(br):
             self.n_branch += int(np.sum(br))
             self.t_first_branch = min(self.t_first_branch, float(np.min(t[br])))
+
+    def _has_parallel(self, k: NDArray[np.intp]) -> NDArray[np.bool_]:
+        """Whether another data point is parallel to each ``x_k`` to
+        :data:`pwflow.cones.SPAN_RTOL` (:func:`pwflow.filippov.implied_hyperplanes` of the face
+        ``{x_k}``; computed once per point, on its first one-hyperplane event).
+
+        A neuron reaching ``x_k``'s hyperplane from an open cell then lies on that point's too,
+        as the selection rule has it: the event goes to :func:`pwflow.filippov.select`, not to
+        the one-hyperplane rule, which held the partner at its side's slope (d = 3, three
+        points parallel to 1e-11: the neuron slid on one hyperplane 1e-12 from the others and
+        ended 0.19 from extrapolated gradient descent, now 1e-5).
+        """
+        k = np.asarray(k, dtype=np.intp)
+        for kk in np.unique(k[self._parallel[k] < 0]):
+            u = np.ones(self.n, dtype=np.int8)
+            u[kk] = 0
+            self._parallel[kk] = implied_hyperplanes(self.X, u).size > 0
+        return self._parallel[k] == 1
 
     def _at_origin(self, z: Array, u: NDArray[np.int8]) -> bool:
         """Whether a neuron ``z = (w, a)`` that arrives on the face ``u`` by a hyperplane event
@@ -1567,6 +1588,7 @@ class HybridFlow:
         branch = np.zeros((E, n), dtype=bool)
         simple = ~zero & ~flip & (evs.n_ks == 1)
         simple &= np.all(U_prev != 0, axis=1)
+        simple[simple] = ~self._has_parallel(evs.code[simple])
         if np.any(simple):
             i = np.flatnonzero(simple)
             k = evs.code[i]  # the one hyperplane reached (no further codes: not zero or flip)

@@ -914,3 +914,103 @@ def test_gd_policy_leaves_dependent_hyperplanes_it_arrives_on_like_gradient_desc
     assert set(ev["neuron"][late].tolist()) == {8}
     assert sorted(ev["k"][late].tolist()) == [1, 3, 5, 6]
     _assert_within_gaps(tr, gd_reference(X, y, W, a, 0.0, "square", (1.0, 3.0), lr=1e-3))
+
+
+# --------------------------------------------- near-degenerate data (camp10n, family a / d)
+def _near_degenerate_run(X, y, W, a, gamma, loss, T):
+    """Status 0, clean sliding checks, Lemma 1, and the strict path within 1e-7."""
+    def run(**kw):
+        return pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), T, gamma=gamma,
+                               loss=loss, t_eval=np.linspace(0.0, T, 7), **kw)
+
+    tr = run()
+    assert tr.status == 0, tr.message
+    assert not [msg for i in range(tr.t.size) for msg in sliding_checks(tr, i)]
+    assert np.max(tr.balancedness_drift()) <= 1e-10
+    ref = run(options=pwflow.FlowOptions(batch_tol=0.0, stiff_solver=None))
+    assert ref.status == 0, ref.message
+    gap = np.sqrt(np.sum((tr.W[-1] - ref.W[-1]) ** 2) + np.sum((tr.a[-1] - ref.a[-1]) ** 2))
+    assert gap <= 1e-7 * np.sqrt(np.sum(ref.W[-1] ** 2) + np.sum(ref.a[-1] ** 2))
+    return tr
+
+
+def test_a_neuron_on_two_points_parallel_to_1e_13_stays_on_their_line():
+    """d = 2, ``x_1 = −x_0 / 2`` up to 1e-13 (singular values 0.625 and 9e-14), a neuron
+    orthogonal to ``x_0``: it starts on ``x_1``'s hyperplane too (implied, to ``SPAN_RTOL``).
+    The face's projector was the plain pseudo-inverse, whose rank counted the 9e-14 singular
+    value: the projection removed all of ``w`` and the run stopped at t = 0 with status −7
+    ("drifted off them by 1").  The projector now has the selection's numerical rank (1);
+    the neuron stays at ``w = (−1/2, 1)`` as gradient descent does (to 8e-16)."""
+    X = np.array([[-0.5, -0.25], [0.2500000000000553, 0.12499999999991553]])
+    W, a = np.array([[-0.5, 1.0]]), np.array([0.0])
+    tr = _near_degenerate_run(X, np.array([1.0, -1.0]), W, a, 0.1, "logistic", 3.0)
+    np.testing.assert_allclose(tr.W[-1], W, atol=1e-14)
+
+
+def test_a_neuron_reaching_three_points_of_numerical_rank_two_keeps_its_face():
+    """d = 5, three points whose third singular value is 1.3e-11 (1.1e-11 of the largest: the
+    data of a rank-2 configuration moved by 1e-11).  The neuron enters sliding on x_2 and at
+    t = 3.1e-10 on x_0 and x_1 (a branch); the face's hyperplanes are those of a numerically
+    rank-2 set, but the projector (plain pseudo-inverse, rank 3) moved the neuron by 0.162 of
+    ``‖z‖``: status −7.  Now status 0; gradient descent agrees to 1e-9."""
+    X = np.array([
+        [1.2499999999560742e-01, 4.9999999999932587e-01, 3.7500000000325445e-01,
+         6.2499999999343669e-01, -3.7500000000502931e-01],
+        [2.4999999999446096e-01, 1.2500000000163858e-01, 1.2500000000780420e-01,
+         2.4999999998905029e-01, -1.7150496908573622e-12],
+        [-8.7500000000052247e-01, -7.7340641083833933e-13, -1.2499999999234594e-01,
+         -3.7500000001264999e-01, -3.7500000001328820e-01]])
+    W, a = np.array([[-0.25, 0.25, 0.25, 0.0, 0.5]]), np.array([-0.5])
+    tr = _near_degenerate_run(X, np.array([-0.75, 0.5, 0.5]), W, a, 0.0, "square", 3.0)
+    ev = tr.events
+    assert ev["k"].tolist() == [2, 0, 1]
+    assert ev["kind"].tolist() == [pwflow.EventKind.ENTER_SLIDING, pwflow.EventKind.BRANCH,
+                                   pwflow.EventKind.ENTER_SLIDING]
+    np.testing.assert_allclose(tr.W[-1], W, atol=1e-11)
+
+
+@pytest.mark.parametrize("delta", [1e-13, 1e-11, 1e-8])
+def test_span_projector_has_the_rank_of_span_split(delta):
+    """The numerical span of ``x_K`` (``pwflow.cones``): a row ``delta`` off the span of the
+    others adds rank only above ``SPAN_RTOL``; the projector, idempotent, has that rank, and a
+    vector projected off the span is within ``SPAN_RTOL`` of every hyperplane of ``x_K`` (what
+    :func:`pwflow.filippov.implied_hyperplanes` promises).  On well-conditioned rows it is
+    the plain pseudo-inverse's, bit for bit (the standard cases' logs do not change)."""
+    from pwflow.cones import SPAN_RTOL, span_projector, span_split
+
+    rng = np.random.default_rng(3)
+    B = rng.standard_normal((2, 5))
+    X = np.vstack([B, 0.7 * B[0] - 1.3 * B[1] + delta * rng.standard_normal(5)])
+    rank, _ = span_split(X)
+    assert rank == (3 if delta > SPAN_RTOL else 2)
+    P = span_projector(X)
+    sv = np.linalg.svd(X, compute_uv=False)
+    # X⁺X carries the conditioning of the kept rows: ~eps / (1e-8) where delta = 1e-8
+    np.testing.assert_allclose(P @ P, P, atol=100 * np.finfo(float).eps * sv[0] / sv[rank - 1])
+    assert round(float(np.trace(P))) == rank
+    if rank < X.shape[0]:  # a neuron projected off the face lies on the near-dependent row's too
+        w = rng.standard_normal(5)
+        assert np.all(np.abs(X @ (w - P @ w))
+                      <= SPAN_RTOL * np.linalg.norm(w) * np.linalg.norm(X, axis=1))
+    assert np.array_equal(span_projector(B), np.linalg.pinv(B) @ B)
+
+
+def test_a_neuron_reaching_one_of_two_antiparallel_points_crosses_both():
+    """d = 3, ``x_1 = −x_0`` up to an angle of 1.7e-11 (labels +1 and −1), one neuron, γ = 0.
+    It reaches x_1's hyperplane at t = 5.3724 from an open cell; x_0's lies 1e-12 beyond.
+    The one-hyperplane rule held x_0 at its side's slope, so the neuron slid on x_1 in that
+    sliver (where no point is active, D = 0) and ended 0.31 from extrapolated gradient
+    descent (estimate 2.4e-5).  Points parallel to ``SPAN_RTOL`` share a hyperplane for the
+    selection rule (``implied_hyperplanes``): the event now goes there, and the neuron crosses
+    both (two CROSSING rows at one time), within 1e-9 of gradient descent."""
+    X = np.array([[-5.7708248687170635e-12, 2.3569963831703275e-12, -5.0000000000646472e-01],
+                  [-2.0155208570421839e-12, 1.0408344951582933e-12, 4.9999999999960121e-01]])
+    y = np.array([1.0, -1.0])
+    W, a = np.array([[0.5, 0.0625, 0.375]]), np.array([0.6281172263200556])
+    tr = _near_degenerate_run(X, y, W, a, 0.0, "logistic", 10.0)
+    ev = tr.events
+    assert ev["kind"].tolist() == [pwflow.EventKind.CROSSING] * 2
+    assert sorted(ev["k"].tolist()) == [0, 1] and ev["t"][0] == ev["t"][1]
+    assert abs(float(ev["t"][0]) - 5.3724) < 1e-4
+    ref = gd_reference(X, y, W, a, 0.0, "logistic", (10.0,), lr=1e-3)
+    assert ref.error(tr.W[-1], tr.a[-1], 0) <= 5 * ref.estimate(0)
