@@ -76,6 +76,14 @@ Array = NDArray[np.float64]
 #: far below ``rtol`` so that it decides only where ``h_k`` and ``y_k`` are both ~0
 OUTPUT_ROUNDING = 1e-13
 
+#: hysteresis of the resolution of ``r_k`` (:meth:`HybridFlow._resolved_residuals`): an
+#: ``r_k`` resolved to 0 at the step start stays 0 until ``|r_k|`` exceeds this many times its
+#: resolution.  Without it an ``r_k`` decaying through its resolution (a point being fitted,
+#: square loss) was put back above it at every restart by the recomputed moments' rounding
+#: (1e-16 on 7e-11), and each step found the same change again 1e-7 later: 3e7 steps to
+#: ``t = 5`` (collinear data, d = 4, hypothesis 6.170)
+RESOLUTION_HYSTERESIS = 2.0
+
 #: event code of a located candidate that is not a hyperplane (``k >= 0``)
 ZERO, FLIP = -1, -2
 
@@ -472,10 +480,16 @@ class HybridFlow:
         self.n_steps = 0
         self.n_cut = 0
         self._tiny_steps = 0
+        #: consecutive steps cut at a face's regime change that logged no event
+        self._idle_cuts = 0
         self._recent: list[tuple[float, int, int]] = []
         self._later: dict[int, float] = {}
         self._t_face = np.inf
-        self._rsign_at: tuple[float, NDArray[np.int8], Array] | None = None
+        #: the last located regime change: time, signs of the watched ``r_k``, residuals, and
+        #: the watched hyperplanes then
+        self._rsign_at: tuple[float, NDArray[np.int8], Array, NDArray[np.bool_]] | None = None
+        #: watched ``r_k`` resolved to 0 in the current regime (:data:`RESOLUTION_HYSTERESIS`)
+        self._held_zero: NDArray[np.bool_] | None = None
         #: the time and faces :meth:`_leave_faces` last decided (a restart there keeps them)
         self._left_at: tuple[float, NDArray[np.intp]] = (np.nan, np.zeros(0, np.intp))
         self._solver = None
@@ -622,9 +636,10 @@ class HybridFlow:
 
         A neuron reaching ``x_k``'s hyperplane from an open cell then lies on that point's too,
         as the selection rule has it: the event goes to :func:`pwflow.filippov.select`, not to
-        the one-hyperplane rule, which held the partner at its side's slope (d = 3, three
-        points parallel to 1e-11: the neuron slid on one hyperplane 1e-12 from the others and
-        ended 0.19 from extrapolated gradient descent, now 1e-5).
+        the one-hyperplane rule, which held the partner at its side's slope (d = 3, two points
+        antiparallel to 1.7e-11: the neuron slid on one hyperplane 1e-12 from the other's and
+        ended 0.31 from extrapolated gradient descent, now 6e-10;
+        ``test_a_neuron_reaching_one_of_two_antiparallel_points_crosses_both``).
         """
         k = np.asarray(k, dtype=np.intp)
         for kk in np.unique(k[self._parallel[k] < 0]):
@@ -746,14 +761,14 @@ class HybridFlow:
         due = np.ones(P, dtype=bool)
         if t_left == self.t:
             due[left[left < P]] = False
-        self._regime = (np.where(due[:, None], 0, codes).astype(codes.dtype), rsign)
         hint = self._rsign_at
-        if hint is not None and hint[0] == self.t and hint[1].shape == self._regime[1].shape:
-            # restarting at a located sign change of some r_k: r_k is zero there to rounding,
-            # and the recomputed moments may put it back on its old side; keep the side the
-            # location found, or the next step would find the same change again an ulp later
-            rs = self._regime[1]
-            self._regime = (self._regime[0], np.where((rs != 0) & (hint[1] != 0), hint[1], rs))
+        if hint is not None and hint[0] == self.t and hint[1].shape == rsign.shape:
+            # restarting at a located change of some r_k's sign (or of its resolution to 0):
+            # r_k is at the threshold there, and the recomputed moments may put it back on its
+            # old side; keep the side the location found, or the next step would find the same
+            # change again an ulp later
+            rsign = np.where(hint[3] & self._regime_watched, hint[1], rsign).astype(np.int8)
+        self._set_regime((np.where(due[:, None], 0, codes).astype(codes.dtype), rsign))
         self._fresh = True
         self.n_restarts += 1
 
@@ -952,12 +967,13 @@ class HybridFlow:
             if not face_change:
                 # a change seen on the step's end state but not on its dense output (rounding
                 # at the very end) is kept pending: it is located in the next step
-                self._regime = regime1
+                self._set_regime(regime1)
             # conditioning of Φ^{-1} matters where neurons are (1e3); the propagators of empty
             # faces (needed when an event brings a neuron in) may grow: keep them finite (1e100)
             big = np.max(np.abs(Phi1[self._occupied]), initial=0.0) > 1e3
             if big or np.max(np.abs(Phi1)) > 1e100:
                 self._solver = None
+            self._idle_cuts = 0
             self._zeno_guard(t0, t1)
             self._quiet_step(field_.nfev - fev0, t1 - t0)
             return
@@ -967,7 +983,11 @@ class HybridFlow:
             raise InvariantError(f"batch cut {t_cut!r} outside the step [{t0!r}, {t1!r}]")
         pending = None if located is None else located.upto(t_cut)
         pat0 = self.pat
+        logged = len(self.events)
         t_cut = self._advance(t_cut, t1, Phi1, Z1, F, field_, pending, exits, P)
+        # a cut at a regime change that changes nothing, again and again, is a loop
+        idle = t_cut == t_face and len(self.events) == logged
+        self._idle_cuts = self._idle_cuts + 1 if idle else 0
         self._dense_snapshots(snap_times, t0, t_cut, F, solver, pat0, self._applied)
         if t_cut < t1:
             self.n_cut += 1
@@ -1342,6 +1362,14 @@ class HybridFlow:
                                              np.sign(a_end))
         return located
 
+    def _set_regime(self, regime: tuple[NDArray[np.int8], NDArray[np.int8]]) -> None:
+        """The regime the face events compare with, and the watched ``r_k`` it has resolved
+        to 0 (held there within :data:`RESOLUTION_HYSTERESIS` of their resolution)."""
+        self._regime = regime
+        rs = regime[1]
+        self._held_zero = (self._regime_watched & (rs == 0) if rs.shape == (self.n,)
+                           else np.zeros(self.n, dtype=bool))  # (0,): nothing watched
+
     def _resolved_residuals(self, Phi: Array) -> Array:
         """``r_k`` with those below the integration's resolution set to 0.
 
@@ -1353,8 +1381,9 @@ class HybridFlow:
         sliding faces from noise made a face event of nearly every step (measured: 20 773
         BRANCH events between t = 300 and 1000 on three points, m = 200, λ = 0.1, at losses
         of 1e-23).  A resolved-to-zero ``r_k`` has no sign (no branch point is read from it)
-        and gives its face no free-slope direction.  ``Phi`` may be a stack ``(T, P, q, q)``
-        (then the result is ``(T, n)``).
+        and gives its face no free-slope direction.  A watched ``r_k`` the current regime has
+        resolved to 0 stays 0 up to :data:`RESOLUTION_HYSTERESIS` times the resolution.
+        ``Phi`` may be a stack ``(T, P, q, q)`` (then the result is ``(T, n)``).
         """
         if self.opt.frozen_output:
             r = self._field.residuals(Phi)
@@ -1368,6 +1397,8 @@ class HybridFlow:
         # ~20 ulp of the terms, read as signs of r_k made a branch point of every step, Zeno
         # at t ~ 1e-12)
         tol = np.maximum(tol, c * OUTPUT_ROUNDING * self._output_terms())
+        if self._held_zero is not None and self._held_zero.shape == tol.shape[-1:]:
+            tol = np.where(self._held_zero, RESOLUTION_HYSTERESIS * tol, tol)
         return np.where(np.abs(r) <= tol, 0.0, r)
 
     def _output_terms(self) -> Array:
@@ -1501,7 +1532,8 @@ class HybridFlow:
         levels = self.FACE_SEARCH_LEVELS if self._regime_plan is not None else 1
         hi = _bisect_batched(t0, t1, changed_at, levels)
         codes, rsign = (v[0] for v in regime([hi]))
-        self._rsign_at = (hi, rsign, self._field.residuals(propagators_at(F, (hi - t0) / h)))
+        self._rsign_at = (hi, rsign, self._field.residuals(propagators_at(F, (hi - t0) / h)),
+                          self._regime_watched.copy())
         exits: dict = {}
         for p, k in zip(*np.nonzero((codes != r0[0]) & (codes != 0))):
             exits.setdefault(int(p), {})[int(k)] = bool(codes[p, k] > 0)
@@ -2024,6 +2056,11 @@ class HybridFlow:
                     f"neuron {j} had {N} events at data point {k} within {ts[-1] - ts[0]:.3g} "
                     f"time units ending at t = {ts[-1]:.17g} (chattering)"
                 )
+        if self._idle_cuts >= N:
+            raise ZenoError(
+                f"{N} consecutive steps cut at a sliding face's regime change that changed "
+                f"nothing, ending at t = {t1:.17g} (the change is found again after each cut)"
+            )
         if self._tiny_steps >= N:
             j, k = (self._recent[-1][1], self._recent[-1][2]) if self._recent else (-1, -1)
             raise ZenoError(

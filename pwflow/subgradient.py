@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .cones import SPAN_RTOL
 from .model import slopes
 
 __all__ = [
@@ -417,17 +418,16 @@ def box_least_squares(
         return x
     raise RuntimeError("box_least_squares: no KKT point found (non-finite input?)")
 
-#: cosine above which two data points count as parallel (they then span one hyperplane)
-PARALLEL_TOL = 1e-12
-
-
-def parallel_classes(XK: ArrayLike, tol: float = PARALLEL_TOL) -> tuple[NDArray[np.intp], NDArray[np.int8]]:
+def parallel_classes(XK: ArrayLike, tol: float = SPAN_RTOL) -> tuple[NDArray[np.intp], NDArray[np.int8]]:
     """Group data points that are parallel (their hyperplanes coincide).
 
-    Returns, per row of ``XK``, the index of its class's first row (the class *head*) and its
-    orientation ``sign <x_k, x_head>``: a neuron lies on all of a class or on none, and the
-    side ``s`` of the head's hyperplane is the side ``orientation × s`` of the member's
-    (``x_k = c x_l`` with ``c < 0`` puts the two on opposite sides).
+    Two points are parallel where the sine of their angle is at most ``tol``
+    (:data:`pwflow.cones.SPAN_RTOL`, the rank cut of every span and projector, so that a point
+    is in a class exactly where :func:`pwflow.filippov.implied_hyperplanes` puts it on the
+    class's hyperplane).  Returns, per row of ``XK``, the index of its class's first row (the
+    class *head*) and its orientation ``sign <x_k, x_head>``: a neuron lies on all of a class
+    or on none, and the side ``s`` of the head's hyperplane is the side ``orientation × s`` of
+    the member's (``x_k = c x_l`` with ``c < 0`` puts the two on opposite sides).
     """
     XK = np.asarray(XK, float)
     p = XK.shape[0]
@@ -440,10 +440,12 @@ def parallel_classes(XK: ArrayLike, tol: float = PARALLEL_TOL) -> tuple[NDArray[
     for i in range(p):
         if rep[i] != i:
             continue
-        later = np.flatnonzero((np.abs(G[i]) >= 1.0 - tol) & (np.arange(p) > i)
-                               & (rep == np.arange(p)))
+        later = np.flatnonzero((np.arange(p) > i) & (rep == np.arange(p)))
+        # the sine of the angle, as a residual (1 - |cos| would lose it below ~1e-8)
+        sine = np.linalg.norm(U[later] - G[i, later][:, None] * U[i], axis=1)
+        later = later[sine <= tol]
         rep[later] = i
-        orient[later] = np.sign(G[i, later]).astype(np.int8)
+        orient[later] = np.where(G[i, later] < 0, -1, 1).astype(np.int8)
     return rep, orient
 
 

@@ -263,3 +263,32 @@ def test_box_least_squares_with_a_zero_column_on_its_bound():
     ref = lsq_linear(Z, -b, bounds=(0.0, 1.0), method="bvls", tol=1e-15).x
     assert np.linalg.norm(b + Z @ x) <= np.linalg.norm(b + Z @ ref) * (1 + 1e-12)
 
+
+
+@given(d=st.integers(2, 6), exponent=st.integers(-14, -6), sign=st.sampled_from([-1.0, 1.0]),
+       coords=st.lists(st.floats(-2.0, 2.0, allow_nan=False), min_size=12, max_size=12))
+def test_parallel_classes_agree_with_implied_hyperplanes(d, exponent, sign, coords):
+    """Two points at an angle ``δ = 10^exponent`` (same or opposite direction) form one class
+    exactly where :func:`pwflow.filippov.implied_hyperplanes` puts each on the other's
+    hyperplane: both cut at ``SPAN_RTOL`` on the sine.  (The class test once compared
+    ``1 − |cos|`` with 1e-12, i.e. an angle of 1.4e-6: points 1e-8 apart were tied to one slope
+    while every span held them apart.)"""
+    from pwflow.cones import SPAN_RTOL
+    from pwflow.filippov import implied_hyperplanes
+    from pwflow.subgradient import parallel_classes
+
+    x = np.array(coords[:d])
+    assume(np.linalg.norm(x) > 0.1)
+    v = np.array(coords[6:6 + d]) - x * (x @ np.array(coords[6:6 + d])) / (x @ x)
+    assume(np.linalg.norm(v) > 0.1)
+    delta = 10.0 ** exponent
+    x2 = sign * 3.0 * (np.cos(delta) * x / np.linalg.norm(x) + np.sin(delta) * v / np.linalg.norm(v))
+    X = np.vstack([x, x2])
+    rep, orient = parallel_classes(X)
+    together = rep[1] == 0
+    implied = implied_hyperplanes(X, np.array([0, 1], dtype=np.int8)).size == 1
+    assert together == implied
+    if abs(delta) < 0.1 * SPAN_RTOL:
+        assert together and orient[1] == sign
+    if delta > 10 * SPAN_RTOL:
+        assert not together
