@@ -58,6 +58,8 @@ LR = 1e-3
 GD_TIMES = (1.0, 2.5, 5.0)
 #: where a failed comparison is checked against gradient descent at 1/2000 and 1/4000 of LR
 T_EARLY = 0.1
+#: and, at the first time that failed, against gradient descent at these fractions of LR
+FINE_AT_FAILURE = (1 / 20, 1 / 40)
 #: horizon of the flow-only properties (b)–(e)
 T_FLOW = 10.0
 N_SNAP = 21
@@ -144,7 +146,7 @@ def test_agrees_with_extrapolated_gradient_descent(name, data):
         return
     tr = _simulate(prob, GD_TIMES[-1], np.array(GD_TIMES), policy="gd")
     ref = gd_reference(prob.X, prob.y, prob.W, prob.a, prob.gamma, prob.loss, GD_TIMES, lr=LR)
-    ratios, bad = [], []
+    ratios, bad, t_bad = [], [], []
     t_limit = _gd_has_a_limit_until(tr)
     for i, t in enumerate(ref.t):
         if t > tr.t[-1]:
@@ -161,6 +163,7 @@ def test_agrees_with_extrapolated_gradient_descent(name, data):
         bound = max(C_GAP * est, ATOL_GD * (1 + size))
         ratios.append((t, err, est, err / max(est, 1e-300)))
         if err > bound:
+            t_bad.append(t)
             bad.append(f"t={t}: |flow − GD_ext| = {err:.3e} > {bound:.3e} "
                        f"(gap {ref.gap[i]:.3e}, band {ref.band[i]:.3e}, ratio "
                        f"{err / max(est, 1e-300):.1f}; "
@@ -168,12 +171,16 @@ def test_agrees_with_extrapolated_gradient_descent(name, data):
                        f"GD_ext {ref.loss[i]:.10g})")
     _log_ratios(prob, ratios)
     note(f"events: {tr.events_by_kind()}")
-    if bad and _coarse_gd_is_pre_asymptotic(prob, tr):
+    fine = tuple(LR * f for f in FINE_AT_FAILURE)
+    if bad and (_coarse_gd_is_pre_asymptotic(prob, tr)
+                or (t_bad and all(_coarse_gd_is_pre_asymptotic(prob, tr, t, fine)
+                                  for t in sorted({t_bad[0], t_bad[-1]})))):
         return
     assert not bad, "\n".join(bad)
 
 
-def _coarse_gd_is_pre_asymptotic(prob, tr) -> bool:
+def _coarse_gd_is_pre_asymptotic(prob, tr, t: float = T_EARLY,
+                                 fine_lrs: tuple[float, float] = (LR / 2000, LR / 4000)) -> bool:
     """Whether a failed comparison is the reference's fault, shown by a finer one (N6).
 
     At ``T_EARLY`` gradient descent at ``LR / 2000`` and ``LR / 4000`` (Richardson,
@@ -182,12 +189,18 @@ def _coarse_gd_is_pre_asymptotic(prob, tr) -> bool:
     its three runs agree among themselves but not with their limit (a start on an intersection
     where the branch gradient descent's first step takes is consistent only marginally; it
     leaves that branch only once ``lr`` is below ~1e-6, ``docs/paper-readings.md`` N6).  Noted;
-    the comparison at the later times is then not made."""
-    t = T_EARLY
+    the comparison at the later times is then not made.
+
+    The same check runs at the first and the last time that failed with ``LR / 20`` and
+    ``LR / 40`` (:data:`FINE_AT_FAILURE`): a
+    neuron that nearly grazes a hyperplane (inactive side's normal velocity 3e-3 at the flow's
+    crossing) is turned back by gradient descent's ``O(lr)`` error at ``lr = 1e-3`` and 5e-4
+    and 2.5e-4 alike (their gap 5e-4, 253 gaps from the flow at t = 5), while at 1e-4 and
+    2e-5 it crosses as the flow does (2.6e-6 from it; hypothesis 6.170, thorough profile,
+    d = 5, γ = 0.5)."""
     if t > tr.t[-1] or t >= _gd_has_a_limit_until(tr):
         return False
-    fine = gd_refined(prob.X, prob.y, prob.W, prob.a, prob.gamma, prob.loss, t,
-                      (LR / 2000, LR / 4000))
+    fine = gd_refined(prob.X, prob.y, prob.W, prob.a, prob.gamma, prob.loss, t, fine_lrs)
     W, a = tr.state(t)
     size = float(np.sqrt(np.sum(W**2) + np.sum(a**2)))
     if fine.error(W, a, 0) > C_GAP * fine.gap[0] + ATOL_GD * (1 + size):
@@ -197,7 +210,7 @@ def _coarse_gd_is_pre_asymptotic(prob, tr) -> bool:
     if off <= C_GAP * coarse.gap[0]:
         return False
     note(f"not compared: gradient descent at lr = {LR} is not near its limit (N6): at t = {t} "
-         f"the flow is {fine.error(W, a, 0):.2e} from gradient descent at lr = {LR / 4000} "
+         f"the flow is {fine.error(W, a, 0):.2e} from gradient descent at lr = {fine_lrs[1]} "
          f"(gap {fine.gap[0]:.2e}), which is {off:.2e} from the lr = {LR} reference (gap "
          f"{coarse.gap[0]:.2e})")
     return True

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from reference import gd_reference, loss_value, sliding_checks
+from reference import gd_reference, gd_refined, loss_value, sliding_checks
 
 import pwflow
 
@@ -1059,3 +1059,39 @@ def test_a_residual_decaying_through_its_resolution_does_not_stall_the_run():
     for i, t in enumerate(times):
         Wt, at = tr.state(t)
         assert ref.error(Wt, at, i) <= 10 * ref.estimate(i) + 1e-7, t
+
+
+def test_a_near_graze_that_coarse_gradient_descent_turns_back_is_a_crossing():
+    """d = 5, ten dyadic points of which five span a 3-plane, γ = 0.5, square loss (hypothesis
+    6.170, ``multi_active``, thorough profile).  Neuron 5 starts orthogonal to that plane and
+    leaves its five hyperplanes at t = 0; at t = 0.3646 it reaches x_2's, where the inactive
+    side's normal velocity is +3.3e-3 and the active side's +8.6e-2: a crossing.  Gradient
+    descent at lr = 1e-3, 5e-4 and 2.5e-4 turns back instead (its O(lr) error is 2.7e-4 on the
+    state): those three agree to 5e-4 and are 2.0e-2 from the flow at t = 1.  At 5e-5 and
+    2.5e-5 gradient descent crosses too and its extrapolation is within its gap of the flow."""
+    X = np.array([[0.375, 0.0, 0.375, -0.625, 0.0], [-0.5, 0.0, -1.25, -0.5, 0.0],
+                  [1.5, 0.0, 1.25, 1.625, 0.0], [2.0, 0.0, -0.875, 0.875, 0.0],
+                  [0.375, 0.0, 0.0, 1.5, 0.0], [-1.5, 0.25, 1.375, -1.0, -1.0],
+                  [0.0, 1.625, -1.625, -1.25, 1.5], [1.5, -2.0, 0.625, -1.875, 1.25],
+                  [0.5, -0.625, 0.375, 0.125, 0.5], [-1.25, -0.375, 1.125, 0.75, 1.875]])
+    y = np.array([0.9874811446398519, 0.0, -0.589902357123743, 0.2016460453693023, 0.0,
+                  0.08192320648511571, 1.3358905118484774, -1.3656846798948983,
+                  1.1062639671008396, -0.99999])
+    W = np.array([[-0.5, 0.25, -0.1875, 0.5, 0.1875], [0.5, 0.75, 0.0, 1.0, 0.0],
+                  [0.0, -0.625, 0.0, 0.0, 0.5], [-0.9375, -0.4375, 0.8203125, 0.234375, -0.375],
+                  [0.41015625, 0.0, 0.6484375, -0.2890625, 0.0], [0.0, 0.25, 0.0, 0.0, 1.0],
+                  [0.625, 0.75, 0.0, -0.375, -0.75]])
+    a = np.array([-0.795495128834866, -1.346291201783626, -0.8003905296791061,
+                  1.3924014285690927, 0.8199124768696733, -1.0307764064044151,
+                  1.286953767623375])
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 1.0, gamma=0.5,
+                         loss="square", t_eval=np.array([1.0]),
+                         options=pwflow.FlowOptions(branch_policy="gd"))
+    assert tr.status == 0, tr.message
+    ev = tr.events
+    mine = (ev["neuron"] == 5) & (ev["k"] == 2) & (ev["kind"] == pwflow.EventKind.CROSSING)
+    assert np.any(mine) and abs(float(ev["t"][mine][0]) - 0.36462) < 1e-4
+    fine = gd_refined(X, y, W, a, 0.5, "square", 1.0, (5e-5, 2.5e-5))
+    assert fine.error(tr.W[-1], tr.a[-1], 0) <= 10 * fine.gap[0] + 1e-7
+    coarse = gd_reference(X, y, W, a, 0.5, "square", (1.0,), lr=1e-3)
+    assert coarse.error(tr.W[-1], tr.a[-1], 0) > 10 * coarse.gap[0]  # the coarse one is not
