@@ -312,6 +312,7 @@ def select(
     start: Array | None = None,
     w: Array | None = None,
     at_rest: bool = False,
+    sides: ArrayLike | None = None,
 ) -> Selection:
     """Where a neuron on the face ``u_face`` goes next (the module's rule, any ``|K|``).
 
@@ -349,6 +350,10 @@ def select(
         is treated the same way: a class in the span of the others cannot leave alone, and
         gradient descent passes the intersection in a few steps by the same map
         (:func:`_gd_at_rest`).
+    sides : array of int, shape (n,), optional
+        With ``at_rest``: the signs of the computed ``<w, x_k>`` where the neuron starts, which
+        gradient descent's first step reads (``σ'(z) = 1`` for ``z > 0`` even where ``z`` is
+        within rounding of 0, and ``γ`` at ``z = 0`` exactly); ``None``: every offset 0.
     """
     u_face = np.asarray(u_face)
     implied = implied_hyperplanes(X, u_face)
@@ -422,8 +427,9 @@ def select(
         # intersection in a few steps at a field constant to leading order, follows the same
         # map (d = 4, five hyperplanes of rank 2: it leaves four of them and slides on the
         # fifth, where the minimal-norm element stays on all)
+        z0 = None if sides is None or not at_rest else np.asarray(sides)[K]
         g_signs, g_eta, g_D = _gd_at_rest(s_a, b, Zrows, X[K], gamma, start, classes, tol,
-                                          ramp=float(a) == 0.0)
+                                          ramp=float(a) == 0.0, sides=z0)
         # (and a continuation at all: a class left while the held ones imply it has an
         # offset of rounding, not a departure; d = 6, rank 4, arriving on five hyperplanes)
         if (_consistent(g_signs, s_a * (X[K] @ g_D), tol, forced)
@@ -627,7 +633,8 @@ def _at_box_edge(eta: Array, gamma: float) -> NDArray[np.bool_]:
 
 def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
                start: Array | None, classes: tuple[NDArray[np.intp], NDArray[np.int8]],
-               tol: Array, ramp: bool = False) -> tuple[NDArray[np.int8], Array, Array]:
+               tol: Array, ramp: bool = False,
+               sides: Array | None = None) -> tuple[NDArray[np.int8], Array, Array]:
     """Where gradient descent goes from exactly on the hyperplanes ``K``.
 
     While ``w`` is within a few steps of the intersection the residuals and the fixed part
@@ -644,13 +651,20 @@ def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
     rule, a walk over the orthant fields that held every class changing side within a cycle,
     held classes that gradient descent carries across while it chatters on another one
     (d = 4, five hyperplanes, ``a = 0``: ``tests/test_issue10_regressions.py``).
+
+    ``sides`` (signs of the computed offsets, per hyperplane of ``K``) start the map on the
+    side of rounding that gradient descent's first step reads: a neuron at ``<w, x_k> =
+    +7e-18`` (decimal weights whose exact dot product is 0) takes ``η_k = 1`` there, not
+    ``σ'(0) = γ``, and gradient descent at every step size then leaves to ``+``; starting the
+    map at 0 left to ``−``, 3.8e-3 from gradient descent at t = 1 (d = 7).  Each offset is
+    ``1e-300`` of its sign: no step of the map is moved by it.
     """
     rep, orient = classes
     heads = np.flatnonzero(rep == np.arange(rep.size))
     c0 = XK[heads] @ b
     G = XK[heads] @ Zrows.T  # velocity of head i per unit slope of hyperplane k
     member_head = np.searchsorted(heads, rep)
-    z = np.zeros(heads.size)
+    z = np.zeros(heads.size) if sides is None else 1e-300 * (orient * sides)[heads]
     seen = np.empty((GD_MAP_CHUNK, heads.size), dtype=np.int8)
     side = prev = None
     moved = np.zeros(heads.size, dtype=bool)  # a nonzero velocity in the chunk

@@ -592,11 +592,14 @@ class HybridFlow:
                     U[j] = 0
                     rows.append((int(j), -1, EventKind.REACH_ZERO))
                     continue
-                key = (U[j].tobytes(), float(np.sign(self.Z[j, self.d])))
+                # the signs of the offsets within rounding: gradient descent's first step
+                # reads them (filippov._gd_at_rest)
+                sides = np.sign(S[j]).astype(np.int8)
+                key = (U[j].tobytes(), float(np.sign(self.Z[j, self.d])), sides.tobytes())
                 sel = decided.get(key) if key[1] != 0.0 else None
                 if sel is None:
                     sel = select(self.Z[j, self.d], U[j], self.X, r, self.gamma,
-                                 policy=self.policy, w=W[j], at_rest=True)
+                                 policy=self.policy, w=W[j], at_rest=True, sides=sides)
                     decided[key] = sel
                 U[j, sel.K] = sel.signs
                 self._at_rest[j] = bool(np.any(sel.signs == 0))

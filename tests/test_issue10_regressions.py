@@ -1095,3 +1095,41 @@ def test_a_near_graze_that_coarse_gradient_descent_turns_back_is_a_crossing():
     assert fine.error(tr.W[-1], tr.a[-1], 0) <= 10 * fine.gap[0] + 1e-7
     coarse = gd_reference(X, y, W, a, 0.5, "square", (1.0,), lr=1e-3)
     assert coarse.error(tr.W[-1], tr.a[-1], 0) > 10 * coarse.gap[0]  # the coarse one is not
+
+
+def test_gd_policy_at_a_start_within_rounding_takes_the_side_gradient_descent_reads():
+    """d = 7, dyadic data, decimal weights (0.3 × quarters): neuron 4's exact offset on x_2's
+    hyperplane is 0 but the computed one is +6.9e-18, within rounding, so the flow starts it
+    on the hyperplane — a branch point at t = 0 (γ = 0: both sides repulsive).  Gradient
+    descent's first step reads ``z > 0`` (``σ'(z) = 1``) at every step size and leaves to
+    ``+``; the GD policy's map started every offset at 0 (``σ'(0) = γ``) and left to ``−``,
+    3.8e-3 from gradient descent at t = 1 at lr = 5e-5 and 5e-6 alike (campaign camp11 seed
+    327, d = 6–8).  The map now starts at the computed offsets' signs: 1.4e-12."""
+    X = np.array([[0.25, 0.25, -0.75, -0.75, 0.5, 0.0, -1.0],
+                  [-0.25, 0.75, -0.75, 0.5, -1.0, 0.0, 0.5],
+                  [1.0, 0.0, 0.75, 0.25, 0.5, 0.75, 0.75],
+                  [0.25, 0.75, -0.5, 0.25, 0.5, 1.0, 0.5],
+                  [0.25, 0.0, 1.0, 0.25, 0.0, -0.25, 0.0],
+                  [-0.75, 0.75, -0.75, -0.5, -1.0, 0.5, 1.0],
+                  [-0.5, -1.0, -0.75, 0.0, 0.0, 0.75, -0.75]])
+    y = np.array([-0.9174138688374782, -0.33745580406014475, -0.1439714340018008,
+                  0.4420707679138345, -0.5105257767467895, 0.9173679058579844,
+                  0.2878893759499621])
+    q = 0.07500000000000001
+    W = np.array([[0.0, 0.1, -q, -q, -0.1, -0.1, -0.025],
+                  [-0.05, 0.1, 0.025, 0.1, 0.1, q, q],
+                  [-0.025, 0.0, 0.1, -0.05, 0.05, 0.1, -0.1],
+                  [0.025, q, -0.025, 0.1, -0.05, 0.1, 0.05],
+                  [0.0, -0.1, q, -q, 0.0, 0.05, -0.1]])
+    a = np.array([-0.06322741235258329, 0.013861025873084777, 0.04953813061734889,
+                  0.024413488316346155, -0.09567197614801276])
+    # the premise: within rounding, on the + side, as the matrix products compute it (both
+    # the flow's and gradient descent's; a single row's dot product happens to give 0)
+    assert 0 < (W @ X.T)[4, 2] < 1e-16 and 0 < (X @ W.T)[2, 4] < 1e-16
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 1.0, gamma=0.0,
+                         loss="square", t_eval=np.array([1.0]),
+                         options=pwflow.FlowOptions(branch_policy="gd"))
+    assert tr.status == 0, tr.message
+    assert tr.W[-1][4] @ X[2] > 1e-4  # left to +
+    fine = gd_refined(X, y, W, a, 0.0, "square", 1.0, (5e-5, 2.5e-5))
+    assert fine.error(tr.W[-1], tr.a[-1], 0) <= 10 * fine.gap[0] + 1e-7
