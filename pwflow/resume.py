@@ -32,7 +32,7 @@ __all__ = ["Mark", "Checkpoint", "resume", "extend_grid", "capture", "restore"]
 
 #: Integrator attributes that carry its memory across a solver restart (scalars).
 _SCALARS = ("h_next", "nfev", "n_steps", "n_cut", "n_restarts", "n_rollbacks", "n_excursions",
-            "_tiny_steps", "n_branch", "t_first_branch", "max_sliding_residual",
+            "_tiny_steps", "_idle_cuts", "n_branch", "t_first_branch", "max_sliding_residual",
             "max_lorentz_correction")
 
 
@@ -54,6 +54,9 @@ def capture(flow: "HybridFlow") -> dict[str, Any]:
     # the faces the exit rule decided at the mark's time (a restart there keeps their regime)
     t_left, left = getattr(flow, "_left_at", (np.nan, np.zeros(0)))
     mem["left_at"] = [None if np.isnan(t_left) else float(t_left), [int(p) for p in left]]
+    # the watched r_k resolved to 0 (their hysteresis carries across the restart)
+    held = getattr(flow, "_held_zero", None)
+    mem["held_zero"] = None if held is None else [int(k) for k in np.flatnonzero(held)]
     rest = getattr(flow, "rest", None)  # at rest (pwflow.rest): kept so that a resume is exact
     mem["rest"] = None if rest is None else {k: float(v) for k, v in
                                              dataclasses.asdict(rest).items()}
@@ -78,6 +81,10 @@ def restore(flow: "HybridFlow", mem: dict[str, Any]) -> None:
         flow.rest = RestBound(**mem["rest"])
     if mem.get("projected"):
         flow.mark_projected()
+    if mem.get("held_zero") is not None:
+        held = np.zeros(flow.n, dtype=bool)
+        held[np.asarray(mem["held_zero"], np.intp)] = True
+        flow._held_zero = held
     if mem.get("left_at") is not None:
         t_left, left = mem["left_at"]
         flow._left_at = (np.nan if t_left is None else float(t_left), np.asarray(left, np.intp))
