@@ -418,6 +418,7 @@ def box_least_squares(
         return x
     raise RuntimeError("box_least_squares: no KKT point found (non-finite input?)")
 
+
 def parallel_classes(XK: ArrayLike, tol: float = SPAN_RTOL) -> tuple[NDArray[np.intp], NDArray[np.int8]]:
     """Group data points that are parallel (their hyperplanes coincide).
 
