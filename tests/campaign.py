@@ -37,6 +37,7 @@ import numpy as np
 
 import pwflow
 from reference import gd_reference, gd_refined, sliding_checks, starts_on_antiparallel_hyperplane
+from strategies import Problem
 
 TIMES = (1.0, 2.5, 5.0)
 LR = 1e-3
@@ -45,15 +46,12 @@ ATOL_GD = 1e-7
 
 
 @dataclass(frozen=True)
-class Problem:
+class Case:
+    """A campaign problem: its seed, its family and the problem itself."""
+
     seed: int
     family: int
-    X: np.ndarray
-    y: np.ndarray
-    W: np.ndarray
-    a: np.ndarray
-    gamma: float
-    loss: str
+    problem: Problem
 
 
 @dataclass(frozen=True)
@@ -75,7 +73,7 @@ class Outcome:
     worst_ratio: float
 
 
-def problem(seed: int) -> Problem | None:
+def problem(seed: int) -> Case | None:
     """The problem of ``seed`` (``None`` where the draw has a zero or repeated point, or a
     zero neuron)."""
     rng = np.random.default_rng(seed)
@@ -111,7 +109,8 @@ def problem(seed: int) -> Problem | None:
     balanced = bool(rng.integers(2))
     a = (np.linalg.norm(W, axis=1) * rng.choice([-1, 1], size=m) if balanced
          else rng.uniform(-1, 1, size=m) * scale)
-    return Problem(seed, family, X, y, W, a, gamma, loss)
+    kind = ("balanced" if balanced else "unbalanced") + f"/campaign family {family}"
+    return Case(seed, family, Problem(X, y, W, a, gamma, loss, TIMES[-1], kind))
 
 
 def _first_branch(tr) -> float:
@@ -130,8 +129,9 @@ def _finer_agrees(p: Problem, tr, t: float) -> bool:
     return fine.error(W, a, 0) <= C_GAP * fine.gap[0] + ATOL_GD * (1 + size)
 
 
-def check(p: Problem) -> Outcome:
-    """Run ``p`` and judge it (see the module docstring)."""
+def check(case: Case) -> Outcome:
+    """Run the case and judge it (see the module docstring)."""
+    p = case.problem
     start = time.perf_counter()
     tr = pwflow.simulate(pwflow.Dataset(p.X, p.y), pwflow.from_arrays(p.W, p.a), TIMES[-1],
                          gamma=p.gamma, loss=p.loss, t_eval=np.array(TIMES),
@@ -162,8 +162,8 @@ def check(p: Problem) -> Outcome:
         if failed and not all(_finer_agrees(p, tr, t) for t in sorted({failed[0], failed[-1]})):
             why.append(f"{worst:.1f} gaps from extrapolated gradient descent at t = {failed}")
     d, n, m = p.X.shape[1], p.X.shape[0], p.W.shape[0]
-    return Outcome(p.seed, p.family, d, n, m, p.gamma, p.loss, not why, "; ".join(why), wall,
-                   int(tr.n_events), drift, worst)
+    return Outcome(case.seed, case.family, d, n, m, p.gamma, p.loss, not why, "; ".join(why),
+                   wall, int(tr.n_events), drift, worst)
 
 
 def main(argv: list[str]) -> int:
