@@ -36,13 +36,19 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 import pwflow
-from reference import gd_reference, gd_refined, sliding_checks, starts_on_antiparallel_hyperplane
+from reference import (
+    ATOL_GD,
+    C_GAP,
+    finer_gd_agrees,
+    first_branch_after_start,
+    gd_reference,
+    sliding_checks,
+    starts_on_antiparallel_hyperplane,
+)
 from strategies import Problem
 
 TIMES = (1.0, 2.5, 5.0)
 LR = 1e-3
-C_GAP = 10.0
-ATOL_GD = 1e-7
 
 
 @dataclass(frozen=True)
@@ -113,22 +119,6 @@ def problem(seed: int) -> Case | None:
     return Case(seed, family, Problem(X, y, W, a, gamma, loss, TIMES[-1], kind))
 
 
-def _first_branch(tr) -> float:
-    ev = tr.events
-    t = np.asarray(ev["t"])[(np.asarray(ev["kind"]) == pwflow.EventKind.BRANCH)
-                            & (np.asarray(ev["t"]) > 0)]
-    return float(t.min()) if t.size else np.inf
-
-
-def _finer_agrees(p: Problem, tr, t: float) -> bool:
-    """The flow within ``C_GAP`` gaps of gradient descent at ``LR / 20`` and ``LR / 40`` at
-    ``t`` (the coarse reference was pre-asymptotic there, N6)."""
-    fine = gd_refined(p.X, p.y, p.W, p.a, p.gamma, p.loss, t, (LR / 20, LR / 40))
-    W, a = tr.state(t)
-    size = float(np.sqrt(np.sum(W**2) + np.sum(a**2)))
-    return fine.error(W, a, 0) <= C_GAP * fine.gap[0] + ATOL_GD * (1 + size)
-
-
 def check(case: Case) -> Outcome:
     """Run the case and judge it (see the module docstring)."""
     p = case.problem
@@ -149,7 +139,7 @@ def check(case: Case) -> Outcome:
     worst = 0.0
     if not starts_on_antiparallel_hyperplane(p.X, p.W, p.gamma):
         ref = gd_reference(p.X, p.y, p.W, p.a, p.gamma, p.loss, TIMES, lr=LR)
-        t_lim, failed = _first_branch(tr), []
+        t_lim, failed = first_branch_after_start(tr), []
         for i, t in enumerate(TIMES):
             if t >= t_lim or t > tr.t[-1]:
                 break
@@ -159,7 +149,9 @@ def check(case: Case) -> Outcome:
             worst = max(worst, err / max(est, 1e-300))
             if err > max(C_GAP * est, ATOL_GD * (1 + size)):
                 failed.append(t)
-        if failed and not all(_finer_agrees(p, tr, t) for t in sorted({failed[0], failed[-1]})):
+        fine = (LR / 20, LR / 40)
+        if failed and not all(finer_gd_agrees(p.X, p.y, p.W, p.a, p.gamma, p.loss, tr, t, fine)[0]
+                              for t in sorted({failed[0], failed[-1]})):
             why.append(f"{worst:.1f} gaps from extrapolated gradient descent at t = {failed}")
     d, n, m = p.X.shape[1], p.X.shape[0], p.W.shape[0]
     return Outcome(case.seed, case.family, d, n, m, p.gamma, p.loss, not why, "; ".join(why),

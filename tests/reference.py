@@ -30,7 +30,13 @@ from scipy.optimize import lsq_linear
 from scipy.special import expit
 
 __all__ = ["GDReference", "gd_reference", "loss_value", "loss_derivative", "outputs",
-           "min_norm_direction", "MinNorm", "sliding_checks"]
+           "min_norm_direction", "MinNorm", "sliding_checks", "C_GAP", "ATOL_GD",
+           "first_branch_after_start", "finer_gd_agrees"]
+
+#: the differential comparison: ``|flow − θ_ext| ≤ max(C_GAP · estimate, ATOL_GD (1 + ‖θ‖))``
+#: (``test_differential.py`` says how the constants were chosen; ``campaign.py`` uses them too)
+C_GAP = 10.0
+ATOL_GD = 1e-7
 
 
 # ---------------------------------------------------------------------------- the network
@@ -207,6 +213,31 @@ def gd_refined(X, y, W0, a0, gamma: float, loss: str, t: float, lrs) -> GDRefere
     return GDReference(np.array([t]), We[None], ae[None], W1[None], a1[None], W2[None],
                        a2[None], L[0], L[1], L[2], gap, np.abs(L[1] - L[2]), np.zeros(1),
                        float(lrs[0]))
+
+
+def finer_gd_agrees(X, y, W0, a0, gamma: float, loss: str, traj, t: float, lrs):
+    """Whether the run ``traj`` is within ``C_GAP`` gaps (plus ``ATOL_GD``) of gradient descent
+    at the steps ``lrs`` (:func:`gd_refined`) at time ``t``; returns ``(agrees, reference)``
+    (a failed comparison at a coarser step is then the coarse reference's fault, N6)."""
+    fine = gd_refined(X, y, W0, a0, gamma, loss, t, lrs)
+    W, a = traj.state(t)
+    size = float(np.sqrt(np.sum(W**2) + np.sum(a**2)))
+    return fine.error(W, a, 0) <= C_GAP * fine.gap[0] + ATOL_GD * (1 + size), fine
+
+
+def first_branch_after_start(traj) -> float:
+    """The time of the run's first branch point after ``t = 0`` (``inf`` if none): there a
+    sliding mode turns repulsive while gradient descent chatters across the hyperplane, and
+    the side it then leaves to depends on where its step grid falls (the phase of ``t*/lr``),
+    not on ``lr → 0``: gradient descent has no vanishing-step limit to compare with after it
+    (``test_issue10_regressions.py::test_gd_side_at_a_branch_point_depends_on_the_step``;
+    ``docs/paper-readings.md``, N5).  A branch at ``t = 0`` is decided by gradient descent's
+    own first steps, not by chattering, and is compared."""
+    from pwflow import EventKind  # the event code only (no maths of pwflow's)
+
+    t, kind = np.asarray(traj.events["t"]), np.asarray(traj.events["kind"])
+    at = t[(kind == EventKind.BRANCH) & (t > 0)]
+    return float(at.min()) if at.size else np.inf
 
 
 def starts_on_antiparallel_hyperplane(X, W, gamma: float) -> bool:

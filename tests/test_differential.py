@@ -37,8 +37,11 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from reference import (
+    ATOL_GD,
+    C_GAP,
+    finer_gd_agrees,
+    first_branch_after_start,
     gd_reference,
-    gd_refined,
     loss_value,
     sliding_checks,
     starts_on_antiparallel_hyperplane,
@@ -47,18 +50,17 @@ from strategies import collinear_problems, multi_active_problems, problems
 
 import pwflow
 
-#: (a): |flow − extrapolated GD| ≤ max(C_GAP · (gap + 2 band), ATOL_GD · (1 + ‖θ‖)).  With the
+#: (a): |flow − extrapolated GD| ≤ max(C_GAP · (gap + 2 band), ATOL_GD · (1 + ‖θ‖)) (the two
+#: constants live in reference.py, which the campaign shares).  With the
 #: two-step gap, correct runs reached 25 gaps (an event inside a step, or chattering, makes
 #: gradient descent's error a sawtooth in lr) while integrator bugs gave ≥ 176; with three
 #: steps and the chattering band the largest ratio seen on correct runs is 1.2 (450 comparisons,
 #: hypothesis 6.155 and 6.170, slow variants included).
-C_GAP = 10.0
-ATOL_GD = 1e-7
 LR = 1e-3
 GD_TIMES = (1.0, 2.5, 5.0)
 #: where a failed comparison is checked against gradient descent at 1/2000 and 1/4000 of LR
 T_EARLY = 0.1
-#: and, at the first time that failed, against gradient descent at these fractions of LR
+#: and, at the first and the last time that failed, at these fractions of LR
 FINE_AT_FAILURE = (1 / 20, 1 / 40)
 #: horizon of the flow-only properties (b)–(e)
 T_FLOW = 10.0
@@ -107,21 +109,6 @@ def _gd_is_a_reference(prob) -> bool:
     return True
 
 
-def _gd_has_a_limit_until(tr) -> float:
-    """The time of the run's first branch point after ``t = 0`` (``inf`` if none): there a
-    sliding mode turns repulsive while gradient descent chatters across the hyperplane, and
-    the side it then leaves to depends on where its step grid falls (the phase of ``t*/lr``),
-    not on ``lr → 0``: gradient descent has no vanishing-step limit to compare with after it
-    (``test_issue10_regressions.py::test_gd_side_at_a_branch_point_depends_on_the_step``;
-    ``docs/paper-readings.md``, N5).  Comparisons after it are noted and skipped; a branch
-    at ``t = 0`` is decided by gradient descent's own first steps, not by chattering, and is
-    compared."""
-    ev = tr.events
-    at = np.asarray(ev["t"])[(np.asarray(ev["kind"]) == pwflow.EventKind.BRANCH)
-                             & (np.asarray(ev["t"]) > 0)]
-    return float(at.min()) if at.size else np.inf
-
-
 # ---------------------------------------------------------------------------- (a)
 def _log_ratios(prob, ratios):
     path = os.environ.get("PWFLOW_RATIO_LOG")
@@ -147,7 +134,7 @@ def test_agrees_with_extrapolated_gradient_descent(name, data):
     tr = _simulate(prob, GD_TIMES[-1], np.array(GD_TIMES), policy="gd")
     ref = gd_reference(prob.X, prob.y, prob.W, prob.a, prob.gamma, prob.loss, GD_TIMES, lr=LR)
     ratios, bad, t_bad = [], [], []
-    t_limit = _gd_has_a_limit_until(tr)
+    t_limit = first_branch_after_start(tr)
     for i, t in enumerate(ref.t):
         if t > tr.t[-1]:
             bad.append(f"the run stopped at t = {tr.t[-1]} < {t}: status {tr.status}, "
@@ -198,19 +185,19 @@ def _coarse_gd_is_pre_asymptotic(prob, tr, t: float = T_EARLY,
     and 2.5e-4 alike (their gap 5e-4, 253 gaps from the flow at t = 5), while at 1e-4 and
     2e-5 it crosses as the flow does (2.6e-6 from it; hypothesis 6.170, thorough profile,
     d = 5, γ = 0.5)."""
-    if t > tr.t[-1] or t >= _gd_has_a_limit_until(tr):
+    if t > tr.t[-1] or t >= first_branch_after_start(tr):
         return False
-    fine = gd_refined(prob.X, prob.y, prob.W, prob.a, prob.gamma, prob.loss, t, fine_lrs)
-    W, a = tr.state(t)
-    size = float(np.sqrt(np.sum(W**2) + np.sum(a**2)))
-    if fine.error(W, a, 0) > C_GAP * fine.gap[0] + ATOL_GD * (1 + size):
+    agrees, fine = finer_gd_agrees(prob.X, prob.y, prob.W, prob.a, prob.gamma, prob.loss, tr,
+                                   t, fine_lrs)
+    if not agrees:
         return False
     coarse = gd_reference(prob.X, prob.y, prob.W, prob.a, prob.gamma, prob.loss, (t,), lr=LR)
     off = fine.error(coarse.W[0], coarse.a[0], 0)
     if off <= C_GAP * coarse.gap[0]:
         return False
     note(f"not compared: gradient descent at lr = {LR} is not near its limit (N6): at t = {t} "
-         f"the flow is {fine.error(W, a, 0):.2e} from gradient descent at lr = {fine_lrs[1]} "
+         f"the flow is {fine.error(*tr.state(t), 0):.2e} from gradient descent at lr = "
+         f"{fine_lrs[1]} "
          f"(gap {fine.gap[0]:.2e}), which is {off:.2e} from the lr = {LR} reference (gap "
          f"{coarse.gap[0]:.2e})")
     return True
@@ -294,7 +281,7 @@ def test_agrees_with_extrapolated_gradient_descent_long(name, data):
     ref = gd_reference(prob.X, prob.y, prob.W, prob.a, prob.gamma, prob.loss, times, lr=LR)
     bad = []
     ratios = []
-    t_limit = _gd_has_a_limit_until(tr)
+    t_limit = first_branch_after_start(tr)
     for i, t in enumerate(ref.t):
         if t > tr.t[-1]:
             bad.append(f"the run stopped at t = {tr.t[-1]}: status {tr.status}, {tr.message!r}")
