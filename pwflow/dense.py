@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = ["nested", "nested_derivative", "nested_with_derivative", "nested_basis", "scan_grid",
-           "propagators_at", "propagator_pairs", "pair_polynomials", "stack_coefficients",
+           "nested_basis_derivative", "propagators_at", "propagator_rates_at", "propagator_pairs", "pair_polynomials", "stack_coefficients",
            "quadratic_form_at"]
 
 Array = NDArray[np.float64]
@@ -81,6 +81,13 @@ def nested_basis(x: Array, n_coef: int) -> Array:
     return vals.reshape(x.size, n_coef)
 
 
+def nested_basis_derivative(x: Array, n_coef: int) -> Array:
+    """Derivatives in ``x`` of the basis of :func:`nested_basis`, shape ``(len(x), n_coef)``."""
+    x = np.atleast_1d(np.asarray(x, float))
+    _, d = nested_with_derivative(np.tile(np.eye(n_coef), (x.size, 1)), np.repeat(x, n_coef))
+    return d.reshape(x.size, n_coef)
+
+
 def propagators_at(F: Array, x: float | Array, faces: NDArray | None = None,
                    rowwise: bool = False) -> Array:
     """Propagators at step fraction ``x``: all faces, or the given ``faces``.
@@ -101,6 +108,16 @@ def propagators_at(F: Array, x: float | Array, faces: NDArray | None = None,
     else:
         out = (B @ flat).reshape(-1, P, q, q)
     return out[0] if np.ndim(x) == 0 else out
+
+
+def propagator_rates_at(F: Array, x: Array, faces: NDArray | None = None) -> Array:
+    """``dΦ/dx`` (per unit step fraction) at the fractions ``x``, shape ``(E, P', q, q)``:
+    the derivative of :func:`propagators_at`'s polynomial."""
+    if faces is not None:
+        F = F[:, faces]
+    n_coef, P, q = F.shape[0], F.shape[1], F.shape[2]
+    B = nested_basis_derivative(x, n_coef)
+    return (B @ F.reshape(n_coef, -1)).reshape(-1, P, q, q)
 
 
 def propagator_pairs(F: Array, x: Array, faces: NDArray) -> Array:

@@ -242,3 +242,14 @@ class DenseOutput:
 
     def _call_impl(self, t: Array) -> Array:
         raise NotImplementedError
+
+    def derivative(self, t: Array) -> Array:
+        """``dy/dt`` of the interpolant at the times ``t`` (1-D), shape ``(n, len(t))``: what
+        its defect ``dy/dt − f(t, y)`` is measured with."""
+        t = np.atleast_1d(np.asarray(t, dtype=float))
+        if self.h == 0:
+            return np.zeros((self.y_old.size, t.size))
+        return self._derivative_impl(t)
+
+    def _derivative_impl(self, t: Array) -> Array:
+        raise NotImplementedError

@@ -280,3 +280,8 @@ class RadauDenseOutput(DenseOutput):
         else:
             y += self.y_old
         return y
+
+    def _derivative_impl(self, t: Array) -> Array:
+        x = (t - self.t_old) / self.h
+        k = np.arange(1, self.order + 2)[:, None]
+        return np.dot(self.Q, k * x[None] ** (k - 1)) / self.h

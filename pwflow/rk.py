@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import dop853_coefficients as coef
+from .dense import nested_with_derivative
 from .ode_base import DenseOutput, OdeSolver
 
 __all__ = ["DOP853", "Dop853DenseOutput", "combined_error"]
@@ -204,3 +205,10 @@ class Dop853DenseOutput(DenseOutput):
                 y *= 1 - x
         y += self.y_old
         return y.T
+
+    def _derivative_impl(self, t: Array) -> Array:
+        x = (t - self.t_old) / self.h
+        coef = np.concatenate([self.y_old[None], self.F]).T  # rows: components
+        rows = np.repeat(coef, x.size, axis=0)
+        _, d = nested_with_derivative(rows, np.tile(x, coef.shape[0]))
+        return d.reshape(coef.shape[0], x.size) / self.h

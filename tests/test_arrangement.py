@@ -12,7 +12,7 @@ def _patterns(X, W):
     return {tuple(int(v) for v in row) for row in np.sign(s).astype(int)}
 
 
-@settings(max_examples=10, deadline=None)
+@settings(deadline=None)
 @given(st.integers(1, 6), st.integers(2, 3), st.integers(0, 10_000))
 def test_counts_and_sampled_patterns(n, d, seed):
     rng = np.random.default_rng(seed)
@@ -30,7 +30,7 @@ def test_counts_and_sampled_patterns(n, d, seed):
 
 
 @pytest.mark.slow
-@settings(max_examples=6, deadline=None)
+@settings(deadline=None)
 @given(st.integers(1, 8), st.integers(2, 4), st.integers(0, 10_000))
 def test_counts_large(n, d, seed):
     X = np.random.default_rng(seed).normal(size=(n, d))

@@ -403,7 +403,7 @@ def _generic_dataset(seed: int, n: int) -> Dataset:
     return Dataset(rng.standard_normal((n, 2)), y, name=f"generic{seed}")
 
 
-@settings(max_examples=12, deadline=None)
+@settings(deadline=None)
 @given(seed=st.integers(0, 10_000), n=st.integers(2, 4), gamma=st.sampled_from([0.0, 0.3]),
        loss=st.sampled_from(["square", "logistic"]),
        kind=st.sampled_from(["balanced", "dominated"]))

@@ -18,7 +18,7 @@ from proofs_checks.faces import geometry
 from pwflow.data import Dataset, three_points
 
 
-@settings(max_examples=15, deadline=None)
+@settings(deadline=None)
 @given(st.integers(1, 4), st.integers(2, 4), st.integers(0, 10_000))
 def test_max_cosine_vs_dense_sampling(p, d, seed):
     rng = np.random.default_rng(seed)
@@ -64,7 +64,7 @@ def test_three_points_values():
     assert c["kappa"] == pytest.approx(np.sqrt(np.linalg.cond(data.X.T @ data.X)))
 
 
-@settings(max_examples=6, deadline=None)
+@settings(deadline=None)
 @given(st.integers(3, 6), st.integers(2, 3), st.integers(0, 10_000))
 def test_lemmas_9_10_on_generic_data(n, d, seed):
     rng = np.random.default_rng(seed)

@@ -17,7 +17,7 @@ def _random(seed, n, d, signed=True):
     return Dataset(X, y)
 
 
-@settings(max_examples=10, deadline=None)
+@settings(deadline=None)
 @given(st.integers(2, 8), st.integers(2, 4), st.integers(0, 10_000), st.sampled_from([0.0, 0.3]))
 def test_D_u_matches_dense_search(n, d, seed, gamma):
     if d >= 3:
@@ -86,7 +86,7 @@ def test_saddle_detected_and_confirmed_by_sampling():
         assert vals.max() > 0 and vals.min() < 0
 
 
-@settings(max_examples=8, deadline=None)
+@settings(deadline=None)
 @given(st.integers(3, 6), st.integers(2, 3), st.integers(0, 10_000))
 def test_classification_matches_sampling_and_lemma3(n, d, seed):
     geo = geometry(_random(seed, n, d))

@@ -510,7 +510,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 
-@settings(max_examples=6, deadline=None)
+@settings(deadline=None)
 @given(
     seed=st.integers(0, 10_000),
     n=st.integers(3, 6),
@@ -587,18 +587,24 @@ def test_dense_snapshots_agree_with_restarting_at_each_snapshot(rtol, tol):
     np.testing.assert_allclose(tr.events["t"], ev_ref["t"], rtol=tol, atol=tol)
 
 
-def test_number_of_snapshots_does_not_change_the_steps():
-    """100 snapshots cost about what 8 do: only the resume anchors (about 8, chosen from
-    ``t_max``) restart the solver; before, every snapshot did (395 steps against 227 on the
-    README run)."""
+def test_number_of_snapshots_barely_changes_the_work():
+    """Snapshots are read from the dense output between events: only the resume anchors
+    (about 8, chosen from ``t_max``) restart the solver, and the snapshots the dense output
+    cannot give to the tolerance (:data:`pwflow.stepper.SNAPSHOT_DEFECT`: that step is redone
+    to end there, two restarts).  Measured on three points, m = 300: 2,388 field
+    evaluations with 8 snapshots, 2,647 with 100 (12 steps redone), 4,097 with 400 (78);
+    restarting at every snapshot, as before, cost 395 steps against 227 on the README run."""
     data, init = pwflow.three_points(), pwflow.balanced(300, 2, 1e-3, seed=0)
     few = simulate(data, init, 4000.0, n_snapshots=8)
-    many = simulate(data, init, 4000.0, n_snapshots=400)
-    assert few.success and many.success and many.t.size == 400
-    assert many.stats["n_restarts"] <= few.stats["n_restarts"] + 4
-    assert many.stats["n_steps"] <= 1.15 * few.stats["n_steps"]
-    assert many.n_events == few.n_events
-    assert abs(many.step_loss[-1] - few.step_loss[-1]) <= 1e-14
+    assert few.success and few.stats["n_snapshot_redos"] == 0
+    for n_snap, factor in ((100, 1.25), (400, 2.0)):
+        many = simulate(data, init, 4000.0, n_snapshots=n_snap)
+        assert many.success and many.t.size == n_snap
+        redos = many.stats["n_snapshot_redos"]
+        assert many.stats["n_restarts"] <= few.stats["n_restarts"] + 2 * redos + 4
+        assert many.stats["nfev"] <= factor * few.stats["nfev"]
+        assert many.n_events == few.n_events
+        assert abs(many.step_loss[-1] - few.step_loss[-1]) <= 1e-12
 
 
 @pytest.mark.parametrize("n_snapshots", [2, 3, 17])
@@ -790,3 +796,40 @@ def test_a_neuron_within_rounding_of_a_hyperplane_starts_on_it(offset):
     # both offsets are the same start to the arithmetic's resolution: the same decision
     other = simulate(Dataset(X, y), from_arrays(W * [[-1, 1, 1], [1, 1, 1]], a), 1.0, gamma=0.0)
     assert other.events_by_kind() == tr.events_by_kind()
+
+
+# ---------------------------------------------------------------------------- snapshots
+from hypothesis import HealthCheck  # noqa: E402
+from reference import first_branch_after_start  # noqa: E402
+from strategies import multi_active_problems, problems  # noqa: E402
+
+
+@pytest.mark.parametrize("kind", ["generic", "multi_active"])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                HealthCheck.filter_too_much])
+@given(data=st.data())
+def test_snapshots_agree_with_runs_ending_there(kind, data):
+    """A snapshot read inside a step (dense output, :data:`pwflow.stepper.SNAPSHOT_DEFECT`)
+    is the state a run ending at that time returns, to the integration tolerance: drawn
+    problems in d = 2–5 (``multi_active``: several hyperplanes active at once, d = 3–5), three
+    drawn times, compared up to the first branch point (after it the two runs may take
+    different solutions of Eq. (2))."""
+    prob = data.draw(problems(20.0) if kind == "generic" else multi_active_problems(20.0))
+    fracs = sorted(data.draw(st.lists(st.floats(0.05, 0.95), min_size=3, max_size=3,
+                                      unique=True)))
+    times = np.array(fracs) * prob.t_max
+
+    def run(t_max, t_eval=None):
+        return simulate(prob.data(), prob.init(), t_max, gamma=prob.gamma, loss=prob.loss,
+                        t_eval=t_eval)
+
+    tr = run(prob.t_max, times)
+    assert tr.status == 0, tr.message
+    for T in times[times < first_branch_after_start(tr)]:
+        i = int(np.flatnonzero(tr.t == T)[0])
+        end = run(float(T))
+        assert end.status == 0, end.message
+        z, z_end = (np.concatenate([r.W[j].ravel(), r.a[j]]) for r, j in ((tr, i), (end, -1)))
+        if first_branch_after_start(end) <= T:
+            continue
+        assert np.linalg.norm(z - z_end) <= 1e-9 * (1.0 + np.linalg.norm(z_end)), (T, prob)

@@ -136,6 +136,24 @@ def test_dense_output_accuracy(system: LinearSystem):
     assert worst <= 1e-5 * np.max(np.abs(system.y0)), worst
 
 
+@given(system=linear_systems(n_max=6, norm=2.0, shift=-10.0, forced=False))
+def test_dense_output_derivative(system: LinearSystem):
+    """``derivative`` is the cubic's slope: at the step end (the last collocation node) the
+    field there, to the Newton iteration's tolerance; inside, a central difference of the
+    interpolant."""
+    s = Radau(system.fun, 0.0, system.y0, 1.0, rtol=1e-8, atol=1e-10, jac=system.jac)
+    while s.status == "running":
+        s.step()
+        dense = s.dense_output()
+        size = max(np.max(np.abs(s.f)), 1.0)
+        np.testing.assert_allclose(dense.derivative(np.array([s.t]))[:, 0], s.f,
+                                   atol=1e-5 * size)
+        tt = np.linspace(s.t_old, s.t, 5)[1:-1]
+        eps = 1e-5 * (s.t - s.t_old)
+        fd = (dense(tt + eps) - dense(tt - eps)) / (2 * eps)
+        np.testing.assert_allclose(dense.derivative(tt), fd, atol=1e-7 * size)
+
+
 @given(t_bound=st.floats(1e-6, 1e3))
 def test_t_bound_is_reached_exactly(t_bound):
     s = Radau(lambda t, y: -y, 0.0, np.ones(2), t_bound, rtol=1e-8, atol=1e-10,

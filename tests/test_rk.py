@@ -113,6 +113,25 @@ def test_dense_output_accuracy(system: LinearSystem):
     assert worst < 1e-8 * max(np.max(np.abs(system.y0)), np.max(np.abs(s.y)))
 
 
+@given(system=linear_systems(n_max=6, norm=2.0))
+def test_dense_output_derivative(system: LinearSystem):
+    """``derivative`` is the interpolant's slope: the field at both ends of every step (the
+    interpolant matches ``f`` there by construction: ``F_1``, ``F_2``), and a central
+    difference of the interpolant inside (to the difference's own error)."""
+    s = DOP853(system.fun, 0.0, system.y0, 3.0, rtol=1e-10, atol=1e-12)
+    while s.status == "running":
+        s.step()
+        dense = s.dense_output()
+        ends = dense.derivative(np.array([s.t_old, s.t]))
+        size = max(np.max(np.abs(s.f)), np.max(np.abs(system.fun(s.t_old, s.y_old))), 1.0)
+        np.testing.assert_allclose(ends[:, 0], system.fun(s.t_old, s.y_old), atol=1e-13 * size)
+        np.testing.assert_allclose(ends[:, 1], s.f, atol=1e-13 * size)
+        tt = np.linspace(s.t_old, s.t, 7)[1:-1]
+        eps = 1e-5 * (s.t - s.t_old)
+        fd = (dense(tt + eps) - dense(tt - eps)) / (2 * eps)
+        np.testing.assert_allclose(dense.derivative(tt), fd, atol=1e-7 * size)
+
+
 @given(t_bound=st.floats(1e-6, 1e3), first_step=st.sampled_from([None, 1e-4]))
 def test_t_bound_is_reached_exactly(t_bound, first_step):
     s = DOP853(lambda t, y: -y, 0.0, np.ones(2), t_bound, rtol=1e-8, atol=1e-10,
