@@ -104,9 +104,10 @@ def propagators_at(F: Array, x: float | Array, faces: NDArray | None = None,
     B = nested_basis(x, n_coef)  # (E, n_coef)
     flat = F.reshape(n_coef, -1)
     if rowwise and np.ndim(x):
-        out = np.stack([B[i:i + 1] @ flat for i in range(B.shape[0])]).reshape(-1, P, q, q)
+        rows = [B[i:i + 1] @ flat for i in range(B.shape[0])]
+        out = np.stack(rows).reshape(B.shape[0], P, q, q)
     else:
-        out = (B @ flat).reshape(-1, P, q, q)
+        out = (B @ flat).reshape(B.shape[0], P, q, q)
     return out[0] if np.ndim(x) == 0 else out
 
 
@@ -117,7 +118,7 @@ def propagator_rates_at(F: Array, x: Array, faces: NDArray | None = None) -> Arr
         F = F[:, faces]
     n_coef, P, q = F.shape[0], F.shape[1], F.shape[2]
     B = nested_basis_derivative(x, n_coef)
-    return (B @ F.reshape(n_coef, -1)).reshape(-1, P, q, q)
+    return (B @ F.reshape(n_coef, -1)).reshape(B.shape[0], P, q, q)
 
 
 def propagator_pairs(F: Array, x: Array, faces: NDArray) -> Array:

@@ -1121,6 +1121,8 @@ class HybridFlow:
         """
         field_, q = self._field, self.q
         occ = field_.occupied
+        if occ.size == 0:  # no neuron moves
+            return np.zeros(times.size)
         gx, gw = _GAUSS
         nodes = t0 + (times[:, None] - t0) * (gx[None, :] + 1) / 2  # (k, g)
         at = np.concatenate([nodes.ravel(), times])

@@ -168,7 +168,7 @@ class CollectiveField:
         if weights is None:  # η⁰_{p,k} x_{k,i} at rows (p, i); 0 at the row i = d (a)
             weights = np.zeros((n_occ, q, self.X.shape[0]))
             weights[:, :d] = self._eta0_occ[:, None, :] * self.X.T[None]
-            weights = self._xeta = weights.reshape(n_occ * q, -1)
+            weights = self._xeta = weights.reshape(n_occ * q, self.X.shape[0])
         return (M.reshape(n_occ * q, nc * nc).T @ weights).reshape(nc, nc, -1)
 
     @property

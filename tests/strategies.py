@@ -29,7 +29,8 @@ from hypothesis import strategies as st
 
 import pwflow
 
-__all__ = ["Problem", "problems", "multi_active_problems", "collinear_problems"]
+__all__ = ["Problem", "problems", "multi_active_problems", "collinear_problems", "matrices",
+           "general_position"]
 
 GAMMAS = (0.0, 0.1, 0.5)
 LOSSES = ("square", "logistic")
@@ -75,6 +76,36 @@ class Problem:
 
     def __repr__(self) -> str:  # hypothesis prints falsifying examples with repr
         return self.describe()
+
+
+def matrices(rows: int, cols: int, lo: float = -2.0, hi: float = 2.0) -> st.SearchStrategy:
+    """A drawn ``(rows, cols)`` float matrix (``cols = 0``: a vector of length ``rows``),
+    entries in ``[lo, hi]`` with magnitudes below 1e-3 snapped to 0: for the tests of the
+    maths on arbitrary small inputs (the entries, not a seed, so that a failure shrinks)."""
+    def build(vals):
+        a = _snap(np.array(vals, dtype=float))
+        return a if cols == 0 else a.reshape(rows, cols)
+
+    size = rows * max(cols, 1)
+    return st.lists(_floats(lo, hi), min_size=size, max_size=size).map(build)
+
+
+@st.composite
+def general_position(draw, n: int, d: int, min_sine: float = 1e-2) -> np.ndarray:
+    """``n`` drawn points of ``R^d`` in general position: every ``min(n, d)`` of them span a
+    subspace of that dimension with a well-conditioned frame (the volume of their normalised
+    rows at least ``min_sine``), as the counts of a generic arrangement assume."""
+    import itertools
+
+    X = draw(matrices(n, d), label="X")
+    norms = np.linalg.norm(X, axis=1)
+    assume(np.all(norms > 0.1))
+    U = X / norms[:, None]
+    k = min(n, d)
+    for rows in itertools.combinations(range(n), k):
+        sub = U[list(rows)]
+        assume(np.sqrt(abs(np.linalg.det(sub @ sub.T))) >= min_sine)
+    return X
 
 
 # ---------------------------------------------------------------------------- pieces

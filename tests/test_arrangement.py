@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from proofs_checks.arrangement import cover_count, enumerate_faces, face_generators, zaslavsky_count
 from pwflow.data import stewart
+from strategies import general_position
 
 
 def _patterns(X, W):
@@ -12,11 +13,11 @@ def _patterns(X, W):
     return {tuple(int(v) for v in row) for row in np.sign(s).astype(int)}
 
 
-@settings(deadline=None)
-@given(st.integers(1, 6), st.integers(2, 3), st.integers(0, 10_000))
-def test_counts_and_sampled_patterns(n, d, seed):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d))
+@settings(deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(st.integers(1, 6), st.integers(2, 3), st.data())
+def test_counts_and_sampled_patterns(n, d, data):
+    X = data.draw(general_position(n, d))
+    rng = np.random.default_rng(0)  # the sampler of the check, not the data
     arr = enumerate_faces(X)
     assert len(arr) == zaslavsky_count(n, d)
     assert sum(f.dim == d for f in arr.faces) == cover_count(n, d)
@@ -30,10 +31,10 @@ def test_counts_and_sampled_patterns(n, d, seed):
 
 
 @pytest.mark.slow
-@settings(deadline=None)
-@given(st.integers(1, 8), st.integers(2, 4), st.integers(0, 10_000))
-def test_counts_large(n, d, seed):
-    X = np.random.default_rng(seed).normal(size=(n, d))
+@settings(deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(st.integers(1, 8), st.integers(2, 4), st.data())
+def test_counts_large(n, d, data):
+    X = data.draw(general_position(n, d))
     assert len(enumerate_faces(X)) == zaslavsky_count(n, d)
 
 

@@ -2,7 +2,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from proofs_checks.arrangement import face_generators
@@ -16,14 +16,16 @@ from proofs_checks.constants import (
 )
 from proofs_checks.faces import geometry
 from pwflow.data import Dataset, three_points
+from strategies import general_position, matrices
 
 
-@settings(deadline=None)
-@given(st.integers(1, 4), st.integers(2, 4), st.integers(0, 10_000))
-def test_max_cosine_vs_dense_sampling(p, d, seed):
-    rng = np.random.default_rng(seed)
-    Gen = rng.normal(size=(p, d))
-    v = rng.normal(size=d)
+@settings(deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(st.integers(1, 4), st.integers(2, 4), st.data())
+def test_max_cosine_vs_dense_sampling(p, d, data):
+    Gen = data.draw(general_position(p, d), label="generators")
+    v = data.draw(matrices(d, 0), label="v")
+    assume(np.linalg.norm(v) > 0.1)
+    rng = np.random.default_rng(0)  # the sampler of the check, not the data
     c = max_cosine(Gen, v)
     W = rng.exponential(size=(20000, p)) ** 3 @ Gen  # points of the cone
     W = np.vstack([W, Gen])
@@ -64,11 +66,12 @@ def test_three_points_values():
     assert c["kappa"] == pytest.approx(np.sqrt(np.linalg.cond(data.X.T @ data.X)))
 
 
-@settings(deadline=None)
-@given(st.integers(3, 6), st.integers(2, 3), st.integers(0, 10_000))
-def test_lemmas_9_10_on_generic_data(n, d, seed):
-    rng = np.random.default_rng(seed)
-    data = Dataset(rng.normal(size=(n, d)), rng.normal(size=n))
+@settings(deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(st.integers(3, 6), st.integers(2, 3), st.data())
+def test_lemmas_9_10_on_generic_data(n, d, draw):
+    y = draw.draw(matrices(n, 0), label="y")
+    assume(np.all(np.abs(y) > 0.05))
+    data = Dataset(draw.draw(general_position(n, d)), y)
     c = compute_constants(data)
     assert c["alpha_min"] > 0 and c["D_min"] > 0 and c["delta0"] > 0
     assert len(c.extremal) >= 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.colors as mcolors
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from scipy.special import expit
@@ -15,6 +15,7 @@ from pwflow.data import Dataset, assumption3, stewart, three_points, with_bias
 from pwflow.init import balanced
 from pwflow.integrator import simulate
 from pwflow.model import network_output
+from strategies import general_position
 from pwflow.trajectory import Trajectory
 
 
@@ -75,10 +76,10 @@ def test_neuron_polar_data_rejects_bad_shapes():
         figures.neuron_polar_data(np.ones((3, 2)), np.ones(3), r0=0.0)
 
 
-@given(st.integers(0, 10_000))
-def test_cone_boundaries_are_the_hyperplanes(seed):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((int(rng.integers(1, 6)), 2))
+@settings(suppress_health_check=[HealthCheck.filter_too_much])
+@given(st.integers(1, 5), st.data())
+def test_cone_boundaries_are_the_hyperplanes(n, data):
+    X = data.draw(general_position(n, 2))
     b = figures.cone_boundary_angles(X)
     assert b.size == 2 * X.shape[0]  # generic data: no two x_k collinear
     u = np.stack([np.cos(b), np.sin(b)], axis=1)

@@ -18,7 +18,7 @@ from hypothesis.extra.numpy import arrays
 import pwflow
 from pwflow.events import EventKind
 from pwflow.filippov import BranchPolicy, exit_side, parallel_classes, select, transition
-from strategies import low_rank_rows
+from strategies import low_rank_rows, matrices
 
 finite = st.floats(-2.0, 2.0, allow_nan=False, allow_infinity=False)
 
@@ -289,28 +289,37 @@ def test_implied_hyperplanes_are_those_containing_the_face():
     assert implied_hyperplanes(X, np.ones(5, dtype=np.int8)).size == 0
 
 
-@given(st.integers(3, 6), st.integers(1, 3), st.integers(0, 2**32 - 1))
-def test_select_decides_every_implied_hyperplane(d, k, seed):
-    """Random data with one point in the span of the face's points: :func:`select` puts it in
+@settings(suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@given(st.integers(3, 6), st.integers(1, 3), st.data(), st.sampled_from([-1.0, 1.0]))
+def test_select_decides_every_implied_hyperplane(d, k, data, a):
+    """Drawn data with one point in the span of the face's points: :func:`select` puts it in
     ``K`` and the continuation keeps it consistent (staying on the face's hyperplanes keeps
     the neuron on the implied one); a point off the span is left out."""
     from pwflow.filippov import implied_hyperplanes
 
     k = min(k, d - 1)
-    rng = np.random.default_rng(seed)
-    XK = rng.normal(size=(k, d))
-    inside = rng.normal(size=k) @ XK
-    X = np.vstack([XK, inside, rng.normal(size=(2, d))])
+    XK = data.draw(matrices(k, d), label="XK")
+    assume(np.linalg.matrix_rank(XK) == k and np.min(np.linalg.norm(XK, axis=1)) > 0.1)
+    coef = data.draw(matrices(k, 0), label="coef")
+    inside = coef @ XK
+    assume(np.linalg.norm(inside) > 0.1)
+    others = data.draw(matrices(2, d), label="others")
+    X = np.vstack([XK, inside, others])
+    # the others off the span (else they are implied too)
+    off = others - others @ np.linalg.pinv(XK) @ XK
+    assume(np.min(np.linalg.norm(off, axis=1)) > 0.1)
     n = X.shape[0]
-    w = rng.normal(size=d)
+    w = data.draw(matrices(d, 0), label="w")
     w -= XK.T @ np.linalg.lstsq(XK.T, w, rcond=None)[0]  # onto the face's hyperplanes
-    u = np.sign(X @ w).astype(np.int8)
+    s = X @ w
+    assume(np.linalg.norm(w) > 0.1 and np.min(np.abs(s[k + 1:])) > 1e-3)
+    u = np.sign(s).astype(np.int8)
     u[:k] = 0
     u[k] = 1
     assert k in implied_hyperplanes(X, u).tolist()
     assert implied_hyperplanes(X, u).tolist() == [k]
-    r = rng.normal(size=n)
-    sel = select(float(rng.choice([-1.0, 1.0])), u, X, r, 0.0)
+    r = data.draw(matrices(n, 0), label="r")
+    sel = select(a, u, X, r, 0.0)
     assert k in sel.K.tolist()
     stays = sel.signs[: k] == 0
     if np.all(stays):

@@ -506,19 +506,35 @@ def test_invalid_input_raises_clear_error(call, fragment):
         call()
 
 
-from hypothesis import given, settings  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from reference import first_branch_after_start  # noqa: E402
+from strategies import matrices, multi_active_problems, problems  # noqa: E402
+
+
+@st.composite
+def _bias_problems(draw):
+    """The paper's data (``x = (x̃, 1)``, ``x̃`` increasing in ``[−1, 1]`` by drawn gaps) and a
+    balanced initialisation of 20 neurons (drawn angles and norms), every entry drawn."""
+    n = draw(st.integers(3, 6))
+    gaps = np.array(draw(st.lists(st.floats(0.02, 1.0), min_size=n, max_size=n)))
+    xs = -1.0 + 2.0 * np.cumsum(gaps) / np.sum(gaps) - gaps[0] / np.sum(gaps)
+    y = draw(matrices(n, 0, -1.5, 1.5))
+    angle = np.array(draw(st.lists(st.floats(-np.pi, np.pi), min_size=20, max_size=20)))
+    radius = np.array(draw(st.lists(st.floats(0.1, 1.0), min_size=20, max_size=20)))
+    W = radius[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    signs = np.array(draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=20, max_size=20)))
+    return Dataset(with_bias(xs), y), W, signs * np.linalg.norm(W, axis=1)
 
 
 @settings(deadline=None)
 @given(
-    seed=st.integers(0, 10_000),
-    n=st.integers(3, 6),
+    problem=_bias_problems(),
     gamma=st.sampled_from([0.0, 0.3]),
     scale=st.sampled_from([1e-2, 1e-1]),
     stiff_after=st.sampled_from([2, 20]),
 )
-def test_batched_equals_strict_on_random_problems(seed, n, gamma, scale, stiff_after):
+def test_batched_equals_strict_on_random_problems(problem, gamma, scale, stiff_after):
     """The fast path (batched events, implicit quiet stretches) reproduces the reference
     (DOP853 only, restart at every event; Sections "Batching" and "Quiet stretches").
 
@@ -527,9 +543,8 @@ def test_batched_equals_strict_on_random_problems(seed, n, gamma, scale, stiff_a
     ``stiff_after = 2`` hands quiet stretches to Radau almost at once, so many of its steps
     would contain events and are redone by DOP853 (the roll-back path).
     """
-    rng = np.random.default_rng(seed)
-    data = Dataset(with_bias(np.sort(rng.uniform(-1, 1, n))), rng.normal(size=n))
-    init = pwflow.balanced(20, 2, scale, seed=seed)
+    data, W, a = problem
+    init = from_arrays(scale * W, scale * a)
     fast = simulate(data, init, 20.0, gamma=gamma, options=FlowOptions(stiff_after=stiff_after))
     ref = simulate(data, init, 20.0, gamma=gamma,
                    options=FlowOptions(batch_tol=0.0, stiff_solver=None))
@@ -799,9 +814,6 @@ def test_a_neuron_within_rounding_of_a_hyperplane_starts_on_it(offset):
 
 
 # ---------------------------------------------------------------------------- snapshots
-from hypothesis import HealthCheck  # noqa: E402
-from reference import first_branch_after_start  # noqa: E402
-from strategies import multi_active_problems, problems  # noqa: E402
 
 
 @pytest.mark.parametrize("kind", ["generic", "multi_active"])
@@ -833,3 +845,14 @@ def test_snapshots_agree_with_runs_ending_there(kind, data):
         if first_branch_after_start(end) <= T:
             continue
         assert np.linalg.norm(z - z_end) <= 1e-9 * (1.0 + np.linalg.norm(z_end)), (T, prob)
+
+
+@pytest.mark.parametrize("d", [2, 4])
+def test_all_neurons_at_zero_stay_there_with_snapshots_inside_steps(d):
+    """``W = 0, a = 0`` is a fixed point: no face holds a moving neuron (no occupied face),
+    which the snapshot check (:data:`pwflow.stepper.SNAPSHOT_DEFECT`) and the dense output's
+    helpers must take as it is (it raised on empty arrays when the check came in)."""
+    X = np.random.default_rng(0).normal(size=(5, d))
+    tr = simulate(Dataset(X, np.ones(5)), from_arrays(np.zeros((3, d)), np.zeros(3)), 5.0)
+    assert tr.status == 0, tr.message
+    assert tr.t.size > 2 and not np.any(tr.W) and not np.any(tr.a)

@@ -33,6 +33,7 @@ from pwflow.stepper import (
     _row_norms,
 )
 from pwflow.vector_field import CollectiveField, lorentz_project, moments
+from strategies import matrices
 
 
 def _case(name: str):
@@ -269,25 +270,28 @@ def test_residuals_from_the_output_polynomial_equal_the_face_by_face_ones(name):
 
 
 @settings(deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), d=st.integers(1, 5), n=st.integers(1, 9),
+@given(data=st.data(), d=st.integers(1, 5), n=st.integers(1, 9),
        m=st.integers(1, 30), empty=st.integers(0, 10), occupied_only=st.booleans())
-def test_output_polynomial_equals_the_outputs_of_the_dense_output(seed, d, n, m, empty,
+def test_output_polynomial_equals_the_outputs_of_the_dense_output(data, d, n, m, empty,
                                                                    occupied_only):
     # h(x) = Σ b_c b_c' G[c, c'] against CollectiveField.outputs on Φ(x) = Σ b_c F_c, at
-    # random fractions: every face (empty ones too) and the occupied faces' rows alone
-    rng = np.random.default_rng(seed)
-    X, y = rng.normal(size=(n, d)), rng.normal(size=n)
+    # drawn fractions: every face (empty ones too) and the occupied faces' rows alone
+    X, y = data.draw(matrices(n, d), label="X"), data.draw(matrices(n, 0), label="y")
     table = PatternTable(X, 0.1)
-    Z = rng.normal(size=(m, d + 1))
+    Z = data.draw(matrices(m, d + 1), label="Z")
     pat = table.index_many(np.sign(Z[:, :d] @ X.T).astype(np.int8))
-    table.index_many(np.sign(rng.normal(size=(empty, d)) @ X.T).astype(np.int8))
+    table.index_many(np.sign(data.draw(matrices(empty, d), label="W_empty") @ X.T)
+                     .astype(np.int8))
     P, q = len(table), d + 1
     field_ = CollectiveField(table.arrays(), moments(Z, pat, P), X, y, get_loss("square"))
-    F = rng.normal(size=(8, P, q, q)) * (0.5 ** np.arange(8))[:, None, None, None]
+    F = data.draw(hnp.arrays(np.float64, (8, P, q, q),
+                             elements=st.floats(-2.0, 2.0, allow_subnormal=False)), label="F")
+    F *= (0.5 ** np.arange(8))[:, None, None, None]
     F[0] += np.eye(q)
     if occupied_only:
         F = F[:, field_.occupied]
-    xs = rng.uniform(0, 1, 20)
+    xs = np.array(data.draw(st.lists(st.floats(0.0, 1.0), min_size=20, max_size=20),
+                            label="fractions"))
     h = quadratic_form_at(field_.output_polynomial(F), xs)
     direct = field_.outputs(propagators_at(F, xs))
     # the rounding scale: the same sums on absolute values

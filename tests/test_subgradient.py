@@ -17,18 +17,18 @@ from pwflow.subgradient import (
     minimal_norm_subgradient,
 )
 from pwflow.vector_field import lorentz_inverse, lorentz_project
+from strategies import matrices
 
 
 @given(
-    seed=st.integers(0, 10_000),
+    data=st.data(),
     p=st.integers(1, 4),
     d=st.integers(1, 4),
     lo=st.sampled_from([0.0, 0.2, 0.5]),
 )
-def test_box_least_squares_beats_dense_grid(seed, p, d, lo):
-    rng = np.random.default_rng(seed)
-    b = rng.normal(size=d)
-    Z = rng.normal(size=(d, p))
+def test_box_least_squares_beats_dense_grid(data, p, d, lo):
+    b = data.draw(matrices(d, 0), label="b")
+    Z = data.draw(matrices(d, p), label="Z")
     eta = box_least_squares(b, Z, lo, 1.0)
     assert np.all((eta >= lo) & (eta <= 1.0))
     val = np.linalg.norm(b + Z @ eta)
