@@ -9,6 +9,7 @@ then ``F_1 … F_7``, alternately multiplied by ``x`` and ``1 − x`` for the st
 * :func:`scan_grid` — the 65-point grid and the basis on which steps are scanned for a first
   exit or an excursion;
 * :func:`propagators_at` — every face's ``Φ_p`` at given step fractions;
+  :func:`propagator_rates_at` its derivative (the dense output's defect, for the snapshot check);
 * :func:`pair_polynomials` — coefficients of ``ℓ_c · Φ_{p_c}(x) · z_c`` (e.g. ``<x_k, w_j(x)>``,
   ``a_j(x)`` or a coordinate along a ray) for many pairs at once.
 """
@@ -21,8 +22,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = ["nested", "nested_derivative", "nested_with_derivative", "nested_basis", "scan_grid",
-           "nested_basis_derivative", "propagators_at", "propagator_rates_at", "propagator_pairs", "pair_polynomials", "stack_coefficients",
-           "quadratic_form_at"]
+           "nested_basis_derivative", "propagators_at", "propagator_rates_at", "propagator_pairs",
+           "pair_polynomials", "stack_coefficients", "quadratic_form_at"]
 
 Array = NDArray[np.float64]
 

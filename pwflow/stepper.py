@@ -515,7 +515,8 @@ class HybridFlow:
         self._solver = None
         self.n_restarts = 0
         self.n_rollbacks = 0
-        #: steps redone to end at a snapshot their dense output could not give (:data:`SNAPSHOT_DEFECT`)
+        #: steps redone to end at a snapshot their dense output could not give
+        #: (:data:`SNAPSHOT_DEFECT`)
         self.n_snapshot_redos = 0
         #: the snapshot time such a redone step ends at, until reached
         self._snap_bound: float | None = None
@@ -891,7 +892,9 @@ class HybridFlow:
         state without restarting the solver there: those inside the step are evaluated on its
         dense output (:meth:`_dense_snapshots`) and left in :attr:`dense_snapshots` as
         ``(t, Z, pat)``; a step whose applied events start before such a time is cut at it,
-        so that every snapshot is the state with exactly the events before it applied.
+        so that every snapshot is the state with exactly the events before it applied.  A
+        snapshot the dense output cannot give to the tolerance (:meth:`_snapshot_errors`)
+        makes the step be redone to end at it (:meth:`_snapshots_inaccurate`).
 
         BLAS runs on :data:`pwflow.blas.THREADS` threads (one) during the step
         (:func:`pwflow.blas.limited`: threaded reductions wait for busy cores and round by
