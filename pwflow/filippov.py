@@ -449,6 +449,16 @@ def select(
         eta = side_slope(signs, gamma)
         eta, D = _min_norm(b, Zrows, signs == 0, eta, gamma, start, classes)
         branch &= signs == 0
+        if not _consistent(signs, s_a * (X[K] @ D), tol, forced):
+            # nor is that joint departure a continuation (d = 4, five hyperplanes of rank 2,
+            # one reaching γ: leaving it alone is not closed, and the departure with it left
+            # two hyperplanes against their normal velocity and held one with its velocity
+            # off it; the next event put the neuron back, a Zeno loop): the minimal-norm
+            # consistent continuation among the faces the arrangement realises
+            found = _enumerate(s_a, b, Zrows, X[K], signs, forced, gamma, tol, rep, orient)
+            if found is not None:
+                signs, eta, D = found
+                branch &= signs == 0
     full = face_slopes(u_face, gamma)
     full[K] = eta
     return Selection(K, signs, full, D, branch)
@@ -575,10 +585,21 @@ def _enumerate(s_a: float, b: Array, Zrows: Array, XK: Array, signs0: NDArray[np
     central arrangement of ``|K|`` hyperplanes in a space of rank ``r = rank X_K``:
     ``O(|K|^r)`` of them instead of ``3^|K|`` (a neuron ⟂ all twelve points of rank-4 data,
     d = 7: 3¹² = 531 441 solves before, a few hundred now).  Exits (``forced``) keep their
-    sign and are not constrained (their velocity is zero to first order).
+    sign and their velocity is not constrained (it is zero to first order), but the face must
+    realise their sign too: an exit from a hyperplane the held ones imply is no departure (d =
+    4, five hyperplanes of rank 2, one reaching γ: holding the four others is tangent but not
+    a face, and was taken, a Zeno loop).
     """
     heads = np.flatnonzero((rep == np.arange(rep.size)) & ~forced)
-    rows = XK[heads]
+    exit_heads = np.flatnonzero((rep == np.arange(rep.size)) & forced)
+    fixed_rows, fixed_signs = XK[exit_heads], signs0[exit_heads]
+    rows = np.concatenate([fixed_rows, XK[heads]])
+    n_fixed = exit_heads.size
+    start = np.zeros(XK.shape[1])
+    if n_fixed:
+        start = face_point(fixed_rows, fixed_signs, rank_rtol=SPAN_RTOL)
+        if start is None:
+            return None
     best = None
     choice = np.zeros(heads.size, dtype=np.int8)
 
@@ -590,20 +611,21 @@ def _enumerate(s_a: float, b: Array, Zrows: Array, XK: Array, signs0: NDArray[np
             if found is not None and (best is None or found[0] < best[0] * (1 - 1e-12)):
                 best = found
             return
-        x = rows[level]
+        x = rows[n_fixed + level]
         here = float(x @ point)
         # the parent's point lies on one side of (or on) the new hyperplane: that child is a
         # face with the same point; the two others need a least-distance programme
         side = 0 if abs(here) <= SPAN_RTOL * float(np.linalg.norm(x)) else int(np.sign(here))
         for c in (0, -1, 1):
             choice[level] = c
-            child = point if c == side else face_point(rows[:level + 1], choice[:level + 1],
-                                                       rank_rtol=SPAN_RTOL)
+            child = point if c == side else face_point(
+                rows[:n_fixed + level + 1], np.concatenate([fixed_signs, choice[:level + 1]]),
+                rank_rtol=SPAN_RTOL)
             if child is not None:
                 visit(level + 1, child)
         choice[level] = 0
 
-    visit(0, np.zeros(XK.shape[1]))
+    visit(0, start)
     return None if best is None else best[1:]
 
 

@@ -1999,8 +1999,11 @@ class HybridFlow:
             return None, {}, None, np.inf
         i1 = np.argmax(wrong[hit], axis=1)
         lo, hi = np.maximum(grid[i1 - 1], xe[e_of[hit]]), grid[i1]
-        # a bracket needs the right side at its start: else the neuron went back at once
-        ok = side[hit] * nested(coef[hit], lo) > 0
+        # a bracket needs the right side at its start, beyond the dense output's resolution:
+        # else the neuron went back at once (a start within rounding of the hyperplane, e.g.
+        # the event state itself, located the same event again at the same time, 51 378
+        # times: collinear d = 4, r_k passing through 0 while the neuron grazes)
+        ok = side[hit] * nested(coef[hit], lo) > tol[hit]
         hold = np.inf
         if not np.all(ok):
             t_back = self.t + xe[e_of[hit[~ok]]] * h

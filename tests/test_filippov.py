@@ -528,3 +528,77 @@ def test_enumeration_grows_with_the_faces_not_with_three_to_the_classes(monkeypa
     # h (h − 1) rays, 2 h (h − 1) planar sectors and h² − h + 2 regions
     assert heads >= 8
     assert 0 < len(calls) <= 4 * heads**2 - 4 * heads + 3 < 3**heads
+
+
+# d = 4, five data points of rank 2 (x_0, x_1, x_2, x_3, x_6 in span(e_0, e_3)); neuron 0
+# slides on all five when the slope of x_3 reaches γ = 0 (thorough profile,
+# test_snapshots_agree_with_runs_ending_there[multi_active], logistic loss, t ≈ 8.2148)
+_X_RANK2 = np.array([[-0.625, 0.0, 0.0, 0.0], [-1.625, 0.0, 0.0, -0.125],
+                     [-2.0, 0.0, 0.0, -2.0], [-1.625, 0.0, 0.0, 1.875],
+                     [1.0, 1.125, -0.625, 0.75], [1.5, -1.875, 0.125, 0.625],
+                     [-1.875, 0.0, 0.0, -1.75]])
+_R_RANK2 = np.array([0.4682360915786511, 0.425739386743935, -0.5, 0.3092126003225062,
+                     -0.49991386729537907, 0.11825919440399738, -0.5])
+
+
+def _consistent_continuations(X, r, u_face, K, gamma, a_sign, forced):
+    """Every sign vector on ``K`` that the arrangement of ``x_K`` realises, with the forced
+    signs, whose field (scipy's BVLS on the held slopes) moves the neuron into it: brute force
+    over ``3^|K|``, independent of pwflow's rule."""
+    from scipy.optimize import lsq_linear
+
+    from pwflow.cones import face_point
+
+    n, out = X.shape[0], []
+    for s in itertools.product((-1, 0, 1), repeat=len(K)):
+        s = np.array(s)
+        if any(s[i] != v for i, v in forced.items()) or face_point(X[K], s) is None:
+            continue
+        u = u_face.copy()
+        u[K] = s
+        eta = np.where(u > 0, 1.0, np.where(u < 0, gamma, 0.0))
+        b = -((eta * r) @ X) / n
+        held = [k for k, v in zip(K, s) if v == 0]
+        D = b
+        if held:
+            Z = (-(r[held, None] * X[held]) / n).T
+            D = b + Z @ lsq_linear(Z, -b, bounds=(gamma, 1.0), method="bvls", tol=1e-14).x
+        vel = a_sign * (X[K] @ D)
+        free = [i for i in range(len(K)) if i not in forced]
+        if all((s[i] == 0 and abs(vel[i]) < 1e-12) or (s[i] != 0 and np.sign(vel[i]) == s[i])
+               for i in free):
+            out.append((tuple(int(v) for v in s), float(np.linalg.norm(D))))
+    return out
+
+
+def test_an_exit_from_dependent_hyperplanes_departs_to_a_realisable_consistent_face():
+    """Leaving x_3 alone is tangent but no face (x_3 is in the span of the others); the joint
+    departure the rule then made left x_0, x_1 against their normal velocity and held x_6
+    with a velocity off it, and the next event put the neuron back: a Zeno loop (200 events
+    in 3e-11).  The rule now takes the minimal-norm consistent continuation among the faces
+    the arrangement realises: sliding on x_2 alone, as the brute force finds."""
+    u_face = np.array([0, 0, 0, 0, 1, 1, 0], dtype=np.int8)
+    w = np.array([0.0, -0.12793537820193274, -0.37402840213745464, -1.262177448353619e-29])
+    sel = select(0.0038349186652405073, u_face, _X_RANK2, _R_RANK2, 0.0, exits={3: False},
+                 w=w)
+    K = sel.K.tolist()
+    assert K == [0, 1, 2, 3, 6]
+    found = _consistent_continuations(_X_RANK2, _R_RANK2, u_face, sel.K, 0.0, 1.0, {3: -1})
+    assert found, "the brute force finds a continuation"
+    chosen = tuple(int(v) for v in sel.signs)
+    assert chosen in [s for s, _ in found], (chosen, found)
+    assert np.linalg.norm(sel.D) <= min(norm for _, norm in found) * (1 + 1e-9)
+    assert chosen == (-1, -1, 0, -1, -1)
+
+
+def test_the_rank_2_exit_runs_to_the_end():
+    """The run that looped (d = 4, logistic, γ = 0; Zeno at t = 8.2148) reaches t = 20 with
+    its invariants."""
+    W = np.array([[0.0, -0.125, -0.375, 0.0], [0.0, 0.0, 0.0, 0.3125],
+                  [-0.0, -0.40625, 0.0, 0.0], [-0.0, -0.40625, 0.0, 0.0]])
+    a = np.array([0.0, 0.0, -0.38146931, -0.35216169])
+    y = np.array([-1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0])
+    tr = pwflow.simulate(pwflow.Dataset(_X_RANK2, y), pwflow.from_arrays(W, a), 20.0,
+                         gamma=0.0, loss="logistic")
+    assert tr.status == 0, tr.message
+    assert tr.summary()["lemma1_max_relative_drift"] <= 1e-10

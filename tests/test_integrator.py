@@ -539,7 +539,8 @@ def test_batched_equals_strict_on_random_problems(problem, gamma, scale, stiff_a
     (DOP853 only, restart at every event; Sections "Batching" and "Quiet stretches").
 
     Tolerances: event times 1e-8 relative (both located to rounding on dense outputs whose
-    error is ~rtol = 1e-10, amplified by the dynamics over t ≤ 20); states 1e-7 of their scale.
+    error is ~rtol = 1e-10, amplified by the dynamics over t ≤ 20), exits from sliding 1e-6
+    (see below); states 1e-7 of their scale.
     ``stiff_after = 2`` hands quiet stretches to Radau almost at once, so many of its steps
     would contain events and are redone by DOP853 (the roll-back path).
     """
@@ -553,7 +554,14 @@ def test_batched_equals_strict_on_random_problems(problem, gamma, scale, stiff_a
     assert fast.n_events == ref.n_events
     np.testing.assert_array_equal(fast.events["neuron"][ka], ref.events["neuron"][kb])
     np.testing.assert_array_equal(fast.events["kind"][ka], ref.events["kind"][kb])
-    np.testing.assert_allclose(fast.events["t"][ka], ref.events["t"][kb], rtol=1e-8)
+    # an exit (a sliding slope reaching its bound) is located where η*(t) crosses the bound,
+    # as well conditioned as that crossing is steep: four exits at t = 18.78 put 3.5e-8
+    # apart with the states at the end 5e-13 apart (thorough profile); crossings stay at 1e-8
+    exits = fast.events["kind"][ka] == EventKind.LEAVE_SLIDING
+    np.testing.assert_allclose(fast.events["t"][ka][~exits], ref.events["t"][kb][~exits],
+                               rtol=1e-8)
+    np.testing.assert_allclose(fast.events["t"][ka][exits], ref.events["t"][kb][exits],
+                               rtol=1e-6)
     scale_a = np.max(np.abs(ref.a[-1]))
     np.testing.assert_allclose(fast.a[-1], ref.a[-1], rtol=0, atol=1e-7 * scale_a)
 

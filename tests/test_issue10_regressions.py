@@ -1174,3 +1174,38 @@ def test_snapshots_inside_a_long_step_agree_with_step_ends(monkeypatch):
     monkeypatch.setattr(pwflow.stepper, "SNAPSHOT_DEFECT", np.inf)
     unchecked = run(10.0, times)
     assert unchecked.stats["n_snapshot_redos"] == 0 and np.max(gaps(unchecked)) > 1e-8
+
+
+def test_a_chained_event_is_not_located_again_at_its_own_state():
+    """Collinear data (``x_1 = −2 x_0``, d = 4, n = 2, square loss, γ = 0; thorough profile of
+    ``test_agrees_with_extrapolated_gradient_descent[collinear]``): neuron 0 grazes the common
+    hyperplane at t = 1.5798 while ``r_1`` passes through 0 (−1.1e-8 there).  The chained
+    batch located the next event on its face from the event state itself, within rounding of
+    the hyperplane, at the same time, 51 378 times (Zeno stop, status −2; also on 8b56558,
+    not on 1a655a4).  A bracket now needs its start on the right side beyond the dense
+    output's resolution: 44 events, and the state agrees with extrapolated gradient descent
+    within 0.09 of its error estimate."""
+    X = np.array([[1.3812321156631162, -0.631287072709936, -1.71770279718411,
+                   -0.7930050248657057],
+                  [-2.7624642313262324, 1.262574145419872, 3.43540559436822,
+                   1.5860100497314114]])
+    y = np.array([-0.888857253277265, 0.6337649611965119])
+    W = np.array([[0.9280986741177402, -0.07027127261274546, -0.4837269537009038,
+                   0.5254220105728495],
+                  [0.0, 0.0, 0.3020553482945203, 0.7530453384833069],
+                  [0.0, 0.9280948529444815, 0.8551432861611024, -0.40265655142778545],
+                  [0.16528606597084772, 0.7777137798053443, 0.0, 0.0],
+                  [-0.99999, 0.0, 0.5215417642065039, 0.0],
+                  [0.0, -0.6443373978599127, 0.0, 0.0]])
+    a = np.array([1.1731859424596316, 0.811365956424573, 1.3246744484348465,
+                  -0.7950837735127255, -1.1278234843767143, 0.6443373978599127])
+    times = (1.0, 2.5, 5.0)
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 5.0, gamma=0.0,
+                         loss="square", t_eval=np.array(times),
+                         options=pwflow.FlowOptions(branch_policy="gd"))
+    assert tr.status == 0, tr.message
+    assert tr.n_events < 100
+    ref = gd_reference(X, y, W, a, 0.0, "square", times, lr=1e-3)
+    for i, t in enumerate(ref.t):
+        Wt, at = tr.state(t)
+        assert ref.error(Wt, at, i) <= C_GAP * ref.estimate(i)

@@ -90,7 +90,11 @@ def test_fixed_steps_agree_with_scipy_to_rounding(system: LinearSystem, steps: i
         scale = max(np.max(np.abs(ref.y)), 1e-3 * np.max(np.abs(system.y0)))
         assert np.max(np.abs(ours.y - ref.y)) <= 1e-13 * scale
         tt = np.linspace(ref.t_old, ref.t, 5)
-        assert np.max(np.abs(ours.dense_output()(tt) - ref.dense_output()(tt))) <= 1e-13 * scale
+        inside = ref.dense_output()(tt)
+        # inside the step the interpolant can be far larger than at its end (a forced mode
+        # decaying from 0.03 to 7.5e-4 over the step: 2.2e-16 apart, thorough profile)
+        scale = max(scale, np.max(np.abs(inside)))
+        assert np.max(np.abs(ours.dense_output()(tt) - inside)) <= 1e-13 * scale
 
 
 @given(system=linear_systems(n_max=6, norm=2.0, shift=-30.0))

@@ -489,11 +489,15 @@ def test_a_signal_while_a_file_is_written_acts_once_it_is_whole(tmp_path):
 
         real_savez = np.savez
         np.savez = savez
+        # Python's own Ctrl-C handler, whatever this process inherited (a job started in the
+        # background by a non-interactive shell ignores SIGINT, which write_npz honours)
+        inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             with signals.terminations_as_interrupts(), pytest.raises(exc):
                 write_npz(path, compress=False, a=np.arange(3.0))
         finally:
             np.savez = real_savez
+            signal.signal(signal.SIGINT, inherited)
         assert path.is_file()  # written whole before the signal acted
         assert not list(tmp_path.glob(".*.tmp"))
 

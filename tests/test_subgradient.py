@@ -277,6 +277,9 @@ def test_parallel_classes_agree_with_implied_hyperplanes(d, exponent, sign, coor
     from pwflow.filippov import implied_hyperplanes
     from pwflow.subgradient import parallel_classes
 
+    # exactly at the cut (δ = SPAN_RTOL) the two sines, computed in different orders, may
+    # fall on either side of it: that draw decides nothing (thorough profile, d = 3)
+    assume(10.0 ** exponent != SPAN_RTOL)
     x = np.array(coords[:d])
     assume(np.linalg.norm(x) > 0.1)
     v = np.array(coords[6:6 + d]) - x * (x @ np.array(coords[6:6 + d])) / (x @ x)
