@@ -441,7 +441,9 @@ def sliding_checks(traj, i: int, tol_on: float = 1e-10, tol_tangent: float = 1e-
     for j in range(W.shape[0]):
         K = np.flatnonzero(U[j] == 0)
         wn = np.linalg.norm(W[j])
-        if K.size == 0 or wn == 0:
+        # w = 0 to rounding (a neuron that reached 0 and stays there, its w 1e-33 of its a:
+        # collinear data, thorough profile): its normalised offsets mean nothing
+        if K.size == 0 or wn <= 1e-12 * np.hypot(wn, a[j]):
             continue
         on_all = np.abs(X @ W[j]) / (wn * xn)
         for k in K:
