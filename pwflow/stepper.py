@@ -1142,13 +1142,13 @@ class HybridFlow:
             Phi = propagators_at(F, x, occ)
             dPhi = propagator_rates_at(F, x, occ) / h
         plan = self.table.rows_plan(occ)
-        defect = np.empty_like(dPhi)
+        k, g = nodes.shape
+        defect = np.empty_like(dPhi[: k * g])  # at the nodes only (Φ(T) sets the scale)
         with np.errstate(over="ignore", invalid="ignore"):
-            for e in range(at.size):
+            for e in range(k * g):
                 G = field_.fields_of(field_.residuals(Phi[e]), plan)
                 defect[e] = dPhi[e] - field_.rates(Phi[e], G)
-        k, g = nodes.shape
-        integral = np.einsum("g,kg...->k...", gw, defect[: k * g].reshape(k, g, *defect.shape[1:]))
+        integral = np.einsum("g,kg...->k...", gw, defect.reshape(k, g, *defect.shape[1:]))
         integral *= ((times - t0) / 2)[:, None, None, None]
         scale = self.opt.atol + self.opt.rtol * np.abs(Phi[k * g:])
         err = np.sqrt(np.mean((integral / scale) ** 2, axis=(1, 2, 3)))
