@@ -227,6 +227,23 @@ def _stationary(w: Array, b: Array, Zrows: Array) -> bool:
     return abs(float(w @ b)) <= VELOCITY_RTOL * float(np.linalg.norm(w)) * mag
 
 
+def _sign_after_zero(w: Array, u_face: NDArray, K: NDArray[np.intp], X: Array, r: Array,
+                     r_rate: Array | None, gamma: float) -> float:
+    """The sign ``a`` takes next where ``a = 0``: that of ``da/dt = <w, D>`` (``= <w, b>``,
+    ``w ⟂ x_K``), or where that is zero to rounding, of ``d²a/dt² = <w, dD/dt>`` (``dw/dt =
+    a D = 0``: only the residuals move, at ``r_rate``); 0 where both vanish (or no
+    ``r_rate``)."""
+    n = X.shape[0]
+    eta = face_slopes(u_face, gamma)
+    for rr in (r, r_rate):
+        if rr is None:
+            break
+        b = -((eta * rr) @ X) / n
+        if not _stationary(w, b, -(rr[K, None] * X[K]) / n):
+            return float(np.sign(w @ b))
+    return 0.0
+
+
 def _zero_tol(b: Array, Zrows: Array, xK: Array) -> Array:
     """Per hyperplane of ``K``: the size below which ``<D, x_k>`` is rounding."""
     mag = _field_magnitude(b, Zrows)
@@ -313,6 +330,7 @@ def select(
     w: Array | None = None,
     at_rest: bool = False,
     sides: ArrayLike | None = None,
+    r_rate: Array | None = None,
 ) -> Selection:
     """Where a neuron on the face ``u_face`` goes next (the module's rule, any ``|K|``).
 
@@ -337,8 +355,9 @@ def select(
     w : array, optional
         The neuron; where ``a = 0`` the sign ``a`` takes next is that of ``da/dt = <w, D>``
         (``= <w, b>``: the free part is orthogonal to ``w``), which then orients the motion;
-        where that is zero too (to rounding) the neuron is a fixed point and stays on all of
-        ``K``, with no branch.
+        where that is zero too (to rounding), of ``d²a/dt² = <w, dD/dt>`` given ``r_rate``;
+        where that is zero as well the neuron is a fixed point to that order and stays on
+        all of ``K``, with no branch.
     at_rest : bool
         The neuron sits exactly on the hyperplanes from the start (an initial face), not after
         sliding: gradient descent then does not chatter there but steps with its convention
@@ -354,6 +373,9 @@ def select(
         With ``at_rest``: the signs of the computed ``<w, x_k>`` where the neuron starts, which
         gradient descent's first step reads (``σ'(z) = 1`` for ``z > 0`` even where ``z`` is
         within rounding of 0, and ``γ`` at ``z = 0`` exactly); ``None``: every offset 0.
+    r_rate : array of shape (n,), optional
+        ``dr/dt`` at the event, for the orientation at ``a = 0`` above (all ``a_j = 0`` at
+        the start: ``da_j/dt`` can vanish for a neuron while the others move the residuals).
     """
     u_face = np.asarray(u_face)
     implied = implied_hyperplanes(X, u_face)
@@ -367,15 +389,16 @@ def select(
     s_a = float(np.sign(a))
     rep, orient = parallel_classes(X[K])
     if s_a == 0.0 and w is not None:
-        if _stationary(np.asarray(w, float), b, Zrows):
-            # a = 0 and da/dt = <w, D> = <w, b> = 0 for every slope on K (w ⟂ x_K): the
-            # neuron is a fixed point (dw/dt = a D = 0), on all its hyperplanes for good
+        s_a = _sign_after_zero(np.asarray(w, float), u_face, K, X, r, r_rate, gamma)
+        if s_a == 0.0:
+            # a = 0 and da/dt = <w, D> = <w, b> = 0 for every slope on K (w ⟂ x_K), and
+            # d²a/dt² = <w, dD/dt> too where r_rate is given: the neuron is a fixed point
+            # (dw/dt = a D = 0) to that order, on all its hyperplanes
             stay = np.ones(K.size, dtype=bool)
             eta, D = _min_norm(b, Zrows, stay, np.zeros(K.size), gamma, start, (rep, orient))
             full = face_slopes(u_face, gamma)
             full[K] = eta
             return Selection(K, np.zeros(K.size, np.int8), full, D, np.zeros(K.size, bool))
-        s_a = float(np.sign(np.asarray(w, float) @ b))
     s_a = s_a or 1.0
     signs = np.zeros(K.size, dtype=np.int8)
     tol = _zero_tol(b, Zrows, X[K])

@@ -28,6 +28,7 @@ __all__ = [
     "network_output",
     "empirical_loss",
     "gradient",
+    "output_rate",
 ]
 
 Array = NDArray[np.float64]
@@ -93,6 +94,9 @@ class Loss:
         A lower bound of ``l(., y)`` for every label ``y`` (0 for the square and logistic
         losses); ``None``: unknown.  The integrator's stop "at rest" needs it
         (:mod:`pwflow.rest`).
+    curvature : callable or None
+        ``curvature(y_hat, y) -> array``, the second derivative ``∂_1² l``; ``None``: taken by
+        a central difference of ``derivative`` where needed (:meth:`derivative_rate`).
     """
 
     name: str
@@ -100,9 +104,24 @@ class Loss:
     derivative: Callable[[Array, Array], Array] = field(repr=False)
     curvature_bound: float = 1.0
     floor: float | None = None
+    curvature: Callable[[Array, Array], Array] | None = field(default=None, repr=False)
 
     def __call__(self, y_hat: ArrayLike, y: ArrayLike) -> Array:
         return self.value(np.asarray(y_hat, float), np.asarray(y, float))
+
+    def derivative_rate(self, y_hat: ArrayLike, y: ArrayLike, rate: ArrayLike) -> Array:
+        """``d/dt ∂_1 l(h(t), y)`` where ``dh/dt = rate``: ``∂_1² l(h, y) · rate``.
+
+        Without :attr:`curvature`, a central difference of ``derivative`` along ``rate`` with
+        a relative step of ``1e-5`` (exact for a loss quadratic in ``y_hat``).
+        """
+        h = np.asarray(y_hat, float)
+        y = np.asarray(y, float)
+        rate = np.asarray(rate, float)
+        if self.curvature is not None:
+            return self.curvature(h, y) * rate
+        eps = 1e-5 * (1.0 + np.abs(h))
+        return (self.derivative(h + eps, y) - self.derivative(h - eps, y)) / (2 * eps) * rate
 
     def check_assumption1(
         self, y: ArrayLike, span: float = 10.0, num: int = 2001
@@ -151,6 +170,10 @@ def _square_derivative(p: Array, y: Array) -> Array:
     return p - y
 
 
+def _square_curvature(p: Array, y: Array) -> Array:
+    return np.ones(np.broadcast(p, y).shape)
+
+
 def _logistic_value(p: Array, y: Array) -> Array:
     return np.logaddexp(0.0, -p * y)
 
@@ -162,10 +185,18 @@ def _logistic_derivative(p: Array, y: Array) -> Array:
     return -y * expit(-p * y)
 
 
+def _logistic_curvature(p: Array, y: Array) -> Array:
+    from scipy.special import expit
+
+    return y * y * expit(p * y) * expit(-p * y)
+
+
 #: The square loss ``½ (y_hat − y)²`` of Eq. (10) (note the ½: the paper's L, not the MSE).
-square_loss = Loss("square", _square_value, _square_derivative, 1.0, floor=0.0)
+square_loss = Loss("square", _square_value, _square_derivative, 1.0, floor=0.0,
+                   curvature=_square_curvature)
 #: The logistic loss ``ln(1 + exp(−y_hat y))`` for labels ``y ∈ {−1, +1}`` (Section 2).
-logistic_loss = Loss("logistic", _logistic_value, _logistic_derivative, 0.25, floor=0.0)
+logistic_loss = Loss("logistic", _logistic_value, _logistic_derivative, 0.25, floor=0.0,
+                     curvature=_logistic_curvature)
 
 LOSSES: dict[str, Loss] = {"square": square_loss, "logistic": logistic_loss}
 
@@ -176,17 +207,21 @@ def make_loss(
     name: str = "custom",
     curvature_bound: float = 1.0,
     floor: float | None = None,
+    curvature: Callable[[Array, Array], Array] | None = None,
 ) -> Loss:
     """Build a user-supplied loss from its value and derivative ``∂_1 l``; ``floor``: a lower
-    bound of the loss, if known (see :class:`Loss`)."""
+    bound of the loss, if known; ``curvature``: its second derivative ``∂_1² l``, if known
+    (see :class:`Loss`)."""
     if not callable(value) or not callable(derivative):
         raise ValueError("make_loss: value and derivative must be callables f(y_hat, y)")
     if not (np.isfinite(curvature_bound) and curvature_bound > 0):
         raise ValueError(f"curvature_bound must be positive and finite, got {curvature_bound!r}")
     if floor is not None and not np.isfinite(floor):
         raise ValueError(f"floor must be finite or None, got {floor!r}")
+    if curvature is not None and not callable(curvature):
+        raise ValueError("make_loss: curvature must be None or a callable f(y_hat, y)")
     return Loss(str(name), value, derivative, float(curvature_bound),
-                None if floor is None else float(floor))
+                None if floor is None else float(floor), curvature)
 
 
 def get_loss(loss: str | Loss) -> Loss:
@@ -238,3 +273,20 @@ def gradient(
     grad_a = activation(Z, gamma).T @ r
     grad_W = ((eta * r[:, None]).T @ X) * a[:, None]
     return grad_W, grad_a
+
+
+def output_rate(W: ArrayLike, a: ArrayLike, X: ArrayLike, D: ArrayLike, U: ArrayLike,
+                gamma: float = 0.0) -> Array:
+    """``d h_theta(x_k)/dt`` along the flow ``dw_j/dt = a_j D_j``, ``da_j/dt = <w_j, D_j>``.
+
+    Eq. (2) with ``D_j = -(1/n) Σ_k η_jk ∂_1 l_k x_k`` the neuron's (Filippov) field.
+    ``U`` (shape ``(m, n)``) holds the side of each ``<w_j, x_k>``; where it is 0 the neuron
+    is on the hyperplane and ``σ(<w_j, x_k>)`` has the right derivative
+    ``σ(d<w_j, x_k>/dt)`` (0 where the neuron slides there: ``<D_j, x_k> = 0``).
+    """
+    W, a, X, D = (np.asarray(v, float) for v in (W, a, X, D))
+    U = np.asarray(U)
+    S = np.where(U == 0, 0.0, W @ X.T)  # (m, n)
+    S_dot = a[:, None] * (D @ X.T)
+    sigma_dot = np.where(U > 0, S_dot, np.where(U < 0, gamma * S_dot, activation(S_dot, gamma)))
+    return np.einsum("jd,jd->j", W, D) @ activation(S, gamma) + a @ sigma_dot

@@ -52,7 +52,7 @@ from .events import (
 )
 from .filippov import (BranchPolicy, Selection, implied_hyperplanes, select, select_single,
                        transition)
-from .model import Loss
+from .model import Loss, network_output, output_rate, slopes
 from .ode_base import OdeSolver
 from .options import FlowOptions, InvariantError, ZenoError
 from .patterns import PatternTable
@@ -612,10 +612,9 @@ class HybridFlow:
             # with a_j ≠ 0 the rule depends on the neuron only through its face and sign(a_j)
             # (w orients the motion only where a_j = 0): one solve per distinct pair
             decided: dict[tuple[bytes, float], Selection] = {}
+            chosen: dict[int, Selection] = {}
             for j in on_face:
                 if np.all(W[j] == 0):
-                    U[j] = 0
-                    rows.append((int(j), -1, EventKind.REACH_ZERO))
                     continue
                 # the signs of the offsets within rounding: gradient descent's first step
                 # reads them (filippov._gd_at_rest)
@@ -626,6 +625,22 @@ class HybridFlow:
                     sel = select(self.Z[j, self.d], U[j], self.X, r, self.gamma,
                                  policy=self.policy, w=W[j], at_rest=True, sides=sides)
                     decided[key] = sel
+                chosen[int(j)] = sel
+            zero_a = [j for j in chosen if self.Z[j, self.d] == 0.0]
+            if zero_a and not self.opt.frozen_output:
+                # where da_j/dt = <w_j, D_j> vanishes too, the sign a_j takes next is that of
+                # d²a_j/dt², which the other neurons' motion sets through dr/dt
+                r_rate = self._initial_residual_rates(U, r, chosen)
+                for j in zero_a:
+                    chosen[j] = select(0.0, U[j], self.X, r, self.gamma, policy=self.policy,
+                                       w=W[j], at_rest=True,
+                                       sides=np.sign(S[j]).astype(np.int8), r_rate=r_rate)
+            for j in on_face:
+                if np.all(W[j] == 0):
+                    U[j] = 0
+                    rows.append((int(j), -1, EventKind.REACH_ZERO))
+                    continue
+                sel = chosen[int(j)]
                 U[j, sel.K] = sel.signs
                 self._at_rest[j] = bool(np.any(sel.signs == 0))
                 if np.any(sel.signs == 0):
@@ -637,6 +652,21 @@ class HybridFlow:
         for j, k, kind in rows:
             self._log(self.t, j, k, kind, 0.0, -1, int(pat[j]))
         return pat
+
+    def _initial_residual_rates(self, U: NDArray[np.int8], r: Array,
+                                chosen: dict[int, Selection]) -> Array:
+        """``dr/dt`` at the start, every neuron moving with its field: off its hyperplanes
+        the slopes of its sides, on them the selected ``D`` (:func:`pwflow.model.output_rate`).
+        """
+        W, a = self.Z[:, : self.d], self.Z[:, self.d]
+        U = U.copy()
+        for j, sel in chosen.items():
+            U[j, sel.K] = sel.signs
+        D = -((slopes(U, self.gamma) * r) @ self.X) / self.n
+        for j, sel in chosen.items():
+            D[j] = sel.D
+        h = network_output(W, a, self.X, self.gamma)
+        return self.loss.derivative_rate(h, self.y, output_rate(W, a, self.X, D, U, self.gamma))
 
     def _log(self, t: float, j: int, k: int, kind: int, resid: float, frm: int, to: int) -> None:
         self.events.add(t, j, k, kind, resid, frm, to)

@@ -347,6 +347,39 @@ def test_a_neuron_with_a_zero_that_cannot_move_stays_on_all_its_hyperplanes():
     assert np.array_equal(tr.W[-1][0], w) and tr.a[-1][0] == 0.0
 
 
+@given(data=st.data(), gamma=st.sampled_from([0.0, 0.1, 0.5]))
+def test_at_a_zero_with_no_first_order_motion_the_residual_rates_orient(data, gamma):
+    """``a = 0`` and ``<w, b> = 0`` (the first-order rate of ``a`` vanishes) on the
+    hyperplanes of ``x_0, x_1``: the sign ``a`` takes next is that of ``<w, dD/dt>``, set by
+    ``r_rate``, and the neuron then goes where a neuron with that sign of ``a`` goes; with no
+    ``r_rate`` (or ``<w, dD/dt> = 0``) it is held on both as a fixed point."""
+    X = data.draw(matrices(5, 3))
+    assume(np.linalg.matrix_rank(X[:2], tol=0.1) == 2)
+    w = np.cross(X[0], X[1])
+    w /= np.linalg.norm(w)
+    z = X[2:] @ w
+    assume(np.min(np.abs(z)) > 0.05)
+    X[4] *= np.sign(z[2])  # x_4 active (its slope 1): it balances <w, b>
+    z = X[2:] @ w
+    u = np.sign(X @ w).astype(np.int8)
+    u[:2] = 0
+    eta = np.where(u > 0, 1.0, gamma)
+    r = data.draw(matrices(5, 0))
+    r[4] = -(r[2] * eta[2] * z[0] + r[3] * eta[3] * z[1]) / (eta[4] * z[2])  # <w, b> = 0
+    assume(abs(r[4]) < 10)
+    r_rate = data.draw(matrices(5, 0))
+    lead = -(eta * r_rate)[2:] @ z / 5  # <w, dD/dt>
+    assume(abs(lead) > 1e-3)
+    held = select(0.0, u, X, r, gamma, w=w)
+    assert held.signs.tolist() == [0, 0]
+    oriented = select(0.0, u, X, r, gamma, w=w, r_rate=r_rate)
+    expected = select(float(np.sign(lead)), u, X, r, gamma, w=w)
+    assert oriented.signs.tolist() == expected.signs.tolist()
+    np.testing.assert_array_equal(oriented.D, expected.D)
+    other = select(0.0, u, X, r, gamma, w=w, r_rate=-r_rate)
+    assert other.signs.tolist() == select(-float(np.sign(lead)), u, X, r, gamma, w=w).signs.tolist()
+
+
 def test_hyperplanes_held_imply_none_of_those_left():
     """A neuron on four hyperplanes of rank 3 (x_3 = −4 x_2 − x_0) whose exit is read on x_2
     (r_2 = 0): leaving x_2 alone while x_0 and x_3 are held is no motion of w at all."""

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from pwflow import model
@@ -19,6 +19,7 @@ from pwflow.model import (
     logistic_loss,
     make_loss,
     network_output,
+    output_rate,
     slopes,
     square_loss,
 )
@@ -125,6 +126,7 @@ def _fd_gradient(W, a, X, y, loss, gamma, h=1e-6):
     return gW, ga
 
 
+@settings(suppress_health_check=[HealthCheck.filter_too_much])  # draws near a kink are skipped
 @given(
     data=st.data(),
     gamma=st.sampled_from(GAMMAS),
@@ -193,6 +195,7 @@ def test_make_loss_builds_a_working_loss():
         (dict(value=lambda p, y: p, derivative=lambda p, y: p, curvature_bound=0.0), "curvature"),
         (dict(value=lambda p, y: p, derivative=lambda p, y: p, curvature_bound=-1), "curvature"),
         (dict(value=lambda p, y: p, derivative=lambda p, y: p, curvature_bound=np.inf), "curv"),
+        (dict(value=lambda p, y: p, derivative=lambda p, y: p, curvature=2.0), "curvature must"),
     ],
 )
 def test_make_loss_rejects(kwargs, fragment):
@@ -208,3 +211,58 @@ def test_get_loss_rejects(bad):
 
 def test_losses_registry():
     assert set(model.LOSSES) == {"square", "logistic"}
+
+
+@settings(suppress_health_check=[HealthCheck.filter_too_much])  # off the kinks
+@given(data=st.data(), gamma=st.sampled_from(GAMMAS), m=st.integers(1, 5),
+       d=st.integers(1, 4), n=st.integers(1, 5))
+def test_output_rate_matches_central_differences_along_the_flow(data, gamma, m, d, n):
+    """Off the hyperplanes: d h / dt along dw_j = a_j D_j, da_j = <w_j, D_j> is the central
+    difference of the output along that direction."""
+    W, a, X = data.draw(matrices(m, d)), data.draw(matrices(m, 0)), data.draw(matrices(n, d))
+    D = data.draw(matrices(m, d))
+    assume(np.min(np.abs(W @ X.T)) > 1e-2)
+    U = np.sign(W @ X.T).astype(np.int8)
+    eps = 1e-6
+    dW, da = a[:, None] * D, np.einsum("jd,jd->j", W, D)
+    fd = (network_output(W + eps * dW, a + eps * da, X, gamma)
+          - network_output(W - eps * dW, a - eps * da, X, gamma)) / (2 * eps)
+    np.testing.assert_allclose(output_rate(W, a, X, D, U, gamma), fd, rtol=1e-6, atol=1e-7)
+
+
+@settings(suppress_health_check=[HealthCheck.filter_too_much])  # off the kinks
+@given(data=st.data(), gamma=st.sampled_from(GAMMAS), side=st.sampled_from([-1.0, 1.0]))
+def test_output_rate_on_a_hyperplane_is_the_right_derivative(data, gamma, side):
+    """A neuron on the hyperplane of x_0 (U = 0) that leaves it: the rate is the one-sided
+    difference forward in time, whichever side it leaves to."""
+    X, w = data.draw(matrices(3, 3)), data.draw(matrices(1, 3))[0]
+    assume(np.linalg.norm(X[0]) > 0.1)
+    w = w - (w @ X[0]) / (X[0] @ X[0]) * X[0]  # on x_0's hyperplane
+    assume(np.min(np.abs(X[1:] @ w)) > 1e-2)
+    D = data.draw(matrices(1, 3))[0]
+    D = D + (side - D @ X[0]) / (X[0] @ X[0]) * X[0]  # <D, x_0> = side: leaves to that side
+    a = np.array([0.7])
+    U = np.sign(X @ w).astype(np.int8)[None]
+    U[0, 0] = 0
+    eps = 1e-7
+    fwd = (network_output(w[None] + eps * a[0] * D[None], a + eps * (w @ D), X, gamma)
+           - network_output(w[None], a, X, gamma)) / eps
+    np.testing.assert_allclose(output_rate(w[None], a, X, D[None], U, gamma), fwd,
+                               rtol=1e-5, atol=1e-6)
+
+
+@given(data=st.data(), loss=st.sampled_from(["square", "logistic"]))
+def test_derivative_rate_matches_the_difference_of_the_derivative(data, loss):
+    """The closed-form curvature of the built-in losses, and the central difference a custom
+    loss falls back to, both against a finer difference of ``derivative``."""
+    h, rate = data.draw(matrices(6, 0, -4.0, 4.0)), data.draw(matrices(6, 0))
+    y = data.draw(matrices(6, 0))
+    lo = get_loss(loss)
+    if loss == "logistic":
+        y = np.where(y >= 0, 1.0, -1.0)
+    eps = 1e-6
+    fd = (lo.derivative(h + eps * rate, y) - lo.derivative(h - eps * rate, y)) / (2 * eps)
+    np.testing.assert_allclose(lo.derivative_rate(h, y, rate), fd, rtol=1e-6, atol=1e-8)
+    custom = make_loss(lo.value, lo.derivative)
+    assert custom.curvature is None
+    np.testing.assert_allclose(custom.derivative_rate(h, y, rate), fd, rtol=1e-6, atol=1e-8)
