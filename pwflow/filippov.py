@@ -220,11 +220,14 @@ def _field_magnitude(b: Array, Zrows: Array) -> float:
     return float(np.linalg.norm(b)) + float(np.sum(np.linalg.norm(Zrows, axis=1)))
 
 
-def _stationary(w: Array, b: Array, Zrows: Array) -> bool:
-    """Whether a neuron with ``a = 0`` stays so: ``da/dt = <w, b>`` (the free part of ``D`` is
-    orthogonal to ``w``) is zero to rounding, relative to ``‖w‖`` times the terms of ``D``."""
-    mag = _field_magnitude(b, Zrows)
-    return abs(float(w @ b)) <= VELOCITY_RTOL * float(np.linalg.norm(w)) * mag
+def rate_sign(w: Array, b: Array, magnitude: ArrayLike) -> Array:
+    """Sign of ``da/dt = <w, b>`` for neurons at ``a = 0`` (the free part of ``D`` is
+    orthogonal to ``w``), 0 where it is rounding: ``≤ VELOCITY_RTOL ‖w‖ magnitude``, with
+    ``magnitude`` a bound of every term of ``D`` (:func:`_field_magnitude`).  Rows: neurons
+    (``w``, ``b`` of shape ``(E, d)``) or one neuron (shape ``(d,)``)."""
+    v = np.einsum("...d,...d->...", w, b)
+    small = np.abs(v) <= VELOCITY_RTOL * np.linalg.norm(w, axis=-1) * magnitude
+    return np.where(small, 0.0, np.sign(v))
 
 
 def _sign_after_zero(w: Array, u_face: NDArray, K: NDArray[np.intp], X: Array, r: Array,
@@ -239,8 +242,9 @@ def _sign_after_zero(w: Array, u_face: NDArray, K: NDArray[np.intp], X: Array, r
         if rr is None:
             break
         b = -((eta * rr) @ X) / n
-        if not _stationary(w, b, -(rr[K, None] * X[K]) / n):
-            return float(np.sign(w @ b))
+        sign = float(rate_sign(w, b, _field_magnitude(b, -(rr[K, None] * X[K]) / n)))
+        if sign != 0.0:
+            return sign
     return 0.0
 
 
@@ -295,25 +299,35 @@ def select_single(
         Staying was repulsive (``a r_k < 0``; the policy decided).
     """
     a_sign = np.sign(np.asarray(a_sign, float))
-    if w is not None:  # a = 0: the sign a takes next, that of <w, D> = <w, b>
-        a_sign = np.where(a_sign == 0, np.sign(np.einsum("ed,ed->e", w, b)), a_sign)
-    a_sign = np.where(a_sign == 0, 1.0, a_sign)
     r_k = np.asarray(r_k, float)
     z = -(r_k / n)[:, None] * x
+    fixed = np.zeros(a_sign.shape, dtype=bool)
+    if w is not None:  # a = 0: the sign a takes next, that of <w, D> = <w, b>
+        mag = np.linalg.norm(b, axis=1) + np.linalg.norm(z, axis=1)
+        a_sign = np.where(a_sign == 0, rate_sign(w, b, mag), a_sign)
+        fixed = a_sign == 0  # and where that is rounding: a fixed point, held (as select)
+    a_sign = np.where(a_sign == 0, 1.0, a_sign)
     eta, eta_star = single_slope(np.einsum("ed,ed->e", b, z), np.einsum("ed,ed->e", z, z),
                                  gamma, 1.0)
     D = b + eta[:, None] * z
     v = a_sign * np.einsum("ed,ed->e", D, x)
     tol = VELOCITY_RTOL * (np.linalg.norm(b, axis=1) + np.linalg.norm(z, axis=1))
     tol = tol * np.linalg.norm(x, axis=1) + 1e-300
-    signs = np.where(np.abs(v) > tol, np.sign(v), 0).astype(np.int8)
+    signs = np.where((np.abs(v) > tol) & ~fixed, np.sign(v), 0).astype(np.int8)
     # a leaving neuron follows its side's slope; with one hyperplane both one-sided velocities
     # then share the sign of v (η* outside [γ, 1]), so no second round is needed
     eta = np.where(signs != 0, side_slope(signs, gamma), eta)
-    branch = (signs == 0) & (a_sign * r_k < 0) & np.isfinite(eta_star)
+    branch = (signs == 0) & (a_sign * r_k < 0) & np.isfinite(eta_star) & ~fixed
     if policy is BranchPolicy.GRADIENT_DESCENT and np.any(branch):
-        signs[branch] = gd_side(eta[branch], gamma)
-        eta[branch] = side_slope(signs[branch], gamma)
+        i = np.flatnonzero(branch)
+        side = gd_side(eta[i], gamma)
+        # only where that side's normal velocity points out of the hyperplane (as select:
+        # with D tangent there, e.g. D = 0 on the inactive side, gradient descent's iterates
+        # stay where they are, which is staying)
+        D_side = b[i] + side_slope(side, gamma)[:, None] * z[i]
+        out = side * a_sign[i] * np.einsum("ed,ed->e", D_side, x[i]) > tol[i]
+        signs[i[out]] = side[out]
+        eta[i[out]] = side_slope(side[out], gamma)
     return signs, eta, branch
 
 

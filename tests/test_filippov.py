@@ -17,7 +17,9 @@ from hypothesis.extra.numpy import arrays
 
 import pwflow
 from pwflow.events import EventKind
-from pwflow.filippov import BranchPolicy, exit_side, parallel_classes, select, transition
+from pwflow.filippov import (BranchPolicy, exit_side, parallel_classes, select, select_single,
+                             transition)
+from pwflow.subgradient import face_slopes
 from strategies import low_rank_rows, matrices
 
 finite = st.floats(-2.0, 2.0, allow_nan=False, allow_infinity=False)
@@ -378,6 +380,40 @@ def test_at_a_zero_with_no_first_order_motion_the_residual_rates_orient(data, ga
     np.testing.assert_array_equal(oriented.D, expected.D)
     other = select(0.0, u, X, r, gamma, w=w, r_rate=-r_rate)
     assert other.signs.tolist() == select(-float(np.sign(lead)), u, X, r, gamma, w=w).signs.tolist()
+
+
+@given(data=st.data(), gamma=st.sampled_from([0.0, 0.1, 0.5]),
+       a=st.sampled_from([-1.0, 0.0, 1.0]), policy=st.sampled_from(list(BranchPolicy)),
+       balance=st.booleans())
+def test_select_single_is_select_on_one_hyperplane(data, gamma, a, policy, balance):
+    """The vectorised one-hyperplane rule (the batch's fast path) decides as the general
+    rule: side, slope and branch flag, also at ``a = 0`` (oriented by ``<w, b>``; held as a
+    fixed point where that is zero, drawn with ``balance``)."""
+    d = data.draw(st.integers(2, 5))
+    X = data.draw(matrices(4, d))
+    assume(np.min(np.linalg.norm(X, axis=1)) > 0.1)
+    w = data.draw(matrices(1, d))[0]
+    w = w - (w @ X[0]) / (X[0] @ X[0]) * X[0]  # on x_0's hyperplane
+    assume(np.linalg.norm(w) > 0.1)
+    z = X[1:] @ w
+    assume(np.min(np.abs(z)) > 1e-2 * np.linalg.norm(X[1:], axis=1).min())
+    r = data.draw(matrices(4, 0))
+    assume(abs(r[0]) > 1e-3)
+    u = np.sign(X @ w).astype(np.int8)
+    u[0] = 0
+    eta = face_slopes(u, gamma)
+    if balance and a == 0.0:  # <w, b> = 0: no first-order motion of a
+        assume(np.max(np.abs(eta[1:] * z)) > 1e-2)
+        k = 1 + int(np.argmax(np.abs(eta[1:] * z)))
+        rest = [i for i in range(1, 4) if i != k]
+        r[k] = -(eta[rest] * r[rest]) @ z[[i - 1 for i in rest]] / (eta[k] * z[k - 1])
+    b = -((eta * r) @ X) / 4
+    sel = select(a, u, X, r, gamma, w=w, policy=policy)
+    signs, eta0, branch = select_single(np.array([a]), b[None], X[:1], r[:1], 4, gamma,
+                                        policy, w=w[None])
+    assert signs.tolist() == sel.signs.tolist()
+    assert branch.tolist() == sel.branch.tolist()
+    np.testing.assert_allclose(eta0, sel.eta[:1], rtol=1e-12, atol=1e-12)
 
 
 def test_hyperplanes_held_imply_none_of_those_left():
