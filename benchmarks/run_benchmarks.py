@@ -5,7 +5,7 @@ Usage::
     python benchmarks/run_benchmarks.py                 # three_points and stewart, m = 2e3, 2e4, 2e5
     python benchmarks/run_benchmarks.py --quick         # m = 2e3 only
     python benchmarks/run_benchmarks.py --sizes 2000 20000 --datasets three-points
-    python benchmarks/run_benchmarks.py --any-d         # random data, d = 2, 3, 5, m = 1000, t = 300
+    python benchmarks/run_benchmarks.py --any-d     # random data, d = 2–5, n = 8 and 20, m = 1000
     python benchmarks/run_benchmarks.py --global-min    # three points, lambda = 0.3 (zero loss)
     python benchmarks/run_benchmarks.py --startup       # README's first command, pwflow --help
     python benchmarks/run_benchmarks.py --quick --base /tmp/base   # also the base version: before / after
@@ -40,7 +40,8 @@ import numpy as np
 
 
 #: random data in any dimension (issue 10): name -> (d, n); standard normal X and y, seed 0
-RANDOM = {"random-d2": (2, 8), "random-d3": (3, 8), "random-d5": (5, 20)}
+RANDOM = {"random-d2": (2, 8), "random-d3": (3, 8), "random-d2-n20": (2, 20),
+          "random-d3-n20": (3, 20), "random-d4-n20": (4, 20), "random-d5": (5, 20)}
 
 
 #: package under test: ``pwflow`` (the working tree) or ``pwflow_base`` (``--base``)
@@ -222,8 +223,8 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=["three-points", "stewart"])
     ap.add_argument("--quick", action="store_true", help="m = 2000 only")
     ap.add_argument("--any-d", action="store_true",
-                    help="random data in d = 2, 3, 5 (m = 1000, t = 300): the cost per event "
-                         "against d")
+                    help="random data in d = 2–5, n = 8 and 20 (m = 1000, t = 300): the cost "
+                         "per event against d, and its ratio to d = 2 at the same n")
     ap.add_argument("--global-min", action="store_true",
                     help=f"three points at scale {GLOBAL_MIN_SCALE} (the run reaches zero loss; "
                          "m = 2000 unless --sizes)")
@@ -259,6 +260,7 @@ def main() -> None:
     print("-" * len(header))
     import pwflow
 
+    per_event_d2: dict[int, float] = {}  # wall per event of the d = 2 random rows, by n
     for name in args.datasets:
         rows: list[dict] = []
         data = _dataset(name)
@@ -299,7 +301,13 @@ def main() -> None:
                       f"{before['status']}; before / after {before['wall'] / r['wall']:.2f}",
                       flush=True)
             if name in RANDOM:
-                print(f"   ^ {1e3 * r['wall'] / max(r['events'], 1):.2f} ms per event", flush=True)
+                per_event = r["wall"] / max(r["events"], 1)
+                d, n = RANDOM[name]
+                if d == 2:
+                    per_event_d2[n] = per_event
+                ratio = (f" ({per_event / per_event_d2[n]:.2f}× d = 2 at n = {n}, same m)"
+                         if d > 2 and n in per_event_d2 else "")
+                print(f"   ^ {1e3 * per_event:.2f} ms per event{ratio}", flush=True)
             if r["status"] != 0:  # a partial run is not a result: say so next to its row
                 print(f"   ^ stopped at t = {r['t_end']:.6g}: {r['message']}", flush=True)
             else:

@@ -230,20 +230,23 @@ def rate_sign(w: Array, b: Array, magnitude: ArrayLike) -> Array:
     return np.where(small, 0.0, np.sign(v))
 
 
-def _sign_after_zero(w: Array, u_face: NDArray, K: NDArray[np.intp], X: Array, r: Array,
-                     r_rate: Array | None, gamma: float) -> float:
+def _field_parts(u_face: NDArray, K: NDArray[np.intp], X: Array, r: Array,
+                 gamma: float) -> tuple[Array, Array]:
+    """``D = b + Σ_{k∈K} η_k z_k`` on the face ``u_face`` (Eq. (6)): the fixed part ``b`` (the
+    slopes ``η(u, γ)`` off ``K``) and the rows ``z_k = −r_k x_k / n`` of the free slopes."""
+    n = X.shape[0]
+    return -((face_slopes(u_face, gamma) * r) @ X) / n, -(r[K, None] * X[K]) / n
+
+
+def _sign_after_zero(w: Array, b: Array, Zrows: Array, rate_parts: tuple[Array, Array] | None
+                     ) -> float:
     """The sign ``a`` takes next where ``a = 0``: that of ``da/dt = <w, D>`` (``= <w, b>``,
     ``w ⟂ x_K``), or where that is zero to rounding, of ``d²a/dt² = <w, dD/dt>`` (``dw/dt =
-    a D = 0``: only the residuals move, at ``r_rate``); 0 where both vanish (or no
-    ``r_rate``)."""
-    n = X.shape[0]
-    eta = face_slopes(u_face, gamma)
-    for rr in (r, r_rate):
-        if rr is None:
-            break
-        b = -((eta * rr) @ X) / n
-        sign = float(rate_sign(w, b, _field_magnitude(b, -(rr[K, None] * X[K]) / n)))
-        if sign != 0.0:
+    a D = 0``: only the residuals move; ``rate_parts``: :func:`_field_parts` of ``dr/dt``);
+    0 where both vanish (or no ``rate_parts``)."""
+    for fixed, rows in ((b, Zrows), rate_parts):
+        sign = float(rate_sign(w, fixed, _field_magnitude(fixed, rows)))
+        if sign != 0.0 or rate_parts is None:
             return sign
     return 0.0
 
@@ -396,14 +399,13 @@ def select(
     if implied.size:
         u_face = u_face.copy()
         u_face[implied] = 0
-    n = X.shape[0]
     K = np.flatnonzero(u_face == 0)
-    b = -((face_slopes(u_face, gamma) * r) @ X) / n
-    Zrows = -(r[K, None] * X[K]) / n
+    b, Zrows = _field_parts(u_face, K, X, r, gamma)
     s_a = float(np.sign(a))
     rep, orient = parallel_classes(X[K])
     if s_a == 0.0 and w is not None:
-        s_a = _sign_after_zero(np.asarray(w, float), u_face, K, X, r, r_rate, gamma)
+        rate_parts = None if r_rate is None else _field_parts(u_face, K, X, r_rate, gamma)
+        s_a = _sign_after_zero(np.asarray(w, float), b, Zrows, rate_parts)
         if s_a == 0.0:
             # a = 0 and da/dt = <w, D> = <w, b> = 0 for every slope on K (w ⟂ x_K), and
             # d²a/dt² = <w, dD/dt> too where r_rate is given: the neuron is a fixed point
