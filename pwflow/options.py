@@ -76,9 +76,10 @@ class FlowOptions:
     frozen_output : bool
         Integrate Eq. (8)'s idealised dynamics (``h ≡ 0``).
     zeno_events : int
-        A run stops when this many consecutive events involve one neuron within ``zeno_window``
-        (relative to ``1 + t``) — chattering — or when this many consecutive steps are shorter
-        than 1000 ulp of ``t``.
+        A run stops when one neuron has this many events within ``zeno_window`` (relative to
+        ``1 + t``), among the last ``4 ×`` this many events of the run (several neurons may
+        take turns) — chattering — or when this many consecutive steps are shorter than 1000
+        ulp of ``t``.
     zeno_window : float
         See ``zeno_events``.
     face_memory : float or None
@@ -126,7 +127,7 @@ class FlowOptions:
     max_step: float = np.inf
     frozen_output: bool = False
     zeno_events: int = 200
-    zeno_window: float = 1e-10
+    zeno_window: float = 1e-9
     face_memory: float | None = None
     stiff_solver: str | None = "Radau"
     stiff_after: int = 20

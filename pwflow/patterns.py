@@ -9,7 +9,8 @@ where ``D_u^θ = −(1/n) Σ_k η_k^u r_k x_k`` with ``r_k = ∂_1 l(h_θ(x_k), 
 ``u_k = 1``, ``γ`` if ``u_k = −1`` and, for ``u_k = 0``, the slopes of the minimal-norm element
 (:mod:`pwflow.subgradient`).  On a face with free slopes in ``(γ, 1)`` the minimal-norm element
 is orthogonal to the free ``x_k`` — the Filippov sliding field that keeps the neuron on the
-hyperplanes.  The face ``{0}`` is frozen (Condition 1, point 2).
+hyperplanes.  The face ``{0}`` is frozen: a neuron stays there only where ``0 ∈ 𝔇(0)``
+(Condition 1, point 2); elsewhere it departs at once (``HybridFlow._from_origin``).
 
 :class:`PatternTable` registers the faces met during a run and evaluates ``D_u^θ`` for all of
 them at once (vectorised over faces with one free slope, the common case).

@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 
 from . import blas
 from .batch import choose_cut, cut_coefficients
+from .cones import span_split
 from .dense import (
     nested,
     nested_derivative,
@@ -492,6 +493,8 @@ class HybridFlow:
         self._Phi = None
         self.m = self._Zcur.shape[0]
         self.table = table if table is not None else PatternTable(self.X, gamma)
+        #: ``{0}`` is a face of its own (the face ``u = 0``'s dimension, as the table has it)
+        self._origin_is_face = span_split(self.X)[0] == self.d
         self.xnorm = np.linalg.norm(self.X, axis=1)
         self.xhat = np.hstack([self.X, np.zeros((self.n, 1))])
         self.events = EventLog()
@@ -639,6 +642,11 @@ class HybridFlow:
                 if np.all(W[j] == 0):
                     U[j] = 0
                     rows.append((int(j), -1, EventKind.REACH_ZERO))
+                    sel = self._from_origin(self.Z[j, self.d], r, at_rest=True)
+                    if sel is not None:  # it departs from w = 0 at once
+                        U[j, sel.K] = sel.signs
+                        rows.extend((int(j), int(k), EventKind.BRANCH)
+                                    for k in sel.K[sel.branch])
                     continue
                 sel = chosen[int(j)]
                 U[j, sel.K] = sel.signs
@@ -705,6 +713,22 @@ class HybridFlow:
             u[kk] = 0
             self._parallel[kk] = implied_hyperplanes(self.X, u).size > 0
         return self._parallel[k] == 1
+
+    def _from_origin(self, a: float, r: Array, at_rest: bool = False) -> Selection | None:
+        """Where a neuron at ``w = 0`` goes, with full-rank data (``{0}`` a face of its own).
+
+        Staying at 0 solves Eq. (2) only where ``0 ∈ 𝔇(0)`` (e.g. ReLU with no two opposite
+        points: every slope 0 gives ``D = 0``), and that is where the minimal-norm rule holds
+        every hyperplane; elsewhere (``γ > 0``, opposite points) ``dw/dt ∈ a 𝔇(0)`` cannot be
+        0 and the neuron departs from 0 at once on the face :func:`pwflow.filippov.select`
+        gives.  ``None``: it stays (Condition 1, point 2, holds for it).  Where ``rank X < d``
+        the face ``u = 0`` is the null space of ``X`` and moves by its own field: ``None``.
+        """
+        if not self._origin_is_face:
+            return None
+        sel = select(a, np.zeros(self.n, np.int8), self.X, r, self.gamma, policy=self.policy,
+                     w=np.zeros(self.d), at_rest=at_rest)
+        return None if np.all(sel.signs == 0) else sel
 
     def _at_origin(self, z: Array, u: NDArray[np.int8]) -> bool:
         """Whether a neuron ``z = (w, a)`` that arrives on the face ``u`` by a hyperplane event
@@ -1780,6 +1804,11 @@ class HybridFlow:
             branch[e, sel.K] = sel.branch
             on_K[int(e)] = sel.K
             zero[e] = self._at_origin(zs[e], U_new[e])
+        for e in np.flatnonzero(zero):  # at w = 0: frozen there, or it departs at once
+            sel = self._from_origin(a_sign[e], R[e])
+            if sel is not None:
+                U_new[e, sel.K] = sel.signs
+                branch[e, sel.K] = sel.branch
         # place each neuron exactly on the hyperplanes it reached or stays on (changes ‖w‖²
         # only at second order in the located residual, so Lemma 1 is unaffected); w = 0: w := 0
         zs[zero, :d] = 0.0
@@ -1799,7 +1828,10 @@ class HybridFlow:
             if ks:
                 xk_max[e] = np.max(self.xnorm[list(ks)])
             if zero[e]:
-                rows_e.append([e]), rows_k.append([-1]), rows_kind.append([int(EventKind.REACH_ZERO)])
+                br = np.flatnonzero(branch[e])  # a departure from w = 0 that is a branch point
+                rows_e.append(np.full(br.size + 1, e)), rows_k.append(np.r_[-1, br])
+                rows_kind.append(np.r_[int(EventKind.REACH_ZERO),
+                                       np.full(br.size, int(EventKind.BRANCH))])
                 continue
             reach = U_new[e] == 0
             if not flip[e]:
@@ -1920,6 +1952,9 @@ class HybridFlow:
     #: faces' propagators alone (:func:`~pwflow.dense.propagator_pairs`); the residuals come
     #: from the outputs' polynomial on the step (:meth:`_residuals_at`) for every batch
     INTERPOLATE_AFTER = 64
+    #: the Zeno guard looks for one neuron's ``zeno_events`` events among the last
+    #: ``ZENO_SPAN × zeno_events`` events of the run
+    ZENO_SPAN = 4
 
     #: the share of ``FlowOptions.batch_budget`` a batch with chained events may use.  Such a
     #: batch spans many more events, and uses its budget where one without stopped far
@@ -2176,17 +2211,23 @@ class HybridFlow:
         else:
             self._tiny_steps = 0
         N = int(self.opt.zeno_events)
-        if len(self._recent) > N:
-            self._recent = self._recent[-N:]
-        if len(self._recent) == N and self._recent[0][1] == self._recent[-1][1]:
-            # (two neurons at the ends: not one neuron's events, no need to look further)
-            ts = [e[0] for e in self._recent]
-            js = {e[1] for e in self._recent}
-            if len(js) == 1 and ts[-1] - ts[0] <= win:
-                _, j, k = self._recent[-1]
+        keep = self.ZENO_SPAN * N
+        if len(self._recent) > keep:
+            self._recent = self._recent[-keep:]
+        if len(self._recent) >= N and self._recent[-1][0] - self._recent[-N][0] <= win:
+            # N events within the window (of any neurons): a neuron with N of the last
+            # ZENO_SPAN N events among them chatters (neurons that take turns too: two
+            # neurons leaving and re-entering one sliding face 1e-12 apart each, near-parallel
+            # data at angle 5e-11, evaded a test of N consecutive events of one neuron)
+            recent = np.array(self._recent)
+            js, counts = np.unique(recent[:, 1].astype(np.intp), return_counts=True)
+            j = int(js[np.argmax(counts)])
+            mine = recent[recent[:, 1] == j]
+            if mine.shape[0] >= N and mine[-1, 0] - mine[-N, 0] <= win:
                 raise ZenoError(
-                    f"neuron {j} had {N} events at data point {k} within {ts[-1] - ts[0]:.3g} "
-                    f"time units ending at t = {ts[-1]:.17g} (chattering)"
+                    f"neuron {j} had {N} events within {mine[-1, 0] - mine[-N, 0]:.3g} time "
+                    f"units ending at t = {mine[-1, 0]:.17g}, the last at data point "
+                    f"{int(mine[-1, 2])} (chattering)"
                 )
         if self._idle_cuts >= N:
             raise ZenoError(

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
+import pwflow
 import pwflow.data as D
 import pwflow.init as I
 from proofs_checks import checks as C
@@ -388,6 +389,22 @@ def test_condition1_point2_can_fail(three_run):
     ok2, _ = C.condition1(dataclasses.replace(traj, W=W), ALPHA0)
     assert ok[j] and not ok2[j]
     assert np.array_equal(np.delete(ok, j), np.delete(ok2, j))
+
+
+def test_condition1_point2_reads_a_departure_from_zero_in_the_event_log():
+    """A neuron that reaches ``w = 0`` on a ray and departs at once (γ = 0.2, ``𝔇(0) ∌ 0``)
+    is nonzero at every snapshot after it but fails point 2; with γ = 0 it stays at 0 and
+    holds it."""
+    X = np.array([[-0.5, 1.0], [1.0, 1.0]])
+    data = pwflow.Dataset(X, np.array([-1.0, 1.0]))
+    e = np.array([1.0, 0.5]) / np.linalg.norm([1.0, 0.5])
+    held = {}
+    for gamma in (0.0, 0.2):
+        tr = pwflow.simulate(data, pwflow.from_arrays([0.3 * e], [-1.0]), 3.0, gamma=gamma,
+                             frozen_output=True, n_snapshots=7)
+        assert not np.any(np.all(tr.W[1:] == 0.0, axis=2)) or gamma == 0.0
+        held[gamma] = bool(C.condition1_point2(tr)[0])
+    assert held == {0.0: True, 0.2: False}
 
 
 def test_result_validates_verdict():

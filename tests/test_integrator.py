@@ -508,7 +508,7 @@ def test_invalid_input_raises_clear_error(call, fragment):
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from reference import first_branch_after_start  # noqa: E402
+from reference import C_GAP, first_branch_after_start, gd_reference  # noqa: E402
 from strategies import matrices, multi_active_problems, problems  # noqa: E402
 
 
@@ -773,6 +773,68 @@ def test_reach_zero_on_an_intersection_of_two_hyperplanes_in_d3():
     W, a = tr.state(2.0)
     assert np.all(W[0] == 0.0)
     assert np.max(tr.balancedness_drift()) <= 1e-10
+
+
+def test_reach_zero_with_a_leaky_relu_departs_at_once_in_closed_form():
+    """The ray of ``test_reach_zero_on_a_ray_matches_closed_form_and_freezes`` with γ = 0.2:
+    at ``w = 0`` the slopes are in ``[0.2, 1]``, so ``𝔇(0) ∌ 0`` (``x_1, x_2`` independent)
+    and staying at 0 is no solution of Eq. (2).  The neuron departs at once onto the ray
+    ``{<w, x_1> > 0} ∩ x_2^⊥``, where the minimal-norm slope is ``η_2 = <x_1, x_2>/‖x_2‖² =
+    0.25`` and ``D = (x_2 η_2 − x_1)/2 = (0.375, −0.375)`` (constant: frozen output).  From
+    ``w = 0``, ``a = a*``: ``w = a* sinh(cτ) D/c``, ``a = a* cosh(cτ)``, ``c = ‖D‖``."""
+    X = np.array([[-0.5, 1.0], [1.0, 1.0]])
+    data = Dataset(X, np.array([-1.0, 1.0]))
+    e = np.array([1.0, 0.5]) / np.linalg.norm([1.0, 0.5])
+    rho0, a0 = 0.3, -1.0
+    tr = simulate(data, from_arrays([rho0 * e], [a0]), 3.0, gamma=0.2, frozen_output=True,
+                  rtol=1e-12, atol=1e-14)
+    assert tr.status == 0, tr.message
+    ev = tr.events
+    i = int(np.flatnonzero(ev["kind"] == EventKind.REACH_ZERO)[0])
+    c0 = np.linalg.norm([0.6, 0.3])  # the first ray's field, as in the γ = 0 case
+    t_star = np.arctanh(-rho0 / a0) / c0
+    assert abs(ev["t"][i] - t_star) <= 1e-10 * t_star
+    np.testing.assert_array_equal(tr.patterns[ev["to_pattern"][i]], [1, 0])
+    a_star = a0 * np.cosh(c0 * t_star) + rho0 * np.sinh(c0 * t_star)
+    D = (0.25 * X[1] - X[0]) / 2
+    c = np.linalg.norm(D)
+    for t in (1.0, 3.0):
+        W, a = tr.state(t)
+        tau = t - t_star
+        np.testing.assert_allclose(W[0], a_star * np.sinh(c * tau) * D / c, rtol=1e-9)
+        np.testing.assert_allclose(a[0], a_star * np.cosh(c * tau), rtol=1e-10)
+    assert np.max(tr.balancedness_drift()) <= 1e-10
+    # ReLU: every slope 0 gives D = 0 ∈ 𝔇(0); it stays at 0 (Condition 1, point 2)
+    relu = simulate(data, from_arrays([rho0 * e], [a0]), 3.0, gamma=0.0, frozen_output=True,
+                    rtol=1e-12, atol=1e-14)
+    assert np.all(relu.state(3.0)[0] == 0.0)
+
+
+def test_a_zero_hidden_layer_with_a_leaky_relu_leaves_zero_as_gradient_descent():
+    """``W = 0``, ``a ≠ 0`` (a zero-initialised first layer), γ = 0.3, d = 3: ``𝔇(0) ∌ 0``, so
+    every neuron leaves ``w = 0`` at t = 0.  Neuron 1 (``a < 0``) has more than one consistent
+    departure: a branch point, logged under either policy; under ``'gd'`` the flow follows
+    gradient descent (``σ'(0) = γ``), extrapolated from three steps (measured: 6e-6 against
+    an estimate of 1e-3), and the minimal-norm one departs elsewhere (3e-2 from it)."""
+    rng = np.random.default_rng(7)
+    X, y = rng.normal(size=(5, 3)), rng.normal(size=5)
+    a0 = np.array([0.4, -0.3, 0.2])
+    ref = gd_reference(X, y, np.zeros((3, 3)), a0, 0.3, "square", [1.0, 2.0], lr=1e-3)
+    for policy in ("gd", "min_norm"):
+        tr = simulate(Dataset(X, y), from_arrays(np.zeros((3, 3)), a0), 2.0, gamma=0.3,
+                      options=FlowOptions(branch_policy=policy))
+        assert tr.status == 0, tr.message
+        ev = tr.events
+        at0 = ev["t"] == 0.0
+        assert sorted(ev["neuron"][at0 & (ev["kind"] == EventKind.REACH_ZERO)]) == [0, 1, 2]
+        assert set(ev["neuron"][at0 & (ev["kind"] == EventKind.BRANCH)]) == {1}
+        W, a = tr.state(2.0)
+        assert np.all(np.linalg.norm(W, axis=1) > 1e-2)
+        errors = [ref.error(*tr.state(t), i) / ref.estimate(i) for i, t in enumerate((1.0, 2.0))]
+        if policy == "gd":
+            assert max(errors) <= C_GAP, errors
+        else:
+            assert min(errors) > C_GAP, errors
 
 
 def test_global_minimum_residuals_below_resolution_make_no_face_events():

@@ -59,6 +59,7 @@ from .geometry import (  # noqa: F401
     _r0,
     _residual,
     condition1,
+    condition1_point2,
     condition2_point1,
     geometry,
     tau_of,

@@ -314,7 +314,8 @@ def check_condition(traj: Trajectory, alpha0: float, which: int = 1) -> CheckRes
         ok, margin = condition2_point1(traj)
         st = "Condition 2"
     j = int(np.argmin(margin))
-    note = ("point 2 (a zero neuron stays zero) checked on snapshots" if which == 1 else
+    note = ("point 2 (a zero neuron stays zero) checked on snapshots and the event log"
+            if which == 1 else
             "point 2 (no spontaneous exit from a face) is the integrator's sliding rule, not "
             "checked")
     return CheckResult(st, {f"all neurons satisfy {st}": bool(ok.all())},

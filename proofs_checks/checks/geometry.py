@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 from pwflow import theory
 from pwflow.data import Dataset
+from pwflow.events import EventKind
 from pwflow.model import Loss, activation
 from pwflow.subgradient import activation_pattern, minimal_norm_on_face
 from pwflow.trajectory import Trajectory
@@ -231,10 +232,25 @@ def condition1(traj: Trajectory, alpha0: float) -> tuple[NDArray[np.bool_], Arra
     g = np.einsum("md,md->m", D, traj.W[0]) / np.where(a0 == 0, np.nan, a0)
     margin = g + math.sqrt(1 - alpha0**2) * np.linalg.norm(D, axis=1)
     ok1 = margin > 0
+    return ok1 & condition1_point2(traj) & np.isfinite(margin), np.nan_to_num(margin, nan=-np.inf)
+
+
+def condition1_point2(traj: Trajectory) -> NDArray[np.bool_]:
+    """Per neuron: Condition 1, point 2 — once ``w_j^t = 0`` it stays 0.
+
+    Read from the snapshots (0 at one, nonzero at a later one) and from the event log: a
+    REACH_ZERO event whose face is not ``u = 0`` is a neuron that reached 0 and departed at
+    once (``𝔇(0) ∌ 0``, e.g. γ > 0; ``docs/paper-readings.md`` N7), between snapshots.
+    """
     zero = np.all(traj.W == 0.0, axis=2)  # (k, m): w_j^t = 0 exactly
     first = np.where(zero.any(axis=0), zero.argmax(axis=0), zero.shape[0])
-    ok2 = np.array([np.all(zero[first[j]:, j]) for j in range(zero.shape[1])])
-    return ok1 & ok2 & np.isfinite(margin), np.nan_to_num(margin, nan=-np.inf)
+    ok = np.array([np.all(zero[first[j]:, j]) for j in range(zero.shape[1])])
+    ev = traj.events
+    at_zero = np.flatnonzero(ev["kind"] == EventKind.REACH_ZERO)
+    departed = [int(ev["neuron"][i]) for i in at_zero
+                if np.any(traj.patterns[int(ev["to_pattern"][i])] != 0)]
+    ok[departed] = False
+    return ok
 
 
 def condition2_point1(traj: Trajectory) -> tuple[NDArray[np.bool_], Array]:
