@@ -127,7 +127,7 @@ class FlowOptions:
     max_step: float = np.inf
     frozen_output: bool = False
     zeno_events: int = 200
-    zeno_window: float = 1e-9
+    zeno_window: float = 1e-8
     face_memory: float | None = None
     stiff_solver: str | None = "Radau"
     stiff_after: int = 20

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from explore import problem_arrays
 from reference import _gd_run, gd_reference, gd_refined, loss_value, sliding_checks
 
 import pwflow
@@ -1243,37 +1244,6 @@ def test_a_neuron_starting_at_a_zero_leaves_a_hyperplane_at_its_bound():
     assert offset > 0 and abs(offset - gd_offset) <= 1e-3 * offset
 
 
-def _explored_problem(seed: int):
-    """A problem of the session-13 exploration (``default_rng(seed)``, drawn in this order;
-    family ``seed % 4``: 0 near-parallel pairs ``x_1 = c x_0 + δ ξ``, 1 neurons near a
-    hyperplane, 2 every ``a_j = 0``, 3 wide, m = 20–59)."""
-    rng = np.random.default_rng(seed)
-    fam = seed % 4
-    d, n, m = int(rng.integers(2, 6)), int(rng.integers(3, 9)), int(rng.integers(1, 7))
-    gamma, loss = float(rng.choice([0.0, 0.1, 0.5])), str(rng.choice(["square", "logistic"]))
-    X = rng.normal(size=(n, d))
-    if fam == 0:
-        delta = float(rng.choice([1e-4, 1e-7, 1e-10]))
-        X[1] = X[0] * float(rng.choice([1.0, -1.0, 2.0])) + delta * rng.normal(size=d)
-    y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
-    if fam == 3:
-        m = int(rng.integers(20, 60))
-    W = 0.3 * rng.normal(size=(m, d))
-    if fam == 1:
-        eps = float(rng.choice([1e-6, 1e-9, 1e-12, 0.0]))
-        for j in range(m):
-            k = int(rng.integers(n))
-            W[j] -= (W[j] @ X[k]) / (X[k] @ X[k]) * X[k]
-            W[j] += eps * np.linalg.norm(W[j]) * X[k] / np.linalg.norm(X[k]) * rng.choice([-1, 1])
-    balanced = bool(rng.integers(2))
-    s = rng.choice([-1.0, 1.0], size=m)
-    a = (s * np.linalg.norm(W, axis=1) if balanced
-         else s * rng.uniform(0.05, 1, size=m) * np.max(np.linalg.norm(W, axis=1)))
-    if fam == 2:
-        a = np.zeros(m)
-    return X, y, W, a, gamma, loss
-
-
 def test_a_neuron_reaching_zero_with_a_leaky_relu_departs_as_gradient_descent():
     """Found by an exploration of wide unbalanced networks: neurons 16 and 1 slide on a ray
     to ``w = 0`` (t = 1.254 and 3.48).  With γ = 0.1, ``𝔇(0)``'s minimal-norm element is
@@ -1281,7 +1251,7 @@ def test_a_neuron_reaching_zero_with_a_leaky_relu_departs_as_gradient_descent():
     no solution of Eq. (2), and gradient descent leaves: the frozen flow was 0.06 from it at
     t = 2.5 (160 estimates; 747 at t = 5).  Now the neuron departs on ``select``'s face
     (measured: 3.1e-5 from gradient descent, estimate 3.7e-4)."""
-    X, y, W, a, gamma, loss = _explored_problem(335)
+    X, y, W, a, gamma, loss = problem_arrays(335)
     assert (X.shape, W.shape, gamma, loss) == ((4, 2), (44, 2), 0.1, "logistic")
     times = [1.0, 2.5, 5.0]
     tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 5.0, gamma=gamma,
@@ -1297,29 +1267,32 @@ def test_a_neuron_reaching_zero_with_a_leaky_relu_departs_as_gradient_descent():
         assert ref.error(Wt, at, i) <= C_GAP * ref.estimate(i), (t, ref.error(Wt, at, i))
 
 
-def test_two_neurons_chattering_on_near_parallel_points_are_stopped_by_the_guard():
-    """Known fault, found by the session-13 exploration (seed 252): ``x_1 = 2 x_0 + 1e-10 ξ``
-    (angle 5e-11, below ``SPAN_RTOL = 1e-10``: one class for the rule, two hyperplanes for
-    the offsets), d = 5, γ = 0.1.  From t = 1.8 neurons 2 and 4 leave that class and re-enter
-    it 1e-12 to 1e-11 later, in turns (the offsets put them in the wedge between the two
-    hyperplanes); with exactly parallel points the run ends at t = 5 after 17 events.  The
-    Zeno guard counted N consecutive events of *one* neuron, which two neurons in turns
-    evade: 104 928 events in 300 s reached t = 3.19718.  It now counts one neuron's events
-    among the last 4 N of the run and stops with ZENO after about 420 events."""
-    X, y, W, a, gamma, loss = _explored_problem(252)
-    assert abs(X[0] @ X[1] / np.linalg.norm(X[0]) / np.linalg.norm(X[1]) - 1.0) < 1e-15
-    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 5.0, gamma=gamma,
-                         loss=loss, options=pwflow.FlowOptions(branch_policy="gd"))
+@pytest.mark.parametrize("seed,t_eval", [(252, None), (1168, (1.0, 2.5, 5.0))])
+def test_chattering_on_near_parallel_points_is_stopped_by_the_guard(seed, t_eval):
+    """Known fault, found by the session-13 exploration (``explore.py``): ``x_1 = c x_0 + 1e-10 ξ``
+    (``c = 2``, angle 5e-11, d = 5; ``c ≈ −1``, d = 3), below ``SPAN_RTOL = 1e-10``: one class
+    for the rule, two hyperplanes for the offsets.  Seed 252: from t = 1.8 neurons 2 and 4
+    leave that class and re-enter it 1e-12 to 1e-11 later, in turns (the offsets put them
+    in the wedge between the two hyperplanes); 104 928 events in 300 s reached t = 3.19718.
+    The Zeno guard counted N consecutive events of *one* neuron, which two neurons in turns
+    evade; it now counts one neuron's events among the last 4 N of the run.  Seed 1168 (with
+    the snapshots the exploration asks for): one neuron, one cycle per 1.7e-10, 93 847 events
+    in 300 s; the window is now 1e-8 (it was 1e-10).  Both stop with ZENO after some hundred
+    events.  With exactly parallel points both run to t = 5 in a few dozen events."""
+    X, y, W, a, gamma, loss = problem_arrays(seed)
+    assert abs(abs(X[0] @ X[1] / np.linalg.norm(X[0]) / np.linalg.norm(X[1])) - 1.0) < 1e-15
+    kw = dict(gamma=gamma, loss=loss, options=pwflow.FlowOptions(branch_policy="gd"),
+              t_eval=None if t_eval is None else np.array(t_eval))
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 5.0, **kw)
     assert tr.status == pwflow.Status.ZENO, tr.message
     assert tr.n_events < 2000 and "chattering" in tr.message
     exact = X.copy()
-    exact[1] = 2 * X[0]
-    ok = pwflow.simulate(pwflow.Dataset(exact, y), pwflow.from_arrays(W, a), 5.0, gamma=gamma,
-                         loss=loss, options=pwflow.FlowOptions(branch_policy="gd"))
+    exact[1] = (X[1] @ X[0]) / (X[0] @ X[0]) * X[0]
+    ok = pwflow.simulate(pwflow.Dataset(exact, y), pwflow.from_arrays(W, a), 5.0, **kw)
     assert ok.status == 0 and ok.n_events < 100, ok.message
 
 
-def test_a_thin_wedge_between_near_parallel_hyperplanes_is_resolved_by_gradient_descent_below_its_width():
+def test_gd_resolves_a_thin_wedge_between_near_parallel_hyperplanes_below_its_width():
     """Session-13 exploration, seed 736: ``x_1 = x_0 + 1e-7 ξ`` (angle 2.9e-7), d = 3, γ = 0.
     Neuron 0 enters sliding on ``x_0`` at t = 1.919 with ``x_1`` still active, in the wedge
     between the two hyperplanes (``<w, x_1> = 1.09e-7`` at t = 2), and slides there.  Gradient
@@ -1329,7 +1302,7 @@ def test_a_thin_wedge_between_near_parallel_hyperplanes_is_resolved_by_gradient_
     flow's state at t = 1.9, ``lr = 1e-6`` and ``2.5e-7`` are 8.6e-9 and 8.2e-9 from it at
     t = 2, inside the wedge too (``lr = 1e-7``: 2.2e-9).  The flow is right; gradient
     descent at usual steps is pre-asymptotic there (``docs/paper-readings.md`` N6)."""
-    X, y, W, a, gamma, loss = _explored_problem(736)
+    X, y, W, a, gamma, loss = problem_arrays(736)
     assert gamma == 0.0 and loss == "square"
     tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 2.0, gamma=gamma,
                          loss=loss, t_eval=np.array([1.9, 2.0]),

@@ -1,0 +1,98 @@
+"""Session 13's exploration: four seeded families beyond the campaign's (``tests/campaign.py``).
+
+Not a test module.  ``seed % 4`` picks the family, each drawn from
+``numpy.random.default_rng(seed)`` with d = 2–5, n = 3–8, m = 1–6, ``γ ∈ {0, 0.1, 0.5}``,
+the square or logistic loss and a balanced or unbalanced initialisation:
+
+0. near-parallel pairs, ``x_1 = c x_0 + δ ξ`` with ``c ∈ {1, −1, 2}``, ``δ ∈ {1e-4, 1e-7,
+   1e-10}`` (thin wedges between two hyperplanes, and pairs below ``SPAN_RTOL``);
+1. neurons projected onto a hyperplane and moved ``ε ∈ {1e-6, 1e-9, 1e-12, 0}`` off it;
+2. every ``a_j = 0`` (output layer initialised at zero);
+3. wide, m = 20–59 (several neurons reaching ``w = 0`` with unbalanced inits).
+
+Each problem is checked as the campaign checks its own (:func:`campaign.check`)::
+
+    python tests/explore.py 100 400 > explore.jsonl      # seeds 100..499, 120 s each at most
+
+Findings and their tests: ``docs/integrator.md`` (known faults), ``docs/paper-readings.md``
+N6 and N7, ``tests/test_issue10_regressions.py`` (``problem_arrays`` below).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+
+import numpy as np
+
+from campaign import Case, check
+from strategies import Problem
+
+
+def problem_arrays(seed: int):
+    """``(X, y, W, a, gamma, loss)`` of the exploration's problem ``seed``."""
+    rng = np.random.default_rng(seed)
+    fam = seed % 4
+    d, n, m = int(rng.integers(2, 6)), int(rng.integers(3, 9)), int(rng.integers(1, 7))
+    gamma, loss = float(rng.choice([0.0, 0.1, 0.5])), str(rng.choice(["square", "logistic"]))
+    X = rng.normal(size=(n, d))
+    if fam == 0:
+        delta = float(rng.choice([1e-4, 1e-7, 1e-10]))
+        X[1] = X[0] * float(rng.choice([1.0, -1.0, 2.0])) + delta * rng.normal(size=d)
+    y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
+    if fam == 3:
+        m = int(rng.integers(20, 60))
+    W = 0.3 * rng.normal(size=(m, d))
+    if fam == 1:
+        eps = float(rng.choice([1e-6, 1e-9, 1e-12, 0.0]))
+        for j in range(m):
+            k = int(rng.integers(n))
+            W[j] -= (W[j] @ X[k]) / (X[k] @ X[k]) * X[k]
+            W[j] += eps * np.linalg.norm(W[j]) * X[k] / np.linalg.norm(X[k]) * rng.choice([-1, 1])
+    balanced = bool(rng.integers(2))
+    s = rng.choice([-1.0, 1.0], size=m)
+    a = (s * np.linalg.norm(W, axis=1) if balanced
+         else s * rng.uniform(0.05, 1, size=m) * np.max(np.linalg.norm(W, axis=1)))
+    if fam == 2:
+        a = np.zeros(m)
+    return X, y, W, a, gamma, loss
+
+
+def make(seed: int) -> Case:
+    """The problem ``seed`` as a campaign case (families numbered 10–13)."""
+    X, y, W, a, gamma, loss = problem_arrays(seed)
+    return Case(seed, 10 + seed % 4, Problem(X, y, W, a, gamma, loss, 5.0, f"explore{seed % 4}"))
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _alarm(*_):
+    raise _Timeout
+
+
+def main(argv: list[str]) -> int:
+    lo, count = int(argv[0]), int(argv[1])
+    limit = int(argv[2]) if len(argv) > 2 else 120
+    signal.signal(signal.SIGALRM, _alarm)
+    bad = 0
+    for seed in range(lo, lo + count):
+        signal.alarm(limit)
+        try:
+            rec = check(make(seed)).__dict__
+        except _Timeout:
+            rec = {"seed": seed, "ok": False, "why": f"timeout {limit} s"}
+        except Exception as err:  # a crash is a finding too: report it and go on
+            rec = {"seed": seed, "ok": False, "why": f"{type(err).__name__}: {err}"}
+        finally:
+            signal.alarm(0)
+        bad += not rec["ok"]
+        print(json.dumps(rec, default=float), flush=True)
+    print(json.dumps({"problems_failed": bad}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
