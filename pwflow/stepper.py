@@ -1805,6 +1805,7 @@ class HybridFlow:
             on_K[int(e)] = sel.K
             zero[e] = self._at_origin(zs[e], U_new[e])
         for e in np.flatnonzero(zero):  # at w = 0: frozen there, or it departs at once
+            branch[e] = False  # (what the rule said of the face it arrived on is moot)
             sel = self._from_origin(a_sign[e], R[e])
             if sel is not None:
                 U_new[e, sel.K] = sel.signs
