@@ -48,6 +48,7 @@ from .cones import SPAN_RTOL, face_point, span_split  # SPAN_RTOL: see pwflow.co
 from .subgradient import face_slopes, free_slopes, parallel_classes, single_slope
 
 __all__ = [
+    "through_origin",
     "BranchPolicy",
     "Selection",
     "select",
@@ -501,6 +502,34 @@ def select(
     full = face_slopes(u_face, gamma)
     full[K] = eta
     return Selection(K, signs, full, D, branch)
+
+
+def through_origin(a: float, u_in: ArrayLike, X: Array, r: Array, gamma: float,
+                   policy: BranchPolicy = BranchPolicy.MIN_NORM) -> Selection | None:
+    """The continuation of a neuron that reaches ``w = 0`` along the face ``u_in`` and passes
+    through it, or ``None`` where that is not a consistent continuation.
+
+    Where ``0 ∈ 𝔇(0)`` (ReLU), staying at 0 is the minimal-norm continuation (Condition 1,
+    point 2), but the neuron reaches 0 with a velocity ``a D ≠ 0`` and gradient descent,
+    which never lands on 0 exactly, passes through it.  Passing through enters the opposite
+    face ``−u_in`` (its hyperplanes decided by :func:`select` there, at ``w = 0``); it is a
+    solution of Eq. (2) where the motion ``a D`` of that face points into every side it
+    has (strictly, beyond rounding).  The returned selection covers every data point (``K``
+    = all); ``branch`` flags the hyperplanes the neuron was held on when it arrived.
+    """
+    u_in = np.asarray(u_in, dtype=np.int8)
+    n, d = X.shape
+    sel = select(a, -u_in, X, r, gamma, policy=policy, w=np.zeros(d))
+    new = (-u_in).astype(np.int8)
+    new[sel.K] = sel.signs
+    v = float(np.sign(a)) * (X @ sel.D)
+    xn = np.linalg.norm(X, axis=1)
+    tol = VELOCITY_RTOL * float(np.sum(np.abs(sel.eta * r) * xn)) / n * xn + 1e-300
+    side = new != 0
+    if not np.any(side) or np.any(new[side] * v[side] <= tol[side]):
+        return None
+    branch = u_in == 0
+    return Selection(np.arange(n), new, sel.eta, sel.D, branch)
 
 
 def _exit_signs(exits: dict[int, bool], K: NDArray[np.intp], s_a: float, b: Array,

@@ -52,7 +52,7 @@ from .events import (
     within_rounding,
 )
 from .filippov import (BranchPolicy, Selection, implied_hyperplanes, select, select_single,
-                       transition)
+                       through_origin, transition)
 from .model import Loss, network_output, output_rate, slopes
 from .ode_base import OdeSolver
 from .options import FlowOptions, InvariantError, ZenoError
@@ -714,7 +714,8 @@ class HybridFlow:
             self._parallel[kk] = implied_hyperplanes(self.X, u).size > 0
         return self._parallel[k] == 1
 
-    def _from_origin(self, a: float, r: Array, at_rest: bool = False) -> Selection | None:
+    def _from_origin(self, a: float, r: Array, at_rest: bool = False,
+                     arrived_on: NDArray[np.int8] | None = None) -> Selection | None:
         """Where a neuron at ``w = 0`` goes, with full-rank data (``{0}`` a face of its own).
 
         Staying at 0 solves Eq. (2) only where ``0 ∈ 𝔇(0)`` (e.g. ReLU with no two opposite
@@ -723,12 +724,25 @@ class HybridFlow:
         0 and the neuron departs from 0 at once on the face :func:`pwflow.filippov.select`
         gives.  ``None``: it stays (Condition 1, point 2, holds for it).  Where ``rank X < d``
         the face ``u = 0`` is the null space of ``X`` and moves by its own field: ``None``.
+
+        Where it stays but arrived (on the face ``arrived_on``) at a velocity that passing
+        through 0 continues consistently (:func:`pwflow.filippov.through_origin`), the flow
+        is not unique there: a branch point, and the ``'gd'`` policy passes through, as
+        gradient descent does (ReLU, session 13's exploration, seed 1651).
         """
         if not self._origin_is_face:
             return None
         sel = select(a, np.zeros(self.n, np.int8), self.X, r, self.gamma, policy=self.policy,
                      w=np.zeros(self.d), at_rest=at_rest)
-        return None if np.all(sel.signs == 0) else sel
+        if np.any(sel.signs != 0):
+            return sel
+        through = None if arrived_on is None else through_origin(
+            a, arrived_on, self.X, r, self.gamma, self.policy)
+        if through is None:
+            return None
+        if self.policy is BranchPolicy.GRADIENT_DESCENT:
+            return through
+        return Selection(through.K, np.zeros(self.n, np.int8), sel.eta, sel.D, through.branch)
 
     def _at_origin(self, z: Array, u: NDArray[np.int8]) -> bool:
         """Whether a neuron ``z = (w, a)`` that arrives on the face ``u`` by a hyperplane event
@@ -1806,7 +1820,7 @@ class HybridFlow:
             zero[e] = self._at_origin(zs[e], U_new[e])
         for e in np.flatnonzero(zero):  # at w = 0: frozen there, or it departs at once
             branch[e] = False  # (what the rule said of the face it arrived on is moot)
-            sel = self._from_origin(a_sign[e], R[e])
+            sel = self._from_origin(a_sign[e], R[e], arrived_on=U_prev[e])
             if sel is not None:
                 U_new[e, sel.K] = sel.signs
                 branch[e, sel.K] = sel.branch

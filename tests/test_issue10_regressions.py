@@ -1324,3 +1324,33 @@ def test_gd_resolves_a_thin_wedge_between_near_parallel_hyperplanes_below_its_wi
     # order in lr, so no Richardson step; 3e-3 for the steps that jump the wedge
     for fine in (fine1, fine2):
         assert dist(fine) < 1e-8 and X[1] @ fine[0][0] > 1e-7  # in the wedge, with the flow
+
+
+def test_a_relu_neuron_reaching_zero_is_a_branch_point_and_gd_passes_through():
+    """Session-13 exploration, seed 1651: d = 2, n = 3, m = 57, ReLU (γ = 0), unbalanced.
+    Neuron 6 slides on a ray to ``w = 0`` (t = 0.0587).  There ``0 ∈ 𝔇(0)`` (every slope
+    0), so staying is a solution of Eq. (2) and the minimal-norm one (Condition 1, point 2),
+    but the neuron arrives at a velocity ``a D ≠ 0`` and passing through 0 into the opposite
+    face is consistent too: gradient descent, which never lands on 0, passes through (0.031
+    from the frozen neuron at t = 1, 61 estimates).  The minimal-norm policy stays and logs
+    the branch point; ``'gd'`` passes through and is 1.4e-4 from gradient descent (estimate
+    5.1e-4)."""
+    X, y, W, a, gamma, loss = problem_arrays(1651)
+    assert gamma == 0.0 and W.shape == (57, 2)
+    ref = gd_reference(X, y, W, a, gamma, loss, [0.5, 1.0], lr=1e-3)
+    for policy in ("min_norm", "gd"):
+        tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 1.0, gamma=gamma,
+                             loss=loss, options=pwflow.FlowOptions(branch_policy=policy))
+        assert tr.status == 0, tr.message
+        ev = tr.events
+        zero = np.flatnonzero(ev["kind"] == pwflow.EventKind.REACH_ZERO)
+        assert ev["neuron"][zero].tolist() == [6]
+        t0 = ev["t"][zero[0]]
+        at_zero = (ev["t"] == t0) & (ev["neuron"] == 6)
+        assert pwflow.EventKind.BRANCH in ev["kind"][at_zero].tolist()
+        W1, a1 = tr.state(1.0)
+        errors = [ref.error(*tr.state(t), i) / ref.estimate(i) for i, t in enumerate((0.5, 1.0))]
+        if policy == "min_norm":
+            assert np.all(W1[6] == 0.0) and min(errors) > C_GAP, errors
+        else:
+            assert np.linalg.norm(W1[6]) > 0.02 and max(errors) <= C_GAP, errors
