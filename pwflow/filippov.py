@@ -523,8 +523,8 @@ def through_origin(a: float, u_in: ArrayLike, X: Array, r: Array, gamma: float,
     new = (-u_in).astype(np.int8)
     new[sel.K] = sel.signs
     v = float(np.sign(a)) * (X @ sel.D)
-    xn = np.linalg.norm(X, axis=1)
-    tol = VELOCITY_RTOL * float(np.sum(np.abs(sel.eta * r) * xn)) / n * xn + 1e-300
+    u_out = (-u_in).astype(np.int8)
+    tol = _zero_tol(*_field_parts(u_out, np.flatnonzero(u_out == 0), X, r, gamma), X)
     side = new != 0
     if not np.any(side) or np.any(new[side] * v[side] <= tol[side]):
         return None
