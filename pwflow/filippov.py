@@ -49,6 +49,8 @@ from .subgradient import face_slopes, free_slopes, parallel_classes, single_slop
 
 __all__ = [
     "through_origin",
+    "fan_walk",
+    "FanExit",
     "BranchPolicy",
     "Selection",
     "select",
@@ -120,6 +122,25 @@ class Selection:
     eta: Array
     D: Array
     branch: NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class FanExit:
+    """Outcome of :func:`fan_walk`: the face on which the walk escapes.
+
+    Attributes
+    ----------
+    face : ndarray of int8, shape (n,)
+        Its pattern (zeros: the hyperplanes the neuron slides on as it escapes).
+    selection : Selection
+        :func:`select` on that face (``D``, slopes).
+    entry : ndarray, shape (d,)
+        Where the walk entered the face, in the units of the starting point.
+    """
+
+    face: NDArray[np.int8]
+    selection: Selection
+    entry: Array
 
 
 def side_slope(side: ArrayLike, gamma: float) -> Array:
@@ -507,29 +528,85 @@ def select(
 def through_origin(a: float, u_in: ArrayLike, X: Array, r: Array, gamma: float,
                    policy: BranchPolicy = BranchPolicy.MIN_NORM) -> Selection | None:
     """The continuation of a neuron that reaches ``w = 0`` along the face ``u_in`` and passes
-    through it, or ``None`` where that is not a consistent continuation.
+    through it, or ``None`` where passing through leads back to 0 (or to rest).
 
     Where ``0 ∈ 𝔇(0)`` (ReLU), staying at 0 is the minimal-norm continuation (Condition 1,
     point 2), but the neuron reaches 0 with a velocity ``a D ≠ 0`` and gradient descent,
-    which never lands on 0 exactly, passes through it.  Passing through enters the opposite
-    face ``−u_in`` (its hyperplanes decided by :func:`select` there, at ``w = 0``); it is a
-    solution of Eq. (2) where the motion ``a D`` of that face points into every side it
-    has (strictly, beyond rounding).  The returned selection covers every data point (``K``
-    = all); ``branch`` flags the hyperplanes the neuron was held on when it arrived.
+    which never lands on 0 exactly, passes through it.  Near 0 the residuals are frozen to
+    leading order and the field is constant on each face of the arrangement of the
+    hyperplanes (all through 0): the motion there is scale-invariant and piecewise linear.
+    The neuron is followed from the point it reaches past 0, ``q = a D_in`` on the opposite
+    face ``−u_in``, along that field (:func:`fan_walk`): a straight line on each face, the
+    faces it meets decided by :func:`select` as any event is.  Where the walk reaches a face
+    whose motion points into every side it has, that is the departure from 0 it continues on
+    (a solution of Eq. (2)); where it returns to 0, comes to rest or does not escape within
+    ``4 n`` faces, ``None``.  The opposite face itself is the first face tried (session 13,
+    seed 1651); a neuron that cannot stay there walks on (session 14, seed 1961: d = 3, from
+    the ray ``x_1^⊥ ∩ x_2^⊥`` it leaves ``x_2``, meets ``x_4`` and departs on the ray
+    ``x_1^⊥ ∩ x_4^⊥``, as gradient descent does).  The returned selection covers every data
+    point (``K`` = all); ``branch`` flags the hyperplanes the neuron was held on when it
+    arrived.
     """
     u_in = np.asarray(u_in, dtype=np.int8)
-    n, d = X.shape
-    sel = select(a, -u_in, X, r, gamma, policy=policy, w=np.zeros(d))
-    new = (-u_in).astype(np.int8)
-    new[sel.K] = sel.signs
-    v = float(np.sign(a)) * (X @ sel.D)
-    u_out = (-u_in).astype(np.int8)
-    tol = _zero_tol(*_field_parts(u_out, np.flatnonzero(u_out == 0), X, r, gamma), X)
-    side = new != 0
-    if not np.any(side) or np.any(new[side] * v[side] <= tol[side]):
+    s_a = float(np.sign(a))
+    if s_a == 0.0:
         return None
-    branch = u_in == 0
-    return Selection(np.arange(n), new, sel.eta, sel.D, branch)
+    arrival = select(a, u_in, X, r, gamma, policy=policy)
+    found = fan_walk(a, (-u_in).astype(np.int8), s_a * arrival.D, X, r, gamma, policy)
+    if found is None:
+        return None
+    sel = found.selection
+    return Selection(np.arange(X.shape[0]), found.face, sel.eta, sel.D, u_in == 0)
+
+
+def fan_walk(a: float, u: NDArray[np.int8], q: Array, X: Array, r: Array, gamma: float,
+             policy: BranchPolicy = BranchPolicy.MIN_NORM) -> FanExit | None:
+    """Follow a neuron from ``q ≠ 0`` on the face ``u`` along the field at frozen residuals
+    ``r`` (constant on each face: the motion near ``w = 0``, where it is scale-invariant).
+
+    On each face :func:`select` (with ``w = q``) decides which hyperplanes are left and gives
+    ``D``; the neuron moves on the line ``q + s a D`` to the first hyperplane it meets, which
+    is added to the face.  Returns the face on which the motion meets no hyperplane (it moves
+    away from every side: the neuron escapes along it, its direction tending to ``a D``), or
+    ``None`` where the line reaches 0, the neuron rests (``X a D = 0``), or no such face is
+    met within ``4 n`` faces.  A side the escaping motion runs parallel to (``<a D, x_k> =
+    0`` to rounding) is added to the face: the direction the neuron tends to lies on it.
+    """
+    s_a = float(np.sign(a))
+    n = X.shape[0]
+    q = np.asarray(q, dtype=float)
+    scale = 1.0  # q is renormalised at every face (only directions matter); entry's units
+    u = np.asarray(u, dtype=np.int8).copy()
+    for _ in range(4 * n):
+        sel = select(a, u, X, r, gamma, policy=policy, w=q)
+        u_new = u.copy()
+        u_new[sel.K] = sel.signs
+        v = s_a * sel.D
+        tol = _zero_tol(*_field_parts(u_new, np.flatnonzero(u_new == 0), X, r, gamma), X)
+        if np.all(np.abs(X @ v) <= tol):
+            return None
+        z, dz = X @ q, X @ v
+        side = u_new != 0
+        toward = side & (u_new * dz < -tol)
+        along = side & (np.abs(dz) <= tol)
+        if not np.any(toward):
+            if not np.any(along):
+                return FanExit(u_new, sel, scale * q)
+            u_new[along] = 0
+            nxt = v
+        else:
+            s = np.where(toward, -z / np.where(toward, dz, 1.0), np.inf)
+            s_hit = float(np.min(s))
+            nxt = q + s_hit * v
+            if np.linalg.norm(nxt) <= SPAN_RTOL * max(np.linalg.norm(q),
+                                                      s_hit * np.linalg.norm(v)):
+                return None
+            u_new[toward & (s <= s_hit * (1.0 + SPAN_RTOL))] = 0
+            scale *= float(np.linalg.norm(nxt))
+        basis = _span_basis(X[u_new == 0])  # the hyperplanes met: put the neuron on them
+        nxt = nxt - (nxt @ basis.T) @ basis
+        q, u = nxt / np.linalg.norm(nxt), u_new
+    return None
 
 
 def _exit_signs(exits: dict[int, bool], K: NDArray[np.intp], s_a: float, b: Array,

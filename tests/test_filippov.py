@@ -20,7 +20,7 @@ from pwflow.events import EventKind
 from pwflow.filippov import (BranchPolicy, exit_side, parallel_classes, select, select_single,
                              transition)
 from pwflow.subgradient import face_slopes
-from strategies import low_rank_rows, matrices
+from strategies import general_position, low_rank_rows, matrices
 
 finite = st.floats(-2.0, 2.0, allow_nan=False, allow_infinity=False)
 
@@ -671,3 +671,67 @@ def test_the_rank_2_exit_runs_to_the_end():
                          gamma=0.0, loss="logistic")
     assert tr.status == 0, tr.message
     assert tr.summary()["lemma1_max_relative_drift"] <= 1e-10
+
+
+def _frozen_gd(a, q, X, r, gamma, step, grow):
+    """Gradient descent at frozen residuals ``r`` from ``q`` (``σ'(0) = γ``), each step
+    ``step ‖w‖`` long (the field is constant on each face and the motion scale-invariant, so
+    only the step's direction and its size relative to ``‖w‖`` matter), until ``‖w‖``
+    reaches ``grow`` or the gradient vanishes: ``(w, smallest ‖w‖ met)``."""
+    n = X.shape[0]
+    w = np.array(q, float)
+    smallest = float(np.linalg.norm(w))
+    for _ in range(40_000):
+        slope = np.where(X @ w > 0, 1.0, gamma)
+        g = a * ((slope * r) @ X) / n
+        size = float(np.linalg.norm(g))
+        if size == 0.0:
+            break
+        w = w - step * float(np.linalg.norm(w)) * g / size
+        norm = float(np.linalg.norm(w))
+        smallest = min(smallest, norm)
+        if norm >= grow:
+            break
+    return w, smallest
+
+
+@settings(suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
+          deadline=None)
+@given(data=st.data(), gamma=st.sampled_from([0.0, 0.1, 0.5]),
+       a=st.sampled_from([-1.0, 1.0]))
+def test_fan_walk_ends_where_gradient_descent_at_frozen_residuals_goes(data, gamma, a):
+    """:func:`pwflow.filippov.fan_walk` (the motion near ``w = 0``, piecewise linear, faces
+    decided by :func:`select`) against plain gradient descent at the same frozen residuals,
+    from a point ``q`` in general position, d = 2–5.  Where the walk escapes on a face,
+    gradient descent (steps of ``2e-3 ‖w‖``), once 200 times as far out as the walk's entry
+    into that face, is on it (held hyperplanes at offsets ``< 1e-2 ‖w‖ ‖x_k‖``, the others on
+    their side); where the walk returns ``None`` gradient descent comes back near 0 or does
+    not get 20 times as far out."""
+    from pwflow.filippov import fan_walk
+
+    d = data.draw(st.integers(2, 5), label="d")
+    n = data.draw(st.integers(2, 6), label="n")
+    X = data.draw(general_position(n, d, min_sine=0.1), label="X")
+    r = data.draw(matrices(n, 0), label="r")
+    assume(np.all(np.abs(r) > 0.05))
+    q = data.draw(matrices(d, 0), label="q")
+    size = float(np.linalg.norm(q))
+    assume(size > 0.1)
+    z = X @ q
+    assume(np.all(np.abs(z) > 0.05 * np.linalg.norm(X, axis=1) * size))
+    found = fan_walk(a, np.sign(z).astype(np.int8), q, X, r, gamma)
+    if found is None:
+        w, smallest = _frozen_gd(a, q, X, r, gamma, step=2e-3, grow=20.0 * size)
+        assert smallest < 0.2 * size or np.linalg.norm(w) < 20.0 * size
+        return
+    v = np.sign(a) * (X @ found.selection.D)
+    margin = np.abs(v) / (np.linalg.norm(X, axis=1) * np.linalg.norm(found.selection.D))
+    assume(np.all(margin[found.face != 0] > 0.05))  # gradient descent reads the side clearly
+    far = 200.0 * max(size, float(np.linalg.norm(found.entry)))
+    w, _ = _frozen_gd(a, q, X, r, gamma, step=2e-3, grow=far)
+    norm = float(np.linalg.norm(w))
+    assert norm >= far
+    offset = (X @ w) / (np.linalg.norm(X, axis=1) * norm)
+    held = found.face == 0
+    assert np.all(np.abs(offset[held]) < 1e-2), (offset, found.face)
+    assert np.all(found.face[~held] * offset[~held] > 0), (offset, found.face)

@@ -1354,3 +1354,40 @@ def test_a_relu_neuron_reaching_zero_is_a_branch_point_and_gd_passes_through():
             assert np.all(W1[6] == 0.0) and min(errors) > C_GAP, errors
         else:
             assert np.linalg.norm(W1[6]) > 0.02 and max(errors) <= C_GAP, errors
+
+
+def test_a_relu_neuron_passing_through_zero_walks_on_to_the_face_gradient_descent_takes():
+    """Session-14 exploration, seed 1961: d = 3, n = 6, m = 5, ReLU, logistic.  Neuron 2
+    slides on the ray ``x_1^⊥ ∩ x_2^⊥`` to ``w = 0`` (t = 2.7306), where staying is the
+    minimal-norm solution.  Passing through into the opposite ray is no continuation (the
+    field there leaves ``x_2``), so the last session's rule stayed, 0.091 from gradient
+    descent at t = 5 (38.7 estimates).  Followed on along the field near 0
+    (:func:`pwflow.filippov.fan_walk`), the neuron leaves ``x_2``, meets ``x_4`` and departs
+    on the ray ``x_1^⊥ ∩ x_4^⊥``: the ``'gd'`` policy is then within the estimate of gradient
+    descent (measured: 0.064 of it at worst over t = 1–5); the minimal-norm policy stays and
+    logs the branch point."""
+    X, y, W, a, gamma, loss = problem_arrays(1961)
+    assert gamma == 0.0 and X.shape == (6, 3) and W.shape == (5, 3)
+    times = (3.0, 4.0, 5.0)
+    ref = gd_reference(X, y, W, a, gamma, loss, list(times), lr=1e-3)
+    for policy in ("min_norm", "gd"):
+        tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 5.0, gamma=gamma,
+                             loss=loss, options=pwflow.FlowOptions(branch_policy=policy))
+        assert tr.status == 0, tr.message
+        ev = tr.events
+        zero = np.flatnonzero(ev["kind"] == pwflow.EventKind.REACH_ZERO)
+        assert ev["neuron"][zero].tolist()[0] == 2, ev["neuron"][zero]
+        t0 = ev["t"][zero[0]]
+        at_zero = (ev["t"] == t0) & (ev["neuron"] == 2)
+        assert pwflow.EventKind.BRANCH in ev["kind"][at_zero].tolist()
+        W5, _ = tr.state(5.0)
+        if policy == "min_norm":  # (it met earlier branch points, at t = 0, its own way)
+            assert np.all(W5[2] == 0.0)
+        else:
+            assert abs(t0 - 2.7306) < 1e-3
+            errors = [ref.error(*tr.state(t), i) / ref.estimate(i) for i, t in enumerate(times)]
+            offsets = X @ W5[2] / (np.linalg.norm(X, axis=1) * np.linalg.norm(W5[2]))
+            assert np.linalg.norm(W5[2]) > 0.05
+            assert np.all(np.abs(offsets[[1, 4]]) < 1e-12), offsets  # on x_1^⊥ ∩ x_4^⊥
+            assert np.all(np.sign(offsets[[0, 2, 3, 5]]) == [1, -1, -1, -1]), offsets
+            assert max(errors) <= C_GAP, errors
