@@ -235,6 +235,7 @@ class Trajectory:
             "max_event_residual": float(np.max(self.events["residual"], initial=0.0)),
             **{k: v for k, v in self.stats.items()},
             "options": dict((self.meta or {}).get("options", {})),
+            "snapped_points": (self.meta or {}).get("snapped_points"),
         }
 
     # ------------------------------------------------------------------ storage

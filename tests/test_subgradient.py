@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from hypothesis import assume, given
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from pwflow.dense import nested as _nested
@@ -299,3 +299,35 @@ def test_parallel_classes_agree_with_implied_hyperplanes(d, exponent, sign, coor
         assert together and orient[1] == sign
     if delta > 10 * SPAN_RTOL:
         assert not together
+
+
+@settings(suppress_health_check=[HealthCheck.filter_too_much])
+@given(d=st.integers(2, 6), data=st.data(),
+       angle=st.sampled_from([0.0, 1e-15, 3e-11, 9e-11, 2e-10, 1e-7]),
+       c=st.sampled_from([1.0, -1.0, 2.0, -0.3]))
+def test_snap_parallel_makes_a_class_exactly_parallel_and_leaves_the_rest(d, data, angle, c):
+    """:func:`pwflow.subgradient.snap_parallel`: a point at an angle below ``SPAN_RTOL`` from
+    another (a class of :func:`parallel_classes`) becomes its multiple to rounding, moved by
+    about that angle (relative); above it, or already parallel to rounding, nothing moves."""
+    from pwflow.subgradient import PARALLEL_ROUNDING, snap_parallel
+
+    x0 = data.draw(matrices(d, 0), label="x0")
+    xi = data.draw(matrices(d, 0), label="xi")
+    assume(np.linalg.norm(x0) > 0.5)
+    xi = xi - (xi @ x0) / (x0 @ x0) * x0  # orthogonal to x0: the angle is its length
+    assume(np.linalg.norm(xi) > 0.1)
+    x1 = c * x0 + angle * abs(c) * np.linalg.norm(x0) * xi / np.linalg.norm(xi)
+    other = data.draw(matrices(1, d), label="other")[0]
+    assume(np.linalg.norm(other) > 0.1)
+    assume(np.linalg.norm(np.outer(other, x0) - np.outer(x0, other)) > 1e-3 * np.linalg.norm(x0))
+    X = np.vstack([x0, x1, other])
+    out, moved = snap_parallel(X)
+    assert np.array_equal(out[[0, 2]], X[[0, 2]]) and moved[0] == moved[2] == 0.0
+    if angle <= 1e-15 or angle > 1e-10:
+        assert np.array_equal(out[1], X[1]) and moved[1] == 0.0
+    else:
+        assert abs(moved[1] - angle) <= 1e-3 * angle
+        u0 = out[0] / np.linalg.norm(out[0])
+        u1 = out[1] / np.linalg.norm(out[1])
+        assert np.linalg.norm(u1 - (u1 @ u0) * u0) <= PARALLEL_ROUNDING
+        assert np.linalg.norm(out[1] - X[1]) <= 1.001 * angle * np.linalg.norm(X[1])
