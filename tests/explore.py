@@ -8,7 +8,10 @@ the square or logistic loss and a balanced or unbalanced initialisation:
    1e-10}`` (thin wedges between two hyperplanes, and pairs below ``SPAN_RTOL``);
 1. neurons projected onto a hyperplane and moved ``ε ∈ {1e-6, 1e-9, 1e-12, 0}`` off it;
 2. every ``a_j = 0`` (output layer initialised at zero);
-3. wide, m = 20–59 (several neurons reaching ``w = 0`` with unbalanced inits).
+3. wide, m = 20–59 (several neurons reaching ``w = 0`` with unbalanced inits);
+4. (seeds from ``HIGH_D_SEEDS`` = 100 000 on, session 14) d = 6–9, n = 4–12, with one point
+   in the span of two others in half the problems and neurons started on one or two
+   hyperplanes (:func:`high_d_arrays`).
 
 Each problem is checked as the campaign checks its own (:func:`campaign.check`)::
 
@@ -30,8 +33,40 @@ from campaign import Case, check
 from strategies import Problem
 
 
+#: seeds from here on draw the high-dimension family (14) instead of ``seed % 4``
+HIGH_D_SEEDS = 100_000
+
+
+def high_d_arrays(seed: int):
+    """Family 14 (session 14): d = 6–9, n = 4–12, m = 1–6, with one point in the span of two
+    others in half the problems (hyperplanes implied by an intersection), a few neurons put
+    on one or two hyperplanes, and ``a_j = 0`` for one neuron in a quarter of them."""
+    rng = np.random.default_rng(seed)
+    d, n, m = int(rng.integers(6, 10)), int(rng.integers(4, 13)), int(rng.integers(1, 7))
+    gamma, loss = float(rng.choice([0.0, 0.1, 0.5])), str(rng.choice(["square", "logistic"]))
+    X = rng.normal(size=(n, d))
+    if rng.integers(2):
+        X[-1] = rng.normal() * X[0] + rng.normal() * X[1]
+    y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
+    W = 0.3 * rng.normal(size=(m, d))
+    for j in range(m):
+        if rng.integers(3) == 0:
+            ks = rng.choice(n, size=int(rng.integers(1, 3)), replace=False)
+            B = X[ks]
+            W[j] -= B.T @ np.linalg.lstsq(B @ B.T, B @ W[j], rcond=None)[0]
+    balanced = bool(rng.integers(2))
+    s = rng.choice([-1.0, 1.0], size=m)
+    a = (s * np.linalg.norm(W, axis=1) if balanced
+         else s * rng.uniform(0.05, 1, size=m) * np.max(np.linalg.norm(W, axis=1)))
+    if rng.integers(4) == 0:
+        a[0] = 0.0
+    return X, y, W, a, gamma, loss
+
+
 def problem_arrays(seed: int):
     """``(X, y, W, a, gamma, loss)`` of the exploration's problem ``seed``."""
+    if seed >= HIGH_D_SEEDS:
+        return high_d_arrays(seed)
     rng = np.random.default_rng(seed)
     fam = seed % 4
     d, n, m = int(rng.integers(2, 6)), int(rng.integers(3, 9)), int(rng.integers(1, 7))
@@ -60,9 +95,10 @@ def problem_arrays(seed: int):
 
 
 def make(seed: int) -> Case:
-    """The problem ``seed`` as a campaign case (families numbered 10–13)."""
+    """The problem ``seed`` as a campaign case (families numbered 10–14)."""
     X, y, W, a, gamma, loss = problem_arrays(seed)
-    return Case(seed, 10 + seed % 4, Problem(X, y, W, a, gamma, loss, 5.0, f"explore{seed % 4}"))
+    fam = 4 if seed >= HIGH_D_SEEDS else seed % 4
+    return Case(seed, 10 + fam, Problem(X, y, W, a, gamma, loss, 5.0, f"explore{fam}"))
 
 
 class _Timeout(Exception):
