@@ -242,15 +242,16 @@ def simulate(
         "versions": versions(),
     }
 
-    # points parallel to within SPAN_RTOL are one class for the selection rule: the flow is
-    # computed for them made exactly parallel (a change of at most 1e-10 relative, recorded)
-    X, moved = snap_parallel(data.X)
-    if np.any(moved):
-        meta["snapped_points"] = {"points": np.flatnonzero(moved).tolist(),
-                                  "max_relative_move": float(np.max(moved))}
     start = time.perf_counter() - (0.0 if ck is None else ck.mark.wall_time)
     try:
         with np.errstate(over="raise", invalid="raise"):
+            # points parallel to within SPAN_RTOL are one class for the selection rule: the
+            # flow is computed for them made exactly parallel (a change of at most 1e-10
+            # relative, recorded)
+            X, moved = snap_parallel(data.X)
+            if np.any(moved):
+                meta["snapped_points"] = {"points": np.flatnonzero(moved).tolist(),
+                                          "max_relative_move": float(np.max(moved))}
             if ck is None:
                 flow = HybridFlow(X, data.y, init.W, init.a, loss_fn, gamma, options)
             else:
