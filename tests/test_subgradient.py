@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from pwflow.subgradient import (
     box_least_squares,
     minimal_norm_on_face,
     minimal_norm_subgradient,
+    parallel_classes,
 )
 from pwflow.vector_field import lorentz_inverse, lorentz_project
 from strategies import matrices
@@ -331,3 +333,30 @@ def test_snap_parallel_makes_a_class_exactly_parallel_and_leaves_the_rest(d, dat
         u1 = out[1] / np.linalg.norm(out[1])
         assert np.linalg.norm(u1 - (u1 @ u0) * u0) <= PARALLEL_ROUNDING
         assert np.linalg.norm(out[1] - X[1]) <= 1.001 * angle * np.linalg.norm(X[1])
+
+
+@given(seed=st.integers(0, 2**32 - 1), d=st.integers(2, 8), n=st.integers(257, 600),
+       planted=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 10**6),
+                                  st.sampled_from([1.0, -1.0, 3.0, -0.5]),
+                                  st.sampled_from([0.0, 1e-14, 5e-11, 9.9e-11, 1.1e-10, 1e-8])),
+                        min_size=1, max_size=6))
+def test_parallel_classes_of_many_rows_are_those_of_the_dense_comparison(seed, d, n, planted):
+    """Above ``_DENSE_CLASSES`` rows :func:`parallel_classes` compares each row only with the
+    candidates of a sorted projection; the classes are those of comparing every pair, with
+    planted parallel, antiparallel and near-parallel pairs (angles around ``SPAN_RTOL``)."""
+    import pwflow.subgradient as sg
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    for i, j, c, angle in planted:
+        i, j = i % n, j % n
+        if i == j:
+            continue
+        xi = rng.normal(size=d)
+        xi -= (xi @ X[i]) / (X[i] @ X[i]) * X[i]
+        X[j] = c * X[i] + angle * abs(c) * np.linalg.norm(X[i]) * xi / np.linalg.norm(xi)
+    fast = parallel_classes(X)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sg, "_DENSE_CLASSES", 10**9)
+        dense = parallel_classes(X)
+    assert np.array_equal(fast[0], dense[0]) and np.array_equal(fast[1], dense[1])
