@@ -1355,6 +1355,24 @@ def test_gd_resolves_a_thin_wedge_between_near_parallel_hyperplanes_below_its_wi
         assert dist(fine) < 1e-8 and X[1] @ fine[0][0] > 1e-7  # in the wedge, with the flow
 
 
+def _reaching_zero_is_a_branch_point(seed: int, policy: str, t_max: float, neuron: int,
+                                     only: bool):
+    """Run the exploration's problem ``seed`` under ``policy``; check status 0, that
+    ``neuron`` is the first (``only``: the only one) to reach ``w = 0`` and that its
+    REACH_ZERO is logged as a branch point.  Returns the run and that time."""
+    X, y, W, a, gamma, loss = problem_arrays(seed)
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), t_max, gamma=gamma,
+                         loss=loss, options=pwflow.FlowOptions(branch_policy=policy))
+    assert tr.status == 0, tr.message
+    ev = tr.events
+    zero = np.flatnonzero(ev["kind"] == pwflow.EventKind.REACH_ZERO)
+    assert ev["neuron"][zero][0] == neuron and (zero.size == 1 or not only), ev["neuron"][zero]
+    t0 = ev["t"][zero[0]]
+    at_zero = (ev["t"] == t0) & (ev["neuron"] == neuron)
+    assert pwflow.EventKind.BRANCH in ev["kind"][at_zero].tolist()
+    return tr, t0
+
+
 def test_a_relu_neuron_reaching_zero_is_a_branch_point_and_gd_passes_through():
     """Session-13 exploration, seed 1651: d = 2, n = 3, m = 57, ReLU (γ = 0), unbalanced.
     Neuron 6 slides on a ray to ``w = 0`` (t = 0.0587).  There ``0 ∈ 𝔇(0)`` (every slope
@@ -1368,15 +1386,7 @@ def test_a_relu_neuron_reaching_zero_is_a_branch_point_and_gd_passes_through():
     assert gamma == 0.0 and W.shape == (57, 2)
     ref = gd_reference(X, y, W, a, gamma, loss, [0.5, 1.0], lr=1e-3)
     for policy in ("min_norm", "gd"):
-        tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 1.0, gamma=gamma,
-                             loss=loss, options=pwflow.FlowOptions(branch_policy=policy))
-        assert tr.status == 0, tr.message
-        ev = tr.events
-        zero = np.flatnonzero(ev["kind"] == pwflow.EventKind.REACH_ZERO)
-        assert ev["neuron"][zero].tolist() == [6]
-        t0 = ev["t"][zero[0]]
-        at_zero = (ev["t"] == t0) & (ev["neuron"] == 6)
-        assert pwflow.EventKind.BRANCH in ev["kind"][at_zero].tolist()
+        tr, _ = _reaching_zero_is_a_branch_point(1651, policy, 1.0, neuron=6, only=True)
         W1, a1 = tr.state(1.0)
         errors = [ref.error(*tr.state(t), i) / ref.estimate(i) for i, t in enumerate((0.5, 1.0))]
         if policy == "min_norm":
@@ -1400,15 +1410,7 @@ def test_a_relu_neuron_passing_through_zero_walks_on_to_the_face_gradient_descen
     times = (3.0, 4.0, 5.0)
     ref = gd_reference(X, y, W, a, gamma, loss, list(times), lr=1e-3)
     for policy in ("min_norm", "gd"):
-        tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 5.0, gamma=gamma,
-                             loss=loss, options=pwflow.FlowOptions(branch_policy=policy))
-        assert tr.status == 0, tr.message
-        ev = tr.events
-        zero = np.flatnonzero(ev["kind"] == pwflow.EventKind.REACH_ZERO)
-        assert ev["neuron"][zero].tolist()[0] == 2, ev["neuron"][zero]
-        t0 = ev["t"][zero[0]]
-        at_zero = (ev["t"] == t0) & (ev["neuron"] == 2)
-        assert pwflow.EventKind.BRANCH in ev["kind"][at_zero].tolist()
+        tr, t0 = _reaching_zero_is_a_branch_point(1961, policy, 5.0, neuron=2, only=False)
         W5, _ = tr.state(5.0)
         if policy == "min_norm":  # (it met earlier branch points, at t = 0, its own way)
             assert np.all(W5[2] == 0.0)
