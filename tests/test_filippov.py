@@ -704,9 +704,9 @@ def test_fan_walk_ends_where_gradient_descent_at_frozen_residuals_goes(data, gam
     decided by :func:`select`) against plain gradient descent at the same frozen residuals,
     from a point ``q`` in general position, d = 2–5.  Where the walk escapes on a face,
     gradient descent (steps of ``2e-3 ‖w‖``), once 200 times as far out as the walk's entry
-    into that face (or as ``1e-2 ‖q‖``), is on it (held hyperplanes at offsets ``< 1e-2 ‖w‖ ‖x_k‖``, the others on
-    their side); where the walk returns ``None`` gradient descent comes back near 0 or does
-    not get 20 times as far out."""
+    into that face (or as ``1e-2 ‖q‖``), is on it (held hyperplanes at offsets
+    ``< 1e-2 ‖w‖ ‖x_k‖``, the others on their side); where the walk returns ``None`` gradient
+    descent comes back near 0 or does not get 20 times as far out."""
     from pwflow.filippov import fan_walk
 
     d = data.draw(st.integers(2, 5), label="d")
