@@ -506,7 +506,7 @@ def test_invalid_input_raises_clear_error(call, fragment):
         call()
 
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from reference import C_GAP, first_branch_after_start, gd_reference  # noqa: E402
 from strategies import matrices, multi_active_problems, problems  # noqa: E402
@@ -926,3 +926,38 @@ def test_all_neurons_at_zero_stay_there_with_snapshots_inside_steps(d):
     tr = simulate(Dataset(X, np.ones(5)), from_arrays(np.zeros((3, d)), np.zeros(3)), 5.0)
     assert tr.status == 0, tr.message
     assert tr.t.size > 2 and not np.any(tr.W) and not np.any(tr.a)
+
+
+@settings(suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
+          deadline=None)
+@given(prob=problems(t_max=2.0), data=st.data(),
+       angle=st.sampled_from([2e-11, 7e-11]), c=st.sampled_from([1.0, -1.0, 2.0, -0.5]))
+def test_a_pair_parallel_below_the_rank_cut_runs_as_the_exactly_parallel_pair(prob, data, angle,
+                                                                               c):
+    """A drawn problem with ``x_1`` replaced by ``c x_0`` turned by ``angle`` (below
+    ``SPAN_RTOL``): :func:`simulate` runs it as the exactly parallel pair (the same events and
+    states, bit for bit, as the data snapped by hand; for ``c = 1`` the snapped pair is a
+    duplicate, which runs too), records the move, ends with status 0 and keeps Lemma 1 to
+    1e-10."""
+    from pwflow.subgradient import snap_parallel
+
+    assume(prob.X.shape[0] >= 3)
+    X = prob.X.copy()
+    xi = data.draw(matrices(X.shape[1], 0), label="xi")
+    xi = xi - (xi @ X[0]) / (X[0] @ X[0]) * X[0]
+    assume(np.linalg.norm(xi) > 0.1)
+    X[1] = c * X[0] + angle * abs(c) * np.linalg.norm(X[0]) * xi / np.linalg.norm(xi)
+    assume(np.all(np.abs(prob.W @ X[1]) > 1e-3 * np.linalg.norm(prob.W, axis=1)))
+    snapped, moved = snap_parallel(X)
+    assert moved[1] > 0 and np.count_nonzero(moved) == 1
+    kw = dict(gamma=prob.gamma, loss=prob.loss, options=FlowOptions(branch_policy="gd"))
+    tr = simulate(Dataset(X, prob.y), from_arrays(prob.W, prob.a), prob.t_max, **kw)
+    assert tr.status == 0, tr.message
+    assert tr.meta["snapped_points"]["points"] == [1]
+    assert np.max(tr.balancedness_drift()) <= 1e-10
+    assert np.array_equal(tr.X, snapped)
+    if np.array_equal(snapped[1], snapped[0]):  # c = 1: a duplicate, which a Dataset refuses
+        return
+    by_hand = simulate(Dataset(snapped, prob.y), from_arrays(prob.W, prob.a), prob.t_max, **kw)
+    assert np.array_equal(tr.events["t"], by_hand.events["t"])
+    assert np.array_equal(tr.W, by_hand.W) and np.array_equal(tr.a, by_hand.a)
