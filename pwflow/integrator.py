@@ -250,8 +250,10 @@ def simulate(
             # relative, recorded)
             X, moved = snap_parallel(data.X)
             if np.any(moved):
-                meta["snapped_points"] = {"points": np.flatnonzero(moved).tolist(),
-                                          "max_relative_move": float(np.max(moved))}
+                moved_rows = np.flatnonzero(moved)
+                meta["snapped_points"] = {"points": moved_rows.tolist(),
+                                          "max_relative_move": float(np.max(moved)),
+                                          "original": data.X[moved_rows].tolist()}
             if ck is None:
                 flow = HybridFlow(X, data.y, init.W, init.a, loss_fn, gamma, options)
             else:

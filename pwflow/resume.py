@@ -254,6 +254,17 @@ def checkpoint_of(traj: "Trajectory", in_memory: bool = True) -> Checkpoint:
     )
 
 
+def _original_data(X, snapped: dict | None):
+    """The data the run was given: the trajectory's ``X`` is the flow's, with the points
+    :func:`pwflow.subgradient.snap_parallel` moved (``meta["snapped_points"]``) put back
+    (snapped, ``x_1 = x_0`` can be a duplicate, which a :class:`Dataset` refuses; the resumed
+    run snaps them again, to the same numbers)."""
+    X = np.array(X, dtype=float, copy=True)
+    if snapped and "original" in snapped:
+        X[np.asarray(snapped["points"], dtype=np.intp)] = np.asarray(snapped["original"], float)
+    return X
+
+
 def resume(traj: "Trajectory", t_max: float | None = None, *, store: str | Path | None = None,
            progress: bool = False, checkpoint_every: float | None = None,
            stall_steps: int | None = None) -> "Trajectory":
@@ -282,7 +293,8 @@ def resume(traj: "Trajectory", t_max: float | None = None, *, store: str | Path 
     except (KeyError, TypeError) as err:
         raise ValueError(f"the run's options are unreadable ({err!r})") from None
     ds = meta.get("dataset", {}) if isinstance(meta.get("dataset"), dict) else {}
-    data = Dataset(traj.X, traj.y, name=str(ds.get("name", "custom")),
+    data = Dataset(_original_data(traj.X, meta.get("snapped_points")), traj.y,
+                   name=str(ds.get("name", "custom")),
                    meta={k: v for k, v in ds.items() if k != "name"})
     ini = meta.get("init", {}) if isinstance(meta.get("init"), dict) else {}
     scale = ini.get("scale")

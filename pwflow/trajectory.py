@@ -235,7 +235,7 @@ class Trajectory:
             "max_event_residual": float(np.max(self.events["residual"], initial=0.0)),
             **{k: v for k, v in self.stats.items()},
             "options": dict((self.meta or {}).get("options", {})),
-            "snapped_points": (self.meta or {}).get("snapped_points"),
+            "snapped_points": _snapped_summary((self.meta or {}).get("snapped_points")),
         }
 
     # ------------------------------------------------------------------ storage
@@ -333,3 +333,11 @@ def _json_default(obj):
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _snapped_summary(snapped: dict | None) -> dict | None:
+    """The points :func:`pwflow.subgradient.snap_parallel` moved and the largest move, for
+    :meth:`Trajectory.summary` (their original rows stay in ``meta``, for resuming)."""
+    if not snapped:
+        return None
+    return {k: v for k, v in snapped.items() if k != "original"}

@@ -526,3 +526,32 @@ def test_resume_memory_carries_the_resolved_residuals_and_the_idle_cut_count():
     restore(flow, seen["mem"])
     np.testing.assert_array_equal(flow._held_zero, seen["held"])
     assert flow._idle_cuts == 3
+
+
+@pytest.mark.parametrize("c", [1.0, -2.0])
+def test_a_run_with_snapped_points_saves_loads_and_resumes(tmp_path, c):
+    """``x_1 = c x_0`` turned by 5e-11 (below ``SPAN_RTOL``): the flow runs on the snapped data
+    (for ``c = 1`` an exact duplicate of ``x_0``, which a Dataset refuses); ``meta`` keeps the
+    original rows, so that a saved run loads with them and resumes to a later ``t_max`` (the
+    given data put back and snapped again, to the same numbers) as the run that went there
+    at once."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(5, 3))
+    X[0] = [1.0, 2.0, -1.0]  # dyadic: snapped with c = 1, x_1 is x_0 exactly
+    xi = np.cross(X[0], rng.normal(size=3))
+    X[1] = c * X[0] + 5e-11 * abs(c) * np.linalg.norm(X[0]) * xi / np.linalg.norm(xi)
+    data = pwflow.Dataset(X, rng.normal(size=5))
+    init = pwflow.balanced(8, 3, 0.3, seed=1)
+    short = simulate(data, init, 2.0)
+    assert short.status == 0 and short.meta["snapped_points"]["points"] == [1]
+    assert np.array_equal(short.X[1], short.X[0]) == (c == 1.0)
+    assert short.meta["snapped_points"]["original"] == [X[1].tolist()]
+    assert "original" not in short.summary()["snapped_points"]
+    path = tmp_path / "short.npz"
+    short.save(path)
+    loaded = Trajectory.load(path)
+    assert loaded.meta["snapped_points"] == short.meta["snapped_points"]
+    longer = loaded.resume(4.0)
+    ref = simulate(data, init, 4.0)
+    assert longer.status == 0 and np.array_equal(longer.X, ref.X)
+    np.testing.assert_allclose(longer.W[-1], ref.W[-1], rtol=0, atol=1e-9)
