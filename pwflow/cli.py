@@ -406,6 +406,11 @@ def format_summary(s: dict) -> str:
         ("steps", str(s.get("n_steps", "-"))),
         ("wall time", f"{s['wall_time']:.3g} s" if "wall_time" in s else "-"),
     ]
+    snapped = s.get("snapped_points")
+    if snapped:
+        rows.insert(4, ("snapped points", f"x_k, k = {snapped['points']}, made exactly parallel "
+                        f"to their class (moved {_fmt(snapped['max_relative_move'])} relative "
+                        "at most; the flow is exact for the data so snapped)"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 

@@ -599,3 +599,17 @@ def test_real_ctrl_c_saves_partial_run(tmp_path):
     assert b"Traceback" not in err and b"interrupted" in err
     traj = Trajectory.load(tmp_path / "r.npz")
     assert traj.status == -3 and 0 < traj.t[-1] < 4000
+
+
+def test_simulate_names_the_points_it_snapped(capsys, tmp_path):
+    """Two points 4e-12 apart in angle (below ``SPAN_RTOL``): the summary says which point
+    was made exactly parallel and by how much; a run without such points has no such row."""
+    csv = tmp_path / "near.csv"
+    csv.write_text("1.0,2.0,0.3\n1.00000000001,2.0,1.0\n-0.5,1.0,-0.2\n0.3,-1.0,0.5\n")
+    rc, out, _ = run_cli(capsys, ["simulate", "--dataset", csv, "--bias", "--width", "10",
+                                  "--t-max", "2", "--out", tmp_path / "near.npz"])
+    assert rc == 0
+    row = next(line for line in out.splitlines() if line.startswith("snapped points"))
+    assert "k = [1]" in row and "3.72678e-12" in row
+    rc, out, _ = run_cli(capsys, ["simulate", *SMALL[:-1], "--out", tmp_path / "three.npz"])
+    assert rc == 0 and "snapped points" not in out
