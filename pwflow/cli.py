@@ -409,8 +409,9 @@ def format_summary(s: dict) -> str:
     snapped = s.get("snapped_points")
     if snapped:
         rows.insert(4, ("snapped points", f"x_k, k = {snapped['points']}, made exactly parallel "
-                        f"to their class (moved {_fmt(snapped['max_relative_move'])} relative "
-                        "at most; the flow is exact for the data so snapped)"))
+                        "to their class or coplanar with two others (moved "
+                        f"{_fmt(snapped['max_relative_move'])} relative at most; the flow is "
+                        "exact for the data so snapped)"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 

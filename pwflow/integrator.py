@@ -45,7 +45,7 @@ from .resume import take_mark
 from .signals import describe as describe_interrupt
 from .signals import exit_status
 from .stepper import HybridFlow
-from .subgradient import snap_parallel
+from .subgradient import snap_data
 from .store import StoreWriter
 
 if TYPE_CHECKING:
@@ -245,10 +245,11 @@ def simulate(
     start = time.perf_counter() - (0.0 if ck is None else ck.mark.wall_time)
     try:
         with np.errstate(over="raise", invalid="raise"):
-            # points parallel to within SPAN_RTOL are one class for the selection rule: the
-            # flow is computed for them made exactly parallel (a change of at most 1e-10
-            # relative, recorded)
-            X, moved = snap_parallel(data.X)
+            # points parallel to within SPAN_RTOL are one class for the selection rule, and a
+            # point within it of the plane of two others is on their intersection: the flow
+            # is computed for them made exactly parallel, or moved onto the plane (a change
+            # of at most 1e-10 relative, recorded)
+            X, moved = snap_data(data.X)
             if np.any(moved):
                 moved_rows = np.flatnonzero(moved)
                 meta["snapped_points"] = {"points": moved_rows.tolist(),

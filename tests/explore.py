@@ -11,7 +11,10 @@ the square or logistic loss and a balanced or unbalanced initialisation:
 3. wide, m = 20–59 (several neurons reaching ``w = 0`` with unbalanced inits);
 4. (seeds from ``HIGH_D_SEEDS`` = 100 000 on, session 14) d = 6–9, n = 4–12, with one point
    in the span of two others in half the problems and neurons started on one or two
-   hyperplanes (:func:`high_d_arrays`).
+   hyperplanes (:func:`high_d_arrays`);
+5. (seeds from ``NEAR_DEPENDENT_SEEDS`` = 200 000 on, session 14) a point within 1e-11 to
+   1e-9 of the span of two others, neurons started on those two hyperplanes
+   (:func:`near_dependent_arrays`).
 
 Each problem is checked as the campaign checks its own (:func:`campaign.check`)::
 
@@ -35,6 +38,33 @@ from strategies import Problem
 
 #: seeds from here on draw the high-dimension family (14) instead of ``seed % 4``
 HIGH_D_SEEDS = 100_000
+#: seeds from here on draw the near-dependent family (15)
+NEAR_DEPENDENT_SEEDS = 200_000
+
+
+def near_dependent_arrays(seed: int):
+    """Family 15 (session 14): d = 3–5, n = 4–8, ``x_2 = c_0 x_0 + c_1 x_1 + δ ‖x_0‖ ξ``
+    with ``δ ∈ {1e-11, 5e-11, 2e-10, 1e-9}`` (within ``SPAN_RTOL`` of the span, or just
+    beyond: ``x_2``'s hyperplane implied by ``x_0^⊥ ∩ x_1^⊥`` or a thin wedge next to it), and
+    half the neurons started on ``x_0^⊥ ∩ x_1^⊥``."""
+    rng = np.random.default_rng(seed)
+    d, n, m = int(rng.integers(3, 6)), int(rng.integers(4, 9)), int(rng.integers(2, 7))
+    gamma, loss = float(rng.choice([0.0, 0.1, 0.5])), str(rng.choice(["square", "logistic"]))
+    X = rng.normal(size=(n, d))
+    delta = float(rng.choice([1e-11, 5e-11, 2e-10, 1e-9]))
+    xi = rng.normal(size=d)
+    X[2] = (rng.normal() * X[0] + rng.normal() * X[1]
+            + delta * np.linalg.norm(X[0]) * xi / np.linalg.norm(xi))
+    y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
+    W = 0.3 * rng.normal(size=(m, d))
+    for j in range(m):
+        if rng.integers(2):
+            B = X[:2]
+            W[j] -= B.T @ np.linalg.solve(B @ B.T, B @ W[j])
+    s = rng.choice([-1.0, 1.0], size=m)
+    a = (s * np.linalg.norm(W, axis=1) if rng.integers(2)
+         else s * rng.uniform(0.05, 1, size=m) * np.max(np.linalg.norm(W, axis=1)))
+    return X, y, W, a, gamma, loss
 
 
 def high_d_arrays(seed: int):
@@ -65,6 +95,8 @@ def high_d_arrays(seed: int):
 
 def problem_arrays(seed: int):
     """``(X, y, W, a, gamma, loss)`` of the exploration's problem ``seed``."""
+    if seed >= NEAR_DEPENDENT_SEEDS:
+        return near_dependent_arrays(seed)
     if seed >= HIGH_D_SEEDS:
         return high_d_arrays(seed)
     rng = np.random.default_rng(seed)
@@ -95,9 +127,9 @@ def problem_arrays(seed: int):
 
 
 def make(seed: int) -> Case:
-    """The problem ``seed`` as a campaign case (families numbered 10–14)."""
+    """The problem ``seed`` as a campaign case (families numbered 10–15)."""
     X, y, W, a, gamma, loss = problem_arrays(seed)
-    fam = 4 if seed >= HIGH_D_SEEDS else seed % 4
+    fam = 5 if seed >= NEAR_DEPENDENT_SEEDS else 4 if seed >= HIGH_D_SEEDS else seed % 4
     return Case(seed, 10 + fam, Problem(X, y, W, a, gamma, loss, 5.0, f"explore{fam}"))
 
 
