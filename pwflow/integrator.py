@@ -256,7 +256,8 @@ def simulate(
                                           "max_relative_move": float(np.max(moved)),
                                           "original": data.X[moved_rows].tolist()}
             if ck is None:
-                flow = HybridFlow(X, data.y, init.W, init.a, loss_fn, gamma, options)
+                flow = HybridFlow(X, data.y, init.W, init.a, loss_fn, gamma, options,
+                                  X_given=data.X)
             else:
                 flow = ck.make_flow(X, data.y, loss_fn, gamma, options)
                 if flow.rest is not None and flow.rest.t_end < t_max:

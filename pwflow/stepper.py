@@ -480,8 +480,12 @@ class HybridFlow:
         t0: float = 0.0,
         patterns: NDArray[np.int8] | None = None,
         table: PatternTable | None = None,
+        X_given: Array | None = None,
     ) -> None:
         self.X = np.asarray(X, float)
+        #: the data as given, where ``X`` is snapped (:func:`pwflow.subgradient.snap_data`):
+        #: the sides gradient descent's first step reads from a start on hyperplanes
+        self._X_given = self.X if X_given is None else np.asarray(X_given, float)
         self.y = np.asarray(y, float)
         self.n, self.d = self.X.shape
         self.q = self.d + 1
@@ -608,6 +612,9 @@ class HybridFlow:
         # side (a neuron placed on hyperplanes by a floating-point projection lands 1e-16 off
         # them, on sides that the rounding picked)
         U = np.where(within_rounding(S, W, self.X), 0, np.sign(S)).astype(np.int8)
+        # the offsets gradient descent's first step reads: on the data as given (a point
+        # snapped onto the neuron's hyperplanes was 1e-11 off them, on a side it reads)
+        given = S if self._X_given is self.X else W @ self._X_given.T
         on_face = np.flatnonzero(np.any(U == 0, axis=1))
         rows = []
         if on_face.size:
@@ -621,7 +628,7 @@ class HybridFlow:
                     continue
                 # the signs of the offsets within rounding: gradient descent's first step
                 # reads them (filippov._gd_at_rest)
-                sides = np.sign(S[j]).astype(np.int8)
+                sides = np.sign(given[j]).astype(np.int8)
                 key = (U[j].tobytes(), float(np.sign(self.Z[j, self.d])), sides.tobytes())
                 sel = decided.get(key) if key[1] != 0.0 else None
                 if sel is None:
@@ -637,7 +644,8 @@ class HybridFlow:
                 for j in zero_a:
                     chosen[j] = select(0.0, U[j], self.X, r, self.gamma, policy=self.policy,
                                        w=W[j], at_rest=True,
-                                       sides=np.sign(S[j]).astype(np.int8), r_rate=r_rate)
+                                       sides=np.sign(given[j]).astype(np.int8),
+                                       r_rate=r_rate)
             for j in on_face:
                 if np.all(W[j] == 0):
                     U[j] = 0

@@ -953,7 +953,10 @@ def test_a_neuron_reaching_three_points_of_numerical_rank_two_keeps_its_face():
     data of a rank-2 configuration moved by 1e-11).  The neuron enters sliding on x_2 and at
     t = 3.1e-10 on x_0 and x_1 (a branch); the face's hyperplanes are those of a numerically
     rank-2 set, but the projector (plain pseudo-inverse, rank 3) moved the neuron by 0.162 of
-    ``‖z‖``: status −7.  Now status 0; gradient descent agrees to 1e-9."""
+    ``‖z‖``: status −7.  Then status 0 (events: sliding on x_2, a branch on x_0, sliding on
+    x_1).  Since session 14 ``x_2`` is moved onto the plane of ``x_0, x_1`` (5.4e-11,
+    :func:`pwflow.subgradient.snap_dependent`): the neuron enters sliding on ``x_1`` at
+    t = 2.2e-10 and stays there; gradient descent on the given data agrees to 1e-9."""
     X = np.array([
         [1.2499999999560742e-01, 4.9999999999932587e-01, 3.7500000000325445e-01,
          6.2499999999343669e-01, -3.7500000000502931e-01],
@@ -962,12 +965,15 @@ def test_a_neuron_reaching_three_points_of_numerical_rank_two_keeps_its_face():
         [-8.7500000000052247e-01, -7.7340641083833933e-13, -1.2499999999234594e-01,
          -3.7500000001264999e-01, -3.7500000001328820e-01]])
     W, a = np.array([[-0.25, 0.25, 0.25, 0.0, 0.5]]), np.array([-0.5])
-    tr = _near_degenerate_run(X, np.array([-0.75, 0.5, 0.5]), W, a, 0.0, "square", 3.0)
+    y = np.array([-0.75, 0.5, 0.5])
+    tr = _near_degenerate_run(X, y, W, a, 0.0, "square", 3.0)
+    assert tr.meta["snapped_points"]["points"] == [2]
     ev = tr.events
-    assert ev["k"].tolist() == [2, 0, 1]
-    assert ev["kind"].tolist() == [pwflow.EventKind.ENTER_SLIDING, pwflow.EventKind.BRANCH,
-                                   pwflow.EventKind.ENTER_SLIDING]
+    assert ev["k"].tolist() == [1] and ev["kind"].tolist() == [pwflow.EventKind.ENTER_SLIDING]
     np.testing.assert_allclose(tr.W[-1], W, atol=1e-11)
+    ref = gd_reference(X, y, W, a, 0.0, "square", [1.0, 3.0], lr=1e-3)
+    for i, t in enumerate((1.0, 3.0)):
+        assert ref.error(*tr.state(t), i) <= 1e-9
 
 
 @pytest.mark.parametrize("delta", [1e-13, 1e-11, 1e-8])
@@ -1452,3 +1458,21 @@ def test_a_point_near_the_plane_of_two_others_is_moved_onto_it_and_agrees_with_g
     stuck = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 5.0, **kw)
     assert stuck.status != 0 and stuck.t[-1] < 0.01, (stuck.status, stuck.t[-1])
 
+
+
+def test_a_start_on_a_snapped_intersection_reads_the_sides_of_the_given_data():
+    """Exploration family 15, seed 200 152: neurons start on ``x_0^⊥ ∩ x_1^⊥`` with ``x_2``
+    5.9e-11 from their plane.  Snapped, ``x_2``'s offset is rounding, its sign noise;
+    gradient descent's first step (which the ``'gd'`` policy follows from a start on
+    hyperplanes) reads the sign of the offset on the data as given.  With the sides read on
+    the snapped data the run was 4 176 estimates from gradient descent; read on the given
+    data (``HybridFlow``'s ``X_given``), within the estimate."""
+    X, y, W, a, gamma, loss = problem_arrays(200_152)
+    times = (1.0, 2.5, 5.0)
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 5.0, gamma=gamma,
+                         loss=loss, options=pwflow.FlowOptions(branch_policy="gd"))
+    assert tr.status == 0 and tr.meta["snapped_points"]["points"] == [2], tr.message
+    ref = gd_reference(X, y, W, a, gamma, loss, list(times), lr=1e-3)
+    for i, t in enumerate(times):
+        Wt, at = tr.state(t)
+        assert ref.error(Wt, at, i) <= C_GAP * ref.estimate(i), (t, ref.error(Wt, at, i))
