@@ -198,7 +198,10 @@ def simulate(
         overflow (``NON_FINITE``, the last finite state kept), the progress budget, a violated
         invariant (``INVARIANT``: Lemma 1, a sliding neuron off its hyperplanes, an event
         residual) or Ctrl-C, SIGTERM or SIGHUP returns what was computed, with ``status`` and
-        ``message`` saying why.
+        ``message`` saying why.  Its ``X`` is the data the flow integrated: points parallel
+        to within ``SPAN_RTOL`` made exactly parallel, and a point that near the plane of two
+        others moved onto it (:func:`pwflow.subgradient.snap_data`, at most 1e-10 relative;
+        ``meta["snapped_points"]`` lists them, with their rows as given).
 
     Raises
     ------
