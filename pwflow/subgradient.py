@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .cones import SPAN_RTOL
+from .cones import SPAN_RTOL, span_split
 from .model import slopes
 
 __all__ = [
@@ -562,21 +562,15 @@ def snap_dependent(X: ArrayLike, tol: float = SPAN_RTOL,
         near = 1.0 - c1 * c1 - c2 * c2 <= 1e-12
         near &= np.arange(n)[None] > pj[:, None]  # the later point moves, as in a class
         for p, k in zip(*np.nonzero(near), strict=True):
-            B = _orthonormal_rows(U[[pi[p], pj[p]]])
+            B = span_split(U[[pi[p], pj[p]]])[1][:2]  # the plane, orthonormal rows
             dist = float(np.linalg.norm(U[k] - (U[k] @ B.T) @ B))
             if PARALLEL_ROUNDING < dist <= tol and dist < best[k]:
                 best[k], plane[k] = dist, (pi[p], pj[p])
     for k in np.flatnonzero(np.isfinite(best)):
-        B = _orthonormal_rows(X[plane[k]])
+        B = span_split(X[plane[k]])[1][:2]
         X[k] = (X[k] @ B.T) @ B
         moved[k] = best[k]
     return X, moved
-
-
-def _orthonormal_rows(A: Array) -> Array:
-    """Orthonormal rows spanning the rows of ``A`` (full row rank)."""
-    Q, _ = np.linalg.qr(A.T)
-    return Q.T
 
 
 def snap_data(X: ArrayLike) -> tuple[Array, Array]:

@@ -336,7 +336,7 @@ def _json_default(obj):
 
 
 def _snapped_summary(snapped: dict | None) -> dict | None:
-    """The points :func:`pwflow.subgradient.snap_parallel` moved and the largest move, for
+    """The points :func:`pwflow.subgradient.snap_data` moved and the largest move, for
     :meth:`Trajectory.summary` (their original rows stay in ``meta``, for resuming)."""
     if not snapped:
         return None
