@@ -32,8 +32,15 @@ Array = NDArray[np.float64]
 class Dataset:
     """Validated training data ``(x_k, y_k)_{k in [n]}``.
 
-    Raises ``ValueError`` on non-finite values, inconsistent shapes, an empty set, a zero
-    feature vector (it lies on every hyperplane and has no activation cone) or duplicate points.
+    Raises ``ValueError`` on non-finite values, inconsistent shapes, an empty set or a zero
+    feature vector (it lies on every hyperplane and has no activation cone).
+
+    Repeated points are data like any other (a repeated input with two labels, say): their
+    hyperplanes coincide, and the flow treats them as one class of parallel points, one slope
+    on the common hyperplane (``docs/paper-readings.md``, N3).  With the square loss, ``q``
+    copies of ``x`` with labels ``y_i`` train as the one point ``√q x`` with label ``√q ȳ``
+    (``ȳ`` their mean) in their place: that run reaches at time ``t (n − q + 1) / n`` the
+    state of this one at ``t`` (tested).
     """
 
     X: Array
@@ -65,10 +72,6 @@ class Dataset:
         if np.any(zero):
             k = int(np.flatnonzero(zero)[0])
             raise ValueError(f"x_{k} is the zero vector: it has no activation hyperplane")
-        _, first, counts = np.unique(X, axis=0, return_index=True, return_counts=True)
-        if np.any(counts > 1):
-            k = int(first[np.flatnonzero(counts > 1)[0]])
-            raise ValueError(f"duplicate data point: x_{k} = {X[k].tolist()} appears twice")
         X.setflags(write=False)
         y.setflags(write=False)
         object.__setattr__(self, "X", X)

@@ -256,9 +256,9 @@ def checkpoint_of(traj: "Trajectory", in_memory: bool = True) -> Checkpoint:
 
 def _original_data(X, snapped: dict | None):
     """The data the run was given: the trajectory's ``X`` is the flow's, with the points
-    :func:`pwflow.subgradient.snap_data` moved (``meta["snapped_points"]``) put back
-    (snapped, ``x_1 = x_0`` can be a duplicate, which a :class:`Dataset` refuses; the resumed
-    run snaps them again, to the same numbers)."""
+    :func:`pwflow.subgradient.snap_data` moved (``meta["snapped_points"]``) put back: the
+    resumed run snaps them again, to the same numbers and the same ``meta``, where the
+    snapped data would record no move."""
     X = np.array(X, dtype=float, copy=True)
     if snapped and "original" in snapped:
         X[np.asarray(snapped["points"], dtype=np.intp)] = np.asarray(snapped["original"], float)

@@ -15,8 +15,10 @@ Variants
   subspace ``S`` (their hyperplanes all contain ``S^⊥``, a codimension-(d−2) set where three or
   more hyperplanes meet), and neurons initialised exactly on the intersection of two
   hyperplanes (or on ``S^⊥``).
-* :func:`collinear_problems` — points that are (signed, power-of-two) multiples of others, so
-  that several data points share one hyperplane exactly.
+* :func:`collinear_problems` — points that are (signed, power-of-two) multiples of others, or
+  repeated, so that several data points share one hyperplane exactly.
+* :func:`repeated_point_problems` — a generic problem with one point repeated with labels of
+  its own (square loss), for the exact merge identity of :class:`pwflow.Dataset`.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from hypothesis import strategies as st
 
 import pwflow
 
-__all__ = ["Problem", "problems", "multi_active_problems", "collinear_problems", "matrices",
-           "general_position"]
+__all__ = ["Problem", "problems", "multi_active_problems", "collinear_problems",
+           "repeated_point_problems", "matrices", "general_position"]
 
 GAMMAS = (0.0, 0.1, 0.5)
 LOSSES = ("square", "logistic")
@@ -233,7 +235,8 @@ def multi_active_problems(draw, t_max: float = 5.0) -> Problem:
 
 @st.composite
 def collinear_problems(draw, t_max: float = 5.0) -> Problem:
-    """Points that are exact multiples (±½, ±2, −1) of other points: shared hyperplanes."""
+    """Points that are exact multiples (±½, ±2, ±1: repeated points too) of other points:
+    shared hyperplanes."""
     d, n, m, gamma, loss, balanced, scale = _common(draw)
     n = max(n, 2)
     base = draw(st.integers(1, n - 1))
@@ -242,10 +245,9 @@ def collinear_problems(draw, t_max: float = 5.0) -> Problem:
     rows = [Xb]
     for _ in range(n - base):
         k = draw(st.integers(0, base - 1))
-        c = draw(st.sampled_from([-2.0, -1.0, -0.5, 0.5, 2.0]))
+        c = draw(st.sampled_from([-2.0, -1.0, -0.5, 0.5, 1.0, 2.0]))
         rows.append(c * Xb[k : k + 1])
     X = np.vstack(rows)
-    assume(np.unique(X, axis=0).shape[0] == n)
     y = _labels(draw, n, loss)
     W = _matrix(draw, m, d, -1.0, 1.0) * scale
     assume(np.all(np.linalg.norm(W, axis=1) >= 0.1 * scale))
@@ -255,16 +257,20 @@ def collinear_problems(draw, t_max: float = 5.0) -> Problem:
 
 
 @st.composite
-def duplicate_data(draw):
-    """Data with an exactly repeated point (the :class:`pwflow.Dataset` must reject it)."""
-    d = draw(st.sampled_from([2, 3, 4, 5]))
-    n = draw(st.integers(1, 9))
-    X = _matrix(draw, n, d, -2.0, 2.0)
-    assume(_well_separated(X))
+def repeated_point_problems(draw, t_max: float = 5.0) -> Problem:
+    """A generic problem (square loss) with one of its points repeated ``q − 1`` more times
+    (``q = 2, 3``), each copy with a label of its own, the copies at drawn places."""
+    prob = draw(problems(t_max))
+    n = prob.X.shape[0]
     k = draw(st.integers(0, n - 1))
-    X = np.vstack([X, X[k : k + 1]])
-    y = np.array(draw(st.lists(_floats(-1.0, 1.0), min_size=n + 1, max_size=n + 1)))
-    return X, y
+    q = draw(st.integers(2, 3))
+    X, y = prob.X, prob.y
+    for _ in range(q - 1):
+        at = draw(st.integers(0, X.shape[0]))
+        X = np.insert(X, at, prob.X[k], axis=0)
+        y = np.insert(y, at, draw(_floats(-1.0, 1.0)))
+    return Problem(X, y, prob.W, prob.a, prob.gamma, "square", t_max,
+                   prob.kind + "/repeated point")
 
 
 @st.composite

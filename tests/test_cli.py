@@ -224,7 +224,6 @@ def _bad_files(tmp: Path) -> dict[str, Path]:
     (tmp / "garbage.npz").write_bytes(b"this is not a zip file")
     np.savez(tmp / "dataset.npz", X=np.ones((2, 2)), y=np.ones(2))
     (tmp / "text.csv").write_text("a,b\nfoo,bar\nbaz,qux\n")
-    (tmp / "dup.csv").write_text("1,2\n1,3\n")
     (tmp / "afile").write_text("x")
     (tmp / "adir").mkdir()
     (tmp / "full").mkdir()
@@ -259,7 +258,6 @@ BAD = [
     (["simulate", "--bias", "--out", "{tmp}/r.npz"], "--bias applies only"),
     (["simulate", "--dataset", "{tmp}/missing.csv", "--out", "{tmp}/r.npz"], "does not exist"),
     (["simulate", "--dataset", "{tmp}/text.csv", "--out", "{tmp}/r.npz"], "non-numeric"),
-    (["simulate", "--dataset", "{tmp}/dup.csv", "--out", "{tmp}/r.npz"], "duplicate data point"),
     (["simulate", "--dataset", "{tmp}/afile", "--out", "{tmp}/r.npz"], "unsupported dataset"),
     (["simulate", "--method", "gd", "--out", "{tmp}/r.npz"], "--method gd needs --lr"),
     (["simulate", "--lr", "0.1", "--out", "{tmp}/r.npz"], "--lr applies only"),
@@ -297,6 +295,18 @@ def test_bad_invocations_exit_2_with_one_line(capsys, tmp_path, argv, fragment):
     assert fragment in stderr
     assert stdout == ""
     assert not (tmp_path / "r.npz").exists()
+
+
+def test_simulate_accepts_a_repeated_point(capsys, tmp_path):
+    """A CSV with one input twice (two labels) is data, not an error: the run ends with
+    status 0 and keeps both rows."""
+    (tmp_path / "rep.csv").write_text("-0.75,1,1.1\n-0.5,1,0.1\n0.125,1,0.8\n-0.5,1,0.3\n")
+    rc, _, stderr = run_cli(capsys, ["simulate", "--dataset", tmp_path / "rep.csv", "--width", 20,
+                                     "--t-max", 50, "--out", tmp_path / "r.npz"])
+    assert rc == 0, stderr
+    traj = Trajectory.load(tmp_path / "r.npz")
+    assert traj.status == 0 and traj.X.shape == (4, 2)
+    assert np.array_equal(traj.X[1], traj.X[3]) and traj.y[1] != traj.y[3]
 
 
 def test_help_and_version(capsys):

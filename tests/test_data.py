@@ -111,6 +111,12 @@ def test_get_dataset_passes_seed():
     )
 
 
+def test_a_repeated_point_is_data():
+    """Repeated inputs (with labels of their own) are kept as given, not refused."""
+    data = Dataset([[1.0, 2.0], [3.0, 1.0], [1.0, 2.0]], [1.0, 2.0, 3.0])
+    assert data.n == 3 and np.array_equal(data.X[0], data.X[2])
+
+
 def test_with_bias():
     np.testing.assert_array_equal(with_bias([1.0, 2.0]), [[1.0, 1.0], [2.0, 1.0]])
     np.testing.assert_array_equal(with_bias([[1.0, 3.0]]), [[1.0, 3.0, 1.0]])
@@ -159,10 +165,6 @@ _INVALID = {
     "X_3d": (lambda t: Dataset(np.ones((1, 1, 1)), [1.0]), "X must be a 2-D"),
     "empty": (lambda t: Dataset(np.zeros((0, 2)), np.zeros(0)), "empty"),
     "zero_vector": (lambda t: Dataset([[1.0, 1.0], [0.0, 0.0]], [1.0, 2.0]), "x_1 is the zero"),
-    "duplicate": (
-        lambda t: Dataset([[1.0, 2.0], [3.0, 1.0], [1.0, 2.0]], [1.0, 2.0, 3.0]),
-        "duplicate data point",
-    ),
     "unknown_name": (lambda t: get_dataset("mnist"), "unknown dataset 'mnist'"),
     "missing_file": (lambda t: load_dataset(t / "nope.npz"), "does not exist"),
     "bad_extension": (lambda t: load_dataset(_write(t, "d.txt", "1,2\n")), "unsupported"),

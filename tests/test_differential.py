@@ -46,7 +46,8 @@ from reference import (
     sliding_checks,
     starts_on_antiparallel_hyperplane,
 )
-from strategies import collinear_problems, multi_active_problems, problems
+from strategies import (collinear_problems, multi_active_problems, problems,
+                        repeated_point_problems)
 
 import pwflow
 
@@ -310,14 +311,39 @@ def test_flow_invariants_long(name, data):
     _invariants(_draw(data, name, 60.0), 60.0, 121)
 
 
-def test_duplicate_points_are_rejected_with_one_clear_line():
-    from strategies import duplicate_data
-
-    @settings(deadline=None)
-    @given(duplicate_data())
-    def check(xy):
-        X, y = xy
-        with pytest.raises(ValueError, match="duplicate data point"):
-            pwflow.Dataset(X, y)
-
-    check()
+@_settings
+@given(prob=repeated_point_problems())
+def test_repeated_points_train_as_one_merged_point(prob):
+    """``q`` copies of ``x`` with labels ``y_i`` (square loss) enter the loss as
+    ``q · ½ (h(x) − ȳ)²`` plus a constant, which is ``½ (h(√q x) − √q ȳ)²`` (``h`` is
+    positively homogeneous): the data with the copies replaced by the one point ``√q x``,
+    label ``√q ȳ``, has the loss ``n / (n − q + 1)`` times this one's, so its flow at
+    ``t (n − q + 1) / n`` is this flow at ``t``.  An exact reference without repeated points
+    (the flow takes the copies as one class of parallel points, one slope on their common
+    hyperplane; the merged data has none), at t = 1, 2.5 and 5."""
+    X, y = prob.X, prob.y
+    n = X.shape[0]
+    _, first, inverse, counts = np.unique(X, axis=0, return_index=True, return_inverse=True,
+                                          return_counts=True)
+    c = int(np.argmax(counts))
+    q = int(counts[c])
+    copies = np.flatnonzero(inverse.ravel() == c)
+    keep = np.setdiff1d(np.arange(n), copies[1:])
+    Xm, ym = X[keep].copy(), y[keep].copy()
+    at = int(np.searchsorted(keep, copies[0]))
+    Xm[at] = np.sqrt(q) * X[copies[0]]
+    ym[at] = np.sqrt(q) * float(np.mean(y[copies]))
+    times = np.array([1.0, 2.5, 5.0])
+    scale = (n - q + 1) / n
+    kw = dict(gamma=prob.gamma, loss="square", options=pwflow.FlowOptions(branch_policy="gd"))
+    rep = pwflow.simulate(pwflow.Dataset(X, y), prob.init(), 5.0, t_eval=times, **kw)
+    mer = pwflow.simulate(pwflow.Dataset(Xm, ym), prob.init(), 5.0 * scale,
+                          t_eval=times * scale, **kw)
+    assert rep.status == 0 and mer.status == 0, (rep.message, mer.message)
+    assert np.max(rep.balancedness_drift()) <= 1e-10
+    for t in times:
+        W1, a1 = rep.state(t)
+        W2, a2 = mer.state(t * scale)
+        size = 1.0 + np.linalg.norm(W1) + np.linalg.norm(a1)
+        gap = np.sqrt(np.sum((W1 - W2) ** 2) + np.sum((a1 - a2) ** 2))
+        assert gap <= 1e-8 * size, (t, gap, prob.describe())

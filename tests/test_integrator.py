@@ -937,7 +937,7 @@ def test_a_pair_parallel_below_the_rank_cut_runs_as_the_exactly_parallel_pair(pr
     """A drawn problem with ``x_1`` replaced by ``c x_0`` turned by ``angle`` (below
     ``SPAN_RTOL``): :func:`simulate` runs it as the exactly parallel pair (the same events and
     states, bit for bit, as the data snapped by hand; for ``c = 1`` the snapped pair is a
-    duplicate, which runs too), records the move, ends with status 0 and keeps Lemma 1 to
+    repeated point), records the move, ends with status 0 and keeps Lemma 1 to
     1e-10."""
     from pwflow.subgradient import snap_parallel
 
@@ -956,8 +956,6 @@ def test_a_pair_parallel_below_the_rank_cut_runs_as_the_exactly_parallel_pair(pr
     assert tr.meta["snapped_points"]["points"] == [1]
     assert np.max(tr.balancedness_drift()) <= 1e-10
     assert np.array_equal(tr.X, snapped)
-    if np.array_equal(snapped[1], snapped[0]):  # c = 1: a duplicate, which a Dataset refuses
-        return
     by_hand = simulate(Dataset(snapped, prob.y), from_arrays(prob.W, prob.a), prob.t_max, **kw)
     assert np.array_equal(tr.events["t"], by_hand.events["t"])
     assert np.array_equal(tr.W, by_hand.W) and np.array_equal(tr.a, by_hand.a)

@@ -531,7 +531,7 @@ def test_resume_memory_carries_the_resolved_residuals_and_the_idle_cut_count():
 @pytest.mark.parametrize("c", [1.0, -2.0])
 def test_a_run_with_snapped_points_saves_loads_and_resumes(tmp_path, c):
     """``x_1 = c x_0`` turned by 5e-11 (below ``SPAN_RTOL``): the flow runs on the snapped data
-    (for ``c = 1`` an exact duplicate of ``x_0``, which a Dataset refuses); ``meta`` keeps the
+    (for ``c = 1`` an exact repeat of ``x_0``); ``meta`` keeps the
     original rows, so that a saved run loads with them and resumes to a later ``t_max`` (the
     given data put back and snapped again, to the same numbers) as the run that went there
     at once."""
