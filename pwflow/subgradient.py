@@ -31,6 +31,7 @@ independent.  This module is the only place where that problem is solved:
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -518,59 +519,105 @@ def snap_parallel(X: ArrayLike, tol: float = SPAN_RTOL) -> tuple[Array, Array]:
     return out, moved
 
 
-#: :func:`snap_dependent` looks at every pair of points, so only up to this many points
-DEPENDENT_SNAP_MAX_N = 200
+#: :func:`snap_dependent` examines the spans of ``s`` earlier points for each size ``s`` with at
+#: most this many subsets ``C(n, s)`` (every pair up to n = 200; triples up to n = 50; sets of
+#: four up to n = 26; of five up to n = 20)
+DEPENDENT_SNAP_MAX_SUBSETS = 20_000
+
+#: subsets per vectorised block in :func:`_nearest_spans`
+_SUBSET_BLOCK = 2048
 
 
 def snap_dependent(X: ArrayLike, tol: float = SPAN_RTOL,
-                   max_points: int = DEPENDENT_SNAP_MAX_N) -> tuple[Array, Array]:
-    """The data with every point that lies within ``tol`` (relative) of the plane of two
-    others, but not on it to rounding, moved onto that plane; and how far each moved.
+                   max_subsets: int = DEPENDENT_SNAP_MAX_SUBSETS) -> tuple[Array, Array]:
+    """The data with every point that lies within ``tol`` (relative) of the span of ``s``
+    earlier points (``2 <= s <= d − 1``), but not on it to rounding, moved onto that span;
+    and how far each moved.
 
-    The analogue of :func:`snap_parallel` for three points: a neuron on ``x_i^⊥ ∩ x_j^⊥`` is
-    on ``x_l^⊥`` too where ``x_l`` is within ``SPAN_RTOL`` of ``span(x_i, x_j)``
+    The analogue of :func:`snap_parallel` for dependent points: a neuron on ``∩_{i∈S} x_i^⊥``
+    is on ``x_l^⊥`` too where ``x_l`` is within ``SPAN_RTOL`` of ``span(x_S)``
     (:func:`pwflow.filippov.implied_hyperplanes`), but its offset ``<w, x_l>`` is ``~1e-11
     ‖w‖ ‖x_l‖``, not 0, and after leaving the neuron sat on the wrong side of ``x_l`` and the
     next event put it back (exploration seed 200 067: ``x_2`` 1.75e-11 from the plane of
     ``x_0, x_1``, d = 4; 33 347 events for t = 1.1e-4, then the no-progress guard).  Moved
     onto the plane it runs to t = 5 in 14 events, 0.06 estimates from gradient descent.
-    The later point of a near-dependent triple moves (as a class member moves onto its
-    head), onto the nearest such plane of two earlier points (computed on the data as
-    given).  Pairs are examined for ``n <= max_points`` and ``d >= 3`` (in d = 2 every point
-    is in the plane of any two); points near the span of three or more others are not
-    moved.
+    Likewise for larger spans (exploration family 17: ``x_3`` 1e-11 from the span of three
+    points, d = 4, seed 400 185: 664 events, then the Zeno guard; ``x_4`` from the span of
+    four, d = 5, seed 400 140: 291 estimates from gradient descent; moved, both within it).
+
+    Sizes ``s = 2, 3, …`` are examined in turn while ``C(n, s) <= max_subsets``, on the data
+    as given: a point is decided by the smallest size with a span of earlier points of full
+    numerical rank (:func:`pwflow.cones.span_split`) within ``tol``, the nearest of that size;
+    it stays where that span is within rounding (:data:`PARALLEL_ROUNDING`).  The points then
+    move in index order, each onto the span of its points as moved themselves (the later point
+    moves, as a class member moves onto its head).  Points near a span of more points than the
+    budget allows are not moved.
     """
     X = np.array(X, dtype=float, copy=True)
     n, d = X.shape
     moved = np.zeros(n)
-    if d < 3 or n < 3 or n > max_points:
-        return X, moved
-    U = X / np.linalg.norm(X, axis=1)[:, None]
-    G = U @ U.T
-    best = np.full(n, np.inf)
-    plane = np.zeros((n, 2), dtype=np.intp)
-    i, j = np.triu_indices(n, k=1)
-    # the plane of (u_i, u_j) by Gram–Schmidt: q_1 = u_i, q_2 = (u_j − G_ij u_i) / s
-    s_ij = np.sqrt(np.maximum(1.0 - G[i, j] ** 2, 0.0))
-    keep = s_ij > tol  # not parallel (those are snap_parallel's)
-    i, j, s_ij = i[keep], j[keep], s_ij[keep]
-    for lo in range(0, i.size, 4096):
-        pi, pj, sp = i[lo:lo + 4096], j[lo:lo + 4096], s_ij[lo:lo + 4096]
-        c1 = G[pi]
-        c2 = (G[pj] - G[pi, pj][:, None] * c1) / sp[:, None]
-        # a cheap filter (1 − |P u|² loses the distance below ~1e-8), then the residual
-        near = 1.0 - c1 * c1 - c2 * c2 <= 1e-12
-        near &= np.arange(n)[None] > pj[:, None]  # the later point moves, as in a class
-        for p, k in zip(*np.nonzero(near), strict=True):
-            B = span_split(U[[pi[p], pj[p]]])[1][:2]  # the plane, orthonormal rows
-            dist = float(np.linalg.norm(U[k] - (U[k] @ B.T) @ B))
-            if PARALLEL_ROUNDING < dist <= tol and dist < best[k]:
-                best[k], plane[k] = dist, (pi[p], pj[p])
-    for k in np.flatnonzero(np.isfinite(best)):
-        B = span_split(X[plane[k]])[1][:2]
+    decided = np.zeros(n, dtype=bool)
+    onto: dict[int, NDArray[np.intp]] = {}
+    for s in range(2, d):
+        if s >= n or math.comb(n, s) > max_subsets:
+            break
+        best, where = _nearest_spans(X, s, tol, ~decided)
+        for k in np.flatnonzero((best > PARALLEL_ROUNDING) & (best <= tol)):
+            onto[int(k)], moved[k] = where[k], best[k]
+        decided |= best <= tol
+    for k in sorted(onto):
+        B = span_split(X[onto[k]])[1][: onto[k].size]
         X[k] = (X[k] @ B.T) @ B
-        moved[k] = best[k]
     return X, moved
+
+
+def _nearest_spans(X: Array, s: int, tol: float, open_: NDArray[np.bool_]
+                   ) -> tuple[Array, NDArray[np.intp]]:
+    """For each point ``k`` with ``open_[k]``: the smallest relative distance of ``x_k`` to
+    the span of ``s`` earlier points of full numerical rank, if at most ``tol`` (``inf``
+    otherwise), and those points (rows of shape ``(n, s)``)."""
+    n = X.shape[0]
+    U = X / np.linalg.norm(X, axis=1)[:, None]
+    best = np.full(n, np.inf)
+    where = np.zeros((n, s), dtype=np.intp)
+    combos = np.fromiter(itertools.chain.from_iterable(itertools.combinations(range(n), s)),
+                         dtype=np.intp).reshape(-1, s)
+    for lo in range(0, combos.shape[0], _SUBSET_BLOCK):
+        C = combos[lo:lo + _SUBSET_BLOCK]
+        Q, ok = _orthonormal_rows(U[C], tol)
+        coef = np.einsum("nd,csd->csn", U, Q)
+        # a cheap filter (1 − |P u|² loses the distance below ~1e-8), then the residual;
+        # the later point moves, onto earlier ones
+        near = 1.0 - np.einsum("csn,csn->cn", coef, coef) <= 1e-12
+        near &= ok[:, None] & (np.arange(n)[None] > C[:, -1:]) & open_[None]
+        c, k = np.nonzero(near)
+        if not c.size:
+            continue
+        res = U[k] - np.einsum("ps,psd->pd", coef[c, :, k], Q[c])
+        dist = np.linalg.norm(res, axis=1)
+        sv = np.linalg.svd(X[C[c]], compute_uv=False)  # span_split's rank, on the raw rows
+        dist[np.sum(sv > tol * sv[:, :1], axis=1) < s] = np.inf
+        order = np.lexsort((dist, k))  # by point, nearest first
+        first = order[np.r_[True, k[order][1:] != k[order][:-1]]]
+        better = first[dist[first] < best[k[first]]]
+        best[k[better]], where[k[better]] = dist[better], C[c[better]]
+    return best, where
+
+
+def _orthonormal_rows(A: Array, tol: float) -> tuple[Array, NDArray[np.bool_]]:
+    """Orthonormal bases of the rows of each ``A[c]`` (shape ``(c, s, d)``) by Gram–Schmidt
+    twice (Kahan, Parlett), all subsets at once, and whether the rows are independent (each
+    row's part off the previous ones above ``tol``; unit rows)."""
+    Q = np.zeros_like(A)
+    ok = np.ones(A.shape[0], dtype=bool)
+    for i in range(A.shape[1]):
+        v = A[:, i].copy()
+        for _ in range(2):
+            v -= np.einsum("ci,cid->cd", np.einsum("cid,cd->ci", Q[:, :i], v), Q[:, :i])
+        size = np.linalg.norm(v, axis=1)
+        ok &= size > tol
+        Q[:, i] = v / np.where(size > 0, size, 1.0)[:, None]
+    return Q, ok
 
 
 def snap_data(X: ArrayLike) -> tuple[Array, Array]:

@@ -14,7 +14,13 @@ the square or logistic loss and a balanced or unbalanced initialisation:
    hyperplanes (:func:`high_d_arrays`);
 5. (seeds from ``NEAR_DEPENDENT_SEEDS`` = 200 000 on, session 14) a point within 1e-11 to
    1e-9 of the span of two others, neurons started on those two hyperplanes
-   (:func:`near_dependent_arrays`).
+   (:func:`near_dependent_arrays`);
+6. (seeds from ``NEAR_SPAN3_SEEDS`` = 300 000 on, session 15) d = 4–6, a point within 1e-11
+   to 1e-9 of the span of three others, neurons started on those three hyperplanes
+   (:func:`near_span3_arrays`);
+7. (seeds from ``NEAR_SPAN_SEEDS`` = 400 000 on, session 15) d = 4–6, a point 1e-11 (below
+   ``SPAN_RTOL``) from the span of ``s = 3 … d − 1`` others, two thirds of the neurons
+   started on those ``s`` hyperplanes (:func:`near_span_arrays`).
 
 Each problem is checked as the campaign checks its own (:func:`campaign.check`)::
 
@@ -40,6 +46,57 @@ from strategies import Problem
 HIGH_D_SEEDS = 100_000
 #: seeds from here on draw the near-dependent family (15)
 NEAR_DEPENDENT_SEEDS = 200_000
+#: seeds from here on draw the near-span-of-three family (16)
+NEAR_SPAN3_SEEDS = 300_000
+#: seeds from here on draw the near-span family (17)
+NEAR_SPAN_SEEDS = 400_000
+
+
+def near_span_arrays(seed: int):
+    """Family 17 (session 15): d = 4–6, n = 5–9, ``x_s = Σ_{i<s} c_i x_i + 1e-11 ‖x_0‖ ξ``
+    with ``3 <= s <= min(d, n) − 1`` (below ``SPAN_RTOL``: the flow moves it onto the span),
+    two thirds of the neurons started on ``∩_{i<s} x_i^⊥``.  Drawn from
+    ``default_rng(seed − NEAR_SPAN_SEEDS)``."""
+    rng = np.random.default_rng(seed - NEAR_SPAN_SEEDS)
+    d, n, m = int(rng.integers(4, 7)), int(rng.integers(5, 10)), int(rng.integers(2, 7))
+    gamma, loss = float(rng.choice([0.0, 0.1, 0.5])), str(rng.choice(["square", "logistic"]))
+    X = rng.normal(size=(n, d))
+    s = int(rng.integers(3, min(d, n)))
+    xi = rng.normal(size=d)
+    X[s] = rng.normal(size=s) @ X[:s] + 1e-11 * np.linalg.norm(X[0]) * xi / np.linalg.norm(xi)
+    y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
+    W = 0.3 * rng.normal(size=(m, d))
+    for j in range(m):
+        if rng.integers(3):
+            B = X[:s]
+            W[j] -= B.T @ np.linalg.solve(B @ B.T, B @ W[j])
+    sg = rng.choice([-1.0, 1.0], size=m)
+    a = (sg * np.linalg.norm(W, axis=1) if rng.integers(2)
+         else sg * rng.uniform(0.05, 1, size=m) * np.max(np.linalg.norm(W, axis=1)))
+    return X, y, W, a, gamma, loss
+
+
+def near_span3_arrays(seed: int):
+    """Family 16 (session 15): d = 4–6, n = 5–9, ``x_3 = Σ_{i<3} c_i x_i + δ ‖x_0‖ ξ`` with
+    ``δ ∈ {1e-11, 5e-11, 2e-10, 1e-9}``, and half the neurons started on
+    ``x_0^⊥ ∩ x_1^⊥ ∩ x_2^⊥`` (where ``x_3``'s hyperplane is implied, or a thin wedge)."""
+    rng = np.random.default_rng(seed)
+    d, n, m = int(rng.integers(4, 7)), int(rng.integers(5, 10)), int(rng.integers(2, 7))
+    gamma, loss = float(rng.choice([0.0, 0.1, 0.5])), str(rng.choice(["square", "logistic"]))
+    X = rng.normal(size=(n, d))
+    delta = float(rng.choice([1e-11, 5e-11, 2e-10, 1e-9]))
+    xi = rng.normal(size=d)
+    X[3] = rng.normal(size=3) @ X[:3] + delta * np.linalg.norm(X[0]) * xi / np.linalg.norm(xi)
+    y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
+    W = 0.3 * rng.normal(size=(m, d))
+    for j in range(m):
+        if rng.integers(2):
+            B = X[:3]
+            W[j] -= B.T @ np.linalg.solve(B @ B.T, B @ W[j])
+    s = rng.choice([-1.0, 1.0], size=m)
+    a = (s * np.linalg.norm(W, axis=1) if rng.integers(2)
+         else s * rng.uniform(0.05, 1, size=m) * np.max(np.linalg.norm(W, axis=1)))
+    return X, y, W, a, gamma, loss
 
 
 def near_dependent_arrays(seed: int):
@@ -95,6 +152,10 @@ def high_d_arrays(seed: int):
 
 def problem_arrays(seed: int):
     """``(X, y, W, a, gamma, loss)`` of the exploration's problem ``seed``."""
+    if seed >= NEAR_SPAN_SEEDS:
+        return near_span_arrays(seed)
+    if seed >= NEAR_SPAN3_SEEDS:
+        return near_span3_arrays(seed)
     if seed >= NEAR_DEPENDENT_SEEDS:
         return near_dependent_arrays(seed)
     if seed >= HIGH_D_SEEDS:
@@ -127,9 +188,10 @@ def problem_arrays(seed: int):
 
 
 def make(seed: int) -> Case:
-    """The problem ``seed`` as a campaign case (families numbered 10–15)."""
+    """The problem ``seed`` as a campaign case (families numbered 10–17)."""
     X, y, W, a, gamma, loss = problem_arrays(seed)
-    fam = 5 if seed >= NEAR_DEPENDENT_SEEDS else 4 if seed >= HIGH_D_SEEDS else seed % 4
+    fam = (7 if seed >= NEAR_SPAN_SEEDS else 6 if seed >= NEAR_SPAN3_SEEDS
+           else 5 if seed >= NEAR_DEPENDENT_SEEDS else 4 if seed >= HIGH_D_SEEDS else seed % 4)
     return Case(seed, 10 + fam, Problem(X, y, W, a, gamma, loss, 5.0, f"explore{fam}"))
 
 

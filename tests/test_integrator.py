@@ -959,3 +959,44 @@ def test_a_pair_parallel_below_the_rank_cut_runs_as_the_exactly_parallel_pair(pr
     by_hand = simulate(Dataset(snapped, prob.y), from_arrays(prob.W, prob.a), prob.t_max, **kw)
     assert np.array_equal(tr.events["t"], by_hand.events["t"])
     assert np.array_equal(tr.W, by_hand.W) and np.array_equal(tr.a, by_hand.a)
+
+
+@settings(suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
+          deadline=None)
+@given(prob=problems(t_max=2.0), data=st.data(), dist=st.sampled_from([2e-11, 7e-11]))
+def test_a_point_near_the_span_of_several_runs_as_the_point_on_it(prob, data, dist):
+    """A drawn problem (d >= 4) with ``x_s`` replaced by a combination of ``x_0 … x_{s−1}``
+    (``3 <= s <= d − 1``) moved ``dist`` (below ``SPAN_RTOL``) off their span:
+    :func:`simulate` runs it as the data with the point on the span (the same events and
+    states, bit for bit, as the data moved by hand), records the move, ends with status 0 and
+    keeps Lemma 1 to 1e-10."""
+    from pwflow.subgradient import snap_data
+
+    n, d = prob.X.shape
+    assume(d >= 4 and n >= 4)
+    s = data.draw(st.integers(3, min(d, n) - 1), label="s")
+    X = prob.X.copy()
+    Q = np.linalg.qr(X[:s].T)[0]
+    assume(np.linalg.svd(X[:s], compute_uv=False)[-1] > 1e-3 * np.linalg.norm(X[:s], 2))
+    coef = data.draw(matrices(s, 0), label="coef")
+    assume(np.linalg.norm(coef) > 0.1)
+    xi = data.draw(matrices(d, 0), label="xi")
+    xi = xi - Q @ (Q.T @ xi)
+    assume(np.linalg.norm(xi) > 0.1)
+    X[s] = coef @ X[:s]
+    X[s] += dist * np.linalg.norm(X[s]) * xi / np.linalg.norm(xi)
+    assume(np.all(np.abs(prob.W @ X[s]) > 1e-3 * np.linalg.norm(prob.W, axis=1)
+                  * np.linalg.norm(X[s])))
+    snapped, moved = snap_data(X)
+    assume(np.count_nonzero(moved) == 1 and moved[s] > 0)  # no other near relation drawn
+    kw = dict(gamma=prob.gamma, loss=prob.loss, options=FlowOptions(branch_policy="gd"))
+    tr = simulate(Dataset(X, prob.y), from_arrays(prob.W, prob.a), prob.t_max, **kw)
+    assert tr.status == 0, tr.message
+    assert tr.meta["snapped_points"]["points"] == [s]
+    assert np.max(tr.balancedness_drift()) <= 1e-10
+    assert np.array_equal(tr.X, snapped)
+    B = np.linalg.qr(snapped[:s].T)[0]
+    assert np.linalg.norm(snapped[s] - B @ (B.T @ snapped[s])) <= 1e-14 * np.linalg.norm(X[s])
+    by_hand = simulate(Dataset(snapped, prob.y), from_arrays(prob.W, prob.a), prob.t_max, **kw)
+    assert np.array_equal(tr.events["t"], by_hand.events["t"])
+    assert np.array_equal(tr.W, by_hand.W) and np.array_equal(tr.a, by_hand.a)

@@ -364,25 +364,28 @@ def test_parallel_classes_of_many_rows_are_those_of_the_dense_comparison(seed, d
 
 @settings(suppress_health_check=[HealthCheck.filter_too_much])
 @given(seed=st.integers(0, 2**32 - 1), d=st.integers(3, 6), n=st.integers(4, 12),
-       planted=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 10**6),
-                                  st.integers(0, 10**6),
+       planted=st.lists(st.tuples(st.lists(st.integers(0, 10**6), min_size=3, max_size=5),
                                   st.sampled_from([0.0, 1e-15, 3e-11, 9e-11, 2e-10, 1e-8])),
                         min_size=1, max_size=3))
-def test_snap_dependent_moves_the_later_point_onto_the_nearest_plane(seed, d, n, planted):
+def test_snap_dependent_moves_the_later_point_onto_the_nearest_span(seed, d, n, planted):
     """:func:`pwflow.subgradient.snap_dependent` against brute force (least squares on every
-    plane of two earlier points): a point within ``SPAN_RTOL`` of such a plane, and not on it
-    to rounding, moves onto the nearest one (as its two points are after the snap), by that
-    distance; no other point moves."""
+    span of ``s = 2 … d − 1`` earlier points, the smallest ``s`` first): a point within
+    ``SPAN_RTOL`` of such a span, and not on one to rounding, moves onto the nearest one of
+    the smallest size (as its points are after the snap), by that distance; no other point
+    moves.  Planted points lie near spans of two to four earlier points."""
     from pwflow.subgradient import PARALLEL_ROUNDING, SPAN_RTOL, snap_dependent
 
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, d))
-    for i, j, k, dist in planted:
-        i, j, k = sorted({i % n, j % n, k % n}) if len({i % n, j % n, k % n}) == 3 else (0, 1, 2)
+    for idx, dist in planted:
+        pts = sorted({i % n for i in idx})
+        if len(pts) < 3 or len(pts) > d:
+            continue
+        *S, k = pts
         xi = rng.normal(size=d)
-        B = np.linalg.qr(X[[i, j]].T)[0].T
+        B = np.linalg.qr(X[S].T)[0].T
         xi -= (xi @ B.T) @ B
-        X[k] = rng.normal() * X[i] + rng.normal() * X[j]
+        X[k] = rng.normal(size=len(S)) @ X[S]
         X[k] += dist * np.linalg.norm(X[k]) * xi / np.linalg.norm(xi)
     out, moved = snap_dependent(X)
     U = X / np.linalg.norm(X, axis=1)[:, None]
@@ -391,26 +394,38 @@ def test_snap_dependent_moves_the_later_point_onto_the_nearest_plane(seed, d, n,
         return (0.1 * PARALLEL_ROUNDING < dist < 10 * PARALLEL_ROUNDING
                 or 0.99 * SPAN_RTOL < dist < 1.01 * SPAN_RTOL)
 
+    def decide(q):
+        """``(distance, S)`` of the smallest size with a span within ``SPAN_RTOL`` (``S``
+        ``None`` where ``x_q`` is on one to rounding, or on none), and whether unsure."""
+        unsure = False
+        for size in range(2, d):
+            best, where = np.inf, None
+            for S in itertools.combinations(range(q), size):
+                A = U[list(S)].T
+                low = np.linalg.svd(A, compute_uv=False)[-1]
+                unsure |= bool(0.1 * SPAN_RTOL < low < 10 * SPAN_RTOL)
+                if low <= SPAN_RTOL:
+                    continue  # dependent points: the span of fewer
+                dist = np.linalg.norm(U[q] - A @ np.linalg.lstsq(A, U[q], rcond=None)[0])
+                unsure |= bool(borderline(dist))
+                if dist < best:
+                    best, where = dist, S
+            if best <= SPAN_RTOL:
+                return best, (where if best > PARALLEL_ROUNDING else None), unsure
+        return np.inf, None, unsure
+
     for q in range(n):
-        best, where, unsure = np.inf, None, False
-        for i, j in itertools.combinations(range(q), 2):
-            coef = np.linalg.lstsq(U[[i, j]].T, U[q], rcond=None)[0]
-            if np.linalg.norm(np.cross(U[i], U[j]) if d == 3 else
-                              U[j] - (U[j] @ U[i]) * U[i]) <= SPAN_RTOL:
-                continue
-            dist = np.linalg.norm(U[q] - U[[i, j]].T @ coef)
-            unsure |= bool(borderline(dist))
-            if PARALLEL_ROUNDING < dist <= SPAN_RTOL and dist < best:
-                best, where = dist, (i, j)
+        best, where, unsure = decide(q)
         if unsure:
             continue
         if where is None:
             assert moved[q] == 0.0 and np.array_equal(out[q], X[q]), q
             continue
         assert abs(moved[q] - best) <= 1e-3 * best + 1e-15, (q, moved[q], best)
-        # on the plane of the two as snapped themselves (an earlier point may have moved)
-        coef = np.linalg.lstsq(out[list(where)].T, out[q], rcond=None)[0]
-        assert np.linalg.norm(out[q] - out[list(where)].T @ coef) <= 1e-13 * np.linalg.norm(out[q])
-        # by the distance, plus what the plane's own points moved (times their weights)
-        shift = np.abs(coef) @ np.linalg.norm(out[list(where)] - X[list(where)], axis=1)
+        # on the span of its points as snapped themselves (an earlier point may have moved)
+        S = list(where)
+        coef = np.linalg.lstsq(out[S].T, out[q], rcond=None)[0]
+        assert np.linalg.norm(out[q] - out[S].T @ coef) <= 1e-13 * np.linalg.norm(out[q])
+        # by the distance, plus what the span's own points moved (times their weights)
+        shift = np.abs(coef) @ np.linalg.norm(out[S] - X[S], axis=1)
         assert np.linalg.norm(out[q] - X[q]) <= 1.001 * best * np.linalg.norm(X[q]) + 1.001 * shift
