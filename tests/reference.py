@@ -31,7 +31,8 @@ from scipy.special import expit
 
 __all__ = ["GDReference", "gd_reference", "loss_value", "loss_derivative", "outputs",
            "min_norm_direction", "MinNorm", "sliding_checks", "C_GAP", "ATOL_GD",
-           "first_branch_after_start", "finer_gd_agrees"]
+           "first_branch_after_start", "finer_gd_agrees", "thinnest_wedge",
+           "wedge_continuation_agrees", "WEDGE_WIDTHS"]
 
 #: the differential comparison: ``|flow − θ_ext| ≤ max(C_GAP · estimate, ATOL_GD (1 + ‖θ‖))``
 #: (``test_differential.py`` says how the constants were chosen; ``campaign.py`` uses them too)
@@ -223,6 +224,92 @@ def finer_gd_agrees(X, y, W0, a0, gamma: float, loss: str, traj, t: float, lrs):
     W, a = traj.state(t)
     size = float(np.sqrt(np.sum(W**2) + np.sum(a**2)))
     return fine.error(W, a, 0) <= C_GAP * fine.gap[0] + ATOL_GD * (1 + size), fine
+
+
+#: relative widths of :func:`wedge_continuation_agrees`: gradient descent checks the flow at
+#: the first; from there the flow's distance to the run under test must shrink with the width
+WEDGE_WIDTHS = (1e-3, 1e-4, 1e-5, 1e-6)
+#: a thin wedge (:func:`thinnest_wedge`): a point within this of a span of others (relative)
+WEDGE_MAX = 1e-6
+
+
+def thinnest_wedge(X, lo: float = 1e-10, hi: float = WEDGE_MAX):
+    """``(k, S, width)``: a point ``x_k`` within ``(lo, hi]`` (relative) of the span of other
+    points ``x_S`` (``1 <= |S| <= d − 1``, the rows of ``S`` independent); ``None`` if there is
+    none.  A *thin wedge*, whose two sides gradient descent at a practical step cannot tell
+    apart (N6); ``lo`` is the rank cut below which the flow moves the point onto the span
+    (``SPAN_RTOL``).  The smallest such ``S`` is taken (the relation itself, not a larger set
+    containing it), and of its points the last (the one the flow's snap would move, and the
+    one the exploration families plant), then the nearest span.  Brute force by least squares
+    over every subset (for the campaign's small problems, n <= 12)."""
+    X = np.asarray(X, float)
+    n, d = X.shape
+    U = X / np.linalg.norm(X, axis=1)[:, None]
+    for size in range(1, min(d - 1, n - 1) + 1):
+        best = None
+        for S in itertools.combinations(range(n), size):
+            A = U[list(S)].T
+            if np.linalg.svd(A, compute_uv=False)[-1] <= np.sqrt(hi):
+                continue  # the rows of S are (nearly) dependent: a smaller S has the wedge
+            coef = np.linalg.lstsq(A, U.T, rcond=None)[0]
+            dist = np.linalg.norm(U.T - A @ coef, axis=0)
+            for k in range(n):
+                if k not in S and lo < dist[k] <= hi and (
+                        best is None or (k, -dist[k]) > (best[0], -best[2])):
+                    best = (k, S, float(dist[k]))
+        if best is not None:
+            return best
+    return None
+
+
+def wedge_continuation_agrees(X, y, W0, a0, gamma: float, loss: str, state, t: float,
+                              flow_state, lr: float, widths=WEDGE_WIDTHS):
+    """Whether the state ``state = (W, a)`` of a flow at time ``t`` is the limit of flows on
+    data whose thinnest wedge (:func:`thinnest_wedge`) is widened, the widest checked against
+    gradient descent: a reference where gradient descent itself cannot resolve the wedge (N6;
+    exploration seeds 300 106, 300 126: wedges 6.9e-10 and 1.4e-9).
+
+    The point ``x_k`` of the wedge is ``p + δ ‖x_k‖ ξ`` (``p`` its projection on the span,
+    ``ξ`` a unit vector orthogonal to it).  With ``δ`` replaced by each of ``widths``:
+
+    * ``flow_state(X')`` (the caller's flow on the data ``X'``, its state at ``t``, or
+      ``None`` if the run fails) must agree with gradient descent (:func:`gd_reference` at
+      ``lr``) at the first width;
+    * its distance ``D(δ)`` to ``state`` must fall to at most 0.3 of its value per decade of
+      ``δ``, down to ``1e-8 (1 + ‖θ‖)`` (a flow continuous in the data converges linearly, ``D ≈ L δ``; a run
+      on another branch stays at its distance).
+
+    Returns ``(agrees, why)``."""
+    X = np.asarray(X, float)
+    found = thinnest_wedge(X)
+    if found is None:
+        return False, "no thin wedge"
+    k, S, _ = found
+    Q = np.linalg.qr(X[list(S)].T)[0]
+    p = Q @ (Q.T @ X[k])
+    xi = (X[k] - p) / np.linalg.norm(X[k] - p)
+    W, a = state
+    size = float(np.sqrt(np.sum(W**2) + np.sum(a**2)))
+    dists = []
+    for i, width in enumerate(widths):
+        Xw = X.copy()
+        Xw[k] = p + width * np.linalg.norm(X[k]) * xi
+        other = flow_state(Xw)
+        if other is None:
+            return False, f"the flow failed at width {width:g}"
+        if i == 0:
+            ref = gd_reference(Xw, y, W0, a0, gamma, loss, [t], lr)
+            err, est = ref.error(*other, 0), ref.estimate(0)
+            if err > max(C_GAP * est, ATOL_GD * (1 + size)):
+                return False, (f"gradient descent at width {width:g}: {err:.2e} from the flow "
+                               f"({est:.2e} estimated)")
+        dists.append(float(np.sqrt(np.sum((other[0] - W) ** 2) + np.sum((other[1] - a) ** 2))))
+    floor = 1e-8 * (1 + size)
+    for (w1, d1), (w2, d2) in itertools.pairwise(zip(widths, dists, strict=True)):
+        if d2 > max(3.0 * (w2 / w1) * d1, floor):
+            return False, (f"not converging: {d1:.2e} at width {w1:g}, {d2:.2e} at {w2:g} "
+                           f"(wedge of x_{k} on the span of {list(S)})")
+    return True, f"continuation over x_{k}'s wedge on the span of {list(S)}: {dists}"
 
 
 def first_branch_after_start(traj) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 from reference import min_norm_direction, output_resolution, sliding_checks
 
 X = np.array([[1.0, 0.0], [1.0, 1.0]])
@@ -89,3 +90,62 @@ def test_sliding_check_tells_a_hyperplane_just_left_from_one_held_wrongly():
         snap.W, snap.a = np.repeat(snap.W, 2, axis=0), np.repeat(snap.a, 2, axis=0)
         bad = sliding_checks(snap, 1)
         assert any("points back" in m for m in bad) is verdict, (a0, bad)
+
+
+def _flow_state(X, y, W, a, gamma, loss, t):
+    import pwflow
+
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), t, gamma=gamma,
+                         loss=loss, options=pwflow.FlowOptions(branch_policy="gd"))
+    return tr.state(t) if tr.status == 0 else None
+
+
+def test_thinnest_wedge_finds_the_planted_relation_and_not_a_larger_set():
+    from reference import thinnest_wedge
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(7, 5))
+    assert thinnest_wedge(X) is None
+    xi = rng.normal(size=5)
+    Q = np.linalg.qr(X[:3].T)[0]
+    xi -= Q @ (Q.T @ xi)
+    X[4] = np.array([0.7, -1.2, 0.4]) @ X[:3] + 3e-9 * xi / np.linalg.norm(xi)
+    k, S, width = thinnest_wedge(X)
+    # the relation of four points (any of which is near the span of the other three), told
+    # by its last point; a set of four containing it would come nearer, it is not taken
+    assert (k, S) == (4, (0, 1, 2))
+    assert width == pytest.approx(3e-9 / np.linalg.norm(X[4]), rel=1e-5)
+    X[4] = np.array([0.7, -1.2, 0.4]) @ X[:3] + 3e-12 * xi / np.linalg.norm(xi)
+    assert thinnest_wedge(X) is None  # below the cut: the flow moves the point onto the span
+
+
+@pytest.mark.parametrize("seed", [300106, 300126])
+def test_wedge_continuation_verifies_a_run_gradient_descent_cannot_resolve(seed):
+    """Exploration family 16: ``x_3`` 6.9e-10 (1.4e-9) from ``span(x_0, x_1, x_2)``, neurons
+    started on the three hyperplanes.  Gradient descent at ``lr = 1e-3 … 2.5e-5`` sees the
+    wedge as a hyperplane and is 505 (4 689) of its gaps from the flow at t = 1; the flows on
+    the data with the wedge widened to 1e-3 … 1e-6 agree with gradient descent at the widest
+    and converge to the run linearly (``D(δ) ∝ δ``), so the run is the limit of checked
+    flows.  The run on the data with ``x_3`` moved onto the span (δ = 0: what gradient descent
+    follows) is a different solution, 0.17 (0.06) away, and the continuation rejects it."""
+    from explore import problem_arrays
+    from reference import gd_reference, wedge_continuation_agrees
+
+    X, y, W, a, gamma, loss = problem_arrays(seed)
+    t = 1.0
+    state = _flow_state(X, y, W, a, gamma, loss, t)
+    ref = gd_reference(X, y, W, a, gamma, loss, [t], lr=1e-3)
+    assert ref.error(*state, 0) > 100 * ref.estimate(0)  # gradient descent cannot tell
+
+    def flow_state(Xw):
+        return _flow_state(Xw, y, W, a, gamma, loss, t)
+
+    ok, why = wedge_continuation_agrees(X, y, W, a, gamma, loss, state, t, flow_state, 1e-4)
+    assert ok, why
+    Q = np.linalg.qr(X[:3].T)[0]
+    X0 = X.copy()
+    X0[3] = Q @ (Q.T @ X[3])
+    wrong = flow_state(X0)
+    assert np.sqrt(np.sum((wrong[0] - state[0]) ** 2) + np.sum((wrong[1] - state[1]) ** 2)) > 0.05
+    ok, why = wedge_continuation_agrees(X, y, W, a, gamma, loss, wrong, t, flow_state, 1e-4)
+    assert not ok and "not converging" in why, why
