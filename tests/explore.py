@@ -57,45 +57,38 @@ def near_span_arrays(seed: int):
     with ``3 <= s <= min(d, n) − 1`` (below ``SPAN_RTOL``: the flow moves it onto the span),
     two thirds of the neurons started on ``∩_{i<s} x_i^⊥``.  Drawn from
     ``default_rng(seed − NEAR_SPAN_SEEDS)``."""
-    rng = np.random.default_rng(seed - NEAR_SPAN_SEEDS)
-    d, n, m = int(rng.integers(4, 7)), int(rng.integers(5, 10)), int(rng.integers(2, 7))
-    gamma, loss = float(rng.choice([0.0, 0.1, 0.5])), str(rng.choice(["square", "logistic"]))
-    X = rng.normal(size=(n, d))
-    s = int(rng.integers(3, min(d, n)))
-    xi = rng.normal(size=d)
-    X[s] = rng.normal(size=s) @ X[:s] + 1e-11 * np.linalg.norm(X[0]) * xi / np.linalg.norm(xi)
-    y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
-    W = 0.3 * rng.normal(size=(m, d))
-    for j in range(m):
-        if rng.integers(3):
-            B = X[:s]
-            W[j] -= B.T @ np.linalg.solve(B @ B.T, B @ W[j])
-    sg = rng.choice([-1.0, 1.0], size=m)
-    a = (sg * np.linalg.norm(W, axis=1) if rng.integers(2)
-         else sg * rng.uniform(0.05, 1, size=m) * np.max(np.linalg.norm(W, axis=1)))
-    return X, y, W, a, gamma, loss
+    return _near_span_problem(np.random.default_rng(seed - NEAR_SPAN_SEEDS),
+                              lambda rng, d, n: (int(rng.integers(3, min(d, n))), 1e-11, 3))
 
 
 def near_span3_arrays(seed: int):
     """Family 16 (session 15): d = 4–6, n = 5–9, ``x_3 = Σ_{i<3} c_i x_i + δ ‖x_0‖ ξ`` with
     ``δ ∈ {1e-11, 5e-11, 2e-10, 1e-9}``, and half the neurons started on
     ``x_0^⊥ ∩ x_1^⊥ ∩ x_2^⊥`` (where ``x_3``'s hyperplane is implied, or a thin wedge)."""
-    rng = np.random.default_rng(seed)
+    return _near_span_problem(
+        np.random.default_rng(seed),
+        lambda rng, d, n: (3, float(rng.choice([1e-11, 5e-11, 2e-10, 1e-9])), 2))
+
+
+def _near_span_problem(rng, pick):
+    """Families 16 and 17: ``pick(rng, d, n) = (s, δ, odds)`` sets the span's size, the
+    distance of ``x_s`` from it and the odds ``1 − 1/odds`` of a neuron starting on the
+    ``s`` hyperplanes."""
     d, n, m = int(rng.integers(4, 7)), int(rng.integers(5, 10)), int(rng.integers(2, 7))
     gamma, loss = float(rng.choice([0.0, 0.1, 0.5])), str(rng.choice(["square", "logistic"]))
     X = rng.normal(size=(n, d))
-    delta = float(rng.choice([1e-11, 5e-11, 2e-10, 1e-9]))
+    s, delta, odds = pick(rng, d, n)
     xi = rng.normal(size=d)
-    X[3] = rng.normal(size=3) @ X[:3] + delta * np.linalg.norm(X[0]) * xi / np.linalg.norm(xi)
+    X[s] = rng.normal(size=s) @ X[:s] + delta * np.linalg.norm(X[0]) * xi / np.linalg.norm(xi)
     y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
     W = 0.3 * rng.normal(size=(m, d))
     for j in range(m):
-        if rng.integers(2):
-            B = X[:3]
+        if rng.integers(odds):
+            B = X[:s]
             W[j] -= B.T @ np.linalg.solve(B @ B.T, B @ W[j])
-    s = rng.choice([-1.0, 1.0], size=m)
-    a = (s * np.linalg.norm(W, axis=1) if rng.integers(2)
-         else s * rng.uniform(0.05, 1, size=m) * np.max(np.linalg.norm(W, axis=1)))
+    sign = rng.choice([-1.0, 1.0], size=m)
+    a = (sign * np.linalg.norm(W, axis=1) if rng.integers(2)
+         else sign * rng.uniform(0.05, 1, size=m) * np.max(np.linalg.norm(W, axis=1)))
     return X, y, W, a, gamma, loss
 
 
