@@ -38,6 +38,7 @@ __all__ = [
     "locate_roots",
     "within_rounding",
     "ROUNDING_ULPS",
+    "START_ULPS",
 ]
 
 Array = NDArray[np.float64]
@@ -45,6 +46,13 @@ Array = NDArray[np.float64]
 #: ``|<w, x_k>|`` up to ``ROUNDING_ULPS · eps · ‖w‖ ‖x_k‖`` is the rounding of the product
 #: itself: zero, its sign meaningless (:func:`within_rounding`, :func:`detect_crossings`)
 ROUNDING_ULPS = 16
+#: a neuron starts on the hyperplane of ``x_k`` where ``|<w, x_k>|`` is at most this many ulps
+#: of ``‖w‖ ‖x_k‖``: a start put on several hyperplanes by a floating-point projection lands
+#: up to about ``cond · eps`` off them (268 ulps seen, exploration seed 200 338), a distance
+#: no practical gradient-descent step resolves (it reads the sign only, as the ``'gd'``
+#: policy's ``sides`` do); 512 ulps is 1.1e-13, well below the starts drawn 1e-12 off a
+#: hyperplane on purpose (exploration family 1)
+START_ULPS = 512
 
 
 class EventKind(enum.IntEnum):
@@ -197,11 +205,13 @@ def locate_roots(
     return x, res
 
 
-def within_rounding(S: Array, W: Array, X: Array) -> NDArray[np.bool_]:
-    """Entries of ``S = W Xᵀ`` that are zero to rounding: ``|<w_j, x_k>| <= ROUNDING_ULPS · eps
-    · ‖w_j‖ ‖x_k‖``, the size of the rounding error of the floating-point product itself (its
-    sign says nothing about the side of the hyperplane)."""
-    tiny = ROUNDING_ULPS * np.finfo(float).eps * np.outer(_scaled_norms(W), _scaled_norms(X))
+def within_rounding(S: Array, W: Array, X: Array, ulps: float = ROUNDING_ULPS
+                    ) -> NDArray[np.bool_]:
+    """Entries of ``S = W Xᵀ`` that are zero to rounding: ``|<w_j, x_k>| <= ulps · eps ·
+    ‖w_j‖ ‖x_k‖``; with the default :data:`ROUNDING_ULPS`, the size of the rounding error of
+    the floating-point product itself (its sign says nothing about the side of the
+    hyperplane)."""
+    tiny = ulps * np.finfo(float).eps * np.outer(_scaled_norms(W), _scaled_norms(X))
     return np.abs(S) <= tiny
 
 

@@ -42,6 +42,7 @@ from .events import (
     EventKind,
     EventLog,
     ROUNDING_ULPS,
+    START_ULPS,
     Located,
     Pending,
     detect_crossings,
@@ -608,10 +609,11 @@ class HybridFlow:
         :func:`pwflow.filippov.select` (logged as ``INITIAL_FACE`` where it stays)."""
         W = self.Z[:, : self.d]
         S = W @ self.X.T
-        # a value within the rounding of the product is zero: its sign says nothing of the
-        # side (a neuron placed on hyperplanes by a floating-point projection lands 1e-16 off
-        # them, on sides that the rounding picked)
-        U = np.where(within_rounding(S, W, self.X), 0, np.sign(S)).astype(np.int8)
+        # a value within the rounding of a projection onto the hyperplanes is zero: its sign
+        # says nothing of the side (a neuron placed on hyperplanes by a floating-point
+        # projection lands 1e-16 to 1e-13 off them, on sides that the rounding picked;
+        # START_ULPS)
+        U = np.where(within_rounding(S, W, self.X, START_ULPS), 0, np.sign(S)).astype(np.int8)
         # the offsets gradient descent's first step reads: on the data as given (a point
         # snapped onto the neuron's hyperplanes was 1e-11 off them, on a side it reads)
         given = S if self._X_given is self.X else W @ self._X_given.T

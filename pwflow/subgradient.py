@@ -541,9 +541,9 @@ def snap_dependent(X: ArrayLike, tol: float = SPAN_RTOL,
     next event put it back (exploration seed 200 067: ``x_2`` 1.75e-11 from the plane of
     ``x_0, x_1``, d = 4; 33 347 events for t = 1.1e-4, then the no-progress guard).  Moved
     onto the plane it runs to t = 5 in 14 events, 0.06 estimates from gradient descent.
-    Likewise for larger spans (exploration family 17: ``x_3`` 1e-11 from the span of three
-    points, d = 4, seed 400 185: 664 events, then the Zeno guard; ``x_4`` from the span of
-    four, d = 5, seed 400 140: 291 estimates from gradient descent; moved, both within it).
+    Likewise for larger spans (exploration family 17, seed 400 185: ``x_3`` 1e-11 from the
+    span of three points, d = 4: 664 events, then the Zeno guard; moved, 24 events, within
+    the estimate of gradient descent).
 
     Sizes ``s = 2, 3, …`` are examined in turn while ``C(n, s) <= max_subsets``, on the data
     as given: a point is decided by the smallest size with a span of earlier points of full

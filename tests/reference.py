@@ -276,8 +276,8 @@ def wedge_continuation_agrees(X, y, W0, a0, gamma: float, loss: str, state, t: f
       ``None`` if the run fails) must agree with gradient descent (:func:`gd_reference` at
       ``lr``) at the first width;
     * its distance ``D(δ)`` to ``state`` must fall to at most 0.3 of its value per decade of
-      ``δ``, down to ``1e-8 (1 + ‖θ‖)`` (a flow continuous in the data converges linearly, ``D ≈ L δ``; a run
-      on another branch stays at its distance).
+      ``δ``, down to ``1e-8 (1 + ‖θ‖)`` (a flow continuous in the data converges linearly,
+      ``D ≈ L δ``; a run on another branch stays at its distance).
 
     Returns ``(agrees, why)``."""
     X = np.asarray(X, float)

@@ -46,8 +46,7 @@ from reference import (
     sliding_checks,
     starts_on_antiparallel_hyperplane,
 )
-from strategies import (collinear_problems, multi_active_problems, problems,
-                        repeated_point_problems)
+from strategies import collinear_problems, multi_active_problems, problems, repeated_point_problems
 
 import pwflow
 
