@@ -811,8 +811,9 @@ def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
     ``σ'(0) = γ`` otherwise (the first step, from ``z = 0``, takes every slope at ``γ``), and
     ``h_i = i`` where ``a`` starts at 0 (``ramp``: ``a`` grows linearly) or 1 otherwise.  The
     map is iterated and read in chunks of :data:`GD_MAP_CHUNK` steps until two chunks after
-    the first read the same (at most :data:`GD_MAP_STEPS` steps, vector operations of size
-    ``|K|``): a class that stays on one side leaves to it, one that changes side (gradient
+    the first read the same while no class read on a side still moves back towards its
+    hyperplane (at most :data:`GD_MAP_STEPS` steps, vector operations of size ``|K|``): a
+    class that stays on one side leaves to it, one that changes side (gradient
     descent chatters across it) or stays at 0 is held, and the
     held classes are settled by :func:`_leave_rounds` (minimal norm, Filippov).  The previous
     rule, a walk over the orthant fields that held every class changing side within a cycle,
@@ -844,13 +845,18 @@ def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
         moved |= v != 0.0
         if i % GD_MAP_CHUNK == GD_MAP_CHUNK - 1:
             # a chunk's reading: its constant sign, or 0 where the class changed side in it;
-            # two equal readings in a row after the first chunk end the map early
+            # two equal readings in a row after the first chunk end the map early, unless a
+            # class read on a side is still moving back towards its hyperplane: it may yet
+            # cross (exploration seed 200 177: the first step kicks x_0 to −, it returns and
+            # crosses at step 152, and gradient descent leaves to + on all three; read at
+            # step 150 it was held, and the run stayed at rest, 0.07 from gradient descent)
             side = np.where(np.all(seen == seen[0], axis=0), seen[0], 0).astype(np.int8)
             # a class that no longer moves sits at the offset of the first steps, O(step),
             # on a side whose velocity is zero: in the limit of small steps it stays on the
             # hyperplane (d = 5, six hyperplanes: held, not left to that side)
             side = np.where(moved, side, 0).astype(np.int8)
-            if prev is not None and np.array_equal(side, prev):
+            returning = np.any((side != 0) & (side * v < 0))
+            if prev is not None and np.array_equal(side, prev) and not returning:
                 break
             prev = None if i < GD_MAP_CHUNK else side
             moved[:] = False

@@ -1532,6 +1532,41 @@ def test_a_start_a_projection_put_on_hyperplanes_is_on_them(monkeypatch, seed, n
     assert max(ratios) > 100, ratios
 
 
+def test_gd_map_at_rest_reads_on_while_a_class_still_returns(monkeypatch):
+    """Exploration family 15, seed 200 177 (d = 5, ReLU, logistic): neuron 5 starts on
+    ``x_0^⊥ ∩ x_1^⊥`` (``x_2 = 1.22 x_0 − 0.024 x_1`` implied).  Gradient descent's first step
+    kicks ``x_0`` and ``x_2`` to ``−``; ``x_0`` returns and crosses at step 152 (any small
+    step), and gradient descent leaves to ``+`` on all three.  The map of
+    :func:`pwflow.filippov._gd_at_rest` stopped at step 150 (two equal readings), held
+    ``x_0``, and the run stayed at rest: 0.07 from gradient descent at t = 1, which agrees
+    with itself to 4e-6 at ``lr = 2e-6, 1e-6``.  The map now reads on while a class is still
+    moving back towards its hyperplane; the run is within the estimate (measured 0.012)."""
+    import pwflow.filippov as filippov
+    from pwflow import EventKind
+
+    X, y, W, a, gamma, loss = problem_arrays(200_177)
+    kw = dict(gamma=gamma, loss=loss, options=pwflow.FlowOptions(branch_policy="gd"))
+    times = (1.0, 2.5, 5.0)
+    ref = gd_reference(X, y, W, a, gamma, loss, list(times), lr=1e-3)
+
+    def run():
+        tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 5.0, **kw)
+        assert tr.status == 0, tr.message
+        return tr, [ref.error(*tr.state(t), i) / ref.estimate(i) for i, t in enumerate(times)]
+
+    tr, ratios = run()
+    assert max(ratios) <= C_GAP, ratios
+    ev = tr.events
+    mine = (ev["t"] == 0) & (ev["neuron"] == 5)
+    # resting is consistent too: a branch point, gradient descent's side taken
+    assert np.all(np.isin(ev["kind"][mine], [EventKind.BRANCH, EventKind.LEAVE_SLIDING]))
+    Wt, _ = tr.state(0.01)
+    assert np.all(Wt[5] @ X[:3].T > 1e-5)  # left to + on all three
+    monkeypatch.setattr(filippov, "GD_MAP_STEPS", 150)  # read where the old map stopped
+    _, ratios = run()
+    assert max(ratios) > 100, ratios
+
+
 def test_a_start_on_a_snapped_intersection_reads_the_sides_of_the_given_data():
     """Exploration family 15, seed 200 152: neurons start on ``x_0^⊥ ∩ x_1^⊥`` with ``x_2``
     5.9e-11 from their plane.  Snapped, ``x_2``'s offset is rounding, its sign noise;
