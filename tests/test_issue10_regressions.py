@@ -1467,6 +1467,18 @@ def test_a_point_near_the_plane_of_two_others_is_moved_onto_it_and_agrees_with_g
 
 
 
+def _gd_policy_run(seed: int):
+    """The exploration problem ``seed`` under the ``'gd'`` policy to t = 5, and its distance
+    to extrapolated gradient descent (``lr = 1e-3``) at t = 1, 2.5, 5 in estimates."""
+    X, y, W, a, gamma, loss = problem_arrays(seed)
+    times = (1.0, 2.5, 5.0)
+    ref = gd_reference(X, y, W, a, gamma, loss, list(times), lr=1e-3)
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 5.0, gamma=gamma,
+                         loss=loss, options=pwflow.FlowOptions(branch_policy="gd"))
+    assert tr.status == 0, tr.message
+    return tr, [ref.error(*tr.state(t), i) / ref.estimate(i) for i, t in enumerate(times)]
+
+
 def test_a_point_near_the_span_of_three_others_is_moved_onto_it(monkeypatch):
     """Session-15 exploration, family 17, seed 400 185 (d = 4): ``x_3`` 1e-11 from the span
     of ``x_0, x_1, x_2`` (below ``SPAN_RTOL``), neurons started on their three hyperplanes.
@@ -1480,20 +1492,15 @@ def test_a_point_near_the_span_of_three_others_is_moved_onto_it(monkeypatch):
     import pwflow.integrator as integrator
     from pwflow.subgradient import snap_parallel
 
-    X, y, W, a, gamma, loss = problem_arrays(400_185)
-    kw = dict(gamma=gamma, loss=loss, options=pwflow.FlowOptions(branch_policy="gd"))
-    times = (1.0, 2.5, 5.0)
-    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 5.0, **kw)
-    assert tr.status == 0 and tr.n_events < 50, tr.message
-    assert tr.meta["snapped_points"]["points"] == [3]
-    ref = gd_reference(X, y, W, a, gamma, loss, list(times), lr=1e-3)
-    compared = [t for t in times if t < first_branch_after_start(tr)]
-    assert compared
-    for i, t in enumerate(compared):
-        Wt, at = tr.state(t)
-        assert ref.error(Wt, at, i) <= C_GAP * ref.estimate(i), (t, ref.error(Wt, at, i))
+    tr, ratios = _gd_policy_run(400_185)
+    assert tr.n_events < 50 and tr.meta["snapped_points"]["points"] == [3]
+    compared = [r for r, t in zip(ratios, (1.0, 2.5, 5.0), strict=True)
+                if t < first_branch_after_start(tr)]
+    assert compared and max(compared) <= C_GAP, ratios
     monkeypatch.setattr(integrator, "snap_data", snap_parallel)  # the point left as it is
-    left = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 5.0, **kw)
+    X, y, W, a, gamma, loss = problem_arrays(400_185)
+    left = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 5.0, gamma=gamma,
+                           loss=loss, options=pwflow.FlowOptions(branch_policy="gd"))
     assert left.status != 0 and left.n_events > 200, (left.status, left.n_events)
 
 
@@ -1509,16 +1516,7 @@ def test_a_start_a_projection_put_on_hyperplanes_is_on_them(monkeypatch, seed, n
     import pwflow.stepper as stepper
     from pwflow import EventKind
 
-    X, y, W, a, gamma, loss = problem_arrays(seed)
-    kw = dict(gamma=gamma, loss=loss, options=pwflow.FlowOptions(branch_policy="gd"))
-    times = (1.0, 2.5, 5.0)
-    ref = gd_reference(X, y, W, a, gamma, loss, list(times), lr=1e-3)
-
-    def run():
-        tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 5.0, **kw)
-        assert tr.status == 0, tr.message
-        return tr, [ref.error(*tr.state(t), i) / ref.estimate(i) for i, t in enumerate(times)]
-
+    run = functools.partial(_gd_policy_run, seed)
     tr, ratios = run()
     assert max(ratios) <= C_GAP, ratios
     ev = tr.events
@@ -1544,16 +1542,8 @@ def test_gd_map_at_rest_reads_on_while_a_class_still_returns(monkeypatch):
     import pwflow.filippov as filippov
     from pwflow import EventKind
 
-    X, y, W, a, gamma, loss = problem_arrays(200_177)
-    kw = dict(gamma=gamma, loss=loss, options=pwflow.FlowOptions(branch_policy="gd"))
-    times = (1.0, 2.5, 5.0)
-    ref = gd_reference(X, y, W, a, gamma, loss, list(times), lr=1e-3)
-
-    def run():
-        tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 5.0, **kw)
-        assert tr.status == 0, tr.message
-        return tr, [ref.error(*tr.state(t), i) / ref.estimate(i) for i, t in enumerate(times)]
-
+    X = problem_arrays(200_177)[0]
+    run = functools.partial(_gd_policy_run, 200_177)
     tr, ratios = run()
     assert max(ratios) <= C_GAP, ratios
     ev = tr.events
