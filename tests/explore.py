@@ -80,6 +80,14 @@ def _near_span_problem(rng, pick):
     s, delta, odds = pick(rng, d, n)
     xi = rng.normal(size=d)
     X[s] = rng.normal(size=s) @ X[:s] + delta * np.linalg.norm(X[0]) * xi / np.linalg.norm(xi)
+    return (X, *_starts_on_span(rng, X, s, m, loss, odds), gamma, loss)
+
+
+def _starts_on_span(rng, X, s: int, m: int, loss: str, odds: int):
+    """Families 15–17 after the data: labels, weights with each neuron put on
+    ``∩_{i<s} x_i^⊥`` with odds ``1 − 1/odds``, and a balanced or unbalanced output layer;
+    returns ``(y, W, a)``."""
+    n, d = X.shape
     y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
     W = 0.3 * rng.normal(size=(m, d))
     for j in range(m):
@@ -89,7 +97,7 @@ def _near_span_problem(rng, pick):
     sign = rng.choice([-1.0, 1.0], size=m)
     a = (sign * np.linalg.norm(W, axis=1) if rng.integers(2)
          else sign * rng.uniform(0.05, 1, size=m) * np.max(np.linalg.norm(W, axis=1)))
-    return X, y, W, a, gamma, loss
+    return y, W, a
 
 
 def near_dependent_arrays(seed: int):
@@ -105,16 +113,7 @@ def near_dependent_arrays(seed: int):
     xi = rng.normal(size=d)
     X[2] = (rng.normal() * X[0] + rng.normal() * X[1]
             + delta * np.linalg.norm(X[0]) * xi / np.linalg.norm(xi))
-    y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
-    W = 0.3 * rng.normal(size=(m, d))
-    for j in range(m):
-        if rng.integers(2):
-            B = X[:2]
-            W[j] -= B.T @ np.linalg.solve(B @ B.T, B @ W[j])
-    s = rng.choice([-1.0, 1.0], size=m)
-    a = (s * np.linalg.norm(W, axis=1) if rng.integers(2)
-         else s * rng.uniform(0.05, 1, size=m) * np.max(np.linalg.norm(W, axis=1)))
-    return X, y, W, a, gamma, loss
+    return (X, *_starts_on_span(rng, X, 2, m, loss, 2), gamma, loss)
 
 
 def high_d_arrays(seed: int):
