@@ -409,7 +409,7 @@ def format_summary(s: dict) -> str:
     snapped = s.get("snapped_points")
     if snapped:
         rows.insert(4, ("snapped points", f"x_k, k = {snapped['points']}, made exactly parallel "
-                        "to their class or coplanar with two others (moved "
+                        "to their class or onto the span of earlier points (moved "
                         f"{_fmt(snapped['max_relative_move'])} relative at most; the flow is "
                         "exact for the data so snapped)"))
     width = max(len(k) for k, _ in rows)

@@ -199,9 +199,10 @@ def simulate(
         invariant (``INVARIANT``: Lemma 1, a sliding neuron off its hyperplanes, an event
         residual) or Ctrl-C, SIGTERM or SIGHUP returns what was computed, with ``status`` and
         ``message`` saying why.  Its ``X`` is the data the flow integrated: points parallel
-        to within ``SPAN_RTOL`` made exactly parallel, and a point that near the plane of two
-        others moved onto it (:func:`pwflow.subgradient.snap_data`, at most 1e-10 relative;
-        ``meta["snapped_points"]`` lists them, with their rows as given).
+        to within ``SPAN_RTOL`` made exactly parallel, and a point that near the span of
+        two to ``d − 1`` earlier points moved onto it (:func:`pwflow.subgradient.snap_data`,
+        at most 1e-10 relative; ``meta["snapped_points"]`` lists them, with their rows as
+        given).
 
     Raises
     ------
@@ -249,8 +250,8 @@ def simulate(
     try:
         with np.errstate(over="raise", invalid="raise"):
             # points parallel to within SPAN_RTOL are one class for the selection rule, and a
-            # point within it of the plane of two others is on their intersection: the flow
-            # is computed for them made exactly parallel, or moved onto the plane (a change
+            # point within it of the span of others is on their intersection: the flow is
+            # computed for them made exactly parallel, or moved onto the span (a change
             # of at most 1e-10 relative, recorded)
             X, moved = snap_data(data.X)
             if np.any(moved):
