@@ -26,7 +26,11 @@ point after ``t = 0``; a failed comparison is checked again at ``lr / 20`` and `
 unless the data have a thin wedge (a point within 1e-10 to 1e-6 of the span of others): then
 the run may instead be the limit of runs on the data with that wedge widened to 1e-3 … 1e-6,
 the widest checked against gradient descent
-(:func:`reference.wedge_continuation_agrees`).
+(:func:`reference.wedge_continuation_agrees`); or, where a neuron starts exactly on a
+hyperplane to which gradient descent's own step is tangent (:func:`reference.tangent_starts`:
+its floating-point rounding then decides whether it stays or leaves, N8), the run may instead
+be gradient descent's from the start moved 1e-9 to one side of those hyperplanes
+(:func:`reference.tangent_start_agrees`).
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ from reference import (
     gd_reference,
     sliding_checks,
     starts_on_antiparallel_hyperplane,
+    tangent_start_agrees,
+    tangent_starts,
     wedge_continuation_agrees,
 )
 from strategies import Problem
@@ -168,8 +174,12 @@ def check(case: Case) -> Outcome:
             if err > max(C_GAP * est, ATOL_GD * (1 + size)):
                 failed.append(t)
         fine = (LR / 20, LR / 40)
+        tangent = tangent_starts(p.X, p.y, p.W, p.a, p.gamma, p.loss) if failed else []
         if failed and not all(finer_gd_agrees(p.X, p.y, p.W, p.a, p.gamma, p.loss, tr, t, fine)[0]
                               or _continuation_agrees(p, tr, t)
+                              or (tangent and tangent_start_agrees(p.X, p.y, p.W, p.a, p.gamma,
+                                                                   p.loss, tr.state(t), t,
+                                                                   tangent))
                               for t in sorted({failed[0], failed[-1]})):
             why.append(f"{worst:.1f} gaps from extrapolated gradient descent at t = {failed}")
     d, n, m = p.X.shape[1], p.X.shape[0], p.W.shape[0]

@@ -20,7 +20,12 @@ the square or logistic loss and a balanced or unbalanced initialisation:
    (:func:`near_span3_arrays`);
 7. (seeds from ``NEAR_SPAN_SEEDS`` = 400 000 on, session 15) d = 4–6, a point 1e-11 (below
    ``SPAN_RTOL``) from the span of ``s = 3 … d − 1`` others, two thirds of the neurons
-   started on those ``s`` hyperplanes (:func:`near_span_arrays`).
+   started on those ``s`` hyperplanes (:func:`near_span_arrays`);
+8. (seeds from ``GRID_SEEDS`` = 500 000 on, session 16) integer coordinates in
+   ``{−2, …, 2}``, d = 3–5: exactly dependent triples, parallel pairs, repeated points, a
+   bias column in half the problems (:func:`grid_arrays`);
+9. (seeds from ``MANY_POINTS_SEEDS`` = 600 000 on, session 16) n = 12–30, d = 3–5,
+   m = 4–16, weights' scale 1e-3, 0.1 or 1 (:func:`many_points_arrays`).
 
 Each problem is checked as the campaign checks its own (:func:`campaign.check`)::
 
@@ -50,6 +55,50 @@ NEAR_DEPENDENT_SEEDS = 200_000
 NEAR_SPAN3_SEEDS = 300_000
 #: seeds from here on draw the near-span family (17)
 NEAR_SPAN_SEEDS = 400_000
+#: seeds from here on draw the integer-grid family (18)
+GRID_SEEDS = 500_000
+#: seeds from here on draw the many-points family (19)
+MANY_POINTS_SEEDS = 600_000
+
+
+def grid_arrays(seed: int):
+    """Family 18 (session 16): exactly degenerate data, integer coordinates in ``{−2, …, 2}``
+    (d = 3–5, n = 5–12, a constant last coordinate, the paper's bias, in half the problems):
+    exactly dependent triples, parallel and opposite pairs, repeated points; neurons with
+    small integer weights in a third of the problems (starts on several hyperplanes at once
+    that the data make concurrent), else Gaussian.  Drawn from
+    ``default_rng(seed − GRID_SEEDS)``."""
+    rng = np.random.default_rng(seed - GRID_SEEDS)
+    d, n, m = int(rng.integers(3, 6)), int(rng.integers(5, 13)), int(rng.integers(2, 11))
+    gamma, loss = float(rng.choice([0.0, 0.1, 0.5])), str(rng.choice(["square", "logistic"]))
+    X = rng.integers(-2, 3, size=(n, d)).astype(float)
+    if rng.integers(2):
+        X[:, -1] = 1.0
+    X[np.all(X == 0, axis=1), 0] = 1.0  # no zero point (refused by Dataset)
+    y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
+    W = (rng.integers(-2, 3, size=(m, d)).astype(float) * 0.1 if rng.integers(3) == 0
+         else 0.3 * rng.normal(size=(m, d)))
+    W[np.all(W == 0, axis=1), 0] = 0.1
+    sign = rng.choice([-1.0, 1.0], size=m)
+    a = (sign * np.linalg.norm(W, axis=1) if rng.integers(2)
+         else sign * rng.uniform(0.05, 1, size=m) * np.max(np.linalg.norm(W, axis=1)))
+    return X, y, W, a, gamma, loss
+
+
+def many_points_arrays(seed: int):
+    """Family 19 (session 16): n = 12–30 points in d = 3–5, m = 4–16 neurons, the weights'
+    scale drawn from ``{1e-3, 0.1, 1}`` (small inits align first; large ones move their
+    hyperplanes through many points).  Drawn from ``default_rng(seed − MANY_POINTS_SEEDS)``."""
+    rng = np.random.default_rng(seed - MANY_POINTS_SEEDS)
+    d, n, m = int(rng.integers(3, 6)), int(rng.integers(12, 31)), int(rng.integers(4, 17))
+    gamma, loss = float(rng.choice([0.0, 0.1, 0.5])), str(rng.choice(["square", "logistic"]))
+    X = rng.normal(size=(n, d))
+    y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
+    W = float(rng.choice([1e-3, 0.1, 1.0])) * rng.normal(size=(m, d))
+    sign = rng.choice([-1.0, 1.0], size=m)
+    a = (sign * np.linalg.norm(W, axis=1) if rng.integers(2)
+         else sign * rng.uniform(0.05, 1, size=m) * np.max(np.linalg.norm(W, axis=1)))
+    return X, y, W, a, gamma, loss
 
 
 def near_span_arrays(seed: int):
@@ -144,6 +193,10 @@ def high_d_arrays(seed: int):
 
 def problem_arrays(seed: int):
     """``(X, y, W, a, gamma, loss)`` of the exploration's problem ``seed``."""
+    if seed >= MANY_POINTS_SEEDS:
+        return many_points_arrays(seed)
+    if seed >= GRID_SEEDS:
+        return grid_arrays(seed)
     if seed >= NEAR_SPAN_SEEDS:
         return near_span_arrays(seed)
     if seed >= NEAR_SPAN3_SEEDS:
@@ -180,9 +233,10 @@ def problem_arrays(seed: int):
 
 
 def make(seed: int) -> Case:
-    """The problem ``seed`` as a campaign case (families numbered 10–17)."""
+    """The problem ``seed`` as a campaign case (families numbered 10–19)."""
     X, y, W, a, gamma, loss = problem_arrays(seed)
-    fam = (7 if seed >= NEAR_SPAN_SEEDS else 6 if seed >= NEAR_SPAN3_SEEDS
+    fam = (9 if seed >= MANY_POINTS_SEEDS else 8 if seed >= GRID_SEEDS
+           else 7 if seed >= NEAR_SPAN_SEEDS else 6 if seed >= NEAR_SPAN3_SEEDS
            else 5 if seed >= NEAR_DEPENDENT_SEEDS else 4 if seed >= HIGH_D_SEEDS else seed % 4)
     return Case(seed, 10 + fam, Problem(X, y, W, a, gamma, loss, 5.0, f"explore{fam}"))
 

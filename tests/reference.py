@@ -327,6 +327,71 @@ def first_branch_after_start(traj) -> float:
     return float(at.min()) if at.size else np.inf
 
 
+#: relative displacement of :func:`tangent_start_agrees`'s starts off the hyperplanes
+TANGENT_SHIFT = 1e-9
+
+
+def tangent_starts(X, y, W, a, gamma: float, loss: str, rtol: float = 1e-12):
+    """``(j, k)`` pairs where neuron ``j`` starts exactly on ``x_k^⊥`` (``<w_j, x_k> = 0`` as
+    computed) and gradient descent's own first step (every slope on those hyperplanes ``γ``,
+    ``σ'(0) = γ``) is tangent to it: ``|<D, x_k>| <= rtol Σ_i |r_i| ‖x_i‖² / n`` with ``D`` not
+    zero.  There staying and leaving can both solve Eq. (2), and which gradient descent does
+    is decided by its floating-point rounding of ``<w, x_k>`` (a random walk of a few ulps on a
+    side with no velocity, the other side repulsive), not by its step: on integer data it
+    leaves in one problem and stays in another of the same geometry
+    (``docs/paper-readings.md``, N8).  Checked on the arrays, not with pwflow's code."""
+    X, W, a = (np.asarray(v, float) for v in (X, W, a))
+    n = X.shape[0]
+    S = W @ X.T
+    r = loss_derivative(outputs(W, a, X, gamma), np.asarray(y, float), loss)
+    scale = np.sum(np.abs(r) * np.sum(X * X, axis=1)) / n
+    out = []
+    for j in range(W.shape[0]):
+        on = np.flatnonzero(S[j] == 0.0)
+        if on.size == 0:
+            continue
+        eta = np.where(S[j] > 0, 1.0, gamma)
+        D = -((eta * r) @ X) / n
+        if not np.linalg.norm(D) > rtol * scale:
+            continue
+        out += [(j, int(k)) for k in on if abs(D @ X[k]) <= rtol * scale]
+    return out
+
+
+def _normal_only(X, w, k: int):
+    """Unit direction that moves ``<w, x_k>`` and none of the other offsets ``<w, x_i>`` that
+    are 0: ``x_k`` less its projection on those ``x_i`` (the start stays on their hyperplanes;
+    the move changes which side of ``x_k^⊥`` it is on, nothing else)."""
+    others = [i for i in np.flatnonzero(np.asarray(X) @ w == 0.0) if i != k]
+    v = np.array(X[k], dtype=float)
+    if others:
+        Q = np.linalg.qr(np.asarray(X)[others].T)[0]
+        v -= Q @ (Q.T @ v)
+    return v / np.linalg.norm(v)
+
+
+def tangent_start_agrees(X, y, W0, a0, gamma: float, loss: str, state, t: float,
+                         pairs) -> bool:
+    """Whether the run's ``state = (W, a)`` at time ``t`` is gradient descent's from a start moved
+    ``TANGENT_SHIFT ‖w_j‖`` off the hyperplanes of ``pairs`` (:func:`tangent_starts`; moved
+    along :func:`_normal_only`, the other offsets that are 0 kept 0), all to the ``−`` side or
+    all to the ``+`` side: the two continuations gradient descent's
+    rounding chooses between.  Within ``C_GAP`` estimates of gradient descent at
+    ``lr = 1e-3 / 20, 1e-3 / 40`` (:func:`finer_gd_agrees`) plus ``100 ×`` the shift."""
+    X = np.asarray(X, float)
+    W, a = state
+    size = float(np.sqrt(np.sum(W**2) + np.sum(a**2)))
+    for side in (-1.0, 1.0):
+        Ws = np.array(W0, dtype=float)
+        for j, k in pairs:
+            Ws[j] += side * TANGENT_SHIFT * np.linalg.norm(W0[j]) * _normal_only(X, W0[j], k)
+        fine = gd_refined(X, y, Ws, a0, gamma, loss, t, (1e-3 / 20, 1e-3 / 40))
+        shift = TANGENT_SHIFT * float(np.max(np.linalg.norm(W0, axis=1)))
+        if fine.error(W, a, 0) <= C_GAP * fine.gap[0] + ATOL_GD * (1 + size) + 100 * shift:
+            return True
+    return False
+
+
 def starts_on_antiparallel_hyperplane(X, W, gamma: float) -> bool:
     """Whether a neuron starts exactly on the hyperplane of two opposite data points
     (``x_l = c x_k``, ``c < 0``) with ``γ < 1``: gradient descent's ``σ'(0) = γ`` gives both

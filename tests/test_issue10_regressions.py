@@ -1573,3 +1573,36 @@ def test_a_start_on_a_snapped_intersection_reads_the_sides_of_the_given_data():
     for i, t in enumerate(times):
         Wt, at = tr.state(t)
         assert ref.error(Wt, at, i) <= C_GAP * ref.estimate(i), (t, ref.error(Wt, at, i))
+
+
+def test_a_tangent_start_is_left_or_held_by_gradient_descent_s_rounding():
+    """Exploration family 18 (integer data), N8.  Seed 500 712 (d = 3): neuron 5 starts on
+    ``x_4^⊥``, active on ``x_6`` only, ``x_6 ⟂ x_4`` exactly; seed 500 235 (d = 5): neuron 9
+    on ``x_5^⊥``, active on ``x_1`` only, ``x_1 ⟂ x_5``.  In both, gradient descent's own
+    step (``σ'(0) = 0``) is tangent to the hyperplane and the active side repulsive: staying
+    and leaving to ``+`` both solve Eq. (2).  Gradient descent's ``<w, x_k>`` is then moved
+    only by its rounding: in 500 712 it random-walks at a few ulps and the first positive
+    value is pushed out (it leaves, at every step from 1e-3 to 2.5e-5); in 500 235 the moved
+    coordinates keep ``<w, x_5>`` exactly 0 (``w_3 = −2 w_0`` and ``x_1``'s ``(−1, 2)`` there:
+    the rounding of one is twice the other's) and it stays.  The flow holds both (the
+    ``'gd'`` policy follows the exact step), flags the start as a branch, and is within the
+    estimate of gradient descent from the start moved 1e-9 to the ``−`` side."""
+    from reference import gd_refined, tangent_start_agrees, tangent_starts
+
+    from pwflow import EventKind
+
+    for seed, j, k, leaves in ((500_712, 5, 4, True), (500_235, 9, 5, False)):
+        X, y, W, a, gamma, loss = problem_arrays(seed)
+        assert X[k] @ W[j] == 0.0 and (j, k) in tangent_starts(X, y, W, a, gamma, loss)
+        tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 1.0, gamma=gamma,
+                             loss=loss, options=pwflow.FlowOptions(branch_policy="gd"))
+        assert tr.status == 0, tr.message
+        ev = tr.events
+        assert np.any((ev["t"] == 0) & (ev["neuron"] == j) & (ev["kind"] == EventKind.BRANCH))
+        assert abs(tr.state(0.1)[0][j] @ X[k]) < 1e-15  # held
+        for lr in (1e-4, 2.5e-5):
+            gd = gd_refined(X, y, W, a, gamma, loss, 0.1, (lr, lr / 2))
+            offset = gd.W1[0][j] @ X[k]
+            assert offset > 1e-3 if leaves else offset == 0.0, (seed, lr, offset)
+        assert tangent_start_agrees(X, y, W, a, gamma, loss, tr.state(1.0), 1.0,
+                                    [(j, k)])

@@ -149,3 +149,31 @@ def test_wedge_continuation_verifies_a_run_gradient_descent_cannot_resolve(seed)
     assert np.sqrt(np.sum((wrong[0] - state[0]) ** 2) + np.sum((wrong[1] - state[1]) ** 2)) > 0.05
     ok, why = wedge_continuation_agrees(X, y, W, a, gamma, loss, wrong, t, flow_state, 1e-4)
     assert not ok and "not converging" in why, why
+
+
+def test_tangent_start_is_found_and_its_continuations_checked():
+    """Exploration family 18, seed 500 712 (integer data, ``x_6 ⟂ x_4``): neuron 5 starts on
+    ``x_4^⊥`` where gradient descent's own step is tangent and the active side repulsive;
+    gradient descent's rounding takes it to ``+`` at every step, the flow (minimal norm, and
+    the ``'gd'`` policy, which follows the exact step) holds it (N8): 27 estimates apart.
+    :func:`reference.tangent_starts` finds that pair only (none on Gaussian data), and
+    :func:`reference.tangent_start_agrees` accepts the run as gradient descent's from the
+    start moved 1e-9 to the ``−`` side, and rejects a run from an output layer changed by
+    1e-4 (the wrong input)."""
+    from explore import problem_arrays
+    from reference import gd_reference, tangent_start_agrees, tangent_starts
+
+    X, y, W, a, gamma, loss = problem_arrays(500_712)
+    pairs = tangent_starts(X, y, W, a, gamma, loss)
+    assert pairs == [(5, 4)]
+    rng = np.random.default_rng(0)
+    Xg = rng.normal(size=(7, 3))
+    assert tangent_starts(Xg, y, rng.normal(size=(7, 3)), a, gamma, loss) == []
+    t = 1.0
+    state = _flow_state(X, y, W, a, gamma, loss, t)
+    ref = gd_reference(X, y, W, a, gamma, loss, [t], lr=1e-3)
+    assert ref.error(*state, 0) > 10 * ref.estimate(0)  # gradient descent left to +
+    assert abs(state[0][5] @ X[4]) < 1e-15  # the flow held the neuron
+    assert tangent_start_agrees(X, y, W, a, gamma, loss, state, t, pairs)
+    wrong = _flow_state(X, y, W, a + 1e-4, gamma, loss, t)
+    assert not tangent_start_agrees(X, y, W, a, gamma, loss, wrong, t, pairs)
