@@ -89,7 +89,8 @@ class Loss:
         ``derivative(y_hat, y) -> array``, the derivative ``∂_1 l`` (Assumption 1).
     curvature_bound : float
         A bound on the Lipschitz constant of ``∂_1 l``; Assumption 1 asks for 1.
-        Used by the integrator's error estimate for batched events.
+        Used by the integrator's error estimate for batched events, the resolution of the
+        residuals and the rest bound, through :meth:`curvature_bound_for`.
     floor : float or None
         A lower bound of ``l(., y)`` for every label ``y`` (0 for the square and logistic
         losses); ``None``: unknown.  The integrator's stop "at rest" needs it
@@ -97,6 +98,10 @@ class Loss:
     curvature : callable or None
         ``curvature(y_hat, y) -> array``, the second derivative ``∂_1² l``; ``None``: taken by
         a central difference of ``derivative`` where needed (:meth:`derivative_rate`).
+    label_curvature : callable or None
+        ``label_curvature(y) -> float``: the Lipschitz constant of ``∂_1 l(·, y)`` over the
+        labels ``y`` where it depends on them (the logistic loss: ``max_k y_k² / 4``);
+        :meth:`curvature_bound_for` takes the larger of it and ``curvature_bound``.
     """
 
     name: str
@@ -105,6 +110,16 @@ class Loss:
     curvature_bound: float = 1.0
     floor: float | None = None
     curvature: Callable[[Array, Array], Array] | None = field(default=None, repr=False)
+    label_curvature: Callable[[Array], float] | None = field(default=None, repr=False)
+
+    def curvature_bound_for(self, y: ArrayLike) -> float:
+        """A bound on the Lipschitz constant of ``∂_1 l(·, y_k)`` for every label ``y_k``:
+        :attr:`curvature_bound`, or the labels' own (:attr:`label_curvature`) where larger.
+        The logistic loss's ``1/4`` holds for ``|y| <= 1``; its labels may be any reals
+        (Assumption 1 asks for ``|y| <= 2``), and at ``|y| = 1.9`` the constant is 0.90."""
+        if self.label_curvature is None:
+            return self.curvature_bound
+        return max(self.curvature_bound, float(self.label_curvature(np.asarray(y, float))))
 
     def __call__(self, y_hat: ArrayLike, y: ArrayLike) -> Array:
         return self.value(np.asarray(y_hat, float), np.asarray(y, float))
@@ -191,12 +206,19 @@ def _logistic_curvature(p: Array, y: Array) -> Array:
     return y * y * expit(p * y) * expit(-p * y)
 
 
+def _logistic_label_curvature(y: Array) -> float:
+    # sup over ŷ of |∂_1² l(ŷ, y)| = y² expit(ŷy) expit(−ŷy) <= y² / 4
+    return 0.25 * float(np.max(y * y, initial=0.0))
+
+
 #: The square loss ``½ (y_hat − y)²`` of Eq. (10) (note the ½: the paper's L, not the MSE).
 square_loss = Loss("square", _square_value, _square_derivative, 1.0, floor=0.0,
                    curvature=_square_curvature)
-#: The logistic loss ``ln(1 + exp(−y_hat y))`` for labels ``y ∈ {−1, +1}`` (Section 2).
+#: The logistic loss ``ln(1 + exp(−y_hat y))``, for labels ``y ∈ {−1, +1}`` (Section 2) or any
+#: real labels (``∂_1 l`` is then ``max y² / 4``-Lipschitz: :meth:`Loss.curvature_bound_for`).
 logistic_loss = Loss("logistic", _logistic_value, _logistic_derivative, 0.25, floor=0.0,
-                     curvature=_logistic_curvature)
+                     curvature=_logistic_curvature,
+                     label_curvature=_logistic_label_curvature)
 
 LOSSES: dict[str, Loss] = {"square": square_loss, "logistic": logistic_loss}
 

@@ -94,8 +94,9 @@ class FlowOptions:
         accuracy). Any implicit step that would contain an event is discarded and redone by
         DOP853, so every event is still located on DOP853's dense output; the implicit solver
         is also left when it costs more than 3 times the field evaluations per time unit that
-        DOP853 did (see ``docs/integrator.md``). ``None``: DOP853 only (the reference path,
-        with ``batch_tol=0``).
+        DOP853 did (see ``docs/integrator.md``). Not used while the occupied faces' unknowns
+        (faces × ``(d + 1)²``) exceed :data:`pwflow.stepper.STIFF_MAX_DIM` (1 024): its
+        Jacobian is dense. ``None``: DOP853 only (the reference path, with ``batch_tol=0``).
     stiff_after : int
         See ``stiff_solver``; doubled after each return to DOP853.
     branch_policy : {'min_norm', 'gd'}

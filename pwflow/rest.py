@@ -88,7 +88,7 @@ def rest_bound(W: Array, a: Array, X: Array, y: Array, loss: Loss, gamma: float,
     h = network_output(W, a, X, gamma)
     e = output_rounding(W, a, X)
     r = loss.derivative(h, y)
-    c = loss.curvature_bound
+    c = loss.curvature_bound_for(y)
     # ℓ(h_exact) ≤ ℓ(h) + |ℓ'(h)| e + c e² / 2 (ℓ' is c-Lipschitz), plus ℓ's own rounding
     ell = loss(h, y) * (1 + 4 * np.finfo(float).eps) + np.abs(r) * e + 0.5 * c * e**2
     excess = max(float(np.mean(ell)) - loss.floor, 0.0)

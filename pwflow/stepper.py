@@ -96,6 +96,13 @@ RESOLUTION_HYSTERESIS = 2.0
 #: the snapshot's relative error over ``rtol`` was 0.07–1.1 times the estimate
 SNAPSHOT_DEFECT = 1.0
 
+#: largest number of unknowns (occupied faces × ``(d + 1)²``) the implicit solver takes on:
+#: its Jacobian is dense (one field evaluation per column) and each new step size inverts two
+#: such matrices, ``O(N³)``: 0.1 s at N = 512, 0.4 s at 1 024, 2.8 s at 2 048 (2-core machine,
+#: one thread).  Above it quiet stretches stay with DOP853.  Without the limit d = 40, n = 10,
+#: m = 6 (N = 10 086) went stiff at t ≈ 4 and did not return in ten minutes
+STIFF_MAX_DIM = 1024
+
 #: Gauss–Legendre nodes and weights on [−1, 1] for the defect's integral
 _GAUSS = np.polynomial.legendre.leggauss(4)
 
@@ -491,6 +498,8 @@ class HybridFlow:
         self.n, self.d = self.X.shape
         self.q = self.d + 1
         self.loss = loss
+        #: Lipschitz constant of ``∂_1 l`` over the labels (batch cut, resolution, rest)
+        self._curvature = loss.curvature_bound_for(y)
         self.gamma = gamma
         self.opt = options
         self.t = float(t0)
@@ -1137,7 +1146,7 @@ class HybridFlow:
         span = t_end - self.t
         h = self.outputs() if outputs is None else outputs
         excess = float(np.mean(self.loss(h, self.y))) - self.loss.floor
-        rho = float(np.sqrt(np.sum(self.X**2) * 2 * self.loss.curvature_bound
+        rho = float(np.sqrt(np.sum(self.X**2) * 2 * self._curvature
                             * max(excess, 0.0) / self.n))
         # the largest neuron at the solver start (it moves by less than 1% within a step here)
         hint = 1.01 * float(np.max(getattr(self, "_znorm", np.zeros(0)), initial=0.0))
@@ -1157,6 +1166,8 @@ class HybridFlow:
         """Book-keeping after an event-free step: switch between DOP853 and the stiff solver."""
         if self.opt.stiff_solver is None:
             return
+        if not self._phase.stiff and self._occupied.size * self.q**2 > STIFF_MAX_DIM:
+            return  # a dense Jacobian this large costs more than the steps it saves
         switch = self._phase.quiet(nfev, dt, self.h_next)
         if switch:
             self._solver = None
@@ -1567,7 +1578,7 @@ class HybridFlow:
             return np.broadcast_to(r, Phi.shape[:-3] + r.shape)
         h = self._field.outputs(Phi)
         r = self.loss.derivative(h, self.y)
-        c = self.loss.curvature_bound
+        c = self._curvature
         tol = c * self.opt.rtol * np.maximum(np.abs(h), np.abs(self.y))
         # and never below the rounding of the outputs' terms (an output exactly 0 in exact
         # arithmetic, every neuron inactive or on the hyperplane, with y_k = 0: its noise,
@@ -1752,7 +1763,7 @@ class HybridFlow:
     def _cut_coefficients(self, rate: Array) -> Array:
         """The batch bound's coefficients of events with kink rates ``rate``
         (:func:`pwflow.batch.cut_coefficients`), with the margin ``max(1, max_k ‖x_k‖)``."""
-        return cut_coefficients(rate, self.gamma, self.loss.curvature_bound, self.n,
+        return cut_coefficients(rate, self.gamma, self._curvature, self.n,
                                 max(1.0, float(np.max(self.xnorm))))
 
     # ------------------------------------------------------------------ apply

@@ -452,3 +452,40 @@ def test_undecided_one_slope_regimes_equal_the_general_rule(sliding_flow, R):
         undecided = np.flatnonzero(np.isnan(est[t]))
         np.testing.assert_array_equal(fast[t, undecided], general[undecided, plan.k[undecided]])
         assert np.all(free[undecided, plan.k[undecided]])
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def test_the_implicit_solver_is_not_started_on_a_dense_jacobian_too_large(monkeypatch):
+    """d = 40, n = 10, m = 6: the occupied faces' propagators have N = 6 · 41² = 10 086
+    unknowns.  The quiet stretch after t ≈ 1.5 used to hand over to Radau, whose dense
+    finite-difference Jacobian (N field evaluations) and two O(N³) inverses did not finish in
+    ten minutes.  Above :data:`pwflow.stepper.STIFF_MAX_DIM` the stretch stays with DOP853:
+    no Radau is built, and the run agrees with the DOP853-only run (``stiff_solver=None``).
+    With the limit lifted, Radau is built on N > the limit (caught here before it works)."""
+    import pwflow.radau as radau
+    import pwflow.stepper as stepper
+
+    built = []
+    original = radau.Radau.__init__
+
+    def init(self, fun, t0, y0, *args, **kwargs):
+        built.append(np.size(y0))
+        if np.size(y0) > 1024:
+            raise _TooLarge(np.size(y0))
+        original(self, fun, t0, y0, *args, **kwargs)
+
+    monkeypatch.setattr(radau.Radau, "__init__", init)
+    rng = np.random.default_rng(6)
+    X, y = rng.normal(size=(10, 40)), rng.normal(size=10)
+    W, a = 0.1 * rng.normal(size=(6, 40)), 0.1 * rng.normal(size=6)
+    run = lambda **kw: simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 8.0, **kw)  # noqa: E731
+    tr = run()
+    assert tr.status == 0 and all(n <= stepper.STIFF_MAX_DIM for n in built), built
+    ref = run(options=pwflow.FlowOptions(stiff_solver=None))
+    np.testing.assert_allclose(tr.W[-1], ref.W[-1], rtol=0, atol=1e-8)
+    monkeypatch.setattr(stepper, "STIFF_MAX_DIM", 10**9)
+    with pytest.raises(_TooLarge):
+        run()
