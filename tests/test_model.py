@@ -283,8 +283,8 @@ def test_curvature_bound_for_the_labels_bounds_the_derivative_s_lipschitz_consta
     c = lo.curvature_bound_for(labels)
     p0, p1 = p
     assume(abs(p0 - p1) > 1e-6)
-    d0, d1 = lo.derivative(np.array([p0]), np.array([y])), lo.derivative(np.array([p1]), np.array([y]))
-    assert abs(float(d0[0] - d1[0])) <= c * abs(p0 - p1) * (1 + 1e-9) + 1e-15
+    d0, d1 = (float(lo.derivative(np.array([v]), np.array([y]))[0]) for v in (p0, p1))
+    assert abs(d0 - d1) <= c * abs(p0 - p1) * (1 + 1e-9) + 1e-15
     if loss == "logistic" and abs(y) > 1.2:
         slope = abs(float(lo.derivative(np.array([1e-7]), np.array([y]))[0]
                           - lo.derivative(np.array([-1e-7]), np.array([y]))[0])) / 2e-7
