@@ -100,7 +100,7 @@ SNAPSHOT_DEFECT = 1.0
 #: its Jacobian is dense (one field evaluation per column) and each new step size inverts two
 #: such matrices, ``O(N³)``: 0.1 s at N = 512, 0.4 s at 1 024, 2.8 s at 2 048 (2-core machine,
 #: one thread).  Above it quiet stretches stay with DOP853.  Without the limit d = 40, n = 10,
-#: m = 6 (N = 10 086) went stiff at t ≈ 4 and did not return in ten minutes
+#: m = 6 (N = 10 086) went stiff at t ≈ 1.5–5 and did not return in ten minutes
 STIFF_MAX_DIM = 1024
 
 #: Gauss–Legendre nodes and weights on [−1, 1] for the defect's integral
