@@ -377,7 +377,8 @@ def tangent_start_agrees(X, y, W0, a0, gamma: float, loss: str, state, t: float,
     along :func:`_normal_only`, the other offsets that are 0 kept 0), all to the ``−`` side or
     all to the ``+`` side: the two continuations gradient descent's
     rounding chooses between.  Within ``C_GAP`` estimates of gradient descent at
-    ``lr = 1e-3 / 20, 1e-3 / 40`` (:func:`finer_gd_agrees`) plus ``100 ×`` the shift."""
+    ``lr = 1e-3 / 20, 1e-3 / 40`` (:func:`gd_refined`, the steps of :func:`finer_gd_agrees`)
+    plus ``100 ×`` the shift."""
     X = np.asarray(X, float)
     W, a = state
     size = float(np.sqrt(np.sum(W**2) + np.sum(a**2)))

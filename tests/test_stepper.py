@@ -481,7 +481,10 @@ def test_the_implicit_solver_is_not_started_on_a_dense_jacobian_too_large(monkey
     rng = np.random.default_rng(6)
     X, y = rng.normal(size=(10, 40)), rng.normal(size=10)
     W, a = 0.1 * rng.normal(size=(6, 40)), 0.1 * rng.normal(size=6)
-    run = lambda **kw: simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 8.0, **kw)  # noqa: E731
+
+    def run(**kw):
+        return simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 8.0, **kw)
+
     tr = run()
     assert tr.status == 0 and all(n <= stepper.STIFF_MAX_DIM for n in built), built
     ref = run(options=pwflow.FlowOptions(stiff_solver=None))
