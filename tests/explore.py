@@ -61,6 +61,15 @@ GRID_SEEDS = 500_000
 MANY_POINTS_SEEDS = 600_000
 
 
+def _output_layer(rng, W):
+    """Output weights of random signs: balanced (``|a_j| = ‖w_j‖``) or, with odds ½,
+    unbalanced (``|a_j|`` uniform in ``[0.05, 1]`` times the largest ``‖w_j‖``)."""
+    m = W.shape[0]
+    sign = rng.choice([-1.0, 1.0], size=m)
+    return (sign * np.linalg.norm(W, axis=1) if rng.integers(2)
+            else sign * rng.uniform(0.05, 1, size=m) * np.max(np.linalg.norm(W, axis=1)))
+
+
 def grid_arrays(seed: int):
     """Family 18 (session 16): exactly degenerate data, integer coordinates in ``{−2, …, 2}``
     (d = 3–5, n = 5–12, a constant last coordinate, the paper's bias, in half the problems):
@@ -79,9 +88,7 @@ def grid_arrays(seed: int):
     W = (rng.integers(-2, 3, size=(m, d)).astype(float) * 0.1 if rng.integers(3) == 0
          else 0.3 * rng.normal(size=(m, d)))
     W[np.all(W == 0, axis=1), 0] = 0.1
-    sign = rng.choice([-1.0, 1.0], size=m)
-    a = (sign * np.linalg.norm(W, axis=1) if rng.integers(2)
-         else sign * rng.uniform(0.05, 1, size=m) * np.max(np.linalg.norm(W, axis=1)))
+    a = _output_layer(rng, W)
     return X, y, W, a, gamma, loss
 
 
@@ -95,9 +102,7 @@ def many_points_arrays(seed: int):
     X = rng.normal(size=(n, d))
     y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
     W = float(rng.choice([1e-3, 0.1, 1.0])) * rng.normal(size=(m, d))
-    sign = rng.choice([-1.0, 1.0], size=m)
-    a = (sign * np.linalg.norm(W, axis=1) if rng.integers(2)
-         else sign * rng.uniform(0.05, 1, size=m) * np.max(np.linalg.norm(W, axis=1)))
+    a = _output_layer(rng, W)
     return X, y, W, a, gamma, loss
 
 
@@ -143,9 +148,7 @@ def _starts_on_span(rng, X, s: int, m: int, loss: str, odds: int):
         if rng.integers(odds):
             B = X[:s]
             W[j] -= B.T @ np.linalg.solve(B @ B.T, B @ W[j])
-    sign = rng.choice([-1.0, 1.0], size=m)
-    a = (sign * np.linalg.norm(W, axis=1) if rng.integers(2)
-         else sign * rng.uniform(0.05, 1, size=m) * np.max(np.linalg.norm(W, axis=1)))
+    a = _output_layer(rng, W)
     return y, W, a
 
 
