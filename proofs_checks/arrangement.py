@@ -19,6 +19,7 @@ Zaslavsky's count ``Σ_j f_j`` with ``f_j`` the number of ``j``-dimensional face
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from math import comb
 
 import numpy as np
@@ -83,6 +84,23 @@ class Arrangement:
 
     def __len__(self) -> int:
         return len(self.faces)
+
+    @cached_property
+    def _rays(self) -> tuple[NDArray[np.int8], Array]:
+        """Patterns and points of the faces one dimension above the lineality space ``ker X``
+        (the rays where ``X`` has full column rank), computed once: every
+        :func:`face_generators` call reads them."""
+        low = _dim(self.X, np.zeros(self.X.shape[0], np.int8)) + 1
+        rays = [f for f in self.faces if f.dim == low]
+        if not rays:
+            return np.zeros((0, self.X.shape[0]), np.int8), np.zeros((0, self.X.shape[1]))
+        return np.array([f.u for f in rays]), np.array([f.point for f in rays])
+
+    @cached_property
+    def _lineality(self) -> Array:
+        """``± basis`` of ``ker X``, the lineality space of every closed face (rows)."""
+        L = null_space(self.X).T
+        return np.stack([L, -L], axis=1).reshape(-1, self.X.shape[1])
 
 
 def _check_X(X: ArrayLike) -> Array:
@@ -200,23 +218,15 @@ def enumerate_faces(X: ArrayLike) -> Arrangement:
 def face_generators(arr: Arrangement, face: Face) -> Array:
     """Generators (rows) of the closed cone ``cl A^{-1}(u)``.
 
-    The closure is the union of the faces ``u'`` conformal to ``u`` (``u'_k ∈ {0, u_k}``); its
-    extreme rays are the conformal 1-dimensional faces, and its lineality space
-    ``ker X`` is added as ``± basis`` vectors.
+    The closure is the union of the faces ``u'`` conformal to ``u`` (``u'_k ∈ {0, u_k}``).  Its
+    lineality space ``L = ker X`` enters as ``± basis`` vectors; modulo ``L`` its extreme rays
+    are the conformal faces of dimension ``dim L + 1`` (1-dimensional faces when ``X`` has
+    full column rank; with ``n < d`` points, the 1-dimensional face is ``L`` itself, whose
+    representative point is 0, and the rays are 2-dimensional or more).
     """
-    X = arr.X
-    rays = [f for f in arr.faces if f.dim == 1]
-    if rays:
-        U = np.array([f.u for f in rays])
-        P = np.array([f.point for f in rays])
-        ok = np.all((U == 0) | (U == face.u[None, :]), axis=1)
-        rows = list(P[ok])
-    else:
-        rows = []
-    L = null_space(X)
-    for v in L.T:
-        rows += [v, -v]
-    return np.array(rows) if rows else np.zeros((0, X.shape[1]))
+    U, P = arr._rays
+    ok = np.all((U == 0) | (U == face.u[None, :]), axis=1)
+    return np.concatenate([P[ok], arr._lineality])
 
 
 def zaslavsky_count(n: int, d: int) -> int:

@@ -67,6 +67,32 @@ def test_generators_of_full_cone_2d():
     assert G.shape == (2, 2) and np.all(G >= -1e-12)
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(st.integers(1, 5), st.integers(2, 4), st.data())
+def test_generators_span_each_closed_face_also_with_fewer_points_than_dimensions(n, d, data):
+    """``cone(face_generators)`` is ``cl A^{-1}(u)``: every generator is nonzero and in the
+    closure (its pattern conformal to ``u``), and the representative point of every face
+    conformal to ``u`` is a nonnegative combination of them (NNLS, an independent solver).
+    With ``n < d`` the lineality space ``ker X`` is not ``{0}`` and the face ``u = 0`` (dim
+    ``d − n``) has the point 0: the generators were that zero point alone before."""
+    from scipy.optimize import nnls
+
+    X = data.draw(general_position(n, d))
+    arr = enumerate_faces(X)
+    for f in arr.faces:
+        G = face_generators(arr, f)
+        if f.dim == 0:
+            continue
+        assert len(G) and np.all(np.linalg.norm(G, axis=1) > 0.5), (f.u, G)
+        s = G @ X.T
+        sg = np.where(np.abs(s) <= 1e-9 * np.linalg.norm(X, axis=1), 0, np.sign(s))
+        assert np.all((sg == 0) | (sg == f.u)), (f.u, G)
+        for g in arr.faces:
+            if np.all((g.u == 0) | (g.u == f.u)) and g.dim:
+                c, res = nnls(G.T, g.point)
+                assert res <= 1e-9 * max(1.0, np.linalg.norm(g.point)), (f.u, g.u, res)
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match="X"):
         enumerate_faces(np.zeros((2, 2)))
