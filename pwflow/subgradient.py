@@ -53,6 +53,7 @@ __all__ = [
     "single_slope",
     "minimal_norm_subgradient",
     "minimal_norm_on_face",
+    "minimal_norm_on_face_rows",
     "subgradient_parts",
 ]
 
@@ -694,6 +695,55 @@ def minimal_norm_on_face(
     eta = face_slopes(u, gamma)
     eta[K] = etaK
     return MinNormResult(b + Z @ etaK, eta, K)
+
+
+def minimal_norm_on_face_rows(u: ArrayLike, X: ArrayLike, R: ArrayLike, gamma: float) -> Array:
+    """``D_u^θ`` of Appendix D.1 on one face for many residuals: row ``i`` is
+    :func:`minimal_norm_on_face` ``(u, X, R[i], gamma).D`` (to rounding).
+
+    For checks that read every face at every snapshot (Lemma 11): the face's free set ``K`` and
+    its parallel classes are found once, the fixed parts ``b`` are one matrix product, and the
+    one- and two-slope problems are solved for all rows at once (:func:`single_slope`,
+    :func:`pair_slopes`, the closed forms :func:`box_least_squares` uses); three or more free
+    slopes, or parallel points in ``K``, go row by row through :func:`free_slopes`.
+
+    Parameters
+    ----------
+    u : array, shape (n,)
+        The face's pattern.
+    X : array, shape (n, d)
+        Data.
+    R : array, shape (s, n)
+        ``∂_1 l(h_θ(x_k), y_k)`` for each of ``s`` parameters ``θ``.
+    gamma : float
+        Leaky-ReLU slope.
+
+    Returns
+    -------
+    D : array, shape (s, d)
+    """
+    u = np.asarray(u)
+    X = np.asarray(X, float)
+    R = np.asarray(R, float)
+    if R.ndim != 2 or R.shape[1] != X.shape[0]:
+        raise ValueError(f"R must have shape (s, n) with n = {X.shape[0]}, got {R.shape}")
+    n = X.shape[0]
+    B = -(face_slopes(u, gamma) * R) @ X / n
+    K = np.flatnonzero(u == 0)
+    if K.size == 0 or R.shape[0] == 0:
+        return B
+    Z = -(R[:, K, None] * X[K]) / n  # (s, |K|, d): row i is subgradient_parts' Z.T
+    classes = parallel_classes(X[K])
+    coupled = not np.all(classes[0] == np.arange(K.size))
+    if K.size == 1:
+        z = Z[:, 0]
+        eta = single_slope(np.einsum("sd,sd->s", B, z), np.einsum("sd,sd->s", z, z),
+                           gamma, 1.0)[0][:, None]
+    elif K.size == 2 and not coupled:
+        eta = pair_slopes(B, Z[:, 0], Z[:, 1], gamma, 1.0)
+    else:
+        eta = np.stack([free_slopes(B[i], Z[i].T, gamma, classes) for i in range(R.shape[0])])
+    return B + np.einsum("sk,skd->sd", eta, Z)
 
 
 def minimal_norm_subgradient(

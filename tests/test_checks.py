@@ -19,7 +19,7 @@ from proofs_checks import checks as C
 from proofs_checks import report as R
 from pwflow.data import Dataset
 from pwflow.integrator import simulate
-from pwflow.model import get_loss
+from pwflow.model import activation, get_loss
 from pwflow.subgradient import minimal_norm_subgradient
 from strategies import general_position
 
@@ -510,3 +510,55 @@ def test_undefined_constant_is_reported_not_zeroed():
     assert "alpha_min" in geo.undefined
     r = C.check_lemma9(data, geo=geo)
     assert r.verdict == "violated" and "Lemma 2 fails" in r.note
+
+
+def _lemma11_loop(traj, geo, d0: float) -> float:
+    """Lemma 11's worst margin by the statement's own loop: every checked snapshot, every
+    face, one :func:`minimal_norm_on_face` each (the reference for the batched check)."""
+    from pwflow.subgradient import minimal_norm_on_face
+
+    X, nx, worst = traj.X, np.linalg.norm(traj.X, axis=1), math.inf
+    for i in range(traj.t.size):
+        h = traj.a[i] @ activation(traj.W[i] @ X.T, traj.gamma)  # h_θ(x_k), Eq. (1)
+        if np.mean(np.abs(h) * nx) >= d0:
+            continue
+        r = get_loss(traj.loss_name).derivative(h, traj.y)
+        for f in geo.faces:
+            Dt = minimal_norm_on_face(f.u, X, r, traj.gamma).D
+            if np.linalg.norm(f.D) <= C.ZERO_TOL * geo.D_max:
+                worst = min(worst, -np.linalg.norm(Dt) / geo.D_max + C.ZERO_TOL)
+            elif f.extremal:
+                s = (X @ (f.extremal * Dt)) / nx
+                nz = f.u != 0
+                inside = np.min(f.u[nz] * s[nz]) if nz.any() else math.inf
+                on = np.max(np.abs(s[~nz])) if (~nz).any() else 0.0
+                worst = min(worst, min(inside, -(on - C.ZERO_TOL * max(np.linalg.norm(Dt),
+                                                                        1e-300))) / geo.D_max)
+    return worst
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(d=st.integers(3, 4), n=st.integers(3, 5), data=st.data(),
+       gamma=st.sampled_from([0.0, 0.3]), loss=st.sampled_from(["square", "logistic"]))
+def test_lemma11_in_any_dimension_is_its_statement_s_loop(d, n, data, gamma, loss):
+    """The batched Lemma 11 check (all snapshots of a face at once) against the loop over
+    snapshots and faces, in d = 3, 4, at the paper's δ_0 and at a δ_0 that admits every
+    snapshot (where the implications fail: the wrong input of the check's own test)."""
+    X = data.draw(general_position(n, d), label="X")
+    mags = np.array(data.draw(st.lists(st.floats(0.2, 1.9), min_size=n, max_size=n)))
+    y = mags * np.array(data.draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=n,
+                                           max_size=n)))
+    W = data.draw(st.lists(st.floats(-1, 1), min_size=4 * d, max_size=4 * d)
+                  .map(lambda v: 0.3 * np.array(v).reshape(4, d)), label="W")
+    assume(np.all(np.linalg.norm(W, axis=1) > 1e-2))
+    traj = simulate(Dataset(X, y), I.from_arrays(W, np.linalg.norm(W, axis=1)), 2.0,
+                    gamma=gamma, loss=loss, t_eval=np.linspace(0, 2.0, 9))
+    geo = C.geometry(Dataset(X, y), loss, gamma)
+    for d0 in (geo.delta0, 1e3):
+        got = C.check_lemma11(traj, geo, delta0=d0)
+        ref = _lemma11_loop(traj, geo, d0)
+        if not math.isfinite(ref):
+            assert got.verdict in {"not applicable", "holds"}, got
+            continue
+        assert abs(got.measured - ref) <= 1e-12, (got, ref)
+        assert (got.verdict == "holds") == (ref >= 0) or abs(ref) <= 1e-12, (got, ref)

@@ -15,6 +15,7 @@ from pwflow.subgradient import (
     activation_pattern,
     box_least_squares,
     minimal_norm_on_face,
+    minimal_norm_on_face_rows,
     minimal_norm_subgradient,
     parallel_classes,
 )
@@ -54,6 +55,35 @@ def test_box_least_squares_large_uses_bvls_and_passes_kkt():
 
     ref = lsq_linear(Z, -b, bounds=(0.0, 1.0), method="trf", tol=1e-14)
     assert np.linalg.norm(b + Z @ eta) <= np.linalg.norm(b + Z @ ref.x) + 1e-10
+
+
+@given(data=st.data(), d=st.integers(2, 5), n=st.integers(1, 8), s=st.integers(1, 4),
+       gamma=st.sampled_from([0.0, 0.1, 0.5]), parallel=st.booleans())
+def test_minimal_norm_on_face_rows_is_minimal_norm_on_face_row_by_row(data, d, n, s, gamma,
+                                                                      parallel):
+    """The batched ``D_u^θ`` (Lemma 11 reads every face at every snapshot) against the
+    one-residual function, on any pattern (``|K|`` from 0 to ``n``: the closed forms for one
+    and two free slopes, the row-by-row path beyond) with, optionally, a point parallel or
+    opposite to another (coupled slopes, N3)."""
+    X = data.draw(matrices(n, d, 0.1, 2.0), label="X") * data.draw(
+        st.lists(st.sampled_from([-1.0, 1.0]), min_size=n, max_size=n).map(np.array)
+    )[:, None]
+    if parallel and n >= 2:
+        X[-1] = data.draw(st.sampled_from([-2.0, -1.0, 0.5, 3.0]), label="c") * X[0]
+    u = np.array(data.draw(st.lists(st.sampled_from([-1, 0, 1]), min_size=n, max_size=n),
+                           label="u"))
+    R = data.draw(matrices(s, n), label="R")
+    D = minimal_norm_on_face_rows(u, X, R, gamma)
+    assert D.shape == (s, d)
+    scale = 1.0 + np.abs(R) @ np.linalg.norm(X, axis=1) / n
+    for i in range(s):
+        ref = minimal_norm_on_face(u, X, R[i], gamma).D
+        assert np.linalg.norm(D[i] - ref) <= 1e-12 * scale[i], (i, D[i], ref)
+
+
+def test_minimal_norm_on_face_rows_refuses_a_wrong_shape():
+    with pytest.raises(ValueError, match="R must have shape"):
+        minimal_norm_on_face_rows([1, 0], np.eye(2), np.ones(3), 0.0)
 
 
 def test_minimal_norm_subgradient_on_a_hyperplane_is_orthogonal_when_interior():

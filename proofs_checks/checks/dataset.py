@@ -178,13 +178,25 @@ def lemma12_margin(geo: Geometry, X: Array, r: Array) -> tuple[float, str]:
 
 def assumptions456(data: Dataset) -> dict[str, bool]:
     """Assumptions 4, 5, 6 at the dataset (square loss, ReLU), by the checkers of
-    :mod:`proofs_checks.assumptions`."""
+    :mod:`proofs_checks.assumptions`.
+
+    Every Section 4 statement reads them (ten per report): they are computed once per
+    dataset, its arrays' bytes the key (the last eight datasets are kept)."""
     from ..assumptions import check_assumption4, check_assumption5, check_assumption6
     from ..faces import geometry as face_geometry
 
-    g = face_geometry(data, "square", 0.0)
-    return {r.name: bool(r.holds)
-            for r in (check_assumption4(g), check_assumption5(g), check_assumption6(g))}
+    X, y = np.asarray(data.X, float), np.asarray(data.y, float)
+    key = (X.shape, X.tobytes(), y.tobytes())
+    if key not in _ASSUMPTIONS456:
+        g = face_geometry(data, "square", 0.0)
+        _ASSUMPTIONS456[key] = {r.name: bool(r.holds) for r in (
+            check_assumption4(g), check_assumption5(g), check_assumption6(g))}
+        while len(_ASSUMPTIONS456) > 8:
+            del _ASSUMPTIONS456[next(iter(_ASSUMPTIONS456))]
+    return dict(_ASSUMPTIONS456[key])
+
+
+_ASSUMPTIONS456: dict[tuple, dict[str, bool]] = {}
 
 
 def in_assumption3(data: Dataset, eta: float = 1 / 6) -> bool:

@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pwflow.data import Dataset
-from pwflow.subgradient import minimal_norm_on_face
+from pwflow.subgradient import minimal_norm_on_face_rows
 from pwflow.trajectory import Trajectory
 
 from .dataset import assumption1, lemma12_margin
@@ -325,6 +325,22 @@ def check_condition(traj: Trajectory, alpha0: float, which: int = 1) -> CheckRes
                        "initialisation, not a claim; the theorems are checked on those)")
 
 
+def _lemma11_margins(f, X: Array, nx: Array, R: Array, gamma: float, D_max: float) -> Array:
+    """Lemma 11's margin on the face ``f`` at each residual row of ``R`` (see
+    :func:`check_lemma11`): ``−‖D^θ‖/D_max`` (+ tolerance) where ``D_u = 0``; else, for
+    ``D_u ∈ ±A^{-1}(u)``, the least of ``u_k <±D^θ, x̂_k>`` (``u_k ≠ 0``) and
+    ``−|<D^θ, x̂_k>|`` (``u_k = 0``) over ``D_max``."""
+    Dt = minimal_norm_on_face_rows(f.u, X, R, gamma)
+    nDt = np.linalg.norm(Dt, axis=1)
+    if np.linalg.norm(f.D) <= ZERO_TOL * D_max:
+        return -nDt / D_max + ZERO_TOL
+    s = (f.extremal * Dt @ X.T) / nx
+    nz = f.u != 0
+    inside = np.min(f.u[nz] * s[:, nz], axis=1) if nz.any() else np.full(len(R), math.inf)
+    on = np.max(np.abs(s[:, ~nz]), axis=1) if (~nz).any() else np.zeros(len(R))
+    return np.minimum(inside, -(on - ZERO_TOL * np.maximum(nDt, 1e-300))) / D_max
+
+
 def check_lemma11(traj: Trajectory, geo: Geometry, delta0: float | None = None) -> CheckResult:
     """Lemma 11 at every snapshot where ``(1/n) Σ ‖h_θ(x_k) x_k‖ < δ_0``: for every face ``u``,
     ``D_u = 0 ⇒ D_u^θ = 0``; ``D_u ∈ A^{-1}(u) ⇒ D_u^θ ∈ A^{-1}(u)``;
@@ -334,30 +350,26 @@ def check_lemma11(traj: Trajectory, geo: Geometry, delta0: float | None = None) 
     d0 = geo.delta0 if delta0 is None else float(delta0)
     X = traj.X
     nx = np.linalg.norm(X, axis=1)
-    worst, where, checked = math.inf, "", 0
+    snaps, R = [], []
     for i in range(traj.t.size):
-        W, a = traj.W[i], traj.a[i]
-        h = _outputs(W, a, X, traj.gamma)
-        if np.mean(np.abs(h) * nx) >= d0:
+        h = _outputs(traj.W[i], traj.a[i], X, traj.gamma)
+        if np.mean(np.abs(h) * nx) < d0:
+            snaps.append(i)
+            R.append(np.asarray(traj._loss().derivative(h, traj.y), float))
+    checked, R = len(snaps), np.array(R).reshape(len(snaps), X.shape[0])
+    # margins, one row per face, one column per checked snapshot (+inf: face not checked)
+    M = np.full((len(geo.faces), checked), math.inf)
+    for row, f in enumerate(geo.faces):
+        if not checked or not (np.linalg.norm(f.D) <= ZERO_TOL * geo.D_max or f.extremal):
             continue
-        r = np.asarray(traj._loss().derivative(h, traj.y), float)
-        checked += 1
-        for f in geo.faces:
-            nD = np.linalg.norm(f.D)
-            Dt = minimal_norm_on_face(f.u, X, r, traj.gamma).D
-            if nD <= ZERO_TOL * geo.D_max:
-                m = -np.linalg.norm(Dt) / geo.D_max + ZERO_TOL
-            elif f.extremal:
-                v = f.extremal * Dt
-                s = (X @ v) / nx
-                nz = f.u != 0
-                inside = float(np.min(f.u[nz] * s[nz])) if nz.any() else math.inf
-                on = float(np.max(np.abs(s[~nz]))) if (~nz).any() else 0.0
-                m = min(inside, -(on - ZERO_TOL * max(np.linalg.norm(Dt), 1e-300))) / geo.D_max
-            else:
-                continue
-            if m < worst:
-                worst, where = m, f"t={traj.t[i]:.4g}, u={f.u.tolist()}"
+        M[row] = _lemma11_margins(f, X, nx, R, traj.gamma, geo.D_max)
+    M[np.isnan(M)] = math.inf  # (a NaN margin never counted as the worst, as before)
+    worst, where = math.inf, ""
+    if checked and np.isfinite(M).any():
+        # the first worst in snapshot-major order, as the loop over snapshots found it
+        col, row = divmod(int(np.argmin(M.T)), len(geo.faces))
+        worst = float(M[row, col])
+        where = f"t={traj.t[snaps[col]]:.4g}, u={geo.faces[row].u.tolist()}"
     if checked == 0:
         return CheckResult("Lemma 11", {}, "not applicable",
                            note="no snapshot satisfies (1/n)Σ‖h x_k‖ < δ_0")
