@@ -25,7 +25,9 @@ the square or logistic loss and a balanced or unbalanced initialisation:
    ``{−2, …, 2}``, d = 3–5: exactly dependent triples, parallel pairs, repeated points, a
    bias column in half the problems (:func:`grid_arrays`);
 9. (seeds from ``MANY_POINTS_SEEDS`` = 600 000 on, session 16) n = 12–30, d = 3–5,
-   m = 4–16, weights' scale 1e-3, 0.1 or 1 (:func:`many_points_arrays`).
+   m = 4–16, weights' scale 1e-3, 0.1 or 1 (:func:`many_points_arrays`);
+10. (seeds from ``SCALES_SEEDS`` = 700 000 on, session 17) any leak ``γ ∈ [0, 1)`` (uniform,
+    or 0.9, 0.99, 1/3) and points whose norms span 3.5 decades (:func:`scales_arrays`).
 
 Each problem is checked as the campaign checks its own (:func:`campaign.check`)::
 
@@ -59,6 +61,8 @@ NEAR_SPAN_SEEDS = 400_000
 GRID_SEEDS = 500_000
 #: seeds from here on draw the many-points family (19)
 MANY_POINTS_SEEDS = 600_000
+#: seeds from here on draw the leak-and-scales family (20)
+SCALES_SEEDS = 700_000
 
 
 def _output_layer(rng, W):
@@ -102,6 +106,27 @@ def many_points_arrays(seed: int):
     X = rng.normal(size=(n, d))
     y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
     W = float(rng.choice([1e-3, 0.1, 1.0])) * rng.normal(size=(m, d))
+    a = _output_layer(rng, W)
+    return X, y, W, a, gamma, loss
+
+
+def scales_arrays(seed: int):
+    """Family 20 (session 17): d = 2–5, n = 3–10, m = 1–8, the leak ``γ`` uniform in
+    ``[0, 1)`` or one of 0.9, 0.99 and 1/3 (the other families draw ``γ ∈ {0, 0.1, 0.5}``),
+    each point's norm ``10^u`` with ``u`` uniform in ``[−3, 0.5]`` (the square loss's labels
+    scaled alike in half the problems), the weights' scale ``10^v``, ``v`` uniform in
+    ``[−3, 0]``.  Drawn from ``default_rng(seed − SCALES_SEEDS)``."""
+    rng = np.random.default_rng(seed - SCALES_SEEDS)
+    d, n, m = int(rng.integers(2, 6)), int(rng.integers(3, 11)), int(rng.integers(1, 9))
+    gamma = float(rng.choice([rng.uniform(0, 1), 0.9, 0.99, 1 / 3]))
+    loss = str(rng.choice(["square", "logistic"]))
+    norms = 10.0 ** rng.uniform(-3, 0.5, size=n)
+    X = rng.normal(size=(n, d))
+    X *= (norms / np.linalg.norm(X, axis=1))[:, None]
+    y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
+    if loss == "square" and rng.integers(2):
+        y *= norms
+    W = 10.0 ** rng.uniform(-3, 0) * rng.normal(size=(m, d))
     a = _output_layer(rng, W)
     return X, y, W, a, gamma, loss
 
@@ -196,6 +221,8 @@ def high_d_arrays(seed: int):
 
 def problem_arrays(seed: int):
     """``(X, y, W, a, gamma, loss)`` of the exploration's problem ``seed``."""
+    if seed >= SCALES_SEEDS:
+        return scales_arrays(seed)
     if seed >= MANY_POINTS_SEEDS:
         return many_points_arrays(seed)
     if seed >= GRID_SEEDS:
@@ -236,10 +263,10 @@ def problem_arrays(seed: int):
 
 
 def make(seed: int) -> Case:
-    """The problem ``seed`` as a campaign case (families numbered 10–19)."""
+    """The problem ``seed`` as a campaign case (families numbered 10–20)."""
     X, y, W, a, gamma, loss = problem_arrays(seed)
-    fam = (9 if seed >= MANY_POINTS_SEEDS else 8 if seed >= GRID_SEEDS
-           else 7 if seed >= NEAR_SPAN_SEEDS else 6 if seed >= NEAR_SPAN3_SEEDS
+    fam = (10 if seed >= SCALES_SEEDS else 9 if seed >= MANY_POINTS_SEEDS
+           else 8 if seed >= GRID_SEEDS else 7 if seed >= NEAR_SPAN_SEEDS else 6 if seed >= NEAR_SPAN3_SEEDS
            else 5 if seed >= NEAR_DEPENDENT_SEEDS else 4 if seed >= HIGH_D_SEEDS else seed % 4)
     return Case(seed, 10 + fam, Problem(X, y, W, a, gamma, loss, 5.0, f"explore{fam}"))
 
