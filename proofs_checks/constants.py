@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.optimize import nnls
 
 from pwflow import theory
+from pwflow.cones import nonnegative_least_squares
 from pwflow.data import Dataset
 from pwflow.model import Loss
 
@@ -79,7 +79,7 @@ def max_cosine(G: ArrayLike, v: ArrayLike) -> float:
     nv = float(np.linalg.norm(v))
     if nv == 0 or len(G) == 0:
         raise ValueError("max_cosine needs a nonzero v and at least one generator")
-    c, _ = nnls(G.T, v)
+    c, _ = nonnegative_least_squares(G.T, v)
     P = G.T @ c
     nP = float(np.linalg.norm(P))
     if nP > 1e-12 * nv:

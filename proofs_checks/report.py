@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pwflow import theory
 from pwflow.data import Dataset
 from pwflow.init import Init, make_init
 from pwflow.integrator import simulate
@@ -129,6 +130,12 @@ def trajectory_checks(traj: Trajectory, data: Dataset, geo: C.Geometry, lam: flo
         for s in SECTION4:
             out.append(CheckResult(s, {"square loss, ReLU": False},
                                    "hypotheses unmet", note="Section 4 / Appendix F setting only"))
+        return out
+    if theory.beta_star(traj.X, traj.y) is None:  # rank X < d: Theorem 2's β* not unique
+        for s in SECTION4:
+            out.append(CheckResult(s, {"X of full column rank (β* unique)": False},
+                                   "hypotheses unmet",
+                                   note="Section 4 needs the unique β* of Theorem 2"))
         return out
     ph = C.locate_phases(traj, geo, lam, e, cfg.eps2, cfg.eps3, cfg.delta_prime)
     if not ph.I.any():

@@ -22,7 +22,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["face_point", "span_split", "span_projector", "FACE_MARGIN", "SPAN_RTOL"]
+__all__ = ["face_point", "nonnegative_least_squares", "span_split", "span_projector",
+           "FACE_MARGIN", "SPAN_RTOL"]
 
 Array = NDArray[np.float64]
 
@@ -111,16 +112,58 @@ def face_point(X: ArrayLike, signs: ArrayLike, margin: float = FACE_MARGIN,
     return w / np.linalg.norm(w)
 
 
+#: fallbacks taken by :func:`nonnegative_least_squares` in this process (scipy's ``nnls``
+#: failed its KKT check); read by the tests
+NNLS_FALLBACKS = [0]
+
+
+def nonnegative_least_squares(A: ArrayLike, b: ArrayLike) -> tuple[Array, float]:
+    """``argmin_{x >= 0} ‖A x − b‖`` and the residual, checked.
+
+    Lawson–Hanson (``scipy.optimize.nnls``), then its KKT conditions (the gradient
+    ``g = Aᵀ(A x − b)`` is ``>= 0``, and 0 where ``x > 0``, to ``1e-9 ‖A‖ (‖A‖ ‖x‖ + ‖b‖)``).
+    scipy's reimplementation (1.12 on) can return a wrong point with a residual reported as 0
+    (scipy issue 25389; here, generators of a closed face with ``± ker X`` pairs): where the
+    check fails, the bounded-variable solver ``lsq_linear(method="bvls")`` is used and
+    checked alike.  The residual returned is ``‖A x − b‖`` recomputed, never the solver's.
+
+    Raises
+    ------
+    RuntimeError
+        If neither solver satisfies the KKT conditions.
+    """
+    from scipy.optimize import lsq_linear, nnls
+
+    A = np.asarray(A, dtype=float)
+    b = np.asarray(b, dtype=float)
+    x = nnls(A, b)[0]
+    if _nnls_kkt_ok(A, b, x):
+        return x, float(np.linalg.norm(A @ x - b))
+    NNLS_FALLBACKS[0] += 1
+    x = np.maximum(lsq_linear(A, b, bounds=(0.0, np.inf), method="bvls", tol=1e-15).x, 0.0)
+    if _nnls_kkt_ok(A, b, x):
+        return x, float(np.linalg.norm(A @ x - b))
+    raise RuntimeError("nonnegative_least_squares: no solver met the KKT conditions "
+                       "(non-finite input?)")
+
+
+def _nnls_kkt_ok(A: Array, b: Array, x: Array) -> bool:
+    """KKT conditions of ``min_{x >= 0} ½‖A x − b‖²`` at ``x``, to a relative ``1e-9``."""
+    g = A.T @ (A @ x - b)
+    nA = float(np.linalg.norm(A))
+    tol = 1e-9 * nA * (nA * float(np.linalg.norm(x)) + float(np.linalg.norm(b))) + 1e-300
+    return bool(np.all(np.isfinite(x)) and np.all(x >= 0) and np.all(g >= -tol)
+                and np.all(np.abs(g[x > 0]) <= tol))
+
+
 def _least_distance(G: Array, margin: float) -> Array | None:
     """The direction of the minimal-norm ``z`` with ``G z >= 1`` by non-negative least
     squares (Lawson–Hanson), or ``None`` where the residual ``ρ`` says the margin is at most
     ``margin``."""
-    from scipy.optimize import nnls
-
     E = np.vstack([G.T, np.ones(G.shape[0])])
     e = np.zeros(E.shape[0])
     e[-1] = 1.0
-    u, rho = nnls(E, e)
+    u, rho = nonnegative_least_squares(E, e)
     if not rho > margin / np.sqrt(1.0 + margin**2):
         return None
     # z = −r_{:-1} / r_{-1} = G^T u / (1 − Σu) loses its digits on a thin face (ρ = 1e-8:

@@ -562,3 +562,56 @@ def test_lemma11_in_any_dimension_is_its_statement_s_loop(d, n, data, gamma, los
             continue
         assert abs(got.measured - ref) <= 1e-12, (got, ref)
         assert (got.verdict == "holds") == (ref >= 0) or abs(ref) <= 1e-12, (got, ref)
+
+
+def test_parallel_points_fail_lemma2_in_any_dimension_and_theorem1_does_not_cover_them():
+    """d = 3 with ``x_1 = −x_0/2`` (seed 32 of a random sweep of reports, d = 5): Lemma 2's
+    independence fails (a dependent family ∂_1 l(0, y_k) x_k) and is ``violated``, and
+    Theorem 1's genericity hypothesis reads it, so that no Theorem 1 row is ``violated``
+    on data the theorem does not cover (its extremal row was, with every hypothesis
+    ``True``).  Moving ``x_1`` off the line restores independence (the control)."""
+    X = np.array([[1.0, 0.3, -0.2], [-0.5, -0.15, 0.1], [0.2, 1.0, 0.4]])
+    y = np.array([1.0, -0.7, 0.5])
+    for moved, expect in ((False, "violated"), (True, "not checked")):
+        Xm = X + (np.array([[0, 0, 0], [0, 0.3, 0], [0, 0, 0]]) if moved else 0.0)
+        data = Dataset(Xm, y)
+        assert C.check_lemma2(data).verdict == expect
+        geo = C.geometry(data, "square", 0.0)
+        assert (geo.independence > 1e-12) == moved
+        lam = 1e-3
+        traj = simulate(data, I.balanced(6, 3, lam, seed=0),
+                        C.tau_of(lam, EPS, geo.D_max), t_eval=np.linspace(0, 1, 5)
+                        * C.tau_of(lam, EPS, geo.D_max))
+        for r in C.check_theorem1_ii(traj, geo, lam, EPS, ALPHA0):
+            assert r.hypotheses["Lemmas 2, 9, 10 (genericity)"] is (moved and geo.alpha_min > 0
+                                                                   and geo.delta0 > 0)
+            if not moved:
+                assert r.verdict != "violated", r
+
+
+def test_t2_bound_is_infinite_where_alpha_min_or_D_min_is_zero(three_run):
+    """The proof's ``t_2`` bound divides by ``D_min² α_min²``: 0 (non-generic data, e.g. four
+    Gaussian points in d = 4 with the logistic loss before the NNLS fix) gave a
+    ZeroDivisionError that ended the report; the bound is now ``inf``."""
+    _, geo, traj, _, lam = three_run
+    assert math.isfinite(C.t2_bound(geo, ALPHA0))
+    for name in ("alpha_min", "D_min"):
+        bad = dataclasses.replace(geo, **{name: 0.0})
+        assert C.t2_bound(bad, ALPHA0) == math.inf
+        assert C.t2_bound(bad, ALPHA0, theorem3=True) == math.inf
+        rows = C.check_theorem1_ii(traj, bad, lam, EPS, ALPHA0)
+        assert all(r.verdict in OK | {"violated"} for r in rows)
+
+
+def test_a_report_on_fewer_points_than_dimensions_marks_section4_unmet():
+    """Square loss and ReLU, d = 3, n = 2: ``X`` is rank deficient, Theorem 2's ``β*`` is not
+    unique.  The report ended with a ValueError from the phase location; the Section 4 rows
+    are now ``hypotheses unmet`` and the other rows are checked."""
+    data = Dataset(np.array([[1.0, 0.2, -0.3], [0.4, -1.0, 0.5]]), np.array([0.8, -0.6]))
+    res, traj = R.run_all(data, I.balanced(4, 3, 1e-3, seed=0),
+                          R.Config(t_max=20.0, n_grid=20, section4_seeds=()))
+    rows = {r.statement: r for r in res}
+    for s in R.SECTION4:
+        assert rows[s].verdict == "hypotheses unmet"
+        assert rows[s].hypotheses == {"X of full column rank (β* unique)": False}
+    assert rows["Lemma 1"].verdict == "by construction" and traj is not None

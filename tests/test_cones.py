@@ -8,7 +8,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from strategies import low_rank_rows
 
-from pwflow.cones import face_point
+from pwflow.cones import face_point, nonnegative_least_squares
+from strategies import matrices
 
 
 def _lp_margin(rows: np.ndarray, signs: np.ndarray) -> float:
@@ -66,3 +67,48 @@ def test_a_thin_face_is_found_down_to_the_span_tolerance(eps, want):
         if want:
             v = rows @ w
             assert v[0] > 0 and (v[1] < 0 if signs[1] < 0 else abs(v[1]) <= 1e-15)
+
+
+def _nnls_brute_force(A: np.ndarray, b: np.ndarray) -> float:
+    """Independent reference for ``min_{x >= 0} ‖A x − b‖``: by Carathéodory the optimal
+    point of the cone is a nonnegative combination of linearly independent columns, so the
+    least of the residuals of the unconstrained least squares on every independent subset
+    of columns whose solution is nonnegative (and ``‖b‖``, the empty subset) is the minimum."""
+    import itertools
+
+    best = float(np.linalg.norm(b))
+    for size in range(1, min(A.shape) + 1):
+        for S in itertools.combinations(range(A.shape[1]), size):
+            As = A[:, S]
+            if np.linalg.matrix_rank(As) < size:
+                continue
+            x = np.linalg.lstsq(As, b, rcond=None)[0]
+            if np.all(x >= -1e-12):
+                best = min(best, float(np.linalg.norm(As @ np.maximum(x, 0) - b)))
+    return best
+
+
+@given(data=st.data(), m=st.integers(1, 6), k=st.integers(1, 5), pairs=st.booleans())
+def test_nonnegative_least_squares_against_brute_force(data, m, k, pairs):
+    """``min_{x >= 0} ‖A x − b‖`` against the enumeration of the column subsets, with columns
+    in ``±`` pairs in half the draws (a face's lineality space): the residual is the
+    minimum, and it is the one of the returned ``x``."""
+    A = data.draw(matrices(m, k), label="A")
+    if pairs:
+        A = np.hstack([A, -A])
+    b = data.draw(matrices(m, 0), label="b")
+    x, rho = nonnegative_least_squares(A, b)
+    assert np.all(x >= 0) and rho == pytest.approx(np.linalg.norm(A @ x - b), abs=1e-15)
+    assert rho == pytest.approx(_nnls_brute_force(A, b), abs=1e-9)
+
+
+def test_nonnegative_least_squares_where_scipy_nnls_reports_a_false_zero():
+    """A half-space ``{<w, x> >= 0}`` of R^5 given as ``x`` and ``± a basis of x^⊥``; ``b =
+    −x`` is at distance ``‖x‖`` from it.  scipy 1.15–1.17's ``nnls`` returned a point at
+    distance 2.2 with a residual of 0 (scipy issue 25389); the checked solve gives ``‖x‖``."""
+    x = np.array([-0.42097099, 0.2407868, 0.09914843, 0.7345802, 0.7062745])
+    L = np.linalg.svd(x[None])[2][1:]
+    A = np.vstack([x / np.linalg.norm(x), L, -L]).T
+    x_opt, rho = nonnegative_least_squares(A, -x)
+    assert rho == pytest.approx(np.linalg.norm(x), rel=1e-12)
+    assert np.linalg.norm(A @ x_opt) <= 1e-12

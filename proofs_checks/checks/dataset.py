@@ -14,7 +14,7 @@ from pwflow.data import Dataset
 from pwflow.model import Loss, get_loss
 from pwflow.subgradient import minimal_norm_on_face
 
-from .geometry import Face, Geometry, geometry
+from .geometry import Face, Geometry, family_independence, geometry
 from .results import ZERO_TOL, CheckResult, _result
 
 Array = NDArray[np.float64]
@@ -44,17 +44,16 @@ def check_lemma2(data: Dataset, loss: str | Loss = "square", gamma: float = 0.0)
     X, y = np.asarray(data.X, float), np.asarray(data.y, float)
     lossf = get_loss(loss)
     r0 = lossf.derivative(np.zeros_like(y), y)
-    V = r0[:, None] * X
-    n, d = X.shape
-    smin = math.inf
-    for size in range(1, min(d, n) + 1):
-        for fam in itertools.combinations(range(n), size):
-            M = V[list(fam)]
-            smin = min(smin, float(np.linalg.svd(M, compute_uv=False)[-1])
-                       / max(float(np.linalg.norm(M)), 1e-300))
+    d = X.shape[1]
+    smin, top = family_independence(X, r0)
+    fams = f"families of ≤ {top} vectors"
     if d != 2:
+        if not smin > 1e-12:  # the independence part alone fails the lemma
+            return _result("Lemma 2", {"Assumption 1": assumption1(lossf, y)}, False, smin,
+                           0.0, smin, fams, "a dependent family (∂_1 l(0,y_k) x_k); the "
+                           "boundary part needs the face enumeration (d = 2 only)")
         return CheckResult("Lemma 2", {"Assumption 1": assumption1(lossf, y)}, "not checked",
-                           smin, 0.0, smin, "families of ≤ d vectors",
+                           smin, 0.0, smin, fams,
                            "boundary part needs the face enumeration (d = 2 only)")
     try:
         geo = geometry(data, lossf, gamma)
@@ -73,7 +72,7 @@ def check_lemma2(data: Dataset, loss: str | Loss = "square", gamma: float = 0.0)
                 worst, where = dist, f"face u={f.u.tolist()}"
     margin = min(worst, smin)
     return _result("Lemma 2", {"Assumption 1": assumption1(lossf, y)}, margin > 1e-12,
-                   margin, 0.0, margin, where or "families of ≤ d vectors",
+                   margin, 0.0, margin, where or fams,
                    "min over arcs of |sin(½ angle(±D_u, boundary ray))| and min normalised σ_min "
                    "of the families (∂_1 l(0,y_k) x_k)")
 
@@ -109,7 +108,8 @@ def check_lemma9(data: Dataset, loss: str | Loss = "square", gamma: float = 0.0,
     und = {k: v for k, v in geo.undefined.items() if k in ("alpha_min", "D_min")}
     m = min(geo.alpha_min, geo.D_min)
     ok = m > 1e-12 and not und
-    note = "Eq. (23)–(24) by exact enumeration of the faces (d = 2)"
+    note = (f"Eq. (23)–(24) by exact enumeration of the {len(geo.faces)} faces "
+            f"(d = {np.asarray(data.X).shape[1]})")
     if und:
         note += "; undefined: " + "; ".join(f"{k}: {v}" for k, v in und.items())
     return _result("Lemma 9", {"Assumption 1": assumption1(loss, data.y)}, ok, m, 0.0, m,

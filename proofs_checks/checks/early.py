@@ -130,7 +130,8 @@ def _theorem1_hyp(traj: Trajectory, geo: Geometry, lam: float, lam_star: float,
                   saddle: bool = True) -> dict[str, bool]:
     h = {"Assumption 1": assumption1(traj._loss(), traj.y),
          "Lemmas 2, 9, 10 (genericity)": (geo.alpha_min > 0 and geo.D_min > 0
-                                          and geo.delta0 > 0 and not geo.undefined),
+                                          and geo.delta0 > 0 and not geo.undefined
+                                          and geo.independence > 1e-12),
          "Eq. (4) at init": _eq4(traj),
          "λ < λ*": lam < lam_star}
     if saddle:
@@ -183,11 +184,13 @@ def _alignment_at_tau(traj: Trajectory, geo: Geometry, i: int) -> tuple[Array, A
 def t2_bound(geo: Geometry, alpha0: float, theorem3: bool = False) -> float:
     """The proof's bound on the time ``t_2`` after which a neuron sits in a critical face:
     ``4 D_max / (D_min² min(α_min, α_0)²)`` (Appendix D.7), ``2 D_max / (D_min² α_min²)`` for
-    Theorem 3 (Appendix E.2).  Reported, not a hypothesis: the statement claims extremality
-    for every ``λ < λ*`` (see docs/paper-readings.md, "Theorem 1 (ii) extremality")."""
-    if theorem3:
-        return 2 * geo.D_max / (geo.D_min**2 * geo.alpha_min**2)
-    return 4 * geo.D_max / (geo.D_min**2 * min(geo.alpha_min, alpha0) ** 2)
+    Theorem 3 (Appendix E.2); infinite where ``D_min`` or ``α_min`` is 0.  Reported, not a
+    hypothesis: the statement claims extremality for every ``λ < λ*`` (see
+    docs/paper-readings.md, "Theorem 1 (ii) extremality")."""
+    num, alpha = (2, geo.alpha_min) if theorem3 else (4, min(geo.alpha_min, alpha0))
+    den = geo.D_min**2 * alpha**2
+    # D_min = 0 or α_min = 0 (e.g. data with parallel or dependent points): no finite bound
+    return num * geo.D_max / den if den > 0 else math.inf
 
 
 def vacuity(bound: Array, trivial: Array) -> Array:

@@ -71,6 +71,8 @@ class Geometry:
     source: Any = field(default=None, repr=False)
     undefined: dict = field(default_factory=dict)
     _X: Array = field(default=None, repr=False)  # type: ignore[assignment]
+    #: :func:`family_independence` (Lemma 2's linear independence; 0: a dependent family)
+    independence: float = math.inf
 
     def lambda_star(self, alpha0: float, epsilon: float) -> float:
         """``λ*_{α_0}`` of Eq. (22) (0 when undefined); :func:`constants.lambda_star`."""
@@ -112,6 +114,31 @@ class Geometry:
             if np.array_equal(f.u, u):
                 return f
         raise ValueError(f"no face with pattern {u.tolist()}")
+
+
+#: most families of ``≤ d`` vectors :func:`family_independence` examines (above: pairs only)
+MAX_FAMILIES = 100_000
+
+
+def family_independence(X: Array, r0: Array) -> tuple[float, int]:
+    """Lemma 2's second part on the data: the smallest normalised ``σ_min`` over the families
+    of at most ``d`` vectors ``∂_1 l(0, y_k) x_k`` (0: some family is dependent, e.g. two
+    parallel points or a zero label), and the largest family size examined.
+
+    All ``Σ_{s ≤ d} C(n, s)`` families while that is at most :data:`MAX_FAMILIES`, else the
+    single vectors and pairs only (parallel points, the common dependence)."""
+    V = np.asarray(r0, float)[:, None] * np.asarray(X, float)
+    n, d = V.shape
+    top = min(d, n)
+    if sum(math.comb(n, s) for s in range(1, top + 1)) > MAX_FAMILIES:
+        top = min(top, 2)
+    smin = math.inf
+    for size in range(1, top + 1):
+        for fam in itertools.combinations(range(n), size):
+            M = V[list(fam)]
+            smin = min(smin, float(np.linalg.svd(M, compute_uv=False)[-1])
+                       / max(float(np.linalg.norm(M)), 1e-300))
+    return smin, top
 
 
 def _check_eps(epsilon: float) -> float:
@@ -170,7 +197,8 @@ def geometry(data: Dataset, loss: str | Loss = "square", gamma: float = 0.0) -> 
         _num_or(K.alpha_min(src), 0.0, "alpha_min", und),
         _num_or(K.alpha_min_plus(src), 0.0, "alpha_min_plus", und),
         _num_or(K.alpha_min_minus(src), 0.0, "alpha_min_minus", und),
-        float(K.delta0(src)), float(np.sum(X**2)), n, src, und, _X=X)
+        float(K.delta0(src)), float(np.sum(X**2)), n, src, und, _X=X,
+        independence=family_independence(X, np.asarray(src.r, float))[0])
     return geo
 
 
