@@ -615,3 +615,19 @@ def test_a_report_on_fewer_points_than_dimensions_marks_section4_unmet():
         assert rows[s].verdict == "hypotheses unmet"
         assert rows[s].hypotheses == {"X of full column rank (β* unique)": False}
     assert rows["Lemma 1"].verdict == "by construction" and traj is not None
+
+
+@pytest.mark.parametrize("loss", ["square", "logistic"])
+def test_a_single_point_in_the_plane(loss):
+    """d = 2, n = 1: the faces are two half-planes and the line ``x^⊥`` (``ker X``, whose
+    representative point is 0).  ``D_u ∝ ±x`` is perpendicular to the half-planes' boundary
+    line, so Lemma 2's margin is ``|sin(½ · 90°)| = √2/2`` exactly (it was 5.6e-17,
+    ``violated``: the half-plane's own point was taken for a boundary ray), and Lemma 12
+    reads the line's direction from ``ker X`` (a 0/0 before, which ended the report)."""
+    data = Dataset(np.array([[0.6, 0.8]]), np.array([1.0]))
+    r2 = C.check_lemma2(data, loss)
+    assert r2.verdict == "holds" and r2.measured == pytest.approx(np.sqrt(0.5), rel=1e-12)
+    res, _ = R.run_all(data, I.balanced(4, 2, 1e-3, seed=0),
+                       R.Config(t_max=20.0, n_grid=20, loss=loss, section4_seeds=()))
+    rows = {r.statement: r for r in res}
+    assert rows["Lemma 12"].verdict in OK and "violated" not in {r.verdict for r in res}
