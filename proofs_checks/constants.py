@@ -222,12 +222,24 @@ def _c_common(geo: Geometry, factor: float, expo: float) -> float:
     )
 
 
-def c_alpha0(geo: Geometry, alpha0: float) -> Value:
-    """``c_{α₀}`` of Eq. (37) (``+inf`` if the exponential overflows)."""
+def _alpha_D_positive(geo: Geometry) -> tuple[float, float] | Undefined:
+    """``(α_min, D_min)`` where both are defined and positive (Lemma 9), else why not: the
+    constants of Eqs. (37) and (40) divide by them."""
     am, dm = _cached(geo, "alpha_min", alpha_min), D_min(geo)
     for v in (am, dm):
         if isinstance(v, Undefined):
             return v
+    if not (am > 0 and dm > 0):
+        return Undefined(f"α_min={am}, D_min={dm} must be positive (Lemma 9)")
+    return am, dm
+
+
+def c_alpha0(geo: Geometry, alpha0: float) -> Value:
+    """``c_{α₀}`` of Eq. (37) (``+inf`` if the exponential overflows)."""
+    ad = _alpha_D_positive(geo)
+    if isinstance(ad, Undefined):
+        return ad
+    am, dm = ad
     dmax = D_max(geo)
     m = min(am, alpha0)
     return _c_common(geo, 4 * dmax / m**2, 4 * dmax**2 / (dm**2 * m**2))
@@ -235,10 +247,10 @@ def c_alpha0(geo: Geometry, alpha0: float) -> Value:
 
 def c_theorem3(geo: Geometry) -> Value:
     """``c`` of Theorem 3, Eq. (40)."""
-    am, dm = _cached(geo, "alpha_min", alpha_min), D_min(geo)
-    for v in (am, dm):
-        if isinstance(v, Undefined):
-            return v
+    ad = _alpha_D_positive(geo)
+    if isinstance(ad, Undefined):
+        return ad
+    am, dm = ad
     dmax = D_max(geo)
     return _c_common(geo, dmax, 2 * dmax**2 / (dm**2 * am**2))
 

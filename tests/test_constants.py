@@ -184,3 +184,13 @@ def test_alpha_minus_reading():
     assert max(literal) == pytest.approx(1.0, abs=1e-9)
     chosen = max(c for _, c in _cos_faces(geo, -1))
     assert chosen < 1 - 1e-6
+
+
+def test_constants_dividing_by_alpha_min_are_undefined_where_it_is_zero():
+    """d = 1, two points on the same side (``x = 1, 2``, ``y = (1, −1)``): ``α_min = 0``
+    (Lemma 9 fails), so ``c_{α₀}`` (Eq. (37)) and ``c`` (Eq. (40)) are undefined and say
+    why; ``proofs-checks`` ended with a ZeroDivisionError in ``c_alpha0`` before."""
+    c = compute_constants(Dataset(np.array([[1.0], [2.0]]), np.array([1.0, -1.0])))
+    assert c["alpha_min"] == 0.0
+    for name in ("c_alpha0", "c_theorem3"):
+        assert isinstance(c[name], Undefined) and "must be positive (Lemma 9)" in c[name].reason
