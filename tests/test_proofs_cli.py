@@ -49,6 +49,21 @@ def _one_line(err: str) -> bool:
     return len(lines) == 1 and "Traceback" not in err
 
 
+def test_an_arithmetic_failure_gives_one_line(capsys, monkeypatch):
+    """An arithmetic error inside a computation (none is known since the constants dividing
+    by ``α_min`` or ``D_min`` became undefined at 0) is one line and status 1."""
+    import proofs_checks.constants as K
+    from proofs_checks.cli import main as pc_main
+
+    def broken(*_a, **_k):
+        raise ZeroDivisionError("float division by zero")
+
+    monkeypatch.setattr(K, "c_alpha0", broken)
+    assert pc_main(["constants"]) == 1
+    err = capsys.readouterr().err
+    assert _one_line(err) and "computation failed (ZeroDivisionError" in err, err
+
+
 def test_degenerate_or_huge_inputs_give_one_line(capsys, tmp_path):
     from proofs_checks.cli import main as pc_main
 
@@ -56,8 +71,12 @@ def test_degenerate_or_huge_inputs_give_one_line(capsys, tmp_path):
     one.write_text("0.5,1\n-0.5,0\n0.25,2\n")
     big = tmp_path / "big.csv"
     big.write_text("1e300,1\n-1e300,0\n0.125,1\n")
+    # d = 1, two points on one side of 0: α_min = 0, the constants dividing by it are
+    # reported undefined (a ZeroDivisionError ended the command before)
+    assert pc_main(["constants", "--dataset", str(one)]) == 0
+    out = capsys.readouterr().out
+    assert "c_alpha0               undefined (α_min=0.0" in out, out
     for argv, code, word in (
-        (["constants", "--dataset", str(one)], 1, "computation failed"),
         (["constants", "--dataset", str(big)], 2, "--dataset"),
         (["constants", "--alpha0", "1e308"], 2, "--alpha0"),
         (["lemmas", "--markdown", str(tmp_path / "no" / "x.md")], 2, "--markdown"),
