@@ -266,8 +266,9 @@ def make(seed: int) -> Case:
     """The problem ``seed`` as a campaign case (families numbered 10–20)."""
     X, y, W, a, gamma, loss = problem_arrays(seed)
     fam = (10 if seed >= SCALES_SEEDS else 9 if seed >= MANY_POINTS_SEEDS
-           else 8 if seed >= GRID_SEEDS else 7 if seed >= NEAR_SPAN_SEEDS else 6 if seed >= NEAR_SPAN3_SEEDS
-           else 5 if seed >= NEAR_DEPENDENT_SEEDS else 4 if seed >= HIGH_D_SEEDS else seed % 4)
+           else 8 if seed >= GRID_SEEDS else 7 if seed >= NEAR_SPAN_SEEDS
+           else 6 if seed >= NEAR_SPAN3_SEEDS else 5 if seed >= NEAR_DEPENDENT_SEEDS
+           else 4 if seed >= HIGH_D_SEEDS else seed % 4)
     return Case(seed, 10 + fam, Problem(X, y, W, a, gamma, loss, 5.0, f"explore{fam}"))
 
 

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from strategies import low_rank_rows
+from strategies import low_rank_rows, matrices
 
 from pwflow.cones import face_point, nonnegative_least_squares
-from strategies import matrices
 
 
 def _lp_margin(rows: np.ndarray, signs: np.ndarray) -> float:
@@ -109,6 +108,15 @@ def test_nonnegative_least_squares_where_scipy_nnls_reports_a_false_zero():
     x = np.array([-0.42097099, 0.2407868, 0.09914843, 0.7345802, 0.7062745])
     L = np.linalg.svd(x[None])[2][1:]
     A = np.vstack([x / np.linalg.norm(x), L, -L]).T
+    from scipy.optimize import nnls
+
+    import pwflow.cones as cones
+
+    raw = nnls(A, -x)[0]
+    scipy_wrong = abs(np.linalg.norm(A @ raw + x) - np.linalg.norm(x)) > 1e-9
+    before = cones.NNLS_FALLBACKS[0]
     x_opt, rho = nonnegative_least_squares(A, -x)
     assert rho == pytest.approx(np.linalg.norm(x), rel=1e-12)
     assert np.linalg.norm(A @ x_opt) <= 1e-12
+    # the fallback is taken exactly where scipy's answer is wrong (scipy 1.17.1: it is)
+    assert cones.NNLS_FALLBACKS[0] - before == int(scipy_wrong)

@@ -111,7 +111,8 @@ def test_lemmas_9_10_on_generic_data(n, d, draw):
     assert len(c.extremal) >= 1
     if isinstance(c["alpha_min"], Undefined):
         # other coincidences of the drawn entries can put some ±D_u on the boundary of its
-        # face (then α_min is undefined, and must say where); checked here on signs alone: ±D_u in the closure (pattern conformal to u), not in the face
+        # face (then α_min is undefined, and must say where); checked here on signs alone:
+        # ±D_u in the closure (pattern conformal to u), not in the face
         reason = c["alpha_min"].reason
         assert "Lemma 2 fails" in reason, reason
         u = np.array(json.loads(reason.split("u=")[1].split(" (")[0]))
