@@ -198,8 +198,24 @@ def enumerate_faces(X: ArrayLike) -> Arrangement:
     -------
     Arrangement
         Faces sorted by decreasing dimension then pattern; ``A(ℝ^d)`` is their patterns.
+        The last eight are kept (by the bytes of ``X``) and returned again when asked.
     """
     X = _check_X(X)
+    key = (X.shape, X.tobytes())
+    if key in _ARRANGEMENTS:  # the report asks for one dataset's faces several times
+        return _ARRANGEMENTS[key]
+    arr = _enumerate(X.copy())  # (a caller may write to its X later)
+    _ARRANGEMENTS[key] = arr
+    while len(_ARRANGEMENTS) > 8:
+        del _ARRANGEMENTS[next(iter(_ARRANGEMENTS))]
+    return arr
+
+
+#: the last eight arrangements, by their data's bytes (frozen: shared safely)
+_ARRANGEMENTS: dict[tuple, Arrangement] = {}
+
+
+def _enumerate(X: Array) -> Arrangement:
     raw = _sweep_2d(X) if X.shape[1] == 2 else _incremental(X)
     index: dict = {}
     faces = []

@@ -86,7 +86,7 @@ def dataset_checks(data: Dataset, cfg: Config, geo: C.Geometry | None) -> list[C
         for s in ("Lemma 3", "Lemma 9", "Lemma 10", "Lemma 14"):
             out.append(CheckResult(s, {}, "not checked", note="face enumeration needs d = 2"))
         return out
-    out += [C.check_lemma3(data, cfg.loss, cfg.gamma), C.check_lemma9(data, geo=geo),
+    out += [C.check_lemma3(data, cfg.loss, cfg.gamma, geo), C.check_lemma9(data, geo=geo),
             C.check_lemma10(data, geo=geo), C.check_lemma14(geo), C.check_lemma8(data)]
     if cfg.certify_lemma8 is not None:
         out.append(C.check_lemma8_box(cfg.certify_lemma8))

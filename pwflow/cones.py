@@ -19,6 +19,8 @@ of the face's hyperplanes).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -150,10 +152,12 @@ def nonnegative_least_squares(A: ArrayLike, b: ArrayLike) -> tuple[Array, float]
 def _nnls_kkt_ok(A: Array, b: Array, x: Array) -> bool:
     """KKT conditions of ``min_{x >= 0} ½‖A x − b‖²`` at ``x``, to a relative ``1e-9``."""
     g = A.T @ (A @ x - b)
-    nA = float(np.linalg.norm(A))
-    tol = 1e-9 * nA * (nA * float(np.linalg.norm(x)) + float(np.linalg.norm(b))) + 1e-300
-    return bool(np.all(np.isfinite(x)) and np.all(x >= 0) and np.all(g >= -tol)
-                and np.all(np.abs(g[x > 0]) <= tol))
+    nA = math.sqrt(float(np.vdot(A, A)))
+    tol = 1e-9 * nA * (nA * math.sqrt(float(x @ x)) + math.sqrt(float(b @ b))) + 1e-300
+    # (few numpy calls: the arrangement of d = 5, n = 12 makes 3·10⁵ of these checks; a NaN
+    # fails every comparison below)
+    return bool(x.min(initial=0.0) >= 0.0 and g.min(initial=0.0) >= -tol
+                and np.abs(g[x > 0]).max(initial=0.0) <= tol)
 
 
 def _least_distance(G: Array, margin: float) -> Array | None:
