@@ -93,6 +93,21 @@ def test_generators_span_each_closed_face_also_with_fewer_points_than_dimensions
                 assert res <= 1e-9 * max(1.0, np.linalg.norm(g.point)), (f.u, g.u, res)
 
 
+def test_an_arrangement_is_kept_by_its_data_s_bytes():
+    """The report asks for one dataset's faces several times (Lemma 3, Assumptions 4–6): the
+    second call returns the same arrangement; other data (one bit changed) gets its own; a
+    caller writing to its array afterwards changes neither."""
+    X = np.array([[1.0, 0.2, -0.3], [0.1, 1.0, 0.4], [-0.5, 0.3, 1.0], [0.7, -0.6, 0.2]])
+    a = enumerate_faces(X)
+    assert enumerate_faces(X.copy()) is a
+    Y = X.copy()
+    Y[0, 0] = np.nextafter(1.0, 2.0)
+    b = enumerate_faces(Y)
+    assert b is not a and len(b) == len(a)
+    X[0, 0] = 5.0
+    assert a.X[0, 0] == 1.0 and enumerate_faces(X) is not a
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match="X"):
         enumerate_faces(np.zeros((2, 2)))
