@@ -81,7 +81,7 @@ def run_trajectory(data: Dataset, init: Init, geo: C.Geometry, cfg: Config,
 
 def dataset_checks(data: Dataset, cfg: Config, geo: C.Geometry | None) -> list[CheckResult]:
     """Lemmas 2, 3, 9, 10, 14 and 8 on the dataset alone."""
-    out = [C.check_lemma2(data, cfg.loss, cfg.gamma)]
+    out = [C.check_lemma2(data, cfg.loss, cfg.gamma, geo)]
     if geo is None:
         for s in ("Lemma 3", "Lemma 9", "Lemma 10", "Lemma 14"):
             out.append(CheckResult(s, {}, "not checked", note="face enumeration needs d = 2"))

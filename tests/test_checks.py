@@ -631,3 +631,33 @@ def test_a_single_point_in_the_plane(loss):
                        R.Config(t_max=20.0, n_grid=20, loss=loss, section4_seeds=()))
     rows = {r.statement: r for r in res}
     assert rows["Lemma 12"].verdict in OK and "violated" not in {r.verdict for r in res}
+
+
+def test_lemma2_full_faces_in_three_dimensions():
+    """d = 3: Lemma 2 on the full-dimensional faces (``𝔇_u = {D_u}``).  Orthogonal points
+    ``e₁, e₂, e₃`` with ``y = 1`` put ``D_u = (e₁ + e₂)/3`` of the face ``(1, 1, −1)`` on
+    that face's boundary (``<D_u, e₃> = 0``): ``violated``, margin 0.  Generic data: the
+    full faces are off their boundaries, the lower-dimensional ones are not examined
+    (``not checked``), and the margin is the distance of ``±D_u/‖D_u‖`` to the boundary,
+    recomputed here from the cone's generators by brute-force projection (outside) or the
+    nearest hyperplane (inside)."""
+    from proofs_checks.checks.dataset import _full_face_boundary_margin
+    from test_cones import _nnls_brute_force
+
+    r = C.check_lemma2(Dataset(np.eye(3), np.ones(3)))
+    assert r.verdict == "violated" and r.measured == 0.0 and "face u=" in r.where
+    rng = np.random.default_rng(3)  # one fixed generic dataset (the reference is the point)
+    data = Dataset(rng.normal(size=(5, 3)), rng.choice([-1.0, 1.0], 5) * rng.uniform(0.3, 1, 5))
+    r = C.check_lemma2(data)
+    assert r.verdict == "not checked" and r.measured > 1e-3, r
+    geo = C.geometry(data, "square", 0.0)
+    X, nx, worst = data.X, np.linalg.norm(data.X, axis=1), math.inf
+    for f in geo.faces:
+        if f.shape != "full" or np.linalg.norm(f.D) <= C.ZERO_TOL * geo.D_max:
+            continue
+        for s in (1.0, -1.0):
+            v = s * f.D / np.linalg.norm(f.D)
+            t = f.u * (X @ v) / nx
+            worst = min(worst, t.min() if t.min() > 0 else _nnls_brute_force(f.gens.T, v))
+    got, _ = _full_face_boundary_margin(geo, X)
+    assert got == pytest.approx(worst, abs=1e-9)

@@ -30,7 +30,8 @@ def assumption1(loss: str | Loss, y: Array) -> bool:
     return bool(get_loss(loss).check_assumption1(y).holds)
 
 
-def check_lemma2(data: Dataset, loss: str | Loss = "square", gamma: float = 0.0) -> CheckResult:
+def check_lemma2(data: Dataset, loss: str | Loss = "square", gamma: float = 0.0,
+                 geo: Geometry | None = None) -> CheckResult:
     """Lemma 2: ``𝔇_u ∩ (±∂ closure A^{-1}(u)) = ∅`` or ``0 ∈ 𝔇_u``; families of ≤ d vectors
     ``∂_1 l(0, y_k) x_k`` are linearly independent.
 
@@ -40,6 +41,10 @@ def check_lemma2(data: Dataset, loss: str | Loss = "square", gamma: float = 0.0)
     also every ``D ∈ 𝔇_u`` of a ray face is tested against the rays' end (the origin).  For the
     linear independence, the smallest singular value over all families of ``≤ d`` vectors.
     Margin: the minimum of both (normalised).
+
+    In ``d ≥ 3`` the independence and the full-dimensional faces (where ``𝔇_u = {D_u}``:
+    :func:`_full_face_boundary_margin`) are checked; a failure of either is ``violated``,
+    else ``not checked`` (the lower-dimensional faces' sets ``𝔇_u`` are not examined).
     """
     X, y = np.asarray(data.X, float), np.asarray(data.y, float)
     lossf = get_loss(loss)
@@ -47,19 +52,23 @@ def check_lemma2(data: Dataset, loss: str | Loss = "square", gamma: float = 0.0)
     d = X.shape[1]
     smin, top = family_independence(X, r0)
     fams = f"families of ≤ {top} vectors"
-    if d != 2:
-        if not smin > 1e-12:  # the independence part alone fails the lemma
-            return _result("Lemma 2", {"Assumption 1": assumption1(lossf, y)}, False, smin,
-                           0.0, smin, fams, "a dependent family (∂_1 l(0,y_k) x_k); the "
-                           "boundary part needs the face enumeration (d = 2 only)")
-        return CheckResult("Lemma 2", {"Assumption 1": assumption1(lossf, y)}, "not checked",
-                           smin, 0.0, smin, fams,
-                           "boundary part needs the face enumeration (d = 2 only)")
     try:
-        geo = geometry(data, lossf, gamma)
+        geo = geo or geometry(data, lossf, gamma)
     except ValueError as err:
         return _result("Lemma 2", {"Assumption 1": assumption1(lossf, y)}, False, 0.0, 0.0, 0.0,
                        "dataset", f"degenerate data: {err}")
+    if d != 2:
+        full, where = _full_face_boundary_margin(geo, X)
+        margin = min(full, smin)
+        hyp = {"Assumption 1": assumption1(lossf, y)}
+        note = ("min of the full faces' distance of ±D_u/‖D_u‖ to the face's boundary and the "
+                "families' normalised σ_min (∂_1 l(0,y_k) x_k); the lower-dimensional faces' "
+                "𝔇_u are not examined")
+        if not margin > 1e-12:  # a checked part fails the lemma
+            return _result("Lemma 2", hyp, False, margin, 0.0, margin,
+                           where if full <= smin else fams, note)
+        return CheckResult("Lemma 2", hyp, "not checked", margin, 0.0, margin,
+                           f"{where}; {fams}", note)
     worst, where = math.inf, ""
     nx = np.linalg.norm(X, axis=1)
     for f in geo.faces:
@@ -79,6 +88,34 @@ def check_lemma2(data: Dataset, loss: str | Loss = "square", gamma: float = 0.0)
                    margin, 0.0, margin, where or fams,
                    "min over arcs of |sin(½ angle(±D_u, boundary ray))| and min normalised σ_min "
                    "of the families (∂_1 l(0,y_k) x_k)")
+
+
+def _full_face_boundary_margin(geo: Geometry, X: Array) -> tuple[float, str]:
+    """Lemma 2 on the full-dimensional faces, any ``d``: the distance of ``v = ±D_u/‖D_u‖`` to
+    the boundary of ``cl A^{-1}(u)`` (0 iff ``v`` is on it), least over the faces with
+    ``D_u ≠ 0``.  Inside the face it is the distance to the nearest hyperplane,
+    ``min_k u_k <v, x̂_k>``; outside, the distance to the closed cone, ``sqrt(1 − c²)`` with
+    ``c`` the largest cosine of ``v`` with the cone (:func:`constants.max_cosine` on the face's
+    generators; 1 where ``c ≤ 0``)."""
+    from ..constants import max_cosine
+
+    nx = np.linalg.norm(X, axis=1)
+    worst, where = math.inf, "no full face with D_u ≠ 0"
+    for f in geo.faces:
+        nD = float(np.linalg.norm(f.D))
+        if f.shape != "full" or nD <= ZERO_TOL * geo.D_max:
+            continue
+        for s in (1.0, -1.0):
+            v = s * f.D / nD
+            t = float(np.min(f.u * (X @ v) / nx))
+            if t > 0:
+                m = t
+            else:
+                c = max_cosine(f.gens, v)
+                m = math.sqrt(max(1.0 - c * c, 0.0)) if c > 0 else 1.0
+            if m < worst:
+                worst, where = m, f"{'' if s > 0 else '−'}D_u, face u={f.u.tolist()}"
+    return worst, where
 
 
 def check_lemma3(data: Dataset, loss: str | Loss = "square", gamma: float = 0.0,
