@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
+from strategies import general_position
 
 import pwflow
 import pwflow.data as D
@@ -21,7 +22,6 @@ from pwflow.data import Dataset
 from pwflow.integrator import simulate
 from pwflow.model import activation, get_loss
 from pwflow.subgradient import minimal_norm_subgradient
-from strategies import general_position
 
 EPS, ALPHA0 = 0.25, 0.5
 OK = {"holds", "hypotheses unmet", "not applicable", "not checked", "vacuous", "by construction"}
@@ -641,8 +641,9 @@ def test_lemma2_full_faces_in_three_dimensions():
     (``not checked``), and the margin is the distance of ``±D_u/‖D_u‖`` to the boundary,
     recomputed here from the cone's generators by brute-force projection (outside) or the
     nearest hyperplane (inside)."""
-    from proofs_checks.checks.dataset import _full_face_boundary_margin
     from test_cones import _nnls_brute_force
+
+    from proofs_checks.checks.dataset import _full_face_boundary_margin
 
     r = C.check_lemma2(Dataset(np.eye(3), np.ones(3)))
     assert r.verdict == "violated" and r.measured == 0.0 and "face u=" in r.where
