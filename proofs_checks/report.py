@@ -63,7 +63,8 @@ def time_grid(tau: float, t_max: float, n_grid: int) -> np.ndarray:
     """Snapshots: uniform on ``[0, τ]`` (Theorem 1 (i) is checked there), geometric and
     uniform on ``[τ, t_max]`` (phases 2–3)."""
     if not 0 < tau < t_max:
-        raise ValueError(f"need 0 < tau < t_max, got tau={tau!r}, t_max={t_max!r}")
+        raise ValueError(f"t_max (--t-max) must exceed τ = {tau:.6g} > 0 (Theorem 1 is checked "
+                         f"on snapshots of [0, τ]), got t_max={t_max!r}")
     a = np.linspace(0.0, tau, n_grid)
     b = tau + np.geomspace(1e-3, t_max - tau, n_grid)
     c = np.linspace(tau, t_max, n_grid)  # uniform too: phase 3 decays exponentially
