@@ -68,7 +68,8 @@ def time_grid(tau: float, t_max: float, n_grid: int) -> np.ndarray:
     a = np.linspace(0.0, tau, n_grid)
     b = tau + np.geomspace(1e-3, t_max - tau, n_grid)
     c = np.linspace(tau, t_max, n_grid)  # uniform too: phase 3 decays exponentially
-    return np.unique(np.concatenate([a, b, c]))
+    # τ + (t_max − τ) can round one ulp past t_max, which simulate refuses in t_eval
+    return np.unique(np.minimum(np.concatenate([a, b, c]), t_max))
 
 
 def run_trajectory(data: Dataset, init: Init, geo: C.Geometry, cfg: Config,

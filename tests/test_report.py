@@ -108,6 +108,11 @@ def test_a_horizon_before_tau_is_one_line_naming_the_option(capsys):
 
     with pytest.raises(ValueError, match=r"t_max \(--t-max\) must exceed τ = 5"):
         R.time_grid(5.0, 1.0, 10)
+    # τ + (t_max − τ) rounded one ulp past t_max (τ = 7.369235426042258, t_max = 2τ + 1):
+    # simulate refused the grid; it ends at t_max now
+    tau = 7.369235426042258
+    assert tau + ((2 * tau + 1) - tau) > 2 * tau + 1
+    assert R.time_grid(tau, 2 * tau + 1, 8)[-1] == 2 * tau + 1
     assert pc_main(["lemmas", "--dataset", "three-points", "--width", "10", "--scale", "1e-6",
                     "--t-max", "0.5", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -160,10 +165,18 @@ def test_a_report_on_any_data_ends_with_verdicts_not_exceptions(prob, seed):
     verdict and no NaN in its measured value, bound or margin.  A sweep of 300 such reports
     (d = 2–5, session 17) met two ZeroDivisionErrors, a ValueError (rank-deficient X), a 0/0
     (one point in the plane) and NaN constants (n < d), fixed since."""
+    from proofs_checks import checks as C
+
     data, loss, gamma = prob
     init = I.balanced(4, data.d, 1e-2, seed=seed)
-    # the default horizon, max(40 τ, 3000): a shorter one than τ is refused (ValueError)
-    cfg = R.Config(n_grid=8, loss=loss, gamma=gamma, section4_seeds=())
+    # a horizon past τ (a shorter one is refused): 2τ + 1, not the default max(40τ, 3000),
+    # which near a global minimum can meet the chatter of docs/integrator.md (d = 4, n = 4:
+    # 7 675 events by t = 98.6 and no end in sight)
+    try:
+        t_max = 2 * C.tau_of(1e-2, 0.25, C.geometry(data, loss, gamma).D_max) + 1
+    except ValueError:  # d = 2 data the checks refuse (collinear points): no trajectory
+        t_max = 10.0
+    cfg = R.Config(t_max=t_max, n_grid=8, loss=loss, gamma=gamma, section4_seeds=())
     res, _ = R.run_all(data, init, cfg)
     assert res
     for r in res:
