@@ -54,7 +54,7 @@ def test_config_validation():
         R.Config(epsilon=0.4)
     with pytest.raises(ValueError, match="alpha0"):
         R.Config(alpha0=0.0)
-    with pytest.raises(ValueError, match="tau"):
+    with pytest.raises(ValueError, match=r"\(--t-max\) must exceed τ"):
         R.time_grid(5.0, 1.0, 10)
 
 
