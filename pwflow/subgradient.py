@@ -94,14 +94,17 @@ def activation_pattern(w: ArrayLike, X: ArrayLike, zero_tol: float = 0.0) -> NDA
 def subgradient_parts(
     u: ArrayLike, X: ArrayLike, r: ArrayLike, gamma: float
 ) -> tuple[Array, Array, NDArray[np.intp]]:
-    """Fixed part ``b``, free columns ``Z`` (``d × |K|``) and ``K`` for the face ``u``."""
+    """Fixed part ``b``, free columns ``Z`` (``d × |K|``) and ``K`` for the face ``u``.
+
+    ``r`` may also be a stack of residuals, shape ``(s, n)``: then ``b`` is ``(s, d)`` and
+    ``Z`` is ``(s, d, |K|)``, row by row the same expressions."""
     u = np.asarray(u)
     X = np.asarray(X, float)
     r = np.asarray(r, float)
     n = X.shape[0]
     b = -(face_slopes(u, gamma) * r) @ X / n
     K = np.flatnonzero(u == 0)
-    Z = (-(r[K, None] * X[K]) / n).T
+    Z = np.swapaxes(-(r[..., K, None] * X[K]) / n, -1, -2)
     return b, Z, K
 
 
@@ -727,23 +730,20 @@ def minimal_norm_on_face_rows(u: ArrayLike, X: ArrayLike, R: ArrayLike, gamma: f
     R = np.asarray(R, float)
     if R.ndim != 2 or R.shape[1] != X.shape[0]:
         raise ValueError(f"R must have shape (s, n) with n = {X.shape[0]}, got {R.shape}")
-    n = X.shape[0]
-    B = -(face_slopes(u, gamma) * R) @ X / n
-    K = np.flatnonzero(u == 0)
+    B, Z, K = subgradient_parts(u, X, R, gamma)  # Z: (s, d, |K|)
     if K.size == 0 or R.shape[0] == 0:
         return B
-    Z = -(R[:, K, None] * X[K]) / n  # (s, |K|, d): row i is subgradient_parts' Z.T
     classes = parallel_classes(X[K])
     coupled = not np.all(classes[0] == np.arange(K.size))
     if K.size == 1:
-        z = Z[:, 0]
+        z = Z[:, :, 0]
         eta = single_slope(np.einsum("sd,sd->s", B, z), np.einsum("sd,sd->s", z, z),
                            gamma, 1.0)[0][:, None]
     elif K.size == 2 and not coupled:
-        eta = pair_slopes(B, Z[:, 0], Z[:, 1], gamma, 1.0)
+        eta = pair_slopes(B, Z[:, :, 0], Z[:, :, 1], gamma, 1.0)
     else:
-        eta = np.stack([free_slopes(B[i], Z[i].T, gamma, classes) for i in range(R.shape[0])])
-    return B + np.einsum("sk,skd->sd", eta, Z)
+        eta = np.stack([free_slopes(B[i], Z[i], gamma, classes) for i in range(R.shape[0])])
+    return B + np.einsum("sdk,sk->sd", Z, eta)
 
 
 def minimal_norm_subgradient(
