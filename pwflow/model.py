@@ -102,6 +102,12 @@ class Loss:
         ``label_curvature(y) -> float``: the Lipschitz constant of ``∂_1 l(·, y)`` over the
         labels ``y`` where it depends on them (the logistic loss: ``max_k y_k² / 4``);
         :meth:`curvature_bound_for` takes the larger of it and ``curvature_bound``.
+    pl_constant : float or None
+        A ``μ > 0`` with ``∂_1 l(ŷ, y)² >= 2 μ (l(ŷ, y) − floor)`` for every ``ŷ`` and ``y``
+        (a Polyak–Łojasiewicz inequality of the loss in its first argument; the square loss:
+        ``μ = 1``, with equality); ``None``: none (the logistic loss has none: its
+        derivative vanishes faster than the square root of the loss).  With it the stop "at
+        rest" has a bound that does not grow with the horizon (:func:`pwflow.rest.settle_bound`).
     """
 
     name: str
@@ -111,6 +117,7 @@ class Loss:
     floor: float | None = None
     curvature: Callable[[Array, Array], Array] | None = field(default=None, repr=False)
     label_curvature: Callable[[Array], float] | None = field(default=None, repr=False)
+    pl_constant: float | None = None
 
     def curvature_bound_for(self, y: ArrayLike) -> float:
         """A bound on the Lipschitz constant of ``∂_1 l(·, y_k)`` for every label ``y_k``:
@@ -213,7 +220,7 @@ def _logistic_label_curvature(y: Array) -> float:
 
 #: The square loss ``½ (y_hat − y)²`` of Eq. (10) (note the ½: the paper's L, not the MSE).
 square_loss = Loss("square", _square_value, _square_derivative, 1.0, floor=0.0,
-                   curvature=_square_curvature)
+                   curvature=_square_curvature, pl_constant=1.0)
 #: The logistic loss ``ln(1 + exp(−y_hat y))``, for labels ``y ∈ {−1, +1}`` (Section 2) or any
 #: real labels (``∂_1 l`` is then ``max y² / 4``-Lipschitz: :meth:`Loss.curvature_bound_for`).
 logistic_loss = Loss("logistic", _logistic_value, _logistic_derivative, 0.25, floor=0.0,
@@ -230,10 +237,12 @@ def make_loss(
     curvature_bound: float = 1.0,
     floor: float | None = None,
     curvature: Callable[[Array, Array], Array] | None = None,
+    pl_constant: float | None = None,
 ) -> Loss:
     """Build a user-supplied loss from its value and derivative ``∂_1 l``; ``floor``: a lower
-    bound of the loss, if known; ``curvature``: its second derivative ``∂_1² l``, if known
-    (see :class:`Loss`)."""
+    bound of the loss, if known; ``curvature``: its second derivative ``∂_1² l``, if known;
+    ``pl_constant``: a ``μ`` with ``(∂_1 l)² >= 2 μ (l − floor)``, if known (see
+    :class:`Loss`)."""
     if not callable(value) or not callable(derivative):
         raise ValueError("make_loss: value and derivative must be callables f(y_hat, y)")
     if not (np.isfinite(curvature_bound) and curvature_bound > 0):
@@ -242,8 +251,13 @@ def make_loss(
         raise ValueError(f"floor must be finite or None, got {floor!r}")
     if curvature is not None and not callable(curvature):
         raise ValueError("make_loss: curvature must be None or a callable f(y_hat, y)")
+    if pl_constant is not None and not (np.isfinite(pl_constant) and pl_constant > 0):
+        raise ValueError(f"pl_constant must be positive and finite or None, got {pl_constant!r}")
+    if pl_constant is not None and floor is None:
+        raise ValueError("make_loss: pl_constant needs the floor it is relative to (floor=None)")
     return Loss(str(name), value, derivative, float(curvature_bound),
-                None if floor is None else float(floor), curvature)
+                None if floor is None else float(floor), curvature,
+                pl_constant=None if pl_constant is None else float(pl_constant))
 
 
 def get_loss(loss: str | Loss) -> Loss:

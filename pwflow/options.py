@@ -114,10 +114,11 @@ class FlowOptions:
     rest_tol : float or None
         Stop "at rest": once a bound on how far the *exact* flow can still move until
         ``t_max`` (:mod:`pwflow.rest`: ``min(√((t_max − t) E), ‖z‖ (e^{ρ (t_max − t)} − 1))``
-        with ``E`` the loss above its floor) is at most ``rest_tol`` times the largest
-        neuron, the neurons are kept as they are up to ``t_max`` (near a global minimum the
-        remaining motion is below the integration's own error, and integrating it costs
-        thousands of steps of rounding-level dynamics).  ``None`` (default): ``rtol``;
+        with ``E`` the loss above its floor, and for the square loss the Łojasiewicz bound
+        ``√(2 n E) / σ_min(J)``, which holds for every horizon) is at most ``rest_tol``
+        times the largest neuron, the neurons are kept as they are up to ``t_max`` (near a
+        global minimum the remaining motion is below the integration's own error, and
+        integrating it costs thousands of steps of rounding-level dynamics).  ``None`` (default): ``rtol``;
         ``0``: never (the reference path).  The time and the bound are in
         ``Trajectory.stats`` (``t_rest``, ``rest_bound``) and in the message.
     """

@@ -57,6 +57,8 @@ def capture(flow: "HybridFlow") -> dict[str, Any]:
     # the watched r_k resolved to 0 (their hysteresis carries across the restart)
     held = getattr(flow, "_held_zero", None)
     mem["held_zero"] = None if held is None else [int(k) for k in np.flatnonzero(held)]
+    live = getattr(flow, "_held_live", None)  # and those resolved to nonzero
+    mem["held_live"] = None if live is None else [int(k) for k in np.flatnonzero(live)]
     rest = getattr(flow, "rest", None)  # at rest (pwflow.rest): kept so that a resume is exact
     mem["rest"] = None if rest is None else {k: float(v) for k, v in
                                              dataclasses.asdict(rest).items()}
@@ -85,6 +87,10 @@ def restore(flow: "HybridFlow", mem: dict[str, Any]) -> None:
         held = np.zeros(flow.n, dtype=bool)
         held[np.asarray(mem["held_zero"], np.intp)] = True
         flow._held_zero = held
+    if mem.get("held_live") is not None:
+        live = np.zeros(flow.n, dtype=bool)
+        live[np.asarray(mem["held_live"], np.intp)] = True
+        flow._held_live = live
     if mem.get("left_at") is not None:
         t_left, left = mem["left_at"]
         flow._left_at = (np.nan if t_left is None else float(t_left), np.asarray(left, np.intp))

@@ -527,6 +527,11 @@ class HybridFlow:
         self._rsign_at: tuple[float, NDArray[np.int8], Array, NDArray[np.bool_]] | None = None
         #: watched ``r_k`` resolved to 0 in the current regime (:data:`RESOLUTION_HYSTERESIS`)
         self._held_zero: NDArray[np.bool_] | None = None
+        #: ``r_k`` resolved to nonzero in the current regime (kept so down to
+        #: 1 / :data:`RESOLUTION_HYSTERESIS` of the resolution)
+        self._held_live: NDArray[np.bool_] | None = None
+        #: the resolved residuals of the last single-time regime (:meth:`_face_regime_at`)
+        self._resolved_last: Array | None = None
         #: the time and faces :meth:`_leave_faces` last decided (a restart there keeps them)
         self._left_at: tuple[float, NDArray[np.intp]] = (np.nan, np.zeros(0, np.intp))
         self._solver = None
@@ -876,6 +881,15 @@ class HybridFlow:
         due = np.ones(P, dtype=bool)
         if t_left == self.t:
             due[left[left < P]] = False
+        if np.any(due[:, None] & (codes != 0)):
+            # ... unless only the resolved residuals put it there: the entry that brought the
+            # neuron here was decided on the residuals themselves (as the field moves it), and
+            # where the two readings differ (residuals at their resolution, near a global
+            # minimum) forcing the exit made an enter/leave pair of every step: 5 360 in
+            # t ∈ [98.2, 98.6] (d = 4, n = 4, docs/integrator.md).  The resolved code is then
+            # the baseline, and only a later change of it is a face event
+            due = due[:, None] & (self._face_regime_at(np.eye(self.q)[None].repeat(P, 0),
+                                                       raw=True)[0] != 0)
         hint = self._rsign_at
         if hint is not None and hint[0] == self.t and hint[1].shape == rsign.shape:
             # restarting at a located change of some r_k's sign (or of its resolution to 0):
@@ -883,7 +897,8 @@ class HybridFlow:
             # old side; keep the side the location found, or the next step would find the same
             # change again an ulp later
             rsign = np.where(hint[3] & self._regime_watched, hint[1], rsign).astype(np.int8)
-        self._set_regime((np.where(due[:, None], 0, codes).astype(codes.dtype), rsign))
+        self._set_regime((np.where(due if due.ndim == 2 else due[:, None], 0,
+                                   codes).astype(codes.dtype), rsign))
         self._fresh = True
         self.n_restarts += 1
 
@@ -1149,17 +1164,42 @@ class HybridFlow:
         rho = float(np.sqrt(np.sum(self.X**2) * 2 * self._curvature
                             * max(excess, 0.0) / self.n))
         # the largest neuron at the solver start (it moves by less than 1% within a step here)
-        hint = 1.01 * float(np.max(getattr(self, "_znorm", np.zeros(0)), initial=0.0))
-        if np.expm1(min(rho * span, 700.0)) > 2 * tol and span * excess > (2 * tol * hint) ** 2:
+        znorm = getattr(self, "_znorm", np.zeros(0))
+        hint = 1.01 * float(np.max(znorm, initial=0.0))
+        if (np.expm1(min(rho * span, 700.0)) > 2 * tol and span * excess > (2 * tol * hint) ** 2
+                and not self._may_settle(excess, znorm, 2 * tol, hint)):
             return False
         Z = self.Z
         bound = rest_bound(Z[:, : self.d], Z[:, self.d], self.X, self.y, self.loss, self.gamma,
                            self.t, t_end)
+        if bound is not None and bound.sigma > 0:
+            self._settle_sigma = bound.sigma
         if bound is None or bound.relative > tol:
             return False
         self.rest = bound
         self._solver = None
         return True
+
+    def _may_settle(self, excess: float, znorm: Array, tol: float, scale: float) -> bool:
+        """Whether the bounds of :func:`pwflow.rest.settle_bound` can be below ``tol``
+        (relative; ``scale``: the largest neuron): a cheap upper bound of ``s`` decides
+        (``s² ≤ (J J^T)_kk ≤ ‖x_k‖² Σ_j ‖z_j‖²``, and at most twice the last ``s`` computed:
+        it spares the ``O(m n²)`` evaluation while the loss is far from it; a wrong guess only
+        delays the stop)."""
+        mu = self.loss.pl_constant
+        if mu is None or znorm.size == 0:
+            return False
+        s_up = float(np.min(self.xnorm)) * float(np.sqrt(np.sum(znorm**2))) * 1.01
+        last = self.__dict__.get("_settle_sigma")
+        if last is not None:
+            s_up = min(s_up, 2.0 * last)
+        if not s_up > 0:  # every neuron at 0: J J^T = 0, no bound
+            return False
+        excess = max(excess, 0.0)
+        path = np.sqrt(2.0 * self.n * excess / mu) / s_up
+        drive = (np.sqrt(np.sum(self.X**2)) * np.sqrt(2.0 * self._curvature * self.n * excess)
+                 / (mu * s_up * s_up))
+        return path <= tol * scale or drive <= tol
 
     # ------------------------------------------------------------------ stiff phase
     def _quiet_step(self, nfev: int, dt: float) -> None:
@@ -1551,12 +1591,23 @@ class HybridFlow:
         return located
 
     def _set_regime(self, regime: tuple[NDArray[np.int8], NDArray[np.int8]]) -> None:
-        """The regime the face events compare with, and the watched ``r_k`` it has resolved
-        to 0 (held there within :data:`RESOLUTION_HYSTERESIS` of their resolution)."""
+        """The regime the face events compare with, and the ``r_k`` it has resolved to 0 or
+        not (each held so within a factor :data:`RESOLUTION_HYSTERESIS` of its resolution,
+        both ways: a Schmitt trigger).  A residual at its resolution changes the fixed part
+        of every sliding face's field, and with it the free slopes; without the hysteresis
+        on every ``r_k`` (not only the watched ones) it flickered across the threshold
+        between a step's start and its dense output, and each flicker was a face event:
+        5 360 enter/leave pairs in ``t ∈ [98.2, 98.6]``, d = 4, n = 4, near a global
+        minimum (``docs/integrator.md``)."""
         self._regime = regime
         rs = regime[1]
         self._held_zero = (self._regime_watched & (rs == 0) if rs.shape == (self.n,)
                            else np.zeros(self.n, dtype=bool))  # (0,): nothing watched
+        r = self._resolved_last
+        self._held_live = None
+        if r is not None and r.shape == (self.n,):
+            self._held_zero = self._held_zero | (r == 0)
+            self._held_live = r != 0
 
     def _resolved_residuals(self, Phi: Array) -> Array:
         """``r_k`` with those below the integration's resolution set to 0.
@@ -1576,7 +1627,10 @@ class HybridFlow:
         if self.opt.frozen_output:
             r = self._field.residuals(Phi)
             return np.broadcast_to(r, Phi.shape[:-3] + r.shape)
-        h = self._field.outputs(Phi)
+        return self._resolve(self._field.outputs(Phi))
+
+    def _resolve(self, h: Array) -> Array:
+        """:meth:`_resolved_residuals` of the outputs ``h`` (``(..., n)``)."""
         r = self.loss.derivative(h, self.y)
         c = self._curvature
         tol = c * self.opt.rtol * np.maximum(np.abs(h), np.abs(self.y))
@@ -1587,6 +1641,8 @@ class HybridFlow:
         tol = np.maximum(tol, c * OUTPUT_ROUNDING * self._output_terms())
         if self._held_zero is not None and self._held_zero.shape == tol.shape[-1:]:
             tol = np.where(self._held_zero, RESOLUTION_HYSTERESIS * tol, tol)
+        if self._held_live is not None and self._held_live.shape == tol.shape[-1:]:
+            tol = np.where(self._held_live, tol / RESOLUTION_HYSTERESIS, tol)
         return np.where(np.abs(r) <= tol, 0.0, r)
 
     def _output_terms(self) -> Array:
@@ -1599,7 +1655,8 @@ class HybridFlow:
             cached = self._terms_for = (self._Zs, size)
         return cached[1]
 
-    def _face_regime_at(self, Phi: Array) -> tuple[NDArray[np.int8], NDArray[np.int8]]:
+    def _face_regime_at(self, Phi: Array, raw: bool = False
+                        ) -> tuple[NDArray[np.int8], NDArray[np.int8]]:
         """Regime of every sliding slope: ``(P, n)`` codes, 0 where the neuron stays on the
         hyperplane ``k`` (or ``k`` is not free), +1 / −1 where the slope is at (beyond) its upper
         / lower bound; and the signs of the ``r_k`` on the watched hyperplanes.
@@ -1612,10 +1669,15 @@ class HybridFlow:
         ``Phi`` may be a stack ``(T, P, q, q)`` of propagators at ``T`` times: the codes are
         then ``(T, P, n)`` and the signs ``(T, n)``, each row the same numbers as a call with
         that row alone (the one-slope case in one vectorised pass, the general one row by row).
+        ``raw``: read from the residuals themselves, not resolved (:meth:`_start_solver`).
         """
         tab = self.table
         faces = self._regime_faces
-        r = self._resolved_residuals(Phi)
+        if raw:
+            r = self._field.residuals(Phi)
+        else:
+            r = self._resolved_residuals(Phi)
+            self._resolved_last = r if r.ndim == 1 else None
         lead = r.shape[:-1]
         codes = np.zeros(lead + (self._P, self.n), dtype=np.int8)
         if faces.size == 0:

@@ -503,7 +503,8 @@ def test_a_signal_while_a_file_is_written_acts_once_it_is_whole(tmp_path):
 
 
 def test_resume_memory_carries_the_resolved_residuals_and_the_idle_cut_count():
-    """The watched ``r_k`` resolved to 0 (their hysteresis, ``RESOLUTION_HYSTERESIS``) and the
+    """The ``r_k`` resolved to 0 and to nonzero (their hysteresis,
+    ``RESOLUTION_HYSTERESIS``) and the
     count of idle face-event cuts (the Zeno guard) are part of the memory a mark records: a
     restart at a resume anchor reads the regime with them, as the uninterrupted run does.
     Three points at a global minimum (m = 200, λ = 0.1): by t = 400 every residual is at its
@@ -517,14 +518,16 @@ def test_resume_memory_carries_the_resolved_residuals_and_the_idle_cut_count():
             flow._idle_cuts = 3  # a value the restore must carry
             seen["mem"] = json.loads(json.dumps(capture(flow)))
             seen["held"] = flow._held_zero.copy()
+            seen["live"] = flow._held_live.copy()
             seen["flow"] = flow
 
     simulate(pwflow.three_points(), pwflow.balanced(200, 2, 0.1, seed=0), 600.0, callback=grab)
     assert "mem" in seen, "no residual was resolved to 0 by t = 600"
     flow = seen["flow"]
-    flow._held_zero, flow._idle_cuts = None, 0
+    flow._held_zero, flow._held_live, flow._idle_cuts = None, None, 0
     restore(flow, seen["mem"])
     np.testing.assert_array_equal(flow._held_zero, seen["held"])
+    np.testing.assert_array_equal(flow._held_live, seen["live"])
     assert flow._idle_cuts == 3
 
 
