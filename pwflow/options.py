@@ -118,8 +118,8 @@ class FlowOptions:
         ``√(2 n E) / σ_min(J)``, which holds for every horizon) is at most ``rest_tol``
         times the largest neuron, the neurons are kept as they are up to ``t_max`` (near a
         global minimum the remaining motion is below the integration's own error, and
-        integrating it costs thousands of steps of rounding-level dynamics).  ``None`` (default): ``rtol``;
-        ``0``: never (the reference path).  The time and the bound are in
+        integrating it costs thousands of steps of rounding-level dynamics).  ``None``
+        (default): ``rtol``; ``0``: never (the reference path).  The time and the bound are in
         ``Trajectory.stats`` (``t_rest``, ``rest_bound``) and in the message.
     """
 
