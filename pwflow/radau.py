@@ -20,7 +20,12 @@ How it differs from SciPy's ``Radau``:
   results agree with SciPy's to rounding, not bitwise (``tests/test_radau.py``: the same
   accepted steps, states to ~1e-13 relative).  A singular system raises
   ``numpy.linalg.LinAlgError`` where SciPy's LU would only warn;
-* no vectorised or complex fields, forward integration only.
+* no vectorised or complex fields, forward integration only;
+* the Jacobian may instead be a :class:`BlockLowRank` (block diagonal with Kronecker blocks,
+  plus a low-rank term: the hybrid flow's field has that structure); the systems are then
+  solved by the Woodbury identity in ``O(N (q + r))`` per solve (``N`` unknowns, blocks
+  ``q × q``, rank ``r``) after ``O(N q r + r³)`` per factorisation, instead of ``O(N²)`` and
+  ``O(N³)``.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from numpy.typing import NDArray
 
 from .ode_base import EPS, DenseOutput, OdeSolver, rms_norm
 
-__all__ = ["Radau", "RadauDenseOutput"]
+__all__ = ["BlockLowRank", "Radau", "RadauDenseOutput"]
 
 Array = NDArray[np.float64]
 
@@ -59,6 +64,69 @@ P = np.array([
     [13 / 3 + 7 * S6 / 3, -23 / 3 - 22 * S6 / 3, 10 / 3 + 5 * S6],
     [13 / 3 - 7 * S6 / 3, -23 / 3 + 22 * S6 / 3, 10 / 3 - 5 * S6],
     [1 / 3, -8 / 3, 10 / 3]])
+
+class BlockLowRank:
+    """A Jacobian ``J = blockdiag(K_p ⊗ I_q) + U V`` on ``N = P q²`` unknowns (row-major
+    ``(P, q, q)``): block ``p`` acts on the ``q × q`` matrix ``Y_p`` as ``K_p Y_p``.
+
+    Parameters
+    ----------
+    K : array, shape (P, q, q)
+    U : array, shape (N, r)
+    V : array, shape (r, N)
+    """
+
+    def __init__(self, K: Array, U: Array, V: Array) -> None:
+        self.K, self.U, self.V = K, U, V
+        P, q = K.shape[0], K.shape[1]
+        self.shape = (P * q * q, P * q * q)
+
+    def dense(self) -> Array:
+        """The matrix itself (tests, small systems)."""
+        P, q = self.K.shape[0], self.K.shape[1]
+        J = np.zeros((P, q * q, P, q * q))
+        eye = np.eye(q)
+        for i in range(P):
+            J[i, :, i, :] = np.kron(self.K[i], eye)
+        return J.reshape(self.shape) + self.U @ self.V
+
+    def shifted_solver(self, c: complex) -> "_ShiftedSolve":
+        """A solver of ``(c I − J) x = b`` (Woodbury)."""
+        return _ShiftedSolve(self, c)
+
+
+class _ShiftedSolve:
+    """``(c I − J)^{-1}`` for a :class:`BlockLowRank` ``J``: with ``A = c I − blockdiag``,
+    ``(A − U V)^{-1} = A^{-1} + A^{-1} U (I − V A^{-1} U)^{-1} V A^{-1}``, ``A^{-1}`` block by
+    block (``(c I_q − K_p)^{-1} ⊗ I_q``)."""
+
+    def __init__(self, J: BlockLowRank, c: complex) -> None:
+        P, q = J.K.shape[0], J.K.shape[1]
+        dtype = complex if isinstance(c, complex) else float
+        self.Kinv = np.linalg.inv(c * np.eye(q, dtype=dtype) - J.K)
+        self.P, self.q = P, q
+        self.AinvU = self._block(J.U.T.astype(dtype)).T  # (N, r)
+        cap = np.eye(J.V.shape[0], dtype=dtype) - J.V @ self.AinvU
+        self.capinv = np.linalg.inv(cap)
+        self.V = J.V
+
+    def _block(self, b: Array) -> Array:
+        """``A^{-1}`` applied to the rows of ``b`` (``(..., N)``)."""
+        lead = b.shape[:-1]
+        Y = b.reshape(lead + (self.P, self.q, self.q))
+        return (self.Kinv @ Y).reshape(lead + (self.P * self.q * self.q,))
+
+    def solve(self, b: Array) -> Array:
+        y = self._block(b)
+        return y + self.AinvU @ (self.capinv @ (self.V @ y))
+
+
+def _solve_real(inv_real, b: Array) -> Array:
+    """``((μ_r/h) I − J)^{-1} b``: a product with the dense inverse, or a structured solve."""
+    if isinstance(inv_real, _ShiftedSolve):
+        return inv_real.solve(b)
+    return np.dot(inv_real, b)
+
 
 NEWTON_MAXITER = 6
 MIN_FACTOR = 0.2
@@ -89,12 +157,16 @@ def _solve_collocation(fun, t: float, y: Array, h: float, Z0: Array, scale: Arra
             break
         f_real = F.T.dot(TI_REAL) - M_real * W[0]
         f_complex = F.T.dot(TI_COMPLEX) - M_complex * (W[1] + 1j * W[2])
-        dW[0] = np.dot(inv_real, f_real)
-        # the complex solve in real arithmetic: OpenBLAS threads a complex matrix-vector
-        # product from n ≈ 90 on, which cost 15 ms per product on a loaded 2-core machine
-        fr, fi = f_complex.real, f_complex.imag
-        dW[1] = np.dot(inv_complex[0], fr) - np.dot(inv_complex[1], fi)
-        dW[2] = np.dot(inv_complex[0], fi) + np.dot(inv_complex[1], fr)
+        dW[0] = _solve_real(inv_real, f_real)
+        if isinstance(inv_complex, _ShiftedSolve):
+            dz = inv_complex.solve(f_complex)
+            dW[1], dW[2] = dz.real, dz.imag
+        else:
+            # the complex solve in real arithmetic: OpenBLAS threads a complex matrix-vector
+            # product from n ≈ 90 on, which cost 15 ms per product on a loaded 2-core machine
+            fr, fi = f_complex.real, f_complex.imag
+            dW[1] = np.dot(inv_complex[0], fr) - np.dot(inv_complex[1], fi)
+            dW[2] = np.dot(inv_complex[0], fi) + np.dot(inv_complex[1], fr)
         dW_norm = rms_norm(dW / scale)
         if dW_norm_old is not None:
             rate = dW_norm / dW_norm_old
@@ -129,8 +201,8 @@ class Radau(OdeSolver):
     Parameters are those of :class:`pwflow.ode_base.OdeSolver`, plus
 
     jac : callable
-        ``jac(t, y)``: the field's Jacobian, a float array of shape ``(n, n)``.  Its
-        evaluations count in ``njev``, not in ``nfev``.
+        ``jac(t, y)``: the field's Jacobian, a float array of shape ``(n, n)`` or a
+        :class:`BlockLowRank`.  Its evaluations count in ``njev``, not in ``nfev``.
     """
 
     error_estimator_order = 3
@@ -151,22 +223,29 @@ class Radau(OdeSolver):
         self.J = self._jacobian(self.t, self.y)
         self.njev = 1
         self.nlu = 0
-        self.I = np.identity(self.n)
+        self.I: Array | None = None  # allocated for a dense Jacobian only
         self.current_jac = True
         self.inv_real: Array | None = None
         self.inv_complex: tuple[Array, Array] | None = None
         self.Z: Array | None = None
 
-    def _jacobian(self, t: float, y: Array) -> Array:
-        J = np.asarray(self.jac(t, y), dtype=float)
+    def _jacobian(self, t: float, y: Array) -> "Array | BlockLowRank":
+        J = self.jac(t, y)
+        if not isinstance(J, BlockLowRank):
+            J = np.asarray(J, dtype=float)
         if J.shape != (self.n, self.n):
             raise ValueError(f"jac must return shape {(self.n, self.n)}, got {J.shape}")
         return J
 
-    def _inverses(self, h: float, J: Array) -> tuple[Array, tuple[Array, Array]]:
+    def _inverses(self, h: float, J: "Array | BlockLowRank"):
         """``((μ_r/h) I − J)^{-1}`` and the real and imaginary parts of
-        ``((μ_c/h) I − J)^{-1}`` (SciPy: their LU factors)."""
+        ``((μ_c/h) I − J)^{-1}`` (SciPy: their LU factors); for a :class:`BlockLowRank`
+        ``J``, their structured solvers."""
         self.nlu += 2
+        if isinstance(J, BlockLowRank):
+            return J.shifted_solver(float(MU_REAL / h)), J.shifted_solver(complex(MU_COMPLEX / h))
+        if self.I is None:
+            self.I = np.identity(self.n)
         inv_complex = np.linalg.inv(MU_COMPLEX / h * self.I - J)
         return (np.linalg.inv(MU_REAL / h * self.I - J),
                 (np.ascontiguousarray(inv_complex.real), np.ascontiguousarray(inv_complex.imag)))
@@ -210,12 +289,12 @@ class Radau(OdeSolver):
                 continue
             y_new = y + Z[-1]
             ZE = Z.T.dot(E) / h
-            error = np.dot(inv_real, f + ZE)
+            error = _solve_real(inv_real, f + ZE)
             scale = atol + np.maximum(np.abs(y), np.abs(y_new)) * rtol
             error_norm = rms_norm(error / scale)
             safety = 0.9 * (2 * NEWTON_MAXITER + 1) / (2 * NEWTON_MAXITER + n_iter)
             if rejected and error_norm > 1:
-                error = np.dot(inv_real, self.fun(t, y + error) + ZE)
+                error = _solve_real(inv_real, self.fun(t, y + error) + ZE)
                 self.nfev += 1
                 error_norm = rms_norm(error / scale)
             if error_norm > 1:

@@ -58,7 +58,7 @@ from .model import Loss, network_output, output_rate, slopes
 from .ode_base import OdeSolver
 from .options import FlowOptions, InvariantError, ZenoError
 from .patterns import PatternTable
-from .radau import Radau
+from .radau import BlockLowRank, Radau
 from .replay import PassiveFaces
 from .rest import RestBound, rest_bound
 from .rk import DOP853
@@ -96,11 +96,12 @@ RESOLUTION_HYSTERESIS = 2.0
 #: the snapshot's relative error over ``rtol`` was 0.07–1.1 times the estimate
 SNAPSHOT_DEFECT = 1.0
 
-#: largest number of unknowns (occupied faces × ``(d + 1)²``) the implicit solver takes on:
-#: its Jacobian is dense (one field evaluation per column) and each new step size inverts two
-#: such matrices, ``O(N³)``: 0.1 s at N = 512, 0.4 s at 1 024, 2.8 s at 2 048 (2-core machine,
-#: one thread).  Above it quiet stretches stay with DOP853.  Without the limit d = 40, n = 10,
-#: m = 6 (N = 10 086) went stiff at t ≈ 1.5–5 and did not return in ten minutes
+#: largest number of unknowns (occupied faces × ``(d + 1)²``) the implicit solver takes on.
+#: Set when its Jacobian was dense (one field evaluation per column, ``O(N³)`` inversions:
+#: 0.1 s at N = 512, 0.4 s at 1 024, 2.8 s at 2 048); without the limit d = 40, n = 10, m = 6
+#: (N = 10 086) went stiff at t ≈ 1.5–5 and did not return in ten minutes.  Since session 18
+#: the Jacobian is structured (``_Restricted.jac``: ``n + 1`` evaluations of the faces'
+#: fields, Woodbury solves in ``O(N (q + n))``); the limit is kept, not re-measured above it
 STIFF_MAX_DIM = 1024
 
 #: Gauss–Legendre nodes and weights on [−1, 1] for the defect's integral
@@ -350,18 +351,51 @@ class _Restricted:
             G = f.face_fields(Phi[self._occ])[self.keep]
             return f.rates(Phi, G).reshape(-1)
 
-    def jac(self, t: float, y: Array) -> Array:
-        """Forward-difference Jacobian (scipy's adaptive ``num_jac`` diverges on the exactly
-        zero columns this field has at convergence; the implicit solver only needs an
-        approximation for its Newton iterations)."""
-        f0 = self(t, y)
-        J = np.empty((y.size, y.size))
-        for c in range(y.size):
-            dy = np.sqrt(np.finfo(float).eps) * max(1.0, abs(y[c]))
-            yc = y.copy()
-            yc[c] += dy
-            J[:, c] = (self(t, yc) - f0) / dy
-        return J
+    def jac(self, t: float, y: Array) -> BlockLowRank:
+        """The field's Jacobian from its structure: block diagonal plus rank ``n``
+        (:class:`pwflow.radau.BlockLowRank`, which the implicit solver inverts by Woodbury).
+
+        ``dΦ_p/dt = M(D_p) Φ_p`` with ``M(D) = [[0, D], [Dᵀ, 0]]`` (:meth:`CollectiveField.rates`),
+        and ``D_p`` depends on the propagators only through the residuals ``r``.  So
+        ``J = blockdiag(M(D_p) ⊗ I_q) + U V`` with ``U[:, k] = vec(M(∂D_p/∂r_k) Φ_p)`` (the
+        fields' derivatives in ``r`` by forward differences: ``n + 1`` evaluations of the
+        faces' fields, instead of one full field evaluation per unknown) and
+        ``V[k] = ∂_1² l(h_k, y_k) ∂h_k/∂y`` (the outputs are bilinear in each face's
+        propagator, :meth:`CollectiveField.outputs`).  The implicit solver only needs an
+        approximation for its Newton iterations; against the forward-difference Jacobian of
+        the whole field it agrees to ``√eps`` (``tests/test_stepper.py``).
+        """
+        f = self.field
+        q, d, P = f.q, f.d, self.P
+        Phi = y.reshape(P, q, q)
+        occ = Phi[self._occ]
+        with np.errstate(over="ignore", invalid="ignore"):
+            h = f.outputs(occ)
+            r = f.residuals(occ)
+            G = f.fields_of(r)[self.keep]
+        M = np.zeros((P, q, q))
+        M[:, :d, d], M[:, d, :d] = G, G
+        n = r.size
+        if f.frozen_output:
+            return BlockLowRank(M, np.zeros((P * q * q, 0)), np.zeros((0, P * q * q)))
+        step = np.sqrt(np.finfo(float).eps) * np.maximum(1.0, np.abs(r))
+        U = np.empty((P * q * q, n))
+        with np.errstate(over="ignore", invalid="ignore"):
+            for k in range(n):
+                rk = r.copy()
+                rk[k] += step[k]
+                U[:, k] = f.rates(Phi, (f.fields_of(rk)[self.keep] - G) / step[k]).reshape(-1)
+        curv = f.loss.derivative_rate(h, f.y, np.ones_like(h))  # ∂_1² l(h_k, y_k)
+        # ∂h_k/∂Φ_p: h_k = Σ_p η⁰_{p,k} <x_k, W_p C_p a_p>, W_p = Φ_p[:d], a_p = Φ_p[d]
+        C, eta = f._C_occ, f._eta0_occ
+        Ca = (C @ occ[:, d, :, None])[..., 0]  # (n_occ, q)
+        WC = occ[:, :d, :] @ C  # (n_occ, d, q)
+        dH = np.zeros((self._occ.size, n, q, q))
+        dH[:, :, :d, :] = (eta[:, :, None, None] * f.X[None, :, :, None]) * Ca[:, None, None, :]
+        dH[:, :, d, :] = eta[:, :, None] * np.einsum("ki,pic->pkc", f.X, WC)
+        V = np.zeros((n, P, q * q))
+        V[:, self._occ, :] = curv[:, None, None] * dH.transpose(1, 0, 2, 3).reshape(n, -1, q * q)
+        return BlockLowRank(M, U, V.reshape(n, P * q * q))
 
 
 class _Recording(_Restricted):

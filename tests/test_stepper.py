@@ -492,3 +492,37 @@ def test_the_implicit_solver_is_not_started_on_a_dense_jacobian_too_large(monkey
     monkeypatch.setattr(stepper, "STIFF_MAX_DIM", 10**9)
     with pytest.raises(_TooLarge):
         run()
+
+
+@pytest.mark.parametrize("d,n,loss", [(2, 5, "square"), (3, 6, "square"), (5, 6, "logistic")])
+def test_the_implicit_solver_s_jacobian_is_the_field_s(d, n, loss):
+    """The structured Jacobian of the collective field (block diagonal plus rank n,
+    ``_Restricted.jac``) against forward differences of the whole field, column by column,
+    at a state of a quiet stretch (where Radau takes over): equal to the differences' own
+    error, ``√eps`` of the largest entry."""
+    from pwflow.stepper import _Restricted
+
+    rng = np.random.default_rng(d)
+    y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
+    data = pwflow.Dataset(rng.normal(size=(n, d)), y)
+    seen = {}
+
+    def grab(flow):
+        fun = getattr(flow, "_fun", None)
+        if isinstance(fun, _Restricted) and flow._solver is not None and "J" not in seen:
+            yv = flow._solver.y.copy()
+            Js = fun.jac(0.0, yv).dense()
+            f0 = fun(0.0, yv)
+            Jf = np.empty_like(Js)
+            for c in range(yv.size):
+                dy = np.sqrt(np.finfo(float).eps) * max(1.0, abs(yv[c]))
+                yc = yv.copy()
+                yc[c] += dy
+                Jf[:, c] = (fun(0.0, yc) - f0) / dy
+            seen["J"] = (Js, Jf)
+
+    simulate(data, pwflow.balanced(8, d, 0.5, seed=d), 300.0, loss=loss, n_snapshots=4,
+             callback=grab)
+    assert "J" in seen, "no quiet stretch reached"
+    Js, Jf = seen["J"]
+    assert np.max(np.abs(Js - Jf)) <= 1e-6 * max(1.0, np.max(np.abs(Jf)))
