@@ -30,6 +30,7 @@ How it differs from SciPy's ``Radau``:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -65,21 +66,35 @@ P = np.array([
     [13 / 3 - 7 * S6 / 3, -23 / 3 + 22 * S6 / 3, 10 / 3 - 5 * S6],
     [1 / 3, -8 / 3, 10 / 3]])
 
+@dataclass(frozen=True)
 class BlockLowRank:
     """A Jacobian ``J = blockdiag(K_p ⊗ I_q) + U V`` on ``N = P q²`` unknowns (row-major
     ``(P, q, q)``): block ``p`` acts on the ``q × q`` matrix ``Y_p`` as ``K_p Y_p``.
 
-    Parameters
+    Attributes
     ----------
     K : array, shape (P, q, q)
     U : array, shape (N, r)
     V : array, shape (r, N)
     """
 
-    def __init__(self, K: Array, U: Array, V: Array) -> None:
-        self.K, self.U, self.V = K, U, V
-        P, q = K.shape[0], K.shape[1]
-        self.shape = (P * q * q, P * q * q)
+    K: Array
+    U: Array
+    V: Array
+
+    def __post_init__(self) -> None:
+        if self.K.ndim != 3 or self.K.shape[1] != self.K.shape[2]:
+            raise ValueError(f"K must have shape (P, q, q), got {self.K.shape}")
+        N = self.shape[0]
+        r = self.U.shape[1] if self.U.ndim == 2 else -1
+        if self.U.shape != (N, r) or self.V.shape != (r, N):
+            raise ValueError(f"U and V must have shapes (N, r) and (r, N) with N = {N}, got "
+                             f"{self.U.shape} and {self.V.shape}")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        P, q = self.K.shape[0], self.K.shape[1]
+        return (P * q * q, P * q * q)
 
     def dense(self) -> Array:
         """The matrix itself (tests, small systems)."""

@@ -275,3 +275,16 @@ def test_radau_with_a_block_low_rank_jacobian_takes_the_dense_one_s_steps():
     # the Newton iterations converge as fast as with the dense matrix (a wrong Jacobian,
     # half of it, needs more field evaluations)
     assert abs(nfev_s - nfev_d) <= 0.02 * nfev_d < nfev_wrong - nfev_d
+
+
+def test_block_low_rank_refuses_inconsistent_shapes():
+    from pwflow.radau import BlockLowRank
+
+    K = np.zeros((2, 3, 3))
+    with pytest.raises(ValueError, match="K must have shape"):
+        BlockLowRank(np.zeros((2, 3, 4)), np.zeros((18, 1)), np.zeros((1, 18)))
+    with pytest.raises(ValueError, match="U and V"):
+        BlockLowRank(K, np.zeros((17, 1)), np.zeros((1, 18)))
+    with pytest.raises(ValueError, match="U and V"):
+        BlockLowRank(K, np.zeros((18, 2)), np.zeros((1, 18)))
+    assert BlockLowRank(K, np.zeros((18, 0)), np.zeros((0, 18))).shape == (18, 18)
