@@ -289,3 +289,29 @@ def test_curvature_bound_for_the_labels_bounds_the_derivative_s_lipschitz_consta
         slope = abs(float(lo.derivative(np.array([1e-7]), np.array([y]))[0]
                           - lo.derivative(np.array([-1e-7]), np.array([y]))[0])) / 2e-7
         assert slope > lo.curvature_bound  # the fixed 1/4 alone would not bound it
+
+
+def test_pl_constant_of_the_losses_and_its_validation():
+    """The square loss's ``μ = 1`` holds with equality (``(h − y)² = 2 · ½ (h − y)²``) on a
+    grid; the logistic loss declares none (its derivative vanishes faster than √loss: the
+    ratio ``ℓ'² / ℓ`` tends to 0).  ``make_loss`` refuses a non-positive or non-finite ``μ``,
+    and a ``μ`` without the floor it is relative to."""
+    from pwflow.model import logistic_loss, square_loss
+
+    h = np.linspace(-5.0, 5.0, 201)
+    y = np.full_like(h, 0.7)
+    mu = square_loss.pl_constant
+    assert mu == 1.0
+    np.testing.assert_allclose(square_loss.derivative(h, y) ** 2,
+                               2 * mu * (square_loss(h, y) - square_loss.floor), rtol=1e-12)
+    assert logistic_loss.pl_constant is None
+    far = np.array([10.0, 20.0, 30.0])
+    ratio = logistic_loss.derivative(far, 1.0) ** 2 / logistic_loss(far, 1.0)
+    assert np.all(np.diff(ratio) < 0) and ratio[-1] < 1e-12
+    value, der = square_loss.value, square_loss.derivative
+    assert make_loss(value, der, floor=0.0, pl_constant=0.5).pl_constant == 0.5
+    for bad in (0.0, -1.0, np.nan, np.inf):
+        with pytest.raises(ValueError, match="pl_constant"):
+            make_loss(value, der, floor=0.0, pl_constant=bad)
+    with pytest.raises(ValueError, match="pl_constant needs the floor"):
+        make_loss(value, der, pl_constant=1.0)
