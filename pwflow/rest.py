@@ -47,8 +47,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from .model import Loss, activation, network_output, slopes
 
-__all__ = ["RestBound", "Settle", "describe_rest", "output_rounding", "rest_bound",
-           "settle_bound"]
+__all__ = ["RestBound", "Settle", "describe_rest", "higham_gamma", "output_rounding",
+           "rest_bound", "settle_bound"]
 
 Array = NDArray[np.float64]
 
@@ -98,14 +98,18 @@ class RestBound:
         return min(min(self.path, self.settle) / self.scale, self.growth, self.settle_growth)
 
 
+def higham_gamma(k: int) -> float:
+    """Higham's ``γ_k = k u / (1 − k u)`` (``u`` the unit roundoff): the relative bound of the
+    rounding of a sum of ``k`` products in double precision."""
+    u = np.finfo(float).eps / 2
+    return k * u / (1 - k * u)
+
+
 def output_rounding(W: Array, a: Array, X: Array) -> Array:
     """Bound of the rounding error of ``h(x_k) = Σ_j a_j σ(<w_j, x_k>)`` computed in double
     precision: ``γ_N Σ_j |a_j| Σ_i |w_ji| |x_ki|`` with ``N = m + d + 2`` (Higham's ``γ_N``
     for the inner products, the activation and the sum over neurons)."""
-    N = W.shape[0] + W.shape[1] + 2
-    u = np.finfo(float).eps / 2
-    gamma_N = N * u / (1 - N * u)
-    return gamma_N * (np.abs(X) @ np.abs(W).T) @ np.abs(a)
+    return higham_gamma(W.shape[0] + W.shape[1] + 2) * (np.abs(X) @ np.abs(W).T) @ np.abs(a)
 
 
 def rest_bound(W: Array, a: Array, X: Array, y: Array, loss: Loss, gamma: float, t: float,
@@ -167,7 +171,7 @@ def _jacobian_gram(W: Array, a: Array, X: Array, gamma: float, free: NDArray[np.
     temporaries at ``n × block``."""
     n, d = X.shape
     u = np.finfo(float).eps / 2
-    gd = (d + 1) * u / (1 - (d + 1) * u)  # an inner product of length d, and σ
+    gd = higham_gamma(d + 1)  # an inner product of length d, and σ
     XX = X @ X.T
     G = np.zeros((n, n))
     err2 = 0.0
@@ -193,10 +197,8 @@ def _sigma_min_lower(G: Array, jf2: float, m: int, d: int) -> float:
     subtracted."""
     n = G.shape[0]
     u = np.finfo(float).eps / 2
-    N = 2 * m + d + 2
-    gN = N * u / (1 - N * u)
     lam = float(np.linalg.eigvalsh(G)[0])
-    return lam - n * gN * jf2 - 4 * n * u * float(np.linalg.norm(G))
+    return lam - n * higham_gamma(2 * m + d + 2) * jf2 - 4 * n * u * float(np.linalg.norm(G))
 
 
 def settle_bound(W: ArrayLike, a: ArrayLike, X: ArrayLike, gamma: float, excess: float,
@@ -239,8 +241,7 @@ def settle_bound(W: ArrayLike, a: ArrayLike, X: ArrayLike, gamma: float, excess:
     excess = max(float(excess), 0.0)
     xn = np.sqrt(np.sum(X**2, axis=1))
     xf = float(np.sqrt(np.sum(X**2)))
-    u = np.finfo(float).eps / 2
-    gd = (d + 1) * u / (1 - (d + 1) * u)
+    gd = higham_gamma(d + 1)
     margin = np.full(m, np.inf)
     for lo in range(0, m, _SETTLE_BLOCK):  # distance of each neuron to its cone's walls
         Wb = W[lo:lo + _SETTLE_BLOCK]

@@ -371,7 +371,7 @@ class _Restricted:
         occ = Phi[self._occ]
         with np.errstate(over="ignore", invalid="ignore"):
             h = f.outputs(occ)
-            r = f.residuals(occ)
+            r = f.residuals(occ) if f.frozen_output else f.loss.derivative(h, f.y)
             G = f.fields_of(r)[self.keep]
         M = np.zeros((P, q, q))
         M[:, :d, d], M[:, d, :d] = G, G
@@ -1195,13 +1195,13 @@ class HybridFlow:
         span = t_end - self.t
         h = self.outputs() if outputs is None else outputs
         excess = float(np.mean(self.loss(h, self.y))) - self.loss.floor
-        rho = float(np.sqrt(np.sum(self.X**2) * 2 * self._curvature
-                            * max(excess, 0.0) / self.n))
+        xf2 = float(np.sum(self.X**2))
+        rho = float(np.sqrt(xf2 * 2 * self._curvature * max(excess, 0.0) / self.n))
         # the largest neuron at the solver start (it moves by less than 1% within a step here)
         znorm = getattr(self, "_znorm", np.zeros(0))
         hint = 1.01 * float(np.max(znorm, initial=0.0))
         if (np.expm1(min(rho * span, 700.0)) > 2 * tol and span * excess > (2 * tol * hint) ** 2
-                and not self._may_settle(excess, znorm, 2 * tol, hint)):
+                and not self._may_settle(excess, znorm, 2 * tol, hint, xf2)):
             return False
         Z = self.Z
         bound = rest_bound(Z[:, : self.d], Z[:, self.d], self.X, self.y, self.loss, self.gamma,
@@ -1214,9 +1214,11 @@ class HybridFlow:
         self._solver = None
         return True
 
-    def _may_settle(self, excess: float, znorm: Array, tol: float, scale: float) -> bool:
+    def _may_settle(self, excess: float, znorm: Array, tol: float, scale: float,
+                    xf2: float) -> bool:
         """Whether the bounds of :func:`pwflow.rest.settle_bound` can be below ``tol``
-        (relative; ``scale``: the largest neuron): a cheap upper bound of ``s`` decides
+        (relative; ``scale``: the largest neuron; ``xf2 = ‖X‖_F²``): a cheap upper bound of
+        ``s`` decides
         (``s² ≤ (J J^T)_kk ≤ ‖x_k‖² Σ_j ‖z_j‖²``, and at most twice the last ``s`` computed:
         it spares the ``O(m n²)`` evaluation while the loss is far from it; a wrong guess only
         delays the stop)."""
@@ -1231,7 +1233,7 @@ class HybridFlow:
             return False
         excess = max(excess, 0.0)
         path = np.sqrt(2.0 * self.n * excess / mu) / s_up
-        drive = (np.sqrt(np.sum(self.X**2)) * np.sqrt(2.0 * self._curvature * self.n * excess)
+        drive = (np.sqrt(xf2) * np.sqrt(2.0 * self._curvature * self.n * excess)
                  / (mu * s_up * s_up))
         return path <= tol * scale or drive <= tol
 
