@@ -18,7 +18,7 @@ them at once (vectorised over faces with one free slope, the common case).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -77,6 +77,12 @@ class FacePlan:
     faces : int array or None
         The face of each row (:meth:`PatternTable.rows_plan`; the indices above are then
         rows); ``None``: row ``p`` is face ``p``.
+    held : int array
+        Rows of faces whose sliding mode is held (:meth:`PatternTable.holding`): their field
+        is the fixed part projected onto the face, ``(I − P_K) b``; they are in none of
+        ``single.one``, ``two`` and ``many``.
+    held_proj : array, shape (len(held), d, d)
+        Those faces' projectors ``P_K`` (:meth:`PatternTable.projectors`).
     """
 
     single: SinglePlan
@@ -87,6 +93,8 @@ class FacePlan:
     x2: Array
     many: NDArray[np.intp]
     faces: NDArray[np.intp] | None = None
+    held: NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, np.intp))
+    held_proj: Array | None = None
 
 
 def _unique_rows(U: NDArray[np.int8]) -> tuple[NDArray[np.int8], NDArray[np.intp]]:
@@ -272,12 +280,48 @@ class PatternTable:
         :meth:`_one_slope`, :meth:`_two_slopes` and :meth:`_many_slopes`, on the plan's index
         arrays: the same numbers)."""
         G = self.single_fields(plan.single, r)[0]
+        if plan.held.size:
+            b = G[plan.held]
+            G[plan.held] = b - (plan.held_proj @ b[:, :, None])[:, :, 0]
         if plan.two.size:
             self._two_slopes(G, r, plan.two, plan.k1, plan.k2, plan.x1, plan.x2)
         for i in plan.many:
             p = i if plan.faces is None else plan.faces[i]
             self._many_slopes(G, r, int(i), int(p))
         return G
+
+    def holding(self, plan: FacePlan, faces: NDArray[np.intp]) -> FacePlan:
+        """``plan`` with the sliding mode of ``faces`` held: their field is the fixed part
+        ``b`` projected onto the face, ``(I − P_K) b`` with the face's projector
+        (:meth:`projectors`): the unconstrained minimiser of ``‖b + Σ η_k z_k‖`` (one free
+        slope: the unclipped ``η* = −<b, z>/‖z‖²``), tangent to every hyperplane of the face,
+        whatever the size of the ``r_k``, instead of the minimiser over ``[γ, 1]^K``.
+
+        The two agree while the slopes lie in the box, where the neuron stays on the
+        hyperplanes; the box makes the field non-differentiable where a slope reaches a
+        bound.  The caller holds a face only while its regime says the neuron stays (every
+        slope inside, decided, :meth:`HybridFlow._face_regime_at`) and watches that regime,
+        so a bound reached is a regime change, as before: what changes is the field's
+        smoothness within a step, which an implicit solver's Newton iterations need.  A neuron
+        converging to the edge of its sliding region (``η* → 1`` as ``t → ∞``, a local
+        minimum at the kink) made the iterates straddle the kink: they contracted by 0.5 per
+        iteration instead of 1e-4, failed, and halved the step (``docs/integrator.md``, "Long
+        horizons")."""
+        def face_of(rows):
+            return rows if plan.faces is None else plan.faces[rows]
+
+        single = plan.single
+        one = np.isin(face_of(single.one), faces)
+        two = np.isin(face_of(plan.two), faces)
+        many = np.isin(face_of(plan.many), faces)
+        held = np.concatenate([single.one[one], plan.two[two], plan.many[many]]).astype(np.intp)
+        keep = ~one
+        single = replace(single, one=single.one[keep], k=single.k[keep], xk=single.xk[keep],
+                         xx=single.xx[keep])
+        return replace(plan, single=single,
+                       two=plan.two[~two], k1=plan.k1[~two], k2=plan.k2[~two],
+                       x1=plan.x1[~two], x2=plan.x2[~two], many=plan.many[~many],
+                       held=held, held_proj=self.projectors()[face_of(held)])
 
     def rows_plan(self, faces: NDArray[np.intp]) -> FacePlan:
         """:class:`FacePlan` of the given faces only, row ``i`` for face ``faces[i]``: the

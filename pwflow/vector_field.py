@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .model import Loss
-from .patterns import PatternTable
+from .patterns import FacePlan, PatternTable
 
 __all__ = ["moments", "outputs_from_moments", "CollectiveField", "lorentz_project", "lorentz_inverse"]
 
@@ -195,6 +195,11 @@ class CollectiveField:
         if self.frozen_output:
             return self._G_frozen if plan is None else self.table.plan_fields(plan, r)
         return self.table.plan_fields(self._plan if plan is None else plan, r)
+
+    def holding(self, faces: NDArray[np.intp]) -> FacePlan:
+        """The field's plan with the sliding mode of the one-slope ``faces`` held
+        (:meth:`PatternTable.holding`), for :meth:`fields_of`."""
+        return self.table.holding(self._plan, faces)
 
     def rates(self, Phi: Array, G: Array) -> Array:
         """``dΦ_p/dt = M_p Φ_p`` for propagators ``Phi`` (shape ``(R, q, q)``) and their faces'

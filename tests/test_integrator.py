@@ -900,6 +900,42 @@ def test_residuals_at_their_resolution_do_not_make_neurons_enter_and_leave_in_tu
     assert moved <= far.stats["rest_bound"] * scale + 1e-10 * scale
 
 
+# tests/explore_long.py's problem 14: d = 2 (a bias column), n = 7, square loss, γ = 0
+_EDGE_X = np.c_[[-1.5734903329477068, -0.35323216358269055, 0.03307262346929485,
+                 1.0232382136634648, 2.6522866971695453, 0.3735530621878692,
+                 -0.11425241215164042], np.ones(7)]
+_EDGE_Y = np.array([0.33452648360440757, -2.1266836963811473, -0.6468087625992227,
+                    1.694093202177908, 0.21132613280362944, -0.24039851728557995,
+                    0.372928487050425])
+
+
+def test_neurons_converging_to_the_edge_of_their_sliding_region_keep_long_implicit_steps():
+    """Sliding neurons whose free slope tends to its bound (``η* → 1`` or ``→ γ`` as the run
+    converges to a local minimum, loss 0.1635): the clipped field has a kink at the limit,
+    and the implicit solver's Newton iterates straddled it (contraction 0.5 per iteration,
+    failures, halved steps), and neurons grazed the hyperplane every 0.9 time units: 10 630
+    steps and 1 855 grazing events to t = 3000 (50 s) before.  Holding the sliding mode of
+    the faces whose neurons stay (``PatternTable.holding``) keeps the field smooth: about
+    800 steps.  The run agrees with DOP853 alone (no implicit solver) at t = 1000."""
+    data = Dataset(_EDGE_X, _EDGE_Y)
+    init = pwflow.balanced(20, 2, 1e-2, seed=14)
+
+    def guard(flow):  # the old code's thousands of steps, cut short
+        if flow.n_steps > 4000:
+            raise KeyboardInterrupt
+
+    far = simulate(data, init, 3000.0, gamma=0.0, n_snapshots=8, callback=guard)
+    assert far.status == Status.FINISHED, far.message
+    assert far.stats["n_steps"] < 2500
+    assert np.count_nonzero(far.events["kind"] == EventKind.GRAZING) < 200
+    assert abs(far.step_loss[-1] - 0.163548286835444) < 1e-9
+    runs = [simulate(data, init, 1000.0, gamma=0.0, n_snapshots=8,
+                     options=FlowOptions(**kw)) for kw in ({}, {"stiff_solver": None})]
+    Z, ref = (np.c_[tr.W[-1], tr.a[-1]] for tr in runs)
+    scale = np.max(np.linalg.norm(ref, axis=1))
+    assert np.max(np.abs(Z - ref)) <= 2e-9 * scale
+
+
 @pytest.mark.parametrize("offset", [2.0**-56, -(2.0**-56)])
 def test_a_neuron_within_rounding_of_a_hyperplane_starts_on_it(offset):
     """``<w, x_0> = ±2^-56`` for ``‖w‖ ≈ 0.6``: below the rounding of the product (the size a
