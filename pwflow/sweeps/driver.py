@@ -258,9 +258,28 @@ def _client(client, scheduler: str | None, workers: int | None) -> Iterator[Any]
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                env=dict(BLAS_ENV), dashboard_address=":0",
                                silence_logs=logging.ERROR)
-    with cluster, Client(cluster) as c:
-        c.register_plugin(IgnoreSigint())
-        yield c
+    log = logging.getLogger("distributed")
+    level = log.level
+    try:
+        with cluster, Client(cluster) as c:
+            c.register_plugin(IgnoreSigint())
+            try:
+                yield c
+            except KeyboardInterrupt:
+                # the cluster closes with runs in progress, and a worker's heartbeat that
+                # meets the closing scheduler logs an ERROR with a traceback (seen once in the
+                # Ctrl-C test): the user asked to stop, only the driver's one line should
+                # show.  The workers, and this process (scheduler, nannies), until closed
+                c.run(_quiet_distributed, on_error="ignore")
+                _quiet_distributed()
+                raise
+    finally:
+        log.setLevel(level)
+
+
+def _quiet_distributed() -> None:
+    """Silence ``distributed``'s loggers in this process (below CRITICAL)."""
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
 
 
 @contextlib.contextmanager
