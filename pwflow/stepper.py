@@ -323,13 +323,10 @@ def _merge_batches(parts: "list[Batch]") -> "Batch":
 
 class _Restricted:
     """The collective field on the propagators of the faces ``keep`` only (the others: ``I``,
-    their field being 0); ``keep`` holds every occupied face.  ``held``: one-slope faces whose
-    sliding mode is held through the solver's run (:meth:`CollectiveField.holding`)."""
+    their field being 0); ``keep`` holds every occupied face."""
 
-    def __init__(self, field_: CollectiveField, keep: NDArray[np.bool_],
-                 held: NDArray[np.intp] | None = None) -> None:
+    def __init__(self, field_: CollectiveField, keep: NDArray[np.bool_]) -> None:
         self.field = field_
-        self._held_plan = None if held is None or held.size == 0 else field_.holding(held)
         self.keep = np.flatnonzero(keep)
         self.P = self.keep.size
         q = field_.q
@@ -351,10 +348,7 @@ class _Restricted:
         f.nfev += 1
         Phi = y.reshape(self.P, f.q, f.q)
         with np.errstate(over="ignore", invalid="ignore"):  # as CollectiveField.__call__
-            if self._held_plan is None:
-                G = f.face_fields(Phi[self._occ])[self.keep]
-            else:
-                G = f.fields_of(f.residuals(Phi[self._occ]), self._held_plan)[self.keep]
+            G = f.face_fields(Phi[self._occ])[self.keep]
             return f.rates(Phi, G).reshape(-1)
 
     def jac(self, t: float, y: Array) -> BlockLowRank:
@@ -378,7 +372,7 @@ class _Restricted:
         with np.errstate(over="ignore", invalid="ignore"):
             h = f.outputs(occ)
             r = f.residuals(occ) if f.frozen_output else f.loss.derivative(h, f.y)
-            G = f.fields_of(r, self._held_plan)[self.keep]
+            G = f.fields_of(r)[self.keep]
         M = np.zeros((P, q, q))
         M[:, :d, d], M[:, d, :d] = G, G
         n = r.size
@@ -390,8 +384,7 @@ class _Restricted:
             for k in range(n):
                 rk = r.copy()
                 rk[k] += step[k]
-                U[:, k] = f.rates(Phi, (f.fields_of(rk, self._held_plan)[self.keep] - G)
-                                  / step[k]).reshape(-1)
+                U[:, k] = f.rates(Phi, (f.fields_of(rk)[self.keep] - G) / step[k]).reshape(-1)
         curv = f.loss.derivative_rate(h, f.y, np.ones_like(h))  # ∂_1² l(h_k, y_k)
         # ∂h_k/∂Φ_p: h_k = Σ_p η⁰_{p,k} <x_k, W_p C_p a_p>, W_p = Φ_p[:d], a_p = Φ_p[d]
         C, eta = f._C_occ, f._eta0_occ
@@ -410,11 +403,10 @@ class _Recording(_Restricted):
     the residuals of every evaluation (:meth:`take`), from which the faces left out are
     replayed.  The same operations as the field on the kept rows."""
 
-    def __init__(self, field_: CollectiveField, keep: NDArray[np.bool_],
-                 table: PatternTable) -> None:
+    def __init__(self, field_: CollectiveField, keep: NDArray[np.bool_]) -> None:
         super().__init__(field_, keep)
         self._record: list[Array] = []
-        self._plan = table.rows_plan(self.keep)  # the kept faces' fields only
+        self._plan = field_.rows_plan(self.keep)  # the kept faces' fields only
 
     def __call__(self, t: float, y: Array) -> Array:
         f = self.field
@@ -925,12 +917,13 @@ class HybridFlow:
             rsign = np.where(hint[3] & self._regime_watched, hint[1], rsign).astype(np.int8)
         self._set_regime((np.where(due if due.ndim == 2 else due[:, None], 0,
                                    codes).astype(codes.dtype), rsign))
+        self._field.hold(self._held_sliding(codes))
         h0 = None if self.h_next is None else min(self.h_next, t_bound - self.t)
         if self._phase.stiff:
             method = _solver_class(self.opt.stiff_solver)
-            fun = _Restricted(self._field, counts > 0, self._held_sliding(codes))
+            fun = _Restricted(self._field, counts > 0)
         elif replay:  # DOP853 on the occupied faces; the passive ones replayed on demand
-            method, fun = _solver_class("DOP853"), _Recording(self._field, counts > 0, tab)
+            method, fun = _solver_class("DOP853"), _Recording(self._field, counts > 0)
         else:
             method, fun = _solver_class("DOP853"), self._field
         self._fun = fun
@@ -950,13 +943,12 @@ class HybridFlow:
     def _held_sliding(self, codes: NDArray[np.int8]) -> NDArray[np.intp]:
         """Occupied faces whose neurons stay on their hyperplanes where the solver starts
         (``codes``: :meth:`_face_regime_at` there: every free slope inside ``[γ, 1]``, with
-        each free ``r_k`` resolved non-zero, so decided): the implicit solver holds their
-        sliding mode (:meth:`CollectiveField.holding`), so that its field is smooth where a
-        slope nears a bound.  A bound reached within a step is a regime change at the step's
-        end: the step is redone by DOP853 (the field with its box), which locates it as a
-        face event.  Measured (``tests/explore_long.py``, neurons converging to the edge of
-        their sliding region, to ``t = 3000``): seed 14 37 s → 1.7 s, seed 31 50 s → 3.1 s,
-        final states 1e-13 and 1e-12 apart."""
+        each free ``r_k`` resolved non-zero, so decided).  The solver's field holds their
+        sliding mode (:meth:`CollectiveField.hold`): it is smooth where a slope nears a bound.
+        A bound reached within a step is a regime change, located on DOP853's dense output as
+        a face event (the step is cut there, and only the part before, where the held and the
+        boxed fields agree, is kept), or, in an implicit step, seen at its end (the step is
+        then redone by DOP853).  ``docs/integrator.md``, "Sliding modes are held"."""
         tab = self.table
         faces = self._regime_faces
         r = self._resolved_last
@@ -1336,7 +1328,7 @@ class HybridFlow:
             x = (at - t0) / h
             Phi = propagators_at(F, x, occ)
             dPhi = propagator_rates_at(F, x, occ) / h
-        plan = self.table.rows_plan(occ)
+        plan = self._field.rows_plan(occ)  # as the field integrated them (held faces)
         k, g = nodes.shape
         defect = np.empty_like(dPhi[: k * g])  # at the nodes only (Φ(T) sets the scale)
         with np.errstate(over="ignore", invalid="ignore"):

@@ -119,6 +119,7 @@ class CollectiveField:
         self.nfev = 0
         # the fast path: the faces' cases (one, two, more free slopes) sorted once
         self._plan = table.face_plan(self.P, active)
+        self.held = np.zeros(0, np.intp)  # faces whose sliding mode is held (:meth:`hold`)
         self._all_occ = self._occ.size == self.P
         #: every integrated face's field is a closed form (no warm-started solve): the same
         #: propagators always give the same fields, bit for bit
@@ -196,10 +197,20 @@ class CollectiveField:
             return self._G_frozen if plan is None else self.table.plan_fields(plan, r)
         return self.table.plan_fields(self._plan if plan is None else plan, r)
 
-    def holding(self, faces: NDArray[np.intp]) -> FacePlan:
-        """The field's plan with the sliding mode of the one-slope ``faces`` held
-        (:meth:`PatternTable.holding`), for :meth:`fields_of`."""
-        return self.table.holding(self._plan, faces)
+    def hold(self, faces: NDArray[np.intp]) -> None:
+        """Hold the sliding mode of ``faces`` (:meth:`PatternTable.holding`): from now on this
+        field's :meth:`fields_of` and :meth:`rows_plan` give them the fixed part projected onto
+        the face (:meth:`HybridFlow._held_sliding` chooses them at the solver start)."""
+        faces = np.asarray(faces, dtype=np.intp)
+        if faces.size and not self.frozen_output:  # frozen: constant fields, no kink
+            self.held = faces
+            self._plan = self.table.holding(self._plan, faces)
+
+    def rows_plan(self, faces: NDArray[np.intp]) -> FacePlan:
+        """:meth:`PatternTable.rows_plan` of ``faces``, with this field's held faces held: the
+        fields of a few faces as this field computes them."""
+        plan = self.table.rows_plan(faces)
+        return self.table.holding(plan, self.held) if self.held.size else plan
 
     def rates(self, Phi: Array, G: Array) -> Array:
         """``dΦ_p/dt = M_p Φ_p`` for propagators ``Phi`` (shape ``(R, q, q)``) and their faces'

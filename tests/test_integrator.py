@@ -916,7 +916,7 @@ def test_neurons_converging_to_the_edge_of_their_sliding_region_keep_long_implic
     failures, halved steps), and neurons grazed the hyperplane every 0.9 time units: 10 630
     steps and 1 855 grazing events to t = 3000 (50 s) before.  Holding the sliding mode of
     the faces whose neurons stay (``PatternTable.holding``) keeps the field smooth: about
-    800 steps.  The run agrees with DOP853 alone (no implicit solver) at t = 1000."""
+    1 000 steps.  The run agrees with DOP853 alone (no implicit solver) at t = 1000."""
     data = Dataset(_EDGE_X, _EDGE_Y)
     init = pwflow.balanced(20, 2, 1e-2, seed=14)
 
