@@ -302,11 +302,11 @@ class PatternTable:
         bound.  The caller holds a face only while its regime says the neuron stays (every
         slope inside, decided, :meth:`HybridFlow._face_regime_at`) and watches that regime,
         so a bound reached is a regime change, as before: what changes is the field's
-        smoothness within a step, which an implicit solver's Newton iterations need.  A neuron
-        converging to the edge of its sliding region (``η* → 1`` as ``t → ∞``, a local
-        minimum at the kink) made the iterates straddle the kink: they contracted by 0.5 per
-        iteration instead of 1e-4, failed, and halved the step (``docs/integrator.md``, "Long
-        horizons")."""
+        smoothness within a step, which the solvers' error estimates and an implicit solver's
+        Newton iterations rely on.  A neuron converging to the edge of its sliding region
+        (``η* → 1`` as ``t → ∞``, a local minimum at the kink) made Radau's iterates straddle
+        the kink: they contracted by 0.5 per iteration instead of 1e-4, failed, and halved the
+        step (``docs/integrator.md``, "Sliding modes are held")."""
         def face_of(rows):
             return rows if plan.faces is None else plan.faces[rows]
 

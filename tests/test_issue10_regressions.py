@@ -1156,8 +1156,8 @@ def test_snapshots_inside_a_long_step_agree_with_step_ends(monkeypatch):
     residuals) were up to 8e-8 off in ``W`` (their step ends, and runs ending at each time,
     1e-12 off an rtol = 1e-13 run).  The dense output's error is now estimated from its
     defect at each snapshot (``stepper.SNAPSHOT_DEFECT``) and such a step is redone to end at
-    the snapshot: 6e-13.  (Without the check: 8e-8 then, 4.8e-9 since session 19, whose
-    implicit phase and single projection at solver starts move the long step's end.)"""
+    the snapshot: 6e-13.  (Without the check: 8e-8 then; 4.8e-9 to 2.2e-8 in session 19,
+    whose changes of the path move the long step's end; with it 1.2e-11.)"""
     X = np.array([[-0.5, -1.0, -1.125, 0.0, -0.5], [-1.25, 0.125, 1.0, -1.125, 0.125],
                   [1.125, -0.875, -1.875, 1.375, -1.5]])
     y = np.array([0.7349724485987004, 0.19654870186902107, 1.2252414727326437])
