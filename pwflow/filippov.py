@@ -57,6 +57,7 @@ __all__ = [
     "select_single",
     "side_slope",
     "exit_side",
+    "slope_codes",
     "gd_side",
     "implied_hyperplanes",
     "transition",
@@ -181,6 +182,27 @@ def exit_side(a_sign: ArrayLike, r_k: ArrayLike, upper: ArrayLike) -> NDArray[np
     return np.where(s == 0, bound, s).astype(np.int8)
 
 
+def slope_codes(eta_star: ArrayLike, v: ArrayLike, tol: ArrayLike,
+                gamma: float) -> NDArray[np.int8]:
+    """Regime of a sliding neuron's one free slope: ``+1`` / ``−1`` where ``η*`` lies beyond
+    the upper / lower bound of ``[γ, 1]``, 0 where it is inside (the neuron stays).
+
+    Beyond a bound counts only where the normal velocity at the clipped slope, ``v = <D,
+    x_k>``, exceeds ``tol``, what the caller knows ``v`` to: at least the rounding of the
+    sum, ``VELOCITY_RTOL`` times a bound of its terms times ``‖x_k‖`` (the test
+    :func:`select_single` applies on entry, with the smaller ``‖b‖ + ‖z‖``, so a neuron that
+    entered is not read as beyond a bound by the same rounding), and in the integrator what
+    the residuals' resolution leaves of ``v``.  Within it, staying and leaving are the same
+    motion to that accuracy: reading the noise of ``η*`` as an exit made neurons that
+    converge onto a hyperplane with ``η* → 1`` or ``η* → γ`` leave it, then graze it or
+    re-enter it every few time units for the rest of the run (``docs/integrator.md``, "A
+    slope at its bound to resolution").  Arrays broadcast; ``nan`` ``η*`` gives 0.
+    """
+    eta_star = np.asarray(eta_star, float)
+    code = np.where(eta_star > 1.0, 1, np.where(eta_star < gamma, -1, 0))
+    return np.where(np.abs(v) > tol, code, 0).astype(np.int8)
+
+
 def transition(prev: ArrayLike, new: ArrayLike) -> NDArray[np.int8]:
     """Event kind code of a pattern entry going from ``prev`` to ``new`` (−1 if no event).
 
@@ -298,6 +320,7 @@ def _min_norm(b: Array, Zrows: Array, stay: NDArray[np.bool_], eta: Array, gamma
 def select_single(
     a_sign: ArrayLike, b: Array, x: Array, r_k: ArrayLike, n: int, gamma: float,
     policy: BranchPolicy = BranchPolicy.MIN_NORM, w: Array | None = None,
+    vtol: ArrayLike | None = None,
 ) -> tuple[NDArray[np.int8], Array, NDArray[np.bool_]]:
     """:func:`select` for neurons on one hyperplane each, vectorised.
 
@@ -313,6 +336,11 @@ def select_single(
         ``∂_1 l(h(x_k), y_k)``.
     w : array, shape (E, d), optional
         The neurons (orient the motion where ``a = 0``, as in :func:`select`).
+    vtol : array, shape (E,), optional
+        What the caller knows the normal velocity ``<D, x_k>`` to, where that is more than
+        its rounding (the integrator: what the residuals' resolution leaves of it).  A
+        velocity within it is tangent: the neuron stays (the same reading as
+        :func:`slope_codes`, so that what enters is not read as an exit at once).
 
     Returns
     -------
@@ -338,6 +366,8 @@ def select_single(
     v = a_sign * np.einsum("ed,ed->e", D, x)
     tol = VELOCITY_RTOL * (np.linalg.norm(b, axis=1) + np.linalg.norm(z, axis=1))
     tol = tol * np.linalg.norm(x, axis=1) + 1e-300
+    if vtol is not None:
+        tol = np.maximum(tol, vtol)
     signs = np.where((np.abs(v) > tol) & ~fixed, np.sign(v), 0).astype(np.int8)
     # a leaving neuron follows its side's slope; with one hyperplane both one-sided velocities
     # then share the sign of v (η* outside [γ, 1]), so no second round is needed

@@ -52,8 +52,8 @@ from .events import (
     locate_roots,
     within_rounding,
 )
-from .filippov import (BranchPolicy, Selection, implied_hyperplanes, select, select_single,
-                       through_origin, transition)
+from .filippov import (VELOCITY_RTOL, BranchPolicy, Selection, implied_hyperplanes, select,
+                       select_single, slope_codes, through_origin, transition)
 from .model import Loss, network_output, output_rate, slopes
 from .ode_base import OdeSolver
 from .options import FlowOptions, InvariantError, ZenoError
@@ -1667,7 +1667,7 @@ class HybridFlow:
             self._held_zero = self._held_zero | (r == 0)
             self._held_live = r != 0
 
-    def _resolved_residuals(self, Phi: Array) -> Array:
+    def _resolved_residuals(self, Phi: Array, raw: bool = False) -> tuple[Array, Array]:
         """``r_k`` with those below the integration's resolution set to 0.
 
         The outputs are known to ``rtol`` relative (the propagators' tolerance, and the
@@ -1680,16 +1680,22 @@ class HybridFlow:
         of 1e-23).  A resolved-to-zero ``r_k`` has no sign (no branch point is read from it)
         and gives its face no free-slope direction.  A watched ``r_k`` the current regime has
         resolved to 0 stays 0 up to :data:`RESOLUTION_HYSTERESIS` times the resolution.
-        ``Phi`` may be a stack ``(T, P, q, q)`` (then the result is ``(T, n)``).
+        ``Phi`` may be a stack ``(T, P, q, q)`` (then the result is ``(T, n)``).  Returns
+        the residuals and their resolution (zero with a frozen output: exact there);
+        ``raw``: the residuals themselves, none set to 0.
         """
         if self.opt.frozen_output:
             r = self._field.residuals(Phi)
-            return np.broadcast_to(r, Phi.shape[:-3] + r.shape)
-        return self._resolve(self._field.outputs(Phi))
-
-    def _resolve(self, h: Array) -> Array:
-        """:meth:`_resolved_residuals` of the outputs ``h`` (``(..., n)``)."""
+            r = np.broadcast_to(r, Phi.shape[:-3] + r.shape)
+            return r, np.zeros_like(r)
+        h = self._field.outputs(Phi)
         r = self.loss.derivative(h, self.y)
+        tol = self._resolution(h)
+        return (r if raw else np.where(np.abs(r) <= tol, 0.0, r)), tol
+
+    def _resolution(self, h: Array) -> Array:
+        """What the residuals at the outputs ``h`` (``(..., n)``) are known to
+        (:meth:`_resolved_residuals`), with the hysteresis of the current regime."""
         c = self._curvature
         tol = c * self.opt.rtol * np.maximum(np.abs(h), np.abs(self.y))
         # and never below the rounding of the outputs' terms (an output exactly 0 in exact
@@ -1701,7 +1707,20 @@ class HybridFlow:
             tol = np.where(self._held_zero, RESOLUTION_HYSTERESIS * tol, tol)
         if self._held_live is not None and self._held_live.shape == tol.shape[-1:]:
             tol = np.where(self._held_live, tol / RESOLUTION_HYSTERESIS, tol)
-        return np.where(np.abs(r) <= tol, 0.0, r)
+        return tol
+
+    def _velocity_resolution(self, r: Array, r_tol: Array) -> Array:
+        """What the normal velocities ``<D, x_k>`` of every face are known to, ``(..., n)``:
+        the rounding of their terms, :data:`~pwflow.filippov.VELOCITY_RTOL` ``Σ_l |r_l| ‖x_l‖
+        ‖x_k‖ / n``, and what the residuals' resolution ``r_tol`` leaves of them, ``Σ_l
+        r_tol_l |<x_l, x_k>| / n`` (every slope is at most 1).  :func:`~pwflow.filippov.
+        slope_codes` reads a slope as beyond its bound only past it."""
+        absxx = self.__dict__.get("_absxx")
+        if absxx is None:
+            absxx = self._absxx = np.abs(self.X @ self.X.T)
+        mag = np.sum(np.abs(r) * self.xnorm, axis=-1) / self.n  # bounds every term of D
+        rounding = VELOCITY_RTOL * mag[..., None] * self.xnorm
+        return np.maximum(rounding, (r_tol @ absxx) / self.n)
 
     def _output_terms(self) -> Array:
         """Per data point, ``½ Σ_j ‖z_j‖² ‖x_k‖ ≥ Σ_j |a_j| ‖w_j‖ ‖x_k‖`` at the solver start:
@@ -1732,9 +1751,9 @@ class HybridFlow:
         tab = self.table
         faces = self._regime_faces
         if raw:
-            r = self._field.residuals(Phi)
+            r, r_tol = self._resolved_residuals(Phi, raw=True)
         else:
-            r = self._resolved_residuals(Phi)
+            r, r_tol = self._resolved_residuals(Phi)
             self._resolved_last = r if r.ndim == 1 else None
         lead = r.shape[:-1]
         codes = np.zeros(lead + (self._P, self.n), dtype=np.int8)
@@ -1745,45 +1764,49 @@ class HybridFlow:
         if self._regime_plan is not None:  # one free slope each: the side of η* (fast path)
             G, est = tab.single_fields(self._regime_plan, r)
             undecided = np.isnan(est)  # r_k = 0 (resolved): no η*, read from D
-            code1 = np.where(est > 1.0, 1, np.where(est < self.gamma, -1, 0))
+            plan = self._regime_plan
+            v = np.einsum("...ij,ij->...i", G[..., plan.one, :], plan.xk)  # <D, x_k>, clipped η
+            vtol = self._velocity_resolution(r, r_tol)[..., plan.k]
+            code1 = slope_codes(est, v, vtol, self.gamma)
             if np.any(undecided):
-                code1 = np.where(undecided, self._departures(G, r), code1)
+                code1 = np.where(undecided, self._departures(G, r, r_tol), code1)
             codes[..., faces, :] = np.where(free, code1[..., :, None], 0)
             general[...] = False
         for i in (np.ndindex(*lead) if np.any(general) else ()):
             if not general[i]:
                 continue
-            codes[i + (faces,)] = np.where(free, self._several_slopes_regime(r[i]), 0)
+            codes[i + (faces,)] = np.where(free, self._several_slopes_regime(r[i], r_tol[i]), 0)
         return codes, np.where(watched, np.sign(r), 0).astype(np.int8)
 
-    def _several_slopes_regime(self, r: Array) -> NDArray[np.int8]:
+    def _several_slopes_regime(self, r: Array, r_tol: Array) -> NDArray[np.int8]:
         """Regime codes ``(len(faces), n)`` of the watched faces for one ``r``, in general:
         one free slope by ``η*``; several from the unique minimal-norm ``D`` — a hyperplane
-        with ``<D, x_k> ≠ 0`` (beyond rounding) has its slope at a bound (KKT), the one its
-        slope is nearer to; reading the departure from ``D`` also holds where parallel data
-        points make the slopes non-unique."""
+        with ``<D, x_k> ≠ 0`` beyond its resolution (:meth:`_velocity_resolution`, ``r_tol``
+        the residuals') has its slope at a bound (KKT), the one its slope is nearer to;
+        reading the departure from ``D`` also holds where parallel data points make the
+        slopes non-unique."""
         G, eta, eta_star = self.table.minimal_norm(self._regime_faces, r)
         one = ~np.isnan(eta_star)
-        est = np.where(np.isnan(eta_star), 0.5 * (1 + self.gamma), eta_star)
-        code1 = np.where(est > 1.0, 1, np.where(est < self.gamma, -1, 0))[:, None]
         v = G @ self.X.T  # <D, x_k>
-        mag = float(np.sum(np.abs(r) * self.xnorm)) / self.n  # bounds every term of D
-        tol = 1e-12 * mag * self.xnorm[None, :]
+        tol = self._velocity_resolution(r, r_tol)
+        # one free slope: the side of η*, where the clipped slope's velocity is resolved
+        # (the caller keeps the free hyperplane's column)
+        code1 = slope_codes(eta_star[:, None], v, tol, self.gamma)
         upper = np.abs(eta - 1.0) <= np.abs(eta - self.gamma)  # which bound (not sign(v): noise)
         codem = np.where(np.abs(v) > tol, np.where(upper, 1, -1), 0)
         return np.where(one[:, None], code1, codem).astype(np.int8)
 
-    def _departures(self, G: Array, r: Array) -> NDArray[np.int8]:
+    def _departures(self, G: Array, r: Array, r_tol: Array) -> NDArray[np.int8]:
         """:meth:`_several_slopes_regime`'s code of the free slope of each one-slope face
         whose ``r_k`` is 0 (no ``η*``), for the fields ``G`` (``(..., F, d)``, from
         :meth:`PatternTable.single_fields`) and residuals ``r`` (``(..., n)``), every time at
         once: ``z = 0`` there, so ``η`` is the middle of ``[γ, 1]`` and the code is whether
-        ``<D, x_k>`` is beyond rounding (the same operations, row by row, as that method)."""
+        ``<D, x_k>`` is beyond its resolution (:meth:`_velocity_resolution`, ``r_tol`` the
+        residuals'; the same operations, row by row, as that method)."""
         plan = self._regime_plan
         k = plan.k
         v = (G @ self.X.T)[..., np.arange(k.size), k]  # <D, x_k> on each face's free k
-        mag = np.sum(np.abs(r) * self.xnorm, axis=-1) / self.n  # bounds every term of D
-        tol = (1e-12 * mag)[..., None] * self.xnorm[k]
+        tol = self._velocity_resolution(r, r_tol)[..., k]
         mid = 0.5 * (self.gamma + 1.0)  # single_slope's η where z = 0
         upper = abs(mid - 1.0) <= abs(mid - self.gamma)
         return np.where(np.abs(v) > tol, 1 if upper else -1, 0)
@@ -1918,9 +1941,10 @@ class HybridFlow:
         else:  # a large (chained) batch: O(E) propagators
             zs = np.einsum("eab,eb->ea", lorentz_project(propagator_pairs(F, xs, ps)),
                            self._Zs[js] if vs is None else vs)
-        R = self._residuals_at(F, field_, xs)  # (E, n), from the step's output polynomial
+        # (E, n), from the step's output polynomial, and their resolution
+        R, R_tol = self._residuals_and_resolution_at(F, field_, xs)
         if R.ndim == 1:
-            R = np.broadcast_to(R, (E, n))
+            R, R_tol = np.broadcast_to(R, (E, n)), np.broadcast_to(R_tol, (E, n))
         U_prev = tab.U[ps]
         U_new = U_prev.copy()
         zero, flip = evs.zero.copy(), evs.flip
@@ -1935,8 +1959,13 @@ class HybridFlow:
             eta = tab.eta0[ps[i]].copy()
             eta[np.arange(i.size), k] = 0.0
             b = -np.einsum("en,en,nd->ed", eta, R[i], self.X) / n
+            # an arrival tangent to the resolution enters (stays); within a factor
+            # RESOLUTION_HYSTERESIS below what the regime reads as an exit (both ways: an
+            # exit, where |v| just passed the resolution, is not an entry again at once)
+            vtol = (self._velocity_resolution(R[i], R_tol[i])[np.arange(i.size), k]
+                    / RESOLUTION_HYSTERESIS)
             side, _, br = select_single(a_sign[i], b, self.X[k], R[i, k], n, g, self.policy,
-                                        w=zs[i, :d])
+                                        w=zs[i, :d], vtol=vtol)
             # at a tangency the first-order rule can say "back to the previous side" while the
             # step showed the neuron leaving to the other side at once: follow the motion
             obs = evs.observed[i]
@@ -2128,12 +2157,20 @@ class HybridFlow:
         moves the outputs by rounding only (2.5e-15 relative at most on random d = 5 data),
         and the residuals only decide sides (:mod:`pwflow.filippov`), never a state.
         """
+        return self._residuals_and_resolution_at(F, field_, xs)[0]
+
+    def _residuals_and_resolution_at(self, F: Array, field_: CollectiveField,
+                                     xs: Array) -> tuple[Array, Array]:
+        """:meth:`_residuals_at` and what they are known to (:meth:`_resolution`; zero with
+        a frozen output)."""
         if field_.frozen_output:
-            return np.broadcast_to(field_.residuals(None), (xs.size, self.n))
+            r = np.broadcast_to(field_.residuals(None), (xs.size, self.n))
+            return r, np.zeros_like(r)
         cached = self.__dict__.get("_h_poly")
         if cached is None or cached[0] is not F or cached[1] is not field_:
             cached = self._h_poly = (F, field_, field_.output_polynomial(F))
-        return self.loss.derivative(quadratic_form_at(cached[2], xs), self.y)
+        h = quadratic_form_at(cached[2], xs)
+        return self.loss.derivative(h, self.y), self._resolution(h)
 
     def _chained_batch(self, todo: Pending, F: Array, field_: CollectiveField, t_cut: float,
                        h: float) -> tuple[Batch, float]:

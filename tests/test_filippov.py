@@ -17,8 +17,8 @@ from hypothesis.extra.numpy import arrays
 
 import pwflow
 from pwflow.events import EventKind
-from pwflow.filippov import (BranchPolicy, exit_side, parallel_classes, select, select_single,
-                             transition)
+from pwflow.filippov import (VELOCITY_RTOL, BranchPolicy, exit_side, parallel_classes, select,
+                             select_single, slope_codes, transition)
 from pwflow.subgradient import face_slopes
 from strategies import general_position, low_rank_rows, matrices
 
@@ -414,6 +414,40 @@ def test_select_single_is_select_on_one_hyperplane(data, gamma, a, policy, balan
     assert signs.tolist() == sel.signs.tolist()
     assert branch.tolist() == sel.branch.tolist()
     np.testing.assert_allclose(eta0, sel.eta[:1], rtol=1e-12, atol=1e-12)
+
+
+@example(at="upper", free=0.0, r=1.0, nudge=1e-13, gamma=0.0, a=1.0)  # η* = 1 + 1e-13
+@example(at="lower", free=0.0, r=-1.0, nudge=-1e-13, gamma=0.2, a=-1.0)  # η* = γ − 1e-13
+@given(at=st.sampled_from(["upper", "lower", "anywhere"]), free=st.floats(-2.0, 3.0),
+       r=st.floats(-2.0, 2.0).filter(lambda v: abs(v) > 1e-3),
+       nudge=st.sampled_from([0.0, 1e-14, -1e-14, 1e-13, -1e-13, 1e-6, -1e-6, 0.3, -0.3]),
+       gamma=st.sampled_from([0.0, 0.1, 0.5]), a=st.sampled_from([-1.0, 1.0]))
+def test_slope_codes_read_a_bound_as_crossed_only_beyond_the_velocity_tolerance(
+        at, free, r, nudge, gamma, a):
+    """One free slope on ``x_k = (1, 0)`` with ``η*`` at a bound or anywhere, nudged, and a
+    fixed part ``b`` with ``−<b, z>/‖z‖² = η*`` (``n = 1``): the regime code is the side of
+    ``[γ, 1]`` where ``η*`` lies exactly where the clipped slope's normal velocity exceeds
+    the tolerance, and 0 otherwise; a neuron the entry rule (:func:`select_single`, rounding
+    tolerance) keeps on the hyperplane is never read as beyond a bound with that tolerance or
+    a larger one (no exit right after an entry)."""
+    eta_star = {"upper": 1.0, "lower": gamma, "anywhere": free}[at] + nudge
+    x = np.array([1.0, 0.0])
+    z = -r * x
+    b = np.array([eta_star * r, 1.0])  # −<b, z>/‖z‖² = η* (to rounding)
+    eta = min(max(eta_star, gamma), 1.0)
+    v = (b + eta * z) @ x
+    rounding = VELOCITY_RTOL * (np.linalg.norm(b) + np.linalg.norm(z)) * np.linalg.norm(x)
+    for tol in (0.0, rounding, 10 * rounding, 1e-3):
+        code = int(slope_codes(eta_star, v, tol, gamma))
+        if abs(v) <= tol:
+            assert code == 0
+        else:
+            assert code == (1 if eta_star > 1 else -1 if eta_star < gamma else 0)
+    signs, _, _ = select_single(np.array([a]), b[None], x[None], np.array([r]), 1, gamma)
+    if signs[0] == 0:
+        for tol in (rounding, 1e-3):
+            assert slope_codes(eta_star, v, tol, gamma) == 0
+    assert slope_codes(np.nan, 1.0, 0.0, gamma) == 0  # z = 0: no η*, no code from it
 
 
 def test_hyperplanes_held_imply_none_of_those_left():

@@ -436,19 +436,23 @@ def sliding_flow() -> HybridFlow:
     return flow
 
 
-@given(hnp.arrays(float, st.tuples(st.integers(1, 6), st.just(3)),
-                  elements=st.one_of(st.just(0.0), st.floats(-1.0, 1.0, allow_subnormal=False))))
-def test_undecided_one_slope_regimes_equal_the_general_rule(sliding_flow, R):
+@pytest.mark.parametrize("resolution", [0.0, 1e-6, 1e-2])
+@given(R=hnp.arrays(float, st.tuples(st.integers(1, 6), st.just(3)),
+                    elements=st.one_of(st.just(0.0),
+                                       st.floats(-1.0, 1.0, allow_subnormal=False))))
+def test_undecided_one_slope_regimes_equal_the_general_rule(sliding_flow, R, resolution):
     # where r_k = 0 a one-slope face has no η*: its regime comes from D (the general rule,
-    # row by row); the fast path reads it for every time at once, with the same numbers
+    # row by row); the fast path reads it for every time at once, with the same numbers,
+    # whatever the residuals' resolution (0: rounding alone)
     flow = sliding_flow
     plan = flow._regime_plan
     G, est = flow.table.single_fields(plan, R)
-    fast = flow._departures(G, R)
+    r_tol = resolution * np.abs(R) + resolution
+    fast = flow._departures(G, R, r_tol)
     assert fast.shape == est.shape
     free = flow._regime_free
     for t, r in enumerate(R):
-        general = flow._several_slopes_regime(r)  # (faces, n)
+        general = flow._several_slopes_regime(r, r_tol[t])  # (faces, n)
         undecided = np.flatnonzero(np.isnan(est[t]))
         np.testing.assert_array_equal(fast[t, undecided], general[undecided, plan.k[undecided]])
         assert np.all(free[undecided, plan.k[undecided]])
