@@ -1713,8 +1713,9 @@ class HybridFlow:
         """What the normal velocities ``<D, x_k>`` of every face are known to, ``(..., n)``:
         the rounding of their terms, :data:`~pwflow.filippov.VELOCITY_RTOL` ``Σ_l |r_l| ‖x_l‖
         ‖x_k‖ / n``, and what the residuals' resolution ``r_tol`` leaves of them, ``Σ_l
-        r_tol_l |<x_l, x_k>| / n`` (every slope is at most 1).  :func:`~pwflow.filippov.
-        slope_codes` reads a slope as beyond its bound only past it."""
+        r_tol_l |<x_l, x_k>| / n`` (every slope is at most 1).
+        :func:`~pwflow.filippov.slope_codes` reads a slope as beyond its bound only past it
+        (``docs/integrator.md``, "A slope at its bound to resolution")."""
         absxx = self.__dict__.get("_absxx")
         if absxx is None:
             absxx = self._absxx = np.abs(self.X @ self.X.T)
