@@ -530,3 +530,50 @@ def test_the_implicit_solver_s_jacobian_is_the_field_s(d, n, loss):
     assert "J" in seen, "no quiet stretch reached"
     Js, Jf = seen["J"]
     assert np.max(np.abs(Js - Jf)) <= 1e-6 * max(1.0, np.max(np.abs(Jf)))
+
+
+# ---------------------------------------------------------------------------- solver phases
+
+
+def test_a_long_implicit_stretch_measures_the_explicit_rate_again():
+    """``_Phase``: DOP853 measures its rate (evaluations per time unit) on a quiet stretch and
+    hands over; the implicit solver is held to that rate.  After ``probe`` implicit steps in
+    one stretch DOP853 takes ``window`` quiet steps to measure it again (the probe doubles),
+    so that a rate measured long ago does not keep the implicit solver where the explicit one
+    has become cheap: with the new, lower rate the implicit solver is a wrong guess at its
+    next ``window`` steps (``after`` doubles)."""
+    from pwflow.stepper import _Phase
+
+    ph = _Phase(after=20)
+    assert [ph.quiet(12.0, 0.1, 0.1) for _ in range(20)] == [False] * 19 + [True]
+    assert ph.stiff and ph.rate_explicit == pytest.approx(120.0)
+    # implicit steps at 50 evaluations per time unit: within 3 × 120, kept until the probe
+    switched = [ph.quiet(5.0, 0.1, None) for _ in range(ph.probe)]
+    assert switched == [False] * 255 + [True]
+    assert not ph.stiff and ph.measure and ph.need == ph.window and ph.probe == 512
+    assert ph.after == 20  # a probe is not a wrong guess
+    # DOP853 is now cheap (12 evaluations per 10 time units): measured over `window` steps
+    assert [ph.quiet(12.0, 10.0, 10.0) for _ in range(10)] == [False] * 9 + [True]
+    assert ph.stiff and ph.rate_explicit == pytest.approx(1.2) and not ph.measure
+    assert [ph.quiet(5.0, 0.1, None) for _ in range(10)] == [False] * 9 + [True]
+    assert not ph.stiff and ph.after == 40  # a wrong guess
+
+
+def test_a_slow_logistic_run_is_not_left_to_the_implicit_solver_on_an_old_rate():
+    """``tests/explore_long.py`` problem 151 (d = 4, n = 4, m = 50, logistic loss, no rest):
+    its dynamics slow down for good after t ≈ 43, where DOP853 takes one step per hundreds of
+    time units.  The implicit solver, held to DOP853's rate of the early transient, kept the
+    run from t = 43 to 3000: 1 422 steps (DOP853 alone: 239).  With the rate measured again
+    after 256 implicit steps: 643 steps, the same 132 events, and the final state 7.3e-14
+    (relative) from DOP853 alone."""
+    from explore_long import problem
+
+    data, init, gamma, loss, _ = problem(151)
+    tr = simulate(data, init, 3000.0, gamma=gamma, loss=loss, n_snapshots=8)
+    assert tr.status == 0, tr.message
+    assert tr.stats["n_steps"] < 900
+    assert tr.n_events == 132
+    ref = simulate(data, init, 3000.0, gamma=gamma, loss=loss, n_snapshots=8,
+                   options=pwflow.FlowOptions(stiff_solver=None))
+    Z, Zr = np.c_[tr.W[-1], tr.a[-1]], np.c_[ref.W[-1], ref.a[-1]]
+    assert np.max(np.abs(Z - Zr)) <= 1e-9 * np.max(np.abs(Zr))  # measured 7.3e-14
