@@ -1621,3 +1621,27 @@ def test_a_tangent_start_is_left_or_held_by_gradient_descent_s_rounding():
             assert offset > 1e-3 if leaves else offset == 0.0, (seed, lr, offset)
         assert tangent_start_agrees(X, y, W, a, gamma, loss, tr.state(1.0), 1.0,
                                     [(j, k)])
+
+
+def test_a_wedge_of_1e_4_is_resolved_by_gradient_descent_only_at_finer_steps():
+    """Exploration seed 64 (family 0: ``x_1 = −x_0 + 1e-4 ξ``, d = 4, n = 8, m = 6,
+    ``γ = 0.1``): neuron 1 enters sliding on ``x_0``'s hyperplane at t = 0.4267, inside the
+    wedge of angle ~1e-4 between the two hyperplanes.  Gradient descent at the campaign's
+    steps (``lr`` = 1e-3, 5e-4) cannot resolve the wedge and is 24 and 152 of its gaps from
+    the flow at t = 0.5 and 1 (the campaign flags it; the wedge rule covers widths up to
+    ``WEDGE_MAX`` = 1e-6).  At finer steps it converges to the flow: the distance at t = 1 is
+    3.0e-4, 5.1e-5, 7.5e-6 at ``lr`` = 1e-4, 2e-5, 5e-6 (measured), within 0.84, 0.25, 0.15 of
+    its gap; here ``lr`` = 2e-5."""
+    X, y, W, a, gamma, loss = problem_arrays(64)
+    times = (0.5, 1.0)
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 1.0, gamma=gamma,
+                         loss=loss, t_eval=np.array((0.0,) + times),
+                         options=pwflow.FlowOptions(branch_policy="gd"))
+    assert tr.status == 0, tr.message
+    entered = (tr.events["neuron"] == 1) & (tr.events["kind"] == pwflow.EventKind.ENTER_SLIDING)
+    assert np.any(np.abs(tr.events["t"][entered] - 0.4267) < 1e-3)
+    ref = gd_reference(X, y, W, a, gamma, loss, list(times), lr=2e-5)
+    for i, t in enumerate(times):
+        assert ref.error(*tr.state(t), i) <= C_GAP * ref.estimate(i), t
+    coarse = gd_reference(X, y, W, a, gamma, loss, [1.0], lr=1e-3)
+    assert coarse.error(*tr.state(1.0), 0) > 20 * coarse.estimate(0)  # what the campaign saw
