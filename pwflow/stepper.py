@@ -1732,12 +1732,16 @@ class HybridFlow:
         r_tol_l |<x_l, x_k>| / n`` (every slope is at most 1).
         :func:`~pwflow.filippov.slope_codes` reads a slope as beyond its bound only past it
         (``docs/integrator.md``, "A slope at its bound to resolution")."""
-        absxx = self.__dict__.get("_absxx")
-        if absxx is None:
-            absxx = self._absxx = np.abs(self.X @ self.X.T)
         mag = np.sum(np.abs(r) * self.xnorm, axis=-1) / self.n  # bounds every term of D
         rounding = VELOCITY_RTOL * mag[..., None] * self.xnorm
-        return np.maximum(rounding, (r_tol @ absxx) / self.n)
+        return np.maximum(rounding, (r_tol @ self._abs_gram()) / self.n)
+
+    def _abs_gram(self) -> Array:
+        """``|<x_i, x_k>|``, ``(n, n)``, computed once."""
+        gram = self.__dict__.get("_gram_abs")
+        if gram is None:
+            gram = self._gram_abs = np.abs(self.X @ self.X.T)
+        return gram
 
     def _output_terms(self) -> Array:
         """Per data point, ``½ Σ_j ‖z_j‖² ‖x_k‖ ≥ Σ_j |a_j| ‖w_j‖ ‖x_k‖`` at the solver start:
@@ -1783,47 +1787,48 @@ class HybridFlow:
             undecided = np.isnan(est)  # r_k = 0 (resolved): no η*, read from D
             plan = self._regime_plan
             v = np.einsum("...ij,ij->...i", G[..., plan.one, :], plan.xk)  # <D, x_k>, clipped η
-            vtol = self._velocity_resolution(r, r_tol)[..., plan.k]
-            code1 = slope_codes(est, v, vtol, self.gamma)
+            vres = self._velocity_resolution(r, r_tol)
+            code1 = slope_codes(est, v, vres[..., plan.k], self.gamma)
             if np.any(undecided):
-                code1 = np.where(undecided, self._departures(G, r, r_tol), code1)
+                code1 = np.where(undecided, self._departures(G, vres), code1)
             codes[..., faces, :] = np.where(free, code1[..., :, None], 0)
             general[...] = False
         for i in (np.ndindex(*lead) if np.any(general) else ()):
             if not general[i]:
                 continue
-            codes[i + (faces,)] = np.where(free, self._several_slopes_regime(r[i], r_tol[i]), 0)
+            codes[i + (faces,)] = np.where(
+                free, self._several_slopes_regime(r[i], self._velocity_resolution(r[i], r_tol[i])),
+                0)
         return codes, np.where(watched, np.sign(r), 0).astype(np.int8)
 
-    def _several_slopes_regime(self, r: Array, r_tol: Array) -> NDArray[np.int8]:
+    def _several_slopes_regime(self, r: Array, vres: Array) -> NDArray[np.int8]:
         """Regime codes ``(len(faces), n)`` of the watched faces for one ``r``, in general:
         one free slope by ``η*``; several from the unique minimal-norm ``D`` — a hyperplane
-        with ``<D, x_k> ≠ 0`` beyond its resolution (:meth:`_velocity_resolution`, ``r_tol``
-        the residuals') has its slope at a bound (KKT), the one its slope is nearer to;
+        with ``<D, x_k> ≠ 0`` beyond its resolution ``vres`` (:meth:`_velocity_resolution`,
+        shape ``(n,)``) has its slope at a bound (KKT), the one its slope is nearer to;
         reading the departure from ``D`` also holds where parallel data points make the
         slopes non-unique."""
         G, eta, eta_star = self.table.minimal_norm(self._regime_faces, r)
         one = ~np.isnan(eta_star)
         v = G @ self.X.T  # <D, x_k>
-        tol = self._velocity_resolution(r, r_tol)
         # one free slope: the side of η*, where the clipped slope's velocity is resolved
         # (the caller keeps the free hyperplane's column)
-        code1 = slope_codes(eta_star[:, None], v, tol, self.gamma)
+        code1 = slope_codes(eta_star[:, None], v, vres, self.gamma)
         upper = np.abs(eta - 1.0) <= np.abs(eta - self.gamma)  # which bound (not sign(v): noise)
-        codem = np.where(np.abs(v) > tol, np.where(upper, 1, -1), 0)
+        codem = np.where(np.abs(v) > vres, np.where(upper, 1, -1), 0)
         return np.where(one[:, None], code1, codem).astype(np.int8)
 
-    def _departures(self, G: Array, r: Array, r_tol: Array) -> NDArray[np.int8]:
+    def _departures(self, G: Array, vres: Array) -> NDArray[np.int8]:
         """:meth:`_several_slopes_regime`'s code of the free slope of each one-slope face
         whose ``r_k`` is 0 (no ``η*``), for the fields ``G`` (``(..., F, d)``, from
-        :meth:`PatternTable.single_fields`) and residuals ``r`` (``(..., n)``), every time at
-        once: ``z = 0`` there, so ``η`` is the middle of ``[γ, 1]`` and the code is whether
-        ``<D, x_k>`` is beyond its resolution (:meth:`_velocity_resolution`, ``r_tol`` the
-        residuals'; the same operations, row by row, as that method)."""
+        :meth:`PatternTable.single_fields`) and the velocities' resolution ``vres``
+        (``(..., n)``, :meth:`_velocity_resolution`), every time at once: ``z = 0`` there, so
+        ``η`` is the middle of ``[γ, 1]`` and the code is whether ``<D, x_k>`` is beyond its
+        resolution (the same operations, row by row, as that method)."""
         plan = self._regime_plan
         k = plan.k
         v = (G @ self.X.T)[..., np.arange(k.size), k]  # <D, x_k> on each face's free k
-        tol = self._velocity_resolution(r, r_tol)[..., k]
+        tol = vres[..., k]
         mid = 0.5 * (self.gamma + 1.0)  # single_slope's η where z = 0
         upper = abs(mid - 1.0) <= abs(mid - self.gamma)
         return np.where(np.abs(v) > tol, 1 if upper else -1, 0)
@@ -1917,7 +1922,7 @@ class HybridFlow:
         and summed; the common factor ``1 − γ`` is in the coefficients."""
         xx = self.__dict__.get("_xx_weight")
         if xx is None:  # Σ_i |<x_i, x_k>| ‖x_i‖ per k
-            xx = self._xx_weight = np.abs(self.X @ self.X.T) @ self.xnorm
+            xx = self._xx_weight = self._abs_gram() @ self.xnorm
         return np.abs(a * ds) * self.xnorm[k] + a * a * self._r_step[k] * xx[k] / self.n
 
     def _cut_coefficients(self, rate: Array) -> Array:
@@ -1959,7 +1964,7 @@ class HybridFlow:
             zs = np.einsum("eab,eb->ea", lorentz_project(propagator_pairs(F, xs, ps)),
                            self._Zs[js] if vs is None else vs)
         # (E, n), from the step's output polynomial, and their resolution
-        R, R_tol = self._residuals_and_resolution_at(F, field_, xs)
+        R, R_tol = self._residuals_at(F, field_, xs)
         if R.ndim == 1:
             R, R_tol = np.broadcast_to(R, (E, n)), np.broadcast_to(R_tol, (E, n))
         U_prev = tab.U[ps]
@@ -2165,21 +2170,17 @@ class HybridFlow:
     #: within 8e-10), as close as before chaining
     CHAIN_BUDGET = 0.01
 
-    def _residuals_at(self, F: Array, field_: CollectiveField, xs: Array) -> Array:
+    def _residuals_at(self, F: Array, field_: CollectiveField,
+                      xs: Array) -> tuple[Array, Array]:
         """``r_k`` at the step fractions ``xs``, ``(E, n)``, from the outputs' quadratic form
         on the step (:meth:`CollectiveField.output_polynomial`, computed once per step and
-        field: products of ``q × q`` blocks, 64 per occupied face, then O(64 n) per event time).
+        field: products of ``q × q`` blocks, 64 per occupied face, then O(64 n) per event time),
+        and what they are known to (:meth:`_resolution`; zero with a frozen output).
 
         The propagators are not Lorentz-projected there: on the dense output the projection
         moves the outputs by rounding only (2.5e-15 relative at most on random d = 5 data),
         and the residuals only decide sides (:mod:`pwflow.filippov`), never a state.
         """
-        return self._residuals_and_resolution_at(F, field_, xs)[0]
-
-    def _residuals_and_resolution_at(self, F: Array, field_: CollectiveField,
-                                     xs: Array) -> tuple[Array, Array]:
-        """:meth:`_residuals_at` and what they are known to (:meth:`_resolution`; zero with
-        a frozen output)."""
         if field_.frozen_output:
             r = np.broadcast_to(field_.residuals(None), (xs.size, self.n))
             return r, np.zeros_like(r)

@@ -262,7 +262,7 @@ def test_residuals_from_the_output_polynomial_equal_the_face_by_face_ones(name):
     xs = np.r_[0.0, 1.0, np.random.default_rng(1).uniform(0, 1, 200)]
     field_ = flow._field
     direct = field_.residuals(lorentz_project(propagators_at(F, xs, field_.occupied)))
-    poly = flow._residuals_at(F, field_, xs)
+    poly = flow._residuals_at(F, field_, xs)[0]
     h = field_.outputs(lorentz_project(propagators_at(F, xs, field_.occupied)))
     # (r = h − y: plus the rounding of that difference)
     tol = 1e-13 * np.max(np.abs(h)) + 4 * np.finfo(float).eps * np.max(np.abs(direct))
@@ -448,11 +448,12 @@ def test_undecided_one_slope_regimes_equal_the_general_rule(sliding_flow, R, res
     plan = flow._regime_plan
     G, est = flow.table.single_fields(plan, R)
     r_tol = resolution * np.abs(R) + resolution
-    fast = flow._departures(G, R, r_tol)
+    vres = flow._velocity_resolution(R, r_tol)
+    fast = flow._departures(G, vres)
     assert fast.shape == est.shape
     free = flow._regime_free
     for t, r in enumerate(R):
-        general = flow._several_slopes_regime(r, r_tol[t])  # (faces, n)
+        general = flow._several_slopes_regime(r, flow._velocity_resolution(r, r_tol[t]))
         undecided = np.flatnonzero(np.isnan(est[t]))
         np.testing.assert_array_equal(fast[t, undecided], general[undecided, plan.k[undecided]])
         assert np.all(free[undecided, plan.k[undecided]])
