@@ -1411,8 +1411,11 @@ class HybridFlow:
             return stack_coefficients(solver.dense_output(), self._P, self.q)
         fun, P, q = self._fun, self._P, self.q
         Fk = stack_coefficients(solver.dense_output(), fun.P, q)
-        F = np.zeros((Fk.shape[0], P, q, q))
+        # np.empty and two fills, not np.zeros: a fresh zeroed block of this size (7 MB at
+        # d = 5, P ≈ 3 000) is mapped anew and page-faulted at every step (0.7 ms against 0.3)
+        F = np.empty((Fk.shape[0], P, q, q))
         F[0] = np.eye(q)
+        F[1:] = 0.0
         F[:, fun.keep] = Fk
         if Phi1 is not None:
             passive.bind(F, Phi1, fun.take())
