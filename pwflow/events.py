@@ -455,13 +455,3 @@ class Located:
         sorted by time: no per-event objects)."""
         return Pending(self.t, self.x, self.neuron, self.code, self.rate, self.a_sign,
                        self.residual, self.observed, self.more).upto(t_cut)
-
-    def rows(self, idx: NDArray[np.intp]) -> Pending:
-        """The :class:`Pending` records of the events ``idx`` (sorted rows), e.g. to classify
-        a few of them ahead of the cut."""
-        idx = np.asarray(idx, dtype=np.intp)
-        pos = {int(i): r for r, i in enumerate(idx)}
-        return Pending(self.t[idx], self.x[idx], self.neuron[idx], self.code[idx],
-                       self.rate[idx], self.a_sign[idx], self.residual[idx],
-                       self.observed[idx],
-                       {pos[i]: c for i, c in self.more.items() if i in pos})

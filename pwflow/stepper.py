@@ -18,7 +18,7 @@ grow with the width ``m``.  One step:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -1125,7 +1125,6 @@ class HybridFlow:
         self._Phi1_size[occ] = np.sqrt(np.sum(Phi1[occ] ** 2, axis=(1, 2)))
         self._check_lorentz(t1)
         self._later = {}
-        self._shallow: dict[int, int] = {}
         # ‖dΦ_p/dt‖ within the step: the largest stage derivative (DOP853), or the larger of
         # the mean rate and the end derivative (Radau); with a safety factor 2 (``sweep``) it
         # bounds how far a neuron moved *inside* the step
@@ -1169,7 +1168,6 @@ class HybridFlow:
             self._r_step = np.maximum(np.abs(field_.residuals(self._Phi)),
                                       np.abs(field_.residuals(Phi1)))
         located = None if cand is None else self._locate_neuron_events(cand, F, t0, t1)
-        located = self._shallow_grazes(located, F, field_)
         t_face, exits = (np.inf, {}) if not face_change else self._face_events(F, t0, t1)
         self._t_face = t_face
         if located is None and not exits:
@@ -1669,58 +1667,6 @@ class HybridFlow:
                                              np.sign(a_end))
         return located
 
-    def _shallow_grazes(self, located: "Located | None", F: Array,
-                        field_: CollectiveField) -> "Located | None":
-        """``located`` with no batch cost for its grazes at the dense output's resolution.
-
-        A neuron that hovers next to a hyperplane on an open side (a cluster settled there,
-        moving off it more slowly than the integration resolves its distance) shows at the
-        end of a step on the other side by less than the resolution (:meth:`_beyond`): the
-        event is located, and the selection rule sends the neuron back to its side (a
-        graze).  Its face does not change, so the step's propagators are exact for it and
-        applying it at the cut costs nothing (:func:`pwflow.batch.choose_cut`'s bound is
-        for a changed slope).  Before, its rate cut the step at the graze, every step: a
-        restart and a short step each (``tests/explore_long.py`` seed 50, d = 5: 3 101
-        grazes, 6 206 steps in its last 583 time units).
-
-        Candidates: one hyperplane from an open cell, no later event of the neuron in the
-        step, and the step's end beyond the hyperplane by at most the resolution (a crossing
-        located early in the step ends far beyond it, and is not classified here).  They are
-        classified as the batch will classify them (:meth:`_classify_batch`, the same
-        numbers); those that graze get rate 0 and are noted in ``self._shallow`` (neuron →
-        hyperplane), where :meth:`_advance` puts the neuron back on the hyperplane at the
-        cut if it ended beyond it (by at most the resolution).
-        """
-        if located is None:
-            return located
-        tab = self.table
-        js, k = located.neuron, located.code
-        ok = (k >= 0) & np.all(tab.U[self.pat[js]] != 0, axis=1)
-        if located.more:
-            ok[list(located.more)] = False
-        if self._later:
-            ok &= ~np.isin(js, np.fromiter(self._later, dtype=np.intp))
-        rows = np.flatnonzero(ok)
-        if rows.size == 0:
-            return located
-        jr, kr = js[rows], k[rows]
-        coef = pair_polynomials(F, self.pat[jr], self.xhat[kr], self._Zs[jr])
-        end = nested(coef, np.ones(rows.size))  # at the step's end
-        rows = rows[~self._beyond(end[:, None], jr, kr, np.max(np.abs(coef), axis=1))[:, 0]]
-        if rows.size == 0:
-            return located
-        B = self._classify_batch(located.rows(rows), F, field_)
-        le, _, kind = B.log
-        graze = np.zeros(rows.size, dtype=bool)
-        graze[le[kind == int(EventKind.GRAZING)]] = True
-        graze &= B.p_new == B.ps
-        if not np.any(graze):
-            return located
-        rate = located.rate.copy()
-        rate[rows[graze]] = 0.0
-        self._shallow = dict(zip(js[rows[graze]].tolist(), k[rows[graze]].tolist(), strict=True))
-        return replace(located, rate=rate)
-
     def _set_regime(self, regime: tuple[NDArray[np.int8], NDArray[np.int8]]) -> None:
         """The regime the face events compare with, and the ``r_k`` it has resolved to 0 or
         not (each held so within a factor :data:`RESOLUTION_HYSTERESIS` of its resolution,
@@ -2163,11 +2109,7 @@ class HybridFlow:
             zi = np.einsum("eab,ebc,ec->ea", Phic[pn[i]], lorentz_inverse(Phis_new),
                            B.zs[last[i]])
             U = tab.U[pn[i]]
-            s = None
-            if self._shallow:
-                zi, s = self._settle_shallow(zi, B.js[last[i]], B.ps[last[i]] == pn[i], U)
-            if s is None:
-                s = np.sign(zi[:, : self.d] @ self.X.T)
+            s = np.sign(zi[:, : self.d] @ self.X.T)
             bad = np.any((U != 0) & (s != U), axis=1)
             if not np.any(bad):
                 break
@@ -2215,33 +2157,6 @@ class HybridFlow:
         self.Z = Zc
         self.pat = new_pat
         return t_cut
-
-    def _settle_shallow(self, zi: Array, js: NDArray[np.intp], same: NDArray[np.bool_],
-                        U: NDArray[np.int8]) -> tuple[Array, NDArray | None]:
-        """The neurons ``js`` at the cut (``zi``, faces' patterns ``U``), those with a graze at
-        the resolution this step (:meth:`_shallow_grazes`; ``same``: still on the face they
-        grazed from) put back on the hyperplane where they ended beyond it by at most the
-        resolution (:meth:`_beyond`): ``w − <w, x_k> x_k / ‖x_k‖²`` (:meth:`_project_face`).
-        Returns the states and their sides ``sign(<w, x_k>)`` (``None``: none settled), a
-        settled neuron counted on its face's side of that hyperplane (it lies on it, to
-        rounding).  Beyond the resolution they are left as they are (and :meth:`_advance`
-        cuts at their event)."""
-        d = self.d
-        rows = np.flatnonzero(same & np.isin(js, np.fromiter(self._shallow, dtype=np.intp)))
-        if rows.size == 0:
-            return zi, None
-        k = np.array([self._shallow[int(j)] for j in js[rows]], dtype=np.intp)
-        side = U[rows, k]
-        s = np.einsum("ed,ed->e", zi[rows, :d], self.X[k])
-        fix = (np.sign(s) == -side) & ~self._beyond(s[:, None], js[rows], k)[:, 0]
-        if not np.any(fix):
-            return zi, None
-        zi = zi.copy()
-        r, k = rows[fix], k[fix]
-        zi[r, :d] = self._project_face(zi[r, :d], k[:, None])
-        sides = np.sign(zi[:, :d] @ self.X.T)
-        sides[r, k] = U[r, k]
-        return zi, sides
 
     #: batches of more events than this take the states at the event times from their own
     #: faces' propagators alone (:func:`~pwflow.dense.propagator_pairs`); the residuals come
@@ -2305,10 +2220,6 @@ class HybridFlow:
             parts.append(B)
             chain = (np.all(tab.U[B.p_new] != 0, axis=1) & self._integrated_at(B.p_new)
                      & (B.ts < t_cut) & ~evs.zero & ~evs.flip)
-            if self._shallow:  # a graze at the resolution stays on its face, whose next
-                # events in the step were located with it (it has none: _shallow_grazes)
-                chain &= ~((B.p_new == B.ps)
-                           & np.isin(B.js, np.fromiter(self._shallow, dtype=np.intp)))
             if later:  # the earliest next event of the neurons not chained
                 held = set(B.js[~chain].tolist()).intersection(later)
                 hold = min([hold] + [later[j] for j in held])

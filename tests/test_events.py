@@ -148,24 +148,3 @@ def test_upto_rows_say_what_the_per_event_records_said(cands):
         inner = pend.upto(float(pend.t[rows.size // 2]))
         assert len(inner) >= rows.size // 2 + 1
         assert all(inner.ks(e) == pend.ks(e) for e in range(len(inner)))
-
-
-@given(located_candidates(), st.data())
-def test_rows_say_what_the_per_event_records_said(cands, data):
-    """:meth:`Located.rows` (a few events classified ahead of the cut) gives each chosen
-    row's fields and hyperplanes, as :meth:`Located.upto` does for a prefix."""
-    *args, _ = cands
-    located, _ = Located.group(*args)
-    pick = data.draw(st.lists(st.integers(0, located.t.size - 1), unique=True))
-    rows = np.array(sorted(pick), dtype=np.intp)
-    pend = located.rows(rows)
-    assert len(pend) == rows.size
-    zero, flip = pend.zero, pend.flip
-    for e, i in enumerate(rows):
-        codes = [int(located.code[i])] + located.more.get(int(i), [])
-        assert pend.ks(e) == tuple(sorted({c for c in codes if c >= 0}))
-        assert zero[e] == (-1 in codes) and flip[e] == (-2 in codes)
-        assert (pend.t[e], pend.x[e], pend.neuron[e], pend.rate[e], pend.a_after[e],
-                pend.poly_residual[e], pend.observed[e]) == (
-            located.t[i], located.x[i], located.neuron[i], located.rate[i],
-            located.a_sign[i], located.residual[i], located.observed[i])

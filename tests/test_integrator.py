@@ -968,34 +968,6 @@ def test_slopes_converging_to_their_bounds_are_not_exits_read_from_noise():
     assert np.max(tr.balancedness_drift()) < 1e-12
 
 
-def test_grazes_at_the_resolution_do_not_cut_steps():
-    """``tests/explore_long.py`` problem 50 (d = 5, rank-2 data, n = 7, m = 20, unbalanced,
-    loss 0.0481 at a local minimum): from t ≈ 2417 a cluster of nine neurons on one face
-    hovers next to ``x_1``'s hyperplane on its inactive side (γ = 0), moving off it more
-    slowly than the integration resolves (the dense output swings by ±1.5e-10 inside a step,
-    the step's end lands 1e-12 beyond).  Every step located a crossing, the rule sent the
-    neuron back (a graze), and the graze's batch cost cut the step there: 3 101 grazing
-    events and 6 206 steps in the last 583 time units (9 499 in all, 34 s).  A graze leaves
-    the face unchanged, so it costs the batch nothing; one at the resolution is applied at
-    the cut and the neuron put back on the hyperplane (``HybridFlow._shallow_grazes``):
-    4 104 steps, 17 grazes.  The final loss is the one the cutting path gave,
-    0.04806300133207071 (the two agree to 1e-17)."""
-    from explore_long import problem
-
-    data, init, gamma, loss, _ = problem(50)
-
-    def guard(flow):  # the old path's thousands of steps, cut short
-        if flow.n_steps > 6000:
-            raise KeyboardInterrupt
-
-    tr = simulate(data, init, 3000.0, gamma=gamma, loss=loss, n_snapshots=8, callback=guard)
-    assert tr.status == Status.FINISHED, tr.message
-    assert tr.stats["n_steps"] < 5000
-    assert np.count_nonzero(tr.events["kind"] == EventKind.GRAZING) < 100
-    assert abs(tr.step_loss[-1] - 0.04806300133207071) < 1e-12
-    assert np.max(tr.balancedness_drift()) < 1e-12
-
-
 @pytest.mark.parametrize("offset", [2.0**-56, -(2.0**-56)])
 def test_a_neuron_within_rounding_of_a_hyperplane_starts_on_it(offset):
     """``<w, x_0> = ±2^-56`` for ``‖w‖ ≈ 0.6``: below the rounding of the product (the size a
