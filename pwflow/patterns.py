@@ -213,12 +213,12 @@ class PatternTable:
         """The table's arrays for the registered faces: those of the faces registered since
         the last refresh are computed and appended (a run at d = 5 registers ~3 000 faces
         one batch at a time; rebuilding every array from the lists each time was O(P) Python
-        work per registration, 1.6 s of a 34 s run); the index arrays of the cases are then
-        derived from the whole arrays."""
+        work per registration: 2.6 s of a 40 s run at n = 20, m = 1 000, t = 10); the index
+        arrays of the cases are then derived from the whole arrays."""
         P = len(self._U)
         if self._arrays_for == P:
             return
-        old = max(self._arrays_for, 0)
+        old = self._arrays_for if 0 <= self._arrays_for <= P else 0
         U = np.array(self._U[old:], dtype=np.int8).reshape(-1, self.n)
         nfree = np.sum(U == 0, axis=1)
         dim = np.array(self._dim[old:], dtype=np.intp)

@@ -238,3 +238,41 @@ def test_index_many_registers_the_rows_in_numpys_row_order(U):
     uniq, inverse = np.unique(U, axis=0, return_inverse=True)
     np.testing.assert_array_equal(table.arrays().U, uniq)
     np.testing.assert_array_equal(ids, np.ravel(inverse))
+
+
+@st.composite
+def registrations(draw):
+    """Data (with a parallel pair in some draws, so that faces are coupled), and faces
+    registered in batches: patterns with free slopes, ``u = 0`` and full cells."""
+    d = draw(st.integers(2, 5))
+    n = draw(st.integers(2, 8))
+    X = draw(hnp.arrays(float, (n, d), elements=_floats(-2.0, 2.0)))
+    X[np.linalg.norm(X, axis=1) < 0.1, 0] = 1.0
+    if draw(st.booleans()):
+        X[-1] = -X[0]  # opposite points: coupled slopes on faces holding both
+    gamma = draw(st.sampled_from([0.0, 0.1, 0.5]))
+    U = draw(hnp.arrays(np.int8, (draw(st.integers(1, 24)), n),
+                        elements=st.sampled_from([-1, 0, 1])))
+    cuts = sorted(draw(st.lists(st.integers(0, U.shape[0]), max_size=5)))
+    return X, gamma, U, cuts
+
+
+@given(registrations())
+def test_arrays_extended_batch_by_batch_equal_a_table_built_at_once(case):
+    """:meth:`PatternTable._refresh` appends the arrays of the faces registered since the
+    last refresh: after registering in batches (refreshing in between) every array is the
+    one a table that registered all the faces first and refreshed once has, bit for bit."""
+    X, gamma, U, cuts = case
+    grown, whole = PatternTable(X, gamma), PatternTable(X, gamma)
+    for lo, hi in zip([0, *cuts], [*cuts, U.shape[0]], strict=True):
+        for u in U[lo:hi]:  # one by one: the same order of registration in both tables
+            grown.index(u)
+        grown.arrays()
+    for u in U:
+        whole.index(u)
+    whole.arrays()
+    for name in ("U", "eta0", "dim", "ray", "nfree", "frozen", "coupled", "single",
+                 "single_k", "_single_x", "_single_xx", "multi"):
+        a, b = getattr(grown, name), getattr(whole, name)
+        assert a.shape == b.shape and a.dtype == b.dtype, name
+        assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), name
