@@ -34,7 +34,7 @@ from pwflow.rk import DOP853  # noqa: E402
 def _captured_field():
     """(fun, y0, t0, t_bound, kwargs) of a DOP853 and of a Radau start of the README run."""
     got: dict[str, tuple] = {}
-    ours = pwflow.stepper._solver_class
+    ours = pwflow.stepper.solver_class
 
     def spy(name):
         cls = ours(name)
@@ -45,12 +45,12 @@ def _captured_field():
             return cls(fun, t0, y0, t_bound, **kw)
         return make
 
-    pwflow.stepper._solver_class = spy
+    pwflow.stepper.solver_class = spy
     try:
         pwflow.simulate(pwflow.three_points(), pwflow.balanced(2000, 2, 1e-3, seed=0), 4000.0,
                         n_snapshots=8)
     finally:
-        pwflow.stepper._solver_class = ours
+        pwflow.stepper.solver_class = ours
     return got
 
 

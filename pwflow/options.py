@@ -95,7 +95,7 @@ class FlowOptions:
         DOP853, so every event is still located on DOP853's dense output; the implicit solver
         is also left when it costs more than 3 times the field evaluations per time unit that
         DOP853 did (see ``docs/integrator.md``). Not used while the occupied faces' unknowns
-        (faces × ``(d + 1)²``) exceed :data:`pwflow.stepper.STIFF_MAX_DIM` (1 024): its
+        (faces × ``(d + 1)²``) exceed :data:`pwflow.solvers.STIFF_MAX_DIM` (1 024): its
         Jacobian is dense. ``None``: DOP853 only (the reference path, with ``batch_tol=0``).
     stiff_after : int
         See ``stiff_solver``; doubled after each return to DOP853.

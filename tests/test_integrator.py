@@ -613,7 +613,7 @@ def test_dense_snapshots_agree_with_restarting_at_each_snapshot(rtol, tol):
 def test_number_of_snapshots_barely_changes_the_work():
     """Snapshots are read from the dense output between events: only the resume anchors
     (about 8, chosen from ``t_max``) restart the solver, and the snapshots the dense output
-    cannot give to the tolerance (:data:`pwflow.stepper.SNAPSHOT_DEFECT`: that step is redone
+    cannot give to the tolerance (:data:`pwflow.snapshots.SNAPSHOT_DEFECT`: that step is redone
     to end there, two restarts).  Measured on three points, m = 300: 2,388 field
     evaluations with 8 snapshots, 2,647 with 100 (12 steps redone), 4,097 with 400 (78);
     restarting at every snapshot, as before, cost 395 steps against 227 on the README run."""
@@ -717,9 +717,9 @@ def test_a_neuron_held_on_a_hyperplane_it_should_leave_is_reported(monkeypatch):
     message naming the neuron, the hyperplanes and the time, instead of status 0."""
     import dataclasses
 
-    import pwflow.stepper as stepper
+    import pwflow.classify as classify
 
-    real = stepper.select
+    real = classify.select
 
     def keep_on_exits(*args, **kwargs):
         sel = real(*args, **kwargs)
@@ -728,7 +728,7 @@ def test_a_neuron_held_on_a_hyperplane_it_should_leave_is_reported(monkeypatch):
         signs[np.isin(sel.K, list(exits))] = 0
         return dataclasses.replace(sel, signs=signs)
 
-    monkeypatch.setattr(stepper, "select", keep_on_exits)
+    monkeypatch.setattr(classify, "select", keep_on_exits)
     tr = simulate(Dataset(_X10, _y10), from_arrays(_W10, _a10), 60.0)
     assert tr.status == Status.INVARIANT
     import re
@@ -1003,7 +1003,7 @@ def test_a_neuron_within_rounding_of_a_hyperplane_starts_on_it(offset):
                                                 HealthCheck.filter_too_much])
 @given(data=st.data())
 def test_snapshots_agree_with_runs_ending_there(kind, data):
-    """A snapshot read inside a step (dense output, :data:`pwflow.stepper.SNAPSHOT_DEFECT`)
+    """A snapshot read inside a step (dense output, :data:`pwflow.snapshots.SNAPSHOT_DEFECT`)
     is the state a run ending at that time returns, to the integration tolerance: drawn
     problems in d = 2–5 (``multi_active``: several hyperplanes active at once, d = 3–5), three
     drawn times, compared up to the first branch point (after it the two runs may take
@@ -1032,7 +1032,7 @@ def test_snapshots_agree_with_runs_ending_there(kind, data):
 @pytest.mark.parametrize("d", [2, 4])
 def test_all_neurons_at_zero_stay_there_with_snapshots_inside_steps(d):
     """``W = 0, a = 0`` is a fixed point: no face holds a moving neuron (no occupied face),
-    which the snapshot check (:data:`pwflow.stepper.SNAPSHOT_DEFECT`) and the dense output's
+    which the snapshot check (:data:`pwflow.snapshots.SNAPSHOT_DEFECT`) and the dense output's
     helpers must take as it is (it raised on empty arrays when the check came in)."""
     X = np.random.default_rng(0).normal(size=(5, d))
     tr = simulate(Dataset(X, np.ones(5)), from_arrays(np.zeros((3, d)), np.zeros(3)), 5.0)

@@ -1186,7 +1186,7 @@ def test_snapshots_inside_a_long_step_agree_with_step_ends(monkeypatch):
     assert np.max(gaps(tr)) <= 1e-10, gaps(tr)
     assert tr.stats["n_snapshot_redos"] >= 1
     # the check is what does it: without it the snapshots are the dense output's
-    monkeypatch.setattr(pwflow.stepper, "SNAPSHOT_DEFECT", np.inf)
+    monkeypatch.setattr(pwflow.snapshots, "SNAPSHOT_DEFECT", np.inf)
     unchecked = run(10.0, times)
     assert unchecked.stats["n_snapshot_redos"] == 0 and np.max(gaps(unchecked)) > 1e-9
 
@@ -1528,7 +1528,7 @@ def test_a_start_a_projection_put_on_hyperplanes_is_on_them(monkeypatch, seed, n
     (184) estimates from gradient descent, which at every practical step sees those offsets as
     0 and their signs; read as on (:data:`pwflow.events.START_ULPS`, 512 ulps), within its
     estimate (measured 5e-5 and 0.45 of it)."""
-    import pwflow.stepper as stepper
+    import pwflow.start_faces as start_faces
     from pwflow import EventKind
 
     run = functools.partial(_gd_policy_run, seed)
@@ -1540,7 +1540,7 @@ def test_a_start_a_projection_put_on_hyperplanes_is_on_them(monkeypatch, seed, n
     kinds = ev["kind"][at_start]
     assert np.all(np.isin(kinds, [EventKind.INITIAL_FACE, EventKind.LEAVE_SLIDING,
                                   EventKind.BRANCH]))
-    monkeypatch.setattr(stepper, "START_ULPS", stepper.ROUNDING_ULPS)
+    monkeypatch.setattr(start_faces, "START_ULPS", start_faces.ROUNDING_ULPS)
     _, ratios = run()
     assert max(ratios) > 100, ratios
 

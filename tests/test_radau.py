@@ -195,8 +195,8 @@ def test_run_with_pwflow_solvers_matches_scipy_solvers(monkeypatch):
     as a dense matrix, LU-factorised), the same events (times to 1e-9) and end state
     (1e-10)."""
     data, init = pwflow.three_points(), pwflow.balanced(200, 2, 1e-3, seed=0)
-    names, ours_class = [], pwflow.stepper._solver_class
-    monkeypatch.setattr(pwflow.stepper, "_solver_class",
+    names, ours_class = [], pwflow.stepper.solver_class
+    monkeypatch.setattr(pwflow.stepper, "solver_class",
                         lambda name: names.append(name) or ours_class(name))
     ours = pwflow.simulate(data, init, 400.0, n_snapshots=4)
     assert ours_class("Radau") is Radau and "Radau" in names
@@ -205,7 +205,7 @@ def test_run_with_pwflow_solvers_matches_scipy_solvers(monkeypatch):
                                      **kw)
 
     scipy_classes = {"DOP853": scipy.integrate.DOP853, "Radau": scipy_radau}
-    monkeypatch.setattr(pwflow.stepper, "_solver_class", scipy_classes.__getitem__)
+    monkeypatch.setattr(pwflow.stepper, "solver_class", scipy_classes.__getitem__)
     ref = pwflow.simulate(data, init, 400.0, n_snapshots=4)
     assert ours.status == ref.status == 0
     assert ours.n_events == ref.n_events > 0

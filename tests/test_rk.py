@@ -81,7 +81,7 @@ def test_bit_identical_on_the_propagator_field(monkeypatch):
     """A real run (Stewart's data, unbalanced, events, restarts with a given first step): every
     DOP853 step equals scipy's bitwise."""
     _Twin.mismatches, _Twin.steps = [], []
-    monkeypatch.setattr(pwflow.stepper, "_solver_class", lambda name: _Twin)
+    monkeypatch.setattr(pwflow.stepper, "solver_class", lambda name: _Twin)
     tr = pwflow.simulate(pwflow.stewart(seed=0, n=40), pwflow.unbalanced(30, 2, 1e-3, seed=0),
                          20.0, options=pwflow.FlowOptions(stiff_solver=None))
     assert tr.status == 0 and tr.n_events > 10

@@ -1,0 +1,302 @@
+"""The regime of the sliding faces: which free slopes are inside ``[γ, 1]``, read to the
+resolution of the residuals, and the first time in a step at which it changes.
+
+Part of :class:`pwflow.stepper.HybridFlow` (:class:`RegimeMixin`).  For every occupied face
+with free slopes the regime code of each hyperplane says whether the neuron stays (the
+minimal-norm slope inside its box) or leaves at the upper or lower bound; a change of a
+code, or of the sign of a watched ``r_k`` (a possible branch point), is a *face event*,
+located by bisection on the step's dense output (:meth:`RegimeMixin._face_events`).  The
+residuals are resolved to 0 below what the integration knows them to
+(:meth:`RegimeMixin._resolved_residuals`, with a hysteresis), and the normal velocities to
+their rounding (:meth:`RegimeMixin._velocity_resolution`):
+``docs/integrator.md``, "A slope at its bound to resolution".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .bisection import bisect_batched
+from .dense import propagators_at, quadratic_form_at
+from .filippov import VELOCITY_RTOL, slope_codes
+from .vector_field import CollectiveField
+
+Array = NDArray[np.float64]
+
+
+#: rounding of the outputs relative to the size of their terms (``Σ_j |a_j| ‖w_j‖ ‖x_k‖``):
+#: ~20 ulp measured on an output exactly 0 (degenerate campaign camp9), with a margin of 20;
+#: far below ``rtol`` so that it decides only where ``h_k`` and ``y_k`` are both ~0
+OUTPUT_ROUNDING = 1e-13
+
+
+#: hysteresis of the resolution of ``r_k`` (:meth:`HybridFlow._resolved_residuals`): an
+#: ``r_k`` resolved to 0 at the step start stays 0 until ``|r_k|`` exceeds this many times its
+#: resolution.  Without it an ``r_k`` decaying through its resolution (a point being fitted,
+#: square loss) was put back above it at every restart by the recomputed moments' rounding
+#: (1e-16 on 7e-11), and each step found the same change again 1e-7 later: 3e7 steps to
+#: ``t = 5`` (collinear data, d = 4, hypothesis 6.170)
+RESOLUTION_HYSTERESIS = 2.0
+
+
+class RegimeMixin:
+    """The sliding faces' regime for :class:`pwflow.stepper.HybridFlow` (reads the faces
+    watched since the solver start, ``_regime_faces``; writes ``_regime``, ``_held_zero``,
+    ``_held_live``, ``_resolved_last``, ``_rsign_at``)."""
+
+    def _held_sliding(self, codes: NDArray[np.int8]) -> NDArray[np.intp]:
+        """Occupied faces whose neurons stay on their hyperplanes where the solver starts
+        (``codes``: :meth:`_face_regime_at` there: every free slope inside ``[γ, 1]``, with
+        each free ``r_k`` resolved non-zero, so decided).  The solver's field holds their
+        sliding mode (:meth:`CollectiveField.hold`): it is smooth where a slope nears a bound.
+        A bound reached within a step is a regime change, located on DOP853's dense output as
+        a face event (the step is cut there, and only the part before, where the held and the
+        boxed fields agree, is kept), or, in an implicit step, seen at its end (the step is
+        then redone by DOP853).  ``docs/integrator.md``, "Sliding modes are held"."""
+        tab = self.table
+        faces = self._regime_faces
+        r = self._resolved_last
+        if faces.size == 0 or r is None:
+            return np.zeros(0, np.intp)
+        decided = ~np.any(self._regime_free & (r == 0), axis=1)
+        inside = ~np.any(codes[faces] != 0, axis=1)
+        return faces[decided & inside & ~tab.frozen[faces]]
+
+    def _set_regime(self, regime: tuple[NDArray[np.int8], NDArray[np.int8]]) -> None:
+        """The regime the face events compare with, and the ``r_k`` it has resolved to 0 or
+        not (each held so within a factor :data:`RESOLUTION_HYSTERESIS` of its resolution,
+        both ways: a Schmitt trigger).  A residual at its resolution changes the fixed part
+        of every sliding face's field, and with it the free slopes; without the hysteresis
+        on every ``r_k`` (not only the watched ones) it flickered across the threshold
+        between a step's start and its dense output, and each flicker was a face event:
+        5 360 enter/leave pairs in ``t ∈ [98.2, 98.6]``, d = 4, n = 4, near a global
+        minimum (``docs/integrator.md``)."""
+        self._regime = regime
+        rs = regime[1]
+        self._held_zero = (self._regime_watched & (rs == 0) if rs.shape == (self.n,)
+                           else np.zeros(self.n, dtype=bool))  # (0,): nothing watched
+        r = self._resolved_last
+        self._held_live = None
+        if r is not None and r.shape == (self.n,):
+            self._held_zero = self._held_zero | (r == 0)
+            self._held_live = r != 0
+
+    def _resolved_residuals(self, Phi: Array, raw: bool = False) -> tuple[Array, Array]:
+        """``r_k`` with those below the integration's resolution set to 0.
+
+        The outputs are known to ``rtol`` relative (the propagators' tolerance, and the
+        Lorentz projection moves them by as much at every step), so ``r_k`` is uncertain by
+        ``curvature_bound · rtol · max(|h_k|, |y_k|)``, and at least by the rounding of the
+        outputs' terms (:meth:`_output_terms`); below that its sign is noise.  Near a
+        global minimum (zero loss) every ``r_k`` gets there, and reading the regime of the
+        sliding faces from noise made a face event of nearly every step (measured: 20 773
+        BRANCH events between t = 300 and 1000 on three points, m = 200, λ = 0.1, at losses
+        of 1e-23).  A resolved-to-zero ``r_k`` has no sign (no branch point is read from it)
+        and gives its face no free-slope direction.  A watched ``r_k`` the current regime has
+        resolved to 0 stays 0 up to :data:`RESOLUTION_HYSTERESIS` times the resolution.
+        ``Phi`` may be a stack ``(T, P, q, q)`` (then the result is ``(T, n)``).  Returns
+        the residuals and their resolution (zero with a frozen output: exact there);
+        ``raw``: the residuals themselves, none set to 0.
+        """
+        if self.opt.frozen_output:
+            r = self._field.residuals(Phi)
+            r = np.broadcast_to(r, Phi.shape[:-3] + r.shape)
+            return r, np.zeros_like(r)
+        h = self._field.outputs(Phi)
+        r = self.loss.derivative(h, self.y)
+        tol = self._resolution(h)
+        return (r if raw else np.where(np.abs(r) <= tol, 0.0, r)), tol
+
+    def _resolution(self, h: Array) -> Array:
+        """What the residuals at the outputs ``h`` (``(..., n)``) are known to
+        (:meth:`_resolved_residuals`), with the hysteresis of the current regime."""
+        c = self._curvature
+        tol = c * self.opt.rtol * np.maximum(np.abs(h), np.abs(self.y))
+        # and never below the rounding of the outputs' terms (an output exactly 0 in exact
+        # arithmetic, every neuron inactive or on the hyperplane, with y_k = 0: its noise,
+        # ~20 ulp of the terms, read as signs of r_k made a branch point of every step, Zeno
+        # at t ~ 1e-12)
+        tol = np.maximum(tol, c * OUTPUT_ROUNDING * self._output_terms())
+        if self._held_zero is not None and self._held_zero.shape == tol.shape[-1:]:
+            tol = np.where(self._held_zero, RESOLUTION_HYSTERESIS * tol, tol)
+        if self._held_live is not None and self._held_live.shape == tol.shape[-1:]:
+            tol = np.where(self._held_live, tol / RESOLUTION_HYSTERESIS, tol)
+        return tol
+
+    def _velocity_resolution(self, r: Array, r_tol: Array) -> Array:
+        """What the normal velocities ``<D, x_k>`` of every face are known to, ``(..., n)``:
+        the rounding of their terms, :data:`~pwflow.filippov.VELOCITY_RTOL` ``Σ_l |r_l| ‖x_l‖
+        ‖x_k‖ / n``, and what the residuals' resolution ``r_tol`` leaves of them, ``Σ_l
+        r_tol_l |<x_l, x_k>| / n`` (every slope is at most 1).
+        :func:`~pwflow.filippov.slope_codes` reads a slope as beyond its bound only past it
+        (``docs/integrator.md``, "A slope at its bound to resolution")."""
+        mag = np.sum(np.abs(r) * self.xnorm, axis=-1) / self.n  # bounds every term of D
+        rounding = VELOCITY_RTOL * mag[..., None] * self.xnorm
+        return np.maximum(rounding, (r_tol @ self._abs_gram()) / self.n)
+
+    def _abs_gram(self) -> Array:
+        """``|<x_i, x_k>|``, ``(n, n)``, computed once."""
+        gram = self.__dict__.get("_gram_abs")
+        if gram is None:
+            gram = self._gram_abs = np.abs(self.X @ self.X.T)
+        return gram
+
+    def _output_terms(self) -> Array:
+        """Per data point, ``½ Σ_j ‖z_j‖² ‖x_k‖ ≥ Σ_j |a_j| ‖w_j‖ ‖x_k‖`` at the solver start:
+        the size of the terms the outputs are sums of, which their rounding scales with (an
+        output exactly 0 carries that rounding, not one relative to itself)."""
+        cached = self.__dict__.get("_terms_for")
+        if cached is None or cached[0] is not self._Zs:
+            size = 0.5 * float(np.sum(self._znorm ** 2)) * self.xnorm
+            cached = self._terms_for = (self._Zs, size)
+        return cached[1]
+
+    def _face_regime_at(self, Phi: Array, raw: bool = False
+                        ) -> tuple[NDArray[np.int8], NDArray[np.int8]]:
+        """Regime of every sliding slope: ``(P, n)`` codes, 0 where the neuron stays on the
+        hyperplane ``k`` (or ``k`` is not free), +1 / −1 where the slope is at (beyond) its upper
+        / lower bound; and the signs of the ``r_k`` on the watched hyperplanes.
+
+        One free slope: the side of ``[γ, 1]`` where the unclipped ``η*`` lies (exact).
+        Several: from the unique minimal-norm ``D`` (:meth:`_several_slopes_regime`).  Only
+        occupied faces with free slopes count.  A change of either between two times is a
+        face event (:meth:`_face_events`).
+
+        ``Phi`` may be a stack ``(T, P, q, q)`` of propagators at ``T`` times: the codes are
+        then ``(T, P, n)`` and the signs ``(T, n)``, each row the same numbers as a call with
+        that row alone (the one-slope case in one vectorised pass, the general one row by row).
+        ``raw``: read from the residuals themselves, not resolved (:meth:`_start_solver`).
+        """
+        tab = self.table
+        faces = self._regime_faces
+        if raw:
+            r, r_tol = self._resolved_residuals(Phi, raw=True)
+        else:
+            r, r_tol = self._resolved_residuals(Phi)
+            self._resolved_last = r if r.ndim == 1 else None
+        lead = r.shape[:-1]
+        codes = np.zeros(lead + (self._P, self.n), dtype=np.int8)
+        if faces.size == 0:
+            return codes, np.zeros(lead + (0,), np.int8)
+        free, watched = self._regime_free, self._regime_watched
+        general = np.ones(lead, dtype=bool)
+        if self._regime_plan is not None:  # one free slope each: the side of η* (fast path)
+            G, est = tab.single_fields(self._regime_plan, r)
+            undecided = np.isnan(est)  # r_k = 0 (resolved): no η*, read from D
+            plan = self._regime_plan
+            v = np.einsum("...ij,ij->...i", G[..., plan.one, :], plan.xk)  # <D, x_k>, clipped η
+            vres = self._velocity_resolution(r, r_tol)
+            code1 = slope_codes(est, v, vres[..., plan.k], self.gamma)
+            if np.any(undecided):
+                code1 = np.where(undecided, self._departures(G, vres), code1)
+            codes[..., faces, :] = np.where(free, code1[..., :, None], 0)
+            general[...] = False
+        for i in (np.ndindex(*lead) if np.any(general) else ()):
+            if not general[i]:
+                continue
+            codes[i + (faces,)] = np.where(
+                free, self._several_slopes_regime(r[i], self._velocity_resolution(r[i], r_tol[i])),
+                0)
+        return codes, np.where(watched, np.sign(r), 0).astype(np.int8)
+
+    def _several_slopes_regime(self, r: Array, vres: Array) -> NDArray[np.int8]:
+        """Regime codes ``(len(faces), n)`` of the watched faces for one ``r``, in general:
+        one free slope by ``η*``; several from the unique minimal-norm ``D`` — a hyperplane
+        with ``<D, x_k> ≠ 0`` beyond its resolution ``vres`` (:meth:`_velocity_resolution`,
+        shape ``(n,)``) has its slope at a bound (KKT), the one its slope is nearer to;
+        reading the departure from ``D`` also holds where parallel data points make the
+        slopes non-unique."""
+        G, eta, eta_star = self.table.minimal_norm(self._regime_faces, r)
+        one = ~np.isnan(eta_star)
+        v = G @ self.X.T  # <D, x_k>
+        # one free slope: the side of η*, where the clipped slope's velocity is resolved
+        # (the caller keeps the free hyperplane's column)
+        code1 = slope_codes(eta_star[:, None], v, vres, self.gamma)
+        upper = np.abs(eta - 1.0) <= np.abs(eta - self.gamma)  # which bound (not sign(v): noise)
+        codem = np.where(np.abs(v) > vres, np.where(upper, 1, -1), 0)
+        return np.where(one[:, None], code1, codem).astype(np.int8)
+
+    def _departures(self, G: Array, vres: Array) -> NDArray[np.int8]:
+        """:meth:`_several_slopes_regime`'s code of the free slope of each one-slope face
+        whose ``r_k`` is 0 (no ``η*``), for the fields ``G`` (``(..., F, d)``, from
+        :meth:`PatternTable.single_fields`) and the velocities' resolution ``vres``
+        (``(..., n)``, :meth:`_velocity_resolution`), every time at once: ``z = 0`` there, so
+        ``η`` is the middle of ``[γ, 1]`` and the code is whether ``<D, x_k>`` is beyond its
+        resolution (the same operations, row by row, as that method)."""
+        plan = self._regime_plan
+        k = plan.k
+        v = (G @ self.X.T)[..., np.arange(k.size), k]  # <D, x_k> on each face's free k
+        tol = vres[..., k]
+        mid = 0.5 * (self.gamma + 1.0)  # single_slope's η where z = 0
+        upper = abs(mid - 1.0) <= abs(mid - self.gamma)
+        return np.where(np.abs(v) > tol, 1 if upper else -1, 0)
+
+    @staticmethod
+    def _regime_changed(a, b) -> bool:
+        return bool(np.any(a[0] != b[0]) or np.any(a[1] != b[1]))
+
+    #: levels of the bisection evaluated at once by :meth:`_face_events` (2⁴ − 1 times; on
+    #: three points, m = 2·10⁵, 3, 4, 5, 6 and 7 took 3.9, 3.3, 3.6, 4.1 and 5.2 s for its 645
+    #: searches, one level at a time 8.2 s)
+    FACE_SEARCH_LEVELS = 4
+
+    def _face_events(self, F: Array, t0: float, t1: float) -> tuple[float, dict]:
+        """Earliest time in ``(t0, t1]`` where an occupied sliding face changes regime
+        (bisection on the dense output, to 4 ulp), and what changed: ``{face: {k: upper}}``
+        for slopes reaching a bound (``upper``: the bound 1), ``{face: {}}`` for a face where
+        only a sign of ``r_k`` changed (a possible branch point).
+
+        The bisection is the sequential one (:func:`bisect`); its midpoints are evaluated
+        :attr:`FACE_SEARCH_LEVELS` levels at a time, every midpoint it may visit in those
+        levels in one vectorised call of :meth:`_face_regime_at` (about 11 calls instead of
+        42), so the time found is the sequential bisection's, bit for bit.
+        """
+        h = t1 - t0
+        r0 = self._regime
+
+        def regime(ts: list[float]):
+            return self._face_regime_at(propagators_at(F, (np.array(ts) - t0) / h, rowwise=True))
+
+        def changed_at(ts: list[float]) -> NDArray[np.bool_]:
+            codes, rsign = regime(ts)
+            new = np.any(codes != r0[0], axis=(1, 2))
+            if rsign.shape[1:] == r0[1].shape:
+                new |= np.any(rsign != r0[1], axis=1)
+            return new
+
+        # several free slopes are solved one time at a time: evaluating ahead would only add work
+        levels = self.FACE_SEARCH_LEVELS if self._regime_plan is not None else 1
+        hi = bisect_batched(t0, t1, changed_at, levels)
+        codes, rsign = (v[0] for v in regime([hi]))
+        self._rsign_at = (hi, rsign, self._field.residuals(propagators_at(F, (hi - t0) / h)),
+                          self._regime_watched.copy())
+        exits: dict = {}
+        for p, k in zip(*np.nonzero((codes != r0[0]) & (codes != 0))):
+            exits.setdefault(int(p), {})[int(k)] = bool(codes[p, k] > 0)
+        if rsign.shape == r0[1].shape and np.any(rsign != r0[1]):
+            ks = np.flatnonzero(rsign != r0[1])
+            for p in np.flatnonzero(np.any(self.table.U[: self._P][:, ks] == 0, axis=1)):
+                if np.any(self.pat == p):
+                    exits.setdefault(int(p), {})
+        return hi, exits
+
+    def _residuals_at(self, F: Array, field_: CollectiveField,
+                      xs: Array) -> tuple[Array, Array]:
+        """``r_k`` at the step fractions ``xs``, ``(E, n)``, from the outputs' quadratic form
+        on the step (:meth:`CollectiveField.output_polynomial`, computed once per step and
+        field: products of ``q × q`` blocks, 64 per occupied face, then O(64 n) per event time),
+        and what they are known to (:meth:`_resolution`; zero with a frozen output).
+
+        The propagators are not Lorentz-projected there: on the dense output the projection
+        moves the outputs by rounding only (2.5e-15 relative at most on random d = 5 data),
+        and the residuals only decide sides (:mod:`pwflow.filippov`), never a state.
+        """
+        if field_.frozen_output:
+            r = np.broadcast_to(field_.residuals(None), (xs.size, self.n))
+            return r, np.zeros_like(r)
+        cached = self.__dict__.get("_h_poly")
+        if cached is None or cached[0] is not F or cached[1] is not field_:
+            cached = self._h_poly = (F, field_, field_.output_polynomial(F))
+        h = quadratic_form_at(cached[2], xs)
+        return self.loss.derivative(h, self.y), self._resolution(h)

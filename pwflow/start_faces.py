@@ -1,0 +1,180 @@
+"""The faces of the initial neurons, and where a neuron at ``w = 0`` goes.
+
+Part of :class:`pwflow.stepper.HybridFlow` (:class:`StartFacesMixin`).  A neuron that starts
+on hyperplanes (within the rounding of a projection, :data:`pwflow.events.START_ULPS`) is
+decided by :func:`pwflow.filippov.select` (logged as ``INITIAL_FACE`` where it stays); a
+neuron at ``w = 0`` stays there or departs at once (:meth:`StartFacesMixin._from_origin`),
+also when it arrives there by an event.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .events import ROUNDING_ULPS, START_ULPS, EventKind, within_rounding
+from .filippov import BranchPolicy, Selection, implied_hyperplanes, select, through_origin
+from .model import network_output, output_rate, slopes
+
+Array = NDArray[np.float64]
+
+
+class StartFacesMixin:
+    """Initial faces and the origin for :class:`pwflow.stepper.HybridFlow` (sets ``pat`` at
+    construction; writes ``_at_rest`` and ``_parallel``)."""
+
+    def _residuals_direct(self) -> Array:
+        if self.opt.frozen_output:
+            return self.loss.derivative(np.zeros_like(self.y), self.y)
+        W, a = self.Z[:, : self.d], self.Z[:, self.d]
+        S = W @ self.X.T
+        h = np.where(S > 0, S, self.gamma * S).T @ a
+        return self.loss.derivative(h, self.y)
+
+    def _initial_patterns(self) -> NDArray[np.intp]:
+        """Faces of the initial neurons; a neuron starting on hyperplanes is decided by
+        :func:`pwflow.filippov.select` (logged as ``INITIAL_FACE`` where it stays)."""
+        W = self.Z[:, : self.d]
+        S = W @ self.X.T
+        # a value within the rounding of a projection onto the hyperplanes is zero: its sign
+        # says nothing of the side (a neuron placed on hyperplanes by a floating-point
+        # projection lands 1e-16 to 1e-13 off them, on sides that the rounding picked;
+        # START_ULPS)
+        U = np.where(within_rounding(S, W, self.X, START_ULPS), 0, np.sign(S)).astype(np.int8)
+        # the offsets gradient descent's first step reads: on the data as given (a point
+        # snapped onto the neuron's hyperplanes was 1e-11 off them, on a side it reads)
+        given = S if self._X_given is self.X else W @ self._X_given.T
+        on_face = np.flatnonzero(np.any(U == 0, axis=1))
+        rows = []
+        if on_face.size:
+            r = self._residuals_direct()
+            # with a_j ≠ 0 the rule depends on the neuron only through its face and sign(a_j)
+            # (w orients the motion only where a_j = 0): one solve per distinct pair
+            decided: dict[tuple[bytes, float], Selection] = {}
+            chosen: dict[int, Selection] = {}
+            for j in on_face:
+                if np.all(W[j] == 0):
+                    continue
+                # the signs of the offsets within rounding: gradient descent's first step
+                # reads them (filippov._gd_at_rest)
+                sides = np.sign(given[j]).astype(np.int8)
+                key = (U[j].tobytes(), float(np.sign(self.Z[j, self.d])), sides.tobytes())
+                sel = decided.get(key) if key[1] != 0.0 else None
+                if sel is None:
+                    sel = select(self.Z[j, self.d], U[j], self.X, r, self.gamma,
+                                 policy=self.policy, w=W[j], at_rest=True, sides=sides)
+                    decided[key] = sel
+                chosen[int(j)] = sel
+            zero_a = [j for j in chosen if self.Z[j, self.d] == 0.0]
+            if zero_a and not self.opt.frozen_output:
+                # where da_j/dt = <w_j, D_j> vanishes too, the sign a_j takes next is that of
+                # d²a_j/dt², which the other neurons' motion sets through dr/dt
+                r_rate = self._initial_residual_rates(U, r, chosen)
+                for j in zero_a:
+                    chosen[j] = select(0.0, U[j], self.X, r, self.gamma, policy=self.policy,
+                                       w=W[j], at_rest=True,
+                                       sides=np.sign(given[j]).astype(np.int8),
+                                       r_rate=r_rate)
+            for j in on_face:
+                if np.all(W[j] == 0):
+                    U[j] = 0
+                    rows.append((int(j), -1, EventKind.REACH_ZERO))
+                    sel = self._from_origin(self.Z[j, self.d], r, at_rest=True)
+                    if sel is not None:  # it departs from w = 0 at once
+                        U[j, sel.K] = sel.signs
+                        rows.extend((int(j), int(k), EventKind.BRANCH)
+                                    for k in sel.K[sel.branch])
+                    continue
+                sel = chosen[int(j)]
+                U[j, sel.K] = sel.signs
+                self._at_rest[j] = bool(np.any(sel.signs == 0))
+                if np.any(sel.signs == 0):
+                    self.Z[j, : self.d] = self._project_face(W[j], sel.K[sel.signs == 0])
+                for k, s, br in zip(sel.K, sel.signs, sel.branch):
+                    rows.append((int(j), int(k), EventKind.BRANCH if br
+                                 else EventKind.INITIAL_FACE if s == 0 else EventKind.LEAVE_SLIDING))
+        pat = self.table.index_many(U)
+        for j, k, kind in rows:
+            self._log(self.t, j, k, kind, 0.0, -1, int(pat[j]))
+        return pat
+
+    def _initial_residual_rates(self, U: NDArray[np.int8], r: Array,
+                                chosen: dict[int, Selection]) -> Array:
+        """``dr/dt`` at the start, every neuron moving with its field: off its hyperplanes
+        the slopes of its sides, on them the selected ``D`` (:func:`pwflow.model.output_rate`).
+        """
+        W, a = self.Z[:, : self.d], self.Z[:, self.d]
+        U = U.copy()
+        for j, sel in chosen.items():
+            U[j, sel.K] = sel.signs
+        D = -((slopes(U, self.gamma) * r) @ self.X) / self.n
+        for j, sel in chosen.items():
+            D[j] = sel.D
+        h = network_output(W, a, self.X, self.gamma)
+        return self.loss.derivative_rate(h, self.y, output_rate(W, a, self.X, D, U, self.gamma))
+
+    def _has_parallel(self, k: NDArray[np.intp]) -> NDArray[np.bool_]:
+        """Whether another data point is parallel to each ``x_k`` to
+        :data:`pwflow.cones.SPAN_RTOL` (:func:`pwflow.filippov.implied_hyperplanes` of the face
+        ``{x_k}``; computed once per point, on its first one-hyperplane event).
+
+        A neuron reaching ``x_k``'s hyperplane from an open cell then lies on that point's too,
+        as the selection rule has it: the event goes to :func:`pwflow.filippov.select`, not to
+        the one-hyperplane rule, which held the partner at its side's slope (d = 3, two points
+        antiparallel to 1.7e-11: the neuron slid on one hyperplane 1e-12 from the other's and
+        ended 0.31 from extrapolated gradient descent, now 6e-10;
+        ``test_a_neuron_reaching_one_of_two_antiparallel_points_crosses_both``).
+        """
+        k = np.asarray(k, dtype=np.intp)
+        for kk in np.unique(k[self._parallel[k] < 0]):
+            u = np.ones(self.n, dtype=np.int8)
+            u[kk] = 0
+            self._parallel[kk] = implied_hyperplanes(self.X, u).size > 0
+        return self._parallel[k] == 1
+
+    def _from_origin(self, a: float, r: Array, at_rest: bool = False,
+                     arrived_on: NDArray[np.int8] | None = None) -> Selection | None:
+        """Where a neuron at ``w = 0`` goes, with full-rank data (``{0}`` a face of its own).
+
+        Staying at 0 solves Eq. (2) only where ``0 ∈ 𝔇(0)`` (e.g. ReLU with no two opposite
+        points: every slope 0 gives ``D = 0``), and that is where the minimal-norm rule holds
+        every hyperplane; elsewhere (``γ > 0``, opposite points) ``dw/dt ∈ a 𝔇(0)`` cannot be
+        0 and the neuron departs from 0 at once on the face :func:`pwflow.filippov.select`
+        gives.  ``None``: it stays (Condition 1, point 2, holds for it).  Where ``rank X < d``
+        the face ``u = 0`` is the null space of ``X`` and moves by its own field: ``None``.
+
+        Where it stays but arrived (on the face ``arrived_on``) at a velocity that passing
+        through 0 continues consistently (:func:`pwflow.filippov.through_origin`), the flow
+        is not unique there: a branch point, and the ``'gd'`` policy passes through, as
+        gradient descent does (ReLU, session 13's exploration, seed 1651).
+        """
+        if not self._origin_is_face:
+            return None
+        sel = select(a, np.zeros(self.n, np.int8), self.X, r, self.gamma, policy=self.policy,
+                     w=np.zeros(self.d), at_rest=at_rest)
+        if np.any(sel.signs != 0):
+            return sel
+        through = None if arrived_on is None else through_origin(
+            a, arrived_on, self.X, r, self.gamma, self.policy)
+        if through is None:
+            return None
+        if self.policy is BranchPolicy.GRADIENT_DESCENT:
+            return through
+        return Selection(through.K, np.zeros(self.n, np.int8), sel.eta, sel.D, through.branch)
+
+    def _at_origin(self, z: Array, u: NDArray[np.int8]) -> bool:
+        """Whether a neuron ``z = (w, a)`` that arrives on the face ``u`` by a hyperplane event
+        is at ``w = 0``.
+
+        Only the face ``u = 0`` contains the origin; where ``rank X < d`` it is the null space
+        of ``X``, not ``{0}``.  No field moves a neuron along that space (``D ∈ span X``), so a
+        neuron arrives there at its own null-space component: at ``w = 0`` where that is zero
+        to rounding of ``z`` (d = 3, rank 2: a neuron with ``w ∈ span X`` shrinking onto the
+        face was logged as sliding there at ``w ~ 1e-65``, its direction noise), elsewhere on
+        the face with ``w ≠ 0``.
+        """
+        if np.any(u != 0):
+            return False
+        w = self._project_face(z[: self.d], np.arange(self.n))
+        tiny = ROUNDING_ULPS * np.finfo(float).eps * float(np.linalg.norm(z))
+        return bool(np.linalg.norm(w) <= tiny)
