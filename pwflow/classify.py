@@ -257,8 +257,7 @@ class ClassifyMixin:
                      resid=resid, log=log)
 
     def _advance(self, t_cut: float, t1: float, Phi1: Array, Z1: Array | None, F: Array,
-                 field_: CollectiveField, pending: Pending | None, exits: dict,
-                 P: int) -> float:
+                 field_: CollectiveField, pending: Pending | None, exits: dict) -> float:
         """Apply the step's events up to the cut and move every neuron there; returns the cut.
 
         The events up to ``t_cut`` are classified (chained, :meth:`_chained_batch`); the cut
@@ -269,7 +268,8 @@ class ClassifyMixin:
         residuals checked), the neurons of faces with exits at the cut are decided
         (:meth:`_leave_faces`), and the sliding neurons are projected onto their hyperplanes.
         ``Phi1``, ``Z1``: the propagators (and neurons, if known) at the step end ``t1``;
-        ``F``: the step's dense output; ``P``: the number of faces at the solver start.
+        ``F``: the step's dense output (both with rows for the faces registered in the step,
+        :meth:`HybridFlow._event_dense_output`).
         """
         tab = self.table
         h = t1 - self.t
@@ -291,8 +291,8 @@ class ClassifyMixin:
         while True:
             xc = (t_cut - self.t) / h if h > 0 else 1.0
             # projected: the occupied faces (Phi1: already) and those the events enter
-            rows = self._occupied if B is None else np.union1d(self._occupied,
-                                                                B.p_new[B.p_new < P])
+            rows = self._occupied if B is None else np.union1d(
+                self._occupied, B.p_new[B.p_new < Phi1.shape[0]])
             Phic = project_rows(Phi1 if t_cut == t1 else propagators_at(F, xc), rows,
                                  done=self._occupied if t_cut == t1 else None)
             if B is None:

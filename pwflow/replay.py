@@ -79,9 +79,10 @@ class PassiveFaces:
         self._F = self._Phi1 = None
 
     def bind(self, F: Array, Phi1: Array, extra: list[Array]) -> None:
-        """This step's dense coefficients ``(8, P, q, q)`` and end propagators ``(P, q, q)``,
+        """This step's dense coefficients ``(8, P', q, q)`` and end propagators ``(P', q, q)``,
         where :meth:`fill` writes the replayed faces, and the residuals of the dense output's
-        3 stages."""
+        3 stages.  Rows past the ``P`` faces of the solver start are for faces registered
+        within the step (:meth:`fill` takes them as passive faces)."""
         self._F, self._Phi1 = F, Phi1
         self._extra = np.stack(extra[-3:])
 
@@ -89,14 +90,16 @@ class PassiveFaces:
         """Replay the passive faces among ``faces`` up to the current step and write their
         dense coefficients and end propagators into the bound arrays; returns the faces whose
         replay failed (error estimate or growth), which were not written."""
+        if self._F is None:
+            raise RuntimeError("PassiveFaces.fill before bind: no dense output of the step")
         faces = np.unique(np.asarray(faces, dtype=np.intp))
-        faces = faces[faces < self.P]
+        faces = faces[faces < self._F.shape[1]]
+        if faces.size and faces[-1] >= self.passive.size:
+            self._grow(self._F.shape[1])
         faces = faces[self.passive[faces] & ~self.failed[faces]]
         faces = np.setdiff1d(faces, self._filled, assume_unique=True)
         if faces.size == 0:
             return faces
-        if self._F is None:
-            raise RuntimeError("PassiveFaces.fill before bind: no dense output of the step")
         self.n_replayed += faces.size
         bad = []
         for start in np.unique(self._done[faces]):
@@ -106,6 +109,14 @@ class PassiveFaces:
         self.failed[bad] = True
         self._filled = np.union1d(self._filled, faces)
         return bad
+
+    def _grow(self, size: int) -> None:
+        """Faces ``P … size − 1``, registered after the solver start (by an event of the
+        current step), as passive faces: empty since the start, replayed from it."""
+        extra = size - self.passive.size
+        self.passive = np.r_[self.passive, np.ones(extra, dtype=bool)]
+        self.failed = np.r_[self.failed, np.zeros(extra, dtype=bool)]
+        self._done = np.r_[self._done, np.zeros(extra, dtype=np.intp)]
 
     def _replay(self, group: NDArray[np.intp], start: int) -> NDArray[np.intp]:
         """Steps ``start …`` (the last with its dense output) of the faces ``group``, from

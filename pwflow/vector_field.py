@@ -120,7 +120,6 @@ class CollectiveField:
         # the fast path: the faces' cases (one, two, more free slopes) sorted once
         self._plan = table.face_plan(self.P, active)
         self.held = np.zeros(0, np.intp)  # faces whose sliding mode is held (:meth:`hold`)
-        self._all_occ = self._occ.size == self.P
         #: every integrated face's field is a closed form (no warm-started solve): the same
         #: propagators always give the same fields, bit for bit
         self.closed_form = frozen_output or self._plan.many.size == 0
@@ -130,11 +129,12 @@ class CollectiveField:
 
     def outputs(self, Phi: Array) -> Array:
         """``h_θ(x_k)`` for propagators ``Phi`` (shape ``(P, q, q)`` or ``(T, P, q, q)``, or
-        the :attr:`occupied` faces' only)."""
+        the :attr:`occupied` faces' only; rows past ``P``, faces registered later, are not
+        read)."""
         d = self.d
         # faces without neurons have C_p = 0 and add nothing; a stack of the occupied faces'
         # propagators only (:attr:`occupied`) is used as it is
-        if Phi.shape[-3] == self.P and not self._all_occ:
+        if Phi.shape[-3] != self._occ.size:  # every face (and maybe rows past P)
             Phi = Phi[..., self._occ, :, :]
         # S_p = Φ_w C Φ_aᵀ  (row block of w, row of a)
         T = self._C_occ @ Phi[..., d, :, None]
@@ -159,7 +159,7 @@ class CollectiveField:
         d, q, nc = self.d, self.q, F.shape[0]
         # one gather into the layout (face, row i, coefficient c, column): every product
         # below is then a plain (batched) matrix product on contiguous blocks
-        if F.shape[1] == self.P and not self._all_occ:
+        if F.shape[1] != self._occ.size:
             F = F[:, self._occ]
         Ft = np.ascontiguousarray(F.transpose(1, 2, 0, 3))
         n_occ = Ft.shape[0]

@@ -46,9 +46,9 @@ def _problem(seed: int, d: int = 4, n: int = 8, m: int = 12, empty: int = 30):
 
 
 @st.composite
-def _problems(draw, d: int = 4, n: int = 8, m: int = 12, empty: int = 30):
+def _raw_problems(draw, d: int = 4, n: int = 8, m: int = 12, empty: int = 30):
     """As :func:`_problem`, every entry drawn (data, neurons, the empty faces' directions and
-    which of their hyperplanes they lie on)."""
+    which of their hyperplanes they lie on): ``(X, y, Z, U)`` for :func:`_build`."""
     X = draw(matrices(n, d), label="X")
     assume(np.min(np.linalg.norm(X, axis=1)) > 0.1)
     y, Z = draw(matrices(n, 0), label="y"), draw(matrices(m, d + 1), label="Z")
@@ -57,7 +57,11 @@ def _problems(draw, d: int = 4, n: int = 8, m: int = 12, empty: int = 30):
         zero = draw(st.lists(st.integers(0, n - 1), min_size=i % 3, max_size=i % 3,
                              unique=True))
         u[zero] = 0  # 0, 1 or 2 free slopes
-    return _build(X, y, Z, U)
+    return X, y, Z, U
+
+
+def _problems(**kwargs):
+    return _raw_problems(**kwargs).map(lambda raw: _build(*raw))
 
 
 def _integrate_all(field_, steps: int, rtol: float, atol: float):
@@ -117,6 +121,49 @@ def test_a_replayed_face_is_the_face_integrated_with_the_others(problem, steps, 
     np.testing.assert_allclose(Phi1[faces], solver.y.reshape(P, q, q)[faces], rtol=1e-13,
                                atol=1e-15 * scale)
     # (coefficients near 0 differ by rounding of the largest: 1.2e-15 of it measured, AMD EPYC)
+    np.testing.assert_allclose(F[:, faces], F_all[:, faces], rtol=1e-12, atol=1e-14 * scale)
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.filter_too_much,
+                                                HealthCheck.too_slow])
+@given(raw=_raw_problems(), steps=st.integers(1, 4))
+def test_a_face_registered_after_the_solver_start_is_replayed_from_it(raw, steps):
+    """Faces met for the first time within a step (registered in the table after the solver's
+    field and its :class:`PassiveFaces` were built: rows past ``P`` in the bound arrays,
+    :meth:`HybridFlow._event_dense_output`) are replayed from the solver start as empty faces:
+    their end propagators and dense coefficients are those of a run that integrated them
+    from the start with every other face."""
+    X, y, Z, U = raw
+    half = U.shape[0] // 2
+    field_, table, early = _build(X, y, Z, U[:half])  # the solver's field: P faces
+    P, q = field_.P, field_.q
+    later = table.index_many(U[half:])
+    later = np.unique(later[later >= P])  # faces registered after the solver start
+    assume(later.size > 0)
+    P2 = len(table)
+    # the reference: every face of the grown table integrated from the start (the same
+    # neurons, so the same residuals and the same stages)
+    big = CollectiveField(table.arrays(), moments(Z, table.index_many(
+        np.sign(Z[:, :-1] @ X.T).astype(np.int8)), P2), X, y, get_loss("square"))
+    rtol, atol = 1e-10, 1e-12
+    solver, rec, steps_taken = _integrate_all(big, steps, rtol, atol)
+    passive = PassiveFaces(field_, table, early, rtol, atol, rec[0])
+    for t_old, h, stage_r in steps_taken:
+        passive.add_step(t_old, h, stage_r)
+    start = len(rec)
+    F_all = stack_coefficients(solver.dense_output(), P2, q)
+    extra = 3  # rows past the table's size: bound, never written
+    F, Phi1 = np.zeros((8, P2 + extra, q, q)), np.zeros((P2 + extra, q, q))
+    passive.bind(F, Phi1, rec[start:])
+    refused = passive.fill(np.r_[early, later, P2 + extra])  # a face past the rows: ignored
+    assert passive.passive.size == P2 + extra and np.all(passive.passive[P:])
+    assert refused.size <= (early.size + later.size) // 2  # see the test above
+    assert np.all(F[:, P2:] == 0) and np.all(Phi1[P2:] == 0)
+    faces = np.setdiff1d(np.r_[early, later], refused)
+    assert np.intersect1d(faces, later).size > 0
+    scale = np.max(np.abs(F_all[:, faces]))
+    np.testing.assert_allclose(Phi1[faces], solver.y.reshape(P2, q, q)[faces], rtol=1e-13,
+                               atol=1e-15 * scale)
     np.testing.assert_allclose(F[:, faces], F_all[:, faces], rtol=1e-12, atol=1e-14 * scale)
 
 
@@ -231,3 +278,31 @@ def test_replay_through_quiet_stretches_agrees_with_the_reference(monkeypatch):
     scale = max(np.max(np.abs(ref.W[-1])), np.max(np.abs(ref.a[-1])))
     assert np.max(np.abs(ref.W[-1] - new.W[-1])) <= 1e-9 * scale
     assert abs(ref.loss[-1] - new.loss[-1]) <= 1e-12
+
+
+@pytest.mark.parametrize("d, seed", [(4, 0), (5, 1)])
+def test_faces_met_within_a_step_are_replayed_not_cut_at(monkeypatch, d, seed):
+    """With rows for the faces a step's events register (``NEW_FACE_ROWS``), an event that
+    enters a face met for the first time no longer cuts the step: the faces are replayed from
+    the solver start (:meth:`PassiveFaces._grow`), the run takes fewer steps, and its events
+    are those of the run without the rows and of the run integrating every face."""
+    grown = []
+    grow = PassiveFaces._grow
+
+    def spy(self, size):
+        grown.append(size - self.passive.size)
+        return grow(self, size)
+
+    monkeypatch.setattr(PassiveFaces, "_grow", spy)
+    monkeypatch.setattr(HybridFlow, "REPLAY_PASSIVE", None)
+    full = _run(d, 12, 60, 2.0, seed)
+    monkeypatch.setattr(HybridFlow, "REPLAY_PASSIVE", 0)
+    monkeypatch.setattr(HybridFlow, "NEW_FACE_ROWS", 0)
+    no_rows = _run(d, 12, 60, 2.0, seed)
+    assert not grown
+    monkeypatch.setattr(HybridFlow, "NEW_FACE_ROWS", 64)
+    rows = _run(d, 12, 60, 2.0, seed)
+    assert len(grown) >= 10  # faces met within steps were replayed
+    assert rows.stats["n_steps"] < no_rows.stats["n_steps"]
+    _agree(full, rows, 1e-8, 1e-9)
+    _agree(no_rows, rows, 1e-8, 1e-9)
