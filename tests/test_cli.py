@@ -318,6 +318,19 @@ def test_help_and_version(capsys):
     assert rc == 0 and pwflow.__version__ in out
 
 
+def test_public_names_load_on_first_use():
+    """``pwflow``'s exports (PEP 562): each name in ``__all__`` and ``dir(pwflow)`` is the
+    object its module defines; an unknown name is an ``AttributeError``."""
+    import importlib
+
+    assert set(pwflow.__all__) <= set(dir(pwflow))
+    for name in pwflow.__all__:
+        module = importlib.import_module(f"pwflow.{pwflow._LAZY[name]}")
+        assert getattr(pwflow, name) is getattr(module, name)
+    with pytest.raises(AttributeError, match="no_such_name"):
+        pwflow.no_such_name  # noqa: B018
+
+
 def _modules_loaded_by(argv: list[str], cwd: Path) -> set[str]:
     """Top-level and pwflow modules imported by ``python -m pwflow ARGV`` (a subprocess)."""
     probe = ("import atexit, runpy, sys\n"
@@ -341,8 +354,8 @@ def test_command_line_start_up_stays_light(argv, tmp_path):
     heavy = {"sympy", "matplotlib", "dask", "distributed", "pyarrow", "xarray", "flint",
              "pwflow.sweeps.driver", "pwflow.figures"}
     assert not heavy & loaded, sorted(heavy & loaded)
-    if argv == ["--help"]:
-        assert "scipy" not in loaded
+    if argv == ["--help"]:  # nor the integrator (pwflow's names load on first use)
+        assert not {"scipy", "pwflow.integrator", "pwflow.stepper"} & loaded
 
 
 # ---------------------------------------------------------------------------- interrupts, stops
