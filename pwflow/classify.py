@@ -210,6 +210,10 @@ class ClassifyMixin:
         # place each neuron exactly on the hyperplanes it reached or stays on (changes ‖w‖²
         # only at second order in the located residual, so Lemma 1 is unaffected); w = 0: w := 0
         zs[zero, :d] = 0.0
+        # and a sign flip at its located root a_j = 0 (changes a_j² by the located residual
+        # squared): left at ±rounding on the old side, the restarted solver found the same
+        # flip again at its start and logged the branch point twice (d = 5, replaying)
+        zs[flip & ~zero, d] = 0.0
         poly = evs.poly_residual
         xk_max = np.ones(E)
         rows_e, rows_k, rows_kind = [], [], []

@@ -23,6 +23,7 @@ Not a test module: helpers imported by ``test_differential.py`` and the regressi
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -564,6 +565,15 @@ def _in_span(V: np.ndarray, B: np.ndarray, rtol: float = 1e-10) -> np.ndarray:
 
 #: ``|a_j|`` up to this times ``‖w_j‖`` is an exact 0 carried through the integration's rounding
 A_ROUNDING = 16 * np.finfo(float).eps
+
+
+def repeated_event_rows(traj) -> list[tuple]:
+    """Event rows ``(t, neuron, k, kind)`` that a run logged more than once (none is right: an
+    event found again at the next solver start is one event, session 23)."""
+    ev = traj.events
+    rows = Counter(zip(ev["t"].tolist(), ev["neuron"].tolist(), ev["k"].tolist(),
+                       ev["kind"].tolist()))
+    return [row for row, count in rows.items() if count > 1]
 
 
 def sliding_checks(traj, i: int, tol_on: float = 1e-10, tol_tangent: float = 1e-7,

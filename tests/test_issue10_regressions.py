@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+import explore_replay
 import numpy as np
 import pytest
 from explore import problem_arrays
@@ -24,6 +25,7 @@ from reference import (
     gd_reference,
     gd_refined,
     loss_value,
+    repeated_event_rows,
     sliding_checks,
 )
 
@@ -161,6 +163,36 @@ def test_stewart_default_policy_logs_the_branch_event(stewart_default_run):
     summary = tr.summary()
     assert summary["events_by_kind"].get("branch", 0) >= 1
     assert "branch" in str(summary).lower()
+
+
+def _no_repeated_rows(tr) -> None:
+    """No event row logged twice, and the branch count is the number of branch rows."""
+    from pwflow import EventKind
+
+    assert not repeated_event_rows(tr)
+    assert tr.stats["n_branch_points"] == int(np.sum(tr.events["kind"] == EventKind.BRANCH))
+
+
+def test_a_sign_flip_is_logged_once_when_the_step_is_cut_at_it():
+    """Session 23 (``tests/explore_replay.py`` seed 6, d = 5): the sliding neuron 69's a_j
+    changes sign at t = 1.4703 (a branch point, the step cut there); the state at the flip
+    kept a_j at rounding level on the old side, so the restarted solver found the same flip
+    at its start and logged the branch point twice (6 branch points for 5).  The flip now
+    places a_j at its located root 0, as events place w on their hyperplanes."""
+    from pwflow import EventKind
+
+    data, init, gamma, loss, t_max, desc = explore_replay.problem(6)
+    assert (desc["d"], desc["n"], desc["m"], desc["init"]) == (5, 20, 100, "unbalanced")
+    tr = pwflow.simulate(data, init, t_max, gamma=gamma, loss=loss, n_snapshots=4)
+    assert tr.status == 0, tr.message
+    ev = tr.events
+    flips = (ev["kind"] == EventKind.BRANCH) & (ev["neuron"] == 69)
+    assert np.isclose(ev["t"][flips], 1.4702699816, atol=1e-8).sum() == 1
+    _no_repeated_rows(tr)
+    tr_stewart = pwflow.simulate(pwflow.stewart(seed=0, n=40),
+                                 pwflow.unbalanced(50, 2, 0.1, seed=3), 200.0)
+    assert tr_stewart.stats["n_branch_points"] >= 1  # a run with flips, every one once
+    _no_repeated_rows(tr_stewart)
 
 
 @functools.cache
