@@ -8,12 +8,12 @@ for the faces met within a step).  Problem ``seed`` draws, from
 ``numpy.random.default_rng(seed)``: d = 4–6, n = 8–30 Gaussian points, m ∈ {50, 100, 200},
 the square loss (Gaussian labels) or the logistic loss (±1), ``γ ∈ {0, 0.2}``, scale 1e-2 or
 0.1, a balanced or unbalanced init, ``t_max ∈ {2, 5, 10}``.  Each runs twice: the default
-path with ``REPLAY_PASSIVE = 0`` (``--replay-passive``: replaying from the first empty face, so
-that every such run takes the path), and the reference path (``batch_tol = 0``, no implicit solver, every face in DOP853's
-state); one JSON line compares them: the events other than grazing contacts (the same kinds,
-neurons and hyperplanes; largest relative time difference), the final states (largest
-difference relative to the largest weight), steps, wall times, the Lemma 1 drift, and
-whether an event row was logged twice::
+path with ``REPLAY_PASSIVE = 0`` (``--replay-passive``: replaying from the first empty face,
+so that every such run takes the path), and the reference path (``batch_tol = 0``, no
+implicit solver, every face in DOP853's state); one JSON line compares them: the events
+other than grazing contacts (the same kinds, neurons and hyperplanes; largest relative time
+difference), the final states (largest difference relative to the largest weight), steps,
+wall times, the Lemma 1 drift, and whether an event row was logged twice::
 
     python tests/explore_replay.py 0 32 > replay.jsonl      # seeds 0..31
 
@@ -87,7 +87,7 @@ def compare(seed: int, replay_passive: int | None = 0) -> dict:
                 steps=[int(a.stats["n_steps"]), int(b.stats["n_steps"])],
                 wall=[walls["default"], walls["reference"]],
                 drift=float(np.max(a.balancedness_drift())),
-                repeated_rows=[len(repeated_event_rows(a)), len(repeated_event_rows(b))])
+                repeated_rows=[len(repeated_event_rows(run)) for run in (a, b)])
 
 
 def main() -> None:

@@ -572,7 +572,7 @@ def repeated_event_rows(traj) -> list[tuple]:
     event found again at the next solver start is one event, session 23)."""
     ev = traj.events
     rows = Counter(zip(ev["t"].tolist(), ev["neuron"].tolist(), ev["k"].tolist(),
-                       ev["kind"].tolist()))
+                       ev["kind"].tolist(), strict=True))
     return [row for row, count in rows.items() if count > 1]
 
 
