@@ -12,7 +12,8 @@ a bias column, or rank-2 points; the square loss (Gaussian labels) or the logist
     python tests/explore_long.py 31 1 600                   # one problem (its event kinds)
 
 Each line is a JSON record: the problem, status, wall time, events, steps, the time at rest,
-the final loss and the largest Lemma 1 drift.  Findings: ``docs/integrator.md`` (session 18).
+the final loss, the largest Lemma 1 drift and the number of event rows logged twice.
+Findings: ``docs/integrator.md`` (session 18).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import json
 import time
 
 import numpy as np
+from reference import repeated_event_rows
 
 import pwflow
 from pwflow.data import Dataset
@@ -68,6 +70,7 @@ def run(seed: int, limit: float, t_max: float = 3000.0) -> dict:
                 t_rest=tr.stats.get("t_rest"), loss_end=float(tr.step_loss[-1]),
                 drift=float(np.max(tr.balancedness_drift())),
                 kinds={EventKind(i).name: int(c) for i, c in enumerate(kinds) if c},
+                repeated_rows=len(repeated_event_rows(tr)),
                 message=tr.message if tr.status != 0 else "")
 
 
