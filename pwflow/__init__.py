@@ -40,32 +40,4 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__all__ = [
-    "BranchPolicy",
-    "Dataset",
-    "EventKind",
-    "Status",
-    "gradient_descent",
-    "FlowOptions",
-    "Trajectory",
-    "load_trajectory",
-    "simulate",
-    "Init",
-    "Loss",
-    "assumption3",
-    "balanced",
-    "dominated",
-    "from_arrays",
-    "get_dataset",
-    "get_loss",
-    "load_dataset",
-    "logistic_loss",
-    "make_init",
-    "make_loss",
-    "square_loss",
-    "stewart",
-    "sweep",
-    "three_points",
-    "unbalanced",
-    "with_bias",
-]
+__all__ = sorted(_LAZY)

@@ -27,7 +27,7 @@ import json
 import time
 
 import numpy as np
-from reference import repeated_event_rows
+from reference import non_grazing_events, repeated_event_rows
 
 import pwflow
 from pwflow.stepper import HybridFlow
@@ -50,14 +50,6 @@ def problem(seed: int):
     return pwflow.Dataset(X, y), init, gamma, loss, t_max, desc
 
 
-def non_grazing(tr) -> dict:
-    """The log without grazing contacts, sorted by neuron, hyperplane, kind and time."""
-    keep = np.asarray(tr.events["kind"]) != int(pwflow.EventKind.GRAZING)
-    ev = {k: np.asarray(tr.events[k])[keep] for k in ("t", "neuron", "k", "kind")}
-    order = np.lexsort((ev["t"], ev["kind"], ev["k"], ev["neuron"]))
-    return {k: v[order] for k, v in ev.items()}
-
-
 def compare(seed: int, replay_passive: int | None = 0) -> dict:
     data, init, gamma, loss, t_max, desc = problem(seed)
     runs, walls = {}, {}
@@ -74,7 +66,7 @@ def compare(seed: int, replay_passive: int | None = 0) -> dict:
     finally:
         HybridFlow.REPLAY_PASSIVE = default_replay
     a, b = runs["default"], runs["reference"]
-    ea, eb = non_grazing(a), non_grazing(b)
+    ea, eb = non_grazing_events(a), non_grazing_events(b)
     same = (ea["t"].size == eb["t"].size
             and all(np.array_equal(ea[k], eb[k]) for k in ("neuron", "k", "kind")))
     max_dt = (float(np.max(np.abs(ea["t"] - eb["t"]) / np.maximum(1.0, np.abs(eb["t"])),

@@ -567,6 +567,17 @@ def _in_span(V: np.ndarray, B: np.ndarray, rtol: float = 1e-10) -> np.ndarray:
 A_ROUNDING = 16 * np.finfo(float).eps
 
 
+def non_grazing_events(traj) -> dict:
+    """The event log without grazing contacts (the kind that differs between any two step
+    sequences), sorted by neuron, hyperplane, kind and time: for comparing two paths' events."""
+    import pwflow
+
+    keep = np.asarray(traj.events["kind"]) != int(pwflow.EventKind.GRAZING)
+    ev = {k: np.asarray(traj.events[k])[keep] for k in ("t", "neuron", "k", "kind")}
+    order = np.lexsort((ev["t"], ev["kind"], ev["k"], ev["neuron"]))
+    return {k: v[order] for k, v in ev.items()}
+
+
 def repeated_event_rows(traj) -> list[tuple]:
     """Event rows ``(t, neuron, k, kind)`` that a run logged more than once (none is right: an
     event found again at the next solver start is one event, session 23)."""

@@ -11,7 +11,13 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from reference import min_norm_direction, output_resolution, sliding_checks
+from reference import (
+    min_norm_direction,
+    non_grazing_events,
+    output_resolution,
+    repeated_event_rows,
+    sliding_checks,
+)
 
 X = np.array([[1.0, 0.0], [1.0, 1.0]])
 
@@ -177,3 +183,25 @@ def test_tangent_start_is_found_and_its_continuations_checked():
     assert tangent_start_agrees(X, y, W, a, gamma, loss, state, t, pairs)
     wrong = _flow_state(X, y, W, a + 1e-4, gamma, loss, t)
     assert not tangent_start_agrees(X, y, W, a, gamma, loss, wrong, t, pairs)
+
+
+def _log(rows):
+    """A trajectory stand-in holding an event log of ``(t, neuron, k, kind)`` rows."""
+    cols = np.array(rows, dtype=float).T
+    return SimpleNamespace(events={"t": cols[0], "neuron": cols[1].astype(int),
+                                   "k": cols[2].astype(int), "kind": cols[3].astype(int)})
+
+
+def test_repeated_event_rows_finds_a_row_logged_twice_and_only_that():
+    clean = [(1.0, 0, 2, 0), (1.0, 0, 2, 1), (1.0, 1, 2, 0), (2.0, 0, 2, 0)]
+    assert repeated_event_rows(_log(clean)) == []
+    assert repeated_event_rows(_log(clean + [(1.0, 1, 2, 0)])) == [(1.0, 1, 2, 0)]
+
+
+def test_non_grazing_events_drops_grazing_and_sorts():
+    import pwflow
+
+    g = int(pwflow.EventKind.GRAZING)
+    ev = non_grazing_events(_log([(2.0, 1, 0, 0), (1.0, 0, 3, g), (0.5, 1, 0, 1), (3.0, 0, 1, 0)]))
+    assert ev["neuron"].tolist() == [0, 1, 1] and ev["t"].tolist() == [3.0, 2.0, 0.5]
+    assert g not in ev["kind"].tolist()

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from reference import non_grazing_events
+from strategies import matrices
 
 import pwflow
 from pwflow import replay
@@ -18,7 +20,6 @@ from pwflow.replay import PassiveFaces
 from pwflow.rk import DOP853
 from pwflow.stepper import HybridFlow
 from pwflow.vector_field import CollectiveField, moments
-from strategies import matrices
 
 
 def _build(X, y, Z, U):
@@ -240,15 +241,6 @@ def test_replaying_run_agrees_with_integrating_every_face(monkeypatch, seed):
     assert cut.stats["n_steps"] > replayed.stats["n_steps"]
 
 
-def _non_grazing(tr) -> dict:
-    """The log without grazing contacts (the kind that differs between any two step
-    sequences), sorted by neuron, hyperplane, kind and time."""
-    keep = np.asarray(tr.events["kind"]) != int(pwflow.EventKind.GRAZING)
-    ev = {k: np.asarray(tr.events[k])[keep] for k in ("t", "neuron", "k", "kind")}
-    order = np.lexsort((ev["t"], ev["kind"], ev["k"], ev["neuron"]))
-    return {k: v[order] for k, v in ev.items()}
-
-
 def test_replay_through_quiet_stretches_agrees_with_the_reference(monkeypatch):
     """d = 4 to t = 100: the replaying solver hands over to Radau and back (its passive faces
     dropped and rebuilt); the events other than grazing contacts are the reference path's
@@ -270,7 +262,7 @@ def test_replay_through_quiet_stretches_agrees_with_the_reference(monkeypatch):
     monkeypatch.setattr(HybridFlow, "_start_solver", spy)
     new = pwflow.simulate(data, init, 100.0, n_snapshots=4)
     assert (True, False) in stiff and (False, True) in stiff  # both phases ran
-    a, b = _non_grazing(ref), _non_grazing(new)
+    a, b = non_grazing_events(ref), non_grazing_events(new)
     assert a["t"].size == b["t"].size > 50
     for key in ("neuron", "k", "kind"):
         np.testing.assert_array_equal(a[key], b[key])
