@@ -21,7 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from pwflow.data import Dataset
 from pwflow.model import Loss, check_gamma, get_loss
-from pwflow.subgradient import minimal_norm_on_face
+from pwflow.subgradient import face_slopes, fixed_part, minimal_norm_on_face
 
 from .arrangement import Arrangement, Face, enumerate_faces
 
@@ -130,7 +130,7 @@ def face_data(face: Face, X: Array, r: Array, gamma: float, tol: float) -> FaceD
     n = X.shape[0]
     u = face.u
     res = minimal_norm_on_face(u, X, r, gamma)
-    D_tilde = -((np.where(u == 1, 1.0, 0.0) + gamma * (u == -1)) * r) @ X / n
+    D_tilde = fixed_part(face_slopes(u, gamma), r, X)
     K = face.K
     Z = (r[K, None] * X[K] / n).T
     zero_in = bool(np.linalg.norm(res.D) <= tol)

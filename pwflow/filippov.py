@@ -45,7 +45,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .cones import SPAN_RTOL, face_point, span_split  # SPAN_RTOL: see pwflow.cones
-from .subgradient import face_slopes, free_slopes, parallel_classes, single_slope
+from .subgradient import face_slopes, fixed_part, free_slopes, parallel_classes, single_slope
 
 __all__ = [
     "through_origin",
@@ -279,7 +279,7 @@ def _field_parts(u_face: NDArray, K: NDArray[np.intp], X: Array, r: Array,
     """``D = b + Σ_{k∈K} η_k z_k`` on the face ``u_face`` (Eq. (6)): the fixed part ``b`` (the
     slopes ``η(u, γ)`` off ``K``) and the rows ``z_k = −r_k x_k / n`` of the free slopes."""
     n = X.shape[0]
-    return -((face_slopes(u_face, gamma) * r) @ X) / n, -(r[K, None] * X[K]) / n
+    return fixed_part(face_slopes(u_face, gamma), r, X), -(r[K, None] * X[K]) / n
 
 
 def _sign_after_zero(w: Array, b: Array, Zrows: Array, rate_parts: tuple[Array, Array] | None

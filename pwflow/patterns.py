@@ -24,7 +24,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .cones import span_projector, span_split
-from .subgradient import face_slopes, free_slopes, pair_slopes, parallel_classes, single_slope
+from .subgradient import (
+    face_slopes,
+    fixed_part,
+    free_slopes,
+    pair_slopes,
+    parallel_classes,
+    single_slope,
+)
 
 __all__ = ["FacePlan", "PatternTable", "SinglePlan"]
 
@@ -392,7 +399,7 @@ class PatternTable:
         the results then have them too (``(..., P, d)`` and ``(..., S)``), each row computed
         with the same operations as a single ``r``.
         """
-        G = -((plan.eta0 * r[..., None, :]) @ self.X) / self.n  # as in _minimal_norm
+        G = fixed_part(plan.eta0, r, self.X)  # as in _minimal_norm
         est = np.zeros(r.shape[:-1] + (0,))
         if plan.one.size:
             _, est = self._one_slope(G, r, plan.one, plan.k, plan.xk, plan.xx)
@@ -450,7 +457,7 @@ class PatternTable:
         faces with several free slopes that are solved (the others keep their fixed part
         only: the caller does not use them).
         """
-        X, n = self.X, self.n
+        X = self.X
         if faces is None:
             faces = np.arange(len(self._U))
             eta = self.eta0.copy()
@@ -461,7 +468,7 @@ class PatternTable:
             k = np.argmax(self.U[faces[one]] == 0, axis=1)
             xk = X[k]
             xx = np.einsum("ij,ij->i", xk, xk)
-        G = -((eta * r) @ X) / n
+        G = fixed_part(eta, r, X)
         eta_star = np.full(faces.size, np.nan)
         nfree = self.nfree[faces]
         if one.size:

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 from .events import ROUNDING_ULPS, START_ULPS, EventKind, within_rounding
 from .filippov import BranchPolicy, Selection, implied_hyperplanes, select, through_origin
 from .model import network_output, output_rate, slopes
+from .subgradient import fixed_part
 
 Array = NDArray[np.float64]
 
@@ -107,7 +108,7 @@ class StartFacesMixin:
         U = U.copy()
         for j, sel in chosen.items():
             U[j, sel.K] = sel.signs
-        D = -((slopes(U, self.gamma) * r) @ self.X) / self.n
+        D = fixed_part(slopes(U, self.gamma), r, self.X)
         for j, sel in chosen.items():
             D[j] = sel.D
         h = network_output(W, a, self.X, self.gamma)

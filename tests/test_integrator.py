@@ -951,20 +951,23 @@ def test_slopes_converging_to_their_bounds_are_not_exits_read_from_noise():
     the distance to the bound is below what the residuals resolve, ``η*``'s noise read as an
     exit made them leave and re-enter every 1–4 time units, or leave for good and graze the
     hyperplane once per time unit: 1 316 grazing and 45 leave events to t = 3000 (6 569 steps).
-    Read only past the velocity's resolution (:func:`pwflow.filippov.slope_codes`): 37
-    events, 4 LEAVE_SLIDING, about 4 000 steps.  The final loss is the one three versions of
-    the integrator (before the sliding modes were held, with them, and now) agree on to
-    3e-13 relative (0.30454776705859876, ...893, ...172)."""
+    Read only past the velocity's resolution (:func:`pwflow.filippov.slope_codes`): 38
+    events to t = 8 000, 4 LEAVE_SLIDING, about 4 500–4 900 steps.  The run passes a plateau
+    (loss 0.30841) that it leaves after neurons reach ``w = 0`` at ill-conditioned times
+    (t ≈ 568–619 across versions and snapshot counts, the 31 events before them within
+    1.3e-9), so at t = 3 000 it is on the plateau or past it depending on the last bit of
+    the fixed part's products (session 24); by t = 8 000 every version has
+    converged: 0.30454776705810244 (session 23's code) and ...240 (session 24's)."""
     from explore_long import problem
 
     data, init, gamma, loss, _ = problem(117)
-    tr = simulate(data, init, 3000.0, gamma=gamma, loss=loss, n_snapshots=8)
+    tr = simulate(data, init, 8000.0, gamma=gamma, loss=loss, n_snapshots=8)
     assert tr.status == Status.FINISHED, tr.message
     kinds = tr.events["kind"]
     assert np.count_nonzero(kinds == EventKind.GRAZING) < 10
     assert np.count_nonzero(kinds == EventKind.LEAVE_SLIDING) < 10
-    assert tr.stats["n_steps"] < 5000
-    assert abs(tr.step_loss[-1] - 0.30454776705859) < 1e-12
+    assert tr.stats["n_steps"] < 6000
+    assert abs(tr.step_loss[-1] - 0.3045477670581) < 1e-12
     assert np.max(tr.balancedness_drift()) < 1e-12
 
 

@@ -14,6 +14,8 @@ from pwflow.events import locate_roots
 from pwflow.subgradient import (
     activation_pattern,
     box_least_squares,
+    face_slopes,
+    fixed_part,
     minimal_norm_on_face,
     minimal_norm_on_face_rows,
     minimal_norm_subgradient,
@@ -21,6 +23,30 @@ from pwflow.subgradient import (
 )
 from pwflow.vector_field import lorentz_inverse, lorentz_project
 from strategies import matrices
+
+
+@given(data=st.data(), n=st.integers(1, 7), d=st.integers(1, 5), faces=st.integers(1, 5),
+       times=st.integers(0, 3), gamma=st.sampled_from([0.0, 0.1, 0.5]))
+def test_fixed_part_is_the_sum_over_the_points(data, n, d, faces, times, gamma):
+    """``b = −(1/n) Σ_k η_k r_k x_k`` written as a loop over the points, for one face's slopes
+    and for a stack of faces, with one residual vector or several (leading axis): every
+    layout the stepper, the Filippov rule and the checks use."""
+    X = data.draw(matrices(n, d), label="X")
+    U = np.sign(data.draw(matrices(faces, n), label="U")).astype(np.int8)  # zeros: free
+    R = data.draw(matrices(max(times, 1), n), label="R")
+    eta = face_slopes(U, gamma)
+    loop = np.zeros((R.shape[0], faces, d))
+    for t in range(R.shape[0]):
+        for p in range(faces):
+            for k in range(n):
+                loop[t, p] -= eta[p, k] * R[t, k] * X[k] / n
+    tol = 1e-14 * (1.0 + np.abs(eta) @ np.abs(X)).max()
+    r = R if times else R[0]
+    got = fixed_part(eta, r, X)
+    assert got.shape == ((times,) if times else ()) + (faces, d)
+    np.testing.assert_allclose(got, loop if times else loop[0], rtol=0, atol=tol)
+    one = fixed_part(eta[0], r, X)  # one face: shape (..., d)
+    np.testing.assert_allclose(one, loop[:, 0] if times else loop[0, 0], rtol=0, atol=tol)
 
 
 @given(
