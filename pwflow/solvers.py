@@ -4,7 +4,7 @@ DOP853 (:mod:`pwflow.rk`) runs while events happen: they are located on its dens
 On quiet stretches an implicit solver (:mod:`pwflow.radau`) takes over (:class:`Phase`, the
 hand-over rules; :class:`SolverPhaseMixin`, their bookkeeping in the stepper) on the
 occupied faces' propagators alone (:class:`Restricted`, with a structured Jacobian).  With
-passive faces (:mod:`pwflow.replay`, d ≥ 4) DOP853 also runs on the occupied faces only and
+passive faces (:mod:`pwflow.replay`, d ≥ 3) DOP853 also runs on the occupied faces only and
 records the residuals of every evaluation (:class:`Recording`).
 """
 

@@ -616,9 +616,10 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
     #: REPLAY_PASSIVE integrated faces are empty; those are replayed from the stored stage
     #: residuals when an event enters one (:mod:`pwflow.replay`).  ``None``: every integrated
     #: face in DOP853's state.  At d = 5, n = 20 the faces met grow to ~1 600 by t = 1
-    #: against ~640 occupied.  d = 2 and d = 3 keep the full state (their logs unchanged;
-    #: d = 3, n = 8, m = 1000, t = 100 measured 1.13x with it, not verified further)
+    #: against ~640 occupied; at d = 3, n = 200, m = 100 to ~1 200 against ~100 (2.1x faster
+    #: with the replay, session 24).  d = 2 keeps the full state (its logs unchanged; its
+    #: fields are cheap: n = 200, m = 100, t = 8 measured 1.06x with the replay)
     REPLAY_PASSIVE: int | None = 64
-    REPLAY_MIN_DIM = 4
+    REPLAY_MIN_DIM = 3
 
 

@@ -5,7 +5,8 @@ Not a test module.  ``explore.py``'s and ``campaign.py``'s problems have m ≤ 6
 their runs rarely hold the ``HybridFlow.REPLAY_PASSIVE`` empty faces from which DOP853
 integrates the occupied faces alone and replays the others (:mod:`pwflow.replay`, with rows
 for the faces met within a step).  Problem ``seed`` draws, from
-``numpy.random.default_rng(seed)``: d = 4–6, n = 8–30 Gaussian points, m ∈ {50, 100, 200},
+``numpy.random.default_rng(seed)``: d = 4–6, n = 8–30 Gaussian points (``--dims``,
+``--points``: other ranges; session 24 ran d = 3, n = 8–200), m ∈ {50, 100, 200},
 the square loss (Gaussian labels) or the logistic loss (±1), ``γ ∈ {0, 0.2}``, scale 1e-2 or
 0.1, a balanced or unbalanced init, ``t_max ∈ {2, 5, 10}``.  Each runs twice: the default
 path with ``REPLAY_PASSIVE = 0`` (``--replay-passive``: replaying from the first empty face,
@@ -33,10 +34,11 @@ import pwflow
 from pwflow.stepper import HybridFlow
 
 
-def problem(seed: int):
-    """The drawn problem: ``(data, init, gamma, loss, t_max, description)``."""
+def problem(seed: int, dims: tuple[int, int] = (4, 6), points: tuple[int, int] = (8, 30)):
+    """The drawn problem: ``(data, init, gamma, loss, t_max, description)``; ``d`` and ``n``
+    uniform in the closed ranges ``dims`` and ``points``."""
     rng = np.random.default_rng(seed)
-    d, n = int(rng.integers(4, 7)), int(rng.integers(8, 31))
+    d, n = int(rng.integers(dims[0], dims[1] + 1)), int(rng.integers(points[0], points[1] + 1))
     m = int(rng.choice([50, 100, 200]))
     loss = str(rng.choice(["square", "logistic"]))
     X = rng.normal(size=(n, d))
@@ -50,8 +52,9 @@ def problem(seed: int):
     return pwflow.Dataset(X, y), init, gamma, loss, t_max, desc
 
 
-def compare(seed: int, replay_passive: int | None = 0) -> dict:
-    data, init, gamma, loss, t_max, desc = problem(seed)
+def compare(seed: int, replay_passive: int | None = 0, dims: tuple[int, int] = (4, 6),
+            points: tuple[int, int] = (8, 30)) -> dict:
+    data, init, gamma, loss, t_max, desc = problem(seed, dims, points)
     runs, walls = {}, {}
     reference = pwflow.FlowOptions(batch_tol=0, stiff_solver=None)
     default_replay = HybridFlow.REPLAY_PASSIVE
@@ -89,9 +92,15 @@ def main() -> None:
     ap.add_argument("--replay-passive", type=int, default=0,
                     help="HybridFlow.REPLAY_PASSIVE of the default run (0: replay always; "
                          f"the library's default is {HybridFlow.REPLAY_PASSIVE})")
+    ap.add_argument("--dims", type=int, nargs=2, default=(4, 6), metavar=("LO", "HI"),
+                    help="range of d (default 4 6; the replay runs from d = "
+                         f"{HybridFlow.REPLAY_MIN_DIM})")
+    ap.add_argument("--points", type=int, nargs=2, default=(8, 30), metavar=("LO", "HI"),
+                    help="range of n (default 8 30)")
     args = ap.parse_args()
     for seed in range(args.start, args.start + args.count):
-        print(json.dumps(compare(seed, args.replay_passive)), flush=True)
+        print(json.dumps(compare(seed, args.replay_passive, tuple(args.dims),
+                                 tuple(args.points))), flush=True)
 
 
 if __name__ == "__main__":

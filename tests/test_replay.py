@@ -87,7 +87,8 @@ def _integrate_all(field_, steps: int, rtol: float, atol: float):
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.filter_too_much,
                                                 HealthCheck.too_slow])
-@given(problem=_problems(), steps=st.integers(1, 4), split=st.integers(0, 3))
+@given(problem=st.sampled_from([3, 4]).flatmap(lambda d: _problems(d=d)),
+       steps=st.integers(1, 4), split=st.integers(0, 3))
 def test_a_replayed_face_is_the_face_integrated_with_the_others(problem, steps, split):
     """Every empty face replayed from the stored stage residuals of a run that integrated all
     faces: its end propagator and dense coefficients are that run's, to rounding.  Some faces
@@ -127,7 +128,8 @@ def test_a_replayed_face_is_the_face_integrated_with_the_others(problem, steps, 
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.filter_too_much,
                                                 HealthCheck.too_slow])
-@given(raw=_raw_problems(), steps=st.integers(1, 4))
+@given(raw=st.sampled_from([3, 4]).flatmap(lambda d: _raw_problems(d=d)),
+       steps=st.integers(1, 4))
 def test_a_face_registered_after_the_solver_start_is_replayed_from_it(raw, steps):
     """Faces met for the first time within a step (registered in the table after the solver's
     field and its :class:`PassiveFaces` were built: rows past ``P`` in the bound arrays,
@@ -215,13 +217,13 @@ def _agree(a, b, t_rel: float, z_rel: float) -> None:
     assert np.max(np.abs(a.a[-1] - b.a[-1])) <= z_rel * scale
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_replaying_run_agrees_with_integrating_every_face(monkeypatch, seed):
-    """d = 4: the same events (kinds, neurons, hyperplanes) as a run with every face in the
-    solver's state, times and final neurons to the integration's accuracy; and with every
-    replay failing (each event entering a passive face then cuts the step) too."""
+@pytest.mark.parametrize("d, seed", [(4, 0), (4, 1), (3, 0)])
+def test_replaying_run_agrees_with_integrating_every_face(monkeypatch, d, seed):
+    """d = 3 and 4: the same events (kinds, neurons, hyperplanes) as a run with every face
+    in the solver's state, times and final neurons to the integration's accuracy; and with
+    every replay failing (each event entering a passive face then cuts the step) too."""
     monkeypatch.setattr(HybridFlow, "REPLAY_PASSIVE", None)
-    full = _run(4, 10, 60, 2.0, seed)
+    full = _run(d, 10, 60, 2.0, seed)
     monkeypatch.setattr(HybridFlow, "REPLAY_PASSIVE", 0)
     counted = []
     fill = PassiveFaces.fill
@@ -232,11 +234,11 @@ def test_replaying_run_agrees_with_integrating_every_face(monkeypatch, seed):
         return out
 
     monkeypatch.setattr(PassiveFaces, "fill", counting)
-    replayed = _run(4, 10, 60, 2.0, seed)
+    replayed = _run(d, 10, 60, 2.0, seed)
     assert counted and max(counted) > 0  # faces were replayed
     _agree(full, replayed, 1e-8, 1e-9)
     monkeypatch.setattr(replay, "GROWTH_LIMIT", -1.0)  # every replay fails
-    cut = _run(4, 10, 60, 2.0, seed)
+    cut = _run(d, 10, 60, 2.0, seed)
     _agree(full, cut, 1e-8, 1e-9)
     assert cut.stats["n_steps"] > replayed.stats["n_steps"]
 
@@ -272,7 +274,7 @@ def test_replay_through_quiet_stretches_agrees_with_the_reference(monkeypatch):
     assert abs(ref.loss[-1] - new.loss[-1]) <= 1e-12
 
 
-@pytest.mark.parametrize("d, seed", [(4, 0), (5, 1)])
+@pytest.mark.parametrize("d, seed", [(3, 0), (4, 0), (5, 1)])
 def test_faces_met_within_a_step_are_replayed_not_cut_at(monkeypatch, d, seed):
     """With rows for the faces a step's events register (``NEW_FACE_ROWS``), an event that
     enters a face met for the first time no longer cuts the step: the faces are replayed from
