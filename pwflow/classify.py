@@ -195,7 +195,8 @@ class ClassifyMixin:
             u_face = U_prev[e].copy()
             u_face[list(ks)] = 0
             sel = select(a_sign[e], u_face, self.X, R[e], g, policy=self.policy, w=zs[e, :d],
-                         at_rest=bool(self._at_rest[js[e]]) and bool(flip[e]) and not ks)
+                         at_rest=bool(self._at_rest[js[e]]) and bool(flip[e]) and not ks,
+                         geometry=self.geometry)
             U_new[e] = u_face
             U_new[e, sel.K] = sel.signs
             branch[e, sel.K] = sel.branch
@@ -495,7 +496,8 @@ class ClassifyMixin:
                 key = (float(np.sign(Z[j, d])), at_rest)
                 if key[0] == 0.0 or key not in decided:
                     sel = select(Z[j, d], u_face, self.X, r, self.gamma, exits=ex,
-                                 policy=self.policy, w=Z[j, :d], at_rest=at_rest)
+                                 policy=self.policy, w=Z[j, :d], at_rest=at_rest,
+                                 geometry=self.geometry)
                     u_new = u_face.copy()
                     u_new[sel.K] = sel.signs
                     decided[key] = (sel, tab.index(u_new), transition(u_face, u_new))

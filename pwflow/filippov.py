@@ -60,6 +60,7 @@ __all__ = [
     "slope_codes",
     "gd_side",
     "implied_hyperplanes",
+    "Geometry",
     "transition",
     "parallel_classes",
 ]
@@ -233,16 +234,71 @@ def implied_hyperplanes(X: Array, u_face: ArrayLike) -> NDArray[np.intp]:
     the others.  (A neuron sliding on three hyperplanes of points spanning a plane in d = 4
     was recorded on two of them, the third held at slope 1 by its side.)
     """
-    u_face = np.asarray(u_face)
-    K = np.flatnonzero(u_face == 0)
+    return _implied_by(X, np.flatnonzero(np.asarray(u_face) == 0))
+
+
+def _implied_by(X: Array, K: NDArray[np.intp]) -> NDArray[np.intp]:
+    """:func:`implied_hyperplanes` of the face whose hyperplanes are exactly ``K``."""
     if K.size == 0:
         return K
     B = _span_basis(X[K])  # the rank the selection and the projectors use
-    off = np.flatnonzero(u_face != 0)
+    off_face = np.ones(X.shape[0], dtype=bool)
+    off_face[K] = False
+    off = np.flatnonzero(off_face)
     Xo = X[off]
     res = Xo - (Xo @ B.T) @ B
     near = np.linalg.norm(res, axis=1) <= SPAN_RTOL * np.linalg.norm(Xo, axis=1)
     return off[near]
+
+
+class Geometry:
+    """The data's geometry on sets ``K`` of hyperplanes, computed once per set for one data
+    set ``X``: the hyperplanes ``K`` imply (:func:`implied_hyperplanes`), the classes of
+    parallel points in ``K`` (:func:`~pwflow.subgradient.parallel_classes`) and whether those
+    classes are linearly dependent.
+
+    Pure functions of ``X`` and ``K`` (SVDs and pairwise angles), which :func:`select` needs for
+    every neuron it decides; the stepper keeps one per run and passes it, so that the
+    thousands of neurons reaching the same intersection do not recompute them (d = 3, n = 8,
+    m = 2·10⁴, t = 10: about 6 of the rule's 16 s were these).  The results are read-only
+    arrays.  Memory: at most :attr:`LIMIT` sets (then it starts afresh).
+    """
+
+    LIMIT = 1 << 16
+
+    def __init__(self, X: Array) -> None:
+        self.X = X
+        self._memo: dict[tuple[str, bytes], object] = {}
+
+    def _get(self, kind: str, K: NDArray[np.intp], compute):
+        key = (kind, np.asarray(K, dtype=np.intp).tobytes())
+        out = self._memo.get(key)
+        if out is None:
+            if len(self._memo) >= self.LIMIT:
+                self._memo.clear()
+            out = self._memo[key] = compute()
+        return out
+
+    def implied(self, K: NDArray[np.intp]) -> NDArray[np.intp]:
+        """Data points off ``K`` whose hyperplane contains the intersection of ``K``'s."""
+        return self._get("implied", K, lambda: _read_only(_implied_by(self.X, K)))
+
+    def classes(self, K: NDArray[np.intp]) -> tuple[NDArray[np.intp], NDArray[np.int8]]:
+        """:func:`~pwflow.subgradient.parallel_classes` of ``X[K]`` (rows of ``K``)."""
+        return self._get("classes", K,
+                         lambda: tuple(_read_only(a) for a in parallel_classes(self.X[K])))
+
+    def dependent(self, K: NDArray[np.intp]) -> bool:
+        """Whether the classes of ``K`` are linearly dependent (:func:`_dependent`)."""
+        def compute():
+            rep = self.classes(K)[0]
+            return _dependent(self.X[K], np.flatnonzero(rep == np.arange(rep.size)))
+        return self._get("dependent", K, compute)
+
+
+def _read_only(a: NDArray) -> NDArray:
+    a.flags.writeable = False
+    return a
 
 
 def _span_basis(XK: Array) -> Array:
@@ -400,6 +456,7 @@ def select(
     at_rest: bool = False,
     sides: ArrayLike | None = None,
     r_rate: Array | None = None,
+    geometry: Geometry | None = None,
 ) -> Selection:
     """Where a neuron on the face ``u_face`` goes next (the module's rule, any ``|K|``).
 
@@ -445,16 +502,23 @@ def select(
     r_rate : array of shape (n,), optional
         ``dr/dt`` at the event, for the orientation at ``a = 0`` above (all ``a_j = 0`` at
         the start: ``da_j/dt`` can vanish for a neuron while the others move the residuals).
+    geometry : Geometry, optional
+        The memo of ``X``'s geometry (the same array object ``X``) that a caller deciding
+        many neurons keeps; ``None``: computed for this call.
     """
+    if geometry is None:
+        geometry = Geometry(X)
+    elif geometry.X is not X:
+        raise ValueError("geometry must be the Geometry of the data X passed to select")
     u_face = np.asarray(u_face)
-    implied = implied_hyperplanes(X, u_face)
+    implied = geometry.implied(np.flatnonzero(u_face == 0))
     if implied.size:
         u_face = u_face.copy()
         u_face[implied] = 0
     K = np.flatnonzero(u_face == 0)
     b, Zrows = _field_parts(u_face, K, X, r, gamma)
     s_a = float(np.sign(a))
-    rep, orient = parallel_classes(X[K])
+    rep, orient = geometry.classes(K)
     if s_a == 0.0 and w is not None:
         rate_parts = None if r_rate is None else _field_parts(u_face, K, X, r_rate, gamma)
         s_a = _sign_after_zero(np.asarray(w, float), b, Zrows, rate_parts)
@@ -507,7 +571,7 @@ def select(
         signs[members] = orient[members] * side
         eta[members] = side_slope(signs[members], gamma)
         signs, eta, D = _leave_rounds(s_a, b, Zrows, X[K], signs, eta, gamma, start, classes, tol)
-    if at_rest or (not exits and _dependent(X[K], heads)):
+    if at_rest or (not exits and geometry.dependent(K)):
         # gradient descent does not chatter where it starts exactly on the hyperplanes: its
         # own step (σ'(0) = γ) decides, wherever that is a consistent continuation.  Where it
         # is one and differs, the flow is not unique here whatever the policy (e.g. two
@@ -524,7 +588,7 @@ def select(
         # (and a continuation at all: a class left while the held ones imply it has an
         # offset of rounding, not a departure; d = 6, rank 4, arriving on five hyperplanes)
         if (_consistent(g_signs, s_a * (X[K] @ g_D), tol, forced)
-                and _closed(X, u_face, K, g_signs)):
+                and _closed(geometry, K, g_signs)):
             branch |= g_signs != signs
             if policy is BranchPolicy.GRADIENT_DESCENT:
                 signs, eta, D = g_signs, g_eta, g_D
@@ -532,7 +596,7 @@ def select(
         found = _enumerate(s_a, b, Zrows, X[K], signs, forced, gamma, tol, rep, orient)
         if found is not None:
             signs, eta, D = found
-    if not _closed(X, u_face, K, signs):
+    if not _closed(geometry, K, signs):
         # a hyperplane left while the held ones imply it (linearly dependent x_K, e.g. a
         # neuron on a ray in d = 4 held by four hyperplanes of rank 3): no w can do that.
         # Those held at a bound of their slope go with it, to the side of the departure
@@ -698,14 +762,13 @@ def _depart_together(XK: Array, signs: NDArray[np.int8], eta: Array,
     return out
 
 
-def _closed(X: Array, u_face: NDArray, K: NDArray[np.intp], signs: NDArray[np.int8]) -> bool:
+def _closed(geometry: Geometry, K: NDArray[np.intp], signs: NDArray[np.int8]) -> bool:
     """Whether the hyperplanes held (``signs == 0``) imply none of those left
-    (:func:`implied_hyperplanes` of the face after the event)."""
+    (:func:`implied_hyperplanes` of the face after the event: its hyperplanes are the held
+    ones, ``K`` being every hyperplane of the face before)."""
     if np.all(signs == 0) or not np.any(signs == 0):
         return True
-    u_new = np.array(u_face, copy=True)
-    u_new[K] = signs
-    return not np.any(np.isin(implied_hyperplanes(X, u_new), K))
+    return not np.any(np.isin(geometry.implied(K[signs == 0]), K))
 
 
 def _leave_rounds(s_a: float, b: Array, Zrows: Array, XK: Array, signs: NDArray[np.int8],
@@ -725,9 +788,11 @@ def _leave_rounds(s_a: float, b: Array, Zrows: Array, XK: Array, signs: NDArray[
         leave_heads = heads[stay[heads] & (np.abs(v[heads]) > tol[heads])]
         if leave_heads.size == 0:
             break
-        leave = np.isin(rep, leave_heads)
+        leaving_head = np.zeros(rep.size, dtype=bool)
+        leaving_head[leave_heads] = True
+        leave = leaving_head[rep]  # the classes of the leaving heads
         signs[leave] = orient[leave] * np.sign(v[rep[leave]]).astype(np.int8)
-        consistent = np.isclose(eta[leave], side_slope(signs[leave], gamma), rtol=0, atol=1e-12)
+        consistent = np.abs(eta[leave] - side_slope(signs[leave], gamma)) <= 1e-12
         eta[leave] = side_slope(signs[leave], gamma)
         if np.all(consistent):  # the slopes were already at those bounds: D is unchanged
             break

@@ -1,9 +1,10 @@
 """Passive faces: propagators of empty faces computed on demand from the stored stages.
 
 From ``d = 3`` on most faces the solver integrates hold no neuron (at ``d = 5``, ``n = 20``:
-~1 400 of ~2 000; at ``d = 3``, ``n = 200``, ``m = 100``: ~1 100 of ~1 200).  Their propagators ``Φ_p`` are needed only when an event brings a neuron in,
-and an empty face does not feed back into the outputs: its field ``D_p`` depends only on the
-residuals ``r`` (of the occupied faces) and on its own geometry.  So DOP853 integrates the
+~1 400 of ~2 000; at ``d = 3``, ``n = 200``, ``m = 100``: ~1 100 of ~1 200).  Their
+propagators ``Φ_p`` are needed only when an event brings a neuron in, and an empty face
+does not feed back into the outputs: its field ``D_p`` depends only on the residuals ``r``
+(of the occupied faces) and on its own geometry.  So DOP853 integrates the
 occupied faces alone (:class:`pwflow.stepper.HybridFlow`, ``REPLAY_PASSIVE``), the residuals
 of every stage of each accepted step are kept (12 stages, and the 3 of the dense output where
 it is computed), and an empty face that an event enters is *replayed*: the same Butcher

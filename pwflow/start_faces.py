@@ -63,7 +63,8 @@ class StartFacesMixin:
                 sel = decided.get(key) if key[1] != 0.0 else None
                 if sel is None:
                     sel = select(self.Z[j, self.d], U[j], self.X, r, self.gamma,
-                                 policy=self.policy, w=W[j], at_rest=True, sides=sides)
+                                 policy=self.policy, w=W[j], at_rest=True, sides=sides,
+                                 geometry=self.geometry)
                     decided[key] = sel
                 chosen[int(j)] = sel
             zero_a = [j for j in chosen if self.Z[j, self.d] == 0.0]
@@ -75,7 +76,7 @@ class StartFacesMixin:
                     chosen[j] = select(0.0, U[j], self.X, r, self.gamma, policy=self.policy,
                                        w=W[j], at_rest=True,
                                        sides=np.sign(given[j]).astype(np.int8),
-                                       r_rate=r_rate)
+                                       r_rate=r_rate, geometry=self.geometry)
             for j in on_face:
                 if np.all(W[j] == 0):
                     U[j] = 0
@@ -152,7 +153,7 @@ class StartFacesMixin:
         if not self._origin_is_face:
             return None
         sel = select(a, np.zeros(self.n, np.int8), self.X, r, self.gamma, policy=self.policy,
-                     w=np.zeros(self.d), at_rest=at_rest)
+                     w=np.zeros(self.d), at_rest=at_rest, geometry=self.geometry)
         if np.any(sel.signs != 0):
             return sel
         through = None if arrived_on is None else through_origin(

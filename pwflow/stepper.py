@@ -34,7 +34,7 @@ from .cones import span_split
 from .dense import stack_coefficients
 from .detection import Candidates, DetectionMixin
 from .events import EventKind, EventLog
-from .filippov import BranchPolicy
+from .filippov import BranchPolicy, Geometry
 from .invariants import InvariantsMixin
 from .model import Loss
 from .options import FlowOptions, InvariantError
@@ -87,6 +87,9 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         X_given: Array | None = None,
     ) -> None:
         self.X = np.asarray(X, float)
+        #: the data's geometry on sets of hyperplanes, computed once per set for the whole
+        #: run (:class:`pwflow.filippov.Geometry`; every call of the rule passes it)
+        self.geometry = Geometry(self.X)
         #: the data as given, where ``X`` is snapped (:func:`pwflow.subgradient.snap_data`):
         #: the sides gradient descent's first step reads from a start on hyperplanes
         self._X_given = self.X if X_given is None else np.asarray(X_given, float)

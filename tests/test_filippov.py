@@ -771,3 +771,33 @@ def test_fan_walk_ends_where_gradient_descent_at_frozen_residuals_goes(data, gam
     held = found.face == 0
     assert np.all(np.abs(offset[held]) < 1e-2), (offset, found.face)
     assert np.all(found.face[~held] * offset[~held] > 0), (offset, found.face)
+
+
+# ------------------------------------------------------------------------------ geometry memo
+@pytest.mark.parametrize("at_rest", [False, True])
+@given(prob=parallel_face_problems(), reuse=st.integers(1, 3))
+def test_select_with_a_geometry_memo_is_select_without(prob, at_rest, reuse):
+    """:class:`pwflow.filippov.Geometry` (the stepper's memo of the data's implied
+    hyperplanes, parallel classes and dependence per set ``K``) changes nothing: the same
+    selection bit for bit, with the memo fresh or already holding the sets from earlier calls
+    (``reuse``); its arrays are those of the direct functions and read-only; a memo of other
+    data is refused."""
+    from pwflow.filippov import Geometry, implied_hyperplanes
+
+    a, u, X, r, gamma = prob
+    plain = select(a, u, X, r, gamma, at_rest=at_rest)
+    geo = Geometry(X)
+    for _ in range(reuse):
+        sel = select(a, u, X, r, gamma, at_rest=at_rest, geometry=geo)
+        for field in ("K", "signs", "eta", "D", "branch"):
+            np.testing.assert_array_equal(getattr(sel, field), getattr(plain, field))
+    K0 = np.flatnonzero(u == 0)
+    np.testing.assert_array_equal(geo.implied(K0), implied_hyperplanes(X, u))
+    rep, orient = geo.classes(plain.K)
+    want = parallel_classes(X[plain.K])
+    np.testing.assert_array_equal(rep, want[0])
+    np.testing.assert_array_equal(orient, want[1])
+    with pytest.raises(ValueError):
+        rep[0] = 1
+    with pytest.raises(ValueError, match="geometry"):
+        select(a, u, X.copy(), r, gamma, geometry=geo)
