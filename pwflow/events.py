@@ -271,6 +271,13 @@ class EventLog:
     returns the columns as contiguous arrays.  A log of Python lists took about three times
     the memory (a float or int object per entry): ~2·10⁶ events are expected on Stewart's
     data at ``m = 2·10⁵``.
+
+    A ``CROSSING`` of a neuron back over a hyperplane at the very time of its logged
+    ``CROSSING`` over it (the second row leaving the face the first entered) is one contact
+    that spent no time on the other side: the two rows become one ``GRAZING`` row (the first's
+    time and residual, from the first's face to the second's).  Long runs met such pairs at
+    the resolution, several aligned neurons at once, each logged as two crossings by two
+    consecutive batches (``docs/integrator.md``, session 24).
     """
 
     _MIN_CHUNK = 1024
@@ -281,6 +288,9 @@ class EventLog:
         self._buf = np.empty(self._MIN_CHUNK, dtype=_EVENT_DTYPE)
         self._fill = 0
         self._done = 0  # rows in the full chunks
+        # the CROSSING rows at the latest time logged, by (neuron, k): their row numbers
+        self._cross_t = -np.inf
+        self._cross: dict[tuple[int, int], int] = {}
 
     def __len__(self) -> int:
         return self._done + self._fill
@@ -295,24 +305,80 @@ class EventLog:
         self._fill = 0
 
     def add(self, t: float, neuron: int, k: int, kind: int, residual: float, frm: int, to: int) -> None:
-        """Append one row."""
+        """Append one row (or merge it: a crossing back, see the class)."""
+        if kind == EventKind.CROSSING and t == self._cross_t and self._merge(neuron, k, frm, to):
+            return
         if self._fill == self._buf.size:
             self._flush(1)
         self._buf[self._fill] = (t, neuron, k, int(kind), residual, frm, to)
         self._fill += 1
+        if t > self._cross_t:
+            self._cross_t, self._cross = t, {}
+        if t == self._cross_t and kind == EventKind.CROSSING:
+            self._cross[(int(neuron), int(k))] = len(self) - 1
 
     def extend(self, t, neuron, k, kind, residual, frm, to) -> None:
         """:meth:`add` for arrays of rows, in order."""
-        t = np.asarray(t, float)
+        t = np.asarray(t, float).reshape(-1)
         E = t.size
         if E == 0:
             return
+        cols = [t] + [np.asarray(c).reshape(E) for c in (neuron, k, kind, residual, frm, to)]
+        if self._cross:  # rows crossing back at the time of a logged crossing: merged
+            back = np.flatnonzero((cols[3] == EventKind.CROSSING) & (t == self._cross_t))
+            merged = [i for i in back.tolist()
+                      if self._merge(int(cols[1][i]), int(cols[2][i]), int(cols[5][i]),
+                                     int(cols[6][i]))]
+            if merged:
+                keep = np.ones(E, dtype=bool)
+                keep[merged] = False
+                cols = [c[keep] for c in cols]
+                t, E = cols[0], int(np.count_nonzero(keep))
+                if E == 0:
+                    return
         if self._fill + E > self._buf.size:
             self._flush(E)
         rows = self._buf[self._fill: self._fill + E]
-        for (name, _), col in zip(EVENT_COLUMNS, (t, neuron, k, kind, residual, frm, to)):
-            rows[name] = np.asarray(col).reshape(E)
+        for (name, _), col in zip(EVENT_COLUMNS, cols):
+            rows[name] = col
         self._fill += E
+        self._index(t, cols[1], cols[2], cols[3], len(self) - E)
+
+    def _index(self, t: Array, neuron, k, kind, first: int) -> None:
+        """Record the CROSSING rows among rows ``first, first + 1, …`` (times ``t``) that lie
+        at the latest time logged."""
+        tmax = float(np.max(t))
+        if tmax < self._cross_t:
+            return
+        if tmax > self._cross_t:
+            self._cross_t, self._cross = tmax, {}
+        for i in np.flatnonzero((t == tmax) & (kind == EventKind.CROSSING)).tolist():
+            self._cross[(int(neuron[i]), int(k[i]))] = first + i
+
+    def _merge(self, neuron: int, k: int, frm: int, to: int) -> bool:
+        """Turn the CROSSING row of ``(neuron, k)`` at the latest time into a GRAZING row if
+        a crossing back from the face it entered (``frm``) is logged at that time."""
+        pos = self._cross.get((neuron, k))
+        if pos is None:
+            return False
+        rows, i = self._locate(pos)
+        if int(rows["to_pattern"][i]) != frm:
+            return False
+        rows["kind"][i] = EventKind.GRAZING
+        rows["to_pattern"][i] = to
+        del self._cross[(neuron, k)]
+        return True
+
+    def _locate(self, pos: int) -> tuple[np.ndarray, int]:
+        """The chunk holding row ``pos`` and the row's index in it."""
+        if pos >= self._done:
+            return self._buf, pos - self._done
+        start = 0
+        for chunk in self._chunks:
+            if pos < start + chunk.size:
+                return chunk, pos - start
+            start += chunk.size
+        raise IndexError(pos)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The columns (``t``, ``neuron``, ``k``, ``kind``, ``residual``, ``from_pattern``,

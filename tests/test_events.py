@@ -33,16 +33,46 @@ call = st.one_of(
 )
 
 
+def _merged_reference(calls) -> list[list]:
+    """The rows a log should hold, as lists: every row in order, except that a CROSSING row
+    of a later call at the latest time so far, of a (neuron, k) whose last CROSSING row at
+    that time entered the face this one leaves, merges with it into a GRAZING row."""
+    rows: list[list] = []
+    cross_t, cross = -np.inf, {}
+    for _, call_rows in calls:
+        kept = []
+        for r in call_rows:
+            t, j, k, kind, _, frm, to = r
+            i = cross.get((j, k))
+            if kind == 0 and t == cross_t and i is not None and rows[i][6] == frm:
+                del cross[(j, k)]
+                rows[i][3], rows[i][6] = 3, to  # GRAZING, to the second row's face
+            else:
+                kept.append(list(r))
+        base = len(rows)
+        rows.extend(kept)
+        if kept and max(r[0] for r in kept) >= cross_t:
+            tmax = max(r[0] for r in kept)
+            if tmax > cross_t:
+                cross_t, cross = tmax, {}
+            for i, r in enumerate(kept):
+                if r[0] == tmax and r[3] == 0:
+                    cross[(r[1], r[2])] = base + i
+    return rows
+
+
 @given(st.lists(call, max_size=12))
 def test_log_keeps_every_row_in_order(calls):
-    log, reference = EventLog(), []
+    """Every row in order, crossings back at the time of a logged crossing merged
+    (:func:`_merged_reference`), whatever the chunks; a prefix reloads as it was saved."""
+    log = EventLog()
     for how, rows in calls:
         if how == "add":
             log.add(*rows[0])
         else:
             cols = list(zip(*rows)) if rows else [[]] * len(EVENT_COLUMNS)
             log.extend(*(np.asarray(c) for c in cols))
-        reference.extend(rows)
+    reference = _merged_reference(calls)
     assert len(log) == len(reference)
     out = log.arrays()
     for i, (name, dtype) in enumerate(EVENT_COLUMNS):
@@ -148,3 +178,44 @@ def test_upto_rows_say_what_the_per_event_records_said(cands):
         inner = pend.upto(float(pend.t[rows.size // 2]))
         assert len(inner) >= rows.size // 2 + 1
         assert all(inner.ks(e) == pend.ks(e) for e in range(len(inner)))
+
+
+def test_a_crossing_back_at_the_same_time_is_one_grazing_row():
+    """Five aligned neurons cross x_3's hyperplane at t (face 6 → 5) and the next batch takes
+    them back at the same t (5 → 6): five GRAZING rows 6 → 6 (explore_long seed 305).  Not
+    merged: a crossing back at another time, from another face, of another hyperplane, or a
+    second crossing back; the pair is found in a closed chunk and across a reload (a resumed
+    run)."""
+    CROSS, GRAZE = 0, 3
+    t = 1017.4332919984406
+    log = EventLog()
+    for i in range(EventLog._MIN_CHUNK + 5):  # earlier rows: the crossings land past a chunk
+        log.add(float(i) / 10, 99, 0, CROSS, 0.0, 1, 2)
+    neurons = np.array([0, 4, 6, 11, 12])
+    log.extend(np.full(5, t), neurons, np.full(5, 3), np.full(5, CROSS), np.full(5, 8.7e-12),
+               np.full(5, 6), np.full(5, 5))
+    log.add(t, 7, 1, CROSS, 1e-12, 6, 5)  # another neuron, really crossing
+    first = len(log)
+    for _ in range(EventLog._MIN_CHUNK):  # rows of other neurons at t close the chunk
+        log.add(t, 50, 2, 1, 0.0, 3, 4)
+    log.extend(np.full(5, t), neurons, np.full(5, 3), np.full(5, CROSS), np.zeros(5),
+               np.full(5, 5), np.full(5, 6))
+    log.add(t, 7, 1, CROSS, 0.0, 9, 6)  # from another face: not the way back
+    log.add(t, 0, 3, CROSS, 0.0, 5, 6)  # a second crossing back: nothing left to merge with
+    out = log.arrays()
+    pair = np.flatnonzero((out["t"] == t) & (out["k"] == 3))
+    assert out["kind"][pair[:5]].tolist() == [GRAZE] * 5
+    assert out["to_pattern"][pair[:5]].tolist() == [6] * 5
+    assert out["residual"][pair[:5]].tolist() == [8.7e-12] * 5
+    assert out["kind"][pair[5:]].tolist() == [CROSS] and out["neuron"][pair[5]] == 0
+    assert len(log) == first + EventLog._MIN_CHUNK + 2
+    later = EventLog()
+    later.add(1.0, 0, 3, CROSS, 0.0, 6, 5)
+    later.add(2.0, 0, 3, CROSS, 0.0, 5, 6)  # back at another time: a crossing
+    assert later.arrays()["kind"].tolist() == [CROSS, CROSS]
+    # a run resumed between the two rows merges them as the uninterrupted run does
+    saved = EventLog()
+    saved.add(1.0, 0, 3, CROSS, 0.0, 6, 5)
+    resumed = EventLog.from_arrays(saved.arrays(), 1)
+    resumed.add(1.0, 0, 3, CROSS, 0.0, 5, 6)
+    assert resumed.arrays()["kind"].tolist() == [GRAZE]

@@ -195,6 +195,40 @@ def test_a_sign_flip_is_logged_once_when_the_step_is_cut_at_it():
     _no_repeated_rows(tr_stewart)
 
 
+def test_a_touch_crossed_and_crossed_back_at_once_is_one_grazing_row(monkeypatch):
+    """Session 24 (``tests/explore_long.py`` seed 305, d = 3, low-rank data): at
+    t = 1017.4333 five aligned neurons reach x_3's hyperplane to 8.7e-12 relative; one batch
+    logged them crossing it (face 6 → 5) and the next, at the same time, crossing back
+    (5 → 6): ten CROSSING rows, five logged twice at one time, for a contact that spent no
+    time on the other side.  The log now holds five GRAZING rows 6 → 6 there; the dynamics are
+    untouched (the same steps and final state as a run that logs every row)."""
+    from explore_long import problem
+
+    from pwflow import EventKind
+    from pwflow.events import EventLog
+
+    data, init, gamma, loss, _ = problem(305)
+    tr = pwflow.simulate(data, init, 1100.0, gamma=gamma, loss=loss, n_snapshots=8)
+    assert tr.status == 0, tr.message
+    _no_repeated_rows(tr)
+    ev = tr.events
+    at = np.flatnonzero(np.isclose(ev["t"], 1017.4332919984, rtol=0, atol=1e-6) & (ev["k"] == 3))
+    assert at.size == 5 and np.all(ev["kind"][at] == EventKind.GRAZING)
+    assert np.all(ev["from_pattern"][at] == ev["to_pattern"][at])
+    assert np.all(ev["residual"][at] < 1e-10)
+
+    class Unmerged(EventLog):
+        def _merge(self, neuron, k, frm, to):
+            return False
+
+    monkeypatch.setattr("pwflow.stepper.EventLog", Unmerged)
+    plain = pwflow.simulate(data, init, 1100.0, gamma=gamma, loss=loss, n_snapshots=8)
+    assert plain.n_events == tr.n_events + 5
+    assert plain.stats["n_steps"] == tr.stats["n_steps"]
+    np.testing.assert_array_equal(plain.W[-1], tr.W[-1])
+    np.testing.assert_array_equal(plain.a[-1], tr.a[-1])
+
+
 @functools.cache
 def _stewart_gd_run():
     data, init = _stewart()
