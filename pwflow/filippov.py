@@ -786,8 +786,8 @@ def _leave_rounds(s_a: float, b: Array, Zrows: Array, XK: Array, signs: NDArray[
         eta, D = _min_norm(b, Zrows, stay, eta, gamma, start, classes)
         v = s_a * (XK @ D)
         leave_heads = heads[stay[heads] & (np.abs(v[heads]) > tol[heads])]
-        if leave_heads.size == 0:
-            break
+        if leave_heads.size == 0:  # the solve just made is the answer (the same inputs)
+            return signs, eta, D
         leaving_head = np.zeros(rep.size, dtype=bool)
         leaving_head[leave_heads] = True
         leave = leaving_head[rep]  # the classes of the leaving heads
