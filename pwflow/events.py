@@ -312,9 +312,7 @@ class EventLog:
             self._flush(1)
         self._buf[self._fill] = (t, neuron, k, int(kind), residual, frm, to)
         self._fill += 1
-        if t > self._cross_t:
-            self._cross_t, self._cross = t, {}
-        if t == self._cross_t and kind == EventKind.CROSSING:
+        if self._at_latest(t) and kind == EventKind.CROSSING:
             self._cross[(int(neuron), int(k))] = len(self) - 1
 
     def extend(self, t, neuron, k, kind, residual, frm, to) -> None:
@@ -348,12 +346,16 @@ class EventLog:
         """Record the CROSSING rows among rows ``first, first + 1, …`` (times ``t``) that lie
         at the latest time logged."""
         tmax = float(np.max(t))
-        if tmax < self._cross_t:
+        if not self._at_latest(tmax):
             return
-        if tmax > self._cross_t:
-            self._cross_t, self._cross = tmax, {}
         for i in np.flatnonzero((t == tmax) & (kind == EventKind.CROSSING)).tolist():
             self._cross[(int(neuron[i]), int(k[i]))] = first + i
+
+    def _at_latest(self, t: float) -> bool:
+        """Whether ``t`` is the latest time logged (a later one starts the index afresh)."""
+        if t > self._cross_t:
+            self._cross_t, self._cross = t, {}
+        return t == self._cross_t
 
     def _merge(self, neuron: int, k: int, frm: int, to: int) -> bool:
         """Turn the CROSSING row of ``(neuron, k)`` at the latest time into a GRAZING row if
