@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from .bisection import bisect_batched
+from .bisection import bisect_batched, bisection_nodes
 from .dense import propagators_at, quadratic_form_at
 from .filippov import VELOCITY_RTOL, slope_codes
 from .vector_field import CollectiveField
@@ -152,7 +152,7 @@ class RegimeMixin:
             cached = self._terms_for = (self._Zs, size)
         return cached[1]
 
-    def _face_regime_at(self, Phi: Array, raw: bool = False
+    def _face_regime_at(self, Phi: Array, raw: bool = False, rows: NDArray[np.intp] | None = None
                         ) -> tuple[NDArray[np.int8], NDArray[np.int8]]:
         """Regime of every sliding slope: ``(P, n)`` codes, 0 where the neuron stays on the
         hyperplane ``k`` (or ``k`` is not free), +1 / −1 where the slope is at (beyond) its upper
@@ -167,6 +167,9 @@ class RegimeMixin:
         then ``(T, P, n)`` and the signs ``(T, n)``, each row the same numbers as a call with
         that row alone (the one-slope case in one vectorised pass, the general one row by row).
         ``raw``: read from the residuals themselves, not resolved (:meth:`_start_solver`).
+        ``rows``: positions in the watched faces (``_regime_faces``) whose several-slope
+        regime is solved; the others' codes are 0 there (:meth:`_face_events`: only the faces
+        that change in the step are searched; the one-slope fast path reads every face).
         """
         tab = self.table
         faces = self._regime_faces
@@ -192,22 +195,30 @@ class RegimeMixin:
                 code1 = np.where(undecided, self._departures(G, vres), code1)
             codes[..., faces, :] = np.where(free, code1[..., :, None], 0)
             general[...] = False
+        if rows is not None and rows.size == 0:
+            general[...] = False  # no face to solve: the codes stay 0
         for i in (np.ndindex(*lead) if np.any(general) else ()):
             if not general[i]:
                 continue
-            codes[i + (faces,)] = np.where(
-                free, self._several_slopes_regime(r[i], self._velocity_resolution(r[i], r_tol[i])),
+            sel = slice(None) if rows is None else rows
+            codes[i + (faces[sel],)] = np.where(
+                free[sel],
+                self._several_slopes_regime(r[i], self._velocity_resolution(r[i], r_tol[i]),
+                                            faces[sel]),
                 0)
         return codes, np.where(watched, np.sign(r), 0).astype(np.int8)
 
-    def _several_slopes_regime(self, r: Array, vres: Array) -> NDArray[np.int8]:
-        """Regime codes ``(len(faces), n)`` of the watched faces for one ``r``, in general:
+    def _several_slopes_regime(self, r: Array, vres: Array,
+                               faces: NDArray[np.intp] | None = None) -> NDArray[np.int8]:
+        """Regime codes ``(len(faces), n)`` of the watched faces (or of ``faces``, some of
+        them) for one ``r``, in general:
         one free slope by ``η*``; several from the unique minimal-norm ``D`` — a hyperplane
         with ``<D, x_k> ≠ 0`` beyond its resolution ``vres`` (:meth:`_velocity_resolution`,
         shape ``(n,)``) has its slope at a bound (KKT), the one its slope is nearer to;
         reading the departure from ``D`` also holds where parallel data points make the
         slopes non-unique."""
-        G, eta, eta_star = self.table.minimal_norm(self._regime_faces, r)
+        faces = self._regime_faces if faces is None else faces
+        G, eta, eta_star = self.table.minimal_norm(faces, r)
         one = ~np.isnan(eta_star)
         v = G @ self.X.T  # <D, x_k>
         # one free slope: the side of η*, where the clipped slope's velocity is resolved
@@ -241,38 +252,94 @@ class RegimeMixin:
     #: searches, one level at a time 8.2 s)
     FACE_SEARCH_LEVELS = 4
 
-    def _face_events(self, F: Array, t0: float, t1: float) -> tuple[float, dict]:
+    #: levels of the bisection whose midpoints are read on every watched face first
+    #: (:meth:`_face_events`): the 2³ − 1 = 7 equally spaced times of the step
+    FACE_GRID_LEVELS = 3
+
+    def _face_events(self, F: Array, t0: float, t1: float,
+                     end: tuple[NDArray[np.int8], NDArray[np.int8]] | None = None
+                     ) -> tuple[float, dict]:
         """Earliest time in ``(t0, t1]`` where an occupied sliding face changes regime
         (bisection on the dense output, to 4 ulp), and what changed: ``{face: {k: upper}}``
         for slopes reaching a bound (``upper``: the bound 1), ``{face: {}}`` for a face where
         only a sign of ``r_k`` changed (a possible branch point).
 
+        First every watched face is read at the midpoints of the bisection's first
+        :attr:`FACE_GRID_LEVELS` levels (the times ``t0 + j h / 8``): the search continues in
+        the first eighth of the step where something differs (the step end, whose regime
+        ``end`` the step has read, if none does), which is the bracket the sequential
+        bisection reaches there unless a face changes and comes back within the step; such a
+        face is now found wherever it is out at one of the seven times, where the bisection
+        found it only if one of its own midpoints fell there.  From there the bisection
+        reads only the faces that differ at the bracket's end, and the signs of the watched
+        ``r_k``: the faces with several free slopes are the costly part of every reading
+        (a minimal-norm solve per face and time; d = 10, n = 20, m = 20: 110 searches of ~45
+        readings took 7.5 of 20 s with every face solved at every midpoint).
+
         The bisection is the sequential one (:func:`bisect`); its midpoints are evaluated
         :attr:`FACE_SEARCH_LEVELS` levels at a time, every midpoint it may visit in those
-        levels in one vectorised call of :meth:`_face_regime_at` (about 11 calls instead of
-        42), so the time found is the sequential bisection's, bit for bit.
+        levels in one vectorised call of :meth:`_face_regime_at`, so the time found is the
+        sequential bisection's, bit for bit.  The exits are read from the search's own codes at
+        the time found (a second reading there, at the threshold of the codes' resolution,
+        may round back).
         """
         h = t1 - t0
         r0 = self._regime
+        faces = self._regime_faces
+        # the regime reads the propagators through the outputs only: the occupied faces'
+        # (``CollectiveField.outputs`` takes them alone), not every face met (P ≈ 3 000
+        # against ~600 occupied at d = 5)
+        occ = self._field.occupied
 
-        def regime(ts: list[float]):
-            return self._face_regime_at(propagators_at(F, (np.array(ts) - t0) / h, rowwise=True))
+        def regime(ts: list[float], rows_: NDArray[np.intp] | None = None):
+            return self._face_regime_at(
+                propagators_at(F, (np.array(ts) - t0) / h, faces=occ, rowwise=True), rows=rows_)
 
-        def changed_at(ts: list[float]) -> NDArray[np.bool_]:
-            codes, rsign = regime(ts)
-            new = np.any(codes != r0[0], axis=(1, 2))
+        def differs(codes: NDArray[np.int8], rsign: NDArray[np.int8],
+                    at: NDArray[np.intp]) -> NDArray[np.bool_]:
+            new = np.any(codes[:, at] != r0[0][at], axis=(1, 2))
             if rsign.shape[1:] == r0[1].shape:
                 new |= np.any(rsign != r0[1], axis=1)
             return new
 
+        lo, hi, last = t0, t1, end
+        grid = sorted(bisection_nodes(t0, t1, self.FACE_GRID_LEVELS))
+        if grid:
+            codes_g, rsign_g = regime(grid)
+            first = np.flatnonzero(differs(codes_g, rsign_g, faces))
+            if first.size:
+                i = int(first[0])
+                lo, hi, last = (grid[i - 1] if i else t0), grid[i], (codes_g[i], rsign_g[i])
+            else:
+                lo = grid[-1]
+        rows = None
+        if last is not None and last[0].shape == r0[0].shape:
+            rows = np.flatnonzero(np.any(last[0][faces] != r0[0][faces], axis=1))
+        watch = faces if rows is None else faces[rows]
+        searched: dict[float, NDArray[np.int8]] = {}
+        if grid:
+            searched.update(zip(grid, codes_g[:, watch], strict=True))
+
+        def changed_at(ts: list[float]) -> NDArray[np.bool_]:
+            codes, rsign = regime(ts, rows)
+            searched.update(zip(ts, codes[:, watch], strict=True))
+            return differs(codes, rsign, watch)
+
         # several free slopes are solved one time at a time: evaluating ahead would only add work
         levels = self.FACE_SEARCH_LEVELS if self._regime_plan is not None else 1
-        hi = bisect_batched(t0, t1, changed_at, levels)
+        hi = bisect_batched(lo, hi, changed_at, levels)
         codes, rsign = (v[0] for v in regime([hi]))
-        self._rsign_at = (hi, rsign, self._field.residuals(propagators_at(F, (hi - t0) / h)),
-                          self._regime_watched.copy())
+        if hi in searched:
+            # the watched faces' codes as the search read them at ``hi``: the time found is
+            # where they first differ, at the threshold of their resolution, so a second
+            # reading (other faces solved with it, a minimal-norm solve warm-started
+            # elsewhere) may round back, and a change found without its exit was a step
+            # carried on past it (d = 10: a slope held beyond its bound for 0.27)
+            codes[watch] = searched[hi]
+        r_hi = self._field.residuals(propagators_at(F, (hi - t0) / h, faces=occ))
+        self._rsign_at = (hi, rsign, r_hi, self._regime_watched.copy())
         exits: dict = {}
-        for p, k in zip(*np.nonzero((codes != r0[0]) & (codes != 0))):
+        for p, k in zip(*np.nonzero((codes != r0[0]) & (codes != 0)), strict=True):
             exits.setdefault(int(p), {})[int(k)] = bool(codes[p, k] > 0)
         if rsign.shape == r0[1].shape and np.any(rsign != r0[1]):
             ks = np.flatnonzero(rsign != r0[1])

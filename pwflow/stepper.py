@@ -450,7 +450,7 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
             self._r_step = np.maximum(np.abs(field_.residuals(self._Phi)),
                                       np.abs(field_.residuals(Phi1)))
         located = None if cand is None else self._locate_neuron_events(cand, F, t0, t1)
-        t_face, exits = (np.inf, {}) if not face_change else self._face_events(F, t0, t1)
+        t_face, exits = (np.inf, {}) if not face_change else self._face_events(F, t0, t1, regime1)
         self._t_face = t_face
         if located is None and not exits:
             if F is None and not self._phase.stiff and times_inside(snap_times, t0, t1).size:

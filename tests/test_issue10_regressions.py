@@ -1711,3 +1711,25 @@ def test_a_wedge_of_1e_4_is_resolved_by_gradient_descent_only_at_finer_steps():
         assert ref.error(*tr.state(t), i) <= C_GAP * ref.estimate(i), t
     coarse = gd_reference(X, y, W, a, gamma, loss, [1.0], lr=1e-3)
     assert coarse.error(*tr.state(1.0), 0) > 20 * coarse.estimate(0)  # what the campaign saw
+
+
+def test_a_slope_reaching_its_bound_in_d10_is_left_where_the_search_finds_it():
+    # d = 10, n = 20, m = 20: neurons 1 and 19 slide on x_1, x_4 and x_8 until η_8 reaches 1
+    # at t = 12.1115645 (the reference path at rtol 1e-10 and 1e-12 agree to 5e-10).  With the
+    # face-event search watching only the faces that change in the step, a second reading of
+    # the regime at the time found rounded back and dropped the exit: the step went on with
+    # both neurons held on x_8 until 12.3843 (status 0; the sliding check below saw <D*, x_8>
+    # up to 1e-4 relative); the exits are now read from the search's own codes
+    X = np.random.default_rng(0).normal(size=(20, 10))
+    y = np.random.default_rng(1).normal(size=20)
+    data, init = pwflow.Dataset(X, y), pwflow.balanced(20, 10, 1e-2, seed=0)
+    opts = pwflow.FlowOptions(batch_tol=0, stiff_solver=None, rtol=1e-12, atol=1e-14)
+    tr = pwflow.simulate(data, init, 12.4, t_eval=np.linspace(12.1, 12.4, 13), options=opts)
+    assert tr.status == 0, tr.message
+    ev = tr.events
+    leave = ((np.asarray(ev["kind"]) == pwflow.EventKind.LEAVE_SLIDING)
+             & (np.asarray(ev["k"]) == 8) & (np.asarray(ev["t"]) > 12.0))
+    assert sorted(np.asarray(ev["neuron"])[leave].tolist()) == [1, 19]
+    np.testing.assert_allclose(np.asarray(ev["t"])[leave], 12.1115645, atol=1e-6)
+    bad = [s for i in range(tr.t.size) for s in sliding_checks(tr, i)]
+    assert not bad, "\n".join(bad[:5])

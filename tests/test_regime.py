@@ -92,19 +92,47 @@ def _sequential_face_events(flow: HybridFlow, F, t0, t1):
     return hi, flow._face_regime_at(propagators_at(F, (hi - t0) / h))
 
 
-@pytest.mark.parametrize("lam, seed, m, t_max", [(1e-3, 0, 40, 100.0), (0.1, 3, 50, 60.0)])
-def test_face_events_and_stacked_regimes_equal_the_sequential_search(lam, seed, m, t_max,
-                                                                   monkeypatch):
-    # Stewart's data: 4 face events by t = 100 (λ = 1e-3), and 9 with branch points (λ = 0.1)
-    data, init = pwflow.stewart(seed=0, n=40), pwflow.unbalanced(m, 2, lam, seed=seed)
-    batched = HybridFlow._face_events
-    seen = {"searches": 0, "rows": 0}
+def _case(name: str, seed: int, m: int):
+    if name == "stewart":  # 4 face events by t = 100 (λ = 1e-3), 9 with branch points (0.1)
+        return pwflow.stewart(seed=0, n=40), pwflow.unbalanced(m, 2, 1e-3 if seed == 0 else 0.1,
+                                                              seed=seed)
+    # d = 4: sliding on several hyperplanes, the regime's general path (9 face events, each
+    # a slope reaching its bound)
+    rng = np.random.default_rng(seed)
+    return (pwflow.Dataset(rng.normal(size=(6, 4)), rng.normal(size=6)),
+            pwflow.balanced(m, 4, 0.1, seed=seed))
 
-    def both(self, F, t0, t1):
+
+def _exits(flow: HybridFlow, codes, rsign) -> dict:
+    """The slopes at a bound that the codes read at a face event say (as ``_face_events``)."""
+    r0 = flow._regime
+    out: dict = {}
+    for p, k in zip(*np.nonzero((codes != r0[0]) & (codes != 0)), strict=True):
+        out.setdefault(int(p), {})[int(k)] = bool(codes[p, k] > 0)
+    return out
+
+
+@pytest.mark.parametrize("name, seed, m, t_max", [("stewart", 0, 40, 100.0),
+                                                  ("stewart", 3, 50, 60.0),
+                                                  ("random-d4", 2, 8, 60.0)])
+def test_face_events_and_stacked_regimes_equal_the_sequential_search(name, seed, m, t_max,
+                                                                   monkeypatch):
+    # the search watches only the faces whose regime differs at the step end (and the signs
+    # of the watched r_k), evaluating several bisection levels at once: where no other face
+    # leaves its regime and comes back within the step, it finds the time and the slopes at
+    # their bounds of the search over every face, one midpoint at a time
+    data, init = _case(name, seed, m)
+    batched = HybridFlow._face_events
+    seen = {"searches": 0, "general": 0, "exits": 0}
+
+    def both(self, F, t0, t1, end=None):
+        assert end is not None  # the step passes its end's regime
         hi_seq, (codes, rsign) = _sequential_face_events(self, F, t0, t1)
-        hi, exits = batched(self, F, t0, t1)
+        hi, exits = batched(self, F, t0, t1, end)
         assert hi == hi_seq
         np.testing.assert_array_equal(self._rsign_at[1], rsign)
+        for p, ks in _exits(self, codes, rsign).items():
+            assert exits[p] == ks
         # the regime on a stack of times: each row that of the scalar call
         xs = np.linspace(0.0, 1.0, 9)
         c, r = self._face_regime_at(propagators_at(F, xs, rowwise=True))
@@ -113,12 +141,44 @@ def test_face_events_and_stacked_regimes_equal_the_sequential_search(lam, seed, 
             np.testing.assert_array_equal(c[i], c1)
             np.testing.assert_array_equal(r[i], r1)
         seen["searches"] += 1
+        seen["general"] += self._regime_plan is None
+        seen["exits"] += any(exits.values())
         return hi, exits
 
     monkeypatch.setattr(HybridFlow, "_face_events", both)
     tr = simulate(data, init, t_max, n_snapshots=4)
     assert tr.status == 0
     assert seen["searches"] >= 4
+    if name == "random-d4":
+        assert seen["general"] >= 5 and seen["exits"] >= 5
+
+
+@pytest.mark.parametrize("name, seed, m, t_max", [("stewart", 0, 40, 100.0),
+                                                  ("random-d4", 2, 8, 60.0)])
+def test_a_face_event_keeps_the_exits_its_search_found(name, seed, m, t_max, monkeypatch):
+    # the time found is where a watched face's regime first differs, at the threshold of its
+    # resolution: the exits are read from the search's own codes there.  A second reading of
+    # the regime at that time that rounds back (simulated: it sees no change at all) must not
+    # drop them; before, it did, and the step carried on past the slope's bound with the
+    # neuron held on its hyperplane (d = 10, n = 20, m = 20: for 0.27 time units)
+    data, init = _case(name, seed, m)
+    plain = simulate(data, init, t_max, n_snapshots=4)
+    read = HybridFlow._face_regime_at
+    rereads = {"n": 0}
+
+    def rounding_back(self, Phi, raw=False, rows=None):
+        codes, rsign = read(self, Phi, raw, rows)
+        if rows is None and Phi.ndim == 4 and Phi.shape[0] == 1:  # the search's re-reading
+            rereads["n"] += 1
+            codes = np.zeros_like(codes)
+        return codes, rsign
+
+    monkeypatch.setattr(HybridFlow, "_face_regime_at", rounding_back)
+    tr = simulate(data, init, t_max, n_snapshots=4)
+    assert rereads["n"] >= 4
+    np.testing.assert_array_equal(tr.events["t"], plain.events["t"])
+    np.testing.assert_array_equal(tr.events["neuron"], plain.events["neuron"])
+    np.testing.assert_array_equal(tr.W[-1], plain.W[-1])
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +214,62 @@ def test_undecided_one_slope_regimes_equal_the_general_rule(sliding_flow, R, res
         undecided = np.flatnonzero(np.isnan(est[t]))
         np.testing.assert_array_equal(fast[t, undecided], general[undecided, plan.k[undecided]])
         assert np.all(free[undecided, plan.k[undecided]])
+
+
+def _scripted_search(monkeypatch, out: dict[int, list[tuple[float, float]]], t0=2.0, t1=3.0):
+    """:meth:`RegimeMixin._face_events` on a scripted regime: face ``p``'s slope ``k = p`` is
+    at its upper bound at the step fractions inside ``out[p]``'s intervals (three faces, the
+    signs of the residuals fixed).  Returns the fraction found, the exits and the faces each
+    reading solved (``None``: all)."""
+    import types
+
+    from pwflow import regime as regime_module
+    from pwflow.regime import RegimeMixin
+
+    P, n = 3, 3
+    monkeypatch.setattr(regime_module, "propagators_at",
+                        lambda F, x, faces=None, rowwise=False: np.asarray(x, float))
+    reads: list = []
+
+    def read(x, raw=False, rows=None):
+        xs = np.atleast_1d(x)
+        reads.append(None if rows is None else list(rows))
+        codes = np.zeros((xs.size, P, n), np.int8)
+        for p, spans in out.items():
+            for a, b in spans:
+                codes[(xs >= a) & (xs <= b), p, p] = 1
+        return codes, np.zeros((xs.size, n), np.int8)
+
+    flow = types.SimpleNamespace(
+        _regime=(np.zeros((P, n), np.int8), np.zeros(n, np.int8)),
+        _regime_faces=np.arange(P), _regime_plan=None, _regime_watched=np.ones(n, bool),
+        _field=types.SimpleNamespace(occupied=np.arange(P), residuals=lambda Phi: np.zeros(n)),
+        table=types.SimpleNamespace(U=np.ones((P, n), np.int8)), _P=P, pat=np.arange(P),
+        _face_regime_at=read, FACE_GRID_LEVELS=RegimeMixin.FACE_GRID_LEVELS,
+        FACE_SEARCH_LEVELS=RegimeMixin.FACE_SEARCH_LEVELS)
+    end = read(1.0)
+    reads.clear()
+    hi, exits = RegimeMixin._face_events(flow, None, t0, t1, (end[0][0], end[1][0]))
+    return (hi - t0) / (t1 - t0), exits, reads
+
+
+@pytest.mark.parametrize("start, stop", [(0.3, 0.45), (0.05, 0.13), (0.86, 0.95)])
+def test_a_face_out_of_its_regime_and_back_within_the_step_is_found(monkeypatch, start, stop):
+    # face 0's slope is at its bound on [start, stop] only (back inside at the step end);
+    # face 1's from 0.97 on.  A plain bisection of the step (midpoint 0.5: nothing differs)
+    # went to face 1's change and carried face 0's neuron past its exit; the search reads
+    # every face at the seven times j/8 first and finds face 0's, to 4 ulp
+    x, exits, _ = _scripted_search(monkeypatch, {0: [(start, stop)], 1: [(0.97, 1.0)]})
+    assert abs(x - start) <= 1e-14
+    assert exits == {0: {0: True}}
+
+
+def test_a_face_changing_once_is_searched_alone_past_the_grid(monkeypatch):
+    # one face changes at 0.61 and stays: found to 4 ulp; the grid reads every face, the
+    # bisection then the changed one only (of three watched), one reading per level, and the
+    # exits are read once more on every face
+    x, exits, reads = _scripted_search(monkeypatch, {2: [(0.61, 1.0)]})
+    assert abs(x - 0.61) <= 1e-14
+    assert exits == {2: {2: True}}
+    assert reads[0] is None and reads[-1] is None
+    assert len(reads) > 30 and all(r == [2] for r in reads[1:-1])
