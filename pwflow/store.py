@@ -116,10 +116,32 @@ def _create(path: Path) -> None:
     os.close(fd)
 
 
+#: zlib level of the compressed ``.npz`` files (:func:`write_npz`).  numpy's
+#: ``savez_compressed`` uses 6; on the README's run (m = 2000, 100 snapshots, 6.6 MB of
+#: arrays) level 1 writes 2.54 MB in 65 ms against 2.16 MB in 105 ms (the stored weights are
+#: nearly incompressible floats: more effort buys little), a tenth of the whole process
+NPZ_COMPRESSLEVEL = 1
+
+
+def _savez(fh, compress: bool, arrays: dict) -> None:
+    """``np.savez`` / ``np.savez_compressed``'s archive into the open file ``fh`` (one
+    ``NAME.npy`` member per array, read back by ``np.load``), deflated at
+    :data:`NPZ_COMPRESSLEVEL` or stored; an object array (pickle, which no run file is read
+    with) raises ``ValueError``."""
+    kind = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    level = NPZ_COMPRESSLEVEL if compress else None
+    with zipfile.ZipFile(fh, mode="w", compression=kind, compresslevel=level,
+                         allowZip64=True) as zf:
+        for name, value in arrays.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+
+
 def write_npz(path: str | Path, compress: bool = True, **arrays) -> Path:
     """Write an ``.npz`` to exactly ``path`` atomically (temporary file, then ``os.replace``).
 
     Never follows a symlink at ``path`` (the link is replaced), never leaves a truncated file.
+    ``compress``: deflate at :data:`NPZ_COMPRESSLEVEL`.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -127,7 +149,7 @@ def write_npz(path: str | Path, compress: bool = True, **arrays) -> Path:
     try:
         with deferred():  # a signal acts once the file is whole (or not written at all)
             with open(tmp, "wb") as fh:  # a file object: numpy appends no suffix
-                (np.savez_compressed if compress else np.savez)(fh, **arrays)
+                _savez(fh, compress, arrays)
             os.replace(tmp, path)
     finally:
         if os.path.lexists(tmp):

@@ -474,21 +474,22 @@ def test_termination_handlers_respect_ignored_signals_and_are_restored(default_s
 
 
 def test_a_signal_while_a_file_is_written_acts_once_it_is_whole(tmp_path):
-    """A termination signal or Ctrl-C arriving inside ``np.savez`` left the zip unclosable and
-    the command line reported that error (rc 2) instead of the interruption (seen once in the
-    SIGHUP test on a loaded machine).  ``write_npz`` now holds it until the file is whole."""
+    """A termination signal or Ctrl-C arriving inside the ``.npz`` writer left the zip
+    unclosable and the command line reported that error (rc 2) instead of the interruption
+    (seen once in the SIGHUP test on a loaded machine).  ``write_npz`` now holds it until the
+    file is whole."""
     from pwflow import signals
     from pwflow.store import write_npz
 
     for sig, exc in ((signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, signals.Terminated)):
         path = tmp_path / f"x{int(sig)}.npz"
 
-        def savez(fh, **arrays):  # the signal arrives in the middle of the write
+        def write_array(fh, array, **kw):  # the signal arrives in the middle of the write
             os.kill(os.getpid(), sig)
-            real_savez(fh, **arrays)
+            real_write(fh, array, **kw)
 
-        real_savez = np.savez
-        np.savez = savez
+        real_write = np.lib.format.write_array
+        np.lib.format.write_array = write_array
         # Python's own Ctrl-C handler, whatever this process inherited (a job started in the
         # background by a non-interactive shell ignores SIGINT, which write_npz honours)
         inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -496,7 +497,7 @@ def test_a_signal_while_a_file_is_written_acts_once_it_is_whole(tmp_path):
             with signals.terminations_as_interrupts(), pytest.raises(exc):
                 write_npz(path, compress=False, a=np.arange(3.0))
         finally:
-            np.savez = real_savez
+            np.lib.format.write_array = real_write
             signal.signal(signal.SIGINT, inherited)
         assert path.is_file()  # written whole before the signal acted
         assert not list(tmp_path.glob(".*.tmp"))
