@@ -352,7 +352,8 @@ def test_command_line_start_up_stays_light(argv, tmp_path):
     # the subcommands that need them
     loaded = _modules_loaded_by(argv, tmp_path)
     heavy = {"sympy", "matplotlib", "dask", "distributed", "pyarrow", "xarray", "flint",
-             "pwflow.sweeps.driver", "pwflow.figures"}
+             "pwflow.sweeps.driver", "pwflow.sweeps.plots", "pwflow.sweeps.run",
+             "pwflow.sweeps.spec", "pwflow.figures"}
     assert not heavy & loaded, sorted(heavy & loaded)
     if argv == ["--help"]:  # nor the integrator (pwflow's names load on first use)
         assert not {"scipy", "pwflow.integrator", "pwflow.stepper"} & loaded

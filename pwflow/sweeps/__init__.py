@@ -6,6 +6,14 @@ figure is drawn (``pip install -e '.[sweep]'``).  See ``docs/sweeps.md``.
 
 import importlib
 
+#: the axes a phase diagram's y may take (:func:`pwflow.sweeps.plots.phase_diagram`) and the
+#: summary columns a sweep plot may draw (:func:`pwflow.sweeps.plots.sweep_plot`); here, not in
+#: :mod:`~pwflow.sweeps.plots`, so that the command line's help names them without importing
+#: the sweep machinery (20 ms of every ``pwflow`` command)
+PHASE_Y_AXES = ("width", "eta", "gamma", "seed", "init", "t_max", "n", "lr", "method")
+NUMERIC_COLUMNS = ("final_loss", "excess_loss", "loss_beta_star", "half_loss", "t_final", "tau",
+                   "tau2", "tau3", "events", "steps", "lemma1_drift", "wall_time", "status")
+
 #: public name -> submodule that defines it; loaded on first access (PEP 562), so that
 #: ``pwflow`` and its command line do not pay for the sweep machinery unless it is used
 _WHERE = {

@@ -91,7 +91,7 @@ def _rows(path: Path) -> list[dict]:
 
 
 def add_phase_diagram(p: argparse.ArgumentParser) -> None:
-    from .plots import PHASE_Y_AXES
+    from . import PHASE_Y_AXES
 
     p.add_argument("dir", type=Path, metavar="DIR", help="a sweep folder (or summary.parquet)")
     p.add_argument("--x", default="scale", metavar="AXIS", help="x axis (default: scale)")
@@ -115,7 +115,7 @@ def run_phase_diagram(args: argparse.Namespace) -> int:
 
 
 def add_sweep_plot(p: argparse.ArgumentParser) -> None:
-    from .plots import NUMERIC_COLUMNS
+    from . import NUMERIC_COLUMNS
 
     p.add_argument("dir", type=Path, metavar="DIR", help="a sweep folder (or summary.parquet)")
     p.add_argument("--y", required=True, metavar="COLUMN",

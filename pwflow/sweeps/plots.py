@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import NUMERIC_COLUMNS, PHASE_Y_AXES
 from .run import Outcome, build_dataset
 from .spec import AXES, DatasetSpec
 
@@ -25,11 +26,8 @@ ETA5 = 0.0976541304678381
 #: Theorem 2's bound on η (Assumption 3).
 ETA_THEOREM2 = 1 / 6
 
-PHASE_Y_AXES = ("width", "eta", "gamma", "seed", "init", "t_max", "n", "lr", "method")
 LOG_AXES = ("scale", "width", "lr", "n", "t_max")
 ORDER = (Outcome.GLOBAL, Outcome.SPURIOUS, Outcome.NOT_CONVERGED, Outcome.FAILED)
-NUMERIC_COLUMNS = ("final_loss", "excess_loss", "loss_beta_star", "half_loss", "t_final", "tau",
-                   "tau2", "tau3", "events", "steps", "lemma1_drift", "wall_time", "status")
 
 
 @dataclass(frozen=True)
