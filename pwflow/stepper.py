@@ -277,7 +277,9 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         self._Zs = self.Z.copy()
         self._Phi = np.tile(np.eye(self.q), (P, 1, 1))
         self._margins()
-        codes, rsign = self._face_regime_at(np.eye(self.q)[None].repeat(P, 0))
+        # Φ = I: the regime reads the propagators through the outputs, the occupied faces' only
+        eye = np.broadcast_to(np.eye(self.q), (self._field.occupied.size, self.q, self.q))
+        codes, rsign = self._face_regime_at(eye)
         # a sliding slope already beyond its bound where the solver starts (a neuron held on
         # a hyperplane at a bound to rounding, e.g. re-entering the instant after its exit) is
         # an exit due now: counted as inside, its code is a change at the first time the face
@@ -294,7 +296,7 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
             # minimum) forcing the exit made an enter/leave pair of every step: 5 360 in
             # t ∈ [98.2, 98.6] (d = 4, n = 4, docs/integrator.md).  The resolved code is then
             # the baseline, and only a later change of it is a face event
-            due = due[:, None] & (self._face_regime_at(np.eye(self.q)[None].repeat(P, 0),
+            due = due[:, None] & (self._face_regime_at(eye,
                                                        raw=True)[0] != 0)
         hint = self._rsign_at
         if hint is not None and hint[0] == self.t and hint[1].shape == rsign.shape:
