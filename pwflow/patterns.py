@@ -255,6 +255,9 @@ class PatternTable:
         self._single_x = self.X[self.single_k]
         self._single_xx = np.einsum("ij,ij->i", self._single_x, self._single_x)
         self.multi = (self.nfree > 1) & ~self.frozen
+        #: faces whose field is an iterative solve (:func:`~pwflow.subgradient.free_slopes`,
+        #: :meth:`_many_slopes`): more than two free slopes, or parallel points among them
+        self.iterative = self.multi & ((self.nfree > 2) | self.coupled)
         self._plans = {}
         self._arrays_for = P
 
@@ -293,7 +296,7 @@ class PatternTable:
         Ks = np.nonzero(self.U[two] == 0)[1].reshape(-1, 2)
         return FacePlan(single=single, two=two, k1=Ks[:, 0], k2=Ks[:, 1], x1=self.X[Ks[:, 0]],
                         x2=self.X[Ks[:, 1]],
-                        many=np.flatnonzero(multi & ((self.nfree[:P] > 2) | coupled)))
+                        many=np.flatnonzero(self.iterative[:P] & act))
 
     def plan_fields(self, plan: FacePlan, r: Array) -> Array:
         """``D_u^θ`` of the faces of ``plan`` (shape ``(P, d)``, or one row per face of a
@@ -369,7 +372,7 @@ class PatternTable:
         Ks = np.nonzero(self.U[faces[two]] == 0)[1].reshape(-1, 2)
         return FacePlan(single=single, two=two, k1=Ks[:, 0], k2=Ks[:, 1], x1=self.X[Ks[:, 0]],
                         x2=self.X[Ks[:, 1]],
-                        many=np.flatnonzero(multi & ((self.nfree[faces] > 2) | coupled)),
+                        many=np.flatnonzero(self.iterative[faces]),
                         faces=faces)
 
     def single_plan_for(self, faces: NDArray[np.intp]) -> SinglePlan | None:
@@ -484,7 +487,7 @@ class PatternTable:
             Ks = np.nonzero(self.U[faces[two]] == 0)[1].reshape(-1, 2)
             e = self._two_slopes(G, r, two, Ks[:, 0], Ks[:, 1], X[Ks[:, 0]], X[Ks[:, 1]])
             eta[two[:, None], Ks] = e
-        for i in np.flatnonzero(multi & ((nfree > 2) | coupled)):
+        for i in np.flatnonzero(multi & self.iterative[faces]):
             K, e = self._many_slopes(G, r, int(i), int(faces[i]))
             eta[i, K] = e
         G[self.frozen[faces]] = 0.0

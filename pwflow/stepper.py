@@ -260,9 +260,12 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
             # exponentially and would only cost accuracy-limited steps
             self._integrated = counts > 0
         passive = self._integrated & (counts == 0)
+        # passive faces replayed (:mod:`pwflow.replay`) from REPLAY_PASSIVE of them on, or
+        # as soon as one's field is an iterative solve (a bounded least squares per stage)
         replay = (not self._phase.stiff and self.REPLAY_PASSIVE is not None
                   and self.d >= self.REPLAY_MIN_DIM
-                  and np.count_nonzero(passive) >= self.REPLAY_PASSIVE)
+                  and (np.count_nonzero(passive) >= self.REPLAY_PASSIVE
+                       or np.any(passive & tab.iterative[:P])))
         self._field = CollectiveField(tab, C, self.X, self.y, self.loss, self.opt.frozen_output,
                                       active=counts > 0 if replay else self._integrated)
         self._P = P
