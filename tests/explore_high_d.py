@@ -4,12 +4,12 @@ Not a test module.  Problem ``seed`` draws, from ``numpy.random.default_rng(seed
 (``--dims``), n = 8–20 Gaussian points, m ∈ {10, 20, 40}, ``γ ∈ {0, 0.2}``, the square loss
 (Gaussian labels) or the logistic loss (±1), scale 1e-2 or 0.1, a balanced or unbalanced init,
 ``t_max ∈ {10, 30}``.  Each runs three times: the default path, the reference path
-(``batch_tol = 0``, no implicit solver) at ``rtol = 1e-10``, and the reference path at
-``rtol = 1e-12, atol = 1e-14``; one JSON line per problem gives, for the first two, the status,
-the events, the Lemma 1 drift, the final state's distance to the ``1e-12`` run (relative to
-its largest weight) and the number of violations of the independent sliding checks
-(:func:`reference.sliding_checks`: on the hyperplanes, slopes in the box, ``D*`` tangent) at
-the snapshots::
+(``batch_tol = 0``, no implicit solver, every face in DOP853's state: no replay) at
+``rtol = 1e-10``, and the reference path at ``rtol = 1e-12, atol = 1e-14``; one JSON line
+per problem gives, for the first two, the status, the events, the Lemma 1 drift, the final
+state's distance to the ``1e-12`` run (relative to its largest weight) and the number of
+violations of the independent sliding checks (:func:`reference.sliding_checks`: on the
+hyperplanes, slopes in the box, ``D*`` tangent) at the snapshots::
 
     python tests/explore_high_d.py 0 40 > high_d.jsonl      # seeds 0..39
 
@@ -29,6 +29,7 @@ import numpy as np
 from reference import sliding_checks
 
 import pwflow
+from pwflow.stepper import HybridFlow
 
 
 def problem(seed: int, dims: tuple[int, int] = (6, 10)):
@@ -50,13 +51,18 @@ def problem(seed: int, dims: tuple[int, int] = (6, 10)):
 def compare(seed: int, dims: tuple[int, int] = (6, 10)) -> dict:
     data, init, gamma, loss, t_max, res = problem(seed, dims)
     runs = {}
+    default_replay = HybridFlow.REPLAY_PASSIVE
     for name, opt in (("default", None),
                       ("ref", pwflow.FlowOptions(batch_tol=0, stiff_solver=None)),
                       ("ref12", pwflow.FlowOptions(batch_tol=0, stiff_solver=None, rtol=1e-12,
                                                    atol=1e-14))):
         start = time.perf_counter()
-        tr = pwflow.simulate(data, init, t_max, gamma=gamma, loss=loss, n_snapshots=6,
-                             options=opt)
+        HybridFlow.REPLAY_PASSIVE = default_replay if opt is None else None
+        try:
+            tr = pwflow.simulate(data, init, t_max, gamma=gamma, loss=loss, n_snapshots=6,
+                                 options=opt)
+        finally:
+            HybridFlow.REPLAY_PASSIVE = default_replay
         runs[name] = tr
         res[name] = {"wall": round(time.perf_counter() - start, 2), "status": int(tr.status),
                      "events": int(tr.stats["n_events"]),
