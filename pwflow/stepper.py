@@ -621,13 +621,17 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
     NEW_FACE_ROWS = 64
 
     #: from d = REPLAY_MIN_DIM on, DOP853 integrates only the occupied faces where at least
-    #: REPLAY_PASSIVE integrated faces are empty; those are replayed from the stored stage
-    #: residuals when an event enters one (:mod:`pwflow.replay`).  ``None``: every integrated
-    #: face in DOP853's state.  At d = 5, n = 20 the faces met grow to ~1 600 by t = 1
-    #: against ~640 occupied; at d = 3, n = 200, m = 100 to ~1 200 against ~100 (2.1x faster
-    #: with the replay, session 24).  d = 2 keeps the full state (its logs unchanged; its
-    #: fields are cheap: n = 200, m = 100, t = 8 measured 1.06x with the replay)
-    REPLAY_PASSIVE: int | None = 64
+    #: REPLAY_PASSIVE integrated faces are empty (or one of them is solved iteratively,
+    #: :attr:`PatternTable.iterative`); those are replayed from the stored stage residuals
+    #: when an event enters one (:mod:`pwflow.replay`).  ``None``: every integrated face in
+    #: DOP853's state.  At d = 5, n = 20 the faces met grow to ~1 600 by t = 1 against ~640
+    #: occupied; at d = 3, n = 200, m = 100 to ~1 200 against ~100 (2.1x faster with the
+    #: replay, session 24).  From the first empty face on (session 26; 64 before): a handful
+    #: of empty faces still cost DOP853 their stages and their kinks cut its steps (d = 3,
+    #: n = 8, m = 50, t = 100 2.0x; ``docs/integrator.md``).  d = 2 keeps the full state
+    #: (its logs unchanged; its fields are cheap: n = 200, m = 100, t = 8 measured 1.06x
+    #: with the replay)
+    REPLAY_PASSIVE: int | None = 1
     REPLAY_MIN_DIM = 3
 
 

@@ -27,7 +27,9 @@ the square or logistic loss and a balanced or unbalanced initialisation:
 9. (seeds from ``MANY_POINTS_SEEDS`` = 600 000 on, session 16) n = 12–30, d = 3–5,
    m = 4–16, weights' scale 1e-3, 0.1 or 1 (:func:`many_points_arrays`);
 10. (seeds from ``SCALES_SEEDS`` = 700 000 on, session 17) any leak ``γ ∈ [0, 1)`` (uniform,
-    or 0.9, 0.99, 1/3) and points whose norms span 3.5 decades (:func:`scales_arrays`).
+    or 0.9, 0.99, 1/3) and points whose norms span 3.5 decades (:func:`scales_arrays`);
+11. (seeds from ``WIDE_SEEDS`` = 800 000 on, session 26) m = 60–200 neurons in d = 3–6,
+    n = 6–20, small and large inits (:func:`wide_arrays`).
 
 Each problem is checked as the campaign checks its own (:func:`campaign.check`)::
 
@@ -63,6 +65,8 @@ GRID_SEEDS = 500_000
 MANY_POINTS_SEEDS = 600_000
 #: seeds from here on draw the leak-and-scales family (20)
 SCALES_SEEDS = 700_000
+#: seeds from here on draw the wide family (21)
+WIDE_SEEDS = 800_000
 
 
 def _output_layer(rng, W):
@@ -127,6 +131,22 @@ def scales_arrays(seed: int):
     if loss == "square" and rng.integers(2):
         y *= norms
     W = 10.0 ** rng.uniform(-3, 0) * rng.normal(size=(m, d))
+    a = _output_layer(rng, W)
+    return X, y, W, a, gamma, loss
+
+
+def wide_arrays(seed: int):
+    """Family 21 (session 26): m = 60–200 neurons in d = 3–6, n = 6–20 Gaussian points, the
+    weights' scale drawn from ``{1e-2, 0.1, 0.5}`` (small inits: many neurons aligning at
+    once, several hyperplanes met in one step, the batched events and the replayed empty
+    faces), checked against gradient descent like the others.  Drawn from
+    ``default_rng(seed − WIDE_SEEDS)``."""
+    rng = np.random.default_rng(seed - WIDE_SEEDS)
+    d, n, m = int(rng.integers(3, 7)), int(rng.integers(6, 21)), int(rng.integers(60, 201))
+    gamma, loss = float(rng.choice([0.0, 0.1, 0.5])), str(rng.choice(["square", "logistic"]))
+    X = rng.normal(size=(n, d))
+    y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
+    W = float(rng.choice([1e-2, 0.1, 0.5])) * rng.normal(size=(m, d))
     a = _output_layer(rng, W)
     return X, y, W, a, gamma, loss
 
@@ -221,6 +241,8 @@ def high_d_arrays(seed: int):
 
 def problem_arrays(seed: int):
     """``(X, y, W, a, gamma, loss)`` of the exploration's problem ``seed``."""
+    if seed >= WIDE_SEEDS:
+        return wide_arrays(seed)
     if seed >= SCALES_SEEDS:
         return scales_arrays(seed)
     if seed >= MANY_POINTS_SEEDS:
@@ -263,9 +285,9 @@ def problem_arrays(seed: int):
 
 
 def make(seed: int) -> Case:
-    """The problem ``seed`` as a campaign case (families numbered 10–20)."""
+    """The problem ``seed`` as a campaign case (families numbered 10–21)."""
     X, y, W, a, gamma, loss = problem_arrays(seed)
-    fam = (10 if seed >= SCALES_SEEDS else 9 if seed >= MANY_POINTS_SEEDS
+    fam = (11 if seed >= WIDE_SEEDS else 10 if seed >= SCALES_SEEDS else 9 if seed >= MANY_POINTS_SEEDS
            else 8 if seed >= GRID_SEEDS else 7 if seed >= NEAR_SPAN_SEEDS
            else 6 if seed >= NEAR_SPAN3_SEEDS else 5 if seed >= NEAR_DEPENDENT_SEEDS
            else 4 if seed >= HIGH_D_SEEDS else seed % 4)

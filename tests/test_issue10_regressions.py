@@ -201,12 +201,16 @@ def test_a_touch_crossed_and_crossed_back_at_once_is_one_grazing_row(monkeypatch
     logged them crossing it (face 6 → 5) and the next, at the same time, crossing back
     (5 → 6): ten CROSSING rows, five logged twice at one time, for a contact that spent no
     time on the other side.  The log now holds five GRAZING rows 6 → 6 there; the dynamics are
-    untouched (the same steps and final state as a run that logs every row)."""
+    untouched (the same steps and final state as a run that logs every row).  The contact
+    arises on the path of session 24 (no face replayed below 64 empty ones): the default
+    path, replaying from the first empty face since session 26, meets this converged
+    chattering at other times (191 events against 221, final states equal to 1e-15)."""
     from explore_long import problem
 
     from pwflow import EventKind
     from pwflow.events import EventLog
 
+    monkeypatch.setattr(pwflow.stepper.HybridFlow, "REPLAY_PASSIVE", 64)
     data, init, gamma, loss, _ = problem(305)
     tr = pwflow.simulate(data, init, 1100.0, gamma=gamma, loss=loss, n_snapshots=8)
     assert tr.status == 0, tr.message
@@ -1247,6 +1251,12 @@ def test_snapshots_inside_a_long_step_agree_with_step_ends(monkeypatch):
                                + np.sum((tr.a[i] - end.a[-1]) ** 2)))
         return np.array(out)
 
+    ends = {T: run(float(T)) for T in times}
+    tr = run(10.0, times)
+    assert np.max(gaps(tr)) <= 1e-10, gaps(tr)
+    # the long step arises with every face in DOP853's state (the default path replays the
+    # empty faces from session 26 on, and its steps are not that long)
+    monkeypatch.setattr(pwflow.stepper.HybridFlow, "REPLAY_PASSIVE", None)
     ends = {T: run(float(T)) for T in times}
     tr = run(10.0, times)
     assert np.max(gaps(tr)) <= 1e-10, gaps(tr)

@@ -84,12 +84,23 @@ def test_output_polynomial_equals_the_outputs_of_the_dense_output(data, d, n, m,
 
 
 def _sequential_face_events(flow: HybridFlow, F, t0, t1):
-    """The face-event search before issue 13: one scalar regime evaluation per midpoint."""
+    """The face-event search before issue 13: one scalar regime evaluation per midpoint, of
+    the occupied faces' propagators as the search reads them (BLAS rounds the product for a
+    subset of the faces' columns differently in the last bit; at a slope that touches its
+    bound tangentially that moved the time found by 1e-8 on random d = 4 data)."""
     h = t1 - t0
     r0 = flow._regime
-    hi = bisect(t0, t1, lambda t: flow._regime_changed(
-        flow._face_regime_at(propagators_at(F, (t - t0) / h)), r0), [t0, t1])
-    return hi, flow._face_regime_at(propagators_at(F, (hi - t0) / h))
+    occ = flow._field.occupied
+
+    def at(t):
+        return flow._face_regime_at(propagators_at(F, np.array([(t - t0) / h]), faces=occ,
+                                                   rowwise=True))
+
+    def first(reading):
+        return tuple(v[0] for v in reading)
+
+    hi = bisect(t0, t1, lambda t: flow._regime_changed(first(at(t)), r0), [t0, t1])
+    return hi, first(at(hi))
 
 
 def _case(name: str, seed: int, m: int):
