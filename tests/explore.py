@@ -287,10 +287,10 @@ def problem_arrays(seed: int):
 def make(seed: int) -> Case:
     """The problem ``seed`` as a campaign case (families numbered 10–21)."""
     X, y, W, a, gamma, loss = problem_arrays(seed)
-    fam = (11 if seed >= WIDE_SEEDS else 10 if seed >= SCALES_SEEDS else 9 if seed >= MANY_POINTS_SEEDS
-           else 8 if seed >= GRID_SEEDS else 7 if seed >= NEAR_SPAN_SEEDS
-           else 6 if seed >= NEAR_SPAN3_SEEDS else 5 if seed >= NEAR_DEPENDENT_SEEDS
-           else 4 if seed >= HIGH_D_SEEDS else seed % 4)
+    starts = (HIGH_D_SEEDS, NEAR_DEPENDENT_SEEDS, NEAR_SPAN3_SEEDS, NEAR_SPAN_SEEDS, GRID_SEEDS,
+              MANY_POINTS_SEEDS, SCALES_SEEDS, WIDE_SEEDS)  # families 4, 5, ..., 11
+    above = [i for i, start in enumerate(starts) if seed >= start]
+    fam = 4 + above[-1] if above else seed % 4
     return Case(seed, 10 + fam, Problem(X, y, W, a, gamma, loss, 5.0, f"explore{fam}"))
 
 

@@ -32,7 +32,8 @@ from scipy.special import expit
 
 __all__ = ["GDReference", "gd_reference", "loss_value", "loss_derivative", "outputs",
            "min_norm_direction", "MinNorm", "sliding_checks", "C_GAP", "ATOL_GD",
-           "first_branch_after_start", "finer_gd_agrees", "thinnest_wedge",
+           "first_branch_after_start", "finer_gd_agrees", "converging_gd_agrees",
+           "thinnest_wedge",
            "wedge_continuation_agrees", "WEDGE_WIDTHS"]
 
 #: the differential comparison: ``|flow − θ_ext| ≤ max(C_GAP · estimate, ATOL_GD (1 + ‖θ‖))``
@@ -225,6 +226,40 @@ def finer_gd_agrees(X, y, W0, a0, gamma: float, loss: str, traj, t: float, lrs):
     W, a = traj.state(t)
     size = float(np.sqrt(np.sum(W**2) + np.sum(a**2)))
     return fine.error(W, a, 0) <= C_GAP * fine.gap[0] + ATOL_GD * (1 + size), fine
+
+
+#: the most steps, and ``steps × m n d``, :func:`converging_gd_agrees` spends on one
+#: further level (about 30 s at the most steps on small problems)
+CONVERGING_GD_STEPS, CONVERGING_GD_WORK = 2e6, 2e9
+
+
+def converging_gd_agrees(X, y, W0, a0, gamma: float, loss: str, traj, t: float, levels,
+                         coarse: float, shrink: float = 4.0):
+    """:func:`finer_gd_agrees` down a ladder of step pairs ``levels`` (coarse to fine): the
+    run agrees at the first level where it is within ``C_GAP`` gaps.  The first level is
+    always tried; a further one only while the distance to the run shrank by ``shrink`` or
+    more from the level before (``coarse``: the distance at the caller's own step), i.e.
+    gradient descent converges to the run, as where it steps over a wedge at the coarser
+    steps (N6), and while its cost, ``3 t / lr1`` steps of ``m n d`` work, stays within
+    :data:`CONVERGING_GD_STEPS` and :data:`CONVERGING_GD_WORK`.  Returns
+    ``(agrees, [(lr1, distance, gap), ...])``."""
+    W, a = traj.state(t)
+    work = W.shape[0] * W.shape[1] * np.asarray(X).shape[0]
+    seen: list[tuple[float, float, float]] = []
+    previous = coarse
+    for lrs in levels:
+        steps = 3 * t / lrs[0]
+        if seen and (steps > CONVERGING_GD_STEPS or steps * work > CONVERGING_GD_WORK):
+            break
+        agrees, fine = finer_gd_agrees(X, y, W0, a0, gamma, loss, traj, t, lrs)
+        distance = float(fine.error(W, a, 0))
+        seen.append((float(lrs[0]), distance, float(fine.gap[0])))
+        if agrees:
+            return True, seen
+        if distance * shrink > previous:  # not converging to the run: the verdict stands
+            break
+        previous = distance
+    return False, seen
 
 
 #: relative widths of :func:`wedge_continuation_agrees`: gradient descent checks the flow at

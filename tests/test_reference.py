@@ -205,3 +205,34 @@ def test_non_grazing_events_drops_grazing_and_sorts():
     ev = non_grazing_events(_log([(2.0, 1, 0, 0), (1.0, 0, 3, g), (0.5, 1, 0, 1), (3.0, 0, 1, 0)]))
     assert ev["neuron"].tolist() == [0, 1, 1] and ev["t"].tolist() == [3.0, 2.0, 0.5]
     assert g not in ev["kind"].tolist()
+
+
+def test_converging_gradient_descent_verifies_a_wedge_it_steps_over_and_rejects_a_wrong_run():
+    """Exploration seed 64 (``x_1 = −x_0 + 1e-4 ξ``, d = 4, n = 8, m = 6, γ = 0.1; the flow
+    itself: ``test_issue10_regressions.py``), neurons sliding on ``x_0``'s hyperplane inside
+    the wedge: the campaign's check must verify it on its own.  At t = 1 gradient descent at
+    ``lr = 1e-3`` is 0.066 from the flow (152 of its gaps), at ``lr = 5e-5`` 3.0e-4 (26 gaps:
+    still failing), at ``lr = 1e-5`` 5.1e-5 (gap 8.5e-5): it converges to the run, and the
+    ladder's second level says so.  A state 1e-2 off goes down the same ladder and fails;
+    one 5e-2 off is not 4x closer at the first level, and the ladder stops there."""
+    from campaign import FINE_LADDER, LR
+    from explore import problem_arrays
+    from reference import converging_gd_agrees, gd_reference
+
+    X, y, W, a, gamma, loss = problem_arrays(64)
+    t = 1.0
+    state = _flow_state(X, y, W, a, gamma, loss, t)
+    coarse = gd_reference(X, y, W, a, gamma, loss, [t], lr=LR)
+    far = coarse.error(*state, 0)
+    assert far > 100 * coarse.estimate(0)
+    ok, seen = converging_gd_agrees(X, y, W, a, gamma, loss, SimpleNamespace(
+        state=lambda _: state), t, FINE_LADDER, far)
+    assert ok and len(seen) == 2 and seen[0][1] > 10 * seen[0][2], seen
+    rng = np.random.default_rng(0)
+    for size, levels in ((1e-2, 2), (5e-2, 1)):
+        dW = rng.normal(size=state[0].shape)
+        dW *= size / np.linalg.norm(dW)
+        wrong = (state[0] + dW, state[1])
+        ok, seen = converging_gd_agrees(X, y, W, a, gamma, loss, SimpleNamespace(
+            state=lambda _, s=wrong: s), t, FINE_LADDER, coarse.error(*wrong, 0))
+        assert not ok and len(seen) == levels, (size, seen)
