@@ -29,7 +29,9 @@ the square or logistic loss and a balanced or unbalanced initialisation:
 10. (seeds from ``SCALES_SEEDS`` = 700 000 on, session 17) any leak ``γ ∈ [0, 1)`` (uniform,
     or 0.9, 0.99, 1/3) and points whose norms span 3.5 decades (:func:`scales_arrays`);
 11. (seeds from ``WIDE_SEEDS`` = 800 000 on, session 26) m = 60–200 neurons in d = 3–6,
-    n = 6–20, small and large inits (:func:`wide_arrays`).
+    n = 6–20, small and large inits (:func:`wide_arrays`);
+12. (seeds from ``WIDE_BIAS_SEEDS`` = 900 000 on, session 26) the same widths on points with
+    a bias coordinate, d = 3–5, n = 4–16, scales 1e-4 to 1e-2 (:func:`wide_bias_arrays`).
 
 Each problem is checked as the campaign checks its own (:func:`campaign.check`)::
 
@@ -67,6 +69,8 @@ MANY_POINTS_SEEDS = 600_000
 SCALES_SEEDS = 700_000
 #: seeds from here on draw the wide family (21)
 WIDE_SEEDS = 800_000
+#: seeds from here on draw the wide family with a bias coordinate and small inits (22)
+WIDE_BIAS_SEEDS = 900_000
 
 
 def _output_layer(rng, W):
@@ -147,6 +151,21 @@ def wide_arrays(seed: int):
     X = rng.normal(size=(n, d))
     y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
     W = float(rng.choice([1e-2, 0.1, 0.5])) * rng.normal(size=(m, d))
+    a = _output_layer(rng, W)
+    return X, y, W, a, gamma, loss
+
+
+def wide_bias_arrays(seed: int):
+    """Family 22 (session 26): the paper's setting in higher dimension and width: points
+    ``(x, 1)`` with ``x`` Gaussian in d − 1 = 2–4 dimensions (the last coordinate a bias, as
+    in Appendix B), n = 4–16, m = 60–200 neurons at the small scales of early alignment
+    (``{1e-4, 1e-3, 1e-2}``).  Drawn from ``default_rng(seed − WIDE_BIAS_SEEDS)``."""
+    rng = np.random.default_rng(seed - WIDE_BIAS_SEEDS)
+    d, n, m = int(rng.integers(3, 6)), int(rng.integers(4, 17)), int(rng.integers(60, 201))
+    gamma, loss = float(rng.choice([0.0, 0.1, 0.5])), str(rng.choice(["square", "logistic"]))
+    X = np.hstack([rng.normal(size=(n, d - 1)), np.ones((n, 1))])
+    y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
+    W = float(rng.choice([1e-4, 1e-3, 1e-2])) * rng.normal(size=(m, d))
     a = _output_layer(rng, W)
     return X, y, W, a, gamma, loss
 
@@ -241,6 +260,8 @@ def high_d_arrays(seed: int):
 
 def problem_arrays(seed: int):
     """``(X, y, W, a, gamma, loss)`` of the exploration's problem ``seed``."""
+    if seed >= WIDE_BIAS_SEEDS:
+        return wide_bias_arrays(seed)
     if seed >= WIDE_SEEDS:
         return wide_arrays(seed)
     if seed >= SCALES_SEEDS:
@@ -285,10 +306,11 @@ def problem_arrays(seed: int):
 
 
 def make(seed: int) -> Case:
-    """The problem ``seed`` as a campaign case (families numbered 10–21)."""
+    """The problem ``seed`` as a campaign case (families numbered 10–22)."""
     X, y, W, a, gamma, loss = problem_arrays(seed)
     starts = (HIGH_D_SEEDS, NEAR_DEPENDENT_SEEDS, NEAR_SPAN3_SEEDS, NEAR_SPAN_SEEDS, GRID_SEEDS,
-              MANY_POINTS_SEEDS, SCALES_SEEDS, WIDE_SEEDS)  # families 4, 5, ..., 11
+              MANY_POINTS_SEEDS, SCALES_SEEDS, WIDE_SEEDS,
+              WIDE_BIAS_SEEDS)  # families 4, 5, ..., 12
     above = [i for i, start in enumerate(starts) if seed >= start]
     fam = 4 + above[-1] if above else seed % 4
     return Case(seed, 10 + fam, Problem(X, y, W, a, gamma, loss, 5.0, f"explore{fam}"))
