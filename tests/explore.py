@@ -82,6 +82,24 @@ def _output_layer(rng, W):
             else sign * rng.uniform(0.05, 1, size=m) * np.max(np.linalg.norm(W, axis=1)))
 
 
+def _gaussian_arrays(rng, dims: tuple[int, int], points: tuple[int, int],
+                     widths: tuple[int, int], scales: tuple[float, ...], bias: bool = False):
+    """``(X, y, W, a, gamma, loss)`` with d, n, m uniform in the half-open ``dims``, ``points``,
+    ``widths``, ``γ ∈ {0, 0.1, 0.5}``, either loss, Gaussian points (the last coordinate a
+    constant 1, the paper's bias, with ``bias``), Gaussian weights at a scale drawn from
+    ``scales`` and :func:`_output_layer`: the draws of families 19, 21 and 22, in one order."""
+    d, n, m = (int(rng.integers(*dims)), int(rng.integers(*points)),
+               int(rng.integers(*widths)))
+    gamma, loss = float(rng.choice([0.0, 0.1, 0.5])), str(rng.choice(["square", "logistic"]))
+    X = rng.normal(size=(n, d - 1 if bias else d))
+    if bias:
+        X = np.hstack([X, np.ones((n, 1))])
+    y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
+    W = float(rng.choice(scales)) * rng.normal(size=(m, d))
+    a = _output_layer(rng, W)
+    return X, y, W, a, gamma, loss
+
+
 def grid_arrays(seed: int):
     """Family 18 (session 16): exactly degenerate data, integer coordinates in ``{−2, …, 2}``
     (d = 3–5, n = 5–12, a constant last coordinate, the paper's bias, in half the problems):
@@ -109,13 +127,7 @@ def many_points_arrays(seed: int):
     scale drawn from ``{1e-3, 0.1, 1}`` (small inits align first; large ones move their
     hyperplanes through many points).  Drawn from ``default_rng(seed − MANY_POINTS_SEEDS)``."""
     rng = np.random.default_rng(seed - MANY_POINTS_SEEDS)
-    d, n, m = int(rng.integers(3, 6)), int(rng.integers(12, 31)), int(rng.integers(4, 17))
-    gamma, loss = float(rng.choice([0.0, 0.1, 0.5])), str(rng.choice(["square", "logistic"]))
-    X = rng.normal(size=(n, d))
-    y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
-    W = float(rng.choice([1e-3, 0.1, 1.0])) * rng.normal(size=(m, d))
-    a = _output_layer(rng, W)
-    return X, y, W, a, gamma, loss
+    return _gaussian_arrays(rng, (3, 6), (12, 31), (4, 17), (1e-3, 0.1, 1.0))
 
 
 def scales_arrays(seed: int):
@@ -146,13 +158,7 @@ def wide_arrays(seed: int):
     faces), checked against gradient descent like the others.  Drawn from
     ``default_rng(seed − WIDE_SEEDS)``."""
     rng = np.random.default_rng(seed - WIDE_SEEDS)
-    d, n, m = int(rng.integers(3, 7)), int(rng.integers(6, 21)), int(rng.integers(60, 201))
-    gamma, loss = float(rng.choice([0.0, 0.1, 0.5])), str(rng.choice(["square", "logistic"]))
-    X = rng.normal(size=(n, d))
-    y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
-    W = float(rng.choice([1e-2, 0.1, 0.5])) * rng.normal(size=(m, d))
-    a = _output_layer(rng, W)
-    return X, y, W, a, gamma, loss
+    return _gaussian_arrays(rng, (3, 7), (6, 21), (60, 201), (1e-2, 0.1, 0.5))
 
 
 def wide_bias_arrays(seed: int):
@@ -161,13 +167,7 @@ def wide_bias_arrays(seed: int):
     in Appendix B), n = 4–16, m = 60–200 neurons at the small scales of early alignment
     (``{1e-4, 1e-3, 1e-2}``).  Drawn from ``default_rng(seed − WIDE_BIAS_SEEDS)``."""
     rng = np.random.default_rng(seed - WIDE_BIAS_SEEDS)
-    d, n, m = int(rng.integers(3, 6)), int(rng.integers(4, 17)), int(rng.integers(60, 201))
-    gamma, loss = float(rng.choice([0.0, 0.1, 0.5])), str(rng.choice(["square", "logistic"]))
-    X = np.hstack([rng.normal(size=(n, d - 1)), np.ones((n, 1))])
-    y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
-    W = float(rng.choice([1e-4, 1e-3, 1e-2])) * rng.normal(size=(m, d))
-    a = _output_layer(rng, W)
-    return X, y, W, a, gamma, loss
+    return _gaussian_arrays(rng, (3, 6), (4, 17), (60, 201), (1e-4, 1e-3, 1e-2), bias=True)
 
 
 def near_span_arrays(seed: int):
