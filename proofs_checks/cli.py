@@ -189,6 +189,13 @@ except ImportError:  # pragma: no cover
 
 
 class _Parser(argparse.ArgumentParser):
+    """Argument parser whose errors are one line (:func:`main`); options are not abbreviated
+    (a prefix such as ``--m`` is not silently read as another option)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str):  # no usage dump + SystemExit(2) handled in main
         raise _ArgError(message)
 

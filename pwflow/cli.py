@@ -63,10 +63,14 @@ class _Parser(argparse.ArgumentParser):
     """Argument parser that raises :class:`CLIError` instead of printing usage and exiting.
 
     Negative numbers in exponent notation (``--scale -1e-3``) are read as values, not as
-    options, so that they reach the range check with a clear message.
+    options, so that they reach the range check with a clear message.  Options are not
+    abbreviated: argparse's prefix matching read ``--m 100`` (meant as the width) as
+    ``--method 100`` and refused it with a message about ``--method``; an option that is not
+    spelled out is now an unrecognised argument, named as such.
     """
 
     def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
         import re
 
@@ -191,9 +195,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         try:
-            args = parser.parse_args(argv)
+            args, extra = parser.parse_known_args(argv)
         except SystemExit as exc:  # --help / --version
             return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
+        if extra:  # named with the subcommand's help, not the top level's
+            cmd = getattr(args, "command", None)
+            raise CLIError(f"unrecognized arguments: {' '.join(extra)} (options are not "
+                           f"abbreviated; see '{PROG}{' ' + cmd if cmd else ''} --help')")
         debug = bool(getattr(args, "debug", False))
         if getattr(args, "_run", None) is None:
             raise CLIError(

@@ -119,6 +119,21 @@ def test_simulate_progress_bar_only_on_a_terminal_by_default(capsys, tmp_path):
     assert rc == 2 and "not allowed with argument" in stderr and "Traceback" not in stderr
 
 
+def test_an_abbreviated_option_is_refused_with_the_subcommands_help(capsys, tmp_path):
+    """argparse's prefix matching read ``--m 100`` (meant as the width) as ``--method 100``
+    and refused it with a message about ``--method``; options are now spelled out, and the
+    one line names the argument and the subcommand's help."""
+    out = tmp_path / "r.npz"
+    rc, stdout, stderr = run_cli(capsys, ["simulate", "--m", "100", "--t-max", "2", "--out", out])
+    assert rc == 2 and stdout == "" and not out.exists()
+    assert stderr.strip() == ("pwflow: error: unrecognized arguments: --m 100 (options are not "
+                              "abbreviated; see 'pwflow simulate --help')")
+    rc, _, stderr = run_cli(capsys, ["simulate", "--wid", "5", "--t-max", "2", "--out", out])
+    assert rc == 2 and "unrecognized arguments: --wid 5" in stderr and "Traceback" not in stderr
+    assert run_cli(capsys, ["simulate", "--width", "5", "--t-max", "2", "--quiet",
+                            "--out", out])[0] == 0  # spelled out: accepted
+
+
 def test_simulate_appends_npz_suffix(capsys, tmp_path):
     rc, stdout, _ = run_cli(capsys, ["simulate", *SMALL, "--out", tmp_path / "noext"])
     assert rc == 0

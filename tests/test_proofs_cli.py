@@ -31,6 +31,7 @@ def test_errors_exit_2_without_traceback(capsys):
         ["constants", "--gamma", "2"],
         ["frobnicate"],
         [],
+        ["constants", "--eps", "0.1"],  # an abbreviation of --epsilon: refused, not guessed
     ):
         assert main(argv) == 2
         err = capsys.readouterr().err
