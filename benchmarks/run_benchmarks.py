@@ -80,8 +80,12 @@ def _flow_case(name: str, m: int, t_max: float, q: mp.Queue, scale: float | None
                package: str = "pwflow") -> None:
     global PACKAGE
     PACKAGE = package
+    import importlib
+
     pwflow = _pk()
-    time_per_step = pwflow.gd.time_per_step
+    # the submodule by name: the package's attributes are lazy (``pwflow.gd`` exists only
+    # once something has imported it)
+    time_per_step = importlib.import_module(f"{PACKAGE}.gd").time_per_step
     data, init = _dataset(name), _init(name, m, scale)
     t0 = time.perf_counter()
     tr = pwflow.simulate(data, init, t_max, n_snapshots=8)

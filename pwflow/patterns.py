@@ -334,10 +334,12 @@ class PatternTable:
         def face_of(rows):
             return rows if plan.faces is None else plan.faces[rows]
 
+        held_face = np.zeros(len(self._U), dtype=bool)  # a mask: O(P), not a sort (isin)
+        held_face[faces] = True
         single = plan.single
-        one = np.isin(face_of(single.one), faces)
-        two = np.isin(face_of(plan.two), faces)
-        many = np.isin(face_of(plan.many), faces)
+        one = held_face[face_of(single.one)]
+        two = held_face[face_of(plan.two)]
+        many = held_face[face_of(plan.many)]
         held = np.concatenate([single.one[one], plan.two[two], plan.many[many]]).astype(np.intp)
         keep = ~one
         single = replace(single, one=single.one[keep], k=single.k[keep], xk=single.xk[keep],
