@@ -65,10 +65,10 @@ def _capture() -> dict:
     cap: dict = {}
     advance = HybridFlow._advance
 
-    def spy(self, t_cut, t1, Phi1, Z1, F, field_, pending, exits, P):
+    def spy(self, t_cut, t1, Phi1, Z1, F, field_, pending, exits):
         cap.update(t0=self.t, Zs0=self._Zs.copy(), pat0=self.pat.copy(), F=F, field=field_,
                    t1=t1)
-        out = advance(self, t_cut, t1, Phi1, Z1, F, field_, pending, exits, P)
+        out = advance(self, t_cut, t1, Phi1, Z1, F, field_, pending, exits)
         cap.update(tc=self.t, applied=self._applied)
         return out
 
@@ -146,6 +146,9 @@ def main() -> None:
     case, m, scale = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     data, init = _case(pwflow, case, m, 8, scale)
     opt = pwflow.FlowOptions(stiff_solver=None)
+    # every face in DOP853's state (the dense output ``F`` then covers every face the fields
+    # of :meth:`CollectiveField.fields_of` are for); passive faces replayed apart would not be
+    HybridFlow.REPLAY_PASSIVE = None
     flow = HybridFlow(data.X, data.y, init.W, init.a, get_loss("square"), 0.0, opt)
     cap = _capture()
     for T0 in (float(x) for x in sys.argv[4:]):
