@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import os
 import multiprocessing as mp
+import queue
 import resource
 import time
 
@@ -216,7 +217,14 @@ def _run(target, *args):
         args, kw = args[:-1], {"package": args[-1]}
     p = mp.Process(target=target, args=(*args, q), kwargs=kw)
     p.start()
-    out = q.get()
+    while True:  # a case that dies (its traceback on stderr) ends the script, not a hang
+        try:
+            out = q.get(timeout=1.0)
+            break
+        except queue.Empty:
+            if not p.is_alive() and q.empty():
+                raise SystemExit(f"benchmark case {getattr(target, '__name__', target)}"
+                                 f"{args} failed (exit code {p.exitcode})") from None
     p.join()
     return out
 
