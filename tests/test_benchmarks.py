@@ -34,7 +34,7 @@ def test_run_benchmarks_prints_a_row_per_case():
     rows = {line.split()[0]: line.split() for line in out.splitlines()
             if line.startswith(("three-points", "random-d3"))}
     assert set(rows) == {"three-points", "random-d3"}, out
-    for name, row in rows.items():
+    for row in rows.values():
         assert row[1] == "40" and float(row[2]) > 0 and int(row[3]) > 0, out  # m, wall, events
     assert "ms per event" in out  # the random rows' cost per event
 
