@@ -28,8 +28,10 @@ from .subgradient import (
     face_slopes,
     fixed_part,
     free_slopes,
+    kkt_tolerance,
     pair_slopes,
     parallel_classes,
+    rows_matvec,
     single_slope,
 )
 
@@ -309,9 +311,9 @@ class PatternTable:
             G[plan.held] = b - (plan.held_proj @ b[:, :, None])[:, :, 0]
         if plan.two.size:
             self._two_slopes(G, r, plan.two, plan.k1, plan.k2, plan.x1, plan.x2)
-        for i in plan.many:
-            p = i if plan.faces is None else plan.faces[i]
-            self._many_slopes(G, r, int(i), int(p))
+        if plan.many.size:
+            self._many_slopes(G, r, plan.many,
+                              plan.many if plan.faces is None else plan.faces[plan.many])
         return G
 
     def holding(self, plan: FacePlan, faces: NDArray[np.intp]) -> FacePlan:
@@ -429,57 +431,153 @@ class PatternTable:
     def _two_slopes(self, G: Array, r: Array, two: NDArray[np.intp], k1: NDArray[np.intp],
                     k2: NDArray[np.intp], x1: Array, x2: Array) -> Array:
         """Faces ``two`` with the free slopes ``k1 < k2`` (``x1``, ``x2`` their ``x_k``):
-        ``G[two] += η₁ z₁ + η₂ z₂`` in place, with ``z_i = −(r_{k_i}/n) x_{k_i}`` and ``η`` the
-        closed form :func:`~pwflow.subgradient.pair_slopes`; returns ``η``, shape ``(T, 2)``."""
-        n = self.n
-        z1 = -(r[k1] / n)[:, None] * x1
-        z2 = -(r[k2] / n)[:, None] * x2
-        e = pair_slopes(G[two], z1, z2, self.gamma, 1.0)
-        G[two] += e[:, :1] * z1 + e[:, 1:] * z2
+        ``G[..., two, :] += η₁ z₁ + η₂ z₂`` in place, with ``z_i = −(r_{k_i}/n) x_{k_i}`` and
+        ``η`` the closed form :func:`~pwflow.subgradient.pair_slopes`; returns ``η``, shape
+        ``(..., T, 2)`` (leading axes of ``G`` and ``r`` as in :meth:`_one_slope`)."""
+        n, d = self.n, self.d
+        z1 = -(r[..., k1] / n)[..., None] * x1
+        z2 = -(r[..., k2] / n)[..., None] * x2
+        b = G[..., two, :]
+        e = pair_slopes(b.reshape(-1, d), z1.reshape(-1, d), z2.reshape(-1, d), self.gamma,
+                        1.0).reshape(b.shape[:-1] + (2,))
+        G[..., two, :] = b + (e[..., :1] * z1 + e[..., 1:] * z2)
         return e
 
-    def _many_slopes(self, G: Array, r: Array, i: int, p: int) -> tuple[NDArray[np.intp], Array]:
-        """Row ``i`` of ``G``, face ``p`` (several free slopes, or parallel free points):
-        ``G[i] += Z η`` in place, ``η`` from :func:`~pwflow.subgradient.free_slopes`
-        warm-started from the face's last solution; returns the free indices and ``η``."""
-        K = np.flatnonzero(self.U[p] == 0)
-        Z = (-(r[K, None] * self.X[K]) / self.n).T
-        e = free_slopes(G[i], Z, self.gamma, self._classes[p], self._warm.get(p))
-        self._warm[p] = e
-        G[i] += Z @ e
-        return K, e
+    def _many_slopes(self, G: Array, r: Array, rows: NDArray[np.intp], faces: NDArray[np.intp],
+                     eta: Array | None = None) -> None:
+        """Rows ``rows`` of ``G`` (faces ``faces``: several free slopes, or parallel free
+        points): ``G[..., rows, :] += Z η`` in place and, if given, the slopes written into
+        ``eta`` (``(..., P, n)``); leading axes of ``G`` and ``r`` as in :meth:`_one_slope`.
+
+        Faces without parallel points first try the interior solution, every face and
+        leading index with the same number of free slopes at once (:meth:`_interior_slopes`);
+        the others, and faces with parallel points (slopes tied, N3), are solved one by one by
+        :func:`~pwflow.subgradient.free_slopes` (BVLS), warm-started from the face's last
+        solution (at several times: the same start for all, and the last time's solution
+        kept)."""
+        if rows.size == 0:
+            return
+        n = self.n
+        G2 = G.reshape((-1,) + G.shape[-2:])
+        r2 = r.reshape(-1, n)
+        eta2 = None if eta is None else eta.reshape((-1,) + eta.shape[-2:])
+        solved = np.zeros((r2.shape[0], rows.size), dtype=bool)
+        last = []  # the interior solutions at the last leading index, kept after the BVLS
+        for sel, K, XK, A in self._interior_plan(rows, faces):
+            rq = rows[sel]
+            Z = np.swapaxes(-(r2[:, K, None] * XK) / n, -1, -2)  # (T, S, d, q)
+            e, ok = self._interior_slopes(G2[:, rq], Z, r2[:, K], A)
+            t_ok, s_ok = np.nonzero(ok)
+            G2[t_ok, rq[s_ok]] += rows_matvec(Z[t_ok, s_ok], e[t_ok, s_ok])
+            if eta2 is not None:
+                eta2[t_ok[:, None], rq[s_ok][:, None], K[s_ok]] = e[t_ok, s_ok]
+            last.extend((int(faces[sel[s]]), e[-1, s]) for s in np.flatnonzero(ok[-1]).tolist())
+            solved[:, sel] = ok
+        if not np.all(solved):
+            # BVLS warm-started from the faces' solutions before this call, the same start at
+            # every leading index (a row's numbers do not depend on the others')
+            todo = np.nonzero(~solved)
+            starts = {p: self._warm.get(p) for p in faces[todo[1]].tolist()}
+            for t, i in zip(*todo, strict=True):
+                p = int(faces[i])
+                K = np.flatnonzero(self.U[p] == 0)
+                Z = (-(r2[t, K, None] * self.X[K]) / n).T
+                e = free_slopes(G2[t, rows[i]], Z, self.gamma, self._classes[p], starts[p])
+                self._warm[p] = e
+                G2[t, rows[i]] += Z @ e
+                if eta2 is not None:
+                    eta2[t, rows[i], K] = e
+        self._warm.update(last)
+
+    def _interior_plan(self, rows: NDArray[np.intp], faces: NDArray[np.intp]) -> list:
+        """The groups of :meth:`_many_slopes`'s faces without parallel points, by their
+        number ``q`` of free slopes: positions in ``faces``, free data indices ``(S, q)``,
+        their points ``(S, q, d)`` and the faces' interior maps (:meth:`_interior_map`);
+        kept per (rows, faces)."""
+        key = ("interior", rows.tobytes(), faces.tobytes())
+        plan = self._plans.get(key)
+        if plan is None:
+            plain = np.flatnonzero(~self.coupled[faces])
+            nfree = self.nfree[faces[plain]]
+            plan = []
+            for q in np.unique(nfree).tolist():
+                sel = plain[nfree == q]
+                K = np.nonzero(self.U[faces[sel]] == 0)[1].reshape(-1, q)
+                plan.append((sel, K, self.X[K], self._interior_map(faces[sel])))
+            plan = self._remember(key, plan)
+        return plan
+
+    def _interior_slopes(self, b: Array, Z: Array, rK: Array, A: Array
+                         ) -> tuple[Array, NDArray[np.bool_]]:
+        """The slopes of faces with ``q`` free slopes (no two of their points parallel) where
+        the minimiser of ``‖b + Z η‖`` over ``[γ, 1]^q`` is interior, and where it is.
+
+        ``b`` ``(T, S, d)``, ``Z`` ``(T, S, d, q)`` (columns ``z_k = −(r_k/n) x_k``), ``rK``
+        ``(T, S, q)``, ``A`` ``(S, q, d)``.  Where every slope is free the minimiser makes
+        ``Z η`` the projection of ``−b`` onto ``span(x_K)``: ``η = n A_p b / r_K`` with
+        ``A_p = (X_Kᵀ)⁺`` fixed per face (:meth:`_interior_map`).  A row is accepted where
+        that ``η`` lies in ``[γ, 1]^q`` and meets the KKT conditions of a free minimiser,
+        ``|Zᵀ(b + Zη)| <=`` the tolerance
+        :func:`~pwflow.subgradient.box_least_squares` accepts (its certificate: convexity
+        makes it the minimiser whatever ``A_p``'s rounding); the rest go to BVLS.  Each row's
+        numbers are its own (products and sums over its last axes)."""
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            e = self.n * rows_matvec(A, b) / rK
+            ok = np.all((e >= self.gamma) & (e <= 1.0), axis=-1)  # NaN, inf: not inside
+            res = b + rows_matvec(Z, np.where(ok[..., None], e, 0.0))
+            g = rows_matvec(np.swapaxes(Z, -1, -2), res)  # Zᵀ(b + Zη)
+            tol = kkt_tolerance(np.sqrt(np.sum(b * b, axis=-1)),
+                                np.sqrt(np.sum(Z * Z, axis=(-2, -1))), self.gamma, 1.0)
+            ok &= np.all(np.abs(g) <= tol[..., None], axis=-1)
+        return e, ok
+
+    def _interior_map(self, faces: NDArray[np.intp]) -> Array:
+        """``A_p = (X_Kᵀ)⁺`` (``q × d``, ``K`` the face's free data points) of each face,
+        stacked; computed once per face."""
+        cache = self.__dict__.setdefault("_interior", {})
+        out = []
+        for p in faces.tolist():
+            A = cache.get(p)
+            if A is None:
+                A = cache[p] = np.linalg.pinv(self.X[self.U[p] == 0].T)
+            out.append(A)
+        return np.array(out).reshape(len(out), -1, self.d)
 
     def _minimal_norm(self, r: Array, faces: NDArray[np.intp] | None,
                       solve: NDArray[np.bool_] | None = None) -> tuple[Array, Array, Array]:
         """``D_u^θ``, the slopes and (one free slope) the unclipped ``η*`` of the given faces.
 
         The only place where the faces' minimal-norm problems are solved: vectorised closed
-        form for faces with one or two free slopes, :func:`~pwflow.subgradient.free_slopes`
-        (warm-started from the last solution of the same face; parallel data points share a
-        slope parameter) for more, or where points are parallel; frozen faces
+        form for faces with one or two free slopes; for more, or where points are parallel,
+        :meth:`_many_slopes` (the certified interior solution of every such face at once,
+        else BVLS warm-started from the last solution of the same face; parallel data points
+        share a slope parameter); frozen faces
         (``{0}``) get ``D = 0``.  ``faces=None``: all registered faces (the hot path of the
         vector field, on precomputed index arrays); ``solve`` (a mask over them) limits the
         faces with several free slopes that are solved (the others keep their fixed part
-        only: the caller does not use them).
+        only: the caller does not use them).  ``r`` may carry leading axes (``(..., n)``,
+        e.g. the residuals at several times): the results then have them too.
         """
         X = self.X
+        lead = r.shape[:-1]
         if faces is None:
             faces = np.arange(len(self._U))
-            eta = self.eta0.copy()
+            eta0 = self.eta0
             one, k, xk, xx = self.single, self.single_k, self._single_x, self._single_xx
         else:
-            eta = self.eta0[faces].copy()
+            eta0 = self.eta0[faces]
             one = np.flatnonzero((self.nfree[faces] == 1) & ~self.frozen[faces])
             k = np.argmax(self.U[faces[one]] == 0, axis=1)
             xk = X[k]
             xx = np.einsum("ij,ij->i", xk, xk)
-        G = fixed_part(eta, r, X)
-        eta_star = np.full(faces.size, np.nan)
+        G = fixed_part(eta0, r, X)
+        eta = np.broadcast_to(eta0, lead + eta0.shape).copy()
+        eta_star = np.full(lead + (faces.size,), np.nan)
         nfree = self.nfree[faces]
         if one.size:
             e, est = self._one_slope(G, r, one, k, xk, xx)
-            eta[one, k] = e
-            eta_star[one] = est
+            eta[..., one, k] = e
+            eta_star[..., one] = est
         multi = (nfree > 1) & ~self.frozen[faces]
         if solve is not None:
             multi &= solve[faces]
@@ -488,11 +586,10 @@ class PatternTable:
         if two.size:
             Ks = np.nonzero(self.U[faces[two]] == 0)[1].reshape(-1, 2)
             e = self._two_slopes(G, r, two, Ks[:, 0], Ks[:, 1], X[Ks[:, 0]], X[Ks[:, 1]])
-            eta[two[:, None], Ks] = e
-        for i in np.flatnonzero(multi & self.iterative[faces]):
-            K, e = self._many_slopes(G, r, int(i), int(faces[i]))
-            eta[i, K] = e
-        G[self.frozen[faces]] = 0.0
+            eta[..., two[:, None], Ks] = e
+        many = np.flatnonzero(multi & self.iterative[faces])
+        self._many_slopes(G, r, many, faces[many], eta)
+        G[..., self.frozen[faces], :] = 0.0
         return G, eta, eta_star
 
     def fields(self, r: Array, solve: NDArray[np.bool_] | None = None) -> tuple[Array, Array]:

@@ -165,7 +165,10 @@ class RegimeMixin:
 
         ``Phi`` may be a stack ``(T, P, q, q)`` of propagators at ``T`` times: the codes are
         then ``(T, P, n)`` and the signs ``(T, n)``, each row the same numbers as a call with
-        that row alone (the one-slope case in one vectorised pass, the general one row by row).
+        that row alone (one vectorised pass: the one-slope case by the closed form, the
+        general one by :meth:`PatternTable.minimal_norm` on the stack, whose rows do not
+        depend on each other: a face's BVLS starts at every time from the face's solution
+        before the call).
         ``raw``: read from the residuals themselves, not resolved (:meth:`_start_solver`).
         ``rows``: positions in the watched faces (``_regime_faces``) whose several-slope
         regime is solved; the others' codes are 0 there (:meth:`_face_events`: only the faces
@@ -183,7 +186,7 @@ class RegimeMixin:
         if faces.size == 0:
             return codes, np.zeros(lead + (0,), np.int8)
         free, watched = self._regime_free, self._regime_watched
-        general = np.ones(lead, dtype=bool)
+        general = True  # the several-slope case: solved at every time at once
         if self._regime_plan is not None:  # one free slope each: the side of η* (fast path)
             G, est = tab.single_fields(self._regime_plan, r)
             undecided = np.isnan(est)  # r_k = 0 (resolved): no η*, read from D
@@ -194,17 +197,14 @@ class RegimeMixin:
             if np.any(undecided):
                 code1 = np.where(undecided, self._departures(G, vres), code1)
             codes[..., faces, :] = np.where(free, code1[..., :, None], 0)
-            general[...] = False
+            general = False
         if rows is not None and rows.size == 0:
-            general[...] = False  # no face to solve: the codes stay 0
-        for i in (np.ndindex(*lead) if np.any(general) else ()):
-            if not general[i]:
-                continue
+            general = False  # no face to solve: the codes stay 0
+        if general:
             sel = slice(None) if rows is None else rows
-            codes[i + (faces[sel],)] = np.where(
+            codes[..., faces[sel], :] = np.where(
                 free[sel],
-                self._several_slopes_regime(r[i], self._velocity_resolution(r[i], r_tol[i]),
-                                            faces[sel]),
+                self._several_slopes_regime(r, self._velocity_resolution(r, r_tol), faces[sel]),
                 0)
         return codes, np.where(watched, np.sign(r), 0).astype(np.int8)
 
@@ -221,12 +221,13 @@ class RegimeMixin:
         G, eta, eta_star = self.table.minimal_norm(faces, r)
         one = ~np.isnan(eta_star)
         v = G @ self.X.T  # <D, x_k>
+        vres = vres[..., None, :]
         # one free slope: the side of η*, where the clipped slope's velocity is resolved
         # (the caller keeps the free hyperplane's column)
-        code1 = slope_codes(eta_star[:, None], v, vres, self.gamma)
+        code1 = slope_codes(eta_star[..., None], v, vres, self.gamma)
         upper = np.abs(eta - 1.0) <= np.abs(eta - self.gamma)  # which bound (not sign(v): noise)
         codem = np.where(np.abs(v) > vres, np.where(upper, 1, -1), 0)
-        return np.where(one[:, None], code1, codem).astype(np.int8)
+        return np.where(one[..., None], code1, codem).astype(np.int8)
 
     def _departures(self, G: Array, vres: Array) -> NDArray[np.int8]:
         """:meth:`_several_slopes_regime`'s code of the free slope of each one-slope face

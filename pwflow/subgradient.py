@@ -48,6 +48,7 @@ __all__ = [
     "face_slopes",
     "fixed_part",
     "free_slopes",
+    "kkt_tolerance",
     "kkt_violation",
     "pair_slopes",
     "parallel_classes",
@@ -323,6 +324,22 @@ def _pair_slopes_rows(b: Array, z1: Array, z2: Array, lo: float, hi: float) -> A
     return out
 
 
+def rows_matvec(A: Array, v: Array) -> Array:
+    """``A v`` row by row (``A`` of shape ``(..., d, p)``, ``v`` ``(..., p)``), each row's
+    numbers independent of the others and of how many there are: a product and a sum over
+    the last, contiguous axis (a stacked ``matmul`` may take BLAS for one stack and its own
+    loop for another, which round differently)."""
+    return np.sum(A * v[..., None, :], axis=-1)
+
+
+def kkt_tolerance(b_norm: ArrayLike, Z_norm: ArrayLike, lo: float, hi: float) -> ArrayLike:
+    """The KKT tolerance a solution of :func:`box_least_squares` must meet (in units of the
+    gradient ``Zᵀ(b + Zη)``): ``64 eps ‖Z‖ (‖b‖ + ‖Z‖ max(|lo|, |hi|))`` (+ 1e-300), the
+    rounding of that gradient; ``‖Z‖`` the Frobenius norm.  Floats or arrays (one problem
+    per entry)."""
+    return 64 * np.finfo(float).eps * Z_norm * (b_norm + Z_norm * max(abs(lo), abs(hi))) + 1e-300
+
+
 def kkt_violation(b: Array, Z: Array, eta: Array, lo: float, hi: float) -> float:
     """Largest violation of the KKT conditions of :func:`box_least_squares` at ``eta``.
 
@@ -421,9 +438,7 @@ def box_least_squares(
     # smallest normal number: zero, or least squares would divide by it (an infinite free
     # solve, then NaN)
     Z = np.where(np.max(np.abs(Z), axis=0) < np.finfo(float).tiny, 0.0, Z)
-    zn = float(np.linalg.norm(Z))
-    tol = 64 * np.finfo(float).eps * zn * (float(np.linalg.norm(b)) + zn * max(abs(lo), abs(hi)))
-    tol += 1e-300
+    tol = kkt_tolerance(float(np.linalg.norm(b)), float(np.linalg.norm(Z)), lo, hi)
     if start is None:
         x0 = np.clip(np.linalg.lstsq(Z, -b, rcond=None)[0], lo, hi)
     else:

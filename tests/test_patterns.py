@@ -117,6 +117,27 @@ def test_plan_fields_are_the_general_fields_bitwise(case):
 
 
 @given(_faces(), st.data())
+def test_minimal_norm_on_a_stack_of_residuals_equals_row_by_row_calls(case, data):
+    """``minimal_norm`` with residuals at ``T`` times (the face events' search reads the
+    several-slope faces' regime at every time of a level in one call): each row the very
+    numbers — field, slopes, ``η*`` — of a call with that row alone, from the same (cold)
+    warm starts, for faces with one, two and more free slopes, coupled or not."""
+    X, U, P, active, r, gamma = case
+    coords = st.floats(-2.0, 2.0, allow_nan=False, allow_subnormal=False)
+    more = data.draw(st.lists(st.lists(coords, min_size=r.size, max_size=r.size), max_size=4),
+                     label="more residuals")
+    R = np.array([r] + more)
+    faces = np.arange(P)
+    G, eta, est = _table(X, U, gamma).minimal_norm(faces, R)
+    assert G.shape == (R.shape[0], P, X.shape[1]) and eta.shape == (R.shape[0], P, X.shape[0])
+    for t in range(R.shape[0]):
+        G1, eta1, est1 = _table(X, U, gamma).minimal_norm(faces, R[t])
+        np.testing.assert_array_equal(G[t], G1)
+        np.testing.assert_array_equal(eta[t], eta1)
+        np.testing.assert_array_equal(est[t], est1)
+
+
+@given(_faces(), st.data())
 def test_held_sliding_faces_get_the_tangent_field_and_agree_inside_the_box(case, data):
     """:meth:`PatternTable.holding`: a held face's field is its fixed part projected onto the
     face, ``(I − P_K) b``, tangent to every free hyperplane whatever the size of the ``r_k``;
@@ -276,3 +297,81 @@ def test_arrays_extended_batch_by_batch_equal_a_table_built_at_once(case):
         a, b = getattr(grown, name), getattr(whole, name)
         assert a.shape == b.shape and a.dtype == b.dtype, name
         assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), name
+
+
+@st.composite
+def _several_slope_faces(draw):
+    """Data in general position (d = 4–6), faces with 3 to d − 1 free slopes (a line or more
+    of neurons ``w ≠ 0``: ``d`` hyperplanes in general position meet only at ``w = 0``, a
+    frozen face), residuals at T times; with some of them the interior solution lies in
+    the box, with others slopes are at their bounds (the BVLS fallback)."""
+    d = draw(st.integers(4, 6))
+    n = draw(st.integers(d, d + 4))
+    X = draw(hnp.arrays(float, (n, d), elements=_floats(-2.0, 2.0)))
+    X += 3.0 * np.eye(n, d)  # well away from parallel or dependent points
+    X[np.linalg.norm(X, axis=1) < 0.5, 0] += 1.0  # and from 0 (a hyperplane at rounding)
+    rows = []
+    for _ in range(draw(st.integers(1, 5))):
+        u = np.array(draw(st.lists(st.sampled_from([-1, 1]), min_size=n, max_size=n)), np.int8)
+        u[draw(st.permutations(range(n)))[: draw(st.integers(3, d - 1))]] = 0
+        if not any(np.array_equal(u, v) for v in rows):
+            rows.append(u)
+    T = draw(st.integers(1, 4))
+    R = draw(hnp.arrays(float, (T, n), elements=_floats(-3.0, 3.0)))
+    gamma = draw(st.sampled_from([0.0, 0.1, 0.5]))
+    return X, np.array(rows), R, gamma
+
+
+@given(_several_slope_faces())
+def test_faces_with_several_free_slopes_against_the_bounded_least_squares(case):
+    """The table's minimal-norm fields of faces with 3 or more free slopes (the interior
+    solution where it is certified, BVLS elsewhere) against ``minimal_norm_on_face``
+    (``free_slopes``, bounded least squares on each face alone): the same ``D`` to
+    rounding, every slope in ``[γ, 1]``, ``D`` tangent to the hyperplanes whose slope is
+    inside the box."""
+    from pwflow.subgradient import minimal_norm_on_face
+
+    X, U, R, gamma = case
+    tab = _table(X, U, gamma)
+    faces = np.arange(len(U))
+    G, eta, _ = tab.minimal_norm(faces, R)
+    for t, r in enumerate(R):
+        for p, u in enumerate(U):
+            ref = minimal_norm_on_face(u, X, r, gamma)
+            scale = 1e-12 * (1.0 + np.abs(r) @ np.linalg.norm(X, axis=1))
+            np.testing.assert_allclose(G[t, p], ref.D, rtol=0, atol=scale)
+            K = u == 0
+            assert np.all((eta[t, p, K] >= gamma) & (eta[t, p, K] <= 1.0))
+            inside = K & (eta[t, p] > gamma) & (eta[t, p] < 1.0) & (np.abs(r) > 1e-9)
+            assert np.all(np.abs(X[inside] @ G[t, p]) <= scale * np.linalg.norm(X[inside], axis=1))
+
+
+def test_a_wrong_interior_map_is_caught_by_the_certificate():
+    """The interior solution is accepted only on its KKT certificate, not on the cached
+    pseudo-inverse: with that map corrupted, the fields are still the bounded least
+    squares' (every row falls back), and with it intact the interior path is taken."""
+    from pwflow.subgradient import minimal_norm_on_face
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(6, 4)) + 3.0 * np.eye(6, 4)
+    u = np.array([0, 0, 0, 1, -1, 1], np.int8)
+    while True:  # residuals whose minimiser on the face is interior (every slope free)
+        r = rng.normal(size=6)
+        ref = minimal_norm_on_face(u, X, r, 0.0)
+        if np.all((ref.eta[:3] > 0.05) & (ref.eta[:3] < 0.95)):
+            break
+    ref = ref.D
+    tab = _table(X, u[None], 0.0)
+    b = tab.minimal_norm(np.array([0]), np.zeros_like(r))[0]  # (registers the map)
+    calls = []
+    tab.__dict__["_interior_slopes"] = lambda *a: calls.append(
+        PatternTable._interior_slopes(tab, *a)) or calls[-1]
+    G = tab.minimal_norm(np.array([0]), r)[0][0]
+    assert calls and bool(calls[-1][1].all())  # certified: the interior path gave D
+    np.testing.assert_allclose(G, ref, rtol=0, atol=1e-14)
+    tab._interior[0] = tab._interior[0] + 0.3  # a wrong (X_Kᵀ)⁺ ...
+    tab._plans.clear()  # ... in the plans built from it
+    G = tab.minimal_norm(np.array([0]), r)[0][0]
+    assert not bool(calls[-1][1].any())  # not certified: every row went to BVLS
+    np.testing.assert_allclose(G, ref, rtol=0, atol=1e-14)
+    del b
