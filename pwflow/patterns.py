@@ -466,9 +466,9 @@ class PatternTable:
         for sel, K, XK, A in self._interior_plan(rows, faces):
             rq = rows[sel]
             Z = np.swapaxes(-(r2[:, K, None] * XK) / n, -1, -2)  # (T, S, d, q)
-            e, ok = self._interior_slopes(G2[:, rq], Z, r2[:, K], A)
+            e, D, ok = self._interior_slopes(G2[:, rq], Z, r2[:, K], A)
             t_ok, s_ok = np.nonzero(ok)
-            G2[t_ok, rq[s_ok]] += rows_matvec(Z[t_ok, s_ok], e[t_ok, s_ok])
+            G2[t_ok, rq[s_ok]] = D[t_ok, s_ok]
             if eta2 is not None:
                 eta2[t_ok[:, None], rq[s_ok][:, None], K[s_ok]] = e[t_ok, s_ok]
             last.extend((int(faces[sel[s]]), e[-1, s]) for s in np.flatnonzero(ok[-1]).tolist())
@@ -493,9 +493,11 @@ class PatternTable:
         """The groups of :meth:`_many_slopes`'s faces without parallel points, by their
         number ``q`` of free slopes: positions in ``faces``, free data indices ``(S, q)``,
         their points ``(S, q, d)`` and the faces' interior maps (:meth:`_interior_map`);
-        kept per (rows, faces)."""
-        key = ("interior", rows.tobytes(), faces.tobytes())
-        plan = self._plans.get(key)
+        kept per (rows, faces), apart from the face plans: the regime's searches read many
+        subsets of the faces, which would evict those at every start."""
+        plans = self.__dict__.setdefault("_interior_plans", {})
+        key = (rows.tobytes(), faces.tobytes())
+        plan = plans.get(key)
         if plan is None:
             plain = np.flatnonzero(~self.coupled[faces])
             nfree = self.nfree[faces[plain]]
@@ -504,13 +506,16 @@ class PatternTable:
                 sel = plain[nfree == q]
                 K = np.nonzero(self.U[faces[sel]] == 0)[1].reshape(-1, q)
                 plan.append((sel, K, self.X[K], self._interior_map(faces[sel])))
-            plan = self._remember(key, plan)
+            if len(plans) >= 256:  # bounded: a long run meets many face sets
+                plans.clear()
+            plans[key] = plan
         return plan
 
     def _interior_slopes(self, b: Array, Z: Array, rK: Array, A: Array
-                         ) -> tuple[Array, NDArray[np.bool_]]:
-        """The slopes of faces with ``q`` free slopes (no two of their points parallel) where
-        the minimiser of ``‖b + Z η‖`` over ``[γ, 1]^q`` is interior, and where it is.
+                         ) -> tuple[Array, Array, NDArray[np.bool_]]:
+        """The slopes and fields ``D = b + Z η`` of faces with ``q`` free slopes (no two of
+        their points parallel) where the minimiser of ``‖b + Z η‖`` over ``[γ, 1]^q`` is
+        interior, and where it is.
 
         ``b`` ``(T, S, d)``, ``Z`` ``(T, S, d, q)`` (columns ``z_k = −(r_k/n) x_k``), ``rK``
         ``(T, S, q)``, ``A`` ``(S, q, d)``.  Where every slope is free the minimiser makes
@@ -529,7 +534,7 @@ class PatternTable:
             tol = kkt_tolerance(np.sqrt(np.sum(b * b, axis=-1)),
                                 np.sqrt(np.sum(Z * Z, axis=(-2, -1))), self.gamma, 1.0)
             ok &= np.all(np.abs(g) <= tol[..., None], axis=-1)
-        return e, ok
+        return e, res, ok
 
     def _interior_map(self, faces: NDArray[np.intp]) -> Array:
         """``A_p = (X_Kᵀ)⁺`` (``q × d``, ``K`` the face's free data points) of each face,

@@ -367,11 +367,11 @@ def test_a_wrong_interior_map_is_caught_by_the_certificate():
     tab.__dict__["_interior_slopes"] = lambda *a: calls.append(
         PatternTable._interior_slopes(tab, *a)) or calls[-1]
     G = tab.minimal_norm(np.array([0]), r)[0][0]
-    assert calls and bool(calls[-1][1].all())  # certified: the interior path gave D
+    assert calls and bool(calls[-1][2].all())  # certified: the interior path gave D
     np.testing.assert_allclose(G, ref, rtol=0, atol=1e-14)
     tab._interior[0] = tab._interior[0] + 0.3  # a wrong (X_Kᵀ)⁺ ...
-    tab._plans.clear()  # ... in the plans built from it
+    tab._interior_plans.clear()  # ... in the plans built from it
     G = tab.minimal_norm(np.array([0]), r)[0][0]
-    assert not bool(calls[-1][1].any())  # not certified: every row went to BVLS
+    assert not bool(calls[-1][2].any())  # not certified: every row went to BVLS
     np.testing.assert_allclose(G, ref, rtol=0, atol=1e-14)
     del b
