@@ -197,14 +197,17 @@ def test_a_sign_flip_is_logged_once_when_the_step_is_cut_at_it():
 
 def test_a_touch_crossed_and_crossed_back_at_once_is_one_grazing_row(monkeypatch):
     """Session 24 (``tests/explore_long.py`` seed 305, d = 3, low-rank data): at
-    t = 1017.4333 five aligned neurons reach x_3's hyperplane to 8.7e-12 relative; one batch
-    logged them crossing it (face 6 → 5) and the next, at the same time, crossing back
+    t = 1017.4333 five aligned neurons reached x_3's hyperplane to 8.7e-12 relative; one
+    batch logged them crossing it (face 6 → 5) and the next, at the same time, crossing back
     (5 → 6): ten CROSSING rows, five logged twice at one time, for a contact that spent no
-    time on the other side.  The log now holds five GRAZING rows 6 → 6 there; the dynamics are
-    untouched (the same steps and final state as a run that logs every row).  The contact
-    arises on the path of session 24 (no face replayed below 64 empty ones): the default
-    path, replaying from the first empty face since session 26, meets this converged
-    chattering at other times (191 events against 221, final states equal to 1e-15)."""
+    time on the other side.  The log now holds GRAZING rows 6 → 6 there
+    (``test_events.py::test_a_crossing_back_at_the_same_time_is_one_grazing_row``, on those
+    rows).  Which contacts a run meets that way depends on the last bits of the machine's
+    arithmetic (on the session-24 host this run met the five; on an AVX-512 host with
+    numpy 2.4 it meets none), so the run checks what holds on any: status 0, no row twice at
+    one time, each merge one row fewer, every merged row a GRAZING row from a face to itself
+    at a residual below 1e-10, and the dynamics untouched (the same steps and final state
+    as a run that logs every row)."""
     from explore_long import problem
 
     from pwflow import EventKind
@@ -215,11 +218,6 @@ def test_a_touch_crossed_and_crossed_back_at_once_is_one_grazing_row(monkeypatch
     tr = pwflow.simulate(data, init, 1100.0, gamma=gamma, loss=loss, n_snapshots=8)
     assert tr.status == 0, tr.message
     _no_repeated_rows(tr)
-    ev = tr.events
-    at = np.flatnonzero(np.isclose(ev["t"], 1017.4332919984, rtol=0, atol=1e-6) & (ev["k"] == 3))
-    assert at.size == 5 and np.all(ev["kind"][at] == EventKind.GRAZING)
-    assert np.all(ev["from_pattern"][at] == ev["to_pattern"][at])
-    assert np.all(ev["residual"][at] < 1e-10)
 
     class Unmerged(EventLog):
         def _merge(self, neuron, k, frm, to):
@@ -227,7 +225,16 @@ def test_a_touch_crossed_and_crossed_back_at_once_is_one_grazing_row(monkeypatch
 
     monkeypatch.setattr("pwflow.stepper.EventLog", Unmerged)
     plain = pwflow.simulate(data, init, 1100.0, gamma=gamma, loss=loss, n_snapshots=8)
-    assert plain.n_events == tr.n_events + 5
+    merged = plain.n_events - tr.n_events
+    assert merged >= 0
+    ev = tr.events
+    touch = (ev["kind"] == EventKind.GRAZING) & (ev["from_pattern"] == ev["to_pattern"])
+    assert np.count_nonzero(touch) >= merged
+    assert np.all(ev["residual"][touch] < 1e-10)
+    pe = plain.events
+    crossed = pe["kind"] == EventKind.CROSSING
+    assert np.count_nonzero(crossed) == np.count_nonzero(ev["kind"] == EventKind.CROSSING) \
+        + 2 * merged
     assert plain.stats["n_steps"] == tr.stats["n_steps"]
     np.testing.assert_array_equal(plain.W[-1], tr.W[-1])
     np.testing.assert_array_equal(plain.a[-1], tr.a[-1])
@@ -1595,19 +1602,42 @@ def test_a_point_near_the_span_of_three_others_is_moved_onto_it(monkeypatch):
         assert ref.error(*left.state(t), i) <= C_GAP * ref.estimate(i), t
 
 
-@pytest.mark.parametrize("seed, neuron, K", [(200_338, 3, [0, 1, 2]), (300_253, 0, [0, 1, 2, 3])])
-def test_a_start_a_projection_put_on_hyperplanes_is_on_them(monkeypatch, seed, neuron, K):
+def _ulps_off(X, w, K, ulps):
+    """``w`` moved to ``ulps`` units of ``eps ‖w‖ ‖x_k‖`` from the hyperplanes of ``x_K``
+    (signed: the side), the way a floating-point projection leaves it."""
+    XK = X[K]
+    target = ulps * np.finfo(float).eps * np.linalg.norm(w) * np.linalg.norm(XK, axis=1)
+    return w - np.linalg.pinv(XK) @ (XK @ w - target)
+
+
+@pytest.mark.parametrize("seed, neuron, K, free",
+                         [(200_338, 3, [0, 1, 2], [0, 1]), (300_253, 0, [0, 1, 2, 3], [0, 1, 2])])
+def test_a_start_a_projection_put_on_hyperplanes_is_on_them(monkeypatch, seed, neuron, K, free):
     """Exploration families 15 and 16: a neuron projected onto ``x_0^⊥ ∩ x_1^⊥`` (d = 3) or
-    ``x_0^⊥ ∩ x_1^⊥ ∩ x_2^⊥`` (d = 4, with ``x_3`` implied) by a floating-point solve lands
-    up to 268 (resp. 22) ulps of ``‖w‖ ‖x_k‖`` off them.  Read as off (the product's own
-    rounding, 16 ulps), the start left on the sides the rounding picked and the run ended 500
-    (184) estimates from gradient descent, which at every practical step sees those offsets as
-    0 and their signs; read as on (:data:`pwflow.events.START_ULPS`, 512 ulps), within its
-    estimate (measured 5e-5 and 0.45 of it)."""
+    ``x_0^⊥ ∩ x_1^⊥ ∩ x_2^⊥`` (d = 4, with the last point of ``K`` implied) by a
+    floating-point solve lands up to a few hundred ulps of ``‖w‖ ‖x_k‖`` off them (268 and
+    22 seen; how many, and on which sides, depends on the machine's LAPACK: on an AVX-512
+    host seed 200 338 gave −107 and +3 ulps).  The test puts the neuron 200 ulps off its
+    independent hyperplanes, all on the ``−`` side.  Read as off (the product's own
+    rounding, 16 ulps), the start leaves on those sides, where gradient descent at every
+    practical step (which sees the offsets as 0 and their signs) takes another face: 500
+    and 1 961 estimates from it; read as on (:data:`pwflow.events.START_ULPS`, 512 ulps),
+    within its estimate (measured 5e-5 and 0.45 of it)."""
     import pwflow.start_faces as start_faces
     from pwflow import EventKind
 
-    run = functools.partial(_gd_policy_run, seed)
+    X, y, W, a, gamma, loss = problem_arrays(seed)
+    W = W.copy()
+    W[neuron] = _ulps_off(X, W[neuron], free, -200.0)
+    times = (1.0, 2.5, 5.0)
+    ref = gd_reference(X, y, W, a, gamma, loss, list(times), lr=1e-3)
+
+    def run():
+        tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 5.0, gamma=gamma,
+                             loss=loss, options=pwflow.FlowOptions(branch_policy="gd"))
+        assert tr.status == 0, tr.message
+        return tr, [ref.error(*tr.state(t), i) / ref.estimate(i) for i, t in enumerate(times)]
+
     tr, ratios = run()
     assert max(ratios) <= C_GAP, ratios
     ev = tr.events

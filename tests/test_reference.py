@@ -125,11 +125,29 @@ def test_thinnest_wedge_finds_the_planted_relation_and_not_a_larger_set():
     assert thinnest_wedge(X) is None  # below the cut: the flow moves the point onto the span
 
 
+def _on_span_at(X, W, s, ulps):
+    """``W`` with the neurons within 512 ulps of ``x_0^⊥ ∩ … ∩ x_{s−1}^⊥`` (put there by a
+    floating-point solve) moved to ``ulps`` units of ``eps ‖w‖ ‖x_k‖`` from them: the
+    solve's offsets, and so the sides gradient descent reads, depend on the machine's
+    LAPACK."""
+    eps = np.finfo(float).eps
+    XK = X[:s]
+    norms = np.linalg.norm(XK, axis=1)
+    W = W.copy()
+    for j, w in enumerate(W):
+        if np.all(np.abs(XK @ w) < 512 * eps * np.linalg.norm(w) * norms):
+            W[j] = w - np.linalg.pinv(XK) @ (XK @ w - ulps * eps * np.linalg.norm(w) * norms)
+    return W
+
+
 @pytest.mark.parametrize("seed", [300106, 300126])
 def test_wedge_continuation_verifies_a_run_gradient_descent_cannot_resolve(seed):
     """Exploration family 16: ``x_3`` 6.9e-10 (1.4e-9) from ``span(x_0, x_1, x_2)``, neurons
-    started on the three hyperplanes.  Gradient descent at ``lr = 1e-3 … 2.5e-5`` sees the
-    wedge as a hyperplane and is 505 (4 689) of its gaps from the flow at t = 1; the flows on
+    started on the three hyperplanes (here 200 ulps off them on the sides ``(+, −, +)``: the
+    offsets a floating-point solve leaves depend on the machine, and so does the side
+    gradient descent takes).  Gradient descent at ``lr = 1e-3 … 2.5e-5`` sees the
+    wedge as a hyperplane and is 108 (2 624) of its gaps from the flow at t = 1 (505 and
+    4 689 with the offsets of the machine the test was written on); the flows on
     the data with the wedge widened to 1e-3 … 1e-6 agree with gradient descent at the widest
     and converge to the run linearly (``D(δ) ∝ δ``), so the run is the limit of checked
     flows.  The run on the data with ``x_3`` moved onto the span (δ = 0: what gradient descent
@@ -138,10 +156,11 @@ def test_wedge_continuation_verifies_a_run_gradient_descent_cannot_resolve(seed)
     from reference import gd_reference, wedge_continuation_agrees
 
     X, y, W, a, gamma, loss = problem_arrays(seed)
+    W = _on_span_at(X, W, 3, np.array([1.0, -1.0, 1.0]) * 200.0)
     t = 1.0
     state = _flow_state(X, y, W, a, gamma, loss, t)
     ref = gd_reference(X, y, W, a, gamma, loss, [t], lr=1e-3)
-    assert ref.error(*state, 0) > 100 * ref.estimate(0)  # gradient descent cannot tell
+    assert ref.error(*state, 0) > 50 * ref.estimate(0)  # gradient descent cannot tell
 
     def flow_state(Xw):
         return _flow_state(Xw, y, W, a, gamma, loss, t)

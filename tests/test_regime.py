@@ -140,7 +140,10 @@ def test_face_events_and_stacked_regimes_equal_the_sequential_search(name, seed,
         assert end is not None  # the step passes its end's regime
         hi_seq, (codes, rsign) = _sequential_face_events(self, F, t0, t1)
         hi, exits = batched(self, F, t0, t1, end)
-        assert hi == hi_seq
+        # the same time to the bisection's resolution (4 ulp): the stacked and the scalar
+        # products can round a reading at a tangential threshold apart (AVX-512 OpenBLAS
+        # kernels: 14.230200879500046 against …039, random d = 4)
+        assert abs(hi - hi_seq) <= 8 * np.spacing(hi_seq), (hi, hi_seq)
         np.testing.assert_array_equal(self._rsign_at[1], rsign)
         for p, ks in _exits(self, codes, rsign).items():
             assert exits[p] == ks
