@@ -76,6 +76,11 @@ VELOCITY_RTOL = 1e-11
 #: chunks after the first agree
 GD_MAP_STEPS = 400
 GD_MAP_CHUNK = 50
+#: The residuals' move ``τ dr/dt`` on which :func:`_gd_first_order` reads the motion at the
+#: rate's speed, relative to the field's magnitude: far above its rounding
+#: (:data:`VELOCITY_RTOL`), far below the velocities of the hyperplanes' own fields
+RATE_STEP = 1e-6
+_GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0  # the uneven steps of the map (_gd_at_rest)
 
 #: fraction of :func:`_zero_tol` above which the normal velocity of the minimal-norm ``D``
 #: gives the side of an exit whose slope has no KKT multiplier (``r_k = 0``,
@@ -501,7 +506,9 @@ def select(
         within rounding of 0, and ``γ`` at ``z = 0`` exactly); ``None``: every offset 0.
     r_rate : array of shape (n,), optional
         ``dr/dt`` at the event, for the orientation at ``a = 0`` above (all ``a_j = 0`` at
-        the start: ``da_j/dt`` can vanish for a neuron while the others move the residuals).
+        the start: ``da_j/dt`` can vanish for a neuron while the others move the residuals),
+        and, with ``at_rest`` and ``a ≠ 0``, for where gradient descent goes from a rest
+        (``D = 0``) that the residuals' motion ends (:func:`_gd_first_order`).
     geometry : Geometry, optional
         The memo of ``X``'s geometry (the same array object ``X``) that a caller deciding
         many neurons keeps; ``None``: computed for this call.
@@ -550,6 +557,7 @@ def select(
         if found is not None:
             signs, eta, D = found
     branch = np.zeros(K.size, dtype=bool)
+    settled = False  # gradient descent's continuation from rest, checked and taken
     follow_gd = policy is BranchPolicy.GRADIENT_DESCENT and not at_rest
     for i in heads:
         if signs[i] != 0:  # not held (or left after an earlier branch decision)
@@ -583,16 +591,24 @@ def select(
         # map (d = 4, five hyperplanes of rank 2: it leaves four of them and slides on the
         # fifth, where the minimal-norm element stays on all)
         z0 = None if sides is None or not at_rest else np.asarray(sides)[K]
-        g_signs, g_eta, g_D = _gd_at_rest(s_a, b, Zrows, X[K], gamma, start, classes, tol,
-                                          ramp=float(a) == 0.0, sides=z0)
+        first = None
+        if r_rate is not None and at_rest and float(a) != 0.0:
+            first = _gd_first_order(s_a, b, Zrows, _field_parts(u_face, K, X, r_rate, gamma)[0],
+                                    X[K], gamma, start, classes, tol, z0)
+        if first is None:
+            g_signs, g_eta, g_D = _gd_at_rest(s_a, b, Zrows, X[K], gamma, start, classes, tol,
+                                              ramp=float(a) == 0.0, sides=z0)
+            moving = _consistent(g_signs, s_a * (X[K] @ g_D), tol, forced)
+        else:  # checked on the field a time τ later (departures at the rate's speed O(t))
+            g_signs, g_eta, g_D, moving = first
         # (and a continuation at all: a class left while the held ones imply it has an
         # offset of rounding, not a departure; d = 6, rank 4, arriving on five hyperplanes)
-        if (_consistent(g_signs, s_a * (X[K] @ g_D), tol, forced)
-                and _closed(geometry, K, g_signs)):
+        if moving and _closed(geometry, K, g_signs):
             branch |= g_signs != signs
             if policy is BranchPolicy.GRADIENT_DESCENT:
                 signs, eta, D = g_signs, g_eta, g_D
-    if not _consistent(signs, s_a * (X[K] @ D), tol, forced):
+                settled = True
+    if not settled and not _consistent(signs, s_a * (X[K] @ D), tol, forced):
         found = _enumerate(s_a, b, Zrows, X[K], signs, forced, gamma, tol, rep, orient)
         if found is not None:
             signs, eta, D = found
@@ -895,8 +911,9 @@ def _at_box_edge(eta: Array, gamma: float) -> NDArray[np.bool_]:
 
 def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
                start: Array | None, classes: tuple[NDArray[np.intp], NDArray[np.int8]],
-               tol: Array, ramp: bool = False,
-               sides: Array | None = None) -> tuple[NDArray[np.int8], Array, Array]:
+               tol: Array, ramp: bool = False, sides: Array | None = None,
+               uneven: bool = False, drift: Array | None = None
+               ) -> tuple[NDArray[np.int8], Array, Array]:
     """Where gradient descent goes from exactly on the hyperplanes ``K``.
 
     While ``w`` is within a few steps of the intersection the residuals and the fixed part
@@ -921,6 +938,13 @@ def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
     ``σ'(0) = γ``, and gradient descent at every step size then leaves to ``+``; starting the
     map at 0 left to ``−``, 3.8e-3 from gradient descent at t = 1 (d = 7).  Each offset is
     ``1e-300`` of its sign: no step of the map is moved by it.
+
+    ``drift`` (a fixed part ``b'``: the residuals' rate, :func:`_gd_first_order`) moves the
+    map where it is at rest (every velocity 0): along ``s_a <b', x_k>``, a speed O(t) against
+    O(1) for the hyperplanes' fields, so one step of the map jumps to the next time a class
+    reaches its hyperplane from below (:func:`_drift_jump`).  ``uneven`` makes the steps
+    ``1 ± 5e-4`` (as gradient descent's velocities drift with the residuals) so that dyadic
+    data do not bring a class back to 0 exactly, where it would read ``σ'(0)`` again.
     """
     rep, orient = classes
     heads = np.flatnonzero(rep == np.arange(rep.size))
@@ -928,6 +952,10 @@ def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
     G = XK[heads] @ Zrows.T  # velocity of head i per unit slope of hyperplane k
     member_head = np.searchsorted(heads, rep)
     z = np.zeros(heads.size) if sides is None else 1e-300 * (orient * sides)[heads]
+    if drift is not None:
+        dtol = VELOCITY_RTOL * np.linalg.norm(drift) * np.linalg.norm(XK[heads], axis=1)
+        drift = s_a * (XK[heads] @ drift)
+        drift[np.abs(drift) <= dtol] = 0.0
     seen = np.empty((GD_MAP_CHUNK, heads.size), dtype=np.int8)
     side = prev = None
     moved = np.zeros(heads.size, dtype=bool)  # a nonzero velocity in the chunk
@@ -935,7 +963,12 @@ def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
         eta = np.where(orient * np.sign(z)[member_head] > 0, 1.0, gamma)
         v = s_a * (c0 + G @ eta)
         v[np.abs(v) <= tol[heads]] = 0.0
-        z = z + (i + 1 if ramp else 1) * v
+        # (uneven: steps 1 ± 5e-4, as gradient descent's velocities drift with the
+        # residuals, so that dyadic data do not bring a class back to 0 exactly)
+        step = i + 1 if ramp else 1 + (((i * _GOLDEN) % 1.0) - 0.5) * 1e-3 * uneven
+        if drift is not None and not np.any(v):
+            v, step = _drift_jump(z, drift), 1.0
+        z = z + step * v
         seen[i % GD_MAP_CHUNK] = np.sign(z)
         moved |= v != 0.0
         if i % GD_MAP_CHUNK == GD_MAP_CHUNK - 1:
@@ -968,6 +1001,109 @@ def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
     signs = (orient * side[member_head]).astype(np.int8)
     eta = side_slope(signs, gamma)
     return _leave_rounds(s_a, b, Zrows, XK, signs, eta, gamma, start, classes, tol)
+
+
+def _drift_jump(z: Array, drift: Array) -> Array:
+    """The move of the offsets ``z`` of a map at rest (:func:`_gd_at_rest`) along the rate's
+    velocities ``drift`` (speed O(t), against O(1) for the hyperplanes' fields): to the first
+    time one of them reaches 0 from below, and just past it (it then reads its ``+`` side);
+    where none rises, a unit of the drift."""
+    rising = (drift > 0.0) & (z <= 0.0)
+    if not np.any(rising):
+        return drift.copy()
+    times = -z[rising] / drift[rising]
+    move = times.min() * drift
+    first = np.flatnonzero(rising)[np.argmin(times)]
+    move[first] = 1e-300 - z[first]
+    return move
+
+
+def _gd_first_order(s_a: float, b: Array, Zrows: Array, b_rate: Array, XK: Array,
+                    gamma: float, start: Array | None,
+                    classes: tuple[NDArray[np.intp], NDArray[np.int8]], tol: Array,
+                    sides: Array | None) -> tuple[NDArray[np.int8], Array, Array, bool] | None:
+    """Where gradient descent goes from rest, moved first by the residuals' rate.
+
+    A neuron at rest on ``K`` (``γ = 0``, no offset read on a ``+`` side, ``D = 0`` on the
+    ``−`` orthant: e.g. the residual of its only active point is 0) does not move at
+    gradient descent's first step; from the second on the residuals have moved by
+    ``h dr/dt`` and it moves by ``h² s_a <b', x_k>`` (``b'``: the fixed part of
+    ``dr/dt``).  Those offsets start gradient descent's map (:func:`_gd_at_rest`,
+    ``sides``): a hyperplane pushed to its ``+`` side kicks the others by O(h); where one
+    lands on the ``+`` side of a *repulsive* hyperplane (``a r_k < 0``) the hyperplanes'
+    fields carry the neuron away at speed O(1) and the map reads where.  Where the map is
+    at rest again (every offset on a ``−`` side or 0) the rate moves it (``drift``: each
+    step of the map jumps to the next time a hyperplane is reached from below), so an
+    *attractive* hyperplane (``a r_k > 0``) reached again chatters and is held, kicking the
+    others on average as a slope ``η_k = O(t)`` would, and a repulsive one reached crosses.
+    Then, on the field a time ``τ`` later (``b + τ b'``, :data:`RATE_STEP`): a side the map
+    read where the motion does not leave it (kicked there, no velocity of its own to first
+    order) is held, as the map holds a class that stopped moving; a repulsive hyperplane
+    held at its bound with no velocity is not slid on (its ``+`` side carries the neuron
+    away) but left to the side of its velocity from the ``−`` side; and the rounds
+    (:func:`_leave_rounds`) let the held hyperplanes with an outward velocity leave at the
+    rate's speed.
+
+    d = 4, a neuron on the hyperplanes of ``x_0`` (attractive) and ``x_5`` (repulsive) with
+    ``D = 0``: the rate pushes it to ``(+, −)``; ``η_0 = 1`` kicks it to ``(−, +)``, where
+    ``x_5`` repels, and gradient descent leaves both that way at every step from 1e-3 to
+    2.5e-4 (``⟨w, x_5⟩ = 0.061`` at t = 1), where the map at rest stood still and held
+    both (``test_gd_policy_leaves_a_repulsive_face_where_the_neuron_starts_at_rest``).
+    Against gradient descent on one neuron with residuals moving linearly, steps 8e-6 and
+    4e-6 extrapolated (``tests/test_filippov.py``): 1 000 drawn cases, d = 2–5, one to three
+    hyperplanes.
+
+    Returns ``None`` where this does not apply (``γ > 0``, parallel points, not at rest, a
+    rate of rounding's size), else the signs, slopes and ``D`` at the event and whether they
+    are a continuation (:func:`_consistent`) on the field a time ``τ`` later, where the
+    departures at the rate's speed move too.
+    """
+    rep, _ = classes
+    if gamma != 0.0 or np.any(rep != np.arange(rep.size)):
+        return None
+    if sides is not None and np.any(sides > 0):
+        return None
+    if np.any(np.abs(s_a * (XK @ b)) > tol):
+        return None
+    rate_size, size = float(np.linalg.norm(b_rate)), _field_magnitude(b, Zrows)
+    if size == 0.0 or rate_size <= VELOCITY_RTOL * size:
+        return None
+    rate = (RATE_STEP * size / rate_size) * b_rate  # τ b', τ small: the slopes stay in [0, 1]
+    vtol = _zero_tol(rate, Zrows, XK)
+    v = s_a * (XK @ rate)
+    seeds = np.where(np.abs(v) > vtol, np.sign(v), 0).astype(np.int8)
+    signs, eta, _ = _gd_at_rest(s_a, b, Zrows, XK, gamma, start, classes, tol, sides=seeds,
+                                uneven=True, drift=b_rate)
+    # on the field a time τ later (b + τ b'): a side read where the motion does not leave it
+    # (kicked there, no velocity of its own, to first order) is the hyperplane held, as the
+    # map holds a class it stopped moving; then the hyperplanes held at a bound with no
+    # velocity move at the rate's speed (the rounds; the departures keep their sides)
+    b_tau = b + rate
+    tol_tau = _zero_tol(b_tau, Zrows, XK)
+    for _ in range(signs.size):
+        _, D_tau = _min_norm(b_tau, Zrows, signs == 0, side_slope(signs, gamma), gamma, start,
+                             classes)
+        still = (signs != 0) & (signs * s_a * (XK @ D_tau) <= tol_tau)
+        if not np.any(still):
+            break
+        signs = np.where(still, 0, signs).astype(np.int8)
+    # a repulsive hyperplane held at its bound with no velocity (a r_k < 0): gradient
+    # descent does not slide on it (its + side carries the neuron away) but goes to the side
+    # of its velocity from the − side, at the rate's speed
+    eta0, _ = _min_norm(b, Zrows, signs == 0, side_slope(signs, gamma), gamma, start, classes)
+    repulsive = s_a * np.einsum("kd,kd->k", XK, Zrows) > 0.0
+    loose = (signs == 0) & repulsive & (eta0 <= gamma)
+    if np.any(loose):
+        trial = np.where(loose, -1, signs).astype(np.int8)
+        _, D_tau = _min_norm(b_tau, Zrows, trial == 0, side_slope(trial, gamma), gamma, start,
+                             classes)
+        v = s_a * (XK @ D_tau)
+        signs = np.where(loose & (np.abs(v) > tol_tau), np.sign(v), signs).astype(np.int8)
+    signs, _, D_tau = _leave_rounds(s_a, b_tau, Zrows, XK, signs, side_slope(signs, gamma),
+                                    gamma, start, classes, tol_tau)
+    ok = _consistent(signs, s_a * (XK @ D_tau), tol_tau, np.zeros(signs.size, dtype=bool))
+    eta, D = _min_norm(b, Zrows, signs == 0, side_slope(signs, gamma), gamma, start, classes)
+    return signs, eta, D, ok
 
 
 def _alternatives(members: NDArray[np.bool_], rep: NDArray[np.intp], orient: NDArray[np.int8],

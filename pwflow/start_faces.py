@@ -67,16 +67,25 @@ class StartFacesMixin:
                                  geometry=self.geometry)
                     decided[key] = sel
                 chosen[int(j)] = sel
-            zero_a = [j for j in chosen if self.Z[j, self.d] == 0.0]
-            if zero_a and not self.opt.frozen_output:
-                # where da_j/dt = <w_j, D_j> vanishes too, the sign a_j takes next is that of
-                # d²a_j/dt², which the other neurons' motion sets through dr/dt
+            # where da_j/dt = <w_j, D_j> vanishes too, the sign a_j takes next is that of
+            # d²a_j/dt², which the other neurons' motion sets through dr/dt; and a neuron held
+            # on hyperplanes on which gradient descent's first step does not move it goes
+            # where dr/dt takes it at the next step (filippov._gd_at_rest)
+            again = [j for j, sel in chosen.items()
+                     if self.Z[j, self.d] == 0.0 or np.any(sel.signs == 0)]
+            if again and not self.opt.frozen_output:
                 r_rate = self._initial_residual_rates(U, r, chosen)
-                for j in zero_a:
-                    chosen[j] = select(0.0, U[j], self.X, r, self.gamma, policy=self.policy,
-                                       w=W[j], at_rest=True,
-                                       sides=np.sign(given[j]).astype(np.int8),
-                                       r_rate=r_rate, geometry=self.geometry)
+                redecided: dict[tuple[bytes, float, bytes], Selection] = {}
+                for j in again:
+                    sides = np.sign(given[j]).astype(np.int8)
+                    key = (U[j].tobytes(), float(np.sign(self.Z[j, self.d])), sides.tobytes())
+                    sel = redecided.get(key) if key[1] != 0.0 else None
+                    if sel is None:
+                        sel = select(self.Z[j, self.d], U[j], self.X, r, self.gamma,
+                                     policy=self.policy, w=W[j], at_rest=True, sides=sides,
+                                     r_rate=r_rate, geometry=self.geometry)
+                        redecided[key] = sel
+                    chosen[int(j)] = sel
             for j in on_face:
                 if np.all(W[j] == 0):
                     U[j] = 0

@@ -1776,22 +1776,22 @@ def test_a_slope_reaching_its_bound_in_d10_is_left_where_the_search_finds_it():
 
 
 # ------------------------------------------- a branch held at rest under the 'gd' policy
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap (session 27): the 'gd' policy decides a branch point where the neuron is at "
-    "rest (D = 0) once, at t = 0, and holds the neuron; it is not decided again when the "
-    "motion starts"))
 def test_gd_policy_leaves_a_repulsive_face_where_the_neuron_starts_at_rest():
     """Found by the thorough profile of ``test_differential`` (multi-active strategy, session
-    27; the same on d2dc968, so not a regression).  Neuron 4 starts exactly on the
-    hyperplanes of x_0 and x_5 (dyadic data), and the residual of its only active point is 0:
-    D = 0, it is at rest, and a BRANCH row is logged for x_5.  The 'gd' policy holds it (its
-    gradient step has no velocity there), and the flow keeps it on both hyperplanes to
-    t = 1 (⟨w_4, x_0⟩ = ⟨w_4, x_5⟩ = 0); gradient descent leaves as soon as the other neurons
-    move the residuals (⟨w_4, x_5⟩ = +0.061, ⟨w_4, x_0⟩ = −0.007 at t = 1), and so does it
-    from starts 1e-9 off the hyperplanes in random directions of either sign (all four:
-    +0.060 to +0.061 and −0.0069 to −0.0070), so the departure is gradient descent's robust
-    choice, not its σ'(0) convention at an exact start (unlike N3's case above).  Under
-    the default policy staying is the documented choice (the minimal-norm continuation)."""
+    27; the same on d2dc968, so not a regression).  Neurons 0 and 4 (the same ``w``, opposite
+    ``a``) start exactly on the hyperplanes of x_0 and x_5 (dyadic data), and the residual
+    of their only active point is 0: D = 0, at rest.  The 'gd' policy held them (gradient
+    descent's first step has no velocity there), and the flow kept them on both hyperplanes
+    to t = 1; gradient descent leaves as soon as the other neurons move the residuals
+    (⟨w_4, x_5⟩ = +0.061, ⟨w_4, x_0⟩ = −0.007 at t = 1), and so does it from starts 1e-9 off
+    the hyperplanes in random directions of either sign, so the departure is gradient
+    descent's robust choice.  Since session 28 the start is decided again on ``dr/dt``
+    (:func:`pwflow.filippov._gd_first_order`): the rate pushes neuron 4 to ``(+, −)``,
+    ``η_0 = 1`` kicks it to ``(−, +)`` where x_5 repels; neuron 0 the other way.  The flow:
+    ``(−0.006988, 0.060886)`` and ``(5.152e-4, −1.699e-4)``, gradient descent extrapolated
+    from lr 1e-3 and 2.5e-4: ``(−0.006989, 0.06089)`` and ``(5.153e-4, −1.700e-4)``.  Under
+    the default policy staying is the documented choice (the minimal-norm continuation);
+    the departures are logged as branch points."""
     X = np.array([[0.0, -1.375, 0.0, -0.25], [0.0, -1.75, 0.0, 0.0], [0.0, 0.625, 0.0, 1.75],
                   [0.0, 1.25, 0.0, -0.875], [-0.375, 0.875, -1.75, 0.0],
                   [-1.125, 0.75, -1.875, -1.125]])
@@ -1808,3 +1808,9 @@ def test_gd_policy_leaves_a_repulsive_face_where_the_neuron_starts_at_rest():
     ref = gd_reference(X, y, W, a, 0.0, "square", [1.0])
     W1, a1 = tr.state(1.0)
     assert ref.error(W1, a1, 0) <= C_GAP * ref.gap[0] + 1e-6
+    assert W1[4] @ X[5] > 0.05 and W1[4] @ X[0] < -0.005  # left to (−, +)
+    ev = tr.events
+    start = (ev["t"] == 0) & np.isin(ev["neuron"], [0, 4])
+    assert np.all(ev["kind"][start] == pwflow.EventKind.BRANCH)
+    held = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 1.0, t_eval=[1.0])
+    np.testing.assert_allclose(held.state(1.0)[0][[0, 4]] @ X[[0, 5]].T, 0.0, atol=1e-15)
