@@ -49,43 +49,17 @@ class StartFacesMixin:
         rows = []
         if on_face.size:
             r = self._residuals_direct()
-            # with a_j ≠ 0 the rule depends on the neuron only through its face and sign(a_j)
-            # (w orients the motion only where a_j = 0): one solve per distinct pair
-            decided: dict[tuple[bytes, float], Selection] = {}
-            chosen: dict[int, Selection] = {}
-            for j in on_face:
-                if np.all(W[j] == 0):
-                    continue
-                # the signs of the offsets within rounding: gradient descent's first step
-                # reads them (filippov._gd_at_rest)
-                sides = np.sign(given[j]).astype(np.int8)
-                key = (U[j].tobytes(), float(np.sign(self.Z[j, self.d])), sides.tobytes())
-                sel = decided.get(key) if key[1] != 0.0 else None
-                if sel is None:
-                    sel = select(self.Z[j, self.d], U[j], self.X, r, self.gamma,
-                                 policy=self.policy, w=W[j], at_rest=True, sides=sides,
-                                 geometry=self.geometry)
-                    decided[key] = sel
-                chosen[int(j)] = sel
+            starts = [int(j) for j in on_face if not np.all(W[j] == 0)]
+            chosen = self._decide_starts(starts, U, r, given)
             # where da_j/dt = <w_j, D_j> vanishes too, the sign a_j takes next is that of
             # d²a_j/dt², which the other neurons' motion sets through dr/dt; and a neuron held
             # on hyperplanes on which gradient descent's first step does not move it goes
-            # where dr/dt takes it at the next step (filippov._gd_at_rest)
+            # where dr/dt takes it at the next step (filippov._gd_first_order)
             again = [j for j, sel in chosen.items()
                      if self.Z[j, self.d] == 0.0 or np.any(sel.signs == 0)]
             if again and not self.opt.frozen_output:
                 r_rate = self._initial_residual_rates(U, r, chosen)
-                redecided: dict[tuple[bytes, float, bytes], Selection] = {}
-                for j in again:
-                    sides = np.sign(given[j]).astype(np.int8)
-                    key = (U[j].tobytes(), float(np.sign(self.Z[j, self.d])), sides.tobytes())
-                    sel = redecided.get(key) if key[1] != 0.0 else None
-                    if sel is None:
-                        sel = select(self.Z[j, self.d], U[j], self.X, r, self.gamma,
-                                     policy=self.policy, w=W[j], at_rest=True, sides=sides,
-                                     r_rate=r_rate, geometry=self.geometry)
-                        redecided[key] = sel
-                    chosen[int(j)] = sel
+                chosen.update(self._decide_starts(again, U, r, given, r_rate))
             for j in on_face:
                 if np.all(W[j] == 0):
                     U[j] = 0
@@ -101,13 +75,36 @@ class StartFacesMixin:
                 self._at_rest[j] = bool(np.any(sel.signs == 0))
                 if np.any(sel.signs == 0):
                     self.Z[j, : self.d] = self._project_face(W[j], sel.K[sel.signs == 0])
-                for k, s, br in zip(sel.K, sel.signs, sel.branch):
-                    rows.append((int(j), int(k), EventKind.BRANCH if br
-                                 else EventKind.INITIAL_FACE if s == 0 else EventKind.LEAVE_SLIDING))
+                for k, s, br in zip(sel.K, sel.signs, sel.branch, strict=True):
+                    kind = (EventKind.BRANCH if br else EventKind.INITIAL_FACE if s == 0
+                            else EventKind.LEAVE_SLIDING)
+                    rows.append((int(j), int(k), kind))
         pat = self.table.index_many(U)
         for j, k, kind in rows:
             self._log(self.t, j, k, kind, 0.0, -1, int(pat[j]))
         return pat
+
+    def _decide_starts(self, starts: list[int], U: NDArray[np.int8], r: Array, given: Array,
+                       r_rate: Array | None = None) -> dict[int, Selection]:
+        """:func:`pwflow.filippov.select` for the neurons ``starts`` on their initial faces
+        ``U`` (``given``: ``<w_j, x_k>`` on the data as given, whose signs gradient descent's
+        first step reads; ``r_rate``: ``dr/dt``, for the second pass).  With ``a_j ≠ 0`` the
+        rule depends on the neuron only through its face, ``sign(a_j)`` and those signs
+        (``w`` orients the motion only where ``a_j = 0``): one solve per distinct key."""
+        W = self.Z[:, : self.d]
+        decided: dict[tuple[bytes, float, bytes], Selection] = {}
+        chosen: dict[int, Selection] = {}
+        for j in starts:
+            sides = np.sign(given[j]).astype(np.int8)
+            key = (U[j].tobytes(), float(np.sign(self.Z[j, self.d])), sides.tobytes())
+            sel = decided.get(key) if key[1] != 0.0 else None
+            if sel is None:
+                sel = select(self.Z[j, self.d], U[j], self.X, r, self.gamma, policy=self.policy,
+                             w=W[j], at_rest=True, sides=sides, r_rate=r_rate,
+                             geometry=self.geometry)
+                decided[key] = sel
+            chosen[j] = sel
+        return chosen
 
     def _initial_residual_rates(self, U: NDArray[np.int8], r: Array,
                                 chosen: dict[int, Selection]) -> Array:
