@@ -1024,11 +1024,11 @@ def _gd_first_order(s_a: float, b: Array, Zrows: Array, b_rate: Array, XK: Array
                     sides: Array | None) -> tuple[NDArray[np.int8], Array, Array, bool] | None:
     """Where gradient descent goes from rest, moved first by the residuals' rate.
 
-    A neuron at rest on ``K`` (``γ = 0``, no offset read on a ``+`` side, ``D = 0`` on the
-    ``−`` orthant: e.g. the residual of its only active point is 0) does not move at
-    gradient descent's first step; from the second on the residuals have moved by
-    ``h dr/dt`` and it moves by ``h² s_a <b', x_k>`` (``b'``: the fixed part of
-    ``dr/dt``).  Those offsets start gradient descent's map (:func:`_gd_at_rest`,
+    A neuron at rest on ``K`` (``γ = 0``, no offset read on a ``+`` side, no normal velocity
+    on the ``−`` orthant: e.g. ``D = 0``, the residual of its only active point being 0)
+    does not move off ``K`` at gradient descent's first step; from the second on the
+    residuals have moved by ``h dr/dt`` and it moves by ``h² s_a <b', x_k>`` (``b'``: the
+    fixed part of ``dr/dt``).  Those offsets start gradient descent's map (:func:`_gd_at_rest`,
     ``sides``): a hyperplane pushed to its ``+`` side kicks the others by O(h); where one
     lands on the ``+`` side of a *repulsive* hyperplane (``a r_k < 0``) the hyperplanes'
     fields carry the neuron away at speed O(1) and the map reads where.  Where the map is
