@@ -1072,8 +1072,8 @@ def _gd_first_order(s_a: float, b: Array, Zrows: Array, b_rate: Array, XK: Array
     vtol = _zero_tol(rate, Zrows, XK)
     v = s_a * (XK @ rate)
     seeds = np.where(np.abs(v) > vtol, np.sign(v), 0).astype(np.int8)
-    signs, eta, _ = _gd_at_rest(s_a, b, Zrows, XK, gamma, start, classes, tol, sides=seeds,
-                                uneven=True, drift=b_rate)
+    signs, _, _ = _gd_at_rest(s_a, b, Zrows, XK, gamma, start, classes, tol, sides=seeds,
+                              uneven=True, drift=b_rate)
     # on the field a time τ later (b + τ b'): a side read where the motion does not leave it
     # (kicked there, no velocity of its own, to first order) is the hyperplane held, as the
     # map holds a class it stopped moving; then the hyperplanes held at a bound with no
