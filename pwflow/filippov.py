@@ -593,7 +593,7 @@ def select(
         z0 = None if sides is None or not at_rest else np.asarray(sides)[K]
         first = None
         if r_rate is not None and at_rest and float(a) != 0.0:
-            first = _gd_first_order(s_a, b, Zrows, _field_parts(u_face, K, X, r_rate, gamma)[0],
+            first = _gd_first_order(s_a, b, Zrows, _field_parts(u_face, K, X, r_rate, gamma),
                                     X[K], gamma, start, classes, tol, z0)
         if first is None:
             g_signs, g_eta, g_D = _gd_at_rest(s_a, b, Zrows, X[K], gamma, start, classes, tol,
@@ -912,7 +912,7 @@ def _at_box_edge(eta: Array, gamma: float) -> NDArray[np.bool_]:
 def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
                start: Array | None, classes: tuple[NDArray[np.intp], NDArray[np.int8]],
                tol: Array, ramp: bool = False, sides: Array | None = None,
-               uneven: bool = False, drift: Array | None = None
+               uneven: bool = False, drift: tuple[Array, Array] | None = None
                ) -> tuple[NDArray[np.int8], Array, Array]:
     """Where gradient descent goes from exactly on the hyperplanes ``K``.
 
@@ -939,8 +939,9 @@ def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
     map at 0 left to ``−``, 3.8e-3 from gradient descent at t = 1 (d = 7).  Each offset is
     ``1e-300`` of its sign: no step of the map is moved by it.
 
-    ``drift`` (a fixed part ``b'``: the residuals' rate, :func:`_gd_first_order`) moves the
-    map where it is at rest (every velocity 0): along ``s_a <b', x_k>``, a speed O(t) against
+    ``drift`` (:func:`_field_parts` of the residuals' rate, ``(b', z')``,
+    :func:`_gd_first_order`) moves the map where it is at rest (every velocity 0): along
+    ``s_a <b' + Σ_k η_k z'_k, x_k>``, a speed O(t) against
     O(1) for the hyperplanes' fields, so one step of the map jumps to the next time a class
     reaches its hyperplane from below (:func:`_drift_jump`).  ``uneven`` makes the steps
     ``1 ± 5e-4`` (as gradient descent's velocities drift with the residuals) so that dyadic
@@ -952,10 +953,9 @@ def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
     G = XK[heads] @ Zrows.T  # velocity of head i per unit slope of hyperplane k
     member_head = np.searchsorted(heads, rep)
     z = np.zeros(heads.size) if sides is None else 1e-300 * (orient * sides)[heads]
-    if drift is not None:
-        dtol = VELOCITY_RTOL * np.linalg.norm(drift) * np.linalg.norm(XK[heads], axis=1)
-        drift = s_a * (XK[heads] @ drift)
-        drift[np.abs(drift) <= dtol] = 0.0
+    if drift is not None:  # the rate's velocity of head i: c1_i + Σ_k G1_ik η_k
+        c1, G1 = XK[heads] @ drift[0], XK[heads] @ drift[1].T
+        dtol = VELOCITY_RTOL * _field_magnitude(*drift) * np.linalg.norm(XK[heads], axis=1)
     seen = np.empty((GD_MAP_CHUNK, heads.size), dtype=np.int8)
     side = prev = None
     moved = np.zeros(heads.size, dtype=bool)  # a nonzero velocity in the chunk
@@ -967,7 +967,8 @@ def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
         # residuals, so that dyadic data do not bring a class back to 0 exactly)
         step = i + 1 if ramp else 1 + (((i * _GOLDEN) % 1.0) - 0.5) * 1e-3 * uneven
         if drift is not None and not np.any(v):
-            v, step = _drift_jump(z, drift), 1.0
+            rate = s_a * (c1 + G1 @ eta)
+            v, step = _drift_jump(z, np.where(np.abs(rate) <= dtol, 0.0, rate)), 1.0
         z = z + step * v
         seen[i % GD_MAP_CHUNK] = np.sign(z)
         moved |= v != 0.0
@@ -1018,7 +1019,8 @@ def _drift_jump(z: Array, drift: Array) -> Array:
     return move
 
 
-def _gd_first_order(s_a: float, b: Array, Zrows: Array, b_rate: Array, XK: Array,
+def _gd_first_order(s_a: float, b: Array, Zrows: Array, rate_parts: tuple[Array, Array],
+                    XK: Array,
                     gamma: float, start: Array | None,
                     classes: tuple[NDArray[np.intp], NDArray[np.int8]], tol: Array,
                     sides: Array | None) -> tuple[NDArray[np.int8], Array, Array, bool] | None:
@@ -1050,38 +1052,45 @@ def _gd_first_order(s_a: float, b: Array, Zrows: Array, b_rate: Array, XK: Array
     2.5e-4 (``⟨w, x_5⟩ = 0.061`` at t = 1), where the map at rest stood still and held
     both (``test_gd_policy_leaves_a_repulsive_face_where_the_neuron_starts_at_rest``).
     Against gradient descent on one neuron with residuals moving linearly, steps 8e-6 and
-    4e-6 extrapolated (``tests/test_filippov.py``): 1 000 drawn cases, d = 2–5, one to three
-    hyperplanes.
+    4e-6 extrapolated (``tests/test_filippov.py``): 1 000 drawn cases, d = 2–5, one to four
+    hyperplanes, half of them with a point parallel to another.
 
-    Returns ``None`` where this does not apply (``γ > 0``, parallel points, not at rest, a
-    rate of rounding's size), else the signs, slopes and ``D`` at the event and whether they
+    Classes of parallel points move together (their head's offset; a class's own field is
+    that of its members parallel to the head, at slope 1), and the rate includes that of
+    ``r_K`` (``z'``): the fields of a repeated point with opposite residuals cancel, and on
+    its ``+`` side that rate alone moves the neuron (back: gradient descent chatters there).
+
+    Returns ``None`` where this does not apply (``γ > 0``, not at rest, a rate of rounding's
+    size), else the signs, slopes and ``D`` at the event and whether they
     are a continuation (:func:`_consistent`) on the field a time ``τ`` later, where the
     departures at the rate's speed move too.
     """
-    rep, _ = classes
-    if gamma != 0.0 or np.any(rep != np.arange(rep.size)):
-        return None
-    if sides is not None and np.any(sides > 0):
-        return None
+    rep, orient = classes
+    if gamma != 0.0 or (sides is not None and np.any(sides > 0)):
+        return None  # an offset read on a + side takes slope 1 at the first step: the map
     if np.any(np.abs(s_a * (XK @ b)) > tol):
         return None
-    rate_size, size = float(np.linalg.norm(b_rate)), _field_magnitude(b, Zrows)
+    b_rate, Z_rate = rate_parts
+    rate_size, size = _field_magnitude(b_rate, Z_rate), _field_magnitude(b, Zrows)
     if size == 0.0 or rate_size <= VELOCITY_RTOL * size:
         return None
-    rate = (RATE_STEP * size / rate_size) * b_rate  # τ b', τ small: the slopes stay in [0, 1]
+    tau = RATE_STEP * size / rate_size  # small: the slopes stay in [0, 1]
+    rate = tau * b_rate
     vtol = _zero_tol(rate, Zrows, XK)
-    v = s_a * (XK @ rate)
-    seeds = np.where(np.abs(v) > vtol, np.sign(v), 0).astype(np.int8)
+    v = s_a * (XK @ rate)  # per hyperplane; a class's seed is its head's (orient: members')
+    seeds = (orient * np.where(np.abs(v) > vtol, np.sign(v), 0)[rep]).astype(np.int8)
     signs, _, _ = _gd_at_rest(s_a, b, Zrows, XK, gamma, start, classes, tol, sides=seeds,
-                              uneven=True, drift=b_rate)
+                              uneven=True, drift=rate_parts)
     # on the field a time τ later (b + τ b'): a side read where the motion does not leave it
     # (kicked there, no velocity of its own, to first order) is the hyperplane held, as the
     # map holds a class it stopped moving; then the hyperplanes held at a bound with no
     # velocity move at the rate's speed (the rounds; the departures keep their sides)
-    b_tau = b + rate
-    tol_tau = _zero_tol(b_tau, Zrows, XK)
+    # (the rate of r_K too: a class whose members' fields cancel, a repeated point with
+    # opposite residuals, moves on its + side by that rate alone)
+    b_tau, Z_tau = b + rate, Zrows + tau * Z_rate
+    tol_tau = _zero_tol(b_tau, Z_tau, XK)
     for _ in range(signs.size):
-        _, D_tau = _min_norm(b_tau, Zrows, signs == 0, side_slope(signs, gamma), gamma, start,
+        _, D_tau = _min_norm(b_tau, Z_tau, signs == 0, side_slope(signs, gamma), gamma, start,
                              classes)
         still = (signs != 0) & (signs * s_a * (XK @ D_tau) <= tol_tau)
         if not np.any(still):
@@ -1091,15 +1100,19 @@ def _gd_first_order(s_a: float, b: Array, Zrows: Array, b_rate: Array, XK: Array
     # descent does not slide on it (its + side carries the neuron away) but goes to the side
     # of its velocity from the − side, at the rate's speed
     eta0, _ = _min_norm(b, Zrows, signs == 0, side_slope(signs, gamma), gamma, start, classes)
-    repulsive = s_a * np.einsum("kd,kd->k", XK, Zrows) > 0.0
-    loose = (signs == 0) & repulsive & (eta0 <= gamma)
+    # a class's own field on its head's + side: its members parallel to the head at slope 1
+    own = np.bincount(rep, weights=(orient > 0) * np.einsum("kd,kd->k", Z_tau, XK[rep]),
+                      minlength=rep.size)
+    own = s_a * own[rep]  # per member: its class's
+    loose = (signs == 0) & (own > 0.0) & (eta0 <= gamma)
     if np.any(loose):
-        trial = np.where(loose, -1, signs).astype(np.int8)
-        _, D_tau = _min_norm(b_tau, Zrows, trial == 0, side_slope(trial, gamma), gamma, start,
+        trial = np.where(loose, -orient, signs).astype(np.int8)
+        _, D_tau = _min_norm(b_tau, Z_tau, trial == 0, side_slope(trial, gamma), gamma, start,
                              classes)
-        v = s_a * (XK @ D_tau)
-        signs = np.where(loose & (np.abs(v) > tol_tau), np.sign(v), signs).astype(np.int8)
-    signs, _, D_tau = _leave_rounds(s_a, b_tau, Zrows, XK, signs, side_slope(signs, gamma),
+        v = s_a * (XK @ D_tau)[rep]  # the head's velocity, for every member of its class
+        signs = np.where(loose & (np.abs(v) > tol_tau[rep]), orient * np.sign(v),
+                         signs).astype(np.int8)
+    signs, _, D_tau = _leave_rounds(s_a, b_tau, Z_tau, XK, signs, side_slope(signs, gamma),
                                     gamma, start, classes, tol_tau)
     ok = _consistent(signs, s_a * (XK @ D_tau), tol_tau, np.zeros(signs.size, dtype=bool))
     eta, D = _min_norm(b, Zrows, signs == 0, side_slope(signs, gamma), gamma, start, classes)
