@@ -955,7 +955,7 @@ def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
     z = np.zeros(heads.size) if sides is None else 1e-300 * (orient * sides)[heads]
     if drift is not None:  # the rate's velocity of head i: c1_i + Σ_k G1_ik η_k
         c1, G1 = XK[heads] @ drift[0], XK[heads] @ drift[1].T
-        dtol = VELOCITY_RTOL * _field_magnitude(*drift) * np.linalg.norm(XK[heads], axis=1)
+        dtol = _zero_tol(*drift, XK[heads])
     seen = np.empty((GD_MAP_CHUNK, heads.size), dtype=np.int8)
     side = prev = None
     moved = np.zeros(heads.size, dtype=bool)  # a nonzero velocity in the chunk
@@ -965,7 +965,8 @@ def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
         v[np.abs(v) <= tol[heads]] = 0.0
         # (uneven: steps 1 ± 5e-4, as gradient descent's velocities drift with the
         # residuals, so that dyadic data do not bring a class back to 0 exactly)
-        step = i + 1 if ramp else 1 + (((i * _GOLDEN) % 1.0) - 0.5) * 1e-3 * uneven
+        step = (i + 1 if ramp else 1.0 + ((i * _GOLDEN) % 1.0 - 0.5) * 1e-3 if uneven
+                else 1.0)
         if drift is not None and not np.any(v):
             rate = s_a * (c1 + G1 @ eta)
             v, step = _drift_jump(z, np.where(np.abs(rate) <= dtol, 0.0, rate)), 1.0

@@ -54,9 +54,10 @@ class StartFacesMixin:
             # where da_j/dt = <w_j, D_j> vanishes too, the sign a_j takes next is that of
             # d²a_j/dt², which the other neurons' motion sets through dr/dt; and a neuron held
             # on hyperplanes on which gradient descent's first step does not move it goes
-            # where dr/dt takes it at the next step (filippov._gd_first_order)
-            again = [j for j, sel in chosen.items()
-                     if self.Z[j, self.d] == 0.0 or np.any(sel.signs == 0)]
+            # where dr/dt takes it at the next step (filippov._gd_first_order: only with
+            # γ = 0; otherwise the second pass would repeat the first)
+            again = [j for j, sel in chosen.items() if self.Z[j, self.d] == 0.0
+                     or (self.gamma == 0.0 and np.any(sel.signs == 0))]
             if again and not self.opt.frozen_output:
                 r_rate = self._initial_residual_rates(U, r, chosen)
                 chosen.update(self._decide_starts(again, U, r, given, r_rate))
