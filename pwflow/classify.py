@@ -324,9 +324,9 @@ class ClassifyMixin:
             t_cut = float(np.min(B.ts[last[i[bad]]]))
             exits = {}
         if t_cut == t1:
-            Zc = propagate(Phi1, self.pat, self._Zs) if Z1 is None else Z1.copy()
+            Zc = propagate(Phi1, self.pat, self._Zs, self.by_entries) if Z1 is None else Z1.copy()
         else:
-            Zc = propagate(Phic, self.pat, self._Zs)
+            Zc = propagate(Phic, self.pat, self._Zs, self.by_entries)
         if sel.size:
             Zc[B.js[last]] = B.zs[last]
         if zi is not None:

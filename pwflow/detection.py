@@ -163,9 +163,14 @@ class DetectionMixin:
         tab = self.table
         dist = np.abs(W @ self.X.T) / self.xnorm
         dist[tab.U[pat] == 0] = np.inf
-        mu = np.min(dist, axis=1, initial=np.inf)
+        if dist.shape[1] > 16:
+            mu = np.min(dist, axis=1, initial=np.inf)
+        else:  # the rows' minimum by columns (the same numbers): 3x faster on short rows
+            mu = np.full(W.shape[0], np.inf)
+            for col in dist.T:
+                np.minimum(mu, col, out=mu)
         on_ray = tab.dim[pat] == 1
-        mu[on_ray] = np.minimum(mu[on_ray], np.linalg.norm(W[on_ray], axis=1))
+        mu[on_ray] = np.minimum(mu[on_ray], row_norms(W[on_ray]))
         return mu
 
     def _near(self, bound: Array) -> NDArray[np.intp]:
@@ -304,7 +309,7 @@ class DetectionMixin:
         if self._fresh:  # the step starts at the solver start: Φ = I
             s0 = np.einsum("jd,jd->j", self._Zs[near[rows], :d], self.X[kk]) / self.xnorm[kk]
         else:
-            Z0 = propagate(self._Phi, pat[rows], self._Zs[near[rows]])
+            Z0 = propagate(self._Phi, pat[rows], self._Zs[near[rows]], self.by_entries)
             s0 = np.einsum("jd,jd->j", Z0[:, :d], self.X[kk]) / self.xnorm[kk]
         a0 = np.abs(s0)
         keep = a0 <= reach[rows, 0]

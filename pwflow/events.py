@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .dense import nested, nested_with_derivative, scan_grid
+from .rows import row_norms
 
 __all__ = [
     "EventKind",
@@ -113,7 +114,7 @@ def detect_crossings(
     S = W @ X.T if S is None else S
     # values within rounding of zero are not crossings: a neuron that just left a hyperplane
     # (or was cut exactly on it) sits there to rounding; a real crossing shows at a later step
-    unc = ROUNDING_ULPS * np.finfo(float).eps * np.linalg.norm(W, axis=1)
+    unc = ROUNDING_ULPS * np.finfo(float).eps * row_norms(W)
     if slack is not None:
         unc = unc + slack
     tiny = unc[:, None] * (np.linalg.norm(X, axis=1) if xnorm is None else xnorm)

@@ -134,7 +134,7 @@ class SnapshotsMixin:
             inv = np.einsum("eab,eb->ea",
                             lorentz_inverse(lorentz_project(propagator_pairs(F, xs, pn))), zs)
         for T, Phi in zip(times, lorentz_project(Phis)):
-            Z = propagate(Phi, pat, self._Zs)
+            Z = propagate(Phi, pat, self._Zs, self.by_entries)
             pat_T = pat
             if inv is not None and np.any(ts < T):
                 e = last_per_neuron(js, np.flatnonzero(ts < T))

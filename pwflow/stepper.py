@@ -105,6 +105,9 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         self._Zcur = np.hstack([np.asarray(W0, float), np.asarray(a0, float)[:, None]])
         self._Phi = None
         self.m = self._Zcur.shape[0]
+        #: neurons propagated entry by entry (:func:`pwflow.rows.propagate`): at ``q = 3`` from
+        #: ``BY_ENTRIES_M`` neurons on, one way for the whole run
+        self.by_entries = self.q == 3 and self.m >= self.BY_ENTRIES_M
         self.table = table if table is not None else PatternTable(self.X, gamma)
         #: ``{0}`` is a face of its own (the face ``u = 0``'s dimension, as the table has it)
         self._origin_is_face = span_split(self.X)[0] == self.d
@@ -172,7 +175,7 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         demand (``Φ_{u_j} z_j`` from the last solver start), then kept on their faces.
         """
         if self._Zcur is None:
-            Z = propagate(self._Phi, self.pat, self._Zs)
+            Z = propagate(self._Phi, self.pat, self._Zs, self.by_entries)
             self._Zcur = Z
             self._project_sliding(Z, self.pat)  # in place; may raise after projecting
         return self._Zcur
@@ -430,7 +433,7 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         # only neurons whose face propagator moved them by their margin can have changed side
         move = np.sqrt(np.sum((Phi1 - np.eye(q)) ** 2, axis=(1, 2)))
         near = self._near(move + sweep)
-        Z1n = propagate(Phi1, self.pat[near], self._Zs[near])
+        Z1n = propagate(Phi1, self.pat[near], self._Zs[near], self.by_entries)
         S1n = Z1n[:, : self.d] @ self.X.T  # <w_j, x_k> at the step end, near neurons
         cand = Candidates.concat([self._detect(Z1n, near, S1n), self._flips(Phi1)])
         excursion = self._suspect_excursions(near, Z1n, sweep, lambda: self._bend(Phi1, speed, h),
@@ -619,6 +622,10 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
     #: step there before: 744 of 1 216 cuts at d = 5, n = 20, m = 1 000, t = 10 (a step
     #: registers a few such faces: 2 948 faces in 1 818 steps); beyond these rows it still does
     NEW_FACE_ROWS = 64
+    #: from this many neurons on (at ``q = 3``) :func:`pwflow.rows.propagate` goes entry by
+    #: entry: 1.0x the blocks' einsum at m = 1 000, 1.9x at 2·10⁴, 1.5x at 2·10⁵, 3x slower
+    #: on a few rows (three points, m = 2 000, λ = 0.3: 0.95x with it)
+    BY_ENTRIES_M = 10_000
 
     #: from d = REPLAY_MIN_DIM on, DOP853 integrates only the occupied faces where at least
     #: REPLAY_PASSIVE integrated faces are empty (or one of them is solved iteratively,

@@ -34,6 +34,10 @@ def test_propagate_applies_each_neurons_face_propagator(data):
     Z = data.draw(hnp.arrays(float, (m, q), elements=_finite))
     pat = data.draw(hnp.arrays(np.intp, m, elements=st.integers(0, P - 1)))
     expect = np.array([Phi[p] @ z for p, z in zip(pat, Z)]).reshape(m, q)
-    np.testing.assert_allclose(propagate(Phi, pat, Z), expect, rtol=1e-12,
-                               atol=1e-12 * max(1.0, np.max(np.abs(Phi), initial=0.0)
-                                                * np.max(np.abs(Z), initial=0.0)))
+    atol = 1e-12 * max(1.0, np.max(np.abs(Phi), initial=0.0) * np.max(np.abs(Z), initial=0.0))
+    for by_entries in (False, True):  # entry by entry at q = 3 (large runs), blocks otherwise
+        out = propagate(Phi, pat, Z, by_entries)
+        assert out.shape == (m, q) and out.flags.c_contiguous
+        np.testing.assert_allclose(out, expect, rtol=1e-12, atol=atol)
+        # a neuron has the same numbers whichever subset is propagated
+        np.testing.assert_array_equal(propagate(Phi, pat[::2], Z[::2], by_entries), out[::2])

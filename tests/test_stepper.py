@@ -58,6 +58,36 @@ def test_carried_margins_give_the_same_run_as_exact_margins(name, monkeypatch):
     np.testing.assert_array_equal(carried.a[-1], exact.a[-1])
 
 
+@pytest.mark.parametrize("name", ["stewart", "three-points"])
+def test_entry_by_entry_propagation_gives_the_blocks_run(name, monkeypatch):
+    # large runs at d = 2 propagate the neurons entry by entry (another summation order): the
+    # same events to the integration's accuracy, whichever way; and the switch is taken
+    if name == "stewart":
+        data, init, t_max = _case(name)
+    else:
+        data, init, t_max = pwflow.three_points(), pwflow.balanced(300, 2, 1e-3, seed=0), 50.0
+    blocks = simulate(data, init, t_max, n_snapshots=4)
+    seen = []
+    start = HybridFlow._start_solver
+
+    def spy(self, t_bound):
+        seen.append(self.by_entries)
+        start(self, t_bound)
+
+    monkeypatch.setattr(HybridFlow, "BY_ENTRIES_M", 1)
+    monkeypatch.setattr(HybridFlow, "_start_solver", spy)
+    entries = simulate(data, init, t_max, n_snapshots=4)
+    assert seen and all(seen)
+    assert blocks.status == entries.status == 0
+    assert blocks.n_events == entries.n_events > 50
+    for key in ("neuron", "k", "kind", "from_pattern", "to_pattern"):
+        np.testing.assert_array_equal(blocks.events[key], entries.events[key])
+    np.testing.assert_allclose(blocks.events["t"], entries.events["t"], rtol=1e-9, atol=1e-12)
+    scale = max(np.max(np.abs(blocks.W[-1])), np.max(np.abs(blocks.a[-1])))
+    assert np.max(np.abs(blocks.W[-1] - entries.W[-1])) <= 1e-10 * scale
+    assert np.max(np.abs(blocks.a[-1] - entries.a[-1])) <= 1e-10 * scale
+
+
 @pytest.mark.parametrize("name", ["stewart", "random-d3"])
 def test_carried_margins_are_lower_bounds_and_outputs_match_the_network(name):
     data, init, t_max = _case(name)
