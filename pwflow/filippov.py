@@ -507,8 +507,9 @@ def select(
     r_rate : array of shape (n,), optional
         ``dr/dt`` at the event, for the orientation at ``a = 0`` above (all ``a_j = 0`` at
         the start: ``da_j/dt`` can vanish for a neuron while the others move the residuals),
-        and, with ``at_rest`` and ``a ≠ 0``, for where gradient descent goes from a rest
-        (``D = 0``) that the residuals' motion ends (:func:`_gd_first_order`).
+        and, with ``at_rest``, for where gradient descent goes from a rest (``D = 0``) that
+        the residuals' motion ends (:func:`_gd_first_order`; where ``a = 0``, with the sign
+        ``a`` takes and the map's steps growing with it).
     geometry : Geometry, optional
         The memo of ``X``'s geometry (the same array object ``X``) that a caller deciding
         many neurons keeps; ``None``: computed for this call.
@@ -592,9 +593,10 @@ def select(
         # fifth, where the minimal-norm element stays on all)
         z0 = None if sides is None or not at_rest else np.asarray(sides)[K]
         first = None
-        if r_rate is not None and at_rest and float(a) != 0.0:
+        if r_rate is not None and at_rest:
             first = _gd_first_order(s_a, b, Zrows, _field_parts(u_face, K, X, r_rate, gamma),
-                                    X[K], gamma, start, classes, tol, z0)
+                                    X[K], gamma, start, classes, tol, z0,
+                                    ramp=float(a) == 0.0)
         if first is None:
             g_signs, g_eta, g_D = _gd_at_rest(s_a, b, Zrows, X[K], gamma, start, classes, tol,
                                               ramp=float(a) == 0.0, sides=z0)
@@ -1024,7 +1026,8 @@ def _gd_first_order(s_a: float, b: Array, Zrows: Array, rate_parts: tuple[Array,
                     XK: Array,
                     gamma: float, start: Array | None,
                     classes: tuple[NDArray[np.intp], NDArray[np.int8]], tol: Array,
-                    sides: Array | None) -> tuple[NDArray[np.int8], Array, Array, bool] | None:
+                    sides: Array | None, ramp: bool = False
+                    ) -> tuple[NDArray[np.int8], Array, Array, bool] | None:
     """Where gradient descent goes from rest, moved first by the residuals' rate.
 
     A neuron at rest on ``K`` (``γ = 0``, no offset read on a ``+`` side, no normal velocity
@@ -1061,6 +1064,14 @@ def _gd_first_order(s_a: float, b: Array, Zrows: Array, rate_parts: tuple[Array,
     ``r_K`` (``z'``): the fields of a repeated point with opposite residuals cancel, and on
     its ``+`` side that rate alone moves the neuron (back: gradient descent chatters there).
 
+    ``a = 0`` (``ramp``, session 29): ``a`` grows from 0 with the sign ``s_a`` of
+    ``d²a/dt²`` (:func:`_sign_after_zero`), so the offsets move by ``a(t) <b', x_k>``, of the
+    same sides, and gradient descent's map has steps growing with ``a`` (:func:`_gd_at_rest`'s
+    ``ramp``).  Held before, such a start was 345 gaps from extrapolated gradient descent at
+    t = 5 (d = 5, ``test_gd_policy_leaves_a_start_at_rest_with_a_zero_like_gradient_descent``);
+    a class whose residuals cancel (``ρ_C = 0``) is still left where gradient descent holds
+    it (``tests/test_filippov.py``, a strict expected failure).
+
     Returns ``None`` where this does not apply (``γ > 0``, not at rest, a rate of rounding's
     size), else the signs, slopes and ``D`` at the event and whether they
     are a continuation (:func:`_consistent`) on the field a time ``τ`` later, where the
@@ -1081,7 +1092,7 @@ def _gd_first_order(s_a: float, b: Array, Zrows: Array, rate_parts: tuple[Array,
     v = s_a * (XK @ rate)  # per hyperplane; a class's seed is its head's (orient: members')
     seeds = (orient * np.where(np.abs(v) > vtol, np.sign(v), 0)[rep]).astype(np.int8)
     signs, _, _ = _gd_at_rest(s_a, b, Zrows, XK, gamma, start, classes, tol, sides=seeds,
-                              uneven=True, drift=rate_parts)
+                              uneven=True, drift=rate_parts, ramp=ramp)
     # on the field a time τ later (b + τ b'): a side read where the motion does not leave it
     # (kicked there, no velocity of its own, to first order) is the hyperplane held, as the
     # map holds a class it stopped moving; then the hyperplanes held at a bound with no

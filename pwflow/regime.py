@@ -74,11 +74,15 @@ class RegimeMixin:
         minimum (``docs/integrator.md``)."""
         self._regime = regime
         rs = regime[1]
-        self._held_zero = (self._regime_watched & (rs == 0) if rs.shape == (self.n,)
-                           else np.zeros(self.n, dtype=bool))  # (0,): nothing watched
+        n = self.n
+        watched = rs.shape == (n + self._class_weights().shape[0],)  # (0,): nothing watched
+        self._held_zero = (self._regime_watched & (rs[:n] == 0) if watched
+                           else np.zeros(n, dtype=bool))
+        # the classes' residuals resolved to 0 or not, held so as the points' are
+        self._class_held = rs[n:] if watched else None
         r = self._resolved_last
         self._held_live = None
-        if r is not None and r.shape == (self.n,):
+        if r is not None and r.shape == (n,):
             self._held_zero = self._held_zero | (r == 0)
             self._held_live = r != 0
 
@@ -185,7 +189,7 @@ class RegimeMixin:
         codes = np.zeros(lead + (self._P, self.n), dtype=np.int8)
         if faces.size == 0:
             return codes, np.zeros(lead + (0,), np.int8)
-        free, watched = self._regime_free, self._regime_watched
+        free = self._regime_free
         general = True  # the several-slope case: solved at every time at once
         if self._regime_plan is not None:  # one free slope each: the side of η* (fast path)
             G, est = tab.single_fields(self._regime_plan, r)
@@ -206,7 +210,67 @@ class RegimeMixin:
                 free[sel],
                 self._several_slopes_regime(r, self._velocity_resolution(r, r_tol), faces[sel]),
                 0)
-        return codes, np.where(watched, np.sign(r), 0).astype(np.int8)
+        return codes, self._watched_signs(r, r_tol)
+
+    def _class_weights(self) -> Array:
+        """The classes of two or more parallel data points (:func:`~pwflow.subgradient.
+        parallel_classes`: their hyperplanes coincide) as weights ``(n_classes, n)``:
+        ``‖x_k‖`` on the class's points, 0 elsewhere (computed once).
+
+        ``ρ_C = Σ_{k∈C} r_k ‖x_k‖`` is what ``r_k`` is for one point: a neuron sliding on the
+        class's hyperplane with the class's slopes tied (the two sides' fields, Filippov's
+        reading; :mod:`pwflow.filippov`) has one-sided normal velocities ``v₊ − v₋ =
+        −(a/n)(1 − γ) ρ_C`` along the unit normal: staying is attractive while ``a ρ_C > 0``
+        and repulsive once ``a ρ_C < 0``.  ``ρ_C`` can change sign with every ``r_k`` of the
+        class keeping its own (session 29: collinear data, d = 5, a class of four points, two
+        of them opposite, ``r = (−0.52, −0.18, 0.33, 0.43)``): its sign is watched as the
+        points' are (:meth:`_watched_signs`).
+        """
+        cached = self.__dict__.get("_class_w")
+        if cached is None:
+            rep = self.geometry.classes(np.arange(self.n))[0]
+            heads, counts = np.unique(rep, return_counts=True)
+            heads = heads[counts > 1]
+            cached = self._class_w = np.where(rep[None, :] == heads[:, None],
+                                              self.xnorm[None, :], 0.0)
+        return cached
+
+    def _watched_mask(self) -> NDArray[np.bool_]:
+        """Which of :meth:`_watched_signs`' entries are watched: the points on a free
+        hyperplane of a watched face, then the classes whose hyperplane is one."""
+        Wc = self._class_weights()
+        if Wc.shape[0] == 0:
+            return self._regime_watched
+        return np.concatenate([self._regime_watched,
+                               np.any((Wc > 0) & self._regime_watched, axis=1)])
+
+    def _watched_signs(self, r: Array, r_tol: Array) -> NDArray[np.int8]:
+        """Signs of the watched ``r_k`` (resolved ones), then of the classes' residuals
+        ``ρ_C`` (:meth:`_class_weights`) beyond their resolution ``Σ_{k∈C} r_tol_k ‖x_k‖``
+        (with the hysteresis of the current regime, as the points'), shape ``(..., n +
+        n_classes)``; 0 where not watched."""
+        mask = self._watched_mask()
+        Wc = self._class_weights()
+        if Wc.shape[0] == 0:  # no parallel points: the points' signs alone
+            return np.where(mask, np.sign(r), 0).astype(np.int8)
+        rho, tol = r @ Wc.T, r_tol @ Wc.T
+        held = self._class_held
+        if held is not None and held.shape == tol.shape[-1:]:
+            tol = np.where(held == 0, RESOLUTION_HYSTERESIS * tol, tol / RESOLUTION_HYSTERESIS)
+        signs = np.concatenate([np.sign(r), np.where(np.abs(rho) > tol, np.sign(rho), 0.0)],
+                               axis=-1)
+        return np.where(mask, signs, 0).astype(np.int8)
+
+    def _signs_changed(self, new: NDArray[np.int8], old: NDArray[np.int8]) -> NDArray[np.intp]:
+        """The data points whose watched sign changed between two readings of
+        :meth:`_watched_signs`: the points themselves and every point of a class whose
+        residual's sign changed."""
+        diff = new != old
+        n = self.n
+        ks = diff[:n].copy()
+        if diff.size > n:
+            ks |= np.any(self._class_weights()[diff[n:]] > 0, axis=0)
+        return np.flatnonzero(ks)
 
     def _several_slopes_regime(self, r: Array, vres: Array,
                                faces: NDArray[np.intp] | None = None) -> NDArray[np.int8]:
@@ -316,6 +380,13 @@ class RegimeMixin:
         rows = None
         if last is not None and last[0].shape == r0[0].shape:
             rows = np.flatnonzero(np.any(last[0][faces] != r0[0][faces], axis=1))
+            if last[1].shape == r0[1].shape and np.any(last[1] != r0[1]):
+                # and the faces on whose hyperplanes a watched sign changed: a slope may reach
+                # its bound there before the sign changes and be back inside by the bracket's
+                # end (the mode turned repulsive), and searching the signs alone found the
+                # sign's change, past the exit (session 29: 2.7e-3 later)
+                ks = self._signs_changed(last[1], r0[1])
+                rows = np.union1d(rows, np.flatnonzero(np.any(self._regime_free[:, ks], axis=1)))
         watch = faces if rows is None else faces[rows]
         searched: dict[float, NDArray[np.int8]] = {}
         if grid:
@@ -338,12 +409,12 @@ class RegimeMixin:
             # carried on past it (d = 10: a slope held beyond its bound for 0.27)
             codes[watch] = searched[hi]
         r_hi = self._field.residuals(propagators_at(F, (hi - t0) / h, faces=occ))
-        self._rsign_at = (hi, rsign, r_hi, self._regime_watched.copy())
+        self._rsign_at = (hi, rsign, r_hi, self._watched_mask().copy())
         exits: dict = {}
         for p, k in zip(*np.nonzero((codes != r0[0]) & (codes != 0)), strict=True):
             exits.setdefault(int(p), {})[int(k)] = bool(codes[p, k] > 0)
         if rsign.shape == r0[1].shape and np.any(rsign != r0[1]):
-            ks = np.flatnonzero(rsign != r0[1])
+            ks = self._signs_changed(rsign, r0[1])
             for p in np.flatnonzero(np.any(self.table.U[: self._P][:, ks] == 0, axis=1)):
                 if np.any(self.pat == p):
                     exits.setdefault(int(p), {})

@@ -59,6 +59,9 @@ def capture(flow: "HybridFlow") -> dict[str, Any]:
     mem["held_zero"] = None if held is None else [int(k) for k in np.flatnonzero(held)]
     live = getattr(flow, "_held_live", None)  # and those resolved to nonzero
     mem["held_live"] = None if live is None else [int(k) for k in np.flatnonzero(live)]
+    # the signs of the parallel classes' residuals in the regime (their hysteresis)
+    cls = flow.__dict__.get("_class_held")
+    mem["class_held"] = None if cls is None else [int(v) for v in cls]
     rest = getattr(flow, "rest", None)  # at rest (pwflow.rest): kept so that a resume is exact
     mem["rest"] = None if rest is None else {k: float(v) for k, v in
                                              dataclasses.asdict(rest).items()}
@@ -91,6 +94,8 @@ def restore(flow: "HybridFlow", mem: dict[str, Any]) -> None:
         live = np.zeros(flow.n, dtype=bool)
         live[np.asarray(mem["held_live"], np.intp)] = True
         flow._held_live = live
+    if mem.get("class_held") is not None:
+        flow._class_held = np.asarray(mem["class_held"], np.int8)
     if mem.get("left_at") is not None:
         t_left, left = mem["left_at"]
         flow._left_at = (np.nan if t_left is None else float(t_left), np.asarray(left, np.intp))

@@ -125,7 +125,7 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         self._later: dict[int, float] = {}
         self._t_face = np.inf
         #: the last located regime change: time, signs of the watched ``r_k``, residuals, and
-        #: the watched hyperplanes then
+        #: the watched hyperplanes (and classes) then
         self._rsign_at: tuple[float, NDArray[np.int8], Array, NDArray[np.bool_]] | None = None
         #: watched ``r_k`` resolved to 0 in the current regime
         #: (:data:`pwflow.regime.RESOLUTION_HYSTERESIS`)
@@ -133,6 +133,9 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         #: ``r_k`` resolved to nonzero in the current regime (kept so down to
         #: 1 / :data:`pwflow.regime.RESOLUTION_HYSTERESIS` of the resolution)
         self._held_live: NDArray[np.bool_] | None = None
+        #: signs of the parallel classes' residuals in the current regime (their hysteresis;
+        #: :meth:`RegimeMixin._watched_signs`)
+        self._class_held: NDArray[np.int8] | None = None
         #: the resolved residuals of the last single-time regime (:meth:`_face_regime_at`)
         self._resolved_last: Array | None = None
         #: the time and faces :meth:`_leave_faces` last decided (a restart there keeps them)
@@ -310,7 +313,7 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
             # r_k is at the threshold there, and the recomputed moments may put it back on its
             # old side; keep the side the location found, or the next step would find the same
             # change again an ulp later
-            rsign = np.where(hint[3] & self._regime_watched, hint[1], rsign).astype(np.int8)
+            rsign = np.where(hint[3] & self._watched_mask(), hint[1], rsign).astype(np.int8)
         self._set_regime((np.where(due if due.ndim == 2 else due[:, None], 0,
                                    codes).astype(codes.dtype), rsign))
         self._field.hold(self._held_sliding(codes))

@@ -805,7 +805,7 @@ def test_select_with_a_geometry_memo_is_select_without(prob, at_rest, reuse):
 
 # ------------------------------------------------- a neuron at rest: gradient descent's second step
 @st.composite
-def at_rest_problems(draw):
+def at_rest_problems(draw, zero_a: bool = False):
     """A neuron ``w = e_d`` exactly on the hyperplanes of ``p`` points (last coordinate 0;
     in half the problems one of them a positive multiple of another), with
     active and inactive points whose residuals are 0 at the start (``γ = 0``: ``D = 0``, the
@@ -827,7 +827,9 @@ def at_rest_problems(draw):
     r = np.concatenate([rK, np.zeros(q)])
     r_rate = draw(matrices(p + q, 0), label="dr/dt")
     assume(np.any(r_rate[p:][heights > 0] != 0))
-    a = draw(st.sampled_from([-1.0, 1.0]), label="a")
+    # zero_a: a = 0, which then grows by da/dt = <w, D> (0 at the start; d²a/dt² = <w, b'>
+    # sets its sign, b' the fixed part of dr/dt)
+    a = 0.0 if zero_a else draw(st.sampled_from([-1.0, 1.0]), label="a")
     return X, r, r_rate, a, p
 
 
@@ -850,9 +852,11 @@ def _gd_sides_with_moving_residuals(X, r, r_rate, a, p, horizons=(4e-2, 1e-1)):
         w = np.zeros(d)
         w[-1] = 1.0
         zs = np.empty((steps, p))
+        a_i = a
         for i in range(steps):
             D = -((r + i * h * r_rate) * (X @ w > 0)) @ X / n
-            w = w + h * a * D
+            # a moves only where it starts at 0 (else held: its motion is second order here)
+            w, a_i = w + h * a_i * D, (a_i + h * (w @ D) if a == 0.0 else a_i)
             zs[i] = X[:p] @ w
         runs.append((h, zs))
     readings = []
@@ -882,6 +886,24 @@ def test_at_rest_the_gd_policy_takes_gradient_descents_side_with_moving_residual
     common hyperplane one of them is active and its field moves the neuron at O(1) to the
     side where both fields point, which the selection takes; gradient descent from exactly
     on it reads ``σ'(0) = 0`` for both and never moves, a convention, not a limit.)"""
+    _check_at_rest_against_gradient_descent(prob)
+
+
+@given(at_rest_problems(zero_a=True))
+@settings(suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+def test_at_rest_with_a_zero_the_gd_policy_takes_gradient_descents_side(prob):
+    """The same where ``a`` starts at 0 too (session 29): ``da/dt = <w, D> = 0`` at the
+    start, ``a`` takes the sign of ``<w, b'>`` and grows as ``t²``; the residuals' rate moves
+    the offsets by ``a(t) <b', x_k>``, of the sides of the ``a ≠ 0`` case, and gradient
+    descent's map follows with steps growing as ``a`` (the map's ``ramp``).  Gradient
+    descent's reference moves ``a`` by its own gradient.  Before, ``'gd'`` held every such
+    start (the thorough profile of ``tests/test_differential.py``: d = 5, two neurons with
+    ``a = 0``, one on x_0's hyperplane, 345 gaps from extrapolated gradient descent at
+    t = 5, now 0.0)."""
+    _check_at_rest_against_gradient_descent(prob)
+
+
+def _check_at_rest_against_gradient_descent(prob):
     X, r, r_rate, a, p = prob
     n = X.shape[0]
     u = np.where(X[:, -1] > 0, 1, -1).astype(np.int8)
@@ -903,8 +925,36 @@ def test_at_rest_the_gd_policy_takes_gradient_descents_side_with_moving_residual
     rate_v = np.abs(X[:p] @ b_rate)
     assume(not np.any((rate_v > 0) & (rate_v < 0.02 * np.linalg.norm(b_rate)
                                       * np.linalg.norm(X[:p], axis=1))))
+    if a == 0.0:
+        # known gap (docs/integrator.md): a class of parallel points whose residuals cancel
+        # (ρ_C = 0: its own field is 0, its rate alone moves it) is left by the selection
+        # where gradient descent started with a = 0 holds it (chattering); pinned by
+        # test_gd_at_rest_with_a_zero_on_a_cancelling_class
+        rep = parallel_classes(X[:p])[0]
+        rho = np.bincount(rep, weights=r[:p] * np.linalg.norm(X[:p], axis=1), minlength=p)
+        assume(not np.any((np.bincount(rep, minlength=p) > 1) & (rho == 0.0)))
     side, clear = _gd_sides_with_moving_residuals(X, r, r_rate, a, p)
     assume(clear)
     event(f"hyperplanes left: {np.count_nonzero(side)} of {p}")
     assert sel.signs.tolist() == side.tolist(), (sel.signs, side)
     assert np.array_equal(sel.K, np.arange(p)) and n > p
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (docs/integrator.md, session 29): with a = 0 "
+                   "a class of parallel points whose residuals cancel is left by the "
+                   "selection and held by gradient descent")
+def test_gd_at_rest_with_a_zero_on_a_cancelling_class():
+    # found by the thorough profile of the a = 0 property test above: x_2 = 2 x_1 with
+    # r = (1, −0.5) (ρ_C = 0), only the rate of r_2 moves the class; gradient descent from
+    # a = 0 keeps it chattering on its hyperplane, the selection leaves it to +
+    X = np.array([[0.0, 1.0, 0.0, 1.0, 0.0], [2.0, 0.5, 0.0, 0.0, 0.0], [4.0, 1.0, 0.0, 0.0, 0.0],
+                  [0.0, 0.0, 0.0, 1.0, 0.5], [0.0, 0.0, 0.0, 0.0, -1.0],
+                  [0.0, 0.0, 0.0, 0.0, -1.0]])
+    r = np.array([-0.5, 1.0, -0.5, 0.0, 0.0, 0.0])
+    r_rate = np.array([0.0, 0.0, 2.0, -0.25, 0.0, 0.0])
+    u = np.array([0, 0, 0, 1, -1, -1], dtype=np.int8)
+    sel = select(0.0, u, X, r, 0.0, policy=BranchPolicy.GRADIENT_DESCENT, w=np.eye(5)[-1],
+                 at_rest=True, r_rate=r_rate)
+    side, clear = _gd_sides_with_moving_residuals(X, r, r_rate, 0.0, 3)
+    assert clear and side.tolist() == [1, 0, 0]
+    assert sel.signs.tolist() == side.tolist()

@@ -1814,3 +1814,108 @@ def test_gd_policy_leaves_a_repulsive_face_where_the_neuron_starts_at_rest():
     assert np.all(ev["kind"][start] == pwflow.EventKind.BRANCH)
     held = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 1.0, t_eval=[1.0])
     np.testing.assert_allclose(held.state(1.0)[0][[0, 4]] @ X[[0, 5]].T, 0.0, atol=1e-15)
+
+
+# collinear data, d = 5 (thorough profile of test_differential, session 29): x_3 = −2 x_2,
+# x_4 = 2 x_2, x_6 = −x_2 / 2 (one class of four points, two of them opposite), x_5 = x_1 / 2,
+# x_7 = −2 x_1
+XC = np.array([
+    [1.6798896166844441, 0.0, 0.3256729263182909, -1.7941687938266124, 0.0],
+    [0.6971868908655305, 1.5773326492029094, 0.0, 1.3297028874296597, 0.0],
+    [-1.3940064568248083, -0.4028004037117632, 0.335046203973246, 0.0, 1.746034614077681],
+    [2.7880129136496166, 0.8056008074235264, -0.670092407946492, -0.0, -3.492069228155362],
+    [-2.7880129136496166, -0.8056008074235264, 0.670092407946492, 0.0, 3.492069228155362],
+    [0.34859344543276527, 0.7886663246014547, 0.0, 0.6648514437148298, 0.0],
+    [0.6970032284124041, 0.2014002018558816, -0.167523101986623, -0.0, -0.8730173070388405],
+    [-1.394373781731061, -3.1546652984058188, -0.0, -2.6594057748593194, -0.0]])
+YC = np.array([-1.3852252224372454, -0.7, 0.0, -0.09010421872323304, -1.373740792766386,
+               -0.4781940696834779, -0.5, 0.5598475380741892])
+WC = np.array([
+    [-0.08850147985005644, 0.0, 0.0, 0.25143656211811055, 0.29737608514507496],
+    [0.0, -0.21275525199940198, -0.2641527603765988, 0.11306818526871136, -0.2879268557290795],
+    [-0.2661238946341534, 0.0, 0.0, -0.14345822090504337, 0.07506393688959999],
+    [0.0, -0.044662338321545404, 0.1625044806756242, 0.0, 0.0]])
+AC = np.array([-0.39935622284075567, -0.459050941441034, 0.31150727609777606,
+               0.1685302070965395])
+
+
+def _one_sided_velocities(W, a, j, cls, gamma):
+    """Normal velocities ``<dw_j/dt, x̂>`` of neuron ``j`` on the two sides of the common
+    hyperplane of the parallel points ``cls`` (``x̂``: the first one's direction), from the
+    network's own outputs (``reference.outputs``), the other points at their sides."""
+    from reference import outputs
+
+    r = outputs(W, a, XC, gamma) - YC
+    xhat = XC[cls[0]] / np.linalg.norm(XC[cls[0]])
+    c = XC[cls] @ xhat
+    base = np.where(XC @ W[j] > 0, 1.0, gamma)
+    out = []
+    for side in (1, -1):
+        eta = base.copy()
+        eta[cls] = np.where(c * side > 0, 1.0, gamma)
+        out.append(float(a[j] * (-(r * eta) @ XC / XC.shape[0]) @ xhat))
+    return out
+
+
+def test_a_class_sliding_mode_left_where_its_one_sided_velocities_no_longer_hold_it():
+    """Neuron 3 slides on the hyperplane of the class {x_2, x_3, x_4, x_6} from t = 0.999.
+    Near t = 2.18 the class's residual ``ρ = Σ r_k ‖x_k‖`` changes sign while every ``r_k``
+    keeps its own, ``(−0.52, −0.18, 0.33, 0.43)``: the mode turns repulsive.  Just before, at
+    t = 2.18221, the inactive side's velocity ``v₋`` reaches 0 (the tied slopes at their
+    bound): the neuron must leave to ``−`` there, as gradient descent does
+    (``⟨w_3, x_2⟩ = −0.0072`` at t = 5).  The flow only compared the regime at the steps' ends
+    (the slopes back inside by then) and watched the signs of single ``r_k``: it kept the
+    neuron on the hyperplane to t = 5, 98 gaps from extrapolated gradient descent (0.0032).
+    Now the classes' residuals are watched (``RegimeMixin._watched_signs``) and the search
+    reads the codes of the faces on whose hyperplanes a sign changed: the exit is located
+    where ``v₋ = 0``, to the search's precision."""
+    cls = [2, 3, 4, 6]
+    tr = pwflow.simulate(pwflow.Dataset(XC, YC), pwflow.from_arrays(WC, AC), 5.0, gamma=0.1,
+                         t_eval=[1.0, 2.5, 5.0])
+    assert tr.status == 0
+    ev = tr.events
+    leave = (ev["neuron"] == 3) & (ev["kind"] == pwflow.EventKind.LEAVE_SLIDING) & (ev["t"] > 2)
+    assert sorted(ev["k"][leave].tolist()) == cls
+    t_exit = float(ev["t"][leave][0])
+    assert np.all(ev["t"][leave] == t_exit)
+    # v₋ changes sign there (its rate is about −3.4e-3 per unit time; 1e-9 is 3e-7 in time),
+    # v₊ < 0 on both sides: the neuron is carried to −
+    vp0, vm0 = _one_sided_velocities(*tr.state(t_exit - 1e-4), 3, cls, 0.1)
+    vp, vm = _one_sided_velocities(*tr.state(t_exit), 3, cls, 0.1)
+    assert vm0 > 0 > vp0 and vp < 0 and abs(vm) < 1e-9
+    W5, a5 = tr.state(5.0)
+    assert W5[3] @ XC[2] < -5e-3
+    ref = gd_reference(XC, YC, WC, AC, 0.1, "square", (1.0, 2.5, 5.0), lr=1e-3)
+    for i, t in enumerate(ref.t):
+        assert ref.error(*tr.state(t), i) <= C_GAP * ref.estimate(i)
+
+
+def test_gd_policy_leaves_a_start_at_rest_with_a_zero_like_gradient_descent():
+    """Found by the thorough profile of ``test_differential`` (multi-active, session 29):
+    both ``a_j = 0``, neuron 0 exactly on x_0's hyperplane, ``y_2 = 0`` so that its only
+    active point has ``r_2 = 0`` at the start (``D = 0`` on its inactive side).  Gradient
+    descent leaves x_0's hyperplane to ``−`` (``<w_0, x_0> = −1.9e-6`` at t = 1, −4.4e-4 at
+    t = 5: ``a_0`` grows as t², the offset as t⁴), moved by the rate of ``r_2``; the ``'gd'``
+    policy held such starts where ``a = 0`` (the rate's rule applied to ``a ≠ 0`` only):
+    26 and 345 gaps from extrapolated gradient descent at t = 2.5 and 5.  Now the rule
+    applies with the sign ``a`` takes (``d²a/dt²``) and a map whose steps grow with ``a``
+    (``ramp``)."""
+    X = np.array([[0.75, -1.875, -0.75, 0.0, 0.0], [-1.0, 0.625, 0.625, 1.75, -1.0],
+                  [-0.75, 1.625, 0.125, -0.875, 0.875], [0.0, 0.0, 0.0, 1.0, 0.0],
+                  [0.0, 0.0, 0.0, 0.125, 0.0]])
+    y = np.array([0.47405202124085655, -0.11631157644339751, 0.0, 0.0, 0.0])
+    W = np.array([[0.0, 0.0, 0.0, -0.875, 0.0], [0.0, 0.75, 0.0, 0.0, 0.0]])
+    a = np.zeros(2)
+    times = (1.0, 2.5, 5.0)
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 5.0, t_eval=times,
+                         branch_policy="gd")
+    assert tr.status == 0
+    ref = gd_reference(X, y, W, a, 0.0, "square", times)
+    for i, t in enumerate(times):
+        assert ref.error(*tr.state(t), i) <= C_GAP * ref.estimate(i)
+    assert tr.state(5.0)[0][0] @ X[0] < -1e-4
+    # the default policy stays, and says the start is a branch point
+    held = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 5.0, t_eval=[5.0])
+    assert abs(held.state(5.0)[0][0] @ X[0]) <= 1e-12
+    ev = held.events
+    assert np.any((ev["t"] == 0) & (ev["neuron"] == 0) & (ev["kind"] == pwflow.EventKind.BRANCH))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from strategies import matrices
@@ -230,10 +230,12 @@ def test_undecided_one_slope_regimes_equal_the_general_rule(sliding_flow, R, res
         assert np.all(free[undecided, plan.k[undecided]])
 
 
-def _scripted_search(monkeypatch, out: dict[int, list[tuple[float, float]]], t0=2.0, t1=3.0):
+def _scripted_search(monkeypatch, out: dict[int, list[tuple[float, float]]], t0=2.0, t1=3.0,
+                     flips: dict[int, float] | None = None):
     """:meth:`RegimeMixin._face_events` on a scripted regime: face ``p``'s slope ``k = p`` is
     at its upper bound at the step fractions inside ``out[p]``'s intervals (three faces, the
-    signs of the residuals fixed).  Returns the fraction found, the exits and the faces each
+    signs of the residuals fixed at +1 but for ``flips``: ``r_k`` turns negative at the
+    fraction ``flips[k]``).  Returns the fraction found, the exits and the faces each
     reading solved (``None``: all)."""
     import types
 
@@ -252,14 +254,19 @@ def _scripted_search(monkeypatch, out: dict[int, list[tuple[float, float]]], t0=
         for p, spans in out.items():
             for a, b in spans:
                 codes[(xs >= a) & (xs <= b), p, p] = 1
-        return codes, np.zeros((xs.size, n), np.int8)
+        signs = np.ones((xs.size, n), np.int8)
+        for k, at in (flips or {}).items():
+            signs[xs >= at, k] = -1
+        return codes, signs
 
     flow = types.SimpleNamespace(
-        _regime=(np.zeros((P, n), np.int8), np.zeros(n, np.int8)),
+        _regime=(np.zeros((P, n), np.int8), np.ones(n, np.int8)),
         _regime_faces=np.arange(P), _regime_plan=None, _regime_watched=np.ones(n, bool),
         _field=types.SimpleNamespace(occupied=np.arange(P), residuals=lambda Phi: np.zeros(n)),
-        table=types.SimpleNamespace(U=np.ones((P, n), np.int8)), _P=P, pat=np.arange(P),
-        _face_regime_at=read, FACE_GRID_LEVELS=RegimeMixin.FACE_GRID_LEVELS,
+        table=types.SimpleNamespace(U=(1 - np.eye(P, n)).astype(np.int8)), _P=P, pat=np.arange(P),
+        _face_regime_at=read, _watched_mask=lambda: np.ones(n, bool),
+        _signs_changed=lambda new, old: np.flatnonzero(new != old),
+        _regime_free=np.eye(P, n, dtype=bool), FACE_GRID_LEVELS=RegimeMixin.FACE_GRID_LEVELS,
         FACE_SEARCH_LEVELS=RegimeMixin.FACE_SEARCH_LEVELS)
     end = read(1.0)
     reads.clear()
@@ -278,6 +285,21 @@ def test_a_face_out_of_its_regime_and_back_within_the_step_is_found(monkeypatch,
     assert exits == {0: {0: True}}
 
 
+def test_a_slope_out_before_a_sign_changes_on_its_hyperplane_is_found_first(monkeypatch):
+    # face 0's slope is at its bound on [0.30, 0.35] only, then r_0 (face 0's free hyperplane)
+    # changes sign at 0.36, before the grid's next time 0.375: the bracket (0.25, 0.375]
+    # differs in the signs alone.  Searching the signs alone found 0.36 and carried the neuron
+    # past its exit (session 29, a class of parallel points turning repulsive); the faces on
+    # whose hyperplanes a sign changed are read too, and the exit is found, to 4 ulp
+    x, exits, reads = _scripted_search(monkeypatch, {0: [(0.30, 0.35)]}, flips={0: 0.36})
+    assert abs(x - 0.30) <= 1e-14
+    assert exits == {0: {0: True}}
+    assert all(r == [0] for r in reads[1:-1])
+    # a sign changing on a hyperplane no slope leaves is found where it changes
+    x, exits, _ = _scripted_search(monkeypatch, {}, flips={1: 0.36})
+    assert abs(x - 0.36) <= 1e-14 and exits == {1: {}}
+
+
 def test_a_face_changing_once_is_searched_alone_past_the_grid(monkeypatch):
     # one face changes at 0.61 and stays: found to 4 ulp; the grid reads every face, the
     # bisection then the changed one only (of three watched), one reading per level, and the
@@ -287,3 +309,45 @@ def test_a_face_changing_once_is_searched_alone_past_the_grid(monkeypatch):
     assert exits == {2: {2: True}}
     assert reads[0] is None and reads[-1] is None
     assert len(reads) > 30 and all(r == [2] for r in reads[1:-1])
+
+
+@given(st.data())
+def test_a_class_residual_is_the_gap_between_its_one_sided_velocities(data):
+    # RegimeMixin._class_weights: for parallel points x_k = c_k x̂ (a class), the normal
+    # velocities of a neuron just on either side of their common hyperplane differ by
+    # −(a/n)(1 − γ) Σ_k r_k ‖x_k‖ (‖x̂‖ = 1): the sign of a ρ_C says attractive (> 0) or
+    # repulsive (< 0).  Checked on the network's own gradient, a step off the hyperplane
+    d = data.draw(st.integers(2, 5))
+    coord = st.floats(-2, 2, allow_nan=False)
+    xhat = np.array(data.draw(st.lists(coord, min_size=d, max_size=d)))
+    assume(np.linalg.norm(xhat) > 0.1)
+    xhat /= np.linalg.norm(xhat)
+    c = np.array(data.draw(st.lists(st.floats(0.2, 3.0) | st.floats(-3.0, -0.2),
+                                    min_size=2, max_size=5)))
+    others = np.array(data.draw(st.lists(st.lists(coord, min_size=d, max_size=d),
+                                         min_size=0, max_size=3))).reshape(-1, d)
+    X = np.vstack([c[:, None] * xhat, others])
+    n = X.shape[0]
+    r = np.array(data.draw(st.lists(st.floats(-1, 1, allow_nan=False), min_size=n, max_size=n)))
+    a = data.draw(st.floats(-2, 2).filter(lambda v: abs(v) > 1e-3))
+    gamma = data.draw(st.sampled_from([0.0, 0.1, 0.5]))
+    w0 = np.array(data.draw(st.lists(coord, min_size=d, max_size=d)))
+    w0 -= (w0 @ xhat) * xhat  # on the class's hyperplane
+    assume(np.all(np.abs(others @ w0) > 1e-3))
+    eps = 1e-9
+    v = []
+    for side in (1, -1):
+        z = X @ (w0 + side * eps * xhat)
+        grad_w = (r * np.where(z > 0, 1.0, gamma)) @ X / n  # ∂L/∂w_j / a_j
+        v.append(float(-a * grad_w @ xhat))
+    import types
+
+    from pwflow.filippov import Geometry
+    from pwflow.regime import RegimeMixin
+
+    flow = types.SimpleNamespace(geometry=Geometry(X), n=n, xnorm=np.linalg.norm(X, axis=1))
+    Wc = RegimeMixin._class_weights(flow)  # the code's weights (one row per class)
+    assume(Wc.shape[0] == 1)  # the drawn others are not parallel to the class or each other
+    rho = float(Wc[0] @ r)
+    assert np.array_equal(Wc[0] > 0, np.arange(n) < c.size)
+    np.testing.assert_allclose(v[0] - v[1], -(a / n) * (1 - gamma) * rho, atol=1e-12)
