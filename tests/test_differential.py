@@ -62,6 +62,13 @@ GD_TIMES = (1.0, 2.5, 5.0)
 T_EARLY = 0.1
 #: and, at the first and the last time that failed, at these fractions of LR
 FINE_AT_FAILURE = (1 / 20, 1 / 40)
+#: and, where those do not settle it, at the first time that failed at these (N6: a neuron
+#: passing within ~1e-8 of an intersection of two hyperplanes, where which one it crosses
+#: first is decided by gradient descent's O(lr) error down to lr ~ 5e-6; session 29, d = 5:
+#: lr = 1e-3 … 5e-5 cross x_1 first, 4e-6, 2e-6, 1e-6 cross x_2 first, as the flow does),
+#: within the step budget below
+FINEST_AT_FAILURE = (1 / 500, 1 / 1000)
+FINEST_STEPS = 2e6
 #: horizon of the flow-only properties (b)–(e)
 T_FLOW = 10.0
 N_SNAP = 21
@@ -159,9 +166,12 @@ def test_agrees_with_extrapolated_gradient_descent(name, data):
     _log_ratios(prob, ratios)
     note(f"events: {tr.events_by_kind()}")
     fine = tuple(LR * f for f in FINE_AT_FAILURE)
+    finest = tuple(LR * f for f in FINEST_AT_FAILURE)
     if bad and (_coarse_gd_is_pre_asymptotic(prob, tr)
                 or (t_bad and all(_coarse_gd_is_pre_asymptotic(prob, tr, t, fine)
-                                  for t in sorted({t_bad[0], t_bad[-1]})))):
+                                  for t in sorted({t_bad[0], t_bad[-1]})))
+                or (t_bad and 3 * t_bad[0] / finest[1] <= FINEST_STEPS
+                    and _coarse_gd_is_pre_asymptotic(prob, tr, t_bad[0], finest))):
         return
     assert not bad, "\n".join(bad)
 
