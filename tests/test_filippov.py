@@ -958,3 +958,23 @@ def test_gd_at_rest_with_a_zero_on_a_cancelling_class():
     side, clear = _gd_sides_with_moving_residuals(X, r, r_rate, 0.0, 3)
     assert clear and side.tolist() == [1, 0, 0]
     assert sel.signs.tolist() == side.tolist()
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (docs/integrator.md, session 29): an exact "
+                   "tie on dyadic data with a repeated point of opposite residuals; the "
+                   "selection holds three hyperplanes gradient descent leaves")
+def test_gd_at_rest_with_a_tie_and_a_repeated_point_of_opposite_residuals():
+    # found by the thorough profile of the a ≠ 0 property test above under another draw
+    # distribution: x_1 = x_3 with r = (−1, +1) (the rate on r_3), and x_0's kick on x_2 equal
+    # to x_2's own field (<x_2, x_0> = ‖x_2‖²): gradient descent leaves all four hyperplanes
+    # to +, the selection leaves x_0 only
+    X = np.array([[1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0],
+                  [1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, -1.0], [0.0, 1.0, 0.0, 0.5]])
+    r = np.array([1.0, -1.0, -1.0, 1.0, 0.0, 0.0])
+    r_rate = np.array([0.0, 0.0, 0.0, 1.0, 0.0, 1.0])
+    u = np.array([0, 0, 0, 0, -1, 1], dtype=np.int8)
+    sel = select(-1.0, u, X, r, 0.0, policy=BranchPolicy.GRADIENT_DESCENT, w=np.eye(4)[-1],
+                 at_rest=True, r_rate=r_rate)
+    side, clear = _gd_sides_with_moving_residuals(X, r, r_rate, -1.0, 4)
+    assert clear and side.tolist() == [1, 1, 1, 1]
+    assert sel.signs.tolist() == side.tolist()
