@@ -1069,8 +1069,8 @@ def _gd_first_order(s_a: float, b: Array, Zrows: Array, rate_parts: tuple[Array,
     same sides, and gradient descent's map has steps growing with ``a`` (:func:`_gd_at_rest`'s
     ``ramp``).  Held before, such a start was 345 gaps from extrapolated gradient descent at
     t = 5 (d = 5, ``test_gd_policy_leaves_a_start_at_rest_with_a_zero_like_gradient_descent``);
-    a class whose residuals cancel (``ρ_C = 0``) is still left where gradient descent holds
-    it (``tests/test_filippov.py``, a strict expected failure).
+    a class whose residuals cancel (``ρ_C = 0``) is left, as gradient descent leaves it at
+    first (it returns later, pulled back by the rate).
 
     Returns ``None`` where this does not apply (``γ > 0``, not at rest, a rate of rounding's
     size), else the signs, slopes and ``D`` at the event and whether they

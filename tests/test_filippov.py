@@ -212,6 +212,8 @@ def test_gd_side_is_the_majority_side_of_the_chattering(eta, gamma):
 
 
 @given(face_problems(min_p=2))
+@settings(suppress_health_check=[HealthCheck.filter_too_much])  # run alone, the health check
+# counted 50 draws filtered for 7 kept (in the full suite it passed): face_problems' own filter
 def test_two_slopes_reaching_their_bounds_at_once_leave_both(prob):
     """Leaving two hyperplanes at once: each goes to its KKT side (exit_side), the others are
     decided by the rule, and the result is a consistent continuation for the remaining ones."""
@@ -926,10 +928,11 @@ def _check_at_rest_against_gradient_descent(prob):
     assume(not np.any((rate_v > 0) & (rate_v < 0.02 * np.linalg.norm(b_rate)
                                       * np.linalg.norm(X[:p], axis=1))))
     if a == 0.0:
-        # known gap (docs/integrator.md): a class of parallel points whose residuals cancel
-        # (ρ_C = 0: its own field is 0, its rate alone moves it) is left by the selection
-        # where gradient descent started with a = 0 holds it (chattering); pinned by
-        # test_gd_at_rest_with_a_zero_on_a_cancelling_class
+        # a class of parallel points whose residuals cancel (ρ_C = 0: its own field is 0, its
+        # rate alone pulls it back) is kicked away by the others and returns within the
+        # reference's horizon: gradient descent leaves it as the selection does and reads as
+        # holding it by t = 0.04
+        # (test_gd_at_rest_with_a_zero_leaves_a_cancelling_class_as_gradient_descent_first_does)
         rep = parallel_classes(X[:p])[0]
         rho = np.bincount(rep, weights=r[:p] * np.linalg.norm(X[:p], axis=1), minlength=p)
         assume(not np.any((np.bincount(rep, minlength=p) > 1) & (rho == 0.0)))
@@ -940,13 +943,15 @@ def _check_at_rest_against_gradient_descent(prob):
     assert np.array_equal(sel.K, np.arange(p)) and n > p
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (docs/integrator.md, session 29): with a = 0 "
-                   "a class of parallel points whose residuals cancel is left by the "
-                   "selection and held by gradient descent")
-def test_gd_at_rest_with_a_zero_on_a_cancelling_class():
+def test_gd_at_rest_with_a_zero_leaves_a_cancelling_class_as_gradient_descent_first_does():
     # found by the thorough profile of the a = 0 property test above: x_2 = 2 x_1 with
-    # r = (1, −0.5) (ρ_C = 0), only the rate of r_2 moves the class; gradient descent from
-    # a = 0 keeps it chattering on its hyperplane, the selection leaves it to +
+    # r = (1, −0.5) (ρ_C = 0: the class's own field is 0) and a rate on r_2.  The selection
+    # leaves the class to + (x_0, which leaves to + first, kicks it there); gradient descent
+    # does so too at first, and from t ≈ 0.015, where r_2's rate pulls the class back harder
+    # than x_0 kicks it, returns and chatters: read at t = 0.04 and 0.1 (the property test's
+    # horizons) it is held.  The selection decides the limit t → 0+; the return is a later
+    # event of the run.  The property test leaves such classes out (a reversal within its
+    # horizon, like the fast-reversing departures it filters)
     X = np.array([[0.0, 1.0, 0.0, 1.0, 0.0], [2.0, 0.5, 0.0, 0.0, 0.0], [4.0, 1.0, 0.0, 0.0, 0.0],
                   [0.0, 0.0, 0.0, 1.0, 0.5], [0.0, 0.0, 0.0, 0.0, -1.0],
                   [0.0, 0.0, 0.0, 0.0, -1.0]])
@@ -955,19 +960,35 @@ def test_gd_at_rest_with_a_zero_on_a_cancelling_class():
     u = np.array([0, 0, 0, 1, -1, -1], dtype=np.int8)
     sel = select(0.0, u, X, r, 0.0, policy=BranchPolicy.GRADIENT_DESCENT, w=np.eye(5)[-1],
                  at_rest=True, r_rate=r_rate)
-    side, clear = _gd_sides_with_moving_residuals(X, r, r_rate, 0.0, 3)
-    assert clear and side.tolist() == [1, 0, 0]
-    assert sel.signs.tolist() == side.tolist()
+    assert sel.signs.tolist() == [1, 1, 1]
+
+    def offsets(t_end, h):  # gradient descent on the neuron, a moved by its own gradient
+        w, a = np.eye(5)[-1], 0.0
+        for i in range(int(round(t_end / h))):
+            D = -((r + i * h * r_rate) * (X @ w > 0)) @ X / X.shape[0]
+            w, a = w + h * a * D, a + h * (w @ D)
+        return X[:3] @ w
+
+    for t_end in (0.004, 0.01):  # the class on +, alike at two steps
+        z1, z2 = offsets(t_end, t_end / 10000), offsets(t_end, t_end / 20000)
+        assert np.all(z1 > 0) and np.all(z2 > 0)
+        np.testing.assert_allclose(z1, z2, rtol=0.02)
+    # back on its hyperplane by t = 0.04 (chattering: a tenth of its offset at t = 0.01 at
+    # most), x_0 gone on
+    z = offsets(0.04, 2e-6)
+    assert np.all(np.abs(z[1:]) < 0.1 * z2[1:]) and z[0] > 10 * z2[0]
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (docs/integrator.md, session 29): an exact "
-                   "tie on dyadic data with a repeated point of opposite residuals; the "
-                   "selection holds three hyperplanes gradient descent leaves")
+@pytest.mark.xfail(strict=True, reason="known gap (docs/integrator.md, session 29): at an "
+                   "exact tie the first-order velocities vanish and gradient descent leaves "
+                   "three hyperplanes at second order, which the selection holds")
 def test_gd_at_rest_with_a_tie_and_a_repeated_point_of_opposite_residuals():
     # found by the thorough profile of the a ≠ 0 property test above under another draw
     # distribution: x_1 = x_3 with r = (−1, +1) (the rate on r_3), and x_0's kick on x_2 equal
     # to x_2's own field (<x_2, x_0> = ‖x_2‖²): gradient descent leaves all four hyperplanes
-    # to +, the selection leaves x_0 only
+    # to +, the selection leaves x_0 only: their offsets grow as t² (1.7e-7 at t = 0.001,
+    # 2.7e-6 at 0.004, 1.7e-5 at 0.01, alike at two steps), a departure of second order
+    # where the first-order velocities cancel, which the rule does not read
     X = np.array([[1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0],
                   [1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, -1.0], [0.0, 1.0, 0.0, 0.5]])
     r = np.array([1.0, -1.0, -1.0, 1.0, 0.0, 0.0])
