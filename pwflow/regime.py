@@ -239,10 +239,14 @@ class RegimeMixin:
         """Which of :meth:`_watched_signs`' entries are watched: the points on a free
         hyperplane of a watched face, then the classes whose hyperplane is one."""
         Wc = self._class_weights()
+        watched = self._regime_watched
         if Wc.shape[0] == 0:
-            return self._regime_watched
-        return np.concatenate([self._regime_watched,
-                               np.any((Wc > 0) & self._regime_watched, axis=1)])
+            return watched
+        cached = self.__dict__.get("_watched_for")  # fixed until the next solver start
+        if cached is None or cached[0] is not watched:
+            cached = self._watched_for = (watched, np.concatenate(
+                [watched, np.any((Wc > 0) & watched, axis=1)]))
+        return cached[1]
 
     def _watched_signs(self, r: Array, r_tol: Array) -> NDArray[np.int8]:
         """Signs of the watched ``r_k`` (resolved ones), then of the classes' residuals

@@ -559,3 +559,27 @@ def test_a_run_with_snapped_points_saves_loads_and_resumes(tmp_path, c):
     ref = simulate(data, init, 4.0)
     assert longer.status == 0 and np.array_equal(longer.X, ref.X)
     np.testing.assert_allclose(longer.W[-1], ref.W[-1], rtol=0, atol=1e-9)
+
+
+def test_resume_memory_carries_the_class_residuals_signs():
+    """The signs of the parallel classes' residuals in the regime (their hysteresis,
+    ``RegimeMixin._watched_signs``) are part of a mark's memory, as the points' are: collinear
+    data, d = 5, a neuron sliding on a class's hyperplane (session 29)."""
+    from test_issue10_regressions import AC, WC, XC, YC
+
+    from pwflow.resume import capture, restore
+
+    seen = {}
+
+    def grab(flow):
+        held = flow._class_held
+        if "mem" not in seen and held is not None and np.any(held != 0):
+            seen["mem"] = json.loads(json.dumps(capture(flow)))
+            seen["held"], seen["flow"] = held.copy(), flow
+
+    simulate(pwflow.Dataset(XC, YC), pwflow.from_arrays(WC, AC), 3.0, gamma=0.1, callback=grab)
+    assert "mem" in seen, "no class residual was watched"
+    flow = seen["flow"]
+    flow._class_held = None
+    restore(flow, seen["mem"])
+    np.testing.assert_array_equal(flow._class_held, seen["held"])
