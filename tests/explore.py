@@ -31,7 +31,12 @@ the square or logistic loss and a balanced or unbalanced initialisation:
 11. (seeds from ``WIDE_SEEDS`` = 800 000 on, session 26) m = 60–200 neurons in d = 3–6,
     n = 6–20, small and large inits (:func:`wide_arrays`);
 12. (seeds from ``WIDE_BIAS_SEEDS`` = 900 000 on, session 26) the same widths on points with
-    a bias coordinate, d = 3–5, n = 4–16, scales 1e-4 to 1e-2 (:func:`wide_bias_arrays`).
+    a bias coordinate, d = 3–5, n = 4–16, scales 1e-4 to 1e-2 (:func:`wide_bias_arrays`);
+13. (seeds from ``SYMMETRIC_SEEDS`` = 1 000 000 on, session 30) symmetric data, d = 3–5:
+    opposite pairs ``±x`` (one hyperplane for two points), or signed basis vectors
+    ``±e_i`` with a generic point (orthogonal hyperplanes, several meeting at every start),
+    neurons with exact zero coordinates (started on several coordinate hyperplanes at once,
+    no rounding) or projected onto the pairs' hyperplanes (:func:`symmetric_arrays`).
 
 Each problem is checked as the campaign checks its own (:func:`campaign.check`)::
 
@@ -71,6 +76,8 @@ SCALES_SEEDS = 700_000
 WIDE_SEEDS = 800_000
 #: seeds from here on draw the wide family with a bias coordinate and small inits (22)
 WIDE_BIAS_SEEDS = 900_000
+#: seeds from here on draw the symmetric family (23)
+SYMMETRIC_SEEDS = 1_000_000
 
 
 def _output_layer(rng, W):
@@ -258,8 +265,46 @@ def high_d_arrays(seed: int):
     return X, y, W, a, gamma, loss
 
 
+def symmetric_arrays(seed: int):
+    """Family 23 (session 30): symmetric data in d = 3–5.  Half the problems: opposite pairs
+    ``[B; −B]`` of 2–4 Gaussian points (each pair one hyperplane, its two sides' fields
+    differing), labels random or odd (``y(−x) = −y(x)``), a third of the neurons projected
+    onto one pair's hyperplane.  The others: 3–2d of the signed basis vectors ``±e_i`` and
+    one Gaussian point, neurons whose coordinates are zeroed with odds ½ each (exactly on
+    several orthogonal hyperplanes, their intersection a coordinate subspace).  Weights'
+    scale 1e-3 or 0.3.  Drawn from ``default_rng(seed − SYMMETRIC_SEEDS)``."""
+    rng = np.random.default_rng(seed - SYMMETRIC_SEEDS)
+    d, m = int(rng.integers(3, 6)), int(rng.integers(2, 9))
+    gamma, loss = float(rng.choice([0.0, 0.1, 0.5])), str(rng.choice(["square", "logistic"]))
+    scale = float(rng.choice([1e-3, 0.3]))
+    W = scale * rng.normal(size=(m, d))
+    if rng.integers(2):
+        B = rng.normal(size=(int(rng.integers(2, 5)), d))
+        X = np.vstack([B, -B])
+        yb = rng.normal(size=B.shape[0]) if loss == "square" else rng.choice([-1.0, 1.0],
+                                                                             size=B.shape[0])
+        y = np.r_[yb, -yb if rng.integers(2) else rng.permutation(yb)]
+        for j in range(m):
+            if rng.integers(3) == 0:
+                x = B[int(rng.integers(B.shape[0]))]
+                W[j] -= (W[j] @ x) / (x @ x) * x
+    else:
+        signed = np.vstack([np.eye(d), -np.eye(d)])
+        pick = rng.choice(2 * d, size=int(rng.integers(3, 2 * d + 1)), replace=False)
+        X = np.vstack([signed[pick], rng.normal(size=(1, d))])
+        y = (rng.normal(size=X.shape[0]) if loss == "square"
+             else rng.choice([-1.0, 1.0], size=X.shape[0]))
+        zero = rng.integers(2, size=(m, d)).astype(bool)
+        zero[np.all(zero, axis=1), 0] = False  # no neuron at w = 0
+        W[zero] = 0.0
+    a = _output_layer(rng, W)
+    return X, y, W, a, gamma, loss
+
+
 def problem_arrays(seed: int):
     """``(X, y, W, a, gamma, loss)`` of the exploration's problem ``seed``."""
+    if seed >= SYMMETRIC_SEEDS:
+        return symmetric_arrays(seed)
     if seed >= WIDE_BIAS_SEEDS:
         return wide_bias_arrays(seed)
     if seed >= WIDE_SEEDS:
@@ -306,11 +351,11 @@ def problem_arrays(seed: int):
 
 
 def make(seed: int) -> Case:
-    """The problem ``seed`` as a campaign case (families numbered 10–22)."""
+    """The problem ``seed`` as a campaign case (families numbered 10–23)."""
     X, y, W, a, gamma, loss = problem_arrays(seed)
     starts = (HIGH_D_SEEDS, NEAR_DEPENDENT_SEEDS, NEAR_SPAN3_SEEDS, NEAR_SPAN_SEEDS, GRID_SEEDS,
               MANY_POINTS_SEEDS, SCALES_SEEDS, WIDE_SEEDS,
-              WIDE_BIAS_SEEDS)  # families 4, 5, ..., 12
+              WIDE_BIAS_SEEDS, SYMMETRIC_SEEDS)  # families 4, 5, ..., 13
     above = [i for i, start in enumerate(starts) if seed >= start]
     fam = 4 + above[-1] if above else seed % 4
     return Case(seed, 10 + fam, Problem(X, y, W, a, gamma, loss, 5.0, f"explore{fam}"))

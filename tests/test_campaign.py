@@ -1,4 +1,5 @@
-"""The seeded campaign of :mod:`campaign` (d = 6–8 and the paper's bias-coordinate data).
+"""The seeded campaign of :mod:`campaign` (d = 6–8 and the paper's bias-coordinate data), and
+the symmetric family of :mod:`explore` (23) by the same check.
 
 The fast test runs two seeds of each family; the slow one 300 more (50 of each family).
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from campaign import check, problem
+from explore import make
 
 #: two of each family (2006 and 2012 draw a repeated point: 2018 instead); the faults the
 #: campaign found at d = 6–8 have their own regression test
@@ -20,6 +22,23 @@ def test_campaign_seed(seed):
     assert p is not None
     out = check(p)
     assert out.ok, out.why
+
+
+#: :func:`explore.symmetric_arrays` (session 30, 520 seeds, no failure): opposite pairs
+#: ``[B; −B]`` (1 000 336, 1 000 205, 1 000 013, 1 000 449, 1 000 405) and signed basis vectors
+#: with neurons exactly on several orthogonal hyperplanes (1 000 229, 1 000 461, 1 000 125;
+#: 1 000 499 and 1 000 153 start on the common hyperplane of ``±e_i``, where gradient
+#: descent's ``σ'(0)`` is no reference: invariants only), all compared with extrapolated
+#: gradient descent otherwise
+SYMMETRIC_SEEDS = [1_000_336, 1_000_205, 1_000_013, 1_000_449, 1_000_405, 1_000_229, 1_000_461,
+                   1_000_125, 1_000_499, 1_000_153]
+
+
+@pytest.mark.parametrize("seed", SYMMETRIC_SEEDS)
+def test_symmetric_family_seed(seed):
+    out = check(make(seed))
+    assert out.ok, out.why
+    assert out.events > 0
 
 
 def test_a_wrong_flow_fails_the_campaign_check(monkeypatch):
