@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy
 import scipy.integrate
 import scipy.linalg
 from hypothesis import given
@@ -23,6 +24,14 @@ import pwflow.stepper
 from pwflow.rk import DOP853
 
 
+#: scipy bounds the first step it selects by the interval and by ``max_step`` from scipy 1.14
+#: on (scipy PR 17348), as :func:`pwflow.ode_base.select_initial_step` does; before that the
+#: first steps differ wherever such a bound applies (and every step after them), so the
+#: bitwise comparisons start from a given first step there (scipy 1.11: one real run's first
+#: step differed)
+SCIPY_BOUNDS_FIRST_STEP = tuple(int(v) for v in scipy.__version__.split(".")[:2]) >= (1, 14)
+
+
 def _assert_same_step(ours: DOP853, ref, nfev: bool = True) -> None:
     assert ours.t == ref.t and ours.t_old == ref.t_old and ours.status == ref.status
     assert np.array_equal(ours.y, ref.y) and np.array_equal(ours.f, ref.f)
@@ -32,7 +41,7 @@ def _assert_same_step(ours: DOP853, ref, nfev: bool = True) -> None:
 
 
 @given(system=linear_systems(n_max=12, norm=3.0),
-       first_step=st.sampled_from([None, 1e-3, 0.1]),
+       first_step=st.sampled_from([None, 1e-3, 0.1] if SCIPY_BOUNDS_FIRST_STEP else [1e-3, 0.1]),
        rtol=st.sampled_from([1e-4, 1e-10, 1e-13]),
        t_bound=st.floats(0.5, 6.0))
 def test_steps_are_bit_identical_to_scipy(system: LinearSystem, first_step, rtol, t_bound):
@@ -77,6 +86,8 @@ class _Twin(DOP853):
         return msg
 
 
+@pytest.mark.skipif(not SCIPY_BOUNDS_FIRST_STEP,
+                    reason="scipy < 1.14 selects first steps by an older rule (scipy PR 17348)")
 def test_bit_identical_on_the_propagator_field(monkeypatch):
     """A real run (Stewart's data, unbalanced, events, restarts with a given first step): every
     DOP853 step equals scipy's bitwise."""

@@ -16,6 +16,10 @@ from .geometry import Geometry, _D_by_pattern, _outputs, _residual
 from .phases import Phases, _sec4_hyp, _window
 from .results import CheckResult, Kind, Verdict, _result
 
+#: the trapezoid rule: ``numpy.trapezoid`` from NumPy 2.0 on, ``numpy.trapz`` before it (the
+#: declared minimum is NumPy 1.24; NumPy 2 deprecates ``trapz``)
+_trapezoid = getattr(np, "trapezoid", None) or np.trapz  # noqa: NPY201 (NumPy < 2 only)
+
 Array = NDArray[np.float64]
 
 
@@ -183,7 +187,7 @@ def check_phase3(traj: Trajectory, data: Dataset, geo: Geometry, ph: Phases, lam
                                        kind=Kind.ASYMPTOTIC))
     out.append(lemma21_result(hyp, s, kappa, lam, epsilon, roundoff))
     out.append(lemma22_result(hyp, s["t"], s["gap"], kappa, c4, roundoff))
-    integral = float(np.trapezoid(s["Dnorm"], s["t"])) if s["t"].size > 1 else 0.0
+    integral = float(_trapezoid(s["Dnorm"], s["t"])) if s["t"].size > 1 else 0.0
     out.append(CheckResult("Lemma 23", hyp, NC, integral, ph.eps3, None, "[τ_3, T]",
                            f"∫‖D^t‖dt = O(ε_3), constant not given: ratio "
                            f"{integral / ph.eps3:.3g}; its ε_3 dependence: asymptotic row "
