@@ -124,6 +124,35 @@ def _anchors(snaps: Array, t_max: float) -> NDArray[np.bool_]:
     return mask
 
 
+#: the defaults of :func:`simulate`'s keywords that :class:`FlowOptions` also holds
+_OPTION_DEFAULTS = {"rtol": 1e-10, "atol": 1e-12, "batch_tol": None, "max_step": np.inf,
+                    "frozen_output": False, "branch_policy": BranchPolicy.MIN_NORM}
+
+
+def _no_options_keywords(given: dict) -> None:
+    """Refuse :func:`simulate`'s option keywords set away from their defaults together with
+    ``options`` (which holds them all): one of the two would be ignored."""
+    clash = [name for name, value in given.items()
+             if not _same_option(value, _OPTION_DEFAULTS[name])]
+    if clash:
+        names = ", ".join(clash)
+        raise ValueError(f"{names} given to simulate together with options: set "
+                         f"{'it' if len(clash) == 1 else 'them'} in options "
+                         f"(FlowOptions({clash[0]}=...)), which holds every option")
+
+
+def _same_option(value, default) -> bool:
+    """Whether a keyword of :func:`simulate` is at its default (an invalid value is not)."""
+    if default is None:
+        return value is None
+    try:
+        if isinstance(default, BranchPolicy):
+            return BranchPolicy.parse(value) is default
+        return bool(value == default)
+    except (TypeError, ValueError):
+        return False
+
+
 def simulate(
     data: Dataset,
     init: Init,
@@ -163,7 +192,8 @@ def simulate(
     loss : str or Loss
         ``'square'`` (``½(ŷ − y)²``), ``'logistic'`` or a :class:`pwflow.model.Loss`.
     rtol, atol, batch_tol, frozen_output, max_step, branch_policy
-        See :class:`FlowOptions`; ``options`` overrides them all.
+        See :class:`FlowOptions`.  With ``options`` they keep their defaults (set them in
+        ``options``): one set here too raises ``ValueError``.
     t_eval : array, optional
         Times at which to store the neurons (plus 0 and ``t_max``); default geometric.
     n_snapshots : int, optional
@@ -223,6 +253,10 @@ def simulate(
     if options is None:
         options = FlowOptions(rtol, atol, batch_tol, max_step, frozen_output,
                               branch_policy=branch_policy)
+    else:
+        _no_options_keywords({"rtol": rtol, "atol": atol, "batch_tol": batch_tol,
+                              "max_step": max_step, "frozen_output": frozen_output,
+                              "branch_policy": branch_policy})
     options = options.validated()
     q = data.d + 1
     snaps = _snapshot_times(t_max, init.m, q, t_eval, n_snapshots)

@@ -493,6 +493,11 @@ INVALID = [
                       options=FlowOptions(stiff_solver="BDF")), "stiff_solver"),
     (lambda: simulate(pwflow.three_points(), pwflow.balanced(3, 2, 1.0), 1.0,
                       options=FlowOptions(stiff_after=0)), "stiff_after"),
+    # an option given both ways was silently ignored (session 30: rtol=1e-13 with options)
+    (lambda: simulate(pwflow.three_points(), pwflow.balanced(3, 2, 1.0), 1.0, rtol=1e-13,
+                      options=FlowOptions(stiff_after=2)), "rtol given to simulate together"),
+    (lambda: simulate(pwflow.three_points(), pwflow.balanced(3, 2, 1.0), 1.0,
+                      branch_policy="gd", options=FlowOptions()), "branch_policy"),
     (lambda: pwflow.balanced(3, 2, 0.0), "scale"),
     (lambda: pwflow.balanced(0, 2, 1.0), "width"),
     (lambda: pwflow.get_dataset("four-points"), "unknown dataset"),
