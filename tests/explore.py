@@ -268,7 +268,7 @@ def high_d_arrays(seed: int):
 def symmetric_arrays(seed: int):
     """Family 23 (session 30): symmetric data in d = 3–5.  Half the problems: opposite pairs
     ``[B; −B]`` of 2–4 Gaussian points (each pair one hyperplane, its two sides' fields
-    differing), labels random or odd (``y(−x) = −y(x)``), a third of the neurons projected
+    differing), labels odd (``y(−x) = −y(x)``) or B's permuted, a third of the neurons projected
     onto one pair's hyperplane.  The others: 3–2d of the signed basis vectors ``±e_i`` and
     one Gaussian point, neurons whose coordinates are zeroed with odds ½ each (exactly on
     several orthogonal hyperplanes, their intersection a coordinate subspace).  Weights'

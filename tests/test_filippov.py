@@ -927,6 +927,15 @@ def _check_at_rest_against_gradient_descent(prob):
     rate_v = np.abs(X[:p] @ b_rate)
     assume(not np.any((rate_v > 0) & (rate_v < 0.02 * np.linalg.norm(b_rate)
                                       * np.linalg.norm(X[:p], axis=1))))
+    # nor a hyperplane held (its own field attracts) whose slope the rate pushes to its bound
+    # within the reference's horizon: the slope grows as t <b', x_k> / <z_k, x_k> and reaches
+    # 1 at t = own / rate, where the run leaves it (a face event); gradient descent read at
+    # t = 0.04 and 0.1 has left by then (thorough profile, session 30: d = 2, x_0 held with
+    # own = 0.0104 and rate 1/3, its bound reached at t = 0.031, read on + at both
+    # horizons; the same with a = 0, where a(t) scales both)
+    own = np.abs(r[:p]) * np.sum(X[:p] ** 2, axis=1) / n
+    rate_k = np.abs(X[:p] @ b_rate)
+    assume(not np.any((sel.signs == 0) & (rate_k > 0) & (own < 0.2 * rate_k)))
     if a == 0.0:
         # a class of parallel points whose residuals cancel (ρ_C = 0: its own field is 0, its
         # rate alone pulls it back) is kicked away by the others and returns within the

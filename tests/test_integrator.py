@@ -7,6 +7,8 @@ vanishing step, tolerance refinement, the least-squares solution of Theorem 2, a
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.linalg import expm
@@ -561,14 +563,73 @@ def test_batched_equals_strict_on_random_problems(problem, gamma, scale, stiff_a
     np.testing.assert_array_equal(fast.events["kind"][ka], ref.events["kind"][kb])
     # an exit (a sliding slope reaching its bound) is located where η*(t) crosses the bound,
     # as well conditioned as that crossing is steep: four exits at t = 18.78 put 3.5e-8
-    # apart with the states at the end 5e-13 apart (thorough profile); crossings stay at 1e-8
+    # apart with the states at the end 5e-13 apart (thorough profile); crossings stay at 1e-8.
+    # Where η* reaches the bound nearly tangentially, or a neuron crosses a hyperplane slowly,
+    # the time is ill-conditioned and the state is not (session 30, thorough profile: two
+    # exits at t = 5.6059 put 5.5e-5 apart by the batch's error, the reference at
+    # rtol = 1e-13 at 5.60590072, the strict path 1.3e-7 from it, the states 7e-12 apart;
+    # a crossing at t = 0.93629 put 8.3e-8 apart): such an event is checked by the neuron's
+    # state just after it, and its time to 1e-4
     exits = fast.events["kind"][ka] == EventKind.LEAVE_SLIDING
-    np.testing.assert_allclose(fast.events["t"][ka][~exits], ref.events["t"][kb][~exits],
-                               rtol=1e-8)
-    np.testing.assert_allclose(fast.events["t"][ka][exits], ref.events["t"][kb][exits],
-                               rtol=1e-6)
     scale_a = np.max(np.abs(ref.a[-1]))
+    t_f, t_r = fast.events["t"][ka], ref.events["t"][kb]
+    close = np.abs(t_f - t_r) <= np.where(exits, 1e-6, 1e-8) * np.abs(t_r)
+    for j, tf, tr_ in zip(fast.events["neuron"][ka][~close], t_f[~close], t_r[~close],
+                          strict=True):
+        assert abs(tf - tr_) <= 1e-4 * tr_, (j, tf, tr_)
+        after = 1.01 * max(tf, tr_)
+        (Wf, af), (Wr, ar) = fast.state(after), ref.state(after)
+        dz = max(np.max(np.abs(Wf[j] - Wr[j])), abs(af[j] - ar[j]))
+        assert dz <= 1e-7 * scale_a, (j, tf, tr_, dz)
     np.testing.assert_allclose(fast.a[-1], ref.a[-1], rtol=0, atol=1e-7 * scale_a)
+
+
+def test_a_tangential_exit_is_ill_conditioned_in_time_not_in_state():
+    """The thorough profile's case of the test above (session 30; ``tests/data/
+    tangential_exit.npz``, d = 2, m = 20, scale 1e-2): neurons 14 and 18 leave a sliding
+    mode where η* reaches its bound nearly tangentially.  The batched path puts the exit
+    5.5e-5 before the reference at rtol = 1e-13 (5.60590072), the strict path 1.3e-7 after
+    it, and both paths' states are within 1e-11 of the tight reference's, at the end and
+    just after the exit."""
+    case = np.load(Path(__file__).parent / "data" / "tangential_exit.npz")
+    data = Dataset(case["X"], case["y"])
+    init = from_arrays(1e-2 * case["W"], 1e-2 * case["a"])
+    runs = [simulate(data, init, 8.0, options=FlowOptions(stiff_after=2)),
+            simulate(data, init, 8.0, options=FlowOptions(batch_tol=0.0, stiff_solver=None)),
+            simulate(data, init, 8.0, options=FlowOptions(rtol=1e-13, atol=1e-15, batch_tol=0.0,
+                                                          stiff_solver=None))]
+    times = []
+    for tr in runs:
+        ev = tr.events
+        at = (ev["kind"] == EventKind.LEAVE_SLIDING) & (np.abs(ev["t"] - 5.6059) < 1e-3)
+        assert sorted(ev["neuron"][at].tolist()) == [14, 18]
+        times.append(float(ev["t"][at][0]))
+    fast, strict, tight = times
+    assert abs(tight - 5.60590072) < 1e-8
+    assert abs(strict - tight) < 1e-6 and 1e-5 < tight - fast < 1e-4
+    for tr in runs[:2]:
+        for t in (tight * 1.0001, 8.0):
+            (W, a), (W_ref, a_ref) = tr.state(t), runs[2].state(t)
+            assert max(np.max(np.abs(W - W_ref)), np.max(np.abs(a - a_ref))) < 1e-11
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (session 30): a brief exit from a sliding "
+                   "mode and return to it, found by the strict path, is missed by the default "
+                   "one (its longer steps; not yet diagnosed)")
+def test_a_brief_exit_and_return_within_a_long_step_is_found():
+    """The thorough profile's second case of ``test_batched_equals_strict_on_random_problems``
+    (session 30; ``tests/data/brief_exit_case.npz``, d = 2, n = 5, m = 20, scale 0.1, γ = 0):
+    neurons 5, 6, 9, 10 and 14 slide on x_1 from t ≈ 3.0; the strict path (and the one at
+    rtol = 1e-13) has them leave at t = 9.7147 and slide again from 10.0970, the default
+    path (81–245 steps against 113–156) holds them throughout: 45 events against 55, the
+    final states 3.9e-9 apart (the strict path 4.9e-13 from the tight one)."""
+    case = np.load(Path(__file__).parent / "data" / "brief_exit_case.npz")
+    data = Dataset(case["X"], case["y"])
+    init = from_arrays(0.1 * case["W"], 0.1 * case["a"])
+    fast = simulate(data, init, 20.0, options=FlowOptions(stiff_after=2))
+    strict = simulate(data, init, 20.0, options=FlowOptions(batch_tol=0.0, stiff_solver=None))
+    assert strict.n_events == 55
+    assert fast.n_events == strict.n_events
 
 
 def _restarted_at_every_snapshot(data, init, grid, options):
@@ -1035,6 +1096,36 @@ def test_snapshots_agree_with_runs_ending_there(kind, data):
         if first_branch_after_start(end) <= T:
             continue
         assert np.linalg.norm(z - z_end) <= 1e-9 * (1.0 + np.linalg.norm(z_end)), (T, prob)
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (session 30): the state at an event is read "
+                   "from the step's dense output, whose error is not estimated there as it is "
+                   "at a snapshot (pwflow.snapshots.SNAPSHOT_DEFECT)")
+def test_the_state_at_an_event_inside_a_long_step_is_within_tolerance():
+    """Found by the thorough profile of the test above (``tests/data/long_step_event_state.npz``:
+    d = 5, n = 10, m = 2, dyadic data, snapshots at 7.46, 10.69 and 17.70): the step from the
+    snapshot at 10.6885 is long (h > 1.5) and the crossing of neuron 1 at t = 12.1894 is
+    located inside it; the state there, read from the dense output, is 1.0e-8 (5.1e-9
+    relative) from the run at rtol = 1e-13 (6.7e-13 at the step start), and the run stays
+    ~2.5e-9 off to its end.
+    With other snapshot times (other steps) the same crossing's state is 4.5e-11 off.  The
+    fix would estimate the dense output's error at a cut as at a snapshot and redo the step
+    to end there."""
+    case = np.load(Path(__file__).parent / "data" / "long_step_event_state.npz")
+    data, init = Dataset(case["X"], case["y"]), from_arrays(case["W"], case["a"])
+    states = []
+
+    def at_crossing(flow):
+        if abs(flow.t - 12.1894377) < 1e-6:
+            states.append(flow.Z.copy())
+
+    simulate(data, init, 13.0, t_eval=case["t_eval"][:2], callback=at_crossing)
+    tight = simulate(data, init, 13.0, t_eval=[12.189437683584941],
+                     options=FlowOptions(rtol=1e-13, atol=1e-15))
+    i = int(np.flatnonzero(tight.t == 12.189437683584941)[0])
+    Z_tight = np.concatenate([tight.W[i], tight.a[i][:, None]], axis=1)
+    assert len(states) == 1
+    assert np.linalg.norm(states[0] - Z_tight) <= 1e-9 * np.linalg.norm(Z_tight)
 
 
 @pytest.mark.parametrize("d", [2, 4])

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -301,10 +301,11 @@ def test_arrays_extended_batch_by_batch_equal_a_table_built_at_once(case):
 
 @st.composite
 def _several_slope_faces(draw):
-    """Data in general position (d = 4–6), faces with 3 to d − 1 free slopes (a line or more
-    of neurons ``w ≠ 0``: ``d`` hyperplanes in general position meet only at ``w = 0``, a
-    frozen face), residuals at T times; with some of them the interior solution lies in
-    the box, with others slopes are at their bounds (the BVLS fallback)."""
+    """Data mostly in general position (d = 4–6; the draw can still give parallel points,
+    e.g. ``x_4 = −x_0 / 3``, whose slopes the table ties), faces with 3 to d − 1 free slopes
+    (a line or more of neurons ``w ≠ 0``: ``d`` hyperplanes in general position meet only at
+    ``w = 0``, a frozen face), residuals at T times; with some of them the interior solution
+    lies in the box, with others slopes are at their bounds (the BVLS fallback)."""
     d = draw(st.integers(4, 6))
     n = draw(st.integers(d, d + 4))
     X = draw(hnp.arrays(float, (n, d), elements=_floats(-2.0, 2.0)))
@@ -323,6 +324,11 @@ def _several_slope_faces(draw):
 
 
 @given(_several_slope_faces())
+@example(case=(  # found by the thorough profile (session 30): an opposite point's tied slope
+    np.array([[3.0, 0, 0, 0], [0, 3.0, 0, 0], [0, 0, 3.0, 0], [0, 0, 0, 3.0], [-1.0, 0, 0, 0],
+              [1.0, 0, 0, 0]]),
+    np.array([[0, -1, 0, -1, 0, -1]], np.int8),
+    np.array([[0.0] * 6, [0.0] * 6, [0.0, 0, 0, 0, 1.0, 0]]), 0.1))
 def test_faces_with_several_free_slopes_against_the_bounded_least_squares(case):
     """The table's minimal-norm fields of faces with 3 or more free slopes (the interior
     solution where it is certified, BVLS elsewhere) against ``minimal_norm_on_face``
@@ -342,7 +348,10 @@ def test_faces_with_several_free_slopes_against_the_bounded_least_squares(case):
             np.testing.assert_allclose(G[t, p], ref.D, rtol=0, atol=scale)
             K = u == 0
             assert np.all((eta[t, p, K] >= gamma) & (eta[t, p, K] <= 1.0))
-            inside = K & (eta[t, p] > gamma) & (eta[t, p] < 1.0) & (np.abs(r) > 1e-9)
+            # (a slope within 1e-12 of a bound is at it, as the selection's rounds read it:
+            # the tied slope of an opposite point is 1 + γ − 1 = γ + 9e-17 there)
+            inside = (K & (eta[t, p] > gamma + 1e-12) & (eta[t, p] < 1.0 - 1e-12)
+                      & (np.abs(r) > 1e-9))
             assert np.all(np.abs(X[inside] @ G[t, p]) <= scale * np.linalg.norm(X[inside], axis=1))
 
 
