@@ -124,16 +124,14 @@ def _anchors(snaps: Array, t_max: float) -> NDArray[np.bool_]:
     return mask
 
 
-#: the defaults of :func:`simulate`'s keywords that :class:`FlowOptions` also holds
-_OPTION_DEFAULTS = {"rtol": 1e-10, "atol": 1e-12, "batch_tol": None, "max_step": np.inf,
-                    "frozen_output": False, "branch_policy": BranchPolicy.MIN_NORM}
-
-
 def _no_options_keywords(given: dict) -> None:
-    """Refuse :func:`simulate`'s option keywords set away from their defaults together with
-    ``options`` (which holds them all): one of the two would be ignored."""
+    """Refuse :func:`simulate`'s option keywords set away from their defaults (read from its
+    signature) together with ``options`` (which holds them all): one would be ignored."""
+    import inspect
+
+    defaults = inspect.signature(simulate).parameters
     clash = [name for name, value in given.items()
-             if not _same_option(value, _OPTION_DEFAULTS[name])]
+             if not _same_option(value, defaults[name].default)]
     if clash:
         names = ", ".join(clash)
         raise ValueError(f"{names} given to simulate together with options: set "
