@@ -21,6 +21,13 @@ from .rows import row_norms
 Array = NDArray[np.float64]
 
 
+
+def is_tiny_step(t0: float, t1: float) -> bool:
+    """Whether ``[t0, t1]`` spans at most 1000 ulp of ``1 + |t1|``: a step the Zeno guard counts
+    as making no progress (``zeno_events`` of them in a row stop the run), and one whose
+    dense output is not checked at a cut (:meth:`HybridFlow._cut_inaccurate`)."""
+    return t1 - t0 <= 1e3 * np.spacing(1 + abs(t1))
+
 class InvariantsMixin:
     """Projections onto faces and invariant checks for :class:`pwflow.stepper.HybridFlow`
     (updates ``max_sliding_residual``, ``max_lorentz_correction``)."""
@@ -153,7 +160,7 @@ class InvariantsMixin:
 
     def _zeno_guard(self, t0: float, t1: float) -> None:
         win = self.opt.zeno_window * (1 + abs(t1))
-        if t1 - t0 <= 1e3 * np.spacing(1 + abs(t1)):
+        if is_tiny_step(t0, t1):
             self._tiny_steps += 1
         else:
             self._tiny_steps = 0

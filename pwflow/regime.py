@@ -372,9 +372,13 @@ class RegimeMixin:
             return new
 
         lo, hi, last = t0, t1, end
-        grid = sorted(bisection_nodes(t0, t1, self.FACE_GRID_LEVELS))
+        grid = self._regime_grid(t0, t1)
+        read = self.__dict__.pop("_grid_read", None)
         if grid:
-            codes_g, rsign_g = regime(grid)
+            if read is not None and read[0] == (t0, t1):
+                codes_g, rsign_g = read[1]  # read by _regime_left_inside on this step
+            else:
+                codes_g, rsign_g = regime(grid)
             first = np.flatnonzero(differs(codes_g, rsign_g, faces))
             if first.size:
                 i = int(first[0])
@@ -423,6 +427,53 @@ class RegimeMixin:
                 if np.any(self.pat == p):
                     exits.setdefault(int(p), {})
         return hi, exits
+
+    def _regime_grid(self, t0: float, t1: float) -> list[float]:
+        """The times at which :meth:`_face_events` reads every watched face first: the
+        midpoints of the bisection's first :attr:`FACE_GRID_LEVELS` levels on ``[t0, t1]``."""
+        return sorted(bisection_nodes(t0, t1, self.FACE_GRID_LEVELS))
+
+    def _regime_left_inside(self, solver, t0: float, t1: float, F: Array | None = None) -> bool:
+        """Whether the regime differs from the step start's at one of the grid times inside
+        the step (:meth:`_regime_grid`), where it does not at the step's end: a free slope
+        that reached its bound and came back within the step (the exit rule then has the
+        neuron leave its hyperplane, and it may come back to it by a crossing later), or a
+        watched ``r_k`` whose sign changed and changed back.  Reading the step's ends only
+        missed such an exit: session 30, ``tests/data/brief_exit_case.npz`` (d = 2, γ = 0),
+        five neurons held on ``x_1``'s hyperplane through a step in which the strict path
+        has them leave at ``t = 9.7147`` and return at 10.0970, their states 3.9e-9 off at
+        the end.  An exit shorter than an eighth of the step may still be missed.
+
+        The times are read from the step's dense output (DOP853's on the occupied faces'
+        rows, ``F`` where the step has computed it, and :meth:`_face_events` starts from this
+        reading; the implicit solver's own otherwise, whose step is then redone by DOP853),
+        and the resolved residuals of the end's reading (:meth:`_set_regime`) are kept.
+        """
+        if self._regime_faces.size == 0:
+            return False
+        grid = self._regime_grid(t0, t1)
+        if not grid:
+            return False
+        times, q = np.array(grid), self.q
+        if self._phase.stiff:
+            flat = solver.dense_output()(times)
+            Phi = flat.T.reshape(len(grid), -1, q, q)[:, self._fun._occ]
+        elif F is not None:  # the step's (:meth:`_event_dense_output`)
+            Phi = propagators_at(F, (times - t0) / (t1 - t0), faces=self._field.occupied)
+        else:
+            Phi = propagators_at(self._occupied_coefficients(solver), (times - t0) / (t1 - t0))
+        kept = self._resolved_last
+        try:
+            codes, rsign = self._face_regime_at(Phi)
+        finally:
+            self._resolved_last = kept
+        r0 = self._regime
+        changed = np.any(codes != r0[0])
+        if rsign.shape[1:] == r0[1].shape:
+            changed = changed or np.any(rsign != r0[1])
+        if changed and not self._phase.stiff:  # the search starts from this reading
+            self._grid_read = ((t0, t1), (codes, rsign))
+        return bool(changed)
 
     def _residuals_at(self, F: Array, field_: CollectiveField,
                       xs: Array) -> tuple[Array, Array]:

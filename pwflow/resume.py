@@ -32,8 +32,9 @@ __all__ = ["Mark", "Checkpoint", "resume", "extend_grid", "capture", "restore"]
 
 #: Integrator attributes that carry its memory across a solver restart (scalars).
 _SCALARS = ("h_next", "nfev", "n_steps", "n_cut", "n_restarts", "n_rollbacks",
-            "n_snapshot_redos", "n_excursions", "_tiny_steps", "_idle_cuts", "n_branch",
-            "t_first_branch", "max_sliding_residual", "max_lorentz_correction")
+            "n_snapshot_redos", "n_cut_redos", "_cut_redo_from", "n_excursions", "_tiny_steps",
+            "_idle_cuts", "n_branch", "t_first_branch", "max_sliding_residual",
+            "max_lorentz_correction")
 
 
 def capture(flow: "HybridFlow") -> dict[str, Any]:

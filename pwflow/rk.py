@@ -152,15 +152,20 @@ class DOP853(OdeSolver):
         return True, None
 
     def _dense_output_impl(self) -> "Dop853DenseOutput":
-        """The 7th-order interpolant of the last step (3 more stages)."""
+        """The 7th-order interpolant of the last step (3 more stages, evaluated once per
+        step: a second call on the same step returns the same interpolant)."""
         K, h, fun = self.K_extended, self.h_previous, self.fun
         t_old, y_old = self.t_old, self.y_old
         if h is None or self.t == t_old:  # no step was taken (t0 == t_bound)
             return Dop853DenseOutput(t_old, self.t, self.y,
                                      np.zeros((coef.INTERPOLATOR_POWER, self.n)))
+        cached = self.__dict__.get("_dense_last")
+        if cached is not None and cached.t_old == t_old and cached.t == self.t:
+            return cached
         self.nfev += len(self._EXTRA)
         F = self.dense_coefficients(fun, t_old, y_old, self.y, h, K)
-        return Dop853DenseOutput(t_old, self.t, y_old, F)
+        self._dense_last = Dop853DenseOutput(t_old, self.t, y_old, F)
+        return self._dense_last
 
     @classmethod
     def dense_coefficients(cls, fun, t_old: float, y_old: Array, y: Array, h: float,

@@ -146,7 +146,11 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         #: steps redone to end at a snapshot their dense output could not give
         #: (:data:`pwflow.snapshots.SNAPSHOT_DEFECT`)
         self.n_snapshot_redos = 0
-        #: the snapshot time such a redone step ends at, until reached
+        #: steps redone to end at an inner cut whose state the dense output could not give
+        #: to the tolerance (:meth:`_cut_inaccurate`), and the start of the last one
+        self.n_cut_redos = 0
+        self._cut_redo_from: float | None = None
+        #: the time a redone step ends at (a snapshot's or a cut's), until reached
         self._snap_bound: float | None = None
         self.n_excursions = 0
         self._seen = np.zeros(0)
@@ -368,6 +372,7 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         their number of threads).
         """
         self.dense_snapshots: list[tuple[float, Array, NDArray[np.intp]]] = []
+        self.__dict__.pop("_grid_read", None)  # a grid reading is the step's own
         bound = self._snap_bound
         if bound is not None:
             if self.t < bound < t_bound:
@@ -395,7 +400,8 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
             if not self._phase.stiff:
                 raise
             msg, solver.status = str(err), "failed"
-        self.nfev += field_.nfev - fev0
+        step_fev = field_.nfev - fev0  # the step's own (not its dense output's, read below)
+        self.nfev += step_fev
         if solver.status == "failed":
             if self._phase.stiff:
                 return self._leave_stiff(t_bound, rollback=True, snap_times=snap_times,
@@ -444,7 +450,8 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         regime1 = self._face_regime_at(Phi1)
         face_change = self._regime_changed(self._regime, regime1)
         if self._phase.stiff and (cand is not None or face_change
-                                  or self._implicit_excursion(excursion, near, solver)):
+                                  or self._implicit_excursion(excursion, near, solver)
+                                  or self._regime_left_inside(solver, t0, t1)):
             # events are located on DOP853's dense output only: redo this step there
             return self._leave_stiff(t_bound, rollback=True, snap_times=snap_times,
                                      wrong_guess=False)
@@ -454,6 +461,10 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
             excursion = (excursion[0][:0], excursion[1][:0])
         F = None
         if cand is not None or face_change or excursion[0].size:
+            F, Phi1_rows = self._event_dense_output(solver, Phi1)
+        if not (face_change or self._phase.stiff):  # a slope's exit and return inside the step
+            face_change = self._regime_left_inside(solver, t0, t1, F)
+        if face_change and F is None:
             F, Phi1_rows = self._event_dense_output(solver, Phi1)
         if excursion[0].size:
             cand = Candidates.concat([cand, self._excursions(excursion, Z1n, near, F)])
@@ -482,13 +493,14 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
                 self._solver = None
             self._idle_cuts = 0
             self._zeno_guard(t0, t1)
-            self._quiet_step(field_.nfev - fev0, t1 - t0)
+            self._quiet_step(step_fev, t1 - t0)
             return
         Z1 = None  # the neurons at the step end: materialised in _advance if the cut is t1
         t_cut = self._choose_cut(located, t_face, t0, t1)
         if not t0 <= t_cut <= t1:
             raise InvariantError(f"batch cut {t_cut!r} outside the step [{t0!r}, {t1!r}]")
-        if self._snapshots_inaccurate(snap_times, t0, t_cut, F, solver):
+        if (self._snapshots_inaccurate(snap_times, t0, t_cut, F, solver)
+                or self._cut_inaccurate(t0, t_cut, t1, F, solver)):
             return self.step(t_bound, snap_times)
         pending = None if located is None else located.upto(t_cut)
         pat0 = self.pat
@@ -585,6 +597,14 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         F[1:] = 0.0
         F[:, fun.keep] = Fk
         return F
+
+    def _occupied_coefficients(self, solver) -> Array:
+        """The step's DOP853 dense output on the occupied faces' rows alone, ``(8, |occ|, q,
+        q)``: those rows of :meth:`_dense_coefficients`, without stacking the others."""
+        dense, q = solver.dense_output(), self.q
+        rows = self._fun._occ if self._fun is not self._field else self._field.occupied
+        y_old = dense.y_old.reshape(-1, q, q)[rows]
+        return np.concatenate([y_old[None], dense.F.reshape(dense.F.shape[0], -1, q, q)[:, rows]])
 
     def _event_dense_output(self, solver, Phi1: Array) -> tuple[Array, Array]:
         """The step's dense output and end propagators where its events are located and

@@ -613,16 +613,15 @@ def test_a_tangential_exit_is_ill_conditioned_in_time_not_in_state():
             assert max(np.max(np.abs(W - W_ref)), np.max(np.abs(a - a_ref))) < 1e-11
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (session 30): a brief exit from a sliding "
-                   "mode and return to it, found by the strict path, is missed by the default "
-                   "one (its longer steps; not yet diagnosed)")
-def test_a_brief_exit_and_return_within_a_long_step_is_found():
+def test_a_brief_exit_and_return_within_a_long_step_is_found(monkeypatch):
     """The thorough profile's second case of ``test_batched_equals_strict_on_random_problems``
     (session 30; ``tests/data/brief_exit_case.npz``, d = 2, n = 5, m = 20, scale 0.1, γ = 0):
     neurons 5, 6, 9, 10 and 14 slide on x_1 from t ≈ 3.0; the strict path (and the one at
-    rtol = 1e-13) has them leave at t = 9.7147 and slide again from 10.0970, the default
-    path (81–245 steps against 113–156) holds them throughout: 45 events against 55, the
-    final states 3.9e-9 apart (the strict path 4.9e-13 from the tight one)."""
+    rtol = 1e-13) has them leave at t = 9.7147 and slide again from 10.0970.  The default
+    path's step [9.4169, 9.9803] holds the exit and the slope's return inside its box, so
+    its two ends read the same regime: it held them throughout, 45 events against 55, the
+    final states 3.9e-9 apart.  The regime is now also read at the step's grid times
+    (:meth:`HybridFlow._regime_left_inside`)."""
     case = np.load(Path(__file__).parent / "data" / "brief_exit_case.npz")
     data = Dataset(case["X"], case["y"])
     init = from_arrays(0.1 * case["W"], 0.1 * case["a"])
@@ -630,6 +629,17 @@ def test_a_brief_exit_and_return_within_a_long_step_is_found():
     strict = simulate(data, init, 20.0, options=FlowOptions(batch_tol=0.0, stiff_solver=None))
     assert strict.n_events == 55
     assert fast.n_events == strict.n_events
+    at = (fast.events["kind"] == EventKind.LEAVE_SLIDING) & (np.abs(fast.events["t"] - 9.7147)
+                                                             < 1e-3)
+    assert sorted(fast.events["neuron"][at].tolist()) == [5, 6, 9, 10, 14]
+    scale = np.linalg.norm(strict.W[-1]) + np.linalg.norm(strict.a[-1])
+    gap = np.linalg.norm(fast.W[-1] - strict.W[-1]) + np.linalg.norm(fast.a[-1] - strict.a[-1])
+    assert gap <= 1e-10 * scale
+    # the reading inside the step is what finds it
+    from pwflow.stepper import HybridFlow
+
+    monkeypatch.setattr(HybridFlow, "_regime_left_inside", lambda *args, **kw: False)
+    assert simulate(data, init, 20.0, options=FlowOptions(stiff_after=2)).n_events == 45
 
 
 def _restarted_at_every_snapshot(data, init, grid, options):
@@ -1098,34 +1108,31 @@ def test_snapshots_agree_with_runs_ending_there(kind, data):
         assert np.linalg.norm(z - z_end) <= 1e-9 * (1.0 + np.linalg.norm(z_end)), (T, prob)
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (session 30): the state at an event is read "
-                   "from the step's dense output, whose error is not estimated there as it is "
-                   "at a snapshot (pwflow.snapshots.SNAPSHOT_DEFECT)")
-def test_the_state_at_an_event_inside_a_long_step_is_within_tolerance():
+def test_the_state_at_an_event_inside_a_long_step_is_within_tolerance(monkeypatch):
     """Found by the thorough profile of the test above (``tests/data/long_step_event_state.npz``:
-    d = 5, n = 10, m = 2, dyadic data, snapshots at 7.46, 10.69 and 17.70): the step from the
-    snapshot at 10.6885 is long (h > 1.5) and the crossing of neuron 1 at t = 12.1894 is
-    located inside it; the state there, read from the dense output, is 1.0e-8 (5.1e-9
-    relative) from the run at rtol = 1e-13 (6.7e-13 at the step start), and the run stays
-    ~2.5e-9 off to its end.
-    With other snapshot times (other steps) the same crossing's state is 4.5e-11 off.  The
-    fix would estimate the dense output's error at a cut as at a snapshot and redo the step
-    to end there."""
+    d = 5, n = 10, m = 2, dyadic data, snapshots at 7.46 and 10.69): the step from the snapshot
+    at 10.6885 is long (h = 1.70) and the crossing of neuron 1 at t = 12.1894 is located
+    inside it.  Read from that step's dense output (whose defect there is 386 times the
+    tolerance), the state at the crossing was 5.1e-9 (relative) from the run at
+    rtol = 1e-13, and the run stayed 2.5e-9 off to its end (1e-12 at the step start).  The
+    step is now redone to end at the cut (:meth:`HybridFlow._cut_inaccurate`): the state at
+    the end is 2.0e-10 off."""
     case = np.load(Path(__file__).parent / "data" / "long_step_event_state.npz")
     data, init = Dataset(case["X"], case["y"]), from_arrays(case["W"], case["a"])
-    states = []
+    run = simulate(data, init, 13.0, t_eval=case["t_eval"][:2])
+    tight = simulate(data, init, 13.0, options=FlowOptions(rtol=1e-13, atol=1e-15))
+    assert run.status == 0 and tight.status == 0, (run.message, tight.message)
+    assert run.stats["n_cut_redos"] >= 1
+    np.testing.assert_allclose(run.events["t"], tight.events["t"], rtol=1e-9)
+    Z, Z_tight = (np.concatenate([r.W[-1], r.a[-1][:, None]], axis=1) for r in (run, tight))
+    assert np.linalg.norm(Z - Z_tight) <= 1e-9 * np.linalg.norm(Z_tight)
+    # the redo is what does it
+    from pwflow.stepper import HybridFlow
 
-    def at_crossing(flow):
-        if abs(flow.t - 12.1894377) < 1e-6:
-            states.append(flow.Z.copy())
-
-    simulate(data, init, 13.0, t_eval=case["t_eval"][:2], callback=at_crossing)
-    tight = simulate(data, init, 13.0, t_eval=[12.189437683584941],
-                     options=FlowOptions(rtol=1e-13, atol=1e-15))
-    i = int(np.flatnonzero(tight.t == 12.189437683584941)[0])
-    Z_tight = np.concatenate([tight.W[i], tight.a[i][:, None]], axis=1)
-    assert len(states) == 1
-    assert np.linalg.norm(states[0] - Z_tight) <= 1e-9 * np.linalg.norm(Z_tight)
+    monkeypatch.setattr(HybridFlow, "_cut_inaccurate", lambda *args, **kw: False)
+    unchecked = simulate(data, init, 13.0, t_eval=case["t_eval"][:2])
+    Z = np.concatenate([unchecked.W[-1], unchecked.a[-1][:, None]], axis=1)
+    assert np.linalg.norm(Z - Z_tight) > 5e-9 * np.linalg.norm(Z_tight)
 
 
 @pytest.mark.parametrize("d", [2, 4])

@@ -268,6 +268,7 @@ def _scripted_search(monkeypatch, out: dict[int, list[tuple[float, float]]], t0=
         _signs_changed=lambda new, old: np.flatnonzero(new != old),
         _regime_free=np.eye(P, n, dtype=bool), FACE_GRID_LEVELS=RegimeMixin.FACE_GRID_LEVELS,
         FACE_SEARCH_LEVELS=RegimeMixin.FACE_SEARCH_LEVELS)
+    flow._regime_grid = lambda lo, hi: RegimeMixin._regime_grid(flow, lo, hi)
     end = read(1.0)
     reads.clear()
     hi, exits = RegimeMixin._face_events(flow, None, t0, t1, (end[0][0], end[1][0]))

@@ -200,3 +200,25 @@ def test_dense_output_before_a_step_raises():
     s = DOP853(lambda t, y: -y, 0.0, np.ones(2), 1.0)
     with pytest.raises(RuntimeError, match="step"):
         s.dense_output()
+
+
+@given(system=linear_systems(n_max=4, norm=2.0))
+def test_dense_output_is_computed_once_per_step(system: LinearSystem):
+    """A second ``dense_output()`` on the same step returns the same interpolant without
+    evaluating the field again (its three extra stages are counted once), and the next step's
+    is a new one, equal to the interpolant computed afresh (scipy's, bit for bit)."""
+    ref = scipy.integrate.DOP853(system.fun, 0.0, system.y0, 2.0, rtol=1e-10, atol=1e-12,
+                                 first_step=0.1)
+    s = DOP853(system.fun, 0.0, system.y0, 2.0, rtol=1e-10, atol=1e-12, first_step=0.1)
+    previous = None
+    while s.status == "running":
+        s.step()
+        ref.step()
+        nfev = s.nfev
+        dense = s.dense_output()
+        assert s.nfev == nfev + 3
+        assert s.dense_output() is dense and s.nfev == nfev + 3
+        assert dense is not previous
+        tt = np.linspace(s.t_old, s.t, 5)
+        assert np.array_equal(dense(tt), ref.dense_output()(tt))
+        previous = dense
