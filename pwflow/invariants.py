@@ -21,12 +21,12 @@ from .rows import row_norms
 Array = NDArray[np.float64]
 
 
-
 def is_tiny_step(t0: float, t1: float) -> bool:
     """Whether ``[t0, t1]`` spans at most 1000 ulp of ``1 + |t1|``: a step the Zeno guard counts
     as making no progress (``zeno_events`` of them in a row stop the run), and one whose
     dense output is not checked at a cut (:meth:`HybridFlow._cut_inaccurate`)."""
     return t1 - t0 <= 1e3 * np.spacing(1 + abs(t1))
+
 
 class InvariantsMixin:
     """Projections onto faces and invariant checks for :class:`pwflow.stepper.HybridFlow`

@@ -70,9 +70,9 @@ class SnapshotsMixin:
         is), not at a cut within rounding of the step start (:func:`is_tiny_step`: redoing
         it there broke the Zeno guard's count of such steps, and an overflowing run at
         t ~ 1e-118 took 50 000 steps to stop instead of 200), and not on the implicit
-        solver's steps (events are located on DOP853's); a
-        non-finite estimate (the field overflowing at the nodes) is left to the run's
-        non-finite checks, which stop it with its status."""
+        solver's steps (events are located on DOP853's); a non-finite estimate (the field
+        overflowing at the nodes) is left to the run's non-finite checks, which stop it with
+        its status."""
         if (t_cut >= t1 or self._phase.stiff or self._cut_redo_from == t0
                 or is_tiny_step(t0, t_cut)):
             return False
