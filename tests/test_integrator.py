@@ -1149,11 +1149,11 @@ def test_a_repulsive_double_exit_is_located_independently_of_the_tolerance():
     2.5e-9 off the rtol = 1e-12 run from then on), at rtol = 1e-13 4.9e-7 early (its regime
     read on a step of h = 0.255 has the slope clamped while it is 6e-9 inside), and with
     snapshot times 1.1e-6 early: the property test saw a snapshot and the run ending there
-    4.4e-8 apart.  The likely cause: the exit is read where the normal velocity at the
-    clamped slope exceeds its resolution (``VELOCITY_RTOL``, 2.3e-11 here), and that
-    velocity grows at 3.8e-5 per unit time, so the reading resolves the exit time to ~6e-7
-    only; the unclamped slope crosses γ at 0.0126 per unit time and would locate it to
-    ~1e-9 (not tried)."""
+    4.4e-8 apart.  Early: ``pair_slopes`` picks the edge ``η_0 = γ`` over an interior
+    minimiser 3.9e-9 inside the box by rounding of the compared norms (the interior point is
+    not ``_clearly_interior``), and the edge's normal velocity exceeds its resolution; late:
+    an exit is read only once that velocity (growing at ~1.3e-4 per unit time) exceeds its
+    resolution.  docs/integrator.md, "Known gap (session 31)"."""
     X = np.array([[1.125, -1.625, 0.0, -2.0], [-1.0, -0.25, 0.0, -0.625],
                   [0.75, -0.875, 0.0, -1.375], [0.75, 0.125, 0.25, 0.25]])
     y = np.array([1.0, -1.0, -1.0, 1.0])
