@@ -225,12 +225,15 @@ def _wait_for(path: Path, proc, timeout: float = 60.0) -> None:
 
 LONG = ["simulate", "--dataset", "stewart", "--width", "200", "--init", "unbalanced",
         "--t-max", "4000", "--quiet"]
+# a run of ~40 s (~4 s at width 200): the signal must find it running even when the test's
+# own process is starved on a loaded machine (a CI run saw the width-200 run finish first)
+SIGNALLED = [*LONG[:4], "2000", *LONG[5:]]
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_termination_signal_saves_the_run_and_exits_128_plus_signal(tmp_path, sig, code):
     store = tmp_path / "run"
-    proc = _spawn([*LONG, "--store", str(store)], tmp_path)
+    proc = _spawn([*SIGNALLED, "--store", str(store)], tmp_path)
     _wait_for(store / "progress.npz", proc)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
