@@ -416,8 +416,6 @@ class RegimeMixin:
             # elsewhere) may round back, and a change found without its exit was a step
             # carried on past it (d = 10: a slope held beyond its bound for 0.27)
             codes[watch] = searched[hi]
-        r_hi = self._field.residuals(propagators_at(F, (hi - t0) / h, faces=occ))
-        self._rsign_at = (hi, rsign, r_hi, self._watched_mask().copy())
         exits: dict = {}
         for p, k in zip(*np.nonzero((codes != r0[0]) & (codes != 0)), strict=True):
             exits.setdefault(int(p), {})[int(k)] = bool(codes[p, k] > 0)
@@ -426,7 +424,75 @@ class RegimeMixin:
             for p in np.flatnonzero(np.any(self.table.U[: self._P][:, ks] == 0, axis=1)):
                 if np.any(self.pat == p):
                     exits.setdefault(int(p), {})
+        jump = self._jump_exit_time(F, t0, t1, hi, exits)
+        if jump is not None:  # earlier than the regime reads it: only those exits, there
+            hi, exits = jump
+            rsign = regime([hi])[1][0]
+        r_hi = self._field.residuals(propagators_at(F, (hi - t0) / h, faces=occ))
+        self._rsign_at = (hi, rsign, r_hi, self._watched_mask().copy())
         return hi, exits
+
+    def _jump_exit_time(self, F: Array, t0: float, t1: float, hi: float, exits: dict
+                        ) -> tuple[float, dict] | None:
+        """The exact time of the exits found at ``hi`` (:meth:`_face_events`) that make a
+        neuron's normal velocity jump, and those exits alone; ``None`` where there is none
+        earlier than ``hi``.
+
+        A slope read at its bound (an exit) is read so only once its normal velocity
+        exceeds its resolution (:meth:`_velocity_resolution`), which grows from 0 at the
+        exit: the time found is late by ``resolution / rate``.  Where the neuron leaves to
+        the bound's own side (``η_k = 1`` to the active side, ``γ`` to the inactive one) its
+        field is continuous there and the delay moves its state at second order only; where
+        it leaves to the other side (:func:`~pwflow.filippov.exit_side`: ``a r_k < 0``, a
+        repulsive mode whose slope reached a bound) its normal velocity jumps, and the state
+        after it moves with the exit time at first order (session 31: 1.5e-7 late at
+        rtol = 1e-10, the state 2.5e-9 off).  Those exits are placed at the root of
+        :func:`~pwflow.subgradient.pinned_gap` (smooth through the exit, and of the same sign
+        as the reading on each side of it) in ``[t0, hi]``, by Brent's method on the dense
+        output to a few ulp; a face whose parallel points tie slopes keeps ``hi``.
+        """
+        from scipy.optimize import brentq
+
+        from .filippov import exit_side
+        from .subgradient import pinned_gap, subgradient_parts
+
+        tab, h, occ, d = self.table, t1 - t0, self._field.occupied, self.d
+
+        def residuals(t: float) -> Array:
+            return self._field.residuals(propagators_at(F, (t - t0) / h, faces=occ))
+
+        r_hi = residuals(hi)
+        roots: dict[tuple[int, int], float] = {}
+        for p, ex in exits.items():
+            js = np.flatnonzero(self.pat == p)
+            if not ex or js.size == 0 or tab.coupled[p]:
+                continue
+            a = self._Zs[js] @ propagators_at(F, (hi - t0) / h, faces=np.array([p]))[0][d]
+            K = np.flatnonzero(tab.U[p] == 0)
+            for k, upper in ex.items():
+                side = exit_side(np.sign(a), r_hi[k], upper)
+                if np.all(side == (1 if upper else -1)):  # the field is continuous there
+                    continue
+                i = int(np.searchsorted(K, k))
+
+                def gap(t: float, i: int = i, upper: bool = upper, u=tab.U[p]) -> float:
+                    b, Z, _ = subgradient_parts(u, self.X, residuals(t), self.gamma)
+                    return pinned_gap(b, Z, i, upper, self.gamma, 1.0)
+
+                if gap(t0) < 0.0 < gap(hi):
+                    roots[(p, k)] = brentq(gap, t0, hi, xtol=2 * np.spacing(abs(hi)),
+                                           rtol=4 * np.finfo(float).eps)
+        if not roots:
+            return None
+        t_star = min(roots.values())
+        if not t0 < t_star < hi:
+            return None
+        near = 4 * np.spacing(abs(hi))
+        kept: dict = {}
+        for (p, k), t in roots.items():
+            if t <= t_star + near:
+                kept.setdefault(p, {})[k] = exits[p][k]
+        return t_star, kept
 
     def _regime_grid(self, t0: float, t1: float) -> list[float]:
         """The times at which :meth:`_face_events` reads every watched face first: the

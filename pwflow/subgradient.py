@@ -52,6 +52,7 @@ __all__ = [
     "kkt_violation",
     "pair_slopes",
     "parallel_classes",
+    "pinned_gap",
     "single_slope",
     "minimal_norm_subgradient",
     "minimal_norm_on_face",
@@ -194,14 +195,14 @@ def pair_slopes(b: Array, z1: Array, z2: Array, lo: float, hi: float) -> Array:
     e1 = e1 - (r1 * g22 - r2 * g12) / safe
     e2 = e2 - (r2 * g11 - r1 * g12) / safe
     inside = ok & (e1 >= lo) & (e1 <= hi) & (e2 >= lo) & (e2 <= hi)
+    size = (np.sqrt(np.einsum("ij,ij->i", b, b))
+            + max(abs(lo), abs(hi)) * (np.sqrt(g11) + np.sqrt(g22)))
     # rows where the interior point beats every edge candidate by far more than the rounding
     # of the norms compared below keep it without that comparison (which would choose it):
     # an edge point is at least ``dist`` from it, and the objective grows there by at least
     # λ_min dist² ≥ det / (g11 + g22) · dist², against rounding of order eps ‖residual‖²
     if np.all(inside):
         dist = np.minimum(np.minimum(e1 - lo, hi - e1), np.minimum(e2 - lo, hi - e2))
-        size = (np.sqrt(np.einsum("ij,ij->i", b, b))
-                + max(abs(lo), abs(hi)) * (np.sqrt(g11) + np.sqrt(g22)))
         if np.all(_clearly_interior(det, g11 + g22, dist, size)):
             return np.stack([e1, e2], axis=1)
     # candidates (rows, 5, 2): the interior point, then the edges η₁ = lo, η₂ = lo, η₁ = hi,
@@ -217,8 +218,12 @@ def pair_slopes(b: Array, z1: Array, z2: Array, lo: float, hi: float) -> Array:
     E[:, 4, 0], E[:, 4, 1] = edge[3], hi
     val = np.linalg.norm(b[:, None, :] + E[..., :1] * z1[:, None, :] + E[..., 1:] * z2[:, None, :],
                          axis=2)
-    val[~inside, 0] = np.inf
-    return E[np.arange(rows), np.argmin(val, axis=1)]
+    best = 1 + np.argmin(val[:, 1:], axis=1)
+    at = np.arange(rows)
+    # an inside interior point is kept unless an edge beats it by more than the norms'
+    # rounding (a tie read by rounding put the slope on its bound 3.9e-9 early, session 31)
+    keep = inside & (val[:, 0] <= val[at, best] + _NORM_TIE * size)
+    return E[at, np.where(keep, 0, best)]
 
 
 def _dot(u: list, v: list) -> float:
@@ -234,6 +239,10 @@ def _dot(u: list, v: list) -> float:
         s0 += u[-1] * v[-1]
     return s0 + s1
 
+
+#: an interior minimiser inside the box is kept unless an edge's residual norm is smaller by
+#: more than this times the size of the terms (:func:`pair_slopes`): their rounding
+_NORM_TIE = 4 * np.finfo(float).eps
 
 #: largest number of rows :func:`pair_slopes` solves in Python floats
 _SCALAR_ROWS = 6
@@ -297,10 +306,10 @@ def _pair_slopes_rows(b: Array, z1: Array, z2: Array, lo: float, hi: float) -> A
         e1 = e1 - (r1 * g22 - r2 * g12) / safe
         e2 = e2 - (r2 * g11 - r1 * g12) / safe
         inside = ok and lo <= e1 <= hi and lo <= e2 <= hi
+        size = math.sqrt(_dot(bb, bb)) + max(abs(lo), abs(hi)) * (math.sqrt(g11)
+                                                                   + math.sqrt(g22))
         if inside:  # as the array path: the edges only where the interior may not win
             dist = min(e1 - lo, hi - e1, e2 - lo, hi - e2)
-            size = math.sqrt(_dot(bb, bb)) + max(abs(lo), abs(hi)) * (math.sqrt(g11)
-                                                                       + math.sqrt(g22))
             if _clearly_interior(det, g11 + g22, dist, size):
                 out[i] = e1, e2
                 continue
@@ -309,18 +318,16 @@ def _pair_slopes_rows(b: Array, z1: Array, z2: Array, lo: float, hi: float) -> A
                 for c, g in ((c2 + lo * g12, g22), (c1 + lo * g12, g11),
                              (c2 + hi * g12, g22), (c1 + hi * g12, g11))]
         cands = [(e1, e2), (lo, edge[0]), (edge[1], lo), (hi, edge[2]), (edge[3], hi)]
-        best, best_val = 0, math.inf
-        for c, (a1, a2) in enumerate(cands):
-            if c == 0 and not inside:
-                val = math.inf
-            else:
-                val = math.sqrt(_sum_squares([x + a1 * y + a2 * w for x, y, w in zip(bb, u, v)]))
-            if val != val:  # numpy's argmin stops at the first NaN
-                best = c
+        vals = [math.sqrt(_sum_squares([x + a1 * y + a2 * w for x, y, w in zip(bb, u, v)]))
+                for a1, a2 in cands]
+        best, best_val = 1, vals[1]
+        for c in range(2, 5):
+            if best_val != best_val:  # numpy's argmin stops at the first NaN
                 break
-            if val < best_val:
-                best, best_val = c, val
-        out[i] = cands[best]
+            if vals[c] < best_val or vals[c] != vals[c]:
+                best, best_val = c, vals[c]
+        keep = inside and vals[0] <= best_val + _NORM_TIE * size
+        out[i] = cands[0 if keep else best]
     return out
 
 
@@ -453,6 +460,28 @@ def box_least_squares(
     if kkt_violation(b, Z, x, lo, hi) <= 1e3 * tol:
         return x
     raise RuntimeError("box_least_squares: no KKT point found (non-finite input?)")
+
+
+def pinned_gap(b: ArrayLike, Z: ArrayLike, i: int, upper: bool, lo: float, hi: float) -> float:
+    """How far the slope ``η_i`` is from leaving its box at a bound: the KKT multiplier of
+    ``min ‖b + Z η‖²/2`` over ``[lo, hi]^p`` with ``η_i`` pinned at that bound (``hi`` if
+    ``upper``, else ``lo``) and the other slopes minimised (:func:`box_least_squares`).
+
+    ``<D, z_i>`` at the pinned minimiser ``D``, signed so that the pinned point is the box's
+    minimiser (the slope has left, KKT) where the gap is ``>= 0`` and not where it is ``< 0``
+    (moving ``η_i`` into the box lowers the norm there).  Unlike the minimiser's own slope,
+    which sits at the bound from the exit on, or its normal velocity, 0 until then, the gap
+    is smooth in ``b, Z`` through the exit and changes sign there (for one slope: ``‖z‖²
+    (bound − η*)``, signed): the integrator locates an exit with a jump of the normal
+    velocity at its root (:meth:`pwflow.regime.RegimeMixin._exit_times`)."""
+    b = np.asarray(b, float)
+    Z = np.asarray(Z, float)
+    zi = Z[:, i]
+    rest = np.delete(Z, i, axis=1)
+    bp = b + (hi if upper else lo) * zi
+    D = bp + rest @ box_least_squares(bp, rest, lo, hi) if rest.shape[1] else bp
+    mu = float(D @ zi)
+    return -mu if upper else mu
 
 
 def parallel_classes(XK: ArrayLike, tol: float = SPAN_RTOL) -> tuple[NDArray[np.intp], NDArray[np.int8]]:

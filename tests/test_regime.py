@@ -267,7 +267,8 @@ def _scripted_search(monkeypatch, out: dict[int, list[tuple[float, float]]], t0=
         _face_regime_at=read, _watched_mask=lambda: np.ones(n, bool),
         _signs_changed=lambda new, old: np.flatnonzero(new != old),
         _regime_free=np.eye(P, n, dtype=bool), FACE_GRID_LEVELS=RegimeMixin.FACE_GRID_LEVELS,
-        FACE_SEARCH_LEVELS=RegimeMixin.FACE_SEARCH_LEVELS)
+        FACE_SEARCH_LEVELS=RegimeMixin.FACE_SEARCH_LEVELS,
+        _jump_exit_time=lambda *args: None)  # the search alone (no field to place a jump by)
     flow._regime_grid = lambda lo, hi: RegimeMixin._regime_grid(flow, lo, hi)
     end = read(1.0)
     reads.clear()

@@ -485,3 +485,60 @@ def test_snap_dependent_moves_the_later_point_onto_the_nearest_span(seed, d, n, 
         # by the distance, plus what the span's own points moved (times their weights)
         shift = np.abs(coef) @ np.linalg.norm(out[S] - X[S], axis=1)
         assert np.linalg.norm(out[q] - X[q]) <= 1.001 * best * np.linalg.norm(X[q]) + 1.001 * shift
+
+
+@st.composite
+def _pinned_problems(draw):
+    """A box least-squares problem ``(b, Z)`` with its minimiser drawn inside, on or
+    outside the box, and one slope ``i`` and bound to pin."""
+    d, p = draw(st.integers(2, 5)), draw(st.integers(1, 4))
+    p = min(p, d)
+    fl = st.floats(-3, 3, allow_nan=False, allow_subnormal=False)
+    Z = np.array(draw(st.lists(fl, min_size=d * p, max_size=d * p))).reshape(d, p)
+    assume(np.linalg.matrix_rank(Z, tol=1e-6) == p)
+    eta = np.array(draw(st.lists(st.sampled_from([-0.4, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0, 1.3]),
+                                 min_size=p, max_size=p)))
+    b = -Z @ eta
+    if draw(st.booleans()):  # off the span: a residual at the minimiser
+        b = b + np.array(draw(st.lists(fl, min_size=d, max_size=d)))
+    return b, Z, draw(st.integers(0, p - 1)), draw(st.booleans())
+
+
+@given(prob=_pinned_problems(), lo=st.sampled_from([0.0, 0.1, 0.5]))
+def test_pinned_gap_is_nonnegative_exactly_where_the_box_minimiser_sits_on_the_bound(prob, lo):
+    """:func:`pinned_gap` against scipy's BVLS (``lsq_linear``): a gap clearly positive has
+    the box minimiser's slope on the pinned bound, a gap clearly negative has it off it; for
+    one slope it is ``‖z‖² (bound − η*)`` with the sign of the bound's side."""
+    from scipy.optimize import lsq_linear
+
+    from pwflow.subgradient import pinned_gap
+
+    b, Z, i, upper = prob
+    gap = pinned_gap(b, Z, i, upper, lo, 1.0)
+    bound = 1.0 if upper else lo
+    ref = lsq_linear(Z, -b, bounds=(lo, 1.0), method="bvls", tol=1e-15).x
+    scale = (np.linalg.norm(b) + np.linalg.norm(Z)) * np.linalg.norm(Z[:, i])
+    if gap > 1e-6 * scale:
+        assert abs(ref[i] - bound) < 1e-6
+    elif gap < -1e-6 * scale:
+        assert abs(ref[i] - bound) > 1e-9
+    if Z.shape[1] == 1:
+        z = Z[:, 0]
+        eta_star = -(b @ z) / (z @ z)
+        expect = (z @ z) * (bound - eta_star) * (-1.0 if upper else 1.0)
+        assert abs(gap - expect) <= 1e-9 * scale
+
+
+def test_pinned_gap_changes_sign_where_the_slope_reaches_its_bound():
+    """Along ``b(s) = b₀ + s c``, whose unconstrained minimiser's first slope falls through
+    ``lo`` at ``s = 0`` (the other inside), the gap at the lower bound is negative before,
+    0 at and positive after, linearly (it is what the integrator finds the root of)."""
+    from pwflow.subgradient import pinned_gap
+
+    Z = np.array([[1.0, 0.2], [0.3, 1.0], [0.5, -0.4]])
+    eta0 = np.array([0.1, 0.6])
+    c = Z @ np.array([1.0, 0.0])  # s moves η₁* by −s
+    gaps = [pinned_gap(-Z @ eta0 + s * c, Z, 0, False, 0.1, 1.0) for s in (-1e-3, 0.0, 1e-3)]
+    assert gaps[0] < 0 < gaps[2] and abs(gaps[1]) < 1e-15
+    assert gaps[2] == pytest.approx(-gaps[0], rel=1e-9)
+
