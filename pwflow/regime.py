@@ -449,7 +449,10 @@ class RegimeMixin:
         rtol = 1e-10, the state 2.5e-9 off).  Those exits are placed at the root of
         :func:`~pwflow.subgradient.pinned_gap` (smooth through the exit, and of the same sign
         as the reading on each side of it) in ``[t0, hi]``, by Brent's method on the dense
-        output to a few ulp; a face whose parallel points tie slopes keeps ``hi``.
+        output to a few ulp; an exit already due at the step start (its slope out, but not
+        resolved, when the step began: a mode turned repulsive by a residual through 0 at
+        the cut before, with the slope leaving its box at that instant) is placed one ulp
+        after it; a face whose parallel points tie slopes keeps ``hi``.
         """
         from scipy.optimize import brentq
 
@@ -479,9 +482,12 @@ class RegimeMixin:
                     b, Z, _ = subgradient_parts(u, self.X, residuals(t), self.gamma)
                     return pinned_gap(b, Z, i, upper, self.gamma, 1.0)
 
-                if gap(t0) < 0.0 < gap(hi):
+                g0, g1 = gap(t0), gap(hi)
+                if g0 < 0.0 < g1:
                     roots[(p, k)] = brentq(gap, t0, hi, xtol=2 * np.spacing(abs(hi)),
                                            rtol=4 * np.finfo(float).eps)
+                elif 0.0 <= g0 and 0.0 < g1:  # due at the step start already: just after it
+                    roots[(p, k)] = float(np.nextafter(t0, np.inf))
         if not roots:
             return None
         t_star = min(roots.values())
