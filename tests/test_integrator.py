@@ -1244,7 +1244,8 @@ def _exit_slopes(prob, W, a, j, ks):
         return None  # a column ~0, or parallel points: slopes undetermined
     slope = np.where(X @ w > 0, 1.0, gamma)
     fixed = ((slope * r)[~on, None] * X[~on]).sum(axis=0)
-    eta = dict(zip(K.tolist(), np.linalg.lstsq((r[K, None] * X[K]).T, -fixed, rcond=None)[0]))
+    sol = np.linalg.lstsq((r[K, None] * X[K]).T, -fixed, rcond=None)[0]
+    eta = dict(zip(K.tolist(), sol, strict=True))
     inside = [eta[k] for k in K.tolist() if k not in ks]
     if any(not gamma + 1e-6 < e < 1.0 - 1e-6 for e in inside):
         return None
@@ -1271,9 +1272,10 @@ def test_a_jump_exit_leaves_where_the_unconstrained_slope_reaches_its_bound(prob
     units of the field's terms over the hyperplane's column, ``Σ_l |r_l| ‖x_l‖ / (|r_k|
     ‖x_k‖)``: a tenth of the velocity resolution's floor (:data:`pwflow.filippov.VELOCITY_RTOL`)
     in slope.  Before session 32 such exits were read once their normal velocity passed that
-    resolution (2.3e-9 late in slope on session 31's case).  Exits at the start, exits that share their time with
-    another event of the neuron (a departure decided on an arrival) and exits whose other
-    slopes sit at a bound are not this case and are skipped; of the exits logged together
+    resolution (2.3e-9 late in slope on session 31's case).  Exits at the start, exits
+    that share their time with another event of the neuron (a departure decided on an
+    arrival) and exits whose other slopes sit at a bound are not this case and are
+    skipped; of the exits logged together
     the one whose slope is nearest its bound triggered the others and is the one checked.
     Found by its thorough profile: an exit already due at a step start (d = 5, n = 3: the
     slope on x_2 is proportional to r_1 and leaves its box as r_1 goes through 0, at the cut
@@ -1284,7 +1286,8 @@ def test_a_jump_exit_leaves_where_the_unconstrained_slope_reaches_its_bound(prob
     assert tr.status == 0, tr.message
     ev = tr.events
     leave = ev["kind"] == EventKind.LEAVE_SLIDING
-    for t, j in sorted({(float(t), int(j)) for t, j in zip(ev["t"][leave], ev["neuron"][leave])}):
+    exits = zip(ev["t"][leave], ev["neuron"][leave], strict=True)
+    for t, j in sorted({(float(t), int(j)) for t, j in exits}):
         same = (ev["t"] == t) & (ev["neuron"] == j)
         if t == tr.t[0] or np.any(same & ~leave):
             continue  # decided at the start, or on an arrival
