@@ -577,7 +577,7 @@ def test_batched_equals_strict_on_random_problems(problem, gamma, scale, stiff_a
     for j, tf, tr_ in zip(fast.events["neuron"][ka][~close], t_f[~close], t_r[~close],
                           strict=True):
         assert abs(tf - tr_) <= 1e-4 * tr_, (j, tf, tr_)
-        after = 1.01 * max(tf, tr_)
+        after = min(1.01 * max(tf, tr_), 20.0)  # (an event near the end: its end state)
         (Wf, af), (Wr, ar) = fast.state(after), ref.state(after)
         dz = max(np.max(np.abs(Wf[j] - Wr[j])), abs(af[j] - ar[j]))
         assert dz <= 1e-7 * scale_a, (j, tf, tr_, dz)
