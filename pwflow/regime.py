@@ -454,6 +454,8 @@ class RegimeMixin:
         the cut before, with the slope leaving its box at that instant) is placed one ulp
         after it; a face whose parallel points tie slopes keeps ``hi``.
         """
+        if not any(exits.values()):  # sign changes alone: no exit to place
+            return None
         from scipy.optimize import brentq
 
         from .filippov import exit_side
