@@ -164,6 +164,11 @@ class PatternTable:
             self._classes.append((rep, orient) if coupled else None)
         return idx
 
+    def classes_of(self, p: int) -> tuple[NDArray[np.intp], NDArray[np.int8]] | None:
+        """:func:`~pwflow.subgradient.parallel_classes` of face ``p``'s free points (positions
+        in ``K = {k : u_k = 0}``), ``None`` where no two of them are parallel."""
+        return self._classes[p]
+
     def index_many(self, U: NDArray) -> NDArray[np.intp]:
         """Indices of the rows of ``U`` (registering new ones)."""
         U = np.ascontiguousarray(U, dtype=np.int8)

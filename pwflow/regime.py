@@ -14,6 +14,8 @@ their rounding (:meth:`RegimeMixin._velocity_resolution`):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -452,16 +454,12 @@ class RegimeMixin:
         output to a few ulp; an exit already due at the step start (its slope out, but not
         resolved, when the step began: a mode turned repulsive by a residual through 0 at
         the cut before, with the slope leaving its box at that instant) is placed one ulp
-        after it; a face whose parallel points tie slopes keeps ``hi``.
+        after it.  On a face whose parallel points tie slopes (a class, one parameter) the
+        class's exit is placed so, from the class's problem (:meth:`_exit_gap`).
         """
         if not any(exits.values()):  # sign changes alone: no exit to place
             return None
-        from scipy.optimize import brentq
-
-        from .filippov import exit_side
-        from .subgradient import pinned_gap, subgradient_parts
-
-        tab, h, occ, d = self.table, t1 - t0, self._field.occupied, self.d
+        h, occ, d = t1 - t0, self._field.occupied, self.d
 
         def residuals(t: float) -> Array:
             return self._field.residuals(propagators_at(F, (t - t0) / h, faces=occ))
@@ -470,26 +468,16 @@ class RegimeMixin:
         roots: dict[tuple[int, int], float] = {}
         for p, ex in exits.items():
             js = np.flatnonzero(self.pat == p)
-            if not ex or js.size == 0 or tab.coupled[p]:
+            if not ex or js.size == 0:
                 continue
             a = self._Zs[js] @ propagators_at(F, (hi - t0) / h, faces=np.array([p]))[0][d]
-            K = np.flatnonzero(tab.U[p] == 0)
+            found: dict[tuple, float | None] = {}  # per (class, bound): the members share it
             for k, upper in ex.items():
-                side = exit_side(np.sign(a), r_hi[k], upper)
-                if np.all(side == (1 if upper else -1)):  # the field is continuous there
-                    continue
-                i = int(np.searchsorted(K, k))
-
-                def gap(t: float, i: int = i, upper: bool = upper, u=tab.U[p]) -> float:
-                    b, Z, _ = subgradient_parts(u, self.X, residuals(t), self.gamma)
-                    return pinned_gap(b, Z, i, upper, self.gamma, 1.0)
-
-                g0, g1 = gap(t0), gap(hi)
-                if g0 < 0.0 < g1:
-                    roots[(p, k)] = brentq(gap, t0, hi, xtol=2 * np.spacing(abs(hi)),
-                                           rtol=4 * np.finfo(float).eps)
-                elif 0.0 <= g0 and 0.0 < g1:  # due at the step start already: just after it
-                    roots[(p, k)] = float(np.nextafter(t0, np.inf))
+                key, gap = self._exit_gap(p, k, upper, np.sign(a), r_hi, residuals)
+                if key not in found:
+                    found[key] = None if gap is None else self._gap_root(gap, t0, hi)
+                if found[key] is not None:
+                    roots[(p, k)] = found[key]
         if not roots:
             return None
         t_star = min(roots.values())
@@ -501,6 +489,64 @@ class RegimeMixin:
             if t <= t_star + near:
                 kept.setdefault(p, {})[k] = exits[p][k]
         return t_star, kept
+
+    def _exit_gap(self, p: int, k: int, upper: bool, a_sign: Array, r_hi: Array,
+                  residuals: Callable[[float], Array]
+                  ) -> tuple[tuple[int, bool], Callable[[float], float] | None]:
+        """The exit of the slope on ``x_k`` at its upper (lower) bound on face ``p``: a key
+        shared by the exits that are one (the members of a class of parallel points), and
+        the pinned gap as a function of time, or ``None`` where the field is continuous
+        there (:meth:`_jump_exit_time`).
+
+        Parallel points share one parameter ``t_c`` (:func:`~pwflow.subgradient.
+        class_columns`: ``η = t_c`` on the head's orientation, ``1 + γ − t_c`` on the other):
+        the class's column is ``−(ρ_C / n) ν`` with ``ρ_C = Σ_{l∈C} r_l ‖x_l‖`` and ``ν`` the
+        head's unit normal, so its exit is one point's with ``r_k`` read as ``ρ_C``
+        (:meth:`_class_weights`) and the bound of ``t_c`` (the member's, flipped where its
+        orientation is the head's opposite).
+        """
+        from .filippov import exit_side
+        from .subgradient import class_columns, pinned_gap, subgradient_parts
+
+        tab, gamma = self.table, self.gamma
+        u = tab.U[p]
+        K = np.flatnonzero(u == 0)
+        i = int(np.searchsorted(K, k))
+        classes = tab.classes_of(p)
+        if classes is None:
+            key, rho, i_par, up = (i, upper), r_hi[k], i, upper
+        else:
+            rep, orient = classes
+            members = K[rep == rep[i]]
+            heads = np.flatnonzero(rep == np.arange(rep.size))
+            i_par = int(np.searchsorted(heads, rep[i]))
+            up = bool(upper) if orient[i] > 0 else not upper
+            key, rho = (i_par, up), float(np.sum(r_hi[members] * self.xnorm[members]))
+        if np.all(exit_side(a_sign, rho, up) == (1 if up else -1)):  # continuous there
+            return key, None
+
+        def gap(t: float) -> float:
+            b, Z, _ = subgradient_parts(u, self.X, residuals(t), gamma)
+            if classes is not None:
+                b, Z, _ = class_columns(b, Z, *classes, gamma)
+            return pinned_gap(b, Z, i_par, up, gamma, 1.0)
+
+        return key, gap
+
+    @staticmethod
+    def _gap_root(gap: Callable[[float], float], t0: float, hi: float) -> float | None:
+        """Where the pinned gap turns non-negative in ``(t0, hi]`` (:meth:`_jump_exit_time`):
+        its root by Brent's method to a few ulp, one ulp after ``t0`` where it is already
+        non-negative there, ``None`` where it is not positive at ``hi``."""
+        from scipy.optimize import brentq
+
+        g0, g1 = gap(t0), gap(hi)
+        if g0 < 0.0 < g1:
+            return brentq(gap, t0, hi, xtol=2 * np.spacing(abs(hi)),
+                          rtol=4 * np.finfo(float).eps)
+        if 0.0 <= g0 and 0.0 < g1:  # due at the step start already: just after it
+            return float(np.nextafter(t0, np.inf))
+        return None
 
     def _regime_grid(self, t0: float, t1: float) -> list[float]:
         """The times at which :meth:`_face_events` reads every watched face first: the
