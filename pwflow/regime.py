@@ -426,36 +426,41 @@ class RegimeMixin:
             for p in np.flatnonzero(np.any(self.table.U[: self._P][:, ks] == 0, axis=1)):
                 if np.any(self.pat == p):
                     exits.setdefault(int(p), {})
-        jump = self._jump_exit_time(F, t0, t1, hi, exits)
-        if jump is not None:  # earlier than the regime reads it: only those exits, there
-            hi, exits = jump
+        placed = self._exit_time(F, t0, t1, hi, exits)
+        if placed is not None:  # earlier than the regime reads it: only those exits, there
+            hi, exits = placed
             rsign = regime([hi])[1][0]
         r_hi = self._field.residuals(propagators_at(F, (hi - t0) / h, faces=occ))
         self._rsign_at = (hi, rsign, r_hi, self._watched_mask().copy())
         return hi, exits
 
-    def _jump_exit_time(self, F: Array, t0: float, t1: float, hi: float, exits: dict
-                        ) -> tuple[float, dict] | None:
-        """The exact time of the exits found at ``hi`` (:meth:`_face_events`) that make a
-        neuron's normal velocity jump, and those exits alone; ``None`` where there is none
-        earlier than ``hi``.
+    def _exit_time(self, F: Array, t0: float, t1: float, hi: float, exits: dict
+                   ) -> tuple[float, dict] | None:
+        """The exact time of the earliest of the exits found at ``hi`` (:meth:`_face_events`),
+        and the exits at that time alone; ``None`` where none is earlier than ``hi``.
 
-        A slope read at its bound (an exit) is read so only once its normal velocity
-        exceeds its resolution (:meth:`_velocity_resolution`), which grows from 0 at the
-        exit: the time found is late by ``resolution / rate``.  Where the neuron leaves to
-        the bound's own side (``η_k = 1`` to the active side, ``γ`` to the inactive one) its
-        field is continuous there and the delay moves its state at second order only; where
-        it leaves to the other side (:func:`~pwflow.filippov.exit_side`: ``a r_k < 0``, a
-        repulsive mode whose slope reached a bound) its normal velocity jumps, and the state
-        after it moves with the exit time at first order (session 31: 1.5e-7 late at
-        rtol = 1e-10, the state 2.5e-9 off).  Those exits are placed at the root of
-        :func:`~pwflow.subgradient.pinned_gap` (smooth through the exit, and of the same sign
-        as the reading on each side of it) in ``[t0, hi]``, by Brent's method on the dense
-        output to a few ulp; an exit already due at the step start (its slope out, but not
-        resolved, when the step began: a mode turned repulsive by a residual through 0 at
-        the cut before, with the slope leaving its box at that instant) is placed one ulp
-        after it.  On a face whose parallel points tie slopes (a class, one parameter) the
-        class's exit is placed so, from the class's problem (:meth:`_exit_gap`).
+        A slope is read at its bound (an exit) only once its normal velocity exceeds its
+        resolution (:meth:`_velocity_resolution`), which grows from 0 at the exit: the time
+        found is late by ``resolution / rate``, the slope beyond its bound by
+        ``VELOCITY_RTOL`` times the terms over its column, whatever the tolerance (measured:
+        up to 3.1e-7 in time on the three points' zero-loss benchmark row).  Where the
+        neuron leaves to the other side than the bound's own (:func:`~pwflow.filippov.
+        exit_side`: ``a r_k < 0``, a repulsive mode whose slope reached a bound) its normal
+        velocity jumps and the state after it moves with the exit time at first order
+        (session 31: 1.5e-7 late, the state 2.5e-9 off); to the bound's own side, at second
+        order.  Exits are placed at the root of :func:`~pwflow.subgradient.pinned_gap`
+        (smooth through the exit, and of the same sign as the reading on each side of it) in
+        ``[t0, hi]``, by Brent's method on the dense output to a few ulp
+        (:meth:`_gap_root`); a face's parallel points, whose slopes are tied, exit as one
+        (:meth:`_exit_gap`).  A jump exit already due at the step start (its slope out, but
+        not resolved, when the step began: a mode turned repulsive by a residual through 0
+        at the cut before) is placed one ulp after it.  An exit to the bound's own side is
+        placed so only where its slope was inside its box by more than the resolution at
+        the step start: a slope converging to its bound within the resolution has roots of
+        noise, and leaving at one, with no normal velocity, made neurons leave and come
+        back every few steps (``explore_long`` problem 117: 895 exits to t = 8 000, against
+        4 read at the resolution).  An exit whose gap is not positive at ``hi`` (a
+        departure read from ``D`` where the slope has no unique value) keeps ``hi``.
         """
         if not any(exits.values()):  # sign changes alone: no exit to place
             return None
@@ -465,17 +470,21 @@ class RegimeMixin:
             return self._field.residuals(propagators_at(F, (t - t0) / h, faces=occ))
 
         r_hi = residuals(hi)
+        r0, r_tol0 = self._resolved_residuals(propagators_at(F, 0.0, faces=occ), raw=True)
+        vres0 = self._velocity_resolution(r0, r_tol0)
         roots: dict[tuple[int, int], float] = {}
         for p, ex in exits.items():
             js = np.flatnonzero(self.pat == p)
             if not ex or js.size == 0:
                 continue
-            a = self._Zs[js] @ propagators_at(F, (hi - t0) / h, faces=np.array([p]))[0][d]
+            a_sign = np.sign(self._Zs[js] @ propagators_at(F, (hi - t0) / h,
+                                                           faces=np.array([p]))[0][d])
             found: dict[tuple, float | None] = {}  # per (class, bound): the members share it
             for k, upper in ex.items():
-                key, gap = self._exit_gap(p, k, upper, np.sign(a), r_hi, residuals)
+                key, gap, floor = self._exit_gap(p, k, upper, a_sign, (r0, vres0, r_hi),
+                                                 residuals)
                 if key not in found:
-                    found[key] = None if gap is None else self._gap_root(gap, t0, hi)
+                    found[key] = self._gap_root(gap, t0, hi, floor)
                 if found[key] is not None:
                     roots[(p, k)] = found[key]
         if not roots:
@@ -490,40 +499,46 @@ class RegimeMixin:
                 kept.setdefault(p, {})[k] = exits[p][k]
         return t_star, kept
 
-    def _exit_gap(self, p: int, k: int, upper: bool, a_sign: Array, r_hi: Array,
-                  residuals: Callable[[float], Array]
-                  ) -> tuple[tuple[int, bool], Callable[[float], float] | None]:
-        """The exit of the slope on ``x_k`` at its upper (lower) bound on face ``p``: a key
-        shared by the exits that are one (the members of a class of parallel points), and
-        the pinned gap as a function of time, or ``None`` where the field is continuous
-        there (:meth:`_jump_exit_time`).
+    def _exit_gap(self, p: int, k: int, upper: bool, a_sign: Array,
+                  reading: tuple[Array, Array, Array], residuals: Callable[[float], Array]
+                  ) -> tuple[tuple[int, bool], Callable[[float], float], float | None]:
+        """The exit of the slope on ``x_k`` at its upper (lower) bound on face ``p``, for
+        :meth:`_exit_time`: a key shared by the exits that are one (the members of a class
+        of parallel points), the pinned gap (:func:`~pwflow.subgradient.pinned_gap`) as a
+        function of time, and ``None`` for a jump exit, else what the gap is known to at the
+        step start (:meth:`_gap_root`).
 
+        ``reading``: the residuals and the normal velocities' resolution at the step start,
+        and the residuals at ``hi``; ``a_sign``: the signs of the face's neurons' ``a``.
+        The gap of one point is ``(|r_k| / n) |<D, x_k>|``, known to ``|r_k| vres_k / n``.
         Parallel points share one parameter ``t_c`` (:func:`~pwflow.subgradient.
         class_columns`: ``η = t_c`` on the head's orientation, ``1 + γ − t_c`` on the other):
         the class's column is ``−(ρ_C / n) ν`` with ``ρ_C = Σ_{l∈C} r_l ‖x_l‖`` and ``ν`` the
-        head's unit normal, so its exit is one point's with ``r_k`` read as ``ρ_C``
-        (:meth:`_class_weights`) and the bound of ``t_c`` (the member's, flipped where its
-        orientation is the head's opposite).
+        head's unit normal, so its exit is one point's on the class problem, with ``r_k``
+        read as ``ρ_C`` (the jump test ``a ρ_C < 0``, :meth:`_class_weights`) at the bound of
+        ``t_c`` (the member's, flipped where its orientation is the head's opposite).
         """
         from .filippov import exit_side
         from .subgradient import class_columns, pinned_gap, subgradient_parts
 
         tab, gamma = self.table, self.gamma
+        r0, vres0, r_hi = reading
         u = tab.U[p]
         K = np.flatnonzero(u == 0)
         i = int(np.searchsorted(K, k))
         classes = tab.classes_of(p)
-        if classes is None:
-            key, rho, i_par, up = (i, upper), r_hi[k], i, upper
-        else:
+        members, i_par, up = np.array([k]), i, bool(upper)
+        if classes is not None:
             rep, orient = classes
-            members = K[rep == rep[i]]
             heads = np.flatnonzero(rep == np.arange(rep.size))
+            members = K[rep == rep[i]]
             i_par = int(np.searchsorted(heads, rep[i]))
             up = bool(upper) if orient[i] > 0 else not upper
-            key, rho = (i_par, up), float(np.sum(r_hi[members] * self.xnorm[members]))
-        if np.all(exit_side(a_sign, rho, up) == (1 if up else -1)):  # continuous there
-            return key, None
+        xn = self.xnorm[members]
+        floor = None  # a jump exit
+        if np.all(exit_side(a_sign, np.sum(r_hi[members] * xn), up) == (1 if up else -1)):
+            head = members[0]  # continuous there: the gap's resolution at the step start
+            floor = abs(np.sum(r0[members] * xn)) * vres0[head] / (self.n * self.xnorm[head])
 
         def gap(t: float) -> float:
             b, Z, _ = subgradient_parts(u, self.X, residuals(t), gamma)
@@ -531,20 +546,25 @@ class RegimeMixin:
                 b, Z, _ = class_columns(b, Z, *classes, gamma)
             return pinned_gap(b, Z, i_par, up, gamma, 1.0)
 
-        return key, gap
+        return (i_par, up), gap, floor
 
     @staticmethod
-    def _gap_root(gap: Callable[[float], float], t0: float, hi: float) -> float | None:
-        """Where the pinned gap turns non-negative in ``(t0, hi]`` (:meth:`_jump_exit_time`):
-        its root by Brent's method to a few ulp, one ulp after ``t0`` where it is already
-        non-negative there, ``None`` where it is not positive at ``hi``."""
+    def _gap_root(gap: Callable[[float], float], t0: float, hi: float,
+                  floor: float | None = None) -> float | None:
+        """Where the pinned gap turns non-negative in ``(t0, hi]`` (:meth:`_exit_time`): its
+        root by Brent's method to a few ulp; ``None`` where it is not positive at ``hi``.
+        Where it is non-negative at ``t0`` already, one ulp after ``t0`` (``floor`` ``None``:
+        a jump exit) or ``None``; ``floor``: the root only where the gap at ``t0`` is below
+        ``−floor``, ``None`` otherwise (an exit to the bound's own side)."""
         from scipy.optimize import brentq
 
         g0, g1 = gap(t0), gap(hi)
-        if g0 < 0.0 < g1:
+        if not g1 > 0.0:
+            return None
+        if g0 < (0.0 if floor is None else -floor):
             return brentq(gap, t0, hi, xtol=2 * np.spacing(abs(hi)),
                           rtol=4 * np.finfo(float).eps)
-        if 0.0 <= g0 and 0.0 < g1:  # due at the step start already: just after it
+        if floor is None and g0 >= 0.0:  # due at the step start already: just after it
             return float(np.nextafter(t0, np.inf))
         return None
 

@@ -472,8 +472,8 @@ def pinned_gap(b: ArrayLike, Z: ArrayLike, i: int, upper: bool, lo: float, hi: f
     (moving ``η_i`` into the box lowers the norm there).  Unlike the minimiser's own slope,
     which sits at the bound from the exit on, or its normal velocity, 0 until then, the gap
     is smooth in ``b, Z`` through the exit and changes sign there (for one slope: ``‖z‖²
-    (bound − η*)``, signed): the integrator locates an exit with a jump of the normal
-    velocity at its root (:meth:`pwflow.regime.RegimeMixin._jump_exit_time`)."""
+    (bound − η*)``, signed): the integrator locates every exit at its root
+    (:meth:`pwflow.regime.RegimeMixin._exit_time`)."""
     b = np.asarray(b, float)
     Z = np.asarray(Z, float)
     zi = Z[:, i]
