@@ -282,8 +282,7 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         self._occupied = np.flatnonzero(counts > 0)
         # occupied faces with free slopes: those whose regime is watched (fixed until the
         # next start, since the neurons' faces change only at a cut)
-        self._regime_faces = self._occupied[(tab.nfree[self._occupied] > 0)
-                                            & (tab.dim[self._occupied] > 0)]
+        self._regime_faces = self._watched_faces(P)
         self._regime_free = tab.U[self._regime_faces] == 0
         self._regime_watched = np.any(self._regime_free, axis=0)
         self._regime_plan = tab.single_plan_for(self._regime_faces)
@@ -350,6 +349,19 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         out = np.zeros(p.shape, dtype=bool)
         out[ok] = self._integrated[p[ok]]
         return out
+
+    def _watched_faces(self, P: int) -> NDArray[np.intp]:
+        """The occupied faces whose regime is watched (:meth:`_face_regime_at`): those with
+        free slopes, of positive dimension, except a face on every hyperplane whose neurons
+        all have ``a_j = 0``.  There ``w ⟂ span(X)`` and ``D ∈ span(X)`` give ``dw/dt = −a D
+        = 0`` and ``da/dt = −<w, D> = 0``: a fixed point, which the rule keeps (``a_j`` and
+        ``<w_j, D>`` both 0), while its slopes read at a bound made a face event of every
+        step that changed nothing (rank-2 data in d = 4, a neuron with ``a = 0`` orthogonal
+        to them: 3 286 steps to t = 4, 0.71 s without it against 32 s)."""
+        tab, occ = self.table, self._occupied
+        moving = np.bincount(self.pat[self.Z[:, self.d] != 0], minlength=P)[:P] > 0
+        return occ[(tab.nfree[occ] > 0) & (tab.dim[occ] > 0)
+                   & ((tab.nfree[occ] < self.n) | moving[occ])]
 
     @blas.limited()
     def step(self, t_bound: float, snap_times: Array | None = None) -> None:

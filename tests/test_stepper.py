@@ -312,3 +312,50 @@ def test_a_shrinking_neuron_keeps_its_relative_accuracy(monkeypatch):
 
     monkeypatch.setattr(HybridFlow, "RESTART_CONDITION", 1e6)
     assert error(paths[0]) > 1e-6
+
+
+def _rank_two_problem():
+    """Found by a derandomised draw of ``multi_active_problems`` (session 33): three points in
+    ``span(e_1, e_2)`` in d = 4, γ = 0.5; neuron 7 has ``a = 0`` and ``w ⟂ span(X)``, on every
+    hyperplane at once: a fixed point of the flow."""
+    X = np.array([[0.0, 1.375, 1.125, 0.0], [0.0, -0.25, -1.375, 0.0], [0.0, 1.0, -0.625, 0.0]])
+    y = np.array([-0.0661757336640405, 1.4999999999999998, 1.0306674909928697])
+    W = np.array([[-0.09375, 0.0, 0.0, -0.046875], [0.09375, -0.015625, 0.03125, 0.0],
+                  [-0.109375, 0.0, 0.0, -0.046875], [0.109375, 0.0, 0.0, -0.046875],
+                  [-0.03125, 0.0546875, 0.046875, 0.03125], [0.0, 0.109375, 0.015625, 0.015625],
+                  [-0.0546875, 0.0, 0.0, 0.0546875], [-0.1005859375, 0.0, 0.0, 0.015625]])
+    a = np.array([0.04140554052169355, 0.0, 0.11773645614075012, -0.0546875616621673,
+                  0.10069885949888843, -0.10431105264936782, 0.07651245379562406, 0.0])
+    return pwflow.Dataset(X, y), pwflow.from_arrays(W, a)
+
+
+def _rank_two_run(t_max: float):
+    data, init = _rank_two_problem()
+    return simulate(data, init, t_max, gamma=0.5, loss="square",
+                    options=pwflow.FlowOptions(rtol=1e-13, atol=1e-15))
+
+
+def test_a_fixed_neuron_on_every_hyperplane_does_not_cut_the_steps(monkeypatch):
+    """Neuron 7's face (every hyperplane) had its slopes read at a bound again and again:
+    each reading cut the step for an exit the rule (``a_j = 0``, ``<w_j, D> = 0``) did not
+    apply, 3 286 steps to t = 4 (32 s) and a run to t = 5 that did not end in minutes.  Its
+    face is no longer watched (:meth:`~pwflow.stepper.HybridFlow._watched_faces`); the
+    trajectory is the same (the run without it, to t = 2.5, within 1e-13)."""
+    from pwflow.stepper import HybridFlow
+
+    tr = _rank_two_run(5.0)
+    assert tr.status == 0, tr.message
+    assert tr.stats["n_steps"] < 400  # measured 144
+    np.testing.assert_array_equal(tr.W[-1][7], tr.W[0][7])
+    assert tr.a[-1][7] == 0.0
+    short = _rank_two_run(2.5)
+
+    def plain(self, P):  # every occupied face with free slopes, as before
+        occ = self._occupied
+        return occ[(self.table.nfree[occ] > 0) & (self.table.dim[occ] > 0)]
+
+    monkeypatch.setattr(HybridFlow, "_watched_faces", plain)
+    old = _rank_two_run(2.5)
+    assert old.stats["n_steps"] > 2 * short.stats["n_steps"]
+    np.testing.assert_allclose(short.W[-1], old.W[-1], rtol=0, atol=1e-13)
+    np.testing.assert_allclose(short.a[-1], old.a[-1], rtol=0, atol=1e-13)
