@@ -255,7 +255,15 @@ def _lemma22_row(points: list[Point], a_hi: float) -> CheckResult:
         return CheckResult("Lemma 22 rate", {}, Verdict.NOT_APPLICABLE, None, a_hi, None, where,
                            "no run reached phase 3 above round-off", kind=Kind.ASYMPTOTIC)
     lo = float(np.min(rates[ok]))
-    v = Verdict.HOLDS if lo >= a_hi else Verdict.NOT_CHECKED
+    # the rate a > 0 is only bounded above here (σ_min‖β*‖/2; its lower bound c_4/4 is the
+    # single run's, :func:`proofs_checks.checks.late.lemma22_result`): a run whose gap does not
+    # decay at all (tail rate ≤ 0) contradicts every a > 0
+    if lo >= a_hi:
+        v = Verdict.HOLDS
+    elif lo <= 0.0:
+        v = Verdict.VIOLATED
+    else:
+        v = Verdict.NOT_CHECKED
     return CheckResult("Lemma 22 rate", {}, v, lo, a_hi, lo - a_hi, where,
                        f"smallest per-run tail decay rate of L − L_β* ({lo:.4g}; all: "
                        f"{', '.join(f'{r:.3g}' for r in rates[ok])}) vs σ_min‖β*‖/2 ≥ a "

@@ -329,6 +329,129 @@ def test_by_construction_rows_and_their_independent_rows(a3_run):
     assert r5["Lemma 5 (1) paper τ_2"].verdict == "violated"
 
 
+def _more_wrong_cases(run, ph):
+    """``name -> (wrong, control, row, control verdict)`` for the rows that ``_wrong_cases``
+    leaves out (Theorem 3, Theorem 4, Lemma 5 (1), (2), (4), Lemma 17, Lemma 12): the wrong
+    input must be ``violated`` with every hypothesis true, the correct one gives ``expect``."""
+    data, geo, traj, cfg, lam = run
+    args = (traj, data, geo, ph, lam, EPS, ALPHA0)
+    no_ext = dataclasses.replace(geo, faces=[dataclasses.replace(f, extremal=0)
+                                             for f in geo.faces])
+    wrong_beta = dataclasses.replace(ph, beta_star=ph.beta_star + 0.1)
+    W2, a2 = ph.state2
+    anti_I = dataclasses.replace(ph, state2=(np.where(ph.I[:, None], -W2, W2), a2))  # 𝗐_i → −𝗐_i
+    # every ray that is not critical (D_u ≠ 0, not extremal: the flow crosses it) declared
+    # critical: D points the same way round on both sides, the signs of Lemma 12 are opposite
+    rays = dataclasses.replace(geo, faces=[
+        dataclasses.replace(f, extremal=1) if f.shape == "ray" and not f.extremal
+        and np.linalg.norm(f.D) > C.ZERO_TOL * geo.D_max else f for f in geo.faces])
+
+    def t3(g, tr):
+        return lambda: C.check_theorem1_ii(tr, g, lam, EPS, ALPHA0, theorem3=True)
+
+    def t3i(tr):
+        return lambda: C.check_theorem1_i(tr, geo, lam, EPS, 1.0, statement="Theorem 3 (i)")
+
+    def t4(p):
+        return lambda: C.check_lemma7(*args[:3], p, *args[4:], statement="Theorem 4")
+
+    def l5(p):
+        return lambda: C.check_lemma5(*args[:3], p, *args[4:])
+
+    def l17(p):
+        return lambda: C.check_lemma17_18(*args[:3], p, *args[4:])
+
+    return {
+        "Theorem 3 (i)": (t3i(_broken_a(traj)), t3i(traj), None, "holds"),
+        "Theorem 3 (ii) alignment": (t3(geo, _inflated_w_late(traj)), t3(geo, traj),
+                                     "Theorem 3 (ii) alignment", "vacuous"),
+        "Theorem 3 (ii) extremal": (t3(no_ext, traj), t3(geo, traj), "Theorem 3 (ii) extremal",
+                                    "holds"),
+        "Theorem 4": (t4(wrong_beta), t4(ph), None, "holds"),
+        # τ_2 located for ε_2 but the row told ε_2 is twice that: Σ_𝓘 a² at τ_2 ≠ ε_2
+        "Lemma 5 (1)": (l5(dataclasses.replace(ph, eps2=2 * ph.eps2)), l5(ph), "Lemma 5 (1)",
+                        "by construction"),
+        "Lemma 5 (2), (4)": (l5(anti_I), l5(ph), "Lemma 5 (2), (4)", "holds"),
+        # the package's own Lemma 17 row (not only its independent row) sees δ' = 0.999
+        "Lemma 17": (l17(dataclasses.replace(ph, delta_prime=0.999)), l17(ph), "Lemma 17",
+                     "by construction"),
+        "Lemma 12": (lambda: C.check_lemma12(traj, rays, lam, EPS),
+                     lambda: C.check_lemma12(traj, geo, lam, EPS), None, "holds"),
+    }
+
+
+@pytest.fixture(scope="module")
+def a3_more_cases(a3_run):
+    return _more_wrong_cases(a3_run, _phases(a3_run))
+
+
+@pytest.mark.parametrize("case", ["Theorem 3 (i)", "Theorem 3 (ii) alignment",
+                                  "Theorem 3 (ii) extremal", "Theorem 4", "Lemma 5 (1)",
+                                  "Lemma 5 (2), (4)", "Lemma 17", "Lemma 12"])
+def test_more_wrong_inputs_are_violated_and_their_controls_are_not(case, a3_more_cases):
+    """A wrong input (corrupted trajectory, phase state, β*, geometry) with every hypothesis
+    intact is ``violated``; the same check on the correct input gives its usual verdict."""
+    wrong, control, row, expect = a3_more_cases[case]
+    bad = _pick((wrong, row))
+    good = _pick((control, row))
+    assert len(bad) == len(good) == 1, (bad, good)
+    assert all(bad[0].hypotheses.values()) and bad[0].verdict == "violated", bad
+    assert good[0].verdict == expect, good
+
+
+def test_lemma20_can_fail(a3_run, monkeypatch):
+    """Lemma 20 (``R_t`` decays like ``e^{−c_4 t}``): the mixed neurons of phase 3, made to grow
+    like ``e^{0.05 (t − τ_3)}`` (``R`` grows), give a negative fitted rate: ``violated``; made to
+    decay like ``e^{−0.05 (t − τ_3)}`` (rate 0.1 ≥ ``c4_lower``) it ``holds``; the correct run,
+    whose mixed neurons stay at size ~λ, is not ``violated``.  (The ε_3-sweep rows, another
+    check, are skipped for speed.)"""
+    import proofs_checks.checks.late as late
+
+    monkeypatch.setattr(late, "eps3_sweep_rows", lambda *a, **k: [])
+    data, geo, traj, cfg, lam = a3_run
+    ph = _phases(a3_run)
+    late_t = traj.t >= ph.tau3
+    S = np.einsum("kmd,nd->kmn", traj.W, traj.X)
+    mixed = (np.any(S > 0, axis=2) & np.any(S < 0, axis=2))[late_t].any(axis=0)
+    assert mixed.any()  # the setting of the test: phase 3 has mixed neurons
+
+    def lemma20(tr):
+        rs = [r for r in C.check_phase3(tr, data, geo, ph, lam, EPS, ALPHA0)
+              if r.statement == "Lemma 20"]
+        assert len(rs) == 1
+        return rs[0]
+
+    def scaled(rate):
+        W = traj.W.copy()
+        g = np.exp(rate * np.clip(traj.t - ph.tau3, 0.0, None))
+        W[np.ix_(late_t, mixed)] *= g[late_t, None, None]
+        return _perturbed(traj, W=W)
+
+    bad = lemma20(scaled(0.05))
+    assert bad.verdict == "violated" and all(bad.hypotheses.values()), bad
+    assert bad.measured < -0.05  # fitted decay rate of R: negative, R grows (≈ −0.1 for R ∝ g²)
+    assert lemma20(scaled(-0.05)).verdict == "holds"
+    assert lemma20(traj).verdict != "violated"
+
+
+def test_lemma8_on_a_dataset_can_fail():
+    """Lemma 8 on one dataset: at the worst corner of the η = 0.1 box of Assumption 3
+    (docs/lemma8.md) Assumption 5 fails (rechecked from its definition, 𝒦 = {1, 3}), so the
+    row is ``violated`` with its hypothesis (η < 1/6) true; an Assumption 3 draw ``holds``."""
+    e = 0.1
+    corner = Dataset(np.array([[-1 + e, 1.0], [-e, 1 + e], [1 - e, 1 + e]]),
+                     np.array([1.0, e, 1 + e]), name="corner")
+    r = C.check_lemma8(corner)
+    assert r.hypotheses == {"Assumption 3 (η < 1/6)": True}
+    assert r.verdict == "violated" and r.measured == 2.0, r
+    G = corner.X @ corner.X.T
+    lhs = corner.y * np.diag(G)
+    rhs = np.array([np.linalg.norm(corner.y) * np.linalg.norm(np.delete(G[k], k))
+                    for k in range(3)])
+    assert np.any(lhs[[0, 2]] <= rhs[[0, 2]])
+    assert C.check_lemma8(D.assumption3(0.1, seed=0)).verdict == "holds"
+
+
 def test_vacuous_label_and_alignment_result():
     """``vacuous`` exactly when the stated bound is ≥ the trivial 2‖D‖; a bound below it is
     decided (holds/violated); the trivial bound itself can still fail (``violated``)."""

@@ -75,6 +75,46 @@ def test_transit_rule_follows_the_same_neurons():
     assert row.verdict == "holds" and abs(row.measured - 0.5) < 1e-9
 
 
+@pytest.mark.parametrize("key,p,expect", [
+    ("lemma4", 0.1, "violated"),  # misalignment O(λ^0.1) against the claimed O(λ^ε), ε = 0.25
+    ("lemma4", 0.5, "holds"),
+    ("lemma6_3", -0.5, "violated"),  # |a^{τ_3}|/|a^0| grows like λ^{−0.5}, claim λ^{−ε}
+    ("lemma6_3", 0.0, "holds"),
+])
+def test_sweep_rate_rows_can_fail(key, p, expect):
+    """A sweep row (:func:`sweeps._rate_row`) fed points of a power law ``λ^p`` shallower than
+    its claim is ``violated``; a steep enough one ``holds`` (3 seeds, seeded noise)."""
+    lams = np.geomspace(1e-10, 1e-5, 6)
+    pts = []
+    for seed in range(3):
+        vals = _power(lams, p, seed=seed)
+        for lam, v in zip(lams, vals, strict=True):
+            if key == "lemma4":
+                pts.append(_point(lam, seed, [v], [False]))
+            else:
+                pts.append(S.Point(lam, seed, {key: v}, {key: ""}, {}, 0.0))
+    row = S._rate_row(key, pts, 0.25, 1.0)
+    assert row.verdict == expect, row
+    assert abs(row.measured - p) < 0.05
+
+
+@pytest.mark.parametrize("rates, expect", [
+    ((-0.5, 0.8, 0.9), "violated"),  # one run's loss gap grows: no rate a > 0 can hold
+    ((0.0, 0.8, 0.9), "violated"),  # nor a gap that does not decay
+    ((0.1, 0.8, 0.9), "not checked"),  # decays, below σ_min‖β*‖/2 (a's lower bound not known here)
+    ((0.3, 0.8, 0.9), "holds"),
+])
+def test_lemma22_sweep_row_can_fail(rates, expect):
+    """The sweep's Lemma 22 row (:func:`sweeps._lemma22_row`, ``a ≤ σ_min‖β*‖/2 = 0.25``)
+    is ``violated`` where a run's tail rate is not positive (before session 34 it could only
+    say ``holds`` or ``not checked``)."""
+    pts = [S.Point(lam, 0, {"lemma22": r}, {"lemma22": ""}, {}, 0.0)
+           for lam, r in zip((1e-6, 1e-7, 1e-8), rates, strict=True)]
+    row = S._lemma22_row(pts, 0.25)
+    assert row.verdict == expect, row
+    assert row.measured == min(rates)
+
+
 def test_machine_precision_rule_excludes_points():
     lams = [1e-5, 1e-7, 1e-9, 1e-11]
     pts = [_point(lam, 0, [max(lam**0.5, 1e-17)], [False]) for lam in lams]
