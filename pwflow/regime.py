@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from .bisection import bisect_batched, bisection_nodes
 from .dense import propagators_at, quadratic_form_at
-from .filippov import VELOCITY_RTOL, slope_codes
+from .filippov import VELOCITY_RTOL, BranchPolicy, select, slope_codes
 from .vector_field import CollectiveField
 
 Array = NDArray[np.float64]
@@ -77,11 +77,13 @@ class RegimeMixin:
         self._regime = regime
         rs = regime[1]
         n = self.n
-        watched = rs.shape == (n + self._class_weights().shape[0],)  # (0,): nothing watched
+        n_cls = self._class_weights().shape[0]
+        # (0,): nothing watched; the dependent faces' verdicts follow the classes' signs
+        watched = rs.shape == (n + n_cls + len(self._dependent_watch()),)
         self._held_zero = (self._regime_watched & (rs[:n] == 0) if watched
                            else np.zeros(n, dtype=bool))
         # the classes' residuals resolved to 0 or not, held so as the points' are
-        self._class_held = rs[n:] if watched else None
+        self._class_held = rs[n:n + n_cls] if watched else None
         r = self._resolved_last
         self._held_live = None
         if r is not None and r.shape == (n,):
@@ -242,13 +244,83 @@ class RegimeMixin:
         hyperplane of a watched face, then the classes whose hyperplane is one."""
         Wc = self._class_weights()
         watched = self._regime_watched
-        if Wc.shape[0] == 0:
-            return watched
         cached = self.__dict__.get("_watched_for")  # fixed until the next solver start
         if cached is None or cached[0] is not watched:
             cached = self._watched_for = (watched, np.concatenate(
-                [watched, np.any((Wc > 0) & watched, axis=1)]))
+                [watched, np.any((Wc > 0) & watched, axis=1),
+                 np.ones(len(self._dependent_watch()), dtype=bool)]))
         return cached[1]
+
+    def _dependent_watch(self) -> list[tuple[int, float, bool]]:
+        """The occupied watched faces whose free hyperplanes are linearly dependent (their
+        classes' points span less than their number, e.g. four points in a plane and a
+        neuron on all four hyperplanes), with each sign of ``a`` among their neurons at the
+        solver start and whether the neuron is still at rest where it started (the exit
+        rule's ``at_rest``): ``(face, sign, at_rest)``, fixed until the next start.
+
+        On such a face no hyperplane can be left alone, so no slope reaches a bound when a
+        joint departure (leave all but one hyperplane, slide along that one away from the
+        intersection) becomes a continuation of the flow: the minimal-norm slopes stay
+        inside their box.  :func:`~pwflow.filippov.select` sees it (a ``branch``; under the
+        ``'gd'`` policy the departure, gradient descent's), and :meth:`_watched_signs` reads
+        its verdict at every regime reading, so that its change is a face event located like
+        a sign change of ``r_k`` (session 34: a neuron on four hyperplanes of rank 2, d = 4,
+        held 1.27 time units where gradient descent left at t = 0.0047)."""
+        faces = self._regime_faces
+        cached = self.__dict__.get("_dependent_for")
+        if cached is not None and cached[0] is faces:
+            return cached[1]
+        pairs: set[tuple[int, float, bool]] = set()
+        a_start = self._Zs[:, self.d]
+        for p in faces[self._dependent_faces(faces)].tolist():
+            js = np.flatnonzero(self.pat == p)
+            pairs.update((p, float(sg), bool(rest)) for sg, rest in
+                         zip(np.sign(a_start[js]).tolist(), self._at_rest[js].tolist(),
+                             strict=True) if sg != 0.0)
+        out = sorted(pairs)
+        self._dependent_for = (faces, out)
+        return out
+
+    def _dependent_faces(self, faces: NDArray[np.intp]) -> NDArray[np.bool_]:
+        """Which ``faces`` have linearly dependent free hyperplanes (three at least: two are
+        dependent only if parallel, one class) meeting in more than ``w = 0`` (a neuron at
+        the origin leaves it by :func:`~pwflow.filippov.through_origin`), each face decided
+        once (a face's row never changes)."""
+        cand = (self.table.nfree[faces] >= 3) & (self.table.dim[faces] > 0)
+        if not np.any(cand):
+            return cand
+        known = self.__dict__.get("_dependent_known")
+        size = int(faces.max()) + 1
+        if known is None or known[0].size < size:
+            grown = (np.zeros(size, dtype=bool), np.zeros(size, dtype=bool))
+            if known is not None:
+                grown[0][: known[0].size] = known[0]
+                grown[1][: known[1].size] = known[1]
+            known = self._dependent_known = grown
+        done, dep = known
+        for p in faces[cand & ~done[faces]].tolist():
+            dep[p] = self.geometry.dependent(np.flatnonzero(self.table.U[p] == 0))
+            done[p] = True
+        return cand & dep[faces]
+
+    def _dependent_departures(self, r: Array) -> NDArray[np.int8]:
+        """Whether :func:`~pwflow.filippov.select` under the ``'gd'`` policy leaves a hyperplane
+        (another continuation than staying on all of them exists: a branch under either
+        policy) for each entry of :meth:`_dependent_watch`, at the residuals ``r`` (``(...,
+        n)``): ``(..., len(entries))``, 1 where it does."""
+        pairs = self._dependent_watch()
+        out = np.zeros(r.shape[:-1] + (len(pairs),), dtype=np.int8)
+        if not pairs:
+            return out
+        rows = r.reshape(-1, self.n)
+        flat = out.reshape(-1, len(pairs))
+        for i, row in enumerate(rows):
+            for c, (p, sg, rest) in enumerate(pairs):
+                sel = select(sg, self.table.U[p], self.X, row, self.gamma,
+                             policy=BranchPolicy.GRADIENT_DESCENT, at_rest=rest,
+                             geometry=self.geometry)
+                flat[i, c] = bool(np.any(sel.signs != 0))
+        return out
 
     def _watched_signs(self, r: Array, r_tol: Array) -> NDArray[np.int8]:
         """Signs of the watched ``r_k`` (resolved ones), then of the classes' residuals
@@ -257,14 +329,17 @@ class RegimeMixin:
         n_classes)``; 0 where not watched."""
         mask = self._watched_mask()
         Wc = self._class_weights()
-        if Wc.shape[0] == 0:  # no parallel points: the points' signs alone
-            return np.where(mask, np.sign(r), 0).astype(np.int8)
-        rho, tol = r @ Wc.T, r_tol @ Wc.T
-        held = self._class_held
-        if held is not None and held.shape == tol.shape[-1:]:
-            tol = np.where(held == 0, RESOLUTION_HYSTERESIS * tol, tol / RESOLUTION_HYSTERESIS)
-        signs = np.concatenate([np.sign(r), np.where(np.abs(rho) > tol, np.sign(rho), 0.0)],
-                               axis=-1)
+        parts = [np.sign(r)]
+        if Wc.shape[0]:
+            rho, tol = r @ Wc.T, r_tol @ Wc.T
+            held = self._class_held
+            if held is not None and held.shape == tol.shape[-1:]:
+                tol = np.where(held == 0, RESOLUTION_HYSTERESIS * tol,
+                               tol / RESOLUTION_HYSTERESIS)
+            parts.append(np.where(np.abs(rho) > tol, np.sign(rho), 0.0))
+        if len(self._dependent_watch()):
+            parts.append(self._dependent_departures(r))
+        signs = np.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
         return np.where(mask, signs, 0).astype(np.int8)
 
     def _signs_changed(self, new: NDArray[np.int8], old: NDArray[np.int8]) -> NDArray[np.intp]:
@@ -274,8 +349,12 @@ class RegimeMixin:
         diff = new != old
         n = self.n
         ks = diff[:n].copy()
-        if diff.size > n:
-            ks |= np.any(self._class_weights()[diff[n:]] > 0, axis=0)
+        n_cls = self._class_weights().shape[0]
+        if n_cls:
+            ks |= np.any(self._class_weights()[diff[n:n + n_cls]] > 0, axis=0)
+        for c in np.flatnonzero(diff[n + n_cls:]).tolist():
+            # a dependent face's verdict (:meth:`_dependent_departures`): its free points
+            ks |= self.table.U[self._dependent_watch()[c][0]] == 0
         return np.flatnonzero(ks)
 
     def _several_slopes_regime(self, r: Array, vres: Array,

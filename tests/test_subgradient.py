@@ -542,3 +542,42 @@ def test_pinned_gap_changes_sign_where_the_slope_reaches_its_bound():
     assert gaps[0] < 0 < gaps[2] and abs(gaps[1]) < 1e-15
     assert gaps[2] == pytest.approx(-gaps[0], rel=1e-9)
 
+
+
+def _exact_pair_minimiser(b, z1, z2):
+    """The unconstrained minimiser of ``‖b + η₁ z₁ + η₂ z₂‖`` in exact rationals."""
+    from fractions import Fraction as Fr
+
+    Z1, Z2, B = ([Fr(float(v)) for v in u] for u in (z1, z2, b))
+    g11, g22 = sum(v * v for v in Z1), sum(v * v for v in Z2)
+    g12 = sum(u * v for u, v in zip(Z1, Z2, strict=True))
+    c1 = sum(u * v for u, v in zip(B, Z1, strict=True))
+    c2 = sum(u * v for u, v in zip(B, Z2, strict=True))
+    det = g11 * g22 - g12 * g12
+    return (-c1 * g22 + c2 * g12) / det, (-c2 * g11 + c1 * g12) / det
+
+
+def test_pair_slopes_keeps_an_interior_minimiser_that_an_edge_ties_by_rounding(monkeypatch):
+    """An interior minimiser 4e-9 inside the box ``[0.5, 1]²`` (400 seeded rows, d = 3, the
+    residual 1 off the plane of ``z₁, z₂``): the objective grows towards the edge by ~1e-17,
+    below the rounding of the norms compared.  :func:`pair_slopes` keeps the interior point
+    in every row (the exact rational minimiser, to 1e-12); with the tie margin ``_NORM_TIE``
+    set to 0 (the code before session 31) rounding hands some rows to the edge ``η₁ = 0.5``
+    (73 of 400 on the development host; which rows depends on the host's rounding, which is
+    why the run-level consequence, ``test_integrator.py``'s double exit 3.1e-7 early, was
+    seen on one host and not on another)."""
+    from pwflow import subgradient
+
+    rng = np.random.default_rng(0)
+    n, lo, hi, inside = 400, 0.5, 1.0, 4e-9
+    z1, z2 = rng.normal(size=(n, 3)), rng.normal(size=(n, 3))
+    normal = np.cross(z1, z2)
+    normal /= np.linalg.norm(normal, axis=1)[:, None]
+    b = -((lo + inside) * z1 + 0.75 * z2) + normal
+    exact = np.array([[float(v) for v in _exact_pair_minimiser(*rows)]
+                      for rows in zip(b, z1, z2, strict=True)])
+    assert np.all(exact[:, 0] > lo + 0.9 * inside)  # interior, exactly
+    eta = subgradient.pair_slopes(b, z1, z2, lo, hi)
+    assert np.all(eta[:, 0] > lo) and np.max(np.abs(eta - exact)) < 1e-12  # measured 8e-15
+    monkeypatch.setattr(subgradient, "_NORM_TIE", 0.0)
+    assert np.any(subgradient.pair_slopes(b, z1, z2, lo, hi)[:, 0] == lo)
