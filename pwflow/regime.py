@@ -251,6 +251,14 @@ class RegimeMixin:
                  np.ones(len(self._dependent_watch()), dtype=bool)]))
         return cached[1]
 
+    #: faces with more free hyperplanes than this are not watched by :meth:`_dependent_watch`:
+    #: each reading is a :func:`~pwflow.filippov.select` per face, whose search of the
+    #: arrangement grows with them (twelve hyperplanes of rank 4, d = 7,
+    #: ``test_a_neuron_orthogonal_to_twelve_points_of_rank_four_is_decided_in_polynomial_time``:
+    #: 5 min with them watched, against seconds); their departures are decided where the
+    #: neuron arrives or an exit or a sign change re-decides it, as before session 34
+    DEPENDENT_WATCH_MAX = 6
+
     def _dependent_watch(self) -> list[tuple[int, float, bool]]:
         """The occupied watched faces whose free hyperplanes are linearly dependent (their
         classes' points span less than their number, e.g. four points in a plane and a
@@ -265,11 +273,18 @@ class RegimeMixin:
         ``'gd'`` policy the departure, gradient descent's), and :meth:`_watched_signs` reads
         its verdict at every regime reading, so that its change is a face event located like
         a sign change of ``r_k`` (session 34: a neuron on four hyperplanes of rank 2, d = 4,
-        held 1.27 time units where gradient descent left at t = 0.0047)."""
+        held 1.27 time units where gradient descent left at t = 0.0047).  Under the ``'gd'``
+        policy only (empty otherwise)."""
         faces = self._regime_faces
         cached = self.__dict__.get("_dependent_for")
         if cached is not None and cached[0] is faces:
             return cached[1]
+        if self.policy is not BranchPolicy.GRADIENT_DESCENT:
+            # the minimal-norm continuation stays, which it is: watched, this only logged the
+            # branch, at a select per face and reading (low-rank d = 3, explore_long seed 305,
+            # t = 1 100: 325 s against 9.5 s unwatched)
+            self._dependent_for = (faces, [])
+            return []
         pairs: set[tuple[int, float, bool]] = set()
         a_start = self._Zs[:, self.d]
         for p in faces[self._dependent_faces(faces)].tolist():
@@ -286,7 +301,8 @@ class RegimeMixin:
         dependent only if parallel, one class) meeting in more than ``w = 0`` (a neuron at
         the origin leaves it by :func:`~pwflow.filippov.through_origin`), each face decided
         once (a face's row never changes)."""
-        cand = (self.table.nfree[faces] >= 3) & (self.table.dim[faces] > 0)
+        nfree = self.table.nfree[faces]
+        cand = (nfree >= 3) & (nfree <= self.DEPENDENT_WATCH_MAX) & (self.table.dim[faces] > 0)
         if not np.any(cand):
             return cand
         known = self.__dict__.get("_dependent_known")

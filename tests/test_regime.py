@@ -437,17 +437,13 @@ def test_a_departure_from_dependent_hyperplanes_unwatched_keeps_the_neuron_held(
     assert np.max(np.abs(np.array(_DEP_X)[:4] @ tr.state(0.3)[0][0])) < 1e-12
 
 
-def test_a_departure_from_dependent_hyperplanes_is_a_branch_under_the_minimal_norm_rule():
+def test_the_default_policy_keeps_the_minimal_norm_continuation_on_dependent_hyperplanes():
     """Under the default policy the neuron stays on the intersection (the minimal-norm
-    continuation) and the run logs the branch where the departure appears (its own
-    trajectory, so another time than under ``'gd'``), before gradient descent is 13 gaps
-    away (t = 0.05)."""
+    continuation, a solution of Eq. (2)) and the faces are not watched: there the watch only
+    logged the branch, at a ``select`` per face and reading (session 34: 325 s against 9.5 s
+    on a low-rank d = 3 run held on such faces; the branch rows there are a known gap,
+    docs/integrator.md)."""
     data, init = _dependent_problem()
     tr = pwflow.simulate(data, init, 0.3)
-    ev = tr.events
-    mine = ((np.asarray(ev["neuron"]) == 0)
-            & (np.asarray(ev["kind"]) == int(pwflow.EventKind.BRANCH)))
-    t_b = float(np.asarray(ev["t"])[mine][0])
-    assert 0.0 < t_b < 0.05
-    assert _departure_margin(*tr.state(t_b - 1e-9)) < 0.0 < _departure_margin(*tr.state(t_b + 1e-9))
+    assert tr.status == 0
     assert np.max(np.abs(np.array(_DEP_X)[:4] @ tr.state(0.3)[0][0])) < 1e-12
