@@ -305,19 +305,13 @@ class RegimeMixin:
         cand = (nfree >= 3) & (nfree <= self.DEPENDENT_WATCH_MAX) & (self.table.dim[faces] > 0)
         if not np.any(cand):
             return cand
-        known = self.__dict__.get("_dependent_known")
-        size = int(faces.max()) + 1
-        if known is None or known[0].size < size:
-            grown = (np.zeros(size, dtype=bool), np.zeros(size, dtype=bool))
-            if known is not None:
-                grown[0][: known[0].size] = known[0]
-                grown[1][: known[1].size] = known[1]
-            known = self._dependent_known = grown
-        done, dep = known
-        for p in faces[cand & ~done[faces]].tolist():
-            dep[p] = self.geometry.dependent(np.flatnonzero(self.table.U[p] == 0))
-            done[p] = True
-        return cand & dep[faces]
+        memo = self.__dict__.setdefault("_dependent_known", {})
+        for i in np.flatnonzero(cand).tolist():
+            p = int(faces[i])
+            if p not in memo:
+                memo[p] = self.geometry.dependent(np.flatnonzero(self.table.U[p] == 0))
+            cand[i] = memo[p]
+        return cand
 
     def _dependent_departures(self, r: Array) -> NDArray[np.int8]:
         """Whether :func:`~pwflow.filippov.select` under the ``'gd'`` policy leaves a hyperplane
@@ -365,9 +359,10 @@ class RegimeMixin:
         diff = new != old
         n = self.n
         ks = diff[:n].copy()
-        n_cls = self._class_weights().shape[0]
+        Wc = self._class_weights()
+        n_cls = Wc.shape[0]
         if n_cls:
-            ks |= np.any(self._class_weights()[diff[n:n + n_cls]] > 0, axis=0)
+            ks |= np.any(Wc[diff[n:n + n_cls]] > 0, axis=0)
         for c in np.flatnonzero(diff[n + n_cls:]).tolist():
             # a dependent face's verdict (:meth:`_dependent_departures`): its free points
             ks |= self.table.U[self._dependent_watch()[c][0]] == 0
@@ -657,8 +652,9 @@ class RegimeMixin:
         if not g1 > 0.0:
             return None
         if g0 < (0.0 if floor is None else -floor):
-            return brentq(gap, t0, hi, xtol=2 * np.spacing(abs(hi)),
-                          rtol=4 * np.finfo(float).eps)
+            ends = {t0: g0, hi: g1}  # Brent's method starts from the ends: not evaluated twice
+            return brentq(lambda t: ends[t] if t in ends else gap(t), t0, hi,
+                          xtol=2 * np.spacing(abs(hi)), rtol=4 * np.finfo(float).eps)
         if floor is None and g0 >= 0.0:  # due at the step start already: just after it
             return float(np.nextafter(t0, np.inf))
         return None
