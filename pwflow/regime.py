@@ -520,7 +520,10 @@ class RegimeMixin:
         if placed is not None:  # earlier than the regime reads it: only those exits, there
             hi, exits = placed
             rsign = regime([hi])[1][0]
-        r_hi = self._field.residuals(propagators_at(F, (hi - t0) / h, faces=occ))
+        # the exit rule decides on the residuals the regime read (resolved): a raw r_k at
+        # the time its sign is first read as 0 is still on its old side, and a branch was
+        # read from it
+        r_hi = self._resolved_residuals(propagators_at(F, (hi - t0) / h, faces=occ))[0]
         self._rsign_at = (hi, rsign, r_hi, self._watched_mask().copy())
         return hi, exits
 

@@ -4,6 +4,8 @@ direct computation."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -266,6 +268,7 @@ def _scripted_search(monkeypatch, out: dict[int, list[tuple[float, float]]], t0=
         _regime=(np.zeros((P, n), np.int8), np.ones(n, np.int8)),
         _regime_faces=np.arange(P), _regime_plan=None, _regime_watched=np.ones(n, bool),
         _field=types.SimpleNamespace(occupied=np.arange(P), residuals=lambda Phi: np.zeros(n)),
+        _resolved_residuals=lambda Phi: (np.zeros(n), np.zeros(n)),
         table=types.SimpleNamespace(U=(1 - np.eye(P, n)).astype(np.int8)), _P=P, pat=np.arange(P),
         _face_regime_at=read, _watched_mask=lambda: np.ones(n, bool),
         _signs_changed=lambda new, old: np.flatnonzero(new != old),
@@ -447,3 +450,75 @@ def test_the_default_policy_keeps_the_minimal_norm_continuation_on_dependent_hyp
     tr = pwflow.simulate(data, init, 0.3)
     assert tr.status == 0
     assert np.max(np.abs(np.array(_DEP_X)[:4] @ tr.state(0.3)[0][0])) < 1e-12
+
+
+# --------------------------------------------- a repulsive stretch ends: no branch point there
+# A draw of ``test_batched_equals_strict_on_random_problems`` (thorough profile, session 35;
+# ``tests/data/branch_end.npz``: d = 2 with bias, n = 5, m = 20, γ = 0, scale 0.1).  Nine
+# neurons rest on x_4's hyperplane (every other point inactive); a_j r_4 turns negative at
+# t = 9.2833 (their mode turns repulsive: a branch point) and positive again at t = 14.9675
+# (attractive again: none).  The residual passes through its resolution to 0 first, and the
+# exit rule read it there on the raw residuals (r_4 = +4.5e-11, still on its old side): nine
+# more BRANCH rows, on the batched path and at rtol = 1e-13 but not on the strict path.
+
+
+_BRANCH_END = np.load(Path(__file__).parent / "data" / "branch_end.npz")
+
+
+def _branch_end_runs(options):
+    data = pwflow.Dataset(_BRANCH_END["X"], _BRANCH_END["y"])
+    init = pwflow.from_arrays(0.1 * _BRANCH_END["W"], 0.1 * _BRANCH_END["a"])
+    return [simulate(data, init, 20.0, gamma=0.0, options=o) for o in options]
+
+
+_BRANCH_END_OPTIONS = (pwflow.FlowOptions(stiff_after=2),
+                       pwflow.FlowOptions(batch_tol=0.0, stiff_solver=None),
+                       pwflow.FlowOptions(batch_tol=0.0, stiff_solver=None, rtol=1e-13))
+
+
+def _repulsive_turns(tr, delta=1e-6):
+    """For each BRANCH row of ``tr``: ``a_j r_k`` just before and just after it, and
+    ``|<w_j, x_k>|`` after it, from the trajectory's states (square loss: ``r = h − y``)."""
+    X, y = _BRANCH_END["X"], _BRANCH_END["y"]
+    rows = []
+    for i in np.flatnonzero(tr.events["kind"] == pwflow.EventKind.BRANCH):
+        t, j, k = float(tr.events["t"][i]), int(tr.events["neuron"][i]), int(tr.events["k"][i])
+        ar = []
+        for s in (-delta, delta):
+            W, a = tr.state(t + s)
+            ar.append(a[j] * ((a[:, None] * np.maximum(W @ X.T, 0.0)).sum(0) - y)[k])
+        rows.append((t, j, k, ar[0], ar[1], abs(float(W[j] @ X[k]))))
+    return rows
+
+
+def test_a_repulsive_mode_turning_attractive_is_not_a_branch_point():
+    runs = _branch_end_runs(_BRANCH_END_OPTIONS)
+    keys = [sorted(zip(tr.events["neuron"].tolist(), tr.events["k"].tolist(),
+                       tr.events["kind"].tolist(), strict=True)) for tr in runs]
+    assert keys[0] == keys[1] == keys[2]
+    for tr in runs:
+        rows = _repulsive_turns(tr)
+        assert len(rows) == 10  # neuron 16 at t = 6.988, nine neurons at t = 9.2833
+        for t, j, k, before, after, off in rows:
+            # the mode turns repulsive here (a_j r_k from > 0 to < 0), on the hyperplane
+            assert before > 0 > after and off <= 1e-12, (t, j, k, before, after, off)
+
+
+def test_the_exit_rule_on_raw_residuals_reads_a_branch_where_a_mode_turns_attractive(
+        monkeypatch):
+    # the mechanism off: the exit rule at a located sign change decides on the raw residuals
+    from pwflow.regime import RegimeMixin
+
+    located = RegimeMixin._face_events
+
+    def raw_face_events(self, F, t0, t1, end=None):
+        hi, exits = located(self, F, t0, t1, end)
+        occ = self._field.occupied
+        raw = self._field.residuals(propagators_at(F, (hi - t0) / (t1 - t0), faces=occ))
+        self._rsign_at = self._rsign_at[:2] + (raw,) + self._rsign_at[3:]
+        return hi, exits
+
+    monkeypatch.setattr(RegimeMixin, "_face_events", raw_face_events)
+    (fast,) = _branch_end_runs(_BRANCH_END_OPTIONS[:1])
+    wrong = [row for row in _repulsive_turns(fast) if not row[3] > 0 > row[4]]
+    assert len(wrong) == 9 and all(abs(row[0] - 14.9675) < 1e-4 and row[4] > 0 for row in wrong)
