@@ -19,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from .bisection import bisect_batched, bisection_nodes
+from .bisection import bisect, bisect_batched, bisection_nodes
 from .dense import propagators_at, quadratic_form_at
 from .filippov import VELOCITY_RTOL, BranchPolicy, select, slope_codes
 from .vector_field import CollectiveField
@@ -31,6 +31,17 @@ Array = NDArray[np.float64]
 #: ~20 ulp measured on an output exactly 0 (degenerate campaign camp9), with a margin of 20;
 #: far below ``rtol`` so that it decides only where ``h_k`` and ``y_k`` are both ~0
 OUTPUT_ROUNDING = 1e-13
+
+
+#: rounding of the pinned gap (:func:`~pwflow.subgradient.pinned_gap`) relative to the size of
+#: its terms, ``(‖b‖ + Σ_k ‖z_k‖) ‖z_i‖``: a gap within it of 0 is neither side of 0
+#: (:meth:`RegimeMixin._gap_root`; Brent's method reads the gap itself).  On
+#: linearly dependent hyperplanes the gap of a slope pinned at its bound is 0 while the neuron
+#: is held (the other slopes make up for it: four points of rank 2, d = 4, measured at most
+#: 0.75 ulp of that size over t ∈ [0.9, 1.29]; a jump exit due at a step start, 170 ulp);
+#: read as ``>= 0`` it made a jump exit due at the step start, up to 0.1 before the
+#: regime's change, and as ``< 0`` a root of its noise (session 35, ``tests/test_regime.py``)
+GAP_ROUNDING = 1e-13
 
 
 #: hysteresis of the resolution of ``r_k`` (:meth:`HybridFlow._resolved_residuals`): an
@@ -594,7 +605,8 @@ class RegimeMixin:
 
     def _exit_gap(self, p: int, k: int, upper: bool, a_sign: Array,
                   reading: tuple[Array, Array, Array], residuals: Callable[[float], Array]
-                  ) -> tuple[tuple[int, bool], Callable[[float], float], float | None]:
+                  ) -> tuple[tuple[int, bool], Callable[[float], tuple[float, float]],
+                             float | None]:
         """The exit of the slope on ``x_k`` at its upper (lower) bound on face ``p``, for
         :meth:`_exit_time`: a key shared by the exits that are one (the members of a class
         of parallel points), the pinned gap (:func:`~pwflow.subgradient.pinned_gap`) as a
@@ -637,30 +649,44 @@ class RegimeMixin:
             b, Z, _ = subgradient_parts(u, self.X, residuals(t), gamma)
             if classes is not None:
                 b, Z, _ = class_columns(b, Z, *classes, gamma)
-            return pinned_gap(b, Z, i_par, up, gamma, 1.0)
+            size = np.linalg.norm(b) + np.sum(np.linalg.norm(Z, axis=0))
+            return (pinned_gap(b, Z, i_par, up, gamma, 1.0),
+                    GAP_ROUNDING * size * np.linalg.norm(Z[:, i_par]))
 
         return (i_par, up), gap, floor
 
     @staticmethod
-    def _gap_root(gap: Callable[[float], float], t0: float, hi: float,
+    def _gap_root(gap: Callable[[float], tuple[float, float]], t0: float, hi: float,
                   floor: float | None = None) -> float | None:
-        """Where the pinned gap turns non-negative in ``(t0, hi]`` (:meth:`_exit_time`): its
-        root by Brent's method to a few ulp; ``None`` where it is not positive at ``hi``.
-        Where it is non-negative at ``t0`` already, one ulp after ``t0`` (``floor`` ``None``:
-        a jump exit) or ``None``; ``floor``: the root only where the gap at ``t0`` is below
-        ``−floor``, ``None`` otherwise (an exit to the bound's own side)."""
+        """Where the pinned gap turns positive in ``(t0, hi]`` (:meth:`_exit_time`): its root
+        by Brent's method to a few ulp; ``None`` where it is not positive at ``hi``.  ``gap``
+        returns the gap and its rounding (:data:`GAP_ROUNDING`).  A jump exit (``floor``
+        ``None``) whose gap is positive beyond its rounding at ``t0`` is due: one ulp after
+        ``t0``; one whose gap is within its rounding of 0 there (the previous cut at its
+        root, or a slope on linearly dependent hyperplanes, whose pinned gap is 0 while the
+        neuron is held) leaves where the gap first exceeds its rounding (bisection to 4 ulp:
+        no sign change to bracket on a gap held at 0).  ``floor``: an exit to the bound's own
+        side, placed at the root only where the gap at ``t0`` is below ``−floor``, else
+        ``None``."""
         from scipy.optimize import brentq
 
-        g0, g1 = gap(t0), gap(hi)
-        if not g1 > 0.0:
+        (g0, e0), (g1, e1) = gap(t0), gap(hi)
+        if not g1 > e1:
             return None
-        if g0 < (0.0 if floor is None else -floor):
+        if g0 < -(e0 if floor is None else max(floor, e0)):
             ends = {t0: g0, hi: g1}  # Brent's method starts from the ends: not evaluated twice
-            return brentq(lambda t: ends[t] if t in ends else gap(t), t0, hi,
+            return brentq(lambda t: ends[t] if t in ends else gap(t)[0], t0, hi,
                           xtol=2 * np.spacing(abs(hi)), rtol=4 * np.finfo(float).eps)
-        if floor is None and g0 >= 0.0:  # due at the step start already: just after it
+        if floor is not None:
+            return None
+        if g0 > e0:  # due at the step start already: just after it
             return float(np.nextafter(t0, np.inf))
-        return None
+
+        def positive(t: float) -> bool:
+            g, e = gap(t)
+            return g > e
+
+        return bisect(t0, hi, positive, [t0, hi])
 
     def _regime_grid(self, t0: float, t1: float) -> list[float]:
         """The times at which :meth:`_face_events` reads every watched face first: the

@@ -1134,7 +1134,14 @@ def test_snapshots_agree_with_runs_ending_there(kind, data):
     is the state a run ending at that time returns, to the integration tolerance: drawn
     problems in d = 2–5 (``multi_active``: several hyperplanes active at once, d = 3–5), three
     drawn times, compared up to the first branch point (after it the two runs may take
-    different solutions of Eq. (2))."""
+    different solutions of Eq. (2)).
+
+    Where the two differ by more than that, the snapshot is held to the state itself (a run
+    at rtol = 1e-13) as closely as the run ending there is: an ill-conditioned event before
+    ``T`` puts both off by more than the tolerance, each by its own steps (session 35,
+    thorough profile: d = 5, n = 3, a jump exit at t = 1.80694 whose pinned gap rises at
+    8e-6 per unit time, the exit 1.7e-8 late at rtol = 1e-10 and the state 4.9e-9 off
+    afterwards, the snapshot and the end 1.05e-8 apart)."""
     prob = data.draw(problems(20.0) if kind == "generic" else multi_active_problems(20.0))
     fracs = sorted(data.draw(st.lists(st.floats(0.05, 0.95), min_size=3, max_size=3,
                                       unique=True)))
@@ -1153,7 +1160,14 @@ def test_snapshots_agree_with_runs_ending_there(kind, data):
         z, z_end = (np.concatenate([r.W[j].ravel(), r.a[j]]) for r, j in ((tr, i), (end, -1)))
         if first_branch_after_start(end) <= T:
             continue
-        assert np.linalg.norm(z - z_end) <= 1e-9 * (1.0 + np.linalg.norm(z_end)), (T, prob)
+        tol = 1e-9 * (1.0 + np.linalg.norm(z_end))
+        if np.linalg.norm(z - z_end) <= tol:
+            continue
+        tight = simulate(prob.data(), prob.init(), float(T), gamma=prob.gamma, loss=prob.loss,
+                         options=FlowOptions(rtol=1e-13, atol=1e-15))
+        z_ref = np.concatenate([tight.W[-1].ravel(), tight.a[-1]])
+        own = np.linalg.norm(z_end - z_ref)
+        assert np.linalg.norm(z - z_ref) <= max(tol, 2.0 * own), (T, own, prob)
 
 
 def test_the_state_at_an_event_inside_a_long_step_is_within_tolerance(monkeypatch):
@@ -1418,7 +1432,7 @@ def test_a_pair_exit_read_late_fails_the_check(monkeypatch):
     def skip_classes(self, p, *args):
         key, gap, floor = real(self, p, *args)
         if self.table.classes_of(p) is not None:
-            gap = lambda t: 0.0  # noqa: E731 (not positive at the read time: kept there)
+            gap = lambda t: (0.0, 0.0)  # noqa: E731 (not positive at the read time: kept there)
         return key, gap, floor
 
     monkeypatch.setattr(regime.RegimeMixin, "_exit_gap", skip_classes)

@@ -452,6 +452,96 @@ def test_the_default_policy_keeps_the_minimal_norm_continuation_on_dependent_hyp
     assert np.max(np.abs(np.array(_DEP_X)[:4] @ tr.state(0.3)[0][0])) < 1e-12
 
 
+def _r6(tr, t):
+    """``r_6`` (square loss: ``h_6 − y_6``) from the trajectory's state at ``t``."""
+    W, a = tr.state(t)
+    return float(a @ np.maximum(W @ np.array(_DEP_X[6]), 0.0) - _DEP_Y[6])
+
+
+def _held_velocity(tr, t):
+    """The minimal-norm field of neuron 0's face (free on ``x_0 … x_3``, ``x_4``, ``x_5``
+    inactive, ``x_6`` active) at the residuals of ``tr`` at ``t``: its largest normal velocity
+    on the four hyperplanes, from scipy's BVLS (``lsq_linear``), not pwflow's solver."""
+    from scipy.optimize import lsq_linear
+
+    X, y = np.array(_DEP_X), np.array(_DEP_Y)
+    W, a = tr.state(t)
+    r = a @ np.maximum(W @ X.T, 0.0) - y
+    n = X.shape[0]
+    b = -r[6] * X[6] / n
+    Z = -(r[:4, None] * X[:4]).T / n
+    eta = lsq_linear(Z, -b, bounds=(0.0, 1.0), method="bvls", tol=1e-15).x
+    return float(np.max(np.abs(X[:4] @ (b + Z @ eta))))
+
+
+def test_the_minimal_norm_continuation_leaves_the_dependent_hyperplanes_where_r6_reaches_0():
+    """Under the default policy neuron 0 stays on the four hyperplanes (rank 2) while a
+    tangent field exists with slopes in ``[0, 1]``: the face's fixed part is
+    ``b = −r_6 x_6 / n`` (``x_6`` its only active point), which the free columns
+    ``−r_k x_k / n`` must cancel on ``span(x_0 … x_3)``; held, the slopes shrink with
+    ``|r_6|`` and are 0 where ``r_6`` reaches 0 (at a rate ~0.1), past which holding needs
+    negative slopes.  The exit is there, at rtol = 1e-10 and 1e-13 alike (``r_6`` then turns
+    back, the neuron's departure moving ``h_6``); independently, the minimal-norm field of
+    the held face (scipy's BVLS) is tangent 0.01 before it.
+
+    Session 35: the pinned gap of a slope on dependent hyperplanes is 0 while the neuron is
+    held (the other slopes make up for the pinned one), and read as ``>= 0`` it made the exit
+    due at the start of the step in which ``r_6`` reached 0: exits at t = 1.254, 1.214,
+    1.300 and 1.3025 at rtol = 1e-10, 1e-11, 1e-12 and 1e-13 against 1.31685, final states
+    2e-3 apart (the multi-active strategy's draws 38–40)."""
+    data, init = _dependent_problem()
+    runs = [pwflow.simulate(data, init, 5.0, options=pwflow.FlowOptions(rtol=rtol))
+            for rtol in (1e-10, 1e-13)]
+    exits = []
+    for tr in runs:
+        assert tr.status == 0, tr.message
+        ev = tr.events
+        left = ((np.asarray(ev["neuron"]) == 0)
+                & (np.asarray(ev["kind"]) == int(pwflow.EventKind.LEAVE_SLIDING)))
+        assert sorted(np.asarray(ev["k"])[left].tolist()) == [0, 1, 3]
+        t_exit = float(np.asarray(ev["t"])[left][0])
+        exits.append(t_exit)
+        assert abs(_r6(tr, t_exit)) <= 1e-9, (t_exit, _r6(tr, t_exit))
+        before = [_r6(tr, t) for t in np.linspace(1.2, t_exit - 1e-4, 40)]
+        assert max(before) < 0.0 and (_r6(tr, t_exit) - before[-1]) / 1e-4 > 1e-2
+    assert abs(exits[0] - exits[1]) <= 1e-8, exits
+    assert _held_velocity(runs[1], exits[1] - 0.01) < 1e-15
+    scale = np.max(np.abs(runs[1].W[-1]))
+    assert np.max(np.abs(runs[0].W[-1] - runs[1].W[-1])) <= 1e-9 * scale
+
+
+def test_a_dependent_pinned_gap_read_to_the_ulp_makes_the_exit_early(monkeypatch):
+    """The mechanism off: the pinned gap read without its rounding, a jump exit due wherever it
+    is ``>= 0`` at the step start (the code before session 35).  The exit comes early, by the
+    step in which ``r_6`` changes sign, at one tolerance at least (on session 35's host both:
+    1.254 and 1.214 against 1.3169)."""
+    from pwflow import regime
+
+    def old_gap_root(gap, t0, hi, floor=None):
+        from scipy.optimize import brentq
+
+        g0, g1 = gap(t0)[0], gap(hi)[0]
+        if not g1 > 0.0:
+            return None
+        if g0 < (0.0 if floor is None else -floor):
+            return brentq(lambda t: gap(t)[0], t0, hi, xtol=2 * np.spacing(abs(hi)),
+                          rtol=4 * np.finfo(float).eps)
+        if floor is None and g0 >= 0.0:
+            return float(np.nextafter(t0, np.inf))
+        return None
+
+    monkeypatch.setattr(regime.RegimeMixin, "_gap_root", staticmethod(old_gap_root))
+    data, init = _dependent_problem()
+    early = []
+    for rtol in (1e-10, 1e-11):
+        tr = pwflow.simulate(data, init, 1.5, options=pwflow.FlowOptions(rtol=rtol))
+        ev = tr.events
+        left = ((np.asarray(ev["neuron"]) == 0)
+                & (np.asarray(ev["kind"]) == int(pwflow.EventKind.LEAVE_SLIDING)))
+        early.append(float(np.asarray(ev["t"])[left][0]))
+    assert min(early) < 1.3168 - 1e-3, early
+
+
 # --------------------------------------------- a repulsive stretch ends: no branch point there
 # A draw of ``test_batched_equals_strict_on_random_problems`` (thorough profile, session 35;
 # ``tests/data/branch_end.npz``: d = 2 with bias, n = 5, m = 20, γ = 0, scale 0.1).  Nine
