@@ -558,7 +558,9 @@ class RegimeMixin:
         (:meth:`_gap_root`); a face's parallel points, whose slopes are tied, exit as one
         (:meth:`_exit_gap`).  A jump exit already due at the step start (its slope out, but
         not resolved, when the step began: a mode turned repulsive by a residual through 0
-        at the cut before) is placed one ulp after it.  An exit to the bound's own side is
+        at the cut before) is placed one ulp after it, one whose gap is 0 there to its
+        rounding (on linearly dependent hyperplanes while the neuron is held) where the gap
+        first exceeds that rounding (:meth:`_gap_root`).  An exit to the bound's own side is
         placed so only where its slope was inside its box by more than the resolution at
         the step start: a slope converging to its bound within the resolution has roots of
         noise, and leaving at one, with no normal velocity, made neurons leave and come
