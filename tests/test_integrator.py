@@ -1165,6 +1165,8 @@ def test_snapshots_agree_with_runs_ending_there(kind, data):
             continue
         tight = simulate(prob.data(), prob.init(), float(T), gamma=prob.gamma, loss=prob.loss,
                          options=FlowOptions(rtol=1e-13, atol=1e-15))
+        if first_branch_after_start(tight) <= T:
+            continue  # the reference meets a branch point the two runs do not
         z_ref = np.concatenate([tight.W[-1].ravel(), tight.a[-1]])
         own = np.linalg.norm(z_end - z_ref)
         assert np.linalg.norm(z - z_ref) <= max(tol, 2.0 * own), (T, own, prob)
