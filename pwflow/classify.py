@@ -196,7 +196,7 @@ class ClassifyMixin:
             u_face[list(ks)] = 0
             sel = select(a_sign[e], u_face, self.X, R[e], g, policy=self.policy, w=zs[e, :d],
                          at_rest=bool(self._at_rest[js[e]]) and bool(flip[e]) and not ks,
-                         geometry=self.geometry)
+                         geometry=self.geometry, approach=U_prev[e])
             U_new[e] = u_face
             U_new[e, sel.K] = sel.signs
             branch[e, sel.K] = sel.branch

@@ -462,6 +462,7 @@ def select(
     sides: ArrayLike | None = None,
     r_rate: Array | None = None,
     geometry: Geometry | None = None,
+    approach: ArrayLike | None = None,
 ) -> Selection:
     """Where a neuron on the face ``u_face`` goes next (the module's rule, any ``|K|``).
 
@@ -513,6 +514,16 @@ def select(
     geometry : Geometry, optional
         The memo of ``X``'s geometry (the same array object ``X``) that a caller deciding
         many neurons keeps; ``None``: computed for this call.
+    approach : array of int, shape (n,), optional
+        For a neuron arriving on linearly dependent hyperplanes (not ``at_rest``, no
+        ``exits``): the pattern it arrives from (0 on those it slides on), the sides from
+        which gradient descent reaches the intersection and which its map starts from
+        (:func:`_gd_at_rest`'s ``sides``).  ``None``: every offset 0, as at a rest, where
+        every slope reads ``σ'(0) = γ``: a neuron sliding on ``x_5 = 2 x_2 + 2 x_3`` with
+        ``x_3`` active and no other active point then read ``D = 0`` at the intersection and
+        was held there for good, while gradient descent passes it (``x_2`` active after,
+        ``x_3`` inactive, still sliding on ``x_5``; ``docs/integrator.md``, "An arrival on
+        dependent hyperplanes").
     """
     if geometry is None:
         geometry = Geometry(X)
@@ -591,7 +602,8 @@ def select(
         # intersection in a few steps at a field constant to leading order, follows the same
         # map (d = 4, five hyperplanes of rank 2: it leaves four of them and slides on the
         # fifth, where the minimal-norm element stays on all)
-        z0 = None if sides is None or not at_rest else np.asarray(sides)[K]
+        z0 = (np.asarray(sides)[K] if at_rest and sides is not None
+              else np.asarray(approach)[K] if not at_rest and approach is not None else None)
         first = None
         if r_rate is not None and at_rest:
             first = _gd_first_order(s_a, b, Zrows, _field_parts(u_face, K, X, r_rate, gamma),

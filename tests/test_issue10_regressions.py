@@ -1919,3 +1919,76 @@ def test_gd_policy_leaves_a_start_at_rest_with_a_zero_like_gradient_descent():
     assert abs(held.state(5.0)[0][0] @ X[0]) <= 1e-12
     ev = held.events
     assert np.any((ev["t"] == 0) & (ev["neuron"] == 0) & (ev["kind"] == pwflow.EventKind.BRANCH))
+
+
+# ------------------------------------- passing an intersection of dependent hyperplanes
+def _dependent_pass(policy: str, t_max: float = 6.0):
+    z = np.load(Path(__file__).parent / "data" / "dependent_pass.npz")
+    tr = pwflow.simulate(pwflow.Dataset(z["X"], z["y"]), pwflow.from_arrays(z["W"], z["a"]),
+                         t_max, gamma=0.0, loss="logistic",
+                         options=pwflow.FlowOptions(branch_policy=policy))
+    return z, tr
+
+
+def test_gd_policy_passes_an_intersection_of_dependent_hyperplanes_like_gradient_descent():
+    """Degenerate campaign (integer data, session 36, seed 1037; d = 4, n = 6, m = 15, γ = 0,
+    logistic).  ``x_5 = 2 x_2 + 2 x_3``.  Neuron 14 slides on x_5's hyperplane with x_3
+    active and x_2 inactive, and no other active point; at t = 4.6384 ``<w, x_3>`` and
+    ``<w, x_2> = −<w, x_3>`` reach 0 together.  There ``D = 0`` is in the subdifferential
+    (every slope 0): the minimal-norm continuation holds the neuron for good.  Gradient
+    descent at every step passes through: x_2 active, x_3 inactive, still sliding on x_5.
+    The gd policy's map of gradient descent started from ``z = 0``, where every slope reads
+    ``σ'(0) = γ = 0``, so it read ``D = 0`` too and held: 4.0e-3 from extrapolated gradient
+    descent at t = 5 and 0.13 at t = 20 (estimates 2.8e-5, 5.0e-5).  The map now starts from
+    the sides the neuron arrives from (``select``'s ``approach``)."""
+    z, tr = _dependent_pass("gd")
+    X = z["X"]
+    assert np.array_equal(X[5], 2 * X[2] + 2 * X[3])
+    assert tr.status == 0, tr.message
+    ev = tr.events
+    at = (ev["neuron"] == 14) & (np.abs(ev["t"] - 4.6384018) < 1e-6)
+    assert np.any(at & (ev["kind"] == pwflow.EventKind.BRANCH))
+    W, _ = tr.state(6.0)
+    zz = X @ W[14]
+    assert zz[2] > 1e-3 and zz[3] < -1e-3 and abs(zz[5]) <= 1e-12 * np.linalg.norm(W[14])
+    _assert_within_gaps(tr, gd_reference(X, z["y"], z["W"], z["a"], 0.0, "logistic",
+                                         (4.75, 5.0, 6.0), lr=1e-3))
+
+
+def test_min_norm_holds_at_an_intersection_of_dependent_hyperplanes_and_logs_the_branch():
+    """The same arrival under the default policy: ``D = 0`` is the minimal-norm element of
+    the subdifferential there (Condition 2 (ii)), so neuron 14 stays where it arrived, every
+    offset 0 and its output weight constant, and the departure gradient descent takes is
+    logged as a branch point."""
+    z, tr = _dependent_pass("min_norm")
+    assert tr.status == 0, tr.message
+    ev = tr.events
+    at = (ev["neuron"] == 14) & (np.abs(ev["t"] - 4.6384018) < 1e-6)
+    assert np.any(at & (ev["kind"] == pwflow.EventKind.BRANCH))
+    W0, a0 = tr.state(4.65)
+    W1, a1 = tr.state(6.0)
+    np.testing.assert_allclose(W1[14], W0[14], rtol=0, atol=1e-14)
+    assert a1[14] == pytest.approx(a0[14], rel=1e-13)
+    assert np.all(np.abs(z["X"][[2, 3, 5]] @ W1[14]) <= 1e-14)
+
+
+def test_the_gd_map_started_at_zero_holds_at_an_intersection_gradient_descent_passes(
+        monkeypatch):
+    """Mechanism off: without the arrival's sides (``approach=None``) the gd policy holds
+    neuron 14 at the intersection, off extrapolated gradient descent by far more than its
+    error estimate."""
+    import pwflow.classify as classify
+
+    real = classify.select
+
+    def without_approach(*args, **kwargs):
+        kwargs.pop("approach", None)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(classify, "select", without_approach)
+    z, tr = _dependent_pass("gd")
+    W, _ = tr.state(6.0)
+    assert np.all(np.abs(z["X"][[2, 3, 5]] @ W[14]) <= 1e-14)
+    with pytest.raises(AssertionError):
+        _assert_within_gaps(tr, gd_reference(z["X"], z["y"], z["W"], z["a"], 0.0, "logistic",
+                                             (6.0,), lr=1e-3))
