@@ -19,6 +19,11 @@ Variants
   repeated, so that several data points share one hyperplane exactly.
 * :func:`repeated_point_problems` — a generic problem with one point repeated with labels of
   its own (square loss), for the exact merge identity of :class:`pwflow.Dataset`.
+* :func:`integer_problems` — data with integer entries in ``{−2, …, 2}``: repeated,
+  opposite and linearly dependent rows by the dozen (``x_5 = 2 x_2 + 2 x_3``), so that
+  neurons meet intersections of dependent hyperplanes *during* the run; the neurons start
+  off every hyperplane (session 36: a campaign of such data found the ``'gd'`` policy held at
+  an intersection that gradient descent passes).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from hypothesis import strategies as st
 import pwflow
 
 __all__ = ["Problem", "problems", "multi_active_problems", "collinear_problems",
-           "repeated_point_problems", "matrices", "general_position"]
+           "repeated_point_problems", "integer_problems", "matrices", "general_position"]
 
 GAMMAS = (0.0, 0.1, 0.5)
 LOSSES = ("square", "logistic")
@@ -254,6 +259,23 @@ def collinear_problems(draw, t_max: float = 5.0) -> Problem:
     a = _output_weights(draw, W, balanced)
     return Problem(X, y, W, a, gamma, loss, t_max,
                    ("balanced" if balanced else "unbalanced") + "/collinear")
+
+
+@st.composite
+def integer_problems(draw, t_max: float = 5.0) -> Problem:
+    """Integer data in ``{−2, …, 2}^d`` (no zero row), generic weights off every hyperplane."""
+    d, n, m, gamma, loss, balanced, scale = _common(draw, (3, 4, 5))
+    n = max(n, 3)
+    X = np.array(draw(st.lists(st.lists(st.integers(-2, 2), min_size=d, max_size=d),
+                               min_size=n, max_size=n)), dtype=float)
+    assume(np.all(np.any(X != 0, axis=1)))
+    y = _labels(draw, n, loss)
+    W = _matrix(draw, m, d, -1.0, 1.0) * scale
+    assume(np.all(np.linalg.norm(W, axis=1) >= 0.1 * scale))
+    assume(_off_hyperplanes(W, X))
+    a = _output_weights(draw, W, balanced)
+    return Problem(X, y, W, a, gamma, loss, t_max,
+                   ("balanced" if balanced else "unbalanced") + "/integer")
 
 
 @st.composite

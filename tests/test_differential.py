@@ -48,7 +48,13 @@ from reference import (
     tangent_start_agrees,
     tangent_starts,
 )
-from strategies import collinear_problems, multi_active_problems, problems, repeated_point_problems
+from strategies import (
+    collinear_problems,
+    integer_problems,
+    multi_active_problems,
+    problems,
+    repeated_point_problems,
+)
 
 import pwflow
 
@@ -79,6 +85,7 @@ STRATEGIES = {
     "generic": problems,
     "multi_active": multi_active_problems,
     "collinear": collinear_problems,
+    "integer": integer_problems,
 }
 
 _settings = settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
@@ -133,7 +140,7 @@ def _log_ratios(prob, ratios):
 # parallel classes); the cause was the 'gd' policy judging branch alternatives on stale slopes
 # and deciding only part of an initial face (fixed in filippov.select, commit f184681)
 @pytest.mark.parametrize("name", ["generic", "multi_active",
-                                  "collinear"])
+                                  "collinear", "integer"])
 @_settings
 @given(data=st.data())
 def test_agrees_with_extrapolated_gradient_descent(name, data):
@@ -295,7 +302,7 @@ def _invariants(prob, t_max, n_snap):
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.parametrize("name", ["generic", "multi_active", "collinear"])
+@pytest.mark.parametrize("name", ["generic", "multi_active", "collinear", "integer"])
 @_settings
 @given(data=st.data())
 def test_flow_invariants(name, data):
