@@ -602,8 +602,8 @@ def select(
         # intersection in a few steps at a field constant to leading order, follows the same
         # map (d = 4, five hyperplanes of rank 2: it leaves four of them and slides on the
         # fifth, where the minimal-norm element stays on all)
-        z0 = (np.asarray(sides)[K] if at_rest and sides is not None
-              else np.asarray(approach)[K] if not at_rest and approach is not None else None)
+        start_sides = sides if at_rest else approach  # where gradient descent's map starts
+        z0 = None if start_sides is None else np.asarray(start_sides)[K]
         first = None
         if r_rate is not None and at_rest:
             first = _gd_first_order(s_a, b, Zrows, _field_parts(u_face, K, X, r_rate, gamma),
