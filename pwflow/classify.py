@@ -194,6 +194,10 @@ class ClassifyMixin:
                 continue
             u_face = U_prev[e].copy()
             u_face[list(ks)] = 0
+            if self._meets_at_origin(u_face):
+                zero[e] = True  # the hyperplanes reached meet only at w = 0: it reached it
+                U_new[e] = 0
+                continue
             sel = select(a_sign[e], u_face, self.X, R[e], g, policy=self.policy, w=zs[e, :d],
                          at_rest=bool(self._at_rest[js[e]]) and bool(flip[e]) and not ks,
                          geometry=self.geometry, approach=U_prev[e])

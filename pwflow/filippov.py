@@ -49,6 +49,8 @@ from .subgradient import face_slopes, fixed_part, free_slopes, parallel_classes,
 
 __all__ = [
     "through_origin",
+    "gd_through_origin",
+    "gd_escape_from_origin",
     "fan_walk",
     "FanExit",
     "BranchPolicy",
@@ -81,6 +83,12 @@ GD_MAP_CHUNK = 50
 #: (:data:`VELOCITY_RTOL`), far below the velocities of the hyperplanes' own fields
 RATE_STEP = 1e-6
 _GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0  # the uneven steps of the map (_gd_at_rest)
+#: gradient descent's map near ``w = 0`` (:func:`gd_escape_from_origin`): started
+#: ``ORIGIN_MAP_LEAD`` steps before 0 on the arrival, iterated ``ORIGIN_MAP_STEPS`` steps; it
+#: has escaped where its norm grew by ``ORIGIN_MAP_GROWTH`` over the second half
+ORIGIN_MAP_LEAD = 50.0
+ORIGIN_MAP_STEPS = 4000
+ORIGIN_MAP_GROWTH = 1.5
 
 #: fraction of :func:`_zero_tol` above which the normal velocity of the minimal-norm ``D``
 #: gives the side of an exit whose slope has no KKT multiplier (``r_k = 0``,
@@ -677,10 +685,69 @@ def through_origin(a: float, u_in: ArrayLike, X: Array, r: Array, gamma: float,
         return None
     arrival = select(a, u_in, X, r, gamma, policy=policy)
     found = fan_walk(a, (-u_in).astype(np.int8), s_a * arrival.D, X, r, gamma, policy)
+    return _departure(found, u_in)
+
+
+def gd_through_origin(a: float, u_in: ArrayLike, X: Array, r: Array, gamma: float
+                      ) -> Selection | None:
+    """Where gradient descent goes after a neuron reaches ``w = 0`` along the face ``u_in``
+    at which :func:`through_origin` found a consistent departure (a branch point): that
+    departure only where gradient descent's own map near 0 escapes
+    (:func:`gd_escape_from_origin`), followed from its escaped point by :func:`fan_walk`;
+    ``None`` where gradient descent stays within a few steps of 0, the limit of small steps
+    staying at 0 (integer data, session 36, seed 1317: the walk through 0 escaped along a
+    sliding ray, gradient descent at twelve steps sat at ``|w| ≈ 0.006 lr``)."""
+    u_in = np.asarray(u_in, dtype=np.int8)
+    s_a = float(np.sign(a))
+    if s_a == 0.0:
+        return None
+    policy = BranchPolicy.GRADIENT_DESCENT
+    arrival = select(a, u_in, X, r, gamma, policy=policy)
+    escaped = gd_escape_from_origin(s_a, s_a * arrival.D, X, r, gamma)
+    if escaped is None:
+        return None
+    return _departure(fan_walk(a, escaped[0], escaped[1], X, r, gamma, policy), u_in)
+
+
+def _departure(found: FanExit | None, u_in: NDArray[np.int8]) -> Selection | None:
+    """The selection of a departure from 0 on the face :func:`fan_walk` escaped along: every
+    data point in ``K``; ``branch`` flags the hyperplanes held on arrival."""
     if found is None:
         return None
     sel = found.selection
-    return Selection(np.arange(X.shape[0]), found.face, sel.eta, sel.D, u_in == 0)
+    return Selection(np.arange(u_in.size), found.face, sel.eta, sel.D, u_in == 0)
+
+
+def gd_escape_from_origin(s_a: float, v_in: Array, X: Array, r: Array, gamma: float
+                          ) -> tuple[NDArray[np.int8], Array] | None:
+    """Whether gradient descent, arriving at ``w = 0`` at the velocity ``v_in`` (``s_a D``
+    of the arrival face), escapes from 0 or stays within a few steps of it.
+
+    Near 0 the residuals and ``a`` are frozen to leading order and the field is constant on
+    each face of the arrangement: gradient descent's iterates divided by ``lr |a|`` follow its
+    own map ``ŵ ← ŵ + s_a D(ŵ)``, ``D(ŵ) = −(1/n) Σ_k r_k σ'(<ŵ, x_k>) x_k``, the same for
+    every small step.  The map is started :data:`ORIGIN_MAP_LEAD` steps before 0 on the
+    arrival and iterated :data:`ORIGIN_MAP_STEPS` steps.  Where it escapes, ``|ŵ|`` grows
+    linearly (the neuron departs along a ray); where it stays (a bounded orbit that chatters
+    on several hyperplanes near 0: gradient descent sits at ``|w| = O(lr)``, which vanishes
+    with the step), its norm over the second half does not grow by :data:`ORIGIN_MAP_GROWTH`.
+    Returns the face and the unit direction of the escaped iterate, or ``None``.
+    """
+    n = X.shape[0]
+    _, Zrows = _field_parts(np.zeros(n, dtype=np.int8), np.arange(n), X, r, gamma)
+    w = -ORIGIN_MAP_LEAD * np.asarray(v_in, dtype=float)
+    half = np.inf
+    for i in range(ORIGIN_MAP_STEPS):
+        w = w + _map_step(i, uneven=True) * s_a * (side_slope(np.sign(X @ w), gamma) @ Zrows)
+        if i == ORIGIN_MAP_STEPS // 2 - 1:
+            half = float(np.linalg.norm(w))
+    size = float(np.linalg.norm(w))
+    if not (size > 0.0 and size >= ORIGIN_MAP_GROWTH * half):
+        return None
+    q = w / size
+    z = X @ q
+    u = np.where(np.abs(z) <= SPAN_RTOL * np.linalg.norm(X, axis=1), 0, np.sign(z))
+    return u.astype(np.int8), q
 
 
 def fan_walk(a: float, u: NDArray[np.int8], q: Array, X: Array, r: Array, gamma: float,
@@ -977,10 +1044,7 @@ def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
         eta = np.where(orient * np.sign(z)[member_head] > 0, 1.0, gamma)
         v = s_a * (c0 + G @ eta)
         v[np.abs(v) <= tol[heads]] = 0.0
-        # (uneven: steps 1 ± 5e-4, as gradient descent's velocities drift with the
-        # residuals, so that dyadic data do not bring a class back to 0 exactly)
-        step = (i + 1 if ramp else 1.0 + ((i * _GOLDEN) % 1.0 - 0.5) * 1e-3 if uneven
-                else 1.0)
+        step = i + 1.0 if ramp else _map_step(i, uneven)
         if drift is not None and not np.any(v):
             rate = s_a * (c1 + G1 @ eta)
             v, step = _drift_jump(z, np.where(np.abs(rate) <= dtol, 0.0, rate)), 1.0
@@ -1017,6 +1081,14 @@ def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
     signs = (orient * side[member_head]).astype(np.int8)
     eta = side_slope(signs, gamma)
     return _leave_rounds(s_a, b, Zrows, XK, signs, eta, gamma, start, classes, tol)
+
+
+def _map_step(i: int, uneven: bool) -> float:
+    """Step ``i`` of gradient descent's own map (:func:`_gd_at_rest`,
+    :func:`gd_escape_from_origin`): 1, or ``uneven``, ``1 ± 5e-4`` (as gradient descent's
+    velocities drift with the residuals) so that dyadic data do not bring a class back to 0
+    exactly, where it would read ``σ'(0)`` again."""
+    return 1.0 + ((i * _GOLDEN) % 1.0 - 0.5) * 1e-3 if uneven else 1.0
 
 
 def _drift_jump(z: Array, drift: Array) -> Array:

@@ -13,7 +13,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .events import ROUNDING_ULPS, START_ULPS, EventKind, within_rounding
-from .filippov import BranchPolicy, Selection, implied_hyperplanes, select, through_origin
+from .filippov import (
+    BranchPolicy,
+    Selection,
+    gd_through_origin,
+    implied_hyperplanes,
+    select,
+    through_origin,
+)
 from .model import network_output, output_rate, slopes
 from .subgradient import fixed_part
 
@@ -154,22 +161,52 @@ class StartFacesMixin:
 
         Where it stays but arrived (on the face ``arrived_on``) at a velocity that passing
         through 0 continues consistently (:func:`pwflow.filippov.through_origin`), the flow
-        is not unique there: a branch point, and the ``'gd'`` policy passes through, as
-        gradient descent does (ReLU, session 13's exploration, seed 1651).
+        is not unique there: a branch point.  The ``'gd'`` policy passes through where
+        gradient descent does (:func:`pwflow.filippov.gd_through_origin`: ReLU, session 13's
+        exploration, seed 1651) and stays, as gradient descent does, where its own map near 0
+        stays within a few steps of it (session 36, seed 1317).
         """
         if not self._origin_is_face:
             return None
-        sel = select(a, np.zeros(self.n, np.int8), self.X, r, self.gamma, policy=self.policy,
-                     w=np.zeros(self.d), at_rest=at_rest, geometry=self.geometry)
+        sel = self._select_at_origin(a, r, at_rest, self.policy)
         if np.any(sel.signs != 0):
-            return sel
+            if self.policy is not BranchPolicy.GRADIENT_DESCENT or arrived_on is None:
+                return sel
+            stay = self._select_at_origin(a, r, at_rest, BranchPolicy.MIN_NORM)
+            if np.any(stay.signs != 0):
+                return sel  # no staying (0 ∉ 𝔇(0)): it departs, on gradient descent's face
+            # staying is the minimal-norm continuation, the departure a branch: gradient
+            # descent takes it only where its own map from the arrival escapes
+            gone = gd_through_origin(a, arrived_on, self.X, r, self.gamma)
+            return gone if gone is not None else Selection(stay.K, stay.signs, stay.eta,
+                                                           stay.D, stay.branch | sel.branch)
         through = None if arrived_on is None else through_origin(
             a, arrived_on, self.X, r, self.gamma, self.policy)
         if through is None:
             return None
         if self.policy is BranchPolicy.GRADIENT_DESCENT:
-            return through
+            gone = gd_through_origin(a, arrived_on, self.X, r, self.gamma)
+            if gone is not None:
+                return gone
         return Selection(through.K, np.zeros(self.n, np.int8), sel.eta, sel.D, through.branch)
+
+    def _select_at_origin(self, a: float, r: Array, at_rest: bool, policy: BranchPolicy
+                          ) -> Selection:
+        """:func:`~pwflow.filippov.select` for a neuron at ``w = 0`` (every hyperplane)."""
+        return select(a, np.zeros(self.n, np.int8), self.X, r, self.gamma, policy=policy,
+                      w=np.zeros(self.d), at_rest=at_rest, geometry=self.geometry)
+
+    def _meets_at_origin(self, u: NDArray[np.int8]) -> bool:
+        """Whether the hyperplanes ``u = 0`` meet only at ``w = 0`` (full-rank data, ``x_K``
+        spanning ``R^d``: every other hyperplane implied).  A neuron on a ray (d − 1 of them)
+        that reaches another hyperplane has reached 0, whichever of the two coinciding roots
+        (the ray's end, that hyperplane's offset) the step located first (d = 2, γ = 0.1,
+        session 37 seed 5476: the offset's, and the ``'gd'`` policy went on along the
+        hyperplane's ray from ``|w| = 1e-9`` as if passing an intersection)."""
+        K = np.flatnonzero(u == 0)
+        if not self._origin_is_face or K.size < self.d:
+            return False
+        return K.size + self.geometry.implied(K).size == self.n
 
     def _at_origin(self, z: Array, u: NDArray[np.int8]) -> bool:
         """Whether a neuron ``z = (w, a)`` that arrives on the face ``u`` by a hyperplane event

@@ -775,6 +775,28 @@ def test_fan_walk_ends_where_gradient_descent_at_frozen_residuals_goes(data, gam
     assert np.all(found.face[~held] * offset[~held] > 0), (offset, found.face)
 
 
+@pytest.mark.parametrize("r1, escapes", [(-1.0, True), (1.0, False)])
+def test_gd_escape_from_origin_in_closed_form_on_two_opposite_points(r1, escapes):
+    """d = 1, ``x_0 = 1``, ``x_1 = −1``, ReLU, ``a > 0``, residual ``r_0 = 1``: a neuron at
+    ``w > 0`` moves at ``D = −r_0/2 = −1/2`` to 0.  Past 0 only ``x_1`` is active and
+    ``D = r_1/2``: with ``r_1 = −1`` the step keeps going down, and gradient descent passes
+    through and escapes on ``w < 0`` (the face ``(−, +)``) at the arrival's speed; with
+    ``r_1 = +1`` each step on ``w < 0`` brings it back and it jumps across 0 for ever, at
+    most a step from it (the limit of small steps stays at 0)."""
+    from pwflow.filippov import gd_escape_from_origin
+
+    X = np.array([[1.0], [-1.0]])
+    r = np.array([1.0, r1])
+    # no motion at all (an arrival at zero velocity, ReLU: every slope 0 at 0) is no escape
+    assert gd_escape_from_origin(1.0, np.zeros(1), X, r, 0.0) is None
+    found = gd_escape_from_origin(1.0, np.array([-0.5]), X, r, 0.0)
+    if not escapes:
+        assert found is None
+        return
+    face, q = found
+    assert face.tolist() == [-1, 1] and q.tolist() == [-1.0]
+
+
 # ------------------------------------------------------------------------------ geometry memo
 @pytest.mark.parametrize("at_rest", [False, True])
 @given(prob=parallel_face_problems(), reuse=st.integers(1, 3))
