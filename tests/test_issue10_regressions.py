@@ -1922,12 +1922,17 @@ def test_gd_policy_leaves_a_start_at_rest_with_a_zero_like_gradient_descent():
 
 
 # ------------------------------------- passing an intersection of dependent hyperplanes
-def _dependent_pass(policy: str, t_max: float = 6.0):
-    z = np.load(Path(__file__).parent / "data" / "dependent_pass.npz")
+def _stored_run(name: str, policy: str, t_max: float, gamma: float, loss: str):
+    """The arrays of ``tests/data/<name>.npz`` and the run from them under ``policy``."""
+    z = np.load(Path(__file__).parent / "data" / f"{name}.npz")
     tr = pwflow.simulate(pwflow.Dataset(z["X"], z["y"]), pwflow.from_arrays(z["W"], z["a"]),
-                         t_max, gamma=0.0, loss="logistic",
+                         t_max, gamma=gamma, loss=loss,
                          options=pwflow.FlowOptions(branch_policy=policy))
     return z, tr
+
+
+def _dependent_pass(policy: str, t_max: float = 6.0):
+    return _stored_run("dependent_pass", policy, t_max, 0.0, "logistic")
 
 
 def test_gd_policy_passes_an_intersection_of_dependent_hyperplanes_like_gradient_descent():
@@ -1995,11 +2000,7 @@ def test_the_gd_map_started_at_zero_holds_at_an_intersection_gradient_descent_pa
 
 
 def _origin_stall(policy: str, t_max: float = 20.0):
-    z = np.load(Path(__file__).parent / "data" / "origin_stall.npz")
-    tr = pwflow.simulate(pwflow.Dataset(z["X"], z["y"]), pwflow.from_arrays(z["W"], z["a"]),
-                         t_max, gamma=0.0, loss="logistic",
-                         options=pwflow.FlowOptions(branch_policy=policy))
-    return z, tr
+    return _stored_run("origin_stall", policy, t_max, 0.0, "logistic")
 
 
 def _reaches_zero_at(tr, neuron: int, t0: float) -> bool:
@@ -2084,21 +2085,14 @@ def test_gd_policy_leaves_zero_where_a_departure_appears_later_as_gradient_desce
     half of random starts from t = 11.65, from at most one in twenty before), and gradient
     descent, which sits at ``O(lr)`` from 0, departs: at t = 14 neuron 8 is at
     ``|w| = 3.5e-3`` at steps 1e-3 and 5e-4 alike."""
-    z = np.load(Path(__file__).parent / "data" / "origin_late_departure.npz")
-    tr = pwflow.simulate(pwflow.Dataset(z["X"], z["y"]), pwflow.from_arrays(z["W"], z["a"]),
-                         14.0, gamma=0.0, loss="logistic",
-                         options=pwflow.FlowOptions(branch_policy="gd"))
+    z, tr = _stored_run("origin_late_departure", "gd", 14.0, 0.0, "logistic")
     assert tr.status == 0, tr.message
     _assert_within_gaps(tr, gd_reference(z["X"], z["y"], z["W"], z["a"], 0.0, "logistic",
                                          (10.0, 14.0), lr=1e-3))
 
 
 def _coinciding_roots(policy: str, t_max: float = 20.0):
-    z = np.load(Path(__file__).parent / "data" / "origin_coinciding_roots.npz")
-    tr = pwflow.simulate(pwflow.Dataset(z["X"], z["y"]), pwflow.from_arrays(z["W"], z["a"]),
-                         t_max, gamma=0.1, loss="square",
-                         options=pwflow.FlowOptions(branch_policy=policy))
-    return z, tr
+    return _stored_run("origin_coinciding_roots", policy, t_max, 0.1, "square")
 
 
 def test_a_ray_ending_on_another_hyperplane_reaches_zero_and_gd_departs_as_gradient_descent():
