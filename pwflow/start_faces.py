@@ -169,6 +169,7 @@ class StartFacesMixin:
         if not self._origin_is_face:
             return None
         sel = self._select_at_origin(a, r, at_rest, self.policy)
+        asked = False  # gradient descent's map from the arrival already said it stays
         if np.any(sel.signs != 0):
             if self.policy is not BranchPolicy.GRADIENT_DESCENT or arrived_on is None:
                 return sel
@@ -176,15 +177,17 @@ class StartFacesMixin:
             if np.any(stay.signs != 0):
                 return sel  # no staying (0 ∉ 𝔇(0)): it departs, on gradient descent's face
             # staying is the minimal-norm continuation, the departure a branch: gradient
-            # descent takes it only where its own map from the arrival escapes
+            # descent takes it only where its own map from the arrival escapes; where it
+            # stays, the branch is logged as the minimal-norm policy logs it
             gone = gd_through_origin(a, arrived_on, self.X, r, self.gamma)
-            return gone if gone is not None else Selection(stay.K, stay.signs, stay.eta,
-                                                           stay.D, stay.branch | sel.branch)
+            if gone is not None:
+                return gone
+            sel, asked = stay, True
         through = None if arrived_on is None else through_origin(
             a, arrived_on, self.X, r, self.gamma, self.policy)
         if through is None:
             return None
-        if self.policy is BranchPolicy.GRADIENT_DESCENT:
+        if self.policy is BranchPolicy.GRADIENT_DESCENT and not asked:
             gone = gd_through_origin(a, arrived_on, self.X, r, self.gamma)
             if gone is not None:
                 return gone
