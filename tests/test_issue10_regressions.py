@@ -2156,3 +2156,26 @@ def test_gd_policy_taking_the_face_of_its_map_from_zero_departs_off_gd(monkeypat
     with pytest.raises(AssertionError):
         _assert_within_gaps(tr, gd_reference(z["X"], z["y"], z["W"], z["a"], 0.1, "square",
                                              (20.0,), lr=1e-3))
+
+
+def test_both_policies_log_the_same_branch_point_where_gd_departs_from_zero():
+    """Exploration seed 251: d = 2, γ = 0.5.  Neuron 5 slides on ``x_0``'s hyperplane to
+    ``w = 0`` at t = 1.234058, where staying is the minimal-norm continuation (``0 ∈ 𝔇(0)``)
+    and departing a branch.  The default policy stays, the ``'gd'`` policy departs as
+    gradient descent's map from the arrival does; both log the branch point on the same
+    hyperplane, the one the neuron arrived on (before session 37 the ``'gd'`` run logged the
+    five others, the flags of the rule at ``w = 0``)."""
+    X, y, W, a, gamma, loss = problem_arrays(251)
+    assert gamma == 0.5 and X.shape[1] == 2
+    rows = {}
+    for policy in ("min_norm", "gd"):
+        tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 2.0, gamma=gamma,
+                             loss=loss, options=pwflow.FlowOptions(branch_policy=policy))
+        assert tr.status == 0, tr.message
+        assert _reaches_zero_at(tr, 5, 1.234058)
+        ev = tr.events
+        at = (ev["neuron"] == 5) & (np.abs(ev["t"] - 1.234058) < 1e-5)
+        rows[policy] = sorted(ev["k"][at & (ev["kind"] == pwflow.EventKind.BRANCH)].tolist())
+        W2, _ = tr.state(2.0)
+        assert (np.linalg.norm(W2[5]) > 0) == (policy == "gd")
+    assert rows["min_norm"] == rows["gd"] == [0], rows
