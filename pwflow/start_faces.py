@@ -169,28 +169,26 @@ class StartFacesMixin:
         if not self._origin_is_face:
             return None
         sel = self._select_at_origin(a, r, at_rest, self.policy)
-        asked = False  # gradient descent's map from the arrival already said it stays
+        gd = self.policy is BranchPolicy.GRADIENT_DESCENT and arrived_on is not None
+        rule_branch = False  # the rule at 0 departs where staying is the minimal-norm choice
         if np.any(sel.signs != 0):
-            if self.policy is not BranchPolicy.GRADIENT_DESCENT or arrived_on is None:
+            if not gd:
                 return sel
             stay = self._select_at_origin(a, r, at_rest, BranchPolicy.MIN_NORM)
             if np.any(stay.signs != 0):
                 return sel  # no staying (0 ∉ 𝔇(0)): it departs, on gradient descent's face
-            # staying is the minimal-norm continuation, the departure a branch: gradient
-            # descent takes it only where its own map from the arrival escapes; where it
-            # stays, the branch is logged as the minimal-norm policy logs it
-            gone = gd_through_origin(a, arrived_on, self.X, r, self.gamma)
-            if gone is not None:
-                return gone
-            sel, asked = stay, True
+            sel, rule_branch = stay, True
         through = None if arrived_on is None else through_origin(
             a, arrived_on, self.X, r, self.gamma, self.policy)
-        if through is None:
-            return None
-        if self.policy is BranchPolicy.GRADIENT_DESCENT and not asked:
+        if gd and (through is not None or rule_branch):
+            # a branch point: gradient descent departs only where its own map from the
+            # arrival escapes; where it stays, the branch is logged as by the minimal-norm
+            # policy
             gone = gd_through_origin(a, arrived_on, self.X, r, self.gamma)
             if gone is not None:
                 return gone
+        if through is None:
+            return None
         return Selection(through.K, np.zeros(self.n, np.int8), sel.eta, sel.D, through.branch)
 
     def _select_at_origin(self, a: float, r: Array, at_rest: bool, policy: BranchPolicy
