@@ -22,7 +22,8 @@ from numpy.typing import NDArray
 from .batch import choose_cut, cut_coefficients
 from .dense import nested, nested_derivative, propagator_pairs, propagators_at, scan_grid
 from .events import EventKind, Located, Pending, locate_roots
-from .filippov import select, select_single, transition
+from .filippov import arrival_velocity, select, select_single, transition
+from .origin_watch import HeldAtOrigin
 from .regime import RESOLUTION_HYSTERESIS
 from .rows import last_per_neuron, project_rows, propagate
 from .vector_field import CollectiveField, lorentz_inverse, lorentz_project
@@ -35,7 +36,10 @@ class Batch:
     """Events applied together at one cut: per event its time (and step fraction), neuron,
     faces before and after, the neuron's state at the event and the located residual;
     ``log`` holds the rows ``(event, k, kind)`` (arrays, ordered by event), one per hyperplane
-    whose entry changed (and per branch point)."""
+    whose entry changed (and per branch point).  ``arrived``: for an event that brings its
+    neuron to ``w = 0`` to stay under the ``'gd'`` policy, its velocity on arrival
+    (:func:`pwflow.filippov.arrival_velocity`: where the watch of :mod:`pwflow.origin_watch`
+    starts gradient descent's map); NaN rows elsewhere."""
 
     ts: Array
     xs: Array
@@ -45,6 +49,7 @@ class Batch:
     zs: Array
     resid: Array
     log: tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]
+    arrived: Array
 
 
 def merge_batches(parts: "list[Batch]") -> "Batch":
@@ -53,7 +58,7 @@ def merge_batches(parts: "list[Batch]") -> "Batch":
     if len(parts) == 1:
         return parts[0]
     cat = {f: np.concatenate([getattr(b, f) for b in parts])
-           for f in ("ts", "xs", "js", "ps", "p_new", "zs", "resid")}
+           for f in ("ts", "xs", "js", "ps", "p_new", "zs", "resid", "arrived")}
     order = np.argsort(cat["ts"], kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)
@@ -206,12 +211,16 @@ class ClassifyMixin:
             branch[e, sel.K] = sel.branch
             on_K[int(e)] = sel.K
             zero[e] = self._at_origin(zs[e], U_new[e])
+        arrived = np.full((E, d), np.nan)
         for e in np.flatnonzero(zero):  # at w = 0: frozen there, or it departs at once
             branch[e] = False  # (what the rule said of the face it arrived on is moot)
             sel = self._from_origin(a_sign[e], R[e], arrived_on=U_prev[e])
             if sel is not None:
                 U_new[e, sel.K] = sel.signs
                 branch[e, sel.K] = sel.branch
+            if self._watches_origin() and (sel is None or not np.any(sel.signs != 0)):
+                arrived[e] = arrival_velocity(a_sign[e], U_prev[e], self.X, R[e], g,
+                                              self.policy)
         # place each neuron exactly on the hyperplanes it reached or stays on (changes ‖w‖²
         # only at second order in the located residual, so Lemma 1 is unaffected); w = 0: w := 0
         zs[zero, :d] = 0.0
@@ -263,7 +272,7 @@ class ClassifyMixin:
         log = (le[order], np.concatenate(rows_k).astype(np.intp)[order],
                np.concatenate(rows_kind).astype(np.intp)[order])
         return Batch(ts=evs.t.copy(), xs=xs, js=js, ps=ps, p_new=p_new, zs=zs,
-                     resid=resid, log=log)
+                     resid=resid, log=log, arrived=arrived)
 
     def _advance(self, t_cut: float, t1: float, Phi1: Array, Z1: Array | None, F: Array,
                  field_: CollectiveField, pending: Pending | None, exits: dict) -> float:
@@ -342,6 +351,9 @@ class ClassifyMixin:
             new_pat[B.js[last]] = B.p_new[last]
             moved = B.js[sel][B.p_new[sel] != B.ps[sel]]
             self._at_rest[moved] = False
+            for e in last[~np.isnan(B.arrived[last, 0])].tolist():  # held at w = 0: watched
+                self._hold_at_origin(int(B.js[e]), HeldAtOrigin(
+                    float(np.sign(B.zs[e, self.d])), tab.U[B.ps[e]].copy(), B.arrived[e]))
             le, lk, lkind = B.log
             chosen = np.zeros(B.ts.size, dtype=bool)
             chosen[sel] = True
@@ -492,6 +504,8 @@ class ClassifyMixin:
         for p, ex in exits.items():
             u_face = tab.U[p]
             js = np.flatnonzero(new_pat == p)
+            if self._origin_held and not np.any(u_face):
+                js = self._leave_origin(js, new_pat, r, t)  # the watched ones decided
             # select depends on the neuron only through the sign of a_j (or, at a_j = 0, of
             # <w_j, D>) and at_rest: one solve per distinct pair, not per neuron
             decided: dict[tuple[float, bool], tuple] = {}

@@ -51,6 +51,11 @@ __all__ = [
     "through_origin",
     "gd_through_origin",
     "gd_escape_from_origin",
+    "gd_origin_orbits",
+    "OriginOrbits",
+    "escapes_along",
+    "in_star",
+    "arrival_velocity",
     "fan_walk",
     "FanExit",
     "BranchPolicy",
@@ -680,12 +685,21 @@ def through_origin(a: float, u_in: ArrayLike, X: Array, r: Array, gamma: float,
     arrived.
     """
     u_in = np.asarray(u_in, dtype=np.int8)
-    s_a = float(np.sign(a))
-    if s_a == 0.0:
+    if np.sign(a) == 0.0:
         return None
-    arrival = select(a, u_in, X, r, gamma, policy=policy)
-    found = fan_walk(a, (-u_in).astype(np.int8), s_a * arrival.D, X, r, gamma, policy)
+    found = fan_walk(a, (-u_in).astype(np.int8), arrival_velocity(a, u_in, X, r, gamma, policy),
+                     X, r, gamma, policy)
     return _departure(found, u_in)
+
+
+def arrival_velocity(a: float, u_in: ArrayLike, X: Array, r: Array, gamma: float,
+                     policy: BranchPolicy = BranchPolicy.MIN_NORM) -> Array:
+    """``sign(a) D`` of :func:`select` on the face ``u_in`` along which a neuron reaches
+    ``w = 0``: near 0 the field on a face is constant (the residuals frozen), so a neuron
+    that reaches 0 moves radially, along this velocity, and came from the ray of its
+    opposite (:func:`through_origin`, :func:`gd_escape_from_origin`)."""
+    return float(np.sign(a)) * select(a, np.asarray(u_in, dtype=np.int8), X, r, gamma,
+                                      policy=policy).D
 
 
 def gd_through_origin(a: float, u_in: ArrayLike, X: Array, r: Array, gamma: float
@@ -702,8 +716,8 @@ def gd_through_origin(a: float, u_in: ArrayLike, X: Array, r: Array, gamma: floa
     if s_a == 0.0:
         return None
     policy = BranchPolicy.GRADIENT_DESCENT
-    arrival = select(a, u_in, X, r, gamma, policy=policy)
-    escaped = gd_escape_from_origin(s_a, s_a * arrival.D, X, r, gamma)
+    escaped = gd_escape_from_origin(s_a, arrival_velocity(a, u_in, X, r, gamma, policy), X, r,
+                                    gamma)
     if escaped is None:
         return None
     return _departure(fan_walk(a, escaped[0], escaped[1], X, r, gamma, policy), u_in)
@@ -725,29 +739,131 @@ def gd_escape_from_origin(s_a: float, v_in: Array, X: Array, r: Array, gamma: fl
 
     Near 0 the residuals and ``a`` are frozen to leading order and the field is constant on
     each face of the arrangement: gradient descent's iterates divided by ``lr |a|`` follow its
-    own map ``ŵ ← ŵ + s_a D(ŵ)``, ``D(ŵ) = −(1/n) Σ_k r_k σ'(<ŵ, x_k>) x_k``, the same for
-    every small step.  The map is started :data:`ORIGIN_MAP_LEAD` steps before 0 on the
-    arrival and iterated :data:`ORIGIN_MAP_STEPS` steps.  Where it escapes, ``|ŵ|`` grows
-    linearly (the neuron departs along a ray); where it stays (a bounded orbit that chatters
-    on several hyperplanes near 0: gradient descent sits at ``|w| = O(lr)``, which vanishes
-    with the step), its norm over the second half does not grow by :data:`ORIGIN_MAP_GROWTH`.
+    own map ``ŵ ← ŵ + s_a D(ŵ)`` (:func:`gd_origin_orbits`), the same for every small step.
+    The map is started :data:`ORIGIN_MAP_LEAD` steps before 0 on the arrival and iterated
+    :data:`ORIGIN_MAP_STEPS` steps.  Where it escapes, ``|ŵ|`` grows linearly (the neuron
+    departs along a ray); where it stays (a bounded orbit that chatters on several
+    hyperplanes near 0: gradient descent sits at ``|w| = O(lr)``, which vanishes with the
+    step), its norm over the second half does not grow by :data:`ORIGIN_MAP_GROWTH`.
     Returns the face and the unit direction of the escaped iterate, or ``None``.
     """
-    n = X.shape[0]
-    _, Zrows = _field_parts(np.zeros(n, dtype=np.int8), np.arange(n), X, r, gamma)
-    w = -ORIGIN_MAP_LEAD * np.asarray(v_in, dtype=float)
-    half = np.inf
-    for i in range(ORIGIN_MAP_STEPS):
-        w = w + _map_step(i, uneven=True) * s_a * (side_slope(np.sign(X @ w), gamma) @ Zrows)
-        if i == ORIGIN_MAP_STEPS // 2 - 1:
-            half = float(np.linalg.norm(w))
-    size = float(np.linalg.norm(w))
-    if not (size > 0.0 and size >= ORIGIN_MAP_GROWTH * half):
+    start = -ORIGIN_MAP_LEAD * np.asarray(v_in, dtype=float)
+    orbit = gd_origin_orbits(np.array([s_a]), start[None], X, r, gamma, ORIGIN_MAP_STEPS)
+    if not orbit.escaped[0]:
         return None
-    q = w / size
+    w = orbit.states[0]
+    q = w / np.linalg.norm(w)
     z = X @ q
     u = np.where(np.abs(z) <= SPAN_RTOL * np.linalg.norm(X, axis=1), 0, np.sign(z))
     return u.astype(np.int8), q
+
+
+@dataclass(frozen=True)
+class OriginOrbits:
+    """Gradient descent's own map near ``w = 0`` run from several starts
+    (:func:`gd_origin_orbits`).
+
+    Attributes
+    ----------
+    states : ndarray, shape (J, d)
+        The last iterates (in the map's units: one step is ``|D|``).
+    faces : tuple of ndarray of int8, shape (F_j, n)
+        Per start, the faces its second half met: the cells of its iterates and the faces of
+        the hyperplanes it crossed between two of them (where these meet away from 0), the
+        most met first: where it may escape (:func:`escapes_along`).
+    cells : tuple of ndarray of int8, shape (C_j, n)
+        Per start, the sign patterns of its iterates in the second half.
+    weights : tuple of ndarray, shape (C_j,)
+        The fraction of those iterates in each cell.
+    escaped : ndarray of bool, shape (J,)
+        Whether the norm grew by :data:`ORIGIN_MAP_GROWTH` over the second half.
+    """
+
+    states: Array
+    faces: tuple[NDArray[np.int8], ...]
+    cells: tuple[NDArray[np.int8], ...]
+    weights: tuple[Array, ...]
+    escaped: NDArray[np.bool_]
+
+
+def gd_origin_orbits(s_a: Array, starts: Array, X: Array, r: Array, gamma: float, steps: int
+                     ) -> OriginOrbits:
+    """Gradient descent's own map near ``w = 0`` at frozen residuals ``r``: ``ŵ ← ŵ + s_a
+    D(ŵ)``, ``D(ŵ) = −(1/n) Σ_k r_k σ'(<ŵ, x_k>) x_k`` (``σ'(0) = γ``), from each row of
+    ``starts`` with the sign ``s_a`` of its ``a``, for ``steps`` steps (uneven, ``1 ± 5e-4``,
+    as :func:`_gd_at_rest`'s), all starts at once.
+
+    Gradient descent's iterates divided by ``lr |a|`` follow this map near 0, the same for
+    every small step; a neuron held at 0 (:mod:`pwflow.origin_watch`) sits on the map's
+    bounded orbit, which follows the residuals as they move (the map relaxes in ``O(1)``
+    steps, ``O(lr)`` time).  The faces its second half meets are where it may escape
+    (:func:`escapes_along`), and the cells of its iterates say where it chatters."""
+    n, d = X.shape
+    _, Zrows = _field_parts(np.zeros(n, dtype=np.int8), np.arange(n), X, r, gamma)
+    W = np.array(starts, dtype=float).reshape(-1, d)
+    s_col = np.asarray(s_a, dtype=float).reshape(-1, 1)
+    J, second = W.shape[0], steps - steps // 2
+    seen = np.zeros((second, J, n), dtype=np.int8)
+    half = np.full(J, np.inf)
+    for i in range(steps):
+        sg = np.sign(W @ X.T).astype(np.int8)
+        if i >= steps // 2:
+            seen[i - steps // 2] = sg
+        W = W + _map_step(i, uneven=True) * s_col * (side_slope(sg, gamma) @ Zrows)
+        if i == steps // 2 - 1:
+            half = np.linalg.norm(W, axis=1)
+    size = np.linalg.norm(W, axis=1)
+    escaped = (size > 0.0) & (size >= ORIGIN_MAP_GROWTH * half)
+    parts = [_visited_faces(seen[:, j], X) for j in range(J)]
+    return OriginOrbits(W, *(tuple(p[i] for p in parts) for i in range(3)), escaped)
+
+
+def _visited_faces(seen: NDArray[np.int8], X: Array
+                   ) -> tuple[NDArray[np.int8], NDArray[np.int8], Array]:
+    """From a map's iterates' signs ``seen`` (``(T, n)``): the faces it met (the cells, and
+    between two iterates in different cells the face of the hyperplanes crossed, those
+    entries 0, where they meet away from 0; each once, the most met first), the cells and
+    the fraction of the iterates in each."""
+    d = X.shape[1]
+    cells, counts = np.unique(seen, axis=0, return_counts=True)
+    moved = np.any(seen[1:] != seen[:-1], axis=1)
+    crossed = np.where(seen[1:][moved] != seen[:-1][moved], 0, seen[1:][moved]).astype(np.int8)
+    faces, met = np.unique(np.concatenate([seen, crossed]), axis=0, return_counts=True)
+    keep = [i for i, u in enumerate(faces)
+            if not np.any(u == 0) or _span_basis(X[u == 0]).shape[0] < d]
+    order = sorted(keep, key=lambda i: (-met[i], faces[i].tobytes()))
+    return faces[order], cells, counts / seen.shape[0]
+
+
+def in_star(cells: NDArray[np.int8], u: NDArray[np.int8]) -> NDArray[np.bool_]:
+    """Which ``cells`` (sign patterns, ``(C, n)``) have the face ``u`` in their closure (its
+    star): they agree with ``u`` wherever ``u`` is not 0."""
+    return np.all((u == 0) | (cells == u), axis=-1)
+
+
+def escapes_along(a: float, u: NDArray[np.int8], X: Array, r: Array, gamma: float
+                  ) -> Selection | None:
+    """The departure from ``w = 0`` along the face ``u`` where the motion on it leaves 0:
+    :func:`select` (``'gd'`` policy) keeps the neuron on every hyperplane of ``u`` and
+    ``sign(a) D`` points strictly into every side of ``u`` (beyond its rounding), so from any
+    point of the face the neuron moves away from 0 on it (radially, near 0: the field there
+    is constant); ``None`` otherwise.  The selection covers every data point (``K`` = all,
+    the signs ``u``)."""
+    u = np.asarray(u, dtype=np.int8)
+    s_a = float(np.sign(a))
+    if s_a == 0.0:
+        return None
+    sel = select(a, u, X, r, gamma, policy=BranchPolicy.GRADIENT_DESCENT)
+    if np.any(sel.signs != 0):
+        return None
+    v = s_a * sel.D
+    tol = _zero_tol(*_field_parts(u, np.flatnonzero(u == 0), X, r, gamma), X)
+    side = u != 0
+    if not np.any(v != 0.0) or not np.all(u[side] * (X[side] @ v) > tol[side]):
+        return None
+    full = np.zeros(u.size, dtype=bool)
+    full[sel.K] = sel.branch
+    return Selection(np.arange(u.size), u.copy(), sel.eta, sel.D, full)
 
 
 def fan_walk(a: float, u: NDArray[np.int8], q: Array, X: Array, r: Array, gamma: float,
@@ -786,7 +902,8 @@ def fan_walk(a: float, u: NDArray[np.int8], q: Array, X: Array, r: Array, gamma:
             u_new[along] = 0
             nxt = v
         else:
-            s = np.where(toward, -z / np.where(toward, dz, 1.0), np.inf)
+            # a side q is on by rounding only (its offset of the other sign) is met at once
+            s = np.where(toward, np.maximum(-z / np.where(toward, dz, 1.0), 0.0), np.inf)
             s_hit = float(np.min(s))
             nxt = q + s_hit * v
             if np.linalg.norm(nxt) <= SPAN_RTOL * max(np.linalg.norm(q),
@@ -795,7 +912,10 @@ def fan_walk(a: float, u: NDArray[np.int8], q: Array, X: Array, r: Array, gamma:
             u_new[toward & (s <= s_hit * (1.0 + SPAN_RTOL))] = 0
             scale *= float(np.linalg.norm(nxt))
         basis = _span_basis(X[u_new == 0])  # the hyperplanes met: put the neuron on them
+        size = np.linalg.norm(nxt)
         nxt = nxt - (nxt @ basis.T) @ basis
+        if np.linalg.norm(nxt) <= SPAN_RTOL * size:
+            return None  # they meet only at 0 (d = 2: a ray reaching another hyperplane)
         q, u = nxt / np.linalg.norm(nxt), u_new
     return None
 

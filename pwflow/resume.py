@@ -63,6 +63,9 @@ def capture(flow: "HybridFlow") -> dict[str, Any]:
     # the signs of the parallel classes' residuals in the regime (their hysteresis)
     cls = flow.__dict__.get("_class_held")
     mem["class_held"] = None if cls is None else [int(v) for v in cls]
+    # the neurons held at w = 0 and gradient descent's orbits near 0 (pwflow.origin_watch)
+    mem["origin_held"] = {str(j): h.to_dict() for j, h in
+                          getattr(flow, "_origin_held", {}).items()}
     rest = getattr(flow, "rest", None)  # at rest (pwflow.rest): kept so that a resume is exact
     mem["rest"] = None if rest is None else {k: float(v) for k, v in
                                              dataclasses.asdict(rest).items()}
@@ -97,6 +100,10 @@ def restore(flow: "HybridFlow", mem: dict[str, Any]) -> None:
         flow._held_live = live
     if mem.get("class_held") is not None:
         flow._class_held = np.asarray(mem["class_held"], np.int8)
+    if mem.get("origin_held"):
+        from .origin_watch import HeldAtOrigin
+        flow._origin_held = {int(j): HeldAtOrigin.from_dict(h)
+                             for j, h in mem["origin_held"].items()}
     if mem.get("left_at") is not None:
         t_left, left = mem["left_at"]
         flow._left_at = (np.nan if t_left is None else float(t_left), np.asarray(left, np.intp))

@@ -38,6 +38,7 @@ from .filippov import BranchPolicy, Geometry
 from .invariants import InvariantsMixin
 from .model import Loss
 from .options import FlowOptions, InvariantError
+from .origin_watch import OriginWatchMixin
 from .patterns import PatternTable
 from .regime import RegimeMixin
 from .replay import PassiveFaces
@@ -54,7 +55,7 @@ Array = NDArray[np.float64]
 
 
 class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, InvariantsMixin,
-                 SnapshotsMixin, SolverPhaseMixin):
+                 SnapshotsMixin, SolverPhaseMixin, OriginWatchMixin):
     """Event-driven integrator of the subgradient flow (Eq. (6)) for one network.
 
     Use :func:`simulate` for whole runs; this class exposes :meth:`step` for custom drivers.
@@ -164,6 +165,12 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         # neurons that sit exactly on the hyperplanes of their initial face, never moved off
         # by an event: gradient descent does not chatter there (the GD branch policy needs it)
         self._at_rest = np.zeros(self.m, dtype=bool)
+        #: neurons held at w = 0 since they arrived there, watched for a departure that
+        #: appears later (``'gd'`` policy, :mod:`pwflow.origin_watch`), and the verdicts of
+        #: the last located departure
+        self._origin_held: dict = {}
+        self._origin_before: dict = {}
+        self._origin_at = None
         #: per data point, whether another one is parallel to it (:meth:`_has_parallel`; -1 unknown)
         self._parallel = np.full(self.n, -1, dtype=np.int8)
         #: set by :meth:`check_rest`: the bound under which the neurons are kept as they are
@@ -462,7 +469,10 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
                                              S1n)
         regime1 = self._face_regime_at(Phi1)
         face_change = self._regime_changed(self._regime, regime1)
-        if self._phase.stiff and (cand is not None or face_change
+        # a neuron held at w = 0 that gradient descent leaves by the step end
+        leaves_zero = (bool(self._origin_held)
+                       and self._origin_escapes(field_.residuals(Phi1), t1))
+        if self._phase.stiff and (cand is not None or face_change or leaves_zero
                                   or self._implicit_excursion(excursion, near, solver)
                                   or self._regime_left_inside(solver, t0, t1)):
             # events are located on DOP853's dense output only: redo this step there
@@ -477,7 +487,7 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
             F, Phi1_rows = self._event_dense_output(solver, Phi1)
         if not (face_change or self._phase.stiff):  # a slope's exit and return inside the step
             face_change = self._regime_left_inside(solver, t0, t1, F)
-        if face_change and F is None:
+        if (face_change or leaves_zero) and F is None:
             F, Phi1_rows = self._event_dense_output(solver, Phi1)
         if excursion[0].size:
             cand = Candidates.concat([cand, self._excursions(excursion, Z1n, near, F)])
@@ -486,6 +496,12 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
                                       np.abs(field_.residuals(Phi1)))
         located = None if cand is None else self._locate_neuron_events(cand, F, t0, t1)
         t_face, exits = (np.inf, {}) if not face_change else self._face_events(F, t0, t1, regime1)
+        if leaves_zero:
+            t_zero, p_zero = self._origin_event(F, t0, t1)
+            if t_zero < t_face:
+                t_face, exits = t_zero, {p_zero: {}}
+            elif t_zero == t_face:
+                exits = {**exits, p_zero: {}}
         self._t_face = t_face
         if located is None and not exits:
             if F is None and not self._phase.stiff and times_inside(snap_times, t0, t1).size:

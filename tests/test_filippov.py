@@ -797,6 +797,84 @@ def test_gd_escape_from_origin_in_closed_form_on_two_opposite_points(r1, escapes
     assert face.tolist() == [-1, 1] and q.tolist() == [-1.0]
 
 
+@pytest.mark.parametrize("s_a", [1.0, -1.0])
+@pytest.mark.parametrize("r0, r1", [(1.0, 1.0), (-1.0, 1.0), (1.0, -1.0), (-1.0, -1.0)])
+def test_gd_orbit_at_zero_and_its_escapes_in_closed_form_on_two_opposite_points(s_a, r0, r1):
+    """d = 1, ``x_0 = 1``, ``x_1 = −1``, ReLU.  On ``w > 0`` (the cell ``(+, −)``) only ``x_0``
+    is active and ``s_a D = −s_a r_0 / 2``; on ``w < 0`` (``(−, +)``), ``s_a D = s_a r_1 / 2``.
+    The motion leaves 0 along a cell iff its velocity points into it:
+    ``(+, −)`` iff ``s_a r_0 < 0``, ``(−, +)`` iff ``s_a r_1 < 0``
+    (:func:`~pwflow.filippov.escapes_along`).  Gradient descent's map near 0 from ``ŵ = ±0.3``
+    escapes iff the cell it is in or jumps to does (its norm grows by 1/2 a step, every step),
+    and otherwise jumps across 0 for ever, visiting both cells
+    (:func:`~pwflow.filippov.gd_origin_orbits`; ``{0}``, where the two hyperplanes meet, is
+    not one of its faces)."""
+    from pwflow.filippov import escapes_along, gd_origin_orbits
+
+    X = np.array([[1.0], [-1.0]])
+    r = np.array([r0, r1])
+    up, down = np.array([1, -1], np.int8), np.array([-1, 1], np.int8)
+    esc_up, esc_down = s_a * r0 < 0, s_a * r1 < 0
+    for u, expected in ((up, esc_up), (down, esc_down)):
+        sel = escapes_along(s_a, u, X, r, 0.0)
+        assert (sel is not None) == expected
+        if expected:
+            assert sel.signs.tolist() == u.tolist() and sel.K.tolist() == [0, 1]
+            assert np.sign(s_a * sel.D[0]) == u[0]
+    orbit = gd_origin_orbits(np.array([s_a, s_a]), np.array([[0.3], [-0.3]]), X, r, 0.0, 400)
+    for i in range(2):
+        # from a cell that escapes it goes on; else it jumps to the other cell, which escapes
+        # or sends it back
+        first = esc_up if i == 0 else esc_down
+        other = esc_down if i == 0 else esc_up
+        assert bool(orbit.escaped[i]) == (first or other)
+        if not (first or other):
+            assert sorted(f.tolist() for f in orbit.faces[i]) == [[-1, 1], [1, -1]]
+            assert abs(orbit.states[i, 0]) <= 0.5 * 1.001
+
+
+@given(prob=face_problems(), aim=st.integers(0, 3), cell=st.booleans())
+def test_escapes_along_a_face_is_its_motion_staying_on_it_and_leaving_zero(prob, aim, cell):
+    """:func:`~pwflow.filippov.escapes_along` against its definition, from
+    :func:`~pwflow.filippov.select` and the data alone: a face escapes iff the rule keeps the
+    neuron on every hyperplane of it and ``sign(a) <D, x_k>`` has the sign ``u_k`` on every
+    other point (beyond a margin: near-ties are not drawn).  Then the motion from any point
+    of the face, ``q + s sign(a) D``, stays on it and its norm grows.  ``aim``: the drawn
+    sides are first set ``aim`` times to those of the motion on the face (a drawn face
+    rarely escapes: 0.1 % of them); ``cell``: the face's hyperplanes are given sides too (an
+    open cell)."""
+    from pwflow.filippov import escapes_along
+
+    a, u, X, r, gamma = prob
+    if cell:
+        u = np.where(u == 0, np.int8(1), u).astype(np.int8)
+    side = u != 0
+    for _ in range(aim):
+        vel = np.sign(a) * (X[side] @ select(a, u, X, r, gamma).D)
+        u[side] = np.where(vel != 0, np.sign(vel), u[side])
+    sel = select(a, u, X, r, gamma, policy=BranchPolicy.GRADIENT_DESCENT)
+    v = np.sign(a) * sel.D
+    margin = u[side] * (X[side] @ v) / (np.linalg.norm(X[side], axis=1) * (1 + np.linalg.norm(v)))
+    assume(margin.size == 0 or np.min(np.abs(margin)) > 1e-9)
+    expected = not np.any(sel.signs != 0) and np.all(margin > 0) and np.any(v != 0)
+    event("escapes" if expected else "does not escape")
+    got = escapes_along(a, u, X, r, gamma)
+    assert (got is not None) == expected
+    if got is None:
+        return
+    np.testing.assert_array_equal(got.signs, u)
+    np.testing.assert_allclose(got.D, sel.D, rtol=0, atol=0)
+    # a point of the face: a feasible point moves along v, sides kept, away from 0
+    K = np.flatnonzero(u == 0)
+    basis = np.linalg.svd(X[K])[2][np.linalg.matrix_rank(X[K]):] if K.size else np.eye(X.shape[1])
+    q = v @ basis.T @ basis  # v itself lies on the face: its projection is v
+    np.testing.assert_allclose(q, v, atol=1e-9 * (1 + np.linalg.norm(v)))
+    for s in (0.5, 1.0, 4.0):
+        w = q + s * v
+        assert np.all(np.sign(X[side] @ w) == u[side])
+        assert np.linalg.norm(w) > np.linalg.norm(q)
+
+
 # ------------------------------------------------------------------------------ geometry memo
 @pytest.mark.parametrize("at_rest", [False, True])
 @given(prob=parallel_face_problems(), reuse=st.integers(1, 3))

@@ -1,0 +1,268 @@
+"""Neurons held at ``w = 0``, watched for a departure that appears later (``'gd'`` policy).
+
+Part of :class:`pwflow.stepper.HybridFlow` (:class:`OriginWatchMixin`).  A neuron that
+reaches ``w = 0`` by an event and stays there (:meth:`pwflow.start_faces.StartFacesMixin.
+_from_origin`) has ``dw/dt = 0`` and ``da/dt = <w, D> = 0``: staying is a solution of
+Eq. (2) for as long as ``0 ∈ 𝔇(0)``, and the minimal-norm one.  Gradient descent sits within
+``O(lr)`` of 0, on the bounded orbit of its own map near 0 (:func:`pwflow.filippov.
+gd_origin_orbits`), which follows the residuals as they move.  Where a face that orbit
+chatters on turns into one along which the motion leaves 0 (:func:`pwflow.filippov.
+escapes_along`), gradient descent leaves 0 along it: a branch point that appears at a time,
+not at an event.
+
+Under the ``'gd'`` policy each such neuron carries its orbit: the map is run from the
+arrival (:data:`pwflow.filippov.ORIGIN_MAP_STEPS` steps) at the first step end, and on from
+its last iterate (:data:`ORIGIN_TRACK_STEPS`) at every step end after, at the residuals
+there.  At every step end the faces of the orbit are tested; where one escapes, the time is
+located by bisection on the step's dense output (the faces held), the step is cut there and
+the neuron departs on that face, logged as a branch point.  ``docs/integrator.md``, "A
+departure from 0 that appears later (session 38)".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .bisection import bisect
+from .dense import propagators_at
+from .events import EventKind
+from .filippov import (
+    ORIGIN_MAP_LEAD,
+    ORIGIN_MAP_STEPS,
+    BranchPolicy,
+    Selection,
+    escapes_along,
+    gd_origin_orbits,
+    in_star,
+    transition,
+)
+
+Array = NDArray[np.float64]
+
+#: steps of gradient descent's map near 0 run at each step end from the orbit's last
+#: iterate (:func:`~pwflow.filippov.gd_origin_orbits`): the map relaxes onto its orbit in a
+#: few tens of steps (session 38, seed 5026: six neurons arrived on two rays at t = 1.05–4.25
+#: share one orbit of three to seven faces by t = 10, as gradient descent's iterates do)
+ORIGIN_TRACK_STEPS = 1000
+
+#: the fraction of the orbit's iterates that must lie in the star of a face (the cells whose
+#: closure holds it) for the neuron to leave 0 along it once the motion on it turns outwards.
+#: Gradient descent then chatters about that face and drifts out with it; where the orbit
+#: only passes by, it leaves the face's star before the drift can carry it away (session 38,
+#: campaign with large output weights, seed 5181: a ray met by 4 % of the iterates turned
+#: outwards at t = 2.06 and gradient descent stayed; the three cases that leave had 100 %)
+ORIGIN_STAR_FRACTION = 0.9
+
+
+@dataclass(frozen=True)
+class HeldAtOrigin:
+    """A neuron held at ``w = 0`` since it arrived there by an event, with gradient descent's
+    orbit near 0 (:func:`~pwflow.filippov.gd_origin_orbits`).
+
+    Attributes
+    ----------
+    sign : float
+        The sign of its ``a`` (constant at ``w = 0``).
+    arrived_on : ndarray of int8, shape (n,)
+        The face it arrived along.
+    velocity : ndarray, shape (d,)
+        Its velocity on arrival (:func:`~pwflow.filippov.arrival_velocity`); the map starts
+        :data:`~pwflow.filippov.ORIGIN_MAP_LEAD` steps before 0 on it.
+    state : ndarray, shape (d,), or None
+        The orbit's last iterate (``None``: not run yet).
+    faces : ndarray of int8, shape (F, n)
+        The faces the orbit meets, the most met first (:attr:`pwflow.filippov.OriginOrbits.
+        faces`).
+    cells, weights : ndarray of int8, shape (C, n), and ndarray, shape (C,)
+        The cells of its iterates and the fraction of them in each.
+    """
+
+    sign: float
+    arrived_on: NDArray[np.int8]
+    velocity: Array
+    state: Array | None = None
+    faces: NDArray[np.int8] | None = None
+    cells: NDArray[np.int8] | None = None
+    weights: Array | None = None
+
+    def star_weight(self, u: NDArray[np.int8]) -> float:
+        """The fraction of the orbit's iterates in the star of the face ``u``."""
+        return float(np.sum(self.weights[in_star(self.cells, u)]))
+
+    def to_dict(self) -> dict:
+        def plain(v):
+            return None if v is None else v.tolist()
+
+        return {"sign": self.sign, "arrived_on": self.arrived_on.tolist(),
+                "velocity": self.velocity.tolist(), "state": plain(self.state),
+                "faces": plain(self.faces), "cells": plain(self.cells),
+                "weights": plain(self.weights)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "HeldAtOrigin":
+        def arr(v, dtype):
+            return None if v is None else np.asarray(v, dtype)
+
+        return cls(float(d["sign"]), np.asarray(d["arrived_on"], np.int8),
+                   np.asarray(d["velocity"], float), arr(d["state"], float),
+                   arr(d["faces"], np.int8), arr(d["cells"], np.int8), arr(d["weights"], float))
+
+
+@dataclass(frozen=True)
+class OriginDepartures:
+    """The watch's verdicts at one time: per watched neuron, where it departs (``None``: it
+    stays)."""
+
+    t: float
+    by_neuron: dict[int, Selection | None]
+
+    def any(self) -> bool:
+        return any(sel is not None for sel in self.by_neuron.values())
+
+
+class OriginWatchMixin:
+    """The watch of the neurons held at ``w = 0`` for :class:`pwflow.stepper.HybridFlow`
+    (writes ``_origin_held``, ``_origin_before`` and ``_origin_at``)."""
+
+    def _watches_origin(self) -> bool:
+        """Whether neurons held at ``w = 0`` are watched: under the ``'gd'`` policy, with
+        full-rank data (``{0}`` a face of its own).  Under the minimal-norm policy staying
+        is the continuation it follows, and the watch (a run of the map per held neuron and
+        step) would only log the branch point (a known gap, as on dependent hyperplanes)."""
+        return self.policy is BranchPolicy.GRADIENT_DESCENT and self._origin_is_face
+
+    def _hold_at_origin(self, j: int, held: HeldAtOrigin) -> None:
+        """Watch neuron ``j``, which reached ``w = 0`` and stays there."""
+        self._origin_held[int(j)] = held
+
+    def _origin_watched(self) -> dict[int, HeldAtOrigin]:
+        """The watched neurons still at ``w = 0`` (those moved off it are dropped)."""
+        held = self._origin_held
+        if held:
+            U = self.table.U
+            for j in [j for j in held if np.any(U[self.pat[j]] != 0)]:
+                del held[j]
+        return held
+
+    def _tracked(self, held: dict[int, HeldAtOrigin], r: Array) -> dict[int, HeldAtOrigin]:
+        """The records ``held`` with gradient descent's map near 0 run on at the residuals
+        ``r``: from the arrival where it has not run yet (:data:`~pwflow.filippov.
+        ORIGIN_MAP_STEPS`), on from its last iterate otherwise (:data:`ORIGIN_TRACK_STEPS`),
+        every neuron of each kind at once."""
+        out = dict(held)
+        for fresh in (True, False):
+            js = [j for j, h in held.items() if (h.state is None) == fresh]
+            if not js:
+                continue
+            starts = np.array([-ORIGIN_MAP_LEAD * held[j].velocity if fresh else held[j].state
+                               for j in js])
+            orbit = gd_origin_orbits(np.array([held[j].sign for j in js]), starts, self.X, r,
+                                     self.gamma, ORIGIN_MAP_STEPS if fresh else
+                                     ORIGIN_TRACK_STEPS)
+            for i, j in enumerate(js):
+                out[j] = replace(held[j], state=orbit.states[i], faces=orbit.faces[i],
+                                 cells=orbit.cells[i], weights=orbit.weights[i])
+        return out
+
+    def _origin_departures(self, r: Array, t: float,
+                           held: dict[int, HeldAtOrigin] | None = None) -> OriginDepartures:
+        """Per watched neuron (of ``held``, default the current records), the first face of
+        its orbit whose star holds :data:`ORIGIN_STAR_FRACTION` of the orbit's iterates and
+        along which the motion leaves 0 at the residuals ``r`` (:func:`~pwflow.filippov.
+        escapes_along`; each face and sign tested once), or ``None``."""
+        tested: dict[tuple[float, bytes], Selection | None] = {}
+        out: dict[int, Selection | None] = {}
+        for j, h in (self._origin_watched() if held is None else held).items():
+            out[j] = None
+            if h.faces is None:  # arrived at this cut: its orbit runs from the next step end
+                continue
+            for u in h.faces:
+                if h.star_weight(u) < ORIGIN_STAR_FRACTION:
+                    continue
+                key = (h.sign, u.tobytes())
+                if key not in tested:
+                    tested[key] = escapes_along(h.sign, u, self.X, r, self.gamma)
+                if tested[key] is not None:
+                    out[j] = tested[key]
+                    break
+        return OriginDepartures(t, out)
+
+    def _origin_escapes(self, r: Array, t: float) -> bool:
+        """At a step end (time ``t``, residuals ``r``): the orbits run on there, and whether
+        a watched neuron leaves ``w = 0``.  The records at the step start are kept for
+        :meth:`_origin_event`."""
+        self._origin_before = dict(self._origin_watched())
+        self._origin_held.update(self._tracked(self._origin_before, r))
+        return self._origin_departures(r, t).any()
+
+    def _origin_event(self, F: Array, t0: float, t1: float) -> tuple[float, int]:
+        """The first time in ``(t0, t1]`` at which a watched neuron leaves ``w = 0``, by
+        bisection on the step's dense output ``F`` to 4 ulp: at each time the orbits are run
+        on from the step start at the residuals there (the orbit moves with them inside the
+        step: session 38, seed 5394, it came into the star of a ray that had turned outwards
+        between two step ends, and the faces of the step end's orbit left 0.2 late).  The
+        verdicts and orbits at the time found are kept for :meth:`_leave_origin`.  Returns
+        the time and the face the neurons at 0 are on; ``inf`` where the dense output's end
+        does not leave (the step end's own reading did, to rounding)."""
+        h, occ = t1 - t0, self._field.occupied
+        before = self._origin_before
+        found: dict[float, tuple[OriginDepartures, dict[int, HeldAtOrigin]]] = {}
+
+        def leaves(t: float) -> bool:
+            r = self._field.residuals(propagators_at(F, (t - t0) / h, faces=occ))
+            held = self._tracked(before, r)
+            found[t] = (self._origin_departures(r, t, held), held)
+            return found[t][0].any()
+
+        p0 = int(self.pat[next(iter(before))])
+        if not leaves(t1):
+            return np.inf, p0
+        t = bisect(t0, t1, leaves, [t0, t1])
+        self._origin_at, held = found[t]
+        self._origin_held.update(held)
+        return t, p0
+
+    def _leave_origin(self, js: NDArray[np.intp], new_pat: NDArray[np.intp], r: Array,
+                      t: float) -> NDArray[np.intp]:
+        """Decide the watched neurons among ``js`` (at ``w = 0``) at time ``t``: each departs
+        where :meth:`_origin_departures` says so (as located by :meth:`_origin_event` at
+        ``t``, else at ``r``), on the face it escapes along, logged as a branch point on the
+        hyperplanes it arrived on and those it departs on (``k = −1`` where there are none);
+        where staying is no solution (``0 ∉ 𝔇(0)``) it departs on the rule's face at 0.
+        Returns the neurons of ``js`` not watched (the exit rule decides them)."""
+        at = self._origin_at
+        if at is None or at.t != t:
+            at = self._origin_departures(r, t)
+        tab = self.table
+        rest = []
+        for j in js.tolist():
+            held = self._origin_held.get(j)
+            if held is None:
+                rest.append(j)
+                continue
+            sel = at.by_neuron.get(j)
+            u_new = np.zeros(self.n, dtype=np.int8)
+            p0 = int(new_pat[j])
+            if sel is not None:  # a branch point: staying is a continuation too
+                u_new[sel.K] = sel.signs
+                rows = {k: int(EventKind.BRANCH) for k in
+                        np.flatnonzero((held.arrived_on == 0) | (u_new == 0)).tolist() or [-1]}
+            else:
+                a = float(self.Z[j, self.d])
+                stay = self._select_at_origin(a, r, False, BranchPolicy.MIN_NORM)
+                if not np.any(stay.signs != 0):
+                    continue  # it stays (a continuation: 0 ∈ 𝔇(0))
+                sel = self._select_at_origin(a, r, False, self.policy)
+                u_new[sel.K] = sel.signs
+                codes = transition(np.zeros(self.n, dtype=np.int8), u_new)
+                rows = {k: int(EventKind.BRANCH if br else codes[k])
+                        for k, br in zip(sel.K.tolist(), sel.branch.tolist(), strict=True)
+                        if br or codes[k] >= 0}
+            new_pat[j] = p_new = tab.index(u_new)
+            del self._origin_held[j]
+            for k, kind in rows.items():
+                self._log(t, j, int(k), kind, 0.0, p0, p_new)
+        return np.asarray(rest, dtype=np.intp)
