@@ -13,9 +13,11 @@ not at an event.
 Under the ``'gd'`` policy each such neuron carries its orbit: the map is run from the
 arrival (:data:`pwflow.filippov.ORIGIN_MAP_STEPS` steps) at the first step end, and on from
 its last iterate (:data:`ORIGIN_TRACK_STEPS`) at every step end after, at the residuals
-there.  At every step end the faces of the orbit are tested; where one escapes, the time is
-located by bisection on the step's dense output (the faces held), the step is cut there and
-the neuron departs on that face, logged as a branch point.  ``docs/integrator.md``, "A
+there.  At every step end the faces of the orbit whose star holds
+:data:`ORIGIN_STAR_FRACTION` of its iterates are tested; where one escapes, the time is
+located by bisection on the step's dense output (the orbit run on from the step start at
+each time), the step is cut there and the neuron departs on that face, logged as a branch
+point.  ``docs/integrator.md``, "A
 departure from 0 that appears later (session 38)".
 """
 
