@@ -348,18 +348,34 @@ def wedge_continuation_agrees(X, y, W0, a0, gamma: float, loss: str, state, t: f
     return True, f"continuation over x_{k}'s wedge on the span of {list(S)}: {dists}"
 
 
-def first_branch_after_start(traj) -> float:
+def first_branch_after_start(traj, through_zero: bool = False) -> float:
     """The time of the run's first branch point after ``t = 0`` (``inf`` if none): there a
     sliding mode turns repulsive while gradient descent chatters across the hyperplane, and
     the side it then leaves to depends on where its step grid falls (the phase of ``t*/lr``),
     not on ``lr → 0``: gradient descent has no vanishing-step limit to compare with after it
     (``test_issue10_regressions.py::test_gd_side_at_a_branch_point_depends_on_the_step``;
     ``docs/paper-readings.md``, N5).  A branch at ``t = 0`` is decided by gradient descent's
-    own first steps, not by chattering, and is compared."""
+    own first steps, not by chattering, and is compared.
+
+    ``through_zero``: the branch points at ``w = 0`` are not counted (a neuron reaching 0
+    with a consistent pass-through, logged with its REACH_ZERO, and a neuron leaving 0 after
+    being held there, logged from the face ``u = 0``): there gradient descent's limit is
+    what its own map near 0 does, which the ``'gd'`` policy claims to follow (sessions 37 and
+    38; the held neurons' departures agree to a few hundredths of the error estimate)."""
     from pwflow import EventKind  # the event code only (no maths of pwflow's)
 
-    t, kind = np.asarray(traj.events["t"]), np.asarray(traj.events["kind"])
-    at = t[(kind == EventKind.BRANCH) & (t > 0)]
+    ev = traj.events
+    t, kind = np.asarray(ev["t"]), np.asarray(ev["kind"])
+    branch = (kind == EventKind.BRANCH) & (t > 0)
+    if through_zero:
+        j = np.asarray(ev["neuron"])
+        zero = kind == EventKind.REACH_ZERO
+        arriving = np.array([bool(np.any(zero & (j == jj) & (t == tt))) for jj, tt in
+                             zip(j.tolist(), t.tolist(), strict=True)], dtype=bool)
+        from_zero = ~np.any(np.asarray(traj.patterns)[np.asarray(ev["from_pattern"])] != 0,
+                            axis=1) if len(t) else np.zeros(0, dtype=bool)
+        branch &= ~(arriving | from_zero)
+    at = t[branch]
     return float(at.min()) if at.size else np.inf
 
 

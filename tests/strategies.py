@@ -279,6 +279,34 @@ def integer_problems(draw, t_max: float = 5.0) -> Problem:
 
 
 @st.composite
+def large_output_problems(draw, t_max: float = 10.0) -> Problem:
+    """Generic data and small hidden weights with output weights 1.5 to 10 times as large:
+    ``a_j² − ‖w_j‖² > 0`` (Lemma 1) lets ``w_j`` reach 0 with ``a_j ≠ 0``, where the neuron
+    is held, passes through, or leaves later (``docs/integrator.md``, sessions 37–38; one
+    problem in fifteen of the campaign that found those cases reaches 0 by t = 20).
+    d = 2, 3, 4 with three neurons at least: in d = 5 few draws reach 0 (the campaign's
+    cases of d = 4, 5 are its own).  Few of these draws reach 0 (5 of 500 in the thorough
+    profile, against a quarter of numpy's uniform draws in d = 2); the property still
+    compares the ``'gd'`` policy in this regime."""
+    d, _, m, gamma, loss, _, _ = _common(draw, (2, 3, 4))
+    # more points than dimensions (a neuron reaches 0 down a ray, on d − 1 hyperplanes), at
+    # least 2° apart (ten points in the plane are rarely 8° apart)
+    n, m = draw(st.integers(d + 1, 2 * d + 4)), max(m, 3)
+    X = _matrix(draw, n, d, -2.0, 2.0)
+    assume(_well_separated(X, max_cos=0.9995))
+    y = _labels(draw, n, loss)
+    scale = draw(st.sampled_from([0.01, 0.1]))
+    W = _matrix(draw, m, d, -1.0, 1.0) * scale
+    assume(np.all(np.linalg.norm(W, axis=1) >= 0.1 * scale))
+    assume(_off_hyperplanes(W, X))
+    # |a_j| / ‖w_j‖ in [1.5, 10] for every neuron (a² − ‖w‖² > 0: each one can reach 0)
+    s = np.array(draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=m, max_size=m)))
+    ratio = np.array(draw(st.lists(st.floats(1.5, 10.0), min_size=m, max_size=m)))
+    a = s * ratio * np.linalg.norm(W, axis=1)
+    return Problem(X, y, W, a, gamma, loss, t_max, "large output")
+
+
+@st.composite
 def repeated_point_problems(draw, t_max: float = 5.0) -> Problem:
     """A generic problem (square loss) with one of its points repeated ``q − 1`` more times
     (``q = 2, 3``), each copy with a label of its own, the copies at drawn places."""

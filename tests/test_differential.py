@@ -34,7 +34,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 from reference import (
     ATOL_GD,
@@ -51,6 +51,7 @@ from reference import (
 from strategies import (
     collinear_problems,
     integer_problems,
+    large_output_problems,
     multi_active_problems,
     problems,
     repeated_point_problems,
@@ -86,6 +87,7 @@ STRATEGIES = {
     "multi_active": multi_active_problems,
     "collinear": collinear_problems,
     "integer": integer_problems,
+    "large_output": large_output_problems,
 }
 
 _settings = settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
@@ -183,6 +185,60 @@ def test_agrees_with_extrapolated_gradient_descent(name, data):
                     and _coarse_gd_is_pre_asymptotic(prob, tr, t_bad[0], finest))):
         return
     if t_bad and _tangent_start_explains(prob, tr, t_bad):
+        return
+    assert not bad, "\n".join(bad)
+
+
+def _compared(tr, ref, t_limit: float) -> tuple[list[str], list[float], list[tuple]]:
+    """The run against the reference at its times before ``t_limit`` (a branch point, N5):
+    the failures (``C_GAP`` error estimates, or ``ATOL_GD``), their times, and the ratios."""
+    bad, t_bad, ratios = [], [], []
+    for i, t in enumerate(ref.t):
+        if t > tr.t[-1]:
+            bad.append(f"the run stopped at t = {tr.t[-1]}: status {tr.status}, {tr.message!r}")
+            break
+        if t >= t_limit:
+            note(f"not compared from t = {t}: a branch point at t = {t_limit:.6g} (N5)")
+            break
+        W, a = tr.state(t)
+        err, est = ref.error(W, a, i), ref.estimate(i)
+        size = float(np.sqrt(np.sum(W**2) + np.sum(a**2)))
+        ratios.append((t, err, est, err / max(est, 1e-300)))
+        if err > max(C_GAP * est, ATOL_GD * (1 + size)):
+            t_bad.append(t)
+            bad.append(f"t={t}: |flow − GD_ext| = {err:.3e}, gap {ref.gap[i]:.3e}, "
+                       f"band {ref.band[i]:.3e} (ratio {err / max(est, 1e-300):.1f})")
+    return bad, t_bad, ratios
+
+
+#: the times of the comparison through w = 0 (neurons reach it from t ≈ 0.3 and the held
+#: ones leave it from t ≈ 4: session 37's campaign)
+ZERO_TIMES = (2.5, 5.0, 10.0)
+
+
+@_settings
+@given(data=st.data())
+def test_agrees_with_extrapolated_gradient_descent_through_zero(data):
+    """(a) for output weights up to ten times the hidden ones (``large_output_problems``):
+    neurons reach ``w = 0`` and are held there, pass through it, or leave it later, and the
+    ``'gd'`` policy follows gradient descent's own map near 0 (sessions 37–38).  Compared
+    through those branch points (``first_branch_after_start(through_zero=True)``), not past
+    the others (N5)."""
+    prob = _draw(data, "large_output", ZERO_TIMES[-1])
+    if not _gd_is_a_reference(prob):
+        return
+    tr = _simulate(prob, ZERO_TIMES[-1], np.array(ZERO_TIMES), policy="gd")
+    kinds = tr.events_by_kind()
+    event("reaches zero" if kinds.get("reach_zero", 0) else "does not reach zero")
+    ref = gd_reference(prob.X, prob.y, prob.W, prob.a, prob.gamma, prob.loss, ZERO_TIMES,
+                       lr=LR)
+    bad, t_bad, ratios = _compared(tr, ref, first_branch_after_start(tr, through_zero=True))
+    _log_ratios(prob, ratios)
+    note(f"events: {kinds}")
+    fine = tuple(LR * f for f in FINE_AT_FAILURE)
+    if bad and (_coarse_gd_is_pre_asymptotic(prob, tr)
+                or (t_bad and all(_coarse_gd_is_pre_asymptotic(prob, tr, t, fine)
+                                  for t in sorted({t_bad[0], t_bad[-1]})))):
         return
     assert not bad, "\n".join(bad)
 
@@ -323,24 +379,7 @@ def test_agrees_with_extrapolated_gradient_descent_long(name, data):
     times = (5.0, 10.0, 20.0)
     tr = _simulate(prob, times[-1], np.array(times), policy="gd")
     ref = gd_reference(prob.X, prob.y, prob.W, prob.a, prob.gamma, prob.loss, times, lr=LR)
-    bad = []
-    ratios = []
-    t_limit = first_branch_after_start(tr)
-    for i, t in enumerate(ref.t):
-        if t > tr.t[-1]:
-            bad.append(f"the run stopped at t = {tr.t[-1]}: status {tr.status}, {tr.message!r}")
-            break
-        if t >= t_limit:
-            note(f"not compared from t = {t}: a branch point at t = {t_limit:.6g} (N5)")
-            break
-        W, a = tr.state(t)
-        err = ref.error(W, a, i)
-        size = float(np.sqrt(np.sum(W**2) + np.sum(a**2)))
-        est = ref.estimate(i)
-        ratios.append((t, err, est, err / max(est, 1e-300)))
-        if err > max(C_GAP * est, ATOL_GD * (1 + size)):
-            bad.append(f"t={t}: |flow − GD_ext| = {err:.3e}, gap {ref.gap[i]:.3e}, "
-                       f"band {ref.band[i]:.3e}")
+    bad, _, ratios = _compared(tr, ref, first_branch_after_start(tr))
     _log_ratios(prob, ratios)
     assert not bad, "\n".join(bad)
 

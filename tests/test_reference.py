@@ -255,3 +255,25 @@ def test_converging_gradient_descent_verifies_a_wedge_it_steps_over_and_rejects_
         ok, seen = converging_gd_agrees(X, y, W, a, gamma, loss, SimpleNamespace(
             state=lambda _, s=wrong: s), t, FINE_LADDER, coarse.error(*wrong, 0))
         assert not ok and len(seen) == levels, (size, seen)
+
+
+def test_first_branch_after_start_through_zero_skips_only_the_branch_points_at_zero():
+    """``first_branch_after_start``: a branch row logged from the face ``u = 0`` (a neuron
+    leaving 0) or with a REACH_ZERO of its neuron at its time is skipped with
+    ``through_zero``; every other branch row counts, and without the flag all count."""
+    from reference import first_branch_after_start
+
+    from pwflow import EventKind
+
+    patterns = np.array([[1, -1], [0, 0], [0, 1]], dtype=np.int8)  # face 1 is u = 0
+    rows = [(0.0, 0, EventKind.BRANCH, 0),  # at the start: never counted
+            (1.0, 1, EventKind.REACH_ZERO, 0), (1.0, 1, EventKind.BRANCH, 0),  # arrival
+            (2.0, 2, EventKind.BRANCH, 1),  # leaving 0
+            (3.0, 3, EventKind.BRANCH, 2)]  # a repulsive sliding mode
+    t, j, kind, frm = (np.array(v) for v in zip(*rows, strict=True))
+    traj = SimpleNamespace(patterns=patterns, events={
+        "t": t.astype(float), "neuron": j, "kind": kind.astype(int), "from_pattern": frm})
+    assert first_branch_after_start(traj) == 1.0
+    assert first_branch_after_start(traj, through_zero=True) == 3.0
+    traj.events["kind"][-1] = int(EventKind.CROSSING)
+    assert first_branch_after_start(traj, through_zero=True) == np.inf
