@@ -17,9 +17,7 @@ there.  At every step end the faces of the orbit whose star holds
 :data:`ORIGIN_STAR_FRACTION` of its iterates are tested; where one escapes, the time is
 located by bisection on the step's dense output (the orbit run on from the step start at
 each time), the step is cut there and the neuron departs on that face, logged as a branch
-point.  ``docs/integrator.md``, "A
-departure from 0 that appears later (session 38)".
-"""
+point.  ``docs/integrator.md``, "A departure from 0 that appears later (session 38)"."""
 
 from __future__ import annotations
 
@@ -205,7 +203,9 @@ class OriginWatchMixin:
         bisection on the step's dense output ``F`` to 4 ulp: at each time the orbits are run
         on from the step start at the residuals there (the orbit moves with them inside the
         step: session 38, seed 5394, it came into the star of a ray that had turned outwards
-        between two step ends, and the faces of the step end's orbit left 0.2 late).  The
+        between two step ends; with the step end's orbit held through the bisection the
+        neuron left at t = 8.68 instead of 9.288).  The time ``t1`` is read again on the
+        dense output (its orbit run once more), so that the bisection's ends agree.  The
         verdicts and orbits at the time found are kept for :meth:`_leave_origin`.  Returns
         the time and the face the neurons at 0 are on; ``inf`` where the dense output's end
         does not leave (the step end's own reading did, to rounding)."""

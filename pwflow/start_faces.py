@@ -164,7 +164,8 @@ class StartFacesMixin:
         is not unique there: a branch point.  The ``'gd'`` policy passes through where
         gradient descent does (:func:`pwflow.filippov.gd_through_origin`: ReLU, session 13's
         exploration, seed 1651) and stays, as gradient descent does, where its own map near 0
-        stays within a few steps of it (session 36, seed 1317).
+        stays within a few steps of it (session 36, seed 1317); a neuron it holds is then
+        watched for a departure that appears later (:mod:`pwflow.origin_watch`).
         """
         if not self._origin_is_face:
             return None
