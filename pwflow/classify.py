@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from .batch import choose_cut, cut_coefficients
 from .dense import nested, nested_derivative, propagator_pairs, propagators_at, scan_grid
 from .events import EventKind, Located, Pending, locate_roots
-from .filippov import arrival_velocity, select, select_single, transition
+from .filippov import BranchPolicy, arrival_velocity, select, select_single, transition
 from .origin_watch import HeldAtOrigin
 from .regime import RESOLUTION_HYSTERESIS
 from .rows import last_per_neuron, project_rows, propagate
@@ -218,9 +218,9 @@ class ClassifyMixin:
             if sel is not None:
                 U_new[e, sel.K] = sel.signs
                 branch[e, sel.K] = sel.branch
-            if self._watches_origin() and (sel is None or not np.any(sel.signs != 0)):
+            if self._watches_arrival(sel):  # gradient descent's orbit starts on its velocity
                 arrived[e] = arrival_velocity(a_sign[e], U_prev[e], self.X, R[e], g,
-                                              self.policy)
+                                              BranchPolicy.GRADIENT_DESCENT)
         # place each neuron exactly on the hyperplanes it reached or stays on (changes ‖w‖²
         # only at second order in the located residual, so Lemma 1 is unaffected); w = 0: w := 0
         zs[zero, :d] = 0.0

@@ -39,6 +39,7 @@ their slopes are tied as in the Clarke subdifferential (``docs/paper-readings.md
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -805,12 +806,16 @@ def gd_origin_orbits(s_a: Array, starts: Array, X: Array, r: Array, gamma: float
     J, second = W.shape[0], steps - steps // 2
     seen = np.zeros((second, J, n), dtype=np.int8)
     half = np.full(J, np.inf)
+    # the slopes of side_slope (1 where <ŵ, x_k> > 0, else γ) and the steps' sizes times
+    # s_a at once: the same numbers as one call of each per step, in fewer operations
+    coef = _map_steps(steps)[:, None, None] * s_col
+    XT, h = X.T, steps // 2
     for i in range(steps):
-        sg = np.sign(W @ X.T).astype(np.int8)
-        if i >= steps // 2:
-            seen[i - steps // 2] = sg
-        W = W + _map_step(i, uneven=True) * s_col * (side_slope(sg, gamma) @ Zrows)
-        if i == steps // 2 - 1:
+        z = W @ XT
+        if i >= h:
+            seen[i - h] = np.sign(z)
+        W = W + coef[i] * (np.where(z > 0.0, 1.0, gamma) @ Zrows)
+        if i == h - 1:
             half = np.linalg.norm(W, axis=1)
     size = np.linalg.norm(W, axis=1)
     escaped = (size > 0.0) & (size >= ORIGIN_MAP_GROWTH * half)
@@ -1219,6 +1224,14 @@ def _map_step(i: int, uneven: bool) -> float:
     velocities drift with the residuals) so that dyadic data do not bring a class back to 0
     exactly, where it would read ``σ'(0)`` again."""
     return 1.0 + ((i * _GOLDEN) % 1.0 - 0.5) * 1e-3 if uneven else 1.0
+
+
+@functools.lru_cache(maxsize=4)
+def _map_steps(steps: int) -> Array:
+    """:func:`_map_step` (uneven) for ``i < steps``, as one read-only array."""
+    out = np.array([_map_step(i, uneven=True) for i in range(steps)])
+    out.flags.writeable = False
+    return out
 
 
 def _drift_jump(z: Array, drift: Array) -> Array:

@@ -10,14 +10,16 @@ chatters on turns into one along which the motion leaves 0 (:func:`pwflow.filipp
 escapes_along`), gradient descent leaves 0 along it: a branch point that appears at a time,
 not at an event.
 
-Under the ``'gd'`` policy each such neuron carries its orbit: the map is run from the
-arrival (:data:`pwflow.filippov.ORIGIN_MAP_STEPS` steps) at the first step end, and on from
-its last iterate (:data:`ORIGIN_TRACK_STEPS`) at every step end after, at the residuals
-there.  At every step end the faces of the orbit whose star holds
+Each such neuron (full-rank data, ``a ≠ 0``, either policy) carries its orbit: the map is
+run from the arrival (:data:`pwflow.filippov.ORIGIN_MAP_STEPS` steps) at the first step end,
+and on from its last iterate (:data:`ORIGIN_TRACK_STEPS`) at every step end after, at the
+residuals there.  At every step end the faces of the orbit whose star holds
 :data:`ORIGIN_STAR_FRACTION` of its iterates are tested; where one escapes, the time is
 located by bisection on the step's dense output (the orbit run on from the step start at
-each time), the step is cut there and the neuron departs on that face, logged as a branch
-point.  ``docs/integrator.md``, "A departure from 0 that appears later (session 38)"."""
+each time), the step is cut there and the neuron departs on that face (``'gd'`` policy) or
+stays (minimal-norm policy), logged as a branch point either way.  ``docs/integrator.md``,
+"A departure from 0 that appears later (session 38)" and "The same departure from 0, logged
+by the minimal-norm policy (session 39)"."""
 
 from __future__ import annotations
 
@@ -128,15 +130,31 @@ class OriginWatchMixin:
     (writes ``_origin_held``, ``_origin_before`` and ``_origin_at``)."""
 
     def _watches_origin(self) -> bool:
-        """Whether neurons held at ``w = 0`` are watched: under the ``'gd'`` policy, with
-        full-rank data (``{0}`` a face of its own).  Under the minimal-norm policy staying
-        is the continuation it follows, and the watch (a run of the map per held neuron and
-        step) would only log the branch point (a known gap, as on dependent hyperplanes)."""
-        return self.policy is BranchPolicy.GRADIENT_DESCENT and self._origin_is_face
+        """Whether neurons held at ``w = 0`` are watched: with full-rank data (``{0}`` a face
+        of its own), under either policy.  The ``'gd'`` policy follows gradient descent off
+        0; the minimal-norm policy stays (its continuation) and logs the branch point where
+        gradient descent leaves (session 39: staying is then one solution of Eq. (2) among
+        several, and the two runs part there)."""
+        return self._origin_is_face
+
+    def _watches_arrival(self, sel: Selection | None) -> bool:
+        """Whether a neuron that reached ``w = 0`` with the rule's selection ``sel`` there
+        (:meth:`pwflow.start_faces.StartFacesMixin._from_origin`; ``None``: it stays) is
+        watched: where it stays, and under the minimal-norm policy only where its arrival is
+        not a branch point already (the trajectory is one branch among several from there
+        on; a second row for the same neuron would say nothing new)."""
+        if not self._watches_origin():
+            return False
+        if self.policy is BranchPolicy.MIN_NORM:
+            return sel is None
+        return sel is None or not np.any(sel.signs != 0)
 
     def _hold_at_origin(self, j: int, held: HeldAtOrigin) -> None:
-        """Watch neuron ``j``, which reached ``w = 0`` and stays there."""
-        self._origin_held[int(j)] = held
+        """Watch neuron ``j``, which reached ``w = 0`` and stays there; not where ``a_j = 0``
+        (``dw/dt = a D = 0`` and ``da/dt = <w, D> = 0``: no motion leaves ``(0, 0)``, and
+        :func:`~pwflow.filippov.escapes_along` never says so)."""
+        if held.sign != 0.0:
+            self._origin_held[int(j)] = held
 
     def _origin_watched(self) -> dict[int, HeldAtOrigin]:
         """The watched neurons still at ``w = 0`` (those moved off it are dropped)."""
@@ -233,6 +251,7 @@ class OriginWatchMixin:
         where :meth:`_origin_departures` says so (as located by :meth:`_origin_event` at
         ``t``, else at ``r``), on the face it escapes along, logged as a branch point on the
         hyperplanes it arrived on and those it departs on (``k = −1`` where there are none);
+        under the minimal-norm policy it stays, the same rows logged, and is watched no more;
         where staying is no solution (``0 ∉ 𝔇(0)``) it departs on the rule's face at 0.
         Returns the neurons of ``js`` not watched (the exit rule decides them)."""
         at = self._origin_at
@@ -252,6 +271,11 @@ class OriginWatchMixin:
                 u_new[sel.K] = sel.signs
                 rows = {k: int(EventKind.BRANCH) for k in
                         np.flatnonzero((held.arrived_on == 0) | (u_new == 0)).tolist() or [-1]}
+                if self.policy is BranchPolicy.MIN_NORM:  # it stays, the branch logged once
+                    del self._origin_held[j]
+                    for k, kind in rows.items():
+                        self._log(t, j, int(k), kind, 0.0, p0, p0)
+                    continue
             else:
                 a = float(self.Z[j, self.d])
                 stay = self._select_at_origin(a, r, False, BranchPolicy.MIN_NORM)

@@ -470,11 +470,21 @@ def test_reach_zero_on_a_ray_matches_closed_form_and_freezes():
     # a r_1 < 0: the sliding mode is repulsive (leaving to either side is also a solution of
     # Eq. (2)); the minimal-norm policy stays on the ray and logs the branch point
     assert kinds[0] == EventKind.BRANCH and EventKind.REACH_ZERO in kinds
-    assert tr.stats["n_branch_points"] == 1 and tr.stats["t_first_branch"] == 0.0
+    assert tr.stats["t_first_branch"] == 0.0
     c = np.linalg.norm([0.6, 0.3])
     t_star = np.arctanh(-rho0 / a0) / c
     i = kinds.index(EventKind.REACH_ZERO)
     assert abs(tr.events["t"][i] - t_star) <= 1e-10 * t_star
+    # at w = 0 (r = (1, −1), a < 0) the ray v = (−1, 1) of x_2^⊥ with x_1 active escapes:
+    # the slope η_2 = <x_1, x_2>/‖x_2‖² = 1/4 ∈ [0, 1] keeps it tangent, and −D = (x_1 − x_2/4)/2
+    # = (3/8)(−1, 1) = ‖·‖ v/‖v‖ points out along it (and <v, x_1> = 3/2 > 0): leaving 0 there
+    # solves Eq. (2) too.  Gradient descent's orbit near 0 leaves along it, and the
+    # minimal-norm run, which stays, logs that branch point at t* on the hyperplane it arrived
+    # on (x_1) and the one it would leave along (x_2) (session 39)
+    later = np.flatnonzero(tr.events["kind"] == EventKind.BRANCH)[1:]
+    assert sorted(tr.events["k"][later].tolist()) == [0, 1]
+    np.testing.assert_allclose(tr.events["t"][later], t_star, rtol=1e-10)
+    assert tr.stats["n_branch_points"] == 3
     assert np.all(tr.W[-1] == 0.0)  # frozen at w = 0 (Condition 1, point 2) ...
     a_star = a0 * np.cosh(c * t_star) + rho0 * np.sinh(c * t_star)
     np.testing.assert_allclose(tr.a[-1, 0], a_star, rtol=1e-10)  # ... with a constant after

@@ -2140,16 +2140,64 @@ def test_gd_policy_leaves_zero_along_the_ray_opposite_its_arrival():
         assert np.sign(np.delete(off, 4)).tolist() == [-1, 1, 1, 1, 1, 1, 1], off
 
 
-def test_min_norm_stays_at_zero_where_a_departure_appears_later():
+@pytest.mark.parametrize("name", sorted(_LATE))
+def test_min_norm_stays_at_zero_and_logs_where_gradient_descent_leaves(name):
     """Under the minimal-norm policy staying at 0 is the continuation it follows (Condition 1,
-    point 2): the held neurons of seed 5026 are still at ``w = 0`` at t = 20 (the branch point
-    is not logged: a known gap, docs/integrator.md)."""
-    held = _LATE["origin_late_departure"][0]
-    _, tr = _late("origin_late_departure", "min_norm")
+    point 2): the held neurons are still at ``w = 0`` at t = 20.  Where gradient descent
+    leaves (the ``'gd'`` run's departure time), staying is one solution of Eq. (2) among
+    several: the branch point is logged there, once per neuron, and the summary says the
+    trajectory is one branch among several from then on (a known gap until session 39)."""
+    held, _, _, t_leave = _LATE[name]
+    _, tr = _late(name, "min_norm")
     assert tr.status == 0, tr.message
     W, _ = tr.state(20.0)
     assert np.all(W[list(held)] == 0.0)
+    np.testing.assert_allclose(_departures_from_zero(tr, held), t_leave, atol=1e-6)
+    ev = tr.events
+    for j in held:  # one branch point per neuron after it reached 0: the rows of one time
+        mine = (ev["neuron"] == j) & (ev["kind"] == pwflow.EventKind.BRANCH)
+        assert np.unique(ev["t"][mine & (ev["t"] > 0)]).size == 1
+    assert tr.summary()["t_first_branch"] <= t_leave + 1e-6
+
+
+def test_min_norm_without_the_watch_at_zero_logs_no_branch(monkeypatch):
+    """Mechanism off: without the watch the minimal-norm run of seed 5026 holds its neurons
+    at 0 as before and logs nothing where gradient descent leaves (the silent branch choice
+    that session 39's campaign met on generic d = 3 data, ``test_min_norm_logs_where_
+    gradient_descent_leaves_zero_on_generic_data``)."""
+    from pwflow.stepper import HybridFlow
+
+    monkeypatch.setattr(HybridFlow, "_watches_origin", lambda self: False)
+    held = _LATE["origin_late_departure"][0]
+    _, tr = _late("origin_late_departure", "min_norm")
     assert np.all(np.isinf(_departures_from_zero(tr, held)))
+
+
+def test_min_norm_logs_where_gradient_descent_leaves_zero_on_generic_data():
+    """Session 39's campaign (moderate widths, seed 8016: d = 3, n = 15, m = 49, Gaussian
+    data, γ = 0.1, logistic, init scale 0.1): neuron 10 reaches ``w = 0`` at t = 4.4287 and
+    is held (``0 ∈ 𝔇(0)``).  At t = 10.4865 gradient descent's orbit near 0 leaves along a
+    ray.  The ``'gd'`` policy leaves with it and stays within the error estimates of
+    extrapolated gradient descent at t = 15 and 20; the minimal-norm run stays at 0 and logs
+    the branch point at the same time (before session 39 it logged none: the summary said
+    ``n_branch_points = 0`` while the run was 72 gaps of gradient descent from it at t = 20,
+    4.0 estimates with gradient descent's chattering band)."""
+    runs = {p: _stored_run("origin_late_generic", p, 20.0, 0.1, "logistic")
+            for p in ("gd", "min_norm")}
+    for policy, (_, tr) in runs.items():
+        assert tr.status == 0, tr.message
+        np.testing.assert_allclose(_departures_from_zero(tr, (10,)), 10.486549, atol=1e-6)
+        assert tr.summary()["t_first_branch"] == pytest.approx(10.486549, abs=1e-6), policy
+    z, gd_run = runs["gd"]
+    assert np.linalg.norm(gd_run.state(20.0)[0][10]) > 1e-3
+    assert np.all(runs["min_norm"][1].state(20.0)[0][10] == 0.0)
+    ref = gd_reference(z["X"], z["y"], z["W"], z["a"], 0.1, "logistic", (15.0, 20.0), lr=1e-3)
+    _assert_within_gaps(gd_run, ref)
+    # the minimal-norm branch is another solution: at t = 20 it is 3.6e-3 from extrapolated
+    # gradient descent (the 'gd' run 1.8e-5; gap 5.0e-5, gradient descent's chattering band
+    # 4.3e-4)
+    errors = {p: ref.error(*tr.state(20.0), 1) for p, (_, tr) in runs.items()}
+    assert errors["min_norm"] > 100 * errors["gd"], errors
 
 
 def test_gd_policy_without_the_watch_at_zero_stays_off_gradient_descent(monkeypatch):
