@@ -2409,3 +2409,39 @@ def test_both_policies_log_the_same_branch_point_where_gd_departs_from_zero():
         W2, _ = tr.state(2.0)
         assert (np.linalg.norm(W2[5]) > 0) == (policy == "gd")
     assert rows["min_norm"] == rows["gd"] == [0], rows
+
+
+def test_near_simultaneous_crossings_are_ordered_as_small_step_gradient_descent_orders_them():
+    """Session 39's campaign of wide networks (seed 9018: d = 3, n = 16, m = 132, ReLU,
+    square, balanced, λ = 0.01).  Neuron 87 reaches the intersection of ``x_12^⊥`` and
+    ``x_14^⊥`` almost at once: the flow crosses ``x_12`` at t = 0.884436 and ``x_14``
+    1.3e-5 later, when ``<w, x_12>`` would have been 2e-11 (``|w| = 2.6e-3``).  Crossing
+    ``x_12`` first sends the neuron into ``x_12``'s negative side for good; crossing ``x_14``
+    first turns ``<w, x_12>`` back up.  Gradient descent at 1e-3 … 1e-6 from the start
+    crosses ``x_14`` first (its O(lr) error in ``<w, x_12>``, 5e-11 at lr = 4e-6, exceeds the
+    margin) and is 3.4e-3 from the flow at t = 7.5 (4 500 gaps, all those steps agreeing);
+    at 5e-7 and 2.5e-7 it crosses ``x_12`` first and agrees with the flow at t = 0.9 to
+    first order (7e-10 and 1e-10 in ``<w, x_12>``; measured once, 37 and 74 s).  Here:
+    the flow agrees with extrapolated gradient descent at t = 0.8, before the corner, and
+    from the flow's state at t = 0.88 gradient descent at 2e-6 and 1e-6 orders the crossings
+    as the flow does and agrees with it at t = 0.9 to first order."""
+    z = np.load(Path(__file__).parent / "data" / "near_corner_order.npz")
+    X, y = z["X"], z["y"]
+    data = pwflow.Dataset(X, y)
+    tr = pwflow.simulate(data, pwflow.from_arrays(z["W"], z["a"]), 0.9)
+    assert tr.status == 0, tr.message
+    mine = (tr.events["neuron"] == 87) & (tr.events["t"] > 0.88) & (tr.events["t"] < 0.89)
+    assert tr.events["k"][mine].tolist() == [12, 14]
+    assert 0 < np.diff(tr.events["t"][mine])[0] < 2e-5
+    _assert_within_gaps(tr, gd_reference(X, y, z["W"], z["a"], 0.0, "square", (0.8,), lr=1e-3))
+    W0, a0 = tr.state(0.88)
+    W1, _ = tr.state(0.9)
+    off = []
+    for lr in (2e-6, 1e-6):
+        gd = pwflow.gradient_descent(data, pwflow.from_arrays(W0, a0), lr=lr, t_max=0.02,
+                                     save_times=[0.02])
+        Wg = np.asarray(gd.W)[-1]
+        assert X[12] @ Wg[87] < 0 and X[14] @ Wg[87] < 0  # both crossed, x_12 first
+        off.append(np.max(np.abs(Wg - W1)))
+    assert off[1] < 0.6 * off[0], off  # converging to the flow as the step halves
+    assert X[12] @ W1[87] < -1e-7 and off[1] < 1e-9, off
