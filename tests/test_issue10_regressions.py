@@ -2302,13 +2302,15 @@ def test_gd_policy_follows_the_orbit_at_zero_inside_a_step(monkeypatch):
     assert min(estimates(off)) > 2.0, estimates(off)
 
 
-def test_gd_policy_held_at_zero_resumes_as_one_run():
+@pytest.mark.parametrize("policy", ["gd", "min_norm"])
+def test_held_at_zero_resumes_as_one_run(policy):
     """The orbits near 0 of the held neurons carry across a resume: seed 5026 interrupted
     (Ctrl-C) at the first step past t = 8, six neurons held at 0, and resumed is the
-    uninterrupted run, event for event."""
+    uninterrupted run, event for event (the ``'gd'`` run leaves 0 after it, the
+    minimal-norm run logs the branch point there: both need the orbits)."""
     from test_robustness import assert_same_run
 
-    z, whole = _late("origin_late_departure")
+    z, whole = _late("origin_late_departure", policy)
 
     def interrupt(flow):
         if flow.t > 8.0 and len(flow._origin_held) == 6:
@@ -2316,7 +2318,7 @@ def test_gd_policy_held_at_zero_resumes_as_one_run():
 
     part = pwflow.simulate(pwflow.Dataset(z["X"], z["y"]), pwflow.from_arrays(z["W"], z["a"]),
                            20.0, gamma=0.0, loss="logistic", callback=interrupt,
-                           options=pwflow.FlowOptions(branch_policy="gd"))
+                           options=pwflow.FlowOptions(branch_policy=policy))
     assert part.status == pwflow.Status.INTERRUPTED and 8.0 < part.t[-1] < 11.5
     assert_same_run(whole, part.resume())
 
