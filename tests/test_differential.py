@@ -13,7 +13,9 @@ the references are independent of pwflow's own maths (``reference.py``):
 (d) every neuron recorded on a sliding face lies on its hyperplanes
     (``|<w, x_k>| ≤ 1e-10 ‖w‖ ‖x_k‖``) and the minimal-norm element of Eq. (6), computed by
     bounded least squares with a KKT certificate (not pwflow's code), is tangent to them;
-(e) ``status == 0`` unless the message says why.
+(e) ``status == 0`` unless the message says why;
+(f) no silent branch choice: the runs under the two policies are one trajectory up to the
+    first branch point either logs, and both log it (``policies_apart``).
 
 (b)–(e) are checked on one run per drawn problem (``test_flow_invariants``, default policy, to
 ``T_FLOW``); a failure lists every violated property with its label.  ``*_long`` variants
@@ -461,3 +463,54 @@ def test_a_tangent_start_is_explained_only_by_gradient_descent_from_a_shifted_st
             Wm, am = tr.state(t)
             return Wm + 1e-3, am
     assert not _tangent_start_explains(prob, Moved(), [1.0], say=print)
+
+
+#: how far the two policies' runs may be apart before the first branch point either logs
+#: (relative to the state's size): the runs cut their steps at different times (the
+#: ``'gd'`` policy's watches), so they agree to the integration's error, not bit for bit
+POLICY_RTOL = 1e-7
+
+
+@pytest.mark.parametrize("name", ["generic", "multi_active", "integer", "large_output"])
+@_settings
+@given(data=st.data())
+def test_policies_agree_until_the_first_logged_branch_point(name, data):
+    """(f) No silent branch choice (issue 10, point 6): the two policies differ only in which
+    continuation they follow where Eq. (2) has several, and each such point is logged.  Up to
+    the first branch point either run logs, the default and the ``'gd'`` runs are one
+    trajectory, within ``POLICY_RTOL`` of the state's size at nine times, and both log that
+    branch point (:func:`policies_apart`).  (Session 39: a neuron held at ``w = 0`` that
+    gradient descent leaves later was a choice the default policy made without a word;
+    ``large_output`` draws can reach it.)"""
+    prob = _draw(data, name)
+    runs = {p: _simulate(prob, T_FLOW, None, policy=p) for p in ("min_norm", "gd")}
+    apart = policies_apart(runs["min_norm"], runs["gd"], T_FLOW)
+    event("a branch point is logged" if min(_first_branches(runs.values()) + [T_FLOW]) < T_FLOW
+          else "no branch point")
+    assert apart is None, apart
+
+
+def _first_branches(runs) -> list[float]:
+    return [t for t in (tr.stats.get("t_first_branch") for tr in runs) if t is not None]
+
+
+def policies_apart(a, b, t_max: float, n_times: int = 9) -> str | None:
+    """Where the runs ``a`` (minimal-norm policy) and ``b`` (``'gd'``), to ``t_max``, are more
+    than ``POLICY_RTOL`` of the state's size apart before the first branch point either logs
+    (at ``n_times`` times from 0 to it), or where only one of them logs that branch point
+    (the two follow one trajectory up to it, so both must see it); ``None`` where they
+    agree."""
+    firsts = _first_branches((a, b))
+    t_b = min([t_max] + firsts)
+    if firsts and (len(firsts) < 2 or abs(firsts[0] - firsts[1]) > 1e-9 * (1.0 + t_b)):
+        return (f"one trajectory up to t = {t_b:.6g}, where only one policy's run logs the "
+                f"first branch point (logged: min_norm {a.stats.get('t_first_branch')}, "
+                f"gd {b.stats.get('t_first_branch')})")
+    for t in np.linspace(0.0, t_b, n_times):
+        (Wa, aa), (Wb, ab) = a.state(t), b.state(t)
+        size = 1.0 + max(np.max(np.abs(Wa)), np.max(np.abs(aa)))
+        off = max(np.max(np.abs(Wa - Wb)), np.max(np.abs(aa - ab)))
+        if off > POLICY_RTOL * size:
+            return (f"t = {t:.6g}: the policies' runs are {off:.3e} apart before the first "
+                    f"branch point either logs (t = {t_b:.6g}; logged: {firsts})")
+    return None

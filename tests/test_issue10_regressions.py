@@ -2447,3 +2447,26 @@ def test_near_simultaneous_crossings_are_ordered_as_small_step_gradient_descent_
         off.append(np.max(np.abs(Wg - W1)))
     assert off[1] < 0.6 * off[0], off  # converging to the flow as the step halves
     assert X[12] @ W1[87] < -1e-7 and off[1] < 1e-9, off
+
+
+def test_policies_apart_sees_the_silent_branch_at_zero(monkeypatch):
+    """Mechanism off for property (f) of ``test_differential.py``
+    (``test_policies_agree_until_the_first_logged_branch_point``): with the watch at 0 run
+    under the ``'gd'`` policy only (as before session 39), the stored case of seed 8016 is a
+    silent branch choice of the default policy (the two runs are one trajectory up to
+    t = 10.4865, where only the ``'gd'`` run logs a branch point), and the comparison says
+    so; with the watch, both runs log it."""
+    from test_differential import policies_apart
+
+    from pwflow.filippov import BranchPolicy
+    from pwflow.stepper import HybridFlow
+
+    def runs():
+        return [_stored_run("origin_late_generic", p, 20.0, 0.1, "logistic")[1]
+                for p in ("min_norm", "gd")]
+
+    assert policies_apart(*runs(), 20.0) is None
+    monkeypatch.setattr(HybridFlow, "_watches_origin", lambda self: (
+        self.policy is BranchPolicy.GRADIENT_DESCENT and self._origin_is_face))
+    apart = policies_apart(*runs(), 20.0)
+    assert apart is not None and "min_norm None, gd 10.4865" in apart, apart
