@@ -526,3 +526,8 @@ class ClassifyMixin:
                         self._log(t, int(j), int(k), EventKind.BRANCH, 0.0, p, p_new)
                     elif codes[k] >= 0:
                         self._log(t, int(j), int(k), int(codes[k]), 0.0, p, p_new)
+            if self.policy is BranchPolicy.MIN_NORM:
+                # a dependent face's branch logged where its neurons stay: watched no more
+                self._dependent_logged.update(
+                    (int(p), key[0], key[1]) for key, (sel, p_new, _) in decided.items()
+                    if p_new == p and np.any(sel.branch))

@@ -285,17 +285,14 @@ class RegimeMixin:
         its verdict at every regime reading, so that its change is a face event located like
         a sign change of ``r_k`` (session 34: a neuron on four hyperplanes of rank 2, d = 4,
         held 1.27 time units where gradient descent left at t = 0.0047).  Under the ``'gd'``
-        policy only (empty otherwise)."""
+        policy the neurons depart there; under the minimal-norm policy they stay (its
+        continuation) and the exit rule logs the branch point, after which that entry is
+        watched no more (:attr:`_dependent_logged`; session 39: the two policies' runs are
+        one trajectory up to it, and both log it)."""
         faces = self._regime_faces
         cached = self.__dict__.get("_dependent_for")
         if cached is not None and cached[0] is faces:
             return cached[1]
-        if self.policy is not BranchPolicy.GRADIENT_DESCENT:
-            # the minimal-norm continuation stays, which it is: watched, this only logged the
-            # branch, at a select per face and reading (low-rank d = 3, explore_long seed 305,
-            # t = 1 100: 325 s against 9.5 s unwatched)
-            self._dependent_for = (faces, [])
-            return []
         pairs: set[tuple[int, float, bool]] = set()
         a_start = self._Zs[:, self.d]
         for p in faces[self._dependent_faces(faces)].tolist():
@@ -303,9 +300,16 @@ class RegimeMixin:
             pairs.update((p, float(sg), bool(rest)) for sg, rest in
                          zip(np.sign(a_start[js]).tolist(), self._at_rest[js].tolist(),
                              strict=True) if sg != 0.0)
-        out = sorted(pairs)
+        out = sorted(pairs - self._dependent_logged)
         self._dependent_for = (faces, out)
         return out
+
+    @property
+    def _dependent_logged(self) -> set[tuple[int, float, bool]]:
+        """The entries of :meth:`_dependent_watch` whose branch point the minimal-norm policy
+        has logged (its neurons stayed): not watched again (the verdict stays "departs"
+        while they stay, and each reading is a ``select``)."""
+        return self.__dict__.setdefault("_dependent_logged_set", set())
 
     def _dependent_faces(self, faces: NDArray[np.intp]) -> NDArray[np.bool_]:
         """Which ``faces`` have linearly dependent free hyperplanes (three at least: two are

@@ -66,6 +66,9 @@ def capture(flow: "HybridFlow") -> dict[str, Any]:
     # the neurons held at w = 0 and gradient descent's orbits near 0 (pwflow.origin_watch)
     mem["origin_held"] = {str(j): h.to_dict() for j, h in
                           getattr(flow, "_origin_held", {}).items()}
+    # the dependent faces whose branch point the minimal-norm policy logged (not watched again)
+    mem["dependent_logged"] = [[int(p), float(sg), bool(rest)] for p, sg, rest in
+                               sorted(flow.__dict__.get("_dependent_logged_set", set()))]
     rest = getattr(flow, "rest", None)  # at rest (pwflow.rest): kept so that a resume is exact
     mem["rest"] = None if rest is None else {k: float(v) for k, v in
                                              dataclasses.asdict(rest).items()}
@@ -104,6 +107,9 @@ def restore(flow: "HybridFlow", mem: dict[str, Any]) -> None:
         from .origin_watch import HeldAtOrigin
         flow._origin_held = {int(j): HeldAtOrigin.from_dict(h)
                              for j, h in mem["origin_held"].items()}
+    if mem.get("dependent_logged"):
+        flow._dependent_logged_set = {(int(p), float(sg), bool(rest))
+                                      for p, sg, rest in mem["dependent_logged"]}
     if mem.get("left_at") is not None:
         t_left, left = mem["left_at"]
         flow._left_at = (np.nan if t_left is None else float(t_left), np.asarray(left, np.intp))

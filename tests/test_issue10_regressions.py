@@ -2470,3 +2470,35 @@ def test_policies_apart_sees_the_silent_branch_at_zero(monkeypatch):
         self.policy is BranchPolicy.GRADIENT_DESCENT and self._origin_is_face))
     apart = policies_apart(*runs(), 20.0)
     assert apart is not None and "min_norm None, gd 10.4865" in apart, apart
+
+
+def test_both_policies_log_a_departure_appearing_on_dependent_hyperplanes(monkeypatch):
+    """Session 39's campaign of property (f) (numpy draws, seed 10062: integer data, d = 3,
+    n = 9, m = 11, γ = 0.1, square).  Neuron 10 slides on ``x_6`` from t = 1.981 and meets
+    ``x_3`` and ``x_8`` at t = 3.619: three hyperplanes of rank 2 (a ray).  At t = 4.004143
+    a joint departure becomes a continuation: the ``'gd'`` policy leaves ``x_6`` there; the
+    default run stays and now logs the same branch point (before, the dependent faces were
+    watched under ``'gd'`` only, and the two runs were one trajectory up to a branch point
+    only one of them logged).  Mechanism off: that silence again."""
+    from test_differential import policies_apart
+
+    from pwflow.filippov import BranchPolicy
+    from pwflow.stepper import HybridFlow
+
+    def runs(t_max=6.0):
+        return [_stored_run("dependent_late_branch", p, t_max, 0.1, "square")[1]
+                for p in ("min_norm", "gd")]
+
+    a, b = runs()
+    for tr in (a, b):
+        assert tr.status == 0, tr.message
+        assert tr.stats["t_first_branch"] == pytest.approx(4.004143, abs=1e-6)
+    assert policies_apart(a, b, 6.0) is None
+    W, _ = a.state(4.5)  # the default run stays (it leaves all three at t = 4.6786)
+    z = np.load(Path(__file__).parent / "data" / "dependent_late_branch.npz")
+    assert np.max(np.abs(z["X"][[3, 6, 8]] @ W[10])) < 1e-12
+    watch = HybridFlow._dependent_watch
+    monkeypatch.setattr(HybridFlow, "_dependent_watch", lambda self: (
+        watch(self) if self.policy is BranchPolicy.GRADIENT_DESCENT else []))
+    apart = policies_apart(*runs(), 6.0)
+    assert apart is not None and "min_norm None" in apart, apart

@@ -442,14 +442,37 @@ def test_a_departure_from_dependent_hyperplanes_unwatched_keeps_the_neuron_held(
 
 def test_the_default_policy_keeps_the_minimal_norm_continuation_on_dependent_hyperplanes():
     """Under the default policy the neuron stays on the intersection (the minimal-norm
-    continuation, a solution of Eq. (2)) and the faces are not watched: there the watch only
-    logged the branch, at a ``select`` per face and reading (session 34: 325 s against 9.5 s
-    on a low-rank d = 3 run held on such faces; the branch rows there are a known gap,
-    docs/integrator.md)."""
+    continuation, a solution of Eq. (2)), and logs the branch point where the departure
+    becomes a continuation, located to 1e-9 by the independent margin above on its own
+    trajectory (session 39; a known gap before: the faces were watched under ``'gd'``
+    only).  Its run parts from the ``'gd'`` one at t = 0, where neuron 5 starts on a branch
+    point, so the time is its own: 0.00888 against 0.00474."""
     data, init = _dependent_problem()
     tr = pwflow.simulate(data, init, 0.3)
     assert tr.status == 0
     assert np.max(np.abs(np.array(_DEP_X)[:4] @ tr.state(0.3)[0][0])) < 1e-12
+    ev = tr.events
+    mine = ((np.asarray(ev["neuron"]) == 0)
+            & (np.asarray(ev["kind"]) == int(pwflow.EventKind.BRANCH)))
+    t_b = float(np.asarray(ev["t"])[mine][0])
+    assert sorted(np.asarray(ev["k"])[mine & (np.asarray(ev["t"]) == t_b)].tolist()) == [0, 1, 3]
+    assert _departure_margin(*tr.state(t_b - 1e-9)) < 0.0 < _departure_margin(*tr.state(t_b + 1e-9))
+    assert np.sum(mine) == 3  # once: the entry is watched no more
+
+
+def test_the_default_policy_without_the_dependent_watch_logs_no_branch(monkeypatch):
+    """Mechanism off: with the dependent faces watched under ``'gd'`` only (before session
+    39), the default run holds neuron 0 as well and logs no branch point for it."""
+    from pwflow.filippov import BranchPolicy
+
+    watch = HybridFlow._dependent_watch
+    monkeypatch.setattr(HybridFlow, "_dependent_watch", lambda self: (
+        watch(self) if self.policy is BranchPolicy.GRADIENT_DESCENT else []))
+    data, init = _dependent_problem()
+    tr = pwflow.simulate(data, init, 0.3)
+    ev = tr.events
+    assert not np.any((np.asarray(ev["neuron"]) == 0)
+                      & (np.asarray(ev["kind"]) == int(pwflow.EventKind.BRANCH)))
 
 
 def _r6(tr, t):
