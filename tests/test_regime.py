@@ -400,6 +400,19 @@ def _departure_margin(W: np.ndarray, a: np.ndarray) -> float:
     return float(min(v[0], v[1], -v[3]))
 
 
+def _assert_branch_at_the_margins_root(tr) -> int:
+    """Neuron 0's first branch point is logged on ``x_0, x_1, x_3`` where the independent
+    :func:`_departure_margin` changes sign on the run's own states (to 1e-9); returns the
+    number of its branch rows."""
+    ev = tr.events
+    mine = ((np.asarray(ev["neuron"]) == 0)
+            & (np.asarray(ev["kind"]) == int(pwflow.EventKind.BRANCH)))
+    t_b = float(np.asarray(ev["t"])[mine][0])
+    assert sorted(np.asarray(ev["k"])[mine & (np.asarray(ev["t"]) == t_b)].tolist()) == [0, 1, 3]
+    assert _departure_margin(*tr.state(t_b - 1e-9)) < 0.0 < _departure_margin(*tr.state(t_b + 1e-9))
+    return int(np.sum(mine))
+
+
 def _gd_reference(data, init, times):
     runs = [pwflow.gradient_descent(data, init, lr=lr, t_max=max(times), save_times=times)
             for lr in (2e-4, 1e-4)]
@@ -415,12 +428,7 @@ def test_a_departure_from_dependent_hyperplanes_is_located_and_followed_under_gd
     data, init = _dependent_problem()
     tr = pwflow.simulate(data, init, 1.0, options=pwflow.FlowOptions(branch_policy="gd"))
     assert tr.status == 0
-    ev = tr.events
-    mine = ((np.asarray(ev["neuron"]) == 0)
-            & (np.asarray(ev["kind"]) == int(pwflow.EventKind.BRANCH)))
-    t_b = float(np.asarray(ev["t"])[mine][0])
-    assert sorted(np.asarray(ev["k"])[mine & (np.asarray(ev["t"]) == t_b)].tolist()) == [0, 1, 3]
-    assert _departure_margin(*tr.state(t_b - 1e-9)) < 0.0 < _departure_margin(*tr.state(t_b + 1e-9))
+    _assert_branch_at_the_margins_root(tr)
     times = [0.05, 0.3, 1.0]
     Wx, gap = _gd_reference(data, init, times)
     for i, t in enumerate(times):
@@ -451,13 +459,8 @@ def test_the_default_policy_keeps_the_minimal_norm_continuation_on_dependent_hyp
     tr = pwflow.simulate(data, init, 0.3)
     assert tr.status == 0
     assert np.max(np.abs(np.array(_DEP_X)[:4] @ tr.state(0.3)[0][0])) < 1e-12
-    ev = tr.events
-    mine = ((np.asarray(ev["neuron"]) == 0)
-            & (np.asarray(ev["kind"]) == int(pwflow.EventKind.BRANCH)))
-    t_b = float(np.asarray(ev["t"])[mine][0])
-    assert sorted(np.asarray(ev["k"])[mine & (np.asarray(ev["t"]) == t_b)].tolist()) == [0, 1, 3]
-    assert _departure_margin(*tr.state(t_b - 1e-9)) < 0.0 < _departure_margin(*tr.state(t_b + 1e-9))
-    assert np.sum(mine) == 3  # once: the entry is watched no more
+    rows = _assert_branch_at_the_margins_root(tr)
+    assert rows == 3  # once: the entry is watched no more
 
 
 def test_the_default_policy_without_the_dependent_watch_logs_no_branch(monkeypatch):
