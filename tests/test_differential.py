@@ -471,7 +471,8 @@ def test_a_tangent_start_is_explained_only_by_gradient_descent_from_a_shifted_st
 POLICY_RTOL = 1e-7
 
 
-@pytest.mark.parametrize("name", ["generic", "multi_active", "integer", "large_output"])
+@pytest.mark.parametrize("name", ["generic", "multi_active", "collinear", "integer",
+                                  "large_output"])
 @_settings
 @given(data=st.data())
 def test_policies_agree_until_the_first_logged_branch_point(name, data):
