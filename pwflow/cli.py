@@ -427,11 +427,12 @@ def format_summary(s: dict) -> str:
 def _branch_text(s: dict) -> str:
     nb = s.get("n_branch_points")
     if not nb:
-        return "none (the trajectory is the unique solution of Eq. (2) from its start)" \
-            if nb == 0 else "-"
+        return ("none (every event and watch found one continuation of Eq. (2); see "
+                "docs/integrator.md for the faces not watched)") if nb == 0 else "-"
     policy = (s.get("options") or {}).get("branch_policy", "min_norm")
     return (f"{nb}; from t = {_fmt(s['t_first_branch'])} the trajectory is one branch among "
-            f"several (a sliding mode turned repulsive), chosen by the {policy!r} policy")
+            f"several (Eq. (2) has more than one continuation there), chosen by the "
+            f"{policy!r} policy")
 
 
 def _json_safe(obj):
