@@ -1,4 +1,4 @@
-"""Neurons held at ``w = 0``, watched for a departure that appears later (``'gd'`` policy).
+"""Neurons held at ``w = 0``, watched for a departure that appears later (either policy).
 
 Part of :class:`pwflow.stepper.HybridFlow` (:class:`OriginWatchMixin`).  A neuron that
 reaches ``w = 0`` by an event and stays there (:meth:`pwflow.start_faces.StartFacesMixin.

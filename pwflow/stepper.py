@@ -166,7 +166,7 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         # by an event: gradient descent does not chatter there (the GD branch policy needs it)
         self._at_rest = np.zeros(self.m, dtype=bool)
         #: neurons held at w = 0 since they arrived there, watched for a departure that
-        #: appears later (``'gd'`` policy, :mod:`pwflow.origin_watch`), and the verdicts of
+        #: appears later (either policy, :mod:`pwflow.origin_watch`), and the verdicts of
         #: the last located departure
         self._origin_held: dict = {}
         self._origin_before: dict = {}
@@ -470,12 +470,15 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         regime1 = self._face_regime_at(Phi1)
         face_change = self._regime_changed(self._regime, regime1)
         # a neuron held at w = 0 that gradient descent leaves by the step end
-        leaves_zero = (bool(self._origin_held)
-                       and self._origin_escapes(field_.residuals(Phi1), t1))
+        watching = bool(self._origin_held)
+        leaves_zero = watching and self._origin_escapes(field_.residuals(Phi1), t1)
         if self._phase.stiff and (cand is not None or face_change or leaves_zero
                                   or self._implicit_excursion(excursion, near, solver)
                                   or self._regime_left_inside(solver, t0, t1)):
-            # events are located on DOP853's dense output only: redo this step there
+            # events are located on DOP853's dense output only: redo this step there, the
+            # orbits at 0 as they were at its start (the redo runs them on over it once)
+            if watching:
+                self._origin_held.update(self._origin_before)
             return self._leave_stiff(t_bound, rollback=True, snap_times=snap_times,
                                      wrong_guess=False)
         self.n_steps += 1
