@@ -19,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from .bisection import bisect, bisect_batched, bisection_nodes
+from .bisection import bisect, bisect_batched, bisection_nodes, brent_root
 from .dense import propagators_at, quadratic_form_at
 from .filippov import VELOCITY_RTOL, BranchPolicy, select, slope_codes
 from .vector_field import CollectiveField
@@ -674,15 +674,12 @@ class RegimeMixin:
         no sign change to bracket on a gap held at 0).  ``floor``: an exit to the bound's own
         side, placed at the root only where the gap at ``t0`` is below ``−floor``, else
         ``None``."""
-        from scipy.optimize import brentq
-
         (g0, e0), (g1, e1) = gap(t0), gap(hi)
         if not g1 > e1:
             return None
         if g0 < -(e0 if floor is None else max(floor, e0)):
-            ends = {t0: g0, hi: g1}  # Brent's method starts from the ends: not evaluated twice
-            return brentq(lambda t: ends[t] if t in ends else gap(t)[0], t0, hi,
-                          xtol=2 * np.spacing(abs(hi)), rtol=4 * np.finfo(float).eps)
+            return brent_root(lambda t: gap(t)[0], t0, hi, g0, g1,
+                              xtol=2 * np.spacing(abs(hi)), rtol=4 * np.finfo(float).eps)
         if floor is not None:
             return None
         if g0 > e0:  # due at the step start already: just after it
