@@ -33,12 +33,14 @@ from .dense import propagators_at
 from .events import EventKind
 from .filippov import (
     ORIGIN_MAP_LEAD,
+    ORIGIN_MAP_STARTS,
     ORIGIN_MAP_STEPS,
     BranchPolicy,
     Selection,
     escapes_along,
     gd_origin_orbits,
     in_star,
+    origin_map_starts,
     transition,
 )
 
@@ -57,6 +59,19 @@ ORIGIN_TRACK_STEPS = 1000
 #: campaign with large output weights, seed 5181: a ray met by 4 % of the iterates turned
 #: outwards at t = 2.06 and gradient descent stayed; the three cases that leave had 100 %)
 ORIGIN_STAR_FRACTION = 0.9
+
+
+def _bounded_first(escaped: NDArray[np.bool_]) -> int:
+    """Which of a neuron's first orbits (from :func:`~pwflow.filippov.origin_map_starts`)
+    it carries: the first that stays bounded, the arrival's own where it does.  Near 0 the
+    map can be chaotic, its orbit from one start escaping by rounding (session 40,
+    ``tests/data/origin_stall.npz``: from 44 % of the starts within 1e-13 of the
+    arrival's); an escaped orbit's iterates fill the star of its escape ray, and the watch
+    read that as a departure at the arrival time, after :func:`~pwflow.filippov.
+    gd_escape_from_origin` had found no consensus to escape.  Where every orbit escaped
+    (the minimal-norm policy holds the neuron; gradient descent departs), the first."""
+    stays = np.flatnonzero(~np.asarray(escaped, dtype=bool))
+    return int(stays[0]) if stays.size else 0
 
 
 @dataclass(frozen=True)
@@ -175,14 +190,17 @@ class OriginWatchMixin:
             js = [j for j, h in held.items() if (h.state is None) == fresh]
             if not js:
                 continue
-            starts = np.array([-ORIGIN_MAP_LEAD * held[j].velocity if fresh else held[j].state
-                               for j in js])
-            orbit = gd_origin_orbits(np.array([held[j].sign for j in js]), starts, self.X, r,
-                                     self.gamma, ORIGIN_MAP_STEPS if fresh else
+            per = ORIGIN_MAP_STARTS if fresh else 1
+            starts = np.concatenate([
+                origin_map_starts(-ORIGIN_MAP_LEAD * held[j].velocity) if fresh
+                else held[j].state[None] for j in js])
+            orbit = gd_origin_orbits(np.repeat([held[j].sign for j in js], per), starts,
+                                     self.X, r, self.gamma, ORIGIN_MAP_STEPS if fresh else
                                      ORIGIN_TRACK_STEPS)
             for i, j in enumerate(js):
-                out[j] = replace(held[j], state=orbit.states[i], faces=orbit.faces[i],
-                                 cells=orbit.cells[i], weights=orbit.weights[i])
+                o = i * per + _bounded_first(orbit.escaped[i * per:(i + 1) * per])
+                out[j] = replace(held[j], state=orbit.states[o], faces=orbit.faces[o],
+                                 cells=orbit.cells[o], weights=orbit.weights[o])
         return out
 
     def _origin_departures(self, r: Array, t: float,

@@ -2075,6 +2075,64 @@ def test_the_continuous_walk_through_zero_departs_where_gradient_descent_stalls(
                                              "logistic", (20.0,), lr=1e-3))
 
 
+def test_gd_escape_from_zero_is_not_decided_by_rounding():
+    """Session 40: at ``origin_stall``'s arrival at 0 (the two arrivals stored are those of
+    the runs to t_max = 15 and 20: velocity 2.8e-10 and residuals 1.6e-11 apart) gradient
+    descent's map near 0 is chaotic: from one start it escaped at one arrival and not at the
+    other, so the ``'gd'`` run to t = 15 left 0 where the run to t = 20 stayed (which
+    gradient descent does, at twelve steps).  Read from ``ORIGIN_MAP_STARTS`` starts about
+    the arrival, the verdict is the same at both: no consensus, no escape."""
+    from pwflow.filippov import (
+        ORIGIN_MAP_CONSENSUS,
+        ORIGIN_MAP_LEAD,
+        ORIGIN_MAP_STEPS,
+        gd_escape_from_origin,
+        gd_origin_orbits,
+        origin_map_starts,
+    )
+
+    z = np.load(Path(__file__).parent / "data" / "origin_stall_arrivals.npz")
+    s, X, gamma = float(z["sign"]), z["X"], float(z["gamma"])
+    single, shares = [], []
+    for v, r in zip(z["v"], z["r"], strict=True):
+        assert gd_escape_from_origin(s, v, X, r, gamma) is None
+        starts = origin_map_starts(-ORIGIN_MAP_LEAD * v)
+        orbit = gd_origin_orbits(np.full(len(starts), s), starts, X, r, gamma, ORIGIN_MAP_STEPS)
+        single.append(bool(orbit.escaped[0]))
+        shares.append(float(np.mean(orbit.escaped)))
+    assert single == [False, True]  # one start: the two arrivals' verdicts differ
+    assert all(0.2 < f < ORIGIN_MAP_CONSENSUS for f in shares), shares  # the chaos
+
+
+@pytest.mark.parametrize("t_max", [15.0, 20.0])
+def test_gd_policy_holds_at_zero_whatever_the_horizon(t_max):
+    """The run to t_max = 15 and the run to 20 are one trajectory: neuron 4 held at 0 from
+    t = 14.8125 (before session 40 the run to 15 left 0 at once, its state 6.5e-4 off at
+    t = 15), and ``state`` between the stored times says so too (the run to 20 read 2.0e-3
+    at t = 15.5, between snapshots at 0)."""
+    _, tr = _origin_stall("gd", t_max)
+    assert tr.status == 0, tr.message
+    for t in (14.9, 15.0, min(15.5, t_max), t_max):
+        W, _ = tr.state(t)
+        assert np.all(W[4] == 0.0), (t, W[4])
+
+
+def test_the_watch_carrying_an_escaped_orbit_leaves_zero_at_the_arrival(monkeypatch):
+    """Mechanism off: the watch at 0 carrying an escaped orbit of the arrival's starts (as it
+    did with the arrival's own orbit, where that one escaped) reads the escape ray's star as
+    a departure at once: the ``'gd'`` run leaves 0 at the arrival, far from gradient
+    descent."""
+    import pwflow.origin_watch as origin_watch
+
+    monkeypatch.setattr(origin_watch, "_bounded_first", lambda escaped: int(np.argmax(escaped)))
+    z, tr = _origin_stall("gd")
+    W, _ = tr.state(20.0)
+    assert np.linalg.norm(W[4]) > 0.01
+    with pytest.raises(AssertionError):
+        _assert_within_gaps(tr, gd_reference(z["X"], z["y"], z["W"], z["a"], 0.0,
+                                             "logistic", (20.0,), lr=1e-3))
+
+
 #: the neurons that reach ``w = 0`` and are held there in the three stored cases of a
 #: departure from 0 that appears later (session 37's large-|a| campaign, seeds 5026, 5449,
 #: 5013), with each case's γ, loss and the time gradient descent leaves
