@@ -223,7 +223,7 @@ class ClassifyMixin:
                                               BranchPolicy.GRADIENT_DESCENT)
         # place each neuron exactly on the hyperplanes it reached or stays on (changes ‖w‖²
         # only at second order in the located residual, so Lemma 1 is unaffected); w = 0: w := 0
-        zs[zero, :d] = 0.0
+        zs[zero, :d] = self._origin_part(zs[zero, :d])
         # and a sign flip at its located root a_j = 0 (changes a_j² by the located residual
         # squared): left at ±rounding on the old side, the restarted solver found the same
         # flip again at its start and logged the branch point twice (d = 5, replaying)

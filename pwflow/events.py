@@ -76,9 +76,11 @@ _MESSAGES = {
     EventKind.ENTER_SLIDING: "entering sliding: the neuron stays on <w, x_k> = 0 (Filippov)",
     EventKind.LEAVE_SLIDING: "leaving sliding: a free slope eta_k reached gamma or 1",
     EventKind.GRAZING: "grazing: the neuron touches <w, x_k> = 0 and turns back",
-    EventKind.REACH_ZERO: ("reaching zero: w = 0; the neuron stays there where 0 is in its "
-                           "subgradient set (Condition 1, point 2), else departs at once; "
-                           "passing through is logged as a branch point where consistent"),
+    EventKind.REACH_ZERO: ("reaching zero: w = 0 (where rank X < d: w in ker X, every "
+                           "<w, x_k> = 0, its null-space part kept); the neuron stays there "
+                           "where 0 is in its subgradient set (Condition 1, point 2), else "
+                           "departs at once; passing through is logged as a branch point "
+                           "where consistent"),
     EventKind.INITIAL_FACE: "initial face: the neuron starts on a hyperplane",
     EventKind.BRANCH: ("branch point: sliding on <w, x_k> = 0 turned repulsive; the flow is not "
                        "unique from here and the branch policy chose the continuation"),

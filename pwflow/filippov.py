@@ -866,13 +866,13 @@ def _visited_faces(seen: NDArray[np.int8], X: Array
     between two iterates in different cells the face of the hyperplanes crossed, those
     entries 0, where they meet away from 0; each once, the most met first), the cells and
     the fraction of the iterates in each."""
-    d = X.shape[1]
+    rank = _span_basis(X).shape[0]  # "0": below full rank, ker X (the span's origin)
     cells, counts = _unique_rows(seen)
     moved = np.any(seen[1:] != seen[:-1], axis=1)
     crossed = np.where(seen[1:][moved] != seen[:-1][moved], 0, seen[1:][moved]).astype(np.int8)
     faces, met = _unique_rows(np.concatenate([seen, crossed]))
     keep = [i for i, u in enumerate(faces)
-            if not np.any(u == 0) or _span_basis(X[u == 0]).shape[0] < d]
+            if not np.any(u == 0) or _span_basis(X[u == 0]).shape[0] < rank]
     order = sorted(keep, key=lambda i: (-met[i], faces[i].tobytes()))
     return faces[order], cells, counts / seen.shape[0]
 

@@ -145,12 +145,13 @@ class OriginWatchMixin:
     (writes ``_origin_held``, ``_origin_before`` and ``_origin_at``)."""
 
     def _watches_origin(self) -> bool:
-        """Whether neurons held at ``w = 0`` are watched: with full-rank data (``{0}`` a face
-        of its own), under either policy.  The ``'gd'`` policy follows gradient descent off
-        0; the minimal-norm policy stays (its continuation) and logs the branch point where
-        gradient descent leaves (session 39: staying is then one solution of Eq. (2) among
-        several, and the two runs part there)."""
-        return self._origin_is_face
+        """Whether neurons held at ``w = 0`` are watched: always, under either policy (below
+        full rank, at ``ker X``, the origin of the data's span: session 40).  The ``'gd'``
+        policy follows gradient descent off 0; the minimal-norm policy stays (its
+        continuation) and logs the branch point where gradient descent leaves (session 39:
+        staying is then one solution of Eq. (2) among several, and the two runs part
+        there)."""
+        return True
 
     def _watches_arrival(self, sel: Selection | None) -> bool:
         """Whether a neuron that reached ``w = 0`` with the rule's selection ``sel`` there

@@ -240,7 +240,9 @@ class PatternTable:
         # rank X < d) unless two of its points are opposite: every point is on its hyperplane,
         # so η = 0 ∈ [γ, 1]^n gives D = 0, the minimal-norm element, exactly (integrated, its
         # slopes left rounding that moved w = 0).  Opposite points tie their slopes to
-        # η_l = 1 + γ − η_k (N3), so 0 need not be reachable (camp9 family 2, seed 95)
+        # η_l = 1 + γ − η_k (N3), so 0 need not be reachable (camp9 family 2, seed 95).
+        # Where rank X < d and the face is not frozen, its minimal-norm field moves the neuron
+        # off ker X where 0 ∉ 𝔇 (its regime is watched: stepper._watched_faces)
         classes = self._classes[old:]
         same_side = np.array([c is None or bool(np.all(c[1] > 0)) for c in classes], dtype=bool)
         rows = {

@@ -317,7 +317,10 @@ class RegimeMixin:
         the origin leaves it by :func:`~pwflow.filippov.through_origin`), each face decided
         once (a face's row never changes)."""
         nfree = self.table.nfree[faces]
-        cand = (nfree >= 3) & (nfree <= self.DEPENDENT_WATCH_MAX) & (self.table.dim[faces] > 0)
+        # the face on every hyperplane is the origin (of the data's span, below full rank):
+        # the watch at 0 has it (:mod:`pwflow.origin_watch`)
+        cand = ((nfree >= 3) & (nfree <= self.DEPENDENT_WATCH_MAX) & (self.table.dim[faces] > 0)
+                & np.any(self.table.U[faces] != 0, axis=1))
         if not np.any(cand):
             return cand
         memo = self.__dict__.setdefault("_dependent_known", {})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from .events import ROUNDING_ULPS, START_ULPS, EventKind, within_rounding
+from .events import START_ULPS, EventKind, within_rounding
 from .filippov import (
     BranchPolicy,
     Selection,
@@ -157,7 +157,9 @@ class StartFacesMixin:
         every hyperplane; elsewhere (``γ > 0``, opposite points) ``dw/dt ∈ a 𝔇(0)`` cannot be
         0 and the neuron departs from 0 at once on the face :func:`pwflow.filippov.select`
         gives.  ``None``: it stays (Condition 1, point 2, holds for it).  Where ``rank X < d``
-        the face ``u = 0`` is the null space of ``X`` and moves by its own field: ``None``.
+        the face ``u = 0`` is the null space of ``X``, the origin of the data's span: the same
+        rule, on the span's problem (the null-space part of ``w`` does not move: ``D ∈ span
+        X``; session 40, before which such a neuron was not decided here nor watched).
 
         Where it stays but arrived (on the face ``arrived_on``) at a velocity that passing
         through 0 continues consistently (:func:`pwflow.filippov.through_origin`), the flow
@@ -167,8 +169,6 @@ class StartFacesMixin:
         stays within a few steps of it (session 36, seed 1317); a neuron it holds is then
         watched for a departure that appears later (:mod:`pwflow.origin_watch`).
         """
-        if not self._origin_is_face:
-            return None
         sel = self._select_at_origin(a, r, at_rest, self.policy)
         gd = self.policy is BranchPolicy.GRADIENT_DESCENT and arrived_on is not None
         rule_branch = False  # the rule at 0 departs where staying is the minimal-norm choice
@@ -199,30 +199,30 @@ class StartFacesMixin:
                       w=np.zeros(self.d), at_rest=at_rest, geometry=self.geometry)
 
     def _meets_at_origin(self, u: NDArray[np.int8]) -> bool:
-        """Whether the hyperplanes ``u = 0`` meet only at ``w = 0`` (full-rank data, ``x_K``
-        spanning ``R^d``: every other hyperplane implied).  A neuron on a ray (d − 1 of them)
+        """Whether the hyperplanes ``u = 0`` meet only at ``w = 0`` (``x_K`` spanning the data's
+        span: every other hyperplane implied; below full rank, "0" is ``ker X``, the origin
+        of the span, :meth:`_from_origin`).  A neuron on a ray (d − 1 of them)
         that reaches another hyperplane has reached 0, whichever of the two coinciding roots
         (the ray's end, that hyperplane's offset) the step located first (d = 2, γ = 0.1,
         session 37 seed 5476: the offset's, and the ``'gd'`` policy went on along the
         hyperplane's ray from ``|w| = 1e-9`` as if passing an intersection)."""
         K = np.flatnonzero(u == 0)
-        if not self._origin_is_face or K.size < self.d:
+        if K.size < self._span_rank:
             return False
         return K.size + self.geometry.implied(K).size == self.n
 
     def _at_origin(self, z: Array, u: NDArray[np.int8]) -> bool:
-        """Whether a neuron ``z = (w, a)`` that arrives on the face ``u`` by a hyperplane event
-        is at ``w = 0``.
+        """Whether a neuron that arrives on the face ``u`` by a hyperplane event is at the
+        origin: ``u = 0``, every hyperplane.  Where ``rank X < d`` that face is ``ker X``, the
+        origin of the data's span: no field moves a neuron along it (``D ∈ span X``), so the
+        neuron arrives there at its own null-space component (:meth:`_origin_part`), and is
+        otherwise a neuron at ``w = 0`` of the span's problem (session 40: it was logged as
+        sliding on every hyperplane, neither decided by :meth:`_from_origin` nor watched)."""
+        return not np.any(u != 0)
 
-        Only the face ``u = 0`` contains the origin; where ``rank X < d`` it is the null space
-        of ``X``, not ``{0}``.  No field moves a neuron along that space (``D ∈ span X``), so a
-        neuron arrives there at its own null-space component: at ``w = 0`` where that is zero
-        to rounding of ``z`` (d = 3, rank 2: a neuron with ``w ∈ span X`` shrinking onto the
-        face was logged as sliding there at ``w ~ 1e-65``, its direction noise), elsewhere on
-        the face with ``w ≠ 0``.
-        """
-        if np.any(u != 0):
-            return False
-        w = self._project_face(z[: self.d], np.arange(self.n))
-        tiny = ROUNDING_ULPS * np.finfo(float).eps * float(np.linalg.norm(z))
-        return bool(np.linalg.norm(w) <= tiny)
+    def _origin_part(self, W: Array) -> Array:
+        """Where neurons ``W`` (rows) that reached the origin are: ``0``, or below full rank
+        their null-space part ``W − (W V) Vᵀ`` (``V``: the span's orthonormal rows)."""
+        if self._origin_is_face:
+            return np.zeros_like(W)
+        return W - (W @ self._span_rows.T) @ self._span_rows

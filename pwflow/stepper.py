@@ -110,8 +110,13 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         #: ``BY_ENTRIES_M`` neurons on, one way for the whole run
         self.by_entries = self.q == 3 and self.m >= self.BY_ENTRIES_M
         self.table = table if table is not None else PatternTable(self.X, gamma)
-        #: ``{0}`` is a face of its own (the face ``u = 0``'s dimension, as the table has it)
-        self._origin_is_face = span_split(self.X)[0] == self.d
+        #: the data's span: its dimension and orthonormal rows ``(rank, d)``.  The face
+        #: ``u = 0`` (every hyperplane) is ``ker X``, the origin of the span: ``{0}`` at full
+        #: rank; below it a neuron there keeps its null-space part (``D ∈ span X``) and is
+        #: otherwise a neuron at ``w = 0`` of the span's problem (session 40)
+        rank, vt = span_split(self.X)
+        self._span_rank, self._span_rows = rank, vt[:rank]
+        self._origin_is_face = rank == self.d
         self.xnorm = np.linalg.norm(self.X, axis=1)
         self.xhat = np.hstack([self.X, np.zeros((self.n, 1))])
         self.events = EventLog()
@@ -364,7 +369,10 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         = 0`` and ``da/dt = −<w, D> = 0``: a fixed point, which the rule keeps (``a_j`` and
         ``<w_j, D>`` both 0), while its slopes read at a bound made a face event of every
         step that changed nothing (rank-2 data in d = 4, a neuron with ``a = 0`` orthogonal
-        to them: 3 286 steps to t = 4, 0.71 s without it against 32 s)."""
+        to them: 3 286 steps to t = 4, 0.71 s without it against 32 s).  Where ``rank X < d``
+        a face on every hyperplane is ``ker X``, the origin of the data's span: watched here
+        (where it is not frozen, its field moves a neuron off it once ``0 ∉ 𝔇(0)``) and by
+        the watch at 0 (:mod:`pwflow.origin_watch`, session 40)."""
         tab, occ = self.table, self._occupied
         moving = np.bincount(self.pat[self.Z[:, self.d] != 0], minlength=P)[:P] > 0
         return occ[(tab.nfree[occ] > 0) & (tab.dim[occ] > 0)

@@ -24,6 +24,10 @@ Variants
   neurons meet intersections of dependent hyperplanes *during* the run; the neurons start
   off every hyperplane (session 36: a campaign of such data found the ``'gd'`` policy held at
   an intersection that gradient descent passes).
+* :func:`span_problems` — rank-deficient data: ``n`` points of ``R^r`` (generic or integer)
+  placed in ``R^d``, ``d > r``, by orthonormal columns ``B``; the problem comes with ``B``, so
+  that a test can run its span's problem ``(X B, W B)`` next to it (session 40: a neuron at
+  ``w ∈ ker X`` was not watched as one at ``w = 0`` is, and a branch went unlogged).
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ from hypothesis import strategies as st
 import pwflow
 
 __all__ = ["Problem", "problems", "multi_active_problems", "collinear_problems",
-           "repeated_point_problems", "integer_problems", "matrices", "general_position"]
+           "repeated_point_problems", "integer_problems", "span_problems", "matrices",
+           "general_position"]
 
 GAMMAS = (0.0, 0.1, 0.5)
 LOSSES = ("square", "logistic")
@@ -339,3 +344,39 @@ def low_rank_rows(draw, max_rows: int = 6, d=st.integers(2, 6)) -> np.ndarray:
     rows = C @ B
     assume(np.all(np.linalg.norm(rows, axis=1) > 0))
     return rows
+
+
+@st.composite
+def span_problems(draw, t_max: float = 10.0) -> tuple[Problem, np.ndarray]:
+    """Rank-deficient data and the orthonormal basis ``B`` (``d × r``) of its span (see the
+    module docstring): ``X = X_r Bᵀ`` with ``X_r`` generic (entries in [−2, 2]) or integer
+    (entries in {−2, …, 2}: dependent rows), ``r ∈ {1, 2, 3}``, ``d − r ∈ {1, 2, 3}``; the
+    neurons anywhere in ``R^d`` (a null-space part of their own), off every hyperplane; the
+    output weights balanced, unbalanced, or 1.5 to 10 times the hidden weights' part in the
+    span (so that neurons reach ``ker X``, the span's origin, and are held or leave there)."""
+    r = draw(st.integers(1, 3))
+    d = r + draw(st.integers(1, 3))
+    n = draw(st.integers(2, 9))
+    m = draw(st.integers(1, 8))
+    gamma = draw(st.sampled_from(GAMMAS))
+    loss = draw(st.sampled_from(LOSSES))
+    scale = draw(st.sampled_from([0.1, 0.3, 1.0]))
+    if draw(st.booleans()):
+        Xr = np.array(draw(st.lists(st.lists(st.integers(-2, 2), min_size=r, max_size=r),
+                                    min_size=n, max_size=n)), dtype=float)
+    else:
+        Xr = _matrix(draw, n, r, -2.0, 2.0)
+    Xr[np.linalg.norm(Xr, axis=1) < 0.25, 0] = 1.0  # no zero row (a rejection costs draws)
+    B = np.linalg.qr(_matrix(draw, d, d, -1.0, 1.0) + 3.0 * np.eye(d))[0][:, :r]
+    X = Xr @ B.T
+    W = _matrix(draw, m, d, -1.0, 1.0) * scale
+    assume(np.all(np.linalg.norm(W @ B, axis=1) >= 0.1 * scale))
+    assume(_off_hyperplanes(W, X))
+    outputs = draw(st.sampled_from(["balanced", "unbalanced", "large"]))
+    if outputs == "large":  # |a_j| above ‖B ᵀw_j‖: the neuron can reach ker X (Lemma 1)
+        ratio = np.array(draw(st.lists(st.floats(1.5, 10.0), min_size=m, max_size=m)))
+        s = np.array(draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=m, max_size=m)))
+        a = s * ratio * np.linalg.norm(W @ B, axis=1)
+    else:
+        a = _output_weights(draw, W, outputs == "balanced")
+    return Problem(X, _labels(draw, n, loss), W, a, gamma, loss, t_max, "span"), B

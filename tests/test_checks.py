@@ -530,6 +530,26 @@ def test_condition1_point2_reads_a_departure_from_zero_in_the_event_log():
     assert held == {0.0: True, 0.2: False}
 
 
+def test_condition1_point2_is_not_failed_by_reaching_the_null_space_of_the_data():
+    """Rank-deficient data (points on the first axis of R^2): a neuron whose first coordinate
+    reaches 0 is at ``ker X``, logged REACH_ZERO (the origin of the data's span, session 40),
+    and departs at once (γ = 0.5); its ``w`` keeps its second coordinate and is never 0, so
+    point 2 (once ``w = 0`` it stays 0) is not failed by it."""
+    X = np.array([[-1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    y = np.array([-2.5532918384570134, -0.13796506137840808, 1.0137194090532766])
+    W = np.array([[0.6760709126909956, 0.3268941922081028],
+                  [0.7485589262939188, 0.144978795683174],
+                  [0.27563356588420596, 0.08936884378525202]])
+    a = np.array([-2.147717402950738, -1.6932579324765427, 0.7591684920154579])
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 5.0, gamma=0.5)
+    assert tr.status == 0, tr.message
+    ev = tr.events
+    zero = np.flatnonzero((ev["kind"] == pwflow.EventKind.REACH_ZERO) & (ev["neuron"] == 0))
+    assert zero.size and np.any(tr.patterns[int(ev["to_pattern"][zero[0]])] != 0)  # departs
+    assert np.all(tr.W[:, 0, 1] == W[0, 1])  # its null-space part never moves
+    assert C.condition1_point2(tr)[0]
+
+
 def test_result_validates_verdict():
     with pytest.raises(ValueError, match="verdict"):
         C.CheckResult("Lemma 1", {}, "fine")

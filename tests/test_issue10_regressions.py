@@ -1093,15 +1093,18 @@ def test_a_neuron_reaching_one_of_two_antiparallel_points_crosses_both():
     sliver (where no point is active, D = 0) and ended 0.31 from extrapolated gradient
     descent (estimate 2.4e-5).  Points parallel to ``SPAN_RTOL`` share a hyperplane for the
     selection rule (``implied_hyperplanes``): the event now goes there, and the neuron crosses
-    both (two CROSSING rows at one time), within 1e-9 of gradient descent."""
+    both (two CROSSING rows at one time), within 1e-9 of gradient descent.  Session 40: the
+    data's numerical span is a line, so that shared hyperplane is ``ker X``, the origin of
+    the span (``docs/integrator.md``, "Reaching zero"): one REACH_ZERO row at that time, the
+    neuron held there (on the inactive side of both points gradient descent's ``D`` is 0
+    too), 2.4e-5 estimates from gradient descent at t = 10."""
     X = np.array([[-5.7708248687170635e-12, 2.3569963831703275e-12, -5.0000000000646472e-01],
                   [-2.0155208570421839e-12, 1.0408344951582933e-12, 4.9999999999960121e-01]])
     y = np.array([1.0, -1.0])
     W, a = np.array([[0.5, 0.0625, 0.375]]), np.array([0.6281172263200556])
     tr = _near_degenerate_run(X, y, W, a, 0.0, "logistic", 10.0)
     ev = tr.events
-    assert ev["kind"].tolist() == [pwflow.EventKind.CROSSING] * 2
-    assert sorted(ev["k"].tolist()) == [0, 1] and ev["t"][0] == ev["t"][1]
+    assert ev["kind"].tolist() == [pwflow.EventKind.REACH_ZERO]
     assert abs(float(ev["t"][0]) - 5.3724) < 1e-4
     ref = gd_reference(X, y, W, a, 0.0, "logistic", (10.0,), lr=1e-3)
     assert ref.error(tr.W[-1], tr.a[-1], 0) <= 5 * ref.estimate(0)
@@ -1625,6 +1628,7 @@ def test_a_start_a_projection_put_on_hyperplanes_is_on_them(monkeypatch, seed, n
     within its estimate (measured 5e-5 and 0.45 of it)."""
     import pwflow.start_faces as start_faces
     from pwflow import EventKind
+    from pwflow.events import ROUNDING_ULPS
 
     X, y, W, a, gamma, loss = problem_arrays(seed)
     W = W.copy()
@@ -1646,7 +1650,7 @@ def test_a_start_a_projection_put_on_hyperplanes_is_on_them(monkeypatch, seed, n
     kinds = ev["kind"][at_start]
     assert np.all(np.isin(kinds, [EventKind.INITIAL_FACE, EventKind.LEAVE_SLIDING,
                                   EventKind.BRANCH]))
-    monkeypatch.setattr(start_faces, "START_ULPS", start_faces.ROUNDING_ULPS)
+    monkeypatch.setattr(start_faces, "START_ULPS", ROUNDING_ULPS)
     _, ratios = run()
     assert max(ratios) > 100, ratios
 
@@ -2560,3 +2564,55 @@ def test_both_policies_log_a_departure_appearing_on_dependent_hyperplanes(monkey
         watch(self) if self.policy is BranchPolicy.GRADIENT_DESCENT else []))
     apart = policies_apart(*runs(), 6.0)
     assert apart is not None and "min_norm None" in apart, apart
+
+
+# ---------------------------------------------------------------- the origin of the span
+def _span_departure(policy: str):
+    return _stored_run("span_origin_departure", policy, 10.0, 0.5, "logistic")
+
+
+def _estimates(z, tr, times=(5.0, 10.0)) -> list[float]:
+    """``|run − GD_ext|`` in error estimates (gap and twice the chattering band)."""
+    ref = gd_reference(z["X"], z["y"], z["W"], z["a"], 0.5, "logistic", times, lr=1e-3)
+    return [ref.error(*tr.state(t), i) / (ref.gap[i] + 2 * ref.band[i])
+            for i, t in enumerate(ref.t)]
+
+
+@pytest.mark.parametrize("policy", ["gd", "min_norm"])
+def test_a_neuron_at_the_origin_of_the_span_is_watched_as_one_at_zero(policy):
+    """Session 40, a campaign of rank-deficient data (seed 13153: d = 10, n = 24 points of a
+    3-dimensional subspace, m = 20, γ = 0.5, logistic).  Neuron 4 reaches ``ker X`` (every
+    hyperplane; ``w ≠ 0``, its null-space part) at t = 0.9212: the origin of the data's
+    span, where the flow is that of the span's problem at ``w = 0``.  It was logged as
+    sliding on all 24 hyperplanes and neither decided by the rule at 0 nor watched, so the
+    departure gradient descent takes at t = 2.079636 went unlogged and the ``'gd'`` run was
+    6.9 estimates from gradient descent at t = 10.  Now it is held and watched: both
+    policies log the branch point there (on x_5, x_6, x_7, as the span's own run does), the
+    ``'gd'`` run leaves with gradient descent (0.01 estimates at t = 5 and 10)."""
+    z, tr = _span_departure(policy)
+    assert tr.status == 0, tr.message
+    ev = tr.events
+    mine = ev["neuron"] == 4
+    assert np.any(mine & (ev["kind"] == pwflow.EventKind.REACH_ZERO)
+                  & (np.abs(ev["t"] - 0.921208) < 1e-5))
+    branch = mine & (ev["kind"] == pwflow.EventKind.BRANCH)
+    assert sorted(ev["k"][branch].tolist()) == [5, 6, 7]
+    np.testing.assert_allclose(ev["t"][branch], 2.079636, atol=1e-5)
+    W, _ = tr.state(10.0)
+    null = W[4] - np.linalg.pinv(z["X"]) @ (z["X"] @ W[4])  # its null-space part stays
+    np.testing.assert_allclose(null, z["W"][4] - np.linalg.pinv(z["X"]) @ (z["X"] @ z["W"][4]),
+                               atol=1e-12)
+    if policy == "gd":
+        assert max(_estimates(z, tr)) < 0.5
+
+
+def test_the_origin_of_the_span_unwatched_departs_off_gd(monkeypatch):
+    """Mechanism off: the watch at 0 for full-rank data only (as before session 40): no
+    branch point, and the ``'gd'`` run stays held, several estimates from gradient
+    descent by t = 10."""
+    from pwflow.stepper import HybridFlow
+
+    monkeypatch.setattr(HybridFlow, "_watches_origin", lambda self: self._origin_is_face)
+    z, tr = _span_departure("gd")
+    assert not np.any(tr.events["kind"] == pwflow.EventKind.BRANCH)
+    assert _estimates(z, tr)[-1] > 3.0

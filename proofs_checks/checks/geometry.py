@@ -268,15 +268,21 @@ def condition1_point2(traj: Trajectory) -> NDArray[np.bool_]:
 
     Read from the snapshots (0 at one, nonzero at a later one) and from the event log: a
     REACH_ZERO event whose face is not ``u = 0`` is a neuron that reached 0 and departed at
-    once (``𝔇(0) ∌ 0``, e.g. γ > 0; ``docs/paper-readings.md`` N7), between snapshots.
+    once (``𝔇(0) ∌ 0``, e.g. γ > 0; ``docs/paper-readings.md`` N7), between snapshots.  Where
+    ``rank X < d`` a REACH_ZERO is ``w`` reaching ``ker X`` (the origin of the data's span),
+    ``w = 0`` only for a neuron whose null-space part, constant along the flow, is 0.
     """
     zero = np.all(traj.W == 0.0, axis=2)  # (k, m): w_j^t = 0 exactly
     first = np.where(zero.any(axis=0), zero.argmax(axis=0), zero.shape[0])
     ok = np.array([np.all(zero[first[j]:, j]) for j in range(zero.shape[1])])
     ev = traj.events
+    W0 = traj.W[0]
+    null = W0 - (W0 @ np.linalg.pinv(traj.X)) @ traj.X  # 0 at full rank
+    reaches_zero = np.linalg.norm(null, axis=1) <= 1e-12 * np.linalg.norm(W0, axis=1)
     at_zero = np.flatnonzero(ev["kind"] == EventKind.REACH_ZERO)
     departed = [int(ev["neuron"][i]) for i in at_zero
-                if np.any(traj.patterns[int(ev["to_pattern"][i])] != 0)]
+                if reaches_zero[int(ev["neuron"][i])]
+                and np.any(traj.patterns[int(ev["to_pattern"][i])] != 0)]
     ok[departed] = False
     return ok
 
