@@ -737,11 +737,20 @@ def gd_through_origin(a: float, u_in: ArrayLike, X: Array, r: Array, gamma: floa
 
 def _departure(found: FanExit | None, u_in: NDArray[np.int8]) -> Selection | None:
     """The selection of a departure from 0 on the face :func:`fan_walk` escaped along: every
-    data point in ``K``; ``branch`` flags the hyperplanes held on arrival."""
+    data point in ``K``; ``branch`` flags the hyperplanes held on arrival, or where none was
+    (an arrival from an open cell, shrinking radially) those of the departure face, or else
+    those whose side the passage through 0 changes: a branch point is logged on at least one
+    hyperplane (session 40, thorough profile of property (f): a neuron reaching 0 from an
+    open cell, d = 2, the ``'gd'`` run departed with no row, the default run stayed)."""
     if found is None:
         return None
     sel = found.selection
-    return Selection(np.arange(u_in.size), found.face, sel.eta, sel.D, u_in == 0)
+    branch = u_in == 0
+    for more in (found.face == 0, found.face != u_in):
+        if np.any(branch):
+            break
+        branch = more
+    return Selection(np.arange(u_in.size), found.face, sel.eta, sel.D, branch)
 
 
 def gd_escape_from_origin(s_a: float, v_in: Array, X: Array, r: Array, gamma: float

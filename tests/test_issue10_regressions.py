@@ -2617,3 +2617,80 @@ def test_the_origin_of_the_span_unwatched_departs_off_gd(monkeypatch):
     z, tr = _span_departure("gd")
     assert not np.any(tr.events["kind"] == pwflow.EventKind.BRANCH)
     assert _estimates(z, tr)[-1] > 3.0
+
+
+# ------------------------------------------- reaching 0 from an open cell (session 40)
+_OPEN_CELL_ZERO = dict(
+    X=np.array([[0.0, -1.0], [1.5, 1.0], [0.5, -1.0], [0.75, -1.0], [-1.0, 1.0], [2.0, 1.0]]),
+    y=np.array([-1.0, -1.0, -1.0, -1.0, -1.0, 1.0]),
+    W=np.array([[0.0, 0.01], [-0.01, 0.01], [0.0, 0.01]]),
+    a=np.array([-0.02, 0.0282842712474619, -0.02]))
+
+
+def _open_cell_zero(policy: str):
+    z = _OPEN_CELL_ZERO
+    return pwflow.simulate(pwflow.Dataset(z["X"], z["y"]), pwflow.from_arrays(z["W"], z["a"]),
+                           10.0, gamma=0.0, loss="logistic",
+                           options=pwflow.FlowOptions(branch_policy=policy))
+
+
+def test_a_passage_through_zero_from_an_open_cell_is_a_logged_branch_point():
+    """Thorough profile of property (f), ``large_output`` (d = 2, n = 6, m = 3, ReLU,
+    logistic): neuron 1 shrinks radially to 0 inside an open cell (no hyperplane held) at
+    t = 4.662746.  The ``'gd'`` run passes through, as gradient descent's map does, onto the
+    ray of ``x_3``; the default run stays.  The departure's branch flags were the hyperplanes
+    held on arrival, none here: no BRANCH row in either run, and the two parted in silence
+    (2.2e-4 apart at t = 5).  Now both log the branch point on ``x_3`` at that time."""
+    from test_differential import policies_apart
+
+    runs = {p: _open_cell_zero(p) for p in ("min_norm", "gd")}
+    for tr in runs.values():
+        assert tr.status == 0, tr.message
+        ev = tr.events
+        br = (ev["kind"] == pwflow.EventKind.BRANCH) & (ev["neuron"] == 1)
+        assert ev["k"][br].tolist() == [3]
+        np.testing.assert_allclose(ev["t"][br], 4.662746, atol=1e-6)
+    assert policies_apart(runs["min_norm"], runs["gd"], 10.0) is None
+    assert np.all(runs["min_norm"].state(5.0)[0][1] == 0.0)
+    assert np.linalg.norm(runs["gd"].state(5.0)[0][1]) > 1e-4
+
+
+def test_a_passage_through_zero_flagged_by_held_hyperplanes_only_is_silent(monkeypatch):
+    """Mechanism off: the departure flags only the hyperplanes held on arrival (before
+    session 40): no BRANCH row, and the policies part before any logged branch point."""
+    from test_differential import policies_apart
+
+    import pwflow.filippov as filippov
+
+    def held_only(found, u_in):
+        if found is None:
+            return None
+        sel = found.selection
+        return filippov.Selection(np.arange(u_in.size), found.face, sel.eta, sel.D, u_in == 0)
+
+    monkeypatch.setattr(filippov, "_departure", held_only)
+    runs = {p: _open_cell_zero(p) for p in ("min_norm", "gd")}
+    assert not any(np.any(tr.events["kind"] == pwflow.EventKind.BRANCH) for tr in runs.values())
+    assert policies_apart(runs["min_norm"], runs["gd"], 10.0) is not None
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (session 40, docs/integrator.md): rank-one "
+                   "data in d = 4, a neuron leaving ker X at once (γ > 0) overflows the next "
+                   "step, while its span's run (d = 1) is clean; found by property (g)")
+def test_rank_one_data_a_neuron_leaving_the_origin_of_the_span_is_integrated():
+    """Thorough profile of property (g): four parallel points in R^4 (rank 1), one neuron
+    with ``a = 2.28``, γ = 0.1, square loss.  Its part in the span reaches 0 at t = 5.5316
+    (REACH_ZERO; before session 40 the same run failed as well, at another event) and it
+    departs at once into the cell active on every point; the next step's field is NaN
+    (status −4).  The span's problem (d = 1) runs to t = 10 with status 0."""
+    B = np.array([-0.9486833, 0.0, 0.0, -0.31622777])
+    B /= np.linalg.norm(B)
+    X = np.array([[1.0], [1.0], [1.0], [1.5]]) * B
+    y = np.array([0.0, 0.0, 0.0, 0.5])
+    W, a = np.array([[0.3, 0.0, 0.0, 0.0]]), np.array([2.27683992])
+    span = pwflow.simulate(pwflow.Dataset(X @ B[:, None], y), pwflow.from_arrays(W @ B[:, None], a),
+                           10.0, gamma=0.1, loss="square")
+    assert span.status == 0, span.message
+    full = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 10.0, gamma=0.1,
+                           loss="square")
+    assert full.status == 0, full.message
