@@ -767,7 +767,7 @@ def gd_escape_from_origin(s_a: float, v_in: Array, X: Array, r: Array, gamma: fl
     hyperplanes near 0: gradient descent sits at ``|w| = O(lr)``, which vanishes with the
     step), its norm over the second half does not grow by :data:`ORIGIN_MAP_GROWTH`.  The
     verdict is read from :data:`ORIGIN_MAP_STARTS` starts about the arrival's
-    (:func:`_origin_map_starts`): an escape from fewer than :data:`ORIGIN_MAP_CONSENSUS` of
+    (:func:`origin_map_starts`): an escape from fewer than :data:`ORIGIN_MAP_CONSENSUS` of
     them is the map's chaos, which rounding decides, not a departure.
     Returns the face and the unit direction of the first escaped iterate, or ``None``.
     """
@@ -797,7 +797,7 @@ def origin_map_starts(start: Array) -> Array:
 
 @functools.lru_cache(maxsize=16)
 def _spread_directions(d: int) -> Array:
-    """The fixed unit directions of :func:`_origin_map_starts` (the first row 0)."""
+    """The fixed unit directions of :func:`origin_map_starts` (the first row 0)."""
     u = np.random.default_rng(20261205).normal(size=(ORIGIN_MAP_STARTS, d))
     u /= np.linalg.norm(u, axis=1, keepdims=True)
     u[0] = 0.0
