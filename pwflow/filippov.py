@@ -865,17 +865,17 @@ def gd_origin_orbits(s_a: Array, starts: Array, X: Array, r: Array, gamma: float
             half = np.linalg.norm(W, axis=1)
     size = np.linalg.norm(W, axis=1)
     escaped = (size > 0.0) & (size >= ORIGIN_MAP_GROWTH * half)
-    parts = [_visited_faces(seen[:, j], X) for j in range(J)]
+    rank = _span_basis(X).shape[0]  # "0": below full rank, ker X (the span's origin)
+    parts = [_visited_faces(seen[:, j], X, rank) for j in range(J)]
     return OriginOrbits(W, *(tuple(p[i] for p in parts) for i in range(3)), escaped)
 
 
-def _visited_faces(seen: NDArray[np.int8], X: Array
+def _visited_faces(seen: NDArray[np.int8], X: Array, rank: int
                    ) -> tuple[NDArray[np.int8], NDArray[np.int8], Array]:
     """From a map's iterates' signs ``seen`` (``(T, n)``): the faces it met (the cells, and
     between two iterates in different cells the face of the hyperplanes crossed, those
     entries 0, where they meet away from 0; each once, the most met first), the cells and
-    the fraction of the iterates in each."""
-    rank = _span_basis(X).shape[0]  # "0": below full rank, ker X (the span's origin)
+    the fraction of the iterates in each (``rank``: of ``X``, computed once per map run)."""
     cells, counts = _unique_rows(seen)
     moved = np.any(seen[1:] != seen[:-1], axis=1)
     crossed = np.where(seen[1:][moved] != seen[:-1][moved], 0, seen[1:][moved]).astype(np.int8)
