@@ -69,6 +69,10 @@ class DOP853(OdeSolver):
     _STAGES = _stages(A[1:], C[1:], 1)
     _EXTRA = _stages(A_EXTRA, C_EXTRA, n_stages + 1)
     _EXPONENT = -1 / (error_estimator_order + 1)
+    #: A trial step whose stages or error estimate overflow (``FloatingPointError`` under
+    #: :func:`pwflow.guard.watch`) is rejected and shrunk by ``MIN_FACTOR``, as SciPy's
+    #: solvers treat a non-finite error estimate; ``False`` lets it raise (tests).
+    REJECT_OVERFLOWING_TRIALS = True
 
     def __init__(self, fun, t0: float, y0, t_bound: float, rtol: float = 1e-3,
                  atol: float | Array = 1e-6, max_step: float = np.inf,
@@ -135,9 +139,19 @@ class DOP853(OdeSolver):
             if h_abs < min_step:
                 return False, self.TOO_SMALL_STEP
             t_new, h, h_abs = self.trial(t, h_abs)
-            y_new, f_new = self._rk_step(t, y, h)
-            scale = atol + np.maximum(np.abs(y), np.abs(y_new)) * rtol
-            error_norm = self._error_norm(h, scale)
+            try:
+                y_new, f_new = self._rk_step(t, y, h)
+                scale = atol + np.maximum(np.abs(y), np.abs(y_new)) * rtol
+                error_norm = self._error_norm(h, scale)
+            except FloatingPointError:
+                if not self.REJECT_OVERFLOWING_TRIALS:
+                    raise
+                # the trial step is too long for the field: its stages overflow (a field
+                # that grows fast from a small start, e.g. a neuron leaving 0). Rejected,
+                # as SciPy rejects a non-finite error estimate; a field that is not finite
+                # at the accepted state itself still raises (``fun(t, y)`` is evaluated
+                # outside the trial)
+                error_norm = np.inf
             if error_norm < 1:
                 factor = (MAX_FACTOR if error_norm == 0
                           else min(MAX_FACTOR, SAFETY * error_norm ** self._EXPONENT))

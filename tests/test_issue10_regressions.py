@@ -2674,23 +2674,47 @@ def test_a_passage_through_zero_flagged_by_held_hyperplanes_only_is_silent(monke
     assert policies_apart(runs["min_norm"], runs["gd"], 10.0) is not None
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (session 40, docs/integrator.md): rank-one "
-                   "data in d = 4, a neuron leaving ker X at once (γ > 0) overflows the next "
-                   "step, while its span's run (d = 1) is clean; found by property (g)")
-def test_rank_one_data_a_neuron_leaving_the_origin_of_the_span_is_integrated():
-    """Thorough profile of property (g): four parallel points in R^4 (rank 1), one neuron
-    with ``a = 2.28``, γ = 0.1, square loss.  Its part in the span reaches 0 at t = 5.5316
-    (REACH_ZERO; before session 40 the same run failed as well, at another event) and it
-    departs at once into the cell active on every point; the next step's field is NaN
-    (status −4).  The span's problem (d = 1) runs to t = 10 with status 0."""
+def _rank_one_leaving_ker_x(t_max: float = 10.0):
+    """Four parallel points in R^4 (rank 1), one neuron with ``a = 2.28``, γ = 0.1, square
+    loss, and its span's problem (d = 1): ``(full, span, B, W)``."""
     B = np.array([-0.9486833, 0.0, 0.0, -0.31622777])
     B /= np.linalg.norm(B)
     X = np.array([[1.0], [1.0], [1.0], [1.5]]) * B
     y = np.array([0.0, 0.0, 0.0, 0.5])
     W, a = np.array([[0.3, 0.0, 0.0, 0.0]]), np.array([2.27683992])
     span = pwflow.simulate(pwflow.Dataset(X @ B[:, None], y), pwflow.from_arrays(W @ B[:, None], a),
-                           10.0, gamma=0.1, loss="square")
-    assert span.status == 0, span.message
-    full = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 10.0, gamma=0.1,
+                           t_max, gamma=0.1, loss="square")
+    full = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), t_max, gamma=0.1,
                            loss="square")
-    assert full.status == 0, full.message
+    return full, span, B, W
+
+
+def test_rank_one_data_a_neuron_leaving_the_origin_of_the_span_is_integrated():
+    """Thorough profile of property (g) (session 40; a known gap until session 41).  The
+    neuron's part in the span reaches 0 at t = 5.5316 (REACH_ZERO) and departs at once into
+    the cell active on every point, where the field grows from ~0.2 to ~3 within a unit of
+    time.  The solver's first trial step after the restart (h = 2.65, chosen from the field at
+    the departure) overflowed in its stages, and the run stopped with status −4 although the
+    flow is finite; a trial step whose stages overflow is now a rejected step (as SciPy
+    rejects a non-finite error estimate).  Both runs reach t = 10 and are one trajectory:
+    ``(Bᵀ w, a)`` within 1e-9 of the span's run, the null-space part unchanged."""
+    full, span, B, W = _rank_one_leaving_ker_x()
+    assert full.status == 0 and span.status == 0, (full.message, span.message)
+    assert np.any(full.events["kind"] == pwflow.EventKind.REACH_ZERO)
+    perp = W - np.outer(W @ B, B)
+    for t in (5.0, 5.6, 6.0, 8.0, 10.0):
+        (Wf, af), (Ws, as_) = full.state(t), span.state(t)
+        assert np.max(np.abs(Wf @ B - Ws[:, 0])) <= 1e-9 * (1 + np.max(np.abs(Ws)))
+        assert np.max(np.abs(af - as_)) <= 1e-9 * (1 + np.max(np.abs(as_)))
+        np.testing.assert_allclose(Wf - np.outer(Wf @ B, B), perp, atol=1e-12)
+    assert abs(full.loss[-1] - span.loss[-1]) <= 1e-10 * (1 + span.loss[-1])
+
+
+def test_rank_one_leaving_ker_x_overflows_with_trial_overflow_raising(monkeypatch):
+    """Mechanism off: a trial step whose stages overflow raises again; the run stops with
+    status −4 (NON_FINITE) at the departure from ker X."""
+    from pwflow import rk
+
+    monkeypatch.setattr(rk.DOP853, "REJECT_OVERFLOWING_TRIALS", False)
+    full, _, _, _ = _rank_one_leaving_ker_x()
+    assert full.status == pwflow.Status.NON_FINITE, full.message

@@ -162,6 +162,27 @@ def test_non_finite_field_fails_with_a_status(bad):
     check_fails_on_non_finite_field(DOP853, bad)
 
 
+@pytest.mark.parametrize("first_step", [10.0, 100.0, 1000.0])
+def test_a_trial_step_whose_stages_overflow_is_rejected(first_step, monkeypatch):
+    """y' = −y³, y(0) = 1 (y = 1/√(1 + 2t), finite for all t) from a first step far too long:
+    the stages overflow (``FloatingPointError`` under the run's ``errstate``), the trial is
+    rejected and shrunk, and the solution reaches t = 2000 within its tolerance (session 41:
+    a neuron leaving ``ker X`` met this inside a run).  Mechanism off, the overflow raises."""
+    def run():
+        s = DOP853(lambda t, y: -y ** 3, 0.0, np.ones(1), 2000.0, rtol=1e-10, atol=1e-12,
+                   first_step=first_step)
+        with np.errstate(over="raise", invalid="raise"):
+            while s.status == "running":
+                assert s.step() is None
+        return s
+
+    s = run()
+    assert s.t == 2000.0 and s.y[0] == pytest.approx(1 / np.sqrt(1 + 4000.0), rel=1e-8)
+    monkeypatch.setattr(DOP853, "REJECT_OVERFLOWING_TRIALS", False)
+    with pytest.raises(FloatingPointError):
+        run()
+
+
 def _good():
     return dict(fun=lambda t, y: -y, t0=0.0, y0=np.ones(2), t_bound=1.0)
 
