@@ -68,11 +68,18 @@ class StartFacesMixin:
             if again and not self.opt.frozen_output:
                 r_rate = self._initial_residual_rates(U, r, chosen)
                 chosen.update(self._decide_starts(again, U, r, given, r_rate))
+            # at w = 0 the rule reads the neuron only through sign(a_j) (the residuals are
+            # every neuron's): one decision per sign (a first layer started at 0 put every
+            # neuron there; the search over the arrangement at 0 is the costly part)
+            at_origin: dict[float, Selection | None] = {}
             for j in on_face:
                 if np.all(W[j] == 0):
                     U[j] = 0
                     rows.append((int(j), -1, EventKind.REACH_ZERO))
-                    sel = self._from_origin(self.Z[j, self.d], r, at_rest=True)
+                    key = float(np.sign(self.Z[j, self.d]))
+                    if key not in at_origin:
+                        at_origin[key] = self._from_origin(self.Z[j, self.d], r, at_rest=True)
+                    sel = at_origin[key]
                     if sel is not None:  # it departs from w = 0 at once
                         U[j, sel.K] = sel.signs
                         rows.extend((int(j), int(k), EventKind.BRANCH)
@@ -156,7 +163,8 @@ class StartFacesMixin:
         points: every slope 0 gives ``D = 0``), and that is where the minimal-norm rule holds
         every hyperplane; elsewhere (``γ > 0``, opposite points) ``dw/dt ∈ a 𝔇(0)`` cannot be
         0 and the neuron departs from 0 at once on the face :func:`pwflow.filippov.select`
-        gives.  ``None``: it stays (Condition 1, point 2, holds for it).  Where ``rank X < d``
+        gives.  ``None``: it stays (Condition 1, point 2, holds for it); a selection that
+        holds every hyperplane: it stays at a branch point (``sel.branch``).  Where ``rank X < d``
         the face ``u = 0`` is the null space of ``X``, the origin of the data's span: the same
         rule, on the span's problem (the null-space part of ``w`` does not move: ``D ∈ span
         X``; session 40, before which such a neuron was not decided here nor watched).
@@ -189,6 +197,13 @@ class StartFacesMixin:
             if gone is not None:
                 return gone
         if through is None:
+            if at_rest and np.any(sel.branch):
+                # it starts at 0 and stays, where gradient descent's first step (σ'(0) = γ)
+                # is a consistent departure: a branch point, logged (a first layer started
+                # at 0 under the minimal-norm policy held every neuron there with no row
+                # while gradient descent left; session 41).  Not watched: the row says the
+                # flow parts from gradient descent here
+                return sel
             return None
         return Selection(through.K, np.zeros(self.n, np.int8), sel.eta, sel.D, through.branch)
 

@@ -2718,3 +2718,61 @@ def test_rank_one_leaving_ker_x_overflows_with_trial_overflow_raising(monkeypatc
     monkeypatch.setattr(rk.DOP853, "REJECT_OVERFLOWING_TRIALS", False)
     full, _, _, _ = _rank_one_leaving_ker_x()
     assert full.status == pwflow.Status.NON_FINITE, full.message
+
+
+# ------------------------------------------- a first layer started at 0 (session 41)
+_ZERO_START_X = np.array([[-2.0, 2.0, 2.0], [1.0, 1.0, -1.0], [2.0, -2.0, 2.0], [-1.0, 0.0, -1.0],
+                          [2.0, 1.0, -1.0], [-1.0, 2.0, 2.0], [2.0, 2.0, 2.0], [1.0, -1.0, -1.0]])
+_ZERO_START_Y = np.array([0.163914, 0.992921, 0.901163, 2.071574, -0.248017, -0.879714, 1.429191,
+                          -0.100193])
+_ZERO_START_A = np.array([-0.152711, 0.087878, 0.09281, 0.073973, 0.050211, -0.014151, 0.050287,
+                          -0.238807, 0.041752, -0.034994, 0.102294])
+
+
+def _zero_start(policy: str, t_max: float = 2.0):
+    W = np.zeros((_ZERO_START_A.size, 3))
+    return pwflow.simulate(pwflow.Dataset(_ZERO_START_X, _ZERO_START_Y),
+                           pwflow.from_arrays(W, _ZERO_START_A), t_max, gamma=0.1,
+                           loss="square", options=pwflow.FlowOptions(branch_policy=policy))
+
+
+def test_a_first_layer_started_at_zero_logs_the_branch_where_gradient_descent_leaves():
+    """Campaign of session 41 (W = 0, γ = 0.1, eight integer points in R^3, eleven neurons;
+    seed 41302): ``0 ∈ 𝔇(0)``, so staying at 0 solves Eq. (2) and the minimal-norm policy
+    holds every neuron there, while gradient descent's first step (``σ'(0) = γ``) is a
+    consistent departure and the ``'gd'`` policy follows it.  The default run ended 8 327
+    simple gaps from gradient descent at t = 10 with no branch point logged (``select``
+    flagged it; ``_from_origin`` dropped the flags of a neuron it holds).  Now both runs log
+    the branch points at t = 0, on the same hyperplanes, and the ``'gd'`` run follows
+    gradient descent."""
+    runs = {p: _zero_start(p) for p in ("min_norm", "gd")}
+    rows = {}
+    for p, tr in runs.items():
+        assert tr.status == 0, tr.message
+        ev = tr.events
+        br = (ev["kind"] == pwflow.EventKind.BRANCH) & (ev["t"] == 0.0)
+        rows[p] = sorted(zip(ev["neuron"][br].tolist(), ev["k"][br].tolist(), strict=True))
+    assert len(rows["min_norm"]) > 0 and rows["min_norm"] == rows["gd"]
+    W0 = np.zeros((_ZERO_START_A.size, 3))
+    ref = gd_reference(_ZERO_START_X, _ZERO_START_Y, W0, _ZERO_START_A, 0.1, "square", (1.0, 2.0))
+    _assert_within_gaps(runs["gd"], ref)
+    Wm, am = runs["min_norm"].state(2.0)
+    assert np.all(Wm == 0.0)  # held at 0: the other solution of Eq. (2)
+    assert ref.error(Wm, am, 1) > C_GAP * (ref.gap[1] + 2 * ref.band[1])
+
+
+def test_a_first_layer_started_at_zero_parts_in_silence_without_the_flags(monkeypatch):
+    """Mechanism off: ``_from_origin`` returning ``None`` for a neuron it holds at 0 (its
+    branch flags dropped): the default run logs no branch point and parts from gradient
+    descent."""
+    from pwflow.start_faces import StartFacesMixin
+
+    real = StartFacesMixin._from_origin
+
+    def dropped(self, *args, **kwargs):
+        sel = real(self, *args, **kwargs)
+        return None if sel is not None and not np.any(sel.signs != 0) else sel
+
+    monkeypatch.setattr(StartFacesMixin, "_from_origin", dropped)
+    tr = _zero_start("min_norm")
+    assert not np.any(tr.events["kind"] == pwflow.EventKind.BRANCH)
