@@ -15,7 +15,12 @@ the references are independent of pwflow's own maths (``reference.py``):
     bounded least squares with a KKT certificate (not pwflow's code), is tangent to them;
 (e) ``status == 0`` unless the message says why;
 (f) no silent branch choice: the runs under the two policies are one trajectory up to the
-    first branch point either logs, and both log it (``policies_apart``).
+    first branch point either logs, and both log it (``policies_apart``);
+(g) rank-deficient data train as their span's full-rank problem
+    (``test_rank_deficient_data_train_as_their_span``);
+(h) a first layer started at 0: the ``'gd'`` policy follows gradient descent, and a default
+    run that parts from it has logged a branch point first
+    (``test_a_first_layer_started_at_zero``).
 
 (b)–(e) are checked on one run per drawn problem (``test_flow_invariants``, default policy, to
 ``T_FLOW``); a failure lists every violated property with its label.  ``*_long`` variants
@@ -472,6 +477,32 @@ def test_rank_deficient_data_train_as_their_span(drawn, policy):
         off = max(np.max(np.abs(Wf @ B - Ws)), np.max(np.abs(af - as_)),
                   np.max(np.abs(Wf - (Wf @ B) @ B.T - perp)))
         assert off <= 1e-8 * size, (t, off, firsts)
+
+
+@_settings
+@given(prob=problems(), gamma=st.sampled_from([0.1, 0.5]), zeros=st.integers(1, 8))
+def test_a_first_layer_started_at_zero(prob, gamma, zeros):
+    """(h) Neurons started at ``w = 0`` (the first ``zeros`` of them; all where ``zeros >= m``),
+    γ > 0.  Under the ``'gd'`` policy the run follows extrapolated gradient descent up to the
+    first branch point after the start (it takes gradient descent's first step at a branch
+    point at t = 0).  Under the default policy a neuron held at 0 where gradient descent
+    departs is a branch point logged at t = 0: a default run that parts from gradient
+    descent has logged one at or before the time it parts.  Session 41: the default policy
+    held such neurons with no row (seed 41302 of a ``W = 0`` campaign: 8 327 gaps, silent)."""
+    W = prob.W.copy()
+    W[:zeros] = 0.0
+    prob = dataclasses.replace(prob, W=W, gamma=gamma)
+    event("every neuron at 0" if zeros >= prob.m else "some neurons at 0")
+    ref = gd_reference(prob.X, prob.y, prob.W, prob.a, gamma, prob.loss, GD_TIMES, lr=LR)
+    for policy in ("gd", "min_norm"):
+        tr = _simulate(prob, GD_TIMES[-1], np.array(GD_TIMES), policy=policy)
+        assert tr.status == 0, tr.message
+        bad, t_bad, _ = _compared(tr, ref, first_branch_after_start(tr))
+        if policy == "gd":
+            assert not bad, "\n".join(bad)
+        elif t_bad:
+            first = tr.stats.get("t_first_branch")
+            assert first is not None and first <= t_bad[0], (first, bad)
 
 
 def test_a_tangent_start_is_explained_only_by_gradient_descent_from_a_shifted_start():
