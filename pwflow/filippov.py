@@ -1185,11 +1185,14 @@ class VelocityReach:
     ``[γ, 1]`` (held, or not yet assigned), ``bounds`` is the interval of each velocity (not
     oriented by ``a``), updated as classes are assigned (:meth:`fix`).  Every completion's
     slopes lie in that box (a side's slope is ``γ`` or 1, a held one's in ``[γ, 1]``), so a
-    velocity that cannot reach its side there cannot in any completion.  ``slack``: 1e-9 of
-    each sum's terms, for rounding (the intervals are accumulated, not recomputed)."""
+    velocity that cannot reach its side there cannot in any completion.  ``low``/``high``:
+    each free slope's least and greatest term ``min/max(γ G, G)``, computed once.  ``slack``:
+    1e-9 of each sum's terms, for rounding (the intervals are accumulated, not recomputed)."""
 
     G: Array
     gamma: float
+    low: Array
+    high: Array
     bounds: tuple[Array, Array]
     slack: Array
 
@@ -1198,21 +1201,20 @@ class VelocityReach:
            gamma: float) -> "VelocityReach":
         """The intervals at the partial assignment ``signs`` (0: free)."""
         xb, G = XK @ b, XK @ Zrows.T
+        low, high = np.minimum(gamma * G, G), np.maximum(gamma * G, G)
         free = signs == 0
         base = xb + G[:, ~free] @ side_slope(signs[~free], gamma)
-        Gf = G[:, free]
-        lo = base + np.sum(np.minimum(gamma * Gf, Gf), axis=1)
-        hi = base + np.sum(np.maximum(gamma * Gf, Gf), axis=1)
+        lo = base + np.sum(low[:, free], axis=1)
+        hi = base + np.sum(high[:, free], axis=1)
         slack = 1e-9 * (np.abs(xb) + np.sum(np.abs(G), axis=1)) + 1e-300
-        return cls(G, gamma, (lo, hi), slack)
+        return cls(G, gamma, low, high, (lo, hi), slack)
 
     def fix(self, lo: Array, hi: Array, cols: NDArray[np.intp],
             signs: NDArray[np.int8]) -> tuple[Array, Array]:
         """The intervals once the free hyperplanes ``cols`` are assigned to ``signs`` (±1)."""
-        Gc = self.G[:, cols]
-        at = Gc @ side_slope(signs, self.gamma)
-        return (lo + at - np.sum(np.minimum(self.gamma * Gc, Gc), axis=1),
-                hi + at - np.sum(np.maximum(self.gamma * Gc, Gc), axis=1))
+        at = self.G[:, cols] @ side_slope(signs, self.gamma)
+        return (lo + at - np.sum(self.low[:, cols], axis=1),
+                hi + at - np.sum(self.high[:, cols], axis=1))
 
     def allows(self, s_a: float, signs: NDArray[np.int8], assigned: NDArray[np.bool_],
                forced: NDArray[np.bool_], lo: Array, hi: Array, tol: Array) -> bool:
