@@ -188,20 +188,28 @@ class OriginWatchMixin:
         every neuron of each kind at once."""
         out = dict(held)
         for fresh in (True, False):
-            js = [j for j, h in held.items() if (h.state is None) == fresh]
-            if not js:
+            # neurons whose maps are the same (sign and start: a first layer started at 0
+            # holds every neuron of one sign on one orbit) share one run
+            groups: dict[tuple[float, bytes], list[int]] = {}
+            for j, h in held.items():
+                if (h.state is None) == fresh:
+                    v = h.velocity if fresh else h.state
+                    groups.setdefault((h.sign, v.tobytes()), []).append(j)
+            if not groups:
                 continue
+            lead = [js[0] for js in groups.values()]
             per = ORIGIN_MAP_STARTS if fresh else 1
             starts = np.concatenate([
                 origin_map_starts(-ORIGIN_MAP_LEAD * held[j].velocity) if fresh
-                else held[j].state[None] for j in js])
-            orbit = gd_origin_orbits(np.repeat([held[j].sign for j in js], per), starts,
+                else held[j].state[None] for j in lead])
+            orbit = gd_origin_orbits(np.repeat([held[j].sign for j in lead], per), starts,
                                      self.X, r, self.gamma, ORIGIN_MAP_STEPS if fresh else
                                      ORIGIN_TRACK_STEPS)
-            for i, j in enumerate(js):
+            for i, js in enumerate(groups.values()):
                 o = i * per + _bounded_first(orbit.escaped[i * per:(i + 1) * per])
-                out[j] = replace(held[j], state=orbit.states[o], faces=orbit.faces[o],
-                                 cells=orbit.cells[o], weights=orbit.weights[o])
+                for j in js:
+                    out[j] = replace(held[j], state=orbit.states[o], faces=orbit.faces[o],
+                                     cells=orbit.cells[o], weights=orbit.weights[o])
         return out
 
     def _origin_departures(self, r: Array, t: float,
@@ -212,9 +220,15 @@ class OriginWatchMixin:
         escapes_along`; each face and sign tested once), or ``None``."""
         tested: dict[tuple[float, bytes], Selection | None] = {}
         out: dict[int, Selection | None] = {}
+        # neurons that share one orbit (the same arrays: :meth:`_tracked`) share the verdict
+        shared: dict[tuple[float, int, int], Selection | None] = {}
         for j, h in (self._origin_watched() if held is None else held).items():
             out[j] = None
             if h.faces is None:  # arrived at this cut: its orbit runs from the next step end
+                continue
+            orbit = (h.sign, id(h.faces), id(h.cells))
+            if orbit in shared:
+                out[j] = shared[orbit]
                 continue
             for u in h.faces:
                 if h.star_weight(u) < ORIGIN_STAR_FRACTION:
@@ -225,6 +239,7 @@ class OriginWatchMixin:
                 if tested[key] is not None:
                     out[j] = tested[key]
                     break
+            shared[orbit] = out[j]
         return OriginDepartures(t, out)
 
     def _origin_escapes(self, r: Array, t: float) -> bool:
@@ -271,13 +286,23 @@ class OriginWatchMixin:
         ``t``, else at ``r``), on the face it escapes along, logged as a branch point on the
         hyperplanes it arrived on and those it departs on (``k = −1`` where there are none);
         under the minimal-norm policy it stays, the same rows logged, and is watched no more;
-        where staying is no solution (``0 ∉ 𝔇(0)``) it departs on the rule's face at 0.
+        where staying is no solution (``0 ∉ 𝔇(0)``) it departs on the rule's face at 0 (under
+        the minimal-norm policy also where gradient descent escapes at that time).
         Returns the neurons of ``js`` not watched (the exit rule decides them)."""
         at = self._origin_at
         if at is None or at.t != t:
             at = self._origin_departures(r, t)
         tab = self.table
         rest = []
+        # the rule at 0 reads a neuron only through sign(a_j): one solve per sign and policy
+        rule: dict[tuple[float, BranchPolicy], Selection] = {}
+
+        def at_origin(a: float, policy: BranchPolicy) -> Selection:
+            key = (float(np.sign(a)), policy)
+            if key not in rule:
+                rule[key] = self._select_at_origin(a, r, False, policy)
+            return rule[key]
+
         for j in js.tolist():
             held = self._origin_held.get(j)
             if held is None:
@@ -286,6 +311,12 @@ class OriginWatchMixin:
             sel = at.by_neuron.get(j)
             u_new = np.zeros(self.n, dtype=np.int8)
             p0 = int(new_pat[j])
+            a = float(self.Z[j, self.d])
+            if (sel is not None and self.policy is BranchPolicy.MIN_NORM
+                    and np.any(at_origin(a, BranchPolicy.MIN_NORM).signs != 0)):
+                # gradient descent escapes, but staying is no solution either (0 ∉ 𝔇(0): the
+                # regime of the face at 0 read the exit, session 42): the rule departs
+                sel = None
             if sel is not None:  # a branch point: staying is a continuation too
                 u_new[sel.K] = sel.signs
                 rows = {k: int(EventKind.BRANCH) for k in
@@ -296,11 +327,9 @@ class OriginWatchMixin:
                         self._log(t, j, int(k), kind, 0.0, p0, p0)
                     continue
             else:
-                a = float(self.Z[j, self.d])
-                stay = self._select_at_origin(a, r, False, BranchPolicy.MIN_NORM)
-                if not np.any(stay.signs != 0):
+                if not np.any(at_origin(a, BranchPolicy.MIN_NORM).signs != 0):
                     continue  # it stays (a continuation: 0 ∈ 𝔇(0))
-                sel = self._select_at_origin(a, r, False, self.policy)
+                sel = at_origin(a, self.policy)
                 u_new[sel.K] = sel.signs
                 codes = transition(np.zeros(self.n, dtype=np.int8), u_new)
                 rows = {k: int(EventKind.BRANCH if br else codes[k])

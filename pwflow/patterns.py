@@ -10,7 +10,9 @@ where ``D_u^θ = −(1/n) Σ_k η_k^u r_k x_k`` with ``r_k = ∂_1 l(h_θ(x_k), 
 (:mod:`pwflow.subgradient`).  On a face with free slopes in ``(γ, 1)`` the minimal-norm element
 is orthogonal to the free ``x_k`` — the Filippov sliding field that keeps the neuron on the
 hyperplanes.  The face ``{0}`` is frozen: a neuron stays there only where ``0 ∈ 𝔇(0)``
-(Condition 1, point 2); elsewhere it departs at once (``HybridFlow._from_origin``).
+(Condition 1, point 2); elsewhere it departs at once (``HybridFlow._from_origin``), and a
+neuron held there departs when ``0`` leaves ``𝔇(0)`` (the regime reads the face's minimal-norm
+element: :meth:`PatternTable.minimal_norm` with ``origin=True``).
 
 :class:`PatternTable` registers the faces met during a run and evaluates ``D_u^θ`` for all of
 them at once (vectorised over faces with one free slope, the common case).
@@ -556,7 +558,8 @@ class PatternTable:
         return np.array(out).reshape(len(out), -1, self.d)
 
     def _minimal_norm(self, r: Array, faces: NDArray[np.intp] | None,
-                      solve: NDArray[np.bool_] | None = None) -> tuple[Array, Array, Array]:
+                      solve: NDArray[np.bool_] | None = None, origin: bool = False
+                      ) -> tuple[Array, Array, Array]:
         """``D_u^θ``, the slopes and (one free slope) the unclipped ``η*`` of the given faces.
 
         The only place where the faces' minimal-norm problems are solved: vectorised closed
@@ -576,9 +579,13 @@ class PatternTable:
             faces = np.arange(len(self._U))
             eta0 = self.eta0
             one, k, xk, xx = self.single, self.single_k, self._single_x, self._single_xx
+            frozen = self.frozen
         else:
             eta0 = self.eta0[faces]
-            one = np.flatnonzero((self.nfree[faces] == 1) & ~self.frozen[faces])
+            frozen = self.frozen[faces]
+            if origin:  # {0} solved (minimal_norm)
+                frozen = frozen & ~((self.dim[faces] == 0) & (self.nfree[faces] == self.n))
+            one = np.flatnonzero((self.nfree[faces] == 1) & ~frozen)
             k = np.argmax(self.U[faces[one]] == 0, axis=1)
             xk = X[k]
             xx = np.einsum("ij,ij->i", xk, xk)
@@ -590,7 +597,7 @@ class PatternTable:
             e, est = self._one_slope(G, r, one, k, xk, xx)
             eta[..., one, k] = e
             eta_star[..., one] = est
-        multi = (nfree > 1) & ~self.frozen[faces]
+        multi = (nfree > 1) & ~frozen
         if solve is not None:
             multi &= solve[faces]
         coupled = multi & self.coupled[faces]
@@ -599,9 +606,9 @@ class PatternTable:
             Ks = np.nonzero(self.U[faces[two]] == 0)[1].reshape(-1, 2)
             e = self._two_slopes(G, r, two, Ks[:, 0], Ks[:, 1], X[Ks[:, 0]], X[Ks[:, 1]])
             eta[..., two[:, None], Ks] = e
-        many = np.flatnonzero(multi & self.iterative[faces])
+        many = np.flatnonzero(multi & ((nfree > 2) | coupled))
         self._many_slopes(G, r, many, faces[many], eta)
-        G[..., self.frozen[faces], :] = 0.0
+        G[..., frozen, :] = 0.0
         return G, eta, eta_star
 
     def fields(self, r: Array, solve: NDArray[np.bool_] | None = None) -> tuple[Array, Array]:
@@ -627,12 +634,15 @@ class PatternTable:
         G, _, eta_star = self._minimal_norm(r, None, solve)
         return G, eta_star
 
-    def minimal_norm(self, faces: NDArray[np.intp], r: Array) -> tuple[Array, Array, Array]:
+    def minimal_norm(self, faces: NDArray[np.intp], r: Array, origin: bool = False
+                     ) -> tuple[Array, Array, Array]:
         """``D_u^θ`` (shape ``(len(faces), d)``), the minimal-norm slopes ``η`` (``(len(faces),
         n)``) of the given faces, and the unclipped ``η*`` of those with one free slope (``nan``
-        elsewhere)."""
+        elsewhere).  ``origin``: the face ``{0}`` (every hyperplane, dimension 0) is solved
+        too, not frozen: its ``D`` is the minimal-norm element of ``𝔇(0)``, 0 exactly where
+        staying at 0 is a solution (the regime's reading of a neuron held there)."""
         self._refresh()
-        return self._minimal_norm(r, np.asarray(faces, dtype=np.intp))
+        return self._minimal_norm(r, np.asarray(faces, dtype=np.intp), origin=origin)
 
     def projectors(self) -> Array:
         """Orthogonal projectors onto ``span(x_k : u_k = 0)`` for every face, ``(P, d, d)``: its

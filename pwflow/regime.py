@@ -396,7 +396,7 @@ class RegimeMixin:
         reading the departure from ``D`` also holds where parallel data points make the
         slopes non-unique."""
         faces = self._regime_faces if faces is None else faces
-        G, eta, eta_star = self.table.minimal_norm(faces, r)
+        G, eta, eta_star = self.table.minimal_norm(faces, r, origin=True)
         one = ~np.isnan(eta_star)
         v = G @ self.X.T  # <D, x_k>
         vres = vres[..., None, :]

@@ -22,9 +22,15 @@ from .filippov import (
     through_origin,
 )
 from .model import network_output, output_rate, slopes
+from .origin_watch import HeldAtOrigin
 from .subgradient import fixed_part
 
 Array = NDArray[np.float64]
+
+#: a neuron started at ``w = 0`` that stays there is watched for a departure that appears
+#: later, as one that arrived there by an event (:mod:`pwflow.origin_watch`); ``False``
+#: restores session 41's start, which held it with no watch (tests: the mechanism off)
+WATCH_STARTS_AT_ORIGIN = True
 
 
 class StartFacesMixin:
@@ -84,6 +90,13 @@ class StartFacesMixin:
                         U[j, sel.K] = sel.signs
                         rows.extend((int(j), int(k), EventKind.BRANCH)
                                     for k in sel.K[sel.branch])
+                    elif WATCH_STARTS_AT_ORIGIN and self._watches_arrival(None):
+                        # it stays: watched like a neuron that arrived at 0 by an event, its
+                        # gradient descent's map run from 0 itself (a first layer started at
+                        # 0 was held there while the residuals moved and gradient descent
+                        # left at t = 9.5; session 42, seed 42052)
+                        self._hold_at_origin(int(j), HeldAtOrigin(
+                            key, np.zeros(self.n, np.int8), np.zeros(self.d)))
                     continue
                 sel = chosen[int(j)]
                 U[j, sel.K] = sel.signs

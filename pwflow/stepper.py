@@ -54,6 +54,12 @@ __all__ = ["HybridFlow"]
 Array = NDArray[np.float64]
 
 
+#: the face ``{0}`` (every hyperplane, dimension 0) is watched like the others where neurons
+#: with ``a ≠ 0`` are held there (:meth:`HybridFlow._watched_faces`); ``False`` restores the
+#: frozen face of session 41 (tests: the mechanism off)
+WATCH_ORIGIN_FACE = True
+
+
 class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, InvariantsMixin,
                  SnapshotsMixin, SolverPhaseMixin, OriginWatchMixin):
     """Event-driven integrator of the subgradient flow (Eq. (6)) for one network.
@@ -296,7 +302,11 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         # next start, since the neurons' faces change only at a cut)
         self._regime_faces = self._watched_faces(P)
         self._regime_free = tab.U[self._regime_faces] == 0
-        self._regime_watched = np.any(self._regime_free, axis=0)
+        # the face {0} (dimension 0) is read from its minimal-norm D alone (0 ∉ 𝔇(0): it
+        # departs); its points' residual signs are not watched for it (a sign change there
+        # re-decided neurons held at 0, and logged their branch again at every change)
+        point = tab.dim[self._regime_faces] == 0
+        self._regime_watched = np.any(self._regime_free[~point], axis=0)
         self._regime_plan = tab.single_plan_for(self._regime_faces)
         self._Zs = self.Z.copy()
         self._Phi = np.tile(np.eye(self.q), (P, 1, 1))
@@ -372,11 +382,16 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         to them: 3 286 steps to t = 4, 0.71 s without it against 32 s).  Where ``rank X < d``
         a face on every hyperplane is ``ker X``, the origin of the data's span: watched here
         (where it is not frozen, its field moves a neuron off it once ``0 ∉ 𝔇(0)``) and by
-        the watch at 0 (:mod:`pwflow.origin_watch`, session 40)."""
+        the watch at 0 (:mod:`pwflow.origin_watch`, session 40).  The face ``{0}`` itself
+        (dimension 0, its field frozen at 0) is watched too where neurons with ``a_j ≠ 0``
+        are held there (:data:`WATCH_ORIGIN_FACE`): its regime is read from the minimal-norm
+        element of ``𝔇(0)`` (:meth:`PatternTable.minimal_norm` with ``origin``), so that a
+        held neuron departs once staying no longer solves Eq. (2) (session 42: it stayed)."""
         tab, occ = self.table, self._occupied
         moving = np.bincount(self.pat[self.Z[:, self.d] != 0], minlength=P)[:P] > 0
-        return occ[(tab.nfree[occ] > 0) & (tab.dim[occ] > 0)
-                   & ((tab.nfree[occ] < self.n) | moving[occ])]
+        origin = tab.nfree[occ] == self.n
+        return occ[(tab.nfree[occ] > 0) & ((tab.dim[occ] > 0) | (origin & WATCH_ORIGIN_FACE))
+                   & (~origin | moving[occ])]
 
     @blas.limited()
     def step(self, t_bound: float, snap_times: Array | None = None) -> None:

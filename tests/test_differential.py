@@ -20,7 +20,10 @@ the references are independent of pwflow's own maths (``reference.py``):
     (``test_rank_deficient_data_train_as_their_span``);
 (h) a first layer started at 0: the ``'gd'`` policy follows gradient descent, and a default
     run that parts from it has logged a branch point first
-    (``test_a_first_layer_started_at_zero``).
+    (``test_a_first_layer_started_at_zero``);
+(i) a neuron at ``w = 0`` is there only while ``0 ∈ 𝔇(0)``: the minimal-norm element of Eq.
+    (6)'s set at 0 (``reference.min_norm_direction``, bounded least squares) vanishes wherever
+    a run holds a neuron at 0 (``test_a_neuron_at_zero_stays_only_where_staying_solves_eq2``).
 
 (b)–(e) are checked on one run per drawn problem (``test_flow_invariants``, default policy, to
 ``T_FLOW``); a failure lists every violated property with its label.  ``*_long`` variants
@@ -50,6 +53,7 @@ from reference import (
     first_branch_after_start,
     gd_reference,
     loss_value,
+    min_norm_direction,
     sliding_checks,
     starts_on_antiparallel_hyperplane,
     tangent_start_agrees,
@@ -503,6 +507,41 @@ def test_a_first_layer_started_at_zero(prob, gamma, zeros):
         elif t_bad:
             first = tr.stats.get("t_first_branch")
             assert first is not None and first <= t_bad[0], (first, bad)
+
+
+#: (i): ``‖D*‖`` of a neuron held at 0, relative to the size of the field's terms: staying
+#: leaves no room (0 exactly, to the BVLS's rounding); a departure is read once the
+#: velocities pass their resolution, far below this
+HELD_AT_ZERO_RTOL = 1e-7
+
+
+@_settings
+@given(prob=problems(), gamma=st.sampled_from([0.0, 0.1, 0.5]), zeros=st.integers(1, 8),
+       policy=st.sampled_from(["min_norm", "gd"]))
+def test_a_neuron_at_zero_stays_only_where_staying_solves_eq2(prob, gamma, zeros, policy):
+    """(i) Neurons started at ``w = 0`` (the first ``zeros``), the others moving the
+    residuals: at twenty times, every neuron the run holds at ``w = 0`` with ``a ≠ 0`` has
+    ``0 ∈ 𝔇(0)`` at the residuals there (Eq. (2): ``dw/dt ∈ a 𝔇(w)``, and ``dw/dt = 0``).
+    Session 42: a neuron held at 0 at a branch point of the start was not read again, and
+    stayed after ``0`` had left ``𝔇(0)`` (a span run of rank-2 data in R^3: ``‖D*‖`` from
+    t = 6.251 on, the full-dimensional run leaving there)."""
+    W = prob.W.copy()
+    W[:zeros] = 0.0
+    prob = dataclasses.replace(prob, W=W, gamma=gamma)
+    times = np.linspace(0.0, T_FLOW, 21)[1:]
+    tr = _simulate(prob, T_FLOW, times, policy=policy)
+    assert tr.status == 0, tr.message
+    held = 0
+    for t in times:
+        Wt, at = tr.state(t)
+        for j in np.flatnonzero(np.all(Wt == 0.0, axis=1) & (at != 0.0)).tolist():
+            ref = min_norm_direction(np.zeros(prob.X.shape[1]), prob.X, prob.y, Wt, at, gamma,
+                                     prob.loss, np.arange(prob.X.shape[0]))
+            held += 1
+            assert np.linalg.norm(ref.D) <= HELD_AT_ZERO_RTOL * ref.scale, (
+                f"t = {t}: neuron {j} held at 0 with |D*| = {np.linalg.norm(ref.D):.3e} "
+                f"(scale {ref.scale:.3e})")
+    event("a neuron held at 0" if held else "every neuron left 0")
 
 
 def test_a_tangent_start_is_explained_only_by_gradient_descent_from_a_shifted_start():

@@ -25,6 +25,7 @@ from reference import (
     gd_reference,
     gd_refined,
     loss_value,
+    min_norm_direction,
     repeated_event_rows,
     sliding_checks,
 )
@@ -2203,7 +2204,7 @@ def test_gd_policy_leaves_zero_along_the_ray_opposite_its_arrival():
         assert np.sign(np.delete(off, 4)).tolist() == [-1, 1, 1, 1, 1, 1, 1], off
 
 
-@pytest.mark.parametrize("name", sorted(_LATE))
+@pytest.mark.parametrize("name", ["origin_late_departure", "origin_late_departure_opposite"])
 def test_min_norm_stays_at_zero_and_logs_where_gradient_descent_leaves(name):
     """Under the minimal-norm policy staying at 0 is the continuation it follows (Condition 1,
     point 2): the held neurons are still at ``w = 0`` at t = 20.  Where gradient descent
@@ -2221,6 +2222,30 @@ def test_min_norm_stays_at_zero_and_logs_where_gradient_descent_leaves(name):
         mine = (ev["neuron"] == j) & (ev["kind"] == pwflow.EventKind.BRANCH)
         assert np.unique(ev["t"][mine & (ev["t"] > 0)]).size == 1
     assert tr.summary()["t_first_branch"] <= t_leave + 1e-6
+
+
+def test_min_norm_leaves_zero_where_zero_leaves_its_subgradient_set():
+    """The third stored case (γ = 0.1, square loss): the minimal-norm run holds its seven
+    neurons at 0 and logs the branch point where gradient descent leaves (t = 4.113392), but
+    at t = 6.7440909 the residuals take 0 out of ``𝔇(0)`` (``reference.min_norm_direction``:
+    ``‖D*‖`` 0.5–1.2 % of the field's terms from there to t ≈ 11) and staying is no longer a
+    solution of Eq. (2).  Until session 42 (the face ``{0}`` frozen, its regime not read) the
+    neurons stayed to t = 20 and this test asserted it; now they leave there."""
+    held, _, _, t_leave = _LATE["origin_late_departure_sliding"]
+    z, tr = _late("origin_late_departure_sliding", "min_norm")
+    assert tr.status == 0, tr.message
+    np.testing.assert_allclose(_departures_from_zero(tr, held), t_leave, atol=1e-6)
+    ev = tr.events
+    for j in held:
+        mine = (ev["neuron"] == j) & (ev["kind"] == pwflow.EventKind.LEAVE_SLIDING)
+        assert abs(float(np.min(ev["t"][mine & (ev["t"] > t_leave)])) - 6.7440909) <= 1e-6
+    for t, at_zero in ((6.7, True), (6.8, False), (20.0, False)):
+        W, a = tr.state(t)
+        assert np.all(np.all(W[list(held)] == 0.0, axis=1) == at_zero), t
+        if at_zero:
+            ref = min_norm_direction(np.zeros(3), z["X"], z["y"], W, a, 0.1, "square",
+                                     np.arange(z["X"].shape[0]))
+            assert np.linalg.norm(ref.D) <= 1e-12 * ref.scale
 
 
 def test_min_norm_without_the_watch_at_zero_logs_no_branch(monkeypatch):
@@ -2763,8 +2788,11 @@ def test_a_first_layer_started_at_zero_logs_the_branch_where_gradient_descent_le
 
 def test_a_first_layer_started_at_zero_parts_in_silence_without_the_flags(monkeypatch):
     """Mechanism off: ``_from_origin`` returning ``None`` for a neuron it holds at 0 (its
-    branch flags dropped): the default run logs no branch point and parts from gradient
-    descent."""
+    branch flags dropped): the default run logs no branch point at t = 0.  Session 42's
+    watch of a neuron started at 0 and held there then reads gradient descent's escape at
+    the first step end and logs it (a second line of defence); with that watch off too, no
+    branch point at all."""
+    from pwflow import start_faces
     from pwflow.start_faces import StartFacesMixin
 
     real = StartFacesMixin._from_origin
@@ -2774,5 +2802,129 @@ def test_a_first_layer_started_at_zero_parts_in_silence_without_the_flags(monkey
         return None if sel is not None and not np.any(sel.signs != 0) else sel
 
     monkeypatch.setattr(StartFacesMixin, "_from_origin", dropped)
+    ev = _zero_start("min_norm").events
+    branch = ev["kind"] == pwflow.EventKind.BRANCH
+    assert np.any(branch) and not np.any(branch & (ev["t"] == 0.0))
+    monkeypatch.setattr(start_faces, "WATCH_STARTS_AT_ORIGIN", False)
     tr = _zero_start("min_norm")
     assert not np.any(tr.events["kind"] == pwflow.EventKind.BRANCH)
+
+
+# ----------------------------------- a neuron started at 0 and held there, watched (session 42)
+_HELD_START_X = np.array([[0.25, 0.75], [0.0, 1.0], [0.75, 0.75], [0.75, -0.75], [-1.0, 0.0],
+                          [-1.0, -0.5], [-2.0, 1.0]])
+_HELD_START_Y = np.array([0.258896, -0.001305, 0.675714, 1.218791, 1.7968, 1.038965, 0.657977])
+_HELD_START_W = np.array([[0.0, 0.0], [0.0, 0.0], [-0.0625, 0.125]])
+_HELD_START_A = np.array([-0.0048, -0.0064, -0.0104])
+_HELD_START_T = (5.0, 10.0, 15.0)
+
+
+def _held_start(policy: str):
+    return pwflow.simulate(pwflow.Dataset(_HELD_START_X, _HELD_START_Y),
+                           pwflow.from_arrays(_HELD_START_W, _HELD_START_A), 15.0, gamma=0.1,
+                           loss="square", options=pwflow.FlowOptions(branch_policy=policy))
+
+
+def _late_branches(tr) -> np.ndarray:
+    ev = tr.events
+    return np.unique(ev["t"][(ev["kind"] == pwflow.EventKind.BRANCH) & (ev["t"] > 0.0)])
+
+
+def test_a_neuron_started_at_zero_and_held_is_watched_for_a_later_departure():
+    """Campaign of session 42 (starts on hyperplanes; seed 42052, d = 2, seven points on a
+    grid of quarters): two neurons start at ``w = 0`` where ``0 ∈ 𝔇(0)`` and gradient
+    descent's first step stays (no branch point at t = 0); the third neuron moves the
+    residuals, and at t ≈ 7.36 gradient descent's map near 0 turns outwards and the two
+    leave 0.  A neuron started at 0 was held with no watch (only one that arrived there by
+    an event was): the ``'gd'`` run stayed at 0 and parted from gradient descent, the
+    default run with no row.  Now both watch it: the ``'gd'`` run leaves with gradient
+    descent (within its error estimates to t = 15), the default run stays and logs the
+    branch point at the same time."""
+    runs = {p: _held_start(p) for p in ("gd", "min_norm")}
+    for tr in runs.values():
+        assert tr.status == 0, tr.message
+        assert not np.any(tr.events["kind"][tr.events["t"] == 0.0] == pwflow.EventKind.BRANCH)
+    t_gd, t_mn = _late_branches(runs["gd"]), _late_branches(runs["min_norm"])
+    assert t_gd.size and t_mn.size and abs(t_gd[0] - t_mn[0]) <= 1e-6 and 5.0 < t_gd[0] < 10.0
+    ref = gd_reference(_HELD_START_X, _HELD_START_Y, _HELD_START_W, _HELD_START_A, 0.1,
+                       "square", _HELD_START_T)
+    _assert_within_gaps(runs["gd"], ref)
+    Wm, am = runs["min_norm"].state(15.0)
+    assert np.all(Wm[:2] == 0.0)
+    assert ref.error(Wm, am, 2) > C_GAP * ref.estimate(2)
+
+
+def test_a_neuron_started_at_zero_and_held_parts_in_silence_without_the_watch(monkeypatch):
+    """Mechanism off (``start_faces.WATCH_STARTS_AT_ORIGIN``): neither run logs a branch
+    point after the start, and the ``'gd'`` run parts from gradient descent."""
+    from pwflow import start_faces
+
+    monkeypatch.setattr(start_faces, "WATCH_STARTS_AT_ORIGIN", False)
+    runs = {p: _held_start(p) for p in ("gd", "min_norm")}
+    assert all(_late_branches(tr).size == 0 for tr in runs.values())
+    ref = gd_reference(_HELD_START_X, _HELD_START_Y, _HELD_START_W, _HELD_START_A, 0.1,
+                       "square", _HELD_START_T)
+    Wg, ag = runs["gd"].state(15.0)
+    assert ref.error(Wg, ag, 2) > C_GAP * ref.estimate(2)
+
+
+# ------------------------ a neuron held at 0 leaves once 0 ∉ 𝔇(0) (session 42, the origin face)
+_ORIGIN_EXIT_X = np.array([[1.0, 2.0, 0.0], [-1.0, -1.0, 0.0], [-2.0, 2.0, 0.0], [2.0, 1.0, 0.0]])
+_ORIGIN_EXIT_Y = np.array([-0.3593, 0.5705, 1.6116, 2.834])
+_ORIGIN_EXIT_W = np.array([[-0.09375, 0.109375, 0.046875], [0.0, 0.0, 0.046875],
+                           [0.109375, -0.046875, 0.0]])
+_ORIGIN_EXIT_A = np.array([-0.0768, 0.0126, 0.0188])
+
+
+def _origin_exit(span: bool):
+    X, W = (_ORIGIN_EXIT_X[:, :2], _ORIGIN_EXIT_W[:, :2]) if span else (_ORIGIN_EXIT_X,
+                                                                         _ORIGIN_EXIT_W)
+    return pwflow.simulate(pwflow.Dataset(X, _ORIGIN_EXIT_Y), pwflow.from_arrays(W, _ORIGIN_EXIT_A),
+                           10.0, gamma=0.1, loss="square")
+
+
+def _first_exit(tr, j: int) -> float:
+    ev = tr.events
+    hit = (ev["neuron"] == j) & (ev["kind"] == pwflow.EventKind.LEAVE_SLIDING)
+    return float(ev["t"][hit][0]) if np.any(hit) else np.inf
+
+
+def _held_d_star(tr, t: float) -> float:
+    """``‖D*‖ / scale`` of neuron 1 at ``w = 0`` in the span's run at time ``t`` (the
+    minimal-norm element of Eq. (6)'s set at 0, ``reference.min_norm_direction``)."""
+    W, a = tr.state(t)
+    ref = min_norm_direction(np.zeros(2), _ORIGIN_EXIT_X[:, :2], _ORIGIN_EXIT_Y, W, a, 0.1,
+                             "square", np.arange(4))
+    return float(np.linalg.norm(ref.D) / ref.scale)
+
+
+def test_a_neuron_held_at_zero_leaves_once_staying_is_no_solution():
+    """Rank-2 data in R^3 (session 42, an exact ``ker X`` campaign, seed 18): neuron 1 starts
+    in ``ker X`` (``w = 0.046875 e_3``); in the span's run it starts at ``w = 0``, where the
+    minimal-norm policy holds it at a branch point (gradient descent's first step leaves).
+    At t = 6.2510 the residuals take ``0`` out of ``𝔇(0)``: the full run leaves ``ker X``
+    there (its face has dimension 1, its regime watched), while the span's run held the
+    neuron at 0 to the end (the face ``{0}`` was frozen and its regime not read) — no
+    longer a solution of Eq. (2): ``‖D*‖`` = 1e-3 of the field's terms at t = 8.  Now the
+    regime of the face at 0 is read (its minimal-norm element, not frozen): both runs leave
+    at the same time and are one trajectory."""
+    full, span = _origin_exit(False), _origin_exit(True)
+    assert full.status == 0 and span.status == 0, (full.message, span.message)
+    t_full, t_span = _first_exit(full, 1), _first_exit(span, 1)
+    assert 6.25 < t_full < 6.26 and abs(t_span - t_full) <= 1e-8, (t_full, t_span)
+    for t in (5.0, 6.5, 8.0, 10.0):
+        (Wf, af), (Ws, as_) = full.state(t), span.state(t)
+        assert np.max(np.abs(Wf[:, :2] - Ws)) <= 1e-8 and np.max(np.abs(af - as_)) <= 1e-8
+    assert _held_d_star(span, 6.0) <= 1e-12  # held while staying solves Eq. (2)
+
+
+def test_a_neuron_held_at_zero_stays_against_eq2_without_the_origin_face(monkeypatch):
+    """Mechanism off (``stepper.WATCH_ORIGIN_FACE``): the span's run holds neuron 1 at 0 to
+    t = 10, where ``0 ∉ 𝔇(0)`` from t = 6.2510 on."""
+    from pwflow import stepper
+
+    monkeypatch.setattr(stepper, "WATCH_ORIGIN_FACE", False)
+    span = _origin_exit(True)
+    assert _first_exit(span, 1) == np.inf
+    assert np.all(span.state(10.0)[0][1] == 0.0)
+    assert _held_d_star(span, 8.0) > 1e-4
