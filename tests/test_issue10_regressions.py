@@ -2928,3 +2928,25 @@ def test_a_neuron_held_at_zero_stays_against_eq2_without_the_origin_face(monkeyp
     assert _first_exit(span, 1) == np.inf
     assert np.all(span.state(10.0)[0][1] == 0.0)
     assert _held_d_star(span, 8.0) > 1e-4
+
+
+@pytest.mark.parametrize("policy", ["gd", "min_norm"])
+def test_a_neuron_started_at_zero_and_held_resumes_as_one_run(policy):
+    """The watch of neurons started at 0 carries across a resume: the case above
+    interrupted (Ctrl-C) at the first step past t = 5, both neurons held and watched, and
+    resumed is the uninterrupted run, event for event (both runs log the departure at
+    t ≈ 7.36 after it)."""
+    from test_robustness import assert_same_run
+
+    whole = _held_start(policy)
+
+    def interrupt(flow):
+        if flow.t > 5.0 and len(flow._origin_held) == 2:
+            raise KeyboardInterrupt
+
+    part = pwflow.simulate(pwflow.Dataset(_HELD_START_X, _HELD_START_Y),
+                           pwflow.from_arrays(_HELD_START_W, _HELD_START_A), 15.0, gamma=0.1,
+                           loss="square", callback=interrupt,
+                           options=pwflow.FlowOptions(branch_policy=policy))
+    assert part.status == pwflow.Status.INTERRUPTED and 5.0 < part.t[-1] < 7.3
+    assert_same_run(whole, part.resume())
