@@ -32,6 +32,12 @@ Array = NDArray[np.float64]
 #: restores session 41's start, which held it with no watch (tests: the mechanism off)
 WATCH_STARTS_AT_ORIGIN = True
 
+#: below full rank, a neuron that starts in ``ker X`` (every offset 0 exactly, ``w ≠ 0``) is
+#: a neuron at ``w = 0`` of the span's problem: decided by the rule at 0 and watched, its
+#: null-space part kept, as one that arrives there (session 40); ``False``: decided on its
+#: initial face and not watched, as before session 42 (tests: the mechanism off)
+KER_X_STARTS_AT_ORIGIN = True
+
 
 class StartFacesMixin:
     """Initial faces and the origin for :class:`pwflow.stepper.HybridFlow` (sets ``pat`` at
@@ -62,7 +68,13 @@ class StartFacesMixin:
         rows = []
         if on_face.size:
             r = self._residuals_direct()
-            starts = [int(j) for j in on_face if not np.all(W[j] == 0)]
+            # at the origin: w = 0, or below full rank a w in ker X whose offsets on the data
+            # as given are 0 exactly (gradient descent reads no side there: a neuron at w = 0
+            # of the span's problem, decided and watched as one; session 42)
+            origin = {int(j) for j in on_face if np.all(W[j] == 0) or (
+                KER_X_STARTS_AT_ORIGIN and not self._origin_is_face
+                and np.all(given[j] == 0.0))}
+            starts = [int(j) for j in on_face if int(j) not in origin]
             chosen = self._decide_starts(starts, U, r, given)
             # where da_j/dt = <w_j, D_j> vanishes too, the sign a_j takes next is that of
             # d²a_j/dt², which the other neurons' motion sets through dr/dt; and a neuron held
@@ -79,8 +91,9 @@ class StartFacesMixin:
             # neuron there; the search over the arrangement at 0 is the costly part)
             at_origin: dict[float, Selection | None] = {}
             for j in on_face:
-                if np.all(W[j] == 0):
+                if int(j) in origin:
                     U[j] = 0
+                    self.Z[j, : self.d] = self._origin_part(W[j][None])[0]
                     rows.append((int(j), -1, EventKind.REACH_ZERO))
                     key = float(np.sign(self.Z[j, self.d]))
                     if key not in at_origin:

@@ -28,6 +28,11 @@ Variants
   placed in ``R^d``, ``d > r``, by orthonormal columns ``B``; the problem comes with ``B``, so
   that a test can run its span's problem ``(X B, W B)`` next to it (session 40: a neuron at
   ``w ∈ ker X`` was not watched as one at ``w = 0`` is, and a branch went unlogged).
+* :func:`ker_x_start_problems` — rank-deficient data in a coordinate subspace (``B`` the first
+  ``r`` unit vectors, so that the offsets are exact) with one or more neurons started in
+  ``ker X`` (``w ≠ 0``, every offset 0 exactly), the others anywhere off the hyperplanes
+  (session 42: such a start was decided on its face and not watched, and its branch point
+  was logged half a unit of time after its span's run).
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ from hypothesis import strategies as st
 import pwflow
 
 __all__ = ["Problem", "problems", "multi_active_problems", "collinear_problems",
-           "repeated_point_problems", "integer_problems", "span_problems", "matrices",
+           "repeated_point_problems", "integer_problems", "span_problems",
+           "ker_x_start_problems", "matrices",
            "general_position"]
 
 GAMMAS = (0.0, 0.1, 0.5)
@@ -380,3 +386,32 @@ def span_problems(draw, t_max: float = 10.0) -> tuple[Problem, np.ndarray]:
     else:
         a = _output_weights(draw, W, outputs == "balanced")
     return Problem(X, _labels(draw, n, loss), W, a, gamma, loss, t_max, "span"), B
+
+
+@st.composite
+def ker_x_start_problems(draw, t_max: float = 10.0) -> tuple[Problem, np.ndarray]:
+    """Rank-deficient data in the first ``r`` coordinates (``B`` their unit vectors), some
+    neurons started in ``ker X`` (their first ``r`` entries 0, the rest not all 0), the
+    others off every hyperplane; output weights of size 0.1 to 1 times ``scale`` (see the
+    module docstring).  Returns the problem and ``B``, as :func:`span_problems`."""
+    r = draw(st.integers(1, 3))
+    d = r + draw(st.integers(1, 2))
+    n = draw(st.integers(2, 9))
+    m = draw(st.integers(2, 8))
+    gamma = draw(st.sampled_from(GAMMAS))
+    loss = draw(st.sampled_from(LOSSES))
+    scale = draw(st.sampled_from([0.1, 0.3, 1.0]))
+    Xr = _dyadic_matrix(draw, n, r)
+    Xr[np.linalg.norm(Xr, axis=1) < 0.25, 0] = 1.0
+    B = np.eye(d)[:, :r]
+    X = Xr @ B.T
+    W = _matrix(draw, m, d, -1.0, 1.0) * scale
+    held = np.array(draw(st.lists(st.booleans(), min_size=m, max_size=m)))
+    assume(np.any(held) and not np.all(held))
+    W[held, :r] = 0.0
+    assume(np.all(np.linalg.norm(W, axis=1) >= 0.1 * scale))
+    assume(_off_hyperplanes(W[~held], X))
+    c = np.array(draw(st.lists(st.floats(0.1, 1.0), min_size=m, max_size=m)))
+    s = np.array(draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=m, max_size=m)))
+    return Problem(X, _labels(draw, n, loss), W, s * c * scale, gamma, loss, t_max,
+                   "ker_x_start"), B

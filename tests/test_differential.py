@@ -17,7 +17,9 @@ the references are independent of pwflow's own maths (``reference.py``):
 (f) no silent branch choice: the runs under the two policies are one trajectory up to the
     first branch point either logs, and both log it (``policies_apart``);
 (g) rank-deficient data train as their span's full-rank problem
-    (``test_rank_deficient_data_train_as_their_span``);
+    (``test_rank_deficient_data_train_as_their_span``), and neurons started in ``ker X`` as
+    neurons at 0 of the span's problem, with the same branch points
+    (``test_neurons_started_in_ker_x_train_as_at_zero_of_the_span``, (g'));
 (h) a first layer started at 0: the ``'gd'`` policy follows gradient descent, and a default
     run that parts from it has logged a branch point first
     (``test_a_first_layer_started_at_zero``);
@@ -62,6 +64,7 @@ from reference import (
 from strategies import (
     collinear_problems,
     integer_problems,
+    ker_x_start_problems,
     large_output_problems,
     multi_active_problems,
     problems,
@@ -542,6 +545,39 @@ def test_a_neuron_at_zero_stays_only_where_staying_solves_eq2(prob, gamma, zeros
                 f"t = {t}: neuron {j} held at 0 with |D*| = {np.linalg.norm(ref.D):.3e} "
                 f"(scale {ref.scale:.3e})")
     event("a neuron held at 0" if held else "every neuron left 0")
+
+
+@pytest.mark.parametrize("policy", ["min_norm", "gd"])
+@_settings
+@given(drawn=ker_x_start_problems())
+def test_neurons_started_in_ker_x_train_as_at_zero_of_the_span(drawn, policy):
+    """(g') Neurons started in ``ker X`` (rank ``r < d``, coordinate span, offsets exactly
+    0) are neurons at ``w = 0`` of the span's problem: the runs in ``R^d`` and ``R^r`` are one
+    trajectory as in (g), the null-space parts unchanged, and they log their first branch
+    point at the same time (within 1e-6), or neither does.  Session 42: the ``R^d`` run
+    decided such a neuron on its face and did not watch it; it logged the branch point
+    where gradient descent leaves 0 half a unit of time after the span's run."""
+    prob, B = drawn
+    kw = dict(gamma=prob.gamma, loss=prob.loss,
+              options=pwflow.FlowOptions(branch_policy=policy))
+    full = pwflow.simulate(prob.data(), prob.init(), prob.t_max, **kw)
+    span = pwflow.simulate(pwflow.Dataset(prob.X @ B, prob.y),
+                           pwflow.from_arrays(prob.W @ B, prob.a), prob.t_max, **kw)
+    assert full.status == 0 and span.status == 0, (full.message, span.message)
+    firsts = [tr.stats.get("t_first_branch") for tr in (full, span)]
+    event("a branch point is logged" if any(t is not None for t in firsts) else "no branch point")
+    assert (firsts[0] is None) == (firsts[1] is None), firsts
+    if firsts[0] is not None:
+        assert abs(firsts[0] - firsts[1]) <= 1e-6, firsts
+    t_end = min([prob.t_max] + [t for t in firsts if t is not None]) if policy == "gd" \
+        else prob.t_max
+    perp = prob.W - (prob.W @ B) @ B.T
+    for t in np.linspace(0.0, t_end, 5)[1:]:
+        (Wf, af), (Ws, as_) = full.state(t), span.state(t)
+        size = 1.0 + max(np.max(np.abs(Ws)), np.max(np.abs(as_)))
+        off = max(np.max(np.abs(Wf @ B - Ws)), np.max(np.abs(af - as_)),
+                  np.max(np.abs(Wf - (Wf @ B) @ B.T - perp)))
+        assert off <= 1e-8 * size, (t, off, firsts)
 
 
 def test_a_tangent_start_is_explained_only_by_gradient_descent_from_a_shifted_start():

@@ -2950,3 +2950,43 @@ def test_a_neuron_started_at_zero_and_held_resumes_as_one_run(policy):
                            options=pwflow.FlowOptions(branch_policy=policy))
     assert part.status == pwflow.Status.INTERRUPTED and 5.0 < part.t[-1] < 7.3
     assert_same_run(whole, part.resume())
+
+
+def _held_start_in_ker_x(policy: str):
+    """The case above embedded in R^3 (third coordinate 0 for every point), the two neurons
+    that started at 0 now in ``ker X`` with ``w ≠ 0``."""
+    X3 = np.c_[_HELD_START_X, np.zeros(len(_HELD_START_Y))]
+    W3 = np.c_[_HELD_START_W, [0.03125, -0.0625, 0.0]]
+    return pwflow.simulate(pwflow.Dataset(X3, _HELD_START_Y), pwflow.from_arrays(W3, _HELD_START_A),
+                           15.0, gamma=0.1, loss="square",
+                           options=pwflow.FlowOptions(branch_policy=policy))
+
+
+@pytest.mark.parametrize("policy", ["gd", "min_norm"])
+def test_a_neuron_started_in_ker_x_is_held_and_watched_as_at_zero(policy):
+    """Session 42: a neuron that starts in ``ker X`` with ``w ≠ 0`` is a neuron at ``w = 0``
+    of the span's problem.  It was decided on its initial face (every hyperplane) and not
+    watched: the run in R^3 logged its first branch point at t = 7.9118 (a residual's sign
+    change re-deciding it) where its span's run and gradient descent leave at 7.3618.  Now it
+    is logged REACH_ZERO at the start, keeps its null-space part, and is watched: the two
+    runs are one trajectory with the same branch points."""
+    full, span = _held_start_in_ker_x(policy), _held_start(policy)
+    assert full.status == 0 and span.status == 0, (full.message, span.message)
+    ev = full.events
+    assert np.sum((ev["t"] == 0.0) & (ev["kind"] == pwflow.EventKind.REACH_ZERO)) == 2
+    t_full, t_span = (tr.stats.get("t_first_branch") for tr in (full, span))
+    assert t_full is not None and abs(t_full - t_span) <= 1e-8, (t_full, t_span)
+    for t in (5.0, 10.0, 15.0):
+        (Wf, af), (Ws, as_) = full.state(t), span.state(t)
+        assert np.max(np.abs(Wf[:, :2] - Ws)) <= 1e-9 and np.max(np.abs(af - as_)) <= 1e-9
+        np.testing.assert_array_equal(Wf[:, 2], [0.03125, -0.0625, 0.0])
+
+
+def test_a_neuron_started_in_ker_x_logs_late_without_the_origin_start(monkeypatch):
+    """Mechanism off (``start_faces.KER_X_STARTS_AT_ORIGIN``): the R^3 run logs its first
+    branch point at 7.9118, half a unit of time after its span's run and gradient descent."""
+    from pwflow import start_faces
+
+    monkeypatch.setattr(start_faces, "KER_X_STARTS_AT_ORIGIN", False)
+    t_full = _held_start_in_ker_x("min_norm").stats.get("t_first_branch")
+    assert t_full is not None and t_full > 7.8
