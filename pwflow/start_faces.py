@@ -70,10 +70,11 @@ class StartFacesMixin:
             r = self._residuals_direct()
             # at the origin: w = 0, or below full rank a w in ker X whose offsets on the data
             # as given are 0 exactly (gradient descent reads no side there: a neuron at w = 0
-            # of the span's problem, decided and watched as one; session 42)
+            # of the span's problem, decided and watched as one; session 42) and a_j ≠ 0
+            # (with a_j = 0 it is a fixed point: dw/dt = a D = 0, da/dt = <w, D> = 0)
             origin = {int(j) for j in on_face if np.all(W[j] == 0) or (
                 KER_X_STARTS_AT_ORIGIN and not self._origin_is_face
-                and np.all(given[j] == 0.0))}
+                and self.Z[j, self.d] != 0.0 and np.all(given[j] == 0.0))}
             starts = [int(j) for j in on_face if int(j) not in origin]
             chosen = self._decide_starts(starts, U, r, given)
             # where da_j/dt = <w_j, D_j> vanishes too, the sign a_j takes next is that of

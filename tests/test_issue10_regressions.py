@@ -739,7 +739,14 @@ def test_a_neuron_orthogonal_to_rank_deficient_data_is_not_at_zero():
     tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 10.0, gamma=0.5,
                          loss="square", t_eval=np.linspace(0.0, 10.0, 21))
     assert tr.status == 0, tr.message
-    assert not np.any(tr.events["kind"] == pwflow.EventKind.REACH_ZERO)
+    # no neuron reaches ker X (the line) later; those started on it with a ≠ 0 are at the
+    # span's origin from the start (session 42: REACH_ZERO at t = 0, their part along the
+    # line kept) and depart at once
+    zero = tr.events["kind"] == pwflow.EventKind.REACH_ZERO
+    assert np.all(tr.events["t"][zero] == 0.0)
+    assert sorted(tr.events["neuron"][zero].tolist()) == [0, 3, 9]
+    np.testing.assert_array_equal(tr.W[:, [0, 3, 9], 2], np.tile([0.125, -0.125, 0.125],
+                                                                  (tr.W.shape[0], 1)))
     fixed = [5, 6, 12, 14]  # a = 0 on the line: fixed points
     assert np.all(tr.W[:, fixed] == W[fixed]) and np.all(tr.a[:, fixed] == 0.0)
     c = tr.a**2 - np.sum(tr.W**2, axis=2)
