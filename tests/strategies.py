@@ -352,6 +352,19 @@ def low_rank_rows(draw, max_rows: int = 6, d=st.integers(2, 6)) -> np.ndarray:
     return rows
 
 
+def _span_sizes(draw, extra_max: int, m_min: int) -> tuple:
+    """``r ∈ {1, 2, 3}``, ``d = r + (1 … extra_max)``, ``n ∈ 2…9``, ``m ∈ m_min…8``, γ, the
+    loss and the weights' scale, for the rank-deficient strategies."""
+    r = draw(st.integers(1, 3))
+    d = r + draw(st.integers(1, extra_max))
+    n = draw(st.integers(2, 9))
+    m = draw(st.integers(m_min, 8))
+    gamma = draw(st.sampled_from(GAMMAS))
+    loss = draw(st.sampled_from(LOSSES))
+    scale = draw(st.sampled_from([0.1, 0.3, 1.0]))
+    return r, d, n, m, gamma, loss, scale
+
+
 @st.composite
 def span_problems(draw, t_max: float = 10.0) -> tuple[Problem, np.ndarray]:
     """Rank-deficient data and the orthonormal basis ``B`` (``d × r``) of its span (see the
@@ -360,13 +373,7 @@ def span_problems(draw, t_max: float = 10.0) -> tuple[Problem, np.ndarray]:
     neurons anywhere in ``R^d`` (a null-space part of their own), off every hyperplane; the
     output weights balanced, unbalanced, or 1.5 to 10 times the hidden weights' part in the
     span (so that neurons reach ``ker X``, the span's origin, and are held or leave there)."""
-    r = draw(st.integers(1, 3))
-    d = r + draw(st.integers(1, 3))
-    n = draw(st.integers(2, 9))
-    m = draw(st.integers(1, 8))
-    gamma = draw(st.sampled_from(GAMMAS))
-    loss = draw(st.sampled_from(LOSSES))
-    scale = draw(st.sampled_from([0.1, 0.3, 1.0]))
+    r, d, n, m, gamma, loss, scale = _span_sizes(draw, 3, 1)
     if draw(st.booleans()):
         Xr = np.array(draw(st.lists(st.lists(st.integers(-2, 2), min_size=r, max_size=r),
                                     min_size=n, max_size=n)), dtype=float)
@@ -394,13 +401,7 @@ def ker_x_start_problems(draw, t_max: float = 10.0) -> tuple[Problem, np.ndarray
     neurons started in ``ker X`` (their first ``r`` entries 0, the rest not all 0), the
     others off every hyperplane; output weights of size 0.1 to 1 times ``scale`` (see the
     module docstring).  Returns the problem and ``B``, as :func:`span_problems`."""
-    r = draw(st.integers(1, 3))
-    d = r + draw(st.integers(1, 2))
-    n = draw(st.integers(2, 9))
-    m = draw(st.integers(2, 8))
-    gamma = draw(st.sampled_from(GAMMAS))
-    loss = draw(st.sampled_from(LOSSES))
-    scale = draw(st.sampled_from([0.1, 0.3, 1.0]))
+    r, d, n, m, gamma, loss, scale = _span_sizes(draw, 2, 2)
     Xr = _dyadic_matrix(draw, n, r)
     Xr[np.linalg.norm(Xr, axis=1) < 0.25, 0] = 1.0
     B = np.eye(d)[:, :r]

@@ -467,16 +467,29 @@ def test_rank_deficient_data_train_as_their_span(drawn, policy):
     gradient descent with no branch point logged, while its span's run logged one at
     t = 2.0796 and followed gradient descent."""
     prob, B = drawn
-    opts = pwflow.FlowOptions(branch_policy=policy)
-    kw = dict(gamma=prob.gamma, loss=prob.loss, options=opts)
+    full, span, firsts = _with_span(prob, B, policy)
+    both = all(t is not None for t in firsts)
+    _span_agrees(prob, B, full, span, min([prob.t_max] + firsts)
+                 if policy == "gd" and both else prob.t_max, firsts)
+
+
+def _with_span(prob, B, policy):
+    """The run of ``prob`` and of its span's problem ``(X B, W B)``, both status 0, and
+    their first branch points."""
+    kw = dict(gamma=prob.gamma, loss=prob.loss,
+              options=pwflow.FlowOptions(branch_policy=policy))
     full = pwflow.simulate(prob.data(), prob.init(), prob.t_max, **kw)
     span = pwflow.simulate(pwflow.Dataset(prob.X @ B, prob.y),
                            pwflow.from_arrays(prob.W @ B, prob.a), prob.t_max, **kw)
     assert full.status == 0 and span.status == 0, (full.message, span.message)
     firsts = [tr.stats.get("t_first_branch") for tr in (full, span)]
     event("a branch point is logged" if any(t is not None for t in firsts) else "no branch point")
-    both = all(t is not None for t in firsts)
-    t_end = min([prob.t_max] + firsts) if policy == "gd" and both else prob.t_max
+    return full, span, firsts
+
+
+def _span_agrees(prob, B, full, span, t_end: float, firsts) -> None:
+    """``(Bᵀ w, a)`` of ``full`` within 1e-8 of the state's size of ``span`` at four times
+    up to ``t_end``, and the null-space parts unchanged."""
     perp = prob.W - (prob.W @ B) @ B.T
     for t in np.linspace(0.0, t_end, 5)[1:]:
         (Wf, af), (Ws, as_) = full.state(t), span.state(t)
@@ -547,6 +560,15 @@ def test_a_neuron_at_zero_stays_only_where_staying_solves_eq2(prob, gamma, zeros
     event("a neuron held at 0" if held else "every neuron left 0")
 
 
+#: (g'): how far apart the two runs' first branch points may be.  The watch at 0 locates
+#: where gradient descent's orbit near 0 turns outwards; the outward velocity grows from 0
+#: there, so the time is ill-conditioned and follows the orbit's history, which the runs'
+#: different steps change: 6.0990 against 6.1416 on a ci-profile draw (two neurons at
+#: ``e_4``, rank 2 in R^4, logistic, γ = 0.5), both runs within 0.01 error estimates of
+#: gradient descent to t = 10.  Unwatched, a start in ``ker X`` logged 0.55 late or not at all
+BRANCH_TIME_ATOL = 0.1
+
+
 @pytest.mark.parametrize("policy", ["min_norm", "gd"])
 @_settings
 @given(drawn=ker_x_start_problems())
@@ -554,30 +576,16 @@ def test_neurons_started_in_ker_x_train_as_at_zero_of_the_span(drawn, policy):
     """(g') Neurons started in ``ker X`` (rank ``r < d``, coordinate span, offsets exactly
     0) are neurons at ``w = 0`` of the span's problem: the runs in ``R^d`` and ``R^r`` are one
     trajectory as in (g), the null-space parts unchanged, and they log their first branch
-    point at the same time (within 1e-6), or neither does.  Session 42: the ``R^d`` run
+    point at the same time (within :data:`BRANCH_TIME_ATOL`), or neither does.  Session 42: the ``R^d`` run
     decided such a neuron on its face and did not watch it; it logged the branch point
     where gradient descent leaves 0 half a unit of time after the span's run."""
     prob, B = drawn
-    kw = dict(gamma=prob.gamma, loss=prob.loss,
-              options=pwflow.FlowOptions(branch_policy=policy))
-    full = pwflow.simulate(prob.data(), prob.init(), prob.t_max, **kw)
-    span = pwflow.simulate(pwflow.Dataset(prob.X @ B, prob.y),
-                           pwflow.from_arrays(prob.W @ B, prob.a), prob.t_max, **kw)
-    assert full.status == 0 and span.status == 0, (full.message, span.message)
-    firsts = [tr.stats.get("t_first_branch") for tr in (full, span)]
-    event("a branch point is logged" if any(t is not None for t in firsts) else "no branch point")
+    full, span, firsts = _with_span(prob, B, policy)
     assert (firsts[0] is None) == (firsts[1] is None), firsts
     if firsts[0] is not None:
-        assert abs(firsts[0] - firsts[1]) <= 1e-6, firsts
-    t_end = min([prob.t_max] + [t for t in firsts if t is not None]) if policy == "gd" \
-        else prob.t_max
-    perp = prob.W - (prob.W @ B) @ B.T
-    for t in np.linspace(0.0, t_end, 5)[1:]:
-        (Wf, af), (Ws, as_) = full.state(t), span.state(t)
-        size = 1.0 + max(np.max(np.abs(Ws)), np.max(np.abs(as_)))
-        off = max(np.max(np.abs(Wf @ B - Ws)), np.max(np.abs(af - as_)),
-                  np.max(np.abs(Wf - (Wf @ B) @ B.T - perp)))
-        assert off <= 1e-8 * size, (t, off, firsts)
+        assert abs(firsts[0] - firsts[1]) <= BRANCH_TIME_ATOL, firsts
+    _span_agrees(prob, B, full, span, min([prob.t_max] + [t for t in firsts if t is not None])
+                 if policy == "gd" else prob.t_max, firsts)
 
 
 def test_a_tangent_start_is_explained_only_by_gradient_descent_from_a_shifted_start():
