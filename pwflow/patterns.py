@@ -254,6 +254,8 @@ class PatternTable:
             "ray": np.array(self._ray[old:], dtype=float).reshape(-1, self.d),
             "nfree": nfree,
             "frozen": (dim == 0) | ((nfree == self.n) & (self.gamma == 0.0) & same_side),
+            #: faces on every hyperplane where ``0 ∈ 𝔇(0)`` whatever the residuals (η = 0)
+            "rests": (nfree == self.n) & (self.gamma == 0.0) & same_side,
             #: faces on which parallel data points tie free slopes (solved by ``free_slopes``)
             "coupled": np.array([c is not None for c in classes], dtype=bool),
         }
@@ -584,7 +586,8 @@ class PatternTable:
             eta0 = self.eta0[faces]
             frozen = self.frozen[faces]
             if origin:  # {0} solved (minimal_norm)
-                frozen = frozen & ~((self.dim[faces] == 0) & (self.nfree[faces] == self.n))
+                frozen = frozen & ~((self.dim[faces] == 0) & (self.nfree[faces] == self.n)
+                                    & ~self.rests[faces])
             one = np.flatnonzero((self.nfree[faces] == 1) & ~frozen)
             k = np.argmax(self.U[faces[one]] == 0, axis=1)
             xk = X[k]
@@ -640,7 +643,8 @@ class PatternTable:
         n)``) of the given faces, and the unclipped ``η*`` of those with one free slope (``nan``
         elsewhere).  ``origin``: the face ``{0}`` (every hyperplane, dimension 0) is solved
         too, not frozen: its ``D`` is the minimal-norm element of ``𝔇(0)``, 0 exactly where
-        staying at 0 is a solution (the regime's reading of a neuron held there)."""
+        staying at 0 is a solution (the regime's reading of a neuron held there); not where
+        that holds whatever the residuals (``γ = 0``, no two opposite points: ``rests``)."""
         self._refresh()
         return self._minimal_norm(r, np.asarray(faces, dtype=np.intp), origin=origin)
 

@@ -390,7 +390,9 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         tab, occ = self.table, self._occupied
         moving = np.bincount(self.pat[self.Z[:, self.d] != 0], minlength=P)[:P] > 0
         origin = tab.nfree[occ] == self.n
-        return occ[(tab.nfree[occ] > 0) & ((tab.dim[occ] > 0) | (origin & WATCH_ORIGIN_FACE))
+        # {0} where 0 may leave 𝔇(0) (not with γ = 0 and no two opposite points: η = 0)
+        point = origin & WATCH_ORIGIN_FACE & ~tab.rests[occ]
+        return occ[(tab.nfree[occ] > 0) & ((tab.dim[occ] > 0) | point)
                    & (~origin | moving[occ])]
 
     @blas.limited()
