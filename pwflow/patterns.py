@@ -247,15 +247,16 @@ class PatternTable:
         # off ker X where 0 ∉ 𝔇 (its regime is watched: stepper._watched_faces)
         classes = self._classes[old:]
         same_side = np.array([c is None or bool(np.all(c[1] > 0)) for c in classes], dtype=bool)
+        rests = (nfree == self.n) & (self.gamma == 0.0) & same_side
         rows = {
             "U": U,
             "eta0": face_slopes(U, self.gamma),
             "dim": dim,
             "ray": np.array(self._ray[old:], dtype=float).reshape(-1, self.d),
             "nfree": nfree,
-            "frozen": (dim == 0) | ((nfree == self.n) & (self.gamma == 0.0) & same_side),
+            "frozen": (dim == 0) | rests,
             #: faces on every hyperplane where ``0 ∈ 𝔇(0)`` whatever the residuals (η = 0)
-            "rests": (nfree == self.n) & (self.gamma == 0.0) & same_side,
+            "rests": rests,
             #: faces on which parallel data points tie free slopes (solved by ``free_slopes``)
             "coupled": np.array([c is not None for c in classes], dtype=bool),
         }
