@@ -576,9 +576,9 @@ def test_neurons_started_in_ker_x_train_as_at_zero_of_the_span(drawn, policy):
     """(g') Neurons started in ``ker X`` (rank ``r < d``, coordinate span, offsets exactly
     0) are neurons at ``w = 0`` of the span's problem: the runs in ``R^d`` and ``R^r`` are one
     trajectory as in (g), the null-space parts unchanged, and they log their first branch
-    point at the same time (within :data:`BRANCH_TIME_ATOL`), or neither does.  Session 42: the ``R^d`` run
-    decided such a neuron on its face and did not watch it; it logged the branch point
-    where gradient descent leaves 0 half a unit of time after the span's run."""
+    point at the same time (within :data:`BRANCH_TIME_ATOL`), or neither does.  Session 42:
+    the ``R^d`` run decided such a neuron on its face and did not watch it; it logged the
+    branch point where gradient descent leaves 0 half a unit of time after the span's run."""
     prob, B = drawn
     full, span, firsts = _with_span(prob, B, policy)
     assert (firsts[0] is None) == (firsts[1] is None), firsts
