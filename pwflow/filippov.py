@@ -1078,6 +1078,11 @@ def _leave_rounds(s_a: float, b: Array, Zrows: Array, XK: Array, signs: NDArray[
     return signs, eta, D
 
 
+#: a held hyperplane's normal velocity is tangent within this many times its rounding
+#: (:func:`_consistent`, and :meth:`VelocityReach.allows`, which must read it the same way)
+TANGENT_TOL = 1e3
+
+
 def _consistent(signs: NDArray[np.int8], v: Array, tol: Array,
                 forced: NDArray[np.bool_]) -> bool:
     """Leaving hyperplanes move to their side by more than rounding (``tol``, as the rounds
@@ -1085,7 +1090,7 @@ def _consistent(signs: NDArray[np.int8], v: Array, tol: Array,
     to first order, are not checked)."""
     leave = (signs != 0) & ~forced
     return bool(np.all(signs[leave] * v[leave] > tol[leave])
-                and np.all(np.abs(v[signs == 0]) <= tol[signs == 0] * 1e3))
+                and np.all(np.abs(v[signs == 0]) <= tol[signs == 0] * TANGENT_TOL))
 
 
 #: :func:`_enumerate` skips a partial assignment that no completion can make consistent
@@ -1220,8 +1225,9 @@ class VelocityReach:
                forced: NDArray[np.bool_], lo: Array, hi: Array, tol: Array) -> bool:
         """Whether an assignment extending ``signs`` on the ``assigned`` hyperplanes can be
         :func:`_consistent`: each normal velocity ``s_a <x_k, D>`` can still point to its side
-        by more than ``tol`` where assigned to one, be tangent (within ``1e3 tol``) where
-        held.  A necessary condition only: a subtree it refuses has no consistent leaf."""
+        by more than ``tol`` where assigned to one, be tangent (within :data:`TANGENT_TOL`
+        times ``tol``) where held.  A necessary condition only: a subtree it refuses has no
+        consistent leaf."""
         if s_a < 0:
             lo, hi = -hi, -lo
         slack = self.slack
@@ -1230,8 +1236,8 @@ class VelocityReach:
         held = assigned & (signs == 0)
         return bool(np.all(hi[up] > tol[up] - slack[up])
                     and np.all(lo[down] < -tol[down] + slack[down])
-                    and np.all(lo[held] <= 1e3 * tol[held] + slack[held])
-                    and np.all(hi[held] >= -1e3 * tol[held] - slack[held]))
+                    and np.all(lo[held] <= TANGENT_TOL * tol[held] + slack[held])
+                    and np.all(hi[held] >= -TANGENT_TOL * tol[held] - slack[held]))
 
 
 def _assignment(s_a: float, b: Array, Zrows: Array, XK: Array, signs0: NDArray[np.int8],
