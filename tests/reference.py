@@ -18,6 +18,10 @@ Not a test module: helpers imported by ``test_differential.py`` and the regressi
   computed by scipy's bounded-variable least squares and certified by its KKT conditions
   (with brute-force enumeration of all ``3^|K|`` lower/upper/free assignments as a fallback
   and a cross-check for small ``|K|``).  It does not call pwflow's subgradient code.
+
+* :func:`linear_flow` — for ``γ = 1`` the network is linear in its input and smooth in its
+  weights: Eq. (2) is a plain ODE, integrated by scipy's DOP853 at ``rtol = 1e-13`` on the
+  full state (a reference with no events, accurate far beyond gradient descent's gap).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from scipy.optimize import lsq_linear
 from scipy.special import expit
 
 __all__ = ["GDReference", "gd_reference", "loss_value", "loss_derivative", "outputs",
-           "min_norm_direction", "MinNorm", "sliding_checks", "C_GAP", "ATOL_GD",
+           "min_norm_direction", "MinNorm", "linear_flow", "sliding_checks", "C_GAP", "ATOL_GD",
            "first_branch_after_start", "finer_gd_agrees", "converging_gd_agrees",
            "thinnest_wedge",
            "wedge_continuation_agrees", "WEDGE_WIDTHS"]
@@ -63,6 +67,35 @@ def loss_value(W: np.ndarray, a: np.ndarray, X: np.ndarray, y: np.ndarray, gamma
     if loss == "square":
         return float(np.mean(0.5 * (h - y) ** 2))
     return float(np.mean(np.logaddexp(0.0, -h * y)))
+
+
+# ---------------------------------------------------------------------------- γ = 1
+def linear_flow(X, y, W0, a0, loss: str, times, rtol: float = 1e-13) -> tuple[np.ndarray,
+                                                                               np.ndarray]:
+    """Eq. (2) for ``γ = 1``: ``σ`` is the identity, the network ``h(x) = <Σ_j a_j w_j, x>``
+    is smooth in ``θ``, and the flow is the ODE ``dw_j/dt = −a_j g``, ``da_j/dt = −<w_j, g>``
+    with ``g = (1/n) Σ_k ∂_1ℓ(h(x_k), y_k) x_k``: integrated on the full state by scipy's
+    DOP853 (``rtol``, ``atol = 1e-3 rtol``), with no event and none of pwflow's maths.
+    Returns ``W (len(times), m, d)`` and ``a (len(times), m)``."""
+    from scipy.integrate import solve_ivp
+
+    X, y = np.asarray(X, float), np.asarray(y, float)
+    m, d = np.shape(W0)
+    n = X.shape[0]
+
+    def field(_t, z):
+        W, a = z[: m * d].reshape(m, d), z[m * d:]
+        g = X.T @ loss_derivative(X @ (W.T @ a), y, loss) / n
+        return np.concatenate([(-a[:, None] * g[None, :]).ravel(), -(W @ g)])
+
+    times = np.atleast_1d(np.asarray(times, float))
+    z0 = np.concatenate([np.asarray(W0, float).ravel(), np.asarray(a0, float)])
+    sol = solve_ivp(field, (0.0, float(times[-1])), z0, method="DOP853", t_eval=times,
+                    rtol=rtol, atol=1e-3 * rtol)
+    if not sol.success:
+        raise RuntimeError(f"linear_flow: solve_ivp failed: {sol.message}")
+    Z = sol.y.T
+    return Z[:, : m * d].reshape(-1, m, d), Z[:, m * d:]
 
 
 # ---------------------------------------------------------------------------- gradient descent

@@ -10,6 +10,8 @@ Variants
   ``γ ∈ {0, 0.1, 0.5}``, square or logistic loss, balanced or unbalanced init; rows of ``X``
   and ``W`` of norm ≥ 0.25 (resp. ≥ 0.1 · scale), no two data points nearly parallel, no
   neuron starting on a hyperplane, entries below 1e-3 in magnitude snapped to 0.
+  With ``gammas=NEAR_LINEAR_GAMMAS``, ``γ ∈ {0.9, 0.99, 1}``: kinks of jump ``1 − γ`` small
+  or zero (``γ = 1`` has its own reference, :func:`reference.linear_flow`).
 * :func:`multi_active_problems` — several hyperplanes active at once: data on a dyadic grid
   (so that dot products are exact), a few points in a common ``(d−2)``-dimensional coordinate
   subspace ``S`` (their hyperplanes all contain ``S^⊥``, a codimension-(d−2) set where three or
@@ -45,12 +47,15 @@ from hypothesis import strategies as st
 
 import pwflow
 
-__all__ = ["Problem", "problems", "multi_active_problems", "collinear_problems",
-           "repeated_point_problems", "integer_problems", "span_problems",
+__all__ = ["Problem", "problems", "NEAR_LINEAR_GAMMAS", "multi_active_problems",
+           "collinear_problems", "repeated_point_problems", "integer_problems", "span_problems",
            "ker_x_start_problems", "matrices",
            "general_position"]
 
 GAMMAS = (0.0, 0.1, 0.5)
+#: slopes near and at the linear network (``γ = 1``: σ is the identity, no kink at all; the
+#: box ``[γ, 1]`` of the free slopes is thin or a point)
+NEAR_LINEAR_GAMMAS = (0.9, 0.99, 1.0)
 LOSSES = ("square", "logistic")
 
 
@@ -187,11 +192,11 @@ def _off_hyperplanes(W: np.ndarray, X: np.ndarray, tol: float = 1e-3) -> bool:
     return bool(np.all(S > tol))
 
 
-def _common(draw, d_values=(2, 3, 4, 5)):
+def _common(draw, d_values=(2, 3, 4, 5), gammas=GAMMAS):
     d = draw(st.sampled_from(d_values))
     n = draw(st.integers(2, 10))
     m = draw(st.integers(1, 8))
-    gamma = draw(st.sampled_from(GAMMAS))
+    gamma = draw(st.sampled_from(gammas))
     loss = draw(st.sampled_from(LOSSES))
     balanced = draw(st.booleans())
     scale = draw(st.sampled_from([0.1, 0.3, 1.0]))
@@ -200,9 +205,10 @@ def _common(draw, d_values=(2, 3, 4, 5)):
 
 # ---------------------------------------------------------------------------- strategies
 @st.composite
-def problems(draw, t_max: float = 5.0) -> Problem:
-    """Generic well-scaled problems (see the module docstring)."""
-    d, n, m, gamma, loss, balanced, scale = _common(draw)
+def problems(draw, t_max: float = 5.0, gammas: tuple[float, ...] = GAMMAS) -> Problem:
+    """Generic well-scaled problems (see the module docstring); ``γ`` drawn from ``gammas``
+    (:data:`NEAR_LINEAR_GAMMAS`: the kinks' jumps ``1 − γ`` small or zero)."""
+    d, n, m, gamma, loss, balanced, scale = _common(draw, gammas=gammas)
     X = _matrix(draw, n, d, -2.0, 2.0)
     assume(_well_separated(X))
     y = _labels(draw, n, loss)
