@@ -1100,6 +1100,13 @@ def _consistent(signs: NDArray[np.int8], v: Array, tol: Array,
 #: in R^7 133 383 and 51 s (a first layer started at 0: 187 s for six neurons); 8–100 now.
 PRUNE_ENUMERATION = True
 
+#: :func:`_enumerate` assigns the classes whose slopes move the normal velocities most first
+#: (:meth:`VelocityReach.search_order`): their intervals shrink fastest, so
+#: :data:`PRUNE_ENUMERATION` cuts higher in the tree.  The answer does not depend on the order
+#: (:func:`_better`).  Twenty Gaussian points at ``W = 0``, γ = 0.1 (session 43): R^5
+#: 3.5 → 1.1 s, R^7 145 → 21 s, R^8 241 → 43 s.
+ORDER_BY_REACH = True
+
 
 def _enumerate(s_a: float, b: Array, Zrows: Array, XK: Array, signs0: NDArray[np.int8],
                forced: NDArray[np.bool_], gamma: float, tol: Array, rep: NDArray[np.intp],
@@ -1127,31 +1134,36 @@ def _enumerate(s_a: float, b: Array, Zrows: Array, XK: Array, signs0: NDArray[np
     heads = np.flatnonzero((rep == np.arange(rep.size)) & ~forced)
     exit_heads = np.flatnonzero((rep == np.arange(rep.size)) & forced)
     fixed_rows, fixed_signs = XK[exit_heads], signs0[exit_heads]
-    rows = np.concatenate([fixed_rows, XK[heads]])
     n_fixed = exit_heads.size
     start = np.zeros(XK.shape[1])
     if n_fixed:
         start = face_point(fixed_rows, fixed_signs, rank_rtol=SPAN_RTOL)
         if start is None:
             return None
-    best = None
-    choice = np.zeros(heads.size, dtype=np.int8)
-    member = [np.flatnonzero(rep == h) for h in heads]  # the hyperplanes of each class
     # the partial assignment's signs (exits at theirs, every class of a head 0 until
     # assigned) and which hyperplanes are assigned (exits from the start)
     signs = signs0.copy()
-    for cls in member:
-        signs[cls] = 0
+    for h in heads:
+        signs[rep == h] = 0
     assigned = forced.copy()
     reach = VelocityReach.of(b, Zrows, XK, signs, gamma)
+    # the classes in the order of the search, and each one's rank in the plain order (``key``)
+    order = reach.search_order(heads, rep) if ORDER_BY_REACH else np.arange(heads.size)
+    heads, natural = heads[order], np.argsort(order)
+    rows = np.concatenate([fixed_rows, XK[heads]])
+    member = [np.flatnonzero(rep == h) for h in heads]  # the hyperplanes of each class
+    choice = np.zeros(heads.size, dtype=np.int8)
+    best = None
 
     def visit(level: int, point: Array, lo: Array, hi: Array) -> None:
         nonlocal best
         if level == heads.size:
             found = _assignment(s_a, b, Zrows, XK, signs0, forced, gamma, tol, rep, orient,
                                 heads, choice)
-            if found is not None and (best is None or found[0] < best[0] * (1 - 1e-12)):
-                best = found
+            if found is not None:
+                found = (*found, _tie_key(choice[natural]))
+                if _better(found, best):
+                    best = found
             return
         x = rows[n_fixed + level]
         here = float(x @ point)
@@ -1178,7 +1190,24 @@ def _enumerate(s_a: float, b: Array, Zrows: Array, XK: Array, signs0: NDArray[np
         assigned[cls] = False
 
     visit(0, start, *reach.bounds)
-    return None if best is None else best[1:]
+    return None if best is None else best[1:4]
+
+
+def _tie_key(choice: NDArray[np.int8]) -> tuple[int, ...]:
+    """An assignment's place in the plain enumeration (classes in index order, each in the
+    order ``0, −, +``): the first of several assignments of one ``‖D‖`` is the one with the
+    smallest key, whatever order the search visits them in."""
+    return tuple((2 * (choice > 0) + (choice < 0)).tolist())
+
+
+def _better(found: tuple, best: tuple | None) -> bool:
+    """Whether the consistent assignment ``found`` (``(‖D‖, signs, eta, D, key)``) replaces
+    ``best``: a smaller ``‖D‖`` by more than 1e-12 relative, or one within 1e-12 that comes
+    first in the plain enumeration (:func:`_tie_key`): the answer of visiting the assignments
+    in that order and keeping the first of the least ``‖D‖``."""
+    if best is None or found[0] < best[0] * (1 - 1e-12):
+        return True
+    return found[0] <= best[0] * (1 + 1e-12) and found[4] < best[4]
 
 
 @dataclass(frozen=True)
@@ -1214,6 +1243,14 @@ class VelocityReach:
         slack = 1e-9 * (np.abs(xb) + np.sum(np.abs(G), axis=1)) + 1e-300
         return cls(G, gamma, low, high, (lo, hi), slack)
 
+    def search_order(self, heads: NDArray[np.intp], rep: NDArray[np.intp]) -> NDArray[np.intp]:
+        """The classes ``heads`` by decreasing reach of their slopes over the normal
+        velocities, ``Σ_k Σ_{i ∈ class} |G[k, i]|`` (ties in index order): the order in which
+        :func:`_enumerate` assigns them."""
+        reach = np.abs(self.G).sum(axis=0)
+        per_class = np.array([reach[rep == h].sum() for h in heads])
+        return np.argsort(-per_class, kind="stable")
+
     def fix(self, lo: Array, hi: Array, cols: NDArray[np.intp],
             signs: NDArray[np.int8]) -> tuple[Array, Array]:
         """The intervals once the free hyperplanes ``cols`` are assigned to ``signs`` (±1)."""
@@ -1231,13 +1268,12 @@ class VelocityReach:
         if s_a < 0:
             lo, hi = -hi, -lo
         slack = self.slack
-        leave = assigned & (signs != 0) & ~forced
-        up, down = leave & (signs > 0), leave & (signs < 0)
-        held = assigned & (signs == 0)
-        return bool(np.all(hi[up] > tol[up] - slack[up])
-                    and np.all(lo[down] < -tol[down] + slack[down])
-                    and np.all(lo[held] <= TANGENT_TOL * tol[held] + slack[held])
-                    and np.all(hi[held] >= -TANGENT_TOL * tol[held] - slack[held]))
+        edge = TANGENT_TOL * tol + slack
+        # each assigned hyperplane's test (a side: a departure beyond ``tol``; held: tangent),
+        # in few numpy calls (the search makes 10⁵ of these at w = 0 in R^7); exits unchecked
+        ok = np.where(signs > 0, hi > tol - slack,
+                      np.where(signs < 0, lo < slack - tol, (lo <= edge) & (hi >= -edge)))
+        return bool(np.all(ok[assigned & ((signs == 0) | ~forced)]))
 
 
 def _assignment(s_a: float, b: Array, Zrows: Array, XK: Array, signs0: NDArray[np.int8],

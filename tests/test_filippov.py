@@ -679,6 +679,45 @@ def test_enumeration_pruned_by_the_velocities_reach_is_the_full_search(prob):
     assert calls[True] <= calls[False]
 
 
+@given(prob=origin_enumeration_problems())
+def test_enumeration_in_the_order_of_reach_is_the_plain_order_search(prob):
+    """Session 43: the search assigns the classes whose slopes move the velocities most first
+    (:data:`~pwflow.filippov.ORDER_BY_REACH`), which prunes higher in the tree.  Its answer is
+    the one of the search in index order, bit for bit: the least ``‖D‖``, and on a tie (within
+    1e-12) the assignment the index order meets first (:func:`~pwflow.filippov._better`)."""
+    import pwflow.filippov as fl
+
+    got = {}
+    try:
+        for ordered in (False, True):
+            fl.ORDER_BY_REACH = ordered
+            got[ordered] = fl._enumerate(*prob)
+    finally:
+        fl.ORDER_BY_REACH = True
+    if got[False] is None:
+        assert got[True] is None
+    else:
+        for plain, ordered in zip(got[False], got[True], strict=True):
+            np.testing.assert_array_equal(ordered, plain)
+
+
+def test_a_tie_goes_to_the_assignment_the_plain_order_meets_first():
+    """:func:`~pwflow.filippov._better` on hand-made candidates: a smaller ``‖D‖`` wins; within
+    1e-12 the smaller key (the plain enumeration's ``0, −, +`` per class, in index order)
+    wins whichever comes first; beyond 1e-12 the key does not matter."""
+    from pwflow.filippov import _better, _tie_key
+
+    first = _tie_key(np.array([0, -1, 1], np.int8))
+    later = _tie_key(np.array([0, 1, -1], np.int8))
+    assert first < later
+    a = (1.0, None, None, None, first)
+    b = (1.0 + 1e-13, None, None, None, later)
+    assert _better(a, b) and not _better(b, a)  # a tie: the first in plain order
+    c = (1.0 - 1e-9, None, None, None, later)
+    assert _better(c, a) and not _better(a, c)  # a smaller norm, whatever the key
+    assert _better(a, None)
+
+
 _ZERO_LAYER_X = np.array(
     [[0, -1, -1, -2, -2, -2, -2], [2, 1, 2, 0, 1, 2, 1], [1, 0, 0, 2, -1, 2, 1],
      [-2, -1, 2, 0, -2, 1, 1], [2, -2, -2, 2, -2, 0, -2], [-1, 0, 0, 0, -2, -2, -2],
