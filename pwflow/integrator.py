@@ -43,7 +43,7 @@ from .progress import Progress
 from .rest import describe_rest
 from .resume import take_mark
 from .signals import describe as describe_interrupt
-from .signals import exit_status
+from .signals import InterruptOnce, exit_status
 from .stepper import HybridFlow
 from .subgradient import snap_data
 from .store import StoreWriter
@@ -355,129 +355,133 @@ def simulate(
                                 flow.table.arrays().U)
                 last_ckpt[0] = time.perf_counter()
 
-    status, message = Status.FINISHED, str(Status.FINISHED)
-    bar = Progress(progress, t_max)
-    try:
-        with watch():
-            if ck is None:
-                record_step()
-                snapshot(1)
-                i_snap = 1
-            else:
-                i_snap = ck.mark.i_snap
-                if sink is not None:
-                    sink.checkpoint(ck.mark.to_dict(), flow.events.arrays(), step_t, step_h,
-                                    flow.table.arrays().U)
-            while flow.t < t_max:
-                i_anchor = i_snap + int(np.argmax(anchor[i_snap:]))
-                flow.step(snaps[i_anchor], snaps[i_snap:i_anchor])
-                guard.progress(flow.t)
-                record_step()
-                if flow.rest is None and flow.t < t_max:
-                    flow.check_rest(t_max, outputs=step_h[-1])
-                for state in flow.dense_snapshots:  # grid times inside the step
-                    if state[0] != snaps[i_snap]:
-                        raise InvariantError(f"snapshot at t = {state[0]!r} out of order "
-                                             f"(expected t = {snaps[i_snap]!r})")
-                    i_snap += 1
-                    snapshot(state=state)
-                if flow.t > snaps[i_snap]:
-                    raise InvariantError(f"the step to t = {flow.t!r} passed the snapshot time "
-                                         f"{snaps[i_snap]!r}")
-                if flow.t == snaps[i_snap]:
-                    i_snap += 1
-                    snapshot(i_snap if anchor[i_snap - 1] else None)
-                if callback is not None:
-                    callback(flow)
-                bar.update(flow)
-    except ZenoError as err:
-        status, message = Status.ZENO, f"{Status.ZENO}: {err}"
-    except InvariantError as err:
-        status, message = Status.INVARIANT, f"{Status.INVARIANT}: {err}"
-    except NoProgress as err:
-        status, message = Status.NO_PROGRESS, f"{Status.NO_PROGRESS}: {err}"
-    except NonFinite as err:
-        status, message = Status.NON_FINITE, f"{Status.NON_FINITE}: {err}"
-    except FloatingPointError as err:
-        status = Status.NON_FINITE
-        where = describe_overflow(err, flow.t, getattr(flow, "_Zs", None), data.X)
-        message = f"{Status.NON_FINITE}: {where}"
-    except RuntimeError as err:
-        status, message = Status.FAILED, f"{Status.FAILED}: {err}"
-    except KeyboardInterrupt as err:
-        if not snap_t:  # before the first snapshot: nothing to keep
-            raise
-        status = Status.INTERRUPTED
-        message = f"{describe_interrupt(err)}; the trajectory so far is kept"
-        meta["signal"] = exit_status(err) - 128
-    # the last finite state is kept: after an overflow inside a step the integrator's state
-    # may be half-updated, so the run ends at its last snapshot and last recorded step
-    with np.errstate(all="ignore"):
+    # a second signal while the interrupted run is being saved is held, not raised there
+    with InterruptOnce() as once:
+        status, message = Status.FINISHED, str(Status.FINISHED)
+        bar = Progress(progress, t_max)
         try:
-            Z_end = flow.Z  # materialising the neurons measures their sliding residual
-        except InvariantError as err:  # kept (not projected); the status says why
-            if status == Status.FINISHED:
-                status, message = Status.INVARIANT, f"{Status.INVARIANT}: {err}"
-            Z_end = flow.Z
-        usable = (status != Status.NON_FINITE and finite_state(Z_end)
-                  and finite_state(flow.outputs()))
-        if usable and step_t[-1] != flow.t:
+            with watch():
+                if ck is None:
+                    record_step()
+                    snapshot(1)
+                    i_snap = 1
+                else:
+                    i_snap = ck.mark.i_snap
+                    if sink is not None:
+                        sink.checkpoint(ck.mark.to_dict(), flow.events.arrays(), step_t, step_h,
+                                        flow.table.arrays().U)
+                while flow.t < t_max:
+                    i_anchor = i_snap + int(np.argmax(anchor[i_snap:]))
+                    flow.step(snaps[i_anchor], snaps[i_snap:i_anchor])
+                    guard.progress(flow.t)
+                    record_step()
+                    if flow.rest is None and flow.t < t_max:
+                        flow.check_rest(t_max, outputs=step_h[-1])
+                    for state in flow.dense_snapshots:  # grid times inside the step
+                        if state[0] != snaps[i_snap]:
+                            raise InvariantError(f"snapshot at t = {state[0]!r} out of order "
+                                                 f"(expected t = {snaps[i_snap]!r})")
+                        i_snap += 1
+                        snapshot(state=state)
+                    if flow.t > snaps[i_snap]:
+                        raise InvariantError(f"the step to t = {flow.t!r} passed the snapshot time "
+                                             f"{snaps[i_snap]!r}")
+                    if flow.t == snaps[i_snap]:
+                        i_snap += 1
+                        snapshot(i_snap if anchor[i_snap - 1] else None)
+                    if callback is not None:
+                        callback(flow)
+                    bar.update(flow)
+        except ZenoError as err:
+            status, message = Status.ZENO, f"{Status.ZENO}: {err}"
+        except InvariantError as err:
+            status, message = Status.INVARIANT, f"{Status.INVARIANT}: {err}"
+        except NoProgress as err:
+            status, message = Status.NO_PROGRESS, f"{Status.NO_PROGRESS}: {err}"
+        except NonFinite as err:
+            status, message = Status.NON_FINITE, f"{Status.NON_FINITE}: {err}"
+        except FloatingPointError as err:
+            status = Status.NON_FINITE
+            where = describe_overflow(err, flow.t, getattr(flow, "_Zs", None), data.X)
+            message = f"{Status.NON_FINITE}: {where}"
+        except RuntimeError as err:
+            status, message = Status.FAILED, f"{Status.FAILED}: {err}"
+        except KeyboardInterrupt as err:
+            if not snap_t:  # before the first snapshot: nothing to keep
+                raise
+            status = Status.INTERRUPTED
+            message = f"{describe_interrupt(err)}; the trajectory so far is kept"
+            meta["signal"] = exit_status(err) - 128
+        once.hold()  # from here on (the last state, the file) every signal waits
+        # the last finite state is kept: after an overflow inside a step the integrator's state
+        # may be half-updated, so the run ends at its last snapshot and last recorded step
+        with np.errstate(all="ignore"):
             try:
-                record_step()
-            except NonFinite:
-                usable = False
-    if usable and snap_t[-1] != flow.t:
-        try:
-            snapshot()
-        except InvariantError as err:  # the last state is kept, the status says why
-            if status == Status.FINISHED:
-                status, message = Status.INVARIANT, f"{Status.INVARIANT}: {err}"
-            if snap_t[-1] != flow.t:
-                snapshot(check=False)
-    bar.update(flow, force=True)
-    wall = time.perf_counter() - start
-    if flow.rest is not None and status == Status.FINISHED:
-        message = f"{message}; {describe_rest(flow.rest)}"
+                Z_end = flow.Z  # materialising the neurons measures their sliding residual
+            except InvariantError as err:  # kept (not projected); the status says why
+                if status == Status.FINISHED:
+                    status, message = Status.INVARIANT, f"{Status.INVARIANT}: {err}"
+                Z_end = flow.Z
+            usable = (status != Status.NON_FINITE and finite_state(Z_end)
+                      and finite_state(flow.outputs()))
+            if usable and step_t[-1] != flow.t:
+                try:
+                    record_step()
+                except NonFinite:
+                    usable = False
+        if usable and snap_t[-1] != flow.t:
+            try:
+                snapshot()
+            except InvariantError as err:  # the last state is kept, the status says why
+                if status == Status.FINISHED:
+                    status, message = Status.INVARIANT, f"{Status.INVARIANT}: {err}"
+                if snap_t[-1] != flow.t:
+                    snapshot(check=False)
+        bar.update(flow, force=True)
+        wall = time.perf_counter() - start
+        if flow.rest is not None and status == Status.FINISHED:
+            message = f"{message}; {describe_rest(flow.rest)}"
 
-    if sink is not None:
-        Z, pat_arr = sink.views(len(snap_t))
-    else:
-        Z, pat_arr = np.array(snap_Z), np.array(snap_pat, dtype=np.int64)
-    hs = np.array(step_h)
-    tab = flow.table.arrays()
-    if marks:
-        meta["resume"] = marks[-1].to_dict()
-    stats = {
-        "n_steps": flow.n_steps,
-        "nfev": flow.nfev,
-        "n_events": len(flow.events),
-        "n_cut_steps": flow.n_cut,
-        "n_restarts": flow.n_restarts,
-        "n_stiff_rollbacks": flow.n_rollbacks,
-        "n_snapshot_redos": flow.n_snapshot_redos,
-        "n_cut_redos": flow.n_cut_redos,
-        "n_excursions": flow.n_excursions,
-        "n_patterns": len(tab),
-        "wall_time": wall,
-        "n_branch_points": flow.n_branch,
-        "t_first_branch": float(flow.t_first_branch) if np.isfinite(flow.t_first_branch) else None,
-        "lemma1_max_drift_checked": balance.max,
-        "max_sliding_residual": flow.max_sliding_residual,
-        "max_lorentz_correction": flow.max_lorentz_correction,
-        "t_rest": None if flow.rest is None else flow.rest.t,
-        "rest_bound": None if flow.rest is None else flow.rest.relative,
-    }
-    traj = Trajectory(
-        t=np.array(snap_t), W=Z[:, :, : data.d], a=Z[:, :, data.d],
-        pattern=pat_arr, patterns=tab.U.copy(),
-        step_t=np.array(step_t), step_outputs=hs,
-        step_loss=np.mean(loss_fn(hs, data.y[None, :]), axis=1),
-        events=flow.events.arrays(), X=X.copy(), y=data.y.copy(), gamma=gamma,
-        loss_name=loss_fn.name, status=int(status), message=message, stats=stats, meta=meta,
-        loss_fn=loss_fn,
-    )
-    if sink is not None:
-        traj.save_store(store)
+        if sink is not None:
+            Z, pat_arr = sink.views(len(snap_t))
+        else:
+            Z, pat_arr = np.array(snap_Z), np.array(snap_pat, dtype=np.int64)
+        hs = np.array(step_h)
+        tab = flow.table.arrays()
+        if marks:
+            meta["resume"] = marks[-1].to_dict()
+        stats = {
+            "n_steps": flow.n_steps,
+            "nfev": flow.nfev,
+            "n_events": len(flow.events),
+            "n_cut_steps": flow.n_cut,
+            "n_restarts": flow.n_restarts,
+            "n_stiff_rollbacks": flow.n_rollbacks,
+            "n_snapshot_redos": flow.n_snapshot_redos,
+            "n_cut_redos": flow.n_cut_redos,
+            "n_excursions": flow.n_excursions,
+            "n_patterns": len(tab),
+            "wall_time": wall,
+            "n_branch_points": flow.n_branch,
+            "t_first_branch": (float(flow.t_first_branch) if np.isfinite(flow.t_first_branch)
+                               else None),
+            "lemma1_max_drift_checked": balance.max,
+            "max_sliding_residual": flow.max_sliding_residual,
+            "max_lorentz_correction": flow.max_lorentz_correction,
+            "t_rest": None if flow.rest is None else flow.rest.t,
+            "rest_bound": None if flow.rest is None else flow.rest.relative,
+        }
+        traj = Trajectory(
+            t=np.array(snap_t), W=Z[:, :, : data.d], a=Z[:, :, data.d],
+            pattern=pat_arr, patterns=tab.U.copy(),
+            step_t=np.array(step_t), step_outputs=hs,
+            step_loss=np.mean(loss_fn(hs, data.y[None, :]), axis=1),
+            events=flow.events.arrays(), X=X.copy(), y=data.y.copy(), gamma=gamma,
+            loss_name=loss_fn.name, status=int(status), message=message, stats=stats, meta=meta,
+            loss_fn=loss_fn,
+        )
+        if sink is not None:
+            traj.save_store(store)
     return traj
 
 

@@ -16,8 +16,8 @@ import signal
 import threading
 from typing import Iterator
 
-__all__ = ["Terminated", "terminations_as_interrupts", "deferred", "exit_status", "describe",
-           "HANDLED"]
+__all__ = ["Terminated", "terminations_as_interrupts", "deferred", "InterruptOnce", "exit_status",
+           "describe", "HANDLED"]
 
 #: Signals handled like Ctrl-C (those that exist on this platform).
 HANDLED: tuple[int, ...] = tuple(
@@ -93,6 +93,57 @@ def deferred() -> Iterator[None]:
         handler(signum, None)  # raises Terminated / KeyboardInterrupt
     elif handler == signal.SIG_DFL:
         os.kill(os.getpid(), signum)  # the default action, now that the file is whole
+
+
+class InterruptOnce:
+    """Within the block the first Ctrl-C (``SIGINT``), ``SIGTERM`` or ``SIGHUP`` interrupts
+    as usual (:class:`KeyboardInterrupt`, :class:`Terminated`) and every later one is held
+    and dropped: it asks for what is already happening.  :meth:`hold` holds them all from
+    then on, the first included (the run's wrap-up: the last state and the file).
+
+    A run interrupted once is being saved; a second signal in that window (an impatient
+    second Ctrl-C while a wide layer is materialised, or ``timeout`` forwarding the signal it
+    got to a child that got it too) raised inside the save and lost the partial run.  Only
+    signals at Python's default handling (or at :func:`terminations_as_interrupts`'s) are
+    taken over; the handlers are restored on exit.  Outside the main thread it does
+    nothing.
+    """
+
+    def __init__(self) -> None:
+        self.fired = False  # the first signal has interrupted
+        self.holding = False
+        self.held: list[int] = []
+        self._old: dict[int, object] = {}
+
+    def __enter__(self) -> "InterruptOnce":
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for s in (signal.SIGINT, *HANDLED):
+            current = signal.getsignal(s)
+            ours = ((signal.default_int_handler,) if s == signal.SIGINT
+                    else (_raise, signal.SIG_DFL, None))
+            if current in ours:
+                self._old[s] = current
+                signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame) -> None:  # noqa: ARG002 - handler signature
+        if self.fired or self.holding:
+            self.held.append(int(signum))
+            return
+        self.fired = True
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        _raise(signum, frame)
+
+    def hold(self) -> None:
+        """From now on every signal is held (and dropped at exit)."""
+        self.holding = True
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+        self._old = {}
 
 
 def exit_status(err: BaseException) -> int:

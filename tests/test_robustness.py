@@ -148,6 +148,66 @@ def test_interrupted_then_resumed_equals_uninterrupted(signum, stewart_ref, defa
     assert_same_run(ref, part.resume())
 
 
+@pytest.fixture
+def python_sigint():
+    """Python's own Ctrl-C handler, whatever this process inherited (a job started in the
+    background by a non-interactive shell ignores SIGINT)."""
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, inherited)
+
+
+def _interrupted_with_a_second_signal(monkeypatch, second: int):
+    """Three points, m = 20: Ctrl-C at step 10, and ``second`` delivered while the
+    interrupted run builds its result (the wrap-up after the loop)."""
+    import pwflow.trajectory as trajectory
+
+    real = trajectory.Trajectory
+
+    def built_with_a_signal(*args, **kw):
+        signal.raise_signal(second)  # a second Ctrl-C, or timeout forwarding its SIGTERM
+        return real(*args, **kw)
+
+    monkeypatch.setattr(trajectory, "Trajectory", built_with_a_signal)
+
+    def cb(flow):
+        if flow.n_steps == 10:
+            signal.raise_signal(signal.SIGINT)
+
+    return simulate(pwflow.three_points(), pwflow.balanced(20, 2, 1e-3, 0), 5.0, callback=cb)
+
+
+@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM])
+def test_a_second_signal_while_the_interrupted_run_is_saved_is_held(
+        second, monkeypatch, python_sigint, default_signals):
+    """Session 43: a second signal while the interrupted run was being wrapped up (its last
+    state materialised, its snapshot taken: up to a second at m = 2·10⁵) raised there and
+    lost the partial run (``timeout`` forwards the SIGINT it gets to a child that got it too;
+    an impatient user presses Ctrl-C twice).  It is now held and dropped
+    (:class:`pwflow.signals.InterruptOnce`), the handlers restored."""
+    with pwflow.signals.terminations_as_interrupts():
+        part = _interrupted_with_a_second_signal(monkeypatch, second)
+    assert part.status == Status.INTERRUPTED and part.stats["n_steps"] == 10
+    assert part.meta["signal"] == signal.SIGINT  # the first one's
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_second_signal_while_saving_lost_the_run_without_the_hold(monkeypatch, python_sigint):
+    """The test above fails without the mechanism: with :class:`InterruptOnce` a plain
+    context, the second Ctrl-C escapes from :func:`simulate` and nothing is returned."""
+    import contextlib
+
+    import pwflow.integrator as integ
+
+    class Plain(contextlib.nullcontext):
+        def hold(self):
+            pass
+
+    monkeypatch.setattr(integ, "InterruptOnce", lambda: Plain(Plain()))
+    with pytest.raises(KeyboardInterrupt):
+        _interrupted_with_a_second_signal(monkeypatch, signal.SIGINT)
+
+
 def test_resume_to_a_later_t_max_continues_the_run():
     data, init = pwflow.three_points(), pwflow.balanced(20, 2, 1e-3, 0)
     short = simulate(data, init, 20.0)
