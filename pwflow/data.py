@@ -169,18 +169,7 @@ def load_dataset(path: str | Path, bias: bool = False) -> Dataset:
     if path.suffix == ".npz":
         X, y = _read_npz_dataset(path)
     elif path.suffix == ".csv":
-        try:
-            with path.open(newline="") as fh:
-                rows = [r for r in csv.reader(fh) if r and not r[0].lstrip().startswith("#")]
-        except (UnicodeDecodeError, csv.Error) as err:
-            raise ValueError(f"{path}: not a readable CSV text file ({err})") from None
-        try:
-            table = np.array([[float(v) for v in r] for r in rows])
-        except ValueError:
-            try:  # allow one header line
-                table = np.array([[float(v) for v in r] for r in rows[1:]])
-            except ValueError as err:
-                raise ValueError(f"{path}: non-numeric entry in CSV ({err})") from None
+        table = _csv_table(path)
         if table.ndim != 2 or table.shape[1] < 2:
             raise ValueError(f"{path}: a CSV dataset needs at least two columns (x..., y)")
         X, y = table[:, :-1], table[:, -1]
@@ -192,6 +181,32 @@ def load_dataset(path: str | Path, bias: bool = False) -> Dataset:
         return Dataset(X, y, name=path.stem, meta={"path": str(path)})
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
+
+
+def _csv_table(path: Path) -> np.ndarray:
+    """The numbers of a CSV dataset, one row per line (blank lines and lines starting with
+    ``#`` skipped; a first line that is not numeric is a header).  A non-numeric entry or a
+    row of another length raises ``ValueError`` naming the file and the line: a ragged file
+    once read its numeric first line as a header and dropped it."""
+    try:
+        with path.open(newline="") as fh:
+            reader = csv.reader(fh)
+            rows = [(reader.line_num, r) for r in reader
+                    if r and not r[0].lstrip().startswith("#")]
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise ValueError(f"{path}: not a readable CSV text file ({err})") from None
+    parsed = []
+    for i, (line, r) in enumerate(rows):
+        try:
+            parsed.append([float(v) for v in r])
+        except ValueError as err:
+            if i == 0:  # one header line
+                continue
+            raise ValueError(f"{path}: non-numeric entry in CSV line {line} ({err})") from None
+        if len(parsed[-1]) != len(parsed[0]):
+            raise ValueError(f"{path}: CSV line {line} has {len(parsed[-1])} values where the "
+                             f"first data line has {len(parsed[0])} (inputs and the label)")
+    return np.array(parsed)
 
 
 def _read_npz_dataset(path: Path) -> tuple[np.ndarray, np.ndarray]:

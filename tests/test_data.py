@@ -174,6 +174,14 @@ _INVALID = {
     ),
     "csv_non_numeric": (lambda t: load_dataset(_write(t, "c.csv", "a,b\nc,d\n")), "non-numeric"),
     "csv_one_column": (lambda t: load_dataset(_write(t, "e.csv", "1\n2\n")), "two columns"),
+    # session 43: a ragged file read its numeric first line as a header and dropped it
+    "csv_ragged": (lambda t: load_dataset(_write(t, "r.csv", "1,2,3\n4,5\n")),
+                   "CSV line 2 has 2 values where the first data line has 3"),
+    "csv_ragged_after_header": (lambda t: load_dataset(_write(t, "h.csv", "a,b,y\n1,2,3\n"
+                                                                          "# note\n4,5,6,7\n")),
+                                "CSV line 4 has 4 values"),
+    "csv_non_numeric_later": (lambda t: load_dataset(_write(t, "n.csv", "1,2\n3,x\n")),
+                              "non-numeric entry in CSV line 2"),
     "eta_zero": (lambda t: assumption3(eta=0.0), "eta must be in"),
     "eta_negative": (lambda t: assumption3(eta=-0.1), "eta must be in"),
     "eta_nan": (lambda t: assumption3(eta=float("nan")), "eta must be in"),
