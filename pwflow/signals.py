@@ -99,7 +99,9 @@ class InterruptOnce:
     """Within the block the first Ctrl-C (``SIGINT``), ``SIGTERM`` or ``SIGHUP`` interrupts
     as usual (:class:`KeyboardInterrupt`, :class:`Terminated`) and every later one is held
     and dropped: it asks for what is already happening.  :meth:`hold` holds them all from
-    then on, the first included (the run's wrap-up: the last state and the file).
+    then on, the first included (the run's wrap-up: the last state and the file); one held
+    there before any interrupted acts at the block's end, as its handler would have (as
+    :func:`deferred` does), unless an exception is already leaving the block.
 
     A run interrupted once is being saved; a second signal in that window (an impatient
     second Ctrl-C while a wide layer is materialised, or ``timeout`` forwarding the signal it
@@ -140,10 +142,18 @@ class InterruptOnce:
         """From now on every signal is held (and dropped at exit)."""
         self.holding = True
 
-    def __exit__(self, *exc) -> None:
-        for s, h in self._old.items():
+    def __exit__(self, exc_type, exc, tb) -> None:
+        old, self._old = self._old, {}
+        for s, h in old.items():
             signal.signal(s, h if h is not None else signal.SIG_DFL)
-        self._old = {}
+        if self.fired or not self.held or exc_type is not None:
+            return
+        signum = self.held[0]  # the run was not interrupted: the signal acts now
+        handler = signal.getsignal(signum)
+        if callable(handler):
+            handler(signum, None)  # raises KeyboardInterrupt / Terminated
+        elif handler == signal.SIG_DFL:
+            os.kill(os.getpid(), signum)
 
 
 def exit_status(err: BaseException) -> int:

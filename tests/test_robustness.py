@@ -192,6 +192,25 @@ def test_a_second_signal_while_the_interrupted_run_is_saved_is_held(
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_a_signal_held_while_a_finished_run_is_wrapped_up_acts_at_the_end(monkeypatch,
+                                                                             python_sigint):
+    """A signal in the wrap-up of a run that was not interrupted is not dropped: it acts when
+    :func:`simulate` returns, as it did before the hold (a scheduler's SIGTERM still stops the
+    process); the handlers are restored first."""
+    import pwflow.trajectory as trajectory
+
+    real = trajectory.Trajectory
+
+    def built_with_a_signal(*args, **kw):
+        signal.raise_signal(signal.SIGINT)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(trajectory, "Trajectory", built_with_a_signal)
+    with pytest.raises(KeyboardInterrupt):
+        simulate(pwflow.three_points(), pwflow.balanced(20, 2, 1e-3, 0), 5.0)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_a_second_signal_while_saving_lost_the_run_without_the_hold(monkeypatch, python_sigint):
     """The test above fails without the mechanism: with :class:`InterruptOnce` a plain
     context, the second Ctrl-C escapes from :func:`simulate` and nothing is returned."""
