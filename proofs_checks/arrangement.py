@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.linalg import null_space
 
+from pwflow import cones
 from pwflow.cones import face_point
 
 __all__ = [
@@ -174,14 +175,19 @@ def _incremental(X: Array) -> list[tuple[NDArray, Array]]:
         new: list[tuple[NDArray, Array]] = []
         for u, w in faces:
             s_rep = 0 if np.linalg.norm(w) == 0 else int(_pattern(X[j : j + 1], w)[0])
+            empty = False  # the two children off w are empty together (PAIRED_CHILDREN)
             for s in (-1, 0, 1):
                 child = np.append(u, s).astype(np.int8)
                 if s == s_rep and (np.linalg.norm(w) > 0 or s == 0):
                     new.append((child, w))
                     continue
+                if empty:
+                    continue
                 p = _interior_point(X[: j + 1], child)
                 if p is not None:
                     new.append((child, p))
+                else:
+                    empty = cones.PAIRED_CHILDREN and (s_rep != 0 or float(X[j] @ w) == 0.0)
         faces = new
     return faces
 

@@ -42,6 +42,18 @@ FACE_MARGIN = 1e-10
 SPAN_RTOL = 1e-10
 
 
+#: Of a face ``F`` (relatively open in its span ``L``, convex) and a new hyperplane ``x``, the
+#: two children that the parent's point is not in are empty together: with the point on
+#: ``x``'s side ``s``, ``F`` meets ``x^⊥`` iff it reaches the side ``−s``; with the point on
+#: ``x^⊥``, ``F`` reaches one side iff ``x`` is not orthogonal to ``L``, and then both.  The
+#: face searches that build faces hyperplane by hyperplane (:func:`pwflow.filippov._enumerate`,
+#: ``proofs_checks.arrangement``) skip the second :func:`face_point` where the first found
+#: its face empty (session 43: a third of the programmes, the same faces); the second case
+#: only where the point is on ``x^⊥`` exactly (a point within the side test's tolerance of
+#: it may lie in a face that touches ``x^⊥`` without crossing it)
+PAIRED_CHILDREN = True
+
+
 def span_split(X: ArrayLike, rtol: float = SPAN_RTOL) -> tuple[int, Array]:
     """Numerical rank of the rows ``X`` and their right singular vectors.
 

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from . import cones
 from .cones import SPAN_RTOL, face_point, span_split  # SPAN_RTOL: see pwflow.cones
 from .subgradient import face_slopes, fixed_part, free_slopes, parallel_classes, single_slope
 
@@ -1107,15 +1108,6 @@ PRUNE_ENUMERATION = True
 #: 3.5 → 1.1 s, R^7 145 → 21 s, R^8 241 → 43 s.
 ORDER_BY_REACH = True
 
-#: In :func:`_enumerate`, of a face ``F`` (relatively open in its span ``L``) and a new
-#: hyperplane ``x``, the two children the parent's point is not in are empty together: with
-#: the point on ``x``'s side ``s``, ``F`` meets ``x^⊥`` iff it reaches the side ``−s`` (it is
-#: convex, and open in ``L``); with the point on ``x^⊥``, ``F`` reaches one side iff ``x`` is
-#: not orthogonal to ``L``, and then both.  So where the least-distance programme finds the
-#: first of the two empty, the second is not asked (session 43: a third to a half of the
-#: programmes at ``w = 0``, the same faces found).
-PAIRED_CHILDREN = True
-
 
 def _enumerate(s_a: float, b: Array, Zrows: Array, XK: Array, signs0: NDArray[np.int8],
                forced: NDArray[np.bool_], gamma: float, tol: Array, rep: NDArray[np.intp],
@@ -1181,7 +1173,7 @@ def _enumerate(s_a: float, b: Array, Zrows: Array, XK: Array, signs0: NDArray[np
         side = 0 if abs(here) <= SPAN_RTOL * float(np.linalg.norm(x)) else int(np.sign(here))
         cls = member[level]
         assigned[cls] = True
-        # the two children off the parent's point are empty together (:data:`PAIRED_CHILDREN`)
+        # the two children off the parent's point are empty together (cones.PAIRED_CHILDREN)
         paired_empty = False
         for c in (0, -1, 1):
             choice[level] = c
@@ -1199,7 +1191,8 @@ def _enumerate(s_a: float, b: Array, Zrows: Array, XK: Array, signs0: NDArray[np
                 child = face_point(rows[:n_fixed + level + 1],
                                    np.concatenate([fixed_signs, choice[:level + 1]]),
                                    rank_rtol=SPAN_RTOL)
-                paired_empty = child is None and PAIRED_CHILDREN
+                paired_empty = (child is None and cones.PAIRED_CHILDREN
+                                and (side != 0 or here == 0.0))
             if child is not None:
                 visit(level + 1, child, lo_c, hi_c)
         choice[level] = 0

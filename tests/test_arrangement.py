@@ -30,6 +30,37 @@ def test_counts_and_sampled_patterns(n, d, data):
         assert np.all(np.sign(np.where(np.abs(s) < 1e-9, 0, s)) == f.u)
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(st.integers(1, 9), st.integers(3, 5), st.booleans(), st.data())
+def test_skipping_the_paired_empty_child_finds_the_same_faces(n, d, integer, data):
+    """Session 43 (:data:`pwflow.cones.PAIRED_CHILDREN`): the two children of a face off its
+    point are empty together, so the second programme is skipped where the first found its
+    face empty.  The faces and their points are those of the enumeration that solves every
+    programme, on generic and on integer data (dependent rows, points exactly on
+    hyperplanes)."""
+    import proofs_checks.arrangement as ar
+    from pwflow import cones
+
+    if integer:
+        X = np.array(data.draw(st.lists(st.lists(st.integers(-2, 2), min_size=d, max_size=d),
+                                        min_size=n, max_size=n)), dtype=float)
+        X = X[np.linalg.norm(X, axis=1) > 0]
+        if X.shape[0] == 0:
+            return
+    else:
+        X = data.draw(general_position(n, d))
+    got = {}
+    try:
+        for paired in (False, True):
+            cones.PAIRED_CHILDREN = paired
+            got[paired] = ar._incremental(X)
+    finally:
+        cones.PAIRED_CHILDREN = True
+    assert [u.tolist() for u, _ in got[True]] == [u.tolist() for u, _ in got[False]]
+    for (_, p), (_, q) in zip(got[True], got[False], strict=True):
+        np.testing.assert_array_equal(p, q)
+
+
 @pytest.mark.slow
 @settings(deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(st.integers(1, 8), st.integers(2, 4), st.data())

@@ -679,24 +679,26 @@ def test_enumeration_pruned_by_the_velocities_reach_is_the_full_search(prob):
     assert calls[True] <= calls[False]
 
 
-@pytest.mark.parametrize("flag", ["ORDER_BY_REACH", "PAIRED_CHILDREN"])
+@pytest.mark.parametrize("flag", ["ORDER_BY_REACH", "cones.PAIRED_CHILDREN"])
 @given(prob=origin_enumeration_problems())
 def test_enumeration_in_the_order_of_reach_is_the_plain_order_search(flag, prob):
     """Session 43: the search assigns the classes whose slopes move the velocities most first
     (:data:`~pwflow.filippov.ORDER_BY_REACH`), which prunes higher in the tree, and does not
     ask the least-distance programme for a child face whose partner off the parent's point it
-    found empty (:data:`~pwflow.filippov.PAIRED_CHILDREN`).  With either off the answer is the
+    found empty (:data:`~pwflow.cones.PAIRED_CHILDREN`).  With either off the answer is the
     same, bit for bit: the least ``‖D‖``, and on a tie (within 1e-12) the assignment the index
     order meets first (:func:`~pwflow.filippov._better`)."""
     import pwflow.filippov as fl
 
+    owner = fl.cones if flag.startswith("cones.") else fl
+    name = flag.removeprefix("cones.")
     got = {}
     try:
         for ordered in (False, True):
-            setattr(fl, flag, ordered)
+            setattr(owner, name, ordered)
             got[ordered] = fl._enumerate(*prob)
     finally:
-        setattr(fl, flag, True)
+        setattr(owner, name, True)
     if got[False] is None:
         assert got[True] is None
     else:
