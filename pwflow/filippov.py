@@ -1257,9 +1257,8 @@ class VelocityReach:
         """The classes ``heads`` by decreasing reach of their slopes over the normal
         velocities, ``Σ_k Σ_{i ∈ class} |G[k, i]|`` (ties in index order): the order in which
         :func:`_enumerate` assigns them."""
-        reach = np.abs(self.G).sum(axis=0)
-        per_class = np.array([reach[rep == h].sum() for h in heads])
-        return np.argsort(-per_class, kind="stable")
+        reach = np.bincount(rep, weights=np.abs(self.G).sum(axis=0), minlength=rep.size)
+        return np.argsort(-reach[heads], kind="stable")
 
     def fix(self, lo: Array, hi: Array, cols: NDArray[np.intp],
             signs: NDArray[np.int8]) -> tuple[Array, Array]:
