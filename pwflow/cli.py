@@ -116,13 +116,31 @@ def unit_interval(text: str) -> float:
 
 
 def _int_at_least(text: str, lo: int) -> int:
+    """An integer ``>= lo``, also written in scientific notation where its value is an exact
+    integer (``--width 2e5``, as the paper writes widths; the sweep spec's TOML accepts ``2e5``
+    too); ``2.5`` or ``1e400`` are refused."""
     try:
         v = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= {lo}, got {text!r}") from None
+        v = _integral_float(text)
+        if v is None:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer >= {lo}, got {text!r}") from None
     if v < lo:
         raise argparse.ArgumentTypeError(f"must be an integer >= {lo}, got {text!r}")
     return v
+
+
+def _integral_float(text: str) -> int | None:
+    """The integer a float literal such as ``2e5`` denotes, or ``None`` where it is not an
+    exact integer below 2**53 (where every integer is a float)."""
+    try:
+        f = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(f) or f != int(f) or abs(f) > 2.0**53:
+        return None
+    return int(f)
 
 
 def positive_int(text: str) -> int:
@@ -458,7 +476,7 @@ def _add_simulate(p: argparse.ArgumentParser) -> None:
                    help="three-points (Appendix B.1), stewart (Appendix B.2), assumption3 "
                    "(Assumption 3) or a .npz/.csv file (default: three-points)")
     g.add_argument("--width", type=positive_int, default=None, metavar="M",
-                   help="number of neurons m (default: 2000)")
+                   help="number of neurons m, e.g. 2000 or 2e5 (default: 2000)")
     g.add_argument("--scale", type=positive_float, default=None, metavar="λ",
                    help="initialisation scale λ of Eq. (3) (default: 1e-3)")
     g.add_argument("--init", choices=("balanced", "dominated", "unbalanced"), default=None,

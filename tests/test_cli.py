@@ -257,6 +257,10 @@ BAD = [
     (["simulate", "--scale", "big", "--out", "{tmp}/r.npz"], "--scale: expected a number"),
     (["simulate", "--width", "0", "--out", "{tmp}/r.npz"], "--width: must be an integer >= 1"),
     (["simulate", "--width", "2.5", "--out", "{tmp}/r.npz"], "--width: expected an integer"),
+    (["simulate", "--width", "2.5e0", "--out", "{tmp}/r.npz"], "--width: expected an integer"),
+    (["simulate", "--width", "1e400", "--out", "{tmp}/r.npz"], "--width: expected an integer"),
+    (["simulate", "--width", "1e17", "--out", "{tmp}/r.npz"], "--width: expected an integer"),
+    (["simulate", "--width", "0e3", "--out", "{tmp}/r.npz"], "--width: must be an integer >= 1"),
     (["simulate", "--gamma", "1.5", "--out", "{tmp}/r.npz"], "--gamma: must be in [0, 1]"),
     (["simulate", "--gamma=-0.1", "--out", "{tmp}/r.npz"], "--gamma: must be in [0, 1]"),
     (["simulate", "--t-max=-1", "--out", "{tmp}/r.npz"], "--t-max: must be >= 0"),
@@ -322,6 +326,15 @@ def test_simulate_accepts_a_repeated_point(capsys, tmp_path):
     traj = Trajectory.load(tmp_path / "r.npz")
     assert traj.status == 0 and traj.X.shape == (4, 2)
     assert np.array_equal(traj.X[1], traj.X[3]) and traj.y[1] != traj.y[3]
+
+
+@pytest.mark.parametrize("text, value", [("2e5", 200_000), ("1E3", 1000), ("2.0e1", 20),
+                                         ("7", 7), (" 12 ", 12), ("9007199254740992", 2**53)])
+def test_a_count_may_be_written_as_the_paper_writes_it(text, value):
+    """``--width 2e5`` is the integer 200 000 (the paper's notation; the sweep spec's TOML
+    accepts it too); a non-integral value is refused (``BAD``)."""
+    assert cli.positive_int(text) == value and isinstance(cli.positive_int(text), int)
+    assert cli.seed_int(text) == value
 
 
 def test_help_and_version(capsys):
