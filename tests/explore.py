@@ -36,7 +36,10 @@ the square or logistic loss and a balanced or unbalanced initialisation:
     opposite pairs ``±x`` (one hyperplane for two points), or signed basis vectors
     ``±e_i`` with a generic point (orthogonal hyperplanes, several meeting at every start),
     neurons with exact zero coordinates (started on several coordinate hyperplanes at once,
-    no rounding) or projected onto the pairs' hyperplanes (:func:`symmetric_arrays`).
+    no rounding) or projected onto the pairs' hyperplanes (:func:`symmetric_arrays`);
+14. (seeds from ``COPIES_SEEDS`` = 1 100 000 on, session 44) d = 1 in a third of the
+    problems, repeated points with their own labels, a neuron's exact copy, an output weight
+    exactly 0, scales up to 3 (:func:`copies_arrays`).
 
 Each problem is checked as the campaign checks its own (:func:`campaign.check`)::
 
@@ -78,6 +81,8 @@ WIDE_SEEDS = 800_000
 WIDE_BIAS_SEEDS = 900_000
 #: seeds from here on draw the symmetric family (23)
 SYMMETRIC_SEEDS = 1_000_000
+#: seeds from here on draw the copies family (24)
+COPIES_SEEDS = 1_100_000
 
 
 def _output_layer(rng, W):
@@ -301,8 +306,35 @@ def symmetric_arrays(seed: int):
     return X, y, W, a, gamma, loss
 
 
+def copies_arrays(seed: int):
+    """Family 24 (session 44): copies and the smallest dimensions.  A third of the problems
+    in d = 1 (every hyperplane is ``w = 0``: a neuron meets all of them at once, or none)
+    and the others in d = 2–5, n = 2–10 Gaussian points of which 1–3 are exact repeats of
+    others (with their own labels: the loss pulls the same output two ways), m = 1–8 neurons
+    whose second is an exact copy of the first's ``w`` (its ``a`` drawn apart), and, with
+    odds ½, one output weight exactly 0.  Weights' scale 1e-2, 0.3 or 3 (large unbalanced
+    inits: the lazy side).  Drawn from ``default_rng(seed − COPIES_SEEDS)``."""
+    rng = np.random.default_rng(seed - COPIES_SEEDS)
+    d = 1 if rng.integers(3) == 0 else int(rng.integers(2, 6))
+    n, m = int(rng.integers(2, 11)), int(rng.integers(1, 9))
+    gamma, loss = float(rng.choice([0.0, 0.1, 0.5])), str(rng.choice(["square", "logistic"]))
+    X = rng.normal(size=(n, d))
+    repeats = min(int(rng.integers(1, 4)), n - 1)
+    X[n - repeats:] = X[rng.integers(n - repeats, size=repeats)]
+    y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
+    W = float(rng.choice([1e-2, 0.3, 3.0])) * rng.normal(size=(m, d))
+    if m > 1:
+        W[1] = W[0]
+    a = _output_layer(rng, W)
+    if m > 2 and rng.integers(2):
+        a[int(rng.integers(m))] = 0.0
+    return X, y, W, a, gamma, loss
+
+
 def problem_arrays(seed: int):
     """``(X, y, W, a, gamma, loss)`` of the exploration's problem ``seed``."""
+    if seed >= COPIES_SEEDS:
+        return copies_arrays(seed)
     if seed >= SYMMETRIC_SEEDS:
         return symmetric_arrays(seed)
     if seed >= WIDE_BIAS_SEEDS:
@@ -351,11 +383,11 @@ def problem_arrays(seed: int):
 
 
 def make(seed: int) -> Case:
-    """The problem ``seed`` as a campaign case (families numbered 10–23)."""
+    """The problem ``seed`` as a campaign case (families numbered 10–24)."""
     X, y, W, a, gamma, loss = problem_arrays(seed)
     starts = (HIGH_D_SEEDS, NEAR_DEPENDENT_SEEDS, NEAR_SPAN3_SEEDS, NEAR_SPAN_SEEDS, GRID_SEEDS,
               MANY_POINTS_SEEDS, SCALES_SEEDS, WIDE_SEEDS,
-              WIDE_BIAS_SEEDS, SYMMETRIC_SEEDS)  # families 4, 5, ..., 13
+              WIDE_BIAS_SEEDS, SYMMETRIC_SEEDS, COPIES_SEEDS)  # families 4, 5, ..., 14
     above = [i for i, start in enumerate(starts) if seed >= start]
     fam = 4 + above[-1] if above else seed % 4
     return Case(seed, 10 + fam, Problem(X, y, W, a, gamma, loss, 5.0, f"explore{fam}"))

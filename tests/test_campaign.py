@@ -1,11 +1,12 @@
 """The seeded campaign of :mod:`campaign` (d = 6–8 and the paper's bias-coordinate data), and
-the symmetric family of :mod:`explore` (23) by the same check.
+the symmetric (23) and copies (24) families of :mod:`explore` by the same check.
 
 The fast test runs two seeds of each family; the slow one 300 more (50 of each family).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from campaign import check, problem
 from explore import make
@@ -37,6 +38,24 @@ SYMMETRIC_SEEDS = [1_000_336, 1_000_205, 1_000_013, 1_000_449, 1_000_405, 1_000_
 @pytest.mark.parametrize("seed", SYMMETRIC_SEEDS)
 def test_symmetric_family_seed(seed):
     out = check(make(seed))
+    assert out.ok, out.why
+    assert out.events > 0
+
+
+#: :func:`explore.copies_arrays` (session 44, 300 seeds, no failure): d = 1 (1 100 021,
+#: 1 100 065: a neuron through ``w = 0``, every hyperplane at once), d = 2–5 with repeated
+#: points of their own labels, a neuron's exact copy and an output weight exactly 0
+#: (1 100 088, 1 100 012, 1 100 007, 1 100 041), all with events
+COPIES_SEEDS = [1_100_021, 1_100_065, 1_100_088, 1_100_012, 1_100_007, 1_100_041]
+
+
+@pytest.mark.parametrize("seed", COPIES_SEEDS)
+def test_copies_family_seed(seed):
+    case = make(seed)
+    X, W = case.problem.X, case.problem.W
+    assert np.unique(X, axis=0).shape[0] < X.shape[0]  # a repeated point
+    assert W.shape[0] == 1 or np.array_equal(W[0], W[1])  # a copied neuron
+    out = check(case)
     assert out.ok, out.why
     assert out.events > 0
 
