@@ -861,7 +861,15 @@ def gd_origin_orbits(s_a: Array, starts: Array, X: Array, r: Array, gamma: float
         z = W @ XT
         if i >= h:
             seen[i - h] = np.sign(z)
-        W = W + coef[i] * (np.where(z > 0.0, 1.0, gamma) @ Zrows)
+        step = np.where(z > 0.0, 1.0, gamma) @ Zrows
+        W_next = W + coef[i] * step
+        if MAP_FIXED_POINT_EXIT and _at_fixed_point(step, W, W_next):
+            # every later iterate is W, bit for bit: its signs fill the rows left
+            seen[max(i + 1 - h, 0):] = np.sign(z)
+            if i < h:
+                half = np.linalg.norm(W, axis=1)
+            break
+        W = W_next
         if i == h - 1:
             half = np.linalg.norm(W, axis=1)
     size = np.linalg.norm(W, axis=1)
@@ -869,6 +877,21 @@ def gd_origin_orbits(s_a: Array, starts: Array, X: Array, r: Array, gamma: float
     rank = _span_basis(X).shape[0]  # "0": below full rank, ker X (the span's origin)
     parts = [_visited_faces(seen[:, j], X, rank) for j in range(J)]
     return OriginOrbits(W, *(tuple(p[i] for p in parts) for i in range(3)), escaped)
+
+
+#: end :func:`gd_origin_orbits`'s loop where the map is at a fixed point (the same result, bit
+#: for bit: :func:`_at_fixed_point`); off only to show that it changes nothing
+MAP_FIXED_POINT_EXIT = True
+
+
+def _at_fixed_point(step: Array, W: Array, W_next: Array) -> bool:
+    """Whether the map of :func:`gd_origin_orbits` stays at ``W`` for every later step, bit
+    for bit: its direction ``step`` (``σ'(<ŵ, x_k>)`` against the frozen rows) is exactly 0
+    in every row (a neuron at 0 in a cell where no point is active, ReLU: dead), so each
+    later increment is a signed zero, and adding it left ``W`` unchanged bit for bit (a
+    ``−0.0`` coordinate that ``+0.0`` would turn into ``+0.0`` waits one step more).  Then
+    every later iterate, product ``W Xᵀ`` and sign row is this one's."""
+    return (not np.any(step)) and W_next.tobytes() == W.tobytes()
 
 
 def _visited_faces(seen: NDArray[np.int8], X: Array, rank: int
@@ -893,6 +916,8 @@ def _unique_rows(rows: NDArray[np.int8]) -> tuple[NDArray[np.int8], NDArray[np.i
     slower on the orbits' few thousand rows)."""
     rows = np.ascontiguousarray(rows)
     n = rows.shape[1]
+    if rows.shape[0] and not np.any(rows != rows[0]):  # one row (a map at a fixed point)
+        return rows[:1].copy(), np.array([rows.shape[0]], dtype=np.intp)
     items, counts = np.unique(rows.view(np.dtype((np.void, n)))[:, 0], return_counts=True)
     return np.frombuffer(items.tobytes(), dtype=np.int8).reshape(-1, n), counts
 
