@@ -888,9 +888,9 @@ def _at_fixed_point(step: Array, W: Array, W_next: Array) -> bool:
     """Whether the map of :func:`gd_origin_orbits` stays at ``W`` for every later step, bit
     for bit: its direction ``step`` (``σ'(<ŵ, x_k>)`` against the frozen rows) is exactly 0
     in every row (a neuron at 0 in a cell where no point is active, ReLU: dead), so each
-    later increment is a signed zero, and adding it left ``W`` unchanged bit for bit (a
-    ``−0.0`` coordinate that ``+0.0`` would turn into ``+0.0`` waits one step more).  Then
-    every later iterate, product ``W Xᵀ`` and sign row is this one's."""
+    later increment is a signed zero, and adding it left ``W`` unchanged bit for bit (where
+    a ``−0.0`` coordinate turns ``+0.0`` under the first zero increment, one step later).
+    Then every later iterate, product ``W Xᵀ`` and sign row is this one's."""
     return (not np.any(step)) and W_next.tobytes() == W.tobytes()
 
 
