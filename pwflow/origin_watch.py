@@ -17,7 +17,10 @@ residuals there.  At every step end the faces of the orbit whose star holds
 :data:`ORIGIN_STAR_FRACTION` of its iterates are tested; where one escapes, the time is
 located by bisection on the step's dense output (the orbit run on from the step start at
 each time), the step is cut there and the neuron departs on that face (``'gd'`` policy) or
-stays (minimal-norm policy), logged as a branch point either way.  ``docs/integrator.md``,
+stays (minimal-norm policy), logged as a branch point either way.  A ReLU neuron whose
+orbit has come to rest inside the cell where no point is active cannot move nor escape for
+any residuals: its map is not run again (:meth:`OriginWatchMixin._inert`).
+``docs/integrator.md``,
 "A departure from 0 that appears later (session 38)" and "The same departure from 0, logged
 by the minimal-norm policy (session 39)"."""
 
@@ -59,6 +62,11 @@ ORIGIN_TRACK_STEPS = 1000
 #: campaign with large output weights, seed 5181: a ray met by 4 % of the iterates turned
 #: outwards at t = 2.06 and gradient descent stayed; the three cases that leave had 100 %)
 ORIGIN_STAR_FRACTION = 0.9
+
+
+#: skip the orbits that cannot move (:meth:`OriginWatchMixin._inert`); off only to show that
+#: the watch's verdicts and records are the same
+SKIP_INERT_ORBITS = True
 
 
 def _bounded_first(escaped: NDArray[np.bool_]) -> int:
@@ -181,6 +189,24 @@ class OriginWatchMixin:
                 del held[j]
         return held
 
+    def _inert(self, h: HeldAtOrigin) -> bool:
+        """Whether the orbit of ``h`` can neither move nor escape, whatever the residuals:
+        ReLU, its iterate strictly inside the cell where no point is active (``<ŵ, x_k> < 0``
+        for every k) and its record that cell's alone (its last run ended there: one cell,
+        one face, the iterate with no ``−0.0`` coordinate that a zero step would turn
+        ``+0.0``).  There every slope is 0, the map's direction is 0 for every ``r``, so its
+        run from the iterate gives back the same record, bit for bit (a fixed point,
+        :func:`~pwflow.filippov.gd_origin_orbits`), and the motion along that open cell is
+        ``D = 0`` (:func:`~pwflow.filippov.escapes_along` finds no escape).  Its record is
+        kept and its verdict is to stay, without the map's run."""
+        if not SKIP_INERT_ORBITS or self.gamma != 0.0 or h.state is None or h.faces is None:
+            return False
+        dead = np.full(self.X.shape[0], -1, dtype=np.int8)
+        return bool(np.all(self.X @ h.state < 0.0)
+                    and h.cells.shape[0] == 1 and np.array_equal(h.cells[0], dead)
+                    and h.faces.shape[0] == 1 and np.array_equal(h.faces[0], dead)
+                    and not np.any(np.signbit(h.state) & (h.state == 0.0)))
+
     def _tracked(self, held: dict[int, HeldAtOrigin], r: Array) -> dict[int, HeldAtOrigin]:
         """The records ``held`` with gradient descent's map near 0 run on at the residuals
         ``r``: from the arrival where it has not run yet (:data:`~pwflow.filippov.
@@ -192,7 +218,7 @@ class OriginWatchMixin:
             # holds every neuron of one sign on one orbit) share one run
             groups: dict[tuple[float, bytes], list[int]] = {}
             for j, h in held.items():
-                if (h.state is None) == fresh:
+                if (h.state is None) == fresh and not self._inert(h):
                     v = h.velocity if fresh else h.state
                     groups.setdefault((h.sign, v.tobytes()), []).append(j)
             if not groups:
@@ -224,8 +250,8 @@ class OriginWatchMixin:
         shared: dict[tuple[float, int, int], Selection | None] = {}
         for j, h in (self._origin_watched() if held is None else held).items():
             out[j] = None
-            if h.faces is None:  # arrived at this cut: its orbit runs from the next step end
-                continue
+            if h.faces is None or self._inert(h):  # arrived at this cut: its orbit runs from
+                continue                                # the next step end; or it cannot move
             orbit = (h.sign, id(h.faces), id(h.cells))
             if orbit in shared:
                 out[j] = shared[orbit]
