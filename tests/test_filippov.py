@@ -1009,7 +1009,7 @@ def test_the_map_near_zero_ends_at_a_fixed_point_with_the_orbit_unchanged(
     assert a.states.tobytes() == b.states.tobytes()
     assert np.array_equal(a.escaped, b.escaped)
     for field in ("faces", "cells", "weights"):
-        for x, y in zip(getattr(a, field), getattr(b, field)):
+        for x, y in zip(getattr(a, field), getattr(b, field), strict=True):
             assert x.dtype == y.dtype and x.tobytes() == y.tobytes()
 
 
