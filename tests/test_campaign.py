@@ -43,9 +43,9 @@ def test_symmetric_family_seed(seed):
 
 
 #: :func:`explore.copies_arrays` (session 44, 300 seeds, no failure): d = 1 (1 100 021,
-#: 1 100 065: a neuron through ``w = 0``, every hyperplane at once), d = 2–5 with repeated
-#: points of their own labels, a neuron's exact copy and an output weight exactly 0
-#: (1 100 088, 1 100 012, 1 100 007, 1 100 041), all with events
+#: 1 100 065, γ = 0.1: neurons reaching ``w = 0``, where every hyperplane meets), d = 2–5
+#: with repeated points of their own labels, a neuron's exact copy and an output weight
+#: exactly 0 (1 100 088, 1 100 012, 1 100 007, 1 100 041), all with events
 COPIES_SEEDS = [1_100_021, 1_100_065, 1_100_088, 1_100_012, 1_100_007, 1_100_041]
 
 
