@@ -86,13 +86,18 @@ def deferred() -> Iterator[None]:
     finally:
         for s, h in old.items():
             signal.signal(s, h if h is not None else signal.SIG_DFL)
-    if not got:
-        return
-    signum, handler = got[0], old.get(got[0])
+    if got:
+        _act_on(got[0], old.get(got[0]))  # now that the file is whole
+
+
+def _act_on(signum: int, handler: object) -> None:
+    """Act on a held signal as ``handler`` would have: call it (it raises
+    :class:`Terminated` or :class:`KeyboardInterrupt`) or, at the default action, send the
+    signal again."""
     if callable(handler):
-        handler(signum, None)  # raises Terminated / KeyboardInterrupt
+        handler(signum, None)
     elif handler == signal.SIG_DFL:
-        os.kill(os.getpid(), signum)  # the default action, now that the file is whole
+        os.kill(os.getpid(), signum)
 
 
 class InterruptOnce:
@@ -148,12 +153,8 @@ class InterruptOnce:
             signal.signal(s, h if h is not None else signal.SIG_DFL)
         if self.fired or not self.held or exc_type is not None:
             return
-        signum = self.held[0]  # the run was not interrupted: the signal acts now
-        handler = signal.getsignal(signum)
-        if callable(handler):
-            handler(signum, None)  # raises KeyboardInterrupt / Terminated
-        elif handler == signal.SIG_DFL:
-            os.kill(os.getpid(), signum)
+        # the run was not interrupted: the signal acts now, as the restored handler would
+        _act_on(self.held[0], signal.getsignal(self.held[0]))
 
 
 def exit_status(err: BaseException) -> int:
