@@ -187,7 +187,7 @@ def _incremental(X: Array) -> list[tuple[NDArray, Array]]:
                 if p is not None:
                     new.append((child, p))
                 else:
-                    empty = cones.PAIRED_CHILDREN and (s_rep != 0 or float(X[j] @ w) == 0.0)
+                    empty = cones.sibling_empty(s_rep, float(X[j] @ w))
         faces = new
     return faces
 

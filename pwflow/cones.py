@@ -54,6 +54,13 @@ SPAN_RTOL = 1e-10
 PAIRED_CHILDREN = True
 
 
+def sibling_empty(side: int, offset: float) -> bool:
+    """Whether the other child off the parent's point is empty too, once one of them was
+    found empty (:data:`PAIRED_CHILDREN`): ``side`` is the point's side of the new
+    hyperplane (0 within the side test's tolerance), ``offset`` its exact ``<x, point>``."""
+    return PAIRED_CHILDREN and (side != 0 or offset == 0.0)
+
+
 def span_split(X: ArrayLike, rtol: float = SPAN_RTOL) -> tuple[int, Array]:
     """Numerical rank of the rows ``X`` and their right singular vectors.
 

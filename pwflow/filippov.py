@@ -1216,8 +1216,7 @@ def _enumerate(s_a: float, b: Array, Zrows: Array, XK: Array, signs0: NDArray[np
                 child = face_point(rows[:n_fixed + level + 1],
                                    np.concatenate([fixed_signs, choice[:level + 1]]),
                                    rank_rtol=SPAN_RTOL)
-                paired_empty = (child is None and cones.PAIRED_CHILDREN
-                                and (side != 0 or here == 0.0))
+                paired_empty = child is None and cones.sibling_empty(side, here)
             if child is not None:
                 visit(level + 1, child, lo_c, hi_c)
         choice[level] = 0
