@@ -17,8 +17,9 @@ balanced or unbalanced initialisation drawn from ``numpy.random.default_rng(seed
    up to 20 points;
 5. a bias coordinate at the usual scales, d = 2–5.
 
-Each problem runs to ``t = 5`` under the gradient-descent branch policy and is checked as
-``test_differential`` checks its draws: status 0, Lemma 1 drift ≤ 1e-10, no event row
+Each problem runs to its horizon (``t = 5`` here, checked at :data:`TIMES`; other horizons at
+those times scaled, :func:`times_of`) under the gradient-descent branch policy and is checked
+as ``test_differential`` checks its draws: status 0, Lemma 1 drift ≤ 1e-10, no event row
 ``(t, neuron, k, kind)`` logged twice, the sliding checks of :func:`reference.sliding_checks`,
 and agreement with extrapolated gradient descent
 (:func:`reference.gd_reference`, ``lr = 1e-3``) within 10 of its gaps up to the first branch
@@ -152,12 +153,20 @@ def _continuation_agrees(p: Problem, tr, t: float) -> bool:
                                      flow_state, LR / 10)[0]
 
 
+def times_of(p: Problem) -> tuple[float, ...]:
+    """The times a problem is checked at: :data:`TIMES` scaled to its horizon ``p.t_max``
+    (``TIMES`` themselves at ``t_max = 5``; ``explore.py``'s long-horizon family runs to 20,
+    40 or 60)."""
+    return tuple(t * p.t_max / TIMES[-1] for t in TIMES)
+
+
 def check(case: Case) -> Outcome:
     """Run the case and judge it (see the module docstring)."""
     p = case.problem
+    times = times_of(p)
     start = time.perf_counter()
-    tr = pwflow.simulate(pwflow.Dataset(p.X, p.y), pwflow.from_arrays(p.W, p.a), TIMES[-1],
-                         gamma=p.gamma, loss=p.loss, t_eval=np.array(TIMES),
+    tr = pwflow.simulate(pwflow.Dataset(p.X, p.y), pwflow.from_arrays(p.W, p.a), times[-1],
+                         gamma=p.gamma, loss=p.loss, t_eval=np.array(times),
                          options=pwflow.FlowOptions(branch_policy="gd"))
     wall = time.perf_counter() - start
     why = []
@@ -174,9 +183,9 @@ def check(case: Case) -> Outcome:
         why.append(f"sliding checks: {sliding[0]}")
     worst = 0.0
     if not starts_on_antiparallel_hyperplane(p.X, p.W, p.gamma):
-        ref = gd_reference(p.X, p.y, p.W, p.a, p.gamma, p.loss, TIMES, lr=LR)
+        ref = gd_reference(p.X, p.y, p.W, p.a, p.gamma, p.loss, times, lr=LR)
         t_lim, failed, coarse = first_branch_after_start(tr), [], {}
-        for i, t in enumerate(TIMES):
+        for i, t in enumerate(times):
             if t >= t_lim or t > tr.t[-1]:
                 break
             W, a = tr.state(t)

@@ -39,7 +39,12 @@ the square or logistic loss and a balanced or unbalanced initialisation:
     no rounding) or projected onto the pairs' hyperplanes (:func:`symmetric_arrays`);
 14. (seeds from ``COPIES_SEEDS`` = 1 100 000 on, session 44) d = 1 in a third of the
     problems, repeated points with their own labels, a neuron's exact copy, an output weight
-    exactly 0, scales up to 3 (:func:`copies_arrays`).
+    exactly 0, scales up to 3 (:func:`copies_arrays`);
+15. (seeds from ``LONG_SEEDS`` = 1 200 000 on, session 45) long horizons, t = 20, 40 or 60
+    (the others run to t = 5): d = 2–5, n = 3–8, m = 2–6, Gaussian, bias-coordinate or
+    half-integer data, a quarter in the regime of issue 10's first reproducer (square loss,
+    ReLU, scale 1e-2), where sliding on several hyperplanes and its exits come late
+    (:func:`long_arrays`, :func:`horizon`).
 
 Each problem is checked as the campaign checks its own (:func:`campaign.check`)::
 
@@ -83,6 +88,8 @@ WIDE_BIAS_SEEDS = 900_000
 SYMMETRIC_SEEDS = 1_000_000
 #: seeds from here on draw the copies family (24)
 COPIES_SEEDS = 1_100_000
+#: seeds from here on draw the long-horizon family (25)
+LONG_SEEDS = 1_200_000
 
 
 def _output_layer(rng, W):
@@ -331,8 +338,43 @@ def copies_arrays(seed: int):
     return X, y, W, a, gamma, loss
 
 
+def long_arrays(seed: int):
+    """Family 25 (session 45): problems run to a long horizon (:func:`horizon`), d = 2–5,
+    n = 3–8, m = 2–6; ``seed % 4`` picks Gaussian data, a bias coordinate, half-integer
+    coordinates (exact zeros and dependent triples), or issue 10's first reproducer's
+    regime (Gaussian data, square loss, γ = 0, scale 1e-2); weights' scale 1e-2, 0.1 or 0.5.
+    Drawn from ``default_rng(seed − LONG_SEEDS)``; a draw with a zero or repeated point
+    moves a point off it."""
+    rng = np.random.default_rng(seed - LONG_SEEDS)
+    fam = seed % 4
+    d, n, m = int(rng.integers(2, 6)), int(rng.integers(3, 9)), int(rng.integers(2, 7))
+    gamma, loss = float(rng.choice([0.0, 0.1, 0.5])), str(rng.choice(["square", "logistic"]))
+    scale = float(rng.choice([1e-2, 0.1, 0.5]))
+    if fam == 1:
+        X = np.hstack([rng.uniform(-2, 2, size=(n, d - 1)), np.ones((n, 1))])
+    elif fam == 2:
+        X = rng.integers(-2, 3, size=(n, d)) / 2.0
+        for i in range(n):  # no zero point, no repeat
+            while not np.any(X[i]) or any(np.array_equal(X[i], X[k]) for k in range(i)):
+                X[i] = rng.integers(-2, 3, size=d) / 2.0
+    else:
+        X = rng.normal(size=(n, d))
+    if fam == 3:
+        loss, gamma, scale = "square", 0.0, 1e-2
+    y = 0.5 * rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
+    W = scale * rng.normal(size=(m, d))
+    return X, y, W, _output_layer(rng, W), gamma, loss
+
+
+def horizon(seed: int) -> float:
+    """The problem's ``t_max``: 5, except the long-horizon family's 20, 40 or 60."""
+    return (20.0, 40.0, 60.0)[seed % 3] if seed >= LONG_SEEDS else 5.0
+
+
 def problem_arrays(seed: int):
     """``(X, y, W, a, gamma, loss)`` of the exploration's problem ``seed``."""
+    if seed >= LONG_SEEDS:
+        return long_arrays(seed)
     if seed >= COPIES_SEEDS:
         return copies_arrays(seed)
     if seed >= SYMMETRIC_SEEDS:
@@ -383,14 +425,14 @@ def problem_arrays(seed: int):
 
 
 def make(seed: int) -> Case:
-    """The problem ``seed`` as a campaign case (families numbered 10–24)."""
+    """The problem ``seed`` as a campaign case (families numbered 10–25)."""
     X, y, W, a, gamma, loss = problem_arrays(seed)
     starts = (HIGH_D_SEEDS, NEAR_DEPENDENT_SEEDS, NEAR_SPAN3_SEEDS, NEAR_SPAN_SEEDS, GRID_SEEDS,
               MANY_POINTS_SEEDS, SCALES_SEEDS, WIDE_SEEDS,
-              WIDE_BIAS_SEEDS, SYMMETRIC_SEEDS, COPIES_SEEDS)  # families 4, 5, ..., 14
+              WIDE_BIAS_SEEDS, SYMMETRIC_SEEDS, COPIES_SEEDS, LONG_SEEDS)  # families 4, ..., 15
     above = [i for i, start in enumerate(starts) if seed >= start]
     fam = 4 + above[-1] if above else seed % 4
-    return Case(seed, 10 + fam, Problem(X, y, W, a, gamma, loss, 5.0, f"explore{fam}"))
+    return Case(seed, 10 + fam, Problem(X, y, W, a, gamma, loss, horizon(seed), f"explore{fam}"))
 
 
 class _Timeout(Exception):

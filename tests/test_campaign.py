@@ -1,5 +1,6 @@
 """The seeded campaign of :mod:`campaign` (d = 6–8 and the paper's bias-coordinate data), and
-the symmetric (23) and copies (24) families of :mod:`explore` by the same check.
+the symmetric (23), copies (24) and long-horizon (25) families of :mod:`explore` by the same
+check.
 
 The fast test runs two seeds of each family; the slow one 300 more (50 of each family).
 """
@@ -8,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from campaign import check, problem
-from explore import make
+from campaign import TIMES, check, problem, times_of
+from explore import LONG_SEEDS, make
 
 #: two of each family (2006 and 2012 draw a repeated point: 2018 instead); the faults the
 #: campaign found at d = 6–8 have their own regression test
@@ -58,6 +59,53 @@ def test_copies_family_seed(seed):
     out = check(case)
     assert out.ok, out.why
     assert out.events > 0
+
+
+#: :func:`explore.long_arrays` (session 45, 200 seeds, no failure): t = 20 in issue 10's
+#: reproducer's regime (d = 5, square loss, ReLU, scale 1e-2; 19 events) and t = 40 (d = 3,
+#: γ = 0.5; 23 events); the family's others in the slow test below
+LONG_FAST_SEEDS = [1_200_015, 1_200_001]
+
+
+@pytest.mark.parametrize("seed", LONG_FAST_SEEDS)
+def test_long_family_seed(seed):
+    case = make(seed)
+    assert case.problem.t_max in (20.0, 40.0)
+    out = check(case)
+    assert out.ok, out.why
+    assert out.events > 0
+
+
+def test_a_problem_is_checked_at_its_own_horizon(monkeypatch):
+    """``check`` runs a problem to its ``t_max`` and compares it there, not at ``t = 5``
+    (:func:`campaign.times_of`: the campaign's times scaled, themselves at ``t_max = 5``)."""
+    import pwflow
+
+    assert times_of(problem(2004).problem) == TIMES
+    case = make(LONG_SEEDS + 1)  # t_max = 40
+    assert times_of(case.problem) == (8.0, 20.0, 40.0)
+    seen = []
+    real = pwflow.simulate
+
+    def spy(*args, **kwargs):
+        tr = real(*args, **kwargs)
+        seen.append((args[2], tuple(kwargs["t_eval"]), float(tr.t[-1])))
+        return tr
+
+    monkeypatch.setattr(pwflow, "simulate", spy)
+    assert check(case).ok
+    assert seen[0] == (40.0, (8.0, 20.0, 40.0), 40.0)
+
+
+@pytest.mark.slow
+def test_long_family_slow():
+    """Seeds 1 200 100 … 1 200 159 of the long-horizon family (t = 20, 40, 60)."""
+    failed = []
+    for seed in range(LONG_SEEDS + 100, LONG_SEEDS + 160):
+        out = check(make(seed))
+        if not out.ok:
+            failed.append((seed, out.why))
+    assert not failed, failed
 
 
 def test_a_wrong_flow_fails_the_campaign_check(monkeypatch):
