@@ -6,6 +6,7 @@ Usage::
     python benchmarks/ab_compare.py /tmp/base stewart 20000 2      # dataset, m, t_max
     python benchmarks/ab_compare.py /tmp/base d3 1000 300 --n 8    # random data, d = 3
     python benchmarks/ab_compare.py /tmp/base three-points 2000 4000 --scale 0.3  # zero loss
+    python benchmarks/ab_compare.py /tmp/base stewart 2000 4000 --gamma 0.1  # leaky, w = 0
 
 The base version is imported as ``pwflow_base`` from the given directory (the package only
 uses relative imports), the working tree as ``pwflow``; the two runs alternate ``--reps``
@@ -44,6 +45,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--scale", type=float, default=None,
                     help="initialisation scale λ (default 1e-3; 1e-2 for random data)")
+    ap.add_argument("--gamma", type=float, default=0.0, help="leaky slope γ (default 0)")
     args = ap.parse_args()
     sys.path.insert(0, args.base_dir)
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -56,7 +58,7 @@ def main() -> None:
         for name, pk in (("base", pwflow_base), ("new", pwflow)):
             data, init = _case(pk, args.case, args.m, args.n, args.scale)
             t0 = time.perf_counter()
-            tr = pk.simulate(data, init, args.t_max, n_snapshots=8)
+            tr = pk.simulate(data, init, args.t_max, gamma=args.gamma, n_snapshots=8)
             walls[name].append(time.perf_counter() - t0)
             runs[name] = tr
             print(f"{name}: {walls[name][-1]:.2f} s, status {tr.status}, {tr.n_events} events, "

@@ -486,10 +486,12 @@ class PatternTable:
             last.extend((int(faces[sel[s]]), e[-1, s]) for s in np.flatnonzero(ok[-1]).tolist())
             solved[:, sel] = ok
         if not np.all(solved):
+            starts = {p: self._warm.get(p) for p in faces[np.nonzero(~solved)[1]].tolist()}
+            self._warm_point_slopes(G2, r2, rows, faces, eta2, solved, starts)
+        if not np.all(solved):
             # BVLS warm-started from the faces' solutions before this call, the same start at
             # every leading index (a row's numbers do not depend on the others')
             todo = np.nonzero(~solved)
-            starts = {p: self._warm.get(p) for p in faces[todo[1]].tolist()}
             for t, i in zip(*todo, strict=True):
                 p = int(faces[i])
                 K = np.flatnonzero(self.U[p] == 0)
@@ -501,6 +503,79 @@ class PatternTable:
                     eta2[t, rows[i], K] = e
         self._warm.update(last)
 
+    #: solve the face ``{0}``'s minimal-norm problem first from its last solution's free
+    #: slopes, every leading index at once (:meth:`_warm_point_slopes`); ``False``: BVLS
+    #: alone, one leading index at a time
+    WARM_POINT_SOLVE = True
+
+    def _warm_point_slopes(self, G2: Array, r2: Array, rows: NDArray[np.intp],
+                           faces: NDArray[np.intp], eta2: Array | None,
+                           solved: NDArray[np.bool_], starts: dict) -> None:
+        """The face ``{0}`` (every slope free; read by the regime of neurons held at ``w = 0``,
+        :meth:`minimal_norm` with ``origin``) from its last solution ``η⁰``, at every leading
+        index at once: the slopes strictly inside ``(γ, 1)`` in ``η⁰`` are solved for by
+        least squares (:meth:`_least_change`: at most ``d`` of them, their exact solution; more,
+        the one nearest ``η⁰``) with the others held where ``η⁰`` has them,
+        and the row is accepted where that ``η`` lies in ``[γ, 1]^n`` and is a free minimiser
+        to :func:`~pwflow.subgradient.kkt_tolerance` (``|Zᵀ(b + Zη)|`` below it in every
+        slope, the certificate of :meth:`_interior_slopes`: convexity makes it a minimiser of
+        ``‖b + Zη‖`` over the box, and the minimal-norm ``D`` is unique).  Where ``0 ∈ 𝔇(0)``,
+        as while a neuron rests at 0, ``D`` is 0 to rounding and every row passes; the others
+        go to BVLS (:meth:`_many_slopes`).  Writes ``G2``, ``eta2``, ``solved`` and the face's
+        warm start (the last leading index's slopes) in place.  Each row's numbers are its
+        own (products and sums over its own axes, one LAPACK solve per matrix)."""
+        if not self.WARM_POINT_SOLVE:
+            return
+        n = self.n
+        for i in np.flatnonzero(~np.all(solved, axis=0)).tolist():
+            p = int(faces[i])
+            start = starts.get(p)
+            if start is None or self._dim[p] != 0 or self._classes[p] is not None:
+                continue
+            free = (start > self.gamma) & (start < 1.0)
+            if not np.any(free) or free.size != n:
+                continue
+            ts = np.flatnonzero(~solved[:, i])
+            b = G2[ts, rows[i]]  # (T, d): the fixed part (no slope is fixed at {0})
+            Z = np.swapaxes(-(r2[ts, :, None] * self.X) / n, -1, -2)  # (T, d, n)
+            held = np.where(free, 0.0, start)
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                rhs = -(b + rows_matvec(Z, held))
+                sol = self._least_change(Z[:, :, free], rhs, start[free])
+                if sol is None:  # a singular row: BVLS decides them all
+                    continue
+                e = np.broadcast_to(start, sol.shape[:1] + start.shape).copy()
+                e[:, free] = sol
+                ok = np.all((e >= self.gamma) & (e <= 1.0), axis=-1)
+                res = b + rows_matvec(Z, np.where(ok[:, None], e, 0.0))
+                g = rows_matvec(np.swapaxes(Z, -1, -2), res)  # Zᵀ(b + Zη)
+                tol = kkt_tolerance(np.sqrt(np.sum(b * b, axis=-1)),
+                                    np.sqrt(np.sum(Z * Z, axis=(-2, -1))), self.gamma, 1.0)
+                ok &= np.all(np.abs(g) <= tol[:, None], axis=-1)
+            t_ok = ts[ok]
+            G2[t_ok, rows[i]] = res[ok]
+            if eta2 is not None:
+                eta2[t_ok, rows[i]] = e[ok]
+            solved[t_ok, i] = True
+            if ok[-1] and ts[-1] == solved.shape[0] - 1:
+                self._warm[p] = e[-1]
+
+    @staticmethod
+    def _least_change(A: Array, rhs: Array, x0: Array) -> Array | None:
+        """A least-squares solution of ``A x = rhs`` for each row (``A`` ``(T, d, f)``):
+        with ``f <= d`` the normal equations' (full column rank), with ``f > d`` the one
+        nearest ``x0``, ``x0 + Aᵀ (A Aᵀ)⁻¹ (rhs − A x0)`` (full row rank); one LAPACK solve
+        per row and sums over its own axes.  ``None`` where a row's system is singular."""
+        try:
+            if A.shape[-1] <= A.shape[-2]:
+                N = np.sum(A[:, :, :, None] * A[:, :, None, :], axis=1)
+                return np.linalg.solve(N, np.sum(A * rhs[:, :, None], axis=1)[..., None])[..., 0]
+            N = np.sum(A[:, :, None, :] * A[:, None, :, :], axis=-1)
+            y = np.linalg.solve(N, (rhs - rows_matvec(A, x0))[..., None])[..., 0]
+            return x0 + np.sum(A * y[:, :, None], axis=1)
+        except np.linalg.LinAlgError:
+            return None
+
     def _interior_plan(self, rows: NDArray[np.intp], faces: NDArray[np.intp]) -> list:
         """The groups of :meth:`_many_slopes`'s faces without parallel points, by their
         number ``q`` of free slopes: positions in ``faces``, free data indices ``(S, q)``,
@@ -511,7 +586,10 @@ class PatternTable:
         key = (rows.tobytes(), faces.tobytes())
         plan = plans.get(key)
         if plan is None:
-            plain = np.flatnonzero(~self.coupled[faces])
+            # not {0} (dimension 0): its fixed part is 0, so its interior solution is η = 0,
+            # never in [γ, 1] where {0} is solved (γ > 0; with γ = 0 only opposite points,
+            # coupled, keep it from resting): :meth:`_warm_point_slopes` starts it instead
+            plain = np.flatnonzero(~self.coupled[faces] & (self.dim[faces] > 0))
             nfree = self.nfree[faces[plain]]
             plan = []
             for q in np.unique(nfree).tolist():

@@ -11,11 +11,12 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import example, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from pwflow.patterns import PatternTable
+from pwflow.subgradient import parallel_classes
 
 
 def _floats(lo: float, hi: float):
@@ -384,3 +385,68 @@ def test_a_wrong_interior_map_is_caught_by_the_certificate():
     assert not bool(calls[-1][2].any())  # not certified: every row went to BVLS
     np.testing.assert_allclose(G, ref, rtol=0, atol=1e-14)
     del b
+
+
+@st.composite
+def _point_face_problems(draw):
+    """The face ``{0}`` (every slope free) of data in general position (no two points
+    parallel: their slopes would be tied, and the warm solve leaves such faces to BVLS),
+    d = 2–4, n = d + 1 to
+    d + 6 points, ``γ ∈ {0.1, 0.5}`` (``{0}`` solved: not a resting face); residuals ``r0``
+    that seed the warm start (in half the draws with ``0 ∈ 𝔇(0)``, as where a neuron rests
+    at 0), then ``T`` residuals each ``r0`` moved by a drawn amount (1e-12 to 1: the small
+    ones keep ``0 ∈ 𝔇(0)`` or the free set, the large ones not)."""
+    d = draw(st.integers(2, 4))
+    n = draw(st.integers(d + 1, d + 6))
+    X = draw(hnp.arrays(float, (n, d), elements=_floats(-2.0, 2.0)))
+    X += 3.0 * np.eye(n, d)
+    X[np.linalg.norm(X, axis=1) < 0.5, 0] += 1.0
+    rep, _ = parallel_classes(X)
+    assume(np.array_equal(rep, np.arange(n)))  # parallel points tie slopes (N3): BVLS alone
+    gamma = draw(st.sampled_from([0.1, 0.5]))
+    r0 = draw(hnp.arrays(float, n, elements=_floats(-3.0, 3.0)))
+    if draw(st.booleans()):  # 0 ∈ 𝔇(0), as for a neuron resting at 0: Σ r_k η_k x_k = 0
+        eta = draw(hnp.arrays(float, n, elements=_floats(gamma + 0.01, 0.99)))
+        M = (eta[:, None] * X).T
+        r0 = r0 - np.linalg.pinv(M) @ (M @ r0)
+    T = draw(st.integers(1, 7))
+    size = draw(st.sampled_from([1e-12, 1e-6, 1e-3, 0.1, 1.0]))
+    R = r0 + size * draw(hnp.arrays(float, (T, n), elements=_floats(-1.0, 1.0)))
+    return X, r0, R, gamma
+
+
+def _point_table(X, gamma, r0, warm_solve):
+    tab = _table(X, np.zeros((1, X.shape[0]), np.int8), gamma)
+    tab.WARM_POINT_SOLVE = warm_solve
+    tab.minimal_norm(np.array([0]), r0, origin=True)  # the warm start: BVLS at r0
+    return tab
+
+
+@given(_point_face_problems())
+def test_the_point_face_from_its_last_slopes_is_the_bounded_least_squares(case):
+    """The face ``{0}``'s minimal-norm ``D`` (read by the regime of neurons held at 0),
+    solved from its last solution's free slopes at every time at once (the warm solve,
+    :meth:`PatternTable._warm_point_slopes`), against bounded least squares on the face
+    alone (``minimal_norm_on_face``) and against the table with the warm solve off: the
+    same ``D`` to rounding, every slope in ``[γ, 1]``, the KKT conditions met; and each row
+    the very numbers of a call with that row alone from the same warm start."""
+    from pwflow.subgradient import kkt_tolerance, kkt_violation, minimal_norm_on_face
+
+    X, r0, R, gamma = case
+    n = X.shape[0]
+    face = np.array([0])
+    G, eta, _ = _point_table(X, gamma, r0, True).minimal_norm(face, R, origin=True)
+    G_off = _point_table(X, gamma, r0, False).minimal_norm(face, R, origin=True)[0]
+    for t, r in enumerate(R):
+        ref = minimal_norm_on_face(np.zeros(n, np.int8), X, r, gamma).D
+        scale = 1e-12 * (1.0 + np.abs(r) @ np.linalg.norm(X, axis=1))
+        np.testing.assert_allclose(G[t, 0], ref, rtol=0, atol=scale)
+        np.testing.assert_allclose(G[t, 0], G_off[t, 0], rtol=0, atol=scale)
+        assert np.all((eta[t, 0] >= gamma) & (eta[t, 0] <= 1.0))
+        Z = (-(r[:, None] * X) / n).T
+        tol = kkt_tolerance(0.0, float(np.linalg.norm(Z)), gamma, 1.0)
+        assert kkt_violation(np.zeros(X.shape[1]), Z, eta[t, 0], gamma, 1.0) <= 1e3 * tol
+        np.testing.assert_allclose(Z @ eta[t, 0], G[t, 0], rtol=0, atol=scale)
+        G1, eta1, _ = _point_table(X, gamma, r0, True).minimal_norm(face, r, origin=True)
+        np.testing.assert_array_equal(G[t], G1)
+        np.testing.assert_array_equal(eta[t], eta1)
