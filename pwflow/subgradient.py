@@ -347,6 +347,20 @@ def kkt_tolerance(b_norm: ArrayLike, Z_norm: ArrayLike, lo: float, hi: float) ->
     return 64 * np.finfo(float).eps * Z_norm * (b_norm + Z_norm * max(abs(lo), abs(hi))) + 1e-300
 
 
+def stable_norm(A: ArrayLike) -> float:
+    """The Frobenius norm ``‖A‖``, also where the squares of ``A``'s entries underflow or
+    overflow: ``np.linalg.norm`` itself where the largest entry lies within 1e-150 to 1e150
+    (its squares are normal numbers; the same bits), else that entry times the norm of ``A``
+    scaled by it.  A residual of the logistic loss at a margin of 430 is 1e-187: a plain
+    norm of its column was 0, and a tolerance proportional to it (:func:`kkt_tolerance`)
+    rejected every minimiser (session 45)."""
+    A = np.asarray(A, float)
+    top = float(np.max(np.abs(A), initial=0.0))
+    if top == 0.0 or 1e-150 <= top <= 1e150 or not np.isfinite(top):
+        return float(np.linalg.norm(A))
+    return top * float(np.linalg.norm(A / top))
+
+
 def kkt_violation(b: Array, Z: Array, eta: Array, lo: float, hi: float) -> float:
     """Largest violation of the KKT conditions of :func:`box_least_squares` at ``eta``.
 
@@ -415,6 +429,19 @@ def _bvls(b: Array, Z: Array, lo: float, hi: float, x: Array, tol: float) -> Arr
     return None
 
 
+def _power_of_two_scaled(b: Array, Z: Array) -> tuple[Array, Array]:
+    """``(b, Z)`` times the power of two that brings their largest entry near 1, where it lies
+    outside ``2^±500`` (else as they are): the box problem's minimisers are unchanged, the
+    scaling is exact, and the gradient ``Zᵀ(b + Zη)`` that the KKT test reads no longer
+    underflows (every ``r_k`` of the logistic loss at margins of 430 is about 1e-187, and
+    that gradient 1e-374: 0, which passed any ``η``) or overflows."""
+    top = max(float(np.max(np.abs(b), initial=0.0)), float(np.max(np.abs(Z), initial=0.0)))
+    if top == 0.0 or not np.isfinite(top) or 2.0**-500 <= top <= 2.0**500:
+        return b, Z
+    k = -int(np.frexp(top)[1])
+    return np.ldexp(b, k), np.ldexp(Z, k)
+
+
 def box_least_squares(
     b: ArrayLike, Z: ArrayLike, lo: float, hi: float, start: ArrayLike | None = None
 ) -> Array:
@@ -422,8 +449,11 @@ def box_least_squares(
 
     Closed form for ``p = 1`` (:func:`single_slope`); otherwise the active-set method
     :func:`_bvls` (cost polynomial in ``p``; ``start``, e.g. the previous event's slopes,
-    warm-starts it), checked against the KKT conditions, with scipy's BVLS as the fallback.
-    Returns one minimiser (the minimal-norm ``b + Z η`` is unique).
+    warm-starts it), checked against the KKT conditions, with scipy's BVLS as the fallback;
+    a problem whose entries all lie below ``2^-500`` or above ``2^500`` is first scaled by a
+    power of two (:func:`_power_of_two_scaled`), and the tolerance reads norms that do not
+    underflow (:func:`stable_norm`).  Returns one minimiser (the minimal-norm ``b + Z η`` is
+    unique).
 
     Raises
     ------
@@ -441,11 +471,12 @@ def box_least_squares(
         return single_slope(b @ z, z @ z, lo, hi)[0].reshape(1)
     if p == 2:
         return pair_slopes(b[None], Z[None, :, 0], Z[None, :, 1], lo, hi)[0]
+    b, Z = _power_of_two_scaled(b, Z)
     # a column of subnormal entries (r_k subnormal) changes ‖b + Zη‖ by less than the
     # smallest normal number: zero, or least squares would divide by it (an infinite free
     # solve, then NaN)
     Z = np.where(np.max(np.abs(Z), axis=0) < np.finfo(float).tiny, 0.0, Z)
-    tol = kkt_tolerance(float(np.linalg.norm(b)), float(np.linalg.norm(Z)), lo, hi)
+    tol = kkt_tolerance(stable_norm(b), stable_norm(Z), lo, hi)
     if start is None:
         x0 = np.clip(np.linalg.lstsq(Z, -b, rcond=None)[0], lo, hi)
     else:

@@ -330,6 +330,12 @@ def _several_slope_faces(draw):
               [1.0, 0, 0, 0]]),
     np.array([[0, -1, 0, -1, 0, -1]], np.int8),
     np.array([[0.0] * 6, [0.0] * 6, [0.0, 0, 0, 0, 1.0, 0]]), 0.1))
+@example(case=(  # found by the thorough profile (session 45): residuals of 1e-187 (the logistic
+    # loss at margins of 430) made every free column's norm 0 and BVLS raise RuntimeError
+    np.array([[3.0, 1.30203446e-80, 0, 0], [0, 3.0, 0, 0], [0, 0, 3.0, 0], [0, 0, 0, 3.0],
+              [1.0, 0, 0, 0]]),
+    np.array([[1, 0, 0, 0, -1], [0, 0, 0, -1, -1]], np.int8),
+    np.array([[1.0] + [-2.28121664e-187] * 4]), 0.0))
 def test_faces_with_several_free_slopes_against_the_bounded_least_squares(case):
     """The table's minimal-norm fields of faces with 3 or more free slopes (the interior
     solution where it is certified, BVLS elsewhere) against ``minimal_norm_on_face``

@@ -327,6 +327,50 @@ def test_box_least_squares_with_a_zero_column_on_its_bound():
 
 
 
+@given(data=st.data(), p=st.integers(3, 6), d=st.integers(2, 5),
+       lo=st.sampled_from([0.0, 0.1, 0.5]),
+       scale=st.sampled_from([1e-200, 1e-187, 1e-170, 1e-160]), whole=st.booleans())
+def test_box_least_squares_at_scales_whose_squares_underflow(data, p, d, lo, scale, whole):
+    """The box problem is invariant under ``(b, Z) → (c b, c Z)`` (the same minimisers): at
+    scales whose squares underflow, the whole problem or some columns alone (``r_k`` of the
+    logistic loss at a margin of 430 is 1e-187), the solver still returns a KKT point of the
+    scaled problem, and the whole problem's ``D / c`` is the unscaled one's.  Before
+    ``stable_norm``, ``‖Z‖`` came out 0 and the tolerance refused every minimiser:
+    ``RuntimeError`` (found by the thorough profile of ``test_patterns``)."""
+    from pwflow.subgradient import kkt_tolerance, kkt_violation, stable_norm
+
+    b = data.draw(matrices(d, 0), label="b")
+    Z = data.draw(matrices(d, p), label="Z")
+    if whole:
+        bs, Zs = scale * b, scale * Z
+    else:  # a few columns at that scale, the rest as drawn (b too)
+        cols = np.array(data.draw(st.lists(st.booleans(), min_size=p, max_size=p), label="cols"))
+        bs, Zs = b, np.where(cols, scale * Z, Z)
+    with np.errstate(under="ignore"):
+        eta = box_least_squares(bs, Zs, lo, 1.0)
+        assert np.all((eta >= lo) & (eta <= 1.0))
+        tol = kkt_tolerance(stable_norm(bs), stable_norm(Zs), lo, 1.0)
+        assert kkt_violation(bs, Zs, eta, lo, 1.0) <= 1e3 * tol
+        if whole:
+            ref = b + Z @ box_least_squares(b, Z, lo, 1.0)
+            size = 1.0 + np.linalg.norm(b) + np.linalg.norm(Z)
+            np.testing.assert_allclose((bs + Zs @ eta) / scale, ref, rtol=0, atol=1e-9 * size)
+
+
+def test_stable_norm_is_the_plain_norm_within_the_normal_squares():
+    """``stable_norm``: ``np.linalg.norm``'s own bits where the squares are normal, the scaled
+    norm where they underflow or overflow (which the plain norm gives as 0 or inf)."""
+    from pwflow.subgradient import stable_norm
+
+    A = np.array([[3.0, -4.0], [1e-3, 2.0]])
+    assert stable_norm(A) == float(np.linalg.norm(A))
+    for c in (1e-200, 1e200):
+        with np.errstate(under="ignore", over="ignore"):
+            assert float(np.linalg.norm(c * A)) in (0.0, np.inf)
+        assert stable_norm(c * A) == pytest.approx(c * float(np.linalg.norm(A)), rel=1e-14)
+    assert stable_norm(np.zeros((2, 2))) == 0.0
+
+
 @given(d=st.integers(2, 6), exponent=st.integers(-14, -6), sign=st.sampled_from([-1.0, 1.0]),
        coords=st.lists(st.floats(-2.0, 2.0, allow_nan=False), min_size=12, max_size=12))
 def test_parallel_classes_agree_with_implied_hyperplanes(d, exponent, sign, coords):
