@@ -519,9 +519,10 @@ class PatternTable:
         and the row is accepted where that ``η`` lies in ``[γ, 1]^n`` and is a free minimiser
         to :func:`~pwflow.subgradient.kkt_tolerance` (``|Zᵀ(b + Zη)|`` below it in every
         slope, the certificate of :meth:`_interior_slopes`: convexity makes it a minimiser of
-        ``‖b + Zη‖`` over the box, and the minimal-norm ``D`` is unique).  Where ``0 ∈ 𝔇(0)``,
-        as while a neuron rests at 0, ``D`` is 0 to rounding and every row passes; the others
-        go to BVLS (:meth:`_many_slopes`).  Writes ``G2``, ``eta2``, ``solved`` and the face's
+        ``‖b + Zη‖`` over the box, and the minimal-norm ``D`` is unique).  While a neuron rests
+        at 0, ``0 ∈ 𝔇(0)`` and the last free slopes mostly still solve it (99 % of the rows on
+        Stewart's data with γ = 0.1, ``docs/integrator.md``); the others go to BVLS
+        (:meth:`_many_slopes`).  Writes ``G2``, ``eta2``, ``solved`` and the face's
         warm start (the last leading index's slopes) in place.  Each row's numbers are its
         own (products and sums over its own axes, one LAPACK solve per matrix)."""
         if not self.WARM_POINT_SOLVE:
