@@ -484,7 +484,7 @@ class ClassifyMixin:
         k = k_of[hit]
         rate = self._kink_rate(a, ds, k)
         located, later = Located.group(js[e_of[hit]], self.t + x * h, x, k, rate, np.abs(res),
-                                       np.zeros(hit.size, np.int8), np.sign(a))
+                                       np.zeros(hit.size, np.int8), np.sign(a), self.time_unit)
         # each neuron once in ``rows``: its row by neuron
         by_j = np.argsort(js)
         r = by_j[np.searchsorted(js[by_j], located.neuron)]

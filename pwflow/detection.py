@@ -396,5 +396,5 @@ class DetectionMixin:
         tt = t0 + x * (t1 - t0)
         rate = np.where(code >= 0, self._kink_rate(a_end, ds, np.maximum(code, 0)), 0.0)
         located, self._later = Located.group(neurons, tt, x, code, rate, np.abs(res), observed,
-                                             np.sign(a_end))
+                                             np.sign(a_end), self.time_unit)
         return located

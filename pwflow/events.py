@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from .bisection import time_ulp
 from .dense import nested, nested_with_derivative, scan_grid
 from .rows import row_norms
 
@@ -490,16 +491,18 @@ class Located:
     more: dict
 
     @classmethod
-    def group(cls, neurons, tt, x, codes, rate, res, observed, a_sign) -> "tuple[Located, dict]":
+    def group(cls, neurons, tt, x, codes, rate, res, observed, a_sign, unit: float = 1.0
+              ) -> "tuple[Located, dict]":
         """Group candidates per neuron: the earliest is the event, candidates within 64 ulp
-        of it are merged into it, the next later one goes to the returned ``later`` map."""
+        of it (:func:`pwflow.bisection.time_ulp` in ``unit``) are merged into it, the next
+        later one goes to the returned ``later`` map."""
         order = np.lexsort((tt, neurons))
         ns, ts, ko = neurons[order], tt[order], codes[order]
         head = np.r_[True, ns[1:] != ns[:-1]]
         rank = np.cumsum(head) - 1
         first = np.flatnonzero(head)[rank]
         t_first = ts[first]
-        coinc = ~head & (ts - t_first <= 64 * np.spacing(np.maximum(np.abs(t_first), 1.0)))
+        coinc = ~head & (ts - t_first <= 64 * time_ulp(t_first, unit))
         h_rate, h_res = rate[order][head], res[order][head]
         merge = np.flatnonzero(coinc)
         np.add.at(h_rate, rank[merge], rate[order][merge])

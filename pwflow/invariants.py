@@ -21,11 +21,12 @@ from .rows import row_norms
 Array = NDArray[np.float64]
 
 
-def is_tiny_step(t0: float, t1: float) -> bool:
-    """Whether ``[t0, t1]`` spans at most 1000 ulp of ``1 + |t1|``: a step the Zeno guard counts
-    as making no progress (``zeno_events`` of them in a row stop the run), and one whose
-    dense output is not checked at a cut (:meth:`HybridFlow._cut_inaccurate`)."""
-    return t1 - t0 <= 1e3 * np.spacing(1 + abs(t1))
+def is_tiny_step(t0: float, t1: float, unit: float = 1.0) -> bool:
+    """Whether ``[t0, t1]`` spans at most 1000 ulp of ``unit + |t1|``: a step the Zeno guard
+    counts as making no progress (``zeno_events`` of them in a row stop the run), and one
+    whose dense output is not checked at a cut (:meth:`HybridFlow._cut_inaccurate`);
+    ``unit``: the run's (:func:`pwflow.bisection.time_unit`)."""
+    return t1 - t0 <= 1e3 * np.spacing(unit + abs(t1))
 
 
 class InvariantsMixin:
@@ -159,8 +160,8 @@ class InvariantsMixin:
     ZENO_SPAN = 4
 
     def _zeno_guard(self, t0: float, t1: float) -> None:
-        win = self.opt.zeno_window * (1 + abs(t1))
-        if is_tiny_step(t0, t1):
+        win = self.opt.zeno_window * (self.time_unit + abs(t1))
+        if is_tiny_step(t0, t1, self.time_unit):
             self._tiny_steps += 1
         else:
             self._tiny_steps = 0

@@ -300,7 +300,7 @@ class OriginWatchMixin:
         p0 = int(self.pat[next(iter(before))])
         if not leaves(t1):
             return np.inf, p0
-        t = bisect(t0, t1, leaves, [t0, t1])
+        t = bisect(t0, t1, leaves, [t0, t1], self.time_unit)
         self._origin_at, held = found[t]
         self._origin_held.update(held)
         return t, p0

@@ -517,7 +517,7 @@ class RegimeMixin:
 
         # several free slopes are solved one time at a time: evaluating ahead would only add work
         levels = self.FACE_SEARCH_LEVELS if self._regime_plan is not None else 1
-        hi = bisect_batched(lo, hi, changed_at, levels)
+        hi = bisect_batched(lo, hi, changed_at, levels, self.time_unit)
         codes, rsign = (v[0] for v in regime([hi]))
         if hi in searched:
             # the watched faces' codes as the search read them at ``hi``: the time found is
@@ -597,7 +597,7 @@ class RegimeMixin:
                 key, gap, floor = self._exit_gap(p, k, upper, a_sign, (r0, vres0, r_hi),
                                                  residuals)
                 if key not in found:
-                    found[key] = self._gap_root(gap, t0, hi, floor)
+                    found[key] = self._gap_root(gap, t0, hi, floor, self.time_unit)
                 if found[key] is not None:
                     roots[(p, k)] = found[key]
         if not roots:
@@ -666,7 +666,7 @@ class RegimeMixin:
 
     @staticmethod
     def _gap_root(gap: Callable[[float], tuple[float, float]], t0: float, hi: float,
-                  floor: float | None = None) -> float | None:
+                  floor: float | None = None, unit: float = 1.0) -> float | None:
         """Where the pinned gap turns positive in ``(t0, hi]`` (:meth:`_exit_time`): its root
         by Brent's method to a few ulp; ``None`` where it is not positive at ``hi``.  ``gap``
         returns the gap and its rounding (:data:`GAP_ROUNDING`).  A jump exit (``floor``
@@ -676,7 +676,7 @@ class RegimeMixin:
         neuron is held) leaves where the gap first exceeds its rounding (bisection to 4 ulp:
         no sign change to bracket on a gap held at 0).  ``floor``: an exit to the bound's own
         side, placed at the root only where the gap at ``t0`` is below ``−floor``, else
-        ``None``."""
+        ``None``.  ``unit``: the run's time unit (:func:`~pwflow.bisection.time_unit`)."""
         (g0, e0), (g1, e1) = gap(t0), gap(hi)
         if not g1 > e1:
             return None
@@ -692,12 +692,12 @@ class RegimeMixin:
             g, e = gap(t)
             return g > e
 
-        return bisect(t0, hi, positive, [t0, hi])
+        return bisect(t0, hi, positive, [t0, hi], unit)
 
     def _regime_grid(self, t0: float, t1: float) -> list[float]:
         """The times at which :meth:`_face_events` reads every watched face first: the
         midpoints of the bisection's first :attr:`FACE_GRID_LEVELS` levels on ``[t0, t1]``."""
-        return sorted(bisection_nodes(t0, t1, self.FACE_GRID_LEVELS))
+        return sorted(bisection_nodes(t0, t1, self.FACE_GRID_LEVELS, self.time_unit))
 
     def _regime_left_inside(self, solver, t0: float, t1: float, F: Array | None = None) -> bool:
         """Whether the regime differs from the step start's at one of the grid times inside

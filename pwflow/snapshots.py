@@ -74,7 +74,7 @@ class SnapshotsMixin:
         overflowing at the nodes) is left to the run's non-finite checks, which stop it with
         its status."""
         if (t_cut >= t1 or self._phase.stiff or self._cut_redo_from == t0
-                or is_tiny_step(t0, t_cut)):
+                or is_tiny_step(t0, t_cut, self.time_unit)):
             return False
         err = self._snapshot_errors(np.array([t_cut]), t0, F, solver)[0]
         if not SNAPSHOT_DEFECT < err < np.inf:  # within it, or an overflow (not the interpolant's)

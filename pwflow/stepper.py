@@ -33,6 +33,7 @@ from .classify import ClassifyMixin
 from .cones import span_split
 from .dense import stack_coefficients
 from .detection import Candidates, DetectionMixin
+from .bisection import time_ulp, time_unit
 from .events import EventKind, EventLog
 from .filippov import BranchPolicy, Geometry
 from .invariants import InvariantsMixin
@@ -101,6 +102,9 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         #: the sides gradient descent's first step reads from a start on hyperplanes
         self._X_given = self.X if X_given is None else np.asarray(X_given, float)
         self.y = np.asarray(y, float)
+        #: the unit of the run's resolution in time (:func:`pwflow.bisection.time_unit`: 1,
+        #: or the time scale of data whose flow is more than a thousand times faster)
+        self.time_unit = time_unit(self.X, self.y)
         self.n, self.d = self.X.shape
         self.q = self.d + 1
         self.loss = loss
@@ -424,7 +428,7 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
                 t_bound = bound
             else:
                 self._snap_bound = None
-        if self.rest is not None or t_bound - self.t <= 64 * np.spacing(max(abs(t_bound), 1.0)):
+        if self.rest is not None or t_bound - self.t <= 64 * time_ulp(t_bound, self.time_unit):
             # at rest (:meth:`check_rest`: the exact flow moves by less than the bound), or an
             # event cut landed within rounding of t_bound (no step can be taken; the state
             # moves by less than 64 ulp of time, far below the tolerance): the neurons stay

@@ -274,7 +274,8 @@ def _scripted_search(monkeypatch, out: dict[int, list[tuple[float, float]]], t0=
         _signs_changed=lambda new, old: np.flatnonzero(new != old),
         _regime_free=np.eye(P, n, dtype=bool), FACE_GRID_LEVELS=RegimeMixin.FACE_GRID_LEVELS,
         FACE_SEARCH_LEVELS=RegimeMixin.FACE_SEARCH_LEVELS,
-        _exit_time=lambda *args: None)  # the search alone (no field to place an exit by)
+        _exit_time=lambda *args: None,  # the search alone (no field to place an exit by)
+        time_unit=1.0)
     flow._regime_grid = lambda lo, hi: RegimeMixin._regime_grid(flow, lo, hi)
     end = read(1.0)
     reads.clear()
@@ -543,7 +544,7 @@ def test_a_dependent_pinned_gap_read_to_the_ulp_makes_the_exit_early(monkeypatch
     1.254 and 1.214 against 1.3169)."""
     from pwflow import regime
 
-    def old_gap_root(gap, t0, hi, floor=None):
+    def old_gap_root(gap, t0, hi, floor=None, unit=1.0):
         from scipy.optimize import brentq
 
         g0, g1 = gap(t0)[0], gap(hi)[0]
