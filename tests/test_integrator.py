@@ -1224,7 +1224,7 @@ def test_a_cut_is_redone_on_a_finite_estimate_above_the_defect_only(estimate, re
     flow = types.SimpleNamespace(
         _phase=types.SimpleNamespace(stiff=False), _cut_redo_from=None, n_cut_redos=0,
         _snapshot_errors=lambda times, t0, F, solver: np.array([estimate * SNAPSHOT_DEFECT]),
-        _redo_to=redone.append)
+        _redo_to=redone.append, time_unit=1.0)
     assert SnapshotsMixin._cut_inaccurate(flow, 1.0, 1.5, 2.0, None, None) is redo
     assert flow.n_cut_redos == int(redo) and redone == ([1.5] if redo else [])
     if redo:  # once per step start: the redone step's cut is taken as it is
