@@ -29,11 +29,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import blas
+from .bisection import time_ulp, time_unit
 from .classify import ClassifyMixin
 from .cones import span_split
 from .dense import stack_coefficients
 from .detection import Candidates, DetectionMixin
-from .bisection import time_ulp, time_unit
 from .events import EventKind, EventLog
 from .filippov import BranchPolicy, Geometry
 from .invariants import InvariantsMixin
