@@ -105,6 +105,10 @@ class DetectionMixin:
     margins ``_mu``, ``_mr``, ``_sl``, ``_znorm`` at each solver start; reads the step's
     propagators)."""
 
+    #: an excursion whose pair is not strictly on its side at the step start exits there
+    #: (:meth:`_excursions`); ``False`` only to show what it fixes
+    EXCURSION_EXITS_AT_START = True
+
     def _margins(self) -> None:
         """Lower bounds ``μ_j`` of each neuron's distance to the hyperplanes that bound its face
         (and to 0 on rays), at the solver start.
@@ -371,9 +375,16 @@ class DetectionMixin:
         if hit.size == 0:
             return None
         first = np.maximum(np.argmax(wrong[hit], axis=1), 1)
-        return Candidates(neuron=js[hit], code=kk[hit], left=self.xhat[kk[hit]],
-                          side=self.table.U[self.pat[js[hit]], kk[hit]].astype(np.int8),
-                          a_end=Z1n[rows[hit], self.d], lo=grid[first - 1], hi=grid[first])
+        side = self.table.U[self.pat[js[hit]], kk[hit]].astype(np.int8)
+        lo, hi = grid[first - 1], grid[first]
+        # a pair not strictly on its side at the step start (across by rounding, within the
+        # dense output's accuracy: parallel neurons restarted at a cut at the first one's
+        # event, session 45) has no sign change to bracket: it exits at the start
+        if self.EXCURSION_EXITS_AT_START:
+            across = side * coef[hit, 0] <= 0
+            lo[across] = hi[across] = 0.0
+        return Candidates(neuron=js[hit], code=kk[hit], left=self.xhat[kk[hit]], side=side,
+                          a_end=Z1n[rows[hit], self.d], lo=lo, hi=hi)
 
     def _locate_neuron_events(self, cand: Candidates, F: Array, t0: float,
                               t1: float) -> "Located | None":
