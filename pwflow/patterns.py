@@ -518,7 +518,7 @@ class PatternTable:
         the one nearest ``η⁰``) with the others held where ``η⁰`` has them,
         and the row is accepted where that ``η`` lies in ``[γ, 1]^n`` and is a free minimiser
         to :func:`~pwflow.subgradient.kkt_tolerance` (``|Zᵀ(b + Zη)|`` below it in every
-        slope, the certificate of :meth:`_interior_slopes`: convexity makes it a minimiser of
+        slope, :meth:`_free_certificate`, as on the interior path: convexity makes it a minimiser of
         ``‖b + Zη‖`` over the box, and the minimal-norm ``D`` is unique).  While a neuron rests
         at 0, ``0 ∈ 𝔇(0)`` and the last free slopes mostly still solve it (99 % of the rows on
         Stewart's data with γ = 0.1, ``docs/integrator.md``); the others go to BVLS
@@ -545,14 +545,9 @@ class PatternTable:
                 sol = self._least_change(Z[:, :, free], rhs, start[free])
                 if sol is None:  # a singular row: BVLS decides them all
                     continue
-                e = np.broadcast_to(start, sol.shape[:1] + start.shape).copy()
-                e[:, free] = sol
-                ok = np.all((e >= self.gamma) & (e <= 1.0), axis=-1)
-                res = b + rows_matvec(Z, np.where(ok[:, None], e, 0.0))
-                g = rows_matvec(np.swapaxes(Z, -1, -2), res)  # Zᵀ(b + Zη)
-                tol = kkt_tolerance(np.sqrt(np.sum(b * b, axis=-1)),
-                                    np.sqrt(np.sum(Z * Z, axis=(-2, -1))), self.gamma, 1.0)
-                ok &= np.all(np.abs(g) <= tol[:, None], axis=-1)
+            e = np.broadcast_to(start, sol.shape[:1] + start.shape).copy()
+            e[:, free] = sol
+            res, ok = self._free_certificate(b, Z, e)
             t_ok = ts[ok]
             G2[t_ok, rows[i]] = res[ok]
             if eta2 is not None:
@@ -619,13 +614,22 @@ class PatternTable:
         numbers are its own (products and sums over its last axes)."""
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             e = self.n * rows_matvec(A, b) / rK
+        return (e, *self._free_certificate(b, Z, e))
+
+    def _free_certificate(self, b: Array, Z: Array, e: Array) -> tuple[Array, NDArray[np.bool_]]:
+        """``D = b + Zη`` and whether each row's ``η`` (``e``) is a certified minimiser of
+        ``‖b + Zη‖`` over ``[γ, 1]^q``: inside the box and a free minimiser to
+        :func:`~pwflow.subgradient.kkt_tolerance` (``|Zᵀ(b + Zη)|`` below it in every slope;
+        convexity makes it the minimiser whatever rounding produced ``η``).  Rows outside the
+        box get ``D = b``; each row's numbers are its own (sums over its last axes)."""
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             ok = np.all((e >= self.gamma) & (e <= 1.0), axis=-1)  # NaN, inf: not inside
             res = b + rows_matvec(Z, np.where(ok[..., None], e, 0.0))
             g = rows_matvec(np.swapaxes(Z, -1, -2), res)  # Zᵀ(b + Zη)
             tol = kkt_tolerance(np.sqrt(np.sum(b * b, axis=-1)),
                                 np.sqrt(np.sum(Z * Z, axis=(-2, -1))), self.gamma, 1.0)
             ok &= np.all(np.abs(g) <= tol[..., None], axis=-1)
-        return e, res, ok
+        return res, ok
 
     def _interior_map(self, faces: NDArray[np.intp]) -> Array:
         """``A_p = (X_Kᵀ)⁺`` (``q × d``, ``K`` the face's free data points) of each face,

@@ -385,11 +385,16 @@ def test_a_wrong_interior_map_is_caught_by_the_certificate():
     G = tab.minimal_norm(np.array([0]), r)[0][0]
     assert calls and bool(calls[-1][2].all())  # certified: the interior path gave D
     np.testing.assert_allclose(G, ref, rtol=0, atol=1e-14)
-    tab._interior[0] = tab._interior[0] + 0.3  # a wrong (X_Kᵀ)⁺ ...
-    tab._interior_plans.clear()  # ... in the plans built from it
-    G = tab.minimal_norm(np.array([0]), r)[0][0]
-    assert not bool(calls[-1][2].any())  # not certified: every row went to BVLS
-    np.testing.assert_allclose(G, ref, rtol=0, atol=1e-14)
+    good = tab._interior[0]
+    for wrong in (0.3, 1e-3):  # a wrong (X_Kᵀ)⁺: far off, or slopes still in the box
+        tab._interior[0] = good + wrong
+        tab._interior_plans.clear()  # ... in the plans built from it
+        G = tab.minimal_norm(np.array([0]), r)[0][0]
+        assert not bool(calls[-1][2].any())  # not certified: every row went to BVLS
+        np.testing.assert_allclose(G, ref, rtol=0, atol=1e-14)
+    # the small error leaves the slopes in the box: only the KKT test refuses them
+    e = calls[-1][0][0, 0]
+    assert np.all((e > 0.0) & (e < 1.0))
     del b
 
 
