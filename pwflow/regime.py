@@ -534,6 +534,8 @@ class RegimeMixin:
             for p in np.flatnonzero(np.any(self.table.U[: self._P][:, ks] == 0, axis=1)):
                 if np.any(self.pat == p):
                     exits.setdefault(int(p), {})
+        if rsign.shape == r0[1].shape and np.any(rsign != r0[1]):
+            self._unresolved_jump_exits(F, t0, t1, hi, exits)
         placed = self._exit_time(F, t0, t1, hi, exits)
         if placed is not None:  # earlier than the regime reads it: only those exits, there
             hi, exits = placed
@@ -544,6 +546,57 @@ class RegimeMixin:
         r_hi = self._resolved_residuals(propagators_at(F, (hi - t0) / h, faces=occ))[0]
         self._rsign_at = (hi, rsign, r_hi, self._watched_mask().copy())
         return hi, exits
+
+    def _unresolved_jump_exits(self, F: Array, t0: float, t1: float, hi: float,
+                               exits: dict) -> None:
+        """Add to ``exits`` the jump exits beyond their bound at ``hi`` but not yet resolved:
+        at a time where a watched ``r_k`` changes sign (``hi`` of :meth:`_face_events`).
+
+        A slope of an occupied face whose normal velocity is still within its resolution
+        (:meth:`_velocity_resolution`) reads as inside (:func:`~pwflow.filippov.slope_codes`),
+        and a jump exit read only once resolved is placed at its root only if that root is
+        in the step where it is read (:meth:`_exit_time`).  Where the slope is a multiple of
+        the residual whose sign changes (a face on ``x_i`` active on ``x_k`` with ``<x_l,
+        x_i> = 0`` for its other terms: ``η_i ∝ r_k``), the slope reaches its bound with
+        ``r_k``'s root, and the cuts at that sign change (read to its own resolution) came
+        before the exit was resolved: it was then due at a later step's start, placed there
+        (late by the steps between, 2.1e-10 and 3.9e-11 beyond its bound in slope: found by
+        the thorough profile of ``test_a_jump_exit_leaves_where_the_unconstrained_slope_
+        reaches_its_bound``).  Here every free slope of an occupied face not yet exiting is
+        read at ``hi`` with no resolution; one out whose exit is a jump
+        (:func:`~pwflow.filippov.exit_side`) and whose pinned gap exceeds its rounding
+        (:data:`GAP_ROUNDING`) is an exit, placed at its root by :meth:`_exit_time`.
+        Exits to the bound's own side keep their resolution (their roots are noise)."""
+        from .filippov import exit_side
+
+        faces = self._regime_faces
+        occ_faces = np.flatnonzero(np.isin(faces, self.pat))
+        rows = [i for i in occ_faces.tolist() if not exits.get(int(faces[i]))]
+        if not rows:
+            return
+        h, occ, d = t1 - t0, self._field.occupied, self.d
+
+        def residuals(t: float) -> Array:
+            return self._field.residuals(propagators_at(F, (t - t0) / h, faces=occ))
+
+        r_hi = residuals(hi)
+        sel = faces[np.array(rows)]
+        codes = np.where(self._regime_free[rows],
+                         self._several_slopes_regime(r_hi, np.zeros(self.n), sel), 0)
+        r0, r_tol0 = self._resolved_residuals(propagators_at(F, 0.0, faces=occ), raw=True)
+        vres0 = self._velocity_resolution(r0, r_tol0)
+        for row, k in zip(*np.nonzero(codes), strict=True):
+            p, upper = int(sel[row]), bool(codes[row, k] > 0)
+            js = np.flatnonzero(self.pat == p)
+            a_sign = np.sign(self._Zs[js] @ propagators_at(F, (hi - t0) / h,
+                                                           faces=np.array([p]))[0][d])
+            _, gap, floor = self._exit_gap(p, int(k), upper, a_sign, (r0, vres0, r_hi),
+                                           residuals)
+            if floor is not None:
+                continue  # to the bound's own side: read to its resolution
+            g, e = gap(hi)
+            if g > e:
+                exits.setdefault(p, {})[int(k)] = upper
 
     def _exit_time(self, F: Array, t0: float, t1: float, hi: float, exits: dict
                    ) -> tuple[float, dict] | None:

@@ -275,6 +275,7 @@ def _scripted_search(monkeypatch, out: dict[int, list[tuple[float, float]]], t0=
         _regime_free=np.eye(P, n, dtype=bool), FACE_GRID_LEVELS=RegimeMixin.FACE_GRID_LEVELS,
         FACE_SEARCH_LEVELS=RegimeMixin.FACE_SEARCH_LEVELS,
         _exit_time=lambda *args: None,  # the search alone (no field to place an exit by)
+        _unresolved_jump_exits=lambda *args: None,
         time_unit=1.0)
     flow._regime_grid = lambda lo, hi: RegimeMixin._regime_grid(flow, lo, hi)
     end = read(1.0)
