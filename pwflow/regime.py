@@ -567,10 +567,10 @@ class RegimeMixin:
         (:func:`~pwflow.filippov.exit_side`) and whose pinned gap exceeds its rounding
         (:data:`GAP_ROUNDING`) is an exit, placed at its root by :meth:`_exit_time`.
         Exits to the bound's own side keep their resolution (their roots are noise)."""
-        from .filippov import exit_side
 
         faces = self._regime_faces
-        occ_faces = np.flatnonzero(np.isin(faces, self.pat))
+        # occupied faces of neurons off 0 (a neuron held at 0 departs by the origin watch)
+        occ_faces = np.flatnonzero(np.isin(faces, self.pat) & (self.table.dim[faces] > 0))
         rows = [i for i in occ_faces.tolist() if not exits.get(int(faces[i]))]
         if not rows:
             return
