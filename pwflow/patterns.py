@@ -119,6 +119,21 @@ def _unique_rows(U: NDArray[np.int8]) -> tuple[NDArray[np.int8], NDArray[np.intp
     return U[first], np.ravel(inverse)
 
 
+def _solve_rows(N: Array, v: Array) -> Array:
+    """``N⁻¹ v`` for each row (``N`` ``(T, f, f)``, ``v`` ``(T, f)``), one LAPACK solve per
+    matrix; NaN in the rows whose matrix is singular."""
+    try:
+        return np.linalg.solve(N, v[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        out = np.full(v.shape, np.nan)
+        for i in range(N.shape[0]):
+            try:
+                out[i] = np.linalg.solve(N[i:i + 1], v[i:i + 1, :, None])[0, :, 0]
+            except np.linalg.LinAlgError:
+                pass
+        return out
+
+
 class PatternTable:
     """Registry of activation patterns with vectorised face fields.
 
@@ -542,9 +557,8 @@ class PatternTable:
             held = np.where(free, 0.0, start)
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 rhs = -(b + rows_matvec(Z, held))
+                # NaN in a singular row: not inside the box, BVLS decides it
                 sol = self._least_change(Z[:, :, free], rhs, start[free])
-                if sol is None:  # a singular row: BVLS decides them all
-                    continue
             e = np.broadcast_to(start, sol.shape[:1] + start.shape).copy()
             e[:, free] = sol
             res, ok = self._free_certificate(b, Z, e)
@@ -557,20 +571,21 @@ class PatternTable:
                 self._warm[p] = e[-1]
 
     @staticmethod
-    def _least_change(A: Array, rhs: Array, x0: Array) -> Array | None:
+    def _least_change(A: Array, rhs: Array, x0: Array) -> Array:
         """A least-squares solution of ``A x = rhs`` for each row (``A`` ``(T, d, f)``):
         with ``f <= d`` the normal equations' (full column rank), with ``f > d`` the one
         nearest ``x0``, ``x0 + Aᵀ (A Aᵀ)⁻¹ (rhs − A x0)`` (full row rank); one LAPACK solve
-        per row and sums over its own axes.  ``None`` where a row's system is singular."""
-        try:
-            if A.shape[-1] <= A.shape[-2]:
-                N = np.sum(A[:, :, :, None] * A[:, :, None, :], axis=1)
-                return np.linalg.solve(N, np.sum(A * rhs[:, :, None], axis=1)[..., None])[..., 0]
-            N = np.sum(A[:, :, None, :] * A[:, None, :, :], axis=-1)
-            y = np.linalg.solve(N, (rhs - rows_matvec(A, x0))[..., None])[..., 0]
-            return x0 + np.sum(A * y[:, :, None], axis=1)
-        except np.linalg.LinAlgError:
-            return None
+        per row and sums over its own axes.  NaN in a row whose system is singular (its
+        column underflowing, say), and in that row alone: each row's numbers are those of a
+        call with that row alone (a singular row used to send every row of the call to BVLS,
+        so a row's ``D`` depended on the rows read with it: 3.7e-30 against 0, the thorough
+        profile of ``test_the_point_face_from_its_last_slopes_is_the_bounded_least_squares``)."""
+        if A.shape[-1] <= A.shape[-2]:
+            N = np.sum(A[:, :, :, None] * A[:, :, None, :], axis=1)
+            return _solve_rows(N, np.sum(A * rhs[:, :, None], axis=1))
+        N = np.sum(A[:, :, None, :] * A[:, None, :, :], axis=-1)
+        y = _solve_rows(N, rhs - rows_matvec(A, x0))
+        return x0 + np.sum(A * y[:, :, None], axis=1)
 
     def _interior_plan(self, rows: NDArray[np.intp], faces: NDArray[np.intp]) -> list:
         """The groups of :meth:`_many_slopes`'s faces without parallel points, by their

@@ -433,7 +433,18 @@ def _point_table(X, gamma, r0, warm_solve):
     return tab
 
 
+#: found by the thorough profile (session 46): the third time's residual on x_2 underflows the
+#: normal equations of the one free slope (4e-280 squared), a singular row that sent the
+#: other two rows to BVLS as well (D = 3.7e-30 read together, 0 alone)
+SINGULAR_ROW = (np.array([[2.5, -0.5], [-0.5, 2.5], [-0.5, -0.5]]),
+                np.full(3, 3.9929590313989436e-280),
+                np.array([[1e-12, 1e-12, 1e-12], [1e-12, 1e-12, 1e-12],
+                          [1e-12, 1e-12, 3.9929590313989436e-280]]),
+                0.1)
+
+
 @given(_point_face_problems())
+@example(case=SINGULAR_ROW)
 def test_the_point_face_from_its_last_slopes_is_the_bounded_least_squares(case):
     """The face ``{0}``'s minimal-norm ``D`` (read by the regime of neurons held at 0),
     solved from its last solution's free slopes at every time at once (the warm solve,
@@ -461,3 +472,34 @@ def test_the_point_face_from_its_last_slopes_is_the_bounded_least_squares(case):
         G1, eta1, _ = _point_table(X, gamma, r0, True).minimal_norm(face, r, origin=True)
         np.testing.assert_array_equal(G[t], G1)
         np.testing.assert_array_equal(eta[t], eta1)
+
+
+def test_a_singular_row_of_the_warm_solve_is_its_own(monkeypatch):
+    """``_solve_rows`` (the warm solve's normal equations): a singular matrix gives NaN in
+    its own row, and every other row is what it is solved alone, bit for bit; and on
+    :data:`SINGULAR_ROW`, the two regular times are accepted by the warm solve read together
+    with the singular one, as each is alone (before session 46 all three went to BVLS)."""
+    from pwflow import patterns
+
+    rng = np.random.default_rng(46)
+    N = rng.normal(size=(4, 2, 2))
+    N[2] = 0.0
+    v = rng.normal(size=(4, 2))
+    out = patterns._solve_rows(N, v)
+    assert np.all(np.isnan(out[2]))
+    for i in (0, 1, 3):
+        alone = np.linalg.solve(N[i:i + 1], v[i:i + 1, :, None])[0, :, 0]
+        assert out[i].tobytes() == alone.tobytes()
+    X, r0, R, gamma = SINGULAR_ROW
+    tab = _point_table(X, gamma, r0, True)
+    accepted = []
+    real = PatternTable._warm_point_slopes
+
+    def record(self, G2, r2, rows, faces, eta2, solved, starts):
+        real(self, G2, r2, rows, faces, eta2, solved, starts)
+        accepted.append(solved[:, 0].tolist())
+
+    monkeypatch.setattr(PatternTable, "_warm_point_slopes", record)
+    G = tab.minimal_norm(np.array([0]), R, origin=True)[0]
+    assert accepted == [[True, True, False]]
+    assert np.all(G[:2] == 0.0)
