@@ -656,7 +656,7 @@ def select(
         # a hyperplane left while the held ones imply it (linearly dependent x_K, e.g. a
         # neuron on a ray in d = 4 held by four hyperplanes of rank 3): no w can do that.
         # Those held at a bound of their slope go with it, to the side of the departure
-        signs = _depart_together(X[K], signs, eta, gamma)
+        signs = _depart_together(X[K], signs, eta, gamma, s_a, r[K])
         eta = side_slope(signs, gamma)
         eta, D = _min_norm(b, Zrows, signs == 0, eta, gamma, start, classes)
         branch &= signs == 0
@@ -1043,8 +1043,8 @@ def _exit_signs(exits: dict[int, bool], K: NDArray[np.intp], s_a: float, b: Arra
     return signs
 
 
-def _depart_together(XK: Array, signs: NDArray[np.int8], eta: Array,
-                     gamma: float) -> NDArray[np.int8]:
+def _depart_together(XK: Array, signs: NDArray[np.int8], eta: Array, gamma: float,
+                     s_a: float, rK: Array) -> NDArray[np.int8]:
     """Signs on ``K`` when the hyperplanes left are implied by the held ones.
 
     The departure ``δv = X_K δD`` must lie in the range of ``X_K`` (``<w, x_k>`` are tied by
@@ -1052,18 +1052,37 @@ def _depart_together(XK: Array, signs: NDArray[np.int8], eta: Array,
     signs_k`` on the hyperplanes left and ``0`` on those held with their slope inside
     ``[γ, 1]`` gives it; those held at a bound of their slope leave to the side of their
     ``δv`` where it is not zero (``x_3 = −4 x_2 − x_0``, ``x_2`` left to ``−``, ``x_0``
-    held inside: ``x_3`` leaves to ``+``)."""
+    held inside: ``x_3`` leaves to ``+``), but only to the side a slope at that bound can
+    leave to (:func:`exit_side` with ``s_a`` and the residuals ``rK``): one whose ``δv``
+    points to the other side is held as well (``δv = 0`` there) and ``δD`` solved again,
+    as long as the hyperplanes left still get their signs (session 46: sliding on
+    ``x_1, x_3, x_4`` of rank 2 with every slope at γ = 0, ``x_1`` reaching γ at a
+    residual's root; the minimal-norm ``δD`` sent ``x_4`` to its active side, where the
+    field takes it straight back: a leave, then grazings every 2e-13, Zeno; gradient descent
+    leaves ``x_1`` and ``x_3`` and slides on ``x_4``)."""
     held = signs == 0
-    free = held & ~_at_box_edge(eta, gamma)
-    rows = (~held) | free
-    target = np.where(held, 0.0, signs.astype(float))[rows]
-    dD, *_ = np.linalg.lstsq(XK[rows], target, rcond=None)
-    dv = XK @ dD
-    scale = np.linalg.norm(XK, axis=1) * float(np.linalg.norm(dD))
-    out = signs.copy()
-    go = held & ~free & (np.abs(dv) > 1e-9 * scale)
-    out[go] = np.sign(dv[go]).astype(np.int8)
-    return out
+    edge = held & _at_box_edge(eta, gamma)
+    may = exit_side(s_a, rK, eta >= 1.0)  # the side a slope at its bound leaves to
+    keep = held & ~edge
+    first = None
+    for _ in range(signs.size + 1):
+        rows = (~held) | keep
+        target = np.where(held, 0.0, signs.astype(float))[rows]
+        dD, *_ = np.linalg.lstsq(XK[rows], target, rcond=None)
+        dv = XK @ dD
+        scale = np.linalg.norm(XK, axis=1) * float(np.linalg.norm(dD))
+        go = edge & ~keep & (np.abs(dv) > 1e-9 * scale)
+        out = signs.copy()
+        out[go] = np.sign(dv[go]).astype(np.int8)
+        if first is None:
+            first = out
+        if np.any(np.sign(dv[~held]) != signs[~held]):
+            return first  # the leaves cannot be made with those held: as the plain rule
+        against = go & (out != may)
+        if not np.any(against):
+            return out
+        keep = keep | against
+    return first
 
 
 def _closed(geometry: Geometry, K: NDArray[np.intp], signs: NDArray[np.int8]) -> bool:

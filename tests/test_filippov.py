@@ -470,6 +470,33 @@ def test_hyperplanes_held_imply_none_of_those_left():
     assert not np.any(np.isin(implied_hyperplanes(X, u_new), sel.K)), u_new
 
 
+#: session 46's case (``tests/data/dependent_exit_at_a_root.npz``, found by a campaign of
+#: sparse dyadic data): a neuron (a < 0) slides on x_1, x_3, x_4 (rank 2) with every slope
+#: at γ = 0, until x_1's reaches γ at r_0's root; r_0 = 0 there (resolved)
+ROOT_EXIT_X = np.array([[-2.0, 0.0, 0.0, 0.25], [0.0, 0.0, -0.375, -2.0], [2.0, 0.0, -0.5, 0.75],
+                        [0.0, 0.0, -2.0, -2.0], [0.0, 0.0, 0.5, 0.0], [1.0, 0.0, -1.0, -1.625]])
+ROOT_EXIT_R = np.array([0.0, -0.5090922117041929, -0.1553223373213298, -0.10622111478791346,
+                        -0.08284556781022155, 0.6420931424331635])
+
+
+def test_a_dependent_exit_takes_along_only_hyperplanes_that_can_leave_to_that_side():
+    """The exit from x_1 above is not closed (x_3 and x_4 held imply x_1): the hyperplanes
+    held at a bound of their slope go with it (``_depart_together``).  The minimal-norm
+    departure sent x_4 (slope at γ, ``a r_4 > 0``: it can leave only to its inactive side,
+    :func:`exit_side`) to its active side, where its normal velocity points back (the run
+    then grazed x_1, x_3, x_4 every 2e-13: Zeno, status −2).  Now x_4 is held and the
+    departure solved again: x_1 and x_3 leave to −, x_4 stays, as gradient descent does
+    (``tests/test_integrator.py::test_a_dependent_exit_at_a_residuals_root_is_gradient_descents``);
+    on that face x_4's normal velocity is 0, not against its side."""
+    u = np.array([1, 0, -1, 0, 0, -1], dtype=np.int8)
+    w = np.array([-0.2469321840260671, -0.25, 0.0, 0.0])
+    a = -0.3513908130669941
+    sel = select(a, u, ROOT_EXIT_X, ROOT_EXIT_R, 0.0, exits={1: False}, w=w)
+    assert sel.K.tolist() == [1, 3, 4]
+    assert sel.signs.tolist() == [-1, -1, 0]
+    assert abs(np.sign(a) * ROOT_EXIT_X[4] @ sel.D) <= 1e-15
+
+
 @st.composite
 def dependent_zero_residual_exits(draw):
     """:func:`face_problems` with one more point on the face, in the span of its points and

@@ -1598,3 +1598,40 @@ def test_a_run_on_scaled_data_is_the_same_run_in_scaled_time(p, c):
     if run.n_events == ref.n_events:  # (a grazing contact may be met in one and not the other)
         np.testing.assert_allclose(np.asarray(run.events["t"]) * c**2, ref.events["t"],
                                    rtol=0, atol=1e-8 * p.t_max)
+
+
+def _gd_agrees(case, tr, times) -> None:
+    """``tr`` against extrapolated gradient descent from the same state (the campaign's test)."""
+    from reference import ATOL_GD, C_GAP, gd_reference
+
+    ref = gd_reference(case["X"], case["y"], case["W"], case["a"], 0.0, "square", times)
+    for i, t in enumerate(times):
+        W, a = tr.state(t)
+        size = float(np.sqrt(np.sum(W**2) + np.sum(a**2)))
+        assert ref.error(W, a, i) <= max(C_GAP * ref.estimate(i), ATOL_GD * (1 + size)), t
+
+
+def test_a_dependent_exit_at_a_residuals_root_is_gradient_descents():
+    """``tests/data/dependent_exit_at_a_root.npz`` (session 46, a campaign of sparse dyadic
+    data, d = 4, n = 6, m = 10, at t = 10.132 of its run): neuron 9 slides on x_1, x_3, x_4
+    (rank 2, every slope at γ = 0) and x_1's slope reaches γ at r_0's root, 8.568e-5 later.
+    Its departure sent x_4 to the active side, against its normal velocity, and the run
+    stopped on Zeno (status −2, 229 events in 2e-12; the campaign's minimal-norm run
+    earlier, at t = 10.132085683); now it leaves x_1 and x_3 and slides on x_4 (``<w, x_4>``
+    = 0 to the end) under either policy, and agrees with extrapolated gradient descent."""
+    from pathlib import Path
+
+    case = np.load(Path(__file__).parent / "data" / "dependent_exit_at_a_root.npz")
+    X, y = case["X"], case["y"]
+    times = (0.02, 0.05)
+    for policy in ("min_norm", "gd"):
+        tr = simulate(pwflow.Dataset(X, y), pwflow.from_arrays(case["W"], case["a"]), 0.05,
+                      gamma=0.0, loss="square", options=FlowOptions(branch_policy=policy))
+        assert tr.status == 0, tr.message
+        ev = tr.events
+        left = ev["t"][(ev["neuron"] == 9) & (ev["kind"] == EventKind.LEAVE_SLIDING)]
+        assert left.size and abs(left[0] - 8.568e-5) < 1e-8
+        W, _ = tr.state(0.05)
+        z = X[[1, 3, 4]] @ W[9]
+        assert z[0] < 0 and z[1] < 0 and z[2] == 0.0
+        _gd_agrees(case, tr, times)
