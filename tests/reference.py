@@ -37,7 +37,8 @@ from scipy.special import expit
 __all__ = ["GDReference", "gd_reference", "loss_value", "loss_derivative", "outputs",
            "min_norm_direction", "MinNorm", "linear_flow", "sliding_checks", "C_GAP", "ATOL_GD",
            "first_branch_after_start", "finer_gd_agrees", "converging_gd_agrees",
-           "thinnest_wedge",
+           "thinnest_wedge", "gd_subsequence_agrees", "SUBSEQUENCE_LRS",
+           "subsequence_verdict",
            "wedge_continuation_agrees", "WEDGE_WIDTHS"]
 
 #: the differential comparison: ``|flow − θ_ext| ≤ max(C_GAP · estimate, ATOL_GD (1 + ‖θ‖))``
@@ -259,6 +260,37 @@ def finer_gd_agrees(X, y, W0, a0, gamma: float, loss: str, traj, t: float, lrs):
     W, a = traj.state(t)
     size = float(np.sqrt(np.sum(W**2) + np.sum(a**2)))
     return fine.error(W, a, 0) <= C_GAP * fine.gap[0] + ATOL_GD * (1 + size), fine
+
+
+#: the steps of :func:`gd_subsequence_agrees`: ``1e-3 / 20`` halved three times
+SUBSEQUENCE_LRS = (5e-5, 2.5e-5, 1.25e-5, 6.25e-6)
+
+
+def gd_subsequence_agrees(X, y, W0, a0, gamma: float, loss: str, W, a, t: float,
+                          lrs=SUBSEQUENCE_LRS) -> tuple[bool, list[float]]:
+    """Whether gradient descent at the steps ``lrs`` splits into continuations of which the
+    run's state ``(W, a)`` at ``t`` is the limit along a subsequence (``docs/paper-readings.md``,
+    N9): with ``d_i`` the distance of gradient descent at ``lrs[i]`` to the run, the runs
+    within ``1e-3 max_i d_i`` of it (the *near* ones) are at least two, the others at least
+    one (a split: no limit over all steps), and the near ones converge to it (``d`` at the
+    finest near step at most half that at the coarsest, as first order gives for a halving
+    or more).  Where gradient descent has a limit the ``d_i`` are alike (all far, or all
+    near: no split); where the run is off every continuation no step is near.  Returns
+    ``(agrees, [d_i])``."""
+    d = []
+    for lr in lrs:
+        Ws, As = _gd_run(np.asarray(X, float), np.asarray(y, float), W0, a0, gamma, loss, lr,
+                         np.array([int(round(t / lr))], dtype=np.int64))
+        d.append(float(np.sqrt(np.sum((Ws[0] - W) ** 2) + np.sum((As[0] - a) ** 2))))
+    return subsequence_verdict(d), d
+
+
+def subsequence_verdict(d) -> bool:
+    """:func:`gd_subsequence_agrees`'s verdict on the distances ``d`` (coarse to fine steps)."""
+    dist = np.asarray(d, float)
+    near = np.flatnonzero(dist <= 1e-3 * dist.max())
+    split = 2 <= near.size < dist.size
+    return bool(split and dist[near[-1]] <= 0.5 * dist[near[0]])
 
 
 #: the most steps, and ``steps × m n d``, :func:`converging_gd_agrees` spends on one

@@ -12,11 +12,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from reference import (
+    gd_subsequence_agrees,
     min_norm_direction,
     non_grazing_events,
     output_resolution,
     repeated_event_rows,
     sliding_checks,
+    subsequence_verdict,
 )
 
 X = np.array([[1.0, 0.0], [1.0, 1.0]])
@@ -277,3 +279,53 @@ def test_first_branch_after_start_through_zero_skips_only_the_branch_points_at_z
     assert first_branch_after_start(traj, through_zero=True) == 3.0
     traj.events["kind"][-1] = int(EventKind.CROSSING)
     assert first_branch_after_start(traj, through_zero=True) == np.inf
+
+
+def test_subsequence_verdict_needs_a_split_and_convergence_on_the_near_side():
+    """N9's verdict on distances to the run (coarse to fine steps): the thorough profile's
+    case (two far from it, session 46) passes; no split (all near, or all far: a limit, or
+    the run off every continuation), a single near step, or near steps that do not approach
+    the run fail."""
+    assert subsequence_verdict([6.4e-7, 1.1e-2, 2.4e-7, 8.0e-8])
+    assert not subsequence_verdict([6.4e-7, 3.1e-7, 1.6e-7, 8.0e-8])  # a limit: no split
+    assert not subsequence_verdict([1.1e-2, 1.2e-2, 1.1e-2, 1.0e-2])  # off every step
+    assert not subsequence_verdict([1.1e-2, 1.1e-2, 1.1e-2, 8.0e-8])  # one step near
+    assert not subsequence_verdict([2.0e-7, 1.1e-2, 2.4e-7, 3.0e-7])  # near, not converging
+
+
+#: a neuron that slides on x_2's hyperplane into w = 0 at t = 0.9964 and passes through it;
+#: gradient descent leaves 0 on one side or the other as its step halves (N9; the thorough
+#: profile of ``test_agrees_with_extrapolated_gradient_descent_through_zero``, session 46)
+THROUGH_ZERO_SPLIT = dict(
+    X=np.array([[-0.2592015722984313, -0.68034304124441],
+                [-0.019108379433516287, 1.2522611851138548],
+                [0.16509183273249262, -1.7582398295651425],
+                [-0.3333333333333333, -1.438321600596562],
+                [1.2728881302674848, 1.7691116329554033]]),
+    y=np.array([-1.0, -1.0, 1.0, -1.0, 1.0]),
+    W=np.array([[-0.03785139840388116, 0.07985274717500915], [0.010782507844779922, 0.0],
+                [0.0924834003261792, 0.0], [-0.010206088439643525, 0.0], [0.0, 0.025]]),
+    a=np.array([0.5191715126328725, -0.08626006275823937, 0.3150215823610479,
+                -0.02041217687928705, 0.17500000000000002]))
+
+
+@pytest.mark.slow
+def test_gd_subsequence_verifies_a_pass_through_zero_and_rejects_a_moved_run():
+    """On :data:`THROUGH_ZERO_SPLIT` under the ``'gd'`` policy, at t = 1.2: gradient descent
+    at 5e-5, 1.25e-5 and 6.25e-6 leaves 0 as the run does (within 1e-6, shrinking with the
+    step) and at 2.5e-5 to the other side: verified; the run's state moved by 1e-4, or read
+    at t = 0.5 (before the pass: gradient descent has a limit there, every step near), is not."""
+    import pwflow
+
+    c = THROUGH_ZERO_SPLIT
+    tr = pwflow.simulate(pwflow.Dataset(c["X"], c["y"]), pwflow.from_arrays(c["W"], c["a"]), 1.2,
+                         gamma=0.0, loss="logistic",
+                         options=pwflow.FlowOptions(branch_policy="gd"))
+    args = (c["X"], c["y"], c["W"], c["a"], 0.0, "logistic")
+    W, a = tr.state(1.2)
+    ok, d = gd_subsequence_agrees(*args, W, a, 1.2)
+    assert ok, d
+    moved = W.copy()
+    moved[1] += 1e-4
+    assert not gd_subsequence_agrees(*args, moved, a, 1.2)[0]
+    assert not gd_subsequence_agrees(*args, *tr.state(0.5), 0.5)[0]
