@@ -283,9 +283,10 @@ def _gd_splits_after_a_branch(prob, tr, t: float) -> bool:
     agrees, d = gd_subsequence_agrees(prob.X, prob.y, prob.W, prob.a, prob.gamma, prob.loss,
                                       *tr.state(t), t)
     if agrees:
-        note(f"not compared from t = {t}: gradient descent at lr = "
-             f"{', '.join(f'{lr:g}' for lr in SUBSEQUENCE_LRS)} is {', '.join(f'{v:.1e}' for v in d)} "
-             "from the run, which is its limit along a subsequence only (N9)")
+        steps = ", ".join(f"{lr:g}" for lr in SUBSEQUENCE_LRS)
+        note(f"not compared from t = {t}: gradient descent at lr = {steps} is "
+             f"{', '.join(f'{v:.1e}' for v in d)} from the run, which is its limit along a "
+             "subsequence only (N9)")
     return agrees
 
 
