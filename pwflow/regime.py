@@ -567,14 +567,13 @@ class RegimeMixin:
         (:func:`~pwflow.filippov.exit_side`) and whose pinned gap exceeds its rounding
         (:data:`GAP_ROUNDING`) is an exit, placed at its root by :meth:`_exit_time`.
         Exits to the bound's own side keep their resolution (their roots are noise)."""
-
         faces = self._regime_faces
         # occupied faces of neurons off 0 (a neuron held at 0 departs by the origin watch)
         occ_faces = np.flatnonzero(np.isin(faces, self.pat) & (self.table.dim[faces] > 0))
         rows = [i for i in occ_faces.tolist() if not exits.get(int(faces[i]))]
         if not rows:
             return
-        h, occ, d = t1 - t0, self._field.occupied, self.d
+        h, occ = t1 - t0, self._field.occupied
 
         def residuals(t: float) -> Array:
             return self._field.residuals(propagators_at(F, (t - t0) / h, faces=occ))
@@ -587,9 +586,7 @@ class RegimeMixin:
         vres0 = self._velocity_resolution(r0, r_tol0)
         for row, k in zip(*np.nonzero(codes), strict=True):
             p, upper = int(sel[row]), bool(codes[row, k] > 0)
-            js = np.flatnonzero(self.pat == p)
-            a_sign = np.sign(self._Zs[js] @ propagators_at(F, (hi - t0) / h,
-                                                           faces=np.array([p]))[0][d])
+            a_sign = self._a_signs_on(p, F, (hi - t0) / h)
             _, gap, floor = self._exit_gap(p, int(k), upper, a_sign, (r0, vres0, r_hi),
                                            residuals)
             if floor is not None:
@@ -597,6 +594,12 @@ class RegimeMixin:
             g, e = gap(hi)
             if g > e:
                 exits.setdefault(p, {})[int(k)] = upper
+
+    def _a_signs_on(self, p: int, F: Array, x: float) -> Array:
+        """The signs of ``a`` of face ``p``'s neurons at the step fraction ``x`` (the
+        propagator of ``p`` from the dense output ``F`` applied to them)."""
+        js = np.flatnonzero(self.pat == p)
+        return np.sign(self._Zs[js] @ propagators_at(F, x, faces=np.array([p]))[0][self.d])
 
     def _exit_time(self, F: Array, t0: float, t1: float, hi: float, exits: dict
                    ) -> tuple[float, dict] | None:
@@ -630,7 +633,7 @@ class RegimeMixin:
         """
         if not any(exits.values()):  # sign changes alone: no exit to place
             return None
-        h, occ, d = t1 - t0, self._field.occupied, self.d
+        h, occ = t1 - t0, self._field.occupied
 
         def residuals(t: float) -> Array:
             return self._field.residuals(propagators_at(F, (t - t0) / h, faces=occ))
@@ -640,11 +643,9 @@ class RegimeMixin:
         vres0 = self._velocity_resolution(r0, r_tol0)
         roots: dict[tuple[int, int], float] = {}
         for p, ex in exits.items():
-            js = np.flatnonzero(self.pat == p)
-            if not ex or js.size == 0:
+            if not ex or not np.any(self.pat == p):
                 continue
-            a_sign = np.sign(self._Zs[js] @ propagators_at(F, (hi - t0) / h,
-                                                           faces=np.array([p]))[0][d])
+            a_sign = self._a_signs_on(p, F, (hi - t0) / h)
             found: dict[tuple, float | None] = {}  # per (class, bound): the members share it
             for k, upper in ex.items():
                 key, gap, floor = self._exit_gap(p, k, upper, a_sign, (r0, vres0, r_hi),
