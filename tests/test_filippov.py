@@ -1347,10 +1347,11 @@ def test_gd_at_rest_with_a_tie_and_a_repeated_point_of_opposite_residuals():
                    "'gd' selection holds it")
 def test_gd_at_rest_with_a_zero_leaving_a_third_hyperplane():
     # found when a change to at_rest_problems shifted the default profile's draws (the change
-    # was not kept): the check of test_at_rest_with_a_zero_the_gd_policy_takes_gradient_descents_side
-    # on this draw, d = 5, three points on the neuron's hyperplanes, every r_K = −1, a = 0,
-    # only the inactive point's residual moving: gradient descent leaves x_0, x_1 to + and
-    # x_2 to −, read alike at t = 0.04 and 0.1 (steps 8e-6, 4e-6); the selection holds x_2
+    # was not kept): the check of
+    # test_at_rest_with_a_zero_the_gd_policy_takes_gradient_descents_side on this draw,
+    # d = 5, three points on the neuron's hyperplanes, every r_K = −1, a = 0, only the
+    # inactive point's residual moving: gradient descent leaves x_0, x_1 to + and x_2 to −,
+    # read alike at t = 0.04 and 0.1 (steps 8e-6, 4e-6); the selection holds x_2
     X = np.array([[0.0, 0.0, 0.0, 1.0, 0.0], [1.5, 0.0, 1.0, 1.0, 0.0],
                   [1.0, 0.0, 0.5, -1.0, 0.0], [0.0, 0.0, 0.0, 0.0, -1.0],
                   [0.0, 0.0, 0.0, 1.0, 0.5]])
