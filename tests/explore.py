@@ -44,7 +44,11 @@ the square or logistic loss and a balanced or unbalanced initialisation:
     (the others run to t = 5): d = 2–5, n = 3–8, m = 2–6, Gaussian, bias-coordinate or
     half-integer data, a quarter in the regime of issue 10's first reproducer (square loss,
     ReLU, scale 1e-2), where sliding on several hyperplanes and its exits come late
-    (:func:`long_arrays`, :func:`horizon`).
+    (:func:`long_arrays`, :func:`horizon`);
+16. (seeds from ``SPARSE_SEEDS`` = 1 300 000 on, session 46) sparse dyadic data and
+    neurons (entries 0 or ``±{1/4, 3/8, 1/2, 3/4, 1, 13/8, 2}``, so orthogonal points and
+    dependent hyperplanes are common), a zero column in half the problems with neurons
+    started in ``ker X``, labels 0 among others, t = 20 (:func:`sparse_arrays`).
 
 Each problem is checked as the campaign checks its own (:func:`campaign.check`)::
 
@@ -90,6 +94,8 @@ SYMMETRIC_SEEDS = 1_000_000
 COPIES_SEEDS = 1_100_000
 #: seeds from here on draw the long-horizon family (25)
 LONG_SEEDS = 1_200_000
+#: seeds from here on draw the sparse dyadic family (26)
+SPARSE_SEEDS = 1_300_000
 
 
 def _output_layer(rng, W):
@@ -366,13 +372,66 @@ def long_arrays(seed: int):
     return X, y, W, _output_layer(rng, W), gamma, loss
 
 
+#: the nonzero magnitudes of :func:`sparse_arrays`' entries
+SPARSE_VALUES = np.array([0.25, 0.375, 0.5, 0.75, 1.0, 1.625, 2.0])
+
+
+def _sparse(rng, rows: int, d: int, p_zero: float) -> np.ndarray:
+    """``rows × d`` entries 0 (with probability ``p_zero``) or ``±`` a :data:`SPARSE_VALUES`."""
+    M = rng.choice(SPARSE_VALUES, size=(rows, d)) * rng.choice([-1.0, 1.0], size=(rows, d))
+    M[rng.random((rows, d)) < p_zero] = 0.0
+    return M
+
+
+def sparse_arrays(seed: int):
+    """Family 26 (session 46): d = 3–5, n = 3–8, m = 4–12, γ ∈ {0, 0, 0.1, 0.5}; sparse
+    dyadic points (half their entries 0) and neurons (60 %), scaled by 0.05, 0.25 or 1; in
+    half the problems one coordinate is 0 in every point and up to two neurons start on it
+    (in ``ker X``); square loss with labels in ``{0, 0, ±1/2, ±1}`` (two thirds) or
+    logistic.  Drawn from ``default_rng(seed − SPARSE_SEEDS)``; a zero or repeated point,
+    or a zero neuron, is drawn again.  The campaign of this family (default policy) found
+    a dependent exit sent against its velocity (``docs/integrator.md``, "A dependent exit
+    takes along only what can leave to that side")."""
+    rng = np.random.default_rng(seed - SPARSE_SEEDS)
+    d, n, m = int(rng.integers(3, 6)), int(rng.integers(3, 9)), int(rng.integers(4, 13))
+    gamma = float(rng.choice([0.0, 0.0, 0.1, 0.5]))
+    loss = str(rng.choice(["square", "square", "logistic"]))
+    zero_col = int(rng.integers(d)) if rng.integers(2) else None
+    X = _sparse(rng, n, d, 0.5)
+    for i in range(n):
+        while True:
+            if zero_col is not None:
+                X[i, zero_col] = 0.0
+            if np.any(X[i]) and not any(np.array_equal(X[i], X[k]) for k in range(i)):
+                break
+            X[i] = _sparse(rng, 1, d, 0.5)[0]
+    y = (rng.choice([0.0, 0.0, 0.5, -0.5, 1.0, -1.0], size=n) if loss == "square"
+         else rng.choice([-1.0, 1.0], size=n))
+    scale = float(rng.choice([0.05, 0.25, 1.0]))
+    W = _sparse(rng, m, d, 0.6)
+    for j in range(m):
+        while not np.any(W[j]):
+            W[j] = _sparse(rng, 1, d, 0.6)[0]
+    W *= scale
+    if zero_col is not None:
+        for j in rng.choice(m, size=int(rng.integers(0, 3)), replace=False):
+            W[j] = 0.0
+            W[j, zero_col] = scale
+    return X, y, W, _output_layer(rng, W), gamma, loss
+
+
 def horizon(seed: int) -> float:
-    """The problem's ``t_max``: 5, except the long-horizon family's 20, 40 or 60."""
+    """The problem's ``t_max``: 5, except the long-horizon family's 20, 40 or 60 and the
+    sparse family's 20."""
+    if seed >= SPARSE_SEEDS:
+        return 20.0
     return (20.0, 40.0, 60.0)[seed % 3] if seed >= LONG_SEEDS else 5.0
 
 
 def problem_arrays(seed: int):
     """``(X, y, W, a, gamma, loss)`` of the exploration's problem ``seed``."""
+    if seed >= SPARSE_SEEDS:
+        return sparse_arrays(seed)
     if seed >= LONG_SEEDS:
         return long_arrays(seed)
     if seed >= COPIES_SEEDS:
@@ -425,11 +484,12 @@ def problem_arrays(seed: int):
 
 
 def make(seed: int) -> Case:
-    """The problem ``seed`` as a campaign case (families numbered 10–25)."""
+    """The problem ``seed`` as a campaign case (families numbered 10–26)."""
     X, y, W, a, gamma, loss = problem_arrays(seed)
     starts = (HIGH_D_SEEDS, NEAR_DEPENDENT_SEEDS, NEAR_SPAN3_SEEDS, NEAR_SPAN_SEEDS, GRID_SEEDS,
               MANY_POINTS_SEEDS, SCALES_SEEDS, WIDE_SEEDS,
-              WIDE_BIAS_SEEDS, SYMMETRIC_SEEDS, COPIES_SEEDS, LONG_SEEDS)  # families 4, ..., 15
+              WIDE_BIAS_SEEDS, SYMMETRIC_SEEDS, COPIES_SEEDS, LONG_SEEDS,
+              SPARSE_SEEDS)  # families 4, ..., 16
     above = [i for i, start in enumerate(starts) if seed >= start]
     fam = 4 + above[-1] if above else seed % 4
     return Case(seed, 10 + fam, Problem(X, y, W, a, gamma, loss, horizon(seed), f"explore{fam}"))
