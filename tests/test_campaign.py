@@ -87,26 +87,23 @@ def test_a_problem_is_checked_at_its_own_horizon(monkeypatch):
     assert seen[0] == (20.0, (4.0, 10.0, 20.0), 20.0)
 
 
+def _explore_failures(seeds) -> list[tuple[int, str]]:
+    """The exploration's problems ``seeds`` that fail the campaign's check, with why."""
+    return [(seed, out.why) for seed in seeds if not (out := check(make(seed))).ok]
+
+
 @pytest.mark.slow
 def test_sparse_family_slow():
     """Seeds 1 300 100 … 1 300 139 of the sparse dyadic family (t = 20; session 46: seeds
     1 300 000 … 1 300 059 all passed)."""
-    failed = []
-    for seed in range(SPARSE_SEEDS + 100, SPARSE_SEEDS + 140):
-        out = check(make(seed))
-        if not out.ok:
-            failed.append((seed, out.why))
+    failed = _explore_failures(range(SPARSE_SEEDS + 100, SPARSE_SEEDS + 140))
     assert not failed, failed
 
 
 @pytest.mark.slow
 def test_long_family_slow():
     """Seeds 1 200 100 … 1 200 159 of the long-horizon family (t = 20, 40, 60)."""
-    failed = []
-    for seed in range(LONG_SEEDS + 100, LONG_SEEDS + 160):
-        out = check(make(seed))
-        if not out.ok:
-            failed.append((seed, out.why))
+    failed = _explore_failures(range(LONG_SEEDS + 100, LONG_SEEDS + 160))
     assert not failed, failed
 
 
