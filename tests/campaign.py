@@ -47,8 +47,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from reference import (
-    ATOL_GD,
-    C_GAP,
     converging_gd_agrees,
     first_branch_after_start,
     gd_reference,
@@ -189,10 +187,9 @@ def check(case: Case) -> Outcome:
             if t >= t_lim or t > tr.t[-1]:
                 break
             W, a = tr.state(t)
-            size = float(np.sqrt(np.sum(W**2) + np.sum(a**2)))
             err, est = ref.error(W, a, i), ref.estimate(i)
             worst = max(worst, err / max(est, 1e-300))
-            if err > max(C_GAP * est, ATOL_GD * (1 + size)):
+            if err > ref.bound(W, a, i):
                 failed.append(t)
                 coarse[t] = err
         tangent = tangent_starts(p.X, p.y, p.W, p.a, p.gamma, p.loss) if failed else []

@@ -178,6 +178,59 @@ def test_wedge_continuation_verifies_a_run_gradient_descent_cannot_resolve(seed)
     assert not ok and "not converging" in why, why
 
 
+def test_wedge_continuation_accepts_a_square_root_in_the_width_and_not_another_branch():
+    """Exploration seed 207 022 (family 15, session 47): d = 5, logistic loss, γ = 0.1,
+    ``x_2`` 7.8e-10 from ``span(x_0, x_1)``; neuron 4 starts on x_0's and x_1's hyperplanes,
+    5.4e-10 on x_2's inactive side. It leaves x_0 at t = 0.5958, slides on x_1 towards x_2's
+    hyperplane, which it meets tangentially, and leaves x_1 as it crosses x_2 at t = 0.5960.
+    With the wedge widened to δ that crossing comes ``≈ 7.6 sqrt(δ)`` after the exit from x_0
+    (0.844, 0.672, 0.620, 0.603 at δ = 1e-3 … 1e-6), so the widened flows converge to the
+    run as ``sqrt(δ)`` (0.36, 0.33, 0.31 per decade), not linearly. Gradient descent at
+    lr = 1e-3 and 2.5e-4 sees the wedge as a hyperplane and is 100 of its estimates from the
+    run at t = 1. The continuation accepts the run (``WEDGE_ORDER``) and rejects the flow
+    on the data with x_2 moved onto the span (another branch, 0.062 away: gradient descent's)."""
+    from explore import problem_arrays
+    from reference import (
+        WEDGE_ORDER,
+        WEDGE_WIDTHS,
+        gd_reference,
+        thinnest_wedge,
+        wedge_continuation_agrees,
+    )
+
+    X, y, W, a, gamma, loss = problem_arrays(207022)
+    k, S, width = thinnest_wedge(X)
+    assert (k, tuple(S)) == (2, (0, 1)) and 5e-10 < width < 1e-9
+    t = 1.0
+    state = _flow_state(X, y, W, a, gamma, loss, t)
+    ref = gd_reference(X, y, W, a, gamma, loss, [t], lr=1e-3)
+    assert ref.error(*state, 0) > 50 * ref.estimate(0)  # gradient descent cannot tell
+
+    def flow_state(Xw):
+        return _flow_state(Xw, y, W, a, gamma, loss, t)
+
+    ok, why = wedge_continuation_agrees(X, y, W, a, gamma, loss, state, t, flow_state, 1e-4)
+    assert ok, why
+    # the widened flows' distances fall as sqrt(δ): faster than the rule's least order,
+    # slower than linear (the rule before session 47 asked for 0.3 per decade)
+    Q = np.linalg.qr(X[:2].T)[0]
+    X0 = X.copy()
+    X0[2] = Q @ (Q.T @ X[2])
+    xi = (X[2] - X0[2]) / np.linalg.norm(X[2] - X0[2])
+    dists = []
+    for delta in WEDGE_WIDTHS:
+        Xw = X0.copy()
+        Xw[2] += delta * np.linalg.norm(X[2]) * xi
+        Ww, aw = flow_state(Xw)
+        dists.append(np.sqrt(np.sum((Ww - state[0]) ** 2) + np.sum((aw - state[1]) ** 2)))
+    per_decade = np.array(dists[1:]) / np.array(dists[:-1])
+    assert np.all(per_decade < 0.1 ** WEDGE_ORDER) and np.all(per_decade > 0.3), per_decade
+    wrong = flow_state(X0)
+    assert np.sqrt(np.sum((wrong[0] - state[0]) ** 2) + np.sum((wrong[1] - state[1]) ** 2)) > 0.05
+    ok, why = wedge_continuation_agrees(X, y, W, a, gamma, loss, wrong, t, flow_state, 1e-4)
+    assert not ok and "not converging" in why, why
+
+
 def test_tangent_start_is_found_and_its_continuations_checked():
     """Exploration family 18, seed 500 712 (integer data, ``x_6 ⟂ x_4``): neuron 5 starts on
     ``x_4^⊥`` where gradient descent's own step is tangent and the active side repulsive;
@@ -329,3 +382,28 @@ def test_gd_subsequence_verifies_a_pass_through_zero_and_rejects_a_moved_run():
     moved[1] += 1e-4
     assert not gd_subsequence_agrees(*args, moved, a, 1.2)[0]
     assert not gd_subsequence_agrees(*args, *tr.state(0.5), 0.5)[0]
+
+
+def test_the_gradient_descent_bound_passes_the_flow_and_fails_a_moved_state():
+    """:meth:`reference.GDReference.bound`, the comparison every differential test and
+    campaign makes: the flow's state at t = 0.5 (three points, two neurons, no event on the
+    way) is within it; the same state moved by twice the bound is not; the bound is
+    ``max(C_GAP · estimate, ATOL_GD · (1 + ‖θ‖))``."""
+    from reference import ATOL_GD, C_GAP, gd_reference
+
+    import pwflow
+
+    data = pwflow.three_points()
+    W0 = np.array([[0.3, 0.1], [-0.2, 0.25]])
+    a0 = np.array([0.4, -0.3])
+    tr = pwflow.simulate(data, pwflow.from_arrays(W0, a0), 0.5)
+    assert tr.status == 0 and len(tr.events["t"]) == 0
+    ref = gd_reference(data.X, data.y, W0, a0, 0.0, "square", [0.5])
+    W, a = tr.state(0.5)
+    size = np.sqrt(np.sum(W**2) + np.sum(a**2))
+    bound = ref.bound(W, a, 0)
+    assert bound == max(C_GAP * ref.estimate(0), ATOL_GD * (1 + size))
+    assert ref.error(W, a, 0) <= bound
+    moved = W.copy()
+    moved[0, 0] += 2.0 * bound
+    assert ref.error(moved, a, 0) > ref.bound(moved, a, 0)
