@@ -282,6 +282,12 @@ class EventLog:
     time and residual, from the first's face to the second's).  Long runs met such pairs at
     the resolution, several aligned neurons at once, each logged as two crossings by two
     consecutive batches (``docs/integrator.md``, session 24).
+
+    A branch point is one ``(t, neuron, k)``: a ``BRANCH`` row of a pair already logged as a
+    branch point at the latest time is not logged again.  A neuron that leaves a face and
+    comes back to it at the same instant is decided twice, and each decision named the same
+    branch point (a sparse d = 5 campaign, session 47: a slope touching its bound at a
+    residual's root).  :meth:`add` and :meth:`extend` say which rows they kept.
     """
 
     _MIN_CHUNK = 1024
@@ -295,6 +301,8 @@ class EventLog:
         # the CROSSING rows at the latest time logged, by (neuron, k): their row numbers
         self._cross_t = -np.inf
         self._cross: dict[tuple[int, int], int] = {}
+        # the (neuron, k) of the BRANCH rows at the latest time logged
+        self._branch: set[tuple[int, int]] = set()
 
     def __len__(self) -> int:
         return self._done + self._fill
@@ -308,36 +316,49 @@ class EventLog:
         self._buf = np.empty(size, dtype=_EVENT_DTYPE)
         self._fill = 0
 
-    def add(self, t: float, neuron: int, k: int, kind: int, residual: float, frm: int, to: int) -> None:
-        """Append one row (or merge it: a crossing back, see the class)."""
+    def add(self, t: float, neuron: int, k: int, kind: int, residual: float, frm: int,
+            to: int) -> bool:
+        """Append one row (or merge it: a crossing back; or drop it: a branch point logged
+        already; see the class).  Returns whether it was appended as a row of its own."""
         if kind == EventKind.CROSSING and t == self._cross_t and self._merge(neuron, k, frm, to):
-            return
+            return False
+        if kind == EventKind.BRANCH and self._logged_branch(t, neuron, k):
+            return False
         if self._fill == self._buf.size:
             self._flush(1)
         self._buf[self._fill] = (t, neuron, k, int(kind), residual, frm, to)
         self._fill += 1
-        if self._at_latest(t) and kind == EventKind.CROSSING:
-            self._cross[(int(neuron), int(k))] = len(self) - 1
+        if self._at_latest(t):
+            if kind == EventKind.CROSSING:
+                self._cross[(int(neuron), int(k))] = len(self) - 1
+            elif kind == EventKind.BRANCH:
+                self._branch.add((int(neuron), int(k)))
+        return True
 
-    def extend(self, t, neuron, k, kind, residual, frm, to) -> None:
-        """:meth:`add` for arrays of rows, in order."""
+    def extend(self, t, neuron, k, kind, residual, frm, to) -> NDArray[np.bool_]:
+        """:meth:`add` for arrays of rows, in order; returns which rows were appended."""
         t = np.asarray(t, float).reshape(-1)
         E = t.size
+        keep = np.ones(E, dtype=bool)
         if E == 0:
-            return
+            return keep
         cols = [t] + [np.asarray(c).reshape(E) for c in (neuron, k, kind, residual, frm, to)]
         if self._cross:  # rows crossing back at the time of a logged crossing: merged
             back = np.flatnonzero((cols[3] == EventKind.CROSSING) & (t == self._cross_t))
             merged = [i for i in back.tolist()
                       if self._merge(int(cols[1][i]), int(cols[2][i]), int(cols[5][i]),
                                      int(cols[6][i]))]
-            if merged:
-                keep = np.ones(E, dtype=bool)
-                keep[merged] = False
-                cols = [c[keep] for c in cols]
-                t, E = cols[0], int(np.count_nonzero(keep))
-                if E == 0:
-                    return
+            keep[merged] = False
+        for i in np.flatnonzero(cols[3] == EventKind.BRANCH).tolist():
+            # a branch point logged already at this time (or twice in these rows): once
+            keep[i] = not self._logged_branch(float(t[i]), int(cols[1][i]), int(cols[2][i]))
+            if keep[i] and self._at_latest(float(t[i])):
+                self._branch.add((int(cols[1][i]), int(cols[2][i])))
+        if not np.all(keep):
+            cols = [c[keep] for c in cols]
+            t, E = cols[0], int(np.count_nonzero(keep))
+            if E == 0:
+                return keep
         if self._fill + E > self._buf.size:
             self._flush(E)
         rows = self._buf[self._fill: self._fill + E]
@@ -345,20 +366,27 @@ class EventLog:
             rows[name] = col
         self._fill += E
         self._index(t, cols[1], cols[2], cols[3], len(self) - E)
+        return keep
 
     def _index(self, t: Array, neuron, k, kind, first: int) -> None:
-        """Record the CROSSING rows among rows ``first, first + 1, …`` (times ``t``) that lie
-        at the latest time logged."""
+        """Record the CROSSING and BRANCH rows among rows ``first, first + 1, …`` (times
+        ``t``) that lie at the latest time logged."""
         tmax = float(np.max(t))
         if not self._at_latest(tmax):
             return
         for i in np.flatnonzero((t == tmax) & (kind == EventKind.CROSSING)).tolist():
             self._cross[(int(neuron[i]), int(k[i]))] = first + i
+        for i in np.flatnonzero((t == tmax) & (kind == EventKind.BRANCH)).tolist():
+            self._branch.add((int(neuron[i]), int(k[i])))
+
+    def _logged_branch(self, t: float, neuron: int, k: int) -> bool:
+        """Whether ``(neuron, k)`` is logged as a branch point at ``t``, the latest time."""
+        return t == self._cross_t and (int(neuron), int(k)) in self._branch
 
     def _at_latest(self, t: float) -> bool:
-        """Whether ``t`` is the latest time logged (a later one starts the index afresh)."""
+        """Whether ``t`` is the latest time logged (a later one starts the indexes afresh)."""
         if t > self._cross_t:
-            self._cross_t, self._cross = t, {}
+            self._cross_t, self._cross, self._branch = t, {}, set()
         return t == self._cross_t
 
     def _merge(self, neuron: int, k: int, frm: int, to: int) -> bool:
@@ -397,8 +425,13 @@ class EventLog:
     def from_arrays(cls, columns: dict, n: int) -> "EventLog":
         """A log holding the first ``n`` rows of saved columns (``arrays()``'s keys)."""
         log = cls()
-        if n:
-            log.extend(*(np.asarray(columns[name])[:n] for name, _ in EVENT_COLUMNS))
+        if n:  # verbatim (no row merged or dropped), then indexed as if just logged
+            cols = [np.asarray(columns[name])[:n] for name, _ in EVENT_COLUMNS]
+            log._flush(n)
+            for (name, _), col in zip(EVENT_COLUMNS, cols):
+                log._buf[name][:n] = col
+            log._fill = n
+            log._index(cols[0], cols[1], cols[2], cols[3], 0)
         return log
 
 

@@ -242,7 +242,8 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         return C
 
     def _log(self, t: float, j: int, k: int, kind: int, resid: float, frm: int, to: int) -> None:
-        self.events.add(t, j, k, kind, resid, frm, to)
+        if not self.events.add(t, j, k, kind, resid, frm, to) and kind == EventKind.BRANCH:
+            return  # a branch point logged already (:class:`pwflow.events.EventLog`)
         self._recent.append((t, j, k))
         if kind == EventKind.BRANCH:
             self.n_branch += 1
@@ -253,7 +254,11 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         """:meth:`_log` for many rows at once (the rows of one applied batch, in order)."""
         if t.size == 0:
             return
-        self.events.extend(t, j, k, kind, resid, frm, to)
+        kept = self.events.extend(t, j, k, kind, resid, frm, to)
+        # a branch point logged already is not counted again (a merged crossing still is a
+        # contact: it stays in the Zeno guard's record)
+        kept |= kind != EventKind.BRANCH
+        t, j, k, kind = t[kept], j[kept], k[kept], kind[kept]
         self._recent.extend(zip(t.tolist(), j.tolist(), k.tolist()))
         br = kind == EventKind.BRANCH
         if np.any(br):

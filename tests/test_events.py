@@ -36,35 +36,50 @@ call = st.one_of(
 def _merged_reference(calls) -> list[list]:
     """The rows a log should hold, as lists: every row in order, except that a CROSSING row
     of a later call at the latest time so far, of a (neuron, k) whose last CROSSING row at
-    that time entered the face this one leaves, merges with it into a GRAZING row."""
+    that time entered the face this one leaves, merges with it into a GRAZING row; and that
+    a BRANCH row of a (neuron, k) with a BRANCH row at the latest time so far is dropped."""
     rows: list[list] = []
-    cross_t, cross = -np.inf, {}
+    latest, cross, branch = -np.inf, {}, set()
     for _, call_rows in calls:
         kept = []
         for r in call_rows:
             t, j, k, kind, _, frm, to = r
             i = cross.get((j, k))
-            if kind == 0 and t == cross_t and i is not None and rows[i][6] == frm:
+            if kind == 0 and t == latest and i is not None and rows[i][6] == frm:
                 del cross[(j, k)]
                 rows[i][3], rows[i][6] = 3, to  # GRAZING, to the second row's face
             else:
                 kept.append(list(r))
+        out = []
+        for r in kept:  # the branch points, in order
+            t, j, k, kind = r[:4]
+            if kind == 6:
+                if t == latest and (j, k) in branch:
+                    continue
+                if t > latest:
+                    latest, cross, branch = t, {}, set()
+                if t == latest:
+                    branch.add((j, k))
+            out.append(r)
         base = len(rows)
-        rows.extend(kept)
-        if kept and max(r[0] for r in kept) >= cross_t:
-            tmax = max(r[0] for r in kept)
-            if tmax > cross_t:
-                cross_t, cross = tmax, {}
-            for i, r in enumerate(kept):
+        rows.extend(out)
+        if out and max(r[0] for r in out) >= latest:
+            tmax = max(r[0] for r in out)
+            if tmax > latest:
+                latest, cross, branch = tmax, {}, set()
+            for i, r in enumerate(out):
                 if r[0] == tmax and r[3] == 0:
                     cross[(r[1], r[2])] = base + i
+                elif r[0] == tmax and r[3] == 6:
+                    branch.add((r[1], r[2]))
     return rows
 
 
 @given(st.lists(call, max_size=12))
 def test_log_keeps_every_row_in_order(calls):
-    """Every row in order, crossings back at the time of a logged crossing merged
-    (:func:`_merged_reference`), whatever the chunks; a prefix reloads as it was saved."""
+    """Every row in order, crossings back at the time of a logged crossing merged and branch
+    points logged already dropped (:func:`_merged_reference`), whatever the chunks; a prefix
+    reloads as it was saved."""
     log = EventLog()
     for how, rows in calls:
         if how == "add":
@@ -219,3 +234,28 @@ def test_a_crossing_back_at_the_same_time_is_one_grazing_row():
     resumed = EventLog.from_arrays(saved.arrays(), 1)
     resumed.add(1.0, 0, 3, CROSS, 0.0, 5, 6)
     assert resumed.arrays()["kind"].tolist() == [GRAZE]
+
+
+def test_a_branch_point_is_logged_once_at_its_time():
+    """A BRANCH row of a (neuron, k) logged already at the latest time is dropped, by
+    :meth:`EventLog.add` and by :meth:`EventLog.extend` (also twice in one block), and the
+    calls say which rows they kept; the same pair at a later time, another pair at the same
+    time, or another kind are rows of their own; a reload keeps a saved log verbatim."""
+    BRANCH, LEAVE, ENTER = 6, 2, 1
+    t = 5.664456196500709
+    log = EventLog()
+    assert log.add(t, 2, 1, LEAVE, 0.0, 4, 7)
+    assert log.add(t, 2, 2, BRANCH, 0.0, 4, 7)
+    kept = log.extend(np.full(4, t), np.array([2, 2, 5, 2]), np.array([1, 2, 2, 2]),
+                      np.array([ENTER, BRANCH, BRANCH, BRANCH]), np.zeros(4), np.full(4, 7),
+                      np.full(4, 4))
+    assert kept.tolist() == [True, False, True, False]
+    assert not log.add(t, 2, 2, BRANCH, 0.0, 7, 4)
+    assert log.add(t, 2, 2, LEAVE, 0.0, 4, 9)  # another kind: a row of its own
+    assert log.add(t + 1.0, 2, 2, BRANCH, 0.0, 4, 7)  # later: a new branch point
+    out = log.arrays()
+    assert list(zip(out["neuron"].tolist(), out["k"].tolist(), out["kind"].tolist())) == [
+        (2, 1, LEAVE), (2, 2, BRANCH), (2, 1, ENTER), (5, 2, BRANCH), (2, 2, LEAVE),
+        (2, 2, BRANCH)]
+    twice = {name: np.repeat(col[:2], 2) for name, col in out.items()}
+    assert len(EventLog.from_arrays(twice, 4)) == 4  # verbatim, as saved
