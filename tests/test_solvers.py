@@ -14,6 +14,7 @@ class _TooLarge(Exception):
     pass
 
 
+@pytest.mark.slow  # moved out of CI's time (session 47: CI at 876 of 900 s)
 def test_the_implicit_solver_is_not_started_on_a_dense_jacobian_too_large(monkeypatch):
     """d = 40, n = 10, m = 6: the occupied faces' propagators have N = 6 · 41² = 10 086
     unknowns.  The quiet stretch after t ≈ 1.5 used to hand over to Radau, whose dense
