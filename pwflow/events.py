@@ -428,7 +428,7 @@ class EventLog:
         if n:  # verbatim (no row merged or dropped), then indexed as if just logged
             cols = [np.asarray(columns[name])[:n] for name, _ in EVENT_COLUMNS]
             log._flush(n)
-            for (name, _), col in zip(EVENT_COLUMNS, cols):
+            for (name, _), col in zip(EVENT_COLUMNS, cols, strict=True):
                 log._buf[name][:n] = col
             log._fill = n
             log._index(cols[0], cols[1], cols[2], cols[3], 0)

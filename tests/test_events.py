@@ -254,8 +254,8 @@ def test_a_branch_point_is_logged_once_at_its_time():
     assert log.add(t, 2, 2, LEAVE, 0.0, 4, 9)  # another kind: a row of its own
     assert log.add(t + 1.0, 2, 2, BRANCH, 0.0, 4, 7)  # later: a new branch point
     out = log.arrays()
-    assert list(zip(out["neuron"].tolist(), out["k"].tolist(), out["kind"].tolist())) == [
-        (2, 1, LEAVE), (2, 2, BRANCH), (2, 1, ENTER), (5, 2, BRANCH), (2, 2, LEAVE),
-        (2, 2, BRANCH)]
+    rows = np.stack([out["neuron"], out["k"], out["kind"]], axis=1).tolist()
+    assert rows == [[2, 1, LEAVE], [2, 2, BRANCH], [2, 1, ENTER], [5, 2, BRANCH],
+                    [2, 2, LEAVE], [2, 2, BRANCH]]
     twice = {name: np.repeat(col[:2], 2) for name, col in out.items()}
     assert len(EventLog.from_arrays(twice, 4)) == 4  # verbatim, as saved
