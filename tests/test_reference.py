@@ -155,10 +155,19 @@ def test_wedge_continuation_verifies_a_run_gradient_descent_cannot_resolve(seed)
     flows.  The run on the data with ``x_3`` moved onto the span (δ = 0: what gradient descent
     follows) is a different solution, 0.17 (0.06) away, and the continuation rejects it."""
     from explore import problem_arrays
-    from reference import gd_reference, wedge_continuation_agrees
 
     X, y, W, a, gamma, loss = problem_arrays(seed)
     W = _on_span_at(X, W, 3, np.array([1.0, -1.0, 1.0]) * 200.0)
+    _wedge_verdicts(X, y, W, a, gamma, loss, 3, [0, 1, 2])
+
+
+def _wedge_verdicts(X, y, W, a, gamma, loss, k: int, span: list[int]):
+    """At t = 1: gradient descent (lr = 1e-3) is more than 50 estimates from the run, the
+    continuation over ``x_k``'s wedge accepts the run, and refuses the flow on the data with
+    ``x_k`` moved onto ``span(x_span)`` (more than 0.05 away). Returns the run's state, its
+    flow as a function of the data, and those data."""
+    from reference import gd_reference, wedge_continuation_agrees
+
     t = 1.0
     state = _flow_state(X, y, W, a, gamma, loss, t)
     ref = gd_reference(X, y, W, a, gamma, loss, [t], lr=1e-3)
@@ -169,13 +178,14 @@ def test_wedge_continuation_verifies_a_run_gradient_descent_cannot_resolve(seed)
 
     ok, why = wedge_continuation_agrees(X, y, W, a, gamma, loss, state, t, flow_state, 1e-4)
     assert ok, why
-    Q = np.linalg.qr(X[:3].T)[0]
+    Q = np.linalg.qr(X[span].T)[0]
     X0 = X.copy()
-    X0[3] = Q @ (Q.T @ X[3])
+    X0[k] = Q @ (Q.T @ X[k])
     wrong = flow_state(X0)
     assert np.sqrt(np.sum((wrong[0] - state[0]) ** 2) + np.sum((wrong[1] - state[1]) ** 2)) > 0.05
     ok, why = wedge_continuation_agrees(X, y, W, a, gamma, loss, wrong, t, flow_state, 1e-4)
     assert not ok and "not converging" in why, why
+    return state, flow_state, X0
 
 
 def test_wedge_continuation_accepts_a_square_root_in_the_width_and_not_another_branch():
@@ -190,32 +200,14 @@ def test_wedge_continuation_accepts_a_square_root_in_the_width_and_not_another_b
     run at t = 1. The continuation accepts the run (``WEDGE_ORDER``) and rejects the flow
     on the data with x_2 moved onto the span (another branch, 0.062 away: gradient descent's)."""
     from explore import problem_arrays
-    from reference import (
-        WEDGE_ORDER,
-        WEDGE_WIDTHS,
-        gd_reference,
-        thinnest_wedge,
-        wedge_continuation_agrees,
-    )
+    from reference import WEDGE_ORDER, WEDGE_WIDTHS, thinnest_wedge
 
     X, y, W, a, gamma, loss = problem_arrays(207022)
     k, S, width = thinnest_wedge(X)
     assert (k, tuple(S)) == (2, (0, 1)) and 5e-10 < width < 1e-9
-    t = 1.0
-    state = _flow_state(X, y, W, a, gamma, loss, t)
-    ref = gd_reference(X, y, W, a, gamma, loss, [t], lr=1e-3)
-    assert ref.error(*state, 0) > 50 * ref.estimate(0)  # gradient descent cannot tell
-
-    def flow_state(Xw):
-        return _flow_state(Xw, y, W, a, gamma, loss, t)
-
-    ok, why = wedge_continuation_agrees(X, y, W, a, gamma, loss, state, t, flow_state, 1e-4)
-    assert ok, why
+    state, flow_state, X0 = _wedge_verdicts(X, y, W, a, gamma, loss, 2, [0, 1])
     # the widened flows' distances fall as sqrt(δ): faster than the rule's least order,
     # slower than linear (the rule before session 47 asked for 0.3 per decade)
-    Q = np.linalg.qr(X[:2].T)[0]
-    X0 = X.copy()
-    X0[2] = Q @ (Q.T @ X[2])
     xi = (X[2] - X0[2]) / np.linalg.norm(X[2] - X0[2])
     dists = []
     for delta in WEDGE_WIDTHS:
@@ -225,10 +217,6 @@ def test_wedge_continuation_accepts_a_square_root_in_the_width_and_not_another_b
         dists.append(np.sqrt(np.sum((Ww - state[0]) ** 2) + np.sum((aw - state[1]) ** 2)))
     per_decade = np.array(dists[1:]) / np.array(dists[:-1])
     assert np.all(per_decade < 0.1 ** WEDGE_ORDER) and np.all(per_decade > 0.3), per_decade
-    wrong = flow_state(X0)
-    assert np.sqrt(np.sum((wrong[0] - state[0]) ** 2) + np.sum((wrong[1] - state[1]) ** 2)) > 0.05
-    ok, why = wedge_continuation_agrees(X, y, W, a, gamma, loss, wrong, t, flow_state, 1e-4)
-    assert not ok and "not converging" in why, why
 
 
 def test_tangent_start_is_found_and_its_continuations_checked():
