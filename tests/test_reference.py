@@ -193,7 +193,7 @@ def test_wedge_continuation_accepts_a_square_root_in_the_width_and_not_another_b
     ``x_2`` 7.8e-10 from ``span(x_0, x_1)``; neuron 4 starts on x_0's and x_1's hyperplanes,
     5.4e-10 on x_2's inactive side. It leaves x_0 at t = 0.5958, slides on x_1 towards x_2's
     hyperplane, which it meets tangentially, and leaves x_1 as it crosses x_2 at t = 0.5960.
-    With the wedge widened to δ that crossing comes ``≈ 7.6 sqrt(δ)`` after the exit from x_0
+    With the wedge widened to δ that crossing comes ``≈ 7.5 sqrt(δ)`` after the exit from x_0
     (0.844, 0.672, 0.620, 0.603 at δ = 1e-3 … 1e-6), so the widened flows converge to the
     run as ``sqrt(δ)`` (0.36, 0.33, 0.31 per decade), not linearly. Gradient descent at
     lr = 1e-3 and 2.5e-4 sees the wedge as a hyperplane and is 100 of its estimates from the
