@@ -37,6 +37,7 @@ from scipy.special import expit
 __all__ = ["GDReference", "gd_reference", "loss_value", "loss_derivative", "outputs",
            "min_norm_direction", "MinNorm", "linear_flow", "sliding_checks", "C_GAP", "ATOL_GD",
            "first_branch_after_start", "finer_gd_agrees", "converging_gd_agrees",
+           "gd_from_state_agrees", "FROM_STATE_LADDER", "FROM_STATE_PIECES",
            "thinnest_wedge", "gd_subsequence_agrees", "SUBSEQUENCE_LRS",
            "subsequence_verdict",
            "wedge_continuation_agrees", "WEDGE_WIDTHS", "WEDGE_ORDER"]
@@ -332,6 +333,59 @@ def converging_gd_agrees(X, y, W0, a0, gamma: float, loss: str, traj, t: float, 
         if distance * shrink > previous:  # not converging to the run: the verdict stands
             break
         previous = distance
+    return False, seen
+
+
+#: the step pairs of :func:`gd_from_state_agrees`, coarse to fine (``1e-3 / 20`` to
+#: ``1e-3 / 500``), and the pieces it cuts its interval into
+FROM_STATE_LADDER = ((5e-5, 2.5e-5), (1e-5, 5e-6), (2e-6, 1e-6))
+FROM_STATE_PIECES = 10
+
+
+def gd_from_state_agrees(X, y, W0, a0, gamma: float, loss: str, traj, t0: float, t: float,
+                         coarse: float, levels=FROM_STATE_LADDER,
+                         pieces: int = FROM_STATE_PIECES):
+    """Whether the run ``traj`` on ``[t0, t]`` is the vanishing-step limit of gradient descent
+    piece by piece: on each of ``pieces`` equal intervals, gradient descent started from the
+    run's own state at the interval's start must reach the run's state at its end (for a run
+    that agreed with gradient descent from the start up to ``t0``; from ``t0 = 0`` the first
+    piece starts from the problem's ``(W0, a0)``, not from the run's state).  A check of the
+    run's local error against an independent integrator, as one checks an ODE solver's steps.
+
+    Where gradient descent from the start is not near its limit at usual steps over part of
+    the run: a near graze (a neuron turns back ``2.2e-8`` short of a hyperplane, relative
+    margin ``1.1e-7``) that gradient descent at ``lr >= 1e-4`` carries across and, restarted
+    0.2 before it, turns back as the flow does at ``lr <= 2e-5``; from the start it would need
+    ``lr`` near ``1e-6`` over the whole run (hypothesis 6.170, thorough profile, d = 3,
+    n = 9, integer data, N6).  Gradient descent's error over a piece is ``O(lr)`` times its
+    length, not the run's.  The step pairs ``levels`` are tried coarse to fine while
+    ``3 (t − t0) / lr1`` steps stay within :data:`CONVERGING_GD_STEPS` (and ``× m n d``
+    within :data:`CONVERGING_GD_WORK`); the run agrees at a level where on every piece the
+    refined gradient descent (:func:`gd_refined`) is *sharp*, its gap at most a tenth of
+    ``coarse`` (the distance that failed), and the run is within its
+    :meth:`GDReference.bound`.  A piece where the two steps part (one crosses, one turns
+    back) has a large gap and fails the level.  Returns ``(agrees, [(lr1, worst distance,
+    worst gap), ...])``."""
+    ends = np.linspace(t0, t, pieces + 1)
+    states = [traj.state(float(s)) for s in ends]
+    if t0 == 0:
+        states[0] = (np.asarray(W0, float), np.asarray(a0, float))
+    W, _ = states[-1]
+    work = W.shape[0] * W.shape[1] * np.asarray(X).shape[0]
+    seen: list[tuple[float, float, float]] = []
+    for lrs in levels:
+        steps = 3 * (t - t0) / lrs[0]
+        if steps > CONVERGING_GD_STEPS or steps * work > CONVERGING_GD_WORK:
+            break
+        worst, worst_gap, ok = 0.0, 0.0, True
+        for (Wa, aa), (Wb, ab) in zip(states[:-1], states[1:], strict=True):
+            fine = gd_refined(X, y, Wa, aa, gamma, loss, (t - t0) / pieces, lrs)
+            err = fine.error(Wb, ab, 0)
+            worst, worst_gap = max(worst, err), max(worst_gap, float(fine.gap[0]))
+            ok = ok and fine.gap[0] <= coarse / 10 and err <= fine.bound(Wb, ab, 0)
+        seen.append((float(lrs[0]), worst, worst_gap))
+        if ok:
+            return True, seen
     return False, seen
 
 

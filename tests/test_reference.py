@@ -219,6 +219,51 @@ def test_wedge_continuation_accepts_a_square_root_in_the_width_and_not_another_b
     assert np.all(per_decade < 0.1 ** WEDGE_ORDER) and np.all(per_decade > 0.3), per_decade
 
 
+def test_gradient_descent_from_the_runs_states_verifies_a_near_graze_piece_by_piece():
+    """Hypothesis 6.170, thorough profile of the differential test (session 47): d = 3,
+    n = 9 integer points, m = 2, square loss. At t = 2.811 neuron 0 turns back 2.2e-8 short of
+    x_7's hyperplane (relative 1.1e-7). Gradient descent from the start at lr = 1e-3 and
+    2.5e-4 alike carries it across (26 of its estimates from the run at t = 5). Restarted
+    from the run's states at ten points of [2.5, 5], gradient descent at lr = 5e-5, 2.5e-5
+    reaches the run's next state on every piece (1.6e-8, gaps 2.1e-7). In one piece from
+    2.5 the same steps cross, as from the start, and the check refuses; it also refuses a
+    run that is gradient descent at lr = 1e-3 (the crossing branch)."""
+    from types import SimpleNamespace
+
+    from reference import gd_from_state_agrees, gd_reference
+
+    import pwflow
+
+    X = np.array([[2.0, 2.0, 0.0], [-2.0, -2.0, -1.0], [0.0, 1.0, -2.0], [-2.0, 1.0, 2.0],
+                  [0.0, 0.0, 1.0], [0.0, -1.0, -1.0], [1.0, -1.0, -2.0], [2.0, -1.0, -1.0],
+                  [0.0, 0.0, 2.0]])
+    y = np.array([0.0, 0.0, -1.4999999999999998, 1.2298612359916379, 0.0, 0.0, 0.0,
+                  -1.198889931527789, 0.0])
+    W = np.array([[0.0, 0.0319073902173985, -0.010863684018843212],
+                  [-0.027822000239329195, -0.02174772949132229, -0.08446133965567473]])
+    a = np.array([-0.03370610005542924, -0.09154641080772209])
+    times = (1.0, 2.5, 5.0)
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 5.0,
+                         t_eval=np.array(times), options=pwflow.FlowOptions(branch_policy="gd"))
+    assert tr.status == 0
+    ref = gd_reference(X, y, W, a, 0.0, "square", times)
+    errors = [ref.error(*tr.state(t), i) for i, t in enumerate(times)]
+    bounds = [ref.bound(*tr.state(t), i) for i, t in enumerate(times)]
+    assert errors[1] <= bounds[1] and errors[2] > 20 * ref.estimate(2)
+    agrees, seen = gd_from_state_agrees(X, y, W, a, 0.0, "square", tr, 2.5, 5.0, errors[2])
+    assert agrees and seen[0][1] < 1e-7, seen
+    one_level = ((5e-5, 2.5e-5),)
+    assert not gd_from_state_agrees(X, y, W, a, 0.0, "square", tr, 2.5, 5.0, errors[2],
+                                    levels=one_level, pieces=1)[0]
+    ends = np.linspace(2.5, 5.0, 11)
+    coarse = gd_reference(X, y, W, a, 0.0, "square", ends)
+    crossing = SimpleNamespace(
+        state=lambda s: (coarse.W1[np.argmin(np.abs(ends - s))],
+                         coarse.a1[np.argmin(np.abs(ends - s))]))
+    assert not gd_from_state_agrees(X, y, W, a, 0.0, "square", crossing, 2.5, 5.0,
+                                    errors[2], levels=one_level)[0]
+
+
 def test_tangent_start_is_found_and_its_continuations_checked():
     """Exploration family 18, seed 500 712 (integer data, ``x_6 ⟂ x_4``): neuron 5 starts on
     ``x_4^⊥`` where gradient descent's own step is tangent and the active side repulsive;
