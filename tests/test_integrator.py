@@ -311,6 +311,7 @@ def _sliding_data():
     return Dataset(with_bias(np.array([-1.0, -0.3, 0.4, 1.0])), np.array([1.0, -1.0, 1.0, -0.5]))
 
 
+@pytest.mark.slow  # moved out of CI's time (session 47: CI at 836 of 900 s)
 def test_leaky_relu_sliding_stays_on_hyperplane_and_gd_chatters():
     data = _sliding_data()
     gamma = 0.2

@@ -196,6 +196,7 @@ def test_a_sign_flip_is_logged_once_when_the_step_is_cut_at_it():
     _no_repeated_rows(tr_stewart)
 
 
+@pytest.mark.slow  # moved out of CI's time (session 47: CI at 836 of 900 s)
 def test_a_touch_crossed_and_crossed_back_at_once_is_one_grazing_row(monkeypatch):
     """Session 24 (``tests/explore_long.py`` seed 305, d = 3, low-rank data): at
     t = 1017.4333 five aligned neurons reached x_3's hyperplane to 8.7e-12 relative; one
@@ -1742,6 +1743,7 @@ def test_a_tangent_start_is_left_or_held_by_gradient_descent_s_rounding():
                                     [(j, k)])
 
 
+@pytest.mark.slow  # moved out of CI's time (session 47: CI at 836 of 900 s)
 def test_a_wedge_of_1e_4_is_resolved_by_gradient_descent_only_at_finer_steps():
     """Exploration seed 64 (family 0: ``x_1 = −x_0 + 1e-4 ξ``, d = 4, n = 8, m = 6,
     ``γ = 0.1``): neuron 1 enters sliding on ``x_0``'s hyperplane at t = 0.4267, inside the
@@ -2136,6 +2138,7 @@ def test_gd_policy_holds_at_zero_whatever_the_horizon(t_max):
         assert np.all(W[4] == 0.0), (t, W[4])
 
 
+@pytest.mark.slow  # moved out of CI's time (session 47: CI at 836 of 900 s)
 def test_the_watch_carrying_an_escaped_orbit_leaves_zero_at_the_arrival(monkeypatch):
     """Mechanism off: the watch at 0 carrying an escaped orbit of the arrival's starts (as it
     did with the arrival's own orbit, where that one escaped) reads the escape ray's star as
