@@ -258,7 +258,8 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         # a branch point logged already is not counted again (a merged crossing still is a
         # contact: it stays in the Zeno guard's record)
         kept |= kind != EventKind.BRANCH
-        t, j, k, kind = t[kept], j[kept], k[kept], kind[kept]
+        if not np.all(kept):  # rare: copy only then
+            t, j, k, kind = t[kept], j[kept], k[kept], kind[kept]
         self._recent.extend(zip(t.tolist(), j.tolist(), k.tolist()))
         br = kind == EventKind.BRANCH
         if np.any(br):

@@ -51,6 +51,7 @@ from reference import (
     first_branch_after_start,
     gd_from_state_agrees,
     gd_reference,
+    last_agreed,
     repeated_event_rows,
     sliding_checks,
     starts_on_antiparallel_hyperplane,
@@ -152,12 +153,6 @@ def _continuation_agrees(p: Problem, tr, t: float) -> bool:
                                      flow_state, LR / 10)[0]
 
 
-def _last_agreed(times, failed) -> float:
-    """The last checked time before the first failed one (0: the start), from which
-    :func:`reference.gd_from_state_agrees` restarts gradient descent on the run's state."""
-    return max((t for t in times if t < failed[0]), default=0.0)
-
-
 def times_of(p: Problem) -> tuple[float, ...]:
     """The times a problem is checked at: :data:`TIMES` scaled to its horizon ``p.t_max``
     (``TIMES`` themselves at ``t_max = 5``; ``explore.py``'s long-horizon family runs to 20,
@@ -207,7 +202,7 @@ def check(case: Case) -> Outcome:
                                                                    p.loss, tr.state(t), t,
                                                                    tangent))
                               or gd_from_state_agrees(p.X, p.y, p.W, p.a, p.gamma, p.loss,
-                                                      tr, _last_agreed(times, failed), t,
+                                                      tr, last_agreed(times, failed), t,
                                                       coarse[t])[0]
                               for t in sorted({failed[0], failed[-1]})):
             why.append(f"{worst:.1f} gaps from extrapolated gradient descent at t = {failed}")

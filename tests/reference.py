@@ -37,7 +37,7 @@ from scipy.special import expit
 __all__ = ["GDReference", "gd_reference", "loss_value", "loss_derivative", "outputs",
            "min_norm_direction", "MinNorm", "linear_flow", "sliding_checks", "C_GAP", "ATOL_GD",
            "first_branch_after_start", "finer_gd_agrees", "converging_gd_agrees",
-           "gd_from_state_agrees", "FROM_STATE_LADDER", "FROM_STATE_PIECES",
+           "gd_from_state_agrees", "last_agreed", "FROM_STATE_LADDER", "FROM_STATE_PIECES",
            "thinnest_wedge", "gd_subsequence_agrees", "SUBSEQUENCE_LRS",
            "subsequence_verdict",
            "wedge_continuation_agrees", "WEDGE_WIDTHS", "WEDGE_ORDER"]
@@ -340,6 +340,12 @@ def converging_gd_agrees(X, y, W0, a0, gamma: float, loss: str, traj, t: float, 
 #: ``1e-3 / 500``), and the pieces it cuts its interval into
 FROM_STATE_LADDER = ((5e-5, 2.5e-5), (1e-5, 5e-6), (2e-6, 1e-6))
 FROM_STATE_PIECES = 10
+
+
+def last_agreed(times, failed) -> float:
+    """The last checked time before the first failed one (0: the start), from which
+    :func:`gd_from_state_agrees` restarts gradient descent on the run's states."""
+    return max((float(t) for t in times if t < failed[0]), default=0.0)
 
 
 def gd_from_state_agrees(X, y, W0, a0, gamma: float, loss: str, traj, t0: float, t: float,

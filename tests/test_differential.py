@@ -62,6 +62,7 @@ from reference import (
     gd_from_state_agrees,
     gd_reference,
     gd_subsequence_agrees,
+    last_agreed,
     linear_flow,
     loss_value,
     min_norm_direction,
@@ -219,7 +220,7 @@ def _piecewise_gd_explains(prob, tr, ref, t_bad) -> bool:
     """Whether the failed times are gradient descent's limit piece by piece from the last
     time that agreed (:func:`reference.gd_from_state_agrees`: a near graze that gradient
     descent from the start crosses at every affordable step, N6)."""
-    t0 = max((t for t in ref.t if t < t_bad[0]), default=0.0)
+    t0 = last_agreed(ref.t, t_bad)
     for t in sorted({t_bad[0], t_bad[-1]}):
         W, a = tr.state(t)
         i = int(np.flatnonzero(ref.t == t)[0])
