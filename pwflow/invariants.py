@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from .bisection import time_ulp
 from .options import InvariantError, ZenoError
 from .rows import row_norms
 
@@ -22,11 +23,12 @@ Array = NDArray[np.float64]
 
 
 def is_tiny_step(t0: float, t1: float, unit: float = 1.0) -> bool:
-    """Whether ``[t0, t1]`` spans at most 1000 ulp of ``unit + |t1|``: a step the Zeno guard
-    counts as making no progress (``zeno_events`` of them in a row stop the run), and one
-    whose dense output is not checked at a cut (:meth:`HybridFlow._cut_inaccurate`);
-    ``unit``: the run's (:func:`pwflow.bisection.time_unit`)."""
-    return t1 - t0 <= 1e3 * np.spacing(unit + abs(t1))
+    """Whether ``[t0, t1]`` spans at most 1000 of the run's time resolution at ``t1``
+    (:func:`pwflow.bisection.time_ulp`): a step the Zeno guard counts as making no progress
+    (``zeno_events`` of them in a row stop the run), and one whose dense output is not
+    checked at a cut (:meth:`HybridFlow._cut_inaccurate`); ``unit``: the run's
+    (:func:`pwflow.bisection.time_unit`)."""
+    return t1 - t0 <= 1e3 * time_ulp(t1, unit)
 
 
 class InvariantsMixin:

@@ -106,3 +106,18 @@ def test_the_time_unit_is_one_for_unit_data_and_the_flows_time_scale_for_fast_da
     assert time_unit(X, np.zeros(3)) == 1.0
     assert time_ulp(0.0) == np.spacing(1.0) and time_ulp(3.0) == np.spacing(3.0)
     assert time_ulp(0.0, 1e-12) == np.spacing(1e-12)
+
+
+def test_a_tiny_step_is_a_thousand_of_the_runs_time_resolution():
+    """:func:`pwflow.invariants.is_tiny_step` (the Zeno guard's "no progress", the cut check's
+    "within rounding of the step start") is ``1000 time_ulp(t1, unit)``: the run's time
+    resolution, one formula (it had its own, ``spacing(unit + |t1|)``, up to 2x apart)."""
+    from pwflow.bisection import time_ulp
+    from pwflow.invariants import is_tiny_step
+
+    for t1, unit in ((0.0, 1.0), (3.0, 1.0), (1e-118, 1.0), (2e-12, 1e-12), (5e3, 1e-12)):
+        tiny = 1e3 * time_ulp(t1, unit)
+        assert is_tiny_step(t1 - tiny, t1, unit)
+        assert not is_tiny_step(t1 - 2.0 * tiny, t1, unit)
+    # at t1 = unit the old formula's spacing(2 unit) let twice as long a step count as tiny
+    assert not is_tiny_step(1.0 - 1.5e3 * np.spacing(1.0), 1.0, 1.0)
