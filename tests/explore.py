@@ -48,7 +48,10 @@ the square or logistic loss and a balanced or unbalanced initialisation:
 16. (seeds from ``SPARSE_SEEDS`` = 1 300 000 on, session 46) sparse dyadic data and
     neurons (entries 0 or ``±{1/4, 3/8, 1/2, 3/4, 1, 13/8, 2}``, so orthogonal points and
     dependent hyperplanes are common), a zero column in half the problems with neurons
-    started in ``ker X``, labels 0 among others, t = 20 (:func:`sparse_arrays`).
+    started in ``ker X``, labels 0 among others, t = 20 (:func:`sparse_arrays`);
+17. (seeds from ``LARGE_D_SEEDS`` = 1 400 000 on, session 48) d = 9–16, n = 6–20,
+    m = 3–16: Gaussian points, low-rank points with a bias coordinate, or sparse points,
+    at init scales 1e-3 to 0.5, t = 5 or 20 (:func:`large_d_arrays`).
 
 Each problem is checked as the campaign checks its own (:func:`campaign.check`)::
 
@@ -96,6 +99,8 @@ COPIES_SEEDS = 1_100_000
 LONG_SEEDS = 1_200_000
 #: seeds from here on draw the sparse dyadic family (26)
 SPARSE_SEEDS = 1_300_000
+#: seeds from here on draw the large-dimension family (27)
+LARGE_D_SEEDS = 1_400_000
 
 
 def _output_layer(rng, W):
@@ -420,9 +425,41 @@ def sparse_arrays(seed: int):
     return X, y, W, _output_layer(rng, W), gamma, loss
 
 
+def large_d_arrays(seed: int):
+    """Family 27 (session 48): d = 9–16, n = 6–20, m = 3–16, ``γ ∈ {0, 0.1, 0.5}``, either
+    loss; by ``seed % 3`` Gaussian points, points of rank ``r < d − 1`` with a bias
+    coordinate (many neurons' faces then meet on dependent hyperplanes), or sparse points
+    (entries 0 with odds ½, else ``±½, ±1, 2``); Gaussian weights at scale 1e-3, 1e-2, 0.1
+    or 0.5 and :func:`_output_layer`.  Drawn from ``default_rng(seed − LARGE_D_SEEDS)``; a
+    zero or repeated point is drawn again.  Runs to t = 5 or 20 (:func:`horizon`)."""
+    rng = np.random.default_rng(seed - LARGE_D_SEEDS)
+    d, n, m = int(rng.integers(9, 17)), int(rng.integers(6, 21)), int(rng.integers(3, 17))
+    gamma, loss = float(rng.choice([0.0, 0.1, 0.5])), str(rng.choice(["square", "logistic"]))
+    kind = seed % 3
+
+    def draw(rows: int) -> np.ndarray:
+        if kind == 0:
+            return rng.normal(size=(rows, d))
+        if kind == 1:
+            return np.hstack([rng.normal(size=(rows, rank)) @ basis, np.ones((rows, 1))])
+        return rng.choice([0.0, 0.0, 0.0, 0.0, -1.0, 1.0, 0.5, -0.5, 2.0], size=(rows, d))
+
+    rank = int(rng.integers(2, d - 1))
+    basis = rng.normal(size=(rank, d - 1))
+    X = draw(n)
+    for i in range(n):
+        while not np.any(X[i]) or any(np.array_equal(X[i], X[k]) for k in range(i)):
+            X[i] = draw(1)[0]
+    y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
+    W = rng.normal(size=(m, d)) * float(rng.choice([1e-3, 1e-2, 0.1, 0.5]))
+    return X, y, W, _output_layer(rng, W), gamma, loss
+
+
 def horizon(seed: int) -> float:
-    """The problem's ``t_max``: 5, except the long-horizon family's 20, 40 or 60 and the
-    sparse family's 20."""
+    """The problem's ``t_max``: 5, except the long-horizon family's 20, 40 or 60, the
+    sparse family's 20 and the large-dimension family's 5 or 20."""
+    if seed >= LARGE_D_SEEDS:
+        return (5.0, 20.0)[seed % 2]
     if seed >= SPARSE_SEEDS:
         return 20.0
     return (20.0, 40.0, 60.0)[seed % 3] if seed >= LONG_SEEDS else 5.0
@@ -430,6 +467,8 @@ def horizon(seed: int) -> float:
 
 def problem_arrays(seed: int):
     """``(X, y, W, a, gamma, loss)`` of the exploration's problem ``seed``."""
+    if seed >= LARGE_D_SEEDS:
+        return large_d_arrays(seed)
     if seed >= SPARSE_SEEDS:
         return sparse_arrays(seed)
     if seed >= LONG_SEEDS:
@@ -484,12 +523,12 @@ def problem_arrays(seed: int):
 
 
 def make(seed: int) -> Case:
-    """The problem ``seed`` as a campaign case (families numbered 10–26)."""
+    """The problem ``seed`` as a campaign case (families numbered 10–27)."""
     X, y, W, a, gamma, loss = problem_arrays(seed)
     starts = (HIGH_D_SEEDS, NEAR_DEPENDENT_SEEDS, NEAR_SPAN3_SEEDS, NEAR_SPAN_SEEDS, GRID_SEEDS,
               MANY_POINTS_SEEDS, SCALES_SEEDS, WIDE_SEEDS,
               WIDE_BIAS_SEEDS, SYMMETRIC_SEEDS, COPIES_SEEDS, LONG_SEEDS,
-              SPARSE_SEEDS)  # families 4, ..., 16
+              SPARSE_SEEDS, LARGE_D_SEEDS)  # families 4, ..., 17
     above = [i for i, start in enumerate(starts) if seed >= start]
     fam = 4 + above[-1] if above else seed % 4
     return Case(seed, 10 + fam, Problem(X, y, W, a, gamma, loss, horizon(seed), f"explore{fam}"))

@@ -1,6 +1,6 @@
 """The seeded campaign of :mod:`campaign` (d = 6–8 and the paper's bias-coordinate data), and
-the symmetric (23), copies (24) and long-horizon (25) families of :mod:`explore` by the same
-check.
+the symmetric (23), copies (24), long-horizon (25), sparse (26) and large-dimension (27)
+families of :mod:`explore` by the same check.
 
 The fast test runs two seeds of each family; the slow one 300 more (50 of each family).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from campaign import TIMES, check, problem, times_of
-from explore import LONG_SEEDS, SPARSE_SEEDS, make
+from explore import LARGE_D_SEEDS, LONG_SEEDS, SPARSE_SEEDS, make
 
 #: two of each family (2006 and 2012 draw a repeated point: 2018 instead); the faults the
 #: campaign found at d = 6–8 have their own regression test
@@ -61,6 +61,21 @@ def test_copies_family_seed(seed):
     assert out.events > 0
 
 
+#: :func:`explore.large_d_arrays` (session 48, seeds 1 400 000 … and a first campaign of
+#: 400 draws in d = 9–16, no failure): sparse points in d = 15 (1 400 000), rank-6 points
+#: with a bias coordinate in d = 14 (1 400 008), Gaussian points in d = 15 (1 400 010)
+LARGE_D_FAST = [1_400_000, 1_400_008, 1_400_010]
+
+
+@pytest.mark.parametrize("seed", LARGE_D_FAST)
+def test_large_dimension_family_seed(seed):
+    case = make(seed)
+    assert case.problem.d >= 9
+    out = check(case)
+    assert out.ok, out.why
+    assert out.events > 0
+
+
 def test_a_problem_is_checked_at_its_own_horizon(monkeypatch):
     """``check`` runs a problem to its ``t_max`` and compares it there, not at ``t = 5``
     (:func:`campaign.times_of`: the campaign's times scaled, themselves at ``t_max = 5``).
@@ -97,6 +112,13 @@ def test_sparse_family_slow():
     """Seeds 1 300 100 … 1 300 139 of the sparse dyadic family (t = 20; session 46: seeds
     1 300 000 … 1 300 059 all passed)."""
     failed = _explore_failures(range(SPARSE_SEEDS + 100, SPARSE_SEEDS + 140))
+    assert not failed, failed
+
+
+@pytest.mark.slow
+def test_large_dimension_family_slow():
+    """Seeds 1 400 100 … 1 400 139 of the large-dimension family (d = 9–16, t = 5 or 20)."""
+    failed = _explore_failures(range(LARGE_D_SEEDS + 100, LARGE_D_SEEDS + 140))
     assert not failed, failed
 
 
