@@ -436,6 +436,8 @@ def large_d_arrays(seed: int):
     d, n, m = int(rng.integers(9, 17)), int(rng.integers(6, 21)), int(rng.integers(3, 17))
     gamma, loss = float(rng.choice([0.0, 0.1, 0.5])), str(rng.choice(["square", "logistic"]))
     kind = seed % 3
+    rank = int(rng.integers(2, d - 1))  # of the low-rank points (drawn in every kind)
+    basis = rng.normal(size=(rank, d - 1))
 
     def draw(rows: int) -> np.ndarray:
         if kind == 0:
@@ -444,8 +446,6 @@ def large_d_arrays(seed: int):
             return np.hstack([rng.normal(size=(rows, rank)) @ basis, np.ones((rows, 1))])
         return rng.choice([0.0, 0.0, 0.0, 0.0, -1.0, 1.0, 0.5, -0.5, 2.0], size=(rows, d))
 
-    rank = int(rng.integers(2, d - 1))
-    basis = rng.normal(size=(rank, d - 1))
     X = draw(n)
     for i in range(n):
         while not np.any(X[i]) or any(np.array_equal(X[i], X[k]) for k in range(i)):
