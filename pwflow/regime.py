@@ -44,6 +44,13 @@ OUTPUT_ROUNDING = 1e-13
 GAP_ROUNDING = 1e-13
 
 
+#: how much of the last step's output noise (:meth:`RegimeMixin._set_step_noise`) the next
+#: step keeps: the outputs carry the error of the steps before it, not of the last one
+#: alone (session 49: with the last step's noise alone, 54 rows against the tight run's 37
+#: on the problem of "Outputs whose terms cancel"; with this memory 38)
+NOISE_MEMORY = 0.9
+
+
 #: hysteresis of the resolution of ``r_k`` (:meth:`HybridFlow._resolved_residuals`): an
 #: ``r_k`` resolved to 0 at the step start stays 0 until ``|r_k|`` exceeds this many times its
 #: resolution.  Without it an ``r_k`` decaying through its resolution (a point being fitted,
@@ -51,6 +58,24 @@ GAP_ROUNDING = 1e-13
 #: (1e-16 on 7e-11), and each step found the same change again 1e-7 later: 3e7 steps to
 #: ``t = 5`` (collinear data, d = 4, hypothesis 6.170)
 RESOLUTION_HYSTERESIS = 2.0
+
+
+def output_noise(error: Array, face_terms: Array, Phi: Array, xnorm: Array) -> Array:
+    """What an error of the propagators moves the outputs by, ``(n,)``:
+    ``‖x_k‖ Σ_p T_p ‖E_p‖_F ‖Φ_p‖_F / q``.
+
+    ``error``: ``‖E_p‖_F``, the error of each face's propagator ``Φ_p`` (``(F, q, q)``, at
+    the step end); ``face_terms``: ``T_p = ½ Σ_{j∈p} ‖z_j‖²`` at the solver start, ``(F,)``.
+    Each term ``a_j σ(<w_j, x_k>)`` of an output moves by at most ``‖δz_j‖ ‖z_j‖ ‖x_k‖``
+    (to first order), with ``δz_j = E_p z_j(0)`` and ``z_j = Φ_p z_j(0)``: the sum is an
+    estimate of that bound (it is the bound over ``2q``; a balanced neuron scaled by its error
+    at ``Φ = I`` moves its output by twice it).  Where a fit by large weights has terms that
+    cancel to small outputs it is far above ``rtol |h_k|`` (``docs/integrator.md``, "Outputs
+    whose terms cancel"); where the steps are cut short by events it is far below it.
+    """
+    q = Phi.shape[-1]
+    size = np.sqrt(np.einsum("pij,pij->p", Phi, Phi))
+    return xnorm * float(np.dot(error, face_terms * size)) / q
 
 
 class RegimeMixin:
@@ -146,13 +171,45 @@ class RegimeMixin:
     def _velocity_resolution(self, r: Array, r_tol: Array) -> Array:
         """What the normal velocities ``<D, x_k>`` of every face are known to, ``(..., n)``:
         the rounding of their terms, :data:`~pwflow.filippov.VELOCITY_RTOL` ``Σ_l |r_l| ‖x_l‖
-        ‖x_k‖ / n``, and what the residuals' resolution ``r_tol`` leaves of them, ``Σ_l
-        r_tol_l |<x_l, x_k>| / n`` (every slope is at most 1).
+        ‖x_k‖ / n``, and what the residuals' uncertainty leaves of them, ``Σ_l tol_l |<x_l,
+        x_k>| / n`` (every slope is at most 1).  ``tol_l`` is the larger of the residuals'
+        resolution ``r_tol`` and the outputs' noise (:meth:`_set_step_noise`: what the steps'
+        errors move the outputs by, far above ``r_tol`` where the outputs' terms cancel).
         :func:`~pwflow.filippov.slope_codes` reads a slope as beyond its bound only past it
         (``docs/integrator.md``, "A slope at its bound to resolution")."""
         mag = np.sum(np.abs(r) * self.xnorm, axis=-1) / self.n  # bounds every term of D
         rounding = VELOCITY_RTOL * mag[..., None] * self.xnorm
+        noise = self.__dict__.get("_step_noise")
+        if noise is not None and noise.shape == r_tol.shape[-1:]:
+            r_tol = np.maximum(r_tol, noise)
         return np.maximum(rounding, (r_tol @ self._abs_gram()) / self.n)
+
+    def _set_step_noise(self, error: Array | None, faces: NDArray[np.intp] | slice,
+                        Phi1: Array) -> None:
+        """The residuals' noise after the step just accepted, ``(n,)``, read by
+        :meth:`_velocity_resolution` until the next step: :func:`output_noise` of the
+        step's local error estimates ``error`` (``‖E_p‖_F`` of the faces ``faces``;
+        ``None``: the implicit solver's step, no noise) at the step-end propagators
+        ``Phi1``, times the loss's curvature bound, with a memory of the steps before
+        (:data:`NOISE_MEMORY`)."""
+        if error is None or self.opt.frozen_output:
+            self._step_noise = None
+            return
+        Phi = Phi1[faces]
+        face_terms = self._face_terms()[faces]
+        new = self._curvature * output_noise(error, face_terms, Phi, self.xnorm)
+        old = self.__dict__.get("_step_noise")
+        if old is not None and old.shape == new.shape:
+            new = np.maximum(new, NOISE_MEMORY * old)
+        self._step_noise = new
+
+    def _face_terms(self) -> Array:
+        """``½ Σ_{j∈p} ‖z_j‖²`` at the solver start, per face ``(P,)`` (:func:`output_noise`)."""
+        cached = self.__dict__.get("_face_terms_for")
+        if cached is None or cached[0] is not self._Zs:
+            size = 0.5 * np.bincount(self.pat, weights=self._znorm ** 2, minlength=self._P)
+            cached = self._face_terms_for = (self._Zs, size[: self._P])
+        return cached[1]
 
     def _abs_gram(self) -> Array:
         """``|<x_i, x_k>|``, ``(n, n)``, computed once."""

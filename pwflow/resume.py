@@ -60,6 +60,9 @@ def capture(flow: "HybridFlow") -> dict[str, Any]:
     mem["held_zero"] = None if held is None else [int(k) for k in np.flatnonzero(held)]
     live = getattr(flow, "_held_live", None)  # and those resolved to nonzero
     mem["held_live"] = None if live is None else [int(k) for k in np.flatnonzero(live)]
+    # the outputs' noise of the last steps (the normal velocities' resolution carries it)
+    noise = flow.__dict__.get("_step_noise")
+    mem["step_noise"] = None if noise is None else [float(v) for v in noise]
     # the signs of the parallel classes' residuals in the regime (their hysteresis)
     cls = flow.__dict__.get("_class_held")
     mem["class_held"] = None if cls is None else [int(v) for v in cls]
@@ -101,6 +104,8 @@ def restore(flow: "HybridFlow", mem: dict[str, Any]) -> None:
         live = np.zeros(flow.n, dtype=bool)
         live[np.asarray(mem["held_live"], np.intp)] = True
         flow._held_live = live
+    if mem.get("step_noise") is not None:
+        flow._step_noise = np.asarray(mem["step_noise"], float)
     if mem.get("class_held") is not None:
         flow._class_held = np.asarray(mem["class_held"], np.int8)
     if mem.get("origin_held"):

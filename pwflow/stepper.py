@@ -44,6 +44,7 @@ from .patterns import PatternTable
 from .regime import RegimeMixin
 from .replay import PassiveFaces
 from .rest import RestBound, rest_bound
+from .rk import DOP853
 from .rows import project_rows, propagate
 from .snapshots import SnapshotsMixin, times_inside
 from .solvers import Phase, Recording, Restricted, SolverPhaseMixin, solver_class
@@ -374,6 +375,31 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         self._fresh = True
         self.n_restarts += 1
 
+    def _step_errors(self, solver, P: int) -> tuple[Array | None, NDArray[np.intp] | slice]:
+        """The accepted DOP853 step's error of each integrated face's propagator, ``‖E_p‖_F``
+        (:meth:`RegimeMixin._set_step_noise`), and those faces; ``(None, ...)`` on the
+        implicit solver's steps.
+
+        The step is accepted with its error within the tolerance, ``rtol ‖Φ_p‖`` on face
+        ``p``: that bound, scaled by the solver's estimate of the face's error in units of
+        its tolerance (:meth:`DOP853.error_norms` on the face's block, the measure of its
+        step control) where that is below 1: a step cut short by an event is known far
+        better.  Not above 1: a block of near-zero entries is measured against ``atol`` and
+        reads up to 46 times its tolerance without being less accurate (session 49; read
+        as such, a slow exit came 2·10⁻⁵ late), and an estimate in absolute terms, the
+        step end's alone, is below what the dense output inside the step is off by (the
+        problem of ``docs/integrator.md``, "Outputs whose terms cancel": 111 rows against
+        the tight run's 37, the fault's 185; with this bound, 38)."""
+        if self._phase.stiff:
+            return None, slice(None)
+        q = self.q
+        scale = solver.atol + np.maximum(np.abs(solver.y_old), np.abs(solver.y)) * solver.rtol
+        err = DOP853.error_norms(solver.K, solver.h_previous, scale, q * q)
+        Phi = solver.y.reshape(-1, q, q)
+        error = np.minimum(err, 1.0) * solver.rtol * np.sqrt(np.einsum("pij,pij->p", Phi, Phi))
+        rows = self._fun.keep if self._fun is not self._field else slice(0, P)
+        return error, rows
+
     def _integrated_at(self, p: NDArray) -> NDArray:
         """Whether the faces ``p`` were integrated since the last solver start."""
         p = np.asarray(p)
@@ -478,6 +504,7 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         self._proj_move[occ] = np.sqrt(np.sum((Phi1[occ] - Phi1_raw[occ]) ** 2, axis=(1, 2)))
         self._Phi1_size[occ] = np.sqrt(np.sum(Phi1[occ] ** 2, axis=(1, 2)))
         self._check_lorentz(t1)
+        self._set_step_noise(*self._step_errors(solver, P), Phi1)
         self._later = {}
         # ‖dΦ_p/dt‖ within the step: the largest stage derivative (DOP853), or the larger of
         # the mean rate and the end derivative (Radau); with a safety factor 2 (``sweep``) it

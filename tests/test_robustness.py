@@ -665,3 +665,28 @@ def test_resume_memory_carries_the_class_residuals_signs():
     flow._class_held = None
     restore(flow, seen["mem"])
     np.testing.assert_array_equal(flow._class_held, seen["held"])
+
+
+def test_resume_memory_carries_the_outputs_noise():
+    """The outputs' noise of the last steps (``RegimeMixin._set_step_noise``, read by the
+    normal velocities' resolution, with its memory ``NOISE_MEMORY``) is part of a mark's
+    memory, bit for bit through JSON: a restart at a resume anchor reads the regime with it,
+    as the uninterrupted run does (d = 3 random data, balanced init)."""
+    from pwflow.resume import capture, restore
+
+    rng = np.random.default_rng(3)
+    data = pwflow.Dataset(rng.normal(size=(6, 3)), rng.normal(size=6))
+    seen = {}
+
+    def grab(flow):
+        noise = flow.__dict__.get("_step_noise")
+        if flow.t > 1.0 and "mem" not in seen and noise is not None and np.any(noise > 0):
+            seen["mem"] = json.loads(json.dumps(capture(flow)))
+            seen["noise"], seen["flow"] = noise.copy(), flow
+
+    simulate(data, pwflow.balanced(10, 3, 0.1, seed=0), 5.0, callback=grab)
+    assert "mem" in seen, "no step noise recorded"
+    flow = seen["flow"]
+    flow._step_noise = None
+    restore(flow, seen["mem"])
+    np.testing.assert_array_equal(flow._step_noise, seen["noise"])
