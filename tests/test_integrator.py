@@ -1074,8 +1074,12 @@ def test_neurons_converging_to_the_edge_of_their_sliding_region_keep_long_implic
     # ... and 468 BRANCH rows of neurons 0 and 5 on x_4's hyperplane there, 458 of them the
     # exit rule reading r_4 (fitted to ~1e-11) on the raw residuals where its sign had been
     # resolved to 0 (session 35, ``test_regime.py::test_a_repulsive_mode_turning_attractive_
-    # is_not_a_branch_point``): 10 since
-    assert np.count_nonzero(runs[1].events["kind"] == EventKind.BRANCH) <= 20
+    # is_not_a_branch_point``): 10 since.  Session 49 (the outputs' noise in the normal
+    # velocities' resolution): 32, the pair's mode turning repulsive at r_4's sign changes
+    # for t in [280, 301], where the two neurons now stay on x_4 as the rtol = 1e-12 run's
+    # do (its 24 entries and 12 exits, against 28 and 26 and 20 grazing contacts before; the
+    # state at t = 1000 within 1e-12 of it, against 1.1e-11)
+    assert np.count_nonzero(runs[1].events["kind"] == EventKind.BRANCH) <= 40
     Z, ref = (np.c_[tr.W[-1], tr.a[-1]] for tr in runs)
     scale = np.max(np.linalg.norm(ref, axis=1))
     assert np.max(np.abs(Z - ref)) <= 2e-9 * scale
