@@ -46,8 +46,8 @@ GAP_ROUNDING = 1e-13
 
 #: how much of the last step's output noise (:meth:`RegimeMixin._set_step_noise`) the next
 #: step keeps: the outputs carry the error of the steps before it, not of the last one
-#: alone (session 49: with the last step's noise alone, 54 rows against the tight run's 37
-#: on the problem of "Outputs whose terms cancel"; with this memory 38)
+#: alone (session 49: with the last step's noise alone, 62 rows against the tight run's 37
+#: on the problem of "Outputs whose terms cancel"; with this memory 48)
 NOISE_MEMORY = 0.9
 
 
@@ -410,22 +410,50 @@ class RegimeMixin:
     def _watched_signs(self, r: Array, r_tol: Array) -> NDArray[np.int8]:
         """Signs of the watched ``r_k`` (resolved ones), then of the classes' residuals
         ``ρ_C`` (:meth:`_class_weights`) beyond their resolution ``Σ_{k∈C} r_tol_k ‖x_k‖``
-        (with the hysteresis of the current regime, as the points'), shape ``(..., n +
+        (with the hysteresis of the current regime, as the points', and those held at 0
+        beyond the outputs' noise too, :meth:`_held_noise`), shape ``(..., n +
         n_classes)``; 0 where not watched."""
         mask = self._watched_mask()
         Wc = self._class_weights()
-        parts = [np.sign(r)]
+        noise = self._held_noise(r_tol)
+        signs = np.sign(r)
+        if noise is not None:  # a sign read as 0 is read again only beyond the outputs' noise
+            signs = np.where(self._held_zero & (np.abs(r) <= noise), 0.0, signs)
+        parts = [signs]
         if Wc.shape[0]:
             rho, tol = r @ Wc.T, r_tol @ Wc.T
             held = self._class_held
             if held is not None and held.shape == tol.shape[-1:]:
                 tol = np.where(held == 0, RESOLUTION_HYSTERESIS * tol,
                                tol / RESOLUTION_HYSTERESIS)
+                if noise is not None:
+                    tol = np.where(held == 0, np.maximum(tol, noise @ Wc.T), tol)
             parts.append(np.where(np.abs(rho) > tol, np.sign(rho), 0.0))
         if len(self._dependent_watch()):
             parts.append(self._dependent_departures(r))
         signs = np.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
         return np.where(mask, signs, 0).astype(np.int8)
+
+    def _held_noise(self, r_tol: Array) -> Array | None:
+        """The outputs' noise (:meth:`_set_step_noise`) where the watched signs held at 0 by
+        the current regime are compared with it (:meth:`_watched_signs`), or ``None``.
+
+        A residual resolved to 0 stays 0 until it exceeds :data:`RESOLUTION_HYSTERESIS`
+        times its resolution (:meth:`_resolution`) and this noise: a point fitted to the
+        noise's level at a local minimum had its sign read 0 at every solver start and ±1 on
+        the step's dense output, each reading a face event whose exit rule found a branch
+        point (session 49: 32 BRANCH rows to t = 1 000 on the data of
+        ``test_integrator.py::test_neurons_converging_to_the_edge_of_their_sliding_region_
+        keep_long_implicit_steps``, DOP853 alone; 2 with this, as the ``rtol = 1e-12`` run).
+        A sign read ±1 goes to 0 at its resolution, as before: a residual passing through 0
+        is first read there (a mode turning repulsive at a root is read beyond the noise,
+        its branch point logged then)."""
+        noise = self.__dict__.get("_step_noise")
+        held = self._held_zero
+        if noise is None or held is None or noise.shape != r_tol.shape[-1:] or \
+                held.shape != noise.shape:
+            return None
+        return noise
 
     def _signs_changed(self, new: NDArray[np.int8], old: NDArray[np.int8]) -> NDArray[np.intp]:
         """The data points whose watched sign changed between two readings of

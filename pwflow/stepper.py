@@ -389,7 +389,8 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         as such, a slow exit came 2·10⁻⁵ late), and an estimate in absolute terms, the
         step end's alone, is below what the dense output inside the step is off by (the
         problem of ``docs/integrator.md``, "Outputs whose terms cancel": 111 rows against
-        the tight run's 37, the fault's 185; with this bound, 38)."""
+        the tight run's 37, the fault's 185; with this bound, 38; both before the signs held
+        at 0 were read against the noise too, :meth:`RegimeMixin._held_noise`)."""
         if self._phase.stiff:
             return None, slice(None)
         q = self.q
