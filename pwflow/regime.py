@@ -415,7 +415,7 @@ class RegimeMixin:
         n_classes)``; 0 where not watched."""
         mask = self._watched_mask()
         Wc = self._class_weights()
-        noise = self._held_noise(r_tol)
+        noise = self._held_noise()
         signs = np.sign(r)
         if noise is not None:  # a sign read as 0 is read again only beyond the outputs' noise
             signs = np.where(self._held_zero & (np.abs(r) <= noise), 0.0, signs)
@@ -434,7 +434,7 @@ class RegimeMixin:
         signs = np.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
         return np.where(mask, signs, 0).astype(np.int8)
 
-    def _held_noise(self, r_tol: Array) -> Array | None:
+    def _held_noise(self) -> Array | None:
         """The outputs' noise (:meth:`_set_step_noise`) where the watched signs held at 0 by
         the current regime are compared with it (:meth:`_watched_signs`), or ``None``.
 
@@ -450,10 +450,7 @@ class RegimeMixin:
         its branch point logged then)."""
         noise = self.__dict__.get("_step_noise")
         held = self._held_zero
-        if noise is None or held is None or noise.shape != r_tol.shape[-1:] or \
-                held.shape != noise.shape:
-            return None
-        return noise
+        return None if noise is None or held is None or held.shape != noise.shape else noise
 
     def _signs_changed(self, new: NDArray[np.int8], old: NDArray[np.int8]) -> NDArray[np.intp]:
         """The data points whose watched sign changed between two readings of
