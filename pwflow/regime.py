@@ -83,6 +83,12 @@ class RegimeMixin:
     watched since the solver start, ``_regime_faces``; writes ``_regime``, ``_held_zero``,
     ``_held_live``, ``_resolved_last``, ``_rsign_at``)."""
 
+    #: a class's residual ``ρ_C`` (:meth:`_class_weights`) is read non-zero only beyond
+    #: what :func:`~pwflow.filippov.select` resolves the class's normal velocity to,
+    #: ``VELOCITY_RTOL Σ_{k∈C} |r_k| ‖x_k‖`` (:meth:`_watched_signs`); ``False`` only to
+    #: show what it fixes
+    CLASS_TOL_AT_EXIT_RULE = True
+
     def _held_sliding(self, codes: NDArray[np.int8]) -> NDArray[np.intp]:
         """Occupied faces whose neurons stay on their hyperplanes where the solver starts
         (``codes``: :meth:`_face_regime_at` there: every free slope inside ``[γ, 1]``, with
@@ -422,6 +428,8 @@ class RegimeMixin:
         parts = [signs]
         if Wc.shape[0]:
             rho, tol = r @ Wc.T, r_tol @ Wc.T
+            if self.CLASS_TOL_AT_EXIT_RULE:  # never finer than the exit rule reads it
+                tol = np.maximum(tol, VELOCITY_RTOL * (np.abs(r) @ Wc.T))
             held = self._class_held
             if held is not None and held.shape == tol.shape[-1:]:
                 tol = np.where(held == 0, RESOLUTION_HYSTERESIS * tol,

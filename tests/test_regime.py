@@ -363,6 +363,57 @@ def test_a_class_residual_is_the_gap_between_its_one_sided_velocities(data):
     np.testing.assert_allclose(v[0] - v[1], -(a / n) * (1 - gamma) * rho, atol=1e-12)
 
 
+# problem 1 109 704 of tests/explore.py (d = 5): x_3 = x_0 with labels 0.96 apart, neuron 0
+# on their common hyperplane and inactive on x_1, x_2 (D = 0 on the inactive side)
+_REP_X = [[1.7164180334304346, -1.857386414137441, -0.07497757285786003, -0.7218032803482006,
+           -0.7384770730761612],
+          [0.11955852073497343, -1.0390297035207539, 0.4600887969291797, 0.04140123969043193,
+           0.26635372812266683],
+          [0.3270123939167211, 1.5888882324934552, 0.47849287428593906, 1.7523024157873535,
+           -0.5092526364384917],
+          [1.7164180334304346, -1.857386414137441, -0.07497757285786003, -0.7218032803482006,
+           -0.7384770730761612]]
+_REP_Y = [-0.418993846423254, -2.0665064174126453, -2.0148577718313594, -1.3789856807096632]
+_REP_W = [[0.014879958964448076, -0.0029316926005754796, -0.006137457476269843,
+           -0.01618705102793382, 0.00763029620281275],
+          [0.014879958964448076, -0.0029316926005754796, -0.006137457476269843,
+           -0.01618705102793382, 0.00763029620281275],
+          [-0.0006510676245288381, -0.00676224507840052, -0.010615966630829365,
+           -0.002176679441302219, 0.003637637864059454]]
+_REP_A = [0.024247029213586974, -0.024247029213586974, 0.0]
+
+
+def _repeated_point_branches(**options) -> np.ndarray:
+    tr = simulate(pwflow.Dataset(np.array(_REP_X), np.array(_REP_Y)),
+                  pwflow.from_arrays(np.array(_REP_W), np.array(_REP_A)), 2.7,
+                  options=pwflow.FlowOptions(**options))
+    assert tr.status == 0
+    ev = tr.events
+    br = ev["kind"] == pwflow.EventKind.BRANCH
+    return np.column_stack([ev["t"][br], ev["neuron"][br], ev["k"][br]])
+
+
+@pytest.mark.parametrize("policy", ["min_norm", "gd"])
+def test_a_class_turning_repulsive_is_a_branch_point_at_every_tolerance(monkeypatch, policy):
+    # ρ_C = r_0 ‖x_0‖ + r_3 ‖x_3‖ crosses 0 at t = 2.5556619736 (r_0 ≈ −0.48, r_3 ≈ +0.48):
+    # from then on the active side pushes neuron 0 off the hyperplane (a > 0, ρ_C < 0) while
+    # the inactive side holds it (D = 0): leaving into the active side is a continuation too,
+    # a branch point.  The rtol = 1e-12 and 1e-13 runs read ρ_C's sign past its resolution
+    # (∝ rtol) but the exit rule (select) reads the class's velocity to VELOCITY_RTOL of its
+    # terms, 1e-11 |r_0| ‖x_0‖: it saw no velocity there and no later reading came (session
+    # 49: no BRANCH row in the tight runs, two in the default one).  The class's sign is now
+    # read no finer than the exit rule reads it: every tolerance logs the branch point
+    runs = [_repeated_point_branches(branch_policy=policy, **tol)
+            for tol in ({}, {"rtol": 1e-12, "atol": 1e-14}, {"rtol": 1e-13, "atol": 1e-15})]
+    for rows in runs:
+        assert rows.shape == (2, 3)
+        np.testing.assert_array_equal(rows[:, 1:], [[0, 0], [0, 3]])
+        assert abs(rows[0, 0] - 2.5556619736) < 1e-9
+    assert abs(runs[1][0, 0] - runs[2][0, 0]) < 1e-11
+    monkeypatch.setattr(HybridFlow, "CLASS_TOL_AT_EXIT_RULE", False)
+    assert _repeated_point_branches(branch_policy=policy, rtol=1e-13, atol=1e-15).shape[0] == 0
+
+
 # --------------------------------------------------- departures from dependent hyperplanes
 # A derandomised draw of ``multi_active_problems`` (session 34; γ = 0, square loss): the first
 # four points lie in span(e_0, e_2), and neuron 0 starts on their four hyperplanes (rank 2).
