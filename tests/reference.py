@@ -19,6 +19,12 @@ Not a test module: helpers imported by ``test_differential.py`` and the regressi
   (with brute-force enumeration of all ``3^|K|`` lower/upper/free assignments as a fallback
   and a cross-check for small ``|K|``).  It does not call pwflow's subgradient code.
 
+* :func:`filippov_events` — Eq. (2) as a Filippov system by SciPy alone: ``solve_ivp`` on
+  ``(W, a)`` with one terminal event function per pair (crossings, sliding entries, exits
+  where the sliding slope reaches a bound), restarted at each event; one sliding hyperplane
+  per neuron, and it says where it stops modelling.  An independent event locator for the
+  times pwflow logs.
+
 * :func:`linear_flow` — for ``γ = 1`` the network is linear in its input and smooth in its
   weights: Eq. (2) is a plain ODE, integrated by scipy's DOP853 at ``rtol = 1e-13`` on the
   full state (a reference with no events, accurate far beyond gradient descent's gap).
@@ -26,6 +32,7 @@ Not a test module: helpers imported by ``test_differential.py`` and the regressi
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections import Counter
 from dataclasses import dataclass
@@ -35,7 +42,8 @@ from scipy.optimize import lsq_linear
 from scipy.special import expit
 
 __all__ = ["GDReference", "gd_reference", "loss_value", "loss_derivative", "outputs",
-           "min_norm_direction", "MinNorm", "linear_flow", "sliding_checks", "C_GAP", "ATOL_GD",
+           "min_norm_direction", "MinNorm", "linear_flow", "filippov_events", "FilippovRun",
+           "sliding_checks", "C_GAP", "ATOL_GD",
            "first_branch_after_start", "finer_gd_agrees", "converging_gd_agrees",
            "gd_from_state_agrees", "last_agreed", "FROM_STATE_LADDER", "FROM_STATE_PIECES",
            "thinnest_wedge", "gd_subsequence_agrees", "SUBSEQUENCE_LRS",
@@ -99,6 +107,169 @@ def linear_flow(X, y, W0, a0, loss: str, times, rtol: float = 1e-13) -> tuple[np
         raise RuntimeError(f"linear_flow: solve_ivp failed: {sol.message}")
     Z = sol.y.T
     return Z[:, : m * d].reshape(-1, m, d), Z[:, m * d:]
+
+
+# ---------------------------------------------------------------------------- SciPy's events
+#: kinds of :func:`filippov_events`' rows (pwflow's own codes are not used here)
+CROSS, ENTER, LEAVE = "cross", "enter", "leave"
+
+
+@dataclass(frozen=True)
+class FilippovRun:
+    """What :func:`filippov_events` integrated: the events ``(t, j, k, kind)`` in time order,
+    the time it reached, the state ``(m, d + 1)`` there, and why it stopped before ``t_end``
+    (``""``: it did not)."""
+
+    events: list
+    t: float
+    Z: np.ndarray
+    stopped: str
+
+
+def _slopes(Z: np.ndarray, U: np.ndarray, X, y, gamma: float, loss: str):
+    """``σ'`` of every pair on the pattern ``U`` (``+1`` active, ``−1`` inactive, ``0`` sliding;
+    at most one sliding pair per neuron), the sliding ones at the value that keeps the neuron
+    on its hyperplane, ``η* = −<b, x_k> / <z_k, x_k>``; and ``r``."""
+    n, d = X.shape
+    eta = np.where(U > 0, 1.0, gamma)
+    eta[U == 0] = 0.0
+    r = loss_derivative(((Z[:, :d] @ X.T) * eta).T @ Z[:, d], y, loss)
+    for j, k in np.argwhere(U == 0).tolist():
+        b = -((eta[j] * r) @ X) / n
+        eta[j, k] = (b @ X[k]) * n / (r[k] * (X[k] @ X[k]))
+    return eta, r
+
+
+def filippov_events(X, y, W0, a0, gamma: float, loss: str, t_end: float,
+                    rtol: float = 1e-12, simultaneous: float = 1e-9,
+                    max_step: float = 0.01, fitted: float = 1e-6) -> FilippovRun:
+    """Eq. (2) as a Filippov system, by SciPy alone: ``solve_ivp`` (DOP853, ``rtol``,
+    ``atol = rtol / 100``) on the full state ``(W, a)`` with the gradient written out here
+    (``dw_j/dt = a_j D_j``, ``da_j/dt = <w_j, D_j>``, ``D_j = −(1/n) Σ_k r_k η_jk x_k``), one
+    terminal event function per pair — ``<w_j, x_k>`` off the hyperplane, ``η*_jk − 1`` and
+    ``η*_jk − γ`` on it (:func:`_slopes`), ``a_j`` for a sliding neuron — and a restart at
+    each event, decided by the two sides' normal velocities ``a_j <D_j^±, x_k>`` (Filippov):
+    a crossing where they agree, a sliding entry where they point at each other (the neuron
+    projected onto the hyperplane), an exit to the bound's side where ``η*`` reaches it
+    (with every neuron of the same pattern: ``η*`` depends on the pattern alone), and a
+    neuron sliding on one hyperplane crossing another where its slope stays inside
+    ``(γ, 1)`` on the far side and it keeps moving across.  It models one sliding hyperplane
+    per neuron and stops (``stopped`` says why) at anything else: two events within
+    ``simultaneous`` (relative) of each other, a tangent or repulsive arrival, ``a_j = 0``
+    while sliding, a sliding neuron arriving on a second hyperplane otherwise.  SciPy reads the
+    event functions' signs at its step ends only, so a pair that crosses and comes back
+    within one step is not seen: at ``rtol = 1e-12`` DOP853 took steps of 0.28 on smooth
+    stretches and missed a crossing followed by a return on the unswitched field (d = 5,
+    t = 4.48), hence ``max_step``.  It stops where every ``|r_k|`` falls below ``fitted``:
+    near a global minimum a sliding slope ``η* = <b, x_k> n / (r_k ‖x_k‖²)`` is a ratio of
+    two vanishing numbers, read from noise by any integrator (d = 7, ``r ~ 1e-8`` at t = 3:
+    pwflow and this one log different exits and re-entries there, their states 2.4e-11
+    apart).  It shares no code with pwflow."""
+    from scipy.integrate import solve_ivp
+
+    X, y = np.asarray(X, float), np.asarray(y, float)
+    n, d = X.shape
+    m = np.shape(W0)[0]
+    U = np.sign(np.asarray(W0, float) @ X.T).astype(int)
+    Z = np.hstack([np.asarray(W0, float), np.asarray(a0, float)[:, None]])
+    t, events = 0.0, []
+    slopes = functools.partial(_slopes, X=X, y=y, gamma=gamma, loss=loss)
+
+    def velocity(Z, UU, j, k):  # a_j <D_j, x_k> on the pattern UU, and its terms' size
+        eta, r = slopes(Z, UU)
+        terms = np.sum(np.abs(r) * np.linalg.norm(X, axis=1)) / n
+        size = abs(Z[j, d]) * np.linalg.norm(X[k]) * terms
+        return Z[j, d] * (-((eta[j] * r) @ X) / n @ X[k]), size, eta
+
+    while t < t_end:
+        def field(_t, zz, U=U):
+            Zc = zz.reshape(m, d + 1)
+            eta, r = slopes(Zc, U)
+            D = -((eta * r) @ X) / n
+            return np.hstack([Zc[:, d:] * D, np.einsum("ij,ij->i", Zc[:, :d], D)[:, None]]).ravel()
+
+        funcs, what = [], []
+        for j, k in itertools.product(range(m), range(n)):
+            if U[j, k] != 0:
+                def crossing(_t, zz, j=j, k=k):
+                    return zz[j * (d + 1): j * (d + 1) + d] @ X[k]
+                crossing.terminal, crossing.direction = True, -U[j, k]
+                funcs.append(crossing)
+                what.append((j, k, CROSS, 0))
+                continue
+            for bound, side in ((1.0, 1), (gamma, -1)):
+                def exit_(_t, zz, j=j, k=k, U=U, bound=bound):
+                    return slopes(zz.reshape(m, d + 1), U)[0][j, k] - bound
+                exit_.terminal, exit_.direction = True, side
+                funcs.append(exit_)
+                what.append((j, k, LEAVE, side))
+
+            def flip(_t, zz, j=j):
+                return zz[j * (d + 1) + d]
+            flip.terminal = True
+            funcs.append(flip)
+            what.append((j, k, "a = 0 while sliding", 0))
+
+        def residuals(_t, zz, U=U):
+            return np.max(np.abs(slopes(zz.reshape(m, d + 1), U)[1])) - fitted
+        residuals.terminal = True
+        funcs.append(residuals)
+        what.append((-1, -1, "every residual below `fitted`", 0))
+        sol = solve_ivp(field, (t, t_end), Z.ravel(), method="DOP853", rtol=rtol,
+                        atol=rtol / 100, events=funcs, max_step=max_step)
+        if sol.status == -1:
+            return FilippovRun(events, t, Z, f"solve_ivp: {sol.message}")
+        if sol.status == 0:
+            return FilippovRun(events, t_end, sol.y[:, -1].reshape(m, d + 1), "")
+        hits = sorted((float(te[0]), i) for i, te in enumerate(sol.t_events) if te.size)
+        t, i = hits[0]
+        Z = sol.y_events[i][0].reshape(m, d + 1).copy()
+        if len(hits) > 1 and hits[1][0] - t <= simultaneous * (1.0 + t):
+            return FilippovRun(events, t, Z, "simultaneous events")
+        j, k, kind, side = what[i]
+        if kind == LEAVE:
+            same = np.flatnonzero(np.all(U == U[j], axis=1))
+            events.extend((t, int(jj), k, LEAVE) for jj in same.tolist())
+            U[same, k] = side
+            continue
+        if kind != CROSS:
+            return FilippovRun(events, t, Z, kind)
+        # exact copies of the neuron (the same state and pattern) meet the hyperplane with it
+        # (SciPy records one of several terminal events at one time)
+        copies = np.flatnonzero(np.all(Z == Z[j], axis=1) & np.all(U == U[j], axis=1))
+        offsets = Z[:, :d] @ X.T
+        off = (U != 0) & ((U * offsets <= simultaneous * np.outer(np.linalg.norm(Z[:, :d], axis=1),
+                                                                  np.linalg.norm(X, axis=1))))
+        off[copies, k] = False
+        if np.any(off):
+            return FilippovRun(events, t, Z, "simultaneous events")
+        sliding = np.flatnonzero(U[j] == 0)
+        after = U.copy()
+        after[j, k] = -U[j, k]
+        if sliding.size:  # crossing x_k while sliding on x_s: inside (γ, 1) and across
+            v, scale, eta = velocity(Z, after, j, k)
+            s = int(sliding[0])
+            if not (gamma + simultaneous < eta[j, s] < 1.0 - simultaneous
+                    and v * after[j, k] > 1e-8 * scale):
+                return FilippovRun(events, t, Z, "a sliding neuron meets another hyperplane")
+            U[copies, k] = after[j, k]
+            events.extend((t, int(jj), k, CROSS) for jj in copies.tolist())
+            continue
+        plus, minus = U.copy(), U.copy()
+        plus[j, k], minus[j, k] = 1, -1
+        (vp, scale, _), (vm, _, _) = velocity(Z, plus, j, k), velocity(Z, minus, j, k)
+        if min(abs(vp), abs(vm)) <= 1e-8 * scale:
+            return FilippovRun(events, t, Z, "tangent")
+        if vp * vm > 0:
+            U[copies, k] = int(np.sign(vp))
+            events.extend((t, int(jj), k, CROSS) for jj in copies.tolist())
+        elif vp < 0 < vm:
+            U[copies, k] = 0
+            Z[copies, :d] -= np.outer(Z[copies, :d] @ X[k] / (X[k] @ X[k]), X[k])
+            events.extend((t, int(jj), k, ENTER) for jj in copies.tolist())
+        else:
+            return FilippovRun(events, t, Z, "repulsive")
+    return FilippovRun(events, t, Z, "")
 
 
 # ---------------------------------------------------------------------------- gradient descent

@@ -205,10 +205,12 @@ def _common(draw, d_values=(2, 3, 4, 5), gammas=GAMMAS):
 
 # ---------------------------------------------------------------------------- strategies
 @st.composite
-def problems(draw, t_max: float = 5.0, gammas: tuple[float, ...] = GAMMAS) -> Problem:
+def problems(draw, t_max: float = 5.0, gammas: tuple[float, ...] = GAMMAS,
+             d_values: tuple[int, ...] = (2, 3, 4, 5)) -> Problem:
     """Generic well-scaled problems (see the module docstring); ``γ`` drawn from ``gammas``
-    (:data:`NEAR_LINEAR_GAMMAS`: the kinks' jumps ``1 − γ`` small or zero)."""
-    d, n, m, gamma, loss, balanced, scale = _common(draw, gammas=gammas)
+    (:data:`NEAR_LINEAR_GAMMAS`: the kinks' jumps ``1 − γ`` small or zero), ``d`` from
+    ``d_values``."""
+    d, n, m, gamma, loss, balanced, scale = _common(draw, d_values=d_values, gammas=gammas)
     X = _matrix(draw, n, d, -2.0, 2.0)
     assume(_well_separated(X))
     y = _labels(draw, n, loss)
