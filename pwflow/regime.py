@@ -416,9 +416,13 @@ class RegimeMixin:
     def _watched_signs(self, r: Array, r_tol: Array) -> NDArray[np.int8]:
         """Signs of the watched ``r_k`` (resolved ones), then of the classes' residuals
         ``ρ_C`` (:meth:`_class_weights`) beyond their resolution ``Σ_{k∈C} r_tol_k ‖x_k‖``
-        (with the hysteresis of the current regime, as the points', and those held at 0
-        beyond the outputs' noise too, :meth:`_held_noise`), shape ``(..., n +
-        n_classes)``; 0 where not watched."""
+        and beyond what the exit rule resolves the class's velocity to
+        (:attr:`CLASS_TOL_AT_EXIT_RULE`), with the hysteresis of the current regime, as the
+        points', and those held at 0 beyond the outputs' noise too (:meth:`_held_noise`);
+        shape ``(..., n + n_classes)``, 0 where not watched.  Session 50: at ``rtol = 1e-12``
+        a class's sign read past its resolution but not past the exit rule's was a change at
+        which the exit rule saw no velocity, and a branch point of repeated points went
+        unlogged."""
         mask = self._watched_mask()
         Wc = self._class_weights()
         noise = self._held_noise()
