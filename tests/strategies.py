@@ -8,8 +8,8 @@ Variants
 --------
 * :func:`problems` — generic, well-scaled: ``d ∈ {2,3,4,5}`` (or ``d_values``), ``n ≤ 10``,
   ``m ≤ 8``, ``γ ∈ {0, 0.1, 0.5}``, square or logistic loss, balanced or unbalanced init;
-  rows of ``X`` and ``W`` of norm ≥ 0.25 (resp. ≥ 0.1 · scale), no two data points nearly parallel, no
-  neuron starting on a hyperplane, entries below 1e-3 in magnitude snapped to 0.
+  rows of ``X`` and ``W`` of norm ≥ 0.25 (resp. ≥ 0.1 · scale), no two data points nearly
+  parallel, no neuron starting on a hyperplane, entries below 1e-3 in magnitude snapped to 0.
   With ``gammas=NEAR_LINEAR_GAMMAS``, ``γ ∈ {0.9, 0.99, 1}``: kinks of jump ``1 − γ`` small
   or zero (``γ = 1`` has its own reference, :func:`reference.linear_flow`).
 * :func:`multi_active_problems` — several hyperplanes active at once: data on a dyadic grid
