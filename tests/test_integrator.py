@@ -568,18 +568,21 @@ def test_crossings_entries_and_exits_are_scipys_event_locations(p):
     ref = filippov_events(p.X, p.y, p.W, p.a, p.gamma, p.loss, t_stop)
     t_cmp = min(t_stop, ref.t)
     assume(t_cmp > 1e-6)
-    near = 1e-6 * (1.0 + t_cmp)  # events at the end itself (a late exit: up to 1e-6) left out
-    mine = sorted(r for r in rows if r[0] < t_cmp - near)
-    theirs = sorted(e for e in ref.events if e[0] < t_cmp - near)
-    assert [r[1:] for r in mine] == [e[1:] for e in theirs], (mine, theirs, ref.stopped)
-    for (t, *_, kind), (t_ref, *_) in zip(mine, theirs, strict=True):
+    cut = t_cmp - 1e-6 * (1.0 + t_cmp)  # the events at the end itself are not compared
+    mine = sorted(r for r in rows if r[0] < cut)
+    theirs = sorted(e for e in ref.events if e[0] < cut)
+    both = min(len(mine), len(theirs))
+    extra = mine[both:] + theirs[both:]  # one of the two is empty
+    # an exit up to 1e-3 off may fall on the other side of the cut than its counterpart
+    assert all(e[3] == LEAVE and e[0] > cut - 2e-3 for e in extra), (mine, theirs, ref.stopped)
+    assert [r[1:] for r in mine[:both]] == [e[1:] for e in theirs[:both]], (mine, theirs)
+    for (t, *_, kind), (t_ref, *_) in zip(mine[:both], theirs[:both], strict=True):
         assert abs(t - t_ref) <= (1e-3 if kind == LEAVE else 1e-8), (t, t_ref, kind)
     z_ref = ref.Z if ref.t == t_cmp else filippov_events(p.X, p.y, p.W, p.a, p.gamma, p.loss,
                                                          t_cmp).Z
     W, a = tr.state(t_cmp)
     err = np.linalg.norm(np.c_[W, a] - z_ref, axis=1) / np.linalg.norm(z_ref, axis=1)
     assert np.max(err) <= 1e-8, err
-
 
 
 @st.composite
