@@ -58,6 +58,7 @@ def _require_sphinx() -> None:
         pytest.importorskip(module)
 
 
+@pytest.mark.slow  # single scenario, moved out of CI's 15 minutes (session 50)
 def test_site_builds_without_warnings(tmp_path):
     _require_sphinx()
     shutil.copytree(DOCS, tmp_path / "docs",

@@ -1018,6 +1018,7 @@ def test_a_zero_hidden_layer_with_a_leaky_relu_leaves_zero_as_gradient_descent()
             assert min(errors) > C_GAP, errors
 
 
+@pytest.mark.slow  # single scenario, moved out of CI's 15 minutes (session 50)
 def test_global_minimum_residuals_below_resolution_make_no_face_events():
     """At a global minimum every ``r_k`` falls to the outputs' resolution (``rtol``), where its
     sign, and the free slopes' regime read from it, are noise: read as such, they made a face
@@ -1169,6 +1170,7 @@ def test_signs_held_at_zero_are_read_again_beyond_the_outputs_noise(monkeypatch)
     assert branch_rows()[1] >= 20
 
 
+@pytest.mark.slow  # single scenario, moved out of CI's 15 minutes (session 50)
 def test_slopes_converging_to_their_bounds_are_not_exits_read_from_noise():
     """``tests/explore_long.py`` problem 117 (d = 2, n = 8, m = 8, loss 0.3045 at a local
     minimum): neurons 3, 6 and 7 slide on ``x_0``'s hyperplane with ``η* → 1`` (``1 − η*``

@@ -314,6 +314,7 @@ def test_non_grazing_events_drops_grazing_and_sorts():
     assert g not in ev["kind"].tolist()
 
 
+@pytest.mark.slow  # single scenario, moved out of CI's 15 minutes (session 50)
 def test_converging_gradient_descent_verifies_a_wedge_it_steps_over_and_rejects_a_wrong_run():
     """Exploration seed 64 (``x_1 = −x_0 + 1e-4 ξ``, d = 4, n = 8, m = 6, γ = 0.1; the flow
     itself: ``test_issue10_regressions.py``), neurons sliding on ``x_0``'s hyperplane inside

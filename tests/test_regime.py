@@ -553,6 +553,7 @@ def _held_velocity(tr, t):
     return float(np.max(np.abs(X[:4] @ (b + Z @ eta))))
 
 
+@pytest.mark.slow  # single scenario, moved out of CI's 15 minutes (session 50)
 def test_the_minimal_norm_continuation_leaves_the_dependent_hyperplanes_where_r6_reaches_0():
     """Under the default policy neuron 0 stays on the four hyperplanes (rank 2) while a
     tangent field exists with slopes in ``[0, 1]``: the face's fixed part is

@@ -73,6 +73,7 @@ def _parse(*argv):
     return p.parse_args(list(argv))
 
 
+@pytest.mark.slow  # single scenario, moved out of CI's 15 minutes (session 50)
 def test_cli_three_points_json_and_markdown(tmp_path, capsys):
     md = tmp_path / "out.md"
     args = _parse("--dataset", "three-points", "--width", "12", "--scale", "1e-3", "--init",

@@ -68,6 +68,7 @@ def _three_points_zero_loss(m=40, t_max=3000.0, **kw):
                     n_snapshots=8, **kw)
 
 
+@pytest.mark.slow  # single scenario, moved out of CI's 15 minutes (session 50)
 def test_global_minimum_stops_at_rest_within_its_bound():
     """Three points, λ = 0.3: the flow reaches zero loss.  The run stops at rest, with its
     time and bound in the stats and the message; up to there its event log is the log of the
