@@ -23,12 +23,9 @@ import json
 import sys
 
 import numpy as np
-from reference import CROSS, ENTER, LEAVE, filippov_events
+from reference import CROSS, ENTER, LEAVE, compare_with_filippov
 
 import pwflow
-
-KINDS = {pwflow.EventKind.CROSSING: CROSS, pwflow.EventKind.ENTER_SLIDING: ENTER,
-         pwflow.EventKind.LEAVE_SLIDING: LEAVE}
 
 
 def draw(seed: int):
@@ -51,28 +48,16 @@ def compare(seed: int, t_max: float) -> dict:
     X, y, W, a, gamma, loss = draw(seed)
     tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), t_max, gamma=gamma,
                          loss=loss)
-    ev = tr.events
-    rows = [(float(t), int(j), int(k), KINDS.get(pwflow.EventKind(c)))
-            for t, j, k, c in zip(ev["t"], ev["neuron"], ev["k"], ev["kind"], strict=True)]
-    t_stop = min([r[0] for r in rows if r[3] is None] + [t_max])
-    ref = filippov_events(X, y, W, a, gamma, loss, t_stop)
-    t_cmp = min(t_stop, ref.t)
-    near = 1e-6 * (1.0 + t_cmp)
-    mine = sorted(r for r in rows if r[0] < t_cmp - near)
-    theirs = sorted(e for e in ref.events if e[0] < t_cmp - near)
-    same = [r[1:] for r in mine] == [e[1:] for e in theirs]
-    counts = {kind: sum(r[3] == kind for r in mine) for kind in (CROSS, ENTER, LEAVE)}
-    dt = {kind: max([abs(r[0] - e[0]) for r, e in zip(mine, theirs, strict=True)
+    c = compare_with_filippov(tr, X, y, W, a, gamma, loss, t_max)
+    same = [r[1:] for r in c.mine] == [e[1:] for e in c.theirs]
+    counts = {kind: sum(r[3] == kind for r in c.mine) for kind in (CROSS, ENTER, LEAVE)}
+    dt = {kind: max([abs(r[0] - e[0]) for r, e in zip(c.mine, c.theirs, strict=True)
                      if r[3] == kind], default=0.0) if same else None
           for kind in (CROSS, ENTER, LEAVE)}
-    z_ref = ref.Z if ref.t == t_cmp else filippov_events(X, y, W, a, gamma, loss, t_cmp).Z
-    Wc, ac = tr.state(t_cmp)
-    state = float(np.max(np.linalg.norm(np.c_[Wc, ac] - z_ref, axis=1)
-                         / np.linalg.norm(z_ref, axis=1)))
+    ended = c.stopped or ("pwflow event" if c.t < t_max else "horizon")
     return {"seed": seed, "d": X.shape[1], "n": X.shape[0], "m": W.shape[0], "gamma": gamma,
-            "loss": loss, "t": t_cmp, "ended": ref.stopped or ("pwflow event" if t_stop < t_max
-                                                             else "horizon"),
-            "same_events": same, "counts": counts, "max_dt": dt, "state": state}
+            "loss": loss, "t": c.t, "ended": ended, "same_events": same, "counts": counts,
+            "max_dt": dt, "state": c.state}
 
 
 def main(argv: list[str]) -> int:

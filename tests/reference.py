@@ -43,6 +43,7 @@ from scipy.special import expit
 
 __all__ = ["GDReference", "gd_reference", "loss_value", "loss_derivative", "outputs",
            "min_norm_direction", "MinNorm", "linear_flow", "filippov_events", "FilippovRun",
+           "compare_with_filippov", "FilippovComparison",
            "sliding_checks", "C_GAP", "ATOL_GD",
            "first_branch_after_start", "finer_gd_agrees", "converging_gd_agrees",
            "gd_from_state_agrees", "last_agreed", "FROM_STATE_LADDER", "FROM_STATE_PIECES",
@@ -270,6 +271,47 @@ def filippov_events(X, y, W0, a0, gamma: float, loss: str, t_end: float,
         else:
             return FilippovRun(events, t, Z, "repulsive")
     return FilippovRun(events, t, Z, "")
+
+
+@dataclass(frozen=True)
+class FilippovComparison:
+    """A run's events against :func:`filippov_events`' up to the first event either does
+    not model (:func:`compare_with_filippov`): both lists of ``(t, j, k, kind)`` before the
+    ``cut`` (just before the comparison's end ``t``, whose own events are left out), in time
+    order, the largest distance of a neuron's state at ``t`` relative to its norm, and why
+    the reference stopped (``""``: it did not)."""
+
+    mine: list
+    theirs: list
+    cut: float
+    t: float
+    state: float
+    stopped: str
+
+
+def compare_with_filippov(traj, X, y, W0, a0, gamma: float, loss: str,
+                          t_max: float) -> FilippovComparison:
+    """pwflow's run ``traj`` (to ``t_max``) against :func:`filippov_events` on the same
+    problem, up to the first event of a kind the reference does not model (pwflow's kinds
+    are read, not its maths) or where the reference stops."""
+    from pwflow import EventKind  # the event codes only
+
+    kinds = {EventKind.CROSSING: CROSS, EventKind.ENTER_SLIDING: ENTER,
+             EventKind.LEAVE_SLIDING: LEAVE}
+    ev = traj.events
+    rows = [(float(t), int(j), int(k), kinds.get(EventKind(c)))
+            for t, j, k, c in zip(ev["t"], ev["neuron"], ev["k"], ev["kind"], strict=True)]
+    t_stop = min([r[0] for r in rows if r[3] is None] + [t_max])
+    ref = filippov_events(X, y, W0, a0, gamma, loss, t_stop)
+    t_cmp = min(t_stop, ref.t)
+    cut = t_cmp - 1e-6 * (1.0 + t_cmp)
+    z_ref = ref.Z if ref.t == t_cmp else filippov_events(X, y, W0, a0, gamma, loss, t_cmp).Z
+    W, a = traj.state(t_cmp)
+    state = float(np.max(np.linalg.norm(np.c_[W, a] - z_ref, axis=1)
+                         / np.linalg.norm(z_ref, axis=1)))
+    return FilippovComparison(sorted(r for r in rows if r[0] < cut),
+                              sorted(e for e in ref.events if e[0] < cut), cut, t_cmp, state,
+                              ref.stopped)
 
 
 # ---------------------------------------------------------------------------- gradient descent

@@ -529,18 +529,12 @@ from hypothesis import HealthCheck, assume, example, given, settings  # noqa: E4
 from hypothesis import strategies as st  # noqa: E402
 from reference import (  # noqa: E402
     C_GAP,
-    CROSS,
-    ENTER,
     LEAVE,
-    filippov_events,
+    compare_with_filippov,
     first_branch_after_start,
     gd_reference,
 )
 from strategies import Problem, matrices, multi_active_problems, problems  # noqa: E402
-
-#: pwflow's event kinds against :func:`reference.filippov_events`' (the others end the comparison)
-_SCIPY_KINDS = {EventKind.CROSSING: CROSS, EventKind.ENTER_SLIDING: ENTER,
-                EventKind.LEAVE_SLIDING: LEAVE}
 
 
 @given(p=problems(t_max=5.0, d_values=(2, 3, 4, 5, 6, 7, 8)))
@@ -561,28 +555,16 @@ def test_crossings_entries_and_exits_are_scipys_event_locations(p):
     # 1.6e-9, entries within 2.5e-9, exits within 1.0e-4, states within 1.1e-10
     tr = simulate(p.data(), p.init(), p.t_max, gamma=p.gamma, loss=p.loss)
     assert tr.status == 0, tr.message
-    ev = tr.events
-    rows = [(float(t), int(j), int(k), _SCIPY_KINDS.get(EventKind(c)))
-            for t, j, k, c in zip(ev["t"], ev["neuron"], ev["k"], ev["kind"], strict=True)]
-    t_stop = min([r[0] for r in rows if r[3] is None] + [p.t_max])
-    ref = filippov_events(p.X, p.y, p.W, p.a, p.gamma, p.loss, t_stop)
-    t_cmp = min(t_stop, ref.t)
-    assume(t_cmp > 1e-6)
-    cut = t_cmp - 1e-6 * (1.0 + t_cmp)  # the events at the end itself are not compared
-    mine = sorted(r for r in rows if r[0] < cut)
-    theirs = sorted(e for e in ref.events if e[0] < cut)
-    both = min(len(mine), len(theirs))
-    extra = mine[both:] + theirs[both:]  # one of the two is empty
+    c = compare_with_filippov(tr, p.X, p.y, p.W, p.a, p.gamma, p.loss, p.t_max)
+    assume(c.t > 1e-6)
+    both = min(len(c.mine), len(c.theirs))
+    extra = c.mine[both:] + c.theirs[both:]  # one of the two is empty
     # an exit up to 1e-3 off may fall on the other side of the cut than its counterpart
-    assert all(e[3] == LEAVE and e[0] > cut - 2e-3 for e in extra), (mine, theirs, ref.stopped)
-    assert [r[1:] for r in mine[:both]] == [e[1:] for e in theirs[:both]], (mine, theirs)
-    for (t, *_, kind), (t_ref, *_) in zip(mine[:both], theirs[:both], strict=True):
+    assert all(e[3] == LEAVE and e[0] > c.cut - 2e-3 for e in extra), c
+    assert [r[1:] for r in c.mine[:both]] == [e[1:] for e in c.theirs[:both]], c
+    for (t, *_, kind), (t_ref, *_) in zip(c.mine[:both], c.theirs[:both], strict=True):
         assert abs(t - t_ref) <= (1e-3 if kind == LEAVE else 1e-8), (t, t_ref, kind)
-    z_ref = ref.Z if ref.t == t_cmp else filippov_events(p.X, p.y, p.W, p.a, p.gamma, p.loss,
-                                                         t_cmp).Z
-    W, a = tr.state(t_cmp)
-    err = np.linalg.norm(np.c_[W, a] - z_ref, axis=1) / np.linalg.norm(z_ref, axis=1)
-    assert np.max(err) <= 1e-8, err
+    assert c.state <= 1e-8, c
 
 
 @st.composite
