@@ -127,17 +127,44 @@ class FilippovRun:
     stopped: str
 
 
-def _slopes(Z: np.ndarray, U: np.ndarray, X, y, gamma: float, loss: str):
-    """``σ'`` of every pair on the pattern ``U`` (``+1`` active, ``−1`` inactive, ``0`` sliding;
-    at most one sliding pair per neuron), the sliding ones at the value that keeps the neuron
-    on its hyperplane, ``η* = −<b, x_k> / <z_k, x_k>``; and ``r``."""
-    n, d = X.shape
+def _fixed_slopes(Z: np.ndarray, U: np.ndarray, X, y, gamma: float, loss: str):
+    """``σ'`` of the pairs off their hyperplanes on the pattern ``U`` (``+1`` active, ``−1``
+    inactive, ``0`` sliding, read as 0 here), and ``r``."""
+    d = X.shape[1]
     eta = np.where(U > 0, 1.0, gamma)
     eta[U == 0] = 0.0
-    r = loss_derivative(((Z[:, :d] @ X.T) * eta).T @ Z[:, d], y, loss)
-    for j, k in np.argwhere(U == 0).tolist():
-        b = -((eta[j] * r) @ X) / n
-        eta[j, k] = (b @ X[k]) * n / (r[k] * (X[k] @ X[k]))
+    return eta, loss_derivative(((Z[:, :d] @ X.T) * eta).T @ Z[:, d], y, loss)
+
+
+def _sliding_system(eta: np.ndarray, r: np.ndarray, j: int, K: np.ndarray, X):
+    """The slopes ``η_K`` that keep neuron ``j`` on the hyperplanes ``K`` (``<D_j, x_l> = 0``,
+    ``l ∈ K``) solve ``G η_K = c`` with ``G_lk = <x_l, x_k> r_k`` and ``c_l = n <b, x_l>``,
+    ``b = −(1/n) Σ_{i∉K} η_ji r_i x_i`` (``eta`` from :func:`_fixed_slopes`)."""
+    n = X.shape[0]
+    XK = X[K]
+    b = -((eta[j] * r) @ X) / n
+    return (XK @ XK.T) * r[K][None, :], n * (XK @ b)
+
+
+def _slope_terms(eta: np.ndarray, r: np.ndarray, j: int, K: np.ndarray, i: int, X):
+    """``η_{K_i} = N / Δ`` of neuron ``j`` sliding on ``K`` (:func:`_sliding_system`) by
+    Cramer's rule: ``Δ = det G`` and ``N`` the determinant with column ``i`` replaced by
+    ``c``, both smooth in time (on one hyperplane ``N = n <b, x_k>``, ``Δ = r_k ‖x_k‖²``)."""
+    G, c = _sliding_system(eta, r, j, K, X)
+    Gi = G.copy()
+    Gi[:, i] = c
+    return float(np.linalg.det(Gi)), float(np.linalg.det(G))
+
+
+def _slopes(Z: np.ndarray, U: np.ndarray, X, y, gamma: float, loss: str):
+    """``σ'`` of every pair on the pattern ``U``, a neuron's sliding pairs ``K`` (``U = 0``)
+    at the values that keep it on their hyperplanes (:func:`_sliding_system`); and ``r``."""
+    eta, r = _fixed_slopes(Z, U, X, y, gamma, loss)
+    fixed = eta.copy()
+    for j in np.flatnonzero(np.any(U == 0, axis=1)).tolist():
+        K = np.flatnonzero(U[j] == 0)
+        G, c = _sliding_system(fixed, r, j, K, X)
+        eta[j, K] = np.linalg.solve(G, c)
     return eta, r
 
 
@@ -146,18 +173,29 @@ def filippov_events(X, y, W0, a0, gamma: float, loss: str, t_end: float,
                     max_step: float = 0.01, fitted: float = 1e-6) -> FilippovRun:
     """Eq. (2) as a Filippov system, by SciPy alone: ``solve_ivp`` (DOP853, ``rtol``,
     ``atol = rtol / 100``) on the full state ``(W, a)`` with the gradient written out here
-    (``dw_j/dt = a_j D_j``, ``da_j/dt = <w_j, D_j>``, ``D_j = −(1/n) Σ_k r_k η_jk x_k``), one
-    terminal event function per pair — ``<w_j, x_k>`` off the hyperplane, ``η*_jk − 1`` and
-    ``η*_jk − γ`` on it (:func:`_slopes`), ``a_j`` for a sliding neuron — and a restart at
-    each event, decided by the two sides' normal velocities ``a_j <D_j^±, x_k>`` (Filippov):
-    a crossing where they agree, a sliding entry where they point at each other (the neuron
-    projected onto the hyperplane), an exit to the bound's side where ``η*`` reaches it
-    (with every neuron of the same pattern: ``η*`` depends on the pattern alone), and a
-    neuron sliding on one hyperplane crossing another where its slope stays inside
-    ``(γ, 1)`` on the far side and it keeps moving across.  It models one sliding hyperplane
-    per neuron and stops (``stopped`` says why) at anything else: two events within
-    ``simultaneous`` (relative) of each other, a tangent or repulsive arrival, ``a_j = 0``
-    while sliding, a sliding neuron arriving on a second hyperplane otherwise.  SciPy reads the
+    (``dw_j/dt = a_j D_j``, ``da_j/dt = <w_j, D_j>``, ``D_j = −(1/n) Σ_k r_k η_jk x_k``), the
+    slopes of a neuron sliding on the hyperplanes ``K`` those that hold it on all of them
+    (:func:`_sliding_system`).  One terminal event function per pair: ``<w_j, x_k>`` off the
+    hyperplane; on it ``η_jk − 1`` and ``η_jk − γ``, read as ``±(N − Δ)`` and
+    ``±(N − γ Δ)`` with ``η_jk = N / Δ`` by Cramer's rule (:func:`_slope_terms`: ``η_jk``
+    itself has a pole where some ``r_l``, ``l ∈ K``, passes 0, and a step across a bound
+    and the pole sees one sign at both ends), ``r_k`` and ``a_j``.  It restarts at each
+    event and decides it (Filippov):
+
+    * a neuron off every hyperplane meeting ``x_k``'s: a crossing where the two sides'
+      normal velocities ``a_j <D_j^±, x_k>`` agree, a sliding entry where they point at each
+      other (the neuron projected onto the hyperplane);
+    * a sliding slope reaching a bound: an exit to the bound's side (with every neuron of
+      the same pattern: the slopes depend on the pattern alone);
+    * a neuron sliding on ``x_K`` meeting ``x_k``'s hyperplane: the minimal-norm rule on
+      each side by enumeration (:func:`_sliding_arrival`): across, or onto ``x_k`` too,
+      leaving the ``x_K`` whose slopes are at a bound (the neuron projected onto the
+      hyperplanes it is held on).
+
+    It stops (``stopped`` says why) at anything else: two events within ``simultaneous``
+    (relative) of each other, a tangent or repulsive arrival, ``a_j = 0`` or ``r_k = 0``
+    while sliding, an arrival the minimal-norm rule does not decide clearly (a slope at a
+    bound whose velocity points back, dependent hyperplanes, ``w → 0``).  SciPy reads the
     event functions' signs at its step ends only, so a pair that crosses and comes back
     within one step is not seen: at ``rtol = 1e-12`` DOP853 took steps of 0.28 on smooth
     stretches and missed a crossing followed by a return on the unswitched field (d = 5,
@@ -174,7 +212,10 @@ def filippov_events(X, y, W0, a0, gamma: float, loss: str, t_end: float,
     U = np.sign(np.asarray(W0, float) @ X.T).astype(int)
     Z = np.hstack([np.asarray(W0, float), np.asarray(a0, float)[:, None]])
     t, events = 0.0, []
+    switched: set = set()  # pairs sent off their hyperplane at the current time
+    last = None  # the last event's (t, j, k)
     slopes = functools.partial(_slopes, X=X, y=y, gamma=gamma, loss=loss)
+    fixed = functools.partial(_fixed_slopes, X=X, y=y, gamma=gamma, loss=loss)
 
     def velocity(Z, UU, j, k):  # a_j <D_j, x_k> on the pattern UU, and its terms' size
         eta, r = slopes(Z, UU)
@@ -190,20 +231,46 @@ def filippov_events(X, y, W0, a0, gamma: float, loss: str, t_end: float,
             return np.hstack([Zc[:, d:] * D, np.einsum("ij,ij->i", Zc[:, :d], D)[:, None]]).ravel()
 
         funcs, what = [], []
+        fresh, switched = switched, set()
         for j, k in itertools.product(range(m), range(n)):
             if U[j, k] != 0:
-                def crossing(_t, zz, j=j, k=k):
-                    return zz[j * (d + 1): j * (d + 1) + d] @ X[k]
+                # a pair switched at this segment's start is at 0 there to rounding, of either
+                # sign: read s − s_start + its rounding, of the new side's sign from the start
+                # (SciPy missed its return within the first step where the rounding had the
+                # old side's sign; without the rounding term a first step that moved s by
+                # −1 ulp was a crossing back at the start, again and again)
+                s0, eps = 0.0, 0.0
+                if (j, k) in fresh:
+                    s0 = Z[j, :d] @ X[k]
+                    eps = (U[j, k] * 16 * np.finfo(float).eps * np.linalg.norm(Z[j, :d])
+                           * np.linalg.norm(X[k]))
+
+                def crossing(_t, zz, j=j, k=k, s0=s0, eps=eps):
+                    return zz[j * (d + 1): j * (d + 1) + d] @ X[k] - s0 + eps
                 crossing.terminal, crossing.direction = True, -U[j, k]
                 funcs.append(crossing)
                 what.append((j, k, CROSS, 0))
                 continue
+            # η_k − bound = (N − bound Δ) / Δ (Cramer, :func:`_slope_terms`): read as
+            # ±(N − bound Δ), without the pole where some r_l, l ∈ K, passes 0 (η_k through
+            # ±∞ there: a step across the bound and the pole saw one sign at both ends, and
+            # missed the exit)
+            K = np.flatnonzero(U[j] == 0)
+            i = int(np.searchsorted(K, k))
+            sgn = 1.0 if _slope_terms(*fixed(Z, U), j, K, i, X)[1] >= 0 else -1.0
             for bound, side in ((1.0, 1), (gamma, -1)):
-                def exit_(_t, zz, j=j, k=k, U=U, bound=bound):
-                    return slopes(zz.reshape(m, d + 1), U)[0][j, k] - bound
+                def exit_(_t, zz, j=j, K=K, i=i, U=U, bound=bound, sgn=sgn):
+                    N, det = _slope_terms(*fixed(zz.reshape(m, d + 1), U), j, K, i, X)
+                    return sgn * (N - bound * det)
                 exit_.terminal, exit_.direction = True, side
                 funcs.append(exit_)
                 what.append((j, k, LEAVE, side))
+
+            def pole(_t, zz, k=k, U=U):
+                return fixed(zz.reshape(m, d + 1), U)[1][k]
+            pole.terminal = True
+            funcs.append(pole)
+            what.append((j, k, "a sliding pair's residual through 0", 0))
 
             def flip(_t, zz, j=j):
                 return zz[j * (d + 1) + d]
@@ -228,33 +295,44 @@ def filippov_events(X, y, W0, a0, gamma: float, loss: str, t_end: float,
         if len(hits) > 1 and hits[1][0] - t <= simultaneous * (1.0 + t):
             return FilippovRun(events, t, Z, "simultaneous events")
         j, k, kind, side = what[i]
-        if kind == LEAVE:
-            same = np.flatnonzero(np.all(U == U[j], axis=1))
-            events.extend((t, int(jj), k, LEAVE) for jj in same.tolist())
-            U[same, k] = side
-            continue
-        if kind != CROSS:
+        if (t, j, k) == last:  # a guard: the same pair again at its own time, decided already
+            return FilippovRun(events, t, Z, "an event found again where it was decided")
+        last = (t, j, k)
+        if kind not in (LEAVE, CROSS):
             return FilippovRun(events, t, Z, kind)
-        # exact copies of the neuron (the same state and pattern) meet the hyperplane with it
-        # (SciPy records one of several terminal events at one time)
-        copies = np.flatnonzero(np.all(Z == Z[j], axis=1) & np.all(U == U[j], axis=1))
-        offsets = Z[:, :d] @ X.T
-        off = (U != 0) & ((U * offsets <= simultaneous * np.outer(np.linalg.norm(Z[:, :d], axis=1),
-                                                                  np.linalg.norm(X, axis=1))))
-        off[copies, k] = False
-        if np.any(off):
+        # the pairs this event switches: every neuron of the pattern (an exit), or the
+        # neuron's exact copies (a crossing: SciPy records one of several terminal events)
+        own = (np.all(U == U[j], axis=1) if kind == LEAVE
+               else np.all(Z == Z[j], axis=1) & np.all(U == U[j], axis=1))
+        # SciPy keeps no event after the first terminal one in a step, however close: any
+        # other pair at its own event here (an offset at 0, a sliding slope at a bound)
+        # stops the run
+        eta = slopes(Z, U)[0]
+        busy = np.where(U != 0, U * (Z[:, :d] @ X.T) <= simultaneous * np.outer(
+            np.linalg.norm(Z[:, :d], axis=1), np.linalg.norm(X, axis=1)),
+            (np.abs(eta - 1.0) <= simultaneous) | (np.abs(eta - gamma) <= simultaneous))
+        busy[own, k] = False
+        if np.any(busy):
             return FilippovRun(events, t, Z, "simultaneous events")
+        copies = np.flatnonzero(own)
+        if kind == LEAVE:
+            events.extend((t, int(jj), k, LEAVE) for jj in copies.tolist())
+            U[copies, k] = side
+            switched |= {(int(jj), k) for jj in copies.tolist()}
+            continue
         sliding = np.flatnonzero(U[j] == 0)
-        after = U.copy()
-        after[j, k] = -U[j, k]
-        if sliding.size:  # crossing x_k while sliding on x_s: inside (γ, 1) and across
-            v, scale, eta = velocity(Z, after, j, k)
-            s = int(sliding[0])
-            if not (gamma + simultaneous < eta[j, s] < 1.0 - simultaneous
-                    and v * after[j, k] > 1e-8 * scale):
+        if sliding.size:  # x_k met while sliding on x_K: across, or a minimal-norm choice
+            decided = _sliding_arrival(Z, U, j, k, fixed, gamma, simultaneous)
+            if decided is None:
                 return FilippovRun(events, t, Z, "a sliding neuron meets another hyperplane")
-            U[copies, k] = after[j, k]
-            events.extend((t, int(jj), k, CROSS) for jj in copies.tolist())
+            row, rows = decided
+            U[copies] = row
+            switched |= {(int(jj), kk) for jj in copies.tolist() for kk, _ in rows
+                         if row[kk] != 0}
+            S = np.flatnonzero(row == 0)  # onto the hyperplanes it slides on
+            Wc = Z[copies, :d]
+            Z[copies, :d] = Wc - np.linalg.solve(X[S] @ X[S].T, X[S] @ Wc.T).T @ X[S]
+            events.extend((t, int(jj), kk, kind) for jj in copies.tolist() for kk, kind in rows)
             continue
         plus, minus = U.copy(), U.copy()
         plus[j, k], minus[j, k] = 1, -1
@@ -263,6 +341,7 @@ def filippov_events(X, y, W0, a0, gamma: float, loss: str, t_end: float,
             return FilippovRun(events, t, Z, "tangent")
         if vp * vm > 0:
             U[copies, k] = int(np.sign(vp))
+            switched |= {(int(jj), k) for jj in copies.tolist()}
             events.extend((t, int(jj), k, CROSS) for jj in copies.tolist())
         elif vp < 0 < vm:
             U[copies, k] = 0
@@ -271,6 +350,71 @@ def filippov_events(X, y, W0, a0, gamma: float, loss: str, t_end: float,
         else:
             return FilippovRun(events, t, Z, "repulsive")
     return FilippovRun(events, t, Z, "")
+
+
+def _min_norm_sides(Z, pattern, j, S, fixed, gamma, simultaneous):
+    """The minimal-norm element ``D`` of ``𝔇`` over ``η_S ∈ [γ, 1]^S`` for neuron ``j`` on
+    ``pattern`` (Eq. (6), by enumeration, :func:`_enumerate`; the other slopes as the
+    pattern has them), and the side each ``l ∈ S`` takes: 0 (held) where ``η_l`` is inside
+    ``(γ, 1)``, the bound's side where it is at a bound and its normal velocity points there
+    by more than ``1e-8`` of its terms; ``None`` where that is not clear-cut (a slope within
+    ``simultaneous`` of a bound, a velocity at a bound pointing back or below the margin,
+    ``x_S`` dependent or more than ``d − 1`` of them)."""
+    X = fixed.keywords["X"]
+    n, d = X.shape
+    if S.size > d - 1 or np.linalg.matrix_rank(X[S]) < S.size:
+        return None
+    eta0, r = fixed(Z, pattern)
+    b = -((eta0[j] * r) @ X) / n
+    C = -(X[S] * r[S][:, None]).T / n  # D = b + C η_S
+    eta = _enumerate(b, C, gamma, 1.0)
+    D = b + C @ eta
+    xn = np.linalg.norm(X, axis=1)
+    scale = abs(Z[j, d]) * xn * np.sum(np.abs(r) * xn) / n  # a velocity's terms, per l
+    sides = np.zeros(S.size, dtype=int)
+    for i, (kk, e) in enumerate(zip(S.tolist(), eta.tolist(), strict=True)):
+        if gamma + simultaneous < e < 1.0 - simultaneous:
+            continue
+        if e not in (gamma, 1.0) or gamma == 1.0:
+            return None
+        sides[i] = 1 if e == 1.0 else -1
+        if Z[j, d] * (D @ X[kk]) * sides[i] <= 1e-8 * scale[kk]:
+            return None
+    return D, sides, scale
+
+
+def _sliding_arrival(Z, U, j, k, fixed, gamma, simultaneous):
+    """Neuron ``j``, sliding on ``x_K``, meets ``x_k``'s hyperplane (Filippov, decided by the
+    minimal-norm rule on each side, :func:`_min_norm_sides`):
+
+    * across, where on the far side of ``x_k`` the minimal-norm element over ``η_K`` moves
+      it on across (a crossing; the ``x_K`` whose slopes are there at a bound are left);
+    * otherwise, onto ``x_k`` where the minimal-norm element over ``η_{K ∪ {k}}`` holds it
+      there (an entry; again with exits from the ``x_K`` at a bound).
+
+    Returns the new pattern row and the rows ``(l, kind)`` to log, or ``None`` where the
+    rule is not clear-cut or sends it back to the side it came from."""
+    X = fixed.keywords["X"]
+    d = X.shape[1]
+    K = np.flatnonzero(U[j] == 0)
+    after = U.copy()
+    after[j, k] = -U[j, k]
+    far = _min_norm_sides(Z, after, j, K, fixed, gamma, simultaneous)
+    if far is not None:
+        D, sides, scale = far
+        if Z[j, d] * (D @ X[k]) * after[j, k] > 1e-8 * scale[k]:
+            row = after[j].copy()
+            row[K] = sides
+            return row, [(k, CROSS)] + [(kk, LEAVE) for kk in K[sides != 0].tolist()]
+    on = U.copy()
+    KK = np.union1d(K, [k])
+    on[j, KK] = 0
+    held = _min_norm_sides(Z, on, j, KK, fixed, gamma, simultaneous)
+    if held is None or held[1][np.searchsorted(KK, k)] != 0:
+        return None
+    row = on[j].copy()
+    row[KK] = held[1]
+    return row, [(k, ENTER)] + [(kk, LEAVE) for kk in K[row[K] != 0].tolist()]
 
 
 @dataclass(frozen=True)
