@@ -20,7 +20,9 @@ import numpy as np
 import pytest
 from explore import problem_arrays
 from reference import (
+    LEAVE,
     _gd_run,
+    compare_with_filippov,
     first_branch_after_start,
     gd_reference,
     gd_refined,
@@ -81,6 +83,19 @@ def test_d3_neuron0_leaves_x4_hyperplane_when_its_slope_reaches_one(d3_run):
     W, _ = d3_run.state(20.0)
     # gradient descent has <w_0, x_4> = +1.2e-3 at t = 20 (issue 10)
     assert W[0] @ X3[3] > 1e-4
+
+
+def test_d3_events_and_state_are_the_independent_integrators(d3_run):
+    # The whole run to t = 60 against reference.filippov_events (SciPy alone; sliding on
+    # several hyperplanes since session 51): the same 11 events, neuron 0's entries on x_4
+    # and x_3 and its exits at T_EXIT and t = 25.78 among them, times within 4.4e-10
+    # (measured), the states at t = 60 6.4e-12 apart (relative)
+    c = compare_with_filippov(d3_run, X3, Y3, W3, A3, 0.0, "square", 60.0)
+    assert c.stopped == "" and c.t == 60.0, c.stopped
+    assert [r[1:] for r in c.mine] == [e[1:] for e in c.theirs] and len(c.mine) == 11
+    assert (17.80456, 0, 3, LEAVE) == (round(c.mine[9][0], 5), *c.mine[9][1:])
+    assert max(abs(r[0] - e[0]) for r, e in zip(c.mine, c.theirs, strict=True)) < 1e-8
+    assert c.state < 1e-10
 
 
 @pytest.mark.parametrize("t", [17.0, 20.0, 60.0])
