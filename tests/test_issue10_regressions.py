@@ -2403,17 +2403,22 @@ def test_gd_policy_follows_the_orbit_at_zero_inside_a_step(monkeypatch):
 
     z, tr = _stored_run("origin_orbit_in_step", "gd", 20.0, 0.0, "square")
     assert tr.status == 0, tr.message
-    np.testing.assert_allclose(_departures_from_zero(tr, (1,)), 9.288084, atol=1e-5)
+    # the departure follows gradient descent's orbit near 0, which grows from offsets at
+    # rounding level: its time is known to a few 1e-3 (9.288084 on session 50's machine,
+    # 9.293643 on session 51's AMD EPYC, 0.064 and 0.083 estimates from gradient descent);
+    # the mechanism moves it by 0.6
+    np.testing.assert_allclose(_departures_from_zero(tr, (1,)), 9.29, atol=0.01)
     ref = gd_reference(z["X"], z["y"], z["W"], z["a"], 0.0, "square", (10.0, 20.0), lr=1e-3)
 
     def estimates(run):  # |run − GD_ext| in error estimates at t = 10 and 20
         return [ref.error(*run.state(t), i) / ref.estimate(i) for i, t in enumerate(ref.t)]
 
-    # measured 0.04 at both times; within C_GAP = 10 would not tell the mechanism apart
+    # measured 0.04 at both times (0.064 and 0.083 on session 51's machine); within
+    # C_GAP = 10 would not tell the mechanism apart
     assert max(estimates(tr)) < 0.5, estimates(tr)
     monkeypatch.setattr(HybridFlow, "_origin_event", _step_end_orbit_event)
     _, off = _stored_run("origin_orbit_in_step", "gd", 20.0, 0.0, "square")
-    assert abs(_departures_from_zero(off, (1,))[0] - 9.288084) > 0.1
+    assert abs(_departures_from_zero(off, (1,))[0] - 9.29) > 0.1
     assert min(estimates(off)) > 2.0, estimates(off)
 
 
@@ -2469,14 +2474,41 @@ def test_a_ray_ending_on_another_hyperplane_reaches_zero_and_gd_departs_as_gradi
                                              (17.5, 20.0), lr=1e-3))
 
 
+def _offset_roots_only(monkeypatch):
+    """No ``w = 0`` candidates (:func:`pwflow.events.detect_zero_crossings`): a ray's end is
+    met through the offset of another point, as the location found it on session 37's
+    machine.  Which of the coinciding roots (``w = 0`` lies on every hyperplane) comes first
+    is rounding: on session 51's machine the ``w = 0`` candidate did, and the run reached 0
+    without :meth:`HybridFlow._meets_at_origin`, mechanism off or on."""
+    import pwflow.detection as detection
+
+    monkeypatch.setattr(detection, "detect_zero_crossings",
+                        lambda *args, **kwargs: np.zeros(0, np.intp))
+
+
+def test_a_ray_ending_on_another_hyperplane_is_read_as_reaching_zero(monkeypatch):
+    """Mechanism on, with the ray's end met through the offset of ``x_0`` only
+    (:func:`_offset_roots_only`): :meth:`HybridFlow._meets_at_origin` reads it as
+    ``w = 0``, and the ``'gd'`` run follows gradient descent (measured: a REACH_ZERO at
+    15.770212, within the gaps at t = 20)."""
+    _offset_roots_only(monkeypatch)
+    z, tr = _coinciding_roots("gd")
+    assert tr.status == 0, tr.message
+    assert _reaches_zero_at(tr, 5, 15.770212)
+    _assert_within_gaps(tr, gd_reference(z["X"], z["y"], z["W"], z["a"], 0.1, "square",
+                                         (20.0,), lr=1e-3))
+
+
 def test_a_ray_ending_on_another_hyperplane_read_as_an_intersection_departs_off_gd(
         monkeypatch):
     """Mechanism off: without :meth:`HybridFlow._meets_at_origin` the event goes to the
     intersection rule, the neuron goes on along ``x_0^⊥`` and the ``'gd'`` run is far more
-    than its error estimate from extrapolated gradient descent."""
+    than its error estimate from extrapolated gradient descent (measured: 3.5e-3 at t = 20,
+    the gap 4.8e-5)."""
     from pwflow.stepper import HybridFlow
 
     monkeypatch.setattr(HybridFlow, "_meets_at_origin", lambda self, u: False)
+    _offset_roots_only(monkeypatch)
     z, tr = _coinciding_roots("gd")
     assert not np.any(tr.events["kind"] == pwflow.EventKind.REACH_ZERO)
     with pytest.raises(AssertionError):
