@@ -194,8 +194,11 @@ def filippov_events(X, y, W0, a0, gamma: float, loss: str, t_end: float,
 
     It stops (``stopped`` says why) at anything else: two events within ``simultaneous``
     (relative) of each other, a tangent or repulsive arrival, ``a_j = 0`` or ``r_k = 0``
-    while sliding, an arrival the minimal-norm rule does not decide clearly (a slope at a
-    bound whose velocity points back, dependent hyperplanes, ``w → 0``).  SciPy reads the
+    while sliding, a sliding pair's ``|r_k|`` below ``fitted`` (problem 10 127 of
+    ``explore_scipy.py``: its slope read from noise, pwflow logged exits and re-entries
+    there that this one did not, states 1.8e-13 apart), an arrival the minimal-norm rule
+    does not decide clearly (a slope at a bound whose velocity points back, dependent
+    hyperplanes, ``w → 0``).  SciPy reads the
     event functions' signs at its step ends only, so a pair that crosses and comes back
     within one step is not seen: at ``rtol = 1e-12`` DOP853 took steps of 0.28 on smooth
     stretches and missed a crossing followed by a return on the unswitched field (d = 5,
@@ -271,6 +274,14 @@ def filippov_events(X, y, W0, a0, gamma: float, loss: str, t_end: float,
             pole.terminal = True
             funcs.append(pole)
             what.append((j, k, "a sliding pair's residual through 0", 0))
+
+            # a fitted point's slope is a ratio of vanishing numbers (as every slope near a
+            # global minimum, below): read from noise by any integrator
+            def fit(_t, zz, k=k, U=U):
+                return abs(fixed(zz.reshape(m, d + 1), U)[1][k]) - fitted
+            fit.terminal = True
+            funcs.append(fit)
+            what.append((j, k, "a sliding pair's residual below `fitted`", 0))
 
             def flip(_t, zz, j=j):
                 return zz[j * (d + 1) + d]
