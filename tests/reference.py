@@ -192,7 +192,9 @@ def filippov_events(X, y, W0, a0, gamma: float, loss: str, t_end: float,
       leaving the ``x_K`` whose slopes are at a bound (the neuron projected onto the
       hyperplanes it is held on).
 
-    It stops (``stopped`` says why) at anything else: two events within ``simultaneous``
+    A start within 16 ulp of a hyperplane is on it, decided by the minimal-norm rule there
+    (held, or an exit at t = 0).  It stops (``stopped`` says why) at anything else: a start
+    that rule does not decide clearly, two events within ``simultaneous``
     (relative) of each other, a tangent or repulsive arrival, ``a_j = 0`` or ``r_k = 0``
     while sliding, a sliding pair's ``|r_k|`` below ``fitted`` (problem 10 127 of
     ``explore_scipy.py``: its slope read from noise, pwflow logged exits and re-entries
@@ -212,13 +214,31 @@ def filippov_events(X, y, W0, a0, gamma: float, loss: str, t_end: float,
     X, y = np.asarray(X, float), np.asarray(y, float)
     n, d = X.shape
     m = np.shape(W0)[0]
-    U = np.sign(np.asarray(W0, float) @ X.T).astype(int)
+    S0 = np.asarray(W0, float) @ X.T
+    U = np.sign(S0).astype(int)
+    # a start within rounding of a hyperplane (16 ulp of ‖w‖ ‖x_k‖) is on it
+    U[np.abs(S0) <= 16 * np.finfo(float).eps * np.outer(
+        np.linalg.norm(np.asarray(W0, float), axis=1), np.linalg.norm(X, axis=1))] = 0
     Z = np.hstack([np.asarray(W0, float), np.asarray(a0, float)[:, None]])
     t, events = 0.0, []
     switched: set = set()  # pairs sent off their hyperplane at the current time
     last = None  # the last event's (t, j, k)
     slopes = functools.partial(_slopes, X=X, y=y, gamma=gamma, loss=loss)
     fixed = functools.partial(_fixed_slopes, X=X, y=y, gamma=gamma, loss=loss)
+
+    # neurons started on hyperplanes: each decided by the minimal-norm rule over its slopes
+    # there (held, or off to a bound's side, logged as an exit at t = 0); unclear: stop
+    for j in np.flatnonzero(np.any(U == 0, axis=1)).tolist():
+        S = np.flatnonzero(U[j] == 0)
+        start = _min_norm_sides(Z, U, j, S, fixed, gamma, simultaneous)
+        if start is None or not np.any(Z[j, :d]):
+            return FilippovRun(events, 0.0, Z, "a start on hyperplanes not decided clearly")
+        U[j, S] = start[1]
+        held = S[start[1] == 0]
+        if held.size:  # onto the hyperplanes it is held on
+            Z[j, :d] -= np.linalg.solve(X[held] @ X[held].T, X[held] @ Z[j, :d]) @ X[held]
+        events.extend((0.0, j, int(k), LEAVE) for k in S[start[1] != 0].tolist())
+        switched |= {(j, int(k)) for k in S[start[1] != 0].tolist()}
 
     def velocity(Z, UU, j, k):  # a_j <D_j, x_k> on the pattern UU, and its terms' size
         eta, r = slopes(Z, UU)
