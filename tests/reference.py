@@ -192,7 +192,7 @@ def filippov_events(X, y, W0, a0, gamma: float, loss: str, t_end: float,
       leaving the ``x_K`` whose slopes are at a bound (the neuron projected onto the
       hyperplanes it is held on).
 
-    A start within 16 ulp of a hyperplane is on it, decided by the minimal-norm rule there
+    A start within 512 ulp of a hyperplane is on it, decided by the minimal-norm rule there
     (held, or an exit at t = 0).  It stops (``stopped`` says why) at anything else: a start
     that rule does not decide clearly, two events within ``simultaneous``
     (relative) of each other, a tangent or repulsive arrival, ``a_j = 0`` or ``r_k = 0``
@@ -216,8 +216,9 @@ def filippov_events(X, y, W0, a0, gamma: float, loss: str, t_end: float,
     m = np.shape(W0)[0]
     S0 = np.asarray(W0, float) @ X.T
     U = np.sign(S0).astype(int)
-    # a start within rounding of a hyperplane (16 ulp of ‖w‖ ‖x_k‖) is on it
-    U[np.abs(S0) <= 16 * np.finfo(float).eps * np.outer(
+    # a start within rounding of a hyperplane (512 ulp of ‖w‖ ‖x_k‖: a neuron projected onto
+    # hyperplanes in floating point lands 1e-16 to 1e-13 off them) is on it
+    U[np.abs(S0) <= 512 * np.finfo(float).eps * np.outer(
         np.linalg.norm(np.asarray(W0, float), axis=1), np.linalg.norm(X, axis=1))] = 0
     Z = np.hstack([np.asarray(W0, float), np.asarray(a0, float)[:, None]])
     t, events = 0.0, []
@@ -484,9 +485,24 @@ def compare_with_filippov(traj, X, y, W0, a0, gamma: float, loss: str,
     W, a = traj.state(t_cmp)
     state = float(np.max(np.linalg.norm(np.c_[W, a] - z_ref, axis=1)
                          / np.linalg.norm(z_ref, axis=1)))
-    return FilippovComparison(sorted(r for r in rows if r[0] < cut),
-                              sorted(e for e in ref.events if e[0] < cut), cut, t_cmp, state,
-                              ref.stopped)
+    return FilippovComparison(_in_time_order([r for r in rows if r[0] < cut]),
+                              _in_time_order([e for e in ref.events if e[0] < cut]), cut,
+                              t_cmp, state, ref.stopped)
+
+
+def _in_time_order(rows: list, tie: float = 1e-9) -> list:
+    """``(t, j, k, kind)`` rows by time, rows within ``tie`` (relative, the reference's
+    ``simultaneous``) of the one before them taken as simultaneous and ordered by
+    ``(j, k, kind)``: an integrator's exact copies of a neuron can be located apart (pwflow's
+    copies 3e-16 and 1.1e-11 apart, in the other order than their indices)."""
+    rows = sorted(rows)
+    groups: list[list] = []
+    for r in rows:
+        if groups and r[0] - groups[-1][-1][0] <= tie * (1.0 + abs(r[0])):
+            groups[-1].append(r)
+        else:
+            groups.append([r])
+    return [r for g in groups for r in sorted(g, key=lambda r: r[1:])]
 
 
 # ---------------------------------------------------------------------------- gradient descent
