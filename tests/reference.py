@@ -235,9 +235,7 @@ def filippov_events(X, y, W0, a0, gamma: float, loss: str, t_end: float,
         if start is None or not np.any(Z[j, :d]):
             return FilippovRun(events, 0.0, Z, "a start on hyperplanes not decided clearly")
         U[j, S] = start[1]
-        held = S[start[1] == 0]
-        if held.size:  # onto the hyperplanes it is held on
-            Z[j, :d] -= np.linalg.solve(X[held] @ X[held].T, X[held] @ Z[j, :d]) @ X[held]
+        Z[[j], :d] = _onto_hyperplanes(Z[[j], :d], X[S[start[1] == 0]])
         events.extend((0.0, j, int(k), LEAVE) for k in S[start[1] != 0].tolist())
         switched |= {(j, int(k)) for k in S[start[1] != 0].tolist()}
 
@@ -361,9 +359,7 @@ def filippov_events(X, y, W0, a0, gamma: float, loss: str, t_end: float,
             U[copies] = row
             switched |= {(int(jj), kk) for jj in copies.tolist() for kk, _ in rows
                          if row[kk] != 0}
-            S = np.flatnonzero(row == 0)  # onto the hyperplanes it slides on
-            Wc = Z[copies, :d]
-            Z[copies, :d] = Wc - np.linalg.solve(X[S] @ X[S].T, X[S] @ Wc.T).T @ X[S]
+            Z[copies, :d] = _onto_hyperplanes(Z[copies, :d], X[row == 0])
             events.extend((t, int(jj), kk, kind) for jj in copies.tolist() for kk, kind in rows)
             continue
         plus, minus = U.copy(), U.copy()
@@ -377,11 +373,19 @@ def filippov_events(X, y, W0, a0, gamma: float, loss: str, t_end: float,
             events.extend((t, int(jj), k, CROSS) for jj in copies.tolist())
         elif vp < 0 < vm:
             U[copies, k] = 0
-            Z[copies, :d] -= np.outer(Z[copies, :d] @ X[k] / (X[k] @ X[k]), X[k])
+            Z[copies, :d] = _onto_hyperplanes(Z[copies, :d], X[[k]])
             events.extend((t, int(jj), k, ENTER) for jj in copies.tolist())
         else:
             return FilippovRun(events, t, Z, "repulsive")
     return FilippovRun(events, t, Z, "")
+
+
+def _onto_hyperplanes(W: np.ndarray, XS: np.ndarray) -> np.ndarray:
+    """The rows of ``W`` projected orthogonally onto ``{w : <w, x> = 0, x ∈ XS}`` (``XS``
+    independent; none: ``W`` as it is)."""
+    if XS.shape[0] == 0:
+        return W
+    return W - np.linalg.solve(XS @ XS.T, XS @ W.T).T @ XS
 
 
 def _min_norm_sides(Z, pattern, j, S, fixed, gamma, simultaneous):

@@ -570,11 +570,18 @@ def test_crossings_entries_and_exits_are_scipys_event_locations(p):
     # an exit up to 1e-3 off may fall on the other side of the cut than its counterpart
     assert all(e[3] == LEAVE and e[0] > c.cut - 2e-3 for e in extra), c
     assert [r[1:] for r in c.mine[:both]] == [e[1:] for e in c.theirs[:both]], c
-    for (t, j, k, kind), (t_ref, *_) in zip(c.mine[:both], c.theirs[:both], strict=True):
-        tol = (_exit_time_tolerance(tr, t, k, p) if kind == LEAVE
-               else _arrival_time_tolerance(tr, t, j, k, p.X))
-        assert abs(t - t_ref) <= tol, (t, t_ref, kind, tol)
+    _assert_times_agree(tr, c.mine[:both], c.theirs[:both], p.X,
+                        lambda t, k: _exit_time_tolerance(tr, t, k, p))
     assert c.state <= 1e-8, c
+
+
+def _assert_times_agree(tr, mine, theirs, X, exit_tolerance):
+    """Each row's time against its counterpart's: crossings and entries to
+    :func:`_arrival_time_tolerance`, exits to ``exit_tolerance(t, k)``."""
+    for (t, j, k, kind), (t_ref, *_) in zip(mine, theirs, strict=True):
+        tol = (exit_tolerance(t, k) if kind == LEAVE
+               else _arrival_time_tolerance(tr, t, j, k, X))
+        assert abs(t - t_ref) <= tol, (t, t_ref, kind, tol)
 
 
 def _exit_time_tolerance(tr, t: float, k: int, p) -> float:
@@ -643,9 +650,7 @@ def test_sliding_neurons_meeting_hyperplanes_are_the_references(seed, rows):
     assert c.stopped == "" and c.t == 10.0, c.stopped
     assert [e[1:] for e in c.theirs] == [r[1:] for r in c.mine]
     assert rows <= {r[1:] for r in c.mine}
-    for (t, j, k, kind), (t_ref, *_) in zip(c.mine, c.theirs, strict=True):
-        tol = 1e-3 if kind == LEAVE else _arrival_time_tolerance(tr, t, j, k, X)
-        assert abs(t - t_ref) <= tol, (t, t_ref, kind, tol)
+    _assert_times_agree(tr, c.mine, c.theirs, X, lambda t, k: 1e-3)
     assert c.state <= 1e-8
 
 
