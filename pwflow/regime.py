@@ -122,15 +122,22 @@ class RegimeMixin:
         n_cls = self._class_weights().shape[0]
         # (0,): nothing watched; the dependent faces' verdicts follow the classes' signs
         watched = rs.shape == (n + n_cls + len(self._dependent_watch()),)
-        self._held_zero = (self._regime_watched & (rs[:n] == 0) if watched
-                           else np.zeros(n, dtype=bool))
+        mine = self._regime_watched if watched else np.zeros(n, dtype=bool)
+        self._held_zero = mine & (rs[:n] == 0) if watched else mine
         # the classes' residuals resolved to 0 or not, held so as the points' are
         self._class_held = rs[n:n + n_cls] if watched else None
         r = self._resolved_last
         self._held_live = None
         if r is not None and r.shape == (n,):
-            self._held_zero = self._held_zero | (r == 0)
-            self._held_live = r != 0
+            # a watched point is held as the regime reads it, which is the side a located
+            # change found where the solver restarts there (:attr:`_rsign_at`), also where
+            # the residual recomputed at the restart is read on the other side of its
+            # threshold (by rounding); the others as last resolved.  Held both ways, a point
+            # had its threshold at 1x its resolution, not 2x, and was read live, then 0 at
+            # the next restart, then live again: one branch point logged twice, 2.3e-8
+            # apart (``test_issue10_regressions.py``)
+            self._held_zero = np.where(mine, self._held_zero, r == 0)
+            self._held_live = ~self._held_zero
 
     def _resolved_residuals(self, Phi: Array, raw: bool = False) -> tuple[Array, Array]:
         """``r_k`` with those below the integration's resolution set to 0.

@@ -740,12 +740,15 @@ def test_a_slope_inside_its_box_is_not_read_beyond_it_where_the_outputs_terms_ca
 
 def test_the_outputs_noise_and_its_memory_are_what_keep_the_slope_inside(monkeypatch):
     # mechanism off: without the measured noise the slope chatters as before (80 rows of
-    # neuron 8); with the last step's noise alone (no memory) 62 rows against 48
+    # neuron 8); with the last step's noise alone (no memory) neuron 8 leaves and re-enters
+    # x_11's hyperplane: 6 rows against its one entry (56 rows in all against 52; 8 and 67
+    # before session 52 held a watched residual as the regime reads it)
     import pwflow.regime as regime
 
     p = _terms_problem()
     monkeypatch.setattr(regime, "NOISE_MEMORY", 0.0)
-    assert _terms_run(p).n_events >= 58
+    tr = _terms_run(p)
+    assert tr.status == 0 and int(np.sum(tr.events["neuron"] == 8)) >= 4
     monkeypatch.setattr(regime.RegimeMixin, "_set_step_noise",
                         lambda self, err, faces, Phi1: None)
     tr = _terms_run(p)
@@ -810,3 +813,72 @@ def test_the_outputs_noise_is_attained_by_a_balanced_neuron_scaled_at_the_solver
     noise = output_noise(error, np.array([0.5 * z @ z]), np.eye(d + 1)[None],
                          np.array([np.linalg.norm(x)]))
     assert noise[0] == pytest.approx(moved / 2, rel=1e-12)
+
+
+def _held_both_ways(monkeypatch) -> None:
+    """Session 51's held state, for the mechanism-off test below: a watched point held at 0
+    where the regime reads it 0 *or* its residual last resolved to 0, and live where that
+    residual is nonzero, both at once where the two readings differ."""
+    set_regime = HybridFlow._set_regime
+
+    def old(self, regime):
+        set_regime(self, regime)
+        rs, n = regime[1], self.n
+        watched = rs.shape == (n + self._class_weights().shape[0]
+                               + len(self._dependent_watch()),)
+        zero = self._regime_watched & (rs[:n] == 0) if watched else np.zeros(n, dtype=bool)
+        r = self._resolved_last
+        if r is not None and r.shape == (n,):
+            self._held_zero, self._held_live = zero | (r == 0), r != 0
+
+    monkeypatch.setattr(HybridFlow, "_set_regime", old)
+
+
+@pytest.mark.parametrize("fixed", [True, False])
+def test_a_residual_held_as_the_regime_reads_it_makes_one_branch_point(monkeypatch, fixed):
+    # the thorough profile of test_integrator.py::test_batched_equals_strict_on_random_
+    # problems (tests/data/branch_held_both_ways.npz: the paper's data with a bias, m = 20,
+    # scale 1e-2, γ = 0, stiff_after = 2).  Neuron 16 slides on x_0's hyperplane while r_0
+    # passes through 0 at t ≈ 14.2660837: one branch point, where r_0 is read below 0.  On
+    # the batched path the restart at r_0's change to 0 kept the located side (0) while the
+    # recomputed r_0 was read 4.2e-11, just above its threshold: held at 0 and live at once,
+    # r_0's threshold was 1x its resolution, not 2x, so it was read live (−8.5e-11) at
+    # 14.26608369, then 0 again at the next restart, then live again at 14.26608372: the
+    # branch point logged twice, 2.3e-8 apart, against once on the strict path
+    if not fixed:
+        _held_both_ways(monkeypatch)
+    both = []
+    set_regime = HybridFlow._set_regime
+
+    def spy(self, regime):
+        set_regime(self, regime)
+        if self._held_live is not None:
+            both.append(bool(np.any(self._held_zero & self._held_live)))
+
+    monkeypatch.setattr(HybridFlow, "_set_regime", spy)
+    case = np.load(Path(__file__).parent / "data" / "branch_held_both_ways.npz")
+    data = pwflow.Dataset(case["X"], case["y"])
+    init = pwflow.from_arrays(1e-2 * case["W"], 1e-2 * case["a"])
+    runs = [simulate(data, init, 20.0, options=pwflow.FlowOptions(stiff_after=2)),
+            simulate(data, init, 20.0, options=pwflow.FlowOptions(batch_tol=0.0,
+                                                                   stiff_solver=None))]
+    branches = []
+    for tr in runs:
+        assert tr.status == 0, tr.message
+        ev = tr.events
+        at = ev["kind"] == pwflow.EventKind.BRANCH
+        branches.append(sorted(zip(ev["t"][at].tolist(), ev["neuron"][at].tolist(),
+                                   ev["k"][at].tolist(), strict=True)))
+    fast, strict = branches
+    assert [row[1:] for row in strict] == [(16, 0)]
+    assert abs(strict[0][0] - 14.2660837152) < 1e-9
+    if fixed:
+        assert not any(both)
+        assert [row[1:] for row in fast] == [(16, 0)] and abs(fast[0][0] - strict[0][0]) < 1e-9
+        assert runs[0].n_events == runs[1].n_events == 52
+    else:
+        assert any(both)
+        assert [row[1:] for row in fast] == [(16, 0), (16, 0)]
+        assert 1e-8 < fast[1][0] - fast[0][0] < 1e-7
+    # the states agree either way (the neuron stays: the minimal-norm continuation)
+    np.testing.assert_allclose(runs[0].a[-1], runs[1].a[-1], rtol=0, atol=1e-10)
