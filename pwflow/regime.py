@@ -135,7 +135,7 @@ class RegimeMixin:
             # threshold (by rounding); the others as last resolved.  Held both ways, a point
             # had its threshold at 1x its resolution, not 2x, and was read live, then 0 at
             # the next restart, then live again: one branch point logged twice, 2.3e-8
-            # apart (``test_issue10_regressions.py``)
+            # apart (``tests/test_regime.py``, session 52)
             self._held_zero = np.where(mine, self._held_zero, r == 0)
             self._held_live = ~self._held_zero
 
