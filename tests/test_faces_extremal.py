@@ -78,6 +78,18 @@ def _neighbour_values(e, geo, rng, radius=1e-3, m=4000):
     N = null_space(np.vstack([e.w[None, :], geo.X[e.face.K]]))
     if N.shape[1]:
         V[: m // 2] = rng.normal(size=(m // 2, N.shape[1])) @ N.T
+        # and beside the ridge, at angles 1e-12 … 1e-2 to either side of each hyperplane:
+        # a descent of second order can lie in a wedge far thinner than random directions
+        # find (the thorough profile, session 52: X = (2, 0, −1/16), (−1, 1/16, 0), (0, 0, 1),
+        # a saddle on x_0's hyperplane whose descent is 1.2e-8 rad off the ridge)
+        ridge = rng.normal(size=(len(e.face.K), N.shape[1])) @ N.T
+        normal = geo.X[e.face.K] - np.outer(geo.X[e.face.K] @ e.w, e.w)
+        normal /= np.linalg.norm(normal, axis=1)[:, None]
+        phi = np.concatenate([-np.logspace(-12, -2, 21), np.logspace(-12, -2, 21)])
+        wedge = ((ridge / np.linalg.norm(ridge, axis=1)[:, None])[:, None, None, :]
+                 * np.array([-1.0, 1.0])[None, :, None, None]
+                 + phi[None, None, :, None] * normal[:, None, None, :]).reshape(-1, d)
+        V = np.concatenate([V, wedge])
     V -= np.outer(V @ e.w, e.w)
     V /= np.linalg.norm(V, axis=1)[:, None]
     W = e.w + radius * V
@@ -113,6 +125,23 @@ def test_classification_matches_sampling_and_lemma3(n, d, data):
             assert vals.min() >= -tol
         elif e.kind == "saddle":
             assert vals.max() > 0 and vals.min() < 0
+
+
+def test_a_saddle_whose_descent_is_a_thin_wedge_beside_its_ridge():
+    # the thorough profile's case of the test above (session 52): the critical point on x_0's
+    # hyperplane with G = 0.0014556 is a saddle (ascent and descent, exact directional
+    # derivatives); its descent is of second order, 1.2e-8 rad beside the ridge to x_0's
+    # negative side, so the random and ridge directions at radius 1e-6 all read G above its
+    # value, and only the wedge directions read it below (−7e-16)
+    geo = geometry(Dataset(np.array([[2.0, 0.0, -0.0625], [-1.0, 0.0625, 0.0],
+                                     [0.0, 0.0, 1.0]]), np.array([2.0, 0.0625, 1.0])))
+    (e,) = [e for e in extremal_vectors(geo) if abs(e.value - 0.0014556313892472) < 1e-12]
+    assert e.kind == "saddle" and e.face.K.tolist() == [0]
+    vals = _neighbour_values(e, geo, np.random.default_rng(0), radius=1e-6, m=20000)
+    assert vals.max() > 0 and vals.min() < 0
+    assert vals[:20000].min() > 0  # random and ridge directions alone: no descent seen
+    w = vals[20000:]
+    assert np.all(np.isfinite(w)) and w.min() < 0
 
 
 def test_directional_derivative_is_one_sided_limit():
