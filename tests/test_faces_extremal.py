@@ -142,6 +142,10 @@ def test_a_saddle_whose_descent_is_a_thin_wedge_beside_its_ridge():
     assert vals[:20000].min() > 0  # random and ridge directions alone: no descent seen
     w = vals[20000:]
     assert np.all(np.isfinite(w)) and w.min() < 0
+    # not a local minimum read wrongly either: at radius 1e-5 the descent (−7e-14) is past
+    # the check's tolerance for a "local min" label (1e-14), which would fail there
+    wider = _neighbour_values(e, geo, np.random.default_rng(0), radius=1e-5, m=20000)
+    assert wider.min() < -1e-14
 
 
 def test_directional_derivative_is_one_sided_limit():
