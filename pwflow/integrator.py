@@ -459,6 +459,7 @@ def simulate(
             "n_stiff_rollbacks": flow.n_rollbacks,
             "n_snapshot_redos": flow.n_snapshot_redos,
             "n_cut_redos": flow.n_cut_redos,
+            "n_exit_redos": flow.n_exit_redos,
             "n_excursions": flow.n_excursions,
             "n_patterns": len(tab),
             "wall_time": wall,

@@ -32,7 +32,8 @@ __all__ = ["Mark", "Checkpoint", "resume", "extend_grid", "capture", "restore"]
 
 #: Integrator attributes that carry its memory across a solver restart (scalars).
 _SCALARS = ("h_next", "nfev", "n_steps", "n_cut", "n_restarts", "n_rollbacks",
-            "n_snapshot_redos", "n_cut_redos", "_cut_redo_from", "n_excursions", "_tiny_steps",
+            "n_snapshot_redos", "n_cut_redos", "n_exit_redos", "_cut_redo_from",
+            "_exit_redo_end", "n_excursions", "_tiny_steps",
             "_idle_cuts", "n_branch", "t_first_branch", "max_sliding_residual",
             "max_lorentz_correction")
 
@@ -72,6 +73,11 @@ def capture(flow: "HybridFlow") -> dict[str, Any]:
     # the dependent faces whose branch point the minimal-norm policy logged (not watched again)
     mem["dependent_logged"] = [[int(p), float(sg), bool(rest)] for p, sg, rest in
                                sorted(flow.__dict__.get("_dependent_logged_set", set()))]
+    # the jump exits a redo left pending (pwflow.regime, _pending_exit_events)
+    pend = flow.__dict__.get("_exit_pending")
+    mem["exit_pending"] = None if pend is None else [
+        [[int(p), int(k), bool(up)] for p, ex in pend[0].items() for k, up in ex.items()],
+        float(pend[1])]
     rest = getattr(flow, "rest", None)  # at rest (pwflow.rest): kept so that a resume is exact
     mem["rest"] = None if rest is None else {k: float(v) for k, v in
                                              dataclasses.asdict(rest).items()}
@@ -104,6 +110,12 @@ def restore(flow: "HybridFlow", mem: dict[str, Any]) -> None:
         live = np.zeros(flow.n, dtype=bool)
         live[np.asarray(mem["held_live"], np.intp)] = True
         flow._held_live = live
+    if mem.get("exit_pending") is not None:
+        rows, expire = mem["exit_pending"]
+        pend: dict = {}
+        for p, k, up in rows:
+            pend.setdefault(int(p), {})[int(k)] = bool(up)
+        flow._exit_pending = (pend, float(expire))
     if mem.get("step_noise") is not None:
         flow._step_noise = np.asarray(mem["step_noise"], float)
     if mem.get("class_held") is not None:

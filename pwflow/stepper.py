@@ -167,6 +167,13 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         #: to the tolerance (:meth:`_cut_inaccurate`), and the start of the last one
         self.n_cut_redos = 0
         self._cut_redo_from: float | None = None
+        #: steps redone to end just before a jump exit located on the dense output inside the
+        #: step (:meth:`_cut_inaccurate`), and that exit's step start and time in this step
+        self.n_exit_redos = 0
+        self._jump_root: tuple[float, float, dict] | None = None
+        self._exit_redo_end: float | None = None
+        #: the exits a redo left pending, and until when (:meth:`_pending_exit_events`)
+        self._exit_pending: tuple[dict, float] | None = None
         #: the time a redone step ends at (a snapshot's or a cut's), until reached
         self._snap_bound: float | None = None
         self.n_excursions = 0
@@ -536,6 +543,7 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         watching = bool(self._origin_held)
         leaves_zero = watching and self._origin_escapes(field_.residuals(Phi1), t1)
         if self._phase.stiff and (cand is not None or face_change or leaves_zero
+                                  or self._exit_pending is not None
                                   or self._implicit_excursion(excursion, near, solver)
                                   or self._regime_left_inside(solver, t0, t1)):
             # events are located on DOP853's dense output only: redo this step there, the
@@ -561,6 +569,7 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
             self._r_step = np.maximum(np.abs(field_.residuals(self._Phi)),
                                       np.abs(field_.residuals(Phi1)))
         located = None if cand is None else self._locate_neuron_events(cand, F, t0, t1)
+        self._jump_root = None
         t_face, exits = (np.inf, {}) if not face_change else self._face_events(F, t0, t1, regime1)
         if leaves_zero:
             t_zero, p_zero = self._origin_event(F, t0, t1)
@@ -568,6 +577,11 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
                 t_face, exits = t_zero, {p_zero: {}}
             elif t_zero == t_face:
                 exits = {**exits, p_zero: {}}
+        placed_pending = None
+        if self._exit_pending is not None:
+            if F is None:
+                F, Phi1_rows = self._event_dense_output(solver, Phi1)
+            t_face, exits, placed_pending = self._pending_exit_events(F, t0, t1, t_face, exits)
         self._t_face = t_face
         if located is None and not exits:
             if F is None and not self._phase.stiff and times_inside(snap_times, t0, t1).size:
@@ -598,6 +612,8 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         if (self._snapshots_inaccurate(snap_times, t0, t_cut, F, solver)
                 or self._cut_inaccurate(t0, t_cut, t1, F, solver)):
             return self.step(t_bound, snap_times)
+        if placed_pending is not None and t_cut >= placed_pending:
+            self._exit_pending = None  # applied at this cut
         pending = None if located is None else located.upto(t_cut)
         pat0 = self.pat
         logged = len(self.events)

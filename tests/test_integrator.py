@@ -1365,6 +1365,109 @@ def test_snapshots_agree_with_runs_ending_there(kind, data):
         assert np.linalg.norm(z - z_ref) <= max(tol, 2.0 * own), (T, own, prob)
 
 
+#: the thorough profile of ``test_snapshots_agree_with_runs_ending_there[multi_active]``
+#: (session 53): d = 3, n = 6, m = 4, γ = 0, square loss; neuron 1 starts on x_0's and
+#: x_1's hyperplanes (a branch point on x_0, a repulsive mode) and leaves x_0 at t ≈ 6.1313
+#: when its slope reaches γ = 0, slowly (dη/dt = 3.1e-4): a jump exit
+JUMP_EXIT_CASE = dict(
+    X=np.array([[-1.75, -1.125, -1.25], [-1.5, 1.125, 0], [1.125, 2, 2], [0, 0, -1.875],
+                [0, 1.25, -1.375], [0, 0, -1.25]]),
+    y=np.array([-0.3889650935783737, 0, -0.9042660256581196, -0.26816263687844666, 0, 0]),
+    W=np.array([[1, 0.5, 0.75], [-0.3515625, -0.46875, 0.9140625],
+                [0.38671875, 0.515625, 0.46875], [0.77734375, -0.6015625, -0.546875]]),
+    a=np.array([-0.673145600891813, -0.673145600891813, 0.799360401059028, 0.0]))
+
+
+def _jump_exit_row(run) -> int:
+    ev = run.events
+    rows = np.flatnonzero((ev["kind"] == EventKind.LEAVE_SLIDING) & (ev["neuron"] == 1)
+                          & (ev["k"] == 0) & (ev["t"] > 1.0))
+    assert rows.size == 1, ev
+    return int(rows[0])
+
+
+def _slope_on_x0(run, t: float) -> float:
+    """Neuron 1's minimal-norm slope on x_0 at ``t``, written out here (square loss, γ = 0):
+    ``η* = −<b, x_0> / <z, x_0>`` with ``b = −(1/n) Σ_{k≠0} r_k 1[<w, x_k> > 0] x_k`` and
+    ``z = −(r_0 / n) x_0``."""
+    X, y = JUMP_EXIT_CASE["X"], JUMP_EXIT_CASE["y"]
+    W, a = run.state(t)
+    pre = W @ X.T
+    r = np.maximum(pre, 0.0).T @ a - y
+    on = (pre[1] > 0).astype(float)
+    on[0] = 0.0
+    b = -(r * on) @ X / len(y)
+    z = -(r[0] / len(y)) * X[0]
+    return float(-(b @ X[0]) / (z @ X[0]))
+
+
+def test_a_step_with_a_jump_exit_inside_is_redone_before_it_once():
+    """:meth:`HybridFlow._cut_inaccurate` at a jump exit placed inside the step (the record
+    :meth:`RegimeMixin._exit_time` leaves): redone to end :data:`~pwflow.snapshots.
+    EXIT_REDO_MARGIN` of the span before it, whatever the defect estimate, and counted as an
+    exit redo; not again from the start of that redo (the exit is then read near its start),
+    nor where the cut is not that exit (another event, or the exit of another step)."""
+    import types
+
+    from pwflow.snapshots import EXIT_REDO_MARGIN, SnapshotsMixin
+
+    exits = {3: {1: False}}
+
+    def flow(jump_root, redo_end=None):
+        redone: list[float] = []
+        ns = types.SimpleNamespace(
+            _phase=types.SimpleNamespace(stiff=False), _cut_redo_from=None, n_cut_redos=0,
+            n_exit_redos=0, _jump_root=jump_root, _exit_redo_end=redo_end, _exit_pending=None,
+            _snapshot_errors=lambda times, t0, F, solver: np.array([0.0]),
+            _redo_to=redone.append, time_unit=1.0, redone=redone)
+        ns._redo_before_exit = lambda *args: SnapshotsMixin._redo_before_exit(ns, *args)
+        return ns
+
+    f = flow((1.0, 1.5, exits))
+    assert SnapshotsMixin._cut_inaccurate(f, 1.0, 1.5, 2.0, None, None) is True
+    assert f.redone == [1.5 - EXIT_REDO_MARGIN * 0.5] and f.n_exit_redos == 1
+    assert f._exit_redo_end == f.redone[0] and f.n_cut_redos == 0
+    assert f._exit_pending == (exits, 2.0)  # read with no resolution until 1.5 + 0.5
+    for f in (flow((1.0, 1.5, exits), redo_end=1.0), flow((1.0, 1.25, exits)),
+              flow((0.5, 1.5, exits)), flow(None)):
+        assert SnapshotsMixin._cut_inaccurate(f, 1.0, 1.5, 2.0, None, None) is False
+        assert f.redone == [] and f.n_exit_redos == 0 and f._exit_pending is None
+
+
+@pytest.mark.parametrize("redo", [True, False])
+def test_a_jump_exit_inside_a_step_is_read_from_an_accurate_state(monkeypatch, redo):
+    """A jump exit (a repulsive mode whose slope reached its bound: the normal velocity
+    jumps, and the state after it moves with the exit time at first order) located on a
+    step's dense output is read again from a step redone to end just before it
+    (:meth:`HybridFlow._redo_before_exit`).  On :data:`JUMP_EXIT_CASE` the slope reaches 0
+    at 3.1e-4 per unit time, and the root found on the dense output of a step of 0.42 was
+    9.2e-8 early (its error there, 1e-12, over that rate) while the state at the step ends
+    was 2e-13 off: the state at t = 15 was 8.3e-10 (relative) from the run at
+    ``rtol = 1e-13``.  Now 4.9e-9 and 4.4e-11.  The reference's own exit is checked
+    independently: the slope written out here is 0 there to 1e-12 (it moves by 3e-12 in
+    1e-8).  ``redo=False`` switches the redo off and sees the old error."""
+    if not redo:
+        monkeypatch.setattr(pwflow.stepper.HybridFlow, "_redo_before_exit",
+                            lambda self, t0, t_exit, exits: False)
+    data = Dataset(JUMP_EXIT_CASE["X"], JUMP_EXIT_CASE["y"])
+    init = from_arrays(JUMP_EXIT_CASE["W"], JUMP_EXIT_CASE["a"])
+    run = simulate(data, init, 15.0, gamma=0.0)
+    tight = simulate(data, init, 15.0, gamma=0.0, options=FlowOptions(rtol=1e-13, atol=1e-15))
+    assert run.status == 0 and tight.status == 0, (run.message, tight.message)
+    t_ref = float(tight.events["t"][_jump_exit_row(tight)])
+    assert abs(_slope_on_x0(tight, t_ref)) <= 1e-12
+    assert abs(_slope_on_x0(tight, t_ref - 1e-3)) >= 1e-7  # reaching it, not at it
+    late = abs(float(run.events["t"][_jump_exit_row(run)]) - t_ref)
+    Z, Z_ref = (np.concatenate([r.W[-1].ravel(), r.a[-1]]) for r in (run, tight))
+    off = np.linalg.norm(Z - Z_ref) / np.linalg.norm(Z_ref)
+    if redo:
+        assert run.stats["n_exit_redos"] >= 1
+        assert late <= 2e-8 and off <= 2e-10, (late, off)
+    else:
+        assert run.stats["n_exit_redos"] == 0
+        assert late > 5e-8 and off > 4e-10, (late, off)
+
+
 def test_the_state_at_an_event_inside_a_long_step_is_within_tolerance(monkeypatch):
     """Found by the thorough profile of the test above (``tests/data/long_step_event_state.npz``:
     d = 5, n = 10, m = 2, dyadic data, snapshots at 7.46 and 10.69): the step from the snapshot
@@ -1406,6 +1509,7 @@ def test_a_cut_is_redone_on_a_finite_estimate_above_the_defect_only(estimate, re
     redone = []
     flow = types.SimpleNamespace(
         _phase=types.SimpleNamespace(stiff=False), _cut_redo_from=None, n_cut_redos=0,
+        _jump_root=None, _exit_redo_end=None,
         _snapshot_errors=lambda times, t0, F, solver: np.array([estimate * SNAPSHOT_DEFECT]),
         _redo_to=redone.append, time_unit=1.0)
     assert SnapshotsMixin._cut_inaccurate(flow, 1.0, 1.5, 2.0, None, None) is redo

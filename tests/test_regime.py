@@ -278,6 +278,7 @@ def _scripted_search(monkeypatch, out: dict[int, list[tuple[float, float]]], t0=
         _unresolved_jump_exits=lambda *args: None,
         time_unit=1.0)
     flow._regime_grid = lambda lo, hi: RegimeMixin._regime_grid(flow, lo, hi)
+    flow._sign_hint = lambda *args: RegimeMixin._sign_hint(flow, *args)
     end = read(1.0)
     reads.clear()
     hi, exits = RegimeMixin._face_events(flow, None, t0, t1, (end[0][0], end[1][0]))
