@@ -14,7 +14,7 @@ import numpy as np
 from scipy.optimize import linprog
 
 from pwflow.data import Dataset
-from pwflow.model import Loss, get_loss
+from pwflow.model import LIPSCHITZ_ROUNDING, Loss, get_loss
 
 from .constants import D_tilde_beta, Undefined, _mixed, assumption5_margins, beta_star, kappa_set
 from .faces import Geometry, geometry
@@ -54,10 +54,16 @@ class AssumptionResult:
 def check_assumption1(loss: str | Loss, y) -> AssumptionResult:
     """Assumption 1 via :meth:`pwflow.model.Loss.check_assumption1`.
 
-    Margin ``min(1 − Lip, min|∂ℓ(0, y)|)`` (Lip measured on a grid).
+    Margin ``min(1 − Lip, min|∂ℓ(0, y)|)`` (Lip measured on a grid).  ``Lip ≤ 1`` is a
+    non-strict bound: a constant within :data:`pwflow.model.LIPSCHITZ_ROUNDING` of 1 (the
+    square loss's, exactly 1) is read as 1, and its margin is 0 with the assumption holding
+    (met with equality); ``∂ℓ(0, y) ≠ 0`` is strict, a margin 0 there fails.
     """
     rep = get_loss(loss).check_assumption1(np.asarray(y, float))
-    margin = min(1.0 + 1e-9 - rep.lipschitz, rep.min_abs_derivative_at_zero)  # grid tolerance
+    lip_margin = 1.0 - rep.lipschitz
+    if abs(lip_margin) <= LIPSCHITZ_ROUNDING:
+        lip_margin = 0.0  # exactly 1-Lipschitz to the grid's rounding: the bound's equality
+    margin = min(lip_margin, rep.min_abs_derivative_at_zero)
     return AssumptionResult(
         "Assumption 1",
         rep.holds,

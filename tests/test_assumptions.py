@@ -24,6 +24,26 @@ def test_assumption1_square_and_bad_loss():
     assert not r.holds and r.margin < 0
 
 
+@pytest.mark.parametrize("slope, holds, margin", [
+    (1.0, True, 0.0),  # the square loss: 1-Lipschitz with equality
+    (1.0 + 1e-6, False, -1e-6),  # just above the bound: measured, not rounded away
+    (0.5, True, 0.5),
+])
+def test_assumption1_margin_is_the_measured_distance_to_its_bound(slope, holds, margin):
+    """The Lipschitz part of Assumption 1's margin is ``1 − Lip`` as measured: 0 for a
+    derivative exactly 1-Lipschitz (before session 53 the square loss read 9.999e-10, the
+    grid's tolerance added to it), negative just above the bound."""
+    loss = make_loss(lambda p, y: slope * (p - y) ** 2 / 2, lambda p, y: slope * (p - y),
+                     name=f"slope {slope}", curvature_bound=slope)
+    r = check_assumption1(loss, [3.0, -2.0])
+    assert r.holds is holds
+    assert r.margin == pytest.approx(margin, abs=1e-12)
+    if holds and margin == 0.0:
+        assert r.margin == 0.0 and check_assumption1("square", [3.0, -2.0]).margin == 0.0
+    zero_at_0 = check_assumption1(loss, [0.0, 1.0])  # y = 0 is allowed; the others are nonzero
+    assert zero_at_0.holds is holds
+
+
 def test_assumption2_generic_vs_degenerate():
     rng = np.random.default_rng(0)
     ok = check_assumption2(geometry(Dataset(rng.normal(size=(5, 3)), rng.normal(size=5))))

@@ -162,6 +162,28 @@ def _inflated_w(traj):
     return _perturbed(traj, W=W)
 
 
+@pytest.mark.parametrize("stretch, verdict", [(1.0, "holds"), (1 + 4e-10, "holds"),
+                                             (1 + 3e-9, "violated")])
+def test_theorem1_i_reads_a_balanced_neurons_equality_as_margin_zero(three_run, stretch,
+                                                                     verdict):
+    """``‖w‖ ≤ |a|`` of Theorem 1 (i) is met with equality by the balanced run: its relative
+    gap is 0 to rounding, within the check's ``rel_tol`` (1e-9) read as 0, and the margin is
+    that 0 (session 53; it was the gap plus ``rel_tol``, 9.999e-10, a margin only the
+    tolerance gave).  ``‖w‖`` stretched by 4e-10 is still within it; by 3e-9 it is violated,
+    with the measured gap (−3e-9) as the margin."""
+    data, geo, traj, cfg, lam = three_run
+    W = traj.W.copy()
+    W[1:] *= stretch  # after the start: Eq. (4) at init still holds
+    r = C.check_theorem1_i(_perturbed(traj, W=W), geo, lam, EPS, ALPHA0)
+    assert r.verdict == verdict, r
+    if stretch == 1.0 or verdict == "holds":
+        assert r.margin == 0.0, r
+        # reported where the growth bound is tightest (not the first of the ties at t = 0)
+        assert r.measured != 1.0 and "t=0 " not in r.where, r
+    else:
+        assert r.margin == pytest.approx(1 - stretch, rel=1e-3), r
+
+
 def _inflated_w_late(traj):
     W = traj.W.copy()
     W[1:] *= 2.0  # Eq. (4) holds at t = 0, ‖w‖ > |a| afterwards: <D, w/a> > ‖D‖ is possible

@@ -144,8 +144,11 @@ def check_theorem1_i(traj: Trajectory, geo: Geometry, lam: float, epsilon: float
                      rel_tol: float = 1e-9) -> CheckResult:
     """Theorem 1 (i): for ``t ≤ τ`` and all ``j``: ``|a_j^0| λ^{2ε} ≤ |a_j^t| ≤ |a_j^0| λ^{−2ε}``
     and ``‖w_j^t‖ ≤ |a_j^t|`` — at every snapshot ``t ≤ τ`` (the run must store a grid on
-    ``[0, τ]``).  Margin: smallest of the log-margins and the relative ``(|a| − ‖w‖)/|a|``
-    (+ ``rel_tol`` for rounding)."""
+    ``[0, τ]``).  Margin: smallest of the log-margins and the relative ``(|a| − ‖w‖)/|a|``.
+    ``‖w‖ ≤ |a|`` is met with equality by a balanced neuron (Lemma 1 conserves
+    ``a² − ‖w‖² = 0``): a relative gap within ``rel_tol`` of 0 (the run's rounding) is read as
+    0, which holds (before session 53 the margin was the gap plus ``rel_tol``: 9.999e-10 for
+    a balanced run, a margin that only the tolerance gave)."""
     tau = tau_of(lam, epsilon, geo.D_max)
     sel = traj.t <= tau * (1 + 1e-12)
     a0 = np.abs(traj.a[0])
@@ -154,9 +157,13 @@ def check_theorem1_i(traj: Trajectory, geo: Geometry, lam: float, epsilon: float
     with np.errstate(divide="ignore"):
         lo = np.log(A / a0) - 2 * epsilon * math.log(lam)  # |a^t| ≥ |a^0| λ^{2ε}
         hi = -2 * epsilon * math.log(lam) - np.log(A / a0)  # |a^t| ≤ |a^0| λ^{−2ε}
-        bal = (A - nw) / np.where(A > 0, A, 1.0) + rel_tol
-    M = np.minimum(np.minimum(lo, hi), bal)
-    k, j = np.unravel_index(int(np.argmin(M)), M.shape)
+        bal = (A - nw) / np.where(A > 0, A, 1.0)
+    bal = np.where(np.abs(bal) <= rel_tol, 0.0, bal)  # the bound's equality, to rounding
+    growth = np.minimum(lo, hi)
+    M = np.minimum(growth, bal)
+    # the smallest margin; among ties (a balanced run's equality, 0 everywhere) the tightest
+    # growth bound, so that the row reports where |a^t|/|a^0| comes nearest its bounds
+    k, j = np.unravel_index(int(np.lexsort((growth.ravel(), M.ravel()))[0]), M.shape)
     hyp = _theorem1_hyp(traj, geo, lam, geo.lambda_star(alpha0, epsilon),
                         saddle=statement.startswith("Theorem 1"))
     reached = bool(traj.t[-1] >= tau * (1 - 1e-12))
