@@ -232,7 +232,12 @@ def first_exit_brackets(coef: Array, side: NDArray) -> tuple[Array, Array, Array
     A neuron that starts the step on its hyperplane (placed there by a previous event) may
     first move into its side and come back within the step: the event is then that
     return, not ``x = 0``.  Such rows are scanned on a grid; a row that never shows its
-    side leaves it at once — ``observed`` is then the side it goes to (else 0).
+    side leaves it at once — ``observed`` is then the side it goes to (else 0).  A row
+    starting on its hyperplane whose excursion into its side is shorter than the grid's
+    first interval is looked for at ``x = 2^{-i}`` of it (:func:`_side_near_start`): read
+    as leaving at once, a crossing's neuron that came back 0.96 % of the step later (to
+    slide there) had a second, empty contact logged at the crossing's time, a GRAZING row
+    (a metamorphic campaign, session 53: the rotated problem logged one row fewer).
     """
     c = coef.shape[0]
     lo, hi = np.zeros(c), np.ones(c)
@@ -249,6 +254,13 @@ def first_exit_brackets(coef: Array, side: NDArray) -> tuple[Array, Array, Array
     ok = np.sign(vals) == side[rows, None]
     for i, row in enumerate(rows):
         first = np.flatnonzero(ok[i])
+        near = None
+        if first.size == 0 and start_on[row]:
+            near = _side_near_start(coef[row], int(side[row]), grid[0],
+                                    64 * np.finfo(float).eps * scale[row])
+        if near is not None:
+            lo[row], hi[row] = near
+            continue
         if first.size == 0:
             observed[row] = -side[row]
             hi[row] = 0.0
@@ -260,6 +272,23 @@ def first_exit_brackets(coef: Array, side: NDArray) -> tuple[Array, Array, Array
         i1 = first[0] + after[0]
         lo[row], hi[row] = grid[i1 - 1], grid[i1]
     return lo, hi, observed
+
+
+def _side_near_start(c: Array, side: int, x_first: float, tiny: float
+                     ) -> tuple[float, float] | None:
+    """For a row of :func:`first_exit_brackets` on its hyperplane at ``x = 0`` that shows no
+    side ``side`` on the scan grid: the bracket ``[x, 2x]`` of its return, ``x`` the largest
+    of ``x_first / 2, x_first / 4, …, x_first / 2^40`` where it is on its side by more than
+    ``tiny`` (its rounding at the start), ``2x`` not on it; ``None`` where it is at none
+    (it leaves at once)."""
+    xs = x_first * 0.5 ** np.arange(1, 41)
+    vals = nested(np.broadcast_to(c, (xs.size, c.size)), xs)
+    on = (np.sign(vals) == side) & (np.abs(vals) > tiny)
+    hit = np.flatnonzero(on)
+    if hit.size == 0:
+        return None
+    i = int(hit[0])
+    return float(xs[i]), float(xs[i - 1] if i else x_first)
 
 
 #: the columns of an event log and their dtypes (as saved in a trajectory's ``events``)

@@ -10,11 +10,13 @@ candidates included), ``w = 0``, ``a_j = 0``, the sign taken, the residual and t
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from pwflow.events import EVENT_COLUMNS, EventLog, Located
+from pwflow.dense import nested
+from pwflow.events import EVENT_COLUMNS, EventLog, Located, first_exit_brackets, locate_roots
 
 row = st.tuples(
     st.floats(-1e6, 1e6, allow_nan=False),
@@ -259,3 +261,44 @@ def test_a_branch_point_is_logged_once_at_its_time():
                     [2, 2, LEAVE], [2, 2, BRANCH]]
     twice = {name: np.repeat(col[:2], 2) for name, col in out.items()}
     assert len(EventLog.from_arrays(twice, 4)) == 4  # verbatim, as saved
+
+
+def _excursion_row(width: float) -> np.ndarray:
+    """Nested dense-output coefficients of ``s(x) = x (width − x)``: on its hyperplane at 0,
+    on side +1 for ``x < width``, back across it at ``width``."""
+    c = np.zeros((1, 8))
+    c[0, 1], c[0, 2] = width - 1.0, 1.0  # s = x (c1 + (1 − x) c2)
+    return c
+
+
+@pytest.mark.parametrize("width", [0.3, 0.0096, 1e-6])
+def test_a_short_excursion_from_the_hyperplane_is_bracketed_at_its_return(width):
+    """A neuron put on its hyperplane by an event at the step start that moves into its side
+    and comes back within the step: the event is the return, whether the excursion spans
+    several points of the scan grid (0.3), less than its first interval (0.0096, 1/64 = 0.0156:
+    the case found by session 53's metamorphic campaign, which was read as leaving at once,
+    an empty contact logged at the step start) or 1e-6 of the step."""
+    coef = _excursion_row(width)
+    np.testing.assert_allclose(nested(coef, np.array([width])), 0.0, atol=1e-15)
+    lo, hi, observed = first_exit_brackets(coef, np.array([1], np.int8))
+    assert observed[0] == 0 and lo[0] < width <= hi[0], (lo, hi)
+    x, _ = locate_roots(coef, lo, hi)
+    assert x[0] == pytest.approx(width, rel=1e-12)
+
+
+def test_a_neuron_leaving_its_hyperplane_at_once_is_still_read_so():
+    """The other reading stays: a row on its hyperplane that goes to the other side at once
+    (``s = −x``) leaves at ``x = 0``, observed on that side; and a short excursion read
+    without the look near the start (``_side_near_start`` off) is that wrong reading."""
+    c = np.zeros((1, 8))
+    c[0, 1] = -1.0
+    lo, hi, observed = first_exit_brackets(c, np.array([1], np.int8))
+    assert observed[0] == -1 and hi[0] == 0.0
+    from pwflow import events as E
+    real = E._side_near_start
+    try:
+        E._side_near_start = lambda *args: None
+        lo, hi, observed = first_exit_brackets(_excursion_row(0.0096), np.array([1], np.int8))
+    finally:
+        E._side_near_start = real
+    assert observed[0] == -1 and hi[0] == 0.0

@@ -1468,6 +1468,47 @@ def test_a_jump_exit_inside_a_step_is_read_from_an_accurate_state(monkeypatch, r
         assert late > 5e-8 and off > 4e-10, (late, off)
 
 
+@pytest.mark.parametrize("look", [True, False])
+def test_a_crossing_whose_neuron_comes_back_early_in_the_next_step_logs_no_empty_contact(
+        monkeypatch, look):
+    """Found by session 53's metamorphic campaign (``tests/explore_scipy.py``'s draw 30116:
+    d = 8, n = 7, m = 6, γ = 0, square loss): neuron 5 crosses x_1's hyperplane at
+    t = 3.4611186 and comes back to it 0.0038 later, 0.96 % into the next step, to slide
+    there.  Its excursion fell inside the scan grid's first interval (1/64), and the return was
+    read as leaving at once: a GRAZING row at the crossing's own time (an empty contact) and
+    a step of length 0; the run on the rotated data (``X Q``, ``W Q``) and the run at
+    ``rtol = 1e-13`` log neither.  Now the events are the tight run's, kind for kind, at
+    times within 1e-7 (an exit to its bound's own side at t = 5.94 is read 4.5e-8 late, by
+    its resolution: "Exits to the bound's own side" in ``docs/integrator.md``), the
+    crossing and the entry after it within 1e-9.  ``look=False`` switches off the look near
+    the step start
+    (:func:`pwflow.events._side_near_start`) and sees the extra row."""
+    from explore_scipy import draw
+
+    from pwflow import events as E
+
+    if not look:
+        monkeypatch.setattr(E, "_side_near_start", lambda *args: None)
+    X, y, W, a, gamma, loss = draw(30116)
+    data, init = Dataset(X, y), from_arrays(W, a)
+    run = simulate(data, init, 10.0, gamma=gamma, loss=loss)
+    tight = simulate(data, init, 10.0, gamma=gamma, loss=loss,
+                     options=FlowOptions(rtol=1e-13, atol=1e-15))
+    assert run.status == 0 and tight.status == 0
+    ev, ref = run.events, tight.events
+    grazing = (ev["kind"] == EventKind.GRAZING) & (ev["neuron"] == 5) & (ev["k"] == 1)
+    if look:
+        assert not np.any(grazing)
+        np.testing.assert_array_equal(ev["kind"], ref["kind"])
+        np.testing.assert_array_equal(ev["neuron"], ref["neuron"])
+        np.testing.assert_allclose(ev["t"], ref["t"], rtol=0, atol=1e-7)
+        pair = np.flatnonzero((ev["neuron"] == 5) & (ev["k"] == 1) & (ev["t"] > 3.0))
+        assert ev["kind"][pair].tolist() == [EventKind.CROSSING, EventKind.ENTER_SLIDING]
+        np.testing.assert_allclose(ev["t"][pair], ref["t"][pair], rtol=0, atol=1e-9)
+    else:
+        assert np.count_nonzero(grazing) == 1 and len(ev["t"]) == len(ref["t"]) + 1
+
+
 def test_the_state_at_an_event_inside_a_long_step_is_within_tolerance(monkeypatch):
     """Found by the thorough profile of the test above (``tests/data/long_step_event_state.npz``:
     d = 5, n = 10, m = 2, dyadic data, snapshots at 7.46 and 10.69): the step from the snapshot
