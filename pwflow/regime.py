@@ -15,6 +15,7 @@ their rounding (:meth:`RegimeMixin._velocity_resolution`):
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,6 +26,21 @@ from .filippov import VELOCITY_RTOL, BranchPolicy, select, slope_codes
 from .vector_field import CollectiveField
 
 Array = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class PendingExits:
+    """Exits found on a step that was then redone (:mod:`pwflow.snapshots`), kept for the
+    steps after the redo (:meth:`RegimeMixin._pending_exit_events`).
+
+    ``exits``: ``{face: {k: upper}}``.  ``at``: the time the redone step ends at, where
+    they are applied as found (a step redone because its state at the exits' cut was not
+    accurate); ``None``: searched for, with no resolution, in each step that starts before
+    ``until`` (a step redone to end just before a jump exit)."""
+
+    exits: dict
+    until: float
+    at: float | None = None
 
 
 #: rounding of the outputs relative to the size of their terms (``Σ_j |a_j| ‖w_j‖ ‖x_k‖``):
@@ -786,13 +802,23 @@ class RegimeMixin:
         unconstrained_slope_reaches_its_bound``'s first example, 8e-6 on the case of
         ``test_a_jump_exit_inside_a_step_is_read_from_an_accurate_state``).  Kept until
         placed, or until the time the redone step's span past the exit runs out."""
-        kept, expire = self._exit_pending
-        if t0 >= expire:
+        pend = self._exit_pending
+        if t0 >= pend.until or (pend.at is not None and t1 != pend.at):
             self._exit_pending = None
             return t_face, exits, None
+        if pend.at is not None:  # the redone step, at its end: as they were found there
+            return self._merge_exits(F, t0, t1, t_face, exits, (t1, pend.exits))
+        kept = pend.exits
         found_here = self._jump_root
         placed = self._exit_time(F, t0, t1, min(t_face, t1), kept)
         self._jump_root = found_here  # these are placed near the step start: as they are
+        return self._merge_exits(F, t0, t1, t_face, exits, placed)
+
+    def _merge_exits(self, F: Array, t0: float, t1: float, t_face: float, exits: dict,
+                     placed: tuple[float, dict] | None) -> tuple[float, dict, float | None]:
+        """:meth:`_face_events`' answer ``(t_face, exits)`` with the exits ``placed`` at their
+        time: those alone where earlier, merged where at ``t_face``; and that time
+        (``None``: later than ``t_face``, or none)."""
         if placed is None or placed[0] > t_face:
             return t_face, exits, None
         t_star, found = placed

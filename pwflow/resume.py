@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .regime import PendingExits
 from .rest import RestBound
 
 if TYPE_CHECKING:
@@ -76,8 +77,8 @@ def capture(flow: "HybridFlow") -> dict[str, Any]:
     # the jump exits a redo left pending (pwflow.regime, _pending_exit_events)
     pend = flow.__dict__.get("_exit_pending")
     mem["exit_pending"] = None if pend is None else [
-        [[int(p), int(k), bool(up)] for p, ex in pend[0].items() for k, up in ex.items()],
-        float(pend[1])]
+        [[int(p), int(k), bool(up)] for p, ex in pend.exits.items() for k, up in ex.items()],
+        float(pend.until), None if pend.at is None else float(pend.at)]
     rest = getattr(flow, "rest", None)  # at rest (pwflow.rest): kept so that a resume is exact
     mem["rest"] = None if rest is None else {k: float(v) for k, v in
                                              dataclasses.asdict(rest).items()}
@@ -111,11 +112,11 @@ def restore(flow: "HybridFlow", mem: dict[str, Any]) -> None:
         live[np.asarray(mem["held_live"], np.intp)] = True
         flow._held_live = live
     if mem.get("exit_pending") is not None:
-        rows, expire = mem["exit_pending"]
+        rows, until, at = mem["exit_pending"]
         pend: dict = {}
         for p, k, up in rows:
             pend.setdefault(int(p), {})[int(k)] = bool(up)
-        flow._exit_pending = (pend, float(expire))
+        flow._exit_pending = PendingExits(pend, float(until), None if at is None else float(at))
     if mem.get("step_noise") is not None:
         flow._step_noise = np.asarray(mem["step_noise"], float)
     if mem.get("class_held") is not None:

@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 
 from .dense import propagator_pairs, propagator_rates_at, propagators_at
 from .invariants import is_tiny_step
+from .regime import PendingExits
 from .rows import last_per_neuron, propagate
 from .vector_field import lorentz_inverse, lorentz_project
 
@@ -92,6 +93,9 @@ class SnapshotsMixin:
             return False
         self.n_cut_redos += 1
         self._cut_redo_from = t0
+        exits = {p: ex for p, ex in self._cut_exits.items() if ex}
+        if exits:  # the slopes found at their bounds there: applied at the redone step's end
+            self._exit_pending = PendingExits(exits, t_cut, at=t_cut)
         self._redo_to(t_cut)
         return True
 
@@ -119,7 +123,7 @@ class SnapshotsMixin:
             return False
         self.n_exit_redos += 1
         self._cut_redo_from, self._exit_redo_end = t0, t_lo
-        self._exit_pending = (exits, t_exit + (t_exit - t0))
+        self._exit_pending = PendingExits(exits, t_exit + (t_exit - t0))
         self._redo_to(t_lo)
         return True
 
