@@ -2042,7 +2042,8 @@ def _empty_contacts(traj) -> list[tuple]:
     return [key for key, ks in kinds.items() if both <= ks]
 
 
-@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                               HealthCheck.filter_too_much])
 @given(prob=problems(t_max=10.0), data=st.data())
 def test_a_rotated_and_permuted_problem_is_the_same_run(prob, data):
     """Metamorphic (session 53): the flow on ``(X[σ] Q, y[σ])`` from ``(W[π] Q, a[π])``, for
