@@ -30,17 +30,13 @@ Array = NDArray[np.float64]
 
 @dataclass(frozen=True)
 class PendingExits:
-    """Exits found on a step that was then redone (:mod:`pwflow.snapshots`), kept for the
-    steps after the redo (:meth:`RegimeMixin._pending_exit_events`).
-
-    ``exits``: ``{face: {k: upper}}``.  ``at``: the time the redone step ends at, where
-    they are applied as found (a step redone because its state at the exits' cut was not
-    accurate); ``None``: searched for, with no resolution, in each step that starts before
-    ``until`` (a step redone to end just before a jump exit)."""
+    """Jump exits found on a step that was then redone to end just before them
+    (:meth:`HybridFlow._redo_before_exit`), searched for, with no resolution, in each step
+    that starts before ``until`` (:meth:`RegimeMixin._pending_exit_events`).
+    ``exits``: ``{face: {k: upper}}``."""
 
     exits: dict
     until: float
-    at: float | None = None
 
 
 #: rounding of the outputs relative to the size of their terms (``Σ_j |a_j| ‖w_j‖ ‖x_k‖``):
@@ -803,11 +799,9 @@ class RegimeMixin:
         ``test_a_jump_exit_inside_a_step_is_read_from_an_accurate_state``).  Kept until
         placed, or until the time the redone step's span past the exit runs out."""
         pend = self._exit_pending
-        if t0 >= pend.until or (pend.at is not None and t1 != pend.at):
+        if t0 >= pend.until:
             self._exit_pending = None
             return t_face, exits, None
-        if pend.at is not None:  # the redone step, at its end: as they were found there
-            return self._merge_exits(F, t0, t1, t_face, exits, (t1, pend.exits))
         kept = pend.exits
         found_here = self._jump_root
         placed = self._exit_time(F, t0, t1, min(t_face, t1), kept)

@@ -78,7 +78,7 @@ def capture(flow: "HybridFlow") -> dict[str, Any]:
     pend = flow.__dict__.get("_exit_pending")
     mem["exit_pending"] = None if pend is None else [
         [[int(p), int(k), bool(up)] for p, ex in pend.exits.items() for k, up in ex.items()],
-        float(pend.until), None if pend.at is None else float(pend.at)]
+        float(pend.until)]
     rest = getattr(flow, "rest", None)  # at rest (pwflow.rest): kept so that a resume is exact
     mem["rest"] = None if rest is None else {k: float(v) for k, v in
                                              dataclasses.asdict(rest).items()}
@@ -112,11 +112,11 @@ def restore(flow: "HybridFlow", mem: dict[str, Any]) -> None:
         live[np.asarray(mem["held_live"], np.intp)] = True
         flow._held_live = live
     if mem.get("exit_pending") is not None:
-        rows, until, at = mem["exit_pending"]
+        rows, until = mem["exit_pending"]
         pend: dict = {}
         for p, k, up in rows:
             pend.setdefault(int(p), {})[int(k)] = bool(up)
-        flow._exit_pending = PendingExits(pend, float(until), None if at is None else float(at))
+        flow._exit_pending = PendingExits(pend, float(until))
     if mem.get("step_noise") is not None:
         flow._step_noise = np.asarray(mem["step_noise"], float)
     if mem.get("class_held") is not None:

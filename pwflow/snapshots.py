@@ -93,9 +93,6 @@ class SnapshotsMixin:
             return False
         self.n_cut_redos += 1
         self._cut_redo_from = t0
-        exits = {p: ex for p, ex in self._cut_exits.items() if ex}
-        if exits:  # the slopes found at their bounds there: applied at the redone step's end
-            self._exit_pending = PendingExits(exits, t_cut, at=t_cut)
         self._redo_to(t_cut)
         return True
 

@@ -174,8 +174,6 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         self._exit_redo_end: float | None = None
         #: the exits a redo left pending, and until when (:meth:`_pending_exit_events`)
         self._exit_pending: PendingExits | None = None
-        #: the exits at the cut being checked by :meth:`_cut_inaccurate`
-        self._cut_exits: dict = {}
         #: the time a redone step ends at (a snapshot's or a cut's), until reached
         self._snap_bound: float | None = None
         self.n_excursions = 0
@@ -611,7 +609,6 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         t_cut = self._choose_cut(located, t_face, t0, t1)
         if not t0 <= t_cut <= t1:
             raise InvariantError(f"batch cut {t_cut!r} outside the step [{t0!r}, {t1!r}]")
-        self._cut_exits = exits if t_cut == t_face else {}
         if (self._snapshots_inaccurate(snap_times, t0, t_cut, F, solver)
                 or self._cut_inaccurate(t0, t_cut, t1, F, solver)):
             return self.step(t_bound, snap_times)
