@@ -766,3 +766,22 @@ def policies_apart(a, b, t_max: float, n_times: int = 9) -> str | None:
             return (f"t = {t:.6g}: the policies' runs are {off:.3e} apart before the first "
                     f"branch point either logs (t = {t_b:.6g}; logged: {firsts})")
     return None
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (session 53, pre-existing on 90437f9): a run "
+                   "ends with status -7, Lemma 1 drifted by 0.139")
+def test_the_span_problem_of_a_rank_deficient_draw_keeps_lemma1():
+    """Found by the thorough profile of ``test_rank_deficient_data_train_as_their_span``
+    [min_norm] (session 53): the span's problem of a drawn rank-3 problem (d = 6, n = 9 with
+    two repeated points and an opposite pair; ``tests/data/span_lemma1_drift.npz``: the data
+    ``X B`` and neurons ``W B`` in R^3, m = 8, γ = 0, square loss) logs a branch point at
+    t = 7.4119 and stops at t = 7.5431 with status −7: neuron 4's ``a² − ‖w‖²`` drifted by
+    0.139 (relative).  The full-rank run of the same problem in R^6 ends with status 0.
+    Undiagnosed; the run says so (status and message) rather than ending in silence."""
+    from pathlib import Path
+
+    case = np.load(Path(__file__).parent / "data" / "span_lemma1_drift.npz")
+    tr = pwflow.simulate(pwflow.Dataset(case["X"], case["y"]),
+                         pwflow.from_arrays(case["W"], case["a"]), float(case["t_max"]),
+                         gamma=float(case["gamma"]), loss="square")
+    assert tr.status == 0, tr.message
