@@ -806,13 +806,6 @@ class RegimeMixin:
         found_here = self._jump_root
         placed = self._exit_time(F, t0, t1, min(t_face, t1), kept)
         self._jump_root = found_here  # these are placed near the step start: as they are
-        return self._merge_exits(F, t0, t1, t_face, exits, placed)
-
-    def _merge_exits(self, F: Array, t0: float, t1: float, t_face: float, exits: dict,
-                     placed: tuple[float, dict] | None) -> tuple[float, dict, float | None]:
-        """:meth:`_face_events`' answer ``(t_face, exits)`` with the exits ``placed`` at their
-        time: those alone where earlier, merged where at ``t_face``; and that time
-        (``None``: later than ``t_face``, or none)."""
         if placed is None or placed[0] > t_face:
             return t_face, exits, None
         t_star, found = placed
