@@ -656,7 +656,7 @@ def select(
         # a hyperplane left while the held ones imply it (linearly dependent x_K, e.g. a
         # neuron on a ray in d = 4 held by four hyperplanes of rank 3): no w can do that.
         # Those held at a bound of their slope go with it, to the side of the departure
-        signs = _depart_together(X[K], signs, eta, gamma, s_a, r[K])
+        signs = _depart_together(X[K], signs, eta, gamma, s_a, Zrows, classes)
         eta = side_slope(signs, gamma)
         eta, D = _min_norm(b, Zrows, signs == 0, eta, gamma, start, classes)
         branch &= signs == 0
@@ -670,6 +670,14 @@ def select(
             if found is not None:
                 signs, eta, D = found
                 branch &= signs == 0
+    if not _is_face(geometry, K, signs):
+        # no consistent continuation, and the rounds' answer is no face at all: the face of
+        # the departure that makes their leaves (the integrator never came here in session
+        # 54's suite and campaigns; drawn inputs with an exit where D = 0 on the face do)
+        signs = _face_of_departure(X[K], signs)
+        eta = side_slope(signs, gamma)
+        eta, D = _min_norm(b, Zrows, signs == 0, eta, gamma, start, classes)
+        branch &= signs == 0
     full = face_slopes(u_face, gamma)
     full[K] = eta
     return Selection(K, signs, full, D, branch)
@@ -1030,7 +1038,7 @@ def _exit_signs(exits: dict[int, bool], K: NDArray[np.intp], s_a: float, b: Arra
         members = rep == rep[i]
         head = rep[i]
         head_upper = exits[int(k)] if orient[i] > 0 else not exits[int(k)]
-        r_class = -float((orient[members] @ Zrows[members]) @ XK[head])
+        r_class = _class_multiplier(Zrows, XK, members, orient, head)
         side = exit_side(s_a, r_class, head_upper)
         if r_class == 0.0:
             if v_star is None:
@@ -1043,8 +1051,17 @@ def _exit_signs(exits: dict[int, bool], K: NDArray[np.intp], s_a: float, b: Arra
     return signs
 
 
+def _class_multiplier(Zrows: Array, XK: Array, members: NDArray[np.bool_],
+                      orient: NDArray[np.int8], head: int) -> float:
+    """The residual whose sign gives a class's exit side (:func:`exit_side`): its summed
+    column ``Σ_members orient_k z_k`` against the head's point, ``∝ Σ orient_k c_k r_k`` for
+    ``x_k = c_k x_head`` (``r_k |x_k|²/n`` for a class of one)."""
+    return -float((orient[members] @ Zrows[members]) @ XK[head])
+
+
 def _depart_together(XK: Array, signs: NDArray[np.int8], eta: Array, gamma: float,
-                     s_a: float, rK: Array) -> NDArray[np.int8]:
+                     s_a: float, Zrows: Array,
+                     classes: tuple[NDArray[np.intp], NDArray[np.int8]]) -> NDArray[np.int8]:
     """Signs on ``K`` when the hyperplanes left are implied by the held ones.
 
     The departure ``δv = X_K δD`` must lie in the range of ``X_K`` (``<w, x_k>`` are tied by
@@ -1053,16 +1070,30 @@ def _depart_together(XK: Array, signs: NDArray[np.int8], eta: Array, gamma: floa
     ``[γ, 1]`` gives it; those held at a bound of their slope leave to the side of their
     ``δv`` where it is not zero (``x_3 = −4 x_2 − x_0``, ``x_2`` left to ``−``, ``x_0``
     held inside: ``x_3`` leaves to ``+``), but only to the side a slope at that bound can
-    leave to (:func:`exit_side` with ``s_a`` and the residuals ``rK``): one whose ``δv``
-    points to the other side is held as well (``δv = 0`` there) and ``δD`` solved again,
-    as long as the hyperplanes left still get their signs (session 46: sliding on
-    ``x_1, x_3, x_4`` of rank 2 with every slope at γ = 0, ``x_1`` reaching γ at a
-    residual's root; the minimal-norm ``δD`` sent ``x_4`` to its active side, where the
-    field takes it straight back: a leave, then grazings every 2e-13, Zeno; gradient descent
-    leaves ``x_1`` and ``x_3`` and slides on ``x_4``)."""
+    leave to (:func:`exit_side` with ``s_a`` and the class's residual,
+    :func:`_class_multiplier`): one whose ``δv`` points to the other side is held as well
+    (``δv = 0`` there) and ``δD`` solved again, as long as the hyperplanes left still get
+    their signs (session 46: sliding on ``x_1, x_3, x_4`` of rank 2 with every slope at
+    γ = 0, ``x_1`` reaching γ at a residual's root; the minimal-norm ``δD`` sent ``x_4`` to
+    its active side, where the field takes it straight back: a leave, then grazings every
+    2e-13, Zeno; gradient descent leaves ``x_1`` and ``x_3`` and slides on ``x_4``).
+
+    A class of parallel points (``classes``, :func:`~pwflow.subgradient.parallel_classes`) is
+    held or left as one: its members share a hyperplane.  Its slope is at a bound where its
+    head's is, and it may leave to the side its summed column's multiplier allows (session
+    54: ``x_3 = −x_0`` with ``x_0`` at γ and ``x_3`` at ``1 − 7e-11``, read one at a time,
+    had ``x_0`` left and ``x_3`` held, a face no ``w`` lies on, whose ray pointed away from
+    the neuron: it was read as at ``w = 0`` and moved there, breaking Lemma 1).
+    """
+    rep, orient = classes
+    heads = np.flatnonzero(rep == np.arange(rep.size))
     held = signs == 0
-    edge = held & _at_box_edge(eta, gamma)
-    may = exit_side(s_a, rK, eta >= 1.0)  # the side a slope at its bound leaves to
+    edge = held & _at_box_edge(eta, gamma)[rep]  # a class at a bound where its head is
+    may_head = np.zeros(rep.size, dtype=np.int8)
+    for h in heads:
+        may_head[h] = exit_side(s_a, _class_multiplier(Zrows, XK, rep == h, orient, h),
+                                eta[h] >= 1.0)
+    may = orient * may_head[rep]  # the side a class at its bound leaves to, per member
     keep = held & ~edge
     first = None
     for _ in range(signs.size + 1):
@@ -1071,9 +1102,11 @@ def _depart_together(XK: Array, signs: NDArray[np.int8], eta: Array, gamma: floa
         dD, *_ = np.linalg.lstsq(XK[rows], target, rcond=None)
         dv = XK @ dD
         scale = np.linalg.norm(XK, axis=1) * float(np.linalg.norm(dD))
-        go = edge & ~keep & (np.abs(dv) > 1e-9 * scale)
+        # a class goes where its head's δv is not zero, every member to its own side
+        go_head = np.abs(dv) > 1e-9 * scale
+        go = edge & ~keep & go_head[rep]
         out = signs.copy()
-        out[go] = np.sign(dv[go]).astype(np.int8)
+        out[go] = (orient * np.sign(dv[rep]).astype(np.int8))[go]
         if first is None:
             first = out
         if np.any(np.sign(dv[~held]) != signs[~held]):
@@ -1081,8 +1114,33 @@ def _depart_together(XK: Array, signs: NDArray[np.int8], eta: Array, gamma: floa
         against = go & (out != may)
         if not np.any(against):
             return out
-        keep = keep | against
+        keep = keep | against[rep]  # (a class: all of it, with its head)
     return first
+
+
+def _is_face(geometry: Geometry, K: NDArray[np.intp], signs: NDArray[np.int8]) -> bool:
+    """Whether some ``w`` has the signs ``signs`` on ``K`` (held: 0).  Every class-consistent
+    sign vector is one where the classes are linearly independent; otherwise the arrangement
+    decides (:func:`pwflow.cones.face_point`)."""
+    rep, orient = geometry.classes(K)
+    if not np.array_equal(signs, orient * signs[rep]):
+        return False
+    if not geometry.dependent(K):
+        return True
+    return face_point(geometry.X[K], signs, rank_rtol=SPAN_RTOL) is not None
+
+
+def _face_of_departure(XK: Array, signs: NDArray[np.int8]) -> NDArray[np.int8]:
+    """The signs on ``K`` of the minimal-norm direction ``δD`` with ``<x_k, δD> = signs_k`` on
+    the hyperplanes left (least squares where no ``δD`` makes them all): the face a neuron
+    moving along ``δD`` enters, one that some ``w`` lies on (the hyperplanes it stays on are
+    exactly those ``δD`` is parallel to, so they imply no other).  Where the leaves can be
+    made, they keep their signs and the held hyperplanes that they imply leave with them."""
+    left = signs != 0
+    dD, *_ = np.linalg.lstsq(XK[left], signs[left].astype(float), rcond=None)
+    dv = XK @ dD
+    thr = 1e-9 * np.linalg.norm(XK, axis=1) * float(np.linalg.norm(dD))
+    return np.where(np.abs(dv) > thr, np.sign(dv), 0).astype(np.int8)
 
 
 def _closed(geometry: Geometry, K: NDArray[np.intp], signs: NDArray[np.int8]) -> bool:

@@ -768,20 +768,39 @@ def policies_apart(a, b, t_max: float, n_times: int = 9) -> str | None:
     return None
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (session 53, pre-existing on 90437f9): a run "
-                   "ends with status -7, Lemma 1 drifted by 0.139")
 def test_the_span_problem_of_a_rank_deficient_draw_keeps_lemma1():
     """Found by the thorough profile of ``test_rank_deficient_data_train_as_their_span``
     [min_norm] (session 53): the span's problem of a drawn rank-3 problem (d = 6, n = 9 with
-    two repeated points and an opposite pair; ``tests/data/span_lemma1_drift.npz``: the data
-    ``X B`` and neurons ``W B`` in R^3, m = 8, γ = 0, square loss) logs a branch point at
-    t = 7.4119 and stops at t = 7.5431 with status −7: neuron 4's ``a² − ‖w‖²`` drifted by
-    0.139 (relative).  The full-rank run of the same problem in R^6 ends with status 0.
-    Undiagnosed; the run says so (status and message) rather than ending in silence."""
+    a repeated point and an opposite pair; ``tests/data/span_lemma1_drift.npz``: the data
+    ``X B`` and neurons ``W B`` in R^3, m = 8, γ = 0, square loss).  Neuron 4 slides on the
+    e_3 axis (x_0, x_3 = −x_0, x_4, x_7 in the plane e_3 = 0) until its free slopes reach a
+    vertex of their box at t = 7.4119, and leaves x_0, x_3 and x_7 there.  It stopped at
+    t = 7.5431 with status −7, ``a² − ‖w‖²`` drifted by 0.139: the departure was decided one
+    member of the class {x_0, x_3} at a time, a face no ``w`` lies on, read as ``w = 0``
+    (session 54; ``test_filippov.py::test_a_dependent_departure_leaves_a_class_of_opposite_
+    points_whole``).  Now the run ends with status 0, Lemma 1 kept, and it is the same
+    trajectory (1e-8) as the run of the problem embedded in R^6 by an orthonormal map, and
+    within extrapolated gradient descent's bound (:func:`reference.gd_reference`) at four
+    times after the exit."""
     from pathlib import Path
 
     case = np.load(Path(__file__).parent / "data" / "span_lemma1_drift.npz")
-    tr = pwflow.simulate(pwflow.Dataset(case["X"], case["y"]),
-                         pwflow.from_arrays(case["W"], case["a"]), float(case["t_max"]),
-                         gamma=float(case["gamma"]), loss="square")
+    X, y, W, a = case["X"], case["y"], case["W"], case["a"]
+    kw = dict(gamma=float(case["gamma"]), loss="square")
+    t_max = float(case["t_max"])
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), t_max, **kw)
     assert tr.status == 0, tr.message
+    assert np.max(tr.balancedness_drift()) <= 1e-10
+    Q = np.linalg.qr(np.random.default_rng(0).normal(size=(6, 3)))[0]
+    emb = pwflow.simulate(pwflow.Dataset(X @ Q.T, y), pwflow.from_arrays(W @ Q.T, a), t_max,
+                          **kw)
+    assert emb.status == 0, emb.message
+    for t in (2.0, 7.0, 7.5, 8.0, 8.5, 9.0, 10.0):
+        (Ws, as_), (We, ae) = tr.state(t), emb.state(t)
+        size = 1.0 + max(np.max(np.abs(Ws)), np.max(np.abs(as_)))
+        assert max(np.max(np.abs(We @ Q - Ws)), np.max(np.abs(ae - as_))) <= 1e-8 * size, t
+    times = np.array([7.0, 7.5, 8.0, 8.5])
+    ref = gd_reference(X, y, W, a, kw["gamma"], kw["loss"], times, lr=2e-3)
+    for i, t in enumerate(times):
+        Ws, as_ = tr.state(t)
+        assert ref.error(Ws, as_, i) <= ref.bound(Ws, as_, i), (t, ref.error(Ws, as_, i))

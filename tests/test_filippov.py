@@ -497,6 +497,37 @@ def test_a_dependent_exit_takes_along_only_hyperplanes_that_can_leave_to_that_si
     assert abs(np.sign(a) * ROOT_EXIT_X[4] @ sel.D) <= 1e-15
 
 
+#: session 54's case: the data of ``tests/data/span_lemma1_drift.npz`` (R^3; x_0, x_3 = −x_0,
+#: x_4 and x_7 in the plane e_3 = 0), neuron 4 on the e_3 axis (a > 0) sliding on those four
+#: hyperplanes, at t = 7.4119 where the free slopes reach a vertex of their box (η_0 = γ = 0,
+#: η_3 = η_7 = 1): the residuals there
+OPPOSITE_EXIT_R = np.array([0.6912959759282404, -0.04382677992599179, -0.18975678232838433,
+                            -0.3007412669145441, 0.3399238246636258, -0.01205013441882724,
+                            0.06495565675382534, 0.1906725632854092, -0.04382677992599179])
+
+
+def test_a_dependent_departure_leaves_a_class_of_opposite_points_whole():
+    """The departure from the vertex above is along ``(1, 2, 0)`` (the minimal-norm ``D``'s
+    part off the axis, 1.8e-12 against a resolution of 8e-12 on x_0, 9e-12 on x_7): it leaves
+    x_0 to −, x_3 = −x_0 to +, x_7 to + and slides on x_4 ⟂ (1, 2, 0), the signs of
+    ``X_K (1, 2, 0)`` — a face with room for a ``w``, and gradient descent's map from rest.
+    ``_depart_together`` read the class {x_0, x_3} one member at a time (x_3's own residual
+    says its slope at 1 can leave only to −) and held x_3 while x_0 left: ``x_0`` on − and
+    on its own hyperplane at once, a face no ``w`` lies on, whose ray pointed away from the
+    neuron; the run read it as at ``w = 0`` and moved it there (Lemma 1 broken by 0.139,
+    :func:`test_differential.test_the_span_problem_of_a_rank_deficient_draw_keeps_lemma1`)."""
+    from pathlib import Path
+
+    X = np.load(Path(__file__).parent / "data" / "span_lemma1_drift.npz")["X"]
+    u = np.array([0, -1, 1, 0, 0, -1, 1, 0, -1], dtype=np.int8)
+    w = np.array([-9.529260380355498e-18, -6.788724813846224e-19, -2.630733798477424e-01])
+    sel = select(0.6614449904657617, u, X, OPPOSITE_EXIT_R, 0.0, exits={}, w=w)
+    assert sel.K.tolist() == [0, 3, 4, 7]
+    expected = np.sign(np.round(X[sel.K] @ np.array([1.0, 2.0, 0.0]), 12)).astype(np.int8)
+    assert expected.tolist() == [-1, 1, 0, 1]
+    assert sel.signs.tolist() == expected.tolist()
+
+
 @st.composite
 def dependent_zero_residual_exits(draw):
     """:func:`face_problems` with one more point on the face, in the span of its points and
@@ -1363,3 +1394,62 @@ def test_gd_at_rest_with_a_zero_leaving_a_third_hyperplane():
     side, clear = _gd_sides_with_moving_residuals(X, r, r_rate, 0.0, 3)
     assert clear and side.tolist() == [1, 1, -1]
     assert sel.signs.tolist() == side.tolist()
+
+
+@st.composite
+def dependent_faces_with_an_opposite_pair(draw):
+    """A neuron on ``q + 1`` hyperplanes whose points span only ``ρ < q`` dimensions
+    (``ρ <= d − 1``: the face is not ``w = 0``), one of them the opposite of another
+    (``x_q = −c x_0``), two points off their span, drawn residuals and an optional exit."""
+    d = draw(st.integers(3, 5), label="d")
+    rho = draw(st.integers(1, d - 1), label="rank")
+    q = draw(st.integers(rho + 1, rho + 3), label="q")
+    basis = draw(matrices(rho, d), label="basis")
+    assume(np.linalg.matrix_rank(basis, tol=1e-3) == rho)
+    XK = draw(matrices(q, rho), label="coef") @ basis
+    assume(np.min(np.linalg.norm(XK, axis=1)) > 0.1)
+    c = draw(st.floats(0.25, 4.0), label="c")
+    others = draw(matrices(2, d), label="others")
+    off = others - others @ np.linalg.pinv(basis) @ basis
+    assume(np.min(np.linalg.norm(off, axis=1)) > 0.1)
+    X = np.vstack([XK, -c * XK[:1], others])
+    w = draw(matrices(d, 0), label="w")
+    w -= basis.T @ np.linalg.lstsq(basis.T, w, rcond=None)[0]  # onto the face's hyperplanes
+    s = others @ w
+    assume(np.linalg.norm(w) > 0.1 and np.min(np.abs(s)) > 1e-3)
+    u = np.zeros(X.shape[0], dtype=np.int8)
+    u[q + 1:] = np.sign(s)
+    r = draw(matrices(X.shape[0], 0), label="r")
+    assume(np.min(np.abs(r)) > 1e-3)  # (r = 0 on K: D = 0, the neuron at rest)
+    a = draw(st.sampled_from([-1.0, 1.0]), label="a") * draw(st.floats(0.1, 2.0), label="|a|")
+    gamma = draw(st.sampled_from([0.0, 0.1, 0.5]), label="gamma")
+    exits = draw(st.none() | st.dictionaries(st.integers(0, q), st.booleans(), min_size=1,
+                                              max_size=1), label="exits")
+    return a, u, X, r, gamma, w, exits
+
+
+@settings(suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@given(dependent_faces_with_an_opposite_pair())
+def test_a_class_of_parallel_points_is_held_or_left_whole(prob):
+    """Whatever :func:`select` decides on linearly dependent hyperplanes, a class of parallel
+    points (here ``x_0`` and its opposite) is held or left as one, each member to its own
+    side, and the face reached is one that some ``w`` lies on (a linear programme finds a
+    direction into it).  Session 54: ``_depart_together`` read a class one member at a time
+    and left ``x_0`` while holding ``x_3 = −x_0`` (a face no ``w`` lies on, then read as
+    ``w = 0``: Lemma 1 broken, ``test_the_span_problem_of_a_rank_deficient_draw_keeps_lemma1``)."""
+    from scipy.optimize import linprog
+
+    a, u, X, r, gamma, w, exits = prob
+    sel = select(a, u, X, r, gamma, exits=exits, w=w)
+    rep, orient = parallel_classes(X[sel.K])
+    assert np.array_equal(sel.signs, orient * sel.signs[rep]), (sel.K, sel.signs)
+    # some direction v keeps <x_k, v> = 0 on the held and moves s_k <x_k, v> >= 1 off the left
+    # (a linear programme, not pwflow's span test; select ends with that test by construction)
+    held, left = sel.K[sel.signs == 0], sel.K[sel.signs != 0]
+    feasible = linprog(np.zeros(X.shape[1]),
+                       A_ub=-(sel.signs[sel.signs != 0, None] * X[left]) if left.size else None,
+                       b_ub=-np.ones(left.size) if left.size else None,
+                       A_eq=X[held] if held.size else None,
+                       b_eq=np.zeros(held.size) if held.size else None,
+                       bounds=(None, None), method="highs")
+    assert feasible.status == 0, (sel.K, sel.signs, feasible.message)
