@@ -1400,7 +1400,8 @@ def test_gd_at_rest_with_a_zero_leaving_a_third_hyperplane():
 def dependent_faces_with_an_opposite_pair(draw):
     """A neuron on ``q + 1`` hyperplanes whose points span only ``ρ < q`` dimensions
     (``ρ <= d − 1``: the face is not ``w = 0``), one of them the opposite of another
-    (``x_q = −c x_0``), two points off their span, drawn residuals and an optional exit."""
+    (``x_q = −c x_0``), two points off their span, drawn residuals, an optional exit, the
+    branch policy and, without an exit, whether the neuron starts there (``at_rest``)."""
     d = draw(st.integers(3, 5), label="d")
     rho = draw(st.integers(1, d - 1), label="rank")
     q = draw(st.integers(rho + 1, rho + 3), label="q")
@@ -1425,7 +1426,9 @@ def dependent_faces_with_an_opposite_pair(draw):
     gamma = draw(st.sampled_from([0.0, 0.1, 0.5]), label="gamma")
     exits = draw(st.none() | st.dictionaries(st.integers(0, q), st.booleans(), min_size=1,
                                               max_size=1), label="exits")
-    return a, u, X, r, gamma, w, exits
+    policy = draw(st.sampled_from(list(BranchPolicy)), label="policy")
+    at_rest = exits is None and draw(st.booleans(), label="at_rest")
+    return a, u, X, r, gamma, w, exits, policy, at_rest
 
 
 @settings(suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
@@ -1439,8 +1442,8 @@ def test_a_class_of_parallel_points_is_held_or_left_whole(prob):
     ``w = 0``: Lemma 1 broken, ``test_the_span_problem_of_a_rank_deficient_draw_keeps_lemma1``)."""
     from scipy.optimize import linprog
 
-    a, u, X, r, gamma, w, exits = prob
-    sel = select(a, u, X, r, gamma, exits=exits, w=w)
+    a, u, X, r, gamma, w, exits, policy, at_rest = prob
+    sel = select(a, u, X, r, gamma, exits=exits, w=w, policy=policy, at_rest=at_rest)
     rep, orient = parallel_classes(X[sel.K])
     assert np.array_equal(sel.signs, orient * sel.signs[rep]), (sel.K, sel.signs)
     # some direction v keeps <x_k, v> = 0 on the held and moves s_k <x_k, v> >= 1 off the left
