@@ -672,8 +672,9 @@ def select(
                 branch &= signs == 0
     if not _is_face(geometry, K, signs):
         # no consistent continuation, and the rounds' answer is no face at all: the face of
-        # the departure that makes their leaves (the integrator never came here in session
-        # 54's suite and campaigns; drawn inputs with an exit where D = 0 on the face do)
+        # the departure that makes their leaves (session 54: a class of opposite points read
+        # at its bounds on a ray of dependent hyperplanes, 'gd' policy, left alone while the
+        # held ones imply it; the run ended 1.7e-3 off with status 0)
         signs = _face_of_departure(X[K], signs)
         eta = side_slope(signs, gamma)
         eta, D = _min_norm(b, Zrows, signs == 0, eta, gamma, start, classes)

@@ -804,3 +804,32 @@ def test_the_span_problem_of_a_rank_deficient_draw_keeps_lemma1():
     for i, t in enumerate(times):
         Ws, as_ = tr.state(t)
         assert ref.error(Ws, as_, i) <= ref.bound(Ws, as_, i), (t, ref.error(Ws, as_, i))
+
+
+def test_an_embedded_run_whose_exit_rule_gives_no_face_is_the_same_run():
+    """Session 54's integer campaign (``tests/explore_integer.py``'s forerunner, seed 54455,
+    ``'gd'`` policy; ``tests/data/gd_dependent_exit_fallback.npz``): d = 3, n = 8 (x_7 = −x_0,
+    x_6 = x_0 − x_4), m = 7, γ = 0, logistic loss, run as drawn and embedded in R^5.  At
+    t = 14.1156 the embedded run reads neuron 0's class {x_0, x_7} at its bounds on the ray of
+    x_0, x_4, x_6, x_7, where the exit rule's answer is no face
+    (``test_filippov.py::test_an_exit_whose_rule_gives_no_face_takes_the_face_of_its_departure``);
+    the face of its departure is taken, and the neuron is back at once.  Both runs then log
+    the branch point at t = 17.1543 and end within 1e-8 of each other.  With the rule's answer
+    kept (``_is_face`` patched to accept it, as before session 54) the embedded run left x_0
+    and x_7 alone, logged no branch point and ended 1.7e-3 from the run as drawn, status 0."""
+    from pathlib import Path
+
+    z = np.load(Path(__file__).parent / "data" / "gd_dependent_exit_fallback.npz")
+    X, y, W, a, Q = z["X"], z["y"], z["W"], z["a"], z["Q"]
+    kw = dict(gamma=float(z["gamma"]), loss="logistic",
+              options=pwflow.FlowOptions(branch_policy="gd"))
+    t_max = float(z["t_max"])
+    drawn = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), t_max, **kw)
+    emb = pwflow.simulate(pwflow.Dataset(X @ Q.T, y), pwflow.from_arrays(W @ Q.T, a), t_max, **kw)
+    assert drawn.status == 0 and emb.status == 0, (drawn.message, emb.message)
+    firsts = [tr.stats.get("t_first_branch") for tr in (drawn, emb)]
+    assert None not in firsts and abs(firsts[0] - firsts[1]) <= 1e-6, firsts
+    for t in (5.0, 14.0, 15.0, 17.0, 20.0):
+        (W1, a1), (W2, a2) = drawn.state(t), emb.state(t)
+        size = 1.0 + max(np.max(np.abs(W1)), np.max(np.abs(a1)))
+        assert max(np.max(np.abs(W2 @ Q - W1)), np.max(np.abs(a2 - a1))) <= 1e-8 * size, t

@@ -528,6 +528,40 @@ def test_a_dependent_departure_leaves_a_class_of_opposite_points_whole():
     assert sel.signs.tolist() == expected.tolist()
 
 
+def test_an_exit_whose_rule_gives_no_face_takes_the_face_of_its_departure(monkeypatch):
+    """Session 54's integer campaign, ``'gd'`` policy (``tests/data/gd_dependent_exit_fallback.npz``:
+    the data embedded in R^5): a neuron on the ray of x_0, x_4, x_6, x_7 (x_6 = x_0 − x_4,
+    x_7 = −x_0: rank 2 in R^3) reads the class {x_0, x_7} at its bounds.  The rule's answer
+    leaves x_0 to − and x_7 to + while holding x_4 and x_6, which imply x_0: no ``w`` has those
+    signs (a linear programme finds no direction).  ``select`` then takes the face of the
+    departure ``δD ∝ −x_0``: the signs of ``X_K (−x_0)``, every hyperplane left.  With the
+    rule's answer kept (``_is_face`` patched to accept it) the run left x_0 and x_7 alone and
+    ended 1.7e-3 from the unembedded run
+    (``test_differential.py::test_an_embedded_run_whose_exit_rule_gives_no_face_is_the_same_run``)."""
+    from pathlib import Path
+
+    from scipy.optimize import linprog
+
+    from pwflow import filippov
+
+    z = np.load(Path(__file__).parent / "data" / "gd_dependent_exit_fallback.npz")
+    X, u = z["sel_X"], z["sel_u"].astype(np.int8)
+    K = np.flatnonzero(u == 0)
+    assert K.tolist() == [0, 4, 6, 7]
+    rule = np.array([-1, 0, 0, 1])
+    lp = linprog(np.zeros(X.shape[1]), A_ub=-(rule[[0, 3], None] * X[[0, 7]]), b_ub=-np.ones(2),
+                 A_eq=X[[4, 6]], b_eq=np.zeros(2), bounds=(None, None), method="highs")
+    assert lp.status == 2  # infeasible: not a face
+    expected = np.sign(np.round(X[K] @ -X[0], 9)).astype(np.int8)
+    assert expected.tolist() == [-1, -1, -1, 1]
+    kw = dict(exits={0: False, 7: True}, policy=BranchPolicy.GRADIENT_DESCENT, w=z["sel_w"])
+    sel = select(float(z["sel_a"]), u, X, z["sel_r"], float(z["gamma"]), **kw)
+    assert sel.signs.tolist() == expected.tolist()
+    monkeypatch.setattr(filippov, "_is_face", lambda *args: True)
+    kept = select(float(z["sel_a"]), u, X, z["sel_r"], float(z["gamma"]), **kw)
+    assert kept.signs.tolist() == rule.tolist()  # what the rule alone answers
+
+
 @st.composite
 def dependent_zero_residual_exits(draw):
     """:func:`face_problems` with one more point on the face, in the span of its points and
