@@ -529,15 +529,16 @@ def test_a_dependent_departure_leaves_a_class_of_opposite_points_whole():
 
 
 def test_an_exit_whose_rule_gives_no_face_takes_the_face_of_its_departure(monkeypatch):
-    """Session 54's integer campaign, ``'gd'`` policy (``tests/data/gd_dependent_exit_fallback.npz``:
-    the data embedded in R^5): a neuron on the ray of x_0, x_4, x_6, x_7 (x_6 = x_0 − x_4,
-    x_7 = −x_0: rank 2 in R^3) reads the class {x_0, x_7} at its bounds.  The rule's answer
-    leaves x_0 to − and x_7 to + while holding x_4 and x_6, which imply x_0: no ``w`` has those
-    signs (a linear programme finds no direction).  ``select`` then takes the face of the
-    departure ``δD ∝ −x_0``: the signs of ``X_K (−x_0)``, every hyperplane left.  With the
-    rule's answer kept (``_is_face`` patched to accept it) the run left x_0 and x_7 alone and
-    ended 1.7e-3 from the unembedded run
-    (``test_differential.py::test_an_embedded_run_whose_exit_rule_gives_no_face_is_the_same_run``)."""
+    """Session 54's integer campaign, ``'gd'`` policy
+    (``tests/data/gd_dependent_exit_fallback.npz``: the data embedded in R^5): a neuron on
+    the ray of x_0, x_4, x_6, x_7 (x_6 = x_0 − x_4, x_7 = −x_0: rank 2 in R^3) reads the
+    class {x_0, x_7} at its bounds.  The rule's answer leaves x_0 to − and x_7 to + while
+    holding x_4 and x_6, which imply x_0: no ``w`` has those signs (a linear programme finds
+    no direction).  ``select`` then takes the face of the departure ``δD ∝ −x_0``: the signs
+    of ``X_K (−x_0)``, every hyperplane left.  With the rule's answer kept (``_is_face``
+    patched to accept it) the run left x_0 and x_7 alone and ended 1.7e-3 from the
+    unembedded run (``test_differential.py::test_an_embedded_run_whose_exit_rule_gives_no_
+    face_is_the_same_run``)."""
     from pathlib import Path
 
     from scipy.optimize import linprog
