@@ -1101,11 +1101,9 @@ def _depart_together(XK: Array, signs: NDArray[np.int8], eta: Array, gamma: floa
         rows = (~held) | keep
         target = np.where(held, 0.0, signs.astype(float))[rows]
         dD, *_ = np.linalg.lstsq(XK[rows], target, rcond=None)
-        dv = XK @ dD
-        scale = np.linalg.norm(XK, axis=1) * float(np.linalg.norm(dD))
+        dv, moves = _departure_sides(XK, dD)
         # a class goes where its head's δv is not zero, every member to its own side
-        go_head = np.abs(dv) > 1e-9 * scale
-        go = edge & ~keep & go_head[rep]
+        go = edge & ~keep & moves[rep]
         out = signs.copy()
         out[go] = (orient * np.sign(dv[rep]).astype(np.int8))[go]
         if first is None:
@@ -1139,9 +1137,16 @@ def _face_of_departure(XK: Array, signs: NDArray[np.int8]) -> NDArray[np.int8]:
     made, they keep their signs and the held hyperplanes that they imply leave with them."""
     left = signs != 0
     dD, *_ = np.linalg.lstsq(XK[left], signs[left].astype(float), rcond=None)
+    dv, moves = _departure_sides(XK, dD)
+    return np.where(moves, np.sign(dv), 0).astype(np.int8)
+
+
+def _departure_sides(XK: Array, dD: Array) -> tuple[Array, NDArray[np.bool_]]:
+    """``δv = X_K δD`` and where it is not zero: beyond 1e-9 of ``‖x_k‖ ‖δD‖`` (the
+    least-squares solves' rounding), the one reading of a departure's sides of
+    :func:`_depart_together` and :func:`_face_of_departure`."""
     dv = XK @ dD
-    thr = 1e-9 * np.linalg.norm(XK, axis=1) * float(np.linalg.norm(dD))
-    return np.where(np.abs(dv) > thr, np.sign(dv), 0).astype(np.int8)
+    return dv, np.abs(dv) > 1e-9 * np.linalg.norm(XK, axis=1) * float(np.linalg.norm(dD))
 
 
 def _closed(geometry: Geometry, K: NDArray[np.intp], signs: NDArray[np.int8]) -> bool:
