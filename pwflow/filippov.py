@@ -1447,10 +1447,13 @@ def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
     ``1e-300`` of its sign: no step of the map is moved by it.
 
     ``drift`` (:func:`_field_parts` of the residuals' rate, ``(b', z')``,
-    :func:`_gd_first_order`) moves the map where it is at rest (every velocity 0): along
-    ``s_a <b' + Σ_k η_k z'_k, x_k>``, a speed O(t) against
+    :func:`_gd_first_order`) moves the classes of the map at rest (velocity 0) wherever every
+    other class departs for good (:func:`_departing`; before session 55 only where every
+    velocity was 0, so a class departing at O(1) froze the rest where the first steps had put
+    them): along ``s_a <b' + Σ_k η_k z'_k, x_k>``, a speed O(t) against
     O(1) for the hyperplanes' fields, so one step of the map jumps to the next time a class
-    reaches its hyperplane from below (:func:`_drift_jump`).  ``uneven`` makes the steps
+    reaches its hyperplane from below (:func:`_drift_jump`), a silent class that chatters at
+    the rate's scale at its Filippov slope (:func:`_drift_slopes`).  ``uneven`` makes the steps
     ``1 ± 5e-4`` (as gradient descent's velocities drift with the residuals) so that dyadic
     data do not bring a class back to 0 exactly, where it would read ``σ'(0)`` again.
     """
@@ -1471,9 +1474,16 @@ def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
         v = s_a * (c0 + G @ eta)
         v[np.abs(v) <= tol[heads]] = 0.0
         step = i + 1.0 if ramp else _map_step(i, uneven)
-        if drift is not None and not np.any(v):
+        resting = v == 0.0
+        if drift is not None and np.any(resting) and np.all(resting | _departing(z, v)):
+            # at rest but for classes departing for good (moving away from their
+            # hyperplanes): the rate moves the resting ones
+            eta = _drift_slopes(s_a, eta, z, c1, G1, G, heads, rep, orient, gamma, tol, dtol)
             rate = s_a * (c1 + G1 @ eta)
-            v, step = _drift_jump(z, np.where(np.abs(rate) <= dtol, 0.0, rate)), 1.0
+            v = v.copy()
+            v[resting] = _drift_jump(z[resting], np.where(np.abs(rate) <= dtol, 0.0,
+                                                          rate)[resting])
+            step = 1.0
         z = z + step * v
         seen[i % GD_MAP_CHUNK] = np.sign(z)
         moved |= v != 0.0
@@ -1522,6 +1532,52 @@ def _map_steps(steps: int) -> Array:
     """:func:`_map_step` (uneven) for ``i < steps``, as one read-only array."""
     out = np.array([_map_step(i, uneven=True) for i in range(steps)])
     out.flags.writeable = False
+    return out
+
+
+def _departing(z: Array, v: Array) -> NDArray[np.bool_]:
+    """Classes of a map (:func:`_gd_at_rest`) on a side and moving away from their
+    hyperplane."""
+    return (z != 0.0) & (np.sign(v) == np.sign(z))
+
+
+def _drift_slopes(s_a: float, eta: Array, z: Array, c1: Array, G1: Array, G: Array,
+                  heads: NDArray[np.intp], rep: NDArray[np.intp], orient: NDArray[np.int8],
+                  gamma: float, tol: Array, dtol: Array) -> Array:
+    """The slopes of a map at rest (:func:`_gd_at_rest`) as the rate's field sees them: a class
+    on its ``+`` side whose own field is silent (its slopes move no velocity of the
+    hyperplanes' fields: a repeated point with opposite residuals) and whose rate returns it
+    from ``+`` and pushes it back from ``−`` chatters at the rate's scale, as a sliding mode of
+    the rate's field: its slope is the one that makes its rate 0 (the Filippov convex
+    combination of its sides), not 1.  Held at 1, its rate's field carried another class
+    across its hyperplane from below, to a repulsive ``+`` side the neuron never reaches
+    (a repeated point with residuals −1 and 1, the rate of the first −1; gradient descent
+    holds that class and leaves the other to ``−``: the thorough profile's
+    ``test_at_rest_the_gd_policy_takes_gradient_descents_side_with_moving_residuals``).
+    """
+    member_head = np.searchsorted(heads, rep)
+    plus = np.where(orient > 0, 1.0, gamma)  # each member's slope on its head's + side
+    minus = np.where(orient > 0, gamma, 1.0)
+    jump = (plus - minus)[:, None] * (member_head[:, None] == np.arange(heads.size))  # (K, C)
+    silent = np.all(np.abs(G @ jump) <= tol[heads][:, None], axis=0)
+    on_plus = z > 0.0
+    cand = np.flatnonzero(silent & on_plus)
+    if cand.size == 0:
+        return eta
+    A = s_a * (G1 @ jump)  # (heads, C): the rate of head i per unit of class j's slope
+    rate_high = s_a * (c1 + G1 @ eta)[cand]  # each class on its + side (the others as they are)
+    rate_low = rate_high - A[cand, cand]  # ... and on its − side
+    sliding = cand[(rate_high < -dtol[cand]) & (rate_low > dtol[cand])]
+    if sliding.size == 0:
+        return eta
+    at_low = np.where(np.isin(member_head, sliding), minus, eta)
+    rate0 = s_a * (c1 + G1 @ at_low)[sliding]
+    theta = np.linalg.lstsq(A[np.ix_(sliding, sliding)], -rate0, rcond=None)[0]
+    theta = np.clip(theta, 0.0, 1.0)
+    out = at_low
+    for j, th in zip(sliding, theta, strict=True):
+        members = member_head == j
+        out[members] = minus[members] + th * (plus - minus)[members]
     return out
 
 
@@ -1642,11 +1698,46 @@ def _gd_first_order(s_a: float, b: Array, Zrows: Array, rate_parts: tuple[Array,
         v = s_a * (XK @ D_tau)[rep]  # the head's velocity, for every member of its class
         signs = np.where(loose & (np.abs(v) > tol_tau[rep]), orient * np.sign(v),
                          signs).astype(np.int8)
-    signs, _, D_tau = _leave_rounds(s_a, b_tau, Z_tau, XK, signs, side_slope(signs, gamma),
-                                    gamma, start, classes, tol_tau)
+    signs, eta_tau, D_tau = _leave_rounds(s_a, b_tau, Z_tau, XK, signs,
+                                          side_slope(signs, gamma), gamma, start, classes,
+                                          tol_tau)
+    tied = _repulsive_ties(s_a, b_tau, Z_tau, XK, signs, eta_tau, gamma, classes, tol_tau,
+                           seeds)
+    if np.any(tied):
+        signs = np.where(tied, seeds, signs).astype(np.int8)
+        signs, _, D_tau = _leave_rounds(s_a, b_tau, Z_tau, XK, signs,
+                                        side_slope(signs, gamma), gamma, start, classes,
+                                        tol_tau)
     ok = _consistent(signs, s_a * (XK @ D_tau), tol_tau, np.zeros(signs.size, dtype=bool))
     eta, D = _min_norm(b, Zrows, signs == 0, side_slope(signs, gamma), gamma, start, classes)
     return signs, eta, D, ok
+
+
+def _repulsive_ties(s_a: float, b: Array, Zrows: Array, XK: Array, signs: NDArray[np.int8],
+                    eta: Array, gamma: float, classes: tuple[NDArray[np.intp], NDArray[np.int8]],
+                    tol: Array, seeds: NDArray[np.int8]) -> NDArray[np.bool_]:
+    """Per hyperplane of ``K``: a class held on the field a time ``τ`` later
+    (:func:`_gd_first_order`) whose sliding mode there is repulsive (its velocity points out
+    of both sides) and which the rate's first push put on a side (``seeds``).  Its
+    hyperplanes' fields moved it by nothing to first order (an exact tie, so gradient
+    descent's map never read it on a side), and the rate's field carries it on, away from the
+    hyperplane, on the side where it is: gradient descent leaves it there, where the minimal
+    norm holds it.  (``a = 0``, three integer points in R^5: ``<x_2, Σ_k r_k x_k> = 0`` with
+    the other two on their ``+`` sides; gradient descent leaves x_2 to ``+``, read alike at
+    t = 0.04 and 0.1, the thorough profile of
+    ``test_at_rest_with_a_zero_the_gd_policy_takes_gradient_descents_side``.)"""
+    rep, orient = classes
+    out = np.zeros(signs.size, dtype=bool)
+    for i in np.flatnonzero((rep == np.arange(rep.size)) & (signs == 0) & (seeds != 0)):
+        members = rep == i
+        v = []
+        for side in (-1, 1):
+            e = eta.copy()
+            e[members] = side_slope(orient[members] * side, gamma)
+            v.append(s_a * float(XK[i] @ (b + e @ Zrows)))
+        if v[0] < -tol[i] and v[1] > tol[i]:
+            out |= members
+    return out
 
 
 def _alternatives(members: NDArray[np.bool_], rep: NDArray[np.intp], orient: NDArray[np.int8],
