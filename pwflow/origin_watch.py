@@ -12,8 +12,9 @@ not at an event.
 
 Each such neuron (full-rank data, ``a ≠ 0``, either policy) carries its orbit: the map is
 run from the arrival (:data:`pwflow.filippov.ORIGIN_MAP_STEPS` steps) at the first step end,
-and on from its last iterate (:data:`ORIGIN_TRACK_STEPS`) at every step end after, at the
-residuals there.  At every step end the faces of the orbit whose star holds
+and on from its last iterate at every step end after: through the step at the residuals
+interpolated from its start's (:data:`ORIGIN_SWEEP_CHUNKS`, as gradient descent's iterates
+follow them), then :data:`ORIGIN_TRACK_STEPS` steps at the residuals there.  At every step end the faces of the orbit whose star holds
 :data:`ORIGIN_STAR_FRACTION` of its iterates are tested; where one escapes, the time is
 located by bisection on the step's dense output (the orbit run on from the step start at
 each time), the step is cut there and the neuron departs on that face (``'gd'`` policy) or
@@ -54,6 +55,19 @@ Array = NDArray[np.float64]
 #: few tens of steps (session 38, seed 5026: six neurons arrived on two rays at t = 1.05–4.25
 #: share one orbit of three to seven faces by t = 10, as gradient descent's iterates do)
 ORIGIN_TRACK_STEPS = 1000
+
+#: before its run at a step end the orbit follows the residuals through the step, as gradient
+#: descent's iterates do: :data:`ORIGIN_SWEEP_CHUNKS` runs of :data:`ORIGIN_SWEEP_STEPS` steps
+#: at the residuals interpolated from the step start's to the step end's.  At the step-end
+#: residuals alone a window in which the orbit's bounded set near 0 leaves for a ray (and
+#: returns after it) is skipped by a step that spans it, and the orbit stays where gradient
+#: descent does not (session 55: thorough profile of ``test_neurons_started_in_ker_x_train_as_
+#: at_zero_of_the_span[gd]``, R^2, the window t ≈ 8.15–8.3 between step ends 8.02 and 8.26;
+#: gradient descent at every step from 1e-3 to 1.25e-4 is on the ray by t = 8.3 and leaves 0
+#: along it once it turns outwards at 8.4258; the run stayed at 0 to 9.4767, in R^4 it left
+#: at 8.4258)
+ORIGIN_SWEEP_CHUNKS = 10
+ORIGIN_SWEEP_STEPS = 50
 
 #: the fraction of the orbit's iterates that must lie in the star of a face (the cells whose
 #: closure holds it) for the neuron to leave 0 along it once the motion on it turns outwards.
@@ -207,11 +221,14 @@ class OriginWatchMixin:
                     and h.faces.shape[0] == 1 and np.array_equal(h.faces[0], dead)
                     and not np.any(np.signbit(h.state) & (h.state == 0.0)))
 
-    def _tracked(self, held: dict[int, HeldAtOrigin], r: Array) -> dict[int, HeldAtOrigin]:
+    def _tracked(self, held: dict[int, HeldAtOrigin], r: Array,
+                 r_from: Array | None = None) -> dict[int, HeldAtOrigin]:
         """The records ``held`` with gradient descent's map near 0 run on at the residuals
         ``r``: from the arrival where it has not run yet (:data:`~pwflow.filippov.
         ORIGIN_MAP_STEPS`), on from its last iterate otherwise (:data:`ORIGIN_TRACK_STEPS`),
-        every neuron of each kind at once."""
+        every neuron of each kind at once; there, with ``r_from`` (the residuals at the step
+        start), after following the residuals from ``r_from`` to ``r``
+        (:data:`ORIGIN_SWEEP_CHUNKS`)."""
         out = dict(held)
         for fresh in (True, False):
             # neurons whose maps are the same (sign and start: a first layer started at 0
@@ -228,9 +245,14 @@ class OriginWatchMixin:
             starts = np.concatenate([
                 origin_map_starts(-ORIGIN_MAP_LEAD * held[j].velocity) if fresh
                 else held[j].state[None] for j in lead])
-            orbit = gd_origin_orbits(np.repeat([held[j].sign for j in lead], per), starts,
-                                     self.X, r, self.gamma, ORIGIN_MAP_STEPS if fresh else
-                                     ORIGIN_TRACK_STEPS)
+            signs = np.repeat([held[j].sign for j in lead], per)
+            if not fresh and r_from is not None:
+                for c in range(ORIGIN_SWEEP_CHUNKS):
+                    r_c = r_from + (c / ORIGIN_SWEEP_CHUNKS) * (r - r_from)
+                    starts = gd_origin_orbits(signs, starts, self.X, r_c, self.gamma,
+                                              ORIGIN_SWEEP_STEPS).states
+            orbit = gd_origin_orbits(signs, starts, self.X, r, self.gamma,
+                                     ORIGIN_MAP_STEPS if fresh else ORIGIN_TRACK_STEPS)
             for i, js in enumerate(groups.values()):
                 o = i * per + _bounded_first(orbit.escaped[i * per:(i + 1) * per])
                 for j in js:
@@ -268,12 +290,13 @@ class OriginWatchMixin:
             shared[orbit] = out[j]
         return OriginDepartures(t, out)
 
-    def _origin_escapes(self, r: Array, t: float) -> bool:
-        """At a step end (time ``t``, residuals ``r``): the orbits run on there, and whether
-        a watched neuron leaves ``w = 0``.  The records at the step start are kept for
-        :meth:`_origin_event`."""
+    def _origin_escapes(self, r: Array, t: float, r_from: Array | None = None) -> bool:
+        """At a step end (time ``t``, residuals ``r``; ``r_from`` at the step start): the
+        orbits run on there, and whether a watched neuron leaves ``w = 0``.  The records and
+        the residuals at the step start are kept for :meth:`_origin_event`."""
         self._origin_before = dict(self._origin_watched())
-        self._origin_held.update(self._tracked(self._origin_before, r))
+        self._origin_r_from = r_from
+        self._origin_held.update(self._tracked(self._origin_before, r, r_from))
         return self._origin_departures(r, t).any()
 
     def _origin_event(self, F: Array, t0: float, t1: float) -> tuple[float, int]:
@@ -293,7 +316,7 @@ class OriginWatchMixin:
 
         def leaves(t: float) -> bool:
             r = self._field.residuals(propagators_at(F, (t - t0) / h, faces=occ))
-            held = self._tracked(before, r)
+            held = self._tracked(before, r, self._origin_r_from)
             found[t] = (self._origin_departures(r, t, held), held)
             return found[t][0].any()
 

@@ -193,6 +193,7 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         #: the last located departure
         self._origin_held: dict = {}
         self._origin_before: dict = {}
+        self._origin_r_from = None  # the residuals at the watched step's start
         self._origin_at = None
         #: per data point, whether another one is parallel to it (:meth:`_has_parallel`; -1 unknown)
         self._parallel = np.full(self.n, -1, dtype=np.int8)
@@ -541,7 +542,8 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         face_change = self._regime_changed(self._regime, regime1)
         # a neuron held at w = 0 that gradient descent leaves by the step end
         watching = bool(self._origin_held)
-        leaves_zero = watching and self._origin_escapes(field_.residuals(Phi1), t1)
+        leaves_zero = watching and self._origin_escapes(field_.residuals(Phi1), t1,
+                                                        field_.residuals(self._Phi))
         if self._phase.stiff and (cand is not None or face_change or leaves_zero
                                   or self._exit_pending is not None
                                   or self._implicit_excursion(excursion, near, solver)

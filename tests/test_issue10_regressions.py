@@ -2343,8 +2343,9 @@ def test_gd_policy_with_the_orbit_at_zero_not_followed_stays_off_gradient_descen
 
     tracked = HybridFlow._tracked
 
-    def arrival_only(self, held, r):
-        return {**held, **tracked(self, {j: h for j, h in held.items() if h.state is None}, r)}
+    def arrival_only(self, held, r, r_from=None):
+        return {**held, **tracked(self, {j: h for j, h in held.items() if h.state is None}, r,
+                                  r_from)}
 
     monkeypatch.setattr(HybridFlow, "_tracked", arrival_only)
     _held_off_gradient_descent("origin_late_departure_sliding", 5.0)

@@ -77,3 +77,70 @@ def test_only_a_relu_orbit_strictly_inside_the_dead_cell_is_inert(gamma, state, 
         assert not flow._inert(held(state, faces=other, cells=other))
         assert not flow._inert(held(state, faces=other[1:]))
         assert not flow._inert(held((state[0], -0.0)))
+
+
+def _span_case():
+    """The thorough profile's draw of ``test_neurons_started_in_ker_x_train_as_at_zero_of_the_
+    span[gd]`` (session 54, seen since 18818dd), as its span's problem in R^2: dyadic points,
+    γ = 0.5, square loss; neuron 1 reaches ``w = 0`` at t = 1.22 and is held there."""
+    X = np.array([[-0.25, 0.75], [-1.375, 1.5], [-1.875, -0.25], [-1.0, -0.875],
+                  [1.0, 0.125], [0.75, 1.625], [-1.375, 0.5], [0.75, -1.75], [2.0, -0.875]])
+    y = np.array([-1.2119969891429365, 0.0, -0.8174781807484914, 0.0, 0.3272844857843942, 0.0,
+                  -0.6725769147023442, -0.9860516629109685, 0.0])
+    W = np.array([[0.2688428559376803, -0.07961167603753272], [0.0, 0.0],
+                  [-0.12213362358813362, 0.0], [0.5281520336755681, 0.0],
+                  [0.6251944571496826, 0.0]])
+    a = np.array([-0.21800099407624302, 0.7856026813012473, -0.99999, 0.3681328874424725,
+                  0.3090034961457095])
+    return X, y, W, a
+
+
+def _first_branch(X, y, W, a, t_max=10.0):
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), t_max, gamma=0.5,
+                         options=pwflow.FlowOptions(branch_policy="gd"))
+    assert tr.status == 0, tr.message
+    return tr.stats["t_first_branch"]
+
+
+def test_a_held_neurons_orbit_follows_the_residuals_through_a_step():
+    """The orbit of a neuron held at 0 runs through each step at the residuals interpolated
+    from the step start's (:data:`~pwflow.origin_watch.ORIGIN_SWEEP_CHUNKS`), as gradient
+    descent's iterates do.  Here the orbit's bounded set near 0 gives way to a ray for
+    t ≈ 8.15–8.3 only, and the ray turns outwards at t = 8.4258.  Gradient descent at every
+    step from 1e-3 to 1.25e-4 is on the ray by t = 8.3 and leaves 0 along it.  Run at the
+    step ends' residuals alone, the orbit missed the window (step ends 8.02 and 8.26) and
+    the neuron left 0 at 9.4767 (9.0246 with the data turned by 1e-9; 8.4258 turned by 0.1,
+    and in R^4); with the sweep every one of these runs leaves at 8.4258."""
+    X, y, W, a = _span_case()
+    times = []
+    for angle in (0.0, 1e-9, 0.1, 1.0):
+        R = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        times.append(_first_branch(X @ R.T, y, W @ R.T, a))
+    embed = np.eye(4)[:2]  # the draw as drawn: R^4, neuron 1 in ker X
+    W4 = W @ embed
+    W4[1, 2:] = (0.664320350636233, 0.0591751709536137)
+    times.append(_first_branch(X @ embed, y, W4, a))
+    assert np.ptp(times) < 1e-6, times
+    assert abs(times[0] - 8.4258387) < 1e-6
+    # gradient descent (lr 2.5e-4) in the map's units |w_1| / (lr |a_1|): in the bounded set
+    # near 0 at t = 8.0, on the ray (about 0.48) by t = 8.4, and leaving from 8.5 on
+    lr, n = 2.5e-4, X.shape[0]
+    Wg, ag, units = W.copy(), a.copy(), {}
+    for i in range(int(round(9.0 / lr)) + 1):
+        t = round(i * lr, 6)
+        if t in (8.0, 8.4, 9.0):
+            units[t] = np.linalg.norm(Wg[1]) / (lr * abs(ag[1]))
+        Z = Wg @ X.T
+        S = np.where(Z > 0, Z, 0.5 * Z)
+        r = ag @ S - y
+        Wg, ag = (Wg - lr * (ag[:, None] * (np.where(Z > 0, 1.0, 0.5) * r) @ X) / n,
+                  ag - lr * S @ r / n)
+    assert units[8.0] < 0.1 and units[8.4] > 0.3 and units[9.0] > 1.5, units
+
+
+def test_without_the_sweep_the_held_neuron_leaves_late(monkeypatch):
+    """The same run with the sweep off (the step ends' residuals alone, before session 55):
+    the neuron leaves 0 a unit of time after gradient descent."""
+    monkeypatch.setattr(origin_watch, "ORIGIN_SWEEP_CHUNKS", 0)
+    X, y, W, a = _span_case()
+    assert _first_branch(X, y, W, a) > 9.0
