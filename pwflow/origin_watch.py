@@ -14,8 +14,9 @@ Each such neuron (full-rank data, ``a ≠ 0``, either policy) carries its orbit:
 run from the arrival (:data:`pwflow.filippov.ORIGIN_MAP_STEPS` steps) at the first step end,
 and on from its last iterate at every step end after: through the step at the residuals
 interpolated from its start's (:data:`ORIGIN_SWEEP_CHUNKS`, as gradient descent's iterates
-follow them), then :data:`ORIGIN_TRACK_STEPS` steps at the residuals there.  At every step end the faces of the orbit whose star holds
-:data:`ORIGIN_STAR_FRACTION` of its iterates are tested; where one escapes, the time is
+follow them), then :data:`ORIGIN_TRACK_STEPS` steps at the residuals there.  At every
+step end the faces of the orbit whose star holds :data:`ORIGIN_STAR_FRACTION` of its
+iterates are tested; where one escapes, the time is
 located by bisection on the step's dense output (the orbit run on from the step start at
 each time), the step is cut there and the neuron departs on that face (``'gd'`` policy) or
 stays (minimal-norm policy), logged as a branch point either way.  A ReLU neuron whose
