@@ -1368,10 +1368,20 @@ def _check_at_rest_against_gradient_descent(prob):
     # 1 at t = own / rate, where the run leaves it (a face event); gradient descent read at
     # t = 0.04 and 0.1 has left by then (thorough profile, session 30: d = 2, x_0 held with
     # own = 0.0104 and rate 1/3, its bound reached at t = 0.031, read on + at both
-    # horizons; the same with a = 0, where a(t) scales both)
+    # horizons; the same with a = 0, where a(t) scales both).  Session 55: the slope starts
+    # where the selection holds it, not at 0, and b' includes the rates of the residuals of
+    # the hyperplanes left to + (active from then on): a = 0, x_0 held at slope 0.95 by the
+    # kick of x_1, left to +, whose residual's rate pushes it on (own = 0.35, rate 0.67: the
+    # bound at t ≈ 0.026); gradient descent reads x_0 on + at t = 0.04 and 0.1
     own = np.abs(r[:p]) * np.sum(X[:p] ** 2, axis=1) / n
-    rate_k = np.abs(X[:p] @ b_rate)
-    assume(not np.any((sel.signs == 0) & (rate_k > 0) & (own < 0.2 * rate_k)))
+    left_up = np.zeros(n, dtype=bool)
+    left_up[:p] = sel.signs > 0
+    push = X[:p] @ (-(r_rate * ((u > 0) | left_up)) @ X / n)  # <x_k, b'>
+    with np.errstate(divide="ignore", invalid="ignore"):
+        deta = np.where(r[:p] != 0.0, push / (np.sign(r[:p]) * own), np.inf * push)  # dη/dt
+        room = np.where(deta > 0, 1.0 - sel.eta[:p], sel.eta[:p])  # to the bound it moves to
+        t_bound = np.where(deta != 0, room / np.abs(deta), np.inf)
+    assume(not np.any((sel.signs == 0) & (t_bound < 0.2)))
     if a == 0.0:
         # a class of parallel points whose residuals cancel (ρ_C = 0: its own field is 0, its
         # rate alone pulls it back) is kicked away by the others and returns within the
