@@ -483,8 +483,10 @@ class ClassifyMixin:
         a = nested(coef_z[e_of[hit], :, d], x)
         k = k_of[hit]
         rate = self._kink_rate(a, ds, k)
-        located, later = Located.group(js[e_of[hit]], self.t + x * h, x, k, rate, np.abs(res),
-                                       np.zeros(hit.size, np.int8), np.sign(a), self.time_unit)
+        located, later = Located.group(
+            js[e_of[hit]], self.t + x * h, x, k, rate, np.abs(res), np.zeros(hit.size, np.int8),
+            np.sign(a), self.time_unit, coef[hit],
+            self._offset_rounding(np.linalg.norm(ze, axis=1)[e_of[hit]], k))
         # each neuron once in ``rows``: its row by neuron
         by_j = np.argsort(js)
         r = by_j[np.searchsorted(js[by_j], located.neuron)]

@@ -386,6 +386,13 @@ class DetectionMixin:
         return Candidates(neuron=js[hit], code=kk[hit], left=self.xhat[kk[hit]], side=side,
                           a_end=Z1n[rows[hit], self.d], lo=lo, hi=hi)
 
+    def _offset_rounding(self, znorm: Array, code: NDArray[np.intp]) -> Array:
+        """The rounding of ``<x_k, w>`` (:data:`pwflow.events.ROUNDING_ULPS` ``· eps ‖z‖
+        ‖x_k‖``) for neurons of norm ``znorm`` and data indices ``code`` (0 where ``code <
+        0``)."""
+        xk = np.where(code >= 0, self.xnorm[np.maximum(code, 0)], 0.0)
+        return ROUNDING_ULPS * np.finfo(float).eps * znorm * xk
+
     def _locate_neuron_events(self, cand: Candidates, F: Array, t0: float,
                               t1: float) -> "Located | None":
         """Locate the candidates' first events in the step; one event per neuron (its
@@ -406,6 +413,7 @@ class DetectionMixin:
         ds = nested_derivative(coef, x) / (t1 - t0)
         tt = t0 + x * (t1 - t0)
         rate = np.where(code >= 0, self._kink_rate(a_end, ds, np.maximum(code, 0)), 0.0)
-        located, self._later = Located.group(neurons, tt, x, code, rate, np.abs(res), observed,
-                                             np.sign(a_end), self.time_unit)
+        located, self._later = Located.group(
+            neurons, tt, x, code, rate, np.abs(res), observed, np.sign(a_end), self.time_unit,
+            coef, self._offset_rounding(self._znorm[neurons], code))
         return located

@@ -39,6 +39,7 @@ __all__ = [
     "first_exit_brackets",
     "locate_roots",
     "within_rounding",
+    "coincident_offsets",
     "ROUNDING_ULPS",
     "START_ULPS",
 ]
@@ -217,6 +218,19 @@ def within_rounding(S: Array, W: Array, X: Array, ulps: float = ROUNDING_ULPS
     hyperplane)."""
     tiny = ulps * np.finfo(float).eps * np.outer(_scaled_norms(W), _scaled_norms(X))
     return np.abs(S) <= tiny
+
+
+def coincident_offsets(coef: Array, x_first: Array, tol: Array, code: NDArray[np.intp],
+                       code_first: NDArray[np.intp]) -> NDArray[np.bool_]:
+    """Hyperplane candidates met at their neuron's first hyperplane event: ``|s_k(x_first)|
+    <= tol``, with ``s_k`` the candidate's polynomial ``<x_k, w(x)>`` in nested form and
+    ``tol`` the rounding of that offset (both ``code`` and ``code_first`` data indices, not
+    ``w = 0`` or a sign flip of ``a``)."""
+    on = (code >= 0) & (code_first >= 0)
+    out = np.zeros(code.shape, dtype=bool)
+    if np.any(on):
+        out[on] = np.abs(nested(coef[on], x_first[on])) <= tol[on]
+    return out
 
 
 def _scaled_norms(A: Array) -> Array:
@@ -553,11 +567,22 @@ class Located:
     more: dict
 
     @classmethod
-    def group(cls, neurons, tt, x, codes, rate, res, observed, a_sign, unit: float = 1.0
+    def group(cls, neurons, tt, x, codes, rate, res, observed, a_sign, unit: float = 1.0,
+              coef: Array | None = None, offset_tol: Array | None = None
               ) -> "tuple[Located, dict]":
         """Group candidates per neuron: the earliest is the event, candidates within 64 ulp
         of it (:func:`pwflow.bisection.time_ulp` in ``unit``) are merged into it, the next
-        later one goes to the returned ``later`` map."""
+        later one goes to the returned ``later`` map.
+
+        With ``coef`` (each candidate's polynomial ``s_k(x) = <x_k, w(x)>``, as located) and
+        ``offset_tol`` (the rounding of that offset, :data:`ROUNDING_ULPS` ``· eps ‖z‖
+        ‖x_k‖``), a hyperplane candidate whose offset at its neuron's first hyperplane event
+        is within that rounding is merged too (:func:`coincident_offsets`): the event state
+        cannot tell it from the hyperplane, so whether two hyperplanes are met at once does
+        not depend on where the roots' rounding put them (at a normal velocity of 1e-5 two
+        roots of offsets equal bit for bit lay 4.6e-14 or 2.2e-13 apart by the step
+        pattern, against 64 ulp = 5.7e-14 at t = 6: one run crossed both hyperplanes at
+        once, the other one only, session 56)."""
         order = np.lexsort((tt, neurons))
         ns, ts, ko = neurons[order], tt[order], codes[order]
         head = np.r_[True, ns[1:] != ns[:-1]]
@@ -565,6 +590,9 @@ class Located:
         first = np.flatnonzero(head)[rank]
         t_first = ts[first]
         coinc = ~head & (ts - t_first <= 64 * time_ulp(t_first, unit))
+        if coef is not None:
+            coinc |= ~head & coincident_offsets(coef[order], x[order][first], offset_tol[order],
+                                                ko, ko[first])
         h_rate, h_res = rate[order][head], res[order][head]
         merge = np.flatnonzero(coinc)
         np.add.at(h_rate, rank[merge], rate[order][merge])

@@ -549,7 +549,10 @@ def select(
         ``x_3`` active and no other active point then read ``D = 0`` at the intersection and
         was held there for good, while gradient descent passes it (``x_2`` active after,
         ``x_3`` inactive, still sliding on ``x_5``; ``docs/integrator.md``, "An arrival on
-        dependent hyperplanes").
+        dependent hyperplanes").  For any arrival (not ``at_rest``, no ``exits``) it also
+        says which hyperplanes were crossed: where two classes or more are, each one whose
+        staying on its side is a consistent continuation too is flagged ``branch``
+        (:func:`_uncrossed`).
     """
     if geometry is None:
         geometry = Geometry(X)
@@ -679,6 +682,12 @@ def select(
         eta = side_slope(signs, gamma)
         eta, D = _min_norm(b, Zrows, signs == 0, eta, gamma, start, classes)
         branch &= signs == 0
+    if approach is not None and not at_rest and not exits:
+        # several hyperplanes crossed at once: where not crossing one of them (the others as
+        # chosen) is a continuation too, the flow is not unique there (d = 5, two hyperplanes
+        # met at once from (−, −), every one of (+, +), (+, −), (−, +) consistent)
+        branch |= _uncrossed(s_a, b, Zrows, X[K], signs, eta, gamma, start, classes, tol,
+                             forced, np.asarray(approach)[K])
     full = face_slopes(u_face, gamma)
     full[K] = eta
     return Selection(K, signs, full, D, branch)
@@ -1737,6 +1746,35 @@ def _repulsive_ties(s_a: float, b: Array, Zrows: Array, XK: Array, signs: NDArra
             v.append(s_a * float(XK[i] @ (b + e @ Zrows)))
         if v[0] < -tol[i] and v[1] > tol[i]:
             out |= members
+    return out
+
+
+def _uncrossed(s_a: float, b: Array, Zrows: Array, XK: Array, signs: NDArray[np.int8],
+               eta: Array, gamma: float, start: Array | None,
+               classes: tuple[NDArray[np.intp], NDArray[np.int8]], tol: Array,
+               forced: NDArray[np.bool_], approach: NDArray) -> NDArray[np.bool_]:
+    """The hyperplanes of ``K`` crossed at an arrival (left to the side opposite
+    ``approach``, the side the neuron came from) whose class staying on the side it came
+    from, the other classes as chosen, is a consistent continuation as well: a branch
+    point.  Only where at least two classes are crossed: with one, staying is the field the
+    neuron arrived on, whose normal velocity brought it there."""
+    rep, orient = classes
+    crossed = (approach != 0) & (signs == -approach)
+    heads = np.unique(rep[crossed])
+    out = np.zeros(signs.size, dtype=bool)
+    if heads.size < 2:
+        return out
+    for i in heads:
+        members = rep == i
+        if not np.all(crossed[members]):
+            continue
+        trial = signs.copy()
+        trial[members] = approach[members]
+        e = eta.copy()
+        e[members] = side_slope(trial[members], gamma)
+        e, D = _min_norm(b, Zrows, trial == 0, e, gamma, start, classes)
+        if _consistent(trial, s_a * (XK @ D), tol, forced):
+            out[members] = True
     return out
 
 

@@ -208,7 +208,8 @@ def filippov_events(X, y, W0, a0, gamma: float, loss: str, t_end: float,
     near a global minimum a sliding slope ``η* = <b, x_k> n / (r_k ‖x_k‖²)`` is a ratio of
     two vanishing numbers, read from noise by any integrator (d = 7, ``r ~ 1e-8`` at t = 3:
     pwflow and this one log different exits and re-entries there, their states 2.4e-11
-    apart).  It shares no code with pwflow."""
+    apart); and at an exit whose slope is made of residuals below ``fitted`` alone
+    (:func:`_exit_from_noise`).  It shares no code with pwflow."""
     from scipy.integrate import solve_ivp
 
     X, y = np.asarray(X, float), np.asarray(y, float)
@@ -345,6 +346,8 @@ def filippov_events(X, y, W0, a0, gamma: float, loss: str, t_end: float,
         if np.any(busy):
             return FilippovRun(events, t, Z, "simultaneous events")
         copies = np.flatnonzero(own)
+        if kind == LEAVE and _exit_from_noise(Z, U, j, fixed, fitted):
+            return FilippovRun(events, t, Z, "an exit decided by residuals below `fitted`")
         if kind == LEAVE:
             events.extend((t, int(jj), k, LEAVE) for jj in copies.tolist())
             U[copies, k] = side
@@ -378,6 +381,17 @@ def filippov_events(X, y, W0, a0, gamma: float, loss: str, t_end: float,
         else:
             return FilippovRun(events, t, Z, "repulsive")
     return FilippovRun(events, t, Z, "")
+
+
+def _exit_from_noise(Z, U, j, fixed, fitted) -> bool:
+    """Whether neuron ``j``'s sliding slopes are read from residuals of noise: every ``r_i``
+    of the points that move it off its hyperplanes (``i ∉ K`` with ``η_ji ≠ 0``, the terms
+    of ``b`` in :func:`_sliding_system`) has ``|r_i| <= fitted``.  Then ``N`` is a sum of
+    vanishing numbers, and the exit its sign change in their noise (session 55's draw,
+    d = 8, n = 2: ``|r_1| <= 5e-13`` throughout, an exit logged 1.88 after the entry while
+    ``D = 0`` held the neuron, the states 1.1e-12 apart)."""
+    eta, r = fixed(Z, U)
+    return not np.any(np.abs(r[(U[j] != 0) & (eta[j] != 0)]) > fitted)
 
 
 def _onto_hyperplanes(W: np.ndarray, XS: np.ndarray) -> np.ndarray:

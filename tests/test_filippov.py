@@ -1653,3 +1653,77 @@ def test_a_class_of_parallel_points_is_held_or_left_whole(prob):
                        b_eq=np.zeros(held.size) if held.size else None,
                        bounds=(None, None), method="highs")
     assert feasible.status == 0, (sel.K, sel.signs, feasible.message)
+
+
+def _cell_field(u: np.ndarray, X: np.ndarray, r: np.ndarray, gamma: float) -> np.ndarray:
+    """``D`` on the open cell ``u`` (every entry ±1): ``−(1/n) Σ_k r_k η(u_k) x_k``, Eq. (6)."""
+    return -((np.where(u > 0, 1.0, gamma) * r) @ X) / X.shape[0]
+
+
+def _arrival_velocities(approach, X, r, gamma, s_a):
+    """``s_a <D, x_k> / scale`` for k = 0, 1 on the open cell ``approach``."""
+    size = (np.sum(np.abs(r) * np.linalg.norm(X, axis=1)) / X.shape[0]
+            * np.linalg.norm(X[:2], axis=1))
+    return s_a * (X[:2] @ _cell_field(approach, X, r, gamma)) / size
+
+
+@st.composite
+def two_hyperplane_arrivals(draw):
+    """A neuron on the hyperplanes of x_0 and x_1 (only those) and a cell it arrives from:
+    that cell's field moves it towards both (by more than 1e-6 of the field's scale)."""
+    d = draw(st.integers(3, 5))
+    n = draw(st.integers(2, 6))
+    X = draw(general_position(n, d))  # (no third hyperplane through their intersection)
+    r = draw(matrices(n, 0))
+    assume(np.all(np.abs(r[:2]) > 1e-3))
+    u = draw(arrays(np.int8, (n,), elements=st.sampled_from([-1, 1])))
+    u[:2] = 0
+    a = draw(st.sampled_from([-1.0, 1.0])) * draw(st.floats(0.1, 2.0))
+    gamma = draw(st.sampled_from([0.0, 0.1, 0.5]))
+    cells = []
+    for s in itertools.product((-1, 1), repeat=2):
+        approach = u.copy()
+        approach[:2] = s
+        if np.all(-approach[:2] * _arrival_velocities(approach, X, r, gamma, np.sign(a)) > 1e-6):
+            cells.append(approach)
+    assume(cells)
+    return a, u, X, r, gamma, draw(st.sampled_from(cells))
+
+
+#: neuron 3 of test_integrator.py's codimension-two arrival at t = 6.016478 (its x_1, x_2
+#: first): crossing both, and not crossing either one, are all continuations
+_CODIMENSION_TWO_ARRIVAL = (
+    -1.0, np.array([0, 0, 1], np.int8),
+    np.array([[0, 0, -0.125, 0, -0.125], [0.125, 0.125, 0.125, -0.25, 0],
+              [0.125, 0, 0, 0, -0.125]]),
+    np.array([0.49986835, 0.499919, 0.49985566]), 0.0, np.array([-1, -1, 1], np.int8))
+
+
+@given(two_hyperplane_arrivals(), st.sampled_from(list(BranchPolicy)))
+@example(_CODIMENSION_TWO_ARRIVAL, BranchPolicy.MIN_NORM)
+@example(_CODIMENSION_TWO_ARRIVAL, BranchPolicy.GRADIENT_DESCENT)
+def test_two_hyperplanes_crossed_at_once_branch_where_not_crossing_one_is_a_continuation(
+        prob, policy):
+    """A neuron meeting the hyperplanes of x_0 and x_1 at once from the cell ``approach``.
+    Where it crosses both, the selection flags x_k as a branch wherever staying on the side
+    of x_k it came from, crossing the other, is a consistent continuation too (read here on
+    the two open cells' fields directly: no hyperplane is held).  And every branch it flags
+    is one: the brute force finds a consistent continuation that differs there."""
+    a, u, X, r, gamma, approach = prob
+    sel = select(a, u, X, r, gamma, policy=policy, approach=approach)
+    found = _brute_force(a, u, X, r, gamma)
+    for k in np.flatnonzero(sel.branch):
+        assert any(s[k] != sel.signs[k] for s, _ in found), k
+    crossed = np.array_equal(sel.signs, -approach[:2])
+    event(f"crosses both: {crossed}")
+    if not crossed:
+        return
+    for k in (0, 1):
+        cell = -approach.copy()
+        cell[2:] = u[2:]
+        cell[k] = approach[k]  # x_k not crossed, the other one crossed
+        v = _arrival_velocities(cell, X, r, gamma, np.sign(a)) * cell[:2]  # > 0: into it
+        assume(np.all(np.abs(v) > 1e-8))
+        event(f"not crossing x_{k} consistent: {bool(np.all(v > 0))}")
+        if np.all(v > 0):
+            assert sel.branch[k], (k, v)
