@@ -25,16 +25,20 @@ TIME_UNIT_MAX = 1e-3
 
 def time_unit(X: Array, y: Array) -> float:
     """The unit of a run's time resolution (:func:`time_ulp`): 1, or for data whose flow is
-    much faster, ``1 / (max_k ‖x_k‖ · max_k |y_k|)``, the time in which the field of a
-    neuron moves it by its own size while the residuals are the labels, where that is below
-    :data:`TIME_UNIT_MAX`.  The flow on ``(c x, c y)`` is the flow on ``(x, y)`` at time
-    ``t c²`` (square loss): with a unit of 1, data scaled by 1e6 ran to ``t = 5·10⁻¹²``
-    with its events located to 1e-2 of its own time and a state 3e-3 off, status 0, and
-    by 1e8 not at all (every step "within rounding"; session 45).  From the data alone, so
-    that a resumed run has the same unit."""
+    much faster, ``1 / (max_k ‖x_k‖ · max(max_k |y_k|, max_k ‖x_k‖))``, where that is below
+    :data:`TIME_UNIT_MAX`.  ``1 / (max ‖x_k‖ max |y_k|)`` is the time in which the field of
+    a neuron moves it by its own size while the residuals are the labels; the flow on ``(c
+    x, c y)`` is the flow on ``(x, y)`` at time ``t c²`` (square loss), and both terms
+    scale as ``c²``.  With a unit of 1, data scaled by 1e6 ran to ``t = 5·10⁻¹²`` with its
+    events located to 1e-2 of its own time and a state 3e-3 off, status 0, and by 1e8 not
+    at all (every step "within rounding"; session 45).  ``‖x‖²`` stands in where the labels
+    are small, the residuals then the outputs, of a size the data do not give: with
+    labels 0 and data scaled by 1e12 the unit was 1 and the run to ``t = 5·10⁻²⁴`` did not
+    move, status 0 (session 56).  A smaller unit only refines the resolution below it.
+    From the data alone, so that a resumed run has the same unit."""
     X, y = np.asarray(X, float), np.asarray(y, float)
-    rate = float(np.max(np.linalg.norm(X, axis=1), initial=0.0)) * float(
-        np.max(np.abs(y), initial=0.0))
+    xmax = float(np.max(np.linalg.norm(X, axis=1), initial=0.0))
+    rate = xmax * max(float(np.max(np.abs(y), initial=0.0)), xmax)
     if not (rate > 0.0 and np.isfinite(rate)) or 1.0 / rate >= TIME_UNIT_MAX:
         return 1.0
     return 1.0 / rate

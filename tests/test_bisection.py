@@ -91,19 +91,22 @@ def test_brent_root_finds_a_known_root_and_refuses_nan():
 
 
 def test_the_time_unit_is_one_for_unit_data_and_the_flows_time_scale_for_fast_data():
-    """:func:`time_unit`: 1 where ``1 / (max ‖x_k‖ max |y_k|)`` is at least
-    :data:`TIME_UNIT_MAX` (every built-in dataset), that time below it; 1 where the labels
-    are 0 or the data not finite.  :func:`time_ulp` is the spacing at ``max(|t|, unit)``."""
+    """:func:`time_unit`: 1 where ``1 / (max ‖x_k‖ max(max |y_k|, max ‖x_k‖))`` is at least
+    :data:`TIME_UNIT_MAX` (every built-in dataset), that time below it, with labels 0 too
+    (``max ‖x_k‖²``); 1 where the data are 0 or not finite.  :func:`time_ulp` is the
+    spacing at ``max(|t|, unit)``."""
     from pwflow.bisection import TIME_UNIT_MAX, time_ulp, time_unit
 
     X, y = np.array([[1.0, 1.0], [-1.0, 1.0], [0.0, 1.0]]), np.array([1.0, -1.0, 0.5])
     assert time_unit(X, y) == 1.0
-    for c in (1e2, 1e6):
-        rate = np.sqrt(2.0) * c * c
-        expected = 1.0 if 1.0 / rate >= TIME_UNIT_MAX else 1.0 / rate
-        assert time_unit(c * X, c * y) == pytest.approx(expected, rel=1e-15)
+    for c in (1e2, 1e6, 1e12):
+        for labels, rate in ((y, 2.0 * c * c), (10 * y, 10 * np.sqrt(2.0) * c * c),
+                             (np.zeros(3), 2.0 * c * c)):
+            expected = 1.0 if 1.0 / rate >= TIME_UNIT_MAX else 1.0 / rate
+            assert time_unit(c * X, c * labels) == pytest.approx(expected, rel=1e-15)
     assert time_unit(1e6 * X, 1e6 * y) < 1e-12
     assert time_unit(X, np.zeros(3)) == 1.0
+    assert time_unit(np.zeros((3, 2)), y) == 1.0
     assert time_ulp(0.0) == np.spacing(1.0) and time_ulp(3.0) == np.spacing(3.0)
     assert time_ulp(0.0, 1e-12) == np.spacing(1e-12)
 

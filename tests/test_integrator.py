@@ -1996,24 +1996,42 @@ def test_a_run_on_scaled_data_is_the_same_run_in_scaled_time(p, c):
         assert np.all(off <= tol), (off, tol)
 
 
+def test_data_with_zero_labels_scaled_by_1e12_move_in_scaled_time():
+    """The thorough profile's draw of the test above (session 56): labels 0, so the residuals
+    are the outputs, and data scaled by 1e12.  The time unit read the labels alone (1), the
+    run to ``t = 5·10⁻²⁴`` was "within rounding" of its start and did not move, status 0,
+    2.3e-5 from the unit run.  With ``‖x‖²`` standing in for the labels' size it is the unit
+    run in scaled time (:func:`pwflow.bisection.time_unit`)."""
+    X = np.array([[0.0, 0, 1, 0, 0], [0, 0, 1, 0, 1]])
+    W, a = np.array([[0, 0, 0.1, 0, 0], [0, 0, 0.1, 0, 0]]), np.array([0.005, 0.005])
+    ref = simulate(Dataset(X, np.zeros(2)), from_arrays(W, a), 5.0, loss="square")
+    run = simulate(Dataset(1e12 * X, np.zeros(2)), from_arrays(W, a), 5.0e-24, loss="square")
+    assert ref.status == 0 and run.status == 0
+    assert np.max(np.abs(ref.W[-1] - W)) > 1e-5  # it moves
+    np.testing.assert_allclose(run.W[-1], ref.W[-1], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(run.a[-1], ref.a[-1], rtol=0, atol=1e-12)
+
+
 LEAVE_SLIDING = int(EventKind.LEAVE_SLIDING)
 
 
 def _scaled_exit_tolerance(tr, t: float, j: int, k: int, p) -> float:
     """How well an exit's time is determined: ``1e-8 t_max``, plus the normal velocity's
     resolution over its rate.  An exit is placed where ``<w_j, x_k>``'s velocity passes what
-    the outputs' noise (``rtol |h|``) leaves of it, ``v_res = 10 rtol |a_j| Σ_l (|h_l| +
-    |r_l|) |<x_l, x_k>| / n``; the velocity grows at ``|s̈|`` (read off the run ``δ = 1e-4``
-    after ``t``: ``s(δ) = s̈ δ² / 2``), so the time is known to ``v_res / |s̈|``.  Session
-    55's thorough draw: the second of two exits of one neuron, 4.8e-7 after the first,
-    ``s̈ = 2.7e-4 ‖w‖ ‖x_k‖``: 2.0e-7 between the run and its copy on data scaled by 1e-6,
-    its tolerance here 2.3e-6 (5.4e-7 for the first)."""
+    the outputs' noise leaves of it: the outputs are known to ``rtol`` times the size of
+    their terms, ``H_l = Σ_i |a_i| ‖w_i‖ ‖x_l‖`` (not ``|h_l|``: the terms can cancel), so
+    ``v_res = 10 rtol |a_j| Σ_l (H_l + |r_l|) |<x_l, x_k>| / n``; the velocity grows at
+    ``|s̈|`` (read off the run ``δ = 1e-4`` after ``t``: ``s(δ) = s̈ δ² / 2``), so the time
+    is known to ``v_res / |s̈|``.  Session 55's thorough draw: the second of two exits of
+    one neuron, 4.8e-7 after the first, ``s̈ = 2.7e-4 ‖w‖ ‖x_k‖``: 2.0e-7 between the run
+    and its copy on data scaled by 1e-6.  Session 56's: 9.1e-8, where ``rtol |h|`` allowed
+    4.1e-8 over ``1e-8 t_max``."""
     delta = 1e-4
     W, a = tr.state(t)
     W1, _ = tr.state(min(t + delta, tr.t[-1]))
-    h = outputs(W, a, p.X, p.gamma)
-    r = loss_derivative(h, p.y, p.loss)
-    v_res = (10 * 1e-10 * abs(a[j]) * np.sum((np.abs(h) + np.abs(r)) * np.abs(p.X @ p.X[k]))
+    r = loss_derivative(outputs(W, a, p.X, p.gamma), p.y, p.loss)
+    terms = np.abs(a) @ (np.linalg.norm(W, axis=1)[:, None] * np.linalg.norm(p.X, axis=1))
+    v_res = (10 * 1e-10 * abs(a[j]) * np.sum((terms + np.abs(r)) * np.abs(p.X @ p.X[k]))
              / p.X.shape[0])
     rate = 2 * abs(W1[j] @ p.X[k]) / delta**2
     return 1e-8 * p.t_max + v_res / max(rate, 1e-300)
