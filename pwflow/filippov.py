@@ -639,8 +639,11 @@ def select(
                                     X[K], gamma, start, classes, tol, z0,
                                     ramp=float(a) == 0.0)
         if first is None:
+            drift = (None if r_rate is None or not at_rest or not GD_MAP_DRIFT_AWAY_FROM_REST
+                     else _field_parts(u_face, K, X, r_rate, gamma))
             g_signs, g_eta, g_D = _gd_at_rest(s_a, b, Zrows, X[K], gamma, start, classes, tol,
-                                              ramp=float(a) == 0.0, sides=z0)
+                                              ramp=float(a) == 0.0, sides=z0, drift=drift,
+                                              drift_beside_departures=False)
             moving = _consistent(g_signs, s_a * (X[K] @ g_D), tol, forced)
         else:  # checked on the field a time τ later (departures at the rate's speed O(t))
             g_signs, g_eta, g_D, moving = first
@@ -1421,6 +1424,15 @@ def _assignment(s_a: float, b: Array, Zrows: Array, XK: Array, signs0: NDArray[n
     return float(np.linalg.norm(D)), signs, eta, D
 
 
+#: :func:`select` at rest passes the residuals' rate to gradient descent's map
+#: (:func:`_gd_at_rest`'s ``drift``) also where the neuron is not at rest at its first step
+#: (:func:`_gd_first_order` does not apply): once its first steps bring the map to rest,
+#: the rate moves it, as it moves gradient descent (session 56: ``x_0`` neutral from its
+#: ``−`` side while ``x_1`` slides, ``a = 0``; gradient descent's chatter on ``x_1`` carries
+#: it to ``+``, where the map held it)
+GD_MAP_DRIFT_AWAY_FROM_REST = True
+
+
 def _at_box_edge(eta: Array, gamma: float) -> NDArray[np.bool_]:
     return (eta <= gamma) | (eta >= 1.0)
 
@@ -1428,7 +1440,8 @@ def _at_box_edge(eta: Array, gamma: float) -> NDArray[np.bool_]:
 def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
                start: Array | None, classes: tuple[NDArray[np.intp], NDArray[np.int8]],
                tol: Array, ramp: bool = False, sides: Array | None = None,
-               uneven: bool = False, drift: tuple[Array, Array] | None = None
+               uneven: bool = False, drift: tuple[Array, Array] | None = None,
+               drift_beside_departures: bool = True
                ) -> tuple[NDArray[np.int8], Array, Array]:
     """Where gradient descent goes from exactly on the hyperplanes ``K``.
 
@@ -1484,7 +1497,8 @@ def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
         v[np.abs(v) <= tol[heads]] = 0.0
         step = i + 1.0 if ramp else _map_step(i, uneven)
         resting = v == 0.0
-        if drift is not None and np.any(resting) and np.all(resting | _departing(z, v)):
+        departing = _departing(z, v) if drift_beside_departures else np.zeros_like(resting)
+        if drift is not None and np.any(resting) and np.all(resting | departing):
             # at rest but for classes departing for good (moving away from their
             # hyperplanes): the rate moves the resting ones
             eta = _drift_slopes(s_a, eta, z, c1, G1, G, heads, rep, orient, gamma, tol, dtol)
@@ -1601,7 +1615,11 @@ def _drift_jump(z: Array, drift: Array) -> Array:
     times = -z[rising] / drift[rising]
     move = times.min() * drift
     first = np.flatnonzero(rising)[np.argmin(times)]
-    move[first] = 1e-300 - z[first]
+    # z + move lands on the least float above 0 that the sum can reach (|z| + its spacing
+    # is exact, and z plus it is that spacing): 1e-300 − z rounded to −z, so the class
+    # landed on 0 exactly, read σ'(0) = γ again and never crossed (session 56)
+    zf = float(z[first])
+    move[first] = (np.spacing(-zf) if zf < 0.0 else 1e-300) - zf
     return move
 
 

@@ -1727,3 +1727,27 @@ def test_two_hyperplanes_crossed_at_once_branch_where_not_crossing_one_is_a_cont
         event(f"not crossing x_{k} consistent: {bool(np.all(v > 0))}")
         if np.all(v > 0):
             assert sel.branch[k], (k, v)
+
+
+@given(arrays(float, st.integers(1, 5), elements=st.floats(-10.0, 10.0)),
+       arrays(float, 5, elements=st.one_of(st.just(0.0), st.floats(1e-12, 1e-3),
+                                           st.floats(-1e-3, -1e-12))))
+def test_the_rates_jump_lands_the_first_class_to_arrive_just_above_its_hyperplane(z, drift):
+    """:func:`pwflow.filippov._drift_jump`: the class that the rate brings to its hyperplane
+    first (from below) lands strictly on its ``+`` side, at most a spacing of its offset
+    above 0 (session 56: ``1e-300 − z`` rounded to ``−z`` and it landed on 0, read
+    ``σ'(0) = γ`` again and never crossed); the others move by the same time's drift."""
+    from pwflow.filippov import _drift_jump
+
+    drift = drift[: z.size]
+    rising = (drift > 0.0) & (z <= 0.0)
+    move = _drift_jump(z, drift)
+    if not np.any(rising):
+        np.testing.assert_array_equal(move, drift)
+        return
+    times = -z[rising] / drift[rising]
+    first = np.flatnonzero(rising)[np.argmin(times)]
+    landed = z[first] + move[first]
+    assert 0.0 < landed <= max(np.spacing(abs(z[first])), 1e-300)
+    others = np.arange(z.size) != first
+    np.testing.assert_array_equal(move[others], times.min() * drift[others])

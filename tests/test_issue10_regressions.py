@@ -865,6 +865,65 @@ def test_gd_policy_holds_a_hyperplane_gradient_descent_only_sits_next_to():
     _assert_within_gaps(tr, gd_reference(X, y, W, a, 0.0, "logistic", (0.5, 1.0), lr=1e-3))
 
 
+def _neutral_start(options=None):
+    """Session 56's thorough draw of ``test_differential.py::test_agrees_with_extrapolated_
+    gradient_descent[multi_active]``: d = 4, logistic, γ = 0, both ``a_j = 0``; neuron 0 starts
+    on the hyperplanes of x_0 and x_1 (x_2 active), run under the 'gd' policy to t = 5."""
+    X = np.array([[0.75, 0.0, 0.0, 0.0], [-1.0, -2.0, 0.0, 0.0], [-1.0, -2.0, 0.0, -1.375]])
+    y = np.array([-1.0, 1.0, -1.0])
+    W = np.array([[0.0, 0.0, 0.0, -0.09375], [-0.078125, 0.0, 0.0, 0.0]])
+    a = np.zeros(2)
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 5.0, gamma=0.0,
+                         loss="logistic", t_eval=[2.5, 5.0],
+                         options=options or pwflow.FlowOptions(branch_policy="gd"))
+    assert tr.status == 0, tr.message
+    return tr, (X, y, W, a)
+
+
+def test_gd_policy_leaves_a_hyperplane_neutral_from_below_as_gradient_descent_does():
+    """``_neutral_start``: on the face the slope of x_0 that holds both hyperplanes is
+    ``η_0 = 0`` at every time (x_0's velocity from its − side is 0 exactly while x_1 slides),
+    and x_0's + side carries the neuron away.  Gradient descent's first step puts x_0 below
+    and x_1 above; then both are at rest at frozen residuals, and the residuals' rate (r_2
+    falling as ``a_0`` grows) moves them: x_0 up, x_1 down to its chatter.  Steps 1e-3 and
+    5e-4 leave x_0 to + (``<w_0, x_0>`` = 5.05e-3 and 5.13e-3 at t = 2.5).  The map at rest
+    had no rate here (the neuron moves at its first step, so the first-order rule does not
+    apply), and where it had one its jump landed x_0 on 0 exactly (``1e-300 − z`` rounds to
+    ``−z``), read σ'(0) = γ again: held both, 34 gaps from extrapolated gradient descent at
+    t = 2.5 and 82 at t = 5.  Now it leaves x_0 and slides on x_1 (``<w_0, x_0>`` = 5.20e-3
+    at t = 2.5, extrapolated gradient descent 5.22e-3)."""
+    tr, (X, y, W, a) = _neutral_start()
+    for t in (2.5, 5.0):
+        Wt, _ = tr.state(t)
+        z = X @ Wt[0]
+        assert z[0] > 1e-3 and abs(z[1]) < 1e-15, (t, z)  # x_1 slid on
+    _assert_within_gaps(tr, gd_reference(X, y, W, a, 0.0, "logistic", (2.5, 5.0), lr=1e-3))
+
+
+@pytest.mark.parametrize("off", ["GD_MAP_DRIFT_AWAY_FROM_REST", "jump"])
+def test_gd_policy_without_the_rate_or_the_jump_holds_the_neutral_hyperplane(off, monkeypatch):
+    """Each half of the fix off: no rate for a map whose neuron moves at its first step, or
+    the rate's jump landing on 0 (the old ``1e-300 − z``): x_0 held at 0 to t = 5."""
+    import pwflow.filippov as filippov_mod
+
+    if off == "jump":
+        def old_jump(z, drift):
+            rising = (drift > 0.0) & (z <= 0.0)
+            if not np.any(rising):
+                return drift.copy()
+            times = -z[rising] / drift[rising]
+            move = times.min() * drift
+            first = np.flatnonzero(rising)[np.argmin(times)]
+            move[first] = 1e-300 - z[first]
+            return move
+        monkeypatch.setattr(filippov_mod, "_drift_jump", old_jump)
+    else:
+        monkeypatch.setattr(filippov_mod, off, False)
+    tr, (X, *_) = _neutral_start()
+    Wt, _ = tr.state(5.0)
+    assert abs((X @ Wt[0])[0]) < 1e-15
+
+
 def test_a_neuron_orthogonal_to_twelve_points_of_rank_four_is_decided_in_polynomial_time():
     """Degenerate campaign (camp9, family 1, seed 10): d = 7, twelve points of rank 4, and five
     neurons orthogonal to all of them at t = 0.  Where the selection's rounds end inconsistent
