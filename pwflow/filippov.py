@@ -1428,8 +1428,9 @@ def _assignment(s_a: float, b: Array, Zrows: Array, XK: Array, signs0: NDArray[n
 #: (:func:`_gd_at_rest`'s ``drift``) also where the neuron is not at rest at its first step
 #: (:func:`_gd_first_order` does not apply): once its first steps bring the map to rest,
 #: the rate moves it, as it moves gradient descent (session 56: ``x_0`` neutral from its
-#: ``−`` side while ``x_1`` slides, ``a = 0``; gradient descent's chatter on ``x_1`` carries
-#: it to ``+``, where the map held it)
+#: ``−`` side while ``x_1`` slides, ``a = 0``; the rate moves ``x_0`` up and ``x_1`` down to
+#: its chatter, and gradient descent leaves ``x_0`` to ``+``, where the map held both).
+#: Only once every class rests (``_gd_at_rest``'s ``drift_beside_departures=False``)
 GD_MAP_DRIFT_AWAY_FROM_REST = True
 
 
@@ -1478,6 +1479,11 @@ def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
     the rate's scale at its Filippov slope (:func:`_drift_slopes`).  ``uneven`` makes the steps
     ``1 ± 5e-4`` (as gradient descent's velocities drift with the residuals) so that dyadic
     data do not bring a class back to 0 exactly, where it would read ``σ'(0)`` again.
+    ``drift_beside_departures=False``: the rate moves the map only once every class rests,
+    not beside classes departing (:func:`select` where the neuron moves at its first step,
+    :data:`GD_MAP_DRIFT_AWAY_FROM_REST`: there the departures are at O(1), and the rate
+    beside them carried a class across that gradient descent sits O(step) below, 7.1e-4
+    from it in camp9's case).
     """
     rep, orient = classes
     heads = np.flatnonzero(rep == np.arange(rep.size))
