@@ -907,13 +907,11 @@ def test_gd_policy_without_the_rate_or_the_jump_holds_the_neutral_hyperplane(off
     import pwflow.filippov as filippov_mod
 
     if off == "jump":
-        def old_jump(z, drift):
-            rising = (drift > 0.0) & (z <= 0.0)
-            if not np.any(rising):
-                return drift.copy()
-            times = -z[rising] / drift[rising]
-            move = times.min() * drift
-            first = np.flatnonzero(rising)[np.argmin(times)]
+        jump = filippov_mod._drift_jump
+
+        def old_jump(z, drift):  # the class landed past 0 by the old 1e-300 − z
+            move = jump(z, drift)
+            first = np.flatnonzero((z <= 0.0) & (z + move > 0.0))
             move[first] = 1e-300 - z[first]
             return move
         monkeypatch.setattr(filippov_mod, "_drift_jump", old_jump)
