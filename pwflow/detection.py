@@ -22,13 +22,13 @@ from numpy.typing import NDArray
 
 from .dense import nested_derivative, pair_polynomials, scan_grid
 from .events import (
-    ROUNDING_ULPS,
     Located,
     detect_crossings,
     detect_sign_flips,
     detect_zero_crossings,
     first_exit_brackets,
     locate_roots,
+    offset_rounding,
 )
 from .rows import propagate, row_norms
 
@@ -203,7 +203,7 @@ class DetectionMixin:
                                   xnorm=self.xnorm)
         on_ray = tab.dim[pat] == 1
         line = ~np.any(tab.U[pat[on_ray]] != 0, axis=1)  # u = 0: a line, not a half-line
-        tiny = (ROUNDING_ULPS * np.finfo(float).eps * self._znorm[idx] + slack)[on_ray]
+        tiny = (offset_rounding(self._znorm[idx]) + slack)[on_ray]
         zz = detect_zero_crossings(Zn[:, :d], tab.ray[pat[on_ray]], on_ray, line, tiny)
         if jj.size == 0 and zz.size == 0:
             return None
@@ -387,11 +387,11 @@ class DetectionMixin:
                           a_end=Z1n[rows[hit], self.d], lo=lo, hi=hi)
 
     def _offset_rounding(self, znorm: Array, code: NDArray[np.intp]) -> Array:
-        """The rounding of ``<x_k, w>`` (:data:`pwflow.events.ROUNDING_ULPS` ``· eps ‖z‖
-        ‖x_k‖``) for neurons of norm ``znorm`` and data indices ``code`` (0 where ``code <
-        0``)."""
+        """The rounding of ``<x_k, w>`` (:func:`pwflow.events.offset_rounding` of ``‖z‖``,
+        times ``‖x_k‖``) for neurons of norm ``znorm`` and data indices ``code`` (0 where
+        ``code < 0``)."""
         xk = np.where(code >= 0, self.xnorm[np.maximum(code, 0)], 0.0)
-        return ROUNDING_ULPS * np.finfo(float).eps * znorm * xk
+        return offset_rounding(znorm) * xk
 
     def _locate_neuron_events(self, cand: Candidates, F: Array, t0: float,
                               t1: float) -> "Located | None":

@@ -22,7 +22,7 @@ import enum
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from .bisection import time_ulp
 from .dense import nested, nested_with_derivative, scan_grid
@@ -39,6 +39,7 @@ __all__ = [
     "first_exit_brackets",
     "locate_roots",
     "within_rounding",
+    "offset_rounding",
     "coincident_offsets",
     "ROUNDING_ULPS",
     "START_ULPS",
@@ -118,7 +119,7 @@ def detect_crossings(
     S = W @ X.T if S is None else S
     # values within rounding of zero are not crossings: a neuron that just left a hyperplane
     # (or was cut exactly on it) sits there to rounding; a real crossing shows at a later step
-    unc = ROUNDING_ULPS * np.finfo(float).eps * row_norms(W)
+    unc = offset_rounding(row_norms(W))
     if slack is not None:
         unc = unc + slack
     tiny = unc[:, None] * (np.linalg.norm(X, axis=1) if xnorm is None else xnorm)
@@ -216,8 +217,17 @@ def within_rounding(S: Array, W: Array, X: Array, ulps: float = ROUNDING_ULPS
     ‖w_j‖ ‖x_k‖``; with the default :data:`ROUNDING_ULPS`, the size of the rounding error of
     the floating-point product itself (its sign says nothing about the side of the
     hyperplane)."""
-    tiny = ulps * np.finfo(float).eps * np.outer(_scaled_norms(W), _scaled_norms(X))
+    tiny = offset_rounding(np.outer(_scaled_norms(W), _scaled_norms(X)), ulps)
     return np.abs(S) <= tiny
+
+
+def offset_rounding(size: ArrayLike, ulps: float = ROUNDING_ULPS) -> Array:
+    """The rounding of an offset ``<w, x_k>`` whose terms have size ``size`` (``‖w‖ ‖x_k‖``,
+    or ``‖w‖`` for a caller that multiplies by ``‖x_k‖`` after): ``ulps · eps · size``, with
+    the default :data:`ROUNDING_ULPS` that of the floating-point product itself.  The one
+    formula behind :func:`within_rounding`, :func:`detect_crossings` and the detection's
+    tolerances."""
+    return ulps * np.finfo(float).eps * np.asarray(size, float)
 
 
 def coincident_offsets(coef: Array, x_first: Array, tol: Array, code: NDArray[np.intp],

@@ -2031,8 +2031,8 @@ def _scaled_exit_tolerance(tr, t: float, j: int, k: int, p) -> float:
     W1, _ = tr.state(min(t + delta, tr.t[-1]))
     r = loss_derivative(outputs(W, a, p.X, p.gamma), p.y, p.loss)
     terms = np.abs(a) @ (np.linalg.norm(W, axis=1)[:, None] * np.linalg.norm(p.X, axis=1))
-    v_res = (10 * 1e-10 * abs(a[j]) * np.sum((terms + np.abs(r)) * np.abs(p.X @ p.X[k]))
-             / p.X.shape[0])
+    v_res = (10 * FlowOptions().rtol * abs(a[j])
+             * np.sum((terms + np.abs(r)) * np.abs(p.X @ p.X[k])) / p.X.shape[0])
     rate = 2 * abs(W1[j] @ p.X[k]) / delta**2
     return 1e-8 * p.t_max + v_res / max(rate, 1e-300)
 
