@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,6 +115,10 @@ ORIGIN_MAP_CONSENSUS = 0.9
 #: ``1e-12`` of the terms' magnitude, a tenth of :func:`_zero_tol`'s scale; its sign is read
 #: down to a thousandth of that scale (``1e-14``, still ~100 ulp of the terms)
 EXIT_READ_RTOL = 1e-3
+
+#: crossed classes up to which :func:`_uncrossed` tries every proper subset of them as not
+#: crossed (``2^c − 2`` minimal-norm solves at such an arrival); above, single classes
+UNCROSSED_MAX_CLASSES = 6
 
 
 class BranchPolicy(str, enum.Enum):
@@ -1778,27 +1783,32 @@ def _uncrossed(s_a: float, b: Array, Zrows: Array, XK: Array, signs: NDArray[np.
                classes: tuple[NDArray[np.intp], NDArray[np.int8]], tol: Array,
                forced: NDArray[np.bool_], approach: NDArray) -> NDArray[np.bool_]:
     """The hyperplanes of ``K`` crossed at an arrival (left to the side opposite
-    ``approach``, the side the neuron came from) whose class staying on the side it came
-    from, the other classes as chosen, is a consistent continuation as well: a branch
-    point.  Only where at least two classes are crossed: with one, staying is the field the
-    neuron arrived on, whose normal velocity brought it there."""
+    ``approach``, the side the neuron came from) whose classes staying on the side they
+    came from, the other classes as chosen, is a consistent continuation as well: a branch
+    point.  Every proper subset of the crossed classes is tried (session 57: with three
+    crossed, not crossing two of them can be a continuation where not crossing any one
+    is not); not crossing all of them is the field the neuron arrived on, whose normal
+    velocities brought it there.  Beyond :data:`UNCROSSED_MAX_CLASSES` crossed classes,
+    only single classes are tried (``c`` trials, not ``2^c − 2``)."""
     rep, orient = classes
     crossed = (approach != 0) & (signs == -approach)
-    heads = np.unique(rep[crossed])
+    heads = [i for i in np.unique(rep[crossed]) if np.all(crossed[rep == i])]
     out = np.zeros(signs.size, dtype=bool)
-    if heads.size < 2:
+    if np.unique(rep[crossed]).size < 2:
         return out
-    for i in heads:
-        members = rep == i
-        if not np.all(crossed[members]):
-            continue
-        trial = signs.copy()
-        trial[members] = approach[members]
-        e = eta.copy()
-        e[members] = side_slope(trial[members], gamma)
-        e, D = _min_norm(b, Zrows, trial == 0, e, gamma, start, classes)
-        if _consistent(trial, s_a * (XK @ D), tol, forced):
-            out[members] = True
+    largest = len(heads) - 1 if len(heads) <= UNCROSSED_MAX_CLASSES else 1
+    for size in range(1, largest + 1):
+        for subset in itertools.combinations(heads, size):
+            members = np.isin(rep, subset)
+            if np.all(out[members]):
+                continue  # already a branch: a larger subset adds nothing to flag
+            trial = signs.copy()
+            trial[members] = approach[members]
+            e = eta.copy()
+            e[members] = side_slope(trial[members], gamma)
+            e, D = _min_norm(b, Zrows, trial == 0, e, gamma, start, classes)
+            if _consistent(trial, s_a * (XK @ D), tol, forced):
+                out[members] = True
     return out
 
 
