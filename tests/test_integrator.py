@@ -439,6 +439,60 @@ def test_save_load_and_dense_state(tmp_path, three_runs):
     np.testing.assert_allclose(a, ref.a[i], rtol=1e-8, atol=1e-8 * np.max(np.abs(ref.a[i])))
 
 
+def _seed_70926_run():
+    """``tests/explore_integer.py``'s problem 70926 (d = 4, n = 8, m = 4, γ = 0.1, square
+    loss) to t = 40.  Before session 57 the dense state missed the run's recorded outputs by
+    up to 2.5e-8 (median 5.9e-11; 7.4e-9 and 1.7e-11 relative to ``1 + max |h|``), and its embedded copy's state at t = 20 was 3.1e-9 off a
+    run at rtol 1e-13 (3.8e-10 now, the run's own error there)."""
+    X = np.array([[2, 0, 1, 2], [1, -2, 1, 0], [0, -1, 2, 0], [-1, -1, -1, 0], [1, 1, 0, -2],
+                  [1, -2, -2, 0], [-2, -1, 2, -1], [-1, 0, -1, 0]], dtype=float)
+    y = np.array([1.0416889961970641, 0.8645814514158596, 0.3852199515715196,
+                  0.6141378723899268, -1.0762593010588188, 0.28674191268196714,
+                  -1.2697513894562844, 0.5471482877784996])
+    W = np.array([[1.279333446369478, 1.5804096482408359, -0.8578179387948683,
+                   0.08083673923142108],
+                  [-0.981485075168374, -0.3615720773784921, -1.6248266953884027,
+                   -0.16419561116617795],
+                  [0.501064708298813, -0.9995724511953089, -2.024373626135102,
+                   -0.6559569418842546],
+                  [-0.1112332001665507, 0.38710613843848024, -0.057052738405738934,
+                   -1.1966501870583726]])
+    a = np.array([0.5611381075601636, -0.8693520204661619, 0.11981570423145078,
+                  0.2656503239929448])
+    return simulate(Dataset(X, y), from_arrays(W, a), 40.0, gamma=0.1, loss="square")
+
+
+def _retraced_outputs_offsets(run):
+    """``|outputs(t) − step_outputs|`` at the run's accepted points that are not snapshots,
+    relative to ``1 + max |h|``."""
+    st, recorded = np.asarray(run.step_t), np.asarray(run.step_outputs)
+    inside = [i for i in range(1, st.size - 1) if st[i] not in set(run.t.tolist())]
+    assert len(inside) > 100
+    off = np.array([np.max(np.abs(run.outputs(st[i]) - recorded[i])) for i in inside])
+    return off / (1.0 + np.max(np.abs(recorded)))
+
+
+def test_dense_state_retraces_the_runs_own_steps():
+    """:meth:`Trajectory.state` restarts at the snapshot before ``t`` with the run's own step
+    from there (:func:`pwflow.integrator.continue_from`), so it retraces the run's steps: the
+    outputs it gives at the run's accepted points are the ones the run recorded there
+    (``step_outputs``)."""
+    run = _seed_70926_run()
+    assert run.status == 0 and run.n_events == 3
+    off = _retraced_outputs_offsets(run)
+    assert np.median(off) <= 1e-13 and np.max(off) <= 1e-9, (np.median(off), np.max(off))
+
+
+def test_dense_state_with_the_solvers_first_step_guess_does_not_retrace(monkeypatch):
+    """The mechanism off: restarted with the solver's own first-step guess, the dense state
+    takes steps of its own, and misses the run's outputs by up to 7.4e-9 (relative to
+    ``1 + max |h|``; median 1.7e-11)."""
+    import pwflow.integrator as integ
+    monkeypatch.setattr(integ, "_run_step_from", lambda *args: None)
+    off = _retraced_outputs_offsets(_seed_70926_run())
+    assert np.median(off) > 1e-12 and np.max(off) > 1e-9
+
+
 def test_zeno_guard_names_neuron_point_and_time():
     # one neuron crossing many hyperplanes in a row; a guard window that makes it "too many"
     angles = np.linspace(0.1, np.pi - 0.1, 8)
