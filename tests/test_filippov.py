@@ -1810,23 +1810,25 @@ def _arrival_velocities(approach, X, r, gamma, s_a, p=2):
 
 
 @st.composite
-def two_hyperplane_arrivals(draw):
-    """A neuron on the hyperplanes of x_0 and x_1 (only those) and a cell it arrives from:
-    that cell's field moves it towards both (by more than 1e-6 of the field's scale)."""
-    d = draw(st.integers(3, 5))
-    n = draw(st.integers(2, 6))
-    X = draw(general_position(n, d))  # (no third hyperplane through their intersection)
+def hyperplane_arrivals(draw, p: int = 2):
+    """A neuron on the hyperplanes of x_0 … x_{p−1} (only those: d = p + 1 … 5, the points in
+    general position) and a cell it arrives from: that cell's field moves it towards all of
+    them (by more than 1e-6 of the field's scale)."""
+    d = draw(st.integers(p + 1, 5))
+    n = draw(st.integers(p, p + 4))
+    X = draw(general_position(n, d))  # (no other hyperplane through their intersection)
     r = draw(matrices(n, 0))
-    assume(np.all(np.abs(r[:2]) > 1e-3))
+    assume(np.all(np.abs(r[:p]) > 1e-3))
     u = draw(arrays(np.int8, (n,), elements=st.sampled_from([-1, 1])))
-    u[:2] = 0
+    u[:p] = 0
     a = draw(st.sampled_from([-1.0, 1.0])) * draw(st.floats(0.1, 2.0))
     gamma = draw(st.sampled_from([0.0, 0.1, 0.5]))
     cells = []
-    for s in itertools.product((-1, 1), repeat=2):
+    for s in itertools.product((-1, 1), repeat=p):
         approach = u.copy()
-        approach[:2] = s
-        if np.all(-approach[:2] * _arrival_velocities(approach, X, r, gamma, np.sign(a)) > 1e-6):
+        approach[:p] = s
+        v = _arrival_velocities(approach, X, r, gamma, np.sign(a), p=p)
+        if np.all(-approach[:p] * v > 1e-6):
             cells.append(approach)
     assume(cells)
     return a, u, X, r, gamma, draw(st.sampled_from(cells))
@@ -1841,7 +1843,7 @@ _CODIMENSION_TWO_ARRIVAL = (
     np.array([0.49986835, 0.499919, 0.49985566]), 0.0, np.array([-1, -1, 1], np.int8))
 
 
-@given(two_hyperplane_arrivals(), st.sampled_from(list(BranchPolicy)))
+@given(hyperplane_arrivals(), st.sampled_from(list(BranchPolicy)))
 @example(_CODIMENSION_TWO_ARRIVAL, BranchPolicy.MIN_NORM)
 @example(_CODIMENSION_TWO_ARRIVAL, BranchPolicy.GRADIENT_DESCENT)
 def test_two_hyperplanes_crossed_at_once_branch_where_not_crossing_one_is_a_continuation(
@@ -1851,48 +1853,32 @@ def test_two_hyperplanes_crossed_at_once_branch_where_not_crossing_one_is_a_cont
     of x_k it came from, crossing the other, is a consistent continuation too (read here on
     the two open cells' fields directly: no hyperplane is held).  And every branch it flags
     is one: the brute force finds a consistent continuation that differs there."""
+    _check_branches_of_a_simultaneous_arrival(prob, policy, 2)
+
+
+def _check_branches_of_a_simultaneous_arrival(prob, policy, p):
+    """Every flagged branch is one (brute force); where all ``p`` hyperplanes are crossed,
+    each set of them whose not being crossed (the others crossed) is consistent on its open
+    cell's field is flagged."""
     a, u, X, r, gamma, approach = prob
     sel = select(a, u, X, r, gamma, policy=policy, approach=approach)
     found = _brute_force(a, u, X, r, gamma)
     for k in np.flatnonzero(sel.branch):
         assert any(s[k] != sel.signs[k] for s, _ in found), k
-    crossed = np.array_equal(sel.signs, -approach[:2])
-    event(f"crosses both: {crossed}")
+    crossed = np.array_equal(sel.signs, -approach[:p])
+    event(f"crosses all {p}: {crossed}")
     if not crossed:
         return
-    for k in (0, 1):
-        cell = -approach.copy()
-        cell[2:] = u[2:]
-        cell[k] = approach[k]  # x_k not crossed, the other one crossed
-        v = _arrival_velocities(cell, X, r, gamma, np.sign(a)) * cell[:2]  # > 0: into it
-        assume(np.all(np.abs(v) > 1e-8))
-        event(f"not crossing x_{k} consistent: {bool(np.all(v > 0))}")
-        if np.all(v > 0):
-            assert sel.branch[k], (k, v)
-
-
-@st.composite
-def three_hyperplane_arrivals(draw):
-    """A neuron on the hyperplanes of x_0, x_1 and x_2 (only those, d = 4 or 5) and a cell
-    it arrives from: that cell's field moves it towards all three."""
-    d = draw(st.integers(4, 5))
-    n = draw(st.integers(3, 7))
-    X = draw(general_position(n, d))
-    r = draw(matrices(n, 0))
-    assume(np.all(np.abs(r[:3]) > 1e-3))
-    u = draw(arrays(np.int8, (n,), elements=st.sampled_from([-1, 1])))
-    u[:3] = 0
-    a = draw(st.sampled_from([-1.0, 1.0])) * draw(st.floats(0.1, 2.0))
-    gamma = draw(st.sampled_from([0.0, 0.1, 0.5]))
-    cells = []
-    for s in itertools.product((-1, 1), repeat=3):
-        approach = u.copy()
-        approach[:3] = s
-        v = _arrival_velocities(approach, X, r, gamma, np.sign(a), p=3)
-        if np.all(-approach[:3] * v > 1e-6):
-            cells.append(approach)
-    assume(cells)
-    return a, u, X, r, gamma, draw(st.sampled_from(cells))
+    for size in range(1, p):
+        for S in itertools.combinations(range(p), size):
+            cell = -approach.copy()
+            cell[p:] = u[p:]
+            cell[list(S)] = approach[list(S)]  # S not crossed, the others crossed
+            v = _arrival_velocities(cell, X, r, gamma, np.sign(a), p=p) * cell[:p]  # > 0: into it
+            assume(np.all(np.abs(v) > 1e-8))
+            event(f"not crossing {size} of {p} consistent: {bool(np.all(v > 0))}")
+            if np.all(v > 0):
+                assert np.all(sel.branch[list(S)]), (S, v, sel.branch)
 
 
 #: found by a random search (session 57): crossing all three is chosen, and not crossing
@@ -1904,7 +1890,7 @@ _NOT_CROSSING_A_PAIR = (
     np.array([1.0, -0.25, 1.0, 0.0]), 0.1, np.array([-1, -1, -1, 1], np.int8))
 
 
-@given(three_hyperplane_arrivals(), st.sampled_from(list(BranchPolicy)))
+@given(hyperplane_arrivals(p=3), st.sampled_from(list(BranchPolicy)))
 @example(_NOT_CROSSING_A_PAIR, BranchPolicy.MIN_NORM)
 @example(_NOT_CROSSING_A_PAIR, BranchPolicy.GRADIENT_DESCENT)
 @settings(suppress_health_check=[HealthCheck.filter_too_much])
@@ -1916,25 +1902,7 @@ def test_three_hyperplanes_crossed_at_once_branch_where_not_crossing_some_is_a_c
     flagged a branch; and every flagged branch is one (brute force).  Before session 57 only
     single hyperplanes were tried, and a pair such as :data:`_NOT_CROSSING_A_PAIR` was not
     flagged."""
-    a, u, X, r, gamma, approach = prob
-    sel = select(a, u, X, r, gamma, policy=policy, approach=approach)
-    found = _brute_force(a, u, X, r, gamma)
-    for k in np.flatnonzero(sel.branch):
-        assert any(s[k] != sel.signs[k] for s, _ in found), k
-    crossed = np.array_equal(sel.signs, -approach[:3])
-    event(f"crosses all three: {crossed}")
-    if not crossed:
-        return
-    for size in (1, 2):
-        for S in itertools.combinations(range(3), size):
-            cell = -approach.copy()
-            cell[3:] = u[3:]
-            cell[list(S)] = approach[list(S)]
-            v = _arrival_velocities(cell, X, r, gamma, np.sign(a), p=3) * cell[:3]
-            assume(np.all(np.abs(v) > 1e-8))
-            if np.all(v > 0):
-                event(f"not crossing {size} consistent")
-                assert np.all(sel.branch[list(S)]), (S, v, sel.branch)
+    _check_branches_of_a_simultaneous_arrival(prob, policy, 3)
 
 
 def test_not_crossing_a_pair_is_missed_with_single_classes_only(monkeypatch):

@@ -442,8 +442,9 @@ def test_save_load_and_dense_state(tmp_path, three_runs):
 def _seed_70926_run():
     """``tests/explore_integer.py``'s problem 70926 (d = 4, n = 8, m = 4, γ = 0.1, square
     loss) to t = 40.  Before session 57 the dense state missed the run's recorded outputs by
-    up to 2.5e-8 (median 5.9e-11; 7.4e-9 and 1.7e-11 relative to ``1 + max |h|``), and its embedded copy's state at t = 20 was 3.1e-9 off a
-    run at rtol 1e-13 (3.8e-10 now, the run's own error there)."""
+    up to 2.5e-8 (median 5.9e-11; 7.4e-9 and 1.7e-11 relative to ``1 + max |h|``), and its
+    embedded copy's state at t = 20 was 3.1e-9 off a run at rtol 1e-13 (3.8e-10 now, the
+    run's own error there)."""
     X = np.array([[2, 0, 1, 2], [1, -2, 1, 0], [0, -1, 2, 0], [-1, -1, -1, 0], [1, 1, 0, -2],
                   [1, -2, -2, 0], [-2, -1, 2, -1], [-1, 0, -1, 0]], dtype=float)
     y = np.array([1.0416889961970641, 0.8645814514158596, 0.3852199515715196,
