@@ -1792,11 +1792,12 @@ def _uncrossed(s_a: float, b: Array, Zrows: Array, XK: Array, signs: NDArray[np.
     only single classes are tried (``c`` trials, not ``2^c − 2``)."""
     rep, orient = classes
     crossed = (approach != 0) & (signs == -approach)
-    heads = [i for i in np.unique(rep[crossed]) if np.all(crossed[rep == i])]
+    touched = np.unique(rep[crossed])  # classes with a crossed member
+    heads = [i for i in touched if np.all(crossed[rep == i])]  # crossed whole: can stay
     out = np.zeros(signs.size, dtype=bool)
-    if np.unique(rep[crossed]).size < 2:
+    if touched.size < 2:
         return out
-    largest = len(heads) - 1 if len(heads) <= UNCROSSED_MAX_CLASSES else 1
+    largest = min(len(heads), touched.size - 1) if touched.size <= UNCROSSED_MAX_CLASSES else 1
     for size in range(1, largest + 1):
         for subset in itertools.combinations(heads, size):
             members = np.isin(rep, subset)
