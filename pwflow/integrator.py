@@ -526,12 +526,11 @@ def continue_from(traj: "Trajectory", i: int, t: float) -> tuple[Array, Array]:
 
 
 def _run_step_from(step_t: Array, t_i: float) -> float | None:
-    """The size of the run's step from ``t_i`` (an accepted point) or the rest of the step
-    that holds it; ``None`` (the solver's own guess) past the last accepted point."""
+    """The run's step from ``t_i`` to its next accepted point (the whole step where ``t_i``
+    is one, the rest of it where ``t_i`` lies inside it); ``None`` (the solver's own guess)
+    past the last accepted point."""
     j = int(np.searchsorted(step_t, t_i, side="right"))
-    if j == 0 or j >= step_t.size:
-        return None
-    return float(step_t[j] - (step_t[j - 1] if step_t[j - 1] == t_i else t_i))
+    return float(step_t[j] - t_i) if j < step_t.size else None
 
 
 def _attach() -> None:
