@@ -39,6 +39,20 @@ class PendingExits:
     until: float
 
 
+@dataclass(frozen=True)
+class ExitReading:
+    """What an exit's side and gap are read from (:meth:`RegimeMixin._exit_gap`): the raw
+    residuals ``r0`` at the step start with their resolution ``r_tol0``
+    (:meth:`RegimeMixin._resolved_residuals`) and the normal velocities' resolution
+    ``vres0`` there (:meth:`RegimeMixin._velocity_resolution`), and the raw residuals
+    ``r_hi`` at the time the exit is read."""
+
+    r0: Array
+    r_tol0: Array
+    vres0: Array
+    r_hi: Array
+
+
 #: rounding of the outputs relative to the size of their terms (``Σ_j |a_j| ‖w_j‖ ‖x_k‖``):
 #: ~20 ulp measured on an output exactly 0 (degenerate campaign camp9), with a margin of 20;
 #: far below ``rtol`` so that it decides only where ``h_k`` and ``y_k`` are both ~0
@@ -100,6 +114,10 @@ class RegimeMixin:
     #: ``VELOCITY_RTOL Σ_{k∈C} |r_k| ‖x_k‖`` (:meth:`_watched_signs`); ``False`` only to
     #: show what it fixes
     CLASS_TOL_AT_EXIT_RULE = True
+
+    #: an exit's side is read from its ``ρ_C`` (or ``r_k``) only beyond its resolution
+    #: (:meth:`_exit_gap`); ``False`` only to show what it fixes
+    EXIT_SIDE_RESOLVED = True
 
     def _held_sliding(self, codes: NDArray[np.int8]) -> NDArray[np.intp]:
         """Occupied faces whose neurons stay on their hyperplanes where the solver starts
@@ -450,9 +468,7 @@ class RegimeMixin:
             signs = np.where(self._held_zero & (np.abs(r) <= noise), 0.0, signs)
         parts = [signs]
         if Wc.shape[0]:
-            rho, tol = r @ Wc.T, r_tol @ Wc.T
-            if self.CLASS_TOL_AT_EXIT_RULE:  # never finer than the exit rule reads it
-                tol = np.maximum(tol, VELOCITY_RTOL * (np.abs(r) @ Wc.T))
+            rho, tol = r @ Wc.T, self._weight_resolution(r, r_tol, Wc)
             held = self._class_held
             if held is not None and held.shape == tol.shape[-1:]:
                 tol = np.where(held == 0, RESOLUTION_HYSTERESIS * tol,
@@ -687,17 +703,14 @@ class RegimeMixin:
         def residuals(t: float) -> Array:
             return self._field.residuals(propagators_at(F, (t - t0) / h, faces=occ))
 
-        r_hi = residuals(hi)
+        reading = self._exit_reading(F, t0, t1, hi)
         sel = faces[np.array(rows)]
         codes = np.where(self._regime_free[rows],
-                         self._several_slopes_regime(r_hi, np.zeros(self.n), sel), 0)
-        r0, r_tol0 = self._resolved_residuals(propagators_at(F, 0.0, faces=occ), raw=True)
-        vres0 = self._velocity_resolution(r0, r_tol0)
+                         self._several_slopes_regime(reading.r_hi, np.zeros(self.n), sel), 0)
         for row, k in zip(*np.nonzero(codes), strict=True):
             p, upper = int(sel[row]), bool(codes[row, k] > 0)
             a_sign = self._a_signs_on(p, F, (hi - t0) / h)
-            _, gap, floor = self._exit_gap(p, int(k), upper, a_sign, (r0, vres0, r_hi),
-                                           residuals)
+            _, gap, floor = self._exit_gap(p, int(k), upper, a_sign, reading, residuals)
             if floor is not None:
                 continue  # to the bound's own side: read to its resolution
             g, e = gap(hi)
@@ -747,9 +760,7 @@ class RegimeMixin:
         def residuals(t: float) -> Array:
             return self._field.residuals(propagators_at(F, (t - t0) / h, faces=occ))
 
-        r_hi = residuals(hi)
-        r0, r_tol0 = self._resolved_residuals(propagators_at(F, 0.0, faces=occ), raw=True)
-        vres0 = self._velocity_resolution(r0, r_tol0)
+        reading = self._exit_reading(F, t0, t1, hi)
         roots: dict[tuple[int, int], float] = {}
         jumps: set[tuple[int, int]] = set()
         for p, ex in exits.items():
@@ -758,8 +769,7 @@ class RegimeMixin:
             a_sign = self._a_signs_on(p, F, (hi - t0) / h)
             found: dict[tuple, float | None] = {}  # per (class, bound): the members share it
             for k, upper in ex.items():
-                key, gap, floor = self._exit_gap(p, k, upper, a_sign, (r0, vres0, r_hi),
-                                                 residuals)
+                key, gap, floor = self._exit_gap(p, k, upper, a_sign, reading, residuals)
                 if key not in found:
                     found[key] = self._gap_root(gap, t0, hi, floor, self.time_unit)
                 if found[key] is not None:
@@ -831,8 +841,27 @@ class RegimeMixin:
         r_hi = self._resolved_residuals(propagators_at(F, (hi - t0) / h, faces=occ))[0]
         self._rsign_at = (hi, rsign, r_hi, self._watched_mask().copy())
 
+    def _exit_reading(self, F: Array, t0: float, t1: float, hi: float) -> ExitReading:
+        """The residuals and resolutions the exits found at ``hi`` are read from
+        (:class:`ExitReading`), on the step's dense output ``F`` over ``[t0, t1]``."""
+        h, occ = t1 - t0, self._field.occupied
+        r0, r_tol0 = self._resolved_residuals(propagators_at(F, 0.0, faces=occ), raw=True)
+        r_hi = self._field.residuals(propagators_at(F, (hi - t0) / h, faces=occ))
+        return ExitReading(r0, r_tol0, self._velocity_resolution(r0, r_tol0), r_hi)
+
+    def _weight_resolution(self, r: Array, r_tol: Array, weights: Array) -> Array:
+        """What ``ρ = r @ weights.T`` is known to (a class's residual, :meth:`_class_weights`,
+        or one point's ``r_k ‖x_k‖``): the residuals' resolution ``Σ_l r_tol_l w_l``, and
+        never finer than the exit rule reads the class's velocity, ``VELOCITY_RTOL Σ_l |r_l|
+        w_l`` (:attr:`CLASS_TOL_AT_EXIT_RULE`): the rounding of a sum whose terms cancel
+        (``r_0 = −r_3`` on two copies of one point) is that of its terms, not of itself."""
+        tol = r_tol @ weights.T
+        if self.CLASS_TOL_AT_EXIT_RULE:
+            tol = np.maximum(tol, VELOCITY_RTOL * (np.abs(r) @ weights.T))
+        return tol
+
     def _exit_gap(self, p: int, k: int, upper: bool, a_sign: Array,
-                  reading: tuple[Array, Array, Array], residuals: Callable[[float], Array]
+                  reading: ExitReading, residuals: Callable[[float], Array]
                   ) -> tuple[tuple[int, bool], Callable[[float], tuple[float, float]],
                              float | None]:
         """The exit of the slope on ``x_k`` at its upper (lower) bound on face ``p``, for
@@ -842,7 +871,16 @@ class RegimeMixin:
         step start (:meth:`_gap_root`).
 
         ``reading``: the residuals and the normal velocities' resolution at the step start,
-        and the residuals at ``hi``; ``a_sign``: the signs of the face's neurons' ``a``.
+        and the residuals at ``hi`` (:class:`ExitReading`); ``a_sign``: the signs of the
+        face's neurons' ``a``.  The side (:func:`~pwflow.filippov.exit_side`) is read from
+        ``ρ_C`` (``r_k ‖x_k‖`` for one point) at ``hi`` only beyond its resolution
+        (:meth:`_weight_resolution`, at the step start), the bound's own side within it:
+        the normal velocity's jump ``−(a/n)(1 − γ) ρ_C`` is then below what the velocities
+        are known to.  Session 58: at a stationary point a class of two copies with
+        residuals ``±0.063`` and an opposite point fitted to noise (``ρ_C`` ~1e-14) had
+        jump exits read from the noise (:meth:`_unresolved_jump_exits`, whose gap's
+        rounding is that of the cancelled sum), and two neurons left the class with no
+        velocity to leave with.
         The gap of one point is ``(|r_k| / n) |<D, x_k>|``, known to ``|r_k| vres_k / n``.
         Parallel points share one parameter ``t_c`` (:func:`~pwflow.subgradient.
         class_columns`: ``η = t_c`` on the head's orientation, ``1 + γ − t_c`` on the other):
@@ -855,7 +893,6 @@ class RegimeMixin:
         from .subgradient import class_columns, pinned_gap, subgradient_parts
 
         tab, gamma = self.table, self.gamma
-        r0, vres0, r_hi = reading
         u = tab.U[p]
         K = np.flatnonzero(u == 0)
         i = int(np.searchsorted(K, k))
@@ -868,10 +905,15 @@ class RegimeMixin:
             i_par = int(np.searchsorted(heads, rep[i]))
             up = bool(upper) if orient[i] > 0 else not upper
         xn = self.xnorm[members]
+        rho = float(np.sum(reading.r_hi[members] * xn))
+        if self.EXIT_SIDE_RESOLVED and abs(rho) <= self._weight_resolution(reading.r_hi[members], reading.r_tol0[members],
+                                               xn):
+            rho = 0.0  # no side of its own: the bound's
         floor = None  # a jump exit
-        if np.all(exit_side(a_sign, np.sum(r_hi[members] * xn), up) == (1 if up else -1)):
+        if np.all(exit_side(a_sign, rho, up) == (1 if up else -1)):
             head = members[0]  # continuous there: the gap's resolution at the step start
-            floor = abs(np.sum(r0[members] * xn)) * vres0[head] / (self.n * self.xnorm[head])
+            floor = (abs(np.sum(reading.r0[members] * xn)) * reading.vres0[head]
+                     / (self.n * self.xnorm[head]))
 
         def gap(t: float) -> float:
             b, Z, _ = subgradient_parts(u, self.X, residuals(t), gamma)

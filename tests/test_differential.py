@@ -478,24 +478,51 @@ _SILENT_CLASSES_AT_REST = dict(
                 -1.2153061715337503]))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="known gap (session 57, the same on a32bcdc): at a stationary point "
-                   "two neurons leave a silent class on its noise residual, and their offsets "
-                   "then wander at 3e-13 across its hyperplane")
-def test_a_silent_class_at_a_stationary_point_is_not_left_on_noise():
-    """The draw: from t ≈ 40 the network is at a stationary point (loss 2.23e-2) with
-    residuals ``r_0 = −r_3 = −0.33``, ``r_1 = −r_4 = −0.063`` and ``r_2 = −1.6e-13``: both
-    classes are silent, ``x_2``'s residual is noise.  At t = 45.219993 neurons 1 and 3 leave
-    the class of ``x_1`` (to ``u_1 = u_4 = −1``, ``u_2 = +1``), and their offsets on it then
-    wander at noise level (2.7e-13 on the other side at t = 46.5, −3.5e-13 at t = 47); the
-    sliding check (d) flags the face's sign.  Not investigated further (docs/integrator.md,
-    session 57)."""
+def _silent_classes_at_rest() -> pwflow.Trajectory:
     c = _SILENT_CLASSES_AT_REST
-    tr = pwflow.simulate(pwflow.Dataset(c["X"], c["y"]), pwflow.from_arrays(c["W"], c["a"]),
-                         60.0, gamma=0.0, loss="square", t_eval=np.linspace(0.0, 60.0, 121),
-                         options=_options(None))
-    assert tr.status == 0
+    return pwflow.simulate(pwflow.Dataset(c["X"], c["y"]), pwflow.from_arrays(c["W"], c["a"]),
+                           60.0, gamma=0.0, loss="square", t_eval=np.linspace(0.0, 60.0, 121),
+                           options=_options(None))
+
+
+def _left_after(tr: pwflow.Trajectory, t: float) -> list[tuple[float, int, int]]:
+    ev = tr.events
+    return [(float(s), int(j), int(k)) for s, j, k, kind in
+            zip(ev["t"], ev["neuron"], ev["k"], ev["kind"], strict=True)
+            if s > t and kind == pwflow.EventKind.LEAVE_SLIDING]
+
+
+def test_a_silent_class_at_a_stationary_point_is_not_left_on_noise():
+    """The draw (the thorough profile of :func:`test_flow_invariants_long`, collinear): from
+    t ≈ 40 the network is at a stationary point (loss 2.23e-2) with residuals ``r_0 = −r_3 =
+    −0.33``, ``r_1 = −r_4 = −0.063`` and ``r_2`` ~1e-14 (``x_3 = x_0``, ``x_4 = x_1``, ``x_2 =
+    −x_1``): both classes are silent, ``ρ_C`` is noise.  Until session 58 neurons 1 and 3
+    left the class of ``x_1`` at t = 45.219993 on jump exits read from that noise, and their
+    offsets then wandered at 3e-13 across its hyperplane (the sliding check (d) flagged the
+    face's sign).  The flow: nothing moves from the stationary point on; the neurons stay on
+    both classes' hyperplanes."""
+    tr = _silent_classes_at_rest()
+    assert tr.status == 0, tr.message
     assert not _sliding(tr)
+    assert not _left_after(tr, 40.0)
+    W40, a40 = tr.state(40.0)
+    W60, a60 = tr.state(60.0)
+    size = np.linalg.norm(W40) + np.linalg.norm(a40)
+    assert np.linalg.norm(W60 - W40) + np.linalg.norm(a60 - a40) <= 1e-10 * size
+    for j in (1, 3):
+        w = W60[j]
+        off = _SILENT_CLASSES_AT_REST["X"] @ w / np.linalg.norm(w)
+        assert np.max(np.abs(off)) <= 1e-15
+
+
+def test_exit_sides_read_from_noise_leave_a_silent_class(monkeypatch):
+    """The mechanism off (:attr:`RegimeMixin.EXIT_SIDE_RESOLVED`): the exits' side read
+    from ``ρ_C``'s noise, the neurons leave the class at rest."""
+    from pwflow.regime import RegimeMixin
+    monkeypatch.setattr(RegimeMixin, "EXIT_SIDE_RESOLVED", False)
+    tr = _silent_classes_at_rest()
+    assert _left_after(tr, 40.0)
+    assert _sliding(tr)
 
 
 @_settings
