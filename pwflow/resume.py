@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .regime import PendingExits
+from .regime import CutExits, PendingExits
 from .rest import RestBound
 
 if TYPE_CHECKING:
@@ -76,13 +76,28 @@ def capture(flow: "HybridFlow") -> dict[str, Any]:
                                sorted(flow.__dict__.get("_dependent_logged_set", set()))]
     # the jump exits a redo left pending (pwflow.regime, _pending_exit_events)
     pend = flow.__dict__.get("_exit_pending")
-    mem["exit_pending"] = None if pend is None else [
-        [[int(p), int(k), bool(up)] for p, ex in pend.exits.items() for k, up in ex.items()],
-        float(pend.until)]
+    mem["exit_pending"] = None if pend is None else [_exit_rows(pend.exits),
+                                                     float(pend.until)]
+    # the own-side exits located at the cut of a step redone to end there (pwflow.regime)
+    cut = flow.__dict__.get("_cut_exits")
+    mem["cut_exits"] = None if cut is None else [_exit_rows(cut.exits), float(cut.t)]
     rest = getattr(flow, "rest", None)  # at rest (pwflow.rest): kept so that a resume is exact
     mem["rest"] = None if rest is None else {k: float(v) for k, v in
                                              dataclasses.asdict(rest).items()}
     return mem
+
+
+def _exit_rows(exits: dict) -> list[list]:
+    """``{face: {k: upper}}`` as JSON rows ``[face, k, upper]``."""
+    return [[int(p), int(k), bool(up)] for p, ex in exits.items() for k, up in ex.items()]
+
+
+def _exits_of_rows(rows: list) -> dict:
+    """The inverse of :func:`_exit_rows`."""
+    exits: dict = {}
+    for p, k, up in rows:
+        exits.setdefault(int(p), {})[int(k)] = bool(up)
+    return exits
 
 
 def restore(flow: "HybridFlow", mem: dict[str, Any]) -> None:
@@ -113,10 +128,10 @@ def restore(flow: "HybridFlow", mem: dict[str, Any]) -> None:
         flow._held_live = live
     if mem.get("exit_pending") is not None:
         rows, until = mem["exit_pending"]
-        pend: dict = {}
-        for p, k, up in rows:
-            pend.setdefault(int(p), {})[int(k)] = bool(up)
-        flow._exit_pending = PendingExits(pend, float(until))
+        flow._exit_pending = PendingExits(_exits_of_rows(rows), float(until))
+    if mem.get("cut_exits") is not None:
+        rows, t_cut = mem["cut_exits"]
+        flow._cut_exits = CutExits(_exits_of_rows(rows), float(t_cut))
     if mem.get("step_noise") is not None:
         flow._step_noise = np.asarray(mem["step_noise"], float)
     if mem.get("class_held") is not None:

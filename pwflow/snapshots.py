@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from .dense import propagator_pairs, propagator_rates_at, propagators_at
 from .invariants import is_tiny_step
-from .regime import PendingExits
+from .regime import CutExits, PendingExits
 from .rows import last_per_neuron, propagate
 from .vector_field import lorentz_inverse, lorentz_project
 
@@ -67,7 +67,7 @@ class SnapshotsMixin:
         return True
 
     def _cut_inaccurate(self, t0: float, t_cut: float, t1: float, F: Array | None,
-                        solver) -> bool:
+                        solver, exits: dict | None = None) -> bool:
         """Whether the state at a cut inside the step (an event located on the dense output
         before the step's end) cannot be read from the dense output to the tolerance
         (:data:`SNAPSHOT_DEFECT`, the snapshots' test).  If so the step is discarded and the
@@ -80,7 +80,11 @@ class SnapshotsMixin:
         overflowing at the nodes) is left to the run's non-finite checks, which stop it with
         its status.  A cut at a jump exit placed on the dense output inside the step is
         redone to end just before it instead (:meth:`_redo_before_exit`): its time, not only
-        its state, is what the dense output gives too coarsely there."""
+        its state, is what the dense output gives too coarsely there.  ``exits``: the exits
+        located at ``t_cut`` (:meth:`RegimeMixin._face_events`), kept
+        (:class:`~pwflow.regime.CutExits`) for the step from ``t_cut`` when the step is
+        redone: the redone step, ending at their root, does not read them (their normal
+        velocity is 0 there)."""
         if (t_cut >= t1 or self._phase.stiff or self._cut_redo_from == t0
                 or is_tiny_step(t0, t_cut, self.time_unit)):
             return False
@@ -93,6 +97,8 @@ class SnapshotsMixin:
             return False
         self.n_cut_redos += 1
         self._cut_redo_from = t0
+        if exits and any(exits.values()):
+            self._cut_exits = CutExits({p: dict(ex) for p, ex in exits.items() if ex}, t_cut)
         self._redo_to(t_cut)
         return True
 

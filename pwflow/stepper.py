@@ -41,7 +41,7 @@ from .model import Loss
 from .options import FlowOptions, InvariantError
 from .origin_watch import OriginWatchMixin
 from .patterns import PatternTable
-from .regime import PendingExits, RegimeMixin
+from .regime import CutExits, PendingExits, RegimeMixin
 from .replay import PassiveFaces
 from .rest import RestBound, rest_bound
 from .rk import DOP853
@@ -174,6 +174,8 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         self._exit_redo_end: float | None = None
         #: the exits a redo left pending, and until when (:meth:`_pending_exit_events`)
         self._exit_pending: PendingExits | None = None
+        #: the exits located at the cut of the last step redone for its state's accuracy
+        self._cut_exits: CutExits | None = None
         #: the time a redone step ends at (a snapshot's or a cut's), until reached
         self._snap_bound: float | None = None
         self.n_excursions = 0
@@ -612,7 +614,8 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         if not t0 <= t_cut <= t1:
             raise InvariantError(f"batch cut {t_cut!r} outside the step [{t0!r}, {t1!r}]")
         if (self._snapshots_inaccurate(snap_times, t0, t_cut, F, solver)
-                or self._cut_inaccurate(t0, t_cut, t1, F, solver)):
+                or self._cut_inaccurate(t0, t_cut, t1, F, solver,
+                                        exits if t_cut == t_face else None)):
             return self.step(t_bound, snap_times)
         if placed_pending is not None and t_cut >= placed_pending:
             self._exit_pending = None  # applied at this cut
