@@ -1516,6 +1516,46 @@ def test_a_step_with_a_jump_exit_inside_is_redone_before_it_once():
         assert f.redone == [] and f.n_exit_redos == 0 and f._exit_pending is None
 
 
+def test_a_cut_redone_for_its_state_keeps_its_exits_for_the_step_from_it():
+    """:meth:`HybridFlow._cut_inaccurate` redoing a step to end at a cut whose state the
+    dense output cannot give keeps the exits located there (:class:`~pwflow.regime.CutExits`,
+    the sign-only entries dropped); none where the cut is not redone or has no exit.
+    :meth:`RegimeMixin._located_at_cut` answers for those exits alone, from the cut's time
+    alone, with the bound they were read at; and a resume carries them."""
+    import types
+
+    from pwflow.regime import CutExits, RegimeMixin
+    from pwflow.resume import capture, restore
+    from pwflow.snapshots import SnapshotsMixin
+
+    def flow(defect):
+        redone: list[float] = []
+        return types.SimpleNamespace(
+            _phase=types.SimpleNamespace(stiff=False), _cut_redo_from=None, n_cut_redos=0,
+            _jump_root=None, _cut_exits=None, CUT_EXITS_KEEP_ROOT=True,
+            _snapshot_errors=lambda times, t0, F, solver: np.array([defect]),
+            _redo_to=redone.append, time_unit=1.0, redone=redone)
+
+    exits = {3: {1: False, 4: True}, 5: {}}
+    f = flow(10.0)
+    assert SnapshotsMixin._cut_inaccurate(f, 1.0, 1.5, 2.0, None, None, exits) is True
+    assert f.redone == [1.5] and f.n_cut_redos == 1
+    assert f._cut_exits == CutExits({3: {1: False, 4: True}}, 1.5)
+    at = RegimeMixin._located_at_cut
+    assert at(f, 3, 1, False, 1.5) and at(f, 3, 4, True, 1.5)
+    assert not (at(f, 3, 1, True, 1.5) or at(f, 3, 2, False, 1.5) or at(f, 5, 1, False, 1.5)
+                or at(f, 3, 1, False, np.nextafter(1.5, 2.0)))
+    f.CUT_EXITS_KEEP_ROOT = False
+    assert not at(f, 3, 1, False, 1.5)
+    back = types.SimpleNamespace(n=6)
+    restore(back, capture(f))
+    assert back._cut_exits == f._cut_exits
+    for defect, ex in ((0.5, exits), (10.0, {5: {}}), (10.0, None)):
+        g = flow(defect)
+        SnapshotsMixin._cut_inaccurate(g, 1.0, 1.5, 2.0, None, None, ex)
+        assert g._cut_exits is None
+
+
 @pytest.mark.parametrize("redo", [True, False])
 def test_a_jump_exit_inside_a_step_is_read_from_an_accurate_state(monkeypatch, redo):
     """A jump exit (a repulsive mode whose slope reached its bound: the normal velocity
