@@ -636,6 +636,18 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         self._phase.eventful()
         self._zeno_guard(t0, t_cut)
 
+    def follow_step(self, h: float | None) -> None:
+        """Try ``h`` as the next step (the step of a run being retraced,
+        :func:`pwflow.integrator.continue_from`): the running solver's next trial, or the
+        first step of the next solver start; ``None`` leaves the solver's own choice.  The
+        solver's error control still applies (a trial it rejects is shortened)."""
+        if h is None:
+            return
+        self.h_next = h
+        solver = self._solver
+        if solver is not None and solver.status == "running":
+            solver.h_abs = h
+
     def check_rest(self, t_end: float, outputs: Array | None = None) -> bool:
         """Whether the run is at rest until ``t_end``; sets :attr:`rest` when it gets there.
 

@@ -494,6 +494,23 @@ def test_dense_state_with_the_solvers_first_step_guess_does_not_retrace(monkeypa
     assert np.median(off) > 1e-12 and np.max(off) > 1e-9
 
 
+def test_dense_state_with_the_runs_first_step_alone_takes_a_step_the_run_rejected(monkeypatch):
+    """The run's own step at every trial, not only the first (session 58): with the first
+    alone (:meth:`HybridFlow.follow_step` setting the next solver start's step only), the
+    solver's next trials are its own, and the retrace's last one, clipped at ``t``, is a step
+    the run never took: from t = 34.618 the run tried 0.856 (error 1 300 times the tolerance)
+    and took 0.313 twice; the retrace to t = 35.245 took 0.627 in one (0.6 times), 8.0e-9
+    from a run at ``rtol = 1e-13`` where the run is 3.2e-11 from it."""
+    import pwflow.stepper as stepper
+
+    def first_only(self, h):
+        if h is not None and self._solver is None:
+            self.h_next = h
+    monkeypatch.setattr(stepper.HybridFlow, "follow_step", first_only)
+    off = _retraced_outputs_offsets(_seed_70926_run())
+    assert np.max(off) > 1e-9
+
+
 def test_zeno_guard_names_neuron_point_and_time():
     # one neuron crossing many hyperplanes in a row; a guard window that makes it "too many"
     angles = np.linspace(0.1, np.pi - 0.1, 8)
