@@ -41,11 +41,12 @@ class PendingExits:
 
 @dataclass(frozen=True)
 class CutExits:
-    """Exits to their bound's own side located at ``t`` on the dense output of a step that
-    was then redone to end at ``t`` for its state's accuracy
-    (:meth:`HybridFlow._cut_inaccurate`).  ``exits``: ``{face: {k: upper}}``.  A step
-    starting at ``t`` that reads one of them again places it at its root from ``t`` on
-    (:meth:`RegimeMixin._exit_time`), not where its normal velocity passes its resolution."""
+    """Exits located at ``t`` on the dense output of a step that was then redone to end at
+    ``t`` for its state's accuracy (:meth:`HybridFlow._cut_inaccurate`).  ``exits``:
+    ``{face: {k: upper}}``.  A step starting at ``t`` that reads one of them again places
+    it at its root from ``t`` on (:meth:`RegimeMixin._exit_time`), not where its normal
+    velocity passes its resolution: this changes the exits to their bound's own side (a
+    jump exit is placed so anyway)."""
 
     exits: dict
     t: float
@@ -937,8 +938,8 @@ class RegimeMixin:
             up = bool(upper) if orient[i] > 0 else not upper
         xn = self.xnorm[members]
         rho = float(np.sum(reading.r_hi[members] * xn))
-        if self.EXIT_SIDE_RESOLVED and abs(rho) <= self._weight_resolution(reading.r_hi[members], reading.r_tol0[members],
-                                               xn):
+        tol = self._weight_resolution(reading.r_hi[members], reading.r_tol0[members], xn)
+        if self.EXIT_SIDE_RESOLVED and abs(rho) <= tol:
             rho = 0.0  # no side of its own: the bound's
         floor = None  # a jump exit
         if np.all(exit_side(a_sign, rho, up) == (1 if up else -1)):
