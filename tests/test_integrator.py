@@ -1844,6 +1844,56 @@ def _check_jump_exits(prob) -> int:
 
 
 
+#: the thorough profile's draw of the test above (session 58, the same on ``3ed87bd``): four
+#: hyperplanes of rank 2 (``x_0 … x_3`` in the plane of ``e_1, e_2``), neurons 0, 1 and 3 on
+#: all four (``w ⟂ e_1, e_2``) with ``a`` of both signs, ``γ = 0.5``
+DEPENDENT_CHATTER = dict(
+    X=np.array([[0.875, -1.125, 0, 0], [1.25, 1.125, 0, 0], [0, -0.375, 0, 0], [0.5, -1.0, 0, 0],
+                [-1.375, 0.25, 1.875, 1.625]]),
+    y=np.array([1.1604577674211045, 0.9009764460990457, 0.0, 0.15336237658328056,
+                0.3235396080115551]),
+    a=np.array([0.0, -0.34181569297909786, 0.34199859571880276, -0.3407918012806057]))
+
+
+def _dependent_chatter_run(W):
+    c = DEPENDENT_CHATTER
+    return simulate(Dataset(c["X"], c["y"]), from_arrays(np.asarray(W, float), c["a"]), 5.0,
+                    gamma=0.5, loss="square", options=FlowOptions(rtol=1e-13, atol=1e-15))
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="known gap (session 58, the same on 3ed87bd): an exit from four "
+                   "dependent hyperplanes is read back as an entry at once, then grazes")
+def test_an_exit_from_four_dependent_hyperplanes_is_not_read_back_at_once():
+    """At t = 0.28653672338 the slope of ``x_0`` on the face of neurons 0, 1, 3 reaches its
+    bound (the dependent watch's verdict changes there).  The exit rule leaves neurons 1 and
+    3 to ``(−, +, −, −)`` (:func:`~pwflow.filippov.select` with the exit), and in the same
+    batch they are read as arriving back on all four hyperplanes, where ``select`` without
+    the exit, at the same residuals, holds them (the slope is at its bound there); 1.3e-10
+    later they leave again, and then graze all four at one time until the Zeno guard stops
+    the run (status −2, 200 events of neuron 1).  Not fixed."""
+    tr = _dependent_chatter_run([[0, 0, 0.078125, 0.25], [0, 0, 0.25, 0.3125],
+                                 [0, 0, -0.375, -0.125], [0, 0, 0.298828125, -0.09375]])
+    assert tr.status == 0, tr.message
+
+
+@pytest.mark.xfail(strict=True, raises=pwflow.options.ZenoError,
+                   reason="known gap (session 58, the same on 3ed87bd): the dense state's "
+                   "restart chatters where the run did not")
+def test_the_dense_state_at_an_exit_from_four_dependent_hyperplanes_does_not_chatter():
+    """The same data with other first layers: the run reaches t = 5 (status 0, 41 events),
+    but :meth:`Trajectory.state` at its exit at t = 0.358358941551 restarts from the
+    snapshot before and chatters there (neuron 1, 200 events within 0 time units): it
+    raises :class:`~pwflow.options.ZenoError`.  Not fixed."""
+    tr = _dependent_chatter_run([[0, 0, -0.298828125, 0], [0, 0, 0.25, 0.3125],
+                                 [0, 0, -0.375, 0], [0, 0, 0.298828125, 0]])
+    assert tr.status == 0, tr.message
+    ev = tr.events
+    for t in sorted({float(t) for t, kind in zip(ev["t"], ev["kind"], strict=True)
+                     if kind == EventKind.LEAVE_SLIDING and t > 0}):
+        tr.state(t)
+
+
 #: neuron 5 slides on x_0's hyperplane, active on x_1 and x_2 ⟂ x_0: its slope is
 #: ``η_0 = −1.625 r_1 / (0.375 r_0)`` and reaches γ = 0 with ``r_1``'s root (t ≈ 2.8917), a
 #: jump exit (``a r_1 < 0`` after it); neurons 2 and 4 (in ker X) make branch cuts at that
