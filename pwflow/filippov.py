@@ -1102,6 +1102,13 @@ def _depart_together(XK: Array, signs: NDArray[np.int8], eta: Array, gamma: floa
     54: ``x_3 = −x_0`` with ``x_0`` at γ and ``x_3`` at ``1 − 7e-11``, read one at a time,
     had ``x_0`` left and ``x_3`` held, a face no ``w`` lies on, whose ray pointed away from
     the neuron: it was read as at ``w = 0`` and moved there, breaking Lemma 1).
+
+    Held hyperplanes that no ``δD`` holds together with the leaves (the least squares'
+    compromise moves one of them) give the first answer, as where the leaves cannot be
+    made (session 58: four hyperplanes of rank 2, ``x_0`` left at γ, ``x_1`` held inside
+    its box and ``x_2`` held against its bound's side: ``(−, 0, 0, −)``, which no ``w`` has;
+    the face read from it sent ``x_1`` to ``+``, where the field took the neurons straight
+    back, Zeno; gradient descent slides on ``x_1`` and leaves the others, the first answer).
     """
     rep, orient = classes
     heads = np.flatnonzero(rep == np.arange(rep.size))
@@ -1125,8 +1132,10 @@ def _depart_together(XK: Array, signs: NDArray[np.int8], eta: Array, gamma: floa
         out[go] = (orient * np.sign(dv[rep]).astype(np.int8))[go]
         if first is None:
             first = out
-        if np.any(np.sign(dv[~held]) != signs[~held]):
-            return first  # the leaves cannot be made with those held: as the plain rule
+        if np.any(np.sign(dv[~held]) != signs[~held]) or np.any(moves[keep]):
+            # the leaves cannot be made with those held (a held one moves: the least
+            # squares' compromise, no δD holds them all): as the plain rule
+            return first
         against = go & (out != may)
         if not np.any(against):
             return out

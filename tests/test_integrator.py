@@ -1852,46 +1852,94 @@ DEPENDENT_CHATTER = dict(
                 [-1.375, 0.25, 1.875, 1.625]]),
     y=np.array([1.1604577674211045, 0.9009764460990457, 0.0, 0.15336237658328056,
                 0.3235396080115551]),
-    a=np.array([0.0, -0.34181569297909786, 0.34199859571880276, -0.3407918012806057]))
+    a=np.array([0.0, -0.34181569297909786, 0.34199859571880276, -0.3407918012806057]),
+    W=[[0, 0, 0.078125, 0.25], [0, 0, 0.25, 0.3125], [0, 0, -0.375, -0.125],
+       [0, 0, 0.298828125, -0.09375]],
+    W_other=[[0, 0, -0.298828125, 0], [0, 0, 0.25, 0.3125], [0, 0, -0.375, 0],
+             [0, 0, 0.298828125, 0]])
 
 
-def _dependent_chatter_run(W):
+def _dependent_chatter_run(W, policy="min_norm", t_max=5.0):
     c = DEPENDENT_CHATTER
-    return simulate(Dataset(c["X"], c["y"]), from_arrays(np.asarray(W, float), c["a"]), 5.0,
-                    gamma=0.5, loss="square", options=FlowOptions(rtol=1e-13, atol=1e-15))
+    return simulate(Dataset(c["X"], c["y"]), from_arrays(np.asarray(W, float), c["a"]), t_max,
+                    gamma=0.5, loss="square",
+                    options=FlowOptions(rtol=1e-13, atol=1e-15, branch_policy=policy))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="known gap (session 58, the same on 3ed87bd): an exit from four "
-                   "dependent hyperplanes is read back as an entry at once, then grazes")
-def test_an_exit_from_four_dependent_hyperplanes_is_not_read_back_at_once():
-    """At t = 0.28653672338 the slope of ``x_0`` on the face of neurons 0, 1, 3 reaches its
-    bound (the dependent watch's verdict changes there).  The exit rule leaves neurons 1 and
-    3 to ``(−, +, −, −)`` (:func:`~pwflow.filippov.select` with the exit), and in the same
-    batch they are read as arriving back on all four hyperplanes, where ``select`` without
-    the exit, at the same residuals, holds them (the slope is at its bound there); 1.3e-10
-    later they leave again, and then graze all four at one time until the Zeno guard stops
-    the run (status −2, 200 events of neuron 1).  Not fixed."""
-    tr = _dependent_chatter_run([[0, 0, 0.078125, 0.25], [0, 0, 0.25, 0.3125],
-                                 [0, 0, -0.375, -0.125], [0, 0, 0.298828125, -0.09375]])
-    assert tr.status == 0, tr.message
+def _gd_states(W, times, lr):
+    """Gradient descent (``σ'(0) = γ``) from ``(W, a)`` of :data:`DEPENDENT_CHATTER` at step
+    ``lr``: its states at ``times``."""
+    c, g = DEPENDENT_CHATTER, 0.5
+    X, y, n = c["X"], c["y"], len(c["y"])
+    W, a = np.array(W, float), c["a"].copy()
+    marks = {int(round(t / lr)): t for t in times}
+    out = {}
+    for s in range(1, max(marks) + 1):
+        S = W @ X.T
+        act = np.where(S > 0, S, g * S)
+        r = a @ act - y
+        dW = -(a[:, None] * ((np.where(S > 0, 1.0, g) * r) @ X)) / n
+        W, a = W + lr * dW, a - lr * (act @ r) / n
+        if s in marks:
+            out[marks[s]] = np.c_[W, a]
+    return out
 
 
-@pytest.mark.xfail(strict=True, raises=pwflow.options.ZenoError,
-                   reason="known gap (session 58, the same on 3ed87bd): the dense state's "
-                   "restart chatters where the run did not")
-def test_the_dense_state_at_an_exit_from_four_dependent_hyperplanes_does_not_chatter():
-    """The same data with other first layers: the run reaches t = 5 (status 0, 41 events),
-    but :meth:`Trajectory.state` at its exit at t = 0.358358941551 restarts from the
-    snapshot before and chatters there (neuron 1, 200 events within 0 time units): it
-    raises :class:`~pwflow.options.ZenoError`.  Not fixed."""
-    tr = _dependent_chatter_run([[0, 0, -0.298828125, 0], [0, 0, 0.25, 0.3125],
-                                 [0, 0, -0.375, 0], [0, 0, 0.298828125, 0]])
+def test_an_exit_from_four_dependent_hyperplanes_leaves_to_a_face():
+    """The thorough profile's draw of the test above (session 58).  At t = 0.2865367 the
+    slope of ``x_0`` on the face of neurons 0, 1, 3 reaches its bound γ (neurons 1 and 3:
+    ``a < 0``, the bound's own side ``−``).  :func:`~pwflow.filippov._depart_together` held
+    ``x_1`` (slope 0.516, inside) and, since ``x_2``'s bound side (``+``, ``a r_2 < 0``) is
+    not where its ``δv`` points, held ``x_2`` too: no ``δD`` holds both in their plane, the
+    least squares' compromise returned ``(−, 0, 0, −)``, which no ``w`` has, and the face
+    read from it, ``(−, +, −, −)``, had the field take the neurons straight back: an entry
+    in the same batch, a leave 1.3e-10 later, then grazings until the Zeno guard stopped
+    the run (status −2); with other first layers the run passed and its dense state raised
+    :class:`~pwflow.options.ZenoError`.  A held set that no ``δD`` holds now gives the
+    plain rule's answer, ``(−, 0, −, −)``: slide on ``x_1``, leave the others (left at
+    t = 0.3625).  Gradient descent (the ``'gd'`` policy: neuron 0's branch points) agrees:
+    the flow is within 1.5 times gradient descent's own step difference (measured 1.0)."""
+    c = DEPENDENT_CHATTER
+    tr = _dependent_chatter_run(c["W"])
     assert tr.status == 0, tr.message
     ev = tr.events
-    for t in sorted({float(t) for t, kind in zip(ev["t"], ev["kind"], strict=True)
+    rows = {(int(j), int(k), int(kind)) for t, j, k, kind in
+            zip(ev["t"], ev["neuron"], ev["k"], ev["kind"], strict=True) if 0.2865 < t < 0.2866}
+    for j in (1, 3):
+        assert {(j, k, EventKind.LEAVE_SLIDING) for k in (0, 2, 3)} <= rows
+        assert not any(row[0] == j and row[1] == 1 for row in rows)
+    assert np.max(tr.balancedness_drift()) <= 1e-10
+    other = _dependent_chatter_run(c["W_other"])
+    assert other.status == 0, other.message
+    for t in sorted({float(t) for t, kind in zip(other.events["t"], other.events["kind"],
+                                                 strict=True)
                      if kind == EventKind.LEAVE_SLIDING and t > 0}):
-        tr.state(t)
+        other.state(t)  # the dense state retraces the run without chattering
+    times = (0.3, 0.5)
+    gd = _dependent_chatter_run(c["W"], policy="gd", t_max=0.5)
+    assert gd.status == 0, gd.message
+    coarse, fine = _gd_states(c["W"], times, 2e-5), _gd_states(c["W"], times, 1e-5)
+    for t in times:
+        Wf, af = gd.state(t)
+        off = np.max(np.abs(np.c_[Wf, af] - fine[t]))
+        assert off <= 1.5 * np.max(np.abs(coarse[t] - fine[t])), (t, off)
+
+
+def test_the_exit_rule_on_four_dependent_hyperplanes_returns_a_face():
+    """The exit rule alone at the draw's exit (the residuals of the run above at t =
+    0.2865367, ``a < 0``, ``x_0`` at its bound γ): :func:`~pwflow.filippov.select` leaves
+    to ``(−, 0, −, −)``, a face (:func:`~pwflow.cones.face_point`); the rule before session
+    58 returned ``(−, +, −, −)``, read from ``(−, 0, 0, −)``, which is none: ``x_1`` and
+    ``x_2`` are independent in the plane of ``x_0 … x_3``."""
+    from pwflow.cones import face_point
+    from pwflow.filippov import select
+    X = DEPENDENT_CHATTER["X"]
+    r = np.array([-1.1496371796144329, -0.89103933876156749, 7.5776719028176356e-04,
+                  -0.14645750051253315, -0.81033960304467478])
+    sel = select(-0.2953, np.array([0, 0, 0, 0, 1], np.int8), X, r, 0.5, exits={0: False})
+    assert sel.signs.tolist() == [-1, 0, -1, -1]
+    assert face_point(X[:4], sel.signs) is not None
+    assert face_point(X[:4], np.array([-1, 0, 0, -1], np.int8)) is None
 
 
 #: neuron 5 slides on x_0's hyperplane, active on x_1 and x_2 ⟂ x_0: its slope is
