@@ -43,7 +43,7 @@ from .progress import Progress
 from .rest import describe_rest
 from .resume import take_mark
 from .signals import describe as describe_interrupt
-from .signals import InterruptOnce, exit_status
+from .signals import InterruptOnce, deferred, exit_status
 from .stepper import HybridFlow
 from .subgradient import snap_data
 from .store import StoreWriter
@@ -339,12 +339,16 @@ def simulate(
         t, Z, pat = (flow.t, flow.Z, flow.pat) if state is None else state
         if check:
             balance.check(Z, t)
-        if sink is not None:
-            sink.write(len(snap_t), Z, pat, [*snap_t, t], flow.table.arrays().U)
-        else:
-            snap_Z.append(Z.copy() if state is None else Z)
-            snap_pat.append(pat.copy())
-        snap_t.append(t)
+        # the snapshot and the run's count of it together: a signal between the store's
+        # write and the count found no snapshot to keep and left the store without a status
+        # (PARTIAL: a SIGHUP just after the first snapshot's write, session 58)
+        with deferred():
+            if sink is not None:
+                sink.write(len(snap_t), Z, pat, [*snap_t, t], flow.table.arrays().U)
+            else:
+                snap_Z.append(Z.copy() if state is None else Z)
+                snap_pat.append(pat.copy())
+            snap_t.append(t)
         if i_next is not None:  # an anchor: the run can be resumed exactly here
             marks.append(take_mark(flow, snaps, i_next, len(snap_t), len(step_t),
                                    time.perf_counter() - start))
