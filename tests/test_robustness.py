@@ -348,7 +348,7 @@ def _signal_after_first_store_write(monkeypatch, sig):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_just_after_the_first_snapshot_is_written_leaves_a_status(
-        monkeypatch, tmp_path, sig):
+        monkeypatch, tmp_path, sig, default_signals):
     """Session 58 (a full-suite run on a loaded machine): the test above's signal, sent as
     soon as ``progress.npz`` appeared, landed between the store's write of the first
     snapshot and the run's count of it; the run found no snapshot to keep and re-raised,
@@ -366,7 +366,8 @@ def test_a_signal_just_after_the_first_snapshot_is_written_leaves_a_status(
     assert back.status == Status.INTERRUPTED and signal.Signals(sig).name in back.message
 
 
-def test_a_signal_between_the_write_and_the_count_lost_the_status(monkeypatch, tmp_path):
+def test_a_signal_between_the_write_and_the_count_lost_the_status(monkeypatch, tmp_path,
+                                                                  default_signals):
     """The mechanism off: with :func:`pwflow.integrator.deferred` doing nothing, the same
     signal leaves the store without a status (PARTIAL) and the call raises."""
     import contextlib
