@@ -604,6 +604,7 @@ from reference import (  # noqa: E402
     CROSS,
     ENTER,
     LEAVE,
+    _gd_run,
     compare_with_filippov,
     first_branch_after_start,
     gd_reference,
@@ -1866,25 +1867,6 @@ def _dependent_chatter_run(W, policy="min_norm", t_max=5.0):
                     options=FlowOptions(rtol=1e-13, atol=1e-15, branch_policy=policy))
 
 
-def _gd_states(W, times, lr):
-    """Gradient descent (``σ'(0) = γ``) from ``(W, a)`` of :data:`DEPENDENT_CHATTER` at step
-    ``lr``: its states at ``times``."""
-    c, g = DEPENDENT_CHATTER, 0.5
-    X, y, n = c["X"], c["y"], len(c["y"])
-    W, a = np.array(W, float), c["a"].copy()
-    marks = {int(round(t / lr)): t for t in times}
-    out = {}
-    for s in range(1, max(marks) + 1):
-        S = W @ X.T
-        act = np.where(S > 0, S, g * S)
-        r = a @ act - y
-        dW = -(a[:, None] * ((np.where(S > 0, 1.0, g) * r) @ X)) / n
-        W, a = W + lr * dW, a - lr * (act @ r) / n
-        if s in marks:
-            out[marks[s]] = np.c_[W, a]
-    return out
-
-
 def test_an_exit_from_four_dependent_hyperplanes_leaves_to_a_face():
     """The thorough profile's draw of the test above (session 58).  At t = 0.2865367 the
     slope of ``x_0`` on the face of neurons 0, 1, 3 reaches its bound γ (neurons 1 and 3:
@@ -1915,14 +1897,17 @@ def test_an_exit_from_four_dependent_hyperplanes_leaves_to_a_face():
                                                  strict=True)
                      if kind == EventKind.LEAVE_SLIDING and t > 0}):
         other.state(t)  # the dense state retraces the run without chattering
-    times = (0.3, 0.5)
+    times = np.array([0.3, 0.5])
     gd = _dependent_chatter_run(c["W"], policy="gd", t_max=0.5)
     assert gd.status == 0, gd.message
-    coarse, fine = _gd_states(c["W"], times, 2e-5), _gd_states(c["W"], times, 1e-5)
-    for t in times:
-        Wf, af = gd.state(t)
-        off = np.max(np.abs(np.c_[Wf, af] - fine[t]))
-        assert off <= 1.5 * np.max(np.abs(coarse[t] - fine[t])), (t, off)
+    coarse, fine = (_gd_run(c["X"], c["y"], c["W"], c["a"], 0.5, "square", lr,
+                            np.rint(times / lr).astype(np.int64)) for lr in (2e-5, 1e-5))
+    for i, t in enumerate(times):
+        Wf, af = gd.state(float(t))
+        off = max(np.max(np.abs(Wf - fine[0][i])), np.max(np.abs(af - fine[1][i])))
+        step = max(np.max(np.abs(coarse[0][i] - fine[0][i])),
+                   np.max(np.abs(coarse[1][i] - fine[1][i])))
+        assert off <= 1.5 * step, (t, off, step)
 
 
 def test_the_exit_rule_on_four_dependent_hyperplanes_returns_a_face():
