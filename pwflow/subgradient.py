@@ -216,14 +216,64 @@ def pair_slopes(b: Array, z1: Array, z2: Array, lo: float, hi: float) -> Array:
     E[:, 2, 0], E[:, 2, 1] = edge[1], lo
     E[:, 3, 0], E[:, 3, 1] = hi, edge[2]
     E[:, 4, 0], E[:, 4, 1] = edge[3], hi
-    val = np.linalg.norm(b[:, None, :] + E[..., :1] * z1[:, None, :] + E[..., 1:] * z2[:, None, :],
-                         axis=2)
+    Dc = b[:, None, :] + E[..., :1] * z1[:, None, :] + E[..., 1:] * z2[:, None, :]
+    val = np.linalg.norm(Dc, axis=2)
     best = 1 + np.argmin(val[:, 1:], axis=1)
     at = np.arange(rows)
+    if TIE_BY_GRADIENT:
+        best = _ties_by_gradient(E[:, 1:], Dc[:, 1:], val[:, 1:], best - 1, z1, z2, g11, g22,
+                                 size, lo, hi) + 1
     # an inside interior point is kept unless an edge beats it by more than the norms'
     # rounding (a tie read by rounding put the slope on its bound 3.9e-9 early, session 31)
     keep = inside & (val[:, 0] <= val[at, best] + _NORM_TIE * size)
     return E[at, np.where(keep, 0, best)]
+
+
+def _kkt_gaps(E: Array, g1: Array, g2: Array, g11: ArrayLike, g22: ArrayLike, lo: float,
+              hi: float) -> Array:
+    """How far candidates ``E`` (``(..., 2)``: ``(η₁, η₂)``) are from the box's KKT
+    conditions: the largest slope change each one's gradient ``g_k = <b + Z η, z_k>`` asks
+    for, ``|g_k| / ‖z_k‖²`` (only its part pointing into the box where ``η_k`` sits on a
+    bound; 0 where ``z_k = 0``, whose slope does not matter)."""
+    gaps = np.zeros(np.shape(g1))
+    for e, g, gkk in ((E[..., 0], g1, g11), (E[..., 1], g2, g22)):
+        into = np.where(e <= lo, np.maximum(-g, 0.0),
+                        np.where(e >= hi, np.maximum(g, 0.0), np.abs(g)))
+        pos = np.asarray(gkk) > 0
+        gaps = np.maximum(gaps, np.where(pos, into / np.where(pos, gkk, 1.0), 0.0))
+    return gaps
+
+
+def _ties_by_gradient(E: Array, D: Array, val: Array, best: NDArray[np.intp], z1: Array,
+                      z2: Array, g11: Array, g22: Array, size: Array, lo: float, hi: float
+                      ) -> NDArray[np.intp]:
+    """:func:`pair_slopes`' choice among its edge candidates (``E``, ``D = b + Z η``, norms
+    ``val``; shapes ``(rows, 4, ...)``) where several tie the least norm ``best`` to its
+    rounding (``_NORM_TIE size``): the first of them nearest the KKT conditions
+    (:func:`_kkt_gaps`), where it is nearer than ``best``.
+
+    The norms decide a slope only to ``sqrt(eps) ‖D‖ / ‖z_k‖`` (they compare ``‖D‖²`` to
+    ``eps ‖D‖²``); the gradient decides it to ``eps ‖D‖ / ‖z_k‖``.  A column far below ``D``
+    (``r_k`` passing through 0) ties its whole interval: a neuron on two hyperplanes with
+    ``‖z_4‖ = 1.7e-10``, ``‖D‖ = 0.027`` read its slope's bound 1 (gradient ``+‖z_4‖²``,
+    against 1e-27 at the bound 0, the exact minimiser) and left to the active side (d = 6,
+    rank 3; ``docs/integrator.md``, "A tie of a vanishing column")."""
+    at = np.arange(len(best))
+    tied = val <= (val[at, best] + _NORM_TIE * size)[:, None]
+    rows = np.flatnonzero(np.count_nonzero(tied, axis=1) > 1)
+    if rows.size == 0:
+        return best
+    d = D.shape[-1]
+    Dr = D[rows].reshape(-1, d)  # einsum("ij,ij->i"): the order _dot reproduces
+    g1 = np.einsum("ij,ij->i", Dr, np.repeat(z1[rows], 4, axis=0)).reshape(-1, 4)
+    g2 = np.einsum("ij,ij->i", Dr, np.repeat(z2[rows], 4, axis=0)).reshape(-1, 4)
+    gaps = np.where(tied[rows], _kkt_gaps(E[rows], g1, g2, g11[rows, None], g22[rows, None],
+                                          lo, hi), np.inf)
+    new = np.argmin(gaps, axis=1)
+    i = np.arange(rows.size)
+    best = best.copy()
+    best[rows] = np.where(gaps[i, new] < gaps[i, best[rows]], new, best[rows])
+    return best
 
 
 def _dot(u: list, v: list) -> float:
@@ -243,6 +293,10 @@ def _dot(u: list, v: list) -> float:
 #: an interior minimiser inside the box is kept unless an edge's residual norm is smaller by
 #: more than this times the size of the terms (:func:`pair_slopes`): their rounding
 _NORM_TIE = 4 * np.finfo(float).eps
+
+#: :func:`pair_slopes` decides edge candidates whose norms tie to rounding by the KKT
+#: conditions (:func:`_least_gap`); ``False``: the first least norm as read (before session 59)
+TIE_BY_GRADIENT = True
 
 #: largest number of rows :func:`pair_slopes` solves in Python floats
 _SCALAR_ROWS = 6
@@ -318,14 +372,22 @@ def _pair_slopes_rows(b: Array, z1: Array, z2: Array, lo: float, hi: float) -> A
                 for c, g in ((c2 + lo * g12, g22), (c1 + lo * g12, g11),
                              (c2 + hi * g12, g22), (c1 + hi * g12, g11))]
         cands = [(e1, e2), (lo, edge[0]), (edge[1], lo), (hi, edge[2]), (edge[3], hi)]
-        vals = [math.sqrt(_sum_squares([x + a1 * y + a2 * w for x, y, w in zip(bb, u, v)]))
-                for a1, a2 in cands]
+        Ds = [[x + a1 * y + a2 * w for x, y, w in zip(bb, u, v)] for a1, a2 in cands]
+        vals = [math.sqrt(_sum_squares(D)) for D in Ds]
         best, best_val = 1, vals[1]
         for c in range(2, 5):
             if best_val != best_val:  # numpy's argmin stops at the first NaN
                 break
             if vals[c] < best_val or vals[c] != vals[c]:
                 best, best_val = c, vals[c]
+        tied = [c for c in range(1, 5) if vals[c] <= best_val + _NORM_TIE * size]
+        if TIE_BY_GRADIENT and len({cands[c] for c in tied}) > 1:  # as _ties_by_gradient
+            gaps = _kkt_gaps(np.array([cands[c] for c in tied]),
+                             np.array([_dot(Ds[c], u) for c in tied]),
+                             np.array([_dot(Ds[c], v) for c in tied]), g11, g22, lo, hi)
+            new = int(np.argmin(gaps))
+            if gaps[new] < gaps[tied.index(best)]:
+                best, best_val = tied[new], vals[tied[new]]
         keep = inside and vals[0] <= best_val + _NORM_TIE * size
         out[i] = cands[0 if keep else best]
     return out

@@ -674,16 +674,8 @@ _RANK3_BRANCH_APART = dict(
                -0.025399111139717743, 0.04319272587020045]]),)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="known gap (session 58, the same on 3ed87bd): at t = 5.1898 the "
-                   "full run leaves x_4, x_5 and the span's run logs a branch point and stays")
-def test_rank_deficient_data_and_their_span_decide_alike_at_a_branch_point():
-    """At t = 5.189817 neuron 1, sliding on ``x_4`` and ``x_5``, leaves both in the full run
-    (d = 6, rank 3; LEAVE_SLIDING rows, and it re-enters them at t = 5.821267), while the run
-    on the span's data (``X B``, the same trajectory exactly) logs a BRANCH row on ``x_4``
-    there and, under the minimal-norm policy, stays.  The states part by 4.5e-6 at t = 7.5
-    (relative to 1 + the state's size: 2.0e-6, against 1e-8 asked).  Not investigated
-    further."""
+def _rank3_runs():
+    """The full run and the span's run of ``_RANK3_BRANCH_APART`` (t = 10, γ = 0)."""
     c = _RANK3_BRANCH_APART
     prob = Problem(X=c["X"], y=c["y"], W=c["W"], a=c["a"], gamma=0.0, loss="square",
                    t_max=10.0, kind="span")
@@ -693,8 +685,41 @@ def test_rank_deficient_data_and_their_span_decide_alike_at_a_branch_point():
                            pwflow.from_arrays(prob.W @ B, prob.a), prob.t_max, gamma=0.0,
                            loss="square")
     assert full.status == 0 and span.status == 0
+    return prob, B, full, span
+
+
+def test_rank_deficient_data_and_their_span_decide_alike_at_a_branch_point():
+    """At t = 5.1898174 the residual ``r_4`` of neuron 1, sliding on ``x_4`` and ``x_5`` with
+    both slopes at 0 (its field is along its ray: ``x_0``, its one active point, lies on it),
+    passes through 0: from there leaving to ``x_4``'s active side is a continuation too (a
+    branch point), and the minimal-norm one stays.  The full run (d = 6, rank 3) read the
+    slope of ``x_4``, whose column ``z_4 = −r_4 x_4 / n`` was 1.7e-10 against ``‖D‖ = 0.027``,
+    at its bound 1 (a tie of the norms to rounding) and left both hyperplanes, while the
+    span's run stayed: 4.5e-6 apart at t = 7.5 (session 58's strict xfail).  ``pair_slopes``
+    now decides such ties by the gradient (``subgradient.TIE_BY_GRADIENT``): both runs log
+    the branch point and stay, within 1e-8 (measured 7.3e-12) at t = 2.5 … 10."""
+    prob, B, full, span = _rank3_runs()
     _span_agrees(prob, B, full, span, prob.t_max,
                  [tr.stats.get("t_first_branch") for tr in (full, span)])
+    for tr in (full, span):
+        ev = tr.events
+        at = np.abs(ev["t"] - 5.1898174) < 1e-6
+        assert list(ev["kind"][at]) == [EventKind.BRANCH] and list(ev["neuron"][at]) == [1]
+
+
+def test_a_tie_read_from_the_norms_alone_parts_the_rank_deficient_runs(monkeypatch):
+    """Mechanism off: with ``pair_slopes``' ties read from the norms alone (before session
+    59) the full run leaves ``x_4`` and ``x_5`` at the branch point (and re-enters them at
+    t = 5.82), the span's run stays, and the states part by more than 1e-6."""
+    from pwflow import subgradient
+
+    monkeypatch.setattr(subgradient, "TIE_BY_GRADIENT", False)
+    prob, B, full, span = _rank3_runs()
+    ev = full.events
+    at = np.abs(ev["t"] - 5.1898174) < 1e-6
+    assert list(ev["kind"][at]) == [EventKind.LEAVE_SLIDING] * 2
+    (Wf, af), (Ws, as_) = full.state(7.5), span.state(7.5)
+    assert max(np.max(np.abs(Wf @ B - Ws)), np.max(np.abs(af - as_))) > 1e-6
 
 
 def _with_span(prob, B, policy):

@@ -625,3 +625,99 @@ def test_pair_slopes_keeps_an_interior_minimiser_that_an_edge_ties_by_rounding(m
     assert np.all(eta[:, 0] > lo) and np.max(np.abs(eta - exact)) < 1e-12  # measured 8e-15
     monkeypatch.setattr(subgradient, "_NORM_TIE", 0.0)
     assert np.any(subgradient.pair_slopes(b, z1, z2, lo, hi)[:, 0] == lo)
+
+
+def _exact_box_pair(b, z1, z2, lo, hi):
+    """The minimiser of ``‖b + η₁ z₁ + η₂ z₂‖`` over ``[lo, hi]²`` in exact rationals (``z₁, z₂``
+    independent: unique): the interior point where it lies in the box, else the best of the
+    four edges' one-slope minimisers."""
+    from fractions import Fraction as Fr
+
+    Z1, Z2, B = ([Fr(float(v)) for v in u] for u in (z1, z2, b))
+    lo, hi = Fr(lo), Fr(hi)
+    g11, g22 = sum(v * v for v in Z1), sum(v * v for v in Z2)
+    g12 = sum(u * v for u, v in zip(Z1, Z2, strict=True))
+    c1 = sum(u * v for u, v in zip(B, Z1, strict=True))
+    c2 = sum(u * v for u, v in zip(B, Z2, strict=True))
+    e = _exact_pair_minimiser(b, z1, z2)
+    if lo <= e[0] <= hi and lo <= e[1] <= hi:
+        return e
+
+    def clamp(x):
+        return min(max(x, lo), hi)
+
+    def value(e1, e2):
+        return 2 * e1 * c1 + 2 * e2 * c2 + e1 * e1 * g11 + 2 * e1 * e2 * g12 + e2 * e2 * g22
+
+    cands = [(f, clamp(-(c2 + f * g12) / g22)) for f in (lo, hi)]
+    cands += [(clamp(-(c1 + f * g12) / g11), f) for f in (lo, hi)]
+    return min(cands, key=lambda c: value(*c))
+
+
+#: (b, z₁, z₂) of a neuron on two hyperplanes whose residual r_4 passes through 0 (d = 6,
+#: rank 3: ``tests/test_differential.py``'s ``_RANK3_BRANCH_APART`` at t = 5.1898174)
+_VANISHING_COLUMN = (
+    np.array([-0.016389619740295958, 0.01797045833774644, -0.0061845698152602074,
+              0.005729552047459608, -0.006608895217544906, -0.0021324080289432264]),
+    np.array([8.982963706346562e-11, 1.2148562158817252e-10, 6.955685259130887e-11,
+              -1.5701191717556903e-11, 2.505266236066389e-11, 1.1802751428957473e-11]),
+    np.array([-0.0005567773053186511, 0.004008845511100769, 0.013223014078238775,
+              0.0004372109285358876, 0.0004794740060054013, -0.0005985087554903532]))
+
+
+def test_pair_slopes_decides_a_vanishing_column_by_its_gradient(monkeypatch):
+    """``‖z₁‖ = 1.7e-10`` against ``‖b‖ = 0.027``: every ``η₁ ∈ [0, 1]`` gives the same
+    ``‖D‖`` to rounding, but the exact minimiser is ``η₁ = 0`` (unconstrained −4.0e-8), which
+    the gradient reads (``<D, z₁>`` is ``+‖z₁‖²`` at ``η₁ = 1``, rounding at 0).  With the
+    tie read from the norms alone (``TIE_BY_GRADIENT = False``, the code before session 59)
+    the row gets ``η₁ = 1``: that neuron left to the active side of a hyperplane it stays on
+    in exact arithmetic."""
+    from pwflow import subgradient
+
+    b, z1, z2 = _VANISHING_COLUMN
+    exact = [float(v) for v in _exact_box_pair(b, z1, z2, 0.0, 1.0)]
+    assert exact[0] == 0.0 and abs(exact[1]) < 1e-15
+    for rows in (1, 2 * subgradient._SCALAR_ROWS):  # the scalar and the array path
+        eta = subgradient.pair_slopes(np.tile(b, (rows, 1)), np.tile(z1, (rows, 1)),
+                                      np.tile(z2, (rows, 1)), 0.0, 1.0)
+        np.testing.assert_allclose(eta, np.tile(exact, (rows, 1)), atol=1e-12)
+    monkeypatch.setattr(subgradient, "TIE_BY_GRADIENT", False)
+    for rows in (1, 2 * subgradient._SCALAR_ROWS):
+        eta = subgradient.pair_slopes(np.tile(b, (rows, 1)), np.tile(z1, (rows, 1)),
+                                      np.tile(z2, (rows, 1)), 0.0, 1.0)
+        assert np.all(eta[:, 0] == 1.0)
+
+
+@given(d=st.integers(2, 6), data=st.data(), lo=st.sampled_from([0.0, 0.1, 0.5]),
+       scale=st.sampled_from([1.0, 1e-3, 1e-6, 1e-9]),
+       off=st.sampled_from([0.0, 1.0, 100.0]))
+def test_pair_slopes_is_the_exact_box_minimiser_at_any_column_scale(d, data, lo, scale, off):
+    """Against the exact rational minimiser over the box, with one column scaled down by
+    ``scale`` and ``b`` far off the plane of ``z₁, z₂`` (``off``): each slope within what
+    the data decide it to, ``1e3 eps ‖D‖ / (‖z_k‖ sin²θ)`` (``θ`` the columns' angle; the
+    norms alone decide it only to ``sqrt(eps) ‖D‖ / ‖z_k‖``: the whole box at ``scale =
+    1e-9``)."""
+    from pwflow.subgradient import pair_slopes
+
+    fl = st.floats(-2, 2, allow_nan=False, allow_subnormal=False)
+    vec = st.lists(fl, min_size=d, max_size=d).map(np.array)
+    z1, z2, u = data.draw(vec), data.draw(vec), data.draw(vec)
+    n1, n2 = np.linalg.norm(z1), np.linalg.norm(z2)
+    assume(n1 > 0.1 and n2 > 0.1)
+    cos = abs(z1 @ z2) / (n1 * n2)
+    assume(cos < 0.95)
+    z1 = z1 * scale
+    target = data.draw(st.tuples(*[st.sampled_from([lo - 0.3, lo, lo + 1e-7, 0.7, 1.0,
+                                                     1.0 + 1e-7, 1.4])] * 2))
+    Q = np.linalg.qr(np.stack([z1, z2], axis=1))[0]
+    normal = u - Q @ (Q.T @ u)  # b's part off the columns' plane
+    assume(d == 2 or off == 0.0 or np.linalg.norm(normal) > 0.1)
+    b = -(target[0] * z1 + target[1] * z2)
+    if off:
+        b = b + off * normal / max(np.linalg.norm(normal), 1e-300)
+    eta = pair_slopes(b[None], z1[None], z2[None], lo, 1.0)[0]
+    exact = [float(v) for v in _exact_box_pair(b, z1, z2, lo, 1.0)]
+    size = np.linalg.norm(b) + np.linalg.norm(z1) + np.linalg.norm(z2)
+    for k, zk in enumerate((z1, z2)):
+        tol = 1e3 * np.finfo(float).eps * size / (np.linalg.norm(zk) * (1 - cos * cos))
+        assert abs(eta[k] - exact[k]) <= tol + 1e-12, (k, eta, exact, tol)
