@@ -2004,3 +2004,27 @@ def test_gd_at_rest_with_a_repeated_point_of_opposite_residuals_among_four():
     assert all(c and s.tolist() == [0, -1, -1, 0]
                for s, c in _gd_sides_from(X, r, r_rate, 1.0, 4, inside, horizons))
     assert not _gd_sides_with_moving_residuals(X, r, r_rate, 1.0, 4)[1]
+
+
+def test_an_arrival_at_zero_with_a_velocity_of_rounding_is_at_rest():
+    """``through_origin`` on rank-1 data (``x_1 = −2 x_0``), arriving from ``x_0``'s active
+    side: with ``r_0 = 0.1`` the arrival velocity ``−r_0 x_0 / n`` is real and the passage to
+    ``x_1``'s active side (``r_1 = −1``: repulsive there) is a consistent continuation; with
+    ``r_0 = 1.1e-16`` (the residual vanished with the offsets: an exponential approach) the
+    velocity is rounding and there is no passage (:func:`~pwflow.filippov.arrives_at_rest`),
+    under either policy and for gradient descent's map."""
+    from pwflow import filippov
+
+    X = np.array([[1.0, 0.0, 0.75, 1.0], [-2.0, -0.0, -1.5, -2.0]])
+    u_in = np.array([1, -1], dtype=np.int8)
+    moving = filippov.through_origin(1.0, u_in, X, np.array([0.1, -1.0]), 0.0)
+    assert moving is not None and list(moving.signs) == [-1, 1]
+    r = np.array([1.10297147e-16, -1.0])
+    v = filippov.arrival_velocity(1.0, u_in, X, r, 0.0)
+    assert filippov.arrives_at_rest(v, X, r)
+    assert not filippov.arrives_at_rest(
+        filippov.arrival_velocity(1.0, u_in, X, np.array([0.1, -1.0]), 0.0), X,
+        np.array([0.1, -1.0]))
+    for policy in BranchPolicy:
+        assert filippov.through_origin(1.0, u_in, X, r, 0.0, policy) is None
+    assert filippov.gd_through_origin(1.0, u_in, X, r, 0.0) is None

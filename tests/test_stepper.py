@@ -400,3 +400,57 @@ def test_a_fixed_neuron_on_every_hyperplane_does_not_cut_the_steps(monkeypatch):
     assert old.stats["n_steps"] > 2 * short.stats["n_steps"]
     np.testing.assert_allclose(short.W[-1], old.W[-1], rtol=0, atol=1e-13)
     np.testing.assert_allclose(short.a[-1], old.a[-1], rtol=0, atol=1e-13)
+
+
+#: the thorough profile's draw of ``test_batched_path_equals_the_reference_path_on_random_data
+#: [collinear]`` (session 59): rank-1 data in R^4, two opposite points, the target 0 on the
+#: one both neurons start active on
+_AT_KER_X = dict(X=np.array([[1.0, 0.0, 0.75, 1.0], [-2.0, -0.0, -1.5, -2.0]]),
+                 y=np.array([0.0, 1.0]),
+                 W=np.array([[0.75, 0.0, -1.0, 0.75], [0.75, 0.0, -1.0, 0.75]]),
+                 a=np.full(2, 1.4577379737113252))
+
+
+def _at_ker_x_runs(policy: str):
+    c = _AT_KER_X
+    return [simulate(pwflow.Dataset(c["X"], c["y"]), pwflow.from_arrays(c["W"], c["a"]), 10.0,
+                     gamma=0.0, loss="square", t_eval=[10.0], options=opt)
+            for opt in (pwflow.FlowOptions(branch_policy=policy),
+                        pwflow.FlowOptions(batch_tol=0.0, stiff_solver=None,
+                                           branch_policy=policy))]
+
+
+@pytest.mark.parametrize("policy", ["min_norm", "gd"])
+def test_an_exponential_approach_to_ker_x_is_no_passage_through_it(policy):
+    """Both neurons' offsets on ``x_0`` decay at rate 4.9 (the residual ``r_0 = h(x_0)`` that
+    drives them vanishes with them): they approach ``ker X`` in infinite time.  The reference
+    path (a restart at every event) located their arrival at t = 8.06, where the offsets
+    reached rounding, with an arrival velocity of 8.8e-17 against field terms of 1.6; read as
+    a passage through ``ker X`` (the residuals frozen near it), the ``'gd'`` policy left to
+    ``x_1``'s repulsive side, 5e-2 from the batched path at t = 10, and both policies logged
+    branch points.  :func:`pwflow.filippov.arrives_at_rest` now reads it as an arrival at
+    rest: no branch point, both paths within 1e-12, and gradient descent (lr 1e-2, 1e-3)
+    stays on ``x_0``'s side with its offsets at 1e-14, as the run does."""
+    from reference import _gd_run
+
+    runs = _at_ker_x_runs(policy)
+    assert all(tr.status == 0 and tr.stats["n_branch_points"] == 0 for tr in runs)
+    (Wb, ab), (Wr, ar) = (tr.state(10.0) for tr in runs)
+    assert max(np.max(np.abs(Wb - Wr)), np.max(np.abs(ab - ar))) <= 1e-12
+    c = _AT_KER_X
+    for lr in (1e-2, 1e-3):
+        gW, ga = _gd_run(c["X"], c["y"], c["W"], c["a"], 0.0, "square", lr, [round(10 / lr)])
+        assert np.all(gW[0] @ c["X"][0] >= 0.0)  # x_0's side, never x_1's
+        assert max(np.max(np.abs(gW[0] - Wb)), np.max(np.abs(ga[0] - ab))) <= 10 * lr
+
+
+def test_an_exponential_approach_read_as_a_passage_leaves_to_the_repulsive_side(monkeypatch):
+    """Mechanism off (``filippov.ARRIVAL_AT_REST = False``): the reference path passes
+    through ``ker X`` under the ``'gd'`` policy, 5e-2 from the batched path at t = 10."""
+    from pwflow import filippov
+
+    monkeypatch.setattr(filippov, "ARRIVAL_AT_REST", False)
+    runs = _at_ker_x_runs("gd")
+    (Wb, ab), (Wr, ar) = (tr.state(10.0) for tr in runs)
+    assert runs[1].stats["n_branch_points"] > 0
+    assert np.max(np.abs(Wb - Wr)) > 1e-2
