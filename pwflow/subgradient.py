@@ -295,7 +295,8 @@ def _dot(u: list, v: list) -> float:
 _NORM_TIE = 4 * np.finfo(float).eps
 
 #: :func:`pair_slopes` decides edge candidates whose norms tie to rounding by the KKT
-#: conditions (:func:`_ties_by_gradient`); ``False``: the first least norm as read (before session 59)
+#: conditions (:func:`_ties_by_gradient`); ``False``: the first least norm as read (before
+#: session 59)
 TIE_BY_GRADIENT = True
 
 #: largest number of rows :func:`pair_slopes` solves in Python floats
