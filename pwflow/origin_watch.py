@@ -83,6 +83,12 @@ ORIGIN_STAR_FRACTION = 0.9
 #: the watch's verdicts and records are the same
 SKIP_INERT_ORBITS = True
 
+#: a watched neuron that gradient descent's orbit takes off 0 where staying is no solution
+#: (``0 ∉ 𝔇(0)``) departs on the rule's face with no branch point under either policy
+#: (:meth:`OriginWatchMixin._leave_origin`); ``False``: the ``'gd'`` policy logged BRANCH rows
+#: there (before session 59)
+ESCAPE_WITHOUT_STAY_IS_NO_BRANCH = True
+
 
 def _bounded_first(escaped: NDArray[np.bool_]) -> int:
     """Which of a neuron's first orbits (from :func:`~pwflow.filippov.origin_map_starts`)
@@ -336,8 +342,9 @@ class OriginWatchMixin:
         ``t``, else at ``r``), on the face it escapes along, logged as a branch point on the
         hyperplanes it arrived on and those it departs on (``k = −1`` where there are none);
         under the minimal-norm policy it stays, the same rows logged, and is watched no more;
-        where staying is no solution (``0 ∉ 𝔇(0)``) it departs on the rule's face at 0 (under
-        the minimal-norm policy also where gradient descent escapes at that time).
+        where staying is no solution (``0 ∉ 𝔇(0)``) it departs on the rule's face at 0, with
+        no branch point, also where gradient descent escapes at that time
+        (:data:`ESCAPE_WITHOUT_STAY_IS_NO_BRANCH`).
         Returns the neurons of ``js`` not watched (the exit rule decides them)."""
         at = self._origin_at
         if at is None or at.t != t:
@@ -362,10 +369,13 @@ class OriginWatchMixin:
             u_new = np.zeros(self.n, dtype=np.int8)
             p0 = int(new_pat[j])
             a = float(self.Z[j, self.d])
-            if (sel is not None and self.policy is BranchPolicy.MIN_NORM
+            if (sel is not None and (self.policy is BranchPolicy.MIN_NORM
+                                     or ESCAPE_WITHOUT_STAY_IS_NO_BRANCH)
                     and np.any(at_origin(a, BranchPolicy.MIN_NORM).signs != 0)):
                 # gradient descent escapes, but staying is no solution either (0 ∉ 𝔇(0): the
-                # regime of the face at 0 read the exit, session 42): the rule departs
+                # regime of the face at 0 read the exit, session 42): no branch point, the
+                # rule departs, on the policy's face (session 59: the 'gd' policy logged
+                # the same departure as a branch point, the minimal-norm one did not)
                 sel = None
             if sel is not None:  # a branch point: staying is a continuation too
                 u_new[sel.K] = sel.signs

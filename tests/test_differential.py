@@ -202,19 +202,28 @@ def test_agrees_with_extrapolated_gradient_descent(name, data):
                        f"GD_ext {ref.loss[i]:.10g})")
     _log_ratios(prob, ratios)
     note(f"events: {tr.events_by_kind()}")
-    fine = tuple(LR * f for f in FINE_AT_FAILURE)
-    finest = tuple(LR * f for f in FINEST_AT_FAILURE)
-    if bad and (_coarse_gd_is_pre_asymptotic(prob, tr)
-                or (t_bad and all(_coarse_gd_is_pre_asymptotic(prob, tr, t, fine)
-                                  for t in sorted({t_bad[0], t_bad[-1]})))
-                or (t_bad and 3 * t_bad[0] / finest[1] <= FINEST_STEPS
-                    and _coarse_gd_is_pre_asymptotic(prob, tr, t_bad[0], finest))):
-        return
-    if t_bad and _tangent_start_explains(prob, tr, t_bad):
-        return
-    if t_bad and _piecewise_gd_explains(prob, tr, ref, t_bad):
+    if bad and _reference_explains(prob, tr, ref, t_bad):
         return
     assert not bad, "\n".join(bad)
+
+
+def _reference_explains(prob, tr, ref, t_bad: list[float]) -> bool:
+    """Whether failed comparisons at ``t_bad`` are the reference's limits, shown by a finer
+    one (N6): gradient descent at ``LR`` not near its limit early, or at the failed times
+    with :data:`FINE_AT_FAILURE` or (within :data:`FINEST_STEPS`) :data:`FINEST_AT_FAILURE`;
+    a tangent start; or gradient descent from the run's states piece by piece (a near graze
+    that gradient descent from the start crosses at every affordable step)."""
+    fine = tuple(LR * f for f in FINE_AT_FAILURE)
+    finest = tuple(LR * f for f in FINEST_AT_FAILURE)
+    if (_coarse_gd_is_pre_asymptotic(prob, tr)
+            or (t_bad and all(_coarse_gd_is_pre_asymptotic(prob, tr, t, fine)
+                              for t in sorted({t_bad[0], t_bad[-1]})))
+            or (t_bad and 3 * t_bad[0] / finest[1] <= FINEST_STEPS
+                and _coarse_gd_is_pre_asymptotic(prob, tr, t_bad[0], finest))):
+        return True
+    if t_bad and _tangent_start_explains(prob, tr, t_bad):
+        return True
+    return bool(t_bad) and _piecewise_gd_explains(prob, tr, ref, t_bad)
 
 
 def _piecewise_gd_explains(prob, tr, ref, t_bad) -> bool:
@@ -768,7 +777,9 @@ def test_a_first_layer_started_at_zero(prob, gamma, zeros):
         assert tr.status == 0, tr.message
         bad, t_bad, _ = _compared(tr, ref, first_branch_after_start(tr))
         if policy == "gd":
-            assert not bad, "\n".join(bad)
+            # (a near graze gradient descent at LR crosses: the thorough profile's d = 5 draw
+            # of session 59, offset 5e-7 at t = 1.08, crossed at lr ≥ 4e-5, not at ≤ 2e-5)
+            assert not bad or _reference_explains(prob, tr, ref, t_bad), "\n".join(bad)
         elif t_bad:
             first = tr.stats.get("t_first_branch")
             assert first is not None and first <= t_bad[0], (first, bad)

@@ -12,6 +12,7 @@ import pytest
 
 import pwflow
 import pwflow.origin_watch as origin_watch
+from pwflow.events import EventKind
 
 
 def _dead_arrival(t_max: float = 160.0):
@@ -144,3 +145,53 @@ def test_without_the_sweep_the_held_neuron_leaves_late(monkeypatch):
     monkeypatch.setattr(origin_watch, "ORIGIN_SWEEP_CHUNKS", 0)
     X, y, W, a = _span_case()
     assert _first_branch(X, y, W, a) > 9.0
+
+
+#: the thorough profile's draw of ``test_policies_agree_until_the_first_logged_branch_point
+#: [generic]`` (session 59): neuron 0 reaches ``w = 0`` at t = 1.3139 and is held there
+_HELD_UNTIL_NO_STAY = dict(
+    X=np.array([[0., -2., -1.], [1., 0., 1.], [1., 0., 2.], [-1., 0., 1.], [-1., 2., -1.]]),
+    y=np.ones(5), W=np.array([[0., 0., 0.5], [0., 1., -1.]]),
+    a=np.array([-1.4142135623730951, 0.07071067811865477]))
+
+
+def _held_until_no_stay_runs():
+    c = _HELD_UNTIL_NO_STAY
+    return {policy: pwflow.simulate(pwflow.Dataset(c["X"], c["y"]),
+                                    pwflow.from_arrays(c["W"], c["a"]), 10.0, gamma=0.1,
+                                    loss="logistic",
+                                    options=pwflow.FlowOptions(branch_policy=policy))
+            for policy in ("min_norm", "gd")}
+
+
+def _rows(tr):
+    e = tr.events
+    return [(round(float(t), 9), int(j), int(k), int(kind))
+            for t, j, k, kind in zip(e["t"], e["neuron"], e["k"], e["kind"], strict=True)]
+
+
+def test_a_departure_from_zero_where_staying_stops_is_no_branch_point_under_either_policy():
+    """d = 3, γ = 0.1, logistic loss: neuron 0, held at ``w = 0`` from t = 1.3139, departs at
+    t = 4.237937, where staying stops solving Eq. (2) (``0 ∉ 𝔇(0)``) just as gradient
+    descent's orbit escapes.  Both policies give the same trajectory (bitwise); the 'gd'
+    policy logged the departure as a branch point on four hyperplanes and the minimal-norm
+    one as LEAVE_SLIDING rows on three, so the policies seemed to part at a branch point only
+    one of them saw.  Now both log the same rows, no branch point."""
+    runs = _held_until_no_stay_runs()
+    assert all(tr.status == 0 and tr.stats["n_branch_points"] == 0 for tr in runs.values())
+    assert _rows(runs["min_norm"]) == _rows(runs["gd"])
+    departure = [r for r in _rows(runs["gd"]) if abs(r[0] - 4.237937) < 1e-6]
+    assert {r[3] for r in departure} == {EventKind.LEAVE_SLIDING}
+    for t in (4.3, 10.0):
+        (W1, a1), (W2, a2) = runs["min_norm"].state(t), runs["gd"].state(t)
+        assert np.array_equal(W1, W2) and np.array_equal(a1, a2)
+
+
+def test_a_departure_from_zero_where_staying_stops_was_a_branch_under_gd(monkeypatch):
+    """Mechanism off (``ESCAPE_WITHOUT_STAY_IS_NO_BRANCH = False``): the 'gd' policy logs
+    the departure as a branch point, the minimal-norm one does not."""
+    from pwflow import origin_watch
+
+    monkeypatch.setattr(origin_watch, "ESCAPE_WITHOUT_STAY_IS_NO_BRANCH", False)
+    runs = _held_until_no_stay_runs()
+    assert runs["gd"].stats["n_branch_points"] > 0 == runs["min_norm"].stats["n_branch_points"]
