@@ -22,7 +22,8 @@ from numpy.typing import NDArray
 from .batch import choose_cut, cut_coefficients
 from .dense import nested, nested_derivative, propagator_pairs, propagators_at, scan_grid
 from .events import EventKind, Located, Pending, locate_roots
-from .filippov import BranchPolicy, arrival_velocity, select, select_single, transition
+from .filippov import (BranchPolicy, arrival_velocity, select, select_single, transition,
+                       watched_velocity)
 from .origin_watch import HeldAtOrigin
 from .regime import RESOLUTION_HYSTERESIS
 from .rows import last_per_neuron, project_rows, propagate
@@ -219,8 +220,11 @@ class ClassifyMixin:
                 U_new[e, sel.K] = sel.signs
                 branch[e, sel.K] = sel.branch
             if self._watches_arrival(sel):  # gradient descent's orbit starts on its velocity
-                arrived[e] = arrival_velocity(a_sign[e], U_prev[e], self.X, R[e], g,
-                                              BranchPolicy.GRADIENT_DESCENT)
+                v = arrival_velocity(a_sign[e], U_prev[e], self.X, R[e], g,
+                                     BranchPolicy.GRADIENT_DESCENT)
+                before = (self._Zs[js[e]] if vs is None else vs[e])[:d]
+                arrived[e] = watched_velocity(v, self.X, R[e],
+                                              before - self._origin_part(before[None])[0])
         # place each neuron exactly on the hyperplanes it reached or stays on (changes ‖w‖²
         # only at second order in the located residual, so Lemma 1 is unaffected); w = 0: w := 0
         zs[zero, :d] = self._origin_part(zs[zero, :d])

@@ -738,6 +738,22 @@ def through_origin(a: float, u_in: ArrayLike, X: Array, r: Array, gamma: float,
 ARRIVAL_AT_REST = True
 
 
+def watched_velocity(v: Array, X: Array, r: Array, came_from: Array) -> Array:
+    """The arrival velocity that gradient descent's orbit at 0 (:mod:`pwflow.origin_watch`)
+    starts on, its first iterate ``ORIGIN_MAP_LEAD`` steps before 0 against it: ``v``
+    (:func:`arrival_velocity`), or for an arrival at rest (:func:`arrives_at_rest`)
+    ``came_from`` (the neuron's span part at an earlier time on the face it arrived along)
+    reversed, at ``v``'s size.  At rest ``v``'s direction is rounding (the sign of a residual
+    that vanished with the neuron: the rank-1 draw of :func:`arrives_at_rest` with ``r_0 =
+    −4.3e-16`` pointed ``v`` away from 0, the orbit started on ``x_1``'s active side and
+    escaped, a branch point logged at the arrival, the ``'gd'`` policy leaving 3.8e-2 from
+    the batched path), while gradient descent's iterates shrink on the side they came from."""
+    size = float(np.linalg.norm(came_from))
+    if not (ARRIVAL_AT_REST and arrives_at_rest(v, X, r)) or size == 0.0:
+        return v
+    return -(float(np.linalg.norm(v)) / size) * came_from
+
+
 def arrives_at_rest(v: Array, X: Array, r: Array) -> bool:
     """Whether a neuron reaches ``w = 0`` with the velocity ``v`` (:func:`arrival_velocity`)
     at rest: ``‖v‖ ≤ VELOCITY_RTOL Σ_k |r_k| ‖x_k‖ / n``, the rounding of the field's terms

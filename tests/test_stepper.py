@@ -402,55 +402,69 @@ def test_a_fixed_neuron_on_every_hyperplane_does_not_cut_the_steps(monkeypatch):
     np.testing.assert_allclose(short.a[-1], old.a[-1], rtol=0, atol=1e-13)
 
 
-#: the thorough profile's draw of ``test_batched_path_equals_the_reference_path_on_random_data
+#: the thorough profile's draws of ``test_batched_path_equals_the_reference_path_on_random_data
 #: [collinear]`` (session 59): rank-1 data in R^4, two opposite points, the target 0 on the
-#: one both neurons start active on
-_AT_KER_X = dict(X=np.array([[1.0, 0.0, 0.75, 1.0], [-2.0, -0.0, -1.5, -2.0]]),
-                 y=np.array([0.0, 1.0]),
-                 W=np.array([[0.75, 0.0, -1.0, 0.75], [0.75, 0.0, -1.0, 0.75]]),
-                 a=np.full(2, 1.4577379737113252))
+#: one both neurons start active on; at the arrival the residual ``r_0`` is +1.1e-16 in the
+#: first, −4.3e-16 in the second (which points the arrival velocity away from 0)
+_AT_KER_X = {
+    "r0_above": dict(X=np.array([[1.0, 0.0, 0.75, 1.0], [-2.0, -0.0, -1.5, -2.0]]),
+                     W=np.array([[0.75, 0.0, -1.0, 0.75], [0.75, 0.0, -1.0, 0.75]]),
+                     a=np.full(2, 1.4577379737113252)),
+    "r0_below": dict(X=np.array([[1.0, 0.0, 1.0, 1.0], [-2.0, -0.0, -2.0, -2.0]]),
+                     W=np.array([[0.5, 0.0, -1.0, 1.0], [0.5, 0.0, -1.0, 1.0]]),
+                     a=np.full(2, 1.5)),
+}
 
 
-def _at_ker_x_runs(policy: str):
-    c = _AT_KER_X
-    return [simulate(pwflow.Dataset(c["X"], c["y"]), pwflow.from_arrays(c["W"], c["a"]), 10.0,
-                     gamma=0.0, loss="square", t_eval=[10.0], options=opt)
+def _at_ker_x_runs(draw: str, policy: str):
+    c = _AT_KER_X[draw]
+    return [simulate(pwflow.Dataset(c["X"], np.array([0.0, 1.0])),
+                     pwflow.from_arrays(c["W"], c["a"]), 10.0, gamma=0.0, loss="square",
+                     t_eval=[10.0], options=opt)
             for opt in (pwflow.FlowOptions(branch_policy=policy),
                         pwflow.FlowOptions(batch_tol=0.0, stiff_solver=None,
                                            branch_policy=policy))]
 
 
+@pytest.mark.parametrize("draw", sorted(_AT_KER_X))
 @pytest.mark.parametrize("policy", ["min_norm", "gd"])
-def test_an_exponential_approach_to_ker_x_is_no_passage_through_it(policy):
-    """Both neurons' offsets on ``x_0`` decay at rate 4.9 (the residual ``r_0 = h(x_0)`` that
-    drives them vanishes with them): they approach ``ker X`` in infinite time.  The reference
-    path (a restart at every event) located their arrival at t = 8.06, where the offsets
-    reached rounding, with an arrival velocity of 8.8e-17 against field terms of 1.6; read as
-    a passage through ``ker X`` (the residuals frozen near it), the ``'gd'`` policy left to
-    ``x_1``'s repulsive side, 5e-2 from the batched path at t = 10, and both policies logged
-    branch points.  :func:`pwflow.filippov.arrives_at_rest` now reads it as an arrival at
-    rest: no branch point, both paths within 1e-12, and gradient descent (lr 1e-2, 1e-3)
-    stays on ``x_0``'s side with its offsets at 1e-14, as the run does."""
+def test_an_exponential_approach_to_ker_x_is_no_passage_through_it(draw, policy):
+    """Both neurons' offsets on ``x_0`` decay exponentially (the residual ``r_0 = h(x_0)``
+    that drives them vanishes with them): they approach ``ker X`` in infinite time.  The
+    reference path (a restart at every event) located their arrival where the offsets
+    reached rounding (t = 8.06, t = 6.42), with an arrival velocity of rounding (8.8e-17,
+    3.8e-16, against field terms of 1.6, 1.7).  Read as a passage through ``ker X`` (the
+    first draw), or as the start of gradient descent's orbit at 0 (the second, whose ``r_0 <
+    0`` pointed the velocity away from 0, the orbit starting on ``x_1``'s repulsive side),
+    the ``'gd'`` policy left to that side, 5e-2 and 3.8e-2 from the batched path at t = 10,
+    and both policies logged branch points.  :func:`pwflow.filippov.arrives_at_rest` and
+    :func:`~pwflow.filippov.watched_velocity` read it as an arrival at rest: no branch
+    point, both paths within 1e-12, and gradient descent (lr 1e-2, 1e-3) stays on ``x_0``'s
+    side, as the run does."""
     from reference import _gd_run
 
-    runs = _at_ker_x_runs(policy)
+    runs = _at_ker_x_runs(draw, policy)
     assert all(tr.status == 0 and tr.stats["n_branch_points"] == 0 for tr in runs)
     (Wb, ab), (Wr, ar) = (tr.state(10.0) for tr in runs)
     assert max(np.max(np.abs(Wb - Wr)), np.max(np.abs(ab - ar))) <= 1e-12
-    c = _AT_KER_X
+    c = _AT_KER_X[draw]
     for lr in (1e-2, 1e-3):
-        gW, ga = _gd_run(c["X"], c["y"], c["W"], c["a"], 0.0, "square", lr, [round(10 / lr)])
+        gW, ga = _gd_run(c["X"], np.array([0.0, 1.0]), c["W"], c["a"], 0.0, "square", lr,
+                         [round(10 / lr)])
         assert np.all(gW[0] @ c["X"][0] >= 0.0)  # x_0's side, never x_1's
         assert max(np.max(np.abs(gW[0] - Wb)), np.max(np.abs(ga[0] - ab))) <= 10 * lr
 
 
-def test_an_exponential_approach_read_as_a_passage_leaves_to_the_repulsive_side(monkeypatch):
-    """Mechanism off (``filippov.ARRIVAL_AT_REST = False``): the reference path passes
-    through ``ker X`` under the ``'gd'`` policy, 5e-2 from the batched path at t = 10."""
+@pytest.mark.parametrize("draw", sorted(_AT_KER_X))
+def test_an_exponential_approach_read_as_a_passage_leaves_to_the_repulsive_side(draw,
+                                                                               monkeypatch):
+    """Mechanism off (``filippov.ARRIVAL_AT_REST = False``): the reference path logs branch
+    points at the arrival and, under the ``'gd'`` policy, leaves ``ker X`` to ``x_1``'s
+    repulsive side (``<w, x_0>`` below −1e-3 at t = 10), where gradient descent never goes
+    (the test above)."""
     from pwflow import filippov
 
     monkeypatch.setattr(filippov, "ARRIVAL_AT_REST", False)
-    runs = _at_ker_x_runs("gd")
-    (Wb, ab), (Wr, ar) = (tr.state(10.0) for tr in runs)
-    assert runs[1].stats["n_branch_points"] > 0
-    assert np.max(np.abs(Wb - Wr)) > 1e-2
+    reference = _at_ker_x_runs(draw, "gd")[1]
+    assert reference.stats["n_branch_points"] > 0
+    assert np.all(reference.state(10.0)[0] @ _AT_KER_X[draw]["X"][0] < -1e-3)
