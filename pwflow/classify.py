@@ -22,8 +22,14 @@ from numpy.typing import NDArray
 from .batch import choose_cut, cut_coefficients
 from .dense import nested, nested_derivative, propagator_pairs, propagators_at, scan_grid
 from .events import EventKind, Located, Pending, locate_roots
-from .filippov import (BranchPolicy, arrival_velocity, select, select_single, transition,
-                       watched_velocity)
+from .filippov import (
+    BranchPolicy,
+    arrival_velocity,
+    select,
+    select_single,
+    transition,
+    watched_velocity,
+)
 from .origin_watch import HeldAtOrigin
 from .regime import RESOLUTION_HYSTERESIS
 from .rows import last_per_neuron, project_rows, propagate
