@@ -766,9 +766,9 @@ def arrives_at_rest(v: Array, X: Array, r: Array) -> bool:
     reference path located their arrival at ``ker X`` at t = 8.06 with ``‖v‖ = 8.8e-17``
     against terms of 1.6, and the ``'gd'`` policy passed through to the repulsive side
     (5e-2 off at t = 10; gradient descent stays on its side with offsets of 1e-14)."""
-    n = X.shape[0]
-    magnitude = float(np.sum(np.abs(r) * np.linalg.norm(X, axis=1))) / n
-    return float(np.linalg.norm(v)) <= VELOCITY_RTOL * magnitude
+    n, d = X.shape
+    _, Zrows = _field_parts(np.zeros(n, dtype=np.int8), np.arange(n), X, r, 0.0)
+    return float(np.linalg.norm(v)) <= VELOCITY_RTOL * _field_magnitude(np.zeros(d), Zrows)
 
 
 def arrival_velocity(a: float, u_in: ArrayLike, X: Array, r: Array, gamma: float,
