@@ -727,7 +727,7 @@ def through_origin(a: float, u_in: ArrayLike, X: Array, r: Array, gamma: float,
     if np.sign(a) == 0.0:
         return None
     v = arrival_velocity(a, u_in, X, r, gamma, policy)
-    if ARRIVAL_AT_REST and arrives_at_rest(v, X, r):
+    if _held_at_rest(v, X, r):
         return None
     return _departure(fan_walk(a, (-u_in).astype(np.int8), v, X, r, gamma, policy), u_in)
 
@@ -749,9 +749,14 @@ def watched_velocity(v: Array, X: Array, r: Array, came_from: Array) -> Array:
     escaped, a branch point logged at the arrival, the ``'gd'`` policy leaving 3.8e-2 from
     the batched path), while gradient descent's iterates shrink on the side they came from."""
     size = float(np.linalg.norm(came_from))
-    if not (ARRIVAL_AT_REST and arrives_at_rest(v, X, r)) or size == 0.0:
+    if not _held_at_rest(v, X, r) or size == 0.0:
         return v
     return -(float(np.linalg.norm(v)) / size) * came_from
+
+
+def _held_at_rest(v: Array, X: Array, r: Array) -> bool:
+    """:func:`arrives_at_rest` where :data:`ARRIVAL_AT_REST` is on (its three readers)."""
+    return ARRIVAL_AT_REST and arrives_at_rest(v, X, r)
 
 
 def arrives_at_rest(v: Array, X: Array, r: Array) -> bool:
@@ -796,7 +801,7 @@ def gd_through_origin(a: float, u_in: ArrayLike, X: Array, r: Array, gamma: floa
         return None
     policy = BranchPolicy.GRADIENT_DESCENT
     v = arrival_velocity(a, u_in, X, r, gamma, policy)
-    if ARRIVAL_AT_REST and arrives_at_rest(v, X, r):
+    if _held_at_rest(v, X, r):
         return None  # its iterates shrink on the side they came from
     escaped = gd_escape_from_origin(s_a, v, X, r, gamma)
     if escaped is None:

@@ -49,6 +49,7 @@ __all__ = [
     "fixed_part",
     "free_slopes",
     "kkt_tolerance",
+    "kkt_departure",
     "kkt_violation",
     "pair_slopes",
     "parallel_classes",
@@ -234,11 +235,10 @@ def _kkt_gaps(E: Array, g1: Array, g2: Array, g11: ArrayLike, g22: ArrayLike, lo
     """How far candidates ``E`` (``(..., 2)``: ``(η₁, η₂)``) are from the box's KKT
     conditions: the largest slope change each one's gradient ``g_k = <b + Z η, z_k>`` asks
     for, ``|g_k| / ‖z_k‖²`` (only its part pointing into the box where ``η_k`` sits on a
-    bound; 0 where ``z_k = 0``, whose slope does not matter)."""
+    bound: :func:`kkt_departure`; 0 where ``z_k = 0``, whose slope does not matter)."""
     gaps = np.zeros(np.shape(g1))
     for e, g, gkk in ((E[..., 0], g1, g11), (E[..., 1], g2, g22)):
-        into = np.where(e <= lo, np.maximum(-g, 0.0),
-                        np.where(e >= hi, np.maximum(g, 0.0), np.abs(g)))
+        into = np.maximum(kkt_departure(e, g, lo, hi), 0.0)
         pos = np.asarray(gkk) > 0
         gaps = np.maximum(gaps, np.where(pos, into / np.where(pos, gkk, 1.0), 0.0))
     return gaps
@@ -431,9 +431,15 @@ def kkt_violation(b: Array, Z: Array, eta: Array, lo: float, hi: float) -> float
     ``<= 0`` where ``η = hi`` and 0 in between; returns the largest departure (0 at the
     minimiser, in units of ``g``).
     """
-    g = Z.T @ (b + Z @ eta)
-    viol = np.where(eta <= lo, -g, np.where(eta >= hi, g, np.abs(g)))
-    return float(np.max(viol, initial=0.0))
+    return float(np.max(kkt_departure(eta, Z.T @ (b + Z @ eta), lo, hi), initial=0.0))
+
+
+def kkt_departure(eta: ArrayLike, g: ArrayLike, lo: float, hi: float) -> Array:
+    """Per slope, how far the gradient ``g`` of ``½‖b + Zη‖²`` departs from the KKT
+    conditions of the box ``[lo, hi]`` at ``η`` (elementwise): ``−g`` where ``η`` is at
+    ``lo``, ``g`` where at ``hi``, ``|g|`` in between; ``<= 0`` where they hold."""
+    g = np.asarray(g)
+    return np.where(eta <= lo, -g, np.where(eta >= hi, g, np.abs(g)))
 
 
 def _free_solve(b: Array, Z: Array, x: Array, free: NDArray[np.bool_]) -> Array:
