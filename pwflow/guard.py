@@ -18,7 +18,8 @@ from numpy.typing import NDArray
 
 from .signals import terminations_as_interrupts
 
-__all__ = ["NonFinite", "NoProgress", "RunGuard", "watch", "describe_overflow"]
+__all__ = ["NonFinite", "NoProgress", "RunGuard", "watch", "describe_overflow",
+           "floating_point_checks"]
 
 #: Default window of the progress check (steps).
 STALL_STEPS = 50_000
@@ -34,10 +35,18 @@ class NoProgress(RuntimeError):
     """The run's time advanced too little over the progress window."""
 
 
+def floating_point_checks() -> np.errstate:
+    """The run's floating-point regime: overflow and invalid operations raise
+    :class:`FloatingPointError` (an overflowing trial step is then rejected,
+    :data:`pwflow.rk.DOP853.REJECT_OVERFLOWING_TRIALS`, and a non-finite state stops the
+    run); every computation of the flow runs under it, the dense state's retrace too."""
+    return np.errstate(over="raise", invalid="raise")
+
+
 @contextlib.contextmanager
 def watch() -> Iterator[None]:
-    """Overflow and invalid operations raise; SIGTERM/SIGHUP are handled like Ctrl-C."""
-    with np.errstate(over="raise", invalid="raise"), terminations_as_interrupts():
+    """:func:`floating_point_checks`; SIGTERM/SIGHUP are handled like Ctrl-C."""
+    with floating_point_checks(), terminations_as_interrupts():
         yield
 
 

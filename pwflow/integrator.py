@@ -36,6 +36,7 @@ from .guard import (
     RunGuard,
     describe_overflow,
     finite_state,
+    floating_point_checks,
     watch,
 )
 from .options import FlowOptions, InvariantError, Status, ZenoError
@@ -280,7 +281,7 @@ def simulate(
 
     start = time.perf_counter() - (0.0 if ck is None else ck.mark.wall_time)
     try:
-        with np.errstate(over="raise", invalid="raise"):
+        with floating_point_checks():
             # points parallel to within SPAN_RTOL are one class for the selection rule, and a
             # point within it of the span of others is on their intersection: the flow is
             # computed for them made exactly parallel, or moved onto the span (a change
@@ -302,7 +303,7 @@ def simulate(
         raise ValueError(f"data: the inputs are too large for double precision ({err} in "
                          f"the norms |x_k| or the initial state); rescale the data") from None
     if ck is None:  # bad input is refused before any file is touched
-        with np.errstate(over="raise", invalid="raise"):
+        with floating_point_checks():
             try:
                 h0 = flow.outputs()
                 RunGuard(t_max).outputs(h0, loss_fn(h0, data.y), flow.t)
@@ -325,6 +326,7 @@ def simulate(
         checkpoint_every = 60.0 if checkpoint_every is None else checkpoint_every
     step_t = [] if ck is None else list(ck.step_t)
     step_h = [] if ck is None else list(ck.step_h)
+    step_implicit = [] if ck is None else list(ck.step_implicit)
     marks = [ck.mark] if ck is not None else []
     last_ckpt = [time.perf_counter()]
 
@@ -333,6 +335,7 @@ def simulate(
         guard.outputs(h, loss_fn(h, data.y), flow.t)
         step_t.append(flow.t)
         step_h.append(h)
+        step_implicit.append(flow.last_step_implicit)
 
     def snapshot(i_next: int | None = None, check: bool = True,
                  state: tuple[float, Array, NDArray] | None = None) -> None:
@@ -356,6 +359,7 @@ def simulate(
             if sink is not None and (len(marks) == 1 or time.perf_counter() - last_ckpt[0]
                                      >= checkpoint_every):
                 sink.checkpoint(marks[-1].to_dict(), flow.events.arrays(), step_t, step_h,
+                                step_implicit,
                                 flow.table.arrays().U)
                 last_ckpt[0] = time.perf_counter()
 
@@ -373,6 +377,7 @@ def simulate(
                     i_snap = ck.mark.i_snap
                     if sink is not None:
                         sink.checkpoint(ck.mark.to_dict(), flow.events.arrays(), step_t, step_h,
+                                        step_implicit,
                                         flow.table.arrays().U)
                 while flow.t < t_max:
                     i_anchor = i_snap + int(np.argmax(anchor[i_snap:]))
@@ -480,6 +485,7 @@ def simulate(
             t=np.array(snap_t), W=Z[:, :, : data.d], a=Z[:, :, data.d],
             pattern=pat_arr, patterns=tab.U.copy(),
             step_t=np.array(step_t), step_outputs=hs,
+            step_implicit=np.array(step_implicit, dtype=bool),
             step_loss=np.mean(loss_fn(hs, data.y[None, :]), axis=1),
             events=flow.events.arrays(), X=X.copy(), y=data.y.copy(), gamma=gamma,
             loss_name=loss_fn.name, status=int(status), message=message, stats=stats, meta=meta,
@@ -520,27 +526,43 @@ def continue_from(traj: "Trajectory", i: int, t: float) -> tuple[Array, Array]:
     the run's trial had been rejected (0.856 from t = 34.618, error 1 300 times the
     tolerance) and the retrace's, clipped at ``t``, was not (0.627, 0.6 times), the state
     at t = 35.245 was 8.0e-9 (relative) from a run at ``rtol = 1e-13``, where the run's
-    two steps of 0.313 were 3.2e-11 from it (session 58)."""
+    two steps of 0.313 were 3.2e-11 from it (session 58).
+
+    Each step is also taken by the run's solver (``traj.step_implicit``; trajectories
+    written before it was recorded leave the choice to the hand-over rule), under the
+    run's floating-point checks (:func:`pwflow.guard.floating_point_checks`: an
+    overflowing trial step is rejected as in the run), and a run that stopped at rest
+    (``stats['t_rest']``) keeps its neurons from then on as the run did.
+    """
     opt = dict(traj.meta["options"])
     opt = {k: v for k, v in opt.items() if k in FlowOptions.__dataclass_fields__}
     t_i = float(traj.t[i])
+    t_rest = (traj.stats or {}).get("t_rest")
+    if t_rest is not None:
+        if t_i >= float(t_rest):
+            return np.array(traj.W[i], dtype=float), np.array(traj.a[i], dtype=float)
+        t = min(t, float(t_rest))
     flow = HybridFlow(
         traj.X, traj.y, traj.W[i], traj.a[i], traj._loss(), traj.gamma,
         FlowOptions(**opt).validated(), t0=t_i, patterns=traj.patterns[traj.pattern[i]],
     )
     steps = np.asarray(traj.step_t, dtype=float)
-    while flow.t < t:
-        flow.follow_step(_run_step_from(steps, flow.t))
-        flow.step(t)
+    implicit = getattr(traj, "step_implicit", None)
+    with floating_point_checks():
+        while flow.t < t:
+            j = _run_step_index(steps, flow.t)
+            inside = j < steps.size
+            flow.follow_step(float(steps[j] - flow.t) if inside else None,
+                             bool(implicit[j]) if inside and implicit is not None else None)
+            flow.step(t)
     return flow.Z[:, :-1].copy(), flow.Z[:, -1].copy()
 
 
-def _run_step_from(step_t: Array, t_i: float) -> float | None:
-    """The run's step from ``t_i`` to its next accepted point (the whole step where ``t_i``
-    is one, the rest of it where ``t_i`` lies inside it); ``None`` (the solver's own guess)
-    past the last accepted point."""
-    j = int(np.searchsorted(step_t, t_i, side="right"))
-    return float(step_t[j] - t_i) if j < step_t.size else None
+def _run_step_index(step_t: Array, t_i: float) -> int:
+    """The run's next accepted point after ``t_i`` (its step from ``t_i``: the whole step
+    where ``t_i`` is one, the rest of it where ``t_i`` lies inside it); ``step_t.size``
+    past the last accepted point (the solver's own guess)."""
+    return int(np.searchsorted(step_t, t_i, side="right"))
 
 
 def _attach() -> None:

@@ -182,6 +182,10 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
         self._seen = np.zeros(0)
         self._mu_state = None
         self._phase = Phase(options.stiff_after)
+        #: whether the implicit solver took the last accepted step (``False``: DOP853, or no
+        #: solver: at rest, or a step within rounding of its bound); the run records it per
+        #: step (``Trajectory.step_implicit``) so that a retrace takes the same solver
+        self.last_step_implicit = False
         self.policy = BranchPolicy.parse(options.branch_policy)
         self.max_sliding_residual = 0.0
         self.max_lorentz_correction = 0.0
@@ -480,6 +484,7 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
                                         for T in snap_times if self.t < T < t_bound]
             self.t = float(t_bound)
             self._solver = None
+            self.last_step_implicit = False
             return
         s = self._solver
         if s is None or s.t_bound != t_bound or s.status != "running":
@@ -607,6 +612,7 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
                 self._solver = None
             self._idle_cuts = 0
             self._zeno_guard(t0, t1)
+            self.last_step_implicit = self._phase.stiff  # before the hand-over below
             self._quiet_step(step_fev, t1 - t0)
             return
         Z1 = None  # the neurons at the step end: materialised in _advance if the cut is t1
@@ -633,14 +639,26 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
             # would be located again and cut again, so it starts at twice this span
             self.h_next = min(self.h_next, max(2.0 * (t_cut - t0), 1e-3 * self.h_next))
         self._solver = None
+        self.last_step_implicit = self._phase.stiff  # False: events are DOP853's (above)
         self._phase.eventful()
         self._zeno_guard(t0, t_cut)
 
-    def follow_step(self, h: float | None) -> None:
+    def follow_step(self, h: float | None, implicit: bool | None = None) -> None:
         """Try ``h`` as the next step (the step of a run being retraced,
         :func:`pwflow.integrator.continue_from`): the running solver's next trial, or the
         first step of the next solver start; ``None`` leaves the solver's own choice.  The
-        solver's error control still applies (a trial it rejects is shortened)."""
+        solver's error control still applies (a trial it rejects is shortened).
+
+        ``implicit``: the solver the run took that step with (``Trajectory.step_implicit``);
+        where it is not the current one, the next step starts that solver (``None``: the
+        hand-over rule decides, as in a run).  A retrace from a snapshot starts with DOP853:
+        where the run was in an implicit stretch, DOP853 took the run's step of 1.5 time
+        units as 60 steps of 0.02, its trials overflowing (``tests/explore_integer.py`` seed
+        72930, t = 15.85 … 16.89, session 60)."""
+        if implicit is not None and bool(implicit) != self._phase.stiff:
+            self._phase.stiff = bool(implicit)
+            self._phase.eventful()
+            self._solver = None
         if h is None:
             return
         self.h_next = h

@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from .signals import deferred
 
 __all__ = ["FORMAT_VERSION", "STORE_FILES", "prepare_store", "write_npz", "StoreWriter",
-           "load_store", "check_format", "is_store", "check_finite_states"]
+           "load_store", "check_format", "is_store", "check_finite_states", "step_implicit_of"]
 
 #: Version of the files written; readers accept this and older ones.
 FORMAT_VERSION = 2
@@ -217,7 +217,8 @@ class StoreWriter:
         write_npz(self.dir / "progress.npz", compress=False, t=np.asarray(times, float),
                   patterns=np.asarray(table, np.int8), X=self.X, y=self.y, record=_record(rec))
 
-    def checkpoint(self, mark: dict, events: dict, step_t, step_h, table) -> None:
+    def checkpoint(self, mark: dict, events: dict, step_t, step_h, step_implicit,
+                   table) -> None:
         """Event and step logs up to a mark (:class:`pwflow.resume.Mark`)."""
         self.Z.flush()
         self.P.flush()
@@ -225,6 +226,7 @@ class StoreWriter:
         arrays = {f"events_{k}": np.asarray(v) for k, v in events.items()}
         write_npz(self.dir / "checkpoint.npz", step_t=np.asarray(step_t, float),
                   step_outputs=np.asarray(step_h, float).reshape(len(step_t), -1),
+                  step_implicit=np.asarray(step_implicit, bool),
                   patterns=np.asarray(table, np.int8), record=_record(rec), **arrays)
 
     def views(self, k: int):
@@ -252,6 +254,15 @@ def read_npz(path: Path, what: str = "", hint: str = "") -> dict:
             raise ValueError(f"{path} is not {what} ({msg}{hint})") from None
         raise ValueError(f"{path} is corrupted or truncated ({msg})") from None
 
+
+def step_implicit_of(data: dict, n_steps: int) -> NDArray[np.bool_] | None:
+    """The ``step_implicit`` array of a stored run (``None`` where the file predates it, or
+    where it does not match the run's ``n_steps`` accepted points)."""
+    arr = data.get("step_implicit")
+    if arr is None:
+        return None
+    arr = np.asarray(arr)
+    return arr.astype(bool) if arr.shape == (n_steps,) else None
 
 
 def read_record(data: dict, path: Path, what: str = "a pwflow file") -> dict:
@@ -343,6 +354,7 @@ def load_store(directory: Path, loss=None):
             step_loss=data["step_loss"], events=events, X=X, y=y, gamma=gamma,
             loss_name=loss_name, status=int(rec["status"]), message=rec["message"],
             stats=rec["stats"], meta=meta, loss_fn=loss,
+            step_implicit=step_implicit_of(data, data["step_t"].size),
         )
     return _partial(directory, t, Z, P, patterns, X, y, gamma, loss_name, meta, loss, Status)
 
@@ -365,13 +377,14 @@ def _partial(directory, t, Z, P, patterns, X, y, gamma, loss_name, meta, loss, S
         if mark and int(mark.get("n_snapshots", 10**18)) <= t.size:
             events = {key[7:]: v for key, v in ck.items() if key.startswith("events_")}
             step_t, step_h = ck["step_t"], ck["step_outputs"]
+            step_implicit = step_implicit_of(ck, step_t.size)
             if ck["patterns"].shape[0] > patterns.shape[0]:
                 patterns = ck["patterns"]
             note = f"events and steps up to the checkpoint at t = {float(mark['t']):.6g}"
         else:
             mark = None
     if mark is None:
-        step_t = np.asarray(t, float)
+        step_t, step_implicit = np.asarray(t, float), None
         step_h = np.stack([activation(X @ np.asarray(Z[i, :, :d]).T, gamma) @ Z[i, :, d]
                            for i in range(t.size)]) if t.size else np.zeros((0, X.shape[0]))
     lf = loss if loss is not None else get_loss(loss_name)
@@ -386,4 +399,5 @@ def _partial(directory, t, Z, P, patterns, X, y, gamma, loss_name, meta, loss, S
         step_outputs=step_h, step_loss=step_loss, events=events, X=X, y=y, gamma=gamma,
         loss_name=loss_name, status=int(Status.PARTIAL), message=message,
         stats={"n_events": int(events["t"].size)}, meta=meta, loss_fn=loss,
+        step_implicit=step_implicit,
     )

@@ -70,6 +70,10 @@ class Trajectory:
         Activation patterns ``u = A(w)`` met during the run.
     step_t, step_outputs, step_loss : arrays
         Every accepted point of the integrator, the outputs ``h_θ(x_k)`` and ``L(θ)`` there.
+    step_implicit : bool array or None
+        Whether the implicit solver took the step to each accepted point (``False``: DOP853,
+        or no step); :meth:`state` retraces each step with the run's solver.  ``None`` for
+        trajectories written before it was recorded, and for gradient descent's.
     events : dict of arrays
         ``t``, ``neuron``, ``k`` (data index, −1 for ``w = 0``), ``kind``
         (:class:`pwflow.events.EventKind`), ``residual`` (``|<w, x_k>| / (‖w‖ ‖x_k‖)`` at the
@@ -104,6 +108,7 @@ class Trajectory:
     message: str
     stats: dict
     meta: dict = field(default_factory=dict)
+    step_implicit: NDArray[np.bool_] | None = None
     loss_fn: Loss | None = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------------ basics
@@ -255,6 +260,8 @@ class Trajectory:
             "meta": self.meta,
         }
         arrays = {f"events_{k}": v for k, v in self.events.items()}
+        if self.step_implicit is not None:
+            arrays["step_implicit"] = np.asarray(self.step_implicit, dtype=bool)
         write_npz(
             path,
             t=self.t, W=self.W, a=self.a, pattern=self.pattern, patterns=self.patterns,
@@ -277,6 +284,8 @@ class Trajectory:
             "meta": self.meta, "n_snapshots": int(self.t.size),
         }
         arrays = {f"events_{k}": v for k, v in self.events.items()}
+        if self.step_implicit is not None:
+            arrays["step_implicit"] = np.asarray(self.step_implicit, dtype=bool)
         write_npz(
             directory / "run.npz", t=self.t, patterns=self.patterns, step_t=self.step_t,
             step_outputs=self.step_outputs, step_loss=self.step_loss, X=self.X, y=self.y,
@@ -300,7 +309,7 @@ class Trajectory:
             return cls._load_store(path, loss)
         if not path.exists():
             raise ValueError(f"no trajectory file at {str(path)!r}")
-        from .store import read_npz, read_record
+        from .store import read_npz, read_record, step_implicit_of
 
         what = "a pwflow trajectory file"
         data = read_npz(path, what, "; expected the .npz written by 'pwflow simulate'")
@@ -317,6 +326,7 @@ class Trajectory:
             step_loss=data["step_loss"], events=events, X=data["X"], y=data["y"],
             gamma=float(rec["gamma"]), loss_name=rec["loss_name"], status=int(rec["status"]),
             message=rec["message"], stats=rec["stats"], meta=rec["meta"], loss_fn=loss,
+            step_implicit=step_implicit_of(data, data["step_t"].size),
         )
 
 

@@ -57,6 +57,10 @@ def assert_same_run(a: Trajectory, b: Trajectory, tol: float = 1e-10) -> None:
     assert np.max(np.abs(np.asarray(a.W) - np.asarray(b.W))) <= tol * scale
     assert np.max(np.abs(np.asarray(a.a) - np.asarray(b.a))) <= tol * scale
     np.testing.assert_array_equal(a.pattern, b.pattern)
+    # the solver of each accepted step (the dense state retraces with it), where both have it
+    if a.step_implicit is not None and b.step_implicit is not None:
+        np.testing.assert_array_equal(a.step_t, b.step_t)
+        np.testing.assert_array_equal(a.step_implicit, b.step_implicit)
 
 
 # ---------------------------------------------------------------------------- overflow
