@@ -878,8 +878,12 @@ def test_a_residual_held_as_the_regime_reads_it_makes_one_branch_point(monkeypat
         assert [row[1:] for row in fast] == [(16, 0)] and abs(fast[0][0] - strict[0][0]) < 1e-9
         assert runs[0].n_events == runs[1].n_events == 52
     else:
+        # held at 0 and live at once: the defect.  Whether it then logs the branch point twice
+        # goes with the host's rounding (session 52's host: twice, 2.3e-8 apart; session
+        # 60's: once, r_0 read on one side at both restarts)
         assert any(both)
-        assert [row[1:] for row in fast] == [(16, 0), (16, 0)]
-        assert 1e-8 < fast[1][0] - fast[0][0] < 1e-7
+        assert [row[1:] for row in fast] in ([(16, 0)], [(16, 0), (16, 0)])
+        if len(fast) == 2:
+            assert 1e-8 < fast[1][0] - fast[0][0] < 1e-7
     # the states agree either way (the neuron stays: the minimal-norm continuation)
     np.testing.assert_allclose(runs[0].a[-1], runs[1].a[-1], rtol=0, atol=1e-10)
