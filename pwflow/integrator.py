@@ -326,7 +326,9 @@ def simulate(
         checkpoint_every = 60.0 if checkpoint_every is None else checkpoint_every
     step_t = [] if ck is None else list(ck.step_t)
     step_h = [] if ck is None else list(ck.step_h)
-    step_implicit = [] if ck is None else list(ck.step_implicit)
+    # the solver of each step (None: a resumed run written before it was recorded)
+    step_implicit = ([] if ck is None else None if ck.step_implicit is None
+                     else list(ck.step_implicit))
     marks = [ck.mark] if ck is not None else []
     last_ckpt = [time.perf_counter()]
 
@@ -335,7 +337,8 @@ def simulate(
         guard.outputs(h, loss_fn(h, data.y), flow.t)
         step_t.append(flow.t)
         step_h.append(h)
-        step_implicit.append(flow.last_step_implicit)
+        if step_implicit is not None:
+            step_implicit.append(flow.last_step_implicit)
 
     def snapshot(i_next: int | None = None, check: bool = True,
                  state: tuple[float, Array, NDArray] | None = None) -> None:
@@ -485,7 +488,8 @@ def simulate(
             t=np.array(snap_t), W=Z[:, :, : data.d], a=Z[:, :, data.d],
             pattern=pat_arr, patterns=tab.U.copy(),
             step_t=np.array(step_t), step_outputs=hs,
-            step_implicit=np.array(step_implicit, dtype=bool),
+            step_implicit=(None if step_implicit is None
+                           else np.array(step_implicit, dtype=bool)),
             step_loss=np.mean(loss_fn(hs, data.y[None, :]), axis=1),
             events=flow.events.arrays(), X=X.copy(), y=data.y.copy(), gamma=gamma,
             loss_name=loss_fn.name, status=int(status), message=message, stats=stats, meta=meta,
@@ -547,7 +551,7 @@ def continue_from(traj: "Trajectory", i: int, t: float) -> tuple[Array, Array]:
         FlowOptions(**opt).validated(), t0=t_i, patterns=traj.patterns[traj.pattern[i]],
     )
     steps = np.asarray(traj.step_t, dtype=float)
-    implicit = getattr(traj, "step_implicit", None)
+    implicit = traj.step_implicit
     with floating_point_checks():
         while flow.t < t:
             j = _run_step_index(steps, flow.t)

@@ -248,7 +248,7 @@ class Checkpoint:
     events: dict
     step_t: NDArray
     step_h: NDArray
-    step_implicit: NDArray  # (steps,) bool: the implicit solver took the step (False: unknown)
+    step_implicit: NDArray | None  # (steps,) bool: the implicit solver took the step
     snap_t: NDArray  # (k,) snapshot times up to the mark
     snap_Z: NDArray | None  # (k, m, q) when the snapshots are held in memory
     snap_pat: NDArray | None
@@ -306,7 +306,7 @@ def checkpoint_of(traj: "Trajectory", in_memory: bool = True) -> Checkpoint:
         events={key: np.asarray(v)[:n_ev] for key, v in traj.events.items()},
         step_t=np.asarray(traj.step_t[: mark.n_steps_recorded], float),
         step_h=np.asarray(traj.step_outputs[: mark.n_steps_recorded], float),
-        step_implicit=(np.zeros(mark.n_steps_recorded, bool) if traj.step_implicit is None
+        step_implicit=(None if traj.step_implicit is None  # written before it was recorded
                        else np.asarray(traj.step_implicit[: mark.n_steps_recorded], bool)),
         snap_t=np.asarray(traj.t[:k], float),
         snap_Z=np.concatenate([np.asarray(traj.W[:k]), np.asarray(traj.a[:k])[:, :, None]],

@@ -224,9 +224,10 @@ class StoreWriter:
         self.P.flush()
         rec = {"format_version": FORMAT_VERSION, "resume": mark}
         arrays = {f"events_{k}": np.asarray(v) for k, v in events.items()}
+        if step_implicit is not None:  # None: a run resumed from a file without it
+            arrays["step_implicit"] = np.asarray(step_implicit, bool)
         write_npz(self.dir / "checkpoint.npz", step_t=np.asarray(step_t, float),
                   step_outputs=np.asarray(step_h, float).reshape(len(step_t), -1),
-                  step_implicit=np.asarray(step_implicit, bool),
                   patterns=np.asarray(table, np.int8), record=_record(rec), **arrays)
 
     def views(self, k: int):

@@ -245,6 +245,25 @@ def test_resume_to_a_later_t_max_continues_the_run():
         longer.resume(1.0)
 
 
+def test_a_resumed_run_keeps_the_solver_of_each_step():
+    """``Trajectory.step_implicit`` (session 60) continues across a resume: the resumed
+    run's steps up to the mark are the original's, with their solvers; a trajectory written
+    before it was recorded (``None``) resumes without it, not with its steps read as
+    DOP853's."""
+    import dataclasses
+
+    data, init = pwflow.three_points(), pwflow.balanced(20, 2, 1e-3, 0)
+    short = simulate(data, init, 20.0)
+    assert short.step_implicit.shape == short.step_t.shape and short.step_implicit.any()
+    k = short.meta["resume"]["n_steps_recorded"]
+    longer = short.resume(40.0)
+    assert longer.step_implicit.shape == longer.step_t.shape
+    np.testing.assert_array_equal(longer.step_implicit[:k], short.step_implicit[:k])
+    older = dataclasses.replace(short, step_implicit=None).resume(40.0)
+    assert older.status == 0 and older.step_implicit is None
+    np.testing.assert_array_equal(older.W[-1], longer.W[-1])
+
+
 def test_killed_store_loads_partial_and_resumes_exactly(tmp_path, stewart_ref):
     """kill -9 leaves the files as they are on disk: copy the store mid-run (after a checkpoint)
     and treat the copy as the killed run."""
