@@ -1633,6 +1633,48 @@ def test_snapshots_agree_with_runs_ending_there(kind, data):
         assert np.linalg.norm(z - z_ref) <= max(tol, 2.0 * own), (T, own, prob)
 
 
+@pytest.mark.parametrize("kind", ["generic", "multi_active"])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                HealthCheck.filter_too_much])
+@given(data=st.data())
+def test_dense_state_agrees_with_runs_ending_there(kind, data):
+    """:meth:`Trajectory.state` at drawn times between the snapshots (the retrace from the
+    snapshot before, with the run's steps and solvers, :func:`pwflow.integrator.continue_from`)
+    is the state a run ending at that time returns, to the integration tolerance, under the
+    run's floating-point checks (no warning: warnings are errors in this suite), up to the
+    first branch point; where the two differ by more, it is as close to a run at
+    ``rtol = 1e-13`` as the run ending there (the criteria of
+    :func:`test_snapshots_agree_with_runs_ending_there`)."""
+    prob = data.draw(problems(20.0) if kind == "generic" else multi_active_problems(20.0))
+    fracs = sorted(data.draw(st.lists(st.floats(0.05, 0.95), min_size=2, max_size=2,
+                                      unique=True)))
+    times = np.array(fracs) * prob.t_max
+
+    def run(t_max):
+        return simulate(prob.data(), prob.init(), t_max, gamma=prob.gamma, loss=prob.loss)
+
+    tr = run(prob.t_max)
+    assert tr.status == 0, tr.message
+    assert tr.step_implicit.shape == tr.step_t.shape
+    for T in times[times < first_branch_after_start(tr)]:
+        W, a = tr.state(float(T))
+        end = run(float(T))
+        assert end.status == 0, end.message
+        if first_branch_after_start(end) <= T:
+            continue
+        z, z_end = np.concatenate([W.ravel(), a]), np.concatenate([end.W[-1].ravel(), end.a[-1]])
+        tol = 1e-9 * (1.0 + np.linalg.norm(z_end))
+        if np.linalg.norm(z - z_end) <= tol:
+            continue
+        tight = simulate(prob.data(), prob.init(), float(T), gamma=prob.gamma, loss=prob.loss,
+                         options=FlowOptions(rtol=1e-13, atol=1e-15))
+        if first_branch_after_start(tight) <= T:
+            continue  # the reference meets a branch point the two runs do not
+        z_ref = np.concatenate([tight.W[-1].ravel(), tight.a[-1]])
+        own = np.linalg.norm(z_end - z_ref)
+        assert np.linalg.norm(z - z_ref) <= max(tol, 2.0 * own), (T, own, prob)
+
+
 #: the thorough profile of ``test_snapshots_agree_with_runs_ending_there[multi_active]``
 #: (session 53): d = 3, n = 6, m = 4, γ = 0, square loss; neuron 1 starts on x_0's and
 #: x_1's hyperplanes (a branch point on x_0, a repulsive mode) and leaves x_0 at t ≈ 6.1313
