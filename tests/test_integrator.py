@@ -1616,21 +1616,31 @@ def test_snapshots_agree_with_runs_ending_there(kind, data):
     assert tr.status == 0, tr.message
     for T in times[times < first_branch_after_start(tr)]:
         i = int(np.flatnonzero(tr.t == T)[0])
-        end = run(float(T))
-        assert end.status == 0, end.message
-        z, z_end = (np.concatenate([r.W[j].ravel(), r.a[j]]) for r, j in ((tr, i), (end, -1)))
-        if first_branch_after_start(end) <= T:
-            continue
-        tol = 1e-9 * (1.0 + np.linalg.norm(z_end))
-        if np.linalg.norm(z - z_end) <= tol:
-            continue
-        tight = simulate(prob.data(), prob.init(), float(T), gamma=prob.gamma, loss=prob.loss,
-                         options=FlowOptions(rtol=1e-13, atol=1e-15))
-        if first_branch_after_start(tight) <= T:
-            continue  # the reference meets a branch point the two runs do not
-        z_ref = np.concatenate([tight.W[-1].ravel(), tight.a[-1]])
-        own = np.linalg.norm(z_end - z_ref)
-        assert np.linalg.norm(z - z_ref) <= max(tol, 2.0 * own), (T, own, prob)
+        _assert_is_the_state_of_a_run_ending_at(prob, float(T), tr.W[i], tr.a[i])
+
+
+def _assert_is_the_state_of_a_run_ending_at(prob, T: float, W, a) -> None:
+    """``(W, a)`` is the state a run of ``prob`` ending at ``T`` returns, within 1e-9 of its
+    size; where it is not, it is as close to a run at ``rtol = 1e-13`` as that run is (twice
+    its distance).  Nothing is compared past a branch point of either reference run."""
+    def run(options=None):
+        return simulate(prob.data(), prob.init(), T, gamma=prob.gamma, loss=prob.loss,
+                        options=options)
+
+    end = run()
+    assert end.status == 0, end.message
+    if first_branch_after_start(end) <= T:
+        return
+    z, z_end = np.concatenate([W.ravel(), a]), np.concatenate([end.W[-1].ravel(), end.a[-1]])
+    tol = 1e-9 * (1.0 + np.linalg.norm(z_end))
+    if np.linalg.norm(z - z_end) <= tol:
+        return
+    tight = run(FlowOptions(rtol=1e-13, atol=1e-15))
+    if first_branch_after_start(tight) <= T:
+        return  # the reference meets a branch point the two runs do not
+    z_ref = np.concatenate([tight.W[-1].ravel(), tight.a[-1]])
+    own = np.linalg.norm(z_end - z_ref)
+    assert np.linalg.norm(z - z_ref) <= max(tol, 2.0 * own), (T, own, prob)
 
 
 @pytest.mark.parametrize("kind", ["generic", "multi_active"])
@@ -1643,36 +1653,18 @@ def test_dense_state_agrees_with_runs_ending_there(kind, data):
     is the state a run ending at that time returns, to the integration tolerance, under the
     run's floating-point checks (no warning: warnings are errors in this suite), up to the
     first branch point; where the two differ by more, it is as close to a run at
-    ``rtol = 1e-13`` as the run ending there (the criteria of
-    :func:`test_snapshots_agree_with_runs_ending_there`)."""
+    ``rtol = 1e-13`` as the run ending there (:func:`_assert_is_the_state_of_a_run_ending_at`,
+    the criteria of :func:`test_snapshots_agree_with_runs_ending_there`)."""
     prob = data.draw(problems(20.0) if kind == "generic" else multi_active_problems(20.0))
     fracs = sorted(data.draw(st.lists(st.floats(0.05, 0.95), min_size=2, max_size=2,
                                       unique=True)))
     times = np.array(fracs) * prob.t_max
 
-    def run(t_max):
-        return simulate(prob.data(), prob.init(), t_max, gamma=prob.gamma, loss=prob.loss)
-
-    tr = run(prob.t_max)
+    tr = simulate(prob.data(), prob.init(), prob.t_max, gamma=prob.gamma, loss=prob.loss)
     assert tr.status == 0, tr.message
     assert tr.step_implicit.shape == tr.step_t.shape
     for T in times[times < first_branch_after_start(tr)]:
-        W, a = tr.state(float(T))
-        end = run(float(T))
-        assert end.status == 0, end.message
-        if first_branch_after_start(end) <= T:
-            continue
-        z, z_end = np.concatenate([W.ravel(), a]), np.concatenate([end.W[-1].ravel(), end.a[-1]])
-        tol = 1e-9 * (1.0 + np.linalg.norm(z_end))
-        if np.linalg.norm(z - z_end) <= tol:
-            continue
-        tight = simulate(prob.data(), prob.init(), float(T), gamma=prob.gamma, loss=prob.loss,
-                         options=FlowOptions(rtol=1e-13, atol=1e-15))
-        if first_branch_after_start(tight) <= T:
-            continue  # the reference meets a branch point the two runs do not
-        z_ref = np.concatenate([tight.W[-1].ravel(), tight.a[-1]])
-        own = np.linalg.norm(z_end - z_ref)
-        assert np.linalg.norm(z - z_ref) <= max(tol, 2.0 * own), (T, own, prob)
+        _assert_is_the_state_of_a_run_ending_at(prob, float(T), *tr.state(float(T)))
 
 
 #: the thorough profile of ``test_snapshots_agree_with_runs_ending_there[multi_active]``
