@@ -2028,3 +2028,102 @@ def test_an_arrival_at_zero_with_a_velocity_of_rounding_is_at_rest():
     for policy in BranchPolicy:
         assert filippov.through_origin(1.0, u_in, X, r, 0.0, policy) is None
     assert filippov.gd_through_origin(1.0, u_in, X, r, 0.0) is None
+
+
+
+def _one_map_step(z, v, steps):
+    """The map of ``filippov._gd_at_rest`` one step at a time (its loop before session 61)."""
+    z = z + steps[0] * v
+    return z, 1, np.sign(z)[None]
+
+
+def _map_run_step_by_step(z, v, steps):
+    """``filippov._map_run``'s reference: steps ``z ← z + h_i v`` one at a time, up to and
+    including the first whose offsets' signs differ from the start's."""
+    start, signs = np.sign(z), []
+    for h in steps:
+        z = z + h * v
+        signs.append(np.sign(z))
+        if not np.array_equal(signs[-1], start):
+            break
+    return z, len(signs), np.array(signs)
+
+
+@given(data=st.data(), k=st.integers(1, 5), kind=st.sampled_from(["one", "ramp", "uneven"]))
+def test_the_maps_block_is_its_steps_one_at_a_time(data, k, kind):
+    """``_map_run`` (session 61: gradient descent's map at rest takes the steps at which no
+    offset changes sign in one block) gives the offsets, the count and the signs after each
+    step of the map taken one step at a time, bit for bit (the same sums in the same order),
+    on drawn offsets and velocities (zeros and signs changing at any step among them) and
+    each kind of step (1, a ramp ``i + 1``, the uneven ``1 ± 5e-4``)."""
+    from pwflow.filippov import _map_run, _map_step_sequence
+
+    num = st.sampled_from([0.0, 1e-300, -1e-300]) | st.floats(-1.0, 1.0)
+    z = np.array(data.draw(st.lists(num, min_size=k, max_size=k), label="z"))
+    v = np.array(data.draw(st.lists(num, min_size=k, max_size=k), label="v"))
+    i0 = data.draw(st.integers(0, 349), label="first step")
+    steps = _map_step_sequence(kind == "ramp", kind == "uneven")[i0: i0 + 50 - i0 % 50]
+    got, ref = _map_run(z, v, steps), _map_run_step_by_step(z, v, steps)
+    np.testing.assert_array_equal(got[0], ref[0])
+    assert got[1] == ref[1]
+    np.testing.assert_array_equal(got[2], ref[2])
+
+
+def test_the_map_runs_a_steady_orthant_in_one_block():
+    """``_map_run`` on a velocity that changes no sign for the whole chunk takes every step
+    at once, with the offsets of repeated addition; where a sign changes it stops at that
+    step."""
+    from pwflow.filippov import _map_run
+
+    z0, v = np.array([-0.2, 0.19, 0.0]), np.array([1.95e-5, -1.51e-5, 0.0])
+    z, count, signs = _map_run(z0, v, np.ones(50))
+    ref = z0.copy()
+    for _ in range(50):
+        ref = ref + v
+    assert count == 50 and np.array_equal(z, ref)
+    assert np.array_equal(signs, np.tile(np.sign(z0), (50, 1)))
+    # a class reaching the other side at step 4 (-0.1 + 4 × 0.03 > 0): four steps, the last
+    # one read on its new side
+    z, count, signs = _map_run(np.array([-0.1, 0.5]), np.array([0.03, 0.01]), np.ones(50))
+    assert count == 4 and signs[-1].tolist() == [1, 1] and signs[-2].tolist() == [-1, 1]
+
+
+def test_gd_at_rest_near_a_tangent_side_runs_its_chunks_in_blocks():
+    """The map that made a run of four neurons take 70 s (``tests/explore_integer.py`` seed
+    73851, t = 200, session 61; its 1 595 calls at t ≤ 100 all ran the 400 steps): a neuron
+    on three dependent hyperplanes at a critical point (``x_2 = x_1 / 2 − x_0``), the
+    watch's reading at t ≈ 98.  The map cycles through three orthants for seven steps, then
+    sits in ``(−, −, +)`` at velocities ~2e-5 pointing back, which no step of the 400
+    reaches.  In blocks: the same output as step by step, bit for bit, in 15 calls of
+    ``_map_run`` (400 with one step each)."""
+    from unittest import mock
+
+    import pwflow.filippov as filippov
+
+    XK = np.array([[-1.0, 0.0, 0.0], [2.0, 2.0, 2.0], [2.0, 1.0, 1.0]])
+    b = np.array([-0.2989955087402132, -0.256281547603999, -0.25628265721064214])
+    Zrows = np.array([[-0.09311647577173804, 0.0, 0.0], [0.33393405869028703] * 3,
+                      [0.17860623302597003, 0.08930311651298502, 0.08930311651298502]])
+    classes = (np.arange(3), np.ones(3, dtype=np.int8))
+    tol = np.array([1.3601046442505921e-11, 4.711540694904837e-11, 3.331562375203589e-11])
+    calls = []
+    blocks = filippov._map_run
+
+    def counted(run):
+        def call(*args):
+            calls.append(args[2].size)
+            return run(*args)
+        return call
+
+    outs = []
+    for run in (blocks, _one_map_step):
+        calls.clear()
+        with mock.patch.object(filippov, "_map_run", counted(run)):
+            outs.append(filippov._gd_at_rest(-1.0, b, Zrows, XK, 0.5, None, classes, tol,
+                                             sides=np.array([1, 0, -1], dtype=np.int8),
+                                             drift_beside_departures=False))
+        outs.append(len(calls))
+    fast, n_fast, slow, n_slow = outs
+    for x, y in zip(fast, slow, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert n_slow == filippov.GD_MAP_STEPS and n_fast <= 20, (n_fast, n_slow)
