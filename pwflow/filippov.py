@@ -690,6 +690,16 @@ def select(
         eta = side_slope(signs, gamma)
         eta, D = _min_norm(b, Zrows, signs == 0, eta, gamma, start, classes)
         branch &= signs == 0
+        if not _consistent(signs, s_a * (X[K] @ D), tol, forced):
+            # nor is that face a continuation: its field turns the neuron back across the
+            # hyperplanes it left (session 61: five points of rank 2, d = 3, an exit at a
+            # sliding mode at rest, |D| ~ 1e-11; its face's field of 0.1 pointed across four
+            # of them, and the next step's detection found the neuron back, a grazing at the
+            # same time again and again): the minimal-norm consistent one among the faces
+            found = _enumerate(s_a, b, Zrows, X[K], signs, forced, gamma, tol, rep, orient)
+            if found is not None:
+                signs, eta, D = found
+                branch &= signs == 0
     if approach is not None and not at_rest and not exits:
         # several hyperplanes crossed at once: where not crossing one of them (the others as
         # chosen) is a continuation too, the flow is not unique there (d = 5, two hyperplanes

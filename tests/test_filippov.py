@@ -2127,3 +2127,64 @@ def test_gd_at_rest_near_a_tangent_side_runs_its_chunks_in_blocks():
     for x, y in zip(fast, slow, strict=True):
         np.testing.assert_array_equal(x, y)
     assert n_slow == filippov.GD_MAP_STEPS and n_fast <= 20, (n_fast, n_slow)
+
+
+#: session 61, ``tests/explore_wide.py`` seed 158 at ``rtol = 1e-11``: neuron 27 (a > 0) on
+#: the hyperplanes of x_1, x_3, x_5, x_8 and x_13 (five points in the plane x = y, rank 2,
+#: ``x_13 = −2 x_1``) at a sliding mode at rest (``|<D, x_k>| ~ 1e-11``), its slope on x_3
+#: at the bound 1; the face and the residuals at that exit
+_EXIT_AT_REST_ON_RANK_TWO = dict(
+    X=np.array([[1, -1, 0], [1, 1, -1], [2, -1, -1], [2, 2, 2], [-2, -1, 2], [0, 0, 2],
+                [-2, -1, 0], [2, -2, -1], [1, 1, -2], [2, -1, 0], [1, 0, 1], [-1, 1, 2],
+                [-2, 0, -2], [-2, -2, 2]], dtype=float),
+    u=np.array([1, 0, 1, 0, -1, 0, -1, 1, 0, 1, 1, -1, -1, 0], dtype=np.int8),
+    r=np.array([0.3506016721003508, 0.49846913044612895, 0.29200729262735986,
+                0.15890795092304286, -0.6750840505294523, 0.2950718554884766,
+                0.4225536416324103, 0.21131372354496492, -0.38962357835072475,
+                -0.6795392593693398, -0.5883822603720106, 0.22961852215166745,
+                -0.2262550216888756, 0.2580553459190033]),
+    a=0.17385547204762558, w=np.array([0.12293438323126385, -0.12293438323126381, 5.1e-19]),
+    gamma=0.1)
+
+
+@pytest.mark.parametrize("policy", list(BranchPolicy))
+def test_an_exit_whose_face_of_departure_turns_back_takes_a_consistent_face(policy):
+    """An exit from dependent hyperplanes whose rounds end on no face is mapped to the face
+    of its departure (session 54); where that face's own field turns the neuron back across
+    hyperplanes it leaves, it is no continuation either, and the minimal-norm consistent
+    face is taken (session 61).  Before: the signs (−, +, +, −, +) on x_1, x_3, x_5, x_8,
+    x_13, whose field has velocities (+0.11, +0.13, −0.045, +0.13, −0.22): the next step
+    found the neuron across four of them, a grazing at the same time again and again, and
+    the run stopped at the Zeno guard (status −2).  Now a face (some ``w`` lies on it) whose
+    left hyperplanes move to their sides and whose held ones are tangent."""
+    c = _EXIT_AT_REST_ON_RANK_TWO
+    X = c["X"]
+    sel = select(c["a"], c["u"], X, c["r"], c["gamma"], exits={3: True}, policy=policy,
+                 w=c["w"])
+    assert sel.K.tolist() == [1, 3, 5, 8, 13]
+    v = X[sel.K] @ sel.D  # a > 0: <dw/dt, x_k> has the sign of <D, x_k>
+    left = sel.signs != 0
+    scale = np.max(np.abs(v))
+    assert np.all(sel.signs[left] * v[left] > 1e-6 * scale), (sel.signs, v)
+    assert np.all(np.abs(v[~left]) <= 1e-9 * scale), (sel.signs, v)
+    # a face: a direction keeps the held offsets at 0 and moves each left one to its side
+    held = X[sel.K[~left]]
+    basis = np.linalg.svd(held)[2][np.linalg.matrix_rank(held):] if held.size else np.eye(3)
+    coef, *_ = np.linalg.lstsq(sel.signs[left, None] * X[sel.K[left]] @ basis.T,
+                               np.ones(int(left.sum())), rcond=None)
+    assert np.all(sel.signs[left] * (X[sel.K[left]] @ (basis.T @ coef)) > 0.5)
+
+
+def test_a_run_leaving_five_dependent_hyperplanes_at_rest_at_a_tight_tolerance_finishes():
+    """The run of ``tests/explore_wide.py`` seed 158 at ``rtol = 1e-11`` (the Zeno stop of
+    session 61, 200 grazings within 2.9e-13 time units at t = 7.254134): it reaches t = 8
+    with status 0, neuron 27 off x_1, x_3, x_8 and x_13 to the sides of its face."""
+    from explore_wide import draw
+
+    X, y, W, a, gamma, loss = draw(158)
+    tr = pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 8.0, gamma=gamma,
+                         loss=loss, options=pwflow.FlowOptions(rtol=1e-11, atol=1e-14))
+    assert tr.status == 0, tr.message
+    W8, _ = tr.state(8.0)
+    offsets = W8[27] @ X[[1, 3, 8, 13]].T
+    assert np.all(np.sign(offsets) == [1, 1, 1, -1]) and np.min(np.abs(offsets)) > 1e-6
