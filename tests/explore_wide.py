@@ -18,11 +18,9 @@ Session 61, seeds 100–286 (187 problems, 49 637 events in the default runs, 32
 points): every default, reference and permuted run status 0; the default within 1.4e-10 of
 the tight run (seed 252), the reference path within 1.4e-10, the permuted within 6.5e-11;
 drift at most 1.8e-14; the loss never rose.  Seed 158's tight run stopped with status −2
-(Zeno): a neuron on five hyperplanes of rank 2 (d = 3) leaves all five at t = 7.254134 at
-``rtol ≤ 1e-11`` (four, and a branch point on the fifth, at the default 1e-10), then logs
-``GRAZING`` on all five at the same time, its offsets ~1e-34, 1e-50, 1e-65, … (open:
-``docs/integrator.md``, "Open: a departure from five dependent hyperplanes at tight
-tolerances").
+(Zeno): a neuron on five hyperplanes of rank 2 (d = 3), at a sliding mode at rest, was sent
+at ``rtol ≤ 1e-11`` to a face whose field turned it back (fixed in ``filippov.select``:
+``docs/integrator.md``, the session 61 section).
 """
 
 from __future__ import annotations
