@@ -2030,7 +2030,6 @@ def test_an_arrival_at_zero_with_a_velocity_of_rounding_is_at_rest():
     assert filippov.gd_through_origin(1.0, u_in, X, r, 0.0) is None
 
 
-
 def _one_map_step(z, v, steps):
     """The map of ``filippov._gd_at_rest`` one step at a time (its loop before session 61)."""
     z = z + steps[0] * v
