@@ -2090,11 +2090,11 @@ def test_the_map_runs_a_steady_orthant_in_one_block():
 def test_gd_at_rest_near_a_tangent_side_runs_its_chunks_in_blocks():
     """The map that made a run of four neurons take 70 s (``tests/explore_integer.py`` seed
     73851, t = 200, session 61; its 1 595 calls at t ≤ 100 all ran the 400 steps): a neuron
-    on three dependent hyperplanes at a critical point (``x_2 = x_1 / 2 − x_0``), the
-    watch's reading at t ≈ 98.  The map cycles through three orthants for seven steps, then
-    sits in ``(−, −, +)`` at velocities ~2e-5 pointing back, which no step of the 400
-    reaches.  In blocks: the same output as step by step, bit for bit, in 15 calls of
-    ``_map_run`` (400 with one step each)."""
+    on three dependent hyperplanes at a critical point (the rows of ``XK``: the third is
+    half the second minus the first), the watch's reading at t ≈ 98.  The map cycles
+    through three orthants for seven steps, then sits in ``(−, −, +)`` at velocities ~2e-5
+    pointing back, which no step of the 400 reaches.  In blocks: the same output as step by
+    step, bit for bit, in 11 calls of ``_map_run`` (400 with one step each)."""
     from unittest import mock
 
     import pwflow.filippov as filippov
