@@ -596,12 +596,10 @@ def select(
     forced = np.zeros(K.size, dtype=bool)
     if exits:
         forced[np.isin(K, list(exits))] = True
-    if not _consistent(signs, s_a * (X[K] @ D), tol, forced):
-        # a later round turned an earlier leave back (several hyperplanes interacting): the
-        # minimal-norm continuation among the consistent ones, by enumeration (rare)
-        found = _enumerate(s_a, b, Zrows, X[K], signs, forced, gamma, tol, rep, orient)
-        if found is not None:
-            signs, eta, D = found
+    # a later round may turn an earlier leave back (several hyperplanes interacting): then
+    # the minimal-norm continuation among the consistent ones, by enumeration (rare)
+    signs, eta, D = _consistent_or_enumerated(s_a, b, Zrows, X[K], signs, eta, D, forced,
+                                              gamma, tol, classes)
     branch = np.zeros(K.size, dtype=bool)
     settled = False  # gradient descent's continuation from rest, checked and taken
     follow_gd = policy is BranchPolicy.GRADIENT_DESCENT and not at_rest
@@ -659,10 +657,9 @@ def select(
             if policy is BranchPolicy.GRADIENT_DESCENT:
                 signs, eta, D = g_signs, g_eta, g_D
                 settled = True
-    if not settled and not _consistent(signs, s_a * (X[K] @ D), tol, forced):
-        found = _enumerate(s_a, b, Zrows, X[K], signs, forced, gamma, tol, rep, orient)
-        if found is not None:
-            signs, eta, D = found
+    if not settled:
+        signs, eta, D = _consistent_or_enumerated(s_a, b, Zrows, X[K], signs, eta, D, forced,
+                                                  gamma, tol, classes)
     if not _closed(geometry, K, signs):
         # a hyperplane left while the held ones imply it (linearly dependent x_K, e.g. a
         # neuron on a ray in d = 4 held by four hyperplanes of rank 3): no w can do that.
@@ -671,16 +668,14 @@ def select(
         eta = side_slope(signs, gamma)
         eta, D = _min_norm(b, Zrows, signs == 0, eta, gamma, start, classes)
         branch &= signs == 0
-        if not _consistent(signs, s_a * (X[K] @ D), tol, forced):
-            # nor is that joint departure a continuation (d = 4, five hyperplanes of rank 2,
-            # one reaching γ: leaving it alone is not closed, and the departure with it left
-            # two hyperplanes against their normal velocity and held one with its velocity
-            # off it; the next event put the neuron back, a Zeno loop): the minimal-norm
-            # consistent continuation among the faces the arrangement realises
-            found = _enumerate(s_a, b, Zrows, X[K], signs, forced, gamma, tol, rep, orient)
-            if found is not None:
-                signs, eta, D = found
-                branch &= signs == 0
+        # where that joint departure is no continuation either (d = 4, five hyperplanes of
+        # rank 2, one reaching γ: leaving it alone is not closed, and the departure with it
+        # left two hyperplanes against their normal velocity and held one with its velocity
+        # off it; the next event put the neuron back, a Zeno loop): the minimal-norm
+        # consistent continuation among the faces the arrangement realises
+        signs, eta, D = _consistent_or_enumerated(s_a, b, Zrows, X[K], signs, eta, D, forced,
+                                                  gamma, tol, classes)
+        branch &= signs == 0
     if not _is_face(geometry, K, signs):
         # no consistent continuation, and the rounds' answer is no face at all: the face of
         # the departure that makes their leaves (session 54: a class of opposite points read
@@ -690,16 +685,14 @@ def select(
         eta = side_slope(signs, gamma)
         eta, D = _min_norm(b, Zrows, signs == 0, eta, gamma, start, classes)
         branch &= signs == 0
-        if not _consistent(signs, s_a * (X[K] @ D), tol, forced):
-            # nor is that face a continuation: its field turns the neuron back across the
-            # hyperplanes it left (session 61: five points of rank 2, d = 3, an exit at a
-            # sliding mode at rest, |D| ~ 1e-11; its face's field of 0.1 pointed across four
-            # of them, and the next step's detection found the neuron back, a grazing at the
-            # same time again and again): the minimal-norm consistent one among the faces
-            found = _enumerate(s_a, b, Zrows, X[K], signs, forced, gamma, tol, rep, orient)
-            if found is not None:
-                signs, eta, D = found
-                branch &= signs == 0
+        # where that face is no continuation either, its field turning the neuron back
+        # across hyperplanes it leaves (session 61: five points of rank 2, d = 3, an exit at
+        # a sliding mode at rest, |D| ~ 1e-11; its face's field of 0.1 pointed across four
+        # of them, and the next step's detection found the neuron back, a grazing at the
+        # same time again and again): the minimal-norm consistent one among the faces
+        signs, eta, D = _consistent_or_enumerated(s_a, b, Zrows, X[K], signs, eta, D, forced,
+                                                  gamma, tol, classes)
+        branch &= signs == 0
     if approach is not None and not at_rest and not exits:
         # several hyperplanes crossed at once: where not crossing one of them (the others as
         # chosen) is a continuation too, the flow is not unique there (d = 5, two hyperplanes
@@ -1232,6 +1225,20 @@ def _departure_sides(XK: Array, dD: Array) -> tuple[Array, NDArray[np.bool_]]:
     return dv, np.abs(dv) > 1e-9 * np.linalg.norm(XK, axis=1) * float(np.linalg.norm(dD))
 
 
+def _consistent_or_enumerated(s_a: float, b: Array, Zrows: Array, XK: Array,
+                              signs: NDArray[np.int8], eta: Array, D: Array,
+                              forced: NDArray[np.bool_], gamma: float, tol: Array,
+                              classes: tuple[NDArray[np.intp], NDArray[np.int8]]
+                              ) -> tuple[NDArray[np.int8], Array, Array]:
+    """``(signs, eta, D)`` where they are a continuation (:func:`_consistent`); otherwise the
+    minimal-norm consistent continuation among the faces the arrangement realises
+    (:func:`_enumerate`), or the same three where there is none."""
+    if _consistent(signs, s_a * (XK @ D), tol, forced):
+        return signs, eta, D
+    found = _enumerate(s_a, b, Zrows, XK, signs, forced, gamma, tol, *classes)
+    return (signs, eta, D) if found is None else found
+
+
 def _closed(geometry: Geometry, K: NDArray[np.intp], signs: NDArray[np.int8]) -> bool:
     """Whether the hyperplanes held (``signs == 0``) imply none of those left
     (:func:`implied_hyperplanes` of the face after the event: its hyperplanes are the held
@@ -1586,7 +1593,7 @@ def _gd_at_rest(s_a: float, b: Array, Zrows: Array, XK: Array, gamma: float,
             v = v.copy()
             v[resting] = _drift_jump(z[resting], np.where(np.abs(rate) <= dtol, 0.0,
                                                           rate)[resting])
-            z = z + 1.0 * v
+            z = z + v  # (a step of 1)
             count, signs = 1, np.sign(z)[None]
         else:
             z, count, signs = _map_run(z, v, steps[i: i + GD_MAP_CHUNK - i % GD_MAP_CHUNK])
