@@ -165,3 +165,37 @@ def test_the_default_tolerances_give_the_tight_runs_events(seed):
     row = compare(seed)
     assert row["status"] == [0, 0] and row["events"][0] > 0
     assert row["same_log"] and row["max_dt"] <= 1e-9 and row["state"] <= 1e-10, row
+
+
+#: :mod:`explore_gd_wide` (session 62): a wide network with many events (d = 3, m = 151, 238
+#: events; within 1.25 gaps of extrapolated gradient descent) and the campaign's flagged one
+#: (d = 4, m = 82: 5.3 gaps, gradient descent's early kinks; its distance to the flow halves
+#: with the step, fitted order 0.80)
+GD_WIDE_SEEDS = [512, 519]
+
+
+@pytest.mark.parametrize("seed", GD_WIDE_SEEDS)
+def test_a_wide_network_follows_gradient_descent(seed):
+    from explore_gd_wide import compare
+
+    row = compare(seed, 2.0, 2e-4)
+    assert row["events"] > 10 and row["ok"], row
+
+
+def test_the_wide_comparison_with_gradient_descent_sees_a_wrong_flow(monkeypatch):
+    """The same comparison with the flow started 1e-4 off gradient descent's start (one
+    neuron's output weight): the verdict is "disagrees" (many gaps, no convergence)."""
+    import explore_gd_wide
+
+    import pwflow
+
+    simulate = pwflow.simulate
+
+    def shifted(data, init, *args, **kwargs):
+        a = np.array(init.a, dtype=float)
+        a[0] += 1e-4
+        return simulate(data, pwflow.from_arrays(np.asarray(init.W), a), *args, **kwargs)
+
+    monkeypatch.setattr(explore_gd_wide.pwflow, "simulate", shifted)
+    row = explore_gd_wide.compare(GD_WIDE_SEEDS[0], 1.0, 4e-4)
+    assert row["status"] == 0 and not row["ok"] and row["ratio"] > 10 and row["order"] < 0.3, row
