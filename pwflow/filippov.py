@@ -664,18 +664,24 @@ def select(
         # a hyperplane left while the held ones imply it (linearly dependent x_K, e.g. a
         # neuron on a ray in d = 4 held by four hyperplanes of rank 3): no w can do that.
         # Those held at a bound of their slope go with it, to the side of the departure
+        before = signs
         signs = _depart_together(X[K], signs, eta, gamma, s_a, Zrows, classes)
         eta = side_slope(signs, gamma)
         eta, D = _min_norm(b, Zrows, signs == 0, eta, gamma, start, classes)
         branch &= signs == 0
-        # where that joint departure is no continuation either (d = 4, five hyperplanes of
-        # rank 2, one reaching γ: leaving it alone is not closed, and the departure with it
-        # left two hyperplanes against their normal velocity and held one with its velocity
-        # off it; the next event put the neuron back, a Zeno loop): the minimal-norm
-        # consistent continuation among the faces the arrangement realises
-        signs, eta, D = _consistent_or_enumerated(s_a, b, Zrows, X[K], signs, eta, D, forced,
-                                                  gamma, tol, classes)
-        branch &= signs == 0
+        # the hyperplanes that go along because the held ones imply them move off at
+        # whatever speed the departure gives them, resolved or not (session 62)
+        joined = (signs != 0) & (before == 0)
+        if not (JOINED_AT_RESOLUTION
+                and _joint_departure(signs, s_a * (X[K] @ D), tol, forced, joined)):
+            # where that joint departure is no continuation either (d = 4, five hyperplanes
+            # of rank 2, one reaching γ: leaving it alone is not closed, and the departure
+            # with it left two hyperplanes against their normal velocity and held one with
+            # its velocity off it; the next event put the neuron back, a Zeno loop): the
+            # minimal-norm consistent continuation among the faces the arrangement realises
+            signs, eta, D = _consistent_or_enumerated(s_a, b, Zrows, X[K], signs, eta, D,
+                                                      forced, gamma, tol, classes)
+            branch &= signs == 0
     if not _is_face(geometry, K, signs):
         # no consistent continuation, and the rounds' answer is no face at all: the face of
         # the departure that makes their leaves (session 54: a class of opposite points read
@@ -1280,6 +1286,33 @@ def _leave_rounds(s_a: float, b: Array, Zrows: Array, XK: Array, signs: NDArray[
 #: a held hyperplane's normal velocity is tangent within this many times its rounding
 #: (:func:`_consistent`, and :meth:`VelocityReach.allows`, which must read it the same way)
 TANGENT_TOL = 1e3
+
+
+#: :func:`select`: a joint departure from hyperplanes the held ones imply
+#: (:func:`_depart_together`) is taken where the hyperplanes that go along move to their
+#: sides, also where their velocity is below its rounding
+#: (:func:`_joint_departure`); ``False``: every leave resolved, else the enumeration (before
+#: session 62; tests: the mechanism off)
+JOINED_AT_RESOLUTION = True
+
+
+def _joint_departure(signs: NDArray[np.int8], v: Array, tol: Array,
+                     forced: NDArray[np.bool_], joined: NDArray[np.bool_]) -> bool:
+    """Whether a joint departure (:func:`_depart_together`) is a continuation: as
+    :func:`_consistent`, except that the hyperplanes that go along (``joined``: implied by
+    the held ones once the others leave) need only move to their sides, ``signs v > 0``.
+
+    Their velocity is the departure's, set by the geometry, not a motion of their own: as
+    the minimal-norm element grows from 0 (a residual passing 0), its velocities cross
+    their rounding one at a time, and where the first was resolved and the others not, the
+    departure was read as inconsistent and the enumeration took a far cell
+    (``tests/explore_integer.py`` seed 73995, d = 3, ReLU, a neuron held at 0: at
+    ``r_2 = 7.2e-11`` the open cell at ``|D| = 2.8e-3`` instead of the ray
+    ``x_0^⊥ ∩ x_1^⊥ ∩ x_4^⊥ ∩ x_5^⊥`` at ``|D| = 1.6e-11``, which the rule gives from
+    ``r_2 = 1e-10`` on; the runs at ``rtol ≤ 1e-12`` left 0 into the cell, the default one
+    along the ray, 2.3e-3 apart at t = 10; session 62)."""
+    return (_consistent(signs, v, tol, forced | joined)
+            and bool(np.all(signs[joined] * v[joined] > 0.0)))
 
 
 def _consistent(signs: NDArray[np.int8], v: Array, tol: Array,

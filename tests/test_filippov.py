@@ -2187,3 +2187,81 @@ def test_a_run_leaving_five_dependent_hyperplanes_at_rest_at_a_tight_tolerance_f
     W8, _ = tr.state(8.0)
     offsets = W8[27] @ X[[1, 3, 8, 13]].T
     assert np.all(np.sign(offsets) == [1, 1, 1, -1]) and np.min(np.abs(offsets)) > 1e-6
+
+
+#: session 62, ``tests/explore_integer.py`` seed 73995 (d = 3, ReLU, square loss): neuron 3
+#: (a < 0) held at ``w = 0`` since t = 3.47, the residuals where its face's regime read an
+#: exit (t = 8.27367074 at ``rtol = 1e-13``), ``r_2`` just past 0.  x_0, x_1, x_4, x_5 are
+#: coplanar (``x_1 = −x_0 − 4 x_4``, ``x_5 = x_0 + x_4``): their hyperplanes meet on the ray
+#: spanned by (1, 0, 2)
+_ORIGIN_AS_R2_PASSES_ZERO = dict(
+    X=np.array([[2, -2, -1], [-2, -2, 1], [2, -1, 1], [-2, 0, -1], [0, 1, 0], [2, -1, -1],
+                [-4, 2, -2], [-4, 2, -2]], dtype=float),
+    r=np.array([0.5407876146939479, -0.17864521892816398, 7.181649719356642e-11,
+                -0.5648040432594117, 0.02451585683072155, -0.6926578411663163,
+                -0.5247818488474243, 0.5234144140455665]),
+    a=-0.20138881340565262)
+_THE_RAY = [0, 0, 1, -1, 0, 0, -1, -1]
+
+
+def _ray_field(X, r):
+    """The minimal-norm ``D`` on the ray's face (x_2 active, x_3, x_6, x_7 inactive, the
+    other four free in [0, 1]), by scipy's BVLS (not pwflow's solver)."""
+    from scipy.optimize import lsq_linear
+
+    n = X.shape[0]
+    b = -(r[2] * X[2]) / n
+    Z = -(r[[0, 1, 4, 5], None] * X[[0, 1, 4, 5]]).T / n
+    eta = lsq_linear(Z, -b, bounds=(0.0, 1.0), method="bvls", tol=1e-15).x
+    return b + Z @ eta
+
+
+@pytest.mark.parametrize("r2", [1e-12, 5e-11, 7.181649719356642e-11, 7.2e-11, 9e-11, 1e-10,
+                                1e-8, 1e-6, 1e-4])
+@pytest.mark.parametrize("exit_hint", [None, {3: False}])
+def test_a_departure_from_zero_as_its_residual_passes_zero_is_the_ray_at_every_scale(
+        r2, exit_hint):
+    """As ``r_2`` passes 0 the minimal-norm element of ``𝔇(0)`` grows from 0 along the ray
+    (``|D| ∝ r_2``), its normal velocities crossing their rounding one at a time.  The rule
+    stays (all below) or departs on the ray, whose departure the held hyperplanes x_0, x_1,
+    x_4, x_5 force on x_2, x_6, x_7 along with x_3; never the open cell (−, −, −, −, +, −,
+    +, +) at ``|D| = 2.8e-3`` (before session 62, for ``r_2`` in about (7.18e-11, 1e-10):
+    the ray was read as inconsistent where x_3's velocity was resolved and x_2's not, and
+    the enumeration took that cell; the runs at ``rtol ≤ 1e-12`` left 0 into it).  The
+    ray's field is checked against scipy's BVLS, and its direction against the signs."""
+    c = _ORIGIN_AS_R2_PASSES_ZERO
+    X, r = c["X"], c["r"].copy()
+    r[2] = r2
+    sel = select(c["a"], np.zeros(8, np.int8), X, r, 0.0, exits=exit_hint, w=np.zeros(3))
+    if exit_hint is None and not np.any(sel.signs):
+        assert r2 < 1e-10, "the departure resolved on every hyperplane"
+        return
+    assert sel.signs.tolist() == _THE_RAY, sel.signs
+    D = _ray_field(X, r)
+    assert np.linalg.norm(sel.D - D) <= 1e-9 * np.linalg.norm(D) + 1e-25
+    assert np.linalg.norm(D) <= 0.3 * r2  # |D| = r_2 √5 / 10 here, not 2.8e-3
+    v = c["a"] * (X @ D)  # the velocities of the offsets
+    ray = np.array(_THE_RAY)
+    assert np.all(ray[ray != 0] * v[ray != 0] > 0)
+    assert np.all(np.abs(v[ray == 0]) <= 1e-12 * np.max(np.abs(v)))
+
+
+def test_a_neuron_leaving_zero_at_a_residuals_root_takes_the_same_ray_at_every_tolerance():
+    """``tests/explore_integer.py`` seed 73995 to t = 10: the default run and the runs at
+    ``rtol = 1e-12`` and ``1e-13`` log the same rows (neuron 3 leaves 0 along the ray at
+    t = 8.27367, a branch point on x_0) and end within 1e-11 (measured 7.0e-13; before
+    session 62 the tight runs left 0 into an open cell, 2.3e-3 from the default one)."""
+    from explore_integer import draw
+
+    X, y, W, a, gamma, loss, _ = draw(73995)
+    runs = [pwflow.simulate(pwflow.Dataset(X, y), pwflow.from_arrays(W, a), 10.0, gamma=gamma,
+                            loss=loss, options=pwflow.FlowOptions(**opts))
+            for opts in ({}, {"rtol": 1e-12, "atol": 1e-15}, {"rtol": 1e-13, "atol": 1e-16})]
+    rows = [list(zip(tr.events["neuron"].tolist(), tr.events["k"].tolist(),
+                     tr.events["kind"].tolist(), strict=True)) for tr in runs]
+    assert all(tr.status == 0 for tr in runs) and rows[1] == rows[0] and rows[2] == rows[0]
+    assert (3, 0, int(EventKind.BRANCH)) in rows[0]
+    W0, a0 = runs[0].state(10.0)
+    for tr in runs[1:]:
+        W1, a1 = tr.state(10.0)
+        assert max(np.max(np.abs(W1 - W0)), np.max(np.abs(a1 - a0))) <= 1e-11
