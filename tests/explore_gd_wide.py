@@ -44,7 +44,7 @@ import numpy as np
 import pwflow
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from explore_wide import draw  # noqa: E402
+from explore_wide import draw, draw_rest, relative_gap  # noqa: E402
 from reference import first_branch_after_start  # noqa: E402
 
 #: the ratio above which a problem is checked for convergence
@@ -64,45 +64,34 @@ def agrees(rec: dict) -> bool:
     return rec["ratio"] <= FLAG or rec.get("order", 0.0) >= ORDER_MIN
 
 
+def _at(g, t: float):
+    """Gradient descent's stored state nearest ``t`` (``pwflow.GDResult``)."""
+    i = int(np.argmin(np.abs(np.asarray(g.t) - t)))
+    return np.asarray(g.W)[i], np.asarray(g.a)[i]
+
+
 def convergence(data, init, tr, t_max: float, lr: float, gamma: float, loss: str
                 ) -> tuple[list[float], float]:
     """The flow's distance at ``t_max`` to gradient descent at ``lr / 2**i``, ``i < 4``
     (relative to ``1 + max |θ|``), and its fitted order in the step (``t_max`` a multiple
     of ``lr / 8``)."""
     Wf, af = tr.state(t_max)
-    size = 1.0 + max(np.max(np.abs(Wf)), np.max(np.abs(af)))
-    out = []
-    for i in range(4):
-        g = pwflow.gradient_descent(data, init, lr=lr / 2**i, t_max=t_max, save_times=[t_max],
-                                    gamma=gamma, loss=loss)
-        Wg, ag = np.asarray(g.W)[-1], np.asarray(g.a)[-1]
-        out.append(max(np.max(np.abs(Wf - Wg)), np.max(np.abs(af - ag))) / size)
+    out = [relative_gap(Wf, af, *_at(pwflow.gradient_descent(
+        data, init, lr=lr / 2**i, t_max=t_max, save_times=[t_max], gamma=gamma, loss=loss),
+        t_max)) for i in range(4)]
     order = -np.polyfit(np.arange(4.0), np.log2(np.maximum(out, 1e-300)), 1)[0]
     return [float(f"{e:.3g}") for e in out], float(f"{order:.3g}")
 
 
 def draw_high(seed: int, dims: tuple[int, int], large: bool = False):
     """A problem in ``d`` from ``dims`` (inclusive): n = d + 1 … 3d Gaussian points, m =
-    30–120, otherwise as :func:`explore_wide.draw` (γ, loss, labels, scale, balance);
-    ``large``: output weights 1.5–5 times the hidden ones (neurons reach ``w = 0``, are held
-    there or pass through it, as :func:`explore_integer.draw`'s ``large`` kind)."""
+    30–120, the rest as :func:`explore_wide.draw_rest` (``large``: output weights 1.5–5
+    times the hidden ones; neurons reach ``w = 0``, are held there or pass through it)."""
     rng = np.random.default_rng(seed)
     d = int(rng.integers(dims[0], dims[1] + 1))
     n, m = int(rng.integers(d + 1, 3 * d + 1)), int(rng.integers(30, 121))
     X = rng.normal(size=(n, d))
-    gamma = float(rng.choice([0.0, 0.1, 0.5]))
-    loss = str(rng.choice(["square", "logistic"]))
-    y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
-    scale = float(rng.choice([1e-3, 1e-2, 0.1, 0.5]))
-    W = rng.normal(size=(m, d)) * scale
-    if large:
-        a = (rng.choice([-1.0, 1.0], size=m) * rng.uniform(1.5, 5.0, size=m)
-             * np.linalg.norm(W, axis=1))
-    elif rng.random() < 0.5:
-        a = rng.choice([-1.0, 1.0], size=m) * np.linalg.norm(W, axis=1)
-    else:
-        a = rng.normal(size=m) * scale
-    return X, y, W, a, gamma, loss
+    return (X,) + draw_rest(rng, X, m, large)
 
 
 def compare(seed: int, t_max: float, lr: float, dims: tuple[int, int] | None = None,
@@ -132,21 +121,17 @@ def compare(seed: int, t_max: float, lr: float, dims: tuple[int, int] | None = N
     if not times:
         rec["ok"] = True
         return rec
-    runs = [pwflow.gradient_descent(data, init, lr=h, t_max=t_max, save_times=times,
+    runs = [pwflow.gradient_descent(data, init, lr=h, t_max=times[-1], save_times=times,
                                     gamma=gamma, loss=loss) for h in (lr, lr / 2)]
     errs, gaps = [], []
     for t in times:
+        (W1, a1), (W2, a2) = (_at(g, t) for g in runs)
         Wf, af = tr.state(t)
-        (W1, a1), (W2, a2) = ((np.asarray(g.W)[i], np.asarray(g.a)[i]) for g, i in
-                              ((g, int(np.argmin(np.abs(np.asarray(g.t) - t)))) for g in runs))
-        size = 1.0 + max(np.max(np.abs(Wf)), np.max(np.abs(af)))
-        Wx, ax = 2.0 * W2 - W1, 2.0 * a2 - a1
-        errs.append(max(np.max(np.abs(Wf - Wx)), np.max(np.abs(af - ax))) / size)
-        gaps.append(max(np.max(np.abs(W2 - W1)), np.max(np.abs(a2 - a1))) / size)
+        errs.append(relative_gap(Wf, af, 2.0 * W2 - W1, 2.0 * a2 - a1))
+        gaps.append(relative_gap(Wf, af, Wf + W2 - W1, af + a2 - a1))  # |θ_{lr/2} − θ_lr|
     ratio = max(e / max(g, 1e-300) for e, g in zip(errs, gaps, strict=True))
     rec.update(err=[float(f"{e:.3g}") for e in errs], gap=[float(f"{g:.3g}") for g in gaps],
-               ratio=float(f"{ratio:.3g}"),
-               wall=round(time.perf_counter() - t0, 2))
+               ratio=float(f"{ratio:.3g}"), wall=round(time.perf_counter() - t0, 2))
     if rec["ratio"] > FLAG:
         rec["conv"], rec["order"] = convergence(data, init, tr, times[-1], lr, gamma, loss)
     rec["ok"] = agrees(rec)

@@ -45,16 +45,34 @@ def draw(seed: int):
     else:
         X = rng.integers(-2, 3, size=(n, d)).astype(float)
         X[np.linalg.norm(X, axis=1) < 0.5, 0] = 1.0
+    return (X,) + draw_rest(rng, X, m)
+
+
+def draw_rest(rng, X, m: int, large: bool = False):
+    """The rest of a problem on the data ``X`` with ``m`` neurons, from ``rng``: ``y, W, a,
+    gamma, loss`` (γ ∈ {0, 0.1, 0.5}, the square loss with Gaussian labels or the logistic
+    loss with ±1, weights of scale 1e-3 … 0.5, balanced or not; ``large``: output weights
+    1.5–5 times the hidden ones, as :func:`explore_integer.draw`'s ``large`` kind)."""
+    n, d = X.shape
     gamma = float(rng.choice([0.0, 0.1, 0.5]))
     loss = str(rng.choice(["square", "logistic"]))
     y = rng.normal(size=n) if loss == "square" else rng.choice([-1.0, 1.0], size=n)
     scale = float(rng.choice([1e-3, 1e-2, 0.1, 0.5]))
     W = rng.normal(size=(m, d)) * scale
-    if rng.random() < 0.5:
+    if large:
+        a = (rng.choice([-1.0, 1.0], size=m) * rng.uniform(1.5, 5.0, size=m)
+             * np.linalg.norm(W, axis=1))
+    elif rng.random() < 0.5:
         a = rng.choice([-1.0, 1.0], size=m) * np.linalg.norm(W, axis=1)
     else:
         a = rng.normal(size=m) * scale
-    return X, y, W, a, gamma, loss
+    return y, W, a, gamma, loss
+
+
+def relative_gap(W1, a1, W2, a2) -> float:
+    """``max |θ_2 − θ_1|`` relative to ``1 + max |θ_1|``."""
+    size = 1.0 + max(np.max(np.abs(W1)), np.max(np.abs(a1)))
+    return max(np.max(np.abs(W2 - W1)), np.max(np.abs(a2 - a1))) / size
 
 
 def apart(tr1, tr2, times, perm=None) -> float:
@@ -66,8 +84,7 @@ def apart(tr1, tr2, times, perm=None) -> float:
         (W1, a1), (W2, a2) = tr1.state(t), tr2.state(t)
         if inv is not None:
             W2, a2 = W2[inv], a2[inv]
-        size = 1.0 + max(np.max(np.abs(W1)), np.max(np.abs(a1)))
-        out = max(out, np.max(np.abs(W2 - W1)) / size, np.max(np.abs(a2 - a1)) / size)
+        out = max(out, relative_gap(W1, a1, W2, a2))
     return out
 
 
