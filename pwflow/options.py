@@ -98,7 +98,9 @@ class FlowOptions:
         (faces × ``(d + 1)²``) exceed :data:`pwflow.solvers.STIFF_MAX_DIM` (1 024): its
         Jacobian is dense. ``None``: DOP853 only (the reference path, with ``batch_tol=0``).
     stiff_after : int
-        See ``stiff_solver``; doubled after each return to DOP853.
+        See ``stiff_solver``; doubled at each wrong guess of the implicit solver (a return
+        to DOP853 for its cost or a failure), back to this value after an implicit stretch
+        that held its cost bound (:class:`pwflow.solvers.Phase`).
     branch_policy : {'min_norm', 'gd'}
         Continuation at a branch point (a sliding mode that turns repulsive, where Eq. (2) has
         several solutions; see :mod:`pwflow.filippov`): ``'min_norm'`` keeps the neuron on the

@@ -151,11 +151,17 @@ class Phase:
     unit that DOP853 used over its quiet stretch (evaluations, not wall time, so that the
     trajectory is reproducible; its finite-difference Jacobians and its start-up count too,
     hence ``factor`` > 1: 3 gave the fewest evaluations on three_points among 2, 3, 4, 8).
-    ``after`` doubles at each hand-back of the second kind (or a failure), so a wrong guess
-    costs a bounded share of the work.  After a hand-back for an event, ``again`` quiet steps
-    suffice (DOP853's rate measured before is kept): an isolated event in a quiet stretch
-    said nothing about stiffness, and waiting ``after`` (40, 80, ...) steps each time cost
-    three points at ``m = 2·10⁴`` 543 steps instead of 307.
+    ``after`` doubles at each hand-back of the second kind (or a failure), so a run of wrong
+    guesses costs a bounded share of the work; it is back at its first value once the
+    implicit solver has held its cost bound over ``window`` steps of a stretch (the stretch
+    then ends with an event or a probe): the guesses before it were made on other dynamics.
+    Without that, the count of wrong guesses over a whole run only grew, and a long run
+    whose flow stiffens late was left to DOP853 at its stability limit
+    (``tests/explore_long.py`` seed 608, d = 3, t = 3 000: ``after`` reached 2 560, 9 199
+    steps and 126 837 evaluations; now 4 313 and 39 338).  After a hand-back for an event,
+    ``again`` quiet steps suffice (DOP853's rate measured before is kept): an isolated event
+    in a quiet stretch said nothing about stiffness, and waiting ``after`` (40, 80, ...)
+    steps each time cost three points at ``m = 2·10⁴`` 543 steps instead of 307.
 
     The rate DOP853 is held to is measured on its quiet stretches; a long implicit stretch
     outlives it (the dynamics slow down, or stiffen).  After ``probe`` implicit steps in one
@@ -168,6 +174,7 @@ class Phase:
 
     after: int
     window: int = 10
+    first_after: int | None = None  # ``after`` as given (set at construction)
     factor: float = 3.0
     again: int = 3
     stiff: bool = False
@@ -179,6 +186,10 @@ class Phase:
     need: int | None = None  # quiet steps before the next hand-over (None: ``after``)
     probe: int = 256  # implicit steps in one stretch before DOP853's rate is measured again
     measure: bool = False  # the current DOP853 stretch measures its rate (a probe)
+
+    def __post_init__(self) -> None:
+        if self.first_after is None:
+            self.first_after = self.after
 
     def eventful(self) -> None:
         self.count, self.cost, self.dt = 0, 0.0, 0.0
@@ -214,7 +225,11 @@ class Phase:
     def leave(self, wrong_guess: bool = True) -> None:
         """Back to DOP853; ``after`` doubles where the implicit solver was a wrong guess (it
         failed or cost more), not where a step only met an event (events are located on
-        DOP853's dense output: meeting one says nothing about stiffness)."""
+        DOP853's dense output: meeting one says nothing about stiffness).  A stretch that has
+        held the cost bound over ``window`` steps (every quiet step from the ``window``-th on
+        passed it) sets ``after`` back to its first value."""
+        if not wrong_guess and self.stiff and self.count >= self.window:
+            self.after = self.first_after
         self.stiff = False
         if wrong_guess:
             self.after *= 2

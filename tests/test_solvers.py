@@ -114,6 +114,36 @@ def test_a_long_implicit_stretch_measures_the_explicit_rate_again():
     assert not ph.stiff and ph.after == 40  # a wrong guess
 
 
+def test_an_implicit_stretch_that_holds_its_cost_bound_sets_after_back():
+    """``Phase``: each wrong guess of the implicit solver doubles ``after`` (the quiet DOP853
+    steps before the next hand-over); a later implicit stretch that holds the cost bound
+    over ``window`` steps sets it back to its first value when it ends (an event, a probe),
+    since the guesses before it were made on other dynamics.  A stretch ended by an event
+    before ``window`` steps says nothing about the cost: ``after`` stays."""
+    from pwflow.solvers import Phase
+
+    ph = Phase(after=20)
+    assert [ph.quiet(12.0, 0.1, 0.1) for _ in range(20)] == [False] * 19 + [True]
+    assert ph.rate_explicit == pytest.approx(120.0)
+    for after in (40, 80):  # two wrong guesses: 500 evaluations per time unit > 3 × 120
+        assert [ph.quiet(50.0, 0.1, None) for _ in range(10)] == [False] * 9 + [True]
+        assert not ph.stiff and ph.after == after
+        assert [ph.quiet(12.0, 0.1, 0.1) for _ in range(after)] == [False] * (after - 1) + [True]
+    # an event before `window` implicit steps: no verdict on the cost, `after` kept
+    assert [ph.quiet(5.0, 0.1, None) for _ in range(9)] == [False] * 9
+    ph.leave(wrong_guess=False)
+    assert not ph.stiff and ph.after == 80 and ph.need == ph.again
+    assert [ph.quiet(12.0, 0.1, 0.1) for _ in range(3)] == [False, False, True]
+    # a stretch that held the bound (50 per time unit) for `window` steps, then an event
+    assert [ph.quiet(5.0, 0.1, None) for _ in range(12)] == [False] * 12
+    ph.leave(wrong_guess=False)
+    assert not ph.stiff and ph.after == 20 and ph.need == ph.again
+    # the next wrong guess doubles from there
+    assert [ph.quiet(12.0, 0.1, 0.1) for _ in range(3)] == [False, False, True]
+    assert [ph.quiet(50.0, 0.1, None) for _ in range(10)] == [False] * 9 + [True]
+    assert ph.after == 40
+
+
 def test_a_slow_logistic_run_is_not_left_to_the_implicit_solver_on_an_old_rate():
     """``tests/explore_long.py`` problem 151 (d = 4, n = 4, m = 50, logistic loss, no rest):
     its dynamics slow down for good after t ≈ 43, where DOP853 takes one step per hundreds of
@@ -132,3 +162,21 @@ def test_a_slow_logistic_run_is_not_left_to_the_implicit_solver_on_an_old_rate()
                    options=pwflow.FlowOptions(stiff_solver=None))
     Z, Zr = np.c_[tr.W[-1], tr.a[-1]], np.c_[ref.W[-1], ref.a[-1]]
     assert np.max(np.abs(Z - Zr)) <= 1e-9 * np.max(np.abs(Zr))  # measured 7.3e-14
+
+
+@pytest.mark.slow  # 5–10 s
+def test_a_flow_that_stiffens_late_gets_the_implicit_solver_back():
+    """``tests/explore_long.py`` problem 608 (d = 3, n = 5, m = 8, γ = 0.2, square loss,
+    t = 3 000): seven wrong guesses of the implicit solver early in the run doubled ``after``
+    to 2 560, and DOP853 then took the stiff stretches at its stability limit (9 199 steps,
+    126 837 field evaluations; DOP853 alone: 145 091 steps).  With ``after`` set back after
+    each implicit stretch that held its cost bound: 4 313 steps, 39 338 evaluations, the
+    same 56 events, the final state 6.7e-12 (relative) from the previous code's."""
+    from explore_long import problem
+
+    data, init, gamma, loss, _ = problem(608)
+    tr = simulate(data, init, 3000.0, gamma=gamma, loss=loss, n_snapshots=8)
+    assert tr.status == 0, tr.message
+    assert tr.n_events == 56
+    assert tr.stats["n_steps"] < 6000  # 9 199 when `after` only doubles
+    assert np.max(tr.balancedness_drift()) <= 1e-12
