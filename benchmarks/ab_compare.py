@@ -49,8 +49,11 @@ def main() -> None:
     args = ap.parse_args()
     sys.path.insert(0, args.base_dir)
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-    import pwflow
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import pwflow_base
+    from ab_logs import compare_runs, same_prefix
+
+    import pwflow
 
     walls: dict[str, list[float]] = {"base": [], "new": []}
     runs = {}
@@ -64,22 +67,16 @@ def main() -> None:
             print(f"{name}: {walls[name][-1]:.2f} s, status {tr.status}, {tr.n_events} events, "
                   f"{tr.stats['n_steps']} steps", flush=True)
     b, n = runs["base"], runs["new"]
-    same = b.n_events == n.n_events and all(
-        np.array_equal(b.events[k], n.events[k]) for k in ("t", "neuron", "k", "kind"))
-    scale = max(np.max(np.abs(b.W[-1])), np.max(np.abs(b.a[-1])))
-    dz = max(np.max(np.abs(b.W[-1] - n.W[-1])), np.max(np.abs(b.a[-1] - n.a[-1]))) / scale
-    dt = (np.max(np.abs(b.events["t"] - n.events["t"])) if b.n_events == n.n_events
-          else float("nan"))
-    print(f"base / new = {min(walls['base']) / min(walls['new']):.2f}; identical log: {same}; "
-          f"max |dt| {dt:.3g}; final state difference {dz:.3g} (relative)")
+    cmp = compare_runs(b, n)
+    dt = float("nan") if cmp.dt_max is None else cmp.dt_max
+    print(f"base / new = {min(walls['base']) / min(walls['new']):.2f}; identical log: "
+          f"{cmp.identical}; max |dt| {dt:.3g}; final state difference "
+          f"{cmp.state / cmp.scale:.3g} (relative)")
     t_rest = n.stats.get("t_rest")
     if t_rest is not None:  # the new run stopped at rest: the logs up to there, the bound
-        cut = np.asarray(b.events["t"]) <= t_rest
-        prefix = n.n_events == int(np.sum(cut)) and all(
-            np.array_equal(np.asarray(b.events[k])[cut], n.events[k])
-            for k in ("t", "neuron", "k", "kind"))
+        after = int(np.sum(np.asarray(b.events["t"]) > t_rest))
         print(f"new: at rest from t = {t_rest:.6g} (bound {n.stats['rest_bound']:.3g}); base "
-              f"events after it: {int(np.sum(~cut))}; identical log up to it: {prefix}")
+              f"events after it: {after}; identical log up to it: {same_prefix(b, n, t_rest)}")
 
 
 if __name__ == "__main__":

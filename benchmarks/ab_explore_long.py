@@ -36,8 +36,10 @@ def main() -> None:
     ap.add_argument("--t-max", type=float, default=3000.0, help="horizon (default 3000)")
     args = ap.parse_args()
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-    sys.path[:0] = [args.base_dir, root, os.path.join(root, "tests")]
+    sys.path[:0] = [args.base_dir, root, os.path.join(root, "tests"),
+                    os.path.dirname(os.path.abspath(__file__))]
     import pwflow_base
+    from ab_logs import compare_runs
     from explore_long import problem
 
     import pwflow
@@ -55,14 +57,11 @@ def main() -> None:
                              steps=int(tr.stats["n_steps"]), nfev=int(tr.stats["nfev"]),
                              ev=int(tr.n_events), impl=int(np.sum(tr.step_implicit)))
         a, b = runs["base"], runs["new"]
-        rows = [list(zip(r.events["neuron"], r.events["k"], r.events["kind"], strict=True))
-                for r in (a, b)]
-        out["same_events"] = rows[0] == rows[1]
-        if out["same_events"] and rows[0]:
-            out["dt_max"] = float(np.max(np.abs(np.asarray(a.events["t"])
-                                                - np.asarray(b.events["t"]))))
-        Za, Zb = np.c_[a.W[-1], a.a[-1]], np.c_[b.W[-1], b.a[-1]]
-        out["state"] = float(np.max(np.abs(Za - Zb)) / (1 + np.max(np.abs(Za))))
+        cmp = compare_runs(a, b)
+        out["same_events"] = cmp.same_rows
+        if cmp.same_rows and a.n_events:
+            out["dt_max"] = cmp.dt_max
+        out["state"] = cmp.state / (1 + cmp.scale)
         out["branch"] = [int(a.stats["n_branch_points"]), int(b.stats["n_branch_points"])]
         print(json.dumps(out), flush=True)
 

@@ -4,10 +4,11 @@ lazy package attribute, ``solver_overhead.py`` on the structured Jacobian, and
 ``probe_batch_correction.py`` on a changed signature).  The timings themselves are not
 checked here (speed is measured by the scripts, not by tests); what is checked is that each
 case runs to its end and prints its row, and that ``ab_compare.py`` finds a version
-identical to itself."""
+identical to itself (and ``ab_explore_long.py`` likewise)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -59,3 +60,15 @@ def test_probe_batch_correction_measures_a_batch():
     out = _run("probe_batch_correction.py", "d3", "60", "0.01", "20")
     line = next(x for x in out.splitlines() if x.startswith("T0"))
     assert "no batch" in line or re.search(r"error: kept [0-9.e+-]+, .*sweep 3: ", line), out
+
+
+def test_ab_explore_long_finds_a_version_identical_to_itself(tmp_path):
+    shutil.copytree(ROOT / "pwflow", tmp_path / "pwflow_base",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    out = _run("ab_explore_long.py", str(tmp_path), "3", "2", "--t-max", "20")
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert [r["seed"] for r in rows] == [3, 4], out
+    for r in rows:
+        assert r["same_events"] and r["state"] == 0.0, r
+        assert r.get("dt_max", 0.0) == 0.0 and r["base"]["status"] == r["new"]["status"] == 0, r
+        assert r["base"]["nfev"] == r["new"]["nfev"] > 0, r
