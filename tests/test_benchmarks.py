@@ -72,3 +72,24 @@ def test_ab_explore_long_finds_a_version_identical_to_itself(tmp_path):
         assert r["same_events"] and r["state"] == 0.0, r
         assert r.get("dt_max", 0.0) == 0.0 and r["base"]["status"] == r["new"]["status"] == 0, r
         assert r["base"]["nfev"] == r["new"]["nfev"] > 0, r
+
+
+def test_budget_sensitivity_prints_a_row_per_case_and_budget():
+    out = _run("budget_sensitivity.py", "--cases", "d2", "d3", "--n", "5", "--m", "20",
+               "--t-max", "2", "--budgets", "1e-10", "1e-6")
+    rows = [line.split() for line in out.splitlines() if line.startswith(("d2 ", "d3 "))]
+    assert [(r[0], float(r[1])) for r in rows] == [("d2", 1e-10), ("d3", 1e-10),
+                                                  ("d2", 1e-6), ("d3", 1e-6)], out
+    for r in rows:
+        assert r[2] == "0" and int(r[3]) > 0 and int(r[4]) > 0, out  # status, events, steps
+    # the baseline is each case's own first run: no difference from itself, speed-up 1
+    assert [float(r[9]) for r in rows[:2]] == [0.0, 0.0] and rows[0][8] == "1.00", out
+    assert len(rows[1]) == 11 and len(rows[0]) == 10, out  # 'x first case' from the 2nd case
+
+
+def test_budget_sensitivity_rejects_a_bad_budget_in_one_line():
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, str(BENCH / "budget_sensitivity.py"), "--budgets",
+                           "0"], capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "argument --budgets: expected a positive number, got '0'" in proc.stderr
