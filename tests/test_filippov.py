@@ -1112,6 +1112,23 @@ def test_the_map_near_zero_ends_at_a_fixed_point_with_the_orbit_unchanged(
             assert x.dtype == y.dtype and x.tobytes() == y.tobytes()
 
 
+@given(st.integers(1, 45).flatmap(lambda n: arrays(
+    np.int8, st.tuples(st.integers(1, 300), st.just(n)), elements=st.sampled_from([-1, 0, 1]))))
+def test_unique_sign_rows_are_the_opaque_items_rows_in_byte_order(rows):
+    """:func:`pwflow.filippov._unique_rows` (base-3 keys up to 40 columns) gives the rows and
+    counts of ``np.unique`` on one opaque item per row (bytes: ``0 < 1 < −1``), the order
+    the orbits' cells and faces were read in before the keys, rows and counts alike."""
+    from pwflow.filippov import _unique_rows
+
+    rows[: rows.shape[0] // 3] = rows[-1]  # repeated rows too
+    items, counts = np.unique(np.ascontiguousarray(rows).view(
+        np.dtype((np.void, rows.shape[1])))[:, 0], return_counts=True)
+    ref = np.frombuffer(items.tobytes(), dtype=np.int8).reshape(-1, rows.shape[1])
+    got, got_counts = _unique_rows(rows)
+    assert got.dtype == np.int8 and got.tobytes() == ref.tobytes() and got.shape == ref.shape
+    np.testing.assert_array_equal(got_counts, counts)
+
+
 @pytest.mark.parametrize("start, reads", [((-1e-6, -2e-7), [True]),
                                           ((-1e-6, -0.0), [False, True])])
 def test_the_map_in_a_dead_cell_stops_at_its_first_steps(start, reads, monkeypatch):
