@@ -385,10 +385,12 @@ class ClassifyMixin:
             self._leave_faces(exits, Zc, new_pat, r_cut, t_cut)
         # neurons on faces lie on its hyperplanes
         tab.arrays()
-        self.t = float(t_cut)
-        self._project_sliding(Zc, new_pat)
-        self.Z = Zc
-        self.pat = new_pat
+        t_new = float(t_cut)
+        self._project_sliding(Zc, new_pat, t_new)
+        # the new state in one assignment, no call between its stores (so no signal handler):
+        # the time was set first, and a Ctrl-C or SIGTERM before the neurons left the run
+        # at t_cut with the step start's neurons, which its wrap-up saved as the state there
+        self._Zcur, self.pat, self.t = Zc, new_pat, t_new
         return t_cut
 
     def _chained_batch(self, todo: Pending, F: Array, field_: CollectiveField, t_cut: float,

@@ -362,12 +362,12 @@ class EventLog:
 
     def _flush(self, need: int) -> None:
         """Close the current chunk and open one with room for at least ``need`` rows."""
-        if self._fill:
-            self._chunks.append(self._buf[: self._fill])
-            self._done += self._fill
         size = max(need, min(max(self._MIN_CHUNK, len(self) // 2), self._MAX_CHUNK))
-        self._buf = np.empty(size, dtype=_EVENT_DTYPE)
-        self._fill = 0
+        buf = np.empty(size, dtype=_EVENT_DTYPE)
+        chunks = self._chunks + [self._buf[: self._fill]] if self._fill else self._chunks
+        # one assignment, no call between its stores (so no signal handler): a Ctrl-C or
+        # SIGTERM between the chunk's append and the counts' update logged its rows twice
+        self._chunks, self._done, self._buf, self._fill = chunks, len(self), buf, 0
 
     def add(self, t: float, neuron: int, k: int, kind: int, residual: float, frm: int,
             to: int) -> bool:

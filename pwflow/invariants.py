@@ -98,8 +98,9 @@ class InvariantsMixin:
     def _tol_event(self) -> float:
         return max(1e3 * self.opt.rtol, self.opt.invariant_tol)
 
-    def _project_sliding(self, Z: Array, pat: NDArray) -> None:
-        """Keep neurons of lower-dimensional faces exactly on their hyperplanes.
+    def _project_sliding(self, Z: Array, pat: NDArray, t: float | None = None) -> None:
+        """Keep neurons of lower-dimensional faces exactly on their hyperplanes (``Z`` at
+        time ``t``, by default the flow's).
 
         The face fields keep ``<w, x_k>`` constant for ``k ∈ K`` (the minimal-norm element is
         tangent while the slopes are inside ``[γ, 1]``); the orthogonal projection onto
@@ -111,7 +112,7 @@ class InvariantsMixin:
         sliding, Pm = self._sliding_of(pat)
         if sliding.size == 0:
             return
-        self._project_onto(Z, sliding, Pm, pat[sliding], self.t)
+        self._project_onto(Z, sliding, Pm, pat[sliding], self.t if t is None else t)
         # the neurons just projected (a solver start after a cut need not project them again)
         self._projected = (Z, pat)
 

@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .cones import span_projector, span_split
+from .signals import deferred
 from .subgradient import (
     face_slopes,
     fixed_part,
@@ -170,15 +171,20 @@ class PatternTable:
         key = u.tobytes()
         idx = self._index.get(key)
         if idx is None:
-            idx = len(self._U)
-            self._index[key] = idx
-            self._U.append(u.copy())
+            # computed first, then registered in one block that a signal does not split:
+            # Ctrl-C or SIGTERM inside the geometry's SVD left the face in ``_U`` and not in
+            # ``_dim``, and the interrupted run's wrap-up died on the table's arrays, 75 rows
+            # against 74, instead of saving the run (a CI run of test_robustness, session 64)
             dim, ray = self._face_geometry(u)
-            self._dim.append(dim)
-            self._ray.append(ray)
             rep, orient = parallel_classes(self.X[u == 0])
             coupled = bool(np.any(rep != np.arange(rep.size)))
-            self._classes.append((rep, orient) if coupled else None)
+            with deferred():
+                idx = len(self._U)
+                self._U.append(u.copy())
+                self._dim.append(dim)
+                self._ray.append(ray)
+                self._classes.append((rep, orient) if coupled else None)
+                self._index[key] = idx
         return idx
 
     def classes_of(self, p: int) -> tuple[NDArray[np.intp], NDArray[np.int8]] | None:
@@ -275,20 +281,26 @@ class PatternTable:
             #: faces on which parallel data points tie free slopes (solved by ``free_slopes``)
             "coupled": np.array([c is not None for c in classes], dtype=bool),
         }
-        for name, value in rows.items():
-            setattr(self, name, value if old == 0 else np.concatenate([getattr(self, name), value]))
-        one = (self.nfree == 1) & ~self.frozen
-        self.single = np.flatnonzero(one)
-        self.single_k = (np.argmax(self.U[self.single] == 0, axis=1) if self.single.size
-                         else np.zeros(0, int))
-        self._single_x = self.X[self.single_k]
-        self._single_xx = np.einsum("ij,ij->i", self._single_x, self._single_x)
-        self.multi = (self.nfree > 1) & ~self.frozen
-        #: faces whose field is an iterative solve (:func:`~pwflow.subgradient.free_slopes`,
-        #: :meth:`_many_slopes`): more than two free slopes, or parallel points among them
-        self.iterative = self.multi & ((self.nfree > 2) | self.coupled)
-        self._plans = {}
-        self._arrays_for = P
+        new = {name: value if old == 0 else np.concatenate([getattr(self, name), value])
+               for name, value in rows.items()}
+        one = (new["nfree"] == 1) & ~new["frozen"]
+        single = np.flatnonzero(one)
+        single_k = (np.argmax(new["U"][single] == 0, axis=1) if single.size
+                    else np.zeros(0, int))
+        single_x = self.X[single_k]
+        multi = (new["nfree"] > 1) & ~new["frozen"]
+        new.update(
+            single=single, single_k=single_k, _single_x=single_x,
+            _single_xx=np.einsum("ij,ij->i", single_x, single_x), multi=multi,
+            #: faces whose field is an iterative solve (:func:`~pwflow.subgradient.free_slopes`,
+            #: :meth:`_many_slopes`): more than two free slopes, or parallel points among them
+            iterative=multi & ((new["nfree"] > 2) | new["coupled"]),
+            _plans={}, _arrays_for=P)
+        # every array of the refresh at once, in one call that runs no Python code (so no
+        # signal handler) in between: a Ctrl-C or SIGTERM between two of them left the table
+        # with arrays of different lengths (U extended, frozen not), which the next refresh
+        # extended again, and the interrupted run's wrap-up died on them (session 64)
+        self.__dict__.update(new)
 
     def arrays(self) -> "PatternTable":
         """Refresh and return ``self`` (attributes ``U``, ``eta0``, ``dim``, ``ray``, ...)."""

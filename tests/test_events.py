@@ -348,3 +348,49 @@ def test_a_neuron_leaving_its_hyperplane_at_once_is_still_read_so():
     finally:
         E._side_near_start = real
     assert observed[0] == -1 and hi[0] == 0.0
+
+
+class _NumpyInterruptedOnce:
+    """numpy, except that its first ``empty`` raises :class:`KeyboardInterrupt` (a signal
+    while the log allocates its next chunk)."""
+
+    def __init__(self) -> None:
+        self.raised = False
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    def empty(self, *args, **kwargs):
+        if not self.raised:
+            self.raised = True
+            raise KeyboardInterrupt
+        return np.empty(*args, **kwargs)
+
+
+@given(before=st.integers(1, 40), after=st.integers(0, 10))
+def test_a_log_interrupted_while_it_opens_a_chunk_keeps_each_row_once(before, after):
+    """Session 64: :meth:`EventLog._flush` appended the full chunk and counted it before
+    allocating the next one, so a Ctrl-C or SIGTERM in that allocation left the rows both in
+    the chunks and in the buffer still counted as filled: an interrupted run's saved log held
+    them twice.  The new chunk list, count and buffer are now installed in one assignment."""
+    import pwflow.events as events
+
+    log = EventLog()
+    log._buf = np.empty(8, dtype=log._buf.dtype)  # small chunks: a flush within the rows
+    for i in range(before):
+        log.add(float(i), i, 0, 0, 0.0, 0, 1)
+    real, patched = events.np, _NumpyInterruptedOnce()
+    events.np = patched
+    try:
+        for i in range(before, before + 2 * EventLog._MIN_CHUNK):  # a flush, interrupted
+            log.add(float(i), i, 0, 0, 0.0, 0, 1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        events.np = real
+    assert patched.raised
+    n = len(log)
+    for i in range(n, n + after):
+        log.add(float(i), i, 0, 0, 0.0, 0, 1)
+    out = log.arrays()
+    assert out["neuron"].tolist() == list(range(n + after)) and len(log) == n + after

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
@@ -503,3 +505,52 @@ def test_a_singular_row_of_the_warm_solve_is_its_own(monkeypatch):
     G = tab.minimal_norm(np.array([0]), R, origin=True)[0]
     assert accepted == [[True, True, False]]
     assert np.all(G[:2] == 0.0)
+
+
+class _NumpyRaisingAtConcatenate:
+    """numpy, except that its ``at``-th ``concatenate`` raises :class:`KeyboardInterrupt`
+    (a signal between two of :meth:`PatternTable._refresh`'s arrays)."""
+
+    def __init__(self, at: int) -> None:
+        self.at, self.calls = at, 0
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    def concatenate(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return np.concatenate(*args, **kwargs)
+
+
+@given(at=st.integers(1, 8), first=st.integers(1, 6), more=st.integers(1, 6))
+def test_a_refresh_interrupted_between_two_arrays_leaves_the_table_whole(at, first, more):
+    """Session 64: the refresh set the table's arrays one by one, so an interruption between
+    two left them of different lengths, and the next refresh extended the extended ones
+    again (the wrap-up of an interrupted run then died on them).  Now every array is
+    computed before any is set: after the interruption the table refreshes to the arrays
+    of a table built in one go."""
+    import pwflow.patterns as patterns
+
+    X = np.array([[1.0, 0.2], [-0.3, 1.0], [0.5, -0.8], [1.0, 1.0]])
+    rows = np.array(list(itertools.product([-1, 0, 1], repeat=4)), dtype=np.int8)
+    rows = rows[np.random.default_rng(at).permutation(len(rows))][: first + more]
+    table, whole = PatternTable(X, 0.1), PatternTable(X, 0.1)
+    table.index_many(rows[:first])
+    table.arrays()
+    table.index_many(rows[first:])
+    real = patterns.np
+    patterns.np = _NumpyRaisingAtConcatenate(at)
+    try:
+        table.arrays()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        patterns.np = real
+    whole.index_many(rows[:first])  # the same faces, registered in the same order
+    whole.index_many(rows[first:])
+    for name in ("U", "eta0", "dim", "nfree", "frozen", "rests", "coupled", "single",
+                 "single_k", "multi", "iterative"):
+        np.testing.assert_array_equal(getattr(table.arrays(), name), getattr(whole.arrays(), name),
+                                      err_msg=name)

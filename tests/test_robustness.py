@@ -773,3 +773,39 @@ def test_resume_memory_carries_the_outputs_noise():
     flow._step_noise = None
     restore(flow, seen["mem"])
     np.testing.assert_array_equal(flow._step_noise, seen["noise"])
+
+
+@pytest.mark.parametrize("nth", [1, 5])
+def test_a_signal_while_a_face_is_registered_leaves_an_interrupted_run(
+        monkeypatch, nth, default_signals):
+    """Session 64 (a clean-clone CI run): SIGTERM sent as soon as ``progress.npz`` appeared
+    made the run exit 2 with "operands could not be broadcast together with shapes (75,)
+    (74,)".  A face's registration appended it to the table's pattern list before computing
+    its geometry (an SVD), so a signal there left the lists of different lengths, and the
+    interrupted run's wrap-up died on the table's arrays.  The geometry is now computed
+    first and the face registered in one block that a signal does not split: the signal,
+    delivered here inside the ``nth`` geometry computed after the first snapshot, ends the
+    run INTERRUPTED, saved, with a consistent table."""
+    from pwflow.patterns import PatternTable
+    from pwflow.signals import terminations_as_interrupts
+
+    real = PatternTable._face_geometry
+    calls = []
+
+    def geometry_with_a_signal(self, u):
+        calls.append(1)
+        if len(calls) == nth:
+            signal.raise_signal(signal.SIGTERM)
+        return real(self, u)
+
+    def arm(flow):  # from the first step on: the start's faces are registered before it
+        if flow.n_steps == 1:
+            calls.clear()
+            monkeypatch.setattr(PatternTable, "_face_geometry", geometry_with_a_signal)
+
+    with terminations_as_interrupts():
+        tr = simulate(pwflow.stewart(seed=0, n=40), pwflow.unbalanced(200, 2, 1e-3, seed=0),
+                      400.0, callback=arm)
+    assert len(calls) >= nth  # the signal was sent
+    assert tr.status == Status.INTERRUPTED and "SIGTERM" in tr.message, tr.message
+    assert tr.patterns.shape[0] > int(np.max(tr.pattern))
