@@ -640,13 +640,7 @@ class HybridFlow(StartFacesMixin, DetectionMixin, RegimeMixin, ClassifyMixin, In
             self.h_next = min(self.h_next, max(2.0 * (t_cut - t0), 1e-3 * self.h_next))
         self._solver = None
         self.last_step_implicit = self._phase.stiff  # False: events are DOP853's (above)
-        if not (idle and np.array_equal(self.pat, pat0)):
-            # an idle cut (a regime reading that changed nothing: no row, no face) is no
-            # event for the hand-over: resetting the quiet count there kept a converging
-            # run on DOP853 at its stability limit (tests/explore_long.py seed 766, d = 5,
-            # m = 4: 57 idle cuts in 593 steps to t = 150, `after` 80 never reached;
-            # 15 461 steps to t = 1 564)
-            self._phase.eventful()
+        self._phase.eventful()
         self._zeno_guard(t0, t_cut)
 
     def follow_step(self, h: float | None, implicit: bool | None = None) -> None:

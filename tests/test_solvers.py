@@ -180,30 +180,3 @@ def test_a_flow_that_stiffens_late_gets_the_implicit_solver_back():
     assert tr.n_events == 56
     assert tr.stats["n_steps"] < 6000  # 9 199 when `after` only doubles
     assert np.max(tr.balancedness_drift()) <= 1e-12
-
-
-def test_cuts_that_change_nothing_do_not_keep_the_implicit_solver_away():
-    """``tests/explore_long.py`` problem 766 (d = 5, n = 3, m = 4, rank-2 points, t = 400):
-    after its last event (t = 20.2) the flow converges stiffly.  Two early wrong guesses set
-    ``after`` to 80, and cuts at regime readings that log nothing and move no neuron to
-    another face (57 in the first 593 steps) reset the quiet count each time, so the
-    implicit solver never came back: DOP853 took 4 301 steps of ~0.03 to t = 400 (15 461 to
-    t = 1 564 in a 60 s campaign run).  Such an idle cut is no event for the hand-over now:
-    250 steps, the same 7 events as a run at ``rtol = 1e-12`` (which also logs two branch
-    rows at a residual's root, t = 61.76) and its final state to 5e-16."""
-    from explore_long import problem
-
-    data, init, gamma, loss, _ = problem(766)
-    tr = simulate(data, init, 400.0, gamma=gamma, loss=loss, n_snapshots=8)
-    tight = simulate(data, init, 400.0, gamma=gamma, loss=loss, n_snapshots=8,
-                     options=pwflow.FlowOptions(rtol=1e-12, atol=1e-14))
-    assert tr.status == 0 and tight.status == 0, tr.message
-    rows = [list(zip(r.events["neuron"], r.events["k"], r.events["kind"], strict=True))
-            for r in (tr, tight)]
-    assert rows[0] == [row for row in rows[1] if row[2] != pwflow.EventKind.BRANCH]
-    assert len(rows[0]) == 7
-    assert tr.stats["n_steps"] < 1000  # 4 301 when every cut reset the quiet count
-    assert np.sum(tr.step_implicit) > 0
-    scale = 1 + max(np.max(np.abs(tight.W[-1])), np.max(np.abs(tight.a[-1])))
-    assert max(np.max(np.abs(tr.W[-1] - tight.W[-1])),
-               np.max(np.abs(tr.a[-1] - tight.a[-1]))) <= 1e-10 * scale
