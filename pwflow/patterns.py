@@ -172,9 +172,10 @@ class PatternTable:
         idx = self._index.get(key)
         if idx is None:
             # computed first, then registered in one block that a signal does not split:
-            # Ctrl-C or SIGTERM inside the geometry's SVD left the face in ``_U`` and not in
-            # ``_dim``, and the interrupted run's wrap-up died on the table's arrays, 75 rows
-            # against 74, instead of saving the run (a CI run of test_robustness, session 64)
+            # a Ctrl-C or SIGTERM inside the geometry's SVD left the face in ``_U`` and not
+            # in ``_dim``, and the interrupted run's wrap-up died on the table's arrays of
+            # different lengths instead of saving the run (reproduced by injection,
+            # test_robustness; the error a CI run's SIGTERM met in session 64)
             dim, ray = self._face_geometry(u)
             rep, orient = parallel_classes(self.X[u == 0])
             coupled = bool(np.any(rep != np.arange(rep.size)))
